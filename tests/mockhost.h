@@ -1,0 +1,62 @@
+/*
+ * mockhost -- a small, real host for plugin unit tests.
+ *
+ * It implements every wp_host service on a private libuv loop, loads one
+ * plugin file with dlopen, and runs one operation at a time under a deadline
+ * the way the daemon does: start() (or check() on a thread), cancel() at the
+ * deadline, and a count of completions so tests can assert exactly-once.
+ * It does not validate keys against the plugin's table; the daemon does.
+ */
+#ifndef WP_TESTS_MOCKHOST_H
+#define WP_TESTS_MOCKHOST_H
+
+#include <stdint.h>
+#include <watchpost/plugin.h>
+
+struct mock_plugin;
+
+struct mock_result {
+	struct wp_result r;    /* r.detail points into detail[] */
+	char detail[1024];
+	int completions;       /* how many times complete() was called */
+	int timed_out;         /* the mock reached the deadline and cancelled */
+	int start_rc;          /* what start()/check() returned */
+	double elapsed_ms;     /* wall time from start to completion */
+};
+
+/*
+ * Load FILE ("http.so") from $WP_PLUGIN_DIR (or DIR if FILE contains a '/')
+ * and call its init().  Aborts the test on failure: a plugin that does not
+ * load is a failed test.
+ */
+struct mock_plugin *mock_plugin_load(const char *file);
+const struct wp_plugin *mock_plugin_desc(struct mock_plugin *mp);
+void mock_plugin_unload(struct mock_plugin *mp);
+
+/*
+ * Run configure() on KV, a NULL-terminated list of key, value, key, value...
+ * Returns configure()'s return code; *inst receives the instance.  Every
+ * config_error() is appended to the mock's error text as "LINE: message\n"
+ * (line = index of the pair + 1, 0 for the section), see mock_errors().
+ */
+int mock_configure(struct mock_plugin *mp, const char *name,
+    const char *const *kv, int64_t timeout_ms, void **inst);
+const char *mock_errors(struct mock_plugin *mp);
+void mock_release(struct mock_plugin *mp, void *inst);
+
+/*
+ * Run one operation on INST with a deadline of TIMEOUT_MS, as the daemon
+ * would (async form preferred, blocking form on a thread otherwise).
+ * ALERT is for alert plugins, else NULL.  Returns when the operation has
+ * completed and any late completion window (100 ms) has passed.
+ */
+void mock_run(struct mock_plugin *mp, void *inst, int64_t timeout_ms,
+    const struct wp_alert *alert, struct mock_result *out);
+
+/* The host table the plugin was given (for tests that call services). */
+const struct wp_host *mock_host(struct mock_plugin *mp);
+
+/* Drive the loop for MS milliseconds (lets plugin timers and fds run). */
+void mock_spin(struct mock_plugin *mp, int64_t ms);
+
+#endif
