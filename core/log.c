@@ -1,0 +1,87 @@
+#include "config.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <syslog.h>
+#include <time.h>
+
+#include "log.h"
+
+static int threshold = WP_LOG_INFO;
+static enum wp_log_target target = WP_LOG_STDERR;
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static const char *const names[] = { "error", "warn", "info", "debug" };
+
+void
+wp_log_setup(int level, enum wp_log_target t)
+{
+	threshold = level;
+	if (t == WP_LOG_SYSLOG && target != WP_LOG_SYSLOG)
+		openlog("watchpost", LOG_PID, LOG_DAEMON);
+	target = t;
+}
+
+int
+wp_log_level(void)
+{
+	return threshold;
+}
+
+int
+wp_log_parse_level(const char *s, int *level)
+{
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		if (strcasecmp(s, names[i]) == 0) {
+			*level = i;
+			return 0;
+		}
+	}
+	if (strcasecmp(s, "warning") == 0) {
+		*level = WP_LOG_WARN;
+		return 0;
+	}
+	return WP_EINVAL;
+}
+
+void
+wp_vlog(int level, const char *fmt, va_list ap)
+{
+	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
+	char line[2048];
+	struct timespec ts;
+	struct tm tm;
+	char stamp[32];
+
+	if (level > threshold)
+		return;
+	if (level < 0)
+		level = 0;
+	if (level > WP_LOG_DEBUG)
+		level = WP_LOG_DEBUG;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	if (target == WP_LOG_SYSLOG) {
+		syslog(prio[level], "%s", line);
+		return;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	localtime_r(&ts.tv_sec, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
+	pthread_mutex_lock(&log_mu);
+	fprintf(stderr, "%s.%03ld %-5s %s\n", stamp, ts.tv_nsec / 1000000,
+	    names[level], line);
+	pthread_mutex_unlock(&log_mu);
+}
+
+void
+wp_log(int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	wp_vlog(level, fmt, ap);
+	va_end(ap);
+}

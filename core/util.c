@@ -1,0 +1,306 @@
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "util.h"
+
+int64_t
+wp_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t
+wp_now_ms(void)
+{
+	return wp_now_us() / 1000;
+}
+
+int64_t
+wp_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+wp_parse_duration(const char *s, int64_t *ms)
+{
+	static const struct {
+		const char *unit;
+		double factor;
+	} units[] = {
+		{ "", 1000 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 },
+		{ "h", 3600000 }, { "d", 86400000 },
+	};
+	char *end;
+	double v;
+	size_t i;
+
+	if (s == NULL || !(isdigit((unsigned char)*s) || *s == '.'))
+		return WP_EINVAL;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || end == s || !isfinite(v) || v < 0)
+		return WP_EINVAL;
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(end, units[i].unit) == 0) {
+			v *= units[i].factor;
+			if (v > 9.2e15)
+				return WP_EINVAL;
+			*ms = (int64_t)llround(v);
+			return 0;
+		}
+	}
+	return WP_EINVAL;
+}
+
+int
+wp_parse_bool(const char *s, int *out)
+{
+	static const char *yes[] = { "true", "yes", "on", "1" };
+	static const char *no[] = { "false", "no", "off", "0" };
+	size_t i;
+
+	for (i = 0; s != NULL && i < 4; i++) {
+		if (strcasecmp(s, yes[i]) == 0) {
+			*out = 1;
+			return 0;
+		}
+		if (strcasecmp(s, no[i]) == 0) {
+			*out = 0;
+			return 0;
+		}
+	}
+	return WP_EINVAL;
+}
+
+int
+wp_parse_int(const char *s, long long min, long long max, long long *out)
+{
+	char *end;
+	long long v;
+
+	if (s == NULL || *s == '\0' || isspace((unsigned char)*s))
+		return WP_EINVAL;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		return WP_EINVAL;
+	*out = v;
+	return 0;
+}
+
+void
+wp_format_duration(int64_t ms, char *buf, size_t len)
+{
+	if (ms % 1000 != 0 || ms == 0)
+		snprintf(buf, len, "%lldms", (long long)ms);
+	else if (ms % 3600000 == 0)
+		snprintf(buf, len, "%lldh", (long long)(ms / 3600000));
+	else if (ms % 60000 == 0)
+		snprintf(buf, len, "%lldm", (long long)(ms / 60000));
+	else
+		snprintf(buf, len, "%llds", (long long)(ms / 1000));
+}
+
+int
+wp_edit_distance(const char *a, const char *b)
+{
+	int row[101];
+	size_t la = strlen(a), lb = strlen(b), i, j;
+
+	if (la > 100 || lb > 100)
+		return 100;
+	for (j = 0; j <= lb; j++)
+		row[j] = (int)j;
+	for (i = 1; i <= la; i++) {
+		int diag = row[0];
+		row[0] = (int)i;
+		for (j = 1; j <= lb; j++) {
+			int up = row[j];
+			int cost = a[i - 1] == b[j - 1] ? 0 : 1;
+			int best = diag + cost;
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			diag = up;
+		}
+	}
+	return row[lb];
+}
+
+static void
+oom(void)
+{
+	fputs("watchpost: out of memory\n", stderr);
+	abort();
+}
+
+void *
+wp_xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+
+	if (p == NULL)
+		oom();
+	return p;
+}
+
+void *
+wp_xcalloc(size_t n, size_t m)
+{
+	void *p = calloc(n ? n : 1, m ? m : 1);
+
+	if (p == NULL)
+		oom();
+	return p;
+}
+
+void *
+wp_xrealloc(void *p, size_t n)
+{
+	p = realloc(p, n ? n : 1);
+	if (p == NULL)
+		oom();
+	return p;
+}
+
+char *
+wp_xstrdup(const char *s)
+{
+	char *p = strdup(s ? s : "");
+
+	if (p == NULL)
+		oom();
+	return p;
+}
+
+char *
+wp_xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *p;
+
+	va_start(ap, fmt);
+	if (vasprintf(&p, fmt, ap) < 0)
+		oom();
+	va_end(ap);
+	return p;
+}
+
+/* One vocabulary for the store, the API, the metrics and the webhooks. */
+static const struct {
+	const char *name;
+	const char *desc;
+} reasons[WP_REASON__COUNT] = {
+	[WP_REASON_OK] = { "ok", "check passed" },
+	[WP_REASON_DNS] = { "dns", "name resolution failed" },
+	[WP_REASON_REFUSED] = { "refused", "connection refused" },
+	[WP_REASON_UNREACHABLE] = { "unreachable", "host or network unreachable" },
+	[WP_REASON_TIMEOUT] = { "timeout", "no answer before the deadline" },
+	[WP_REASON_CONNECT] = { "connect", "could not connect" },
+	[WP_REASON_TLS] = { "tls", "TLS handshake or certificate verification failed" },
+	[WP_REASON_STATUS] = { "status", "unexpected protocol status" },
+	[WP_REASON_KEYWORD] = { "keyword", "response body rule failed" },
+	[WP_REASON_PROTOCOL] = { "protocol", "malformed or unexpected response" },
+	[WP_REASON_IO] = { "io", "send or receive failed" },
+	[WP_REASON_CHECK] = { "check", "check condition failed" },
+	[WP_REASON_CANCELED] = { "canceled", "operation cancelled" },
+	[WP_REASON_PLUGIN] = { "plugin", "the plugin failed" },
+};
+
+const char *
+wp_reason_name(int reason)
+{
+	if (reason < 0 || reason >= WP_REASON__COUNT)
+		return "?";
+	return reasons[reason].name;
+}
+
+const char *
+wp_reason_desc(int reason)
+{
+	if (reason < 0 || reason >= WP_REASON__COUNT)
+		return "?";
+	return reasons[reason].desc;
+}
+
+void
+wp_buf_append(struct wp_buf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		b->data = wp_xrealloc(b->data, cap);
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, s, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+}
+
+void
+wp_buf_puts(struct wp_buf *b, const char *s)
+{
+	wp_buf_append(b, s, strlen(s));
+}
+
+void
+wp_buf_printf(struct wp_buf *b, const char *fmt, ...)
+{
+	char small[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(small, sizeof(small), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n < sizeof(small)) {
+		wp_buf_append(b, small, (size_t)n);
+		return;
+	}
+	{
+		char *big = wp_xmalloc((size_t)n + 1);
+		va_start(ap, fmt);
+		vsnprintf(big, (size_t)n + 1, fmt, ap);
+		va_end(ap);
+		wp_buf_append(b, big, (size_t)n);
+		free(big);
+	}
+}
+
+char *
+wp_buf_steal(struct wp_buf *b)
+{
+	char *p = b->data ? b->data : wp_xstrdup("");
+
+	b->data = NULL;
+	b->len = b->cap = 0;
+	return p;
+}
+
+void
+wp_buf_free(struct wp_buf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}

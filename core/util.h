@@ -1,0 +1,63 @@
+/*
+ * util -- small helpers every core module uses: clocks, parsers for the
+ * configuration's value types, allocation that never returns NULL, and a
+ * growable string buffer.
+ */
+#ifndef WP_UTIL_H
+#define WP_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <watchpost/plugin.h>
+
+/* Clocks.  mono: monotonic; wall: unix epoch. */
+int64_t wp_now_us(void);
+int64_t wp_now_ms(void);
+int64_t wp_wall_ms(void);
+
+/*
+ * Parse a duration: "250ms", "10s", "5m", "1h", "1d", or a bare number of
+ * seconds ("1.5" is 1500 ms).  Rejects empty, negative, trailing garbage and
+ * values past ~292 years.  Returns 0 and sets *ms, or WP_EINVAL.
+ */
+int wp_parse_duration(const char *s, int64_t *ms);
+
+/* true/false, yes/no, on/off, 1/0 (any case).  0 and *out, or WP_EINVAL. */
+int wp_parse_bool(const char *s, int *out);
+
+/* A decimal integer in [min, max], whole string.  0 or WP_EINVAL. */
+int wp_parse_int(const char *s, long long min, long long max, long long *out);
+
+/* Format a duration in ms the way the configuration writes it ("1m30s"). */
+void wp_format_duration(int64_t ms, char *buf, size_t len);
+
+/* Levenshtein distance, capped at 100; for "did you mean". */
+int wp_edit_distance(const char *a, const char *b);
+
+/* Allocation that aborts on exhaustion: the daemon cannot run without it. */
+void *wp_xmalloc(size_t n);
+void *wp_xcalloc(size_t n, size_t m);
+void *wp_xrealloc(void *p, size_t n);
+char *wp_xstrdup(const char *s);
+char *wp_xasprintf(const char *fmt, ...) WP_PRINTF(1, 2);
+
+/* Short name and description of a reason ("refused"); "?" if unknown. */
+const char *wp_reason_name(int reason);
+const char *wp_reason_desc(int reason);
+
+/* A growable, always NUL-terminated byte buffer. */
+struct wp_buf {
+	char *data;
+	size_t len;
+	size_t cap;
+};
+void wp_buf_append(struct wp_buf *b, const char *s, size_t n);
+void wp_buf_puts(struct wp_buf *b, const char *s);
+void wp_buf_printf(struct wp_buf *b, const char *fmt, ...) WP_PRINTF(2, 3);
+/* Take ownership of the bytes (free() them); leaves b empty. */
+char *wp_buf_steal(struct wp_buf *b);
+void wp_buf_free(struct wp_buf *b);
+
+#endif

@@ -1,0 +1,131 @@
+/*
+ * config -- the INI file, parsed with the system inih into a validated model.
+ *
+ * Loading is two steps so that the core never needs to know a plugin's keys:
+ *
+ *   1. config_load() reads the file, checks the [agent] keys, the common
+ *      monitor/alert keys, duplicate names, section kinds and alert
+ *      references, and -- through the `lookup` callback -- that each `type`
+ *      names an installed plugin, and that each section's remaining keys are
+ *      in that plugin's key table (unknown key with "did you mean", missing
+ *      required key, repeated single key).
+ *   2. The caller then hands each section's plugin keys to the plugin's
+ *      configure() (which reports through the same diagnostics).
+ *
+ * Every problem is reported as "FILE:LINE: message"; all of them, not just
+ * the first.  Lines of any length are accepted (Debian's inih cuts lines at
+ * 200 bytes and gives no line numbers: config.c feeds inih through its own
+ * line reader to fix both).
+ */
+#ifndef WP_CONFIG_H
+#define WP_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <watchpost/plugin.h>
+
+/* Diagnostics: collects "FILE:LINE: message" lines and counts them. */
+struct wp_diag {
+	const char *file;   /* default file for diag_error (borrowed) */
+	int errors;         /* number of errors reported */
+	char *text;         /* all lines, each ending in '\n' (owned, may be NULL) */
+	size_t len;
+};
+void diag_init(struct wp_diag *d, const char *file);
+/* Report an error at LINE of d->file (line 0: no line, "FILE: message"). */
+void diag_error(struct wp_diag *d, int line, const char *fmt, ...)
+    WP_PRINTF(3, 4);
+void diag_verror(struct wp_diag *d, int line, const char *fmt, va_list ap);
+void diag_free(struct wp_diag *d);
+
+/* The [agent] section, with defaults applied and relative paths resolved
+ * against the configuration file's folder. */
+struct cfg_agent {
+	char *database;        /* default "watchpost.db" */
+	char *plugin_dir;      /* default PKGLIBDIR */
+	char *listen;          /* "127.0.0.1:9405" default; NULL when "off" */
+	int retention_days;    /* default 30; 0 keeps forever */
+	int log_level;         /* WP_LOG_*, default WP_LOG_INFO */
+	int log_syslog;        /* 1 with log = syslog; -1 when not set */
+	char *user;            /* NULL: no privilege drop */
+	char *api_token_file;  /* NULL: no token */
+	char *pidfile;         /* NULL: none */
+	int line;              /* line of [agent], 0 if absent */
+};
+
+/*
+ * A [monitor:NAME] or [alert:NAME] section.  `kv` holds only the keys that
+ * belong to the plugin (common keys are consumed), in file order, with
+ * owned strings.  `definition` is a canonical rendering of every key and
+ * value in the section (file order), used to tell a changed definition on
+ * reload; it does not include line numbers.
+ */
+struct cfg_section {
+	char *name;
+	char *type;
+	int line;              /* line of the [section] header */
+	int type_line;
+	struct wp_kv *kv;
+	size_t n_kv;
+	char *definition;
+	const struct wp_plugin *plugin; /* from lookup(); NULL if unknown */
+};
+
+struct cfg_monitor {
+	struct cfg_section s;
+	int64_t interval_ms;       /* default 60 s, minimum 100 ms */
+	int64_t timeout_ms;        /* default 10 s, minimum 1 ms */
+	int64_t retry_interval_ms; /* default 1 s */
+	int retries;               /* default 2, 0..100 */
+	int enabled;               /* default 1 */
+	/* alerts: all_alerts = 1 when the key is omitted; "none" gives
+	 * all_alerts = 0 and n_alerts = 0.  Names are validated to exist. */
+	int all_alerts;
+	char **alerts;
+	size_t n_alerts;
+};
+
+struct cfg_alert {
+	struct cfg_section s;
+	int64_t timeout_ms;        /* default 10 s */
+};
+
+struct config {
+	char *file;                /* as given */
+	char *dir;                 /* its folder, absolute */
+	struct cfg_agent agent;
+	struct cfg_monitor *monitors;  /* in file order */
+	size_t n_monitors;
+	struct cfg_alert *alerts;
+	size_t n_alerts;
+};
+
+/*
+ * Find the plugin for a type in plugin_dir (the resolved [agent] plugin_dir,
+ * or the -P override): kind is WP_PLUGIN_CHECK for monitors and
+ * WP_PLUGIN_ALERT for alerts.  Returns the descriptor, or NULL after writing
+ * a one-line reason into why (e.g. "no plugin http.so in /usr/lib/...").
+ */
+typedef const struct wp_plugin *(*cfg_lookup_fn)(void *arg,
+    const char *plugin_dir, int kind, const char *type, char *why,
+    size_t whylen);
+
+/*
+ * Load and validate FILE.  On success returns 0 and *out (free with
+ * config_free).  On any error returns WP_EINVAL with every problem in
+ * *diag and *out NULL; an unreadable file is reported as "FILE: message".
+ * plugin_dir_override, when not NULL, replaces [agent] plugin_dir (the -P
+ * flag) before lookup is called.
+ */
+int config_load(const char *file, const char *plugin_dir_override,
+    cfg_lookup_fn lookup, void *lookup_arg, struct wp_diag *diag,
+    struct config **out);
+void config_free(struct config *cfg);
+
+const struct cfg_monitor *config_find_monitor(const struct config *cfg,
+    const char *name);
+const struct cfg_alert *config_find_alert(const struct config *cfg,
+    const char *name);
+
+#endif

@@ -1,0 +1,139 @@
+/*
+ * store -- everything watchpost keeps in SQLite.
+ *
+ * Tables: the contract's `monitors` and `checks`, plus `state` (current
+ * state per monitor), `outbox` (alert deliveries, durable until delivered)
+ * and `meta` (schema version).  WAL mode, a busy timeout, an index on
+ * checks(monitor_id, ts).
+ *
+ * Threads: store_open/store_sync_monitors/store_load_* run on the main or
+ * loop thread before or outside the hot path (they are synchronous).  After
+ * store_start(), all writes go through store_submit(), which never blocks:
+ * it appends to a bounded queue that one writer thread drains in batched
+ * transactions.  A slow or locked database delays writes, never checks.
+ */
+#ifndef WP_STORE_H
+#define WP_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+
+/* One finished check (after its retries), with its effect on state. */
+struct store_check {
+	int64_t monitor_id;
+	int64_t ts_ms;          /* unix ms when the check started */
+	int ok;
+	double latency_ms;      /* < 0: NULL */
+	int status_code;        /* < 0: NULL */
+	int reason;             /* enum wp_reason */
+	char error[256];        /* "" when ok (stored as NULL) */
+	int attempts;           /* 1 + retries used */
+	double dns_ms, connect_ms, tls_ms, first_byte_ms; /* < 0: NULL */
+	int64_t cert_expiry;    /* 0: NULL */
+	/* New current state for the `state` table ("up"/"down"). */
+	int state_changed;      /* 1 if this check changed the state */
+};
+
+/* An alert to deliver: written to the outbox in the same transaction as
+ * the check that caused it.  id is assigned by the caller (store_next_ids). */
+struct store_alert {
+	int64_t id;
+	int64_t monitor_id;
+	char alert_name[128];   /* [alert:NAME] */
+	char *payload;          /* JSON text of struct wp_alert fields (owned by
+	                           the queue after submit) */
+	int64_t created_ms;
+};
+
+/* Loaded at start: current state per monitor. */
+struct store_state {
+	int64_t monitor_id;
+	char state[16];         /* "up", "down", "pending" */
+	int64_t last_check_ms;  /* 0: never */
+	double latency_ms;      /* < 0: NULL */
+	int64_t since_ms;       /* when the current state began */
+};
+
+/* Loaded at start: undelivered alerts. */
+struct store_pending_alert {
+	int64_t id;
+	int64_t monitor_id;
+	char alert_name[128];
+	char *payload;          /* owned by the array; store_free_pending */
+	int attempts;
+	int64_t created_ms;
+};
+
+struct store_stats {
+	size_t queue_depth;     /* items waiting for the writer */
+	size_t queue_capacity;
+	uint64_t written;       /* checks written */
+	uint64_t dropped;       /* items dropped because the queue was full */
+	uint64_t batches;       /* transactions committed */
+	uint64_t write_errors;  /* failed transactions (retried) */
+	double last_batch_ms;   /* duration of the last transaction */
+	double max_batch_ms;    /* longest transaction since start */
+	uint64_t batch_ms_bucket[8]; /* histogram: <=1,5,10,25,50,100,250,+Inf ms */
+	double batch_ms_sum;
+	int64_t retention_deleted; /* rows deleted by retention since start */
+	int failing;            /* 1 while the last write failed */
+	char last_error[256];
+};
+
+/*
+ * Open (create) the database at PATH and migrate it to the current schema.
+ * queue_capacity bounds the writer queue (items).  Returns 0 and *out, or a
+ * negative WP_E* code with a message in err.
+ */
+int store_open(const char *path, size_t queue_capacity, struct store **out,
+    char *err, size_t errlen);
+
+/*
+ * Make the monitors table match: insert names not present, update types;
+ * rows of monitors no longer configured are kept (their history stays).
+ * ids[i] receives the id of names[i].  Synchronous.  0 or WP_E*.
+ */
+int store_sync_monitors(struct store *st, const char *const *names,
+    const char *const *types, size_t n, int64_t *ids);
+
+/* Current state of every monitor that has one (caller frees *out). */
+int store_load_state(struct store *st, struct store_state **out, size_t *n);
+/* Undelivered alerts, oldest first; free with store_free_pending. */
+int store_load_pending(struct store *st, struct store_pending_alert **out,
+    size_t *n);
+void store_free_pending(struct store_pending_alert *p, size_t n);
+/* The largest outbox id ever used (0 if none), to continue numbering. */
+int64_t store_max_alert_id(struct store *st);
+
+/* Start the writer thread.  0 or WP_E*. */
+int store_start(struct store *st);
+
+/*
+ * Queue a finished check and the alerts it caused (n_alerts may be 0);
+ * they are written in one transaction, with the state row.  Any thread;
+ * never blocks.  Takes ownership of each alerts[i].payload.  Returns 0, or
+ * WP_EAGAIN when the queue is full (the item is dropped and counted).
+ */
+int store_submit(struct store *st, const struct store_check *c,
+    struct store_alert *alerts, size_t n_alerts);
+/* Record a delivery attempt: delivered = 1 removes it from the outbox. */
+int store_submit_delivery(struct store *st, int64_t alert_id, int delivered,
+    const char *error);
+
+/*
+ * Delete checks older than cutoff_ms in chunks of `chunk` rows, each its
+ * own short transaction run by the writer thread between batches, then an
+ * incremental vacuum.  Asynchronous: returns at once; done(arg, deleted) is
+ * called on the writer thread when finished (may be NULL).
+ */
+int store_retention(struct store *st, int64_t cutoff_ms, int chunk,
+    void (*done)(void *arg, int64_t deleted), void *arg);
+
+void store_get_stats(struct store *st, struct store_stats *out);
+
+/* Write everything queued, stop the writer, close.  NULL is fine. */
+void store_close(struct store *st);
+
+#endif
