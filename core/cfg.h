@@ -1,5 +1,5 @@
 /*
- * config -- the INI file, parsed with the system inih into a validated model.
+ * cfg -- the INI file, parsed with the system inih into a validated model.
  *
  * Loading is two steps so that the core never needs to know a plugin's keys:
  *
@@ -14,12 +14,13 @@
  *
  * Every problem is reported as "FILE:LINE: message"; all of them, not just
  * the first.  Lines of any length are accepted (Debian's inih cuts lines at
- * 200 bytes and gives no line numbers: config.c feeds inih through its own
+ * 200 bytes and gives no line numbers: cfg.c feeds inih through its own
  * line reader to fix both).
  */
-#ifndef WP_CONFIG_H
-#define WP_CONFIG_H
+#ifndef WP_CFG_H
+#define WP_CFG_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
