@@ -53,6 +53,13 @@ struct wp_diag {
 	struct mock_plugin *mp;
 };
 
+struct wp_resolve {
+	uv_getaddrinfo_t req;
+	wp_resolve_cb cb;
+	void *arg;
+	int cancelled;
+};
+
 static struct mock_plugin *g_mp; /* one plugin at a time per test process */
 static struct wp_op g_op;
 
@@ -265,6 +272,47 @@ m_timer_free(struct wp_timer *t)
 	uv_close((uv_handle_t *)&t->timer, free_on_close);
 }
 
+static void
+resolve_done(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+	struct wp_resolve *r = req->data;
+
+	if (!r->cancelled) {
+		if (status == 0)
+			r->cb(r->arg, 0, NULL, res);
+		else
+			r->cb(r->arg, status, uv_strerror(status), NULL);
+	}
+	uv_freeaddrinfo(res);
+	free(r);
+}
+
+static struct wp_resolve *
+m_resolve(const struct wp_host *h, const char *node, const char *service,
+    const struct addrinfo *hints, wp_resolve_cb cb, void *arg)
+{
+	struct wp_resolve *r = calloc(1, sizeof(*r));
+
+	if (r == NULL)
+		return NULL;
+	r->cb = cb;
+	r->arg = arg;
+	r->req.data = r;
+	if (uv_getaddrinfo(&g_mp->loop, &r->req, resolve_done, node, service,
+	    hints) != 0) {
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
+static void
+m_resolve_cancel(struct wp_resolve *r)
+{
+	if (r != NULL)
+		r->cancelled = 1;
+}
+
 /* Any thread: record the result and wake the loop. */
 static void
 m_complete(struct wp_op *op, const struct wp_result *res)
@@ -343,6 +391,8 @@ mock_plugin_load(const char *file)
 		.timer_new = m_timer_new,
 		.timer_set = m_timer_set,
 		.timer_free = m_timer_free,
+		.resolve = m_resolve,
+		.resolve_cancel = m_resolve_cancel,
 		.complete = m_complete,
 	};
 	if (mp->desc->init) {

@@ -167,6 +167,8 @@ struct wp_op;    /* one in-flight operation (check attempt or delivery) */
 struct wp_watch; /* an fd watch on the loop */
 struct wp_timer; /* a timer on the loop */
 struct wp_diag;  /* configuration diagnostics sink */
+struct wp_resolve; /* an in-flight name resolution */
+struct addrinfo;
 
 /*
  * One configuration key a plugin accepts.  The host rejects keys not in the
@@ -271,6 +273,10 @@ struct wp_result {
 typedef void (*wp_watch_cb)(struct wp_watch *w, int fd, unsigned revents,
     void *arg);
 typedef void (*wp_timer_cb)(struct wp_timer *t, void *arg);
+/* status 0 and a list valid only during the call, or a negative WP_E* /
+ * EAI_* failure (res NULL).  `err` is a human message for failures. */
+typedef void (*wp_resolve_cb)(void *arg, int status, const char *err,
+    const struct addrinfo *res);
 
 /*
  * Host services.  Each plugin gets its own table (so log() knows who
@@ -324,6 +330,17 @@ struct wp_host {
 	    void *arg);
 	int (*timer_set)(struct wp_timer *t, int64_t ms);
 	void (*timer_free)(struct wp_timer *t);
+
+	/*
+	 * Resolve a name without blocking the loop (getaddrinfo off the loop).
+	 * Loop thread.  cb runs exactly once on the loop thread -- unless
+	 * resolve_cancel() was called first, after which it never runs.
+	 * hints may be NULL.  Returns NULL if the request could not be made.
+	 */
+	struct wp_resolve *(*resolve)(const struct wp_host *h, const char *node,
+	    const char *service, const struct addrinfo *hints, wp_resolve_cb cb,
+	    void *arg);
+	void (*resolve_cancel)(struct wp_resolve *r);
 
 	/*
 	 * Complete an operation, exactly once.  Any thread; may be called from
