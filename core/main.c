@@ -1,3 +1,693 @@
+/*
+ * watchpost -- the daemon's entry point: command line, start-up order,
+ * signals, reload, --once, and an orderly shutdown.
+ */
 #include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
-int main(void) { puts(PACKAGE_STRING); return 0; }
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "alert.h"
+#include "api.h"
+#include "cfg.h"
+#include "host.h"
+#include "loader.h"
+#include "log.h"
+#include "manager.h"
+#include "opmon.h"
+#include "pool.h"
+#include "store.h"
+#include "util.h"
+
+#define DEFAULT_CONFIG SYSCONFDIR "/watchpost/watchpost.ini"
+
+static struct {
+	const char *config;
+	const char *plugin_dir;
+	int check_only;
+	int once;
+	int daemon;
+	char **names;
+	size_t n_names;
+} opt;
+
+static struct store *store;
+static struct api *api;
+static uv_signal_t sig_hup, sig_term, sig_int;
+static uv_timer_t retention_timer;
+static int retention_days;
+static int exit_code;
+static int ready_fd = -1; /* -d: tells the waiting parent we are up */
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: watchpost [-c FILE] [-P DIR] [-d]\n"
+	    "       watchpost -t [-c FILE] [-P DIR]\n"
+	    "       watchpost --once [-c FILE] [-P DIR] [NAME...]\n"
+	    "\n"
+	    "  -c, --config FILE     configuration (default %s)\n"
+	    "  -t, --check-config    validate FILE and its plugins, print each\n"
+	    "                        problem as FILE:LINE: message; exit 0 or 1\n"
+	    "      --once [NAME...]  run every enabled monitor (or the named\n"
+	    "                        ones) once, print a line each; exit 0 all\n"
+	    "                        up, 2 any down, 3 configuration error\n"
+	    "  -P, --plugin-dir DIR  load plugins from DIR instead of plugin_dir\n"
+	    "  -d, --daemon          detach once started, write pidfile\n"
+	    "  -V, --version         print the version\n"
+	    "  -h, --help            this help\n"
+	    "\n"
+	    "Signals: SIGHUP reloads FILE; SIGTERM/SIGINT stop cleanly.\n"
+	    "See watchpost(8) and watchpost.ini(5).\n", DEFAULT_CONFIG);
+}
+
+static void
+parse_args(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check-config", no_argument, NULL, 't' },
+		{ "once", no_argument, NULL, 'o' },
+		{ "plugin-dir", required_argument, NULL, 'P' },
+		{ "daemon", no_argument, NULL, 'd' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	int c;
+
+	opt.config = DEFAULT_CONFIG;
+	while ((c = getopt_long(argc, argv, "c:tP:dVh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			opt.config = optarg;
+			break;
+		case 't':
+			opt.check_only = 1;
+			break;
+		case 'o':
+			opt.once = 1;
+			break;
+		case 'P':
+			opt.plugin_dir = optarg;
+			break;
+		case 'd':
+			opt.daemon = 1;
+			break;
+		case 'V':
+			printf("watchpost %s (plugin ABI %d.%d)\n",
+			    PACKAGE_VERSION, WP_ABI_MAJOR, WP_ABI_MINOR);
+			exit(0);
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			exit(opt.once ? 3 : 1);
+		}
+	}
+	if (optind < argc && !opt.once) {
+		fprintf(stderr, "watchpost: unexpected argument \"%s\" (monitor "
+		    "names go after --once)\n", argv[optind]);
+		exit(1);
+	}
+	opt.names = argv + optind;
+	opt.n_names = (size_t)(argc - optind);
+	if (opt.check_only + opt.once + opt.daemon > 1) {
+		fprintf(stderr, "watchpost: -t, --once and -d exclude each other\n");
+		exit(opt.once ? 3 : 1);
+	}
+}
+
+/* Load FILE and configure every section through its plugin, without
+ * touching the running set (diag gets every problem). */
+static struct config *
+load(struct wp_diag *diag)
+{
+	struct config *cfg = NULL;
+
+	diag_init(diag, opt.config);
+	if (config_load(opt.config, opt.plugin_dir, loader_lookup, NULL, diag,
+	    &cfg) != 0)
+		return NULL;
+	return cfg;
+}
+
+static void
+print_diag(const struct wp_diag *d, FILE *f)
+{
+	if (d->text != NULL)
+		fputs(d->text, f);
+}
+
+/* ---- reload and shutdown ---- */
+
+static void
+reload(void)
+{
+	struct wp_diag diag;
+	struct config *cfg;
+	struct wp_op *op = opmon_begin(OPC_STARTUP, "reload", 10000);
+	int64_t t0 = wp_now_us();
+
+	wp_info("SIGHUP: reloading %s", opt.config);
+	cfg = load(&diag);
+	if (cfg != NULL && manager_apply(cfg, &diag) != 0) {
+		config_free(cfg);
+		cfg = NULL;
+	}
+	if (cfg == NULL) {
+		const char *p = diag.text ? diag.text : "";
+		while (*p) {
+			const char *nl = strchr(p, '\n');
+			int len = nl ? (int)(nl - p) : (int)strlen(p);
+			wp_err("%.*s", len, p);
+			p += len + (nl ? 1 : 0);
+		}
+		wp_err("reload rejected (%d error(s)); the running "
+		    "configuration stays", diag.errors);
+		opmon_end(op, OP_FAILED, "invalid configuration");
+	} else {
+		wp_info("reload applied in %.1f ms",
+		    (double)(wp_now_us() - t0) / 1000.0);
+		opmon_end(op, OP_SUCCEEDED, NULL);
+	}
+	diag_free(&diag);
+}
+
+static void
+drained(void *arg)
+{
+	(void)arg;
+	wp_info("all checks finished; stopping");
+	uv_stop(wp_loop);
+}
+
+static void
+on_signal(uv_signal_t *s, int signum)
+{
+	static int stopping;
+
+	(void)s;
+	if (signum == SIGHUP) {
+		if (!stopping)
+			reload();
+		return;
+	}
+	if (stopping) {
+		wp_warn("second signal: exiting now");
+		uv_stop(wp_loop);
+		return;
+	}
+	stopping = 1;
+	wp_info("%s: stopping; letting checks in flight finish",
+	    strsignal(signum));
+	uv_timer_stop(&retention_timer);
+	api_stop(api);
+	api = NULL;
+	manager_stop(drained, NULL);
+}
+
+/* ---- retention ---- */
+
+struct retention_job {
+	struct wp_op *op;
+	int64_t deleted;
+};
+
+static void
+retention_end(void *arg)
+{
+	struct retention_job *j = arg;
+	char msg[64];
+
+	snprintf(msg, sizeof(msg), "%lld rows deleted", (long long)j->deleted);
+	opmon_end(j->op, OP_SUCCEEDED, msg);
+	if (j->deleted > 0)
+		wp_info("retention: %lld old check(s) deleted",
+		    (long long)j->deleted);
+	free(j);
+}
+
+/* Writer thread: hand the result to the loop. */
+static void
+retention_done(void *arg, int64_t deleted)
+{
+	struct retention_job *j = arg;
+
+	j->deleted = deleted;
+	host_post(retention_end, j);
+}
+
+static void
+retention_cb(uv_timer_t *t)
+{
+	struct retention_job *j;
+
+	(void)t;
+	if (retention_days <= 0 || store == NULL)
+		return;
+	j = wp_xcalloc(1, sizeof(*j));
+	j->op = opmon_begin(OPC_RETENTION, "retention", 3600000);
+	if (store_retention(store, wp_wall_ms() -
+	    (int64_t)retention_days * 86400000, 1000, retention_done, j) != 0) {
+		opmon_end(j->op, OP_FAILED, "could not queue");
+		free(j);
+	}
+}
+
+/* ---- privilege, pidfile, daemon ---- */
+
+static int
+drop_privileges(const char *user, const char *db)
+{
+	struct passwd *pw;
+	const char *sfx[] = { "", "-wal", "-shm" };
+	char path[4096];
+	size_t i;
+
+	if (user == NULL || geteuid() != 0)
+		return 0;
+	if ((pw = getpwnam(user)) == NULL) {
+		fprintf(stderr, "watchpost: user \"%s\" does not exist\n", user);
+		return -1;
+	}
+	/* The database was opened (and maybe created) as root. */
+	for (i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s%s", db, sfx[i]);
+		if (chown(path, pw->pw_uid, pw->pw_gid) != 0 && errno != ENOENT)
+			wp_warn("cannot hand %s to %s: %s", path, user,
+			    strerror(errno));
+	}
+	if (setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 ||
+	    setuid(pw->pw_uid) != 0) {
+		fprintf(stderr, "watchpost: cannot drop privileges to %s: %s\n",
+		    user, strerror(errno));
+		return -1;
+	}
+	if (setuid(0) == 0) {
+		fprintf(stderr, "watchpost: privileges could be regained\n");
+		return -1;
+	}
+	wp_info("running as user %s (uid %d)", user, (int)pw->pw_uid);
+	return 0;
+}
+
+/* Take the pidfile: refuse if a live agent holds its lock. */
+static int
+take_pidfile(const char *path)
+{
+	char buf[32];
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	ssize_t n;
+
+	if (fd < 0) {
+		fprintf(stderr, "watchpost: pidfile %s: %s\n", path,
+		    strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		buf[n > 0 ? n : 0] = '\0';
+		buf[strcspn(buf, "\n")] = '\0';
+		fprintf(stderr, "watchpost: another watchpost (pid %s) holds "
+		    "%s\n", buf[0] ? buf : "?", path);
+		close(fd);
+		return -1;
+	}
+	snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) != 0 || write(fd, buf, strlen(buf)) < 0) {
+		fprintf(stderr, "watchpost: pidfile %s: %s\n", path,
+		    strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd; /* kept open: the lock lives as long as we do */
+}
+
+/*
+ * -d: fork before any thread exists.  The parent waits for the child to
+ * say it started (exit 0) or failed (its errors already went to the shared
+ * stderr; exit 1).
+ */
+static void
+daemonize_early(void)
+{
+	int fds[2];
+	pid_t pid;
+	char c;
+
+	if (pipe(fds) != 0 || (pid = fork()) < 0) {
+		perror("watchpost: fork");
+		exit(1);
+	}
+	if (pid > 0) {
+		close(fds[1]);
+		exit(read(fds[0], &c, 1) == 1 && c == '0' ? 0 : 1);
+	}
+	close(fds[0]);
+	ready_fd = fds[1];
+	setsid();
+}
+
+static void
+daemon_ready(void)
+{
+	int fd;
+
+	if (ready_fd < 0)
+		return;
+	if ((fd = open("/dev/null", O_RDWR)) >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	if (write(ready_fd, "0", 1) != 1)
+		wp_warn("could not signal the parent process");
+	close(ready_fd);
+	ready_fd = -1;
+}
+
+static char *
+read_token(const char *path)
+{
+	char buf[512];
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	if (f == NULL) {
+		fprintf(stderr, "watchpost: api_token_file %s: %s\n", path,
+		    strerror(errno));
+		return NULL;
+	}
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	buf[strcspn(buf, "\r\n")] = '\0';
+	if (buf[0] == '\0') {
+		fprintf(stderr, "watchpost: api_token_file %s is empty\n", path);
+		return NULL;
+	}
+	return wp_xstrdup(buf);
+}
+
+/* ---- API renderers ---- */
+
+static char *
+render_monitors(void *arg)
+{
+	(void)arg;
+	return manager_monitors_json();
+}
+
+static char *
+render_opmon(void *arg)
+{
+	(void)arg;
+	return opmon_json();
+}
+
+static char *
+render_metrics(void *arg)
+{
+	struct wp_buf b = { 0 };
+	struct store_stats ss;
+	struct pool_stats ps;
+	static const char *const le[] = { "0.001", "0.005", "0.01", "0.025",
+	    "0.05", "0.1", "0.25", "+Inf" };
+	uint64_t cum = 0;
+	int i;
+
+	(void)arg;
+	wp_buf_printf(&b, "# HELP watchpost_build_info Build information.\n"
+	    "# TYPE watchpost_build_info gauge\nwatchpost_build_info{version="
+	    "\"%s\",abi=\"%d.%d\"} 1\n", PACKAGE_VERSION, WP_ABI_MAJOR,
+	    WP_ABI_MINOR);
+	manager_metrics(&b);
+	opmon_metrics(&b);
+	alert_metrics(&b);
+	if (store != NULL) {
+		store_get_stats(store, &ss);
+		wp_buf_printf(&b, "# HELP watchpost_store_queue_depth Results "
+		    "waiting for the database writer.\n# TYPE "
+		    "watchpost_store_queue_depth gauge\n"
+		    "watchpost_store_queue_depth %zu\n", ss.queue_depth);
+		wp_buf_printf(&b, "# HELP watchpost_store_written_total Checks "
+		    "written.\n# TYPE watchpost_store_written_total counter\n"
+		    "watchpost_store_written_total %llu\n",
+		    (unsigned long long)ss.written);
+		wp_buf_printf(&b, "# HELP watchpost_store_dropped_total Results "
+		    "dropped because the queue was full.\n# TYPE "
+		    "watchpost_store_dropped_total counter\n"
+		    "watchpost_store_dropped_total %llu\n",
+		    (unsigned long long)ss.dropped);
+		wp_buf_printf(&b, "# HELP watchpost_store_write_errors_total "
+		    "Failed write transactions.\n# TYPE "
+		    "watchpost_store_write_errors_total counter\n"
+		    "watchpost_store_write_errors_total %llu\n",
+		    (unsigned long long)ss.write_errors);
+		wp_buf_printf(&b, "# HELP watchpost_store_failing 1 while the "
+		    "database rejects writes.\n# TYPE watchpost_store_failing "
+		    "gauge\nwatchpost_store_failing %d\n", ss.failing);
+		wp_buf_puts(&b, "# HELP watchpost_store_batch_seconds Duration "
+		    "of write transactions.\n# TYPE watchpost_store_batch_seconds"
+		    " histogram\n");
+		for (i = 0; i < 8; i++) {
+			cum += ss.batch_ms_bucket[i];
+			wp_buf_printf(&b, "watchpost_store_batch_seconds_bucket"
+			    "{le=\"%s\"} %llu\n", le[i],
+			    (unsigned long long)cum);
+		}
+		wp_buf_printf(&b, "watchpost_store_batch_seconds_sum %.6f\n"
+		    "watchpost_store_batch_seconds_count %llu\n",
+		    ss.batch_ms_sum / 1000.0, (unsigned long long)cum);
+	}
+	pool_get_stats(&ps);
+	wp_buf_printf(&b, "# HELP watchpost_workers Worker threads for "
+	    "blocking plugins.\n# TYPE watchpost_workers gauge\n"
+	    "watchpost_workers{state=\"total\"} %u\nwatchpost_workers{state="
+	    "\"busy\"} %u\nwatchpost_workers{state=\"stuck\"} %u\n",
+	    ps.threads, ps.busy, ps.stuck);
+	return wp_buf_steal(&b);
+}
+
+/* ---- --once ---- */
+
+static void
+once_finished(void *arg)
+{
+	(void)arg;
+	uv_stop(wp_loop);
+}
+
+static int
+run_once(void)
+{
+	struct once_result *res;
+	char err[256];
+	size_t n, i, w = 4, tw = 4;
+	int any_down = 0;
+
+	res = manager_once((const char *const *)opt.names, opt.n_names,
+	    once_finished, NULL, &n, err, sizeof(err));
+	if (res == NULL) {
+		fprintf(stderr, "watchpost: %s\n", err);
+		return 3;
+	}
+	if (n > 0)
+		uv_run(wp_loop, UV_RUN_DEFAULT);
+	for (i = 0; i < n; i++) {
+		if (strlen(res[i].name) > w)
+			w = strlen(res[i].name);
+		if (strlen(res[i].type) > tw)
+			tw = strlen(res[i].type);
+	}
+	for (i = 0; i < n; i++) {
+		char lat[32] = "-";
+		const char *detail = res[i].detail;
+		char buf[300];
+
+		if (res[i].latency_ms >= 0)
+			snprintf(lat, sizeof(lat), "%.1f ms", res[i].latency_ms);
+		if (res[i].ok && res[i].status_code >= 0) {
+			snprintf(buf, sizeof(buf), "status %d",
+			    res[i].status_code);
+			detail = buf;
+		} else if (!res[i].ok) {
+			snprintf(buf, sizeof(buf), "%s: %s",
+			    wp_reason_name(res[i].reason), res[i].detail);
+			detail = buf;
+		}
+		printf("%-*s  %-*s  %-4s  %10s  %s\n", (int)w, res[i].name,
+		    (int)tw, res[i].type, res[i].ok ? "UP" : "DOWN", lat,
+		    detail);
+		if (!res[i].ok)
+			any_down = 1;
+	}
+	fflush(stdout);
+	return any_down ? 2 : 0;
+}
+
+/* ---- start-up ---- */
+
+static void
+finish(void)
+{
+	/* Close what the loop still holds, then the rest. */
+	manager_free();
+	alert_free();
+	uv_run(wp_loop, UV_RUN_NOWAIT);
+	store_close(store);
+	store = NULL;
+	pool_shutdown(2000);
+	host_loop_close();
+	opmon_shutdown();
+	loader_shutdown();
+}
+
+int
+main(int argc, char **argv)
+{
+	struct wp_diag diag;
+	struct config *cfg;
+	char err[512];
+	char *token = NULL;
+	int pid_fd = -1;
+	int rc;
+
+	parse_args(argc, argv);
+	signal(SIGPIPE, SIG_IGN);
+	if (opt.daemon)
+		daemonize_early();
+	if (host_loop_init() != 0) {
+		fprintf(stderr, "watchpost: cannot create the event loop\n");
+		return 1;
+	}
+	wp_log_setup(WP_LOG_INFO, WP_LOG_STDERR);
+
+	/* Configuration: parsing loads every plugin it names. */
+	cfg = load(&diag);
+	if (cfg == NULL) {
+		print_diag(&diag, stderr);
+		diag_free(&diag);
+		return opt.once ? 3 : 1;
+	}
+	if (opt.check_only || opt.once)
+		wp_log_setup(opt.once ? WP_LOG_WARN : cfg->agent.log_level,
+		    WP_LOG_STDERR);
+	if (pool_init(2, 32) != 0) {
+		fprintf(stderr, "watchpost: cannot start worker threads\n");
+		return 1;
+	}
+	if (opt.check_only || opt.once) {
+		manager_init(NULL);
+		alert_init(NULL);
+		if (manager_apply(cfg, &diag) != 0) {
+			print_diag(&diag, stderr);
+			diag_free(&diag);
+			config_free(cfg);
+			finish();
+			return opt.once ? 3 : 1;
+		}
+		diag_free(&diag);
+		rc = 0;
+		if (opt.check_only)
+			printf("%s: configuration OK (%zu monitors)\n",
+			    opt.config, manager_monitor_count());
+		else
+			rc = run_once();
+		finish();
+		return rc;
+	}
+	diag_free(&diag);
+
+	wp_log_setup(cfg->agent.log_level,
+	    (cfg->agent.log_syslog == 1 || (opt.daemon &&
+	    cfg->agent.log_syslog == -1)) ? WP_LOG_SYSLOG : WP_LOG_STDERR);
+	if (cfg->agent.pidfile != NULL && opt.daemon &&
+	    (pid_fd = take_pidfile(cfg->agent.pidfile)) < 0)
+		return 1;
+	if (cfg->agent.api_token_file != NULL &&
+	    (token = read_token(cfg->agent.api_token_file)) == NULL)
+		return 1;
+
+	/* Store: open and migrate, then the monitors and their state. */
+	if (store_open(cfg->agent.database, 65536, &store, err,
+	    sizeof(err)) != 0) {
+		fprintf(stderr, "watchpost: database %s: %s\n",
+		    cfg->agent.database, err);
+		return 1;
+	}
+	retention_days = cfg->agent.retention_days;
+	manager_init(store);
+	if (alert_init(store) != 0) {
+		fprintf(stderr, "watchpost: cannot read the alert outbox\n");
+		return 1;
+	}
+	if (store_start(store) != 0) {
+		fprintf(stderr, "watchpost: cannot start the database writer\n");
+		return 1;
+	}
+	if (cfg->agent.listen != NULL) {
+		static struct api_routes routes = { render_monitors,
+		    render_opmon, render_metrics, NULL };
+		if (api_start(cfg->agent.listen, token, wp_loop, &routes, &api,
+		    err, sizeof(err)) != 0) {
+			fprintf(stderr, "watchpost: listen %s: %s\n",
+			    cfg->agent.listen, err);
+			return 1;
+		}
+	}
+	free(token);
+	if (drop_privileges(cfg->agent.user, cfg->agent.database) != 0)
+		return 1;
+
+	diag_init(&diag, opt.config);
+	{
+		size_t n = cfg->n_monitors;
+		if (manager_apply(cfg, &diag) != 0) {
+			print_diag(&diag, stderr);
+			diag_free(&diag);
+			return 1;
+		}
+		diag_free(&diag);
+		wp_info("watchpost %s started: %zu monitor(s), database %s",
+		    PACKAGE_VERSION, n, store ? "open" : "none");
+	}
+
+	uv_signal_init(wp_loop, &sig_hup);
+	uv_signal_init(wp_loop, &sig_term);
+	uv_signal_init(wp_loop, &sig_int);
+	uv_signal_start(&sig_hup, on_signal, SIGHUP);
+	uv_signal_start(&sig_term, on_signal, SIGTERM);
+	uv_signal_start(&sig_int, on_signal, SIGINT);
+	/* Retention: shortly after start, then daily. */
+	uv_timer_init(wp_loop, &retention_timer);
+	uv_timer_start(&retention_timer, retention_cb, 5000, 86400000);
+	uv_unref((uv_handle_t *)&retention_timer);
+
+	daemon_ready();
+	uv_run(wp_loop, UV_RUN_DEFAULT);
+	exit_code = 0;
+	api_stop(api);
+	finish();
+	if (pid_fd >= 0)
+		close(pid_fd);
+	wp_info("stopped");
+	return exit_code;
+}

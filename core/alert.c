@@ -1,0 +1,423 @@
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "alert.h"
+#include "cfg.h"
+#include "host.h"
+#include "loader.h"
+#include "log.h"
+#include "opmon.h"
+#include "store.h"
+#include "util.h"
+
+/* A configured [alert:NAME] section. */
+struct target {
+	char *name;
+	char *definition;
+	int64_t timeout_ms;
+	struct instance *in;
+};
+
+/* One alert waiting for (or in) delivery. */
+struct delivery {
+	int64_t id;
+	int64_t monitor_id;
+	char *target;            /* alert section name */
+	struct wp_alert a;       /* strings below are owned */
+	struct wp_op *op;        /* in flight, or NULL */
+	uv_timer_t timer;        /* back-off */
+	struct delivery *prev, *next;
+};
+
+struct prepared {
+	struct target *targets;
+	size_t n;
+};
+
+static struct store *store;
+static struct target *targets;
+static size_t n_targets;
+static struct delivery *queue_head;
+static unsigned in_flight;
+static int stopping;
+static int64_t next_id;
+static int64_t backoff_max_ms = 300000;
+static uint64_t n_delivered, n_failed_attempts, n_dropped;
+
+static void try_deliver(struct delivery *d);
+
+static void
+delivery_free_cb(uv_handle_t *h)
+{
+	struct delivery *d = h->data;
+
+	free(d->target);
+	free((char *)d->a.monitor);
+	free((char *)d->a.type);
+	free((char *)d->a.state);
+	free((char *)d->a.previous_state);
+	free((char *)d->a.error);
+	free((char *)d->a.reason);
+	free(d);
+}
+
+static void
+delivery_unlink_free(struct delivery *d)
+{
+	if (d->prev)
+		d->prev->next = d->next;
+	else
+		queue_head = d->next;
+	if (d->next)
+		d->next->prev = d->prev;
+	uv_timer_stop(&d->timer);
+	uv_close((uv_handle_t *)&d->timer, delivery_free_cb);
+}
+
+static struct delivery *
+delivery_new(int64_t id, int64_t monitor_id, const char *target,
+    const char *monitor, const char *type, const char *state,
+    const char *previous, int64_t ts_ms, const char *error,
+    const char *reason, double latency_ms)
+{
+	struct delivery *d = wp_xcalloc(1, sizeof(*d));
+
+	d->id = id;
+	d->monitor_id = monitor_id;
+	d->target = wp_xstrdup(target);
+	d->a.size = sizeof(d->a);
+	d->a.id = (uint64_t)id;
+	d->a.monitor = wp_xstrdup(monitor);
+	d->a.type = wp_xstrdup(type);
+	d->a.state = wp_xstrdup(state);
+	d->a.previous_state = wp_xstrdup(previous);
+	d->a.timestamp_ms = ts_ms;
+	d->a.error = error ? wp_xstrdup(error) : NULL;
+	d->a.reason = reason ? wp_xstrdup(reason) : NULL;
+	d->a.latency_ms = latency_ms;
+	uv_timer_init(wp_loop, &d->timer);
+	d->timer.data = d;
+	d->next = queue_head;
+	if (queue_head)
+		queue_head->prev = d;
+	queue_head = d;
+	return d;
+}
+
+/* The outbox payload: what is needed to rebuild the delivery. */
+static char *
+payload_json(const struct delivery *d)
+{
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s?, s:s?, s:f}",
+	    "monitor", d->a.monitor, "type", d->a.type, "state", d->a.state,
+	    "previous_state", d->a.previous_state, "timestamp_ms",
+	    (json_int_t)d->a.timestamp_ms, "error", d->a.error, "reason",
+	    d->a.reason, "latency_ms", d->a.latency_ms);
+	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+	json_decref(o);
+	return s ? s : wp_xstrdup("{}");
+}
+
+static struct target *
+find_target(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < n_targets; i++)
+		if (strcmp(targets[i].name, name) == 0)
+			return &targets[i];
+	return NULL;
+}
+
+static int64_t
+backoff_ms(unsigned attempts)
+{
+	int64_t ms = 1000;
+	unsigned i;
+
+	for (i = 1; i < attempts && ms < backoff_max_ms; i++)
+		ms *= 2;
+	return ms < backoff_max_ms ? ms : backoff_max_ms;
+}
+
+static void
+retry_cb(uv_timer_t *t)
+{
+	try_deliver(t->data);
+}
+
+static void
+delivered_cb(void *arg, const struct wp_result *res, enum op_outcome outcome)
+{
+	struct delivery *d = arg;
+
+	d->op = NULL;
+	in_flight--;
+	if (res->ok) {
+		n_delivered++;
+		wp_info("alert %s: delivered %s alert for monitor %s (id %" PRId64
+		    ", attempt %u)", d->target, d->a.state, d->a.monitor, d->id,
+		    d->a.attempt + 1);
+		if (store)
+			store_submit_delivery(store, d->id, 1, NULL);
+		delivery_unlink_free(d);
+		return;
+	}
+	n_failed_attempts++;
+	d->a.attempt++;
+	if (store)
+		store_submit_delivery(store, d->id, 0, res->detail);
+	if (stopping || outcome == OP_CANCELED)
+		return; /* stays in the outbox for the next start */
+	wp_warn("alert %s: delivery for monitor %s failed (%s); retrying in "
+	    "%" PRId64 " ms", d->target, d->a.monitor,
+	    res->detail ? res->detail : wp_reason_name(res->reason),
+	    backoff_ms(d->a.attempt));
+	uv_timer_start(&d->timer, retry_cb, (uint64_t)backoff_ms(d->a.attempt),
+	    0);
+}
+
+static void
+try_deliver(struct delivery *d)
+{
+	struct target *t;
+	char name[192];
+
+	if (stopping || d->op != NULL)
+		return;
+	t = find_target(d->target);
+	if (t == NULL) {
+		n_dropped++;
+		wp_warn("alert %s: no such alert section any more; dropping "
+		    "the %s alert for monitor %s (id %" PRId64 ")", d->target,
+		    d->a.state, d->a.monitor, d->id);
+		if (store)
+			store_submit_delivery(store, d->id, 1, "alert removed");
+		delivery_unlink_free(d);
+		return;
+	}
+	snprintf(name, sizeof(name), "alert %s: %s", d->target, d->a.monitor);
+	in_flight++;
+	d->op = opmon_run(t->in, OPC_ALERT, name, t->timeout_ms, d->a.attempt,
+	    &d->a, delivered_cb, d);
+}
+
+int
+alert_init(struct store *st)
+{
+	struct store_pending_alert *p = NULL;
+	const char *env = getenv("WATCHPOST_ALERT_BACKOFF_MAX_MS");
+	size_t n = 0, i;
+
+	store = st;
+	if (env != NULL && atoll(env) > 0)
+		backoff_max_ms = atoll(env);
+	if (st == NULL)
+		return 0;
+	next_id = store_max_alert_id(st) + 1;
+	if (store_load_pending(st, &p, &n) != 0)
+		return WP_EIO;
+	for (i = 0; i < n; i++) {
+		json_t *o = json_loads(p[i].payload, 0, NULL);
+		json_t *e, *r;
+		struct delivery *d;
+
+		if (o == NULL)
+			continue;
+		e = json_object_get(o, "error");
+		r = json_object_get(o, "reason");
+		d = delivery_new(p[i].id, p[i].monitor_id, p[i].alert_name,
+		    json_string_value(json_object_get(o, "monitor")) ?: "?",
+		    json_string_value(json_object_get(o, "type")) ?: "?",
+		    json_string_value(json_object_get(o, "state")) ?: "?",
+		    json_string_value(json_object_get(o, "previous_state")) ?: "?",
+		    json_integer_value(json_object_get(o, "timestamp_ms")),
+		    json_is_string(e) ? json_string_value(e) : NULL,
+		    json_is_string(r) ? json_string_value(r) : NULL,
+		    json_number_value(json_object_get(o, "latency_ms")));
+		d->a.attempt = (unsigned)p[i].attempts;
+		json_decref(o);
+	}
+	if (n > 0)
+		wp_info("alert: %zu undelivered alert(s) from before the "
+		    "restart", n);
+	store_free_pending(p, n);
+	return 0;
+}
+
+/* Deliveries loaded at start wait until the targets exist. */
+static void
+kick_all(void)
+{
+	struct delivery *d, *next;
+
+	for (d = queue_head; d != NULL; d = next) {
+		next = d->next;
+		if (d->op == NULL && !uv_is_active((uv_handle_t *)&d->timer))
+			try_deliver(d);
+	}
+}
+
+int
+alert_prepare(const struct config *cfg, struct wp_diag *diag,
+    void **prepared)
+{
+	struct prepared *pr = wp_xcalloc(1, sizeof(*pr));
+	size_t i;
+	int rc = 0;
+
+	pr->targets = wp_xcalloc(cfg->n_alerts + 1, sizeof(*pr->targets));
+	for (i = 0; i < cfg->n_alerts; i++) {
+		const struct cfg_alert *ca = &cfg->alerts[i];
+		struct target *old = find_target(ca->s.name);
+		struct target *t = &pr->targets[pr->n++];
+		const struct plugin *p = loader_by_desc(ca->s.plugin);
+		struct wp_section sec;
+		void *inst = NULL;
+
+		t->name = wp_xstrdup(ca->s.name);
+		t->definition = wp_xstrdup(ca->s.definition);
+		t->timeout_ms = ca->timeout_ms;
+		if (old && strcmp(old->definition, ca->s.definition) == 0) {
+			t->in = old->in;
+			instance_ref(t->in);
+			continue;
+		}
+		sec = (struct wp_section){ sizeof(sec), ca->s.name, cfg->file,
+		    ca->s.line, ca->s.kv, ca->s.n_kv, ca->timeout_ms, diag };
+		if (p == NULL || p->desc.configure(p->state, &sec, &inst) != 0) {
+			rc = WP_EINVAL;
+			continue;
+		}
+		t->in = instance_new(p, inst);
+	}
+	*prepared = pr;
+	if (rc != 0) {
+		alert_abort(pr);
+		*prepared = NULL;
+	}
+	return rc;
+}
+
+static void
+free_targets(struct target *t, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		free(t[i].name);
+		free(t[i].definition);
+		instance_unref(t[i].in);
+	}
+	free(t);
+}
+
+void
+alert_abort(void *prepared)
+{
+	struct prepared *pr = prepared;
+
+	if (pr == NULL)
+		return;
+	free_targets(pr->targets, pr->n);
+	free(pr);
+}
+
+void
+alert_commit(void *prepared)
+{
+	struct prepared *pr = prepared;
+
+	free_targets(targets, n_targets);
+	targets = pr->targets;
+	n_targets = pr->n;
+	free(pr);
+	kick_all();
+}
+
+size_t
+alert_raise(int64_t monitor_id, const char *monitor, const char *type,
+    int all_alerts, char *const *alerts, size_t n_alerts, const char *state,
+    const char *previous, int64_t ts_ms, const char *error,
+    const char *reason, double latency_ms, struct store_alert *out,
+    size_t max)
+{
+	size_t n = 0, i, count = all_alerts ? n_targets : n_alerts;
+
+	if (store == NULL)
+		return 0;
+	for (i = 0; i < count && n < max; i++) {
+		const char *name = all_alerts ? targets[i].name : alerts[i];
+		struct delivery *d = delivery_new(next_id++, monitor_id, name,
+		    monitor, type, state, previous, ts_ms, error, reason,
+		    latency_ms);
+
+		out[n].id = d->id;
+		out[n].monitor_id = monitor_id;
+		snprintf(out[n].alert_name, sizeof(out[n].alert_name), "%s",
+		    name);
+		out[n].payload = payload_json(d);
+		out[n].created_ms = wp_wall_ms();
+		n++;
+		try_deliver(d);
+	}
+	return n;
+}
+
+void
+alert_stop(void)
+{
+	struct delivery *d;
+
+	stopping = 1;
+	for (d = queue_head; d != NULL; d = d->next)
+		uv_timer_stop(&d->timer);
+}
+
+unsigned
+alert_in_flight(void)
+{
+	return in_flight;
+}
+
+void
+alert_metrics(struct wp_buf *b)
+{
+	struct delivery *d;
+	unsigned pending = 0;
+
+	for (d = queue_head; d != NULL; d = d->next)
+		pending++;
+	wp_buf_printf(b, "# HELP watchpost_alerts_pending Alerts in the outbox."
+	    "\n# TYPE watchpost_alerts_pending gauge\nwatchpost_alerts_pending "
+	    "%u\n", pending);
+	wp_buf_printf(b, "# HELP watchpost_alerts_delivered_total Alerts "
+	    "delivered.\n# TYPE watchpost_alerts_delivered_total counter\n"
+	    "watchpost_alerts_delivered_total %" PRIu64 "\n", n_delivered);
+	wp_buf_printf(b, "# HELP watchpost_alert_attempts_failed_total Failed "
+	    "delivery attempts.\n# TYPE watchpost_alert_attempts_failed_total "
+	    "counter\nwatchpost_alert_attempts_failed_total %" PRIu64 "\n",
+	    n_failed_attempts);
+	wp_buf_printf(b, "# HELP watchpost_alerts_dropped_total Alerts dropped "
+	    "because their section was removed.\n# TYPE "
+	    "watchpost_alerts_dropped_total counter\n"
+	    "watchpost_alerts_dropped_total %" PRIu64 "\n", n_dropped);
+}
+
+void
+alert_free(void)
+{
+	while (queue_head != NULL)
+		delivery_unlink_free(queue_head);
+	free_targets(targets, n_targets);
+	targets = NULL;
+	n_targets = 0;
+}

@@ -1,0 +1,49 @@
+/*
+ * alert -- alert sections and the outbox.
+ *
+ * A state change creates one delivery per alert section the monitor names.
+ * Each delivery is written to the store's outbox in the same transaction as
+ * the check that caused it, and delivered by the section's plugin under the
+ * operation monitor, retried with exponential back-off (1 s doubling, capped
+ * at 5 min, or $WATCHPOST_ALERT_BACKOFF_MAX_MS for tests) until a 2xx.
+ * Undelivered alerts survive restarts.  A delivery never delays a check.
+ * Loop thread only.
+ */
+#ifndef WP_ALERT_H
+#define WP_ALERT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct config;
+struct store;
+struct store_alert;
+struct wp_buf;
+struct wp_diag;
+
+/* Use ST (NULL: alerts disabled, as in --once) and load its outbox. */
+int alert_init(struct store *st);
+
+/* Reload step 1: configure new or changed [alert:*] sections of CFG into a
+ * prepared set (errors to DIAG; WP_EINVAL).  Step 2: commit or abort. */
+int alert_prepare(const struct config *cfg, struct wp_diag *diag,
+    void **prepared);
+void alert_commit(void *prepared);
+void alert_abort(void *prepared);
+
+/* A state change of a monitor: fill out[] (up to max) with the outbox rows
+ * for the store and queue their deliveries.  Returns how many. */
+size_t alert_raise(int64_t monitor_id, const char *monitor, const char *type,
+    int all_alerts, char *const *alerts, size_t n_alerts,
+    const char *state, const char *previous, int64_t ts_ms,
+    const char *error, const char *reason, double latency_ms,
+    struct store_alert *out, size_t max);
+
+/* Stop retrying (shutdown); in-flight deliveries finish or time out. */
+void alert_stop(void);
+/* Deliveries in flight. */
+unsigned alert_in_flight(void);
+void alert_metrics(struct wp_buf *b);
+void alert_free(void);
+
+#endif

@@ -1,0 +1,842 @@
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "alert.h"
+#include "cfg.h"
+#include "host.h"
+#include "loader.h"
+#include "log.h"
+#include "manager.h"
+#include "opmon.h"
+#include "store.h"
+#include "util.h"
+
+enum mstate { ST_PENDING, ST_UP, ST_DOWN };
+static const char *const state_names[] = { "pending", "up", "down" };
+
+/* Scheduling lateness histogram bounds, seconds. */
+#define N_LATE 9
+static const double late_le[N_LATE] = {
+	0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5
+};
+
+struct monitor {
+	char *name;
+	char *type;
+	char *definition;
+	int64_t db_id;
+	struct instance *in;
+	int64_t interval_ms, timeout_ms, retry_interval_ms;
+	int retries;
+	int enabled;
+	int all_alerts;
+	char **alerts;
+	size_t n_alerts;
+
+	uv_timer_t timer;        /* the schedule */
+	uv_timer_t retry_timer;  /* between attempts */
+	int64_t due_us;          /* the ideal slot of the next check */
+	struct wp_op *op;        /* attempt in flight */
+	unsigned attempt;
+	int retry_pending;
+	int64_t check_started_ms;
+	int removed;             /* out of the config: freed once idle */
+	unsigned closing;        /* handles being closed */
+
+	enum mstate state;
+	int64_t since_ms;
+	int64_t last_check_ms;
+	struct wp_result last;   /* last.detail points to last_detail */
+	char last_detail[256];
+	uint64_t n_up, n_down, n_skipped;
+	struct once_result *once;
+
+	struct monitor *next, *hnext;
+};
+
+static struct store *store;
+static struct config *current;
+static struct monitor *monitors;    /* config order */
+static struct monitor **table;      /* by name */
+static size_t table_size, n_monitors;
+static int stopping;
+static void (*drained_cb)(void *);
+static void *drained_arg;
+static uint64_t late_hist[N_LATE + 1];
+static double late_sum;
+static uint64_t skipped_total, checks_total;
+static struct once_result *once_results;
+static size_t once_n, once_left;
+static void (*once_done)(void *);
+static void *once_arg;
+
+static void start_attempt(struct monitor *m, unsigned attempt);
+static void check_drained(void);
+
+static size_t
+hash_name(const char *s)
+{
+	size_t h = 5381;
+
+	while (*s)
+		h = h * 33 + (unsigned char)*s++;
+	return h;
+}
+
+static struct monitor *
+find(const char *name)
+{
+	struct monitor *m;
+
+	if (table_size == 0)
+		return NULL;
+	for (m = table[hash_name(name) % table_size]; m; m = m->hnext)
+		if (strcmp(m->name, name) == 0)
+			return m;
+	return NULL;
+}
+
+/* Rebuild the name table for the current list (cheap: once per apply). */
+static void
+rehash(void)
+{
+	struct monitor *m;
+	size_t b;
+
+	free(table);
+	table_size = n_monitors * 2 + 1;
+	table = wp_xcalloc(table_size, sizeof(*table));
+	for (m = monitors; m; m = m->next) {
+		b = hash_name(m->name) % table_size;
+		m->hnext = table[b];
+		table[b] = m;
+	}
+}
+
+static void
+free_alert_names(struct monitor *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->n_alerts; i++)
+		free(m->alerts[i]);
+	free(m->alerts);
+	m->alerts = NULL;
+	m->n_alerts = 0;
+}
+
+static void
+monitor_close_cb(uv_handle_t *h)
+{
+	struct monitor *m = h->data;
+
+	if (--m->closing > 0)
+		return;
+	free(m->name);
+	free(m->type);
+	free(m->definition);
+	free_alert_names(m);
+	free(m);
+}
+
+/* Free a monitor that is out of the list, once nothing is in flight. */
+static void
+monitor_dispose(struct monitor *m)
+{
+	if (m->op != NULL)
+		return; /* attempt_done comes back here */
+	instance_unref(m->in);
+	m->in = NULL;
+	m->closing = 2;
+	uv_close((uv_handle_t *)&m->timer, monitor_close_cb);
+	uv_close((uv_handle_t *)&m->retry_timer, monitor_close_cb);
+}
+
+/* Copy the settings of C into M (not the state). */
+static void
+monitor_set(struct monitor *m, const struct cfg_monitor *c)
+{
+	size_t i;
+
+	free(m->type);
+	free(m->definition);
+	free_alert_names(m);
+	m->type = wp_xstrdup(c->s.type);
+	m->definition = wp_xstrdup(c->s.definition);
+	m->interval_ms = c->interval_ms;
+	m->timeout_ms = c->timeout_ms;
+	m->retry_interval_ms = c->retry_interval_ms;
+	m->retries = c->retries;
+	m->enabled = c->enabled;
+	m->all_alerts = c->all_alerts;
+	m->n_alerts = c->n_alerts;
+	m->alerts = wp_xcalloc(c->n_alerts + 1, sizeof(char *));
+	for (i = 0; i < c->n_alerts; i++)
+		m->alerts[i] = wp_xstrdup(c->alerts[i]);
+}
+
+/* ---- scheduling ---- */
+
+static void
+arm(struct monitor *m, uv_timer_cb cb)
+{
+	int64_t now = wp_now_us();
+	int64_t delay_ms = m->due_us > now ? (m->due_us - now + 999) / 1000 : 0;
+
+	uv_timer_start(&m->timer, cb, (uint64_t)delay_ms, 0);
+}
+
+static void
+due_cb(uv_timer_t *t)
+{
+	struct monitor *m = t->data;
+	int64_t now = wp_now_us();
+	int64_t interval_us = m->interval_ms * 1000;
+	double late;
+	int b;
+
+	if (stopping || m->removed || !m->enabled)
+		return;
+	/* libuv's loop clock is coarse: a timer may fire a little early. */
+	if (now + 500 < m->due_us) {
+		arm(m, due_cb);
+		return;
+	}
+	late = (double)(now - m->due_us) / 1e6;
+	for (b = 0; b < N_LATE && late > late_le[b]; b++)
+		;
+	late_hist[b]++;
+	late_sum += late;
+	if (m->op != NULL || m->retry_pending) {
+		/* The previous check is still running: never double it. */
+		m->n_skipped++;
+		skipped_total++;
+		wp_debug("monitor %s: previous check still running; skipping "
+		    "this slot", m->name);
+	} else {
+		start_attempt(m, 0);
+	}
+	/* Absolute schedule: the next slot follows this slot, not the end
+	 * of the check.  Slots already missed (a stalled loop) are skipped
+	 * and counted, not run in a burst. */
+	m->due_us += interval_us;
+	if (m->due_us <= now) {
+		int64_t missed = (now - m->due_us) / interval_us + 1;
+		m->due_us += missed * interval_us;
+		m->n_skipped += (uint64_t)missed;
+		skipped_total += (uint64_t)missed;
+	}
+	arm(m, due_cb);
+}
+
+static void
+retry_cb(uv_timer_t *t)
+{
+	struct monitor *m = t->data;
+
+	m->retry_pending = 0;
+	if (stopping || m->removed) {
+		check_drained();
+		return;
+	}
+	start_attempt(m, m->attempt + 1);
+}
+
+/* ---- results ---- */
+
+static void
+finish_check(struct monitor *m, const struct wp_result *r)
+{
+	enum mstate prev = m->state;
+	enum mstate now = r->ok ? ST_UP : ST_DOWN;
+	struct store_alert alerts[16];
+	struct store_check c;
+	size_t n_alerts = 0;
+	const char *reason = r->ok ? NULL : wp_reason_name(r->reason);
+
+	checks_total++;
+	if (r->ok)
+		m->n_up++;
+	else
+		m->n_down++;
+	m->last = *r;
+	snprintf(m->last_detail, sizeof(m->last_detail), "%s",
+	    r->detail ? r->detail : "");
+	m->last.detail = r->detail ? m->last_detail : NULL;
+	m->last_check_ms = m->check_started_ms;
+	m->state = now;
+
+	if (m->once != NULL) {
+		struct once_result *o = m->once;
+		o->done = 1;
+		o->ok = r->ok;
+		o->latency_ms = r->latency_ms;
+		o->reason = r->reason;
+		o->status_code = r->status_code;
+		snprintf(o->detail, sizeof(o->detail), "%s",
+		    r->detail ? r->detail : "");
+		m->once = NULL;
+		if (--once_left == 0 && once_done)
+			once_done(once_arg);
+		return;
+	}
+
+	if (r->ok)
+		wp_debug("monitor %s: up in %.1f ms (status %d, attempt %u)",
+		    m->name, r->latency_ms, r->status_code, m->attempt + 1);
+	else
+		wp_debug("monitor %s: down: %s: %s (attempt %u)", m->name,
+		    reason, r->detail ? r->detail : "", m->attempt + 1);
+	if (prev != now) {
+		m->since_ms = m->check_started_ms;
+		if (now == ST_DOWN)
+			wp_info("monitor %s: %s -> DOWN (%s: %s)", m->name,
+			    state_names[prev], reason,
+			    r->detail ? r->detail : "");
+		else
+			wp_info("monitor %s: %s -> UP (%.1f ms)", m->name,
+			    state_names[prev], r->latency_ms);
+	}
+	if ((now == ST_DOWN && prev != ST_DOWN) ||
+	    (now == ST_UP && prev == ST_DOWN))
+		n_alerts = alert_raise(m->db_id, m->name, m->type, m->all_alerts,
+		    m->alerts, m->n_alerts, state_names[now], state_names[prev],
+		    m->check_started_ms, r->ok ? NULL : r->detail, reason,
+		    r->latency_ms, alerts, sizeof(alerts) / sizeof(alerts[0]));
+	if (store == NULL)
+		return;
+	memset(&c, 0, sizeof(c));
+	c.monitor_id = m->db_id;
+	c.ts_ms = m->check_started_ms;
+	c.ok = r->ok;
+	c.latency_ms = r->latency_ms;
+	c.status_code = r->status_code;
+	c.reason = r->reason;
+	if (!r->ok)
+		snprintf(c.error, sizeof(c.error), "%s",
+		    r->detail && r->detail[0] ? r->detail :
+		    wp_reason_desc(r->reason));
+	c.attempts = (int)m->attempt + 1;
+	c.dns_ms = r->dns_ms;
+	c.connect_ms = r->connect_ms;
+	c.tls_ms = r->tls_ms;
+	c.first_byte_ms = r->first_byte_ms;
+	c.cert_expiry = r->cert_expiry;
+	c.state_changed = prev != now;
+	if (store_submit(store, &c, alerts, n_alerts) != 0)
+		wp_debug("monitor %s: store queue full; result dropped",
+		    m->name);
+}
+
+static void
+attempt_done(void *arg, const struct wp_result *r, enum op_outcome outcome)
+{
+	struct monitor *m = arg;
+
+	m->op = NULL;
+	if (m->removed) {
+		monitor_dispose(m);
+		check_drained();
+		return;
+	}
+	if (outcome == OP_CANCELED) {
+		check_drained();
+		return;
+	}
+	if (!r->ok && m->attempt < (unsigned)m->retries && !stopping) {
+		m->retry_pending = 1;
+		uv_timer_start(&m->retry_timer, retry_cb,
+		    (uint64_t)m->retry_interval_ms, 0);
+		return;
+	}
+	finish_check(m, r);
+	check_drained();
+}
+
+static void
+start_attempt(struct monitor *m, unsigned attempt)
+{
+	m->attempt = attempt;
+	if (attempt == 0)
+		m->check_started_ms = wp_wall_ms();
+	m->op = opmon_run(m->in, OPC_CHECK, m->name, m->timeout_ms, attempt,
+	    NULL, attempt_done, m);
+}
+
+/* ---- configuration ---- */
+
+void
+manager_init(struct store *st)
+{
+	store = st;
+}
+
+static struct monitor *
+monitor_new(const struct cfg_monitor *c, struct instance *in)
+{
+	struct monitor *m = wp_xcalloc(1, sizeof(*m));
+
+	m->name = wp_xstrdup(c->s.name);
+	monitor_set(m, c);
+	m->in = in;
+	m->state = ST_PENDING;
+	m->last = (struct wp_result)WP_RESULT_INIT;
+	uv_timer_init(wp_loop, &m->timer);
+	uv_timer_init(wp_loop, &m->retry_timer);
+	m->timer.data = m;
+	m->retry_timer.data = m;
+	return m;
+}
+
+/* Put M's next check at now + offset and arm it. */
+static void
+schedule_first(struct monitor *m, int64_t offset_us)
+{
+	uv_timer_stop(&m->timer);
+	if (!m->enabled || stopping)
+		return;
+	m->due_us = wp_now_us() + offset_us;
+	arm(m, due_cb);
+}
+
+static void
+restore_state(struct monitor *m, const struct store_state *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (s[i].monitor_id != m->db_id)
+			continue;
+		if (strcmp(s[i].state, "up") == 0)
+			m->state = ST_UP;
+		else if (strcmp(s[i].state, "down") == 0)
+			m->state = ST_DOWN;
+		m->last_check_ms = s[i].last_check_ms;
+		m->last.latency_ms = s[i].latency_ms;
+		m->since_ms = s[i].since_ms;
+		return;
+	}
+}
+
+int
+manager_apply(struct config *cfg, struct wp_diag *diag)
+{
+	struct instance **fresh;
+	struct monitor *m, *next, *list = NULL, **tail = &list;
+	struct store_state *states = NULL;
+	size_t n_states = 0, i, n_new = 0, n_changed = 0, n_removed = 0;
+	int64_t *ids = NULL;
+	const char **names, **types;
+	void *alerts_prepared = NULL;
+	int rc = 0;
+	int64_t spread_us;
+
+	/* 1. Configure everything new or changed; change nothing yet. */
+	fresh = wp_xcalloc(cfg->n_monitors + 1, sizeof(*fresh));
+	for (i = 0; i < cfg->n_monitors; i++) {
+		const struct cfg_monitor *c = &cfg->monitors[i];
+		const struct plugin *p = loader_by_desc(c->s.plugin);
+		struct wp_section sec;
+		void *inst = NULL;
+
+		m = find(c->s.name);
+		if (m && strcmp(m->definition, c->s.definition) == 0)
+			continue;
+		sec = (struct wp_section){ sizeof(sec), c->s.name, cfg->file,
+		    c->s.line, c->s.kv, c->s.n_kv, c->timeout_ms, diag };
+		if (p == NULL || p->desc.configure(p->state, &sec, &inst) != 0) {
+			rc = WP_EINVAL;
+			continue;
+		}
+		fresh[i] = instance_new(p, inst);
+	}
+	if (alert_prepare(cfg, diag, &alerts_prepared) != 0)
+		rc = WP_EINVAL;
+	if (rc != 0 || diag->errors > 0) {
+		for (i = 0; i < cfg->n_monitors; i++)
+			instance_unref(fresh[i]);
+		free(fresh);
+		alert_abort(alerts_prepared);
+		return WP_EINVAL;
+	}
+
+	/* 2. Monitor ids in the store (names are identities). */
+	ids = wp_xcalloc(cfg->n_monitors + 1, sizeof(*ids));
+	if (store != NULL) {
+		names = wp_xcalloc(cfg->n_monitors + 1, sizeof(*names));
+		types = wp_xcalloc(cfg->n_monitors + 1, sizeof(*types));
+		for (i = 0; i < cfg->n_monitors; i++) {
+			names[i] = cfg->monitors[i].s.name;
+			types[i] = cfg->monitors[i].s.type;
+		}
+		if (store_sync_monitors(store, names, types, cfg->n_monitors,
+		    ids) != 0)
+			wp_err("store: could not record the monitor list; "
+			    "results of new monitors may not be stored");
+		free(names);
+		free(types);
+		if (current == NULL)
+			store_load_state(store, &states, &n_states);
+	}
+	alert_commit(alerts_prepared);
+
+	/* 3. Apply: new, changed, unchanged -- in the new file order. */
+	spread_us = 100; /* first runs: 10,000 monitors over one second */
+	for (i = 0; i < cfg->n_monitors; i++) {
+		const struct cfg_monitor *c = &cfg->monitors[i];
+
+		m = find(c->s.name);
+		if (m == NULL) {
+			m = monitor_new(c, fresh[i]);
+			m->db_id = ids[i];
+			restore_state(m, states, n_states);
+			schedule_first(m, (int64_t)n_new * spread_us);
+			n_new++;
+		} else if (fresh[i] != NULL) {
+			/* Changed: keep state and history, new settings, an
+			 * immediate check with the new definition. */
+			if (m->op != NULL)
+				opmon_cancel(m->op);
+			uv_timer_stop(&m->retry_timer);
+			m->retry_pending = 0;
+			instance_unref(m->in);
+			m->in = fresh[i];
+			monitor_set(m, c);
+			m->db_id = ids[i] ? ids[i] : m->db_id;
+			schedule_first(m, (int64_t)n_changed * spread_us);
+			n_changed++;
+			wp_info("monitor %s: definition changed; checking now",
+			    m->name);
+		}
+		m->removed = -1; /* mark: still configured */
+		*tail = m;
+		tail = &m->next;
+	}
+	/* Whatever was not marked is gone. */
+	for (m = monitors; m != NULL; m = next) {
+		next = m->next;
+		if (m->removed == -1)
+			continue;
+		m->removed = 1;
+		n_removed++;
+		uv_timer_stop(&m->timer);
+		uv_timer_stop(&m->retry_timer);
+		m->retry_pending = 0;
+		wp_info("monitor %s: removed", m->name);
+		monitor_dispose(m);
+	}
+	*tail = NULL;
+	monitors = list;
+	n_monitors = 0;
+	for (m = monitors; m; m = m->next) {
+		m->removed = 0;
+		n_monitors++;
+	}
+	rehash();
+	free(fresh);
+	free(ids);
+	free(states);
+	if (current != NULL)
+		wp_info("configuration applied: %zu added, %zu changed, %zu "
+		    "removed, %zu unchanged", n_new, n_changed, n_removed,
+		    n_monitors - n_new - n_changed);
+	config_free(current);
+	current = cfg;
+	return 0;
+}
+
+struct once_result *
+manager_once(const char *const *names, size_t n, void (*done)(void *),
+    void *arg, size_t *n_out, char *err, size_t errlen)
+{
+	struct monitor *m;
+	size_t i, k = 0;
+
+	for (i = 0; i < n; i++) {
+		if (find(names[i]) == NULL) {
+			snprintf(err, errlen, "no monitor named \"%s\"",
+			    names[i]);
+			return NULL;
+		}
+	}
+	once_results = wp_xcalloc(n_monitors + 1, sizeof(*once_results));
+	for (m = monitors; m; m = m->next) {
+		uv_timer_stop(&m->timer);
+		if (n == 0 && !m->enabled)
+			continue;
+		if (n > 0) {
+			for (i = 0; i < n && strcmp(names[i], m->name); i++)
+				;
+			if (i == n)
+				continue;
+		}
+		once_results[k].name = m->name;
+		once_results[k].type = m->type;
+		m->once = &once_results[k++];
+	}
+	once_n = once_left = k;
+	once_done = done;
+	once_arg = arg;
+	*n_out = k;
+	if (k == 0 && done)
+		done(arg);
+	for (m = monitors; m; m = m->next)
+		if (m->once)
+			start_attempt(m, 0);
+	return once_results;
+}
+
+/* ---- shutdown ---- */
+
+static void
+check_drained(void)
+{
+	struct monitor *m;
+
+	if (!stopping || drained_cb == NULL)
+		return;
+	for (m = monitors; m; m = m->next)
+		if (m->op != NULL || m->retry_pending)
+			return;
+	if (opmon_running(OPC_CHECK) > 0 || alert_in_flight() > 0)
+		return;
+	{
+		void (*cb)(void *) = drained_cb;
+		drained_cb = NULL;
+		cb(drained_arg);
+	}
+}
+
+static uv_timer_t drain_poll;
+
+static void
+drain_poll_cb(uv_timer_t *t)
+{
+	check_drained();
+	if (drained_cb == NULL)
+		uv_close((uv_handle_t *)t, NULL);
+}
+
+void
+manager_stop(void (*drained)(void *), void *arg)
+{
+	struct monitor *m;
+
+	stopping = 1;
+	drained_cb = drained;
+	drained_arg = arg;
+	for (m = monitors; m; m = m->next) {
+		uv_timer_stop(&m->timer);
+		if (m->retry_pending) {
+			uv_timer_stop(&m->retry_timer);
+			m->retry_pending = 0;
+		}
+	}
+	alert_stop();
+	/* Deliveries finishing do not call back here: poll for them. */
+	uv_timer_init(wp_loop, &drain_poll);
+	uv_timer_start(&drain_poll, drain_poll_cb, 50, 50);
+	check_drained();
+}
+
+void
+manager_free(void)
+{
+	struct monitor *m, *next;
+
+	for (m = monitors; m; m = next) {
+		next = m->next;
+		if (m->op != NULL)
+			continue; /* a plugin that never completed keeps it */
+		instance_unref(m->in);
+		m->in = NULL;
+		m->closing = 2;
+		uv_close((uv_handle_t *)&m->timer, monitor_close_cb);
+		uv_close((uv_handle_t *)&m->retry_timer, monitor_close_cb);
+	}
+	monitors = NULL;
+	free(table);
+	table = NULL;
+	table_size = n_monitors = 0;
+	free(once_results);
+	once_results = NULL;
+	config_free(current);
+	current = NULL;
+}
+
+size_t
+manager_monitor_count(void)
+{
+	return n_monitors;
+}
+
+/* ---- rendering ---- */
+
+static json_t *
+num_or_null(double v)
+{
+	return v >= 0 ? json_real(v) : json_null();
+}
+
+char *
+manager_monitors_json(void)
+{
+	json_t *arr = json_array();
+	struct monitor *m;
+	char *out;
+
+	for (m = monitors; m; m = m->next) {
+		json_t *o = json_object();
+		json_object_set_new(o, "name", json_string(m->name));
+		json_object_set_new(o, "type", json_string(m->type));
+		json_object_set_new(o, "state", json_string(
+		    m->enabled ? state_names[m->state] : "disabled"));
+		json_object_set_new(o, "last_check", m->last_check_ms ?
+		    json_integer(m->last_check_ms) : json_null());
+		json_object_set_new(o, "latency_ms",
+		    m->last_check_ms ? num_or_null(m->last.latency_ms) :
+		    json_null());
+		json_object_set_new(o, "since", m->since_ms ?
+		    json_integer(m->since_ms) : json_null());
+		json_object_set_new(o, "status_code", m->last.status_code >= 0 ?
+		    json_integer(m->last.status_code) : json_null());
+		json_object_set_new(o, "reason", m->state == ST_DOWN ?
+		    json_string(wp_reason_name(m->last.reason)) : json_null());
+		json_object_set_new(o, "error", m->state == ST_DOWN &&
+		    m->last.detail ? json_string(m->last.detail) : json_null());
+		json_object_set_new(o, "interval_ms",
+		    json_integer(m->interval_ms));
+		json_object_set_new(o, "checks_up", json_integer((json_int_t)m->n_up));
+		json_object_set_new(o, "checks_down",
+		    json_integer((json_int_t)m->n_down));
+		json_object_set_new(o, "checks_skipped",
+		    json_integer((json_int_t)m->n_skipped));
+		json_array_append_new(arr, o);
+	}
+	out = json_dumps(arr, JSON_COMPACT);
+	json_decref(arr);
+	return out;
+}
+
+/* Prometheus label values: escape \, " and newline. */
+static void
+label(struct wp_buf *b, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			wp_buf_printf(b, "\\%c", *s);
+		else if (*s == '\n')
+			wp_buf_puts(b, "\\n");
+		else
+			wp_buf_append(b, s, 1);
+	}
+}
+
+static void
+series(struct wp_buf *b, const char *metric, const struct monitor *m,
+    const char *extra)
+{
+	wp_buf_printf(b, "%s{monitor=\"", metric);
+	label(b, m->name);
+	wp_buf_printf(b, "\",type=\"%s\"%s} ", m->type, extra ? extra : "");
+}
+
+void
+manager_metrics(struct wp_buf *b)
+{
+	struct monitor *m;
+	uint64_t cum = 0;
+	int k;
+
+	wp_buf_puts(b, "# HELP watchpost_monitor_up 1 if the monitor is up, 0 "
+	    "if down; absent while pending.\n# TYPE watchpost_monitor_up gauge\n");
+	for (m = monitors; m; m = m->next) {
+		if (m->state == ST_PENDING)
+			continue;
+		series(b, "watchpost_monitor_up", m, NULL);
+		wp_buf_printf(b, "%d\n", m->state == ST_UP);
+	}
+	wp_buf_puts(b, "# HELP watchpost_monitor_latency_seconds Latency of the "
+	    "last check.\n# TYPE watchpost_monitor_latency_seconds gauge\n");
+	for (m = monitors; m; m = m->next) {
+		if (m->last_check_ms == 0 || m->last.latency_ms < 0)
+			continue;
+		series(b, "watchpost_monitor_latency_seconds", m, NULL);
+		wp_buf_printf(b, "%.6f\n", m->last.latency_ms / 1000.0);
+	}
+	wp_buf_puts(b, "# HELP watchpost_monitor_checks_total Finished checks "
+	    "by result.\n# TYPE watchpost_monitor_checks_total counter\n");
+	for (m = monitors; m; m = m->next) {
+		series(b, "watchpost_monitor_checks_total", m,
+		    ",result=\"up\"");
+		wp_buf_printf(b, "%" PRIu64 "\n", m->n_up);
+		series(b, "watchpost_monitor_checks_total", m,
+		    ",result=\"down\"");
+		wp_buf_printf(b, "%" PRIu64 "\n", m->n_down);
+	}
+	wp_buf_puts(b, "# HELP watchpost_monitor_phase_seconds Phase timings "
+	    "of the last check, from its start.\n# TYPE "
+	    "watchpost_monitor_phase_seconds gauge\n");
+	for (m = monitors; m; m = m->next) {
+		static const char *const phases[] = { "dns", "connect", "tls",
+		    "first_byte" };
+		const double v[] = { m->last.dns_ms, m->last.connect_ms,
+		    m->last.tls_ms, m->last.first_byte_ms };
+		char extra[48];
+		int i;
+
+		if (m->last_check_ms == 0)
+			continue;
+		for (i = 0; i < 4; i++) {
+			if (v[i] < 0)
+				continue;
+			snprintf(extra, sizeof(extra), ",phase=\"%s\"",
+			    phases[i]);
+			series(b, "watchpost_monitor_phase_seconds", m, extra);
+			wp_buf_printf(b, "%.6f\n", v[i] / 1000.0);
+		}
+	}
+	wp_buf_puts(b, "# HELP watchpost_monitor_cert_expiry_timestamp_seconds "
+	    "When the peer certificate expires.\n# TYPE "
+	    "watchpost_monitor_cert_expiry_timestamp_seconds gauge\n");
+	for (m = monitors; m; m = m->next) {
+		if (m->last.cert_expiry <= 0)
+			continue;
+		series(b, "watchpost_monitor_cert_expiry_timestamp_seconds", m,
+		    NULL);
+		wp_buf_printf(b, "%" PRId64 "\n", m->last.cert_expiry);
+	}
+	wp_buf_puts(b, "# HELP watchpost_monitor_skipped_total Check slots "
+	    "skipped because the previous check was still running.\n# TYPE "
+	    "watchpost_monitor_skipped_total counter\n");
+	for (m = monitors; m; m = m->next) {
+		series(b, "watchpost_monitor_skipped_total", m, NULL);
+		wp_buf_printf(b, "%" PRIu64 "\n", m->n_skipped);
+	}
+	wp_buf_puts(b, "# HELP watchpost_schedule_lateness_seconds How late "
+	    "checks start after their slot.\n# TYPE "
+	    "watchpost_schedule_lateness_seconds histogram\n");
+	for (k = 0; k < N_LATE; k++) {
+		cum += late_hist[k];
+		wp_buf_printf(b, "watchpost_schedule_lateness_seconds_bucket"
+		    "{le=\"%g\"} %" PRIu64 "\n", late_le[k], cum);
+	}
+	cum += late_hist[N_LATE];
+	wp_buf_printf(b, "watchpost_schedule_lateness_seconds_bucket{le="
+	    "\"+Inf\"} %" PRIu64 "\nwatchpost_schedule_lateness_seconds_sum "
+	    "%.6f\nwatchpost_schedule_lateness_seconds_count %" PRIu64 "\n",
+	    cum, late_sum, cum);
+	wp_buf_printf(b, "# HELP watchpost_checks_skipped_total All skipped "
+	    "check slots.\n# TYPE watchpost_checks_skipped_total counter\n"
+	    "watchpost_checks_skipped_total %" PRIu64 "\n", skipped_total);
+	wp_buf_printf(b, "# HELP watchpost_monitors Configured monitors.\n"
+	    "# TYPE watchpost_monitors gauge\nwatchpost_monitors %zu\n",
+	    n_monitors);
+}

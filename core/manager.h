@@ -1,0 +1,71 @@
+/*
+ * manager -- the single source of truth for what runs.
+ *
+ * It turns a validated configuration into running monitors: instances
+ * configured through their plugins, an absolute monotonic schedule per
+ * monitor (next = due + interval), retries, UP/DOWN state, alerts and stored
+ * results.  manager_apply() is both start-up and SIGHUP reload: it applies
+ * the difference by monitor name.  Loop thread only.
+ */
+#ifndef WP_MANAGER_H
+#define WP_MANAGER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct config;
+struct store;
+struct wp_buf;
+struct wp_diag;
+
+/* Once-mode result of one monitor. */
+struct once_result {
+	const char *name;
+	const char *type;
+	int done;
+	int ok;
+	double latency_ms;
+	int reason;
+	int status_code;
+	char detail[256];
+};
+
+/*
+ * Start the manager.  ST is the store (NULL in --once mode: nothing is
+ * written and no alert is sent).
+ */
+void manager_init(struct store *st);
+
+/*
+ * Apply CFG: configure new and changed sections through their plugins
+ * (every error goes to DIAG); if anything fails, nothing changes and
+ * WP_EINVAL is returned.  On success the manager owns CFG (the previous one
+ * is freed) and 0 is returned.
+ */
+int manager_apply(struct config *cfg, struct wp_diag *diag);
+
+/*
+ * --once: run the monitors named in NAMES (all enabled ones when n == 0)
+ * once each, with retries; DONE(arg) runs when all have finished.  Returns
+ * the results array (owned by the manager) and its length in *n_out, or
+ * NULL with an error in err if a name is unknown.
+ */
+struct once_result *manager_once(const char *const *names, size_t n,
+    void (*done)(void *arg), void *arg, size_t *n_out, char *err,
+    size_t errlen);
+
+/* Stop scheduling; DRAINED(arg) runs once no check or delivery is in
+ * flight (each one finishes or reaches its deadline). */
+void manager_stop(void (*drained)(void *arg), void *arg);
+
+/* Free everything (after the loop has stopped). */
+void manager_free(void);
+
+/* Renderers for the API (loop thread; malloc'd results). */
+char *manager_monitors_json(void);
+void manager_metrics(struct wp_buf *b);
+
+/* Counts for tests and logs. */
+size_t manager_monitor_count(void);
+
+#endif

@@ -1,0 +1,89 @@
+# Shared helpers for the integration tests (bash).  Sourced, not run.
+# Everything runs on loopback, in a private temporary folder, and every
+# wait is bounded.
+set -euo pipefail
+
+: "${abs_top_builddir:?run through make check}"
+: "${abs_top_srcdir:?run through make check}"
+WATCHPOST="$abs_top_builddir/watchpost"
+TESTHTTPD="$abs_top_builddir/tests/testhttpd"
+PLUGINS="${WP_PLUGIN_DIR:-$abs_top_builddir/plugins/.libs}"
+TEST_PLUGINS="${WP_TEST_PLUGIN_DIR:-$abs_top_builddir/tests/plugins/.libs}"
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/wp-test.XXXXXX")
+chmod 755 "$T"
+PIDS=()
+
+cleanup() {
+	local p
+	for p in "${PIDS[@]}"; do
+		kill "$p" 2>/dev/null || true
+	done
+	for p in "${PIDS[@]}"; do
+		wait "$p" 2>/dev/null || true
+	done
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+fail() {
+	echo "FAIL: $*" >&2
+	for f in "$T"/*.log; do
+		[ -f "$f" ] || continue
+		echo "---- $f (last 40 lines)" >&2
+		tail -n 40 "$f" >&2
+	done
+	exit 1
+}
+ok() { echo "ok - $*"; }
+
+# wait_until SECONDS CMD...: poll CMD every 0.1 s until it succeeds.
+wait_until() {
+	local limit=$(( $1 * 10 )) i=0
+	shift
+	while ! "$@" >/dev/null 2>&1; do
+		i=$((i + 1))
+		[ "$i" -ge "$limit" ] && return 1
+		sleep 0.1
+	done
+	return 0
+}
+
+# start_httpd NAME [ARGS...]: start tests/testhttpd, set ${NAME}_PORT.
+start_httpd() {
+	local name=$1 out
+	shift
+	out="$T/$name.out"
+	"$TESTHTTPD" --port 0 "$@" >"$out" 2>"$T/$name.log" &
+	PIDS+=($!)
+	eval "${name}_PID=$!"
+	wait_until 10 grep -q '^PORT ' "$out" || fail "$name did not start"
+	eval "${name}_PORT=$(sed -n 's/^PORT //p' "$out" | head -1)"
+}
+
+# start_agent CONFIG [ARGS...]: run the daemon in the background; sets
+# AGENT_PID and, when the API listens, API (http://127.0.0.1:PORT).
+start_agent() {
+	local conf=$1
+	shift
+	"$WATCHPOST" -c "$conf" -P "$PLUGINS" "$@" >"$T/agent.out" \
+	    2>>"$T/agent.log" &
+	AGENT_PID=$!
+	PIDS+=($AGENT_PID)
+	if grep -q '^listen *= *127' "$conf"; then
+		wait_until 10 grep -q 'listening on' "$T/agent.log" ||
+		    fail "agent API did not come up"
+		API="http://$(sed -n 's/.*listening on \([0-9.:]*\).*/\1/p' \
+		    "$T/agent.log" | tail -1)"
+	fi
+}
+
+# stop_agent: SIGTERM and wait; fails the test unless it exits 0.
+stop_agent() {
+	local rc=0
+	kill -TERM "$AGENT_PID"
+	wait "$AGENT_PID" || rc=$?
+	[ "$rc" -eq 0 ] || fail "agent exited $rc after SIGTERM"
+}
+
+sql() { sqlite3 -batch -noheader "$1" "$2"; }

@@ -1,0 +1,116 @@
+#!/bin/bash
+# The command line: --version/--help, -t (FILE:LINE errors, exit 0/1),
+# the loader's refusals, and --once exit codes.
+. "$abs_top_srcdir/tests/lib.sh"
+
+"$WATCHPOST" --version | grep -q "^watchpost " || fail "--version"
+"$WATCHPOST" --help | grep -q -- "--check-config" || fail "--help"
+ok "version and help"
+
+# A valid configuration.
+cat >"$T/good.ini" <<INI
+[agent]
+database = good.db
+listen = off
+
+[monitor:local-port]
+type = tcp
+host = 127.0.0.1
+port = 9
+interval = 5s
+INI
+out=$("$WATCHPOST" -t -c "$T/good.ini" -P "$PLUGINS") || fail "-t on a valid file"
+echo "$out" | grep -q "configuration OK" || fail "-t says OK"
+[ ! -e "$T/good.db" ] || fail "-t must not create the database"
+ok "-t accepts a valid file"
+
+# Several errors, each FILE:LINE, all reported.
+cat >"$T/bad.ini" <<INI
+[agent]
+retention_days = soon
+
+[monitor:a]
+type = tcp
+host = 127.0.0.1
+port = 99999
+intervall = 5s
+
+[monitor:b]
+type = nosuchtype
+INI
+rc=0
+"$WATCHPOST" -t -c "$T/bad.ini" -P "$PLUGINS" 2>"$T/bad.err" || rc=$?
+[ "$rc" -eq 1 ] || fail "-t on a bad file exits 1 (got $rc)"
+grep -q "bad.ini:2: " "$T/bad.err" || fail "retention_days error at line 2"
+grep -q "bad.ini:8: .*did you mean \"interval\"" "$T/bad.err" ||
+    fail "unknown key with did-you-mean at line 8"
+grep -q "bad.ini:12: .*nosuchtype" "$T/bad.err" || fail "unknown type at 12"
+grep -q "bad.ini:7: " "$T/bad.err" || fail "plugin-validated port at line 7"
+ok "-t reports every error as FILE:LINE"
+
+# Loader refusals: each test plugin is wrong in exactly one way.
+refuse() {
+	local type=$1 expect=$2
+	printf '[agent]\nlisten = off\n[monitor:x]\ntype = %s\n' "$type" \
+	    >"$T/r.ini"
+	rc=0
+	"$WATCHPOST" -t -c "$T/r.ini" -P "$TEST_PLUGINS" 2>"$T/r.err" || rc=$?
+	[ "$rc" -eq 1 ] || fail "$type: expected exit 1, got $rc"
+	grep -q "$expect" "$T/r.err" ||
+	    fail "$type: expected \"$expect\" in: $(cat "$T/r.err")"
+}
+refuse notplugin "is not a watchpost plugin"
+refuse badmagic "is not a watchpost plugin"
+refuse newmajor "built for plugin ABI 2.0.*rebuild the plugin"
+refuse newminor "built for plugin ABI 1.[0-9]*, but .*upgrade watchpost"
+refuse misnamed "calls itself \"somethingelse\", not \"misnamed\""
+refuse missing "no plugin .*missing.so"
+ok "loader refuses foreign, incompatible and misnamed plugins"
+
+# A plugin directory others can write to is refused.
+mkdir "$T/open"
+cp "$TEST_PLUGINS/blocking.so" "$T/open/"
+chmod 777 "$T/open"
+printf '[agent]\nlisten = off\n[monitor:x]\ntype = blocking\n' >"$T/o.ini"
+rc=0
+"$WATCHPOST" -t -c "$T/o.ini" -P "$T/open" 2>"$T/o.err" || rc=$?
+[ "$rc" -eq 1 ] && grep -q "writable by other users" "$T/o.err" ||
+    fail "world-writable plugin dir must be refused"
+ok "world-writable plugin directory refused"
+
+# --once: 0 all up, 2 any down, 3 configuration error.
+python_free_port=1
+cat >"$T/once.ini" <<INI
+[agent]
+listen = off
+database = once.db
+
+[monitor:up]
+type = blocking
+retries = 0
+
+[monitor:down]
+type = blocking
+fail = true
+retries = 1
+retry_interval = 50ms
+marker = $T/calls
+INI
+rc=0
+"$WATCHPOST" --once -c "$T/once.ini" -P "$TEST_PLUGINS" up >"$T/once.out" || rc=$?
+[ "$rc" -eq 0 ] || fail "--once up: exit $rc"
+grep -Eq "^up +blocking +UP " "$T/once.out" || fail "--once line: $(cat "$T/once.out")"
+rc=0
+"$WATCHPOST" --once -c "$T/once.ini" -P "$TEST_PLUGINS" >"$T/once.out" || rc=$?
+[ "$rc" -eq 2 ] || fail "--once with a down monitor: exit $rc"
+grep -Eq "^down +blocking +DOWN .*told to fail" "$T/once.out" ||
+    fail "--once down line: $(cat "$T/once.out")"
+[ "$(wc -l <"$T/calls")" -eq 2 ] || fail "retries = 1 means 2 attempts"
+[ ! -e "$T/once.db" ] || fail "--once must not write the database"
+rc=0
+"$WATCHPOST" --once -c "$T/once.ini" -P "$TEST_PLUGINS" nosuch 2>/dev/null || rc=$?
+[ "$rc" -eq 3 ] || fail "--once unknown name: exit $rc"
+rc=0
+"$WATCHPOST" --once -c "$T/bad.ini" -P "$PLUGINS" 2>/dev/null || rc=$?
+[ "$rc" -eq 3 ] || fail "--once bad config: exit $rc"
+ok "--once exit codes 0/2/3, retries, no database"
