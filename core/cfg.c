@@ -142,7 +142,6 @@ struct plugin_cache {
 };
 
 struct loader {
-	const char *file;
 	FILE *fp;
 	/* read_line(): the physical line and the current key line split. */
 	char *buf;
@@ -789,6 +788,8 @@ build_section(struct loader *ld, const struct raw_section *rs,
 	if (type == NULL)
 		report(ld, rs->line, "[%s:%s] has no \"type\" key", kind,
 		    rs->name);
+	else if (type->value[0] == '\0')
+		report(ld, type->line, "type: no value");
 	else if (!valid_name(type->value, "_-"))
 		report(ld, type->line, "type: \"%s\" is not a plugin type "
 		    "name (letters, digits, '_' and '-')", type->value);
@@ -1064,7 +1065,6 @@ config_load(const char *file, const char *plugin_dir_override,
 
 	*out = NULL;
 	memset(&ld, 0, sizeof(ld));
-	ld.file = file;
 	ld.cur = CUR_NONE;
 	ld.lookup = lookup;
 	ld.lookup_arg = lookup_arg;
@@ -1126,7 +1126,8 @@ config_load(const char *file, const char *plugin_dir_override,
 		ret = 0;
 	}
 done:
-	qsort(ld.probs, ld.n_probs, sizeof(*ld.probs), problem_cmp);
+	if (ld.n_probs > 0)
+		qsort(ld.probs, ld.n_probs, sizeof(*ld.probs), problem_cmp);
 	for (i = 0; i < ld.n_probs; i++)
 		diag_error(diag, ld.probs[i].line, "%s", ld.probs[i].msg);
 	if (prev_file != NULL)

@@ -585,6 +585,7 @@ test_errors_monitor(void **state)
 	    ":1: [monitor:m] has no \"type\" key");
 	expect_one("[monitor:m]\ntype = tcp\nhost = h\n",
 	    ":1: [monitor:m] is missing the required key \"port\" for type tcp");
+	expect_one("[monitor:m]\ntype =\nhost = h\n", ":2: type: no value");
 	expect_one("[monitor:m]\ntype = ../evil\n",
 	    ":2: type: \"../evil\" is not a plugin type name (letters, digits, "
 	    "'_' and '-')");
