@@ -1,0 +1,1160 @@
+/*
+ * cfg -- read the INI file with the system inih and validate it.
+ *
+ * Debian's libinih cuts lines at 200 bytes and gives the handler no line
+ * numbers, and INI_MAX_LINE in our own flags cannot change the shared
+ * library.  So inih reads through read_line(), which reads whole physical
+ * lines of any length, counts them, strips CR, a UTF-8 BOM, whitespace and
+ * comments, and reports the lines inih would reject (inih only returns the
+ * first bad line number, without calling the handler).  A key line is handed
+ * to inih as a normalised "key=value"; when that does not fit inih's buffer,
+ * inih gets a short stand-in and the handler takes the full key and value
+ * from the reader.  inih calls the handler right after reading a line, so
+ * the reader's line count is the handler's line number.  Section headers are
+ * handled by the reader too: inih does not report an empty section.
+ *
+ * Loading then has two phases: the parse collects the raw sections (kind,
+ * name, key/value/line in file order); validation checks them once the whole
+ * file is known (alert references may point forward, and [agent] plugin_dir,
+ * which may come last, decides where plugins are looked up).  Problems are
+ * collected with their line and handed to the caller's diagnostics sorted by
+ * line.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <ini.h>
+
+#include "cfg.h"
+#include "log.h"
+#include "util.h"
+
+#ifndef PKGLIBDIR
+#define PKGLIBDIR "/usr/local/lib/watchpost"
+#endif
+
+#define DEFAULT_DATABASE "watchpost.db"
+#define DEFAULT_LISTEN "127.0.0.1:9405"
+#define DURATION_FORMS "use e.g. 250ms, 10s, 5m, 1h"
+#define NAME_CHARS "letters, digits, '.', '_' and '-'"
+
+/* ------------------------------------------------------------------------ */
+/* Diagnostics */
+
+void
+diag_init(struct wp_diag *d, const char *file)
+{
+	memset(d, 0, sizeof(*d));
+	d->file = file;
+}
+
+void
+diag_verror(struct wp_diag *d, int line, const char *fmt, va_list ap)
+{
+	struct wp_buf b;
+	char *msg;
+	const char *file = d->file != NULL ? d->file : "(configuration)";
+
+	if (vasprintf(&msg, fmt, ap) < 0) {
+		fputs("watchpost: out of memory\n", stderr);
+		abort();
+	}
+	/* Adopt the text as a buffer whose capacity is exactly what it holds. */
+	b.data = d->text;
+	b.len = d->len;
+	b.cap = d->text != NULL ? d->len + 1 : 0;
+	if (line > 0)
+		wp_buf_printf(&b, "%s:%d: %s\n", file, line, msg);
+	else
+		wp_buf_printf(&b, "%s: %s\n", file, msg);
+	d->text = b.data;
+	d->len = b.len;
+	d->errors++;
+	free(msg);
+}
+
+void
+diag_error(struct wp_diag *d, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	diag_verror(d, line, fmt, ap);
+	va_end(ap);
+}
+
+void
+diag_free(struct wp_diag *d)
+{
+	if (d == NULL)
+		return;
+	free(d->text);
+	d->text = NULL;
+	d->len = 0;
+	d->errors = 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Loader state */
+
+enum sec_kind { SEC_AGENT, SEC_MONITOR, SEC_ALERT };
+
+static const char *const kind_names[] = { "agent", "monitor", "alert" };
+
+struct raw_kv {
+	char *key;
+	char *value;
+	int line;
+};
+
+/* One section as written, before validation. */
+struct raw_section {
+	int kind;               /* enum sec_kind */
+	char *name;             /* NULL for [agent] */
+	int line;
+	struct raw_kv *kv;
+	size_t n_kv;
+};
+
+struct problem {
+	int line;
+	size_t seq;             /* keeps the report order within a line */
+	char *msg;
+};
+
+/* The current section while parsing: an index into secs, or one of these. */
+#define CUR_NONE (-1)           /* before any section header */
+#define CUR_BAD (-2)            /* after a rejected header: keys are dropped */
+
+struct plugin_cache {
+	int kind;
+	char *type;
+	const struct wp_plugin *plugin;
+	char *why;
+};
+
+struct loader {
+	FILE *fp;
+	/* read_line(): the physical line and the current key line split. */
+	char *buf;
+	size_t cap;
+	int lineno;
+	int read_errno;
+	const char *key;
+	const char *value;
+	int subst;              /* inih got a stand-in for this key line */
+
+	struct raw_section *secs;
+	size_t n_secs;
+	long cur;
+
+	struct problem *probs;
+	size_t n_probs;
+
+	cfg_lookup_fn lookup;
+	void *lookup_arg;
+	struct plugin_cache *cache;
+	size_t n_cache;
+};
+
+static void report(struct loader *ld, int line, const char *fmt, ...)
+    WP_PRINTF(3, 4);
+
+/* Record a problem at LINE (0: the file as a whole). */
+static void
+report(struct loader *ld, int line, const char *fmt, ...)
+{
+	struct problem *p;
+	va_list ap;
+
+	ld->probs = wp_xrealloc(ld->probs, (ld->n_probs + 1) * sizeof(*p));
+	p = &ld->probs[ld->n_probs];
+	p->line = line;
+	p->seq = ld->n_probs++;
+	va_start(ap, fmt);
+	if (vasprintf(&p->msg, fmt, ap) < 0) {
+		fputs("watchpost: out of memory\n", stderr);
+		abort();
+	}
+	va_end(ap);
+}
+
+static int
+has_problem_at(const struct loader *ld, int line)
+{
+	size_t i;
+
+	for (i = 0; i < ld->n_probs; i++)
+		if (ld->probs[i].line == line)
+			return 1;
+	return 0;
+}
+
+static int
+problem_cmp(const void *a, const void *b)
+{
+	const struct problem *x = a, *y = b;
+
+	if (x->line != y->line)
+		return x->line < y->line ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static void
+loader_free(struct loader *ld)
+{
+	size_t i, j;
+
+	free(ld->buf);
+	for (i = 0; i < ld->n_secs; i++) {
+		for (j = 0; j < ld->secs[i].n_kv; j++) {
+			free(ld->secs[i].kv[j].key);
+			free(ld->secs[i].kv[j].value);
+		}
+		free(ld->secs[i].kv);
+		free(ld->secs[i].name);
+	}
+	free(ld->secs);
+	for (i = 0; i < ld->n_probs; i++)
+		free(ld->probs[i].msg);
+	free(ld->probs);
+	for (i = 0; i < ld->n_cache; i++) {
+		free(ld->cache[i].type);
+		free(ld->cache[i].why);
+	}
+	free(ld->cache);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Small helpers */
+
+static char *
+trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		e--;
+	*e = '\0';
+	return s;
+}
+
+/* A name of [A-Za-z0-9] plus the characters in `extra`, non-empty. */
+static int
+valid_name(const char *s, const char *extra)
+{
+	if (*s == '\0')
+		return 0;
+	for (; *s != '\0'; s++)
+		if (!isalnum((unsigned char)*s) && strchr(extra, *s) == NULL)
+			return 0;
+	return 1;
+}
+
+/*
+ * The closest of `cands` (two NULL-terminated lists, either may be NULL) to
+ * `key`: within edit distance 2, equal but for case, or a prefix either way
+ * of at least 3 characters.  Returns NULL when nothing is close.
+ */
+static const char *
+suggest(const char *key, const char *const *a, const char *const *b)
+{
+	const char *const *lists[2] = { a, b };
+	const char *best = NULL;
+	int bestd = INT_MAX, d, l;
+	size_t kl = strlen(key), cl;
+
+	for (l = 0; l < 2; l++) {
+		const char *const *c;
+		for (c = lists[l]; c != NULL && *c != NULL; c++) {
+			cl = strlen(*c);
+			if (strcasecmp(key, *c) == 0)
+				d = 0;
+			else if ((d = wp_edit_distance(key, *c)) > 2 &&
+			    !(kl >= 3 && cl >= 3 &&
+			    strncmp(key, *c, kl < cl ? kl : cl) == 0))
+				continue;
+			if (d < bestd) {
+				bestd = d;
+				best = *c;
+			}
+		}
+	}
+	return best;
+}
+
+/* " (did you mean "x"?)" or "", for appending to a message. */
+static const char *
+mean_text(const char *s, char *buf, size_t len)
+{
+	if (s == NULL)
+		return "";
+	snprintf(buf, len, " (did you mean \"%s\"?)", s);
+	return buf;
+}
+
+static int
+find_key(const char *const *keys, const char *key)
+{
+	int i;
+
+	for (i = 0; keys[i] != NULL; i++)
+		if (strcmp(keys[i], key) == 0)
+			return i;
+	return -1;
+}
+
+/* An absolute path for `value`: itself, or joined to `dir`. */
+static char *
+resolve_path(const char *dir, const char *value)
+{
+	size_t dl = strlen(dir);
+
+	if (value[0] == '/')
+		return wp_xstrdup(value);
+	if (dl > 0 && dir[dl - 1] == '/')
+		return wp_xasprintf("%s%s", dir, value);
+	return wp_xasprintf("%s/%s", dir, value);
+}
+
+static char *
+current_dir(void)
+{
+	char *cwd = getcwd(NULL, 0);
+
+	/* Without a current directory "/" is the only absolute answer. */
+	return cwd != NULL ? cwd : wp_xstrdup("/");
+}
+
+/* The absolute folder of `file` (which has been opened). */
+static char *
+file_dir(const char *file)
+{
+	char *d = wp_xstrdup(file), *slash, *real, *cwd, *abs;
+
+	slash = strrchr(d, '/');
+	if (slash == NULL) {
+		free(d);
+		d = wp_xstrdup(".");
+	} else if (slash == d)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	if ((real = realpath(d, NULL)) != NULL) {
+		free(d);
+		return real;
+	}
+	if (d[0] == '/')
+		return d;
+	cwd = current_dir();
+	abs = resolve_path(cwd, d);
+	free(cwd);
+	free(d);
+	return abs;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Parsing: the reader and the handler inih calls */
+
+static void
+section_header(struct loader *ld, char *s)
+{
+	char *end, *inner, *colon, *name = NULL, buf[128];
+	const char *kind = NULL, *alt;
+	static const char *const kinds[] = { "agent", "monitor", "alert", NULL };
+	struct raw_section *rs;
+	int k;
+	size_t i;
+
+	ld->cur = CUR_BAD;
+	if ((end = strchr(s, ']')) == NULL) {
+		report(ld, ld->lineno, "unterminated section header "
+		    "(missing ']')");
+		return;
+	}
+	*end = '\0';
+	if (trim(end + 1)[0] != '\0')
+		report(ld, ld->lineno, "unexpected text after ']': \"%s\"",
+		    trim(end + 1));
+	inner = trim(s + 1);
+	if ((colon = strchr(inner, ':')) != NULL) {
+		*colon = '\0';
+		name = colon + 1;
+	}
+	kind = inner;
+	k = find_key(kinds, kind);
+	if (k < 0) {
+		alt = suggest(kind, kinds, NULL);
+		if (alt != NULL && strcmp(alt, "agent") != 0 && name != NULL)
+			snprintf(buf, sizeof(buf), " (did you mean [%s:%s]?)",
+			    alt, name);
+		else if (alt != NULL && strcmp(alt, "agent") == 0)
+			snprintf(buf, sizeof(buf), " (did you mean [agent]?)");
+		else
+			buf[0] = '\0';
+		report(ld, ld->lineno, "unknown section [%s%s%s] (expected "
+		    "[agent], [monitor:NAME] or [alert:NAME])%s", kind,
+		    name != NULL ? ":" : "", name != NULL ? name : "", buf);
+		return;
+	}
+	if (k == SEC_AGENT && name != NULL) {
+		report(ld, ld->lineno, "[agent] takes no name");
+		return;
+	}
+	if (k != SEC_AGENT && name == NULL) {
+		report(ld, ld->lineno, "section [%s] needs a name: [%s:NAME]",
+		    kind, kind);
+		return;
+	}
+	if (k != SEC_AGENT && *name == '\0') {
+		report(ld, ld->lineno, "%s name is empty: use [%s:NAME]",
+		    kind, kind);
+		return;
+	}
+	if (k != SEC_AGENT && !valid_name(name, "._-")) {
+		report(ld, ld->lineno, "invalid %s name \"%s\": use only "
+		    NAME_CHARS, kind, name);
+		return;
+	}
+	for (i = 0; i < ld->n_secs; i++) {
+		rs = &ld->secs[i];
+		if (rs->kind != k)
+			continue;
+		if (k == SEC_AGENT) {
+			report(ld, ld->lineno, "duplicate [agent] section "
+			    "(first defined at line %d)", rs->line);
+			return;
+		}
+		if (strcmp(rs->name, name) == 0) {
+			report(ld, ld->lineno, "duplicate %s name \"%s\" "
+			    "(first defined at line %d)", kind, name, rs->line);
+			return;
+		}
+	}
+	ld->secs = wp_xrealloc(ld->secs, (ld->n_secs + 1) * sizeof(*rs));
+	rs = &ld->secs[ld->n_secs];
+	memset(rs, 0, sizeof(*rs));
+	rs->kind = k;
+	rs->name = k == SEC_AGENT ? NULL : wp_xstrdup(name);
+	rs->line = ld->lineno;
+	ld->cur = (long)ld->n_secs++;
+}
+
+/*
+ * inih's reader (fgets-like): reads the next physical line whatever its
+ * length and hands inih what it should see in `str` (at most num bytes):
+ * an empty line for blanks, comments, section headers and lines reported as
+ * malformed here, else "key=value", or a stand-in when that does not fit.
+ * Returns NULL at the end of the file or on a read error (read_errno).
+ */
+static char *
+read_line(char *str, int num, void *stream)
+{
+	struct loader *ld = stream;
+	ssize_t n;
+	char *s, *e, *sep, *key, *value, c;
+	size_t klen, vlen;
+
+	ld->subst = 0;
+	ld->key = ld->value = NULL;
+	errno = 0;
+	n = getline(&ld->buf, &ld->cap, ld->fp);
+	if (n < 0) {
+		if (ferror(ld->fp))
+			ld->read_errno = errno != 0 ? errno : EIO;
+		return NULL;
+	}
+	ld->lineno++;
+	str[0] = '\0';
+	s = ld->buf;
+	e = s + n;
+	if (memchr(s, '\0', (size_t)n) != NULL) {
+		report(ld, ld->lineno, "line contains a NUL byte");
+		return str;
+	}
+	if (e > s && e[-1] == '\n')
+		e--;
+	if (e > s && e[-1] == '\r')
+		e--;
+	*e = '\0';
+	if (ld->lineno == 1 && (unsigned char)s[0] == 0xef &&
+	    (unsigned char)s[1] == 0xbb && (unsigned char)s[2] == 0xbf)
+		s += 3;
+	s = trim(s);
+	if (*s == '\0' || *s == ';' || *s == '#')
+		return str;
+	/* An inline comment is ';' after whitespace, as inih has it. */
+	for (e = s + 1; *e != '\0'; e++) {
+		if (*e == ';' && isspace((unsigned char)e[-1])) {
+			*e = '\0';
+			break;
+		}
+	}
+	s = trim(s);
+	if (*s == '[') {
+		section_header(ld, s);
+		return str;
+	}
+	if ((sep = strpbrk(s, "=:")) == NULL) {
+		report(ld, ld->lineno, "expected \"key = value\", a [section] "
+		    "or a comment, not \"%s\"", s);
+		return str;
+	}
+	c = *sep;
+	*sep = '\0';
+	key = trim(s);
+	value = trim(sep + 1);
+	if (*key == '\0') {
+		report(ld, ld->lineno, "missing key name before '%c'", c);
+		return str;
+	}
+	ld->key = key;
+	ld->value = value;
+	klen = strlen(key);
+	vlen = strlen(value);
+	/* inih needs room for the line plus "\r\n\0" (see ini.h). */
+	if (num > 0 && klen + vlen + 4 <= (size_t)num)
+		snprintf(str, (size_t)num, "%s=%s", key, value);
+	else {
+		ld->subst = 1;
+		snprintf(str, (size_t)num, "%s", "k=v");
+	}
+	return str;
+}
+
+/* inih's handler: one key of the current section.  Always returns 1: every
+ * problem is recorded in the loader, so inih's own error count is unused. */
+static int
+on_key(void *user, const char *section, const char *name, const char *value)
+{
+	struct loader *ld = user;
+	struct raw_section *rs;
+	struct raw_kv *kv;
+
+	(void)section;
+	if (ld->subst) {
+		name = ld->key;
+		value = ld->value;
+	}
+	if (ld->cur == CUR_BAD)
+		return 1;
+	if (ld->cur == CUR_NONE) {
+		report(ld, ld->lineno, "key \"%s\" is outside any section "
+		    "(put it under [agent], [monitor:NAME] or [alert:NAME])",
+		    name);
+		return 1;
+	}
+	rs = &ld->secs[ld->cur];
+	rs->kv = wp_xrealloc(rs->kv, (rs->n_kv + 1) * sizeof(*kv));
+	kv = &rs->kv[rs->n_kv++];
+	kv->key = wp_xstrdup(name);
+	kv->value = wp_xstrdup(value);
+	kv->line = ld->lineno;
+	return 1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Validation */
+
+static const char *const agent_keys[] = {
+	"database", "plugin_dir", "listen", "retention_days", "log_level",
+	"log", "user", "api_token_file", "pidfile", NULL
+};
+enum {
+	AK_DATABASE, AK_PLUGIN_DIR, AK_LISTEN, AK_RETENTION, AK_LOG_LEVEL,
+	AK_LOG, AK_USER, AK_TOKEN, AK_PIDFILE, AK__COUNT
+};
+
+static const char *const monitor_keys[] = {
+	"type", "interval", "timeout", "retries", "retry_interval", "enabled",
+	"alerts", NULL
+};
+enum {
+	MK_TYPE, MK_INTERVAL, MK_TIMEOUT, MK_RETRIES, MK_RETRY_INTERVAL,
+	MK_ENABLED, MK_ALERTS, MK__COUNT
+};
+
+static const char *const alert_keys[] = { "type", "timeout", NULL };
+
+/* "HOST:PORT" or "[V6]:PORT" with a port from 0 to 65535. */
+static int
+check_listen(struct loader *ld, const struct raw_kv *kv)
+{
+	const char *v = kv->value, *port, *close;
+	long long p;
+	size_t i;
+
+	if (v[0] == '[') {
+		close = strchr(v, ']');
+		if (close == NULL || close == v + 1 || close[1] != ':')
+			goto bad;
+		port = close + 2;
+	} else {
+		port = strrchr(v, ':');
+		if (port == NULL || port == v ||
+		    memchr(v, ':', (size_t)(port - v)) != NULL)
+			goto bad;
+		port++;
+	}
+	for (i = 0; v[i] != '\0'; i++)
+		if (isspace((unsigned char)v[i]))
+			goto bad;
+	if (wp_parse_int(port, 0, 65535, &p) != 0) {
+		report(ld, kv->line, "listen: port \"%s\" is not a number "
+		    "from 0 to 65535", port);
+		return WP_EINVAL;
+	}
+	return 0;
+bad:
+	report(ld, kv->line, "listen: \"%s\" is not HOST:PORT, [IPV6]:PORT "
+	    "or off", v);
+	return WP_EINVAL;
+}
+
+static void
+check_agent(struct loader *ld, struct cfg_agent *ag, const char *dir)
+{
+	const struct raw_section *rs = NULL;
+	const struct raw_kv *kv, *seen[AK__COUNT] = { NULL };
+	char mean[128];
+	long long n;
+	int k, lvl;
+	size_t i;
+
+	for (i = 0; i < ld->n_secs; i++)
+		if (ld->secs[i].kind == SEC_AGENT)
+			rs = &ld->secs[i];
+	if (rs == NULL)
+		return;
+	ag->line = rs->line;
+	for (i = 0; i < rs->n_kv; i++) {
+		kv = &rs->kv[i];
+		if ((k = find_key(agent_keys, kv->key)) < 0) {
+			report(ld, kv->line, "unknown key \"%s\" in [agent]%s",
+			    kv->key, mean_text(suggest(kv->key, agent_keys,
+			    NULL), mean, sizeof(mean)));
+			continue;
+		}
+		if (seen[k] != NULL) {
+			report(ld, kv->line, "duplicate key \"%s\" (first set "
+			    "at line %d)", kv->key, seen[k]->line);
+			continue;
+		}
+		seen[k] = kv;
+		if (kv->value[0] == '\0') {
+			report(ld, kv->line, "%s: no value", kv->key);
+			continue;
+		}
+		switch (k) {
+		case AK_DATABASE:
+			free(ag->database);
+			ag->database = resolve_path(dir, kv->value);
+			break;
+		case AK_PLUGIN_DIR:
+			free(ag->plugin_dir);
+			ag->plugin_dir = resolve_path(dir, kv->value);
+			break;
+		case AK_LISTEN:
+			free(ag->listen);
+			ag->listen = NULL;
+			if (strcmp(kv->value, "off") == 0)
+				break;
+			if (check_listen(ld, kv) == 0)
+				ag->listen = wp_xstrdup(kv->value);
+			break;
+		case AK_RETENTION:
+			if (wp_parse_int(kv->value, 0, 36500, &n) != 0)
+				report(ld, kv->line, "retention_days: \"%s\" is "
+				    "not a whole number of days from 0 to 36500",
+				    kv->value);
+			else
+				ag->retention_days = (int)n;
+			break;
+		case AK_LOG_LEVEL:
+			if (wp_log_parse_level(kv->value, &lvl) != 0)
+				report(ld, kv->line, "log_level: \"%s\" is not a "
+				    "level (use debug, info, warn or error)",
+				    kv->value);
+			else
+				ag->log_level = lvl;
+			break;
+		case AK_LOG:
+			if (strcmp(kv->value, "stderr") == 0)
+				ag->log_syslog = 0;
+			else if (strcmp(kv->value, "syslog") == 0)
+				ag->log_syslog = 1;
+			else
+				report(ld, kv->line, "log: \"%s\" is not a log "
+				    "target (use stderr or syslog)", kv->value);
+			break;
+		case AK_USER:
+			ag->user = wp_xstrdup(kv->value);
+			break;
+		case AK_TOKEN:
+			ag->api_token_file = resolve_path(dir, kv->value);
+			break;
+		case AK_PIDFILE:
+			ag->pidfile = resolve_path(dir, kv->value);
+			break;
+		}
+	}
+}
+
+/* The plugin for (kind, type), asking lookup() once per distinct pair. */
+static const struct plugin_cache *
+find_plugin(struct loader *ld, const char *plugin_dir, int kind,
+    const char *type)
+{
+	struct plugin_cache *c;
+	char why[512];
+	size_t i;
+
+	for (i = 0; i < ld->n_cache; i++) {
+		c = &ld->cache[i];
+		if (c->kind == kind && strcmp(c->type, type) == 0)
+			return c;
+	}
+	ld->cache = wp_xrealloc(ld->cache, (ld->n_cache + 1) * sizeof(*c));
+	c = &ld->cache[ld->n_cache++];
+	why[0] = '\0';
+	c->kind = kind;
+	c->type = wp_xstrdup(type);
+	c->plugin = ld->lookup(ld->lookup_arg, plugin_dir, kind, type, why,
+	    sizeof(why));
+	c->why = wp_xstrdup(why);
+	return c;
+}
+
+static const struct wp_key *
+plugin_key(const struct wp_plugin *p, const char *key)
+{
+	const struct wp_key *k;
+
+	for (k = p->keys; k != NULL && k->name != NULL; k++)
+		if (strcmp(k->name, key) == 0)
+			return k;
+	return NULL;
+}
+
+/*
+ * Build the generic part of a monitor or alert section: the type, its
+ * plugin, the plugin's keys (checked against its table) and the
+ * definition.  `common` lists the section kind's common keys; their
+ * entries are stored in seen[] (indexed as in `common`) for the caller to
+ * parse.  Problems go to the loader.
+ */
+static void
+build_section(struct loader *ld, const struct raw_section *rs,
+    const char *plugin_dir, const char *const *common,
+    const struct raw_kv **seen, struct cfg_section *s)
+{
+	const struct plugin_cache *pc = NULL;
+	const struct raw_kv *kv, *type;
+	const struct wp_key *pk;
+	const char *names[64];
+	const char *kind = kind_names[rs->kind];
+	struct wp_buf def = { NULL, 0, 0 };
+	char mean[128];
+	size_t i, j, nn;
+	int k, checked;
+
+	s->name = wp_xstrdup(rs->name);
+	s->line = rs->line;
+	for (i = 0; i < rs->n_kv; i++) {
+		kv = &rs->kv[i];
+		wp_buf_printf(&def, "%s=%s\n", kv->key, kv->value);
+		if ((k = find_key(common, kv->key)) < 0)
+			continue;
+		if (seen[k] != NULL)
+			report(ld, kv->line, "duplicate key \"%s\" (first set "
+			    "at line %d)", kv->key, seen[k]->line);
+		else
+			seen[k] = kv;
+	}
+	s->definition = wp_buf_steal(&def);
+
+	type = seen[0];
+	if (type == NULL)
+		report(ld, rs->line, "[%s:%s] has no \"type\" key", kind,
+		    rs->name);
+	else if (type->value[0] == '\0')
+		report(ld, type->line, "type: no value");
+	else if (!valid_name(type->value, "_-"))
+		report(ld, type->line, "type: \"%s\" is not a plugin type "
+		    "name (letters, digits, '_' and '-')", type->value);
+	else if (ld->lookup != NULL) {
+		pc = find_plugin(ld, plugin_dir, rs->kind == SEC_MONITOR ?
+		    WP_PLUGIN_CHECK : WP_PLUGIN_ALERT, type->value);
+		if (pc->plugin == NULL)
+			report(ld, type->line, "unknown %s type \"%s\"%s%s",
+			    rs->kind == SEC_MONITOR ? "check" : "alert",
+			    type->value, pc->why[0] != '\0' ? ": " : "",
+			    pc->why);
+	}
+	if (type != NULL) {
+		s->type = wp_xstrdup(type->value);
+		s->type_line = type->line;
+	}
+	s->plugin = pc != NULL ? pc->plugin : NULL;
+	/* Without a known plugin the keys cannot be judged: no cascade. */
+	checked = s->plugin != NULL;
+
+	/* Candidates for "did you mean": the plugin's keys, then common. */
+	nn = 0;
+	if (checked)
+		for (pk = s->plugin->keys; pk != NULL && pk->name != NULL &&
+		    nn < sizeof(names) / sizeof(names[0]) - 1; pk++)
+			names[nn++] = pk->name;
+	names[nn] = NULL;
+
+	s->kv = wp_xcalloc(rs->n_kv, sizeof(*s->kv));
+	for (i = 0; i < rs->n_kv; i++) {
+		kv = &rs->kv[i];
+		if (find_key(common, kv->key) >= 0)
+			continue;
+		if (checked) {
+			if ((pk = plugin_key(s->plugin, kv->key)) == NULL) {
+				report(ld, kv->line, "unknown key \"%s\" for "
+				    "type %s%s", kv->key, s->type,
+				    mean_text(suggest(kv->key, names, common),
+				    mean, sizeof(mean)));
+				continue;
+			}
+			if (!(pk->flags & WP_KEY_MULTI)) {
+				for (j = 0; j < s->n_kv; j++)
+					if (strcmp(s->kv[j].key, kv->key) == 0)
+						break;
+				if (j < s->n_kv) {
+					report(ld, kv->line, "duplicate key "
+					    "\"%s\" (first set at line %d)",
+					    kv->key, s->kv[j].line);
+					continue;
+				}
+			}
+		}
+		s->kv[s->n_kv].key = wp_xstrdup(kv->key);
+		s->kv[s->n_kv].value = wp_xstrdup(kv->value);
+		s->kv[s->n_kv].line = kv->line;
+		s->n_kv++;
+	}
+	if (!checked)
+		return;
+	/* A plugin key named like a common key is the common key: skip it. */
+	for (pk = s->plugin->keys; pk != NULL && pk->name != NULL; pk++) {
+		if (!(pk->flags & WP_KEY_REQUIRED) ||
+		    find_key(common, pk->name) >= 0)
+			continue;
+		for (j = 0; j < s->n_kv; j++)
+			if (strcmp(s->kv[j].key, pk->name) == 0)
+				break;
+		if (j == s->n_kv)
+			report(ld, rs->line, "[%s:%s] is missing the required "
+			    "key \"%s\" for type %s", kind, rs->name, pk->name,
+			    s->type);
+	}
+}
+
+/* Parse a duration key; 0 and *ms, or WP_EINVAL after reporting. */
+static int
+duration(struct loader *ld, const struct raw_kv *kv, int64_t min,
+    int64_t *ms)
+{
+	char buf[32];
+	int64_t v;
+
+	if (wp_parse_duration(kv->value, &v) != 0) {
+		report(ld, kv->line, "%s: \"%s\" is not a duration ("
+		    DURATION_FORMS ")", kv->key, kv->value);
+		return WP_EINVAL;
+	}
+	if (v < min) {
+		wp_format_duration(min, buf, sizeof(buf));
+		report(ld, kv->line, "%s: \"%s\" is too short (minimum %s)",
+		    kv->key, kv->value, buf);
+		return WP_EINVAL;
+	}
+	*ms = v;
+	return 0;
+}
+
+static int
+alert_exists(const struct loader *ld, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < ld->n_secs; i++)
+		if (ld->secs[i].kind == SEC_ALERT &&
+		    strcmp(ld->secs[i].name, name) == 0)
+			return 1;
+	return 0;
+}
+
+/* The "alerts" key: "none", or a comma-separated list of alert names. */
+static void
+parse_alerts(struct loader *ld, const struct raw_kv *kv, struct cfg_monitor *m)
+{
+	char *copy, *item, *next;
+	size_t i;
+
+	m->all_alerts = 0;
+	if (strcmp(kv->value, "none") == 0)
+		return;
+	copy = wp_xstrdup(kv->value);
+	for (item = copy; item != NULL; item = next) {
+		if ((next = strchr(item, ',')) != NULL)
+			*next++ = '\0';
+		item = trim(item);
+		if (*item == '\0') {
+			report(ld, kv->line, "alerts: empty name in \"%s\"",
+			    kv->value);
+			continue;
+		}
+		if (strcmp(item, "none") == 0) {
+			report(ld, kv->line, "alerts: \"none\" cannot be "
+			    "combined with alert names");
+			continue;
+		}
+		for (i = 0; i < m->n_alerts; i++)
+			if (strcmp(m->alerts[i], item) == 0)
+				break;
+		if (i < m->n_alerts) {
+			report(ld, kv->line, "alerts: \"%s\" is listed twice",
+			    item);
+			continue;
+		}
+		if (!alert_exists(ld, item)) {
+			report(ld, kv->line, "alerts: unknown alert \"%s\" "
+			    "(there is no [alert:%s] section)", item, item);
+			continue;
+		}
+		m->alerts = wp_xrealloc(m->alerts,
+		    (m->n_alerts + 1) * sizeof(*m->alerts));
+		m->alerts[m->n_alerts++] = wp_xstrdup(item);
+	}
+	free(copy);
+}
+
+static void
+check_monitor(struct loader *ld, const struct raw_section *rs,
+    const char *plugin_dir, struct cfg_monitor *m)
+{
+	const struct raw_kv *seen[MK__COUNT] = { NULL }, *kv;
+	long long n;
+	int k, on;
+
+	m->interval_ms = 60000;
+	m->timeout_ms = 10000;
+	m->retry_interval_ms = 1000;
+	m->retries = 2;
+	m->enabled = 1;
+	m->all_alerts = 1;
+	build_section(ld, rs, plugin_dir, monitor_keys, seen, &m->s);
+	for (k = MK_INTERVAL; k < MK__COUNT; k++)
+		if ((kv = seen[k]) != NULL && kv->value[0] == '\0')
+			report(ld, kv->line, "%s: no value%s", kv->key,
+			    k == MK_ALERTS ? " (use \"none\" for no alerts)" :
+			    "");
+	if ((kv = seen[MK_INTERVAL]) != NULL && kv->value[0] != '\0')
+		duration(ld, kv, 100, &m->interval_ms);
+	if ((kv = seen[MK_TIMEOUT]) != NULL && kv->value[0] != '\0')
+		duration(ld, kv, 1, &m->timeout_ms);
+	if ((kv = seen[MK_RETRY_INTERVAL]) != NULL && kv->value[0] != '\0')
+		duration(ld, kv, 0, &m->retry_interval_ms);
+	if ((kv = seen[MK_RETRIES]) != NULL && kv->value[0] != '\0') {
+		if (wp_parse_int(kv->value, 0, 100, &n) != 0)
+			report(ld, kv->line, "retries: \"%s\" is not a whole "
+			    "number from 0 to 100", kv->value);
+		else
+			m->retries = (int)n;
+	}
+	if ((kv = seen[MK_ENABLED]) != NULL && kv->value[0] != '\0') {
+		if (wp_parse_bool(kv->value, &on) != 0)
+			report(ld, kv->line, "enabled: \"%s\" is not a boolean "
+			    "(use true or false)", kv->value);
+		else
+			m->enabled = on;
+	}
+	if ((kv = seen[MK_ALERTS]) != NULL && kv->value[0] != '\0')
+		parse_alerts(ld, kv, m);
+}
+
+static void
+check_alert(struct loader *ld, const struct raw_section *rs,
+    const char *plugin_dir, struct cfg_alert *a)
+{
+	const struct raw_kv *seen[2] = { NULL, NULL };
+
+	a->timeout_ms = 10000;
+	build_section(ld, rs, plugin_dir, alert_keys, seen, &a->s);
+	if (seen[1] == NULL)
+		return;
+	if (seen[1]->value[0] == '\0')
+		report(ld, seen[1]->line, "timeout: no value");
+	else
+		duration(ld, seen[1], 1, &a->timeout_ms);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The interface */
+
+static void
+section_free(struct cfg_section *s)
+{
+	size_t i;
+
+	free(s->name);
+	free(s->type);
+	for (i = 0; i < s->n_kv; i++) {
+		free((char *)s->kv[i].key);
+		free((char *)s->kv[i].value);
+	}
+	free(s->kv);
+	free(s->definition);
+}
+
+void
+config_free(struct config *cfg)
+{
+	size_t i, j;
+
+	if (cfg == NULL)
+		return;
+	free(cfg->file);
+	free(cfg->dir);
+	free(cfg->agent.database);
+	free(cfg->agent.plugin_dir);
+	free(cfg->agent.listen);
+	free(cfg->agent.user);
+	free(cfg->agent.api_token_file);
+	free(cfg->agent.pidfile);
+	for (i = 0; i < cfg->n_monitors; i++) {
+		section_free(&cfg->monitors[i].s);
+		for (j = 0; j < cfg->monitors[i].n_alerts; j++)
+			free(cfg->monitors[i].alerts[j]);
+		free(cfg->monitors[i].alerts);
+	}
+	free(cfg->monitors);
+	for (i = 0; i < cfg->n_alerts; i++)
+		section_free(&cfg->alerts[i].s);
+	free(cfg->alerts);
+	free(cfg);
+}
+
+int
+config_load(const char *file, const char *plugin_dir_override,
+    cfg_lookup_fn lookup, void *lookup_arg, struct wp_diag *diag,
+    struct config **out)
+{
+	struct loader ld;
+	struct config *cfg = NULL;
+	const char *prev_file = diag->file;
+	char *cwd;
+	size_t i, nm = 0, na = 0;
+	int rc, ret = WP_EINVAL;
+
+	*out = NULL;
+	memset(&ld, 0, sizeof(ld));
+	ld.cur = CUR_NONE;
+	ld.lookup = lookup;
+	ld.lookup_arg = lookup_arg;
+	/* Problems name this file, whatever the caller's sink was set up
+	 * with; a sink without a file keeps this one for configure(). */
+	diag->file = file;
+
+	if ((ld.fp = fopen(file, "r")) == NULL) {
+		report(&ld, 0, "cannot open: %s", strerror(errno));
+		goto done;
+	}
+	rc = ini_parse_stream(read_line, &ld, on_key, &ld);
+	fclose(ld.fp);
+	if (ld.read_errno != 0) {
+		report(&ld, 0, "cannot read: %s", strerror(ld.read_errno));
+		goto done;
+	}
+	if (rc == -2)
+		report(&ld, 0, "out of memory while parsing");
+	else if (rc > 0 && !has_problem_at(&ld, rc))
+		report(&ld, rc, "cannot parse this line");
+
+	cfg = wp_xcalloc(1, sizeof(*cfg));
+	cfg->file = wp_xstrdup(file);
+	cfg->dir = file_dir(file);
+	cfg->agent.database = resolve_path(cfg->dir, DEFAULT_DATABASE);
+	cfg->agent.plugin_dir = wp_xstrdup(PKGLIBDIR);
+	cfg->agent.listen = wp_xstrdup(DEFAULT_LISTEN);
+	cfg->agent.retention_days = 30;
+	cfg->agent.log_level = WP_LOG_INFO;
+	cfg->agent.log_syslog = -1;
+	check_agent(&ld, &cfg->agent, cfg->dir);
+	if (plugin_dir_override != NULL) {
+		cwd = current_dir();
+		free(cfg->agent.plugin_dir);
+		cfg->agent.plugin_dir = resolve_path(cwd, plugin_dir_override);
+		free(cwd);
+	}
+
+	for (i = 0; i < ld.n_secs; i++) {
+		if (ld.secs[i].kind == SEC_MONITOR)
+			nm++;
+		else if (ld.secs[i].kind == SEC_ALERT)
+			na++;
+	}
+	cfg->monitors = wp_xcalloc(nm, sizeof(*cfg->monitors));
+	cfg->alerts = wp_xcalloc(na, sizeof(*cfg->alerts));
+	for (i = 0; i < ld.n_secs; i++) {
+		if (ld.secs[i].kind == SEC_MONITOR)
+			check_monitor(&ld, &ld.secs[i], cfg->agent.plugin_dir,
+			    &cfg->monitors[cfg->n_monitors++]);
+		else if (ld.secs[i].kind == SEC_ALERT)
+			check_alert(&ld, &ld.secs[i], cfg->agent.plugin_dir,
+			    &cfg->alerts[cfg->n_alerts++]);
+	}
+	if (ld.n_probs == 0) {
+		*out = cfg;
+		cfg = NULL;
+		ret = 0;
+	}
+done:
+	if (ld.n_probs > 0)
+		qsort(ld.probs, ld.n_probs, sizeof(*ld.probs), problem_cmp);
+	for (i = 0; i < ld.n_probs; i++)
+		diag_error(diag, ld.probs[i].line, "%s", ld.probs[i].msg);
+	if (prev_file != NULL)
+		diag->file = prev_file;
+	config_free(cfg);
+	loader_free(&ld);
+	return ret;
+}
+
+const struct cfg_monitor *
+config_find_monitor(const struct config *cfg, const char *name)
+{
+	size_t i;
+
+	for (i = 0; cfg != NULL && i < cfg->n_monitors; i++)
+		if (strcmp(cfg->monitors[i].s.name, name) == 0)
+			return &cfg->monitors[i];
+	return NULL;
+}
+
+const struct cfg_alert *
+config_find_alert(const struct config *cfg, const char *name)
+{
+	size_t i;
+
+	for (i = 0; cfg != NULL && i < cfg->n_alerts; i++)
+		if (strcmp(cfg->alerts[i].s.name, name) == 0)
+			return &cfg->alerts[i];
+	return NULL;
+}

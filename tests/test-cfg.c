@@ -1,0 +1,985 @@
+/*
+ * test-cfg -- the configuration loader (core/cfg.c) against a fake plugin
+ * lookup that knows the check types http, tcp and ping and the alert type
+ * webhook.  Files are written to a fresh temporary folder; the contract's
+ * sample is read from $abs_top_srcdir/tests/conf/sample.ini.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "cfg.h"
+#include "util.h"
+
+/* ------------------------------------------------------------------------ */
+/* The fake plugins and lookup */
+
+static const struct wp_key http_keys[] = {
+	{ "url", WP_KEY_REQUIRED, "URL" },
+	{ "method", 0, "method" },
+	{ "expected_status", 0, "status" },
+	{ "keyword", 0, "keyword" },
+	{ "header", WP_KEY_MULTI, "header" },
+	{ "body", 0, "body" },
+	{ "follow_redirects", 0, "redirects" },
+	{ NULL, 0, NULL },
+};
+static const struct wp_key tcp_keys[] = {
+	{ "host", WP_KEY_REQUIRED, "host" },
+	{ "port", WP_KEY_REQUIRED, "port" },
+	{ NULL, 0, NULL },
+};
+static const struct wp_key ping_keys[] = {
+	{ "host", WP_KEY_REQUIRED, "host" },
+	{ NULL, 0, NULL },
+};
+/* Lists "timeout", which is also a common alert key: the common one wins. */
+static const struct wp_key webhook_keys[] = {
+	{ "url", WP_KEY_REQUIRED, "URL" },
+	{ "header", WP_KEY_MULTI, "header" },
+	{ "timeout", 0, "timeout" },
+	{ NULL, 0, NULL },
+};
+
+#define FAKE(n, k, table) {                                                 \
+	.magic = WP_PLUGIN_MAGIC, .abi_major = WP_ABI_MAJOR,                \
+	.abi_minor = WP_ABI_MINOR, .size = sizeof(struct wp_plugin),        \
+	.name = (n), .version = "1", .description = "fake", .kind = (k),    \
+	.keys = (table) }
+static const struct wp_plugin plugins[] = {
+	FAKE("http", WP_PLUGIN_CHECK, http_keys),
+	FAKE("tcp", WP_PLUGIN_CHECK, tcp_keys),
+	FAKE("ping", WP_PLUGIN_CHECK, ping_keys),
+	FAKE("webhook", WP_PLUGIN_ALERT, webhook_keys),
+};
+
+struct lookups {
+	int calls;
+	char dir[PATH_MAX];
+	char types[16][32];
+};
+
+static const struct wp_plugin *
+fake_lookup(void *arg, const char *plugin_dir, int kind, const char *type,
+    char *why, size_t whylen)
+{
+	struct lookups *l = arg;
+	size_t i;
+
+	if (l->calls < 16)
+		snprintf(l->types[l->calls], sizeof(l->types[0]), "%d:%s",
+		    kind, type);
+	l->calls++;
+	snprintf(l->dir, sizeof(l->dir), "%s", plugin_dir);
+	for (i = 0; i < sizeof(plugins) / sizeof(plugins[0]); i++)
+		if (plugins[i].kind == kind && strcmp(plugins[i].name, type) == 0)
+			return &plugins[i];
+	snprintf(why, whylen, "no plugin %s%s.so in %s",
+	    kind == WP_PLUGIN_ALERT ? "alert-" : "", type, plugin_dir);
+	return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Fixture: a temporary folder, the last load's diagnostics and config */
+
+static char tmpdir[PATH_MAX / 2]; /* as created */
+static char realdir[PATH_MAX];  /* its realpath */
+static char path[PATH_MAX];     /* the last file written */
+static int nfile;
+static struct wp_diag diag;
+static struct config *cfg;
+static struct lookups lk;
+
+static int
+group_setup(void **state)
+{
+	const char *t = getenv("TMPDIR");
+
+	snprintf(tmpdir, sizeof(tmpdir), "%s/test-cfg.XXXXXX",
+	    t != NULL && *t != '\0' ? t : "/tmp");
+	if (mkdtemp(tmpdir) == NULL || realpath(tmpdir, realdir) == NULL)
+		return -1;
+	return 0;
+}
+
+static int
+group_teardown(void **state)
+{
+	char p[PATH_MAX + 32];
+	int i;
+
+	for (i = 0; i < nfile; i++) {
+		snprintf(p, sizeof(p), "%s/t%d.ini", tmpdir, i);
+		unlink(p);
+	}
+	return rmdir(tmpdir);
+}
+
+static int
+setup(void **state)
+{
+	diag_init(&diag, NULL);
+	cfg = NULL;
+	memset(&lk, 0, sizeof(lk));
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	config_free(cfg);
+	cfg = NULL;
+	diag_free(&diag);
+	return 0;
+}
+
+/* Write `len` bytes to a new file in tmpdir; its name is left in path. */
+static void
+write_bytes(const char *text, size_t len)
+{
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/t%d.ini", tmpdir, nfile++);
+	f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(text, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void
+write_text(const char *text)
+{
+	write_bytes(text, strlen(text));
+}
+
+/* Write text and load it (no -P); the result stays in cfg and diag. */
+static int
+load_text(const char *text)
+{
+	int rc;
+
+	write_bytes(text, strlen(text));
+	config_free(cfg);
+	cfg = NULL;
+	diag_free(&diag);
+	diag_init(&diag, NULL);
+	rc = config_load(path, NULL, fake_lookup, &lk, &diag, &cfg);
+	if (rc == 0) {
+		assert_non_null(cfg);
+		assert_int_equal(diag.errors, 0);
+	} else {
+		assert_int_equal(rc, WP_EINVAL);
+		assert_null(cfg);
+	}
+	return rc;
+}
+
+/* The diagnostics must be exactly "PATH" + each of the given suffixes. */
+static void
+expect_diag(int n, ...)
+{
+	struct wp_buf want = { NULL, 0, 0 };
+	va_list ap;
+	int i;
+
+	va_start(ap, n);
+	for (i = 0; i < n; i++)
+		wp_buf_printf(&want, "%s%s\n", path, va_arg(ap, const char *));
+	va_end(ap);
+	if (diag.text == NULL || strcmp(diag.text, want.data) != 0)
+		print_error("want:\n%sgot:\n%s", want.data,
+		    diag.text ? diag.text : "(nothing)\n");
+	assert_non_null(diag.text);
+	assert_string_equal(diag.text, want.data);
+	assert_int_equal(diag.errors, n);
+	wp_buf_free(&want);
+}
+
+/* Load text that has exactly one problem, reported as PATH + suffix. */
+static void
+expect_one(const char *text, const char *suffix)
+{
+	assert_int_equal(load_text(text), WP_EINVAL);
+	expect_diag(1, suffix);
+}
+
+static const char *
+kv_value(const struct cfg_section *s, const char *key, int *line)
+{
+	size_t i;
+
+	for (i = 0; i < s->n_kv; i++) {
+		if (strcmp(s->kv[i].key, key) == 0) {
+			if (line != NULL)
+				*line = s->kv[i].line;
+			return s->kv[i].value;
+		}
+	}
+	return NULL;
+}
+
+static char *
+in_dir(const char *name)
+{
+	return wp_xasprintf("%s/%s", realdir, name);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Valid files */
+
+static void
+test_sample(void **state)
+{
+	const char *src = getenv("abs_top_srcdir");
+	const struct cfg_monitor *m;
+	const struct cfg_alert *a;
+	char *want, real[PATH_MAX];
+	int line = 0;
+
+	assert_non_null(src);
+	snprintf(path, sizeof(path), "%s/tests/conf/sample.ini", src);
+	assert_int_equal(config_load(path, NULL, fake_lookup, &lk, &diag,
+	    &cfg), 0);
+	assert_int_equal(diag.errors, 0);
+	assert_null(diag.text);
+
+	assert_non_null(realpath(src, real));
+	want = wp_xasprintf("%s/tests/conf/watchpost.db", real);
+	assert_string_equal(cfg->agent.database, want);
+	free(want);
+	want = wp_xasprintf("%s/tests/conf", real);
+	assert_string_equal(cfg->dir, want);
+	free(want);
+	assert_string_equal(cfg->file, path);
+	assert_string_equal(cfg->agent.plugin_dir, "/usr/lib/watchpost");
+	assert_string_equal(cfg->agent.listen, "127.0.0.1:9405");
+	assert_int_equal(cfg->agent.retention_days, 30);
+	assert_int_equal(cfg->agent.log_level, WP_LOG_INFO);
+	assert_int_equal(cfg->agent.log_syslog, 0);
+	assert_string_equal(cfg->agent.user, "watchpost");
+	assert_string_equal(cfg->agent.api_token_file, "/etc/watchpost/token");
+	assert_string_equal(cfg->agent.pidfile, "/run/watchpost.pid");
+	assert_int_equal(cfg->agent.line, 1);
+
+	assert_int_equal(cfg->n_monitors, 3);
+	assert_int_equal(cfg->n_alerts, 1);
+	m = &cfg->monitors[0];
+	assert_string_equal(m->s.name, "api-home");
+	assert_string_equal(m->s.type, "http");
+	assert_int_equal(m->s.line, 12);
+	assert_int_equal(m->s.type_line, 13);
+	assert_ptr_equal(m->s.plugin, &plugins[0]);
+	assert_int_equal(m->s.n_kv, 1);
+	assert_string_equal(m->s.kv[0].key, "url");
+	assert_string_equal(m->s.kv[0].value, "https://example.org/health");
+	assert_int_equal(m->s.kv[0].line, 14);
+	assert_int_equal(m->interval_ms, 30000);
+	assert_int_equal(m->timeout_ms, 5000);
+	assert_int_equal(m->retries, 2);
+	assert_int_equal(m->retry_interval_ms, 1000);
+	assert_int_equal(m->enabled, 1);
+	assert_int_equal(m->all_alerts, 0);
+	assert_int_equal(m->n_alerts, 1);
+	assert_string_equal(m->alerts[0], "ops");
+
+	m = config_find_monitor(cfg, "db");
+	assert_ptr_equal(m, &cfg->monitors[1]);
+	assert_string_equal(m->s.type, "tcp");
+	assert_int_equal(m->interval_ms, 60000);
+	assert_int_equal(m->timeout_ms, 10000);
+	assert_int_equal(m->retries, 2);
+	assert_int_equal(m->retry_interval_ms, 1000);
+	assert_int_equal(m->enabled, 1);
+	assert_int_equal(m->all_alerts, 1);
+	assert_int_equal(m->n_alerts, 0);
+	assert_int_equal(m->s.n_kv, 2);
+	assert_string_equal(kv_value(&m->s, "host", NULL), "127.0.0.1");
+	assert_string_equal(kv_value(&m->s, "port", &line), "5432");
+	assert_int_equal(line, 25);
+	assert_string_equal(m->s.definition,
+	    "type=tcp\nhost=127.0.0.1\nport=5432\n");
+
+	m = config_find_monitor(cfg, "gateway");
+	assert_non_null(m);
+	assert_ptr_equal(m->s.plugin, &plugins[2]);
+	assert_null(config_find_monitor(cfg, "ops"));
+
+	a = config_find_alert(cfg, "ops");
+	assert_ptr_equal(a, &cfg->alerts[0]);
+	assert_string_equal(a->s.type, "webhook");
+	assert_int_equal(a->s.line, 31);
+	assert_int_equal(a->timeout_ms, 10000);
+	assert_int_equal(a->s.n_kv, 1);
+	assert_string_equal(kv_value(&a->s, "url", NULL),
+	    "http://127.0.0.1:9000/hook");
+	assert_null(config_find_alert(cfg, "db"));
+
+	/* One lookup per distinct (kind, type), in the given plugin_dir. */
+	assert_int_equal(lk.calls, 4);
+	assert_string_equal(lk.dir, "/usr/lib/watchpost");
+}
+
+static void
+test_defaults(void **state)
+{
+	const struct cfg_monitor *m;
+	char *want;
+
+	assert_int_equal(load_text(
+	    "[monitor:a]\ntype = tcp\nhost = h\nport = 1\n"
+	    "[monitor:b]\ntype = tcp\nhost = h\nport = 2\n"), 0);
+	want = in_dir("watchpost.db");
+	assert_string_equal(cfg->agent.database, want);
+	free(want);
+	assert_string_equal(cfg->agent.plugin_dir, PKGLIBDIR);
+	assert_string_equal(lk.dir, PKGLIBDIR);
+	assert_string_equal(cfg->agent.listen, "127.0.0.1:9405");
+	assert_int_equal(cfg->agent.retention_days, 30);
+	assert_int_equal(cfg->agent.log_level, WP_LOG_INFO);
+	assert_int_equal(cfg->agent.log_syslog, -1);
+	assert_null(cfg->agent.user);
+	assert_null(cfg->agent.api_token_file);
+	assert_null(cfg->agent.pidfile);
+	assert_int_equal(cfg->agent.line, 0);
+	assert_string_equal(cfg->dir, realdir);
+	/* Two tcp monitors: the lookup is asked once. */
+	assert_int_equal(lk.calls, 1);
+	m = config_find_monitor(cfg, "b");
+	assert_non_null(m);
+	assert_string_equal(kv_value(&m->s, "port", NULL), "2");
+}
+
+static void
+test_agent_values(void **state)
+{
+	assert_int_equal(load_text("[agent]\nlisten = off\nlog = syslog\n"
+	    "log_level = debug\nretention_days = 0\n"), 0);
+	assert_null(cfg->agent.listen);
+	assert_int_equal(cfg->agent.log_syslog, 1);
+	assert_int_equal(cfg->agent.log_level, WP_LOG_DEBUG);
+	assert_int_equal(cfg->agent.retention_days, 0);
+
+	assert_int_equal(load_text("[agent]\nlisten = [::1]:0\n"), 0);
+	assert_string_equal(cfg->agent.listen, "[::1]:0");
+	assert_int_equal(load_text("[agent]\nlisten = localhost:65535\n"
+	    "retention_days = 36500\nlog_level = error\n"), 0);
+	assert_string_equal(cfg->agent.listen, "localhost:65535");
+	assert_int_equal(cfg->agent.retention_days, 36500);
+	assert_int_equal(cfg->agent.log_level, WP_LOG_ERROR);
+}
+
+static void
+test_empty_file(void **state)
+{
+	assert_int_equal(load_text(""), 0);
+	assert_int_equal(cfg->n_monitors, 0);
+	assert_int_equal(cfg->n_alerts, 0);
+	assert_int_equal(lk.calls, 0);
+	assert_int_equal(load_text("; nothing but a comment\n\n# and this\n"),
+	    0);
+	assert_int_equal(cfg->n_monitors, 0);
+}
+
+static void
+test_missing_file(void **state)
+{
+	char *want;
+
+	snprintf(path, sizeof(path), "%s/does-not-exist.ini", tmpdir);
+	assert_int_equal(config_load(path, NULL, fake_lookup, &lk, &diag,
+	    &cfg), WP_EINVAL);
+	assert_null(cfg);
+	want = wp_xasprintf("%s: cannot open: %s\n", path, strerror(ENOENT));
+	assert_string_equal(diag.text, want);
+	assert_int_equal(diag.errors, 1);
+	free(want);
+}
+
+static void
+test_monitor_values(void **state)
+{
+	const struct cfg_monitor *m;
+
+	/* A timeout longer than the interval is allowed. */
+	assert_int_equal(load_text("[monitor:a]\ntype = tcp\nhost = h\n"
+	    "port = 1\ninterval = 100ms\ntimeout = 1m\nretries = 0\n"
+	    "retry_interval = 0\nenabled = off\nalerts = none\n"
+	    "[alert:x]\ntype = webhook\nurl = u\ntimeout = 1.5\n"), 0);
+	m = &cfg->monitors[0];
+	assert_int_equal(m->interval_ms, 100);
+	assert_int_equal(m->timeout_ms, 60000);
+	assert_int_equal(m->retries, 0);
+	assert_int_equal(m->retry_interval_ms, 0);
+	assert_int_equal(m->enabled, 0);
+	assert_int_equal(m->all_alerts, 0);
+	assert_int_equal(m->n_alerts, 0);
+	assert_null(m->alerts);
+	/* The common timeout is consumed, not handed to the plugin. */
+	assert_int_equal(cfg->alerts[0].timeout_ms, 1500);
+	assert_int_equal(cfg->alerts[0].s.n_kv, 1);
+
+	/* Alerts may be named before their section; order is kept. */
+	assert_int_equal(load_text("[monitor:a]\ntype = tcp\nhost = h\n"
+	    "port = 1\nalerts = y , x\n"
+	    "[alert:x]\ntype = webhook\nurl = u\n"
+	    "[alert:y]\ntype = webhook\nurl = v\n"
+	    "header = A: 1\nheader = B: 2\n"), 0);
+	m = &cfg->monitors[0];
+	assert_int_equal(m->all_alerts, 0);
+	assert_int_equal(m->n_alerts, 2);
+	assert_string_equal(m->alerts[0], "y");
+	assert_string_equal(m->alerts[1], "x");
+	assert_int_equal(cfg->alerts[1].s.n_kv, 3);
+	assert_string_equal(cfg->alerts[1].s.kv[1].value, "A: 1");
+	assert_string_equal(cfg->alerts[1].s.kv[2].value, "B: 2");
+	assert_int_equal(cfg->alerts[1].s.kv[2].line, 13);
+}
+
+static void
+test_plugin_kv(void **state)
+{
+	const struct cfg_section *s;
+
+	/* Only the plugin's keys, in file order, repeatable ones repeated. */
+	assert_int_equal(load_text("[monitor:w]\n"
+	    "header = X-A: 1\n"
+	    "type = http\n"
+	    "interval = 5s\n"
+	    "url = http://127.0.0.1/\n"
+	    "header = X-B: 2\n"
+	    "method = HEAD\n"), 0);
+	s = &cfg->monitors[0].s;
+	assert_int_equal(s->n_kv, 4);
+	assert_string_equal(s->kv[0].key, "header");
+	assert_string_equal(s->kv[0].value, "X-A: 1");
+	assert_int_equal(s->kv[0].line, 2);
+	assert_string_equal(s->kv[1].key, "url");
+	assert_string_equal(s->kv[2].value, "X-B: 2");
+	assert_string_equal(s->kv[3].key, "method");
+	assert_int_equal(s->kv[3].line, 7);
+	assert_int_equal(s->type_line, 3);
+	assert_string_equal(s->definition, "header=X-A: 1\ntype=http\n"
+	    "interval=5s\nurl=http://127.0.0.1/\nheader=X-B: 2\n"
+	    "method=HEAD\n");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Errors, one at a time with their exact FILE:LINE */
+
+static void
+test_errors_structure(void **state)
+{
+	expect_one("url = x\n[agent]\n",
+	    ":1: key \"url\" is outside any section (put it under [agent], "
+	    "[monitor:NAME] or [alert:NAME])");
+	expect_one("[agent]\n[foo]\nx = 1\n",
+	    ":2: unknown section [foo] (expected [agent], [monitor:NAME] or "
+	    "[alert:NAME])");
+	expect_one("\n[monitors:web]\ntype = http\n",
+	    ":2: unknown section [monitors:web] (expected [agent], "
+	    "[monitor:NAME] or [alert:NAME]) (did you mean [monitor:web]?)");
+	expect_one("[agnet]\n",
+	    ":1: unknown section [agnet] (expected [agent], [monitor:NAME] or "
+	    "[alert:NAME]) (did you mean [agent]?)");
+	expect_one("[monitor:]\ntype = tcp\n",
+	    ":1: monitor name is empty: use [monitor:NAME]");
+	expect_one("[monitor]\n", ":1: section [monitor] needs a name: "
+	    "[monitor:NAME]");
+	expect_one("[agent:x]\n", ":1: [agent] takes no name");
+	expect_one("[alert:a/b]\ntype = webhook\n",
+	    ":1: invalid alert name \"a/b\": use only letters, digits, '.', "
+	    "'_' and '-'");
+	expect_one("[agent]\n[monitor:x\ntype = tcp\n",
+	    ":2: unterminated section header (missing ']')");
+	expect_one("[agent]\nretention_days 30\n",
+	    ":2: expected \"key = value\", a [section] or a comment, not "
+	    "\"retention_days 30\"");
+	expect_one("[agent]\n = x\n", ":2: missing key name before '='");
+	expect_one("[agent]\n[agent]\n",
+	    ":2: duplicate [agent] section (first defined at line 1)");
+	expect_one("[agent] junk\n",
+	    ":1: unexpected text after ']': \"junk\"");
+	expect_one("[monitor:x]\ntype = tcp\nhost = h\nport = 1\n\n"
+	    "[monitor:x]\ntype = ping\nhost = h\n",
+	    ":6: duplicate monitor name \"x\" (first defined at line 1)");
+	expect_one("[alert:x]\ntype = webhook\nurl = u\n"
+	    "[monitor:x]\ntype = tcp\nhost = h\nport = 1\n"
+	    "[alert:x]\ntype = webhook\nurl = u\n",
+	    ":8: duplicate alert name \"x\" (first defined at line 1)");
+}
+
+static void
+test_errors_agent(void **state)
+{
+	expect_one("[agent]\ndatabse = x.db\n",
+	    ":2: unknown key \"databse\" in [agent] (did you mean "
+	    "\"database\"?)");
+	expect_one("[agent]\nfrobnicate = 1\n",
+	    ":2: unknown key \"frobnicate\" in [agent]");
+	expect_one("[agent]\nlisten = 9405\n",
+	    ":2: listen: \"9405\" is not HOST:PORT, [IPV6]:PORT or off");
+	expect_one("[agent]\nlisten = ::1:9405\n",
+	    ":2: listen: \"::1:9405\" is not HOST:PORT, [IPV6]:PORT or off");
+	expect_one("[agent]\nlisten = 127.0.0.1:70000\n",
+	    ":2: listen: port \"70000\" is not a number from 0 to 65535");
+	expect_one("[agent]\nretention_days = 36501\n",
+	    ":2: retention_days: \"36501\" is not a whole number of days from "
+	    "0 to 36500");
+	expect_one("[agent]\nlog_level = loud\n",
+	    ":2: log_level: \"loud\" is not a level (use debug, info, warn or "
+	    "error)");
+	expect_one("[agent]\nlog = file\n",
+	    ":2: log: \"file\" is not a log target (use stderr or syslog)");
+	expect_one("[agent]\ndatabase =\n", ":2: database: no value");
+	expect_one("[agent]\nuser = a\nuser = b\n",
+	    ":3: duplicate key \"user\" (first set at line 2)");
+}
+
+static void
+test_errors_monitor(void **state)
+{
+	static const char head[] = "[monitor:m]\ntype = tcp\nhost = h\n"
+	    "port = 1\n";
+	char *t;
+
+#define ONE(extra, suffix) do {                                             \
+		t = wp_xasprintf("%s%s", head, extra);                      \
+		expect_one(t, suffix);                                      \
+		free(t);                                                    \
+	} while (0)
+	ONE("interval = 10x\n", ":5: interval: \"10x\" is not a duration "
+	    "(use e.g. 250ms, 10s, 5m, 1h)");
+	ONE("interval = 50ms\n", ":5: interval: \"50ms\" is too short "
+	    "(minimum 100ms)");
+	ONE("timeout = 0\n", ":5: timeout: \"0\" is too short (minimum 1ms)");
+	ONE("retry_interval = soon\n", ":5: retry_interval: \"soon\" is not "
+	    "a duration (use e.g. 250ms, 10s, 5m, 1h)");
+	ONE("retries = 101\n", ":5: retries: \"101\" is not a whole number "
+	    "from 0 to 100");
+	ONE("enabled = maybe\n", ":5: enabled: \"maybe\" is not a boolean "
+	    "(use true or false)");
+	ONE("interval = 1s\ninterval = 2s\n",
+	    ":6: duplicate key \"interval\" (first set at line 5)");
+	ONE("port = 2\n", ":5: duplicate key \"port\" (first set at line 4)");
+	ONE("intervl = 5s\n", ":5: unknown key \"intervl\" for type tcp "
+	    "(did you mean \"interval\"?)");
+	ONE("alerts = pager\n", ":5: alerts: unknown alert \"pager\" (there "
+	    "is no [alert:pager] section)");
+	ONE("alerts =\n", ":5: alerts: no value (use \"none\" for no "
+	    "alerts)");
+	ONE("alerts = none, x\n[alert:x]\ntype = webhook\nurl = u\n",
+	    ":5: alerts: \"none\" cannot be combined with alert names");
+#undef ONE
+	expect_one("[monitor:m]\nhost = h\n",
+	    ":1: [monitor:m] has no \"type\" key");
+	expect_one("[monitor:m]\ntype = tcp\nhost = h\n",
+	    ":1: [monitor:m] is missing the required key \"port\" for type tcp");
+	expect_one("[monitor:m]\ntype =\nhost = h\n", ":2: type: no value");
+	expect_one("[monitor:m]\ntype = ../evil\n",
+	    ":2: type: \"../evil\" is not a plugin type name (letters, digits, "
+	    "'_' and '-')");
+	expect_one("[monitor:w]\ntype = http\nurll = http://x/\n"
+	    "url = http://y/\n",
+	    ":3: unknown key \"urll\" for type http (did you mean \"url\"?)");
+	expect_one("[monitor:w]\ntype = http\nurl = a\nURL = b\n",
+	    ":4: unknown key \"URL\" for type http (did you mean \"url\"?)");
+	expect_one("[monitor:w]\ntype = http\nurl = a\nfollow = no\n",
+	    ":4: unknown key \"follow\" for type http (did you mean "
+	    "\"follow_redirects\"?)");
+	expect_one("[monitor:w]\ntype = http\nurl = a\nurl = b\n",
+	    ":4: duplicate key \"url\" (first set at line 3)");
+	/* The alert plugin's "webhook" type is not a check type. */
+	expect_one("[monitor:w]\ntype = webhook\nurl = a\n",
+	    ":2: unknown check type \"webhook\": no plugin webhook.so in "
+	    PKGLIBDIR);
+}
+
+static void
+test_unknown_type_no_cascade(void **state)
+{
+	/* Keys of an unknown type are not judged: one error only. */
+	expect_one("[monitor:q]\ntype = quic\nendpoint = x\nflavour = y\n",
+	    ":2: unknown check type \"quic\": no plugin quic.so in "
+	    PKGLIBDIR);
+	expect_one("[alert:p]\ntype = pager\nnumber = 1\n",
+	    ":2: unknown alert type \"pager\": no plugin alert-pager.so in "
+	    PKGLIBDIR);
+	/* Keys under a rejected header are dropped with it. */
+	expect_one("[monitor:a b]\ntype = quic\nendpoint = x\n",
+	    ":1: invalid monitor name \"a b\": use only letters, digits, '.', "
+	    "'_' and '-'");
+}
+
+static void
+test_errors_alert(void **state)
+{
+	expect_one("[alert:a]\ntype = webhook\n",
+	    ":1: [alert:a] is missing the required key \"url\" for type "
+	    "webhook");
+	expect_one("[alert:a]\ntype = webhook\nurl = u\ntimeout = never\n",
+	    ":4: timeout: \"never\" is not a duration (use e.g. 250ms, 10s, "
+	    "5m, 1h)");
+	expect_one("[alert:a]\ntype = webhook\nurl = u\nretries = 3\n",
+	    ":4: unknown key \"retries\" for type webhook");
+}
+
+static void
+test_many_errors(void **state)
+{
+	assert_int_equal(load_text(
+	    "orphan = 1\n"                          /* 1 */
+	    "[agent]\n"                             /* 2 */
+	    "retention_days = -1\n"                 /* 3 */
+	    "[monitor:w]\n"                         /* 4 */
+	    "type = http\n"                         /* 5 */
+	    "interval = 1x\n"                       /* 6 */
+	    "urll = http://127.0.0.1/\n"            /* 7 */
+	    "alerts = ops, pager\n"                 /* 8 */
+	    "this line has no equals sign\n"        /* 9 */
+	    "[alert:ops]\n"                         /* 10 */
+	    "type = webhook\n"                      /* 11 */
+	    "url = http://127.0.0.1:9/\n"           /* 12 */
+	    "[bogus\n"                              /* 13 */
+	    "[monitor:w]\n"                         /* 14 */
+	    "type = tcp\n"), WP_EINVAL);            /* 15 */
+	expect_diag(9,
+	    ":1: key \"orphan\" is outside any section (put it under [agent], "
+	    "[monitor:NAME] or [alert:NAME])",
+	    ":3: retention_days: \"-1\" is not a whole number of days from 0 "
+	    "to 36500",
+	    ":4: [monitor:w] is missing the required key \"url\" for type http",
+	    ":6: interval: \"1x\" is not a duration (use e.g. 250ms, 10s, 5m, "
+	    "1h)",
+	    ":7: unknown key \"urll\" for type http (did you mean \"url\"?)",
+	    ":8: alerts: unknown alert \"pager\" (there is no [alert:pager] "
+	    "section)",
+	    ":9: expected \"key = value\", a [section] or a comment, not "
+	    "\"this line has no equals sign\"",
+	    ":13: unterminated section header (missing ']')",
+	    ":14: duplicate monitor name \"w\" (first defined at line 4)");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reading: long lines, CRLF, BOM, comments, indentation */
+
+static void
+long_url(size_t n)
+{
+	struct wp_buf b = { NULL, 0, 0 };
+	const struct cfg_monitor *m;
+	char *url;
+	size_t i;
+	int line = 0;
+
+	url = wp_xmalloc(n + 1);
+	memcpy(url, "http://127.0.0.1/?token=", 24);
+	for (i = 24; i < n; i++)
+		url[i] = "abcdefghijklmnopqrstuvwxyz0123456789"[i % 36];
+	url[n] = '\0';
+	wp_buf_printf(&b, "[monitor:long]\ntype = http\n; %s\nurl = %s   "
+	    "; a comment\nheader = X-Token: %s\ninterval = 5s\n"
+	    "[monitor:after]\ntype = tcp\nhost = h\nport = 1\n", url, url, url);
+	assert_int_equal(load_text(b.data), 0);
+	m = &cfg->monitors[0];
+	assert_string_equal(kv_value(&m->s, "url", &line), url);
+	assert_int_equal(line, 4);
+	assert_int_equal(strlen(kv_value(&m->s, "header", &line)), n + 9);
+	assert_int_equal(line, 5);
+	assert_int_equal(m->interval_ms, 5000);
+	assert_int_equal(cfg->monitors[1].s.line, 7);
+	assert_int_equal(cfg->monitors[1].s.kv[1].line, 10);
+	wp_buf_free(&b);
+
+	/* A long unknown key is still reported at its line. */
+	memset(url, 'k', n);
+	wp_buf_printf(&b, "[monitor:long]\ntype = http\nurl = x\n"
+	    "%s = 1\n", url);
+	assert_int_equal(load_text(b.data), WP_EINVAL);
+	assert_non_null(strstr(diag.text, ":4: unknown key \"kkkk"));
+	assert_int_equal(diag.len, strlen(path) + n + 33);
+	assert_int_equal(diag.errors, 1);
+	wp_buf_free(&b);
+	free(url);
+}
+
+static void
+test_long_4k(void **state)
+{
+	long_url(4096);
+}
+
+static void
+test_long_64k(void **state)
+{
+	long_url(65536);
+	long_url(70000);
+}
+
+static void
+test_long_line_boundaries(void **state)
+{
+	char line[256], *text;
+	size_t n;
+
+	/* Around inih's 200-byte buffer: every length reads back intact. */
+	for (n = 180; n < 215; n++) {
+		memset(line, 'v', n);
+		line[n] = '\0';
+		text = wp_xasprintf("[alert:a]\ntype = webhook\nurl = %s\n",
+		    line);
+		assert_int_equal(load_text(text), 0);
+		assert_string_equal(cfg->alerts[0].s.kv[0].value, line);
+		free(text);
+	}
+}
+
+static void
+test_crlf_bom(void **state)
+{
+	static const char text[] = "\xef\xbb\xbf[agent]\r\n"
+	    "user = me\r\n"
+	    "\r\n"
+	    "[monitor:a]\r\n"
+	    "type = tcp   \r\n"
+	    "host = h ; comment\r\n"
+	    "port = 1\r\n"
+	    "zzz = 2\r\n";
+
+	assert_int_equal(load_text(text), WP_EINVAL);
+	expect_diag(1, ":8: unknown key \"zzz\" for type tcp");
+	/* Without the bad last line it loads, with clean values. */
+	write_bytes(text, sizeof(text) - 1 - strlen("zzz = 2\r\n"));
+	diag_free(&diag);
+	assert_int_equal(config_load(path, NULL, fake_lookup, &lk, &diag,
+	    &cfg), 0);
+	assert_int_equal(cfg->agent.line, 1);
+	assert_string_equal(cfg->agent.user, "me");
+	assert_string_equal(cfg->monitors[0].s.type, "tcp");
+	assert_string_equal(cfg->monitors[0].s.kv[0].value, "h");
+	assert_string_equal(cfg->monitors[0].s.kv[1].value, "1");
+	assert_int_equal(cfg->monitors[0].s.kv[1].line, 7);
+	assert_int_equal(cfg->monitors[0].s.line, 4);
+}
+
+static void
+test_comments(void **state)
+{
+	const struct cfg_section *s;
+
+	assert_int_equal(load_text(
+	    "; leading comment\n"
+	    "# hash comment\n"
+	    "[monitor:c] ; the header may carry one\n"
+	    "type = http;not-a-comment\n"
+	    ), WP_EINVAL);
+	/* ';' without a space before it is part of the value; an indented
+	 * line is a key, not a continuation of the one above. */
+	expect_diag(1,
+	    ":4: type: \"http;not-a-comment\" is not a plugin type name "
+	    "(letters, digits, '_' and '-')");
+	assert_int_equal(load_text(
+	    "[monitor:c]\n"
+	    "type = http\n"
+	    "url = http://h/a;b?c=d#e ; the comment\n"
+	    "   method = POST\n"
+	    "header = X: ;\n"
+	    "body = # not a comment\n"
+	    "keyword = a\t; tab comment\n"), 0);
+	s = &cfg->monitors[0].s;
+	assert_string_equal(kv_value(s, "url", NULL), "http://h/a;b?c=d#e");
+	assert_string_equal(kv_value(s, "method", NULL), "POST");
+	assert_string_equal(kv_value(s, "header", NULL), "X:");
+	assert_string_equal(kv_value(s, "body", NULL), "# not a comment");
+	assert_string_equal(kv_value(s, "keyword", NULL), "a");
+	assert_int_equal(lk.calls, 1);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Paths */
+
+static void
+test_relative_paths(void **state)
+{
+	char *want;
+
+	assert_int_equal(load_text("[agent]\ndatabase = data/wp.db\n"
+	    "plugin_dir = plugins\napi_token_file = /etc/tok\n"
+	    "pidfile = run/wp.pid\n"
+	    "[monitor:a]\ntype = tcp\nhost = h\nport = 1\n"), 0);
+	want = in_dir("data/wp.db");
+	assert_string_equal(cfg->agent.database, want);
+	free(want);
+	want = in_dir("plugins");
+	assert_string_equal(cfg->agent.plugin_dir, want);
+	assert_string_equal(lk.dir, want);
+	free(want);
+	want = in_dir("run/wp.pid");
+	assert_string_equal(cfg->agent.pidfile, want);
+	free(want);
+	assert_string_equal(cfg->agent.api_token_file, "/etc/tok");
+}
+
+static void
+test_relative_file(void **state)
+{
+	char cwd[PATH_MAX], *base, *want;
+
+	/* A config named relative to the current directory. */
+	assert_int_equal(load_text("[agent]\ndatabase = x.db\n"), 0);
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	assert_int_equal(chdir(tmpdir), 0);
+	base = strrchr(path, '/') + 1;
+	config_free(cfg);
+	cfg = NULL;
+	assert_int_equal(config_load(base, NULL, fake_lookup, &lk, &diag,
+	    &cfg), 0);
+	assert_int_equal(chdir(cwd), 0);
+	want = in_dir("x.db");
+	assert_string_equal(cfg->agent.database, want);
+	free(want);
+	assert_string_equal(cfg->dir, realdir);
+	assert_string_equal(cfg->file, base);
+}
+
+static void
+test_plugin_dir_override(void **state)
+{
+	char cwd[PATH_MAX], *want;
+
+	write_text("[agent]\nplugin_dir = /nowhere\n"
+	    "[monitor:a]\ntype = tcp\nhost = h\nport = 1\n");
+	assert_int_equal(config_load(path, "/opt/wp/plugins", fake_lookup,
+	    &lk, &diag, &cfg), 0);
+	assert_string_equal(cfg->agent.plugin_dir, "/opt/wp/plugins");
+	assert_string_equal(lk.dir, "/opt/wp/plugins");
+	config_free(cfg);
+	cfg = NULL;
+
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	assert_int_equal(config_load(path, "build/plugins", fake_lookup,
+	    &lk, &diag, &cfg), 0);
+	want = wp_xasprintf("%s/build/plugins", cwd);
+	assert_string_equal(cfg->agent.plugin_dir, want);
+	assert_string_equal(lk.dir, want);
+	free(want);
+	assert_int_equal(diag.errors, 0);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Definitions for reload */
+
+static char *
+definition_of(const char *text, const char *name)
+{
+	const struct cfg_monitor *m;
+
+	assert_int_equal(load_text(text), 0);
+	m = config_find_monitor(cfg, name);
+	assert_non_null(m);
+	return wp_xstrdup(m->s.definition);
+}
+
+static void
+test_definition(void **state)
+{
+	char *a, *b, *c, *d;
+
+	a = definition_of("[monitor:a]\ntype = tcp\nhost = h\nport = 1\n"
+	    "interval = 5s\n", "a");
+	/* Same text further down, other spacing and comments: equal. */
+	b = definition_of("; moved\n\n[monitor:z]\ntype=tcp\nhost=h\n"
+	    "port=1\n\n[monitor:a]\ntype = tcp\n  host   =   h ; c\n"
+	    "port = 1\ninterval = 5s\n", "a");
+	c = definition_of("[monitor:a]\ntype = tcp\nhost = h\nport = 1\n"
+	    "interval = 6s\n", "a");
+	d = definition_of("[monitor:a]\ntype = tcp\nhost = h\nport = 2\n"
+	    "interval = 5s\n", "a");
+	assert_string_equal(a, b);
+	assert_string_not_equal(a, c);
+	assert_string_not_equal(a, d);
+	free(a);
+	free(b);
+	free(c);
+	free(d);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Diagnostics */
+
+static void
+test_diag(void **state)
+{
+	struct wp_diag d;
+
+	diag_init(&d, "f.ini");
+	assert_null(d.text);
+	assert_int_equal(d.errors, 0);
+	diag_error(&d, 0, "cannot open: %s", "gone");
+	diag_error(&d, 12, "bad %d", 7);
+	assert_string_equal(d.text, "f.ini: cannot open: gone\n"
+	    "f.ini:12: bad 7\n");
+	assert_int_equal(d.len, strlen(d.text));
+	assert_int_equal(d.errors, 2);
+	diag_free(&d);
+	assert_null(d.text);
+	diag_free(NULL);
+	config_free(NULL);
+	assert_null(config_find_monitor(NULL, "x"));
+	assert_null(config_find_alert(NULL, "x"));
+
+	/* A sink set up for another file keeps its name after a load that
+	 * reported this file's problems. */
+	write_text("[agent]\nlog = x\n");
+	diag_init(&d, "other");
+	assert_int_equal(config_load(path, NULL, fake_lookup, &lk, &d, &cfg),
+	    WP_EINVAL);
+	assert_string_equal(d.file, "other");
+	assert_non_null(strstr(d.text, ":2: log: "));
+	assert_ptr_equal(strstr(d.text, path), d.text);
+	diag_free(&d);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+		T(test_sample),
+		T(test_defaults),
+		T(test_agent_values),
+		T(test_empty_file),
+		T(test_missing_file),
+		T(test_monitor_values),
+		T(test_plugin_kv),
+		T(test_errors_structure),
+		T(test_errors_agent),
+		T(test_errors_monitor),
+		T(test_unknown_type_no_cascade),
+		T(test_errors_alert),
+		T(test_many_errors),
+		T(test_long_4k),
+		T(test_long_64k),
+		T(test_long_line_boundaries),
+		T(test_crlf_bom),
+		T(test_comments),
+		T(test_relative_paths),
+		T(test_relative_file),
+		T(test_plugin_dir_override),
+		T(test_definition),
+		T(test_diag),
+#undef T
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
