@@ -72,7 +72,7 @@ static const struct {
  */
 struct api_job {
 	struct api_job *next;
-	enum route route;
+	char *(*render)(void *);
 	int refs;
 	int queued;
 	int done;
@@ -273,7 +273,6 @@ on_async(uv_async_t *h)
 {
 	struct api *a = h->data;
 	struct api_job *list, *j, *next;
-	char *(*fn)(void *);
 	char *body;
 
 	pthread_mutex_lock(&a->mu);
@@ -284,19 +283,20 @@ on_async(uv_async_t *h)
 	pthread_mutex_unlock(&a->mu);
 
 	for (j = list; j != NULL; j = next) {
-		/* The loop holds its reference, so j stays valid. */
-		switch (j->route) {
-		case R_MONITORS:
-			fn = a->routes.monitors_json;
-			break;
-		case R_OPMON:
-			fn = a->routes.opmon_json;
-			break;
-		default:
-			fn = a->routes.metrics_text;
-			break;
+		/*
+		 * The loop holds its reference, so j stays valid.  A waiter
+		 * that gave up while an earlier job rendered left only that
+		 * reference: skip the work.
+		 */
+		pthread_mutex_lock(&a->mu);
+		next = j->next;
+		if (j->refs == 1) {
+			job_unref(j);
+			pthread_mutex_unlock(&a->mu);
+			continue;
 		}
-		body = fn(a->routes.arg);
+		pthread_mutex_unlock(&a->mu);
+		body = j->render(a->routes.arg);
 		pthread_mutex_lock(&a->mu);
 		next = j->next;
 		j->body = body;
@@ -308,13 +308,13 @@ on_async(uv_async_t *h)
 }
 
 /*
- * The connection side: have the loop render ROUTE and wait for it, at most
+ * The connection side: have the loop call RENDER and wait for it, at most
  * a->timeout_ms.  Returns 0 and *body (malloc'd, yours; NULL if the
  * renderer failed), WP_EAGAIN if the loop did not answer in time, or
  * WP_ECANCELED if the API is starting or stopping.
  */
 static int
-render_on_loop(struct api *a, enum route route, char **body)
+render_on_loop(struct api *a, char *(*render)(void *), char **body)
 {
 	struct api_job *j, **pp;
 	struct timespec deadline;
@@ -322,7 +322,7 @@ render_on_loop(struct api *a, enum route route, char **body)
 
 	*body = NULL;
 	j = wp_xcalloc(1, sizeof(*j));
-	j->route = route;
+	j->render = render;
 
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	deadline.tv_sec += a->timeout_ms / 1000;
@@ -500,7 +500,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		return reply_error(c, MHD_HTTP_UNAUTHORIZED, "unauthorized",
 		    MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
 	}
-	if ((rc = render_on_loop(a, route, &body)) != 0) {
+	if ((rc = render_on_loop(a, fn, &body)) != 0) {
 		if (rc == WP_EAGAIN)
 			wp_warn("api: %s %s: the loop did not answer within "
 			    "%d ms", method, url, a->timeout_ms);

@@ -735,6 +735,7 @@ test_localhost(void **state)
 struct client {
 	pthread_t thread;
 	int port;
+	const char *path;
 	long status;
 };
 
@@ -745,7 +746,7 @@ client_main(void *arg)
 	struct client *c = arg;
 	struct resp r;
 
-	http("GET", "127.0.0.1", c->port, "/api/monitors", NULL, &r);
+	http("GET", "127.0.0.1", c->port, c->path, NULL, &r);
 	c->status = r.status;
 	resp_free(&r);
 	return NULL;
@@ -768,6 +769,7 @@ test_stop_in_flight(void **state)
 	harness_command(h, 600, 1);
 	for (i = 0; i < 4; i++) {
 		clients[i].port = api_port(h->api);
+		clients[i].path = "/api/monitors";
 		clients[i].status = -1;
 		assert_int_equal(pthread_create(&clients[i].thread, NULL,
 		    client_main, &clients[i]), 0);
@@ -785,6 +787,51 @@ test_stop_in_flight(void **state)
 	assert_null(h->api);
 	assert_int_equal(uv_loop_close(&h->loop), 0);
 	h->closed = 1;
+}
+
+static void
+test_abandoned_in_batch(void **state)
+{
+	struct harness *h = *state;
+	struct client clients[2];
+	struct resp r;
+	size_t i;
+
+	setenv("WP_API_LOOP_TIMEOUT_MS", "1500", 1);
+	harness_start(h, "127.0.0.1:0", NULL);
+	unsetenv("WP_API_LOOP_TIMEOUT_MS");
+
+	/*
+	 * Two requests queue up while the loop stalls for 1 s; the loop then
+	 * takes both in one batch.  The first renders for 2.5 s, so both
+	 * waiters give up at 1.5 s; the second job must then be dropped
+	 * unrendered (and freed: ASan checks).
+	 */
+	pthread_mutex_lock(&h->mu);
+	h->render_sleep_ms = 2500;
+	pthread_mutex_unlock(&h->mu);
+	harness_command(h, 1000, 0);
+	for (i = 0; i < 2; i++) {
+		clients[i].port = api_port(h->api);
+		clients[i].path = i == 0 ? "/metrics" : "/api/monitor";
+		clients[i].status = -1;
+		assert_int_equal(pthread_create(&clients[i].thread, NULL,
+		    client_main, &clients[i]), 0);
+	}
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(pthread_join(clients[i].thread, NULL), 0);
+		assert_int_equal(clients[i].status, 503);
+	}
+	pthread_mutex_lock(&h->mu);
+	h->render_sleep_ms = 0;
+	pthread_mutex_unlock(&h->mu);
+	/* Once the batch is through, the loop answers again. */
+	harness_wait_rendered(h, 1);
+	get(h, "/api/monitors", NULL, &r);
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+	assert_int_equal(harness_calls(h), 2);
+	harness_finish(h);
 }
 
 static void
@@ -832,6 +879,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_localhost,
 		    harness_setup, harness_teardown),
 		cmocka_unit_test_setup_teardown(test_stop_in_flight,
+		    harness_setup, harness_teardown),
+		cmocka_unit_test_setup_teardown(test_abandoned_in_batch,
 		    harness_setup, harness_teardown),
 		cmocka_unit_test_setup_teardown(test_sequential,
 		    harness_setup, harness_teardown),
