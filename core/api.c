@@ -625,14 +625,14 @@ api_start(const char *spec, const char *token, uv_loop_t *loop,
 	    MHD_OPTION_END);
 	if (a->mhd == NULL) {
 		snprintf(err, errlen, "listen %s: cannot start the HTTP "
-		    "server", spec);
+		    "server (see the log)", spec);
 		/*
 		 * Depending on where it failed, MHD may or may not have
 		 * closed the socket it was handed (option errors leave it
-		 * open, later failures close it).  Close it only if it is
-		 * still open; api_start runs before the daemon's worker
-		 * threads open descriptors, so the number cannot have been
-		 * reused meanwhile.
+		 * open, later failures close it), so close it only if it is
+		 * still open.  The daemon calls api_start at start-up, before
+		 * it has threads that open descriptors, so the number has
+		 * not been reused in between.
 		 */
 		if (fcntl(fd, F_GETFD) != -1)
 			close(fd);
