@@ -1,0 +1,685 @@
+/*
+ * api -- the HTTP status API on libmicrohttpd.
+ *
+ * Threads: MHD runs one thread per connection (bounded by CONN_LIMIT).
+ * /healthz is answered on that thread.  Every other route is rendered on
+ * the libuv loop thread: the connection thread queues a job, wakes the loop
+ * with a uv_async, and waits on a condition variable, bounded by the loop
+ * timeout, for the loop to fill in the body.  A job is shared by its waiter
+ * and the loop and carries a reference count under the api mutex, so
+ * whichever side lets go last frees it: a waiter that gave up never leaves
+ * the loop holding freed memory, and the loop never writes into a job whose
+ * waiter is gone.
+ *
+ * Test seam: WP_API_LOOP_TIMEOUT_MS, read once in api_start, replaces the
+ * 5 s loop timeout.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "api.h"
+#include "log.h"
+#include "util.h"
+
+/* enum MHD_Result appeared in 0.9.71; configure accepts 0.9.70. */
+#if MHD_VERSION >= 0x00097002
+#define WP_MHD_RESULT enum MHD_Result
+#else
+#define WP_MHD_RESULT int
+#endif
+
+#define LOOP_TIMEOUT_MS 5000
+#define CONN_LIMIT 32		/* concurrent connections (= threads) */
+#define CONN_TIMEOUT_S 10	/* idle connection timeout */
+#define CONN_MEMORY (32 * 1024)	/* per-connection header/buffer pool */
+#define LISTEN_BACKLOG 64
+
+#define CT_JSON "application/json"
+#define CT_TEXT "text/plain; charset=utf-8"
+#define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
+
+enum route { R_HEALTHZ, R_MONITORS, R_OPMON, R_METRICS };
+
+static const struct {
+	const char *path;
+	enum route route;
+} routes_table[] = {
+	{ "/healthz", R_HEALTHZ },
+	{ "/api/monitors", R_MONITORS },
+	{ "/api/monitor", R_OPMON },
+	{ "/metrics", R_METRICS },
+};
+
+/*
+ * One request waiting for the loop.  refs counts the holders (the waiter,
+ * and the loop while the job is queued or being rendered); all fields are
+ * guarded by api.mu.
+ */
+struct api_job {
+	struct api_job *next;
+	char *(*render)(void *);
+	int refs;
+	int queued;
+	int done;
+	char *body;
+};
+
+struct api {
+	uv_loop_t *loop;
+	uv_async_t async;
+	struct MHD_Daemon *mhd;
+	struct api_routes routes;
+	char *token;
+	size_t token_len;
+	int port;
+	int timeout_ms;
+
+	pthread_mutex_t mu;
+	pthread_cond_t cv;	/* broadcast when a job is done or on stop */
+	struct api_job *head, *tail;
+	int ready;		/* the async handle exists */
+	int stopping;
+};
+
+/*
+ * Parse SPEC into *ss.  Accepts "IPV4:PORT", "[IPV6]:PORT" and
+ * "localhost:PORT" (the IPv4 loopback).  Returns 0, or WP_EINVAL with a
+ * message in err.
+ */
+static int
+parse_listen(const char *spec, struct sockaddr_storage *ss,
+    socklen_t *sslen, char *err, size_t errlen)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+	char host[64];
+	const char *h, *hend, *port;
+	size_t hlen, plen;
+	long long pnum;
+	int bracketed = 0;
+
+	if (spec == NULL || *spec == '\0') {
+		snprintf(err, errlen, "listen: expected HOST:PORT, got \"\"");
+		return WP_EINVAL;
+	}
+	if (spec[0] == '[') {
+		bracketed = 1;
+		h = spec + 1;
+		hend = strchr(h, ']');
+		if (hend == NULL || hend[1] != ':')
+			goto syntax;
+		port = hend + 2;
+	} else {
+		h = spec;
+		hend = strrchr(spec, ':');
+		if (hend == NULL)
+			goto syntax;
+		port = hend + 1;
+		if (memchr(h, ':', (size_t)(hend - h)) != NULL) {
+			snprintf(err, errlen, "listen: expected HOST:PORT, "
+			    "got \"%s\" (write IPv6 addresses in brackets: "
+			    "[::1]:9405)", spec);
+			return WP_EINVAL;
+		}
+	}
+	hlen = (size_t)(hend - h);
+	plen = strlen(port);
+	if (hlen == 0 || hlen >= sizeof(host) || plen == 0 || plen > 5 ||
+	    strspn(port, "0123456789") != plen ||
+	    wp_parse_int(port, 0, 65535, &pnum) != 0)
+		goto syntax;
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+
+	memset(ss, 0, sizeof(*ss));
+	if (bracketed) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)pnum);
+		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
+			goto badhost;
+		*sslen = sizeof(*sin6);
+		return 0;
+	}
+	sin->sin_family = AF_INET;
+	sin->sin_port = htons((uint16_t)pnum);
+	if (strcasecmp(host, "localhost") == 0)
+		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	else if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
+		goto badhost;
+	*sslen = sizeof(*sin);
+	return 0;
+
+syntax:
+	snprintf(err, errlen, "listen: expected HOST:PORT, got \"%s\"",
+	    spec);
+	return WP_EINVAL;
+badhost:
+	snprintf(err, errlen, "listen: \"%s\" is not an IP address or "
+	    "localhost (in \"%s\")", host, spec);
+	return WP_EINVAL;
+}
+
+/* "127.0.0.1:9405" or "[::1]:9405" for messages. */
+static void
+format_addr(const struct sockaddr_storage *ss, int port, char *buf,
+    size_t len)
+{
+	char ip[INET6_ADDRSTRLEN];
+
+	if (ss->ss_family == AF_INET6) {
+		inet_ntop(AF_INET6,
+		    &((const struct sockaddr_in6 *)ss)->sin6_addr, ip,
+		    sizeof(ip));
+		snprintf(buf, len, "[%s]:%d", ip, port);
+	} else {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr,
+		    ip, sizeof(ip));
+		snprintf(buf, len, "%s:%d", ip, port);
+	}
+}
+
+/*
+ * Open, bind and listen on SS.  Returns 0 with the socket in *fdp and the
+ * bound port in *portp, or WP_EIO with a message in err.
+ */
+static int
+open_listener(const struct sockaddr_storage *ss, socklen_t sslen,
+    const char *spec, int *fdp, int *portp, char *err, size_t errlen)
+{
+	struct sockaddr_storage bound;
+	socklen_t blen = sizeof(bound);
+	int fd, on = 1, rc = WP_EIO;
+
+	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+	    0);
+	if (fd == -1) {
+		snprintf(err, errlen, "listen %s: socket: %s", spec,
+		    strerror(errno));
+		return WP_EIO;
+	}
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	/* "[::]:N" means IPv6 only; IPv4 needs its own address. */
+	if (ss->ss_family == AF_INET6)
+		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on,
+		    sizeof(on));
+	if (bind(fd, (const struct sockaddr *)ss, sslen) == -1) {
+		snprintf(err, errlen, "listen %s: cannot bind: %s", spec,
+		    strerror(errno));
+		goto out;
+	}
+	if (listen(fd, LISTEN_BACKLOG) == -1) {
+		snprintf(err, errlen, "listen %s: listen: %s", spec,
+		    strerror(errno));
+		goto out;
+	}
+	if (getsockname(fd, (struct sockaddr *)&bound, &blen) == -1) {
+		snprintf(err, errlen, "listen %s: getsockname: %s", spec,
+		    strerror(errno));
+		goto out;
+	}
+	if (bound.ss_family == AF_INET6)
+		*portp = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
+	else
+		*portp = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+	*fdp = fd;
+	fd = -1;
+	rc = 0;
+out:
+	if (fd != -1)
+		close(fd);
+	return rc;
+}
+
+/* Free a job both sides have let go of. */
+static void
+job_free(struct api_job *j)
+{
+	if (j == NULL)
+		return;
+	free(j->body);
+	free(j);
+}
+
+/* Drop one reference; a->mu held. */
+static void
+job_unref(struct api_job *j)
+{
+	if (--j->refs == 0)
+		job_free(j);
+}
+
+/*
+ * The loop side: render every queued job, then wake the waiters.
+ * Renderers run without the mutex held, so they may take their time (the
+ * waiters' own deadlines bound how long a client waits).
+ */
+static void
+on_async(uv_async_t *h)
+{
+	struct api *a = h->data;
+	struct api_job *list, *j, *next;
+	char *body;
+
+	pthread_mutex_lock(&a->mu);
+	list = a->head;
+	a->head = a->tail = NULL;
+	for (j = list; j != NULL; j = j->next)
+		j->queued = 0;
+	pthread_mutex_unlock(&a->mu);
+
+	for (j = list; j != NULL; j = next) {
+		/*
+		 * The loop holds its reference, so j stays valid.  A waiter
+		 * that gave up while an earlier job rendered left only that
+		 * reference: skip the work.
+		 */
+		pthread_mutex_lock(&a->mu);
+		next = j->next;
+		if (j->refs == 1) {
+			job_unref(j);
+			pthread_mutex_unlock(&a->mu);
+			continue;
+		}
+		pthread_mutex_unlock(&a->mu);
+		body = j->render(a->routes.arg);
+		pthread_mutex_lock(&a->mu);
+		next = j->next;
+		j->body = body;
+		j->done = 1;
+		job_unref(j);
+		pthread_cond_broadcast(&a->cv);
+		pthread_mutex_unlock(&a->mu);
+	}
+}
+
+/*
+ * The connection side: have the loop call RENDER and wait for it, at most
+ * a->timeout_ms.  Returns 0 and *body (malloc'd, yours; NULL if the
+ * renderer failed), WP_EAGAIN if the loop did not answer in time, or
+ * WP_ECANCELED if the API is starting or stopping.
+ */
+static int
+render_on_loop(struct api *a, char *(*render)(void *), char **body)
+{
+	struct api_job *j, **pp;
+	struct timespec deadline;
+	int rc = WP_EAGAIN;
+
+	*body = NULL;
+	j = wp_xcalloc(1, sizeof(*j));
+	j->render = render;
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += a->timeout_ms / 1000;
+	deadline.tv_nsec += (long)(a->timeout_ms % 1000) * 1000000;
+	if (deadline.tv_nsec >= 1000000000) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000;
+	}
+
+	pthread_mutex_lock(&a->mu);
+	if (!a->ready || a->stopping) {
+		pthread_mutex_unlock(&a->mu);
+		free(j);
+		return WP_ECANCELED;
+	}
+	j->refs = 2;
+	j->queued = 1;
+	if (a->tail != NULL)
+		a->tail->next = j;
+	else
+		a->head = j;
+	a->tail = j;
+	/* Sent under the mutex: api_stop cannot close the handle meanwhile. */
+	uv_async_send(&a->async);
+
+	while (!j->done && !a->stopping) {
+		if (pthread_cond_timedwait(&a->cv, &a->mu, &deadline) ==
+		    ETIMEDOUT)
+			break;
+	}
+	if (j->done) {
+		*body = j->body;
+		j->body = NULL;
+		rc = 0;
+	} else if (a->stopping)
+		rc = WP_ECANCELED;
+	if (!j->done && j->queued) {
+		/* The loop never saw it: take back the loop's reference. */
+		for (pp = &a->head; *pp != j; pp = &(*pp)->next)
+			;
+		*pp = j->next;
+		if (a->tail == j) {
+			a->tail = NULL;
+			for (pp = &a->head; *pp != NULL; pp = &(*pp)->next)
+				a->tail = *pp;
+		}
+		j->refs--;
+	}
+	job_unref(j);
+	pthread_mutex_unlock(&a->mu);
+	return rc;
+}
+
+/*
+ * Compare the presented token with ours in time that depends only on the
+ * length of ours.  Returns 1 if equal.
+ */
+static int
+token_equal(const char *given, const char *want, size_t wlen)
+{
+	size_t glen = strlen(given), i;
+	volatile unsigned char diff = glen != wlen;
+
+	for (i = 0; i < wlen; i++)
+		diff |= (unsigned char)want[i] ^
+		    (unsigned char)given[i < glen ? i : 0];
+	return diff == 0;
+}
+
+/* Does the request carry "Authorization: Bearer <our token>"? */
+static int
+authorized(const struct api *a, struct MHD_Connection *c)
+{
+	const char *v;
+
+	v = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_AUTHORIZATION);
+	if (v == NULL || strncasecmp(v, "Bearer", 6) != 0 ||
+	    (v[6] != ' ' && v[6] != '\t'))
+		return 0;
+	v += 6;
+	while (*v == ' ' || *v == '\t')
+		v++;
+	return token_equal(v, a->token, a->token_len);
+}
+
+/*
+ * Queue a response.  BODY is malloc'd and taken over when OWNED, else a
+ * static string.  HNAME/HVAL: one extra header, or NULL.
+ */
+static WP_MHD_RESULT
+reply(struct MHD_Connection *c, unsigned int status, const char *ctype,
+    char *body, int owned, const char *hname, const char *hval)
+{
+	struct MHD_Response *r;
+	WP_MHD_RESULT ret;
+
+	r = MHD_create_response_from_buffer(strlen(body), body,
+	    owned ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+	if (r == NULL) {
+		if (owned)
+			free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	if (hname != NULL)
+		MHD_add_response_header(r, hname, hval);
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static WP_MHD_RESULT
+reply_error(struct MHD_Connection *c, unsigned int status, const char *msg,
+    const char *hname, const char *hval)
+{
+	return reply(c, status, CT_JSON,
+	    wp_xasprintf("{\"error\":\"%s\"}\n", msg), 1, hname, hval);
+}
+
+/*
+ * MHD's access handler, on a connection thread.  Every request is answered
+ * on the first call: no route takes a body, and MHD discards (and closes
+ * the connection after) any body a client sends anyway.
+ */
+static WP_MHD_RESULT
+on_request(void *cls, struct MHD_Connection *c, const char *url,
+    const char *method, const char *version, const char *upload,
+    size_t *upload_len, void **state)
+{
+	struct api *a = cls;
+	enum route route = R_HEALTHZ;
+	char *(*fn)(void *) = NULL;
+	char *body;
+	size_t i;
+	int found = 0, rc;
+
+	for (i = 0; i < sizeof(routes_table) / sizeof(routes_table[0]); i++) {
+		if (strcmp(url, routes_table[i].path) == 0) {
+			route = routes_table[i].route;
+			found = 1;
+			break;
+		}
+	}
+	switch (route) {
+	case R_MONITORS:
+		fn = a->routes.monitors_json;
+		break;
+	case R_OPMON:
+		fn = a->routes.opmon_json;
+		break;
+	case R_METRICS:
+		fn = a->routes.metrics_text;
+		break;
+	case R_HEALTHZ:
+		break;
+	}
+	/* A route without a renderer is not served here. */
+	if (!found || (route != R_HEALTHZ && fn == NULL)) {
+		wp_debug("api: %s %s -> 404", method, url);
+		return reply_error(c, MHD_HTTP_NOT_FOUND, "not found", NULL,
+		    NULL);
+	}
+	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
+	    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
+		wp_debug("api: %s %s -> 405", method, url);
+		return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED,
+		    "method not allowed", MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+	}
+	if (route == R_HEALTHZ)
+		return reply(c, MHD_HTTP_OK, CT_TEXT, "ok\n", 0, NULL, NULL);
+	if (a->token != NULL && !authorized(a, c)) {
+		wp_debug("api: %s %s -> 401", method, url);
+		return reply_error(c, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+		    MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+	}
+	if ((rc = render_on_loop(a, fn, &body)) != 0) {
+		if (rc == WP_EAGAIN)
+			wp_warn("api: %s %s: the loop did not answer within "
+			    "%d ms", method, url, a->timeout_ms);
+		else
+			wp_debug("api: %s %s -> 503 (stopping)", method, url);
+		return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+		    "service unavailable", NULL, NULL);
+	}
+	if (body == NULL) {
+		wp_warn("api: %s %s: rendering failed", method, url);
+		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		    "internal error", NULL, NULL);
+	}
+	wp_debug("api: %s %s -> 200", method, url);
+	return reply(c, MHD_HTTP_OK, route == R_METRICS ? CT_METRICS : CT_JSON,
+	    body, 1, NULL, NULL);
+}
+
+/* MHD's error log, into ours. */
+static void
+on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char line[512];
+	size_t n;
+
+	vsnprintf(line, sizeof(line), fmt, ap);
+	n = strlen(line);
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	wp_warn("api: %s", line);
+}
+
+/* Free the api once its async handle is closed (or was never opened). */
+static void
+api_free(struct api *a)
+{
+	if (a == NULL)
+		return;
+	if (a->token != NULL) {
+		explicit_bzero(a->token, a->token_len);
+		free(a->token);
+	}
+	pthread_cond_destroy(&a->cv);
+	pthread_mutex_destroy(&a->mu);
+	free(a);
+}
+
+static void
+on_closed(uv_handle_t *h)
+{
+	api_free(h->data);
+}
+
+/* The loop timeout: 5 s, or WP_API_LOOP_TIMEOUT_MS (the test seam). */
+static int
+loop_timeout_ms(void)
+{
+	const char *s = getenv("WP_API_LOOP_TIMEOUT_MS");
+	long long v;
+
+	if (s == NULL || *s == '\0')
+		return LOOP_TIMEOUT_MS;
+	if (wp_parse_int(s, 1, 600000, &v) != 0) {
+		wp_warn("api: ignoring WP_API_LOOP_TIMEOUT_MS=\"%s\" "
+		    "(expected 1..600000)", s);
+		return LOOP_TIMEOUT_MS;
+	}
+	return (int)v;
+}
+
+int
+api_start(const char *spec, const char *token, uv_loop_t *loop,
+    const struct api_routes *routes, struct api **out, char *err,
+    size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen = 0;
+	pthread_condattr_t ca;
+	struct api *a = NULL;
+	char where[INET6_ADDRSTRLEN + 16];
+	int fd = -1, port = 0, rc;
+
+	*out = NULL;
+	if (token != NULL && *token == '\0') {
+		snprintf(err, errlen, "api: the token is empty");
+		return WP_EINVAL;
+	}
+	if ((rc = parse_listen(spec, &ss, &sslen, err, errlen)) != 0)
+		return rc;
+	if ((rc = open_listener(&ss, sslen, spec, &fd, &port, err,
+	    errlen)) != 0)
+		return rc;
+
+	a = wp_xcalloc(1, sizeof(*a));
+	a->loop = loop;
+	a->routes = *routes;
+	a->port = port;
+	a->timeout_ms = loop_timeout_ms();
+	if (token != NULL) {
+		a->token = wp_xstrdup(token);
+		a->token_len = strlen(token);
+	}
+	pthread_mutex_init(&a->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&a->cv, &ca);
+	pthread_condattr_destroy(&ca);
+
+	/*
+	 * MHD first, the async handle second: a failed MHD start then leaves
+	 * nothing on the loop to close.  Requests in between get 503
+	 * (a->ready is still 0).
+	 */
+	a->mhd = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION |
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG,
+	    0, NULL, NULL, on_request, a,
+	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, (void *)NULL,
+	    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)CONN_LIMIT,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)CONN_TIMEOUT_S,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
+	    MHD_OPTION_END);
+	if (a->mhd == NULL) {
+		snprintf(err, errlen, "listen %s: cannot start the HTTP "
+		    "server (see the log)", spec);
+		/*
+		 * Depending on where it failed, MHD may or may not have
+		 * closed the socket it was handed (option errors leave it
+		 * open, later failures close it), so close it only if it is
+		 * still open.  The daemon calls api_start at start-up, before
+		 * it has threads that open descriptors, so the number has
+		 * not been reused in between.
+		 */
+		if (fcntl(fd, F_GETFD) != -1)
+			close(fd);
+		rc = WP_EIO;
+		goto fail;
+	}
+	if ((rc = uv_async_init(loop, &a->async, on_async)) != 0) {
+		snprintf(err, errlen, "api: uv_async_init: %s",
+		    uv_strerror(rc));
+		MHD_stop_daemon(a->mhd);
+		rc = WP_EIO;
+		goto fail;
+	}
+	a->async.data = a;
+	pthread_mutex_lock(&a->mu);
+	a->ready = 1;
+	pthread_mutex_unlock(&a->mu);
+
+	format_addr(&ss, port, where, sizeof(where));
+	wp_info("api: listening on %s", where);
+	*out = a;
+	return 0;
+fail:
+	api_free(a);
+	return rc;
+}
+
+int
+api_port(const struct api *a)
+{
+	return a == NULL ? 0 : a->port;
+}
+
+/*
+ * Stop MHD (which joins its threads; waiters wake on a->stopping and
+ * answer 503), then close the async handle.  The struct is freed in the
+ * close callback, on a later turn of the loop.
+ */
+void
+api_stop(struct api *a)
+{
+	if (a == NULL)
+		return;
+	pthread_mutex_lock(&a->mu);
+	a->stopping = 1;
+	pthread_cond_broadcast(&a->cv);
+	pthread_mutex_unlock(&a->mu);
+	MHD_stop_daemon(a->mhd);
+	uv_close((uv_handle_t *)&a->async, on_closed);
+}
