@@ -320,10 +320,11 @@ migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
 			    "version %" PRId64, path, v);
 			return WP_EINVAL;
 		}
-		if (v == SCHEMA_VERSION)
-			return exec_sql(db, "COMMIT", msg, sizeof(msg)) == 0 ?
-			    0 : (snprintf(err, errlen, "store: %s: %s", path,
-			    msg), WP_EIO);
+		if (v == SCHEMA_VERSION) {
+			if (exec_sql(db, "COMMIT", msg, sizeof(msg)) != 0)
+				goto fail;
+			return 0;
+		}
 		if (exec_sql(db, migrations[v], msg, sizeof(msg)) != 0)
 			goto fail;
 		sql = sqlite3_mprintf("INSERT OR REPLACE INTO meta(key, value) "
