@@ -17,8 +17,8 @@
  */
 #include "config.h"
 
-#include <errno.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -446,12 +446,15 @@ store_open(const char *path, size_t queue_capacity, struct store **out,
 	pthread_condattr_t ca;
 	sqlite3_stmt *s = NULL;
 	char mode[16] = "";
+	int64_t objects = 0;
 	int rc;
 
 	*out = NULL;
-	if (path == NULL || *path == '\0' || queue_capacity == 0) {
+	if (path == NULL || *path == '\0' || queue_capacity == 0 ||
+	    queue_capacity > SIZE_MAX / 2 / sizeof(struct item)) {
 		snprintf(err, errlen, "store: a database path and a queue "
-		    "capacity > 0 are required");
+		    "capacity between 1 and %zu are required",
+		    SIZE_MAX / 2 / sizeof(struct item));
 		return WP_EINVAL;
 	}
 	st = wp_xcalloc(1, sizeof(*st));
@@ -468,13 +471,16 @@ store_open(const char *path, size_t queue_capacity, struct store **out,
 	if ((rc = open_conn(path, WRITER_BUSY_MS, &st->db, err, errlen)) != 0)
 		goto fail;
 	/*
-	 * auto_vacuum only takes effect before the first table exists, so it
-	 * comes first; on an existing file it is a no-op and the file keeps
-	 * its mode (retention then skips the vacuum step).
+	 * auto_vacuum must be set before the first table exists, so it comes
+	 * first, and only on a fresh file: an existing one keeps the mode it
+	 * was made with (retention skips the vacuum step without it).
 	 */
 	rc = WP_EIO;
-	if (sqlite3_exec(st->db, "PRAGMA auto_vacuum=INCREMENTAL", NULL, NULL,
-	    NULL) != SQLITE_OK)
+	if (query_int(st->db, "SELECT count(*) FROM sqlite_master",
+	    &objects) != 0)
+		goto sqlfail;
+	if (objects == 0 && sqlite3_exec(st->db,
+	    "PRAGMA auto_vacuum=INCREMENTAL", NULL, NULL, NULL) != SQLITE_OK)
 		goto sqlfail;
 	if (sqlite3_prepare_v2(st->db, "PRAGMA journal_mode=WAL", -1, &s,
 	    NULL) != SQLITE_OK || sqlite3_step(s) != SQLITE_ROW)
