@@ -1,0 +1,1284 @@
+/*
+ * store -- SQLite persistence: schema and migrations, the synchronous
+ * start-up/reload calls, and the writer thread that drains a bounded queue
+ * in batched transactions.
+ *
+ * Two connections: `db` belongs to the writer (the caller's thread before
+ * store_start(), the writer thread after it) and `rdb`, guarded by `rmu`,
+ * serves store_sync_monitors() and store_load_*() from any thread.  WAL lets
+ * `rdb` read while the writer writes; its busy timeout covers the short
+ * writer transactions when it writes monitors.
+ *
+ * Queue: a ring of `cap` items.  Submitters append at the tail under `mu`;
+ * the writer reads up to BATCH_MAX items from the head without holding `mu`
+ * (submitters never touch occupied slots) and pops them only after COMMIT,
+ * so a failed transaction loses nothing and a failing database fills the
+ * queue, at which point new items are dropped and counted.
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdint.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sqlite3.h>
+
+#include "log.h"
+#include "store.h"
+#include "util.h"
+
+#define SCHEMA_VERSION	1
+#define BATCH_MAX	1000	/* items per writer transaction */
+#define BUSY_MS		5000	/* busy timeout of the synchronous calls */
+/*
+ * The writer retries on its own with backoff, so its busy handler only has
+ * to ride out short locks (a checkpoint, a monitor sync); waiting longer
+ * would only delay reporting a stuck database.
+ */
+#define WRITER_BUSY_MS	1000
+#define BACKOFF_MIN_MS	100
+#define BACKOFF_MAX_MS	5000
+#define DRAIN_GIVEUP_MS	2000	/* at close, how long a failing db is retried */
+#define VACUUM_PAGES	2000	/* pages freed per incremental_vacuum step */
+
+enum item_kind { ITEM_CHECK, ITEM_DELIVERY };
+
+struct item {
+	enum item_kind kind;
+	union {
+		struct {
+			struct store_check c;
+			struct store_alert *alerts;	/* owned, with payloads */
+			size_t n_alerts;
+		} chk;
+		struct {
+			int64_t alert_id;
+			int delivered;
+			int64_t at_ms;
+			char error[256];
+		} dlv;
+	} u;
+};
+
+/* A retention request; only the writer changes it once queued. */
+struct retention {
+	int64_t cutoff_ms;
+	int chunk;
+	void (*done)(void *, int64_t);
+	void *arg;
+	int64_t deleted;
+	int vacuuming;
+	int64_t freelist;	/* free pages before the last vacuum step */
+	struct retention *next;
+};
+
+struct store {
+	char *path;
+	sqlite3 *db;		/* writer connection */
+	sqlite3 *rdb;		/* synchronous calls, under rmu */
+	pthread_mutex_t rmu;
+
+	/* Writer statements (prepared once, persistent). */
+	sqlite3_stmt *s_begin, *s_commit, *s_rollback;
+	sqlite3_stmt *s_savepoint, *s_release, *s_rollback_to;
+	sqlite3_stmt *s_check, *s_state, *s_outbox;
+	sqlite3_stmt *s_delivered, *s_attempt;
+	sqlite3_stmt *s_retention;
+
+	pthread_t thread;
+	int started;
+
+	/* Everything below is guarded by mu. */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;	/* work arrived or stop requested */
+	struct item *ring;
+	size_t cap, head, count;
+	struct retention *ret, *ret_tail;
+	int stopping;
+	int64_t giveup_ms;	/* monotonic; only meaningful while stopping */
+	struct store_stats stats;
+};
+
+/* SQL for each schema version; migration i brings version i to i + 1. */
+static const char *const migrations[] = {
+	/* 0 -> 1 */
+	"CREATE TABLE IF NOT EXISTS meta("
+	"  key TEXT PRIMARY KEY,"
+	"  value TEXT NOT NULL);"
+	"CREATE TABLE monitors("
+	"  id INTEGER PRIMARY KEY,"
+	"  name TEXT NOT NULL UNIQUE,"
+	"  type TEXT NOT NULL,"
+	"  created_ms INTEGER NOT NULL,"
+	"  updated_ms INTEGER NOT NULL);"
+	"CREATE TABLE checks("
+	"  id INTEGER PRIMARY KEY,"
+	"  monitor_id INTEGER NOT NULL REFERENCES monitors(id),"
+	"  ts INTEGER NOT NULL,"
+	"  ok INTEGER NOT NULL,"
+	"  latency_ms REAL,"
+	"  status_code INTEGER,"
+	"  error TEXT,"
+	"  reason TEXT,"
+	"  attempts INTEGER,"
+	"  dns_ms REAL,"
+	"  connect_ms REAL,"
+	"  tls_ms REAL,"
+	"  first_byte_ms REAL,"
+	"  cert_expiry INTEGER);"
+	"CREATE INDEX checks_monitor_ts ON checks(monitor_id, ts);"
+	"CREATE INDEX checks_ts ON checks(ts);"
+	"CREATE TABLE state("
+	"  monitor_id INTEGER PRIMARY KEY REFERENCES monitors(id),"
+	"  state TEXT NOT NULL,"
+	"  last_check_ms INTEGER,"
+	"  latency_ms REAL,"
+	"  since_ms INTEGER NOT NULL);"
+	/* AUTOINCREMENT: sqlite_sequence remembers the largest id ever
+	 * inserted, so store_max_alert_id() survives delivered rows. */
+	"CREATE TABLE outbox("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  monitor_id INTEGER NOT NULL REFERENCES monitors(id),"
+	"  alert_name TEXT NOT NULL,"
+	"  payload TEXT NOT NULL,"
+	"  created_ms INTEGER NOT NULL,"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  last_error TEXT,"
+	"  last_attempt_ms INTEGER);",
+};
+
+static const double bucket_le[7] = { 1, 5, 10, 25, 50, 100, 250 };
+
+static void
+copy_str(char *dst, size_t len, const char *src)
+{
+	snprintf(dst, len, "%s", src != NULL ? src : "");
+}
+
+static void
+free_item(struct item *it)
+{
+	size_t i;
+
+	if (it->kind != ITEM_CHECK)
+		return;
+	for (i = 0; i < it->u.chk.n_alerts; i++)
+		free(it->u.chk.alerts[i].payload);
+	free(it->u.chk.alerts);
+	it->u.chk.alerts = NULL;
+	it->u.chk.n_alerts = 0;
+}
+
+/* Run SQL with no result rows.  0, or WP_EIO with the message in err. */
+static int
+exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
+		return 0;
+	copy_str(err, errlen, msg != NULL ? msg : sqlite3_errmsg(db));
+	sqlite3_free(msg);
+	return WP_EIO;
+}
+
+/* One integer from a single-row query, or WP_EIO. */
+static int
+query_int(sqlite3 *db, const char *sql, int64_t *out)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = WP_EIO;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+		goto out;
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		*out = sqlite3_column_int64(s, 0);
+		rc = 0;
+	}
+out:
+	sqlite3_finalize(s);
+	return rc;
+}
+
+/* Step a statement that returns no rows and reset it.  SQLite result code. */
+static int
+step_done(sqlite3_stmt *s)
+{
+	int rc;
+
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+static void
+bind_opt_double(sqlite3_stmt *s, int i, double v)
+{
+	if (v < 0)
+		sqlite3_bind_null(s, i);
+	else
+		sqlite3_bind_double(s, i, v);
+}
+
+/* Bind a fixed-size char array that may lack its NUL; "" binds NULL. */
+static void
+bind_opt_text(sqlite3_stmt *s, int i, const char *p, size_t max)
+{
+	size_t n = strnlen(p, max);
+
+	if (n == 0)
+		sqlite3_bind_null(s, i);
+	else
+		sqlite3_bind_text(s, i, p, (int)n, SQLITE_TRANSIENT);
+}
+
+/* Open one connection with the pragmas every connection needs. */
+static int
+open_conn(const char *path, int busy_ms, sqlite3 **out, char *err,
+    size_t errlen)
+{
+	sqlite3 *db = NULL;
+	char msg[256];
+	int rc;
+
+	*out = NULL;
+	rc = sqlite3_open_v2(path, &db,
+	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "store: %s: %s", path,
+		    db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		sqlite3_close(db);
+		return WP_EIO;
+	}
+	sqlite3_extended_result_codes(db, 1);
+	sqlite3_busy_timeout(db, busy_ms);
+	if (exec_sql(db, "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;",
+	    msg, sizeof(msg)) != 0) {
+		snprintf(err, errlen, "store: %s: %s", path, msg);
+		sqlite3_close(db);
+		return WP_EIO;
+	}
+	*out = db;
+	return 0;
+}
+
+/* The schema version recorded in meta; 0 for a database without one. */
+static int
+read_version(sqlite3 *db, int64_t *version)
+{
+	int64_t has_meta = 0;
+
+	*version = 0;
+	if (query_int(db, "SELECT count(*) FROM sqlite_master "
+	    "WHERE type = 'table' AND name = 'meta'", &has_meta) != 0)
+		return WP_EIO;
+	if (!has_meta)
+		return 0;
+	if (query_int(db, "SELECT CAST(value AS INTEGER) FROM meta "
+	    "WHERE key = 'schema_version'", version) != 0)
+		*version = 0;
+	return 0;
+}
+
+/*
+ * Bring the database to SCHEMA_VERSION, one transaction per migration.  The
+ * version is re-read inside each write transaction, so two processes
+ * opening a fresh file at once do not both migrate.  A newer version is
+ * refused: this build cannot know what it means.
+ */
+static int
+migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
+{
+	char msg[256];
+	char *sql;
+	int64_t v;
+	int rc;
+
+	for (;;) {
+		if (exec_sql(db, "BEGIN IMMEDIATE", msg, sizeof(msg)) != 0)
+			goto fail;
+		if (read_version(db, &v) != 0) {
+			copy_str(msg, sizeof(msg), sqlite3_errmsg(db));
+			goto fail;
+		}
+		if (v > SCHEMA_VERSION) {
+			exec_sql(db, "ROLLBACK", msg, sizeof(msg));
+			snprintf(err, errlen, "store: %s: database schema "
+			    "version %" PRId64 " is newer than this build "
+			    "supports (%d); use a newer watchpost or another "
+			    "database", path, v, SCHEMA_VERSION);
+			return WP_EINVAL;
+		}
+		if (v < 0) {
+			exec_sql(db, "ROLLBACK", msg, sizeof(msg));
+			snprintf(err, errlen, "store: %s: invalid schema "
+			    "version %" PRId64, path, v);
+			return WP_EINVAL;
+		}
+		if (v == SCHEMA_VERSION) {
+			if (exec_sql(db, "COMMIT", msg, sizeof(msg)) != 0)
+				goto fail;
+			return 0;
+		}
+		if (exec_sql(db, migrations[v], msg, sizeof(msg)) != 0)
+			goto fail;
+		sql = sqlite3_mprintf("INSERT OR REPLACE INTO meta(key, value) "
+		    "VALUES ('schema_version', '%lld')", (long long)v + 1);
+		rc = exec_sql(db, sql, msg, sizeof(msg));
+		sqlite3_free(sql);
+		if (rc != 0 || exec_sql(db, "COMMIT", msg, sizeof(msg)) != 0)
+			goto fail;
+		wp_info("store: %s: migrated schema to version %lld", path,
+		    (long long)v + 1);
+	}
+fail:
+	if (!sqlite3_get_autocommit(db))
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	snprintf(err, errlen, "store: %s: migration failed: %s", path, msg);
+	return WP_EIO;
+}
+
+static int
+prepare(struct store *st, const char *sql, sqlite3_stmt **s, char *err,
+    size_t errlen)
+{
+	if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, s,
+	    NULL) == SQLITE_OK)
+		return 0;
+	snprintf(err, errlen, "store: %s: %s", st->path,
+	    sqlite3_errmsg(st->db));
+	return WP_EIO;
+}
+
+static int
+prepare_writer(struct store *st, char *err, size_t errlen)
+{
+	const struct {
+		sqlite3_stmt **s;
+		const char *sql;
+	} t[] = {
+		{ &st->s_begin, "BEGIN IMMEDIATE" },
+		{ &st->s_commit, "COMMIT" },
+		{ &st->s_rollback, "ROLLBACK" },
+		{ &st->s_savepoint, "SAVEPOINT item" },
+		{ &st->s_release, "RELEASE item" },
+		{ &st->s_rollback_to, "ROLLBACK TO item" },
+		{ &st->s_check, "INSERT INTO checks(monitor_id, ts, ok, "
+		    "latency_ms, status_code, error, reason, attempts, dns_ms, "
+		    "connect_ms, tls_ms, first_byte_ms, cert_expiry) "
+		    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
+		    "?13)" },
+		/* since_ms moves only when the check changed the state. */
+		{ &st->s_state, "INSERT INTO state(monitor_id, state, "
+		    "last_check_ms, latency_ms, since_ms) "
+		    "VALUES (?1, ?2, ?3, ?4, ?3) "
+		    "ON CONFLICT(monitor_id) DO UPDATE SET "
+		    "state = excluded.state, "
+		    "last_check_ms = excluded.last_check_ms, "
+		    "latency_ms = excluded.latency_ms, "
+		    "since_ms = CASE WHEN ?5 THEN excluded.since_ms "
+		    "ELSE state.since_ms END" },
+		{ &st->s_outbox, "INSERT INTO outbox(id, monitor_id, "
+		    "alert_name, payload, created_ms) "
+		    "VALUES (?1, ?2, ?3, ?4, ?5)" },
+		{ &st->s_delivered, "DELETE FROM outbox WHERE id = ?1" },
+		{ &st->s_attempt, "UPDATE outbox SET attempts = attempts + 1, "
+		    "last_error = ?2, last_attempt_ms = ?3 WHERE id = ?1" },
+		{ &st->s_retention, "DELETE FROM checks WHERE id IN "
+		    "(SELECT id FROM checks WHERE ts < ?1 LIMIT ?2)" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		if (prepare(st, t[i].sql, t[i].s, err, errlen) != 0)
+			return WP_EIO;
+	return 0;
+}
+
+static void
+finalize_writer(struct store *st)
+{
+	sqlite3_stmt **all[] = {
+		&st->s_begin, &st->s_commit, &st->s_rollback,
+		&st->s_savepoint, &st->s_release, &st->s_rollback_to,
+		&st->s_check, &st->s_state, &st->s_outbox,
+		&st->s_delivered, &st->s_attempt, &st->s_retention,
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		sqlite3_finalize(*all[i]);
+		*all[i] = NULL;
+	}
+}
+
+/* Release everything store_open() acquired; the writer must be stopped. */
+static void
+destroy(struct store *st)
+{
+	size_t i;
+
+	if (st->ring != NULL) {
+		for (i = 0; i < st->count; i++)
+			free_item(&st->ring[(st->head + i) % st->cap]);
+		free(st->ring);
+	}
+	finalize_writer(st);
+	sqlite3_close(st->db);
+	sqlite3_close(st->rdb);
+	pthread_mutex_destroy(&st->rmu);
+	pthread_mutex_destroy(&st->mu);
+	pthread_cond_destroy(&st->cv);
+	free(st->path);
+	free(st);
+}
+
+int
+store_open(const char *path, size_t queue_capacity, struct store **out,
+    char *err, size_t errlen)
+{
+	struct store *st = NULL;
+	pthread_condattr_t ca;
+	sqlite3_stmt *s = NULL;
+	char mode[16] = "";
+	int64_t objects = 0;
+	int rc;
+
+	*out = NULL;
+	if (path == NULL || *path == '\0' || queue_capacity == 0 ||
+	    queue_capacity > SIZE_MAX / 2 / sizeof(struct item)) {
+		snprintf(err, errlen, "store: a database path and a queue "
+		    "capacity between 1 and %zu are required",
+		    SIZE_MAX / 2 / sizeof(struct item));
+		return WP_EINVAL;
+	}
+	st = wp_xcalloc(1, sizeof(*st));
+	st->path = wp_xstrdup(path);
+	st->cap = queue_capacity;
+	st->stats.queue_capacity = queue_capacity;
+	pthread_mutex_init(&st->mu, NULL);
+	pthread_mutex_init(&st->rmu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&st->cv, &ca);
+	pthread_condattr_destroy(&ca);
+
+	if ((rc = open_conn(path, WRITER_BUSY_MS, &st->db, err, errlen)) != 0)
+		goto fail;
+	/*
+	 * auto_vacuum must be set before the first table exists, so it comes
+	 * first, and only on a fresh file: an existing one keeps the mode it
+	 * was made with (retention skips the vacuum step without it).
+	 */
+	rc = WP_EIO;
+	if (query_int(st->db, "SELECT count(*) FROM sqlite_master",
+	    &objects) != 0)
+		goto sqlfail;
+	if (objects == 0 && sqlite3_exec(st->db,
+	    "PRAGMA auto_vacuum=INCREMENTAL", NULL, NULL, NULL) != SQLITE_OK)
+		goto sqlfail;
+	if (sqlite3_prepare_v2(st->db, "PRAGMA journal_mode=WAL", -1, &s,
+	    NULL) != SQLITE_OK || sqlite3_step(s) != SQLITE_ROW)
+		goto sqlfail;
+	copy_str(mode, sizeof(mode), (const char *)sqlite3_column_text(s, 0));
+	sqlite3_finalize(s);
+	s = NULL;
+	if (strcmp(mode, "wal") != 0)
+		wp_warn("store: %s: journal mode is %s, not wal: readers will "
+		    "wait for writes", path, mode);
+	if ((rc = migrate(st->db, path, err, errlen)) != 0)
+		goto fail;
+	if ((rc = prepare_writer(st, err, errlen)) != 0)
+		goto fail;
+	if ((rc = open_conn(path, BUSY_MS, &st->rdb, err, errlen)) != 0)
+		goto fail;
+	st->ring = wp_xcalloc(queue_capacity, sizeof(*st->ring));
+	*out = st;
+	return 0;
+sqlfail:
+	snprintf(err, errlen, "store: %s: %s", path, sqlite3_errmsg(st->db));
+	sqlite3_finalize(s);
+fail:
+	destroy(st);
+	return rc;
+}
+
+int
+store_sync_monitors(struct store *st, const char *const *names,
+    const char *const *types, size_t n, int64_t *ids)
+{
+	sqlite3_stmt *up = NULL, *sel = NULL;
+	int64_t now = wp_wall_ms();
+	size_t i;
+	int rc = WP_EIO;
+
+	if (st == NULL || (n > 0 && (names == NULL || types == NULL ||
+	    ids == NULL)))
+		return WP_EINVAL;
+	pthread_mutex_lock(&st->rmu);
+	if (sqlite3_prepare_v2(st->rdb, "INSERT INTO monitors(name, type, "
+	    "created_ms, updated_ms) VALUES (?1, ?2, ?3, ?3) "
+	    "ON CONFLICT(name) DO UPDATE SET type = excluded.type, "
+	    "updated_ms = excluded.updated_ms "
+	    "WHERE type IS NOT excluded.type", -1, &up, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(st->rdb, "SELECT id FROM monitors "
+	    "WHERE name = ?1", -1, &sel, NULL) != SQLITE_OK)
+		goto fail;
+	if (sqlite3_exec(st->rdb, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
+	    SQLITE_OK)
+		goto fail;
+	for (i = 0; i < n; i++) {
+		if (names[i] == NULL || types[i] == NULL) {
+			rc = WP_EINVAL;
+			goto fail;
+		}
+		sqlite3_bind_text(up, 1, names[i], -1, SQLITE_STATIC);
+		sqlite3_bind_text(up, 2, types[i], -1, SQLITE_STATIC);
+		sqlite3_bind_int64(up, 3, now);
+		if (step_done(up) != SQLITE_OK)
+			goto fail;
+		sqlite3_bind_text(sel, 1, names[i], -1, SQLITE_STATIC);
+		if (sqlite3_step(sel) != SQLITE_ROW) {
+			sqlite3_reset(sel);
+			goto fail;
+		}
+		ids[i] = sqlite3_column_int64(sel, 0);
+		sqlite3_reset(sel);
+	}
+	if (sqlite3_exec(st->rdb, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		goto fail;
+	rc = 0;
+	goto out;
+fail:
+	if (rc == WP_EIO)
+		wp_err("store: syncing monitors: %s", sqlite3_errmsg(st->rdb));
+	if (!sqlite3_get_autocommit(st->rdb))
+		sqlite3_exec(st->rdb, "ROLLBACK", NULL, NULL, NULL);
+out:
+	sqlite3_finalize(up);
+	sqlite3_finalize(sel);
+	pthread_mutex_unlock(&st->rmu);
+	return rc;
+}
+
+int
+store_load_state(struct store *st, struct store_state **out, size_t *n)
+{
+	struct store_state *v = NULL;
+	sqlite3_stmt *s = NULL;
+	size_t len = 0, cap = 0;
+	int rc = WP_EIO, step;
+
+	if (st == NULL || out == NULL || n == NULL)
+		return WP_EINVAL;
+	*out = NULL;
+	*n = 0;
+	pthread_mutex_lock(&st->rmu);
+	if (sqlite3_prepare_v2(st->rdb, "SELECT monitor_id, state, "
+	    "last_check_ms, latency_ms, since_ms FROM state ORDER BY monitor_id",
+	    -1, &s, NULL) != SQLITE_OK)
+		goto fail;
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		struct store_state *e;
+
+		if (len == cap) {
+			cap = cap ? cap * 2 : 16;
+			v = wp_xrealloc(v, cap * sizeof(*v));
+		}
+		e = &v[len++];
+		memset(e, 0, sizeof(*e));
+		e->monitor_id = sqlite3_column_int64(s, 0);
+		copy_str(e->state, sizeof(e->state),
+		    (const char *)sqlite3_column_text(s, 1));
+		e->last_check_ms = sqlite3_column_int64(s, 2);
+		e->latency_ms = sqlite3_column_type(s, 3) == SQLITE_NULL ?
+		    -1 : sqlite3_column_double(s, 3);
+		e->since_ms = sqlite3_column_int64(s, 4);
+	}
+	if (step != SQLITE_DONE)
+		goto fail;
+	*out = v;
+	*n = len;
+	v = NULL;
+	rc = 0;
+	goto out;
+fail:
+	wp_err("store: loading state: %s", sqlite3_errmsg(st->rdb));
+out:
+	free(v);
+	sqlite3_finalize(s);
+	pthread_mutex_unlock(&st->rmu);
+	return rc;
+}
+
+int
+store_load_pending(struct store *st, struct store_pending_alert **out,
+    size_t *n)
+{
+	struct store_pending_alert *v = NULL;
+	sqlite3_stmt *s = NULL;
+	size_t len = 0, cap = 0;
+	int rc = WP_EIO, step;
+
+	if (st == NULL || out == NULL || n == NULL)
+		return WP_EINVAL;
+	*out = NULL;
+	*n = 0;
+	pthread_mutex_lock(&st->rmu);
+	if (sqlite3_prepare_v2(st->rdb, "SELECT id, monitor_id, alert_name, "
+	    "payload, attempts, created_ms FROM outbox "
+	    "ORDER BY created_ms, id", -1, &s, NULL) != SQLITE_OK)
+		goto fail;
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		struct store_pending_alert *e;
+		const char *p;
+
+		if (len == cap) {
+			cap = cap ? cap * 2 : 16;
+			v = wp_xrealloc(v, cap * sizeof(*v));
+		}
+		e = &v[len++];
+		memset(e, 0, sizeof(*e));
+		e->id = sqlite3_column_int64(s, 0);
+		e->monitor_id = sqlite3_column_int64(s, 1);
+		copy_str(e->alert_name, sizeof(e->alert_name),
+		    (const char *)sqlite3_column_text(s, 2));
+		p = (const char *)sqlite3_column_text(s, 3);
+		e->payload = wp_xstrdup(p != NULL ? p : "");
+		e->attempts = sqlite3_column_int(s, 4);
+		e->created_ms = sqlite3_column_int64(s, 5);
+	}
+	if (step != SQLITE_DONE)
+		goto fail;
+	*out = v;
+	*n = len;
+	v = NULL;
+	len = 0;
+	rc = 0;
+	goto out;
+fail:
+	wp_err("store: loading the alert outbox: %s",
+	    sqlite3_errmsg(st->rdb));
+out:
+	store_free_pending(v, len);
+	sqlite3_finalize(s);
+	pthread_mutex_unlock(&st->rmu);
+	return rc;
+}
+
+void
+store_free_pending(struct store_pending_alert *p, size_t n)
+{
+	size_t i;
+
+	if (p == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		free(p[i].payload);
+	free(p);
+}
+
+int64_t
+store_max_alert_id(struct store *st)
+{
+	int64_t v = 0;
+
+	if (st == NULL)
+		return 0;
+	pthread_mutex_lock(&st->rmu);
+	if (query_int(st->rdb, "SELECT max(coalesce((SELECT seq FROM "
+	    "sqlite_sequence WHERE name = 'outbox'), 0), "
+	    "coalesce((SELECT max(id) FROM outbox), 0))", &v) != 0) {
+		wp_err("store: reading the largest alert id: %s",
+		    sqlite3_errmsg(st->rdb));
+		v = 0;
+	}
+	pthread_mutex_unlock(&st->rmu);
+	return v;
+}
+
+/*
+ * Errors that belong to one item, not to the database: retrying cannot
+ * help, so the item is skipped (and logged) instead of blocking the queue
+ * forever.  Everything else (busy, I/O, full, read-only, and an operator's
+ * trigger refusing writes) fails the transaction and is retried.
+ */
+static int
+item_error(int rc)
+{
+	switch (rc) {
+	case SQLITE_CONSTRAINT_FOREIGNKEY:
+	case SQLITE_CONSTRAINT_PRIMARYKEY:
+	case SQLITE_CONSTRAINT_UNIQUE:
+	case SQLITE_CONSTRAINT_NOTNULL:
+	case SQLITE_CONSTRAINT_CHECK:
+	case SQLITE_MISMATCH:
+	case SQLITE_TOOBIG:
+	case SQLITE_RANGE:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* Write one item inside the open transaction.  SQLite result code. */
+static int
+write_item(struct store *st, const struct item *it)
+{
+	const struct store_check *c;
+	const struct store_alert *a;
+	size_t i;
+	int rc;
+
+	if (it->kind == ITEM_DELIVERY) {
+		if (it->u.dlv.delivered) {
+			sqlite3_bind_int64(st->s_delivered, 1,
+			    it->u.dlv.alert_id);
+			return step_done(st->s_delivered);
+		}
+		sqlite3_bind_int64(st->s_attempt, 1, it->u.dlv.alert_id);
+		bind_opt_text(st->s_attempt, 2, it->u.dlv.error,
+		    sizeof(it->u.dlv.error));
+		sqlite3_bind_int64(st->s_attempt, 3, it->u.dlv.at_ms);
+		return step_done(st->s_attempt);
+	}
+	c = &it->u.chk.c;
+	sqlite3_bind_int64(st->s_check, 1, c->monitor_id);
+	sqlite3_bind_int64(st->s_check, 2, c->ts_ms);
+	sqlite3_bind_int(st->s_check, 3, c->ok ? 1 : 0);
+	bind_opt_double(st->s_check, 4, c->latency_ms);
+	if (c->status_code >= 0)
+		sqlite3_bind_int(st->s_check, 5, c->status_code);
+	bind_opt_text(st->s_check, 6, c->error, sizeof(c->error));
+	sqlite3_bind_text(st->s_check, 7, wp_reason_name(c->reason), -1,
+	    SQLITE_STATIC);
+	sqlite3_bind_int(st->s_check, 8, c->attempts);
+	bind_opt_double(st->s_check, 9, c->dns_ms);
+	bind_opt_double(st->s_check, 10, c->connect_ms);
+	bind_opt_double(st->s_check, 11, c->tls_ms);
+	bind_opt_double(st->s_check, 12, c->first_byte_ms);
+	if (c->cert_expiry != 0)
+		sqlite3_bind_int64(st->s_check, 13, c->cert_expiry);
+	if ((rc = step_done(st->s_check)) != SQLITE_OK)
+		return rc;
+
+	sqlite3_bind_int64(st->s_state, 1, c->monitor_id);
+	sqlite3_bind_text(st->s_state, 2, c->ok ? "up" : "down", -1,
+	    SQLITE_STATIC);
+	sqlite3_bind_int64(st->s_state, 3, c->ts_ms);
+	bind_opt_double(st->s_state, 4, c->latency_ms);
+	sqlite3_bind_int(st->s_state, 5, c->state_changed ? 1 : 0);
+	if ((rc = step_done(st->s_state)) != SQLITE_OK)
+		return rc;
+
+	for (i = 0; i < it->u.chk.n_alerts; i++) {
+		a = &it->u.chk.alerts[i];
+		sqlite3_bind_int64(st->s_outbox, 1, a->id);
+		sqlite3_bind_int64(st->s_outbox, 2, a->monitor_id);
+		sqlite3_bind_text(st->s_outbox, 3, a->alert_name,
+		    (int)strnlen(a->alert_name, sizeof(a->alert_name)),
+		    SQLITE_STATIC);
+		sqlite3_bind_text(st->s_outbox, 4,
+		    a->payload != NULL ? a->payload : "", -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st->s_outbox, 5, a->created_ms);
+		if ((rc = step_done(st->s_outbox)) != SQLITE_OK)
+			return rc;
+	}
+	return SQLITE_OK;
+}
+
+static void
+log_skipped(const struct item *it, const char *msg)
+{
+	if (it->kind == ITEM_CHECK)
+		wp_err("store: check of monitor id %" PRId64 " at %" PRId64
+		    " not stored: %s", it->u.chk.c.monitor_id,
+		    it->u.chk.c.ts_ms, msg);
+	else
+		wp_err("store: delivery of alert %" PRId64 " not recorded: %s",
+		    it->u.dlv.alert_id, msg);
+}
+
+/*
+ * Write items [head, head + n) of the ring in one transaction, each item
+ * under a savepoint so an item the database rejects for itself is skipped
+ * whole.  0 (and *nchecks checks written), or WP_EIO with the message in
+ * err after rolling back.
+ */
+static int
+write_batch(struct store *st, size_t head, size_t n, uint64_t *nchecks,
+    char *err, size_t errlen)
+{
+	const struct item *it;
+	size_t i;
+	int rc;
+
+	*nchecks = 0;
+	if ((rc = step_done(st->s_begin)) != SQLITE_OK)
+		goto fail;
+	for (i = 0; i < n; i++) {
+		it = &st->ring[(head + i) % st->cap];
+		if ((rc = step_done(st->s_savepoint)) != SQLITE_OK)
+			goto fail;
+		rc = write_item(st, it);
+		if (rc != SQLITE_OK && item_error(rc)) {
+			log_skipped(it, sqlite3_errmsg(st->db));
+			if ((rc = step_done(st->s_rollback_to)) != SQLITE_OK)
+				goto fail;
+		} else if (rc != SQLITE_OK) {
+			goto fail;
+		} else if (it->kind == ITEM_CHECK) {
+			(*nchecks)++;
+		}
+		if ((rc = step_done(st->s_release)) != SQLITE_OK)
+			goto fail;
+	}
+	if ((rc = step_done(st->s_commit)) != SQLITE_OK)
+		goto fail;
+	return 0;
+fail:
+	copy_str(err, errlen, sqlite3_errmsg(st->db));
+	if (!sqlite3_get_autocommit(st->db))
+		step_done(st->s_rollback);
+	*nchecks = 0;
+	return WP_EIO;
+}
+
+/*
+ * One step of a retention request: a chunk of deletions in its own
+ * transaction, or, once nothing old is left, an incremental vacuum step.
+ * Sets *finished when the request is complete.  0 or WP_EIO (err set).
+ */
+static int
+retention_step(struct store *st, struct retention *r, int64_t *deleted,
+    int *finished, char *err, size_t errlen)
+{
+	char sql[64];
+	int64_t fl = 0, mode = 0;
+	int rc;
+
+	*deleted = 0;
+	*finished = 0;
+	if (!r->vacuuming) {
+		if ((rc = step_done(st->s_begin)) != SQLITE_OK)
+			goto fail;
+		sqlite3_bind_int64(st->s_retention, 1, r->cutoff_ms);
+		sqlite3_bind_int(st->s_retention, 2, r->chunk);
+		if ((rc = step_done(st->s_retention)) != SQLITE_OK)
+			goto fail;
+		*deleted = sqlite3_changes(st->db);
+		if ((rc = step_done(st->s_commit)) != SQLITE_OK)
+			goto fail;
+		if (*deleted < r->chunk) {
+			r->vacuuming = 1;
+			r->freelist = -1;
+		}
+		return 0;
+	}
+	/*
+	 * Vacuum a bounded number of pages per step so queued checks are
+	 * written in between; stop when the free list is empty or stops
+	 * shrinking (a file created without incremental auto_vacuum).
+	 */
+	if (query_int(st->db, "PRAGMA auto_vacuum", &mode) != 0 ||
+	    query_int(st->db, "PRAGMA freelist_count", &fl) != 0) {
+		copy_str(err, errlen, sqlite3_errmsg(st->db));
+		return WP_EIO;
+	}
+	if (mode != 2 || fl == 0 || (r->freelist >= 0 && fl >= r->freelist)) {
+		*finished = 1;
+		return 0;
+	}
+	r->freelist = fl;
+	snprintf(sql, sizeof(sql), "PRAGMA incremental_vacuum(%d)",
+	    VACUUM_PAGES);
+	return exec_sql(st->db, sql, err, errlen);
+fail:
+	copy_str(err, errlen, sqlite3_errmsg(st->db));
+	if (!sqlite3_get_autocommit(st->db))
+		step_done(st->s_rollback);
+	return WP_EIO;
+}
+
+static void
+record_batch(struct store *st, double ms)
+{
+	size_t i;
+
+	st->stats.batches++;
+	st->stats.last_batch_ms = ms;
+	if (ms > st->stats.max_batch_ms)
+		st->stats.max_batch_ms = ms;
+	st->stats.batch_ms_sum += ms;
+	/* Cumulative, as Prometheus buckets are: le=5 counts every batch
+	 * that took at most 5 ms; the last bucket counts all. */
+	for (i = 0; i < 7; i++)
+		if (ms <= bucket_le[i])
+			st->stats.batch_ms_bucket[i]++;
+	st->stats.batch_ms_bucket[7]++;
+}
+
+static void
+timespec_at(struct timespec *ts, int64_t mono_ms)
+{
+	ts->tv_sec = mono_ms / 1000;
+	ts->tv_nsec = (mono_ms % 1000) * 1000000;
+}
+
+
+/* Drop everything still queued at shutdown; called with mu held. */
+static void
+give_up(struct store *st, int64_t tried_ms)
+{
+	size_t i, nc = 0, nd = 0;
+	struct item *it;
+
+	for (i = 0; i < st->count; i++) {
+		it = &st->ring[(st->head + i) % st->cap];
+		if (it->kind == ITEM_CHECK)
+			nc++;
+		else
+			nd++;
+		free_item(it);
+	}
+	wp_err("store: database still failing after %lld ms at shutdown; "
+	    "%zu checks and %zu delivery updates lost: %s",
+	    (long long)tried_ms, nc, nd, st->stats.last_error);
+	st->head = st->count = 0;
+}
+
+/* Complete (done()) and free every queued retention request; mu held on
+ * entry and exit, released around the callbacks. */
+static void
+abandon_retention(struct store *st)
+{
+	struct retention *r, *next;
+
+	r = st->ret;
+	st->ret = st->ret_tail = NULL;
+	pthread_mutex_unlock(&st->mu);
+	for (; r != NULL; r = next) {
+		next = r->next;
+		wp_info("store: retention interrupted by shutdown after %lld "
+		    "checks", (long long)r->deleted);
+		if (r->done != NULL)
+			r->done(r->arg, r->deleted);
+		free(r);
+	}
+	pthread_mutex_lock(&st->mu);
+}
+
+/*
+ * Sleep for the backoff, waking early the first time a stop is requested
+ * (so close starts draining at once) but not for new submissions.  mu held.
+ */
+static void
+backoff_wait(struct store *st, int64_t ms, int64_t stop_deadline)
+{
+	struct timespec ts;
+	int64_t until = wp_now_ms() + ms;
+	int was_stopping = st->stopping;
+
+	if (st->stopping && until > stop_deadline)
+		until = stop_deadline;
+	while (wp_now_ms() < until && st->stopping == was_stopping) {
+		timespec_at(&ts, until);
+		pthread_cond_timedwait(&st->cv, &st->mu, &ts);
+	}
+}
+
+/*
+ * The writer: write queued items in batches of up to BATCH_MAX with one
+ * retention step after each batch, backing off while the database fails.
+ * Returns when stopping and the queue is empty, or when stopping and the
+ * database has kept failing for DRAIN_GIVEUP_MS since the later of the
+ * close and the first failure (what is left is logged and freed).  Queued
+ * retention requests are then completed with what they deleted so far.
+ * Runs on the writer thread, or on the closing thread if never started.
+ */
+static void
+writer_run(struct store *st)
+{
+	struct retention *r;
+	char err[256];
+	int64_t backoff = 0, fail_since = 0, deleted, t0, left, stop_deadline;
+	uint64_t nchecks;
+	size_t head, n, i;
+	int brc, rrc, finished;
+	unsigned fails = 0;
+	double ms;
+
+	pthread_mutex_lock(&st->mu);
+	for (;;) {
+		while (st->count == 0 && st->ret == NULL && !st->stopping)
+			pthread_cond_wait(&st->cv, &st->mu);
+		stop_deadline = st->giveup_ms;
+		if (st->stats.failing &&
+		    fail_since + DRAIN_GIVEUP_MS > stop_deadline)
+			stop_deadline = fail_since + DRAIN_GIVEUP_MS;
+		if (st->stopping) {
+			if (st->count == 0)
+				break;
+			left = stop_deadline - wp_now_ms();
+			if (st->stats.failing && left <= 0) {
+				give_up(st, wp_now_ms() - fail_since);
+				break;
+			}
+			/* One busy wait must not outlast the give-up time. */
+			if (st->stats.failing && left < WRITER_BUSY_MS)
+				sqlite3_busy_timeout(st->db, (int)left);
+		}
+		head = st->head;
+		n = st->count < BATCH_MAX ? st->count : BATCH_MAX;
+		r = st->stopping ? NULL : st->ret;
+		pthread_mutex_unlock(&st->mu);
+
+		brc = rrc = finished = 0;
+		nchecks = 0;
+		deleted = 0;
+		ms = 0;
+		if (n > 0) {
+			t0 = wp_now_us();
+			brc = write_batch(st, head, n, &nchecks, err,
+			    sizeof(err));
+			ms = (double)(wp_now_us() - t0) / 1000.0;
+			/* Written: the payloads are no longer needed; the
+			 * slots are popped under the lock below. */
+			for (i = 0; brc == 0 && i < n; i++)
+				free_item(&st->ring[(head + i) % st->cap]);
+		}
+		if (brc == 0 && r != NULL)
+			rrc = retention_step(st, r, &deleted, &finished, err,
+			    sizeof(err));
+
+		pthread_mutex_lock(&st->mu);
+		if (n > 0 && brc == 0) {
+			st->head = (head + n) % st->cap;
+			st->count -= n;
+			st->stats.written += nchecks;
+			record_batch(st, ms);
+		}
+		if (r != NULL) {
+			r->deleted += deleted;
+			st->stats.retention_deleted += deleted;
+		}
+		if (brc == 0 && rrc == 0) {
+			if (st->stats.failing)
+				wp_info("store: writes recovered after %u "
+				    "failed attempts", fails);
+			st->stats.failing = 0;
+			fails = 0;
+			backoff = 0;
+		} else {
+			st->stats.write_errors++;
+			copy_str(st->stats.last_error,
+			    sizeof(st->stats.last_error), err);
+			if (!st->stats.failing) {
+				fail_since = wp_now_ms();
+				wp_warn("store: write failed, retrying: %s "
+				    "(%zu items queued)", err, st->count);
+			} else {
+				wp_debug("store: write failed again: %s", err);
+			}
+			st->stats.failing = 1;
+			fails++;
+			backoff = backoff == 0 ? BACKOFF_MIN_MS :
+			    backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
+			    backoff * 2;
+			if (fail_since + DRAIN_GIVEUP_MS > stop_deadline)
+				stop_deadline = fail_since + DRAIN_GIVEUP_MS;
+			backoff_wait(st, backoff, stop_deadline);
+		}
+		if (finished) {
+			/* Only the writer removes requests: r is the head. */
+			st->ret = r->next;
+			if (st->ret == NULL)
+				st->ret_tail = NULL;
+			pthread_mutex_unlock(&st->mu);
+			wp_info("store: retention deleted %lld checks older "
+			    "than %lld", (long long)r->deleted,
+			    (long long)r->cutoff_ms);
+			if (r->done != NULL)
+				r->done(r->arg, r->deleted);
+			free(r);
+			pthread_mutex_lock(&st->mu);
+		}
+	}
+	abandon_retention(st);
+	pthread_mutex_unlock(&st->mu);
+	sqlite3_busy_timeout(st->db, WRITER_BUSY_MS);
+}
+
+static void *
+writer_main(void *arg)
+{
+	writer_run(arg);
+	return NULL;
+}
+
+int
+store_start(struct store *st)
+{
+	int rc;
+
+	if (st == NULL || st->started)
+		return WP_EINVAL;
+	rc = pthread_create(&st->thread, NULL, writer_main, st);
+	if (rc != 0) {
+		wp_err("store: cannot start the writer thread: %s",
+		    strerror(rc));
+		return WP_EIO;
+	}
+	pthread_setname_np(st->thread, "wp-store");
+	st->started = 1;
+	return 0;
+}
+
+/* Count a drop; mu held.  Logged at 1, 10, 100... to keep a full queue
+ * from flooding the log. */
+static void
+count_drop(struct store *st)
+{
+	uint64_t d;
+
+	d = ++st->stats.dropped;
+	while (d % 10 == 0)
+		d /= 10;
+	if (d == 1)
+		wp_warn("store: queue full (%zu items): %llu items dropped "
+		    "so far", st->cap,
+		    (unsigned long long)st->stats.dropped);
+}
+
+int
+store_submit(struct store *st, const struct store_check *c,
+    struct store_alert *alerts, size_t n_alerts)
+{
+	struct store_alert *copy = NULL;
+	struct item *it;
+	size_t i;
+
+	if (st == NULL || c == NULL || (n_alerts > 0 && alerts == NULL)) {
+		for (i = 0; alerts != NULL && i < n_alerts; i++) {
+			free(alerts[i].payload);
+			alerts[i].payload = NULL;
+		}
+		return WP_EINVAL;
+	}
+	if (n_alerts > 0) {
+		copy = wp_xmalloc(n_alerts * sizeof(*copy));
+		memcpy(copy, alerts, n_alerts * sizeof(*copy));
+		for (i = 0; i < n_alerts; i++)
+			alerts[i].payload = NULL;
+	}
+	pthread_mutex_lock(&st->mu);
+	if (st->count == st->cap) {
+		count_drop(st);
+		pthread_mutex_unlock(&st->mu);
+		for (i = 0; i < n_alerts; i++)
+			free(copy[i].payload);
+		free(copy);
+		return WP_EAGAIN;
+	}
+	it = &st->ring[(st->head + st->count) % st->cap];
+	it->kind = ITEM_CHECK;
+	it->u.chk.c = *c;
+	it->u.chk.alerts = copy;
+	it->u.chk.n_alerts = n_alerts;
+	st->count++;
+	pthread_cond_signal(&st->cv);
+	pthread_mutex_unlock(&st->mu);
+	return 0;
+}
+
+int
+store_submit_delivery(struct store *st, int64_t alert_id, int delivered,
+    const char *error)
+{
+	struct item *it;
+	int64_t now = wp_wall_ms();
+
+	if (st == NULL)
+		return WP_EINVAL;
+	pthread_mutex_lock(&st->mu);
+	if (st->count == st->cap) {
+		count_drop(st);
+		pthread_mutex_unlock(&st->mu);
+		return WP_EAGAIN;
+	}
+	it = &st->ring[(st->head + st->count) % st->cap];
+	it->kind = ITEM_DELIVERY;
+	it->u.dlv.alert_id = alert_id;
+	it->u.dlv.delivered = delivered ? 1 : 0;
+	it->u.dlv.at_ms = now;
+	copy_str(it->u.dlv.error, sizeof(it->u.dlv.error), error);
+	st->count++;
+	pthread_cond_signal(&st->cv);
+	pthread_mutex_unlock(&st->mu);
+	return 0;
+}
+
+int
+store_retention(struct store *st, int64_t cutoff_ms, int chunk,
+    void (*done)(void *arg, int64_t deleted), void *arg)
+{
+	struct retention *r;
+
+	if (st == NULL || chunk <= 0)
+		return WP_EINVAL;
+	r = wp_xcalloc(1, sizeof(*r));
+	r->cutoff_ms = cutoff_ms;
+	r->chunk = chunk;
+	r->done = done;
+	r->arg = arg;
+	pthread_mutex_lock(&st->mu);
+	if (st->stopping) {
+		pthread_mutex_unlock(&st->mu);
+		free(r);
+		return WP_EINVAL;
+	}
+	if (st->ret_tail != NULL)
+		st->ret_tail->next = r;
+	else
+		st->ret = r;
+	st->ret_tail = r;
+	pthread_cond_signal(&st->cv);
+	pthread_mutex_unlock(&st->mu);
+	return 0;
+}
+
+void
+store_get_stats(struct store *st, struct store_stats *out)
+{
+	if (st == NULL) {
+		memset(out, 0, sizeof(*out));
+		return;
+	}
+	pthread_mutex_lock(&st->mu);
+	*out = st->stats;
+	out->queue_depth = st->count;
+	out->queue_capacity = st->cap;
+	pthread_mutex_unlock(&st->mu);
+}
+
+void
+store_close(struct store *st)
+{
+	if (st == NULL)
+		return;
+	pthread_mutex_lock(&st->mu);
+	st->stopping = 1;
+	st->giveup_ms = wp_now_ms() + DRAIN_GIVEUP_MS;
+	pthread_cond_broadcast(&st->cv);
+	pthread_mutex_unlock(&st->mu);
+	if (st->started)
+		pthread_join(st->thread, NULL);
+	else
+		writer_run(st);
+	destroy(st);
+}
