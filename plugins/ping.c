@@ -176,7 +176,7 @@ find_ping(void)
 }
 
 /*
- * Try to give family FI the method M.  Returns 1 if it works here, 0 if not
+ * Try to give family F the method M.  Returns 1 if it works here, 0 if not
  * (with the reason in f->why).
  */
 static int
@@ -535,6 +535,16 @@ cookie_matches(const struct ping_op *o, const uint8_t *icmp, size_t n)
 	return memcmp(icmp + 8, want, 8) == 0;
 }
 
+/*
+ * An ICMP error quotes at least the first 8 bytes of our request (RFC 792);
+ * check the cookie only when the sender quoted it.
+ */
+static int
+quoted_cookie_ok(const struct ping_op *o, const uint8_t *icmp, size_t n)
+{
+	return n < 16 || cookie_matches(o, icmp, n);
+}
+
 static uint16_t
 get16(const uint8_t *p)
 {
@@ -579,7 +589,8 @@ raw_error(struct ping_state *st, int fi, const uint8_t *icmp, size_t n,
 	    get16(req + 4) != st->ident)
 		return;
 	o = table_find(st, fi, get16(req + 6));
-	if (o == NULL || !same_ip(&o->addr, inner + (fi == 0 ? 16 : 24),
+	if (o == NULL || !quoted_cookie_ok(o, req, left - hl) ||
+	    !same_ip(&o->addr, inner + (fi == 0 ? 16 : 24),
 	    o->addr.ss_family))
 		return;
 	if (icmp[0] == (fi == 0 ? ICMP_TIME_EXCEEDED : ICMP6_TIME_EXCEEDED))
@@ -675,10 +686,10 @@ drain_errqueue(struct ping_state *st, int fi)
 		    (cm->cmsg_level == IPPROTO_IPV6 &&
 		    cm->cmsg_type == IPV6_RECVERR))
 			ee = (struct sock_extended_err *)CMSG_DATA(cm);
-	if (ee == NULL || n < 16)
+	if (ee == NULL || n < 8)
 		return 1;
 	o = table_find(st, fi, get16(data + 6));
-	if (o == NULL || !cookie_matches(o, data, (size_t)n))
+	if (o == NULL || !quoted_cookie_ok(o, data, (size_t)n))
 		return 1;
 	if (ee->ee_origin == SO_EE_ORIGIN_ICMP ||
 	    ee->ee_origin == SO_EE_ORIGIN_ICMP6)
@@ -823,7 +834,10 @@ child_done(struct ping_child *c, int status)
 		if (t == NULL || sscanf(t + 5, "%lf", &rtt) != 1 || rtt < 0)
 			rtt = ms_between(c->spawned_us, now);
 		ping_finish(o, 1, WP_REASON_OK, rtt, NULL);
-	} else if (strstr(c->out, "nreachable") != NULL) {
+	} else if (strstr(c->out, "nreachable") != NULL ||
+	    strstr(c->out, "No route to host") != NULL) {
+		/* "Destination Host Unreachable", "connect: No route to
+		 * host", "connect: Network is unreachable" (LC_ALL=C) */
 		ping_finish(o, 0, WP_REASON_UNREACHABLE, -1.0,
 		    "%s: destination unreachable", o->addrstr);
 	} else if (status != -1 && WIFEXITED(status) &&

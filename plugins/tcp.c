@@ -233,7 +233,7 @@ tcp_close_attempt(struct tcp_op *o)
 
 /*
  * Complete the operation and free everything it holds.  After this call
- * `o` is gone.  DETAIL is a printf format, or NULL when ok.
+ * `o` is gone.  FMT is a printf format for the detail, or NULL when ok.
  */
 static void
 tcp_finish(struct tcp_op *o, int ok, int reason, const char *fmt, ...)

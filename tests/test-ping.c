@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -331,6 +332,123 @@ test_concurrent(void **state)
 	assert_no_children();
 }
 
+/* --- ICMP errors ---------------------------------------------------------- */
+
+static int
+set_echo_ignore(const char *v)
+{
+	FILE *f = fopen("/proc/sys/net/ipv4/icmp_echo_ignore_all", "w");
+
+	if (f == NULL)
+		return -1;
+	fputs(v, f);
+	return fclose(f);
+}
+
+static uint16_t
+csum(const uint8_t *p, size_t n)
+{
+	uint32_t sum = 0;
+	size_t i;
+
+	for (i = 0; i + 1 < n; i += 2)
+		sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+	if (n & 1)
+		sum += (uint32_t)(p[n - 1] << 8);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+/*
+ * In our namespace, with the kernel's echo replies switched off, ping
+ * 127.0.0.2; a raw socket of the test's sees the request go by and answers
+ * with a forged "host unreachable" quoting it.  The plugin must match the
+ * error to the request (raw: on the socket; dgram: on the error queue) and
+ * complete once with WP_REASON_UNREACHABLE before the deadline.
+ */
+static void
+test_icmp_error(void **state)
+{
+	const struct method *m = *state;
+	struct mock_plugin *mp;
+	const struct wp_plugin *d;
+	struct wp_host host;
+	struct wp_op op;
+	struct wp_request req;
+	struct wp_kv kv = { "host", "127.0.0.2", 1 };
+	struct wp_section sec = { sizeof(sec), "e", "mock.ini", 0, &kv, 1,
+	    3000, NULL };
+	struct sockaddr_in to;
+	uint8_t buf[1500], err[8 + 60 + 8];
+	void *pst = NULL, *inst = NULL, *opst = NULL;
+	int sniff, rounds, forged = 0;
+	size_t hl;
+	ssize_t n;
+	uint16_t c;
+	int64_t now;
+
+	use_method(m, AF_INET);
+	if (!in_netns) {
+		print_message("skipped: no private network namespace (%s)\n",
+		    netns_why);
+		skip();
+	}
+	sniff = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK, IPPROTO_ICMP);
+	if (sniff < 0) {
+		print_message("skipped: the test needs a raw socket (%s)\n",
+		    strerror(errno));
+		skip();
+	}
+	assert_int_equal(set_echo_ignore("1"), 0);
+	mp = mock_plugin_load("ping.so");
+	d = mock_plugin_desc(mp);
+	host = *mock_host(mp);
+	host.complete = count_complete;
+	host.config_error = refuse_config_error;
+	assert_int_equal(d->init(&host, &pst), 0);
+	assert_int_equal(d->configure(pst, &sec, &inst), 0);
+	memset(&op, 0, sizeof(op));
+	now = host.now_us();
+	req = (struct wp_request){ sizeof(req), &op, "e", now, now + 3000000,
+	    0, NULL };
+	assert_int_equal(d->start(inst, &req, &opst), 0);
+	for (rounds = 0; rounds < 300 && op.completions == 0; rounds++) {
+		mock_spin(mp, 5);
+		while (!forged && (n = recv(sniff, buf, sizeof(buf), 0)) > 0) {
+			hl = (size_t)(buf[0] & 0x0f) * 4;
+			if ((size_t)n < hl + 8 || buf[hl] != 8 ||
+			    memcmp(buf + 16, "\x7f\0\0\x02", 4) != 0)
+				continue;
+			memset(err, 0, sizeof(err));
+			err[0] = 3; /* destination unreachable */
+			err[1] = 1; /* host unreachable */
+			memcpy(err + 8, buf, hl + 8);
+			c = csum(err, 8 + hl + 8);
+			err[2] = (uint8_t)(c >> 8);
+			err[3] = (uint8_t)c;
+			memset(&to, 0, sizeof(to));
+			to.sin_family = AF_INET;
+			to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+			assert_true(sendto(sniff, err, 8 + hl + 8, 0,
+			    (struct sockaddr *)&to, sizeof(to)) > 0);
+			forged = 1;
+		}
+	}
+	if (op.completions == 0)
+		d->cancel(inst, opst);
+	mock_spin(mp, 50);
+	d->release(pst, inst);
+	d->fini(pst);
+	mock_plugin_unload(mp);
+	close(sniff);
+	assert_int_equal(set_echo_ignore("0"), 0);
+	assert_true(forged);
+	assert_int_equal(op.completions, 1);
+	assert_int_equal(op.ok, 0);
+	assert_int_equal(op.reason, WP_REASON_UNREACHABLE);
+}
+
 /* --- configuration and method selection --------------------------------- */
 
 static void
@@ -438,8 +556,10 @@ main(void)
 		cmocka_unit_test(test_bad_method),
 		METHOD_TESTS(m_dgram),
 		cmocka_unit_test_prestate(test_concurrent, (void *)&m_dgram),
+		cmocka_unit_test_prestate(test_icmp_error, (void *)&m_dgram),
 		METHOD_TESTS(m_raw),
 		cmocka_unit_test_prestate(test_concurrent, (void *)&m_raw),
+		cmocka_unit_test_prestate(test_icmp_error, (void *)&m_raw),
 		METHOD_TESTS(m_exec),
 		METHOD_TESTS(m_fake),
 	};
