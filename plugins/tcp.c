@@ -1,3 +1,507 @@
+/*
+ * tcp.so -- the "tcp" check: can a TCP connection to host:port be opened?
+ *
+ * Asynchronous form only.  start() resolves the name through host->resolve
+ * (numeric addresses are parsed once at configure() and skip the resolver),
+ * then tries the addresses in order with non-blocking connects watched for
+ * writability on the host loop.  When more than one address remains, each
+ * attempt gets an equal share of the time left before the deadline so a
+ * silent first address does not starve the others.  latency_ms is the time
+ * of the connect that succeeded, on the monotonic clock.
+ *
+ * Every operation owns one struct tcp_op; it is freed, and its socket,
+ * watch, timer and pending resolution released, exactly when the operation
+ * is completed (finish()).
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <watchpost/plugin.h>
-static const struct wp_plugin desc = { WP_PLUGIN_HEADER, .name = "tcp" };
-WP_PLUGIN_DEFINE(tcp, desc)
+
+#define TCP_MAX_ADDRS 16
+
+struct tcp_state {
+	const struct wp_host *host;
+};
+
+struct tcp_addr {
+	struct sockaddr_storage ss;
+	socklen_t len;
+};
+
+struct tcp_inst {
+	struct tcp_state *st;
+	char *host;
+	char port[8];
+	int numeric;             /* host is a literal address: addr is set */
+	struct tcp_addr addr;
+};
+
+struct tcp_op {
+	struct tcp_inst *inst;
+	const struct wp_host *h;
+	struct wp_op *op;
+	int64_t started_us;
+	int64_t deadline_us;
+	struct wp_resolve *resolve;
+	struct tcp_addr addrs[TCP_MAX_ADDRS];
+	size_t n_addrs;
+	size_t cur;
+	int fd;
+	struct wp_watch *watch;
+	struct wp_timer *timer;  /* per-address share of the deadline */
+	int64_t connect_us;      /* when the current attempt began */
+	double dns_ms;
+	int last_err;            /* errno of the last failed attempt */
+	char last_addr[INET6_ADDRSTRLEN + 8];
+};
+
+static const struct wp_key tcp_keys[] = {
+	{ "host", WP_KEY_REQUIRED, "name or address to connect to" },
+	{ "port", WP_KEY_REQUIRED, "TCP port, 1-65535" },
+	{ NULL, 0, NULL }
+};
+
+static void tcp_try_next(struct tcp_op *o);
+
+static int
+tcp_init(const struct wp_host *host, void **state)
+{
+	struct tcp_state *st;
+
+	st = calloc(1, sizeof(*st));
+	if (st == NULL)
+		return WP_ENOMEM;
+	st->host = host;
+	*state = st;
+	return WP_OK;
+}
+
+static void
+tcp_fini(void *state)
+{
+	free(state);
+}
+
+/*
+ * Parse a port: decimal digits only, 1-65535.  Returns 0 and *port, or
+ * WP_EINVAL.
+ */
+static int
+parse_port(const char *s, unsigned *port)
+{
+	unsigned long v = 0;
+	const char *p;
+
+	if (s == NULL || *s == '\0')
+		return WP_EINVAL;
+	for (p = s; *p != '\0'; p++) {
+		if (*p < '0' || *p > '9' || p - s >= 6)
+			return WP_EINVAL;
+		v = v * 10 + (unsigned long)(*p - '0');
+	}
+	if (v < 1 || v > 65535)
+		return WP_EINVAL;
+	*port = (unsigned)v;
+	return 0;
+}
+
+/*
+ * If NAME (optionally in [brackets]) is a literal IPv4/IPv6 address, fill
+ * *a with it and PORT and return 1; return 0 if it is a name.  getaddrinfo
+ * with AI_NUMERICHOST never touches the resolver, so this does not block.
+ */
+static int
+parse_numeric(const char *name, const char *port, struct tcp_addr *a)
+{
+	struct addrinfo hints, *res = NULL;
+	char buf[256];
+	size_t n = strlen(name);
+	int found = 0;
+
+	if (n >= 2 && name[0] == '[' && name[n - 1] == ']' && n - 2 < sizeof(buf)) {
+		memcpy(buf, name + 1, n - 2);
+		buf[n - 2] = '\0';
+		name = buf;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+	if (getaddrinfo(name, port, &hints, &res) == 0 && res != NULL &&
+	    res->ai_addrlen <= sizeof(a->ss)) {
+		memcpy(&a->ss, res->ai_addr, res->ai_addrlen);
+		a->len = res->ai_addrlen;
+		found = 1;
+	}
+	if (res != NULL)
+		freeaddrinfo(res);
+	return found;
+}
+
+static void
+tcp_release(void *state, void *inst)
+{
+	struct tcp_inst *in = inst;
+
+	(void)state;
+	if (in == NULL)
+		return;
+	free(in->host);
+	free(in);
+}
+
+static int
+tcp_configure(void *state, const struct wp_section *sec, void **inst)
+{
+	struct tcp_state *st = state;
+	const struct wp_host *h = st->host;
+	const struct wp_kv *khost, *kport;
+	struct tcp_inst *in = NULL;
+	unsigned port = 0;
+	int rc = WP_OK;
+
+	*inst = NULL;
+	khost = wp_section_find(sec, "host");
+	kport = wp_section_find(sec, "port");
+	if (khost == NULL) {
+		h->config_error(sec, NULL, "missing required key 'host'");
+		rc = WP_EINVAL;
+	} else if (khost->value == NULL || khost->value[0] == '\0') {
+		h->config_error(sec, khost, "host: must not be empty");
+		rc = WP_EINVAL;
+	}
+	if (kport == NULL) {
+		h->config_error(sec, NULL, "missing required key 'port'");
+		rc = WP_EINVAL;
+	} else if (parse_port(kport->value, &port) != 0) {
+		h->config_error(sec, kport,
+		    "port: expected a number from 1 to 65535, got '%s'",
+		    kport->value ? kport->value : "");
+		rc = WP_EINVAL;
+	}
+	if (rc != WP_OK)
+		goto out;
+
+	in = calloc(1, sizeof(*in));
+	if (in == NULL || (in->host = strdup(khost->value)) == NULL) {
+		rc = WP_ENOMEM;
+		goto out;
+	}
+	in->st = st;
+	snprintf(in->port, sizeof(in->port), "%u", port);
+	in->numeric = parse_numeric(in->host, in->port, &in->addr);
+	*inst = in;
+	in = NULL;
+out:
+	tcp_release(state, in);
+	return rc;
+}
+
+static double
+ms_between(int64_t from_us, int64_t to_us)
+{
+	return (double)(to_us - from_us) / 1000.0;
+}
+
+/* Close the current attempt's socket, watch and timer; keeps the op. */
+static void
+tcp_close_attempt(struct tcp_op *o)
+{
+	if (o->watch != NULL) {
+		o->h->unwatch(o->watch);
+		o->watch = NULL;
+	}
+	if (o->timer != NULL) {
+		o->h->timer_free(o->timer);
+		o->timer = NULL;
+	}
+	if (o->fd >= 0) {
+		close(o->fd);
+		o->fd = -1;
+	}
+}
+
+/*
+ * Complete the operation and free everything it holds.  After this call
+ * `o` is gone.  FMT is a printf format for the detail, or NULL when ok.
+ */
+static void
+tcp_finish(struct tcp_op *o, int ok, int reason, const char *fmt, ...)
+    WP_PRINTF(4, 5);
+
+static void
+tcp_finish(struct tcp_op *o, int ok, int reason, const char *fmt, ...)
+{
+	struct wp_result res = WP_RESULT_INIT;
+	char detail[512];
+	va_list ap;
+	int64_t now = o->h->now_us();
+
+	if (o->resolve != NULL) {
+		o->h->resolve_cancel(o->resolve);
+		o->resolve = NULL;
+	}
+	res.ok = ok;
+	res.reason = reason;
+	res.dns_ms = o->dns_ms;
+	if (ok) {
+		res.latency_ms = ms_between(o->connect_us, now);
+		res.connect_ms = ms_between(o->started_us, now);
+	}
+	if (fmt != NULL) {
+		va_start(ap, fmt);
+		vsnprintf(detail, sizeof(detail), fmt, ap);
+		va_end(ap);
+		res.detail = detail;
+	}
+	tcp_close_attempt(o);
+	o->h->complete(o->op, &res);
+	free(o);
+}
+
+static void
+format_addr(const struct tcp_addr *a, char *buf, size_t len)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+
+	if (a->ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)&a->ss;
+		inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
+		snprintf(buf, len, "[%s]:%u", ip, ntohs(s6->sin6_port));
+	} else {
+		const struct sockaddr_in *s4 = (const void *)&a->ss;
+		inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
+		snprintf(buf, len, "%s:%u", ip, ntohs(s4->sin_port));
+	}
+}
+
+/* All addresses failed: report the last failure. */
+static void
+tcp_fail(struct tcp_op *o)
+{
+	int e = o->last_err;
+	const char *what = o->last_addr;
+
+	switch (e) {
+	case ECONNREFUSED:
+		tcp_finish(o, 0, WP_REASON_REFUSED, "connection refused by %s",
+		    what);
+		break;
+	case EHOSTUNREACH:
+	case ENETUNREACH:
+		tcp_finish(o, 0, WP_REASON_UNREACHABLE, "%s: %s", what,
+		    strerror(e));
+		break;
+	case ETIMEDOUT:
+		tcp_finish(o, 0, WP_REASON_TIMEOUT, "%s: %s", what,
+		    strerror(e));
+		break;
+	default:
+		tcp_finish(o, 0, WP_REASON_CONNECT, "%s: %s", what,
+		    e ? strerror(e) : "connect failed");
+		break;
+	}
+}
+
+static void
+tcp_attempt_failed(struct tcp_op *o, int err)
+{
+	o->last_err = err;
+	format_addr(&o->addrs[o->cur], o->last_addr, sizeof(o->last_addr));
+	tcp_close_attempt(o);
+	o->cur++;
+	tcp_try_next(o);
+}
+
+static void
+tcp_writable(struct wp_watch *w, int fd, unsigned revents, void *arg)
+{
+	struct tcp_op *o = arg;
+	socklen_t len = sizeof(int);
+	int err = 0;
+
+	(void)w;
+	(void)revents;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+		err = errno;
+	if (err == EINPROGRESS || err == EALREADY)
+		return;
+	if (err == 0)
+		tcp_finish(o, 1, WP_REASON_OK, NULL);
+	else
+		tcp_attempt_failed(o, err);
+}
+
+/* The current address used up its share of the time: move on. */
+static void
+tcp_share_expired(struct wp_timer *t, void *arg)
+{
+	struct tcp_op *o = arg;
+
+	(void)t;
+	tcp_attempt_failed(o, ETIMEDOUT);
+}
+
+/*
+ * Start a connect to addrs[cur], or to the next address that can be tried.
+ * Completes the operation when none is left.
+ */
+static void
+tcp_try_next(struct tcp_op *o)
+{
+	const struct wp_host *h = o->h;
+	struct tcp_addr *a;
+	int64_t left_ms;
+
+	for (; o->cur < o->n_addrs; o->cur++) {
+		a = &o->addrs[o->cur];
+		o->connect_us = h->now_us();
+		o->fd = socket(a->ss.ss_family,
+		    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (o->fd < 0) {
+			o->last_err = errno;
+			format_addr(a, o->last_addr, sizeof(o->last_addr));
+			continue;
+		}
+		if (connect(o->fd, (struct sockaddr *)&a->ss, a->len) == 0) {
+			tcp_finish(o, 1, WP_REASON_OK, NULL);
+			return;
+		}
+		if (errno != EINPROGRESS) {
+			o->last_err = errno;
+			format_addr(a, o->last_addr, sizeof(o->last_addr));
+			tcp_close_attempt(o);
+			continue;
+		}
+		o->watch = h->watch(h, o->fd, WP_WRITABLE, tcp_writable, o);
+		if (o->watch == NULL) {
+			tcp_finish(o, 0, WP_REASON_PLUGIN,
+			    "cannot watch the socket");
+			return;
+		}
+		if (o->cur + 1 < o->n_addrs) {
+			left_ms = (o->deadline_us - o->connect_us) / 1000;
+			if (left_ms < 0)
+				left_ms = 0;
+			o->timer = h->timer_new(h, tcp_share_expired, o);
+			if (o->timer != NULL)
+				h->timer_set(o->timer, left_ms /
+				    (int64_t)(o->n_addrs - o->cur));
+		}
+		return;
+	}
+	tcp_fail(o);
+}
+
+static void
+tcp_resolved(void *arg, int status, const char *err, const struct addrinfo *res)
+{
+	struct tcp_op *o = arg;
+	const struct addrinfo *ai;
+
+	o->resolve = NULL;
+	o->dns_ms = ms_between(o->started_us, o->h->now_us());
+	if (status != 0 || res == NULL) {
+		tcp_finish(o, 0, WP_REASON_DNS, "cannot resolve %s: %s",
+		    o->inst->host, err ? err : "no address");
+		return;
+	}
+	for (ai = res; ai != NULL && o->n_addrs < TCP_MAX_ADDRS;
+	    ai = ai->ai_next) {
+		if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ||
+		    ai->ai_addrlen > sizeof(o->addrs[0].ss))
+			continue;
+		memcpy(&o->addrs[o->n_addrs].ss, ai->ai_addr, ai->ai_addrlen);
+		o->addrs[o->n_addrs].len = ai->ai_addrlen;
+		o->n_addrs++;
+	}
+	if (o->n_addrs == 0) {
+		tcp_finish(o, 0, WP_REASON_DNS, "%s has no IPv4 or IPv6 address",
+		    o->inst->host);
+		return;
+	}
+	tcp_try_next(o);
+}
+
+static int
+tcp_start(void *inst, const struct wp_request *req, void **opstate)
+{
+	struct tcp_inst *in = inst;
+	const struct wp_host *h = in->st->host;
+	struct addrinfo hints;
+	struct tcp_op *o;
+
+	*opstate = NULL;
+	o = calloc(1, sizeof(*o));
+	if (o == NULL)
+		return WP_ENOMEM;
+	o->inst = in;
+	o->h = h;
+	o->op = req->op;
+	o->fd = -1;
+	o->started_us = req->started_us;
+	o->deadline_us = req->deadline_us;
+	o->dns_ms = -1.0;
+	if (in->numeric) {
+		o->addrs[0] = in->addr;
+		o->n_addrs = 1;
+		*opstate = o;
+		tcp_try_next(o);
+		return WP_OK;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_protocol = IPPROTO_TCP;
+	hints.ai_flags = AI_NUMERICSERV;
+	o->resolve = h->resolve(h, in->host, in->port, &hints, tcp_resolved, o);
+	if (o->resolve == NULL) {
+		free(o);
+		return WP_EAGAIN;
+	}
+	*opstate = o;
+	return WP_OK;
+}
+
+/* The deadline (or removal): stop and complete now. */
+static void
+tcp_cancel(void *inst, void *opstate)
+{
+	struct tcp_op *o = opstate;
+	double secs;
+
+	(void)inst;
+	if (o == NULL)
+		return;
+	secs = (double)(o->deadline_us - o->started_us) / 1e6;
+	tcp_finish(o, 0, WP_REASON_TIMEOUT, "no answer to connect within %gs",
+	    secs);
+}
+
+static const struct wp_plugin tcp_desc = {
+	WP_PLUGIN_HEADER,
+	.name = "tcp",
+	.version = "1.0",
+	.description = "TCP connect check (host, port)",
+	.kind = WP_PLUGIN_CHECK,
+	.keys = tcp_keys,
+	.init = tcp_init,
+	.fini = tcp_fini,
+	.configure = tcp_configure,
+	.release = tcp_release,
+	.start = tcp_start,
+	.cancel = tcp_cancel,
+	.check = NULL,
+};
+
+WP_PLUGIN_DEFINE(tcp, tcp_desc)

@@ -1,0 +1,582 @@
+/*
+ * test-ping -- the ping check plugin with each ICMP method that works here
+ * (dgram, raw, exec), on loopback and in a private network namespace (see
+ * test-tcp-ping-netns.h).  Nothing leaves the box.
+ *
+ * The exec method is tested twice: with the system ping(8) if it is
+ * installed (iputils-ping), and always with a stand-in `ping` script the
+ * test writes to a temporary directory put first on PATH, which exercises
+ * the spawn, output, reaping and kill-at-deadline paths.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "mockhost.h"
+#include "test-tcp-ping-netns.h"
+
+static int in_netns;
+static char netns_why[256];
+static char fake_dir[256];     /* holds the stand-in ping */
+static char *orig_path;
+
+struct method {
+	const char *name;      /* WP_PING_METHOD value */
+	int fake;              /* exec with the stand-in ping */
+};
+
+static const struct method m_dgram = { "dgram", 0 };
+static const struct method m_raw = { "raw", 0 };
+static const struct method m_exec = { "exec", 0 };
+static const struct method m_fake = { "exec", 1 };
+
+/* The stand-in: answers loopback, never answers TEST-NET-1 (it sleeps until
+ * killed), reports TEST-NET-2 unreachable, like iputils ping -c 1. */
+static const char fake_script[] =
+    "#!/bin/sh\n"
+    "for a; do addr=$a; done\n"
+    "case $addr in\n"
+    "127.*|::1) echo \"PING $addr 56 data bytes\"\n"
+    "  echo \"64 bytes from $addr: icmp_seq=1 ttl=64 time=0.25 ms\"\n"
+    "  exit 0 ;;\n"
+    "192.0.2.*) exec sleep 30 ;;\n"
+    "198.51.100.*) echo \"From $addr icmp_seq=1 Destination Host "
+    "Unreachable\"\n"
+    "  exit 1 ;;\n"
+    "esac\n"
+    "echo \"ping: $addr: unexpected\" >&2\n"
+    "exit 2\n";
+
+static int
+can_socket(int fam, int type)
+{
+	int fd = socket(fam, type, fam == AF_INET ? IPPROTO_ICMP :
+	    IPPROTO_ICMPV6);
+
+	if (fd < 0)
+		return 0;
+	close(fd);
+	return 1;
+}
+
+static int
+have_system_ping(void)
+{
+	static const char *const dirs[] = { "/usr/bin", "/bin", "/usr/sbin",
+	    "/sbin" };
+	char p[64];
+	size_t i;
+
+	for (i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		snprintf(p, sizeof(p), "%s/ping", dirs[i]);
+		if (access(p, X_OK) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* Skip the calling test unless method M works for family FAM here; then set
+ * the environment so the plugin's init() picks exactly M. */
+static void
+use_method(const struct method *m, int fam)
+{
+	char path[4096];
+
+	if (strcmp(m->name, "dgram") == 0 && !can_socket(fam, SOCK_DGRAM)) {
+		print_message("skipped: no ICMP datagram socket for %s (%s)\n",
+		    fam == AF_INET ? "IPv4" : "IPv6", strerror(errno));
+		skip();
+	}
+	if (strcmp(m->name, "raw") == 0 && !can_socket(fam, SOCK_RAW)) {
+		print_message("skipped: no raw ICMP socket for %s (%s)\n",
+		    fam == AF_INET ? "IPv4" : "IPv6", strerror(errno));
+		skip();
+	}
+	if (fam == AF_INET6 && !can_socket(AF_INET6, SOCK_DGRAM) &&
+	    !can_socket(AF_INET6, SOCK_RAW) && errno == EAFNOSUPPORT) {
+		print_message("skipped: no IPv6 here\n");
+		skip();
+	}
+	if (m->fake) {
+		snprintf(path, sizeof(path), "%s:%s", fake_dir, orig_path);
+		setenv("PATH", path, 1);
+	} else {
+		setenv("PATH", orig_path, 1);
+		if (strcmp(m->name, "exec") == 0 && !have_system_ping()) {
+			print_message("skipped: ping(8) is not installed "
+			    "(Debian package iputils-ping)\n");
+			skip();
+		}
+	}
+	setenv("WP_PING_METHOD", m->name, 1);
+}
+
+/* No child of ours may be left unreaped after the plugin is unloaded. */
+static void
+assert_no_children(void)
+{
+	int status;
+
+	assert_int_equal(waitpid(-1, &status, WNOHANG), -1);
+	assert_int_equal(errno, ECHILD);
+}
+
+static void
+run_ping(const char *host, int64_t timeout_ms, struct mock_result *res)
+{
+	struct mock_plugin *mp = mock_plugin_load("ping.so");
+	const char *kv[] = { "host", host, NULL };
+	void *inst = NULL;
+
+	assert_int_equal(mock_configure(mp, "p", kv, timeout_ms, &inst), 0);
+	assert_non_null(inst);
+	mock_run(mp, inst, timeout_ms, NULL, res);
+	mock_release(mp, inst);
+	mock_plugin_unload(mp);
+	assert_no_children();
+	assert_int_equal(res->start_rc, 0);
+	assert_int_equal(res->completions, 1);
+}
+
+static void
+expect_up(const char *host)
+{
+	struct mock_result res;
+
+	run_ping(host, 3000, &res);
+	if (res.r.ok != 1)
+		fail_msg("ping %s: reason %d: %s", host, res.r.reason,
+		    res.r.detail ? res.r.detail : "");
+	assert_int_equal(res.r.reason, WP_REASON_OK);
+	assert_int_equal(res.timed_out, 0);
+	assert_true(res.r.latency_ms > 0.0);
+	assert_true(res.r.latency_ms < 3000.0);
+	assert_null(res.r.detail);
+}
+
+static void
+test_up_v4(void **state)
+{
+	use_method(*state, AF_INET);
+	expect_up("127.0.0.1");
+}
+
+static void
+test_up_v6(void **state)
+{
+	use_method(*state, AF_INET6);
+	expect_up("::1");
+}
+
+static void
+test_up_name(void **state)
+{
+	use_method(*state, AF_INET);
+	expect_up("localhost");
+}
+
+static void
+test_timeout(void **state)
+{
+	struct mock_result res;
+
+	use_method(*state, AF_INET);
+	if (!in_netns) {
+		print_message("skipped: no private network namespace (%s)\n",
+		    netns_why);
+		skip();
+	}
+	run_ping(NETNS_SILENT, 300, &res);
+	assert_int_equal(res.timed_out, 1);
+	assert_int_equal(res.r.ok, 0);
+	assert_int_equal(res.r.reason, WP_REASON_TIMEOUT);
+	assert_non_null(res.r.detail);
+	assert_string_equal(res.r.detail, "no echo reply within 0.3s");
+	assert_true(res.elapsed_ms >= 290.0);
+	assert_true(res.elapsed_ms < 900.0);
+}
+
+static void
+test_unreachable(void **state)
+{
+	struct mock_result res;
+
+	use_method(*state, AF_INET);
+	if (!in_netns) {
+		print_message("skipped: no private network namespace (%s)\n",
+		    netns_why);
+		skip();
+	}
+	run_ping(NETNS_UNREACH, 3000, &res);
+	assert_int_equal(res.timed_out, 0);
+	assert_int_equal(res.r.ok, 0);
+	assert_int_equal(res.r.reason, WP_REASON_UNREACHABLE);
+	assert_non_null(res.r.detail);
+}
+
+/* --- many requests in flight on one socket ------------------------------ */
+
+#define N_CONC 50
+
+struct wp_op {
+	int completions;
+	int ok;
+	int reason;
+	double latency_ms;
+};
+
+static void
+count_complete(struct wp_op *op, const struct wp_result *res)
+{
+	op->completions++;
+	op->ok = res->ok;
+	op->reason = res->reason;
+	op->latency_ms = res->latency_ms;
+}
+
+static void
+refuse_config_error(const struct wp_section *sec, const struct wp_kv *kv,
+    const char *fmt, ...)
+{
+	(void)sec;
+	(void)kv;
+	fail_msg("unexpected configuration error: %s", fmt);
+}
+
+/*
+ * N_CONC pings started at once through one plugin state (so one socket per
+ * family), to 127.0.0.1-127.0.0.25 and ::1 (when the method has IPv6),
+ * completed by our own counting complete(): each must complete exactly once,
+ * up.  The plugin gets our copy of the mock's host table from init().
+ */
+static void
+test_concurrent(void **state)
+{
+	const struct method *m = *state;
+	struct mock_plugin *mp;
+	const struct wp_plugin *d;
+	struct wp_host host;
+	struct wp_op ops[N_CONC];
+	struct wp_request req[N_CONC];
+	void *inst[N_CONC], *opst[N_CONC];
+	char hosts[N_CONC][32];
+	struct wp_kv kv[N_CONC];
+	struct wp_section sec;
+	void *pst = NULL;
+	int i, done = 0, rounds, v6;
+	int64_t now;
+
+	use_method(m, AF_INET);
+	v6 = strcmp(m->name, "dgram") == 0 ? can_socket(AF_INET6, SOCK_DGRAM) :
+	    can_socket(AF_INET6, SOCK_RAW);
+	mp = mock_plugin_load("ping.so");
+	d = mock_plugin_desc(mp);
+	host = *mock_host(mp);
+	host.complete = count_complete;
+	host.config_error = refuse_config_error;
+	assert_int_equal(d->init(&host, &pst), 0);
+
+	memset(ops, 0, sizeof(ops));
+	now = host.now_us();
+	for (i = 0; i < N_CONC; i++) {
+		if (v6 && i % 2 == 1)
+			snprintf(hosts[i], sizeof(hosts[i]), "::1");
+		else
+			snprintf(hosts[i], sizeof(hosts[i]), "127.0.0.%d",
+			    1 + i / 2);
+		kv[i] = (struct wp_kv){ "host", hosts[i], i + 1 };
+		sec = (struct wp_section){ sizeof(sec), "c", "mock.ini", 0,
+		    &kv[i], 1, 5000, NULL };
+		assert_int_equal(d->configure(pst, &sec, &inst[i]), 0);
+		req[i] = (struct wp_request){ sizeof(req[i]), &ops[i], "c",
+		    now, now + 5000000, 0, NULL };
+	}
+	for (i = 0; i < N_CONC; i++)
+		assert_int_equal(d->start(inst[i], &req[i], &opst[i]), 0);
+	for (rounds = 0; rounds < 500 && done < N_CONC; rounds++) {
+		mock_spin(mp, 10);
+		for (done = 0, i = 0; i < N_CONC; i++)
+			done += ops[i].completions > 0;
+	}
+	/* anything still out is cancelled, as the host would at the deadline */
+	for (i = 0; i < N_CONC; i++)
+		if (ops[i].completions == 0)
+			d->cancel(inst[i], opst[i]);
+	mock_spin(mp, 50);
+	for (i = 0; i < N_CONC; i++) {
+		if (ops[i].completions != 1 || ops[i].ok != 1)
+			fail_msg("ping %d (%s): %d completions, ok %d, "
+			    "reason %d", i, hosts[i], ops[i].completions,
+			    ops[i].ok, ops[i].reason);
+		assert_true(ops[i].latency_ms > 0.0);
+	}
+	for (i = 0; i < N_CONC; i++)
+		d->release(pst, inst[i]);
+	d->fini(pst);
+	mock_plugin_unload(mp);
+	assert_no_children();
+}
+
+/* --- ICMP errors ---------------------------------------------------------- */
+
+static int
+set_echo_ignore(const char *v)
+{
+	FILE *f = fopen("/proc/sys/net/ipv4/icmp_echo_ignore_all", "w");
+
+	if (f == NULL)
+		return -1;
+	fputs(v, f);
+	return fclose(f);
+}
+
+static uint16_t
+csum(const uint8_t *p, size_t n)
+{
+	uint32_t sum = 0;
+	size_t i;
+
+	for (i = 0; i + 1 < n; i += 2)
+		sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+	if (n & 1)
+		sum += (uint32_t)(p[n - 1] << 8);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+/*
+ * In our namespace, with the kernel's echo replies switched off, ping
+ * 127.0.0.2; a raw socket of the test's sees the request go by and answers
+ * with a forged "host unreachable" quoting it.  The plugin must match the
+ * error to the request (raw: on the socket; dgram: on the error queue) and
+ * complete once with WP_REASON_UNREACHABLE before the deadline.
+ */
+static void
+test_icmp_error(void **state)
+{
+	const struct method *m = *state;
+	struct mock_plugin *mp;
+	const struct wp_plugin *d;
+	struct wp_host host;
+	struct wp_op op;
+	struct wp_request req;
+	struct wp_kv kv = { "host", "127.0.0.2", 1 };
+	struct wp_section sec = { sizeof(sec), "e", "mock.ini", 0, &kv, 1,
+	    3000, NULL };
+	struct sockaddr_in to;
+	uint8_t buf[1500], err[8 + 60 + 8];
+	void *pst = NULL, *inst = NULL, *opst = NULL;
+	int sniff, rounds, forged = 0;
+	size_t hl;
+	ssize_t n;
+	uint16_t c;
+	int64_t now;
+
+	use_method(m, AF_INET);
+	if (!in_netns) {
+		print_message("skipped: no private network namespace (%s)\n",
+		    netns_why);
+		skip();
+	}
+	sniff = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK, IPPROTO_ICMP);
+	if (sniff < 0) {
+		print_message("skipped: the test needs a raw socket (%s)\n",
+		    strerror(errno));
+		skip();
+	}
+	assert_int_equal(set_echo_ignore("1"), 0);
+	mp = mock_plugin_load("ping.so");
+	d = mock_plugin_desc(mp);
+	host = *mock_host(mp);
+	host.complete = count_complete;
+	host.config_error = refuse_config_error;
+	assert_int_equal(d->init(&host, &pst), 0);
+	assert_int_equal(d->configure(pst, &sec, &inst), 0);
+	memset(&op, 0, sizeof(op));
+	now = host.now_us();
+	req = (struct wp_request){ sizeof(req), &op, "e", now, now + 3000000,
+	    0, NULL };
+	assert_int_equal(d->start(inst, &req, &opst), 0);
+	for (rounds = 0; rounds < 300 && op.completions == 0; rounds++) {
+		mock_spin(mp, 5);
+		while (!forged && (n = recv(sniff, buf, sizeof(buf), 0)) > 0) {
+			hl = (size_t)(buf[0] & 0x0f) * 4;
+			if ((size_t)n < hl + 8 || buf[hl] != 8 ||
+			    memcmp(buf + 16, "\x7f\0\0\x02", 4) != 0)
+				continue;
+			memset(err, 0, sizeof(err));
+			err[0] = 3; /* destination unreachable */
+			err[1] = 1; /* host unreachable */
+			memcpy(err + 8, buf, hl + 8);
+			c = csum(err, 8 + hl + 8);
+			err[2] = (uint8_t)(c >> 8);
+			err[3] = (uint8_t)c;
+			memset(&to, 0, sizeof(to));
+			to.sin_family = AF_INET;
+			to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+			assert_true(sendto(sniff, err, 8 + hl + 8, 0,
+			    (struct sockaddr *)&to, sizeof(to)) > 0);
+			forged = 1;
+		}
+	}
+	if (op.completions == 0)
+		d->cancel(inst, opst);
+	mock_spin(mp, 50);
+	d->release(pst, inst);
+	d->fini(pst);
+	mock_plugin_unload(mp);
+	close(sniff);
+	assert_int_equal(set_echo_ignore("0"), 0);
+	assert_true(forged);
+	assert_int_equal(op.completions, 1);
+	assert_int_equal(op.ok, 0);
+	assert_int_equal(op.reason, WP_REASON_UNREACHABLE);
+}
+
+/* --- configuration and method selection --------------------------------- */
+
+static void
+test_config(void **unused)
+{
+	static const char *const none[] = { NULL };
+	static const char *const empty[] = { "host", "", NULL };
+	static const char *const good[] = { "host", "gateway.invalid", NULL };
+	struct mock_plugin *mp;
+	const struct wp_plugin *d;
+	void *inst = NULL;
+
+	(void)unused;
+	unsetenv("WP_PING_METHOD");
+	setenv("PATH", orig_path, 1);
+	mp = mock_plugin_load("ping.so");
+	d = mock_plugin_desc(mp);
+	assert_string_equal(d->name, "ping");
+	assert_int_equal(d->kind, WP_PLUGIN_CHECK);
+	assert_string_equal(d->keys[0].name, "host");
+	assert_true(d->keys[0].flags & WP_KEY_REQUIRED);
+	assert_null(d->keys[1].name);
+
+	assert_int_equal(mock_configure(mp, "p", none, 1000, &inst), WP_EINVAL);
+	assert_string_equal(mock_errors(mp), "0: missing required key 'host'\n");
+	assert_int_equal(mock_configure(mp, "p", empty, 1000, &inst),
+	    WP_EINVAL);
+	assert_string_equal(mock_errors(mp), "1: host: must not be empty\n");
+	assert_int_equal(mock_configure(mp, "p", good, 1000, &inst), 0);
+	assert_non_null(inst);
+	mock_release(mp, inst);
+	mock_plugin_unload(mp);
+}
+
+static void
+test_bad_method(void **unused)
+{
+	struct mock_plugin *mp;
+	struct wp_host host;
+	void *pst = NULL;
+
+	(void)unused;
+	unsetenv("WP_PING_METHOD");
+	mp = mock_plugin_load("ping.so");
+	host = *mock_host(mp);
+	setenv("WP_PING_METHOD", "carrier-pigeon", 1);
+	assert_int_equal(mock_plugin_desc(mp)->init(&host, &pst), WP_EINVAL);
+	assert_null(pst);
+	/* exec with no ping anywhere on PATH: nothing to fall back to */
+	setenv("WP_PING_METHOD", "exec", 1);
+	setenv("PATH", "/nonexistent", 1);
+	assert_int_equal(mock_plugin_desc(mp)->init(&host, &pst), WP_ENOTSUP);
+	assert_null(pst);
+	setenv("PATH", orig_path, 1);
+	unsetenv("WP_PING_METHOD");
+	mock_plugin_unload(mp);
+}
+
+static int
+write_fake_ping(void)
+{
+	const char *base = getenv("abs_top_builddir");
+	char file[512];
+	FILE *f;
+
+	snprintf(fake_dir, sizeof(fake_dir), "%s/tests/test-ping-bin.XXXXXX",
+	    base ? base : "/tmp");
+	if (mkdtemp(fake_dir) == NULL) {
+		snprintf(fake_dir, sizeof(fake_dir), "/tmp/test-ping-bin.XXXXXX");
+		if (mkdtemp(fake_dir) == NULL)
+			return -1;
+	}
+	snprintf(file, sizeof(file), "%s/ping", fake_dir);
+	f = fopen(file, "w");
+	if (f == NULL)
+		return -1;
+	fputs(fake_script, f);
+	if (fclose(f) != 0 || chmod(file, 0755) != 0)
+		return -1;
+	return 0;
+}
+
+static void
+remove_fake_ping(void)
+{
+	char file[512];
+
+	snprintf(file, sizeof(file), "%s/ping", fake_dir);
+	unlink(file);
+	rmdir(fake_dir);
+}
+
+#define METHOD_TESTS(m)                                                      \
+	cmocka_unit_test_prestate(test_up_v4, (void *)&(m)),                  \
+	cmocka_unit_test_prestate(test_up_v6, (void *)&(m)),                  \
+	cmocka_unit_test_prestate(test_up_name, (void *)&(m)),                \
+	cmocka_unit_test_prestate(test_timeout, (void *)&(m)),                \
+	cmocka_unit_test_prestate(test_unreachable, (void *)&(m))
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_config),
+		cmocka_unit_test(test_bad_method),
+		METHOD_TESTS(m_dgram),
+		cmocka_unit_test_prestate(test_concurrent, (void *)&m_dgram),
+		cmocka_unit_test_prestate(test_icmp_error, (void *)&m_dgram),
+		METHOD_TESTS(m_raw),
+		cmocka_unit_test_prestate(test_concurrent, (void *)&m_raw),
+		cmocka_unit_test_prestate(test_icmp_error, (void *)&m_raw),
+		METHOD_TESTS(m_exec),
+		METHOD_TESTS(m_fake),
+	};
+	const char *p = getenv("PATH");
+	int rc;
+
+	in_netns = netns_enter(netns_why, sizeof(netns_why));
+	if (!in_netns)
+		fprintf(stderr, "test-ping: no private network namespace (%s); "
+		    "the tests that need one are skipped\n", netns_why);
+	orig_path = strdup(p ? p : "/usr/bin:/bin");
+	if (orig_path == NULL || write_fake_ping() != 0) {
+		fprintf(stderr, "test-ping: cannot write the stand-in ping\n");
+		return 1;
+	}
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	remove_fake_ping();
+	free(orig_path);
+	return rc;
+}
