@@ -104,10 +104,9 @@ loader_get(const char *dir, int kind, const char *type, char *why,
 	if (check_dir(dir, why, whylen) != 0)
 		goto fail;
 	if (stat(path, &st) != 0) {
-		snprintf(why, whylen, "unknown %s type \"%s\": no plugin %s "
-		    "(installed types are the *.so files in %s)",
-		    kind == WP_PLUGIN_ALERT ? "alert" : "monitor", type, path,
-		    dir);
+		snprintf(why, whylen, "no plugin %s (the installed types are "
+		    "the %s*.so files in %s)", path,
+		    kind == WP_PLUGIN_ALERT ? "alert-" : "", dir);
 		goto fail;
 	}
 	if (!lt_ready) {

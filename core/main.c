@@ -555,9 +555,11 @@ finish(void)
 	store_close(store);
 	store = NULL;
 	pool_shutdown(2000);
+	/* Plugins release their watches and timers in fini(), which needs
+	 * the loop still open. */
+	loader_shutdown();
 	host_loop_close();
 	opmon_shutdown();
-	loader_shutdown();
 }
 
 int

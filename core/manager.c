@@ -289,8 +289,10 @@ finish_check(struct monitor *m, const struct wp_result *r)
 	}
 
 	if (r->ok)
-		wp_debug("monitor %s: up in %.1f ms (status %d, attempt %u)",
-		    m->name, r->latency_ms, r->status_code, m->attempt + 1);
+		wp_debug("monitor %s: up in %.1f ms%s (attempt %u)", m->name,
+		    r->latency_ms, r->status_code >= 0 ? (r->status_code < 300 ?
+		    ", HTTP 2xx" : ", HTTP status other than 2xx") : "",
+		    m->attempt + 1);
 	else
 		wp_debug("monitor %s: down: %s: %s (attempt %u)", m->name,
 		    reason, r->detail ? r->detail : "", m->attempt + 1);
