@@ -6,6 +6,7 @@
 
 #include <watchpost/plugin.h>
 
+#if !defined(CASE_NOTPLUGIN)
 static int
 configure(void *state, const struct wp_section *sec, void **inst)
 {
@@ -25,6 +26,7 @@ check(void *inst, const struct wp_request *req, struct wp_result *res)
 }
 
 static const struct wp_key keys[] = { { NULL, 0, NULL } };
+#endif
 
 #if defined(CASE_NOTPLUGIN)
 /* Exports something, but not the entry symbol. */
