@@ -1,3 +1,660 @@
+/*
+ * http.so -- the "http" check type.
+ *
+ * Asynchronous: every check is one libcurl easy handle in the plugin's multi
+ * handle, driven by the host's loop (curl-loop.c), so many checks are in
+ * flight at once without a thread each.  The body is searched for the
+ * keywords as it streams, at most HTTP_BODY_LIMIT bytes of it, and the
+ * transfer ends as soon as the verdict is known.
+ *
+ * Secrets: the URL (userinfo, query) and header values may carry
+ * credentials, so no message of this plugin, configuration errors
+ * included, quotes them.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <curl/curl.h>
 #include <watchpost/plugin.h>
-static const struct wp_plugin desc = { WP_PLUGIN_HEADER, .name = "http" };
-WP_PLUGIN_DEFINE(http, desc)
+
+#include "curl-loop.h"
+
+#define HTTP_BODY_LIMIT (1024 * 1024) /* body bytes read at most */
+#define HTTP_MAX_REDIRS 10L
+#define HTTP_KEYWORD_MAX 1024
+#define HTTP_MAX_RANGES 32
+#define HTTP_DETAIL_KEYWORD 64 /* keyword bytes quoted in a detail */
+
+struct http_state {
+	const struct wp_host *host;
+	struct wp_curl_loop *cl;
+};
+
+struct range {
+	int lo, hi;
+};
+
+struct http_inst {
+	struct http_state *st;
+	char *url;
+	char *method;             /* NULL: GET */
+	int head;                 /* HEAD: no body is read */
+	struct range ranges[HTTP_MAX_RANGES];
+	size_t n_ranges;
+	char *expected;           /* expected_status as written, for details */
+	char *keyword;
+	char *keyword_absent;
+	char *body;
+	struct curl_slist *headers;
+	int follow;
+	int verify;
+};
+
+/* A keyword searched for in a streamed body. */
+struct match {
+	const char *needle;       /* NULL: no such rule */
+	size_t len;
+	char tail[HTTP_KEYWORD_MAX]; /* last len-1 bytes seen */
+	size_t tail_len;
+	int found;
+};
+
+struct http_op {
+	struct wp_curl_xfer x;    /* first: curl-loop hands it back */
+	struct http_inst *inst;
+	struct wp_op *op;
+	int64_t started_us;
+	size_t body_bytes;        /* bytes searched */
+	struct match want;
+	struct match avoid;
+	char detail[256];
+};
+
+/*
+ * Feed N body bytes to M.  A match straddling two chunks lies inside the
+ * kept tail (len-1 bytes) followed by the first len-1 bytes of P.
+ */
+static void
+match_feed(struct match *m, const char *p, size_t n)
+{
+	char span[2 * HTTP_KEYWORD_MAX];
+	size_t keep, k, w;
+
+	if (m->needle == NULL || m->found || n == 0)
+		return;
+	w = m->len - 1;
+	if (m->tail_len > 0) {
+		k = n < w ? n : w;
+		memcpy(span, m->tail, m->tail_len);
+		memcpy(span + m->tail_len, p, k);
+		if (memmem(span, m->tail_len + k, m->needle, m->len) != NULL) {
+			m->found = 1;
+			return;
+		}
+	}
+	if (memmem(p, n, m->needle, m->len) != NULL) {
+		m->found = 1;
+		return;
+	}
+	if (n >= w) {
+		memcpy(m->tail, p + n - w, w);
+		m->tail_len = w;
+		return;
+	}
+	keep = m->tail_len + n > w ? w - n : m->tail_len;
+	memmove(m->tail, m->tail + m->tail_len - keep, keep);
+	memcpy(m->tail + keep, p, n);
+	m->tail_len = keep + n;
+}
+
+static int
+status_ok(const struct http_inst *in, long code)
+{
+	size_t i;
+
+	for (i = 0; i < in->n_ranges; i++)
+		if (code >= in->ranges[i].lo && code <= in->ranges[i].hi)
+			return 1;
+	return 0;
+}
+
+/* wp_curl_body_fn: search the body; 1 once the verdict is known. */
+static int
+http_body(struct wp_curl_xfer *x, const char *p, size_t n)
+{
+	struct http_op *o = x->arg;
+	struct http_inst *in = o->inst;
+	long code = 0;
+	size_t take;
+
+	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
+	if (!status_ok(in, code))
+		return 1;
+	if (o->want.needle == NULL && o->avoid.needle == NULL)
+		return 1;
+	take = HTTP_BODY_LIMIT - o->body_bytes;
+	if (take > n)
+		take = n;
+	match_feed(&o->want, p, take);
+	match_feed(&o->avoid, p, take);
+	o->body_bytes += take;
+	if (o->avoid.found)
+		return 1;
+	if (o->avoid.needle == NULL && o->want.found)
+		return 1;
+	return o->body_bytes >= HTTP_BODY_LIMIT;
+}
+
+/* Quote at most HTTP_DETAIL_KEYWORD bytes of S, control bytes as '?'. */
+static void
+quote_keyword(char *buf, size_t len, const char *s)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < len && i < HTTP_DETAIL_KEYWORD && s[i] != '\0';
+	    i++)
+		buf[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f ||
+		    s[i] == '"') ? '?' : s[i];
+	buf[i] = '\0';
+	if (s[i] != '\0' && i >= 3 && i + 1 < len)
+		memcpy(buf + i - 3, "...", 3);
+}
+
+static const char *months[] = {
+	"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+	"Jul", "Aug", "Sep", "Oct", "Nov", "Dec"
+};
+
+/*
+ * Parse OpenSSL's ASN1_TIME_print() form, "Nov 22 10:15:30 2126 GMT"
+ * (seconds may carry a fraction), into unix seconds; 0 if it is not that.
+ * Month names are matched here rather than by strptime(), which follows
+ * the locale.
+ */
+static int64_t
+parse_asn1_time(const char *s)
+{
+	struct tm tm;
+	char mon[4];
+	int i, used = 0;
+	time_t t;
+
+	memset(&tm, 0, sizeof(tm));
+	if (sscanf(s, "%3s %d %d:%d:%d%n", mon, &tm.tm_mday, &tm.tm_hour,
+	    &tm.tm_min, &tm.tm_sec, &used) != 5)
+		return 0;
+	s += used;
+	if (*s == '.')
+		for (s++; isdigit((unsigned char)*s); s++)
+			;
+	if (sscanf(s, " %d", &tm.tm_year) != 1)
+		return 0;
+	tm.tm_year -= 1900;
+	tm.tm_mon = -1;
+	for (i = 0; i < 12; i++)
+		if (strcmp(mon, months[i]) == 0)
+			tm.tm_mon = i;
+	if (tm.tm_mon < 0)
+		return 0;
+	t = timegm(&tm);
+	return t == (time_t)-1 ? 0 : (int64_t)t;
+}
+
+/* notAfter of the leaf certificate, or 0 (plain http, no certinfo). */
+static int64_t
+cert_expiry(CURL *e)
+{
+	static const char key[] = "Expire date:";
+	struct curl_certinfo *ci = NULL;
+	struct curl_slist *s;
+
+	if (curl_easy_getinfo(e, CURLINFO_CERTINFO, &ci) != CURLE_OK ||
+	    ci == NULL || ci->num_of_certs < 1)
+		return 0;
+	for (s = ci->certinfo[0]; s != NULL; s = s->next)
+		if (strncmp(s->data, key, sizeof(key) - 1) == 0)
+			return parse_asn1_time(s->data + sizeof(key) - 1);
+	return 0;
+}
+
+static void
+op_free(struct http_op *o)
+{
+	if (o == NULL)
+		return;
+	if (o->x.easy != NULL)
+		curl_easy_cleanup(o->x.easy);
+	free(o);
+}
+
+/* The verdict of a transfer that got a response (ended or stopped). */
+static void
+judge(struct http_op *o, struct wp_result *res)
+{
+	struct http_inst *in = o->inst;
+	char kw[HTTP_DETAIL_KEYWORD + 1];
+	long code = 0;
+
+	curl_easy_getinfo(o->x.easy, CURLINFO_RESPONSE_CODE, &code);
+	res->status_code = (int)code;
+	res->ok = 0;
+	res->detail = o->detail;
+	if (!status_ok(in, code)) {
+		res->reason = WP_REASON_STATUS;
+		snprintf(o->detail, sizeof(o->detail), "HTTP %ld, expected %s",
+		    code, in->expected ? in->expected : "200-299");
+	} else if (o->avoid.found) {
+		res->reason = WP_REASON_KEYWORD;
+		quote_keyword(kw, sizeof(kw), in->keyword_absent);
+		snprintf(o->detail, sizeof(o->detail),
+		    "keyword_absent \"%s\" found in the body", kw);
+	} else if (o->want.needle != NULL && !o->want.found) {
+		res->reason = WP_REASON_KEYWORD;
+		quote_keyword(kw, sizeof(kw), in->keyword);
+		snprintf(o->detail, sizeof(o->detail),
+		    "keyword \"%s\" not found in first %zu bytes", kw,
+		    o->body_bytes);
+	} else {
+		res->ok = 1;
+		res->reason = WP_REASON_OK;
+		res->detail = NULL;
+	}
+}
+
+/* wp_curl_done_fn: complete the check, then free it. */
+static void
+http_done(struct wp_curl_xfer *x, CURLcode rc)
+{
+	struct http_op *o = x->arg;
+	struct wp_result res = WP_RESULT_INIT;
+	long code = 0;
+
+	wp_curl_timings(x, &res);
+	res.cert_expiry = cert_expiry(x->easy);
+	if (rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && x->stopped)) {
+		judge(o, &res);
+	} else {
+		wp_curl_failure(x, rc, &res, o->detail, sizeof(o->detail));
+		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
+		res.status_code = code > 0 ? (int)code : -1;
+	}
+	o->inst->st->host->complete(o->op, &res);
+	op_free(o);
+}
+
+static int
+http_init(const struct wp_host *host, void **state)
+{
+	struct http_state *st;
+
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return WP_EIO;
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		goto fail;
+	st->host = host;
+	if ((st->cl = wp_curl_loop_new(host)) == NULL)
+		goto fail;
+	*state = st;
+	return 0;
+fail:
+	free(st);
+	curl_global_cleanup();
+	return WP_ENOMEM;
+}
+
+static void
+http_fini(void *state)
+{
+	struct http_state *st = state;
+
+	if (st == NULL)
+		return;
+	wp_curl_loop_free(st->cl);
+	free(st);
+	curl_global_cleanup();
+}
+
+static void
+http_release(void *state, void *inst)
+{
+	struct http_inst *in = inst;
+
+	(void)state;
+	if (in == NULL)
+		return;
+	free(in->url);
+	free(in->method);
+	free(in->expected);
+	free(in->keyword);
+	free(in->keyword_absent);
+	free(in->body);
+	curl_slist_free_all(in->headers);
+	free(in);
+}
+
+/* Parse a status code 100-599 at *S, advancing it; -1 if there is none. */
+static int
+parse_code(const char **s)
+{
+	const char *p = *s;
+	int v = 0, n = 0;
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	while (isdigit((unsigned char)*p) && n < 4) {
+		v = v * 10 + (*p++ - '0');
+		n++;
+	}
+	if (n != 3 || v < 100 || v > 599)
+		return -1;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	*s = p;
+	return v;
+}
+
+/*
+ * "200", "200-299", "200,301", "200-204,301": a comma-separated list of
+ * codes and inclusive ranges.  Returns NULL or what is wrong.
+ */
+static const char *
+parse_expected(struct http_inst *in, const char *s)
+{
+	const char *p = s;
+	int lo, hi;
+
+	in->n_ranges = 0;
+	for (;;) {
+		if ((lo = parse_code(&p)) < 0)
+			return "expected_status: codes must be 100-599, as in "
+			    "\"200\", \"200-299\" or \"200,301\"";
+		hi = lo;
+		if (*p == '-') {
+			p++;
+			if ((hi = parse_code(&p)) < 0)
+				return "expected_status: codes must be 100-599, "
+				    "as in \"200\", \"200-299\" or \"200,301\"";
+			if (hi < lo)
+				return "expected_status: range ends below its "
+				    "start";
+		}
+		if (in->n_ranges == HTTP_MAX_RANGES)
+			return "expected_status: too many items";
+		in->ranges[in->n_ranges].lo = lo;
+		in->ranges[in->n_ranges].hi = hi;
+		in->n_ranges++;
+		if (*p == '\0')
+			return NULL;
+		if (*p != ',')
+			return "expected_status: items must be separated by "
+			    "commas";
+		p++;
+	}
+}
+
+static const char *
+check_method(const char *s)
+{
+	static const char *known[] = {
+		"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcmp(s, known[i]) == 0)
+			return NULL;
+	return "method must be one of GET, HEAD, POST, PUT, DELETE, PATCH, "
+	    "OPTIONS";
+}
+
+static const char *
+check_keyword(const char *key, const char *s)
+{
+	(void)key;
+	if (s[0] == '\0')
+		return "must not be empty";
+	if (strlen(s) > HTTP_KEYWORD_MAX)
+		return "is longer than 1024 bytes";
+	return NULL;
+}
+
+static int
+dup_to(char **dst, const char *s)
+{
+	free(*dst);
+	*dst = strdup(s);
+	return *dst == NULL ? WP_ENOMEM : 0;
+}
+
+static int
+http_configure(void *state, const struct wp_section *sec, void **instp)
+{
+	struct http_state *st = state;
+	const struct wp_host *h = st->host;
+	const struct wp_kv *kv;
+	const struct wp_kv *method_kv = NULL, *body_kv = NULL;
+	struct http_inst *in;
+	struct curl_slist *l;
+	const char *why;
+	size_t i;
+	int bad = 0, rc = 0, b;
+
+	if ((in = calloc(1, sizeof(*in))) == NULL)
+		return WP_ENOMEM;
+	in->st = st;
+	in->follow = 1;
+	in->verify = 1;
+	in->ranges[0].lo = 200;
+	in->ranges[0].hi = 299;
+	in->n_ranges = 1;
+	for (i = 0; i < sec->n_kv && rc == 0; i++) {
+		kv = &sec->kv[i];
+		if (strcmp(kv->key, "url") == 0) {
+			if ((why = wp_curl_check_url(kv->value)) != NULL) {
+				h->config_error(sec, kv, "%s", why);
+				bad = 1;
+			} else
+				rc = dup_to(&in->url, kv->value);
+		} else if (strcmp(kv->key, "method") == 0) {
+			method_kv = kv;
+			if ((why = check_method(kv->value)) != NULL) {
+				h->config_error(sec, kv, "%s", why);
+				bad = 1;
+			} else
+				rc = dup_to(&in->method, kv->value);
+		} else if (strcmp(kv->key, "expected_status") == 0) {
+			if ((why = parse_expected(in, kv->value)) != NULL) {
+				h->config_error(sec, kv, "%s", why);
+				bad = 1;
+			} else
+				rc = dup_to(&in->expected, kv->value);
+		} else if (strcmp(kv->key, "keyword") == 0 ||
+		    strcmp(kv->key, "keyword_absent") == 0) {
+			if ((why = check_keyword(kv->key, kv->value)) != NULL) {
+				h->config_error(sec, kv, "%s %s", kv->key, why);
+				bad = 1;
+			} else
+				rc = dup_to(kv->key[7] == '\0' ? &in->keyword :
+				    &in->keyword_absent, kv->value);
+		} else if (strcmp(kv->key, "header") == 0) {
+			if ((why = wp_curl_check_header(kv->value)) != NULL) {
+				h->config_error(sec, kv, "%s", why);
+				bad = 1;
+			} else if ((l = curl_slist_append(in->headers,
+			    kv->value)) == NULL)
+				rc = WP_ENOMEM;
+			else
+				in->headers = l;
+		} else if (strcmp(kv->key, "body") == 0) {
+			body_kv = kv;
+			rc = dup_to(&in->body, kv->value);
+		} else if (strcmp(kv->key, "follow_redirects") == 0 ||
+		    strcmp(kv->key, "verify_tls") == 0) {
+			if (h->parse_bool(kv->value, &b) != 0) {
+				h->config_error(sec, kv,
+				    "%s must be true or false", kv->key);
+				bad = 1;
+			} else if (kv->key[0] == 'f')
+				in->follow = b;
+			else
+				in->verify = b;
+		} else {
+			h->config_error(sec, kv, "unknown key \"%s\"", kv->key);
+			bad = 1;
+		}
+	}
+	if (rc != 0)
+		goto fail;
+	if (in->url == NULL && wp_section_find(sec, "url") == NULL) {
+		h->config_error(sec, NULL, "url is required");
+		bad = 1;
+	}
+	if (in->method == NULL && in->body != NULL &&
+	    (rc = dup_to(&in->method, "POST")) != 0)
+		goto fail;
+	in->head = in->method != NULL && strcmp(in->method, "HEAD") == 0;
+	if (in->body != NULL && in->method != NULL &&
+	    (strcmp(in->method, "GET") == 0 || in->head)) {
+		h->config_error(sec, method_kv ? method_kv : body_kv,
+		    "body needs a method that sends one (POST, PUT, PATCH, "
+		    "DELETE, OPTIONS)");
+		bad = 1;
+	}
+	if (in->head && (in->keyword != NULL || in->keyword_absent != NULL)) {
+		h->config_error(sec, method_kv,
+		    "keyword and keyword_absent need a body; HEAD reads none");
+		bad = 1;
+	}
+	/* "Expect:" turns off curl's 100-continue wait for larger bodies. */
+	if (!bad && (l = curl_slist_append(in->headers, "Expect:")) == NULL) {
+		rc = WP_ENOMEM;
+		goto fail;
+	}
+	if (!bad)
+		in->headers = l;
+	if (bad) {
+		rc = WP_EINVAL;
+		goto fail;
+	}
+	*instp = in;
+	return 0;
+fail:
+	http_release(st, in);
+	return rc;
+}
+
+static int
+http_start(void *inst, const struct wp_request *req, void **opstate)
+{
+	struct http_inst *in = inst;
+	struct http_state *st = in->st;
+	struct http_op *o;
+	CURL *e;
+	int bad = 0, rc;
+
+	if ((o = calloc(1, sizeof(*o))) == NULL)
+		return WP_ENOMEM;
+	o->inst = in;
+	o->op = req->op;
+	o->started_us = st->host->now_us();
+	o->x.arg = o;
+	o->x.done = http_done;
+	o->x.body = in->head ? NULL : http_body;
+	o->want.needle = in->keyword;
+	o->want.len = in->keyword ? strlen(in->keyword) : 0;
+	o->avoid.needle = in->keyword_absent;
+	o->avoid.len = in->keyword_absent ? strlen(in->keyword_absent) : 0;
+	rc = wp_curl_setup(&o->x, in->url, in->headers, in->verify,
+	    (req->deadline_us - o->started_us) / 1000);
+	if (rc != 0)
+		goto fail;
+	e = o->x.easy;
+	bad |= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION,
+	    in->follow ? 1L : 0L) != CURLE_OK;
+	bad |= curl_easy_setopt(e, CURLOPT_MAXREDIRS, HTTP_MAX_REDIRS) !=
+	    CURLE_OK;
+	bad |= curl_easy_setopt(e, CURLOPT_CERTINFO, 1L) != CURLE_OK;
+	if (in->head)
+		bad |= curl_easy_setopt(e, CURLOPT_NOBODY, 1L) != CURLE_OK;
+	else if (in->method != NULL && strcmp(in->method, "GET") != 0)
+		bad |= curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST,
+		    in->method) != CURLE_OK;
+	if (in->body != NULL) {
+		bad |= curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE,
+		    (long)strlen(in->body)) != CURLE_OK;
+		bad |= curl_easy_setopt(e, CURLOPT_POSTFIELDS, in->body) !=
+		    CURLE_OK;
+	}
+	if (bad) {
+		rc = WP_EINVAL;
+		goto fail;
+	}
+	if ((rc = wp_curl_loop_add(st->cl, &o->x)) != 0)
+		goto fail;
+	*opstate = o;
+	return 0;
+fail:
+	op_free(o);
+	return rc;
+}
+
+/* The host's deadline: stop, say how far the check got, complete. */
+static void
+http_cancel(void *inst, void *opstate)
+{
+	struct http_inst *in = inst;
+	struct http_op *o = opstate;
+	struct wp_result res = WP_RESULT_INIT;
+
+	wp_curl_timings(&o->x, &res);
+	snprintf(o->detail, sizeof(o->detail), "timed out %s",
+	    wp_curl_phase(&o->x));
+	wp_curl_loop_remove(in->st->cl, &o->x);
+	res.ok = 0;
+	res.reason = WP_REASON_TIMEOUT;
+	res.detail = o->detail;
+	res.latency_ms = (double)(in->st->host->now_us() - o->started_us) /
+	    1000.0;
+	in->st->host->complete(o->op, &res);
+	op_free(o);
+}
+
+static const struct wp_key http_keys[] = {
+	{ "url", WP_KEY_REQUIRED, "http:// or https:// URL to fetch" },
+	{ "method", 0, "GET (default; POST when body is set), HEAD, POST, "
+	    "PUT, DELETE, PATCH, OPTIONS" },
+	{ "expected_status", 0, "accepted codes: 200, 200-299, 200,301 "
+	    "(default 200-299)" },
+	{ "keyword", 0, "the body must contain this text" },
+	{ "keyword_absent", 0, "the body must not contain this text" },
+	{ "header", WP_KEY_MULTI, "extra request header \"Name: value\"" },
+	{ "body", 0, "request body to send" },
+	{ "follow_redirects", 0, "follow up to 10 redirects (true)" },
+	{ "verify_tls", 0, "verify the server certificate (true)" },
+	{ NULL, 0, NULL }
+};
+
+static const struct wp_plugin http_plugin = {
+	WP_PLUGIN_HEADER,
+	.name = "http",
+	.version = PACKAGE_VERSION,
+	.description = "HTTP(S) check: status, keywords, timings, "
+	    "certificate expiry",
+	.kind = WP_PLUGIN_CHECK,
+	.keys = http_keys,
+	.init = http_init,
+	.fini = http_fini,
+	.configure = http_configure,
+	.release = http_release,
+	.start = http_start,
+	.cancel = http_cancel,
+	.check = NULL,
+};
+
+WP_PLUGIN_DEFINE(http, http_plugin)

@@ -1,0 +1,524 @@
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "curl-loop.h"
+
+/* One socket curl asked us to watch. */
+struct sock {
+	struct wp_curl_loop *cl;
+	curl_socket_t fd;
+	struct wp_watch *w;
+	struct sock *prev, *next;
+};
+
+struct wp_curl_loop {
+	const struct wp_host *host;
+	CURLM *multi;
+	struct wp_timer *timer;
+	struct sock *socks;
+};
+
+static void
+sock_free(struct wp_curl_loop *cl, struct sock *sk)
+{
+	if (sk->prev)
+		sk->prev->next = sk->next;
+	else
+		cl->socks = sk->next;
+	if (sk->next)
+		sk->next->prev = sk->prev;
+	if (sk->w)
+		cl->host->unwatch(sk->w);
+	free(sk);
+}
+
+/*
+ * Hand every finished transfer to its owner.  Only called after
+ * curl_multi_socket_action() returned, never from inside a curl callback,
+ * so done() may call back into curl and into the host.
+ */
+static void
+drain(struct wp_curl_loop *cl)
+{
+	struct wp_curl_xfer *x;
+	CURLMsg *msg;
+	CURLcode rc;
+	char *priv;
+	int left;
+
+	while ((msg = curl_multi_info_read(cl->multi, &left)) != NULL) {
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		rc = msg->data.result;
+		priv = NULL;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+		x = (struct wp_curl_xfer *)(void *)priv;
+		curl_multi_remove_handle(cl->multi, msg->easy_handle);
+		if (x == NULL)
+			continue;
+		x->in_multi = 0;
+		x->done(x, rc);
+	}
+}
+
+static void
+watch_cb(struct wp_watch *w, int fd, unsigned revents, void *arg)
+{
+	struct sock *sk = arg;
+	struct wp_curl_loop *cl = sk->cl;
+	int flags = 0, running;
+
+	(void)w;
+	if (revents & WP_READABLE)
+		flags |= CURL_CSELECT_IN;
+	if (revents & WP_WRITABLE)
+		flags |= CURL_CSELECT_OUT;
+	/* sk may be freed inside (CURL_POLL_REMOVE): not used after this. */
+	curl_multi_socket_action(cl->multi, fd, flags, &running);
+	drain(cl);
+}
+
+static void
+timer_cb(struct wp_timer *t, void *arg)
+{
+	struct wp_curl_loop *cl = arg;
+	int running;
+
+	(void)t;
+	curl_multi_socket_action(cl->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	drain(cl);
+}
+
+/* CURLMOPT_SOCKETFUNCTION: mirror curl's interest in S on a host watch. */
+static int
+socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+	struct wp_curl_loop *cl = userp;
+	struct sock *sk = socketp;
+	unsigned ev = 0;
+
+	(void)easy;
+	if (what == CURL_POLL_REMOVE) {
+		if (sk != NULL) {
+			curl_multi_assign(cl->multi, s, NULL);
+			sock_free(cl, sk);
+		}
+		return 0;
+	}
+	if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
+		ev |= WP_READABLE;
+	if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
+		ev |= WP_WRITABLE;
+	if (sk != NULL)
+		return cl->host->watch_set(sk->w, ev) == 0 ? 0 : -1;
+	if ((sk = calloc(1, sizeof(*sk))) == NULL)
+		return -1;
+	sk->cl = cl;
+	sk->fd = s;
+	if ((sk->w = cl->host->watch(cl->host, s, ev, watch_cb, sk)) == NULL) {
+		free(sk);
+		return -1;
+	}
+	sk->next = cl->socks;
+	if (cl->socks)
+		cl->socks->prev = sk;
+	cl->socks = sk;
+	curl_multi_assign(cl->multi, s, sk);
+	return 0;
+}
+
+/*
+ * CURLMOPT_TIMERFUNCTION: arm the one host timer.  A zero timeout is also
+ * deferred to the timer, as curl asks: calling curl_multi_socket_action()
+ * from here would recurse into curl.
+ */
+static int
+multi_timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+	struct wp_curl_loop *cl = userp;
+
+	(void)multi;
+	if (cl->timer == NULL)
+		return timeout_ms < 0 ? 0 : -1;
+	return cl->host->timer_set(cl->timer, timeout_ms < 0 ? -1 :
+	    (int64_t)timeout_ms) == 0 ? 0 : -1;
+}
+
+struct wp_curl_loop *
+wp_curl_loop_new(const struct wp_host *host)
+{
+	struct wp_curl_loop *cl;
+
+	if ((cl = calloc(1, sizeof(*cl))) == NULL)
+		return NULL;
+	cl->host = host;
+	if ((cl->multi = curl_multi_init()) == NULL) {
+		free(cl);
+		return NULL;
+	}
+	curl_multi_setopt(cl->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+	curl_multi_setopt(cl->multi, CURLMOPT_SOCKETDATA, cl);
+	curl_multi_setopt(cl->multi, CURLMOPT_TIMERFUNCTION, multi_timer_cb);
+	curl_multi_setopt(cl->multi, CURLMOPT_TIMERDATA, cl);
+	return cl;
+}
+
+void
+wp_curl_loop_free(struct wp_curl_loop *cl)
+{
+	if (cl == NULL)
+		return;
+	curl_multi_cleanup(cl->multi);
+	while (cl->socks != NULL)
+		sock_free(cl, cl->socks);
+	if (cl->timer != NULL)
+		cl->host->timer_free(cl->timer);
+	free(cl);
+}
+
+int
+wp_curl_loop_add(struct wp_curl_loop *cl, struct wp_curl_xfer *x)
+{
+	if (cl->timer == NULL &&
+	    (cl->timer = cl->host->timer_new(cl->host, timer_cb, cl)) == NULL)
+		return WP_ENOMEM;
+	curl_easy_setopt(x->easy, CURLOPT_PRIVATE, (char *)(void *)x);
+	if (curl_multi_add_handle(cl->multi, x->easy) != CURLM_OK)
+		return WP_EIO;
+	x->in_multi = 1;
+	return 0;
+}
+
+void
+wp_curl_loop_remove(struct wp_curl_loop *cl, struct wp_curl_xfer *x)
+{
+	if (x == NULL || !x->in_multi)
+		return;
+	curl_multi_remove_handle(cl->multi, x->easy);
+	x->in_multi = 0;
+}
+
+/* CURLOPT_HEADERFUNCTION: count and bound the response headers. */
+static size_t
+header_cb(char *p, size_t size, size_t n, void *arg)
+{
+	struct wp_curl_xfer *x = arg;
+
+	(void)p;
+	x->got_header = 1;
+	x->header_bytes += n;
+	if (x->header_bytes > WP_CURL_MAX_HEADER) {
+		x->header_overflow = 1;
+		return 0;
+	}
+	return size * n;
+}
+
+static size_t
+write_cb(char *p, size_t size, size_t n, void *arg)
+{
+	struct wp_curl_xfer *x = arg;
+
+	(void)size;
+	if (n == 0)
+		return 0;
+	x->got_body = 1;
+	if (x->body == NULL || x->body(x, p, n) != 0) {
+		x->stopped = 1;
+		return 0;
+	}
+	return n;
+}
+
+int
+wp_curl_setup(struct wp_curl_xfer *x, const char *url,
+    struct curl_slist *headers, int verify_tls, int64_t budget_ms)
+{
+	CURL *e;
+	long total;
+	int bad = 0;
+
+	if ((e = curl_easy_init()) == NULL)
+		return WP_ENOMEM;
+	if (budget_ms < 1)
+		budget_ms = 1;
+	total = budget_ms > 86400000 ? 86400000L : (long)budget_ms + 1000;
+	x->errbuf[0] = '\0';
+	bad |= curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK;
+	bad |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
+#if LIBCURL_VERSION_NUM >= 0x075500
+	bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") !=
+	    CURLE_OK;
+	bad |= curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") !=
+	    CURLE_OK;
+#else
+	bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS,
+	    (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)) != CURLE_OK;
+	bad |= curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS,
+	    (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)) != CURLE_OK;
+#endif
+	bad |= curl_easy_setopt(e, CURLOPT_USERAGENT,
+	    "watchpost/" PACKAGE_VERSION) != CURLE_OK;
+	/* Each check measures a connection of its own. */
+	bad |= curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L) != CURLE_OK;
+	bad |= curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L) != CURLE_OK;
+	bad |= curl_easy_setopt(e, CURLOPT_DNS_CACHE_TIMEOUT, 0L) != CURLE_OK;
+	bad |= curl_easy_setopt(e, CURLOPT_SSL_SESSIONID_CACHE, 0L) !=
+	    CURLE_OK;
+	bad |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER,
+	    verify_tls ? 1L : 0L) != CURLE_OK;
+	bad |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST,
+	    verify_tls ? 2L : 0L) != CURLE_OK;
+	bad |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, total) != CURLE_OK;
+	bad |= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, total) !=
+	    CURLE_OK;
+	bad |= curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb) !=
+	    CURLE_OK;
+	bad |= curl_easy_setopt(e, CURLOPT_HEADERDATA, x) != CURLE_OK;
+	bad |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb) !=
+	    CURLE_OK;
+	bad |= curl_easy_setopt(e, CURLOPT_WRITEDATA, x) != CURLE_OK;
+	bad |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf) !=
+	    CURLE_OK;
+	if (headers != NULL)
+		bad |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers) !=
+		    CURLE_OK;
+	if (bad) {
+		curl_easy_cleanup(e);
+		return WP_EINVAL;
+	}
+	x->easy = e;
+	return 0;
+}
+
+/* A curl phase time in ms, or -1 when the phase was not reached. */
+static double
+phase_ms(CURL *e, CURLINFO what)
+{
+	curl_off_t us = 0;
+
+	if (curl_easy_getinfo(e, what, &us) != CURLE_OK || us <= 0)
+		return -1.0;
+	return (double)us / 1000.0;
+}
+
+void
+wp_curl_timings(struct wp_curl_xfer *x, struct wp_result *res)
+{
+	res->latency_ms = phase_ms(x->easy, CURLINFO_TOTAL_TIME_T);
+	res->dns_ms = phase_ms(x->easy, CURLINFO_NAMELOOKUP_TIME_T);
+	res->connect_ms = phase_ms(x->easy, CURLINFO_CONNECT_TIME_T);
+	res->tls_ms = phase_ms(x->easy, CURLINFO_APPCONNECT_TIME_T);
+	res->first_byte_ms = phase_ms(x->easy, CURLINFO_STARTTRANSFER_TIME_T);
+}
+
+static int
+is_https(CURL *e)
+{
+	char *scheme = NULL;
+
+	if (curl_easy_getinfo(e, CURLINFO_SCHEME, &scheme) != CURLE_OK ||
+	    scheme == NULL)
+		return 0;
+	return strcasecmp(scheme, "https") == 0;
+}
+
+const char *
+wp_curl_phase(struct wp_curl_xfer *x)
+{
+	if (x->got_body)
+		return "reading body";
+	if (x->got_header)
+		return "reading headers";
+	if (phase_ms(x->easy, CURLINFO_NAMELOOKUP_TIME_T) < 0)
+		return "resolving the host name";
+	if (phase_ms(x->easy, CURLINFO_CONNECT_TIME_T) < 0)
+		return "during connect";
+	if (is_https(x->easy) &&
+	    phase_ms(x->easy, CURLINFO_APPCONNECT_TIME_T) < 0)
+		return "during TLS handshake";
+	return "waiting for first byte";
+}
+
+/* The connect failure named by the socket error curl saw. */
+static void
+connect_failure(CURL *e, struct wp_result *res, char *buf, size_t len)
+{
+	long err = 0;
+
+	curl_easy_getinfo(e, CURLINFO_OS_ERRNO, &err);
+	switch (err) {
+	case ECONNREFUSED:
+		res->reason = WP_REASON_REFUSED;
+		snprintf(buf, len, "connection refused");
+		break;
+	case ENETUNREACH:
+		res->reason = WP_REASON_UNREACHABLE;
+		snprintf(buf, len, "network unreachable");
+		break;
+	case EHOSTUNREACH:
+		res->reason = WP_REASON_UNREACHABLE;
+		snprintf(buf, len, "host unreachable");
+		break;
+	case ETIMEDOUT:
+		res->reason = WP_REASON_CONNECT;
+		snprintf(buf, len, "connect timed out");
+		break;
+	default:
+		res->reason = WP_REASON_CONNECT;
+		if (err != 0)
+			snprintf(buf, len, "connect failed: %s",
+			    strerror((int)err));
+		else
+			snprintf(buf, len, "connect failed");
+		break;
+	}
+}
+
+void
+wp_curl_failure(struct wp_curl_xfer *x, CURLcode rc, struct wp_result *res,
+    char *buf, size_t len)
+{
+	static const char verify_prefix[] = "SSL certificate problem: ";
+
+	res->ok = 0;
+	res->detail = buf;
+	if (x->header_overflow) {
+		res->reason = WP_REASON_PROTOCOL;
+		snprintf(buf, len, "response headers larger than %d bytes",
+		    WP_CURL_MAX_HEADER);
+		return;
+	}
+	switch (rc) {
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		res->reason = WP_REASON_DNS;
+		snprintf(buf, len, "DNS: could not resolve the host name");
+		break;
+	case CURLE_COULDNT_CONNECT:
+		connect_failure(x->easy, res, buf, len);
+		break;
+	case CURLE_OPERATION_TIMEDOUT:
+		res->reason = WP_REASON_TIMEOUT;
+		snprintf(buf, len, "timed out %s", wp_curl_phase(x));
+		break;
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+		res->reason = WP_REASON_TLS;
+		/* OpenSSL's verify text names the problem, never the host. */
+		if (strncmp(x->errbuf, verify_prefix,
+		    sizeof(verify_prefix) - 1) == 0)
+			snprintf(buf, len,
+			    "TLS certificate verification failed: %s",
+			    x->errbuf + sizeof(verify_prefix) - 1);
+		else
+			snprintf(buf, len,
+			    "TLS certificate verification failed");
+		break;
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_USE_SSL_FAILED:
+		res->reason = WP_REASON_TLS;
+		snprintf(buf, len, "TLS handshake failed");
+		break;
+	case CURLE_TOO_MANY_REDIRECTS:
+		res->reason = WP_REASON_PROTOCOL;
+		snprintf(buf, len, "redirect loop: too many redirects");
+		break;
+	case CURLE_UNSUPPORTED_PROTOCOL:
+		res->reason = WP_REASON_PROTOCOL;
+		snprintf(buf, len, "redirect to a scheme other than http/https");
+		break;
+	case CURLE_WEIRD_SERVER_REPLY:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+	case CURLE_BAD_CONTENT_ENCODING:
+		res->reason = WP_REASON_PROTOCOL;
+		snprintf(buf, len, "malformed response: %s",
+		    curl_easy_strerror(rc));
+		break;
+	case CURLE_GOT_NOTHING:
+		res->reason = WP_REASON_IO;
+		snprintf(buf, len, "empty reply from server");
+		break;
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_PARTIAL_FILE:
+		res->reason = WP_REASON_IO;
+		snprintf(buf, len, "%s", curl_easy_strerror(rc));
+		break;
+	default:
+		res->reason = WP_REASON_CONNECT;
+		snprintf(buf, len, "%s", curl_easy_strerror(rc));
+		break;
+	}
+}
+
+const char *
+wp_curl_check_url(const char *s)
+{
+	CURLU *u;
+	char *scheme = NULL, *host = NULL;
+	const char *why = NULL;
+	const unsigned char *p;
+
+	for (p = (const unsigned char *)s; *p != '\0'; p++)
+		if (*p <= 0x20 || *p == 0x7f)
+			return "url must not contain spaces or control "
+			    "characters";
+	if ((u = curl_url()) == NULL)
+		return "out of memory";
+	if (curl_url_set(u, CURLUPART_URL, s, CURLU_NON_SUPPORT_SCHEME) !=
+	    CURLUE_OK) {
+		why = "url is not a valid absolute URL";
+		goto out;
+	}
+	if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    (strcasecmp(scheme, "http") != 0 &&
+	    strcasecmp(scheme, "https") != 0)) {
+		why = "url scheme must be http or https";
+		goto out;
+	}
+	if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+	    host[0] == '\0')
+		why = "url has no host";
+out:
+	curl_free(scheme);
+	curl_free(host);
+	curl_url_cleanup(u);
+	return why;
+}
+
+/* RFC 9110 token characters. */
+static int
+is_tchar(int c)
+{
+	return isalnum(c) || (c != '\0' && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+const char *
+wp_curl_check_header(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	if (!is_tchar(*p))
+		return "header must be \"Name: value\" with a valid name";
+	while (is_tchar(*p))
+		p++;
+	if (*p != ':')
+		return "header must be \"Name: value\" with a valid name";
+	for (p++; *p != '\0'; p++)
+		if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+			return "header value must not contain control "
+			    "characters";
+	return NULL;
+}

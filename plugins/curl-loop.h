@@ -1,0 +1,104 @@
+/*
+ * curl-loop -- libcurl's multi_socket interface driven by the host's event
+ * loop (host->watch and host->timer_*), shared by http.so and
+ * alert-webhook.so.  It is compiled into each plugin; the plugins are built
+ * with hidden visibility, so none of these names leaves its .so file.
+ *
+ * Threads: wp_curl_loop_new() and wp_curl_loop_free() run on the main thread
+ * (init/fini); everything else runs on the loop thread.
+ *
+ * Every transfer is a struct wp_curl_xfer embedded in the caller's
+ * per-operation state.  A transfer added with wp_curl_loop_add() ends in
+ * exactly one of two ways: curl finishes it and done() is called once (the
+ * easy handle is already out of the multi handle, so done() may free it), or
+ * the caller takes it back with wp_curl_loop_remove() and done() is never
+ * called.  done() runs outside every curl callback, so it may complete the
+ * host operation, free the transfer and start new ones.
+ */
+#ifndef WP_PLUGINS_CURL_LOOP_H
+#define WP_PLUGINS_CURL_LOOP_H
+
+#include <stddef.h>
+
+#include <curl/curl.h>
+#include <watchpost/plugin.h>
+
+/* Response headers (all of them, redirects included) are cut off here. */
+#define WP_CURL_MAX_HEADER (64 * 1024)
+
+struct wp_curl_loop;
+struct wp_curl_xfer;
+
+/* Body data for the transfer.  Return 0 to go on, 1 to end the transfer
+ * now because the verdict is known (it then finishes with `stopped` set). */
+typedef int (*wp_curl_body_fn)(struct wp_curl_xfer *x, const char *p,
+    size_t n);
+typedef void (*wp_curl_done_fn)(struct wp_curl_xfer *x, CURLcode rc);
+
+struct wp_curl_xfer {
+	CURL *easy;
+	wp_curl_body_fn body;     /* NULL: the body is not wanted at all */
+	wp_curl_done_fn done;
+	void *arg;                /* the caller's */
+	size_t header_bytes;
+	int header_overflow;      /* headers exceeded WP_CURL_MAX_HEADER */
+	int got_header;           /* a response header arrived */
+	int got_body;             /* body data arrived */
+	int stopped;              /* body() ended the transfer on purpose */
+	int in_multi;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+/*
+ * Create the loop for HOST.  Returns NULL on failure.  The host's timer is
+ * made on first use (timers are loop-thread services).
+ */
+struct wp_curl_loop *wp_curl_loop_new(const struct wp_host *host);
+/* Free the loop; no transfer may still be in it.  Accepts NULL. */
+void wp_curl_loop_free(struct wp_curl_loop *cl);
+
+/*
+ * Give X (with x->easy set up by wp_curl_setup() and x->done set) to the
+ * loop.  Returns 0, or WP_ENOMEM / WP_EIO if it could not be added, in which
+ * case done() will never be called and X is still the caller's.
+ */
+int wp_curl_loop_add(struct wp_curl_loop *cl, struct wp_curl_xfer *x);
+/* Take X back before it finished; done() will not be called.  Frees the
+ * transfer's sockets and watches. */
+void wp_curl_loop_remove(struct wp_curl_loop *cl, struct wp_curl_xfer *x);
+
+/*
+ * Create x->easy with the options every check and delivery shares: URL, no
+ * signals, http/https only (redirects too), the watchpost User-Agent, a
+ * fresh connection that is not kept, no DNS or TLS session cache, the
+ * header bound, HEADERS (borrowed: must outlive the transfer), TLS
+ * verification per VERIFY_TLS and a total time bound of BUDGET_MS plus a
+ * margin (the host cancels at its deadline first).  Returns 0 or WP_ENOMEM /
+ * WP_EINVAL; on failure x->easy is NULL.
+ */
+int wp_curl_setup(struct wp_curl_xfer *x, const char *url,
+    struct curl_slist *headers, int verify_tls, int64_t budget_ms);
+
+/* Phase timings and total latency of a finished or cancelled transfer. */
+void wp_curl_timings(struct wp_curl_xfer *x, struct wp_result *res);
+
+/*
+ * Turn a failed transfer into a result: ok = 0, a wp_reason and a detail in
+ * BUF naming what failed ("connection refused", "TLS certificate
+ * verification failed: ...").  The detail never contains the URL, its host,
+ * or any header value.
+ */
+void wp_curl_failure(struct wp_curl_xfer *x, CURLcode rc,
+    struct wp_result *res, char *buf, size_t len);
+
+/* The phase a transfer has reached, for "timed out <phase>". */
+const char *wp_curl_phase(struct wp_curl_xfer *x);
+
+/*
+ * Configuration checks.  Each returns NULL if S is acceptable, else a
+ * message that does not quote S (values may hold secrets).
+ */
+const char *wp_curl_check_url(const char *s);
+const char *wp_curl_check_header(const char *s);
+
+#endif

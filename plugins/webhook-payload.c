@@ -1,0 +1,152 @@
+#include "config.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "webhook-payload.h"
+
+/*
+ * Length of the valid UTF-8 sequence at P (at most N bytes), or 0 if it is
+ * not one: no overlong forms, no surrogates, nothing above U+10FFFF.
+ */
+static size_t
+utf8_seq(const unsigned char *p, size_t n)
+{
+	size_t len, i;
+	uint32_t c;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+		len = 2;
+		c = p[0] & 0x1f;
+	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+		len = 3;
+		c = p[0] & 0x0f;
+	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+		len = 4;
+		c = p[0] & 0x07;
+	} else
+		return 0;
+	if (len > n)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		c = (c << 6) | (p[i] & 0x3f);
+	}
+	if ((len == 3 && c < 0x800) || (len == 4 && c < 0x10000) ||
+	    (c >= 0xd800 && c <= 0xdfff) || c > 0x10ffff)
+		return 0;
+	return len;
+}
+
+/* A JSON string for S (repaired to valid UTF-8), json null for NULL, or
+ * NULL when out of memory. */
+static json_t *
+jstr(const char *s)
+{
+	static const char repl[] = "\xef\xbf\xbd";
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n, i, o, k;
+	json_t *j;
+	char *buf;
+
+	if (s == NULL)
+		return json_null();
+	n = strlen(s);
+	if ((buf = malloc(n * 3 + 1)) == NULL)
+		return NULL;
+	for (i = 0, o = 0; i < n; ) {
+		if ((k = utf8_seq(p + i, n - i)) == 0) {
+			memcpy(buf + o, repl, 3);
+			o += 3;
+			i++;
+		} else {
+			memcpy(buf + o, p + i, k);
+			o += k;
+			i += k;
+		}
+	}
+	buf[o] = '\0';
+	j = json_stringn(buf, o);
+	free(buf);
+	return j;
+}
+
+/* "2026-11-22T10:15:30.123Z" for MS since the epoch, into BUF. */
+static json_t *
+jtime(int64_t ms)
+{
+	char buf[64];
+	struct tm tm;
+	int64_t sec = ms / 1000, frac = ms % 1000;
+	time_t t;
+
+	if (frac < 0) {
+		frac += 1000;
+		sec--;
+	}
+	t = (time_t)sec;
+	if (gmtime_r(&t, &tm) == NULL ||
+	    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+		return json_null();
+	snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), ".%03dZ",
+	    (int)frac);
+	return json_string(buf);
+}
+
+static json_t *
+jid(uint64_t id)
+{
+	char buf[32];
+
+	if (id <= (uint64_t)INT64_MAX)
+		return json_integer((json_int_t)id);
+	snprintf(buf, sizeof(buf), "%" PRIu64, id);
+	return json_string(buf);
+}
+
+char *
+wp_webhook_payload(const struct wp_alert *in)
+{
+	struct wp_alert a;
+	json_t *o = NULL, *v;
+	char *out = NULL;
+	size_t n;
+	int bad = 0;
+
+	memset(&a, 0, sizeof(a));
+	n = in->size < sizeof(a) ? in->size : sizeof(a);
+	memcpy(&a, in, n);
+	if ((o = json_object()) == NULL)
+		return NULL;
+#define SET(k, expr)                                                    \
+	do {                                                            \
+		if ((v = (expr)) == NULL ||                             \
+		    json_object_set_new(o, (k), v) != 0)                \
+			bad = 1;                                        \
+	} while (0)
+	SET("monitor", jstr(a.monitor));
+	SET("type", jstr(a.type));
+	SET("state", jstr(a.state));
+	SET("previous_state", jstr(a.previous_state));
+	SET("timestamp", jtime(a.timestamp_ms));
+	SET("error", jstr(a.error));
+	SET("reason", jstr(a.reason));
+	SET("latency_ms", (a.latency_ms < 0 || !isfinite(a.latency_ms)) ?
+	    json_null() : json_real(a.latency_ms));
+	SET("id", jid(a.id));
+	SET("attempt", json_integer((json_int_t)a.attempt));
+#undef SET
+	if (!bad)
+		out = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return out;
+}

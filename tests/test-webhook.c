@@ -1,0 +1,507 @@
+/*
+ * test-webhook -- alert-webhook.so against tests/testhttpd on loopback
+ * (its /hook route records bodies and answers a status read from a file),
+ * and the payload builder fed hostile strings.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "mockhost.h"
+#include "webhook-payload.h"
+
+extern char **environ;
+
+struct server {
+	pid_t pid;
+	int port;
+};
+
+static struct mock_plugin *mp;
+static struct server srv;
+static char dir[4096], record[4200], status_file[4200];
+
+/*
+ * Start tests/testhttpd with EXTRA arguments (NULL-terminated) and read
+ * its "PORT n" line (10 s at most).  Fails the test on any problem.
+ */
+static void
+server_start(struct server *s, const char *const *extra)
+{
+	const char *top = getenv("abs_top_builddir");
+	char path[4096], line[64];
+	const char *argv[16];
+	posix_spawn_file_actions_t fa;
+	struct pollfd pfd;
+	size_t n = 0, i;
+	int fds[2];
+	ssize_t r;
+
+	assert_non_null(top);
+	snprintf(path, sizeof(path), "%s/tests/testhttpd", top);
+	argv[n++] = path;
+	for (i = 0; extra && extra[i] && n < 15; i++)
+		argv[n++] = extra[i];
+	argv[n] = NULL;
+	assert_int_equal(pipe(fds), 0);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+	posix_spawn_file_actions_addclose(&fa, fds[0]);
+	posix_spawn_file_actions_addclose(&fa, fds[1]);
+	assert_int_equal(posix_spawn(&s->pid, path, &fa, NULL,
+	    (char *const *)argv, environ), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	close(fds[1]);
+	n = 0;
+	pfd.fd = fds[0];
+	pfd.events = POLLIN;
+	while (n < sizeof(line) - 1 && memchr(line, '\n', n) == NULL) {
+		assert_int_equal(poll(&pfd, 1, 10000), 1);
+		r = read(fds[0], line + n, sizeof(line) - 1 - n);
+		assert_true(r > 0);
+		n += (size_t)r;
+		line[n] = '\0';
+	}
+	close(fds[0]);
+	assert_int_equal(sscanf(line, "PORT %d", &s->port), 1);
+	assert_true(s->port > 0);
+}
+
+static void
+server_stop(struct server *s)
+{
+	int status = 0;
+
+	if (s->pid <= 0)
+		return;
+	kill(s->pid, SIGTERM);
+	assert_int_equal(waitpid(s->pid, &status, 0), s->pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	s->pid = 0;
+}
+
+/* A loopback port nobody listens on (bound, then closed). */
+static int
+closed_port(void)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_true(fd >= 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	close(fd);
+	return ntohs(sin.sin_port);
+}
+
+
+static const char *
+url_for(const char *path)
+{
+	static char buf[16][512];
+	static int k;
+
+	k = (k + 1) % 16;
+	snprintf(buf[k], sizeof(buf[k]), "http://127.0.0.1:%d%s", srv.port,
+	    path);
+	return buf[k];
+}
+
+static void
+write_status(const char *s)
+{
+	FILE *f = fopen(status_file, "w");
+
+	assert_non_null(f);
+	fputs(s, f);
+	fclose(f);
+}
+
+/* The last line of the record file (malloc'd), or NULL if it is empty. */
+static char *
+last_record(int *lines)
+{
+	FILE *f = fopen(record, "r");
+	char *line = NULL, *last = NULL;
+	size_t cap = 0;
+	ssize_t n;
+
+	*lines = 0;
+	if (f == NULL)
+		return NULL;
+	while ((n = getline(&line, &cap, f)) > 0) {
+		if (line[n - 1] == '\n')
+			line[n - 1] = '\0';
+		free(last);
+		last = strdup(line);
+		(*lines)++;
+	}
+	free(line);
+	fclose(f);
+	return last;
+}
+
+static struct wp_alert
+sample_alert(uint64_t id)
+{
+	struct wp_alert a = {
+		.size = sizeof(struct wp_alert),
+		.id = id,
+		.monitor = "api-home",
+		.type = "http",
+		.state = "down",
+		.previous_state = "up",
+		.timestamp_ms = 1795342530123LL, /* 2026-11-22T10:15:30.123Z */
+		.error = "HTTP 503, expected 200-299",
+		.reason = "status",
+		.latency_ms = 12.5,
+		.attempt = 0,
+	};
+	return a;
+}
+
+static void
+deliver(const char *const *kv, const struct wp_alert *a, int64_t timeout_ms,
+    struct mock_result *out)
+{
+	void *inst = NULL;
+
+	assert_int_equal(mock_configure(mp, "ops", kv, timeout_ms, &inst), 0);
+	mock_run(mp, inst, timeout_ms, a, out);
+	mock_release(mp, inst);
+	assert_int_equal(out->start_rc, 0);
+	assert_int_equal(out->completions, 1);
+}
+
+static int
+group_setup(void **state)
+{
+	const char *tmp = getenv("TMPDIR");
+	const char *args[] = { "--record", record, "--hook-status-file",
+		status_file, NULL };
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/wp-webhook-XXXXXX", tmp ? tmp : "/tmp");
+	if (mkdtemp(dir) == NULL)
+		return -1;
+	snprintf(record, sizeof(record), "%s/record", dir);
+	snprintf(status_file, sizeof(status_file), "%s/status", dir);
+	setenv("MOCK_QUIET", "1", 1);
+	signal(SIGPIPE, SIG_IGN);
+	server_start(&srv, args);
+	mp = mock_plugin_load("alert-webhook.so");
+	return 0;
+}
+
+static int
+group_teardown(void **state)
+{
+	(void)state;
+	mock_plugin_unload(mp);
+	server_stop(&srv);
+	unlink(record);
+	unlink(status_file);
+	rmdir(dir);
+	return 0;
+}
+
+static void
+test_descriptor(void **state)
+{
+	const struct wp_plugin *d = mock_plugin_desc(mp);
+
+	(void)state;
+	assert_string_equal(d->name, "webhook");
+	assert_int_equal(d->kind, WP_PLUGIN_ALERT);
+	assert_string_equal(d->keys[0].name, "url");
+	assert_true(d->keys[0].flags & WP_KEY_REQUIRED);
+	assert_string_equal(d->keys[1].name, "header");
+	assert_true(d->keys[1].flags & WP_KEY_MULTI);
+	assert_null(d->keys[2].name);
+	assert_non_null(d->start);
+	assert_non_null(d->cancel);
+}
+
+static void
+test_receiver_500_then_200(void **state)
+{
+	const char *kv[] = { "url", url_for("/hook"), NULL };
+	struct wp_alert a = sample_alert(41);
+	struct mock_result r;
+	json_t *j, *v;
+	json_error_t err;
+	char *line;
+	int lines;
+
+	(void)state;
+	write_status("500\n");
+	deliver(kv, &a, 5000, &r);
+	assert_int_equal(r.r.ok, 0);
+	assert_int_equal(r.r.reason, WP_REASON_STATUS);
+	assert_int_equal(r.r.status_code, 500);
+	assert_string_equal(r.detail, "HTTP 500");
+	free(last_record(&lines));
+	assert_int_equal(lines, 1);
+
+	write_status("200\n");
+	a.attempt = 1;
+	deliver(kv, &a, 5000, &r);
+	assert_int_equal(r.r.ok, 1);
+	assert_int_equal(r.r.status_code, 200);
+	assert_null(r.r.detail);
+	line = last_record(&lines);
+	assert_int_equal(lines, 2);
+	assert_non_null(line);
+	j = json_loads(line, 0, &err);
+	if (j == NULL)
+		fprintf(stderr, "bad JSON (%s): %s\n", err.text, line);
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(j, "monitor")),
+	    "api-home");
+	assert_string_equal(json_string_value(json_object_get(j, "type")),
+	    "http");
+	assert_string_equal(json_string_value(json_object_get(j, "state")),
+	    "down");
+	assert_string_equal(json_string_value(json_object_get(j,
+	    "previous_state")), "up");
+	assert_string_equal(json_string_value(json_object_get(j,
+	    "timestamp")), "2026-11-22T10:15:30.123Z");
+	assert_string_equal(json_string_value(json_object_get(j, "error")),
+	    "HTTP 503, expected 200-299");
+	assert_string_equal(json_string_value(json_object_get(j, "reason")),
+	    "status");
+	v = json_object_get(j, "latency_ms");
+	assert_true(json_is_number(v));
+	assert_true(json_number_value(v) == 12.5);
+	assert_int_equal(json_integer_value(json_object_get(j, "id")), 41);
+	json_decref(j);
+	free(line);
+}
+
+static void
+test_headers_sent(void **state)
+{
+	const char *id_kv[] = { "url",
+		url_for("/require-header?name=X-Watchpost-Alert-Id&value=77"),
+		NULL };
+	const char *ct_kv[] = { "url",
+		url_for("/require-header?name=Content-Type&value=application/json"),
+		NULL };
+	const char *auth_kv[] = { "url",
+		url_for("/require-header?name=X-Auth&value=tok3n"),
+		"header", "X-Auth: tok3n", NULL };
+	struct wp_alert a = sample_alert(77), b = sample_alert(78);
+	struct mock_result r;
+
+	(void)state;
+	deliver(id_kv, &a, 5000, &r);
+	assert_int_equal(r.r.ok, 1);
+	deliver(id_kv, &b, 5000, &r);
+	assert_int_equal(r.r.ok, 0);
+	assert_string_equal(r.detail, "HTTP 412");
+	deliver(ct_kv, &a, 5000, &r);
+	assert_int_equal(r.r.ok, 1);
+	deliver(auth_kv, &a, 5000, &r);
+	assert_int_equal(r.r.ok, 1);
+}
+
+static void
+test_receiver_down(void **state)
+{
+	char u[128];
+	const char *kv[] = { "url", u, NULL };
+	struct wp_alert a = sample_alert(1);
+	struct mock_result r;
+
+	(void)state;
+	snprintf(u, sizeof(u), "http://hook:s3cret@127.0.0.1:%d/hook?token=t0k",
+	    closed_port());
+	deliver(kv, &a, 5000, &r);
+	assert_int_equal(r.r.ok, 0);
+	assert_int_equal(r.r.reason, WP_REASON_REFUSED);
+	assert_string_equal(r.detail, "connection refused");
+	assert_int_equal(r.timed_out, 0);
+}
+
+static void
+test_status_detail_has_no_secrets(void **state)
+{
+	char u[256];
+	const char *kv[] = { "url", u, "header", "Authorization: Bearer s3cret",
+		NULL };
+	struct wp_alert a = sample_alert(2);
+	struct mock_result r;
+
+	(void)state;
+	snprintf(u, sizeof(u), "http://hook:s3cret@127.0.0.1:%d/status/503"
+	    "?token=s3cret", srv.port);
+	deliver(kv, &a, 5000, &r);
+	assert_int_equal(r.r.ok, 0);
+	assert_string_equal(r.detail, "HTTP 503");
+	assert_null(strstr(r.detail, "s3cret"));
+}
+
+static void
+test_receiver_hangs(void **state)
+{
+	const char *kv[] = { "url", url_for("/hang"), NULL };
+	struct wp_alert a = sample_alert(3);
+	struct mock_result r;
+
+	(void)state;
+	deliver(kv, &a, 300, &r);
+	assert_int_equal(r.timed_out, 1);
+	assert_int_equal(r.r.ok, 0);
+	assert_int_equal(r.r.reason, WP_REASON_TIMEOUT);
+	assert_non_null(strstr(r.detail, "timed out"));
+	assert_true(r.elapsed_ms < 300.0 + 400.0);
+}
+
+static void
+test_config_errors(void **state)
+{
+	const char *missing[] = { "header", "X-A: 1", NULL };
+	const char *bad[] = { "url", "ftp://u:hunter2@127.0.0.1/",
+		"header", "no colon hunter2", "header", "X-B: a\nb", NULL };
+	void *inst = NULL;
+	const char *e;
+
+	(void)state;
+	assert_int_equal(mock_configure(mp, "ops", missing, 5000, &inst),
+	    WP_EINVAL);
+	assert_non_null(strstr(mock_errors(mp), "0: url is required"));
+	assert_int_equal(mock_configure(mp, "ops", bad, 5000, &inst),
+	    WP_EINVAL);
+	e = mock_errors(mp);
+	assert_non_null(strstr(e, "1: url scheme must be http or https"));
+	assert_non_null(strstr(e, "2: header must be"));
+	assert_non_null(strstr(e, "3: header value must not contain"));
+	assert_null(strstr(e, "hunter2"));
+}
+
+/* Parse P (which must be valid JSON) and free it; returns the object. */
+static json_t *
+parse_payload(char *p)
+{
+	json_error_t err;
+	json_t *j;
+
+	assert_non_null(p);
+	j = json_loads(p, JSON_REJECT_DUPLICATES, &err);
+	if (j == NULL)
+		fprintf(stderr, "invalid JSON (%s): %s\n", err.text, p);
+	assert_non_null(j);
+	assert_null(strchr(p, '\n'));
+	free(p);
+	return j;
+}
+
+static void
+test_payload_hostile(void **state)
+{
+	struct wp_alert a = sample_alert(UINT64_C(18446744073709551615));
+	const char *s;
+	json_t *j;
+
+	(void)state;
+	a.monitor = "q\"uote\\back/slash";
+	a.type = "trunc\xe2\x82";
+	a.error = "ctl\x01\x1f\n\r\t\x7f end";
+	a.reason = "\xff\xfe bad \xc0\xaf overlong \xed\xa0\x80 surrogate "
+	    "\xf4\x90\x80\x80 big \xe2\x82\xac euro";
+	a.latency_ms = -1.0;
+	j = parse_payload(wp_webhook_payload(&a));
+	assert_string_equal(json_string_value(json_object_get(j, "monitor")),
+	    a.monitor);
+	assert_string_equal(json_string_value(json_object_get(j, "error")),
+	    a.error);
+	s = json_string_value(json_object_get(j, "type"));
+	assert_non_null(s);
+	assert_non_null(strstr(s, "trunc\xef\xbf\xbd"));
+	s = json_string_value(json_object_get(j, "reason"));
+	assert_non_null(s);
+	assert_non_null(strstr(s, "\xef\xbf\xbd bad"));
+	assert_non_null(strstr(s, "\xe2\x82\xac euro"));
+	assert_null(strstr(s, "\xed\xa0\x80"));
+	assert_true(json_is_null(json_object_get(j, "latency_ms")));
+	/* Above INT64_MAX the id stays exact as a decimal string. */
+	assert_string_equal(json_string_value(json_object_get(j, "id")),
+	    "18446744073709551615");
+	json_decref(j);
+}
+
+static void
+test_payload_nulls_and_odd_values(void **state)
+{
+	struct wp_alert a = sample_alert(5);
+	struct wp_alert old;
+	json_t *j;
+
+	(void)state;
+	a.monitor = NULL;
+	a.error = NULL;
+	a.reason = NULL;
+	a.state = "up";
+	a.latency_ms = 0.0 / 0.0;
+	a.timestamp_ms = -1; /* 1969-12-31T23:59:59.999Z */
+	j = parse_payload(wp_webhook_payload(&a));
+	assert_true(json_is_null(json_object_get(j, "monitor")));
+	assert_true(json_is_null(json_object_get(j, "error")));
+	assert_true(json_is_null(json_object_get(j, "reason")));
+	assert_true(json_is_null(json_object_get(j, "latency_ms")));
+	assert_string_equal(json_string_value(json_object_get(j, "state")),
+	    "up");
+	assert_string_equal(json_string_value(json_object_get(j,
+	    "timestamp")), "1969-12-31T23:59:59.999Z");
+	json_decref(j);
+
+	/* A host built with a shorter struct: the missing tail reads 0. */
+	old = sample_alert(6);
+	old.size = offsetof(struct wp_alert, latency_ms);
+	j = parse_payload(wp_webhook_payload(&old));
+	assert_true(json_number_value(json_object_get(j, "latency_ms")) == 0);
+	assert_string_equal(json_string_value(json_object_get(j, "reason")),
+	    "status");
+	json_decref(j);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_payload_hostile),
+		cmocka_unit_test(test_payload_nulls_and_odd_values),
+		cmocka_unit_test(test_descriptor),
+		cmocka_unit_test(test_receiver_500_then_200),
+		cmocka_unit_test(test_headers_sent),
+		cmocka_unit_test(test_receiver_down),
+		cmocka_unit_test(test_status_detail_has_no_secrets),
+		cmocka_unit_test(test_receiver_hangs),
+		cmocka_unit_test(test_config_errors),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

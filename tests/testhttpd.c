@@ -1,0 +1,583 @@
+/*
+ * testhttpd -- a loopback HTTP(S) server for watchpost's tests.
+ *
+ * Usage:
+ *   testhttpd [--port N] [--tls CERT KEY] [--record FILE]
+ *             [--hook-status-file FILE]
+ *
+ *   --port N      port on 127.0.0.1 (default 0: any free port)
+ *   --tls C K     serve HTTPS with the PEM certificate C and key K
+ *   --record F    /hook appends each request body to F as one line
+ *   --hook-status-file F
+ *                 /hook answers with the status code read from F (re-read
+ *                 on every request; 200 when F is missing or unreadable)
+ *
+ * Once listening it prints "PORT <n>\n" on stdout and flushes.  It exits 0
+ * on SIGTERM or SIGINT, 1 on a start-up error.  One thread per connection.
+ *
+ * Routes (every method; HEAD answers without a body):
+ *   /status/NNN       answers NNN with body "status NNN"
+ *   /body/TEXT        answers 200 with body TEXT
+ *   /text?t=TEXT      answers 200 with body TEXT
+ *   /split?a=A&b=B&ms=N
+ *                     200, body A then, N ms later (default 100), B: two
+ *                     chunks, so a word across them spans a read boundary
+ *   /redirect/N       302 to /redirect/N-1; /redirect/1 goes to /status/200
+ *   /loop             302 to itself
+ *   /slow?ms=N        answers 200 "slow" after N ms
+ *   /hang             never answers (until exit, at most 60 s)
+ *   /big              200 with an endless chunked body
+ *   /bigheader        200 with a 100,000-byte X-Big header
+ *   /headers          200, body: the request headers, one "Name: value" a line
+ *   /echo             200, body: the request body
+ *   /require-header?name=N&value=V
+ *                     200 if the request has header N with value V, else 412
+ *   /hook             appends the body to --record (newlines turned into
+ *                     spaces) and answers with the --hook-status-file code
+ *   /hits?path=/x     body: how many requests /x has had (query not counted)
+ *   anything else     404
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#define MAX_UPLOAD (1024 * 1024)
+#define MAX_PATHS 512
+#define BIG_HEADER 100000
+#define HANG_MAX_MS 60000
+
+struct req {
+	char *buf;
+	size_t len;
+	int overflow;
+};
+
+struct split {
+	char *a, *b;
+	int ms;
+	int step;
+};
+
+static const char *record_file;
+static const char *hook_status_file;
+static atomic_int stopping;
+
+static pthread_mutex_t hits_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	char *path;
+	unsigned long n;
+} hits[MAX_PATHS];
+static size_t n_hits;
+
+static void
+die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "testhttpd: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+/* Sleep MS milliseconds in steps, returning early once we are stopping. */
+static void
+nap(long ms)
+{
+	struct timespec ts = { 0, 10 * 1000000L };
+
+	while (ms > 0 && !stopping) {
+		nanosleep(&ts, NULL);
+		ms -= 10;
+	}
+}
+
+static void
+hit(const char *path)
+{
+	size_t i;
+
+	pthread_mutex_lock(&hits_mu);
+	for (i = 0; i < n_hits; i++)
+		if (strcmp(hits[i].path, path) == 0)
+			break;
+	if (i == n_hits && n_hits < MAX_PATHS &&
+	    (hits[i].path = strdup(path)) != NULL)
+		n_hits++;
+	if (i < n_hits)
+		hits[i].n++;
+	pthread_mutex_unlock(&hits_mu);
+}
+
+static unsigned long
+hit_count(const char *path)
+{
+	unsigned long n = 0;
+	size_t i;
+
+	pthread_mutex_lock(&hits_mu);
+	for (i = 0; i < n_hits; i++)
+		if (strcmp(hits[i].path, path) == 0)
+			n = hits[i].n;
+	pthread_mutex_unlock(&hits_mu);
+	return n;
+}
+
+static char *
+read_file(const char *path, size_t *lenp)
+{
+	FILE *f;
+	char *buf = NULL;
+	long n;
+
+	if ((f = fopen(path, "rb")) == NULL)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 &&
+	    fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)) != NULL) {
+		if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
+			free(buf);
+			buf = NULL;
+		} else {
+			buf[n] = '\0';
+			if (lenp)
+				*lenp = (size_t)n;
+		}
+	}
+	fclose(f);
+	return buf;
+}
+
+static enum MHD_Result
+answer(struct MHD_Connection *c, unsigned status, const char *body,
+    const char *location)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	r = MHD_create_response_from_buffer(strlen(body), (void *)body,
+	    MHD_RESPMEM_MUST_COPY);
+	if (r == NULL)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type", "text/plain");
+	if (location)
+		MHD_add_response_header(r, "Location", location);
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static ssize_t
+big_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	size_t i;
+
+	(void)cls;
+	if (stopping)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	for (i = 0; i < max; i++)
+		buf[i] = "abcdefghijklmnopqrstuvwxyz\n"[(pos + i) % 27];
+	return (ssize_t)max;
+}
+
+static ssize_t
+split_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct split *s = cls;
+	const char *part;
+	size_t n;
+
+	(void)pos;
+	if (s->step == 1)
+		nap(s->ms);
+	if (s->step > 1)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	part = s->step == 0 ? s->a : s->b;
+	n = strlen(part);
+	if (n > max)
+		n = max;
+	memcpy(buf, part, n);
+	s->step++;
+	return n == 0 ? split_reader(cls, pos, buf, max) : (ssize_t)n;
+}
+
+static void
+split_free(void *cls)
+{
+	struct split *s = cls;
+
+	free(s->a);
+	free(s->b);
+	free(s);
+}
+
+static enum MHD_Result
+route_split(struct MHD_Connection *c)
+{
+	const char *a = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
+	    "a");
+	const char *b = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
+	    "b");
+	const char *ms = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
+	    "ms");
+	struct MHD_Response *r;
+	struct split *s;
+	enum MHD_Result ret;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return MHD_NO;
+	s->a = strdup(a ? a : "");
+	s->b = strdup(b ? b : "");
+	s->ms = ms ? atoi(ms) : 100;
+	if (s->a == NULL || s->b == NULL) {
+		split_free(s);
+		return MHD_NO;
+	}
+	r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096,
+	    split_reader, s, split_free);
+	if (r == NULL) {
+		split_free(s);
+		return MHD_NO;
+	}
+	ret = MHD_queue_response(c, 200, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result
+collect_header(void *cls, enum MHD_ValueKind kind, const char *key,
+    const char *value)
+{
+	FILE *f = cls;
+
+	(void)kind;
+	fprintf(f, "%s: %s\n", key, value ? value : "");
+	return MHD_YES;
+}
+
+static enum MHD_Result
+route_headers(struct MHD_Connection *c)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+	enum MHD_Result ret;
+
+	if ((f = open_memstream(&buf, &len)) == NULL)
+		return MHD_NO;
+	MHD_get_connection_values(c, MHD_HEADER_KIND, collect_header, f);
+	fclose(f);
+	ret = answer(c, 200, buf, NULL);
+	free(buf);
+	return ret;
+}
+
+static int
+hook_status(void)
+{
+	char *s;
+	int v = 200;
+
+	if (hook_status_file == NULL ||
+	    (s = read_file(hook_status_file, NULL)) == NULL)
+		return 200;
+	if (atoi(s) >= 100 && atoi(s) <= 599)
+		v = atoi(s);
+	free(s);
+	return v;
+}
+
+static enum MHD_Result
+route_hook(struct MHD_Connection *c, struct req *rq)
+{
+	size_t i;
+	int fd;
+
+	if (record_file != NULL) {
+		for (i = 0; i < rq->len; i++)
+			if (rq->buf[i] == '\n' || rq->buf[i] == '\r')
+				rq->buf[i] = ' ';
+		/* One write(2) per line: concurrent hooks do not interleave. */
+		fd = open(record_file, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (fd >= 0) {
+			rq->buf[rq->len] = '\n';
+			if (write(fd, rq->buf, rq->len + 1) < 0)
+				fprintf(stderr, "testhttpd: record: %s\n",
+				    strerror(errno));
+			close(fd);
+		}
+	}
+	return answer(c, (unsigned)hook_status(), "hook", NULL);
+}
+
+static enum MHD_Result
+dispatch(struct MHD_Connection *c, const char *url, struct req *rq)
+{
+	const char *arg, *arg2;
+	char buf[64];
+	long n;
+
+	if (strncmp(url, "/status/", 8) == 0) {
+		n = strtol(url + 8, NULL, 10);
+		if (n < 100 || n > 599)
+			return answer(c, 400, "bad status", NULL);
+		snprintf(buf, sizeof(buf), "status %ld", n);
+		return answer(c, (unsigned)n, buf, NULL);
+	}
+	if (strncmp(url, "/body/", 6) == 0)
+		return answer(c, 200, url + 6, NULL);
+	if (strcmp(url, "/text") == 0) {
+		arg = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
+		    "t");
+		return answer(c, 200, arg ? arg : "", NULL);
+	}
+	if (strcmp(url, "/split") == 0)
+		return route_split(c);
+	if (strncmp(url, "/redirect/", 10) == 0) {
+		n = strtol(url + 10, NULL, 10);
+		if (n <= 1)
+			return answer(c, 302, "redirect", "/status/200");
+		snprintf(buf, sizeof(buf), "/redirect/%ld", n - 1);
+		return answer(c, 302, "redirect", buf);
+	}
+	if (strcmp(url, "/loop") == 0)
+		return answer(c, 302, "loop", "/loop");
+	if (strcmp(url, "/slow") == 0) {
+		arg = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
+		    "ms");
+		nap(arg ? atol(arg) : 1000);
+		return answer(c, 200, "slow", NULL);
+	}
+	if (strcmp(url, "/hang") == 0) {
+		nap(HANG_MAX_MS);
+		return MHD_NO;
+	}
+	if (strcmp(url, "/big") == 0) {
+		struct MHD_Response *r;
+		enum MHD_Result ret;
+
+		r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384,
+		    big_reader, NULL, NULL);
+		if (r == NULL)
+			return MHD_NO;
+		ret = MHD_queue_response(c, 200, r);
+		MHD_destroy_response(r);
+		return ret;
+	}
+	if (strcmp(url, "/bigheader") == 0) {
+		struct MHD_Response *r;
+		enum MHD_Result ret;
+		char *v;
+
+		if ((v = malloc(BIG_HEADER + 1)) == NULL)
+			return MHD_NO;
+		memset(v, 'a', BIG_HEADER);
+		v[BIG_HEADER] = '\0';
+		r = MHD_create_response_from_buffer(2, (void *)"ok",
+		    MHD_RESPMEM_PERSISTENT);
+		if (r == NULL) {
+			free(v);
+			return MHD_NO;
+		}
+		MHD_add_response_header(r, "X-Big", v);
+		free(v);
+		ret = MHD_queue_response(c, 200, r);
+		MHD_destroy_response(r);
+		return ret;
+	}
+	if (strcmp(url, "/headers") == 0)
+		return route_headers(c);
+	if (strcmp(url, "/echo") == 0) {
+		rq->buf[rq->len] = '\0';
+		return answer(c, 200, rq->buf, NULL);
+	}
+	if (strcmp(url, "/require-header") == 0) {
+		const char *have;
+
+		arg = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
+		    "name");
+		arg2 = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
+		    "value");
+		have = arg ? MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+		    arg) : NULL;
+		if (have != NULL && arg2 != NULL && strcmp(have, arg2) == 0)
+			return answer(c, 200, "header ok", NULL);
+		return answer(c, 412, "header missing", NULL);
+	}
+	if (strcmp(url, "/hook") == 0)
+		return route_hook(c, rq);
+	if (strcmp(url, "/hits") == 0) {
+		arg = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
+		    "path");
+		snprintf(buf, sizeof(buf), "%lu", arg ? hit_count(arg) : 0);
+		return answer(c, 200, buf, NULL);
+	}
+	return answer(c, 404, "not found", NULL);
+}
+
+/*
+ * MHD calls this once when the headers are in (allocate the request), then
+ * for each piece of the body, then once more with nothing left: answer then.
+ */
+static enum MHD_Result
+handler(void *cls, struct MHD_Connection *c, const char *url,
+    const char *method, const char *version, const char *data,
+    size_t *data_size, void **con_cls)
+{
+	struct req *rq = *con_cls;
+	size_t n;
+	char *p;
+
+	(void)cls;
+	(void)method;
+	(void)version;
+	if (rq == NULL) {
+		if ((rq = calloc(1, sizeof(*rq))) == NULL ||
+		    (rq->buf = malloc(1)) == NULL) {
+			free(rq);
+			return MHD_NO;
+		}
+		*con_cls = rq;
+		if (strcmp(url, "/hits") != 0)
+			hit(url);
+		return MHD_YES;
+	}
+	if (*data_size > 0) {
+		n = *data_size;
+		if (rq->len + n > MAX_UPLOAD) {
+			rq->overflow = 1;
+		} else if ((p = realloc(rq->buf, rq->len + n + 1)) != NULL) {
+			rq->buf = p;
+			memcpy(rq->buf + rq->len, data, n);
+			rq->len += n;
+		} else
+			rq->overflow = 1;
+		*data_size = 0;
+		return MHD_YES;
+	}
+	if (rq->overflow)
+		return answer(c, 413, "too large", NULL);
+	return dispatch(c, url, rq);
+}
+
+static void
+completed(void *cls, struct MHD_Connection *c, void **con_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	struct req *rq = *con_cls;
+
+	(void)cls;
+	(void)c;
+	(void)toe;
+	if (rq != NULL) {
+		free(rq->buf);
+		free(rq);
+		*con_cls = NULL;
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *cert_file = NULL, *key_file = NULL;
+	char *cert = NULL, *key = NULL;
+	const union MHD_DaemonInfo *info;
+	struct sockaddr_in sin;
+	struct MHD_Daemon *d;
+	unsigned flags;
+	sigset_t set;
+	long port = 0;
+	int i, sig;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--port") == 0 && i + 1 < argc)
+			port = strtol(argv[++i], NULL, 10);
+		else if (strcmp(argv[i], "--tls") == 0 && i + 2 < argc) {
+			cert_file = argv[++i];
+			key_file = argv[++i];
+		} else if (strcmp(argv[i], "--record") == 0 && i + 1 < argc)
+			record_file = argv[++i];
+		else if (strcmp(argv[i], "--hook-status-file") == 0 &&
+		    i + 1 < argc)
+			hook_status_file = argv[++i];
+		else
+			die("usage: testhttpd [--port N] [--tls CERT KEY] "
+			    "[--record FILE] [--hook-status-file FILE]");
+	}
+	if (port < 0 || port > 65535)
+		die("bad port");
+	if (cert_file != NULL) {
+		if ((cert = read_file(cert_file, NULL)) == NULL)
+			die("cannot read %s", cert_file);
+		if ((key = read_file(key_file, NULL)) == NULL)
+			die("cannot read %s", key_file);
+	}
+	/* Threads inherit the mask: only sigwait() below sees the signals. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+	    MHD_USE_POLL;
+	if (cert != NULL)
+		flags |= MHD_USE_TLS;
+	if (cert != NULL)
+		d = MHD_start_daemon(flags, 0, NULL, NULL, handler, NULL,
+		    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
+		    MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+		    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(512 * 1024),
+		    MHD_OPTION_CONNECTION_LIMIT, 2000u,
+		    MHD_OPTION_CONNECTION_TIMEOUT, 120u,
+		    MHD_OPTION_HTTPS_MEM_CERT, cert,
+		    MHD_OPTION_HTTPS_MEM_KEY, key,
+		    MHD_OPTION_END);
+	else
+		d = MHD_start_daemon(flags, 0, NULL, NULL, handler, NULL,
+		    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
+		    MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+		    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(512 * 1024),
+		    MHD_OPTION_CONNECTION_LIMIT, 2000u,
+		    MHD_OPTION_CONNECTION_TIMEOUT, 120u,
+		    MHD_OPTION_END);
+	if (d == NULL)
+		die("cannot start the server on 127.0.0.1:%ld", port);
+	info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+	if (info == NULL || info->port == 0)
+		die("cannot learn the bound port");
+	printf("PORT %u\n", (unsigned)info->port);
+	fflush(stdout);
+
+	for (;;) {
+		if (sigwait(&set, &sig) == 0)
+			break;
+	}
+	stopping = 1;
+	MHD_stop_daemon(d);
+	free(cert);
+	free(key);
+	for (i = 0; (size_t)i < n_hits; i++)
+		free(hits[i].path);
+	return 0;
+}
