@@ -489,12 +489,35 @@ manager_apply(struct config *cfg, struct wp_diag *diag)
 	}
 	alert_commit(alerts_prepared);
 
-	/* 3. Apply: new, changed, unchanged -- in the new file order. */
+	/* 3. Whatever the new file does not name is gone.  Sweep the old
+	 * list before it is relinked in the new order. */
+	for (i = 0; i < cfg->n_monitors; i++)
+		if ((m = find(cfg->monitors[i].s.name)) != NULL)
+			m->removed = -1; /* still configured */
+	for (m = monitors; m != NULL; m = next) {
+		next = m->next;
+		if (m->removed == -1) {
+			m->removed = 0;
+			continue;
+		}
+		m->removed = 1;
+		n_removed++;
+		uv_timer_stop(&m->timer);
+		uv_timer_stop(&m->retry_timer);
+		m->retry_pending = 0;
+		m->hnext = NULL;
+		wp_info("monitor %s: removed", m->name);
+		monitor_dispose(m);
+	}
+
+	/* 4. Apply: new, changed, unchanged -- in the new file order. */
 	spread_us = 100; /* first runs: 10,000 monitors over one second */
 	for (i = 0; i < cfg->n_monitors; i++) {
 		const struct cfg_monitor *c = &cfg->monitors[i];
 
 		m = find(c->s.name);
+		if (m != NULL && m->removed)
+			m = NULL;
 		if (m == NULL) {
 			m = monitor_new(c, fresh[i]);
 			m->db_id = ids[i];
@@ -517,30 +540,14 @@ manager_apply(struct config *cfg, struct wp_diag *diag)
 			wp_info("monitor %s: definition changed; checking now",
 			    m->name);
 		}
-		m->removed = -1; /* mark: still configured */
 		*tail = m;
 		tail = &m->next;
-	}
-	/* Whatever was not marked is gone. */
-	for (m = monitors; m != NULL; m = next) {
-		next = m->next;
-		if (m->removed == -1)
-			continue;
-		m->removed = 1;
-		n_removed++;
-		uv_timer_stop(&m->timer);
-		uv_timer_stop(&m->retry_timer);
-		m->retry_pending = 0;
-		wp_info("monitor %s: removed", m->name);
-		monitor_dispose(m);
 	}
 	*tail = NULL;
 	monitors = list;
 	n_monitors = 0;
-	for (m = monitors; m; m = m->next) {
-		m->removed = 0;
+	for (m = monitors; m; m = m->next)
 		n_monitors++;
-	}
 	rehash();
 	free(fresh);
 	free(ids);

@@ -31,7 +31,7 @@ fail() {
 	for f in "$T"/*.log; do
 		[ -f "$f" ] || continue
 		echo "---- $f (last 40 lines)" >&2
-		tail -n 40 "$f" >&2
+		grep -v " debug " "$f" | tail -n 40 >&2
 	done
 	exit 1
 }
