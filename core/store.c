@@ -18,8 +18,8 @@
 #include "config.h"
 
 #include <inttypes.h>
-#include <stdint.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
