@@ -467,12 +467,12 @@ render_metrics(void *arg)
 		wp_buf_puts(&b, "# HELP watchpost_store_batch_seconds Duration "
 		    "of write transactions.\n# TYPE watchpost_store_batch_seconds"
 		    " histogram\n");
-		for (i = 0; i < 8; i++) {
-			cum += ss.batch_ms_bucket[i];
+		/* The store's buckets are already cumulative. */
+		for (i = 0; i < 8; i++)
 			wp_buf_printf(&b, "watchpost_store_batch_seconds_bucket"
 			    "{le=\"%s\"} %llu\n", le[i],
-			    (unsigned long long)cum);
-		}
+			    (unsigned long long)ss.batch_ms_bucket[i]);
+		cum = ss.batch_ms_bucket[7];
 		wp_buf_printf(&b, "watchpost_store_batch_seconds_sum %.6f\n"
 		    "watchpost_store_batch_seconds_count %llu\n",
 		    ss.batch_ms_sum / 1000.0, (unsigned long long)cum);
