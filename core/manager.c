@@ -505,7 +505,6 @@ manager_apply(struct config *cfg, struct wp_diag *diag)
 		uv_timer_stop(&m->timer);
 		uv_timer_stop(&m->retry_timer);
 		m->retry_pending = 0;
-		m->hnext = NULL;
 		wp_info("monitor %s: removed", m->name);
 		monitor_dispose(m);
 	}

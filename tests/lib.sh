@@ -66,6 +66,11 @@ start_httpd() {
 start_agent() {
 	local conf=$1
 	shift
+	# One log per run, so waits below see only this agent's lines.
+	if [ -f "$T/agent.log" ]; then
+		cat "$T/agent.log" >>"$T/agent-previous.txt"
+		: >"$T/agent.log"
+	fi
 	"$WATCHPOST" -c "$conf" -P "$PLUGINS" "$@" >"$T/agent.out" \
 	    2>>"$T/agent.log" &
 	AGENT_PID=$!

@@ -21,6 +21,12 @@ url = http://127.0.0.1:$web_PORT/status/200
 interval = 500ms
 timeout = 2s
 
+[monitor:loopback]
+type = ping
+host = 127.0.0.1
+interval = 500ms
+alerts = none
+
 [monitor:closed]
 type = tcp
 host = 127.0.0.1
@@ -51,7 +57,8 @@ wait_until 15 has_rows closed 0 2 || fail "closed: no DOWN rows stored"
     fail "status_code 200 stored"
 sql "$DB" "SELECT error FROM checks c JOIN monitors m ON m.id=c.monitor_id WHERE m.name='closed' LIMIT 1" |
     grep -qi "refused" || fail "closed: error says refused"
-ok "checks stored in SQLite"
+wait_until 15 has_rows loopback 1 1 || fail "ping: no UP rows stored"
+ok "checks stored in SQLite (http, tcp, ping)"
 
 # The DOWN alert reaches the receiver, once.
 wait_until 15 grep -q '"state": *"down"' "$T/hook.jsonl" || fail "no DOWN webhook"
@@ -87,7 +94,7 @@ host = 127.0.0.1
 port = $web_PORT
 interval = 500ms"
 kill -HUP "$AGENT_PID"
-wait_until 10 grep -q "1 added, 1 changed, 1 removed, 1 unchanged" "$T/agent.log" ||
+wait_until 10 grep -q "1 added, 1 changed, 1 removed, 2 unchanged" "$T/agent.log" ||
     fail "reload summary"
 wait_until 15 grep -q '"state": *"up"' "$T/hook.jsonl" || fail "no UP webhook after fix"
 grep '"state": *"up"' "$T/hook.jsonl" | grep -q '"previous_state": *"down"' ||
@@ -114,3 +121,17 @@ after=$(sql "$DB" "SELECT count(*) FROM checks")
 [ "$after" -gt 0 ] || fail "rows after stop"
 grep -q "stopped" "$T/agent.log" || fail "clean stop logged"
 ok "SIGTERM: exit 0, database intact ($after checks)"
+
+# Restart: state and outbox come back; nothing is repeated or forgotten.
+hooks_before=$(wc -l <"$T/hook.jsonl")
+cp "$T/agent.ini.good" "$T/agent.ini"
+start_agent "$T/agent.ini"
+n=$(rows closed 1)
+wait_until 15 has_rows closed 1 $((n + 2)) || fail "restarted agent checks"
+sleep 1
+[ "$(wc -l <"$T/hook.jsonl")" -eq "$hooks_before" ] ||
+    fail "restart repeated an alert: $(tail -1 "$T/hook.jsonl")"
+curl -fsS "$API/api/monitors" | grep -Eq '"name": *"closed"[^}]*"state": *"up"' ||
+    fail "state after restart"
+stop_agent
+ok "restart keeps state: no alert repeated"
