@@ -20,13 +20,8 @@
 #include "curl-loop.h"
 #include "webhook-payload.h"
 
-struct hook_state {
-	const struct wp_host *host;
-	struct wp_curl_loop *cl;
-};
-
 struct hook_inst {
-	struct hook_state *st;
+	struct wp_curl_plugin *st;
 	char *url;
 	struct curl_slist *headers; /* the configured ones */
 };
@@ -83,38 +78,6 @@ hook_done(struct wp_curl_xfer *x, CURLcode rc)
 	op_free(o);
 }
 
-static int
-hook_init(const struct wp_host *host, void **state)
-{
-	struct hook_state *st;
-
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-		return WP_EIO;
-	if ((st = calloc(1, sizeof(*st))) == NULL)
-		goto fail;
-	st->host = host;
-	if ((st->cl = wp_curl_loop_new(host)) == NULL)
-		goto fail;
-	*state = st;
-	return 0;
-fail:
-	free(st);
-	curl_global_cleanup();
-	return WP_ENOMEM;
-}
-
-static void
-hook_fini(void *state)
-{
-	struct hook_state *st = state;
-
-	if (st == NULL)
-		return;
-	wp_curl_loop_free(st->cl);
-	free(st);
-	curl_global_cleanup();
-}
-
 static void
 hook_release(void *state, void *inst)
 {
@@ -131,7 +94,7 @@ hook_release(void *state, void *inst)
 static int
 hook_configure(void *state, const struct wp_section *sec, void **instp)
 {
-	struct hook_state *st = state;
+	struct wp_curl_plugin *st = state;
 	const struct wp_host *h = st->host;
 	const struct wp_kv *kv;
 	struct hook_inst *in;
@@ -214,7 +177,7 @@ static int
 hook_start(void *inst, const struct wp_request *req, void **opstate)
 {
 	struct hook_inst *in = inst;
-	struct hook_state *st = in->st;
+	struct wp_curl_plugin *st = in->st;
 	struct hook_op *o;
 	CURL *e;
 	int bad = 0, rc;
@@ -290,8 +253,8 @@ static const struct wp_plugin hook_plugin = {
 	.description = "POST each alert as JSON to a URL",
 	.kind = WP_PLUGIN_ALERT,
 	.keys = hook_keys,
-	.init = hook_init,
-	.fini = hook_fini,
+	.init = wp_curl_plugin_init,
+	.fini = wp_curl_plugin_fini,
 	.configure = hook_configure,
 	.release = hook_release,
 	.start = hook_start,

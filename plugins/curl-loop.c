@@ -522,3 +522,35 @@ wp_curl_check_header(const char *s)
 			    "characters";
 	return NULL;
 }
+
+int
+wp_curl_plugin_init(const struct wp_host *host, void **state)
+{
+	struct wp_curl_plugin *st;
+
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return WP_EIO;
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		goto fail;
+	st->host = host;
+	if ((st->cl = wp_curl_loop_new(host)) == NULL)
+		goto fail;
+	*state = st;
+	return 0;
+fail:
+	free(st);
+	curl_global_cleanup();
+	return WP_ENOMEM;
+}
+
+void
+wp_curl_plugin_fini(void *state)
+{
+	struct wp_curl_plugin *st = state;
+
+	if (st == NULL)
+		return;
+	wp_curl_loop_free(st->cl);
+	free(st);
+	curl_global_cleanup();
+}

@@ -101,4 +101,16 @@ const char *wp_curl_phase(struct wp_curl_xfer *x);
 const char *wp_curl_check_url(const char *s);
 const char *wp_curl_check_header(const char *s);
 
+/*
+ * The state of a plugin built on this loop: its host table and its multi
+ * handle.  wp_curl_plugin_init is a descriptor's init() (main thread:
+ * curl_global_init happens here); wp_curl_plugin_fini its fini().
+ */
+struct wp_curl_plugin {
+	const struct wp_host *host;
+	struct wp_curl_loop *cl;
+};
+int wp_curl_plugin_init(const struct wp_host *host, void **state);
+void wp_curl_plugin_fini(void *state);
+
 #endif

@@ -31,17 +31,12 @@
 #define HTTP_MAX_RANGES 32
 #define HTTP_DETAIL_KEYWORD 64 /* keyword bytes quoted in a detail */
 
-struct http_state {
-	const struct wp_host *host;
-	struct wp_curl_loop *cl;
-};
-
 struct range {
 	int lo, hi;
 };
 
 struct http_inst {
-	struct http_state *st;
+	struct wp_curl_plugin *st;
 	char *url;
 	char *method;             /* NULL: GET */
 	int head;                 /* HEAD: no body is read */
@@ -288,38 +283,6 @@ http_done(struct wp_curl_xfer *x, CURLcode rc)
 	op_free(o);
 }
 
-static int
-http_init(const struct wp_host *host, void **state)
-{
-	struct http_state *st;
-
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-		return WP_EIO;
-	if ((st = calloc(1, sizeof(*st))) == NULL)
-		goto fail;
-	st->host = host;
-	if ((st->cl = wp_curl_loop_new(host)) == NULL)
-		goto fail;
-	*state = st;
-	return 0;
-fail:
-	free(st);
-	curl_global_cleanup();
-	return WP_ENOMEM;
-}
-
-static void
-http_fini(void *state)
-{
-	struct http_state *st = state;
-
-	if (st == NULL)
-		return;
-	wp_curl_loop_free(st->cl);
-	free(st);
-	curl_global_cleanup();
-}
-
 static void
 http_release(void *state, void *inst)
 {
@@ -435,7 +398,7 @@ dup_to(char **dst, const char *s)
 static int
 http_configure(void *state, const struct wp_section *sec, void **instp)
 {
-	struct http_state *st = state;
+	struct wp_curl_plugin *st = state;
 	const struct wp_host *h = st->host;
 	const struct wp_kv *kv;
 	const struct wp_kv *method_kv = NULL, *body_kv = NULL;
@@ -553,7 +516,7 @@ static int
 http_start(void *inst, const struct wp_request *req, void **opstate)
 {
 	struct http_inst *in = inst;
-	struct http_state *st = in->st;
+	struct wp_curl_plugin *st = in->st;
 	struct http_op *o;
 	CURL *e;
 	int bad = 0, rc;
@@ -648,8 +611,8 @@ static const struct wp_plugin http_plugin = {
 	    "certificate expiry",
 	.kind = WP_PLUGIN_CHECK,
 	.keys = http_keys,
-	.init = http_init,
-	.fini = http_fini,
+	.init = wp_curl_plugin_init,
+	.fini = wp_curl_plugin_fini,
 	.configure = http_configure,
 	.release = http_release,
 	.start = http_start,
