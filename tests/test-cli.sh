@@ -18,6 +18,10 @@ type = tcp
 host = 127.0.0.1
 port = 9
 interval = 5s
+
+[monitor:long-url]
+type = http
+url = http://127.0.0.1:9/$(printf 'x%.0s' $(seq 1500))
 INI
 out=$("$WATCHPOST" -t -c "$T/good.ini" -P "$PLUGINS") || fail "-t on a valid file"
 echo "$out" | grep -q "configuration OK" || fail "-t says OK"
