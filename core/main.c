@@ -580,7 +580,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "watchpost: cannot create the event loop\n");
 		return 1;
 	}
-	wp_log_setup(WP_LOG_INFO, WP_LOG_STDERR);
+	/* --once prints a table: only warnings and errors go to the log. */
+	wp_log_setup(opt.once ? WP_LOG_WARN : WP_LOG_INFO, WP_LOG_STDERR);
 
 	/* Configuration: parsing loads every plugin it names. */
 	cfg = load(&diag);
