@@ -185,7 +185,13 @@ test_million_operations_flat_memory(void **state)
 	after = rss_kb();
 	printf("# rss before %ld kB, after a million operations %ld kB\n",
 	    before, after);
+#if defined(__SANITIZE_ADDRESS__)
+	/* ASan keeps freed memory in quarantine, so RSS says nothing here;
+	 * LeakSanitizer checks at exit instead. */
+	printf("# ASan build: RSS comparison not meaningful, not asserted\n");
+#else
 	assert_true(after - before < 2048);
+#endif
 	assert_int_equal(opmon_running(OPC_STORE), 0);
 }
 
