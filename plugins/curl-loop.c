@@ -554,3 +554,16 @@ wp_curl_plugin_fini(void *state)
 	free(st);
 	curl_global_cleanup();
 }
+
+void
+wp_curl_cancel_result(struct wp_curl_plugin *st, struct wp_curl_xfer *x,
+    int64_t started_us, char *detail, size_t len, struct wp_result *res)
+{
+	wp_curl_timings(x, res);
+	snprintf(detail, len, "timed out %s", wp_curl_phase(x));
+	wp_curl_loop_remove(st->cl, x);
+	res->ok = 0;
+	res->reason = WP_REASON_TIMEOUT;
+	res->detail = detail;
+	res->latency_ms = (double)(st->host->now_us() - started_us) / 1000.0;
+}

@@ -111,6 +111,15 @@ struct wp_curl_plugin {
 	struct wp_curl_loop *cl;
 };
 int wp_curl_plugin_init(const struct wp_host *host, void **state);
+
+/*
+ * The host's deadline for transfer X (started at started_us): take X out of
+ * the loop and fill *res as a timeout naming the phase reached.  The detail
+ * is written to detail[len], which res->detail points at; the caller then
+ * completes the operation and frees it.
+ */
+void wp_curl_cancel_result(struct wp_curl_plugin *st, struct wp_curl_xfer *x,
+    int64_t started_us, char *detail, size_t len, struct wp_result *res);
 void wp_curl_plugin_fini(void *state);
 
 #endif

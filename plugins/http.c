@@ -575,15 +575,8 @@ http_cancel(void *inst, void *opstate)
 	struct http_op *o = opstate;
 	struct wp_result res = WP_RESULT_INIT;
 
-	wp_curl_timings(&o->x, &res);
-	snprintf(o->detail, sizeof(o->detail), "timed out %s",
-	    wp_curl_phase(&o->x));
-	wp_curl_loop_remove(in->st->cl, &o->x);
-	res.ok = 0;
-	res.reason = WP_REASON_TIMEOUT;
-	res.detail = o->detail;
-	res.latency_ms = (double)(in->st->host->now_us() - o->started_us) /
-	    1000.0;
+	wp_curl_cancel_result(in->st, &o->x, o->started_us, o->detail,
+	    sizeof(o->detail), &res);
 	in->st->host->complete(o->op, &res);
 	op_free(o);
 }
