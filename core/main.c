@@ -574,6 +574,9 @@ main(int argc, char **argv)
 
 	parse_args(argc, argv);
 	signal(SIGPIPE, SIG_IGN);
+	/* A file-size limit (RLIMIT_FSIZE) must fail the write, not kill us:
+	 * the store reports it and retries like a full disk. */
+	signal(SIGXFSZ, SIG_IGN);
 	if (opt.daemon)
 		daemonize_early();
 	if (host_loop_init() != 0) {

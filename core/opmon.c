@@ -20,6 +20,11 @@
 #define FINISHED_RING 256
 #define TROUBLE_RING 32
 #define N_BUCKETS 13
+/* Operations a plugin instance may leave unfinished before the host stops
+ * starting new ones on it: a blocking check stuck past its deadline holds a
+ * worker thread, an abandoned asynchronous one holds its memory. */
+#define STUCK_MAX 1
+#define ABANDONED_MAX 8
 
 /* Upper bounds of the duration histogram, seconds. */
 static const double bucket_le[N_BUCKETS] = {
@@ -50,12 +55,38 @@ struct wp_op {
 	unsigned in_start : 1;    /* inside start(): defer completion */
 	unsigned blocking : 1;    /* on a worker thread */
 	unsigned abandoned : 1;   /* gave up waiting for the plugin */
+	unsigned stuck : 1;       /* blocking, reported, worker not back */
 	unsigned has_pending : 1;
+	uint32_t slot;            /* handle slot, index + 1; 0: none */
 	struct wp_result pending;
-	char pending_detail[256];
+	char pending_detail[256]; /* also the detail of opmon_end_any() */
+	enum op_outcome end_outcome; /* opmon_end_any(), read on the loop */
 
 	struct wp_op *prev, *next; /* the in-flight list, oldest first */
 };
+
+/*
+ * Plugins hold an operation through a handle, not its address: the slot
+ * index and the slot's generation packed into the pointer-sized value they
+ * pass back to complete() (plugins never dereference a struct wp_op).  A
+ * completion whose generation no longer matches -- a second complete()
+ * after the operation was freed, its memory maybe reused by another -- is
+ * detected from this table alone, never by reading freed memory.  The table
+ * grows to the most plugin operations ever in flight at once; freed slots
+ * are reused.  Loop thread only.
+ */
+#define HANDLE_BITS (sizeof(uintptr_t) * 4)
+#define HANDLE_MASK ((((uintptr_t)1) << HANDLE_BITS) - 1)
+
+struct slot {
+	struct wp_op *op;         /* NULL while free */
+	uintptr_t gen;            /* bumped each time the slot is freed */
+	uint32_t next_free;       /* free list: index + 1; 0 ends it */
+	const struct plugin *last_plugin; /* the last freed occupant's, */
+	char last_name[64];               /* for the log */
+};
+static struct slot *slots;
+static uint32_t n_slots, cap_slots, free_slots;
 
 /* A finished operation, as the rings keep it. */
 struct op_record {
@@ -78,7 +109,7 @@ static struct op_record finished[FINISHED_RING];
 static unsigned finished_n, finished_pos;
 static struct op_record trouble[TROUBLE_RING];
 static unsigned trouble_n, trouble_pos;
-static int64_t cancel_grace_ms = 5000;
+static int64_t cancel_grace_ms = -1; /* -1: not read yet */
 
 static const char *const outcome_names[OP__N] = {
 	"running", "succeeded", "failed", "timed_out", "canceled"
@@ -105,6 +136,28 @@ opmon_set_cancel_grace_ms(int64_t ms)
 	cancel_grace_ms = ms;
 }
 
+/* The cancel grace: 5 s, or $WATCHPOST_CANCEL_GRACE_MS (tests). */
+static int64_t
+grace_ms(void)
+{
+	const char *env;
+	char *end;
+	long long v;
+
+	if (cancel_grace_ms >= 0)
+		return cancel_grace_ms;
+	cancel_grace_ms = 5000;
+	if ((env = getenv("WATCHPOST_CANCEL_GRACE_MS")) != NULL) {
+		v = strtoll(env, &end, 10);
+		if (*env != '\0' && *end == '\0' && v >= 0 && v <= 3600000)
+			cancel_grace_ms = v;
+		else
+			wp_warn("opmon: ignoring WATCHPOST_CANCEL_GRACE_MS=\"%s\"",
+			    env);
+	}
+	return cancel_grace_ms;
+}
+
 unsigned
 opmon_running(int cat)
 {
@@ -118,27 +171,113 @@ opmon_running(int cat)
 	return n;
 }
 
+/* Give OP a handle slot; returns the handle plugins see. */
 static struct wp_op *
-op_new(enum op_category cat, const char *name, int64_t timeout_ms)
+slot_take(struct wp_op *op)
+{
+	struct slot *s;
+	uint32_t i;
+
+	if (free_slots != 0) {
+		i = free_slots - 1;
+		free_slots = slots[i].next_free;
+	} else {
+		if (n_slots == cap_slots) {
+			if (cap_slots >= HANDLE_MASK / 2) {
+				wp_err("opmon: too many operations in flight");
+				abort();
+			}
+			cap_slots = cap_slots ? cap_slots * 2 : 64;
+			slots = wp_xrealloc(slots, cap_slots * sizeof(*slots));
+		}
+		i = n_slots++;
+		memset(&slots[i], 0, sizeof(slots[i]));
+	}
+	s = &slots[i];
+	s->op = op;
+	op->slot = i + 1;
+	return (struct wp_op *)((s->gen << HANDLE_BITS) | op->slot);
+}
+
+/* The slot of a freed operation: a later completion through the old
+ * handle is now recognised as stale. */
+static void
+slot_release(struct wp_op *op)
+{
+	struct slot *s;
+
+	if (op->slot == 0)
+		return;
+	s = &slots[op->slot - 1];
+	s->op = NULL;
+	s->gen = (s->gen + 1) & HANDLE_MASK;
+	s->last_plugin = op->plugin;
+	snprintf(s->last_name, sizeof(s->last_name), "%.*s",
+	    (int)sizeof(s->last_name) - 1, op->name);
+	s->next_free = free_slots;
+	free_slots = op->slot;
+	op->slot = 0;
+}
+
+/*
+ * The live operation behind handle H, or NULL when H is stale or invalid;
+ * then *prev is set to the slot whose previous occupant H named, if any.
+ */
+static struct wp_op *
+slot_lookup(const struct wp_op *h, const struct slot **prev)
+{
+	uintptr_t v = (uintptr_t)h, gen = v >> HANDLE_BITS;
+	uint32_t i = (uint32_t)(v & HANDLE_MASK);
+	const struct slot *s;
+
+	*prev = NULL;
+	if (i == 0 || i > n_slots)
+		return NULL;
+	s = &slots[i - 1];
+	if (s->op != NULL && s->gen == gen)
+		return s->op;
+	if (((s->gen - gen) & HANDLE_MASK) == 1 && s->last_plugin != NULL)
+		*prev = s;
+	return NULL;
+}
+
+/* A fresh operation, not yet known to the loop.  Any thread. */
+static struct wp_op *
+op_alloc(enum op_category cat, const char *name, int64_t timeout_ms)
 {
 	struct wp_op *op = wp_xcalloc(1, sizeof(*op));
 
 	op->magic = OP_MAGIC;
-	op->id = next_id++;
 	op->cat = cat;
 	snprintf(op->name, sizeof(op->name), "%s", name);
 	op->started_us = wp_now_us();
 	op->started_ms = wp_wall_ms();
 	op->deadline_us = op->started_us + timeout_ms * 1000;
-	uv_timer_init(wp_loop, &op->timer);
 	op->timer.data = op;
+	return op;
+}
+
+/* Number it, put it in the in-flight list, ready its timer.  Loop thread. */
+static void
+op_link(struct wp_op *op)
+{
+	op->id = next_id++;
+	uv_timer_init(wp_loop, &op->timer);
 	op->prev = inflight_tail;
 	if (inflight_tail)
 		inflight_tail->next = op;
 	else
 		inflight_head = op;
 	inflight_tail = op;
-	running[cat]++;
+	running[op->cat]++;
+}
+
+static struct wp_op *
+op_new(enum op_category cat, const char *name, int64_t timeout_ms)
+{
+	struct wp_op *op = op_alloc(cat, name, timeout_ms);
+
+	op_link(op);
 	return op;
 }
 
@@ -197,6 +336,7 @@ op_free_cb(uv_handle_t *h)
 	struct wp_op *op = h->data;
 
 	op->magic = 0;
+	slot_release(op);
 	instance_unref(op->instance);
 	free(op);
 }
@@ -245,21 +385,32 @@ report(struct wp_op *op, const struct wp_result *res, enum op_outcome outcome)
 		op->done(op->done_arg, res, outcome);
 }
 
-/* The plugin's completion, on the loop thread. */
+/* The plugin's completion through handle H, on the loop thread. */
 static void
-complete_on_loop(struct wp_op *op, const struct wp_result *res)
+complete_on_loop(struct wp_op *h, const struct wp_result *res)
 {
-	if (op->magic != OP_MAGIC || op->plugin_done) {
+	const struct slot *prev;
+	struct wp_op *op = slot_lookup(h, &prev);
+
+	if (op == NULL || op->plugin_done) {
 		double_completions++;
-		wp_err("plugin %s: operation \"%s\" completed more than once; "
-		    "ignoring the extra completion",
-		    op->magic == OP_MAGIC ? op->plugin->desc.name : "?",
-		    op->magic == OP_MAGIC ? op->name : "?");
+		if (op != NULL || prev != NULL)
+			wp_err("plugin %s: operation \"%s\" completed more than "
+			    "once; ignoring the extra completion",
+			    op ? op->plugin->desc.name : prev->last_plugin->desc.name,
+			    op ? op->name : prev->last_name);
+		else
+			wp_err("a plugin completed an operation that does not "
+			    "exist (a stale or invalid handle); ignored");
 		return;
 	}
 	op->plugin_done = 1;
-	if (op->blocking)
-		pool_stuck(op->reported ? -1 : 0);
+	if (op->stuck) {
+		/* A blocking check's worker is back at last. */
+		op->stuck = 0;
+		op->instance->stuck--;
+		pool_stuck(-1);
+	}
 	if (op->in_start) {
 		/* Completed from inside start(): finish after it returns. */
 		op->has_pending = 1;
@@ -273,6 +424,7 @@ complete_on_loop(struct wp_op *op, const struct wp_result *res)
 		/* Timed out or cancelled earlier: the late result is dropped. */
 		if (op->abandoned) {
 			late_completions++;
+			op->instance->abandoned--;
 			wp_warn("plugin %s: operation \"%s\" completed after it "
 			    "was abandoned", op->plugin->desc.name, op->name);
 		}
@@ -332,11 +484,13 @@ grace_cb(uv_timer_t *t)
 
 	/* Reported already; the plugin never completed after cancel. */
 	op->abandoned = 1;
+	op->instance->abandoned++;
 	abandoned_total++;
 	wp_err("plugin %s: operation \"%s\" not completed %" PRId64 " ms after "
 	    "it was cancelled; the plugin is broken (its memory is kept in "
-	    "case it completes later)", op->plugin->desc.name, op->name,
-	    cancel_grace_ms);
+	    "case it completes later; %u such operation(s) on this instance, "
+	    "new ones are refused at %d)", op->plugin->desc.name, op->name,
+	    grace_ms(), op->instance->abandoned, ABANDONED_MAX);
 }
 
 /* Stop an operation that is still running: at its deadline (TIMED_OUT)
@@ -373,6 +527,10 @@ stop_op(struct wp_op *op, enum op_outcome outcome)
 		return;
 	}
 	if (op->blocking) {
+		/* The worker stays inside check(): count it, so the pool can
+		 * grow and the instance gets no second worker meanwhile. */
+		op->stuck = 1;
+		op->instance->stuck++;
 		pool_stuck(+1);
 		report(op, &r, outcome);
 		return; /* freed when the worker returns */
@@ -404,7 +562,7 @@ stop_op(struct wp_op *op, enum op_outcome outcome)
 		op_release(op);
 		return;
 	}
-	uv_timer_start(&op->timer, grace_cb, (uint64_t)cancel_grace_ms, 0);
+	uv_timer_start(&op->timer, grace_cb, (uint64_t)grace_ms(), 0);
 }
 
 static void
@@ -465,6 +623,20 @@ finish_pending(uv_timer_t *t)
 	op_release(op);
 }
 
+/* Fail OP without starting it; reported from the loop (done() must not
+ * run inside opmon_run). */
+static void
+refuse(struct wp_op *op, const char *detail)
+{
+	op->plugin_done = 1;
+	op->has_pending = 1;
+	op->pending = (struct wp_result)WP_RESULT_INIT;
+	op->pending.reason = WP_REASON_PLUGIN;
+	snprintf(op->pending_detail, sizeof(op->pending_detail), "%s", detail);
+	op->pending.detail = op->pending_detail;
+	uv_timer_start(&op->timer, finish_pending, 0, 0);
+}
+
 struct wp_op *
 opmon_run(struct instance *in, enum op_category cat, const char *name,
     int64_t timeout_ms, unsigned attempt, const struct wp_alert *alert,
@@ -473,6 +645,7 @@ opmon_run(struct instance *in, enum op_category cat, const char *name,
 	struct wp_op *op = op_new(cat, name, timeout_ms);
 	const struct plugin *p = in->plugin;
 	void *inst = in->inst;
+	char msg[160];
 	int rc;
 
 	instance_ref(in);
@@ -483,16 +656,28 @@ opmon_run(struct instance *in, enum op_category cat, const char *name,
 	op->done_arg = arg;
 	op->req = (struct wp_request){
 		.size = sizeof(struct wp_request),
-		.op = op,
+		.op = slot_take(op),
 		.monitor = op->name,
 		.started_us = op->started_us,
 		.deadline_us = op->deadline_us,
 		.attempt = attempt,
 		.alert = alert,
 	};
+	/* A broken plugin instance may not pile up threads or memory. */
+	if (!p->async && in->stuck >= STUCK_MAX) {
+		refuse(op, "not started: the plugin is still stuck in an "
+		    "earlier check, past its deadline");
+		return op;
+	}
+	if (p->async && in->abandoned >= ABANDONED_MAX) {
+		snprintf(msg, sizeof(msg), "not started: the plugin never "
+		    "completed %u earlier operations", in->abandoned);
+		refuse(op, msg);
+		return op;
+	}
 	if (!p->async) {
 		struct blocking_job *j = wp_xmalloc(sizeof(*j));
-		j->op = op;
+		j->op = op->req.op;
 		j->plugin = p;
 		j->inst = inst;
 		j->req = op->req;
@@ -506,16 +691,13 @@ opmon_run(struct instance *in, enum op_category cat, const char *name,
 	op->in_start = 0;
 	if (rc != 0) {
 		/* Not accepted: the plugin must not complete it. */
-		op->plugin_done = 1;
-		op->has_pending = 1;
-		op->pending = (struct wp_result)WP_RESULT_INIT;
-		op->pending.reason = WP_REASON_PLUGIN;
-		snprintf(op->pending_detail, sizeof(op->pending_detail),
-		    "plugin could not start the check (error %d)", rc);
-		op->pending.detail = op->pending_detail;
+		snprintf(msg, sizeof(msg), "plugin could not start the check "
+		    "(error %d)", rc);
+		refuse(op, msg);
+		return op;
 	}
 	if (op->has_pending) {
-		/* done() must not run inside opmon_run: report from the loop. */
+		/* Completed inside start(): report from the loop. */
 		uv_timer_start(&op->timer, finish_pending, 0, 0);
 		return op;
 	}
@@ -540,6 +722,58 @@ opmon_end(struct wp_op *op, enum op_outcome outcome, const char *detail)
 	if (!op->reported)
 		record(op, outcome, detail);
 	op_release(op);
+}
+
+/* ---- core operations run off the loop (the store writer) ---- */
+
+static void
+posted_link(void *arg)
+{
+	struct wp_op *op = arg;
+	int64_t left_ms = (op->deadline_us - wp_now_us()) / 1000;
+
+	op_link(op);
+	uv_timer_start(&op->timer, deadline_cb,
+	    (uint64_t)(left_ms > 0 ? left_ms : 0), 0);
+}
+
+static void
+posted_end(void *arg)
+{
+	struct wp_op *op = arg;
+
+	opmon_end(op, op->end_outcome,
+	    op->pending_detail[0] ? op->pending_detail : NULL);
+}
+
+struct wp_op *
+opmon_begin_any(enum op_category cat, const char *name, int64_t timeout_ms)
+{
+	struct wp_op *op;
+
+	if (host_on_loop())
+		return opmon_begin(cat, name, timeout_ms);
+	if (wp_loop == NULL)
+		return NULL;
+	op = op_alloc(cat, name, timeout_ms);
+	host_post(posted_link, op);
+	return op;
+}
+
+void
+opmon_end_any(struct wp_op *op, enum op_outcome outcome, const char *detail)
+{
+	if (op == NULL)
+		return;
+	if (host_on_loop()) {
+		opmon_end(op, outcome, detail);
+		return;
+	}
+	/* The loop reads these only in posted_end, after the post. */
+	op->end_outcome = outcome;
+	snprintf(op->pending_detail, sizeof(op->pending_detail), "%s",
+	    detail ? detail : "");
+	host_post(posted_end, op);
 }
 
 void

@@ -49,6 +49,9 @@ struct instance {
 	const struct plugin *plugin;
 	void *inst;
 	unsigned refs;
+	unsigned stuck;     /* blocking checks past their deadline whose
+	                       worker has not returned */
+	unsigned abandoned; /* operations never completed after cancel */
 };
 /* Wrap INST with one reference (the caller's). */
 struct instance *instance_new(const struct plugin *p, void *inst);
@@ -79,7 +82,11 @@ struct wp_op *opmon_run(struct instance *in,
  * done() runs with OP_CANCELED, soon, on the loop. */
 void opmon_cancel(struct wp_op *op);
 
-/* The host's complete() service (any thread). */
+/*
+ * The host's complete() service (any thread).  OP is the handle the plugin
+ * got in req->op: a second completion, or one through a stale or invalid
+ * handle, is detected without touching freed memory, logged and counted.
+ */
 void opmon_complete(struct wp_op *op, const struct wp_result *res);
 
 /*
@@ -90,6 +97,18 @@ void opmon_complete(struct wp_op *op, const struct wp_result *res);
 struct wp_op *opmon_begin(enum op_category cat, const char *name,
     int64_t timeout_ms);
 void opmon_end(struct wp_op *op, enum op_outcome outcome,
+    const char *detail);
+
+/*
+ * The same for a core operation performed on another thread (the store
+ * writer's batches): begin allocates the operation and posts it to the
+ * loop, end posts the outcome (DETAIL is copied).  Any thread; never
+ * blocks.  Without a loop (unit tests) begin returns NULL and end(NULL)
+ * does nothing.
+ */
+struct wp_op *opmon_begin_any(enum op_category cat, const char *name,
+    int64_t timeout_ms);
+void opmon_end_any(struct wp_op *op, enum op_outcome outcome,
     const char *detail);
 
 /* Number of operations in flight (all categories, or one). */
@@ -108,7 +127,11 @@ const char *opmon_outcome_name(enum op_outcome o);
 const char *opmon_category_name(enum op_category c);
 
 /* Tuning for tests: how long a plugin may take to complete after cancel
- * before it is reported as broken (default 5000 ms). */
+ * before it is reported as broken (default 5000 ms, or
+ * $WATCHPOST_CANCEL_GRACE_MS).  A plugin instance with this many abandoned
+ * operations (8), or a blocking one with a check stuck past its deadline,
+ * gets no new operation until they finish: each is failed at once with
+ * WP_REASON_PLUGIN, so a broken plugin cannot exhaust memory or workers. */
 void opmon_set_cancel_grace_ms(int64_t ms);
 
 #endif

@@ -28,6 +28,7 @@
 #include <sqlite3.h>
 
 #include "log.h"
+#include "opmon.h"
 #include "store.h"
 #include "util.h"
 
@@ -44,6 +45,7 @@
 #define BACKOFF_MAX_MS	5000
 #define DRAIN_GIVEUP_MS	2000	/* at close, how long a failing db is retried */
 #define VACUUM_PAGES	2000	/* pages freed per incremental_vacuum step */
+#define BATCH_DEADLINE_MS 10000	/* a batch this slow is flagged in opmon */
 
 enum item_kind { ITEM_CHECK, ITEM_DELIVERY };
 
@@ -438,6 +440,27 @@ destroy(struct store *st)
 	free(st);
 }
 
+/*
+ * $WATCHPOST_STORE_QUEUE_MAX lowers the queue capacity: the test seam for a
+ * full queue (a failing database fills 65,536 slots only slowly).
+ */
+static size_t
+queue_limit(size_t cap)
+{
+	const char *env = getenv("WATCHPOST_STORE_QUEUE_MAX");
+	char *end;
+	unsigned long long v;
+
+	if (env == NULL)
+		return cap;
+	v = strtoull(env, &end, 10);
+	if (*env == '\0' || *end != '\0' || v == 0) {
+		wp_warn("store: ignoring WATCHPOST_STORE_QUEUE_MAX=\"%s\"", env);
+		return cap;
+	}
+	return v < cap ? (size_t)v : cap;
+}
+
 int
 store_open(const char *path, size_t queue_capacity, struct store **out,
     char *err, size_t errlen)
@@ -450,6 +473,7 @@ store_open(const char *path, size_t queue_capacity, struct store **out,
 	int rc;
 
 	*out = NULL;
+	queue_capacity = queue_limit(queue_capacity);
 	if (path == NULL || *path == '\0' || queue_capacity == 0 ||
 	    queue_capacity > SIZE_MAX / 2 / sizeof(struct item)) {
 		snprintf(err, errlen, "store: a database path and a queue "
@@ -1005,7 +1029,8 @@ static void
 writer_run(struct store *st)
 {
 	struct retention *r;
-	char err[256];
+	struct wp_op *op;
+	char err[256], opname[48];
 	int64_t backoff = 0, fail_since = 0, deleted, t0, left, stop_deadline;
 	uint64_t nchecks;
 	size_t head, n, i;
@@ -1043,10 +1068,19 @@ writer_run(struct store *st)
 		deleted = 0;
 		ms = 0;
 		if (n > 0) {
+			/* Each batch is an operation in the async-operation
+			 * monitor, so a slow or failing database shows in
+			 * /api/monitor and /metrics. */
+			snprintf(opname, sizeof(opname), "store write "
+			    "(%zu items)", n);
+			op = opmon_begin_any(OPC_STORE, opname,
+			    BATCH_DEADLINE_MS);
 			t0 = wp_now_us();
 			brc = write_batch(st, head, n, &nchecks, err,
 			    sizeof(err));
 			ms = (double)(wp_now_us() - t0) / 1000.0;
+			opmon_end_any(op, brc == 0 ? OP_SUCCEEDED : OP_FAILED,
+			    brc == 0 ? NULL : err);
 			/* Written: the payloads are no longer needed; the
 			 * slots are popped under the lock below. */
 			for (i = 0; brc == 0 && i < n; i++)

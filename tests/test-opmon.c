@@ -115,17 +115,20 @@ test_failure_recorded(void **state)
 static void
 test_hang_times_out_and_pool_survives(void **state)
 {
-	struct instance *hang = make_instance("hang", "true");
+	struct instance *hang[3];
 	struct instance *quick = make_instance(NULL, NULL);
-	struct outcome h[3] = { { 0 } }, q = { 0 };
+	struct outcome h[3] = { { 0 } }, q = { 0 }, again = { 0 };
 	int64_t t0 = wp_now_us();
 	int i, all = 0;
 	struct pool_stats ps;
 
 	(void)state;
-	/* Three hung checks: more than the pool's two threads. */
-	for (i = 0; i < 3; i++)
-		opmon_run(hang, OPC_CHECK, "hang", 200, 0, NULL, done, &h[i]);
+	/* Three hung checks (three monitors): more than the pool's two
+	 * threads. */
+	for (i = 0; i < 3; i++) {
+		hang[i] = make_instance("hang", "true");
+		opmon_run(hang[i], OPC_CHECK, "hang", 200, 0, NULL, done, &h[i]);
+	}
 	while (!all && wp_now_us() - t0 < 3000000) {
 		uv_run(wp_loop, UV_RUN_ONCE);
 		all = h[0].calls && h[1].calls && h[2].calls;
@@ -143,8 +146,17 @@ test_hang_times_out_and_pool_survives(void **state)
 	pool_get_stats(&ps);
 	assert_true(ps.stuck >= 3);
 	assert_true(ps.threads > 2);
+	/* A monitor whose check is still stuck gets no second worker: its
+	 * next check fails at once, as a plugin failure. */
+	opmon_run(hang[0], OPC_CHECK, "hang", 200, 0, NULL, done, &again);
+	spin_until(&again.calls, 3000);
+	assert_int_equal(again.outcome, OP_FAILED);
+	assert_int_equal(again.reason, WP_REASON_PLUGIN);
+	pool_get_stats(&ps);
+	assert_int_equal(ps.stuck, 3);
 	instance_unref(quick);
-	instance_unref(hang);
+	for (i = 0; i < 3; i++)
+		instance_unref(hang[i]);
 }
 
 static long

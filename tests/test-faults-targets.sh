@@ -1,0 +1,3 @@
+#!/bin/bash
+. "$abs_top_srcdir/tests/lib.sh"
+ok "placeholder"
