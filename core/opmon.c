@@ -22,9 +22,10 @@
 #define N_BUCKETS 13
 /* Operations a plugin instance may leave unfinished before the host stops
  * starting new ones on it: a blocking check stuck past its deadline holds a
- * worker thread, an abandoned asynchronous one holds its memory. */
+ * worker thread, a cancelled asynchronous one that never completes holds
+ * its memory. */
 #define STUCK_MAX 1
-#define ABANDONED_MAX 8
+#define UNFINISHED_MAX 8
 
 /* Upper bounds of the duration histogram, seconds. */
 static const double bucket_le[N_BUCKETS] = {
@@ -56,6 +57,7 @@ struct wp_op {
 	unsigned blocking : 1;    /* on a worker thread */
 	unsigned abandoned : 1;   /* gave up waiting for the plugin */
 	unsigned stuck : 1;       /* blocking, reported, worker not back */
+	unsigned awaiting : 1;    /* cancelled, the plugin has not completed */
 	unsigned has_pending : 1;
 	uint32_t slot;            /* handle slot, index + 1; 0: none */
 	struct wp_result pending;
@@ -422,9 +424,10 @@ complete_on_loop(struct wp_op *h, const struct wp_result *res)
 	}
 	if (op->reported) {
 		/* Timed out or cancelled earlier: the late result is dropped. */
+		if (op->awaiting)
+			op->instance->unfinished--;
 		if (op->abandoned) {
 			late_completions++;
-			op->instance->abandoned--;
 			wp_warn("plugin %s: operation \"%s\" completed after it "
 			    "was abandoned", op->plugin->desc.name, op->name);
 		}
@@ -484,13 +487,12 @@ grace_cb(uv_timer_t *t)
 
 	/* Reported already; the plugin never completed after cancel. */
 	op->abandoned = 1;
-	op->instance->abandoned++;
 	abandoned_total++;
 	wp_err("plugin %s: operation \"%s\" not completed %" PRId64 " ms after "
 	    "it was cancelled; the plugin is broken (its memory is kept in "
-	    "case it completes later; %u such operation(s) on this instance, "
-	    "new ones are refused at %d)", op->plugin->desc.name, op->name,
-	    grace_ms(), op->instance->abandoned, ABANDONED_MAX);
+	    "case it completes later; %u unfinished operation(s) on this "
+	    "instance, new ones are refused at %d)", op->plugin->desc.name,
+	    op->name, grace_ms(), op->instance->unfinished, UNFINISHED_MAX);
 }
 
 /* Stop an operation that is still running: at its deadline (TIMED_OUT)
@@ -562,6 +564,8 @@ stop_op(struct wp_op *op, enum op_outcome outcome)
 		op_release(op);
 		return;
 	}
+	op->awaiting = 1;
+	op->instance->unfinished++;
 	uv_timer_start(&op->timer, grace_cb, (uint64_t)grace_ms(), 0);
 }
 
@@ -669,9 +673,10 @@ opmon_run(struct instance *in, enum op_category cat, const char *name,
 		    "earlier check, past its deadline");
 		return op;
 	}
-	if (p->async && in->abandoned >= ABANDONED_MAX) {
-		snprintf(msg, sizeof(msg), "not started: the plugin never "
-		    "completed %u earlier operations", in->abandoned);
+	if (p->async && in->unfinished >= UNFINISHED_MAX) {
+		snprintf(msg, sizeof(msg), "not started: the plugin has not "
+		    "completed %u earlier operations it was asked to cancel",
+		    in->unfinished);
 		refuse(op, msg);
 		return op;
 	}

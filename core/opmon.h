@@ -51,7 +51,8 @@ struct instance {
 	unsigned refs;
 	unsigned stuck;     /* blocking checks past their deadline whose
 	                       worker has not returned */
-	unsigned abandoned; /* operations never completed after cancel */
+	unsigned unfinished; /* operations cancelled (or timed out) that the
+	                        plugin has not completed yet */
 };
 /* Wrap INST with one reference (the caller's). */
 struct instance *instance_new(const struct plugin *p, void *inst);
@@ -129,7 +130,8 @@ const char *opmon_category_name(enum op_category c);
 /* Tuning for tests: how long a plugin may take to complete after cancel
  * before it is reported as broken (default 5000 ms, or
  * $WATCHPOST_CANCEL_GRACE_MS).  A plugin instance with this many abandoned
- * operations (8), or a blocking one with a check stuck past its deadline,
+ * operations cancelled but not completed (8), or a blocking one with a
+ * check stuck past its deadline,
  * gets no new operation until they finish: each is failed at once with
  * WP_REASON_PLUGIN, so a broken plugin cannot exhaust memory or workers. */
 void opmon_set_cancel_grace_ms(int64_t ms);

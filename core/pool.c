@@ -146,7 +146,9 @@ pool_shutdown(long wait_ms)
 	pthread_mutex_lock(&mu);
 	stopping = 1;
 	pthread_cond_broadcast(&cv);
-	while (n_threads > 0) {
+	/* Checks stuck past their deadline are not waited for: they have
+	 * been reported already, and may never return. */
+	while (n_threads > n_stuck) {
 		if (pthread_cond_timedwait(&idle_cv, &mu, &ts) == ETIMEDOUT)
 			break;
 	}

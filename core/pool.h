@@ -15,8 +15,9 @@ int pool_init(unsigned min_threads, unsigned max_threads);
 void pool_submit(void (*fn)(void *arg), void *arg);
 /* A running job passed its deadline (+1) or finally returned (-1). */
 void pool_stuck(int delta);
-/* Stop the workers: wait up to wait_ms for running jobs; workers still
- * stuck after that are left detached (the process is exiting). */
+/* Stop the workers: wait up to wait_ms for running jobs, but not for jobs
+ * already stuck past their deadline; workers still inside a job after that
+ * are left detached (the process is exiting). */
 void pool_shutdown(long wait_ms);
 
 struct pool_stats {

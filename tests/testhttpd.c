@@ -3,7 +3,7 @@
  *
  * Usage:
  *   testhttpd [--port N] [--tls CERT KEY] [--record FILE]
- *             [--hook-status-file FILE]
+ *             [--hook-status-file FILE] [--accepted FILE]
  *
  *   --port N      port on 127.0.0.1 (default 0: any free port)
  *   --tls C K     serve HTTPS with the PEM certificate C and key K
@@ -11,6 +11,7 @@
  *   --hook-status-file F
  *                 /hook answers with the status code read from F (re-read
  *                 on every request; 200 when F is missing or unreadable)
+ *   --accepted F  /hook also appends, to F, each body it answered with 2xx
  *
  * Once listening it prints "PORT <n>\n" on stdout and flushes.  It exits 0
  * on SIGTERM or SIGINT, 1 on a start-up error.  One thread per connection.
@@ -27,6 +28,8 @@
  *   /slow?ms=N        answers 200 "slow" after N ms
  *   /hang             never answers (until exit, at most 60 s)
  *   /big              200 with an endless chunked body
+ *   /huge?bytes=N     200 with a Content-Length of N bytes (default 1 GiB),
+ *                     generated as it is sent, never held in memory
  *   /bigheader        200 with a 100,000-byte X-Big header
  *   /headers          200, body: the request headers, one "Name: value" a line
  *   /echo             200, body: the request body
@@ -75,6 +78,7 @@ struct split {
 
 static const char *record_file;
 static const char *hook_status_file;
+static const char *accepted_file;
 static atomic_int stopping;
 
 static pthread_mutex_t hits_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -303,27 +307,35 @@ hook_status(void)
 	return v;
 }
 
+/* Append the request body to FILE as one line (one write(2): concurrent
+ * hooks do not interleave). */
+static void
+record_line(const char *file, struct req *rq)
+{
+	int fd = open(file, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+	if (fd < 0)
+		return;
+	rq->buf[rq->len] = '\n';
+	if (write(fd, rq->buf, rq->len + 1) < 0)
+		fprintf(stderr, "testhttpd: record: %s\n", strerror(errno));
+	close(fd);
+}
+
 static enum MHD_Result
 route_hook(struct MHD_Connection *c, struct req *rq)
 {
+	int status = hook_status();
 	size_t i;
-	int fd;
 
-	if (record_file != NULL) {
-		for (i = 0; i < rq->len; i++)
-			if (rq->buf[i] == '\n' || rq->buf[i] == '\r')
-				rq->buf[i] = ' ';
-		/* One write(2) per line: concurrent hooks do not interleave. */
-		fd = open(record_file, O_WRONLY | O_CREAT | O_APPEND, 0644);
-		if (fd >= 0) {
-			rq->buf[rq->len] = '\n';
-			if (write(fd, rq->buf, rq->len + 1) < 0)
-				fprintf(stderr, "testhttpd: record: %s\n",
-				    strerror(errno));
-			close(fd);
-		}
-	}
-	return answer(c, (unsigned)hook_status(), "hook", NULL);
+	for (i = 0; i < rq->len; i++)
+		if (rq->buf[i] == '\n' || rq->buf[i] == '\r')
+			rq->buf[i] = ' ';
+	if (record_file != NULL)
+		record_line(record_file, rq);
+	if (accepted_file != NULL && status >= 200 && status < 300)
+		record_line(accepted_file, rq);
+	return answer(c, (unsigned)status, "hook", NULL);
 }
 
 static enum MHD_Result
@@ -373,6 +385,21 @@ dispatch(struct MHD_Connection *c, const char *url, struct req *rq)
 		enum MHD_Result ret;
 
 		r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384,
+		    big_reader, NULL, NULL);
+		if (r == NULL)
+			return MHD_NO;
+		ret = MHD_queue_response(c, 200, r);
+		MHD_destroy_response(r);
+		return ret;
+	}
+	if (strcmp(url, "/huge") == 0) {
+		struct MHD_Response *r;
+		enum MHD_Result ret;
+
+		arg = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
+		    "bytes");
+		r = MHD_create_response_from_callback(arg ?
+		    strtoull(arg, NULL, 10) : 1024ULL * 1024 * 1024, 16384,
 		    big_reader, NULL, NULL);
 		if (r == NULL)
 			return MHD_NO;
@@ -516,9 +543,12 @@ main(int argc, char **argv)
 		else if (strcmp(argv[i], "--hook-status-file") == 0 &&
 		    i + 1 < argc)
 			hook_status_file = argv[++i];
+		else if (strcmp(argv[i], "--accepted") == 0 && i + 1 < argc)
+			accepted_file = argv[++i];
 		else
 			die("usage: testhttpd [--port N] [--tls CERT KEY] "
-			    "[--record FILE] [--hook-status-file FILE]");
+			    "[--record FILE] [--hook-status-file FILE] "
+			    "[--accepted FILE]");
 	}
 	if (port < 0 || port > 65535)
 		die("bad port");
