@@ -189,3 +189,10 @@ if grep '^watchpost_monitor_' "$T/metrics.txt" |
 fi
 stop_agent
 ok "every per-monitor series carries monitor and type labels"
+
+# Every family the agent exposes is documented in watchpost(8).
+for f in $(sed -n 's/^# TYPE \([a-z_]*\) .*/\1/p' "$T/metrics.txt"); do
+	grep -q "^\.BR* $f\( [,.]\)*$" "$abs_top_srcdir/man/watchpost.8" ||
+	    fail "metric $f is not in watchpost(8)"
+done
+ok "every metric family is documented in watchpost(8)"
