@@ -101,6 +101,8 @@ rc=0
 cat "$T/once.out"
 [ "$rc" -eq 2 ] || fail "--once with DOWN file monitors: exit $rc"
 grep -q " $" "$T/once.out" && fail "--once lines end in blanks"
+[ "$(awk '{ print index($0, " file ") }' "$T/once.out" | sort -u | wc -l)" -eq 1 ] ||
+    fail "--once columns are not aligned"
 grep -Eq "^fresh +file +UP " "$T/once.out" || fail "fresh file is UP"
 grep -Eq "^any-age +file +UP " "$T/once.out" || fail "no max_age: any age is UP"
 grep -Eq "^stale +file +DOWN .*modified [0-9]+s ago, max_age is 3600s" \
