@@ -529,13 +529,16 @@ run_once(void)
 			    res[i].status_code);
 			detail = buf;
 		} else if (!res[i].ok) {
-			snprintf(buf, sizeof(buf), "%s: %s",
-			    wp_reason_name(res[i].reason), res[i].detail);
+			snprintf(buf, sizeof(buf), "%s%s%s",
+			    wp_reason_name(res[i].reason),
+			    res[i].detail[0] ? ": " : "",
+			    res[i].detail);
 			detail = buf;
 		}
-		printf("%-*s  %-*s  %-4s  %10s  %s\n", (int)w, res[i].name,
+		/* No trailing blanks: the detail column may be empty. */
+		printf("%-*s  %-*s  %-4s  %10s%s%s\n", (int)w, res[i].name,
 		    (int)tw, res[i].type, res[i].ok ? "UP" : "DOWN", lat,
-		    detail);
+		    *detail ? "  " : "", detail);
 		if (!res[i].ok)
 			any_down = 1;
 	}

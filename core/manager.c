@@ -753,7 +753,9 @@ series(struct wp_buf *b, const char *metric, const struct monitor *m,
 {
 	wp_buf_printf(b, "%s{monitor=\"", metric);
 	label(b, m->name);
-	wp_buf_printf(b, "\",type=\"%s\"%s} ", m->type, extra ? extra : "");
+	wp_buf_puts(b, "\",type=\"");
+	label(b, m->type);
+	wp_buf_printf(b, "\"%s} ", extra ? extra : "");
 }
 
 void

@@ -85,7 +85,10 @@
  *
  *   Blocking: check() is called on a worker thread and may block, but should
  *   honour req->deadline_us.  It fills *res and returns WP_OK, or returns a
- *   negative WP_E* code if the plugin itself failed.  If the deadline passes
+ *   negative WP_E* code if the plugin itself failed.  The host copies *res
+ *   after check() returns, so res->detail must outlive the call: a string
+ *   literal, the instance's own memory, or a _Thread_local buffer (the same
+ *   worker runs nothing else before the copy) -- never check()'s stack.  If the deadline passes
  *   first, the host records a timeout and discards the late result; the
  *   worker stays busy until check() returns, so honour the deadline.
  */
