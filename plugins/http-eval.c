@@ -208,15 +208,24 @@ wp_http_parse_asn1_time(const char *s)
 	int i, used = 0;
 	time_t t;
 
+	/* Field widths keep sscanf() from overflowing an int (undefined),
+	 * and the ranges keep timegm() to real dates (a fuzzed year of
+	 * INT_MIN once overflowed "year - 1900"). */
 	memset(&tm, 0, sizeof(tm));
-	if (sscanf(s, "%3s %d %d:%d:%d%n", mon, &tm.tm_mday, &tm.tm_hour,
+	if (sscanf(s, "%3s %2d %2d:%2d:%2d%n", mon, &tm.tm_mday, &tm.tm_hour,
 	    &tm.tm_min, &tm.tm_sec, &used) != 5)
 		return 0;
 	s += used;
 	if (*s == '.')
 		for (s++; isdigit((unsigned char)*s); s++)
 			;
-	if (sscanf(s, " %d", &tm.tm_year) != 1)
+	used = 0;
+	if (sscanf(s, " %4d%n", &tm.tm_year, &used) != 1 ||
+	    isdigit((unsigned char)s[used]))
+		return 0;
+	if (tm.tm_year < 1900 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
+	    tm.tm_hour < 0 || tm.tm_hour > 23 || tm.tm_min < 0 ||
+	    tm.tm_min > 59 || tm.tm_sec < 0 || tm.tm_sec > 60)
 		return 0;
 	tm.tm_year -= 1900;
 	tm.tm_mon = -1;
