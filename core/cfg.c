@@ -24,11 +24,13 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <ini.h>
@@ -45,6 +47,8 @@
 #define DEFAULT_LISTEN "127.0.0.1:9405"
 #define DURATION_FORMS "use e.g. 250ms, 10s, 5m, 1h"
 #define NAME_CHARS "letters, digits, '.', '_' and '-'"
+#define SECRET_MAX (64 * 1024) /* bytes in a K_file file */
+#define FILE_SUFFIX "_file"
 
 /* ------------------------------------------------------------------------ */
 /* Diagnostics */
@@ -161,6 +165,7 @@ struct loader {
 
 	cfg_lookup_fn lookup;
 	void *lookup_arg;
+	const char *dir;        /* the configuration's folder (for K_file) */
 	struct plugin_cache *cache;
 	size_t n_cache;
 };
@@ -565,6 +570,103 @@ on_key(void *user, const char *section, const char *name, const char *value)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Secrets in files */
+
+int
+cfg_read_secret(const char *path, char **out, char *why, size_t whylen)
+{
+	const char *bad = NULL;
+	char *buf = NULL;
+	struct stat st;
+	size_t n = 0;
+	ssize_t r;
+	int fd, rc = WP_EINVAL;
+
+	*out = NULL;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY |
+	    O_NONBLOCK)) < 0 || fstat(fd, &st) != 0) {
+		snprintf(why, whylen, "cannot read %s: %s", path,
+		    strerror(errno));
+		goto done;
+	}
+	if (!S_ISREG(st.st_mode))
+		bad = "is not a regular file";
+	else if (st.st_mode & (S_IROTH | S_IWOTH))
+		bad = "is readable or writable by other users: a secret must "
+		    "not be (chmod o-rw)";
+	if (bad != NULL)
+		goto done;
+	buf = wp_xmalloc(SECRET_MAX + 1);
+	while (n <= SECRET_MAX &&
+	    (r = read(fd, buf + n, SECRET_MAX + 1 - n)) != 0) {
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			snprintf(why, whylen, "cannot read %s: %s", path,
+			    strerror(errno));
+			goto done;
+		}
+		n += (size_t)r;
+	}
+	if (n > SECRET_MAX)
+		bad = "is larger than 64 KiB";
+	else {
+		if (n > 0 && buf[n - 1] == '\n')
+			n--;
+		if (n > 0 && buf[n - 1] == '\r')
+			n--;
+		buf[n] = '\0';
+		if (n == 0)
+			bad = "is empty";
+		else if (memchr(buf, '\0', n) != NULL)
+			bad = "contains a NUL byte";
+		else if (strpbrk(buf, "\r\n") != NULL)
+			bad = "holds more than one line";
+	}
+	if (bad != NULL)
+		goto done;
+	*out = wp_xstrdup(buf);
+	rc = 0;
+done:
+	if (bad != NULL)
+		snprintf(why, whylen, "%s %s", path, bad);
+	if (buf != NULL) {
+		explicit_bzero(buf, SECRET_MAX + 1);
+		free(buf);
+	}
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+/* The value KV->key supplies through the file KV->value (relative to the
+ * configuration's folder); NULL after reporting at KV's line. */
+static char *
+read_secret(struct loader *ld, const struct raw_kv *kv)
+{
+	char *path = resolve_path(ld->dir, kv->value), *out, why[PATH_MAX + 128];
+
+	if (cfg_read_secret(path, &out, why, sizeof(why)) != 0)
+		report(ld, kv->line, "%s: %s", kv->key, why);
+	free(path);
+	return out;
+}
+
+/* K for a key "K_file" (K non-empty) in BUF, else NULL. */
+static const char *
+file_key_base(const char *key, char *buf, size_t len)
+{
+	size_t kl = strlen(key), sl = sizeof(FILE_SUFFIX) - 1;
+
+	if (kl <= sl || kl - sl >= len || strcmp(key + kl - sl,
+	    FILE_SUFFIX) != 0)
+		return NULL;
+	memcpy(buf, key, kl - sl);
+	buf[kl - sl] = '\0';
+	return buf;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Validation */
 
 static const char *const agent_keys[] = {
@@ -762,10 +864,10 @@ build_section(struct loader *ld, const struct raw_section *rs,
 	const struct plugin_cache *pc = NULL;
 	const struct raw_kv *kv, *type;
 	const struct wp_key *pk;
-	const char *names[64];
+	const char *names[64], *key, *base;
 	const char *kind = kind_names[rs->kind];
 	struct wp_buf def = { NULL, 0, 0 };
-	char mean[128];
+	char mean[128], basebuf[128], *value;
 	size_t i, j, nn;
 	int k, checked;
 
@@ -773,7 +875,6 @@ build_section(struct loader *ld, const struct raw_section *rs,
 	s->line = rs->line;
 	for (i = 0; i < rs->n_kv; i++) {
 		kv = &rs->kv[i];
-		wp_buf_printf(&def, "%s=%s\n", kv->key, kv->value);
 		if ((k = find_key(common, kv->key)) < 0)
 			continue;
 		if (seen[k] != NULL)
@@ -782,7 +883,6 @@ build_section(struct loader *ld, const struct raw_section *rs,
 		else
 			seen[k] = kv;
 	}
-	s->definition = wp_buf_steal(&def);
 
 	type = seen[0];
 	if (type == NULL)
@@ -818,13 +918,27 @@ build_section(struct loader *ld, const struct raw_section *rs,
 			names[nn++] = pk->name;
 	names[nn] = NULL;
 
+	/* The definition holds the values in effect (a K_file key's
+	 * contents), so a changed secret file counts as a change on reload. */
 	s->kv = wp_xcalloc(rs->n_kv, sizeof(*s->kv));
 	for (i = 0; i < rs->n_kv; i++) {
 		kv = &rs->kv[i];
-		if (find_key(common, kv->key) >= 0)
+		key = kv->key;
+		value = NULL;
+		if (find_key(common, kv->key) >= 0) {
+			wp_buf_printf(&def, "%s=%s\n", kv->key, kv->value);
 			continue;
+		}
 		if (checked) {
-			if ((pk = plugin_key(s->plugin, kv->key)) == NULL) {
+			pk = plugin_key(s->plugin, kv->key);
+			if (pk == NULL && (base = file_key_base(kv->key, basebuf,
+			    sizeof(basebuf))) != NULL &&
+			    (pk = plugin_key(s->plugin, base)) != NULL) {
+				key = pk->name;
+				if ((value = read_secret(ld, kv)) == NULL)
+					continue;
+			}
+			if (pk == NULL) {
 				report(ld, kv->line, "unknown key \"%s\" for "
 				    "type %s%s", kv->key, s->type,
 				    mean_text(suggest(kv->key, names, common),
@@ -833,21 +947,35 @@ build_section(struct loader *ld, const struct raw_section *rs,
 			}
 			if (!(pk->flags & WP_KEY_MULTI)) {
 				for (j = 0; j < s->n_kv; j++)
-					if (strcmp(s->kv[j].key, kv->key) == 0)
+					if (strcmp(s->kv[j].key, key) == 0)
 						break;
-				if (j < s->n_kv) {
+				if (j < s->n_kv && strcmp(kv->key, key) != 0)
+					report(ld, kv->line, "%s: \"%s\" is "
+					    "already set at line %d (use one of "
+					    "%s and %s)", kv->key, key,
+					    s->kv[j].line, key, kv->key);
+				else if (j < s->n_kv)
 					report(ld, kv->line, "duplicate key "
 					    "\"%s\" (first set at line %d)",
 					    kv->key, s->kv[j].line);
+				if (j < s->n_kv) {
+					if (value != NULL) {
+						explicit_bzero(value,
+						    strlen(value));
+						free(value);
+					}
 					continue;
 				}
 			}
 		}
-		s->kv[s->n_kv].key = wp_xstrdup(kv->key);
-		s->kv[s->n_kv].value = wp_xstrdup(kv->value);
+		s->kv[s->n_kv].key = wp_xstrdup(key);
+		s->kv[s->n_kv].value = value != NULL ? value :
+		    wp_xstrdup(kv->value);
 		s->kv[s->n_kv].line = kv->line;
+		wp_buf_printf(&def, "%s=%s\n", key, s->kv[s->n_kv].value);
 		s->n_kv++;
 	}
+	s->definition = wp_buf_steal(&def);
 	if (!checked)
 		return;
 	/* A plugin key named like a common key is the common key: skip it. */
@@ -1090,6 +1218,7 @@ config_load(const char *file, const char *plugin_dir_override,
 	cfg = wp_xcalloc(1, sizeof(*cfg));
 	cfg->file = wp_xstrdup(file);
 	cfg->dir = file_dir(file);
+	ld.dir = cfg->dir;
 	cfg->agent.database = resolve_path(cfg->dir, DEFAULT_DATABASE);
 	cfg->agent.plugin_dir = wp_xstrdup(PKGLIBDIR);
 	cfg->agent.listen = wp_xstrdup(DEFAULT_LISTEN);

@@ -12,6 +12,15 @@
  *   2. The caller then hands each section's plugin keys to the plugin's
  *      configure() (which reports through the same diagnostics).
  *
+ * Secrets in files: in a [monitor:] or [alert:] section, a key K_file =
+ * PATH that the plugin does not declare itself, where K is one of the
+ * plugin's keys, gives K the contents of PATH (relative to the
+ * configuration's folder): one line, its trailing newline dropped, at most
+ * 64 KiB.  Setting both K and K_file is an error unless K is repeatable
+ * (then each adds one value).  The file is read by cfg_read_secret(), and
+ * a problem with it is reported at the K_file line.  [agent]
+ * api_token_file is read by the same function when the agent starts.
+ *
  * Every problem is reported as "FILE:LINE: message"; all of them, not just
  * the first.  Lines of any length are accepted (Debian's inih cuts lines at
  * 200 bytes and gives no line numbers: cfg.c feeds inih through its own
@@ -50,7 +59,7 @@ struct cfg_agent {
 	int log_level;         /* WP_LOG_*, default WP_LOG_INFO */
 	int log_syslog;        /* 1 with log = syslog; -1 when not set */
 	char *user;            /* NULL: no privilege drop */
-	char *api_token_file;  /* NULL: no token */
+	char *api_token_file;  /* NULL: no token; read with cfg_read_secret() */
 	char *pidfile;         /* NULL: none */
 	int line;              /* line of [agent], 0 if absent */
 };
@@ -123,6 +132,15 @@ int config_load(const char *file, const char *plugin_dir_override,
     cfg_lookup_fn lookup, void *lookup_arg, struct wp_diag *diag,
     struct config **out);
 void config_free(struct config *cfg);
+
+/*
+ * Read a secret from PATH: a regular file that other users can neither read
+ * nor write (as ssh treats a private key), holding one line of at most
+ * 64 KiB (its trailing newline dropped), not empty.  Returns 0 and *out
+ * (free() it), or WP_EINVAL with *out NULL and a one-line reason in WHY
+ * that names PATH but never quotes the contents.
+ */
+int cfg_read_secret(const char *path, char **out, char *why, size_t whylen);
 
 const struct cfg_monitor *config_find_monitor(const struct config *cfg,
     const char *name);

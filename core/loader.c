@@ -1,11 +1,14 @@
 #include "config.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <ltdl.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "host.h"
 #include "loader.h"
@@ -23,14 +26,52 @@ kind_name(int kind)
 	return kind == WP_PLUGIN_ALERT ? "alert" : "check";
 }
 
+/* Is GID the user-private group of UID: the user's primary group, named
+ * like the user, with no other members listed? */
+static int
+private_group(uid_t uid, gid_t gid)
+{
+	struct passwd *pw = getpwuid(uid);
+	struct group *gr;
+	char name[256];
+
+	if (pw == NULL || pw->pw_gid != gid ||
+	    strlen(pw->pw_name) >= sizeof(name))
+		return 0;
+	/* getgrgid() may reuse getpwuid()'s static storage. */
+	strcpy(name, pw->pw_name);
+	gr = getgrgid(gid);
+	return gr != NULL && strcmp(gr->gr_name, name) == 0 &&
+	    (gr->gr_mem == NULL || gr->gr_mem[0] == NULL);
+}
+
+/*
+ * Can someone other than root and us change what ST (a plugin or its
+ * directory) holds?  Like sshd's StrictModes: the owner must be root or
+ * our effective user, nobody else may write, except a group that is the
+ * owner's private group.  Returns NULL, or what is wrong.
+ */
+static const char *
+unsafe_owner(const struct stat *st)
+{
+	if (st->st_mode & S_IWOTH)
+		return "is writable by other users";
+	if (st->st_uid != 0 && st->st_uid != geteuid())
+		return "belongs to another user";
+	if ((st->st_mode & S_IWGRP) && !private_group(st->st_uid, st->st_gid))
+		return "is writable by its group";
+	return NULL;
+}
+
 /*
  * A plugin directory that others may write to lets anyone run code as
- * watchpost: refuse it, like sshd's StrictModes.
+ * watchpost: refuse it.
  */
 static int
 check_dir(const char *dir, char *why, size_t whylen)
 {
 	struct stat st;
+	const char *bad;
 
 	if (stat(dir, &st) != 0) {
 		snprintf(why, whylen, "plugin directory %s: %s", dir,
@@ -42,13 +83,58 @@ check_dir(const char *dir, char *why, size_t whylen)
 		    dir);
 		return -1;
 	}
-	if (st.st_mode & S_IWOTH) {
-		snprintf(why, whylen, "plugin directory %s is writable by "
-		    "other users: refusing to load code from it (chmod o-w %s)",
-		    dir, dir);
+	if ((bad = unsafe_owner(&st)) != NULL) {
+		snprintf(why, whylen, "plugin directory %s %s: refusing to load "
+		    "code from it (it must belong to root or to this user, and "
+		    "only its owner may write to it: chmod go-w %s)", dir, bad,
+		    dir);
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * The plugin file itself: the same rule as its directory, and it must be
+ * in the directory -- a symbolic link that leads out of it is refused.
+ */
+static int
+check_file(const char *dir, const char *path, const struct stat *st,
+    char *why, size_t whylen)
+{
+	char *rdir = NULL, *rpath = NULL, *slash;
+	const char *bad;
+	int rc = -1;
+
+	if (!S_ISREG(st->st_mode)) {
+		snprintf(why, whylen, "%s is not a regular file", path);
+		return -1;
+	}
+	if ((bad = unsafe_owner(st)) != NULL) {
+		snprintf(why, whylen, "%s %s: refusing to load it (chmod go-w "
+		    "%s)", path, bad, path);
+		return -1;
+	}
+	if ((rdir = realpath(dir, NULL)) == NULL ||
+	    (rpath = realpath(path, NULL)) == NULL) {
+		snprintf(why, whylen, "%s: %s", path, strerror(errno));
+		goto done;
+	}
+	slash = strrchr(rpath, '/');
+	if (slash == NULL || (size_t)(slash - rpath) != strlen(rdir) ||
+	    strncmp(rpath, rdir, strlen(rdir)) != 0) {
+		/* "/" as the plugin directory: rdir "/" vs slash at 0. */
+		if (!(strcmp(rdir, "/") == 0 && slash == rpath)) {
+			snprintf(why, whylen, "%s leads to %s, outside the "
+			    "plugin directory %s: refusing to load it", path,
+			    rpath, dir);
+			goto done;
+		}
+	}
+	rc = 0;
+done:
+	free(rdir);
+	free(rpath);
+	return rc;
 }
 
 static const struct plugin *
@@ -109,6 +195,8 @@ loader_get(const char *dir, int kind, const char *type, char *why,
 		    kind == WP_PLUGIN_ALERT ? "alert-" : "", dir);
 		goto fail;
 	}
+	if (check_file(dir, path, &st, why, whylen) != 0)
+		goto fail;
 	if (!lt_ready) {
 		if (lt_dlinit() != 0) {
 			snprintf(why, whylen, "libltdl: %s", lt_dlerror());

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
@@ -386,24 +387,13 @@ daemon_ready(void)
 static char *
 read_token(const char *path)
 {
-	char buf[512];
-	FILE *f = fopen(path, "r");
-	size_t n;
+	char why[PATH_MAX + 128], *token;
 
-	if (f == NULL) {
-		fprintf(stderr, "watchpost: api_token_file %s: %s\n", path,
-		    strerror(errno));
+	if (cfg_read_secret(path, &token, why, sizeof(why)) != 0) {
+		fprintf(stderr, "watchpost: api_token_file: %s\n", why);
 		return NULL;
 	}
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	buf[strcspn(buf, "\r\n")] = '\0';
-	if (buf[0] == '\0') {
-		fprintf(stderr, "watchpost: api_token_file %s is empty\n", path);
-		return NULL;
-	}
-	return wp_xstrdup(buf);
+	return token;
 }
 
 /* ---- API renderers ---- */
@@ -628,12 +618,17 @@ main(int argc, char **argv)
 	wp_log_setup(cfg->agent.log_level,
 	    (cfg->agent.log_syslog == 1 || (opt.daemon &&
 	    cfg->agent.log_syslog == -1)) ? WP_LOG_SYSLOG : WP_LOG_STDERR);
+	/* Early exits free the configuration: LeakSanitizer checks them. */
 	if (cfg->agent.pidfile != NULL && opt.daemon &&
-	    (pid_fd = take_pidfile(cfg->agent.pidfile)) < 0)
+	    (pid_fd = take_pidfile(cfg->agent.pidfile)) < 0) {
+		config_free(cfg);
 		return 1;
+	}
 	if (cfg->agent.api_token_file != NULL &&
-	    (token = read_token(cfg->agent.api_token_file)) == NULL)
+	    (token = read_token(cfg->agent.api_token_file)) == NULL) {
+		config_free(cfg);
 		return 1;
+	}
 
 	/* Store: open and migrate, then the monitors and their state. */
 	if (store_open(cfg->agent.database, 65536, &store, err,

@@ -4,7 +4,7 @@
  * Asynchronous: every check is one libcurl easy handle in the plugin's multi
  * handle, driven by the host's loop (curl-loop.c), so many checks are in
  * flight at once without a thread each.  The body is searched for the
- * keywords as it streams, at most HTTP_BODY_LIMIT bytes of it, and the
+ * keywords as it streams, at most WP_HTTP_BODY_LIMIT bytes of it, and the
  * transfer ends as soon as the verdict is known.
  *
  * Secrets: the URL (userinfo, query) and header values may carry
@@ -13,35 +13,25 @@
  */
 #include "config.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include <curl/curl.h>
 #include <watchpost/plugin.h>
 
 #include "curl-loop.h"
+#include "http-eval.h"
 
-#define HTTP_BODY_LIMIT (1024 * 1024) /* body bytes read at most */
 #define HTTP_MAX_REDIRS 10L
-#define HTTP_KEYWORD_MAX 1024
-#define HTTP_MAX_RANGES 32
-#define HTTP_DETAIL_KEYWORD 64 /* keyword bytes quoted in a detail */
-
-struct range {
-	int lo, hi;
-};
 
 struct http_inst {
 	struct wp_curl_plugin *st;
 	char *url;
 	char *method;             /* NULL: GET */
 	int head;                 /* HEAD: no body is read */
-	struct range ranges[HTTP_MAX_RANGES];
-	size_t n_ranges;
+	struct wp_http_status status;
 	char *expected;           /* expected_status as written, for details */
 	char *keyword;
 	char *keyword_absent;
@@ -51,154 +41,24 @@ struct http_inst {
 	int verify;
 };
 
-/* A keyword searched for in a streamed body. */
-struct match {
-	const char *needle;       /* NULL: no such rule */
-	size_t len;
-	char tail[HTTP_KEYWORD_MAX]; /* last len-1 bytes seen */
-	size_t tail_len;
-	int found;
-};
-
 struct http_op {
 	struct wp_curl_xfer x;    /* first: curl-loop hands it back */
 	struct http_inst *inst;
 	struct wp_op *op;
 	int64_t started_us;
-	size_t body_bytes;        /* bytes searched */
-	struct match want;
-	struct match avoid;
+	struct wp_http_eval ev;
 	char detail[256];
 };
-
-/*
- * Feed N body bytes to M.  A match straddling two chunks lies inside the
- * kept tail (len-1 bytes) followed by the first len-1 bytes of P.
- */
-static void
-match_feed(struct match *m, const char *p, size_t n)
-{
-	char span[2 * HTTP_KEYWORD_MAX];
-	size_t keep, k, w;
-
-	if (m->needle == NULL || m->found || n == 0)
-		return;
-	w = m->len - 1;
-	if (m->tail_len > 0) {
-		k = n < w ? n : w;
-		memcpy(span, m->tail, m->tail_len);
-		memcpy(span + m->tail_len, p, k);
-		if (memmem(span, m->tail_len + k, m->needle, m->len) != NULL) {
-			m->found = 1;
-			return;
-		}
-	}
-	if (memmem(p, n, m->needle, m->len) != NULL) {
-		m->found = 1;
-		return;
-	}
-	if (n >= w) {
-		memcpy(m->tail, p + n - w, w);
-		m->tail_len = w;
-		return;
-	}
-	keep = m->tail_len + n > w ? w - n : m->tail_len;
-	memmove(m->tail, m->tail + m->tail_len - keep, keep);
-	memcpy(m->tail + keep, p, n);
-	m->tail_len = keep + n;
-}
-
-static int
-status_ok(const struct http_inst *in, long code)
-{
-	size_t i;
-
-	for (i = 0; i < in->n_ranges; i++)
-		if (code >= in->ranges[i].lo && code <= in->ranges[i].hi)
-			return 1;
-	return 0;
-}
 
 /* wp_curl_body_fn: search the body; 1 once the verdict is known. */
 static int
 http_body(struct wp_curl_xfer *x, const char *p, size_t n)
 {
 	struct http_op *o = x->arg;
-	struct http_inst *in = o->inst;
 	long code = 0;
-	size_t take;
 
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
-	if (!status_ok(in, code))
-		return 1;
-	if (o->want.needle == NULL && o->avoid.needle == NULL)
-		return 1;
-	take = HTTP_BODY_LIMIT - o->body_bytes;
-	if (take > n)
-		take = n;
-	match_feed(&o->want, p, take);
-	match_feed(&o->avoid, p, take);
-	o->body_bytes += take;
-	if (o->avoid.found)
-		return 1;
-	if (o->avoid.needle == NULL && o->want.found)
-		return 1;
-	return o->body_bytes >= HTTP_BODY_LIMIT;
-}
-
-/* Quote at most HTTP_DETAIL_KEYWORD bytes of S, control bytes as '?'. */
-static void
-quote_keyword(char *buf, size_t len, const char *s)
-{
-	size_t i;
-
-	for (i = 0; i + 1 < len && i < HTTP_DETAIL_KEYWORD && s[i] != '\0';
-	    i++)
-		buf[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f ||
-		    s[i] == '"') ? '?' : s[i];
-	buf[i] = '\0';
-	if (s[i] != '\0' && i >= 3 && i + 1 < len)
-		memcpy(buf + i - 3, "...", 3);
-}
-
-static const char *months[] = {
-	"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-	"Jul", "Aug", "Sep", "Oct", "Nov", "Dec"
-};
-
-/*
- * Parse OpenSSL's ASN1_TIME_print() form, "Nov 22 10:15:30 2126 GMT"
- * (seconds may carry a fraction), into unix seconds; 0 if it is not that.
- * Month names are matched here rather than by strptime(), which follows
- * the locale.
- */
-static int64_t
-parse_asn1_time(const char *s)
-{
-	struct tm tm;
-	char mon[4];
-	int i, used = 0;
-	time_t t;
-
-	memset(&tm, 0, sizeof(tm));
-	if (sscanf(s, "%3s %d %d:%d:%d%n", mon, &tm.tm_mday, &tm.tm_hour,
-	    &tm.tm_min, &tm.tm_sec, &used) != 5)
-		return 0;
-	s += used;
-	if (*s == '.')
-		for (s++; isdigit((unsigned char)*s); s++)
-			;
-	if (sscanf(s, " %d", &tm.tm_year) != 1)
-		return 0;
-	tm.tm_year -= 1900;
-	tm.tm_mon = -1;
-	for (i = 0; i < 12; i++)
-		if (strcmp(mon, months[i]) == 0)
-			tm.tm_mon = i;
-	if (tm.tm_mon < 0)
-		return 0;
-	t = timegm(&tm);
-	return t == (time_t)-1 ? 0 : (int64_t)t;
+	return wp_http_eval_body(&o->ev, code, p, n);
 }
 
 /* notAfter of the leaf certificate, or 0 (plain http, no certinfo). */
@@ -214,7 +74,8 @@ cert_expiry(CURL *e)
 		return 0;
 	for (s = ci->certinfo[0]; s != NULL; s = s->next)
 		if (strncmp(s->data, key, sizeof(key) - 1) == 0)
-			return parse_asn1_time(s->data + sizeof(key) - 1);
+			return wp_http_parse_asn1_time(s->data + sizeof(key) -
+			    1);
 	return 0;
 }
 
@@ -233,33 +94,14 @@ static void
 judge(struct http_op *o, struct wp_result *res)
 {
 	struct http_inst *in = o->inst;
-	char kw[HTTP_DETAIL_KEYWORD + 1];
 	long code = 0;
 
 	curl_easy_getinfo(o->x.easy, CURLINFO_RESPONSE_CODE, &code);
 	res->status_code = (int)code;
-	res->ok = 0;
-	res->detail = o->detail;
-	if (!status_ok(in, code)) {
-		res->reason = WP_REASON_STATUS;
-		snprintf(o->detail, sizeof(o->detail), "HTTP %ld, expected %s",
-		    code, in->expected ? in->expected : "200-299");
-	} else if (o->avoid.found) {
-		res->reason = WP_REASON_KEYWORD;
-		quote_keyword(kw, sizeof(kw), in->keyword_absent);
-		snprintf(o->detail, sizeof(o->detail),
-		    "keyword_absent \"%s\" found in the body", kw);
-	} else if (o->want.needle != NULL && !o->want.found) {
-		res->reason = WP_REASON_KEYWORD;
-		quote_keyword(kw, sizeof(kw), in->keyword);
-		snprintf(o->detail, sizeof(o->detail),
-		    "keyword \"%s\" not found in first %zu bytes", kw,
-		    o->body_bytes);
-	} else {
-		res->ok = 1;
-		res->reason = WP_REASON_OK;
-		res->detail = NULL;
-	}
+	res->reason = wp_http_judge(&o->ev, code, in->expected, in->keyword,
+	    in->keyword_absent, o->detail, sizeof(o->detail));
+	res->ok = res->reason == WP_REASON_OK;
+	res->detail = res->ok ? NULL : o->detail;
 }
 
 /* wp_curl_done_fn: complete the check, then free it. */
@@ -301,66 +143,6 @@ http_release(void *state, void *inst)
 	free(in);
 }
 
-/* Parse a status code 100-599 at *S, advancing it; -1 if there is none. */
-static int
-parse_code(const char **s)
-{
-	const char *p = *s;
-	int v = 0, n = 0;
-
-	while (*p == ' ' || *p == '\t')
-		p++;
-	while (isdigit((unsigned char)*p) && n < 4) {
-		v = v * 10 + (*p++ - '0');
-		n++;
-	}
-	if (n != 3 || v < 100 || v > 599)
-		return -1;
-	while (*p == ' ' || *p == '\t')
-		p++;
-	*s = p;
-	return v;
-}
-
-/*
- * "200", "200-299", "200,301", "200-204,301": a comma-separated list of
- * codes and inclusive ranges.  Returns NULL or what is wrong.
- */
-static const char *
-parse_expected(struct http_inst *in, const char *s)
-{
-	const char *p = s;
-	int lo, hi;
-
-	in->n_ranges = 0;
-	for (;;) {
-		if ((lo = parse_code(&p)) < 0)
-			return "expected_status: codes must be 100-599, as in "
-			    "\"200\", \"200-299\" or \"200,301\"";
-		hi = lo;
-		if (*p == '-') {
-			p++;
-			if ((hi = parse_code(&p)) < 0)
-				return "expected_status: codes must be 100-599, "
-				    "as in \"200\", \"200-299\" or \"200,301\"";
-			if (hi < lo)
-				return "expected_status: range ends below its "
-				    "start";
-		}
-		if (in->n_ranges == HTTP_MAX_RANGES)
-			return "expected_status: too many items";
-		in->ranges[in->n_ranges].lo = lo;
-		in->ranges[in->n_ranges].hi = hi;
-		in->n_ranges++;
-		if (*p == '\0')
-			return NULL;
-		if (*p != ',')
-			return "expected_status: items must be separated by "
-			    "commas";
-		p++;
-	}
-}
-
 static const char *
 check_method(const char *s)
 {
@@ -382,7 +164,7 @@ check_keyword(const char *key, const char *s)
 	(void)key;
 	if (s[0] == '\0')
 		return "must not be empty";
-	if (strlen(s) > HTTP_KEYWORD_MAX)
+	if (strlen(s) > WP_HTTP_KEYWORD_MAX)
 		return "is longer than 1024 bytes";
 	return NULL;
 }
@@ -413,9 +195,7 @@ http_configure(void *state, const struct wp_section *sec, void **instp)
 	in->st = st;
 	in->follow = 1;
 	in->verify = 1;
-	in->ranges[0].lo = 200;
-	in->ranges[0].hi = 299;
-	in->n_ranges = 1;
+	wp_http_status_default(&in->status);
 	for (i = 0; i < sec->n_kv && rc == 0; i++) {
 		kv = &sec->kv[i];
 		if (strcmp(kv->key, "url") == 0) {
@@ -432,7 +212,8 @@ http_configure(void *state, const struct wp_section *sec, void **instp)
 			} else
 				rc = dup_to(&in->method, kv->value);
 		} else if (strcmp(kv->key, "expected_status") == 0) {
-			if ((why = parse_expected(in, kv->value)) != NULL) {
+			if ((why = wp_http_parse_status(&in->status,
+			    kv->value)) != NULL) {
 				h->config_error(sec, kv, "%s", why);
 				bad = 1;
 			} else
@@ -529,10 +310,9 @@ http_start(void *inst, const struct wp_request *req, void **opstate)
 	o->x.arg = o;
 	o->x.done = http_done;
 	o->x.body = in->head ? NULL : http_body;
-	o->want.needle = in->keyword;
-	o->want.len = in->keyword ? strlen(in->keyword) : 0;
-	o->avoid.needle = in->keyword_absent;
-	o->avoid.len = in->keyword_absent ? strlen(in->keyword_absent) : 0;
+	o->ev.status = &in->status;
+	wp_http_match_init(&o->ev.want, in->keyword);
+	wp_http_match_init(&o->ev.avoid, in->keyword_absent);
 	rc = wp_curl_setup(&o->x, in->url, in->headers, in->verify,
 	    (req->deadline_us - o->started_us) / 1000);
 	if (rc != 0)

@@ -14,6 +14,21 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/wp-test.XXXXXX")
 chmod 755 "$T"
 PIDS=()
 
+# make check-valgrind sets WP_VALGRIND to a folder: every run of the daemon
+# then goes through valgrind memcheck, which writes its report there and
+# turns any error or leak into exit status 99.
+if [ -n "${WP_VALGRIND:-}" ]; then
+	cat >"$T/watchpost-valgrind" <<SH
+#!/bin/sh
+exec valgrind -q --error-exitcode=99 --leak-check=full \
+    --show-leak-kinds=definite,indirect \
+    --errors-for-leak-kinds=definite,indirect \
+    --log-file="$WP_VALGRIND/memcheck.%p.log" "$WATCHPOST" "\$@"
+SH
+	chmod 755 "$T/watchpost-valgrind"
+	WATCHPOST="$T/watchpost-valgrind"
+fi
+
 cleanup() {
 	local p
 	for p in "${PIDS[@]}"; do

@@ -1,0 +1,125 @@
+/*
+ * Fuzz target: the configuration loader (core/cfg.c) on whole INI files,
+ * with a fake plugin table (an "http" and a "tcp" check type, a "webhook"
+ * alert type, their keys as the real plugins declare them).
+ *
+ * Properties: config_load() succeeds exactly when it reports no problem;
+ * every reported problem is one line that starts with the file's name and
+ * a colon; a loaded configuration is consistent (every monitor and alert
+ * findable by name, alert references pointing at existing alerts, the
+ * documented minimums kept).
+ */
+#include "config.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#include "cfg.h"
+#include "fuzz.h"
+
+static const struct wp_key http_keys[] = {
+	{ "url", WP_KEY_REQUIRED, "" }, { "keyword", 0, "" },
+	{ "header", WP_KEY_MULTI, "" }, { "expected_status", 0, "" },
+	{ NULL, 0, NULL }
+};
+static const struct wp_key tcp_keys[] = {
+	{ "host", WP_KEY_REQUIRED, "" }, { "port", WP_KEY_REQUIRED, "" },
+	{ NULL, 0, NULL }
+};
+static const struct wp_key hook_keys[] = {
+	{ "url", WP_KEY_REQUIRED, "" }, { "header", WP_KEY_MULTI, "" },
+	{ NULL, 0, NULL }
+};
+static const struct wp_plugin plugins[] = {
+	{ WP_PLUGIN_HEADER, .name = "http", .kind = WP_PLUGIN_CHECK,
+	  .keys = http_keys },
+	{ WP_PLUGIN_HEADER, .name = "tcp", .kind = WP_PLUGIN_CHECK,
+	  .keys = tcp_keys },
+	{ WP_PLUGIN_HEADER, .name = "webhook", .kind = WP_PLUGIN_ALERT,
+	  .keys = hook_keys },
+};
+
+static const struct wp_plugin *
+lookup(void *arg, const char *dir, int kind, const char *type, char *why,
+    size_t len)
+{
+	size_t i;
+
+	(void)arg;
+	(void)dir;
+	for (i = 0; i < sizeof(plugins) / sizeof(plugins[0]); i++)
+		if (plugins[i].kind == kind &&
+		    strcmp(plugins[i].name, type) == 0)
+			return &plugins[i];
+	snprintf(why, len, "no such plugin");
+	return NULL;
+}
+
+static char path[64];
+
+static void
+remove_file(void)
+{
+	unlink(path);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct wp_diag diag;
+	struct config *cfg = NULL;
+	const char *line, *nl;
+	size_t plen, i, j, lines = 0;
+	FILE *f;
+	int rc;
+
+	if (path[0] == '\0') {
+		const char *tmp = getenv("TMPDIR");
+		int fd;
+		snprintf(path, sizeof(path), "%s/wp-fuzz-cfg.XXXXXX",
+		    tmp != NULL && strlen(tmp) < 32 ? tmp : "/tmp");
+		if ((fd = mkstemp(path)) < 0)
+			abort();
+		close(fd);
+		atexit(remove_file);
+	}
+	if ((f = fopen(path, "wb")) == NULL)
+		abort();
+	if (size > 0 && fwrite(data, 1, size, f) != size)
+		abort();
+	if (fclose(f) != 0)
+		abort();
+
+	diag_init(&diag, NULL);
+	rc = config_load(path, NULL, lookup, NULL, &diag, &cfg);
+	fuzz_assert((rc == 0) == (diag.errors == 0));
+	fuzz_assert((rc == 0) == (cfg != NULL));
+	plen = strlen(path);
+	for (line = diag.text; line != NULL && *line != '\0'; line = nl + 1) {
+		nl = strchr(line, '\n');
+		fuzz_assert(nl != NULL);
+		fuzz_assert(strncmp(line, path, plen) == 0 &&
+		    line[plen] == ':');
+		lines++;
+	}
+	fuzz_assert(lines == (size_t)diag.errors);
+	if (cfg != NULL) {
+		for (i = 0; i < cfg->n_monitors; i++) {
+			const struct cfg_monitor *m = &cfg->monitors[i];
+			fuzz_assert(config_find_monitor(cfg, m->s.name) == m);
+			fuzz_assert(m->s.plugin != NULL);
+			fuzz_assert(m->interval_ms >= 100 &&
+			    m->timeout_ms >= 1 && m->retries >= 0 &&
+			    m->retries <= 100);
+			for (j = 0; j < m->n_alerts; j++)
+				fuzz_assert(config_find_alert(cfg,
+				    m->alerts[j]) != NULL);
+		}
+		for (i = 0; i < cfg->n_alerts; i++)
+			fuzz_assert(config_find_alert(cfg,
+			    cfg->alerts[i].s.name) == &cfg->alerts[i]);
+	}
+	config_free(cfg);
+	diag_free(&diag);
+	return 0;
+}

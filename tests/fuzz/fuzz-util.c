@@ -1,0 +1,47 @@
+/*
+ * Fuzz target: the configuration's value parsers in core/util.c.
+ * Properties: an accepted duration is not negative and survives
+ * wp_format_duration() and a second parse unchanged; a boolean is 0 or 1;
+ * an integer is inside its range; the edit distance is symmetric, 0 from a
+ * string to itself and at most 100.  The input is one string; for the
+ * edit distance it is split at its first '\n'.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "fuzz.h"
+#include "util.h"
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char *s = fuzz_string(data, size), *nl, fmt[64];
+	int64_t ms, again;
+	long long v;
+	int b, d;
+
+	if (wp_parse_duration(s, &ms) == 0) {
+		fuzz_assert(ms >= 0);
+		wp_format_duration(ms, fmt, sizeof(fmt));
+		fuzz_assert(wp_parse_duration(fmt, &again) == 0);
+		fuzz_assert(again == ms);
+	}
+	if (wp_parse_bool(s, &b) == 0)
+		fuzz_assert(b == 0 || b == 1);
+	if (wp_parse_int(s, 0, 100, &v) == 0)
+		fuzz_assert(v >= 0 && v <= 100);
+	if (wp_parse_int(s, -5, 36500, &v) == 0)
+		fuzz_assert(v >= -5 && v <= 36500);
+	if ((nl = strchr(s, '\n')) != NULL) {
+		*nl = '\0';
+		d = wp_edit_distance(s, nl + 1);
+		fuzz_assert(d >= 0 && d <= 100);
+		fuzz_assert(d == wp_edit_distance(nl + 1, s));
+		fuzz_assert((d == 0) == (strcmp(s, nl + 1) == 0) ||
+		    strlen(s) > 100 || strlen(nl + 1) > 100);
+		fuzz_assert(wp_edit_distance(s, s) == 0 || strlen(s) > 100);
+	}
+	free(s);
+	return 0;
+}
