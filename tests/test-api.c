@@ -48,6 +48,7 @@ struct harness {
 	int stall_ms;		/* command: block the loop this long */
 	int stop;		/* command: api_stop and finish */
 	int stalling;		/* the loop is inside a stall */
+	int stalls_begun;	/* stalls the loop thread has entered */
 	int64_t stop_took_ms;	/* how long api_stop took */
 	int running;		/* the loop thread is running */
 	int closed;		/* the loop is closed */
@@ -116,6 +117,7 @@ on_ctl(uv_async_t *a)
 	stop = h->stop;
 	h->stall_ms = 0;
 	h->stalling = stall > 0;
+	h->stalls_begun += stall > 0;
 	pthread_mutex_unlock(&h->mu);
 	/* Block the loop thread, in bounded slices. */
 	for (i = 0; i < stall / 10; i++)
@@ -209,16 +211,34 @@ harness_start(struct harness *h, const char *listen, const char *token)
 	h->running = 1;
 }
 
+/*
+ * Send a command to the loop thread.  With STALL_MS, return only once the
+ * loop thread is inside the stall (bounded wait), so that a request made
+ * next surely meets a blocked loop however loaded the machine is.
+ */
 static void
 harness_command(struct harness *h, int stall_ms, int stop)
 {
+	int i, begun, target;
+
 	pthread_mutex_lock(&h->mu);
 	h->stall_ms = stall_ms;
 	h->stop |= stop;
 	if (stall_ms > 0)
 		h->stalling = 1;
+	target = h->stalls_begun + 1;
 	pthread_mutex_unlock(&h->mu);
 	uv_async_send(&h->ctl);
+	if (stall_ms <= 0)
+		return;
+	for (i = 0, begun = 0; i < 1000 && !begun; i++) {
+		pthread_mutex_lock(&h->mu);
+		begun = h->stalls_begun >= target;
+		pthread_mutex_unlock(&h->mu);
+		if (!begun)
+			usleep(1000);
+	}
+	assert_true(begun);
 }
 
 /* Wait (bounded) until the loop thread has left its stall. */
