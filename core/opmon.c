@@ -26,6 +26,33 @@
  * its memory. */
 #define STUCK_MAX 1
 #define UNFINISHED_MAX 8
+/* Plugins with blocking checks stuck past their deadline: at most half the
+ * worker pool may be held by any one plugin, so a plugin that hangs on many
+ * monitors at once cannot starve the others.  Loop thread only. */
+#define STUCK_PLUGINS_MAX 64
+static struct {
+	const struct plugin *plugin;
+	unsigned stuck;
+} stuck_by_plugin[STUCK_PLUGINS_MAX];
+
+/* The stuck-worker counter of plugin P (created on first use; NULL only
+ * when more than STUCK_PLUGINS_MAX plugins are stuck at once). */
+static unsigned *
+plugin_stuck(const struct plugin *p)
+{
+	size_t i, free_i = STUCK_PLUGINS_MAX;
+
+	for (i = 0; i < STUCK_PLUGINS_MAX; i++) {
+		if (stuck_by_plugin[i].plugin == p)
+			return &stuck_by_plugin[i].stuck;
+		if (free_i == STUCK_PLUGINS_MAX && stuck_by_plugin[i].stuck == 0)
+			free_i = i;
+	}
+	if (free_i == STUCK_PLUGINS_MAX)
+		return NULL;
+	stuck_by_plugin[free_i].plugin = p;
+	return &stuck_by_plugin[free_i].stuck;
+}
 
 /* Upper bounds of the duration histogram, seconds. */
 static const double bucket_le[N_BUCKETS] = {
@@ -409,8 +436,12 @@ complete_on_loop(struct wp_op *h, const struct wp_result *res)
 	op->plugin_done = 1;
 	if (op->stuck) {
 		/* A blocking check's worker is back at last. */
+		unsigned *ps = plugin_stuck(op->plugin);
+
 		op->stuck = 0;
 		op->instance->stuck--;
+		if (ps != NULL && *ps > 0)
+			(*ps)--;
 		pool_stuck(-1);
 	}
 	if (op->in_start) {
@@ -531,8 +562,12 @@ stop_op(struct wp_op *op, enum op_outcome outcome)
 	if (op->blocking) {
 		/* The worker stays inside check(): count it, so the pool can
 		 * grow and the instance gets no second worker meanwhile. */
+		unsigned *ps = plugin_stuck(op->plugin);
+
 		op->stuck = 1;
 		op->instance->stuck++;
+		if (ps != NULL)
+			(*ps)++;
 		pool_stuck(+1);
 		report(op, &r, outcome);
 		return; /* freed when the worker returns */
@@ -672,6 +707,19 @@ opmon_run(struct instance *in, enum op_category cat, const char *name,
 		refuse(op, "not started: the plugin is still stuck in an "
 		    "earlier check, past its deadline");
 		return op;
+	}
+	if (!p->async) {
+		struct pool_stats st;
+		unsigned *ps = plugin_stuck(p);
+
+		pool_get_stats(&st);
+		if (ps == NULL || *ps >= st.max / 2) {
+			snprintf(msg, sizeof(msg), "not started: plugin %s "
+			    "already holds %u workers stuck past their "
+			    "deadline", p->desc.name, ps ? *ps : 0);
+			refuse(op, msg);
+			return op;
+		}
 	}
 	if (p->async && in->unfinished >= UNFINISHED_MAX) {
 		snprintf(msg, sizeof(msg), "not started: the plugin has not "

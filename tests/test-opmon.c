@@ -159,6 +159,35 @@ test_hang_times_out_and_pool_survives(void **state)
 		instance_unref(hang[i]);
 }
 
+/* One plugin may hold at most half the pool in stuck workers (the pool is
+ * 2..8 here and three hung checks are left from the test above): the
+ * fourth hung monitor still gets a worker, the fifth is refused at once,
+ * so the plugin cannot starve every other plugin of workers. */
+static void
+test_plugin_stuck_cap(void **state)
+{
+	struct instance *a = make_instance("hang", "true");
+	struct instance *b = make_instance("hang", "true");
+	struct outcome oa = { 0 }, ob = { 0 };
+	struct pool_stats ps;
+
+	(void)state;
+	opmon_run(a, OPC_CHECK, "hang-4", 200, 0, NULL, done, &oa);
+	spin_until(&oa.calls, 3000);
+	assert_int_equal(oa.outcome, OP_TIMED_OUT);
+	pool_get_stats(&ps);
+	assert_int_equal(ps.stuck, 4);
+	opmon_run(b, OPC_CHECK, "hang-5", 200, 0, NULL, done, &ob);
+	spin_until(&ob.calls, 3000);
+	assert_int_equal(ob.outcome, OP_FAILED);
+	assert_int_equal(ob.reason, WP_REASON_PLUGIN);
+	pool_get_stats(&ps);
+	assert_int_equal(ps.stuck, 4);
+	assert_true(ps.stuck <= ps.max / 2);
+	instance_unref(a);
+	instance_unref(b);
+}
+
 static long
 rss_kb(void)
 {
@@ -214,6 +243,7 @@ main(void)
 		cmocka_unit_test(test_success),
 		cmocka_unit_test(test_failure_recorded),
 		cmocka_unit_test(test_hang_times_out_and_pool_survives),
+		cmocka_unit_test(test_plugin_stuck_cap),
 		cmocka_unit_test(test_million_operations_flat_memory),
 	};
 	const char *dir = getenv("WP_TEST_PLUGIN_DIR");
