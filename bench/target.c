@@ -15,7 +15,8 @@
  * Every request head that arrives on either port is recorded as a hit:
  * its class ('m' for a path /m/ID, 'r' for /r/ID, on the black hole 'b'),
  * ID and arrival time (CLOCK_REALTIME, microseconds).  Requests for other
- * paths are answered but not recorded.  On SIGTERM or SIGINT the hits
+ * paths are answered but not recorded.  Each connection accepted on PORT
+ * is recorded too, as class 'a' with ID 0 (keep-alive clients make fewer).  On SIGTERM or SIGINT the hits
  * are written to HITS_FILE as lines "CLASS ID MICROSECONDS" and the
  * process exits 0.  It also exits by itself after 30 minutes, so a lost
  * target never outlives a run for long.  Exit 1 on a start-up error.
@@ -241,6 +242,8 @@ main(int argc, char **argv)
 					}
 					c->fd = fd;
 					c->blackhole = l == bfd;
+					if (!c->blackhole)
+						record('a', "0");
 					setsockopt(fd, IPPROTO_TCP, TCP_NODELAY,
 					    &one, sizeof(one));
 					ev.events = EPOLLIN;
