@@ -193,13 +193,15 @@ mode_ready(int port, long timeout_ms)
 	return 1;
 }
 
-/* Fields of /proc/PID/stat after the command name. */
+/* CPU of PID and of its reaped children, from /proc/PID/stat; -1 when
+ * PID is gone or a zombie. */
 static int
 read_stat(int pid, double *cpu_s, double *child_s)
 {
 	char path[64], buf[1024], *p;
 	unsigned long ut, st;
 	long cut, cst;
+	char state;
 	FILE *f;
 	size_t n;
 
@@ -213,9 +215,11 @@ read_stat(int pid, double *cpu_s, double *child_s)
 		return -1;
 	/* ") S ppid pgrp sess tty tpgid flags minflt cminflt majflt
 	 * cmajflt utime stime cutime cstime" */
-	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
-	    "%lu %lu %ld %ld", &ut, &st, &cut, &cst) != 4)
+	if (sscanf(p + 2, "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
+	    "%lu %lu %ld %ld", &state, &ut, &st, &cut, &cst) != 5)
 		return -1;
+	if (state == 'Z' || state == 'X')
+		return -1; /* exited, not yet reaped */
 	*cpu_s = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 	*child_s = (double)(cut + cst) / (double)sysconf(_SC_CLK_TCK);
 	return 0;
