@@ -77,6 +77,9 @@ static size_t once_n, once_left;
 static void (*once_done)(void *);
 static void *once_arg;
 
+/* Deadline of the start-up steps run here (reported, never enforced). */
+#define STEP_MS 30000
+
 static void start_attempt(struct monitor *m, unsigned attempt);
 static void check_drained(void);
 
@@ -437,10 +440,12 @@ manager_apply(struct config *cfg, struct wp_diag *diag)
 	int64_t *ids = NULL;
 	const char **names, **types;
 	void *alerts_prepared = NULL;
-	int rc = 0;
+	struct wp_op *op;
+	int rc = 0, sync_ok = 1;
 	int64_t spread_us;
 
 	/* 1. Configure everything new or changed; change nothing yet. */
+	op = opmon_begin(OPC_STARTUP, "configure monitors", STEP_MS);
 	fresh = wp_xcalloc(cfg->n_monitors + 1, sizeof(*fresh));
 	for (i = 0; i < cfg->n_monitors; i++) {
 		const struct cfg_monitor *c = &cfg->monitors[i];
@@ -466,12 +471,15 @@ manager_apply(struct config *cfg, struct wp_diag *diag)
 			instance_unref(fresh[i]);
 		free(fresh);
 		alert_abort(alerts_prepared);
+		opmon_end(op, OP_FAILED, "a plugin rejected its section");
 		return WP_EINVAL;
 	}
+	opmon_end(op, OP_SUCCEEDED, NULL);
 
 	/* 2. Monitor ids in the store (names are identities). */
 	ids = wp_xcalloc(cfg->n_monitors + 1, sizeof(*ids));
 	if (store != NULL) {
+		op = opmon_begin(OPC_STARTUP, "sync monitors", STEP_MS);
 		names = wp_xcalloc(cfg->n_monitors + 1, sizeof(*names));
 		types = wp_xcalloc(cfg->n_monitors + 1, sizeof(*types));
 		for (i = 0; i < cfg->n_monitors; i++) {
@@ -479,13 +487,18 @@ manager_apply(struct config *cfg, struct wp_diag *diag)
 			types[i] = cfg->monitors[i].s.type;
 		}
 		if (store_sync_monitors(store, names, types, cfg->n_monitors,
-		    ids) != 0)
+		    ids) != 0) {
 			wp_err("store: could not record the monitor list; "
 			    "results of new monitors may not be stored");
+			sync_ok = 0;
+		}
 		free(names);
 		free(types);
-		if (current == NULL)
-			store_load_state(store, &states, &n_states);
+		if (current == NULL && store_load_state(store, &states,
+		    &n_states) != 0)
+			sync_ok = 0;
+		opmon_end(op, sync_ok ? OP_SUCCEEDED : OP_FAILED, sync_ok ?
+		    NULL : "database error");
 	}
 	alert_commit(alerts_prepared);
 
