@@ -15,7 +15,7 @@
 #include "log.h"
 #include "manager.h"
 #include "opmon.h"
-#include "sched.h"
+#include "schedule.h"
 #include "store.h"
 #include "util.h"
 

@@ -1,10 +1,10 @@
 /*
- * sched -- the manager's scheduling arithmetic and reload diff, kept free
+ * schedule -- the manager's scheduling arithmetic and reload diff, kept free
  * of clocks, timers and the loop so it can be tested deterministically.
  * Times are monotonic microseconds; the caller supplies "now".
  */
-#ifndef WP_SCHED_H
-#define WP_SCHED_H
+#ifndef WP_SCHEDULE_H
+#define WP_SCHEDULE_H
 
 #include <stddef.h>
 #include <stdint.h>

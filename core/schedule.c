@@ -2,7 +2,7 @@
 
 #include <string.h>
 
-#include "sched.h"
+#include "schedule.h"
 
 int64_t
 sched_first_offset(size_t k, int64_t interval_us)
