@@ -157,8 +157,13 @@ struct loader {
 	int subst;              /* inih got a stand-in for this key line */
 
 	struct raw_section *secs;
-	size_t n_secs;
+	size_t n_secs, cap_secs;
 	long cur;
+	/* Open-addressed index of secs by (kind, name): slot = index + 1,
+	 * 0 empty.  Keeps the duplicate-name check linear in the file (with
+	 * 10,000 sections a scan per header was most of the start-up). */
+	size_t *by_name;
+	size_t by_name_size;    /* a power of two, or 0 */
 
 	struct problem *probs;
 	size_t n_probs;
@@ -228,6 +233,7 @@ loader_free(struct loader *ld)
 		free(ld->secs[i].name);
 	}
 	free(ld->secs);
+	free(ld->by_name);
 	for (i = 0; i < ld->n_probs; i++)
 		free(ld->probs[i].msg);
 	free(ld->probs);
@@ -372,6 +378,63 @@ file_dir(const char *file)
 /* ------------------------------------------------------------------------ */
 /* Parsing: the reader and the handler inih calls */
 
+static size_t
+section_hash(int kind, const char *name)
+{
+	size_t h = 5381 + (size_t)kind;
+
+	while (name != NULL && *name)
+		h = h * 33 + (unsigned char)*name++;
+	return h;
+}
+
+/* The section of KIND named NAME (NULL for [agent]), or NULL. */
+static struct raw_section *
+section_find(const struct loader *ld, int kind, const char *name)
+{
+	size_t mask = ld->by_name_size - 1, b, slot;
+	struct raw_section *rs;
+
+	if (ld->by_name_size == 0)
+		return NULL;
+	for (b = section_hash(kind, name) & mask; (slot = ld->by_name[b]) != 0;
+	    b = (b + 1) & mask) {
+		rs = &ld->secs[slot - 1];
+		if (rs->kind == kind && (kind == SEC_AGENT ||
+		    strcmp(rs->name, name) == 0))
+			return rs;
+	}
+	return NULL;
+}
+
+static void
+section_put(struct loader *ld, size_t i)
+{
+	size_t mask = ld->by_name_size - 1, b;
+
+	for (b = section_hash(ld->secs[i].kind, ld->secs[i].name) & mask;
+	    ld->by_name[b] != 0; b = (b + 1) & mask)
+		;
+	ld->by_name[b] = i + 1;
+}
+
+/* Add secs[i] to the index, growing it to stay at most half full. */
+static void
+section_index(struct loader *ld, size_t i)
+{
+	size_t j;
+
+	if (ld->n_secs * 2 > ld->by_name_size) {
+		free(ld->by_name);
+		ld->by_name_size = ld->by_name_size ? ld->by_name_size * 2 : 64;
+		ld->by_name = wp_xcalloc(ld->by_name_size, sizeof(size_t));
+		for (j = 0; j < ld->n_secs; j++)
+			if (j != i)
+				section_put(ld, j);
+	}
+	section_put(ld, i);
+}
+
 static void
 section_header(struct loader *ld, char *s)
 {
@@ -380,7 +443,6 @@ section_header(struct loader *ld, char *s)
 	static const char *const kinds[] = { "agent", "monitor", "alert", NULL };
 	struct raw_section *rs;
 	int k;
-	size_t i;
 
 	ld->cur = CUR_BAD;
 	if ((end = strchr(s, ']')) == NULL) {
@@ -432,28 +494,26 @@ section_header(struct loader *ld, char *s)
 		    NAME_CHARS, kind, name);
 		return;
 	}
-	for (i = 0; i < ld->n_secs; i++) {
-		rs = &ld->secs[i];
-		if (rs->kind != k)
-			continue;
-		if (k == SEC_AGENT) {
+	if ((rs = section_find(ld, k, name)) != NULL) {
+		if (k == SEC_AGENT)
 			report(ld, ld->lineno, "duplicate [agent] section "
 			    "(first defined at line %d)", rs->line);
-			return;
-		}
-		if (strcmp(rs->name, name) == 0) {
+		else
 			report(ld, ld->lineno, "duplicate %s name \"%s\" "
 			    "(first defined at line %d)", kind, name, rs->line);
-			return;
-		}
+		return;
 	}
-	ld->secs = wp_xrealloc(ld->secs, (ld->n_secs + 1) * sizeof(*rs));
+	if (ld->n_secs == ld->cap_secs) {
+		ld->cap_secs = ld->cap_secs ? ld->cap_secs * 2 : 16;
+		ld->secs = wp_xrealloc(ld->secs, ld->cap_secs * sizeof(*rs));
+	}
 	rs = &ld->secs[ld->n_secs];
 	memset(rs, 0, sizeof(*rs));
 	rs->kind = k;
 	rs->name = k == SEC_AGENT ? NULL : wp_xstrdup(name);
 	rs->line = ld->lineno;
 	ld->cur = (long)ld->n_secs++;
+	section_index(ld, (size_t)ld->cur);
 }
 
 /*

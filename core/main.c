@@ -133,17 +133,47 @@ parse_args(int argc, char **argv)
 	}
 }
 
-/* Load FILE and configure every section through its plugin, without
- * touching the running set (diag gets every problem). */
+/* Deadline of a start-up step: only reported (the loop is not running
+ * yet), so it is generous. */
+#define STARTUP_STEP_MS 30000
+
+/* Start-up: loading each plugin is a start-up operation of its own. */
+static const struct wp_plugin *
+lookup_startup(void *arg, const char *dir, int kind, const char *type,
+    char *why, size_t whylen)
+{
+	const struct wp_plugin *d;
+	struct wp_op *op;
+	char name[128];
+
+	snprintf(name, sizeof(name), "load plugin %s%s",
+	    kind == WP_PLUGIN_ALERT ? "alert-" : "", type);
+	op = opmon_begin(OPC_STARTUP, name, STARTUP_STEP_MS);
+	d = loader_lookup(arg, dir, kind, type, why, whylen);
+	opmon_end(op, d != NULL ? OP_SUCCEEDED : OP_FAILED,
+	    d != NULL ? NULL : why);
+	return d;
+}
+
+/* Load FILE and check every section's keys, loading the plugins it names,
+ * without touching the running set (diag gets every problem).  At start-up
+ * (STARTUP) the load and each plugin are registered as operations. */
 static struct config *
-load(struct wp_diag *diag)
+load(struct wp_diag *diag, int startup)
 {
 	struct config *cfg = NULL;
+	struct wp_op *op = NULL;
 
 	diag_init(diag, opt.config);
-	if (config_load(opt.config, opt.plugin_dir, loader_lookup, NULL, diag,
-	    &cfg) != 0)
+	if (startup)
+		op = opmon_begin(OPC_STARTUP, "load configuration",
+		    STARTUP_STEP_MS);
+	if (config_load(opt.config, opt.plugin_dir, startup ? lookup_startup :
+	    loader_lookup, NULL, diag, &cfg) != 0) {
+		opmon_end(op, OP_FAILED, "invalid configuration");
 		return NULL;
+	}
+	opmon_end(op, OP_SUCCEEDED, NULL);
 	return cfg;
 }
 
@@ -165,7 +195,7 @@ reload(void)
 	int64_t t0 = wp_now_us();
 
 	wp_info("SIGHUP: reloading %s", opt.config);
-	cfg = load(&diag);
+	cfg = load(&diag, 0);
 	if (cfg != NULL && manager_apply(cfg, &diag) != 0) {
 		config_free(cfg);
 		cfg = NULL;
@@ -560,6 +590,7 @@ main(int argc, char **argv)
 {
 	struct wp_diag diag;
 	struct config *cfg;
+	struct wp_op *op;
 	char err[512];
 	char *token = NULL;
 	int pid_fd = -1;
@@ -580,7 +611,7 @@ main(int argc, char **argv)
 	wp_log_setup(opt.once ? WP_LOG_WARN : WP_LOG_INFO, WP_LOG_STDERR);
 
 	/* Configuration: parsing loads every plugin it names. */
-	cfg = load(&diag);
+	cfg = load(&diag, 1);
 	if (cfg == NULL) {
 		print_diag(&diag, stderr);
 		diag_free(&diag);
@@ -631,18 +662,22 @@ main(int argc, char **argv)
 	}
 
 	/* Store: open and migrate, then the monitors and their state. */
+	op = opmon_begin(OPC_STARTUP, "open database", STARTUP_STEP_MS);
 	if (store_open(cfg->agent.database, 65536, &store, err,
 	    sizeof(err)) != 0) {
 		fprintf(stderr, "watchpost: database %s: %s\n",
 		    cfg->agent.database, err);
 		return 1;
 	}
+	opmon_end(op, OP_SUCCEEDED, NULL);
 	retention_days = cfg->agent.retention_days;
 	manager_init(store);
+	op = opmon_begin(OPC_STARTUP, "load alert outbox", STARTUP_STEP_MS);
 	if (alert_init(store) != 0) {
 		fprintf(stderr, "watchpost: cannot read the alert outbox\n");
 		return 1;
 	}
+	opmon_end(op, OP_SUCCEEDED, NULL);
 	if (store_start(store) != 0) {
 		fprintf(stderr, "watchpost: cannot start the database writer\n");
 		return 1;

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "manager.h"
 #include "opmon.h"
+#include "schedule.h"
 #include "store.h"
 #include "util.h"
 
@@ -42,7 +43,7 @@ struct monitor {
 
 	uv_timer_t timer;        /* the schedule */
 	uv_timer_t retry_timer;  /* between attempts */
-	int64_t due_us;          /* the ideal slot of the next check */
+	struct sched sched;      /* next slot, interval, skipped slots */
 	struct wp_op *op;        /* attempt in flight */
 	unsigned attempt;
 	int retry_pending;
@@ -55,7 +56,7 @@ struct monitor {
 	int64_t last_check_ms;
 	struct wp_result last;   /* last.detail points to last_detail */
 	char last_detail[256];
-	uint64_t n_up, n_down, n_skipped;
+	uint64_t n_up, n_down;
 	struct once_result *once;
 
 	struct monitor *next, *hnext;
@@ -76,6 +77,9 @@ static struct once_result *once_results;
 static size_t once_n, once_left;
 static void (*once_done)(void *);
 static void *once_arg;
+
+/* Deadline of the start-up steps run here (reported, never enforced). */
+#define STEP_MS 30000
 
 static void start_attempt(struct monitor *m, unsigned attempt);
 static void check_drained(void);
@@ -171,6 +175,7 @@ monitor_set(struct monitor *m, const struct cfg_monitor *c)
 	m->type = wp_xstrdup(c->s.type);
 	m->definition = wp_xstrdup(c->s.definition);
 	m->interval_ms = c->interval_ms;
+	m->sched.interval_us = c->interval_ms * 1000;
 	m->timeout_ms = c->timeout_ms;
 	m->retry_interval_ms = c->retry_interval_ms;
 	m->retries = c->retries;
@@ -188,7 +193,8 @@ static void
 arm(struct monitor *m, uv_timer_cb cb)
 {
 	int64_t now = wp_now_us();
-	int64_t delay_ms = m->due_us > now ? (m->due_us - now + 999) / 1000 : 0;
+	int64_t due = m->sched.due_us;
+	int64_t delay_ms = due > now ? (due - now + 999) / 1000 : 0;
 
 	uv_timer_start(&m->timer, cb, (uint64_t)delay_ms, 0);
 }
@@ -198,41 +204,29 @@ due_cb(uv_timer_t *t)
 {
 	struct monitor *m = t->data;
 	int64_t now = wp_now_us();
-	int64_t interval_us = m->interval_ms * 1000;
+	uint64_t skipped;
 	double late;
-	int b;
+	int b, busy;
 
 	if (stopping || m->removed || !m->enabled)
 		return;
 	/* libuv's loop clock is coarse: a timer may fire a little early. */
-	if (now + 500 < m->due_us) {
+	if (now + 500 < m->sched.due_us) {
 		arm(m, due_cb);
 		return;
 	}
-	late = (double)(now - m->due_us) / 1e6;
+	late = (double)(now - m->sched.due_us) / 1e6;
 	for (b = 0; b < N_LATE && late > late_le[b]; b++)
 		;
 	late_hist[b]++;
 	late_sum += late;
-	if (m->op != NULL || m->retry_pending) {
-		/* The previous check is still running: never double it. */
-		m->n_skipped++;
-		skipped_total++;
+	busy = m->op != NULL || m->retry_pending;
+	if (busy)
 		wp_debug("monitor %s: previous check still running; skipping "
 		    "this slot", m->name);
-	} else {
+	if (sched_slot(&m->sched, busy, now, &skipped))
 		start_attempt(m, 0);
-	}
-	/* Absolute schedule: the next slot follows this slot, not the end
-	 * of the check.  Slots already missed (a stalled loop) are skipped
-	 * and counted, not run in a burst. */
-	m->due_us += interval_us;
-	if (m->due_us <= now) {
-		int64_t missed = (now - m->due_us) / interval_us + 1;
-		m->due_us += missed * interval_us;
-		m->n_skipped += (uint64_t)missed;
-		skipped_total += (uint64_t)missed;
-	}
+	skipped_total += skipped;
 	arm(m, due_cb);
 }
 
@@ -352,7 +346,7 @@ attempt_done(void *arg, const struct wp_result *r, enum op_outcome outcome)
 		check_drained();
 		return;
 	}
-	if (!r->ok && m->attempt < (unsigned)m->retries && !stopping) {
+	if (!r->ok && sched_retry(m->attempt, m->retries) && !stopping) {
 		m->retry_pending = 1;
 		uv_timer_start(&m->retry_timer, retry_cb,
 		    (uint64_t)m->retry_interval_ms, 0);
@@ -397,34 +391,43 @@ monitor_new(const struct cfg_monitor *c, struct instance *in)
 	return m;
 }
 
-/* Put M's next check at now + offset and arm it. */
+/* Put M's next check at now + the K-th spread offset and arm it. */
 static void
-schedule_first(struct monitor *m, int64_t offset_us)
+schedule_first(struct monitor *m, size_t k)
 {
 	uv_timer_stop(&m->timer);
 	if (!m->enabled || stopping)
 		return;
-	m->due_us = wp_now_us() + offset_us;
+	m->sched.due_us = wp_now_us() + sched_first_offset(k,
+	    m->sched.interval_us);
 	arm(m, due_cb);
 }
 
+static int
+state_cmp(const void *a, const void *b)
+{
+	const struct store_state *x = a, *y = b;
+
+	return x->monitor_id < y->monitor_id ? -1 :
+	    x->monitor_id > y->monitor_id;
+}
+
+/* Resume M's state from S (sorted by monitor_id with state_cmp). */
 static void
 restore_state(struct monitor *m, const struct store_state *s, size_t n)
 {
-	size_t i;
+	struct store_state key = { .monitor_id = m->db_id };
+	const struct store_state *f;
 
-	for (i = 0; i < n; i++) {
-		if (s[i].monitor_id != m->db_id)
-			continue;
-		if (strcmp(s[i].state, "up") == 0)
-			m->state = ST_UP;
-		else if (strcmp(s[i].state, "down") == 0)
-			m->state = ST_DOWN;
-		m->last_check_ms = s[i].last_check_ms;
-		m->last.latency_ms = s[i].latency_ms;
-		m->since_ms = s[i].since_ms;
+	if (n == 0 || (f = bsearch(&key, s, n, sizeof(*s), state_cmp)) == NULL)
 		return;
-	}
+	if (strcmp(f->state, "up") == 0)
+		m->state = ST_UP;
+	else if (strcmp(f->state, "down") == 0)
+		m->state = ST_DOWN;
+	m->last_check_ms = f->last_check_ms;
+	m->last.latency_ms = f->latency_ms;
+	m->since_ms = f->since_ms;
 }
 
 int
@@ -433,14 +436,15 @@ manager_apply(struct config *cfg, struct wp_diag *diag)
 	struct instance **fresh;
 	struct monitor *m, *next, *list = NULL, **tail = &list;
 	struct store_state *states = NULL;
-	size_t n_states = 0, i, n_new = 0, n_changed = 0, n_removed = 0;
+	size_t n_states = 0, i, k, n_new = 0, n_changed = 0, n_removed = 0;
 	int64_t *ids = NULL;
 	const char **names, **types;
 	void *alerts_prepared = NULL;
-	int rc = 0;
-	int64_t spread_us;
+	struct wp_op *op;
+	int rc = 0, sync_ok = 1;
 
 	/* 1. Configure everything new or changed; change nothing yet. */
+	op = opmon_begin(OPC_STARTUP, "configure monitors", STEP_MS);
 	fresh = wp_xcalloc(cfg->n_monitors + 1, sizeof(*fresh));
 	for (i = 0; i < cfg->n_monitors; i++) {
 		const struct cfg_monitor *c = &cfg->monitors[i];
@@ -449,7 +453,8 @@ manager_apply(struct config *cfg, struct wp_diag *diag)
 		void *inst = NULL;
 
 		m = find(c->s.name);
-		if (m && strcmp(m->definition, c->s.definition) == 0)
+		if (sched_classify(m ? m->definition : NULL,
+		    c->s.definition) == DIFF_UNCHANGED)
 			continue;
 		sec = (struct wp_section){ sizeof(sec), c->s.name, cfg->file,
 		    c->s.line, c->s.kv, c->s.n_kv, c->timeout_ms, diag };
@@ -466,26 +471,52 @@ manager_apply(struct config *cfg, struct wp_diag *diag)
 			instance_unref(fresh[i]);
 		free(fresh);
 		alert_abort(alerts_prepared);
+		opmon_end(op, OP_FAILED, "a plugin rejected its section");
 		return WP_EINVAL;
 	}
+	opmon_end(op, OP_SUCCEEDED, NULL);
 
-	/* 2. Monitor ids in the store (names are identities). */
+	/* 2. Monitor ids in the store (names are identities).  Only names
+	 * the store has not given an id under this type are synced: on a
+	 * reload that is the added monitors, not all 10,000. */
 	ids = wp_xcalloc(cfg->n_monitors + 1, sizeof(*ids));
 	if (store != NULL) {
+		size_t n_sync = 0;
+		int64_t *sync_ids;
+
+		op = opmon_begin(OPC_STARTUP, "sync monitors", STEP_MS);
 		names = wp_xcalloc(cfg->n_monitors + 1, sizeof(*names));
 		types = wp_xcalloc(cfg->n_monitors + 1, sizeof(*types));
+		sync_ids = wp_xcalloc(cfg->n_monitors + 1, sizeof(*sync_ids));
 		for (i = 0; i < cfg->n_monitors; i++) {
-			names[i] = cfg->monitors[i].s.name;
-			types[i] = cfg->monitors[i].s.type;
+			m = find(cfg->monitors[i].s.name);
+			if (m != NULL && m->db_id != 0 &&
+			    strcmp(m->type, cfg->monitors[i].s.type) == 0) {
+				ids[i] = m->db_id;
+				continue;
+			}
+			names[n_sync] = cfg->monitors[i].s.name;
+			types[n_sync++] = cfg->monitors[i].s.type;
 		}
-		if (store_sync_monitors(store, names, types, cfg->n_monitors,
-		    ids) != 0)
+		if (n_sync > 0 && store_sync_monitors(store, names, types,
+		    n_sync, sync_ids) != 0) {
 			wp_err("store: could not record the monitor list; "
 			    "results of new monitors may not be stored");
+			sync_ok = 0;
+		}
+		for (i = 0, k = 0; i < cfg->n_monitors && k < n_sync; i++)
+			if (cfg->monitors[i].s.name == names[k])
+				ids[i] = sync_ids[k++];
 		free(names);
 		free(types);
-		if (current == NULL)
-			store_load_state(store, &states, &n_states);
+		free(sync_ids);
+		if (current == NULL && store_load_state(store, &states,
+		    &n_states) != 0)
+			sync_ok = 0;
+		if (n_states > 1)
+			qsort(states, n_states, sizeof(*states), state_cmp);
+		opmon_end(op, sync_ok ? OP_SUCCEEDED : OP_FAILED, sync_ok ?
+		    NULL : "database error");
 	}
 	alert_commit(alerts_prepared);
 
@@ -510,21 +541,22 @@ manager_apply(struct config *cfg, struct wp_diag *diag)
 	}
 
 	/* 4. Apply: new, changed, unchanged -- in the new file order. */
-	spread_us = 100; /* first runs: 10,000 monitors over one second */
 	for (i = 0; i < cfg->n_monitors; i++) {
 		const struct cfg_monitor *c = &cfg->monitors[i];
 
 		m = find(c->s.name);
 		if (m != NULL && m->removed)
 			m = NULL;
-		if (m == NULL) {
+		switch (sched_classify(m ? m->definition : NULL,
+		    c->s.definition)) {
+		case DIFF_ADD:
 			m = monitor_new(c, fresh[i]);
 			m->db_id = ids[i];
 			restore_state(m, states, n_states);
-			schedule_first(m, (int64_t)n_new * spread_us);
-			n_new++;
-		} else if (fresh[i] != NULL) {
-			/* Changed: keep state and history, new settings, an
+			schedule_first(m, n_new++);
+			break;
+		case DIFF_UPDATE:
+			/* Keep state and history, new settings, an
 			 * immediate check with the new definition. */
 			if (m->op != NULL)
 				opmon_cancel(m->op);
@@ -534,10 +566,13 @@ manager_apply(struct config *cfg, struct wp_diag *diag)
 			m->in = fresh[i];
 			monitor_set(m, c);
 			m->db_id = ids[i] ? ids[i] : m->db_id;
-			schedule_first(m, (int64_t)n_changed * spread_us);
-			n_changed++;
+			schedule_first(m, n_changed++);
 			wp_info("monitor %s: definition changed; checking now",
 			    m->name);
+			break;
+		case DIFF_UNCHANGED:
+		case DIFF_REMOVE:
+			break;
 		}
 		*tail = m;
 		tail = &m->next;
@@ -725,7 +760,7 @@ manager_monitors_json(void)
 		json_object_set_new(o, "checks_down",
 		    json_integer((json_int_t)m->n_down));
 		json_object_set_new(o, "checks_skipped",
-		    json_integer((json_int_t)m->n_skipped));
+		    json_integer((json_int_t)m->sched.skipped));
 		json_array_append_new(arr, o);
 	}
 	out = json_dumps(arr, JSON_COMPACT);
@@ -828,7 +863,7 @@ manager_metrics(struct wp_buf *b)
 	    "watchpost_monitor_skipped_total counter\n");
 	for (m = monitors; m; m = m->next) {
 		series(b, "watchpost_monitor_skipped_total", m, NULL);
-		wp_buf_printf(b, "%" PRIu64 "\n", m->n_skipped);
+		wp_buf_printf(b, "%" PRIu64 "\n", m->sched.skipped);
 	}
 	wp_buf_puts(b, "# HELP watchpost_schedule_lateness_seconds How late "
 	    "checks start after their slot.\n# TYPE "

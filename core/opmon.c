@@ -19,6 +19,7 @@
 #define OP_MAGIC 0x4f504d4eu /* "OPMN" */
 #define FINISHED_RING 256
 #define TROUBLE_RING 32
+#define STARTUP_KEEP 16
 #define N_BUCKETS 13
 /* Operations a plugin instance may leave unfinished before the host stops
  * starting new ones on it: a blocking check stuck past its deadline holds a
@@ -138,6 +139,11 @@ static struct op_record finished[FINISHED_RING];
 static unsigned finished_n, finished_pos;
 static struct op_record trouble[TROUBLE_RING];
 static unsigned trouble_n, trouble_pos;
+/* The first STARTUP_KEEP start-up operations, kept for the life of the
+ * process: the start-up steps come first, and checks would push them out
+ * of the finished ring within a second. */
+static struct op_record startup[STARTUP_KEEP];
+static unsigned startup_n;
 static int64_t cancel_grace_ms = -1; /* -1: not read yet */
 
 static const char *const outcome_names[OP__N] = {
@@ -351,6 +357,8 @@ record(struct wp_op *op, enum op_outcome outcome, const char *detail)
 	r->started_ms = op->started_ms;
 	r->duration_ms = secs * 1000.0;
 	snprintf(r->detail, sizeof(r->detail), "%s", detail ? detail : "");
+	if (op->cat == OPC_STARTUP && startup_n < STARTUP_KEEP)
+		startup[startup_n++] = *r;
 	if (outcome == OP_FAILED || outcome == OP_TIMED_OUT) {
 		trouble[trouble_pos] = *r;
 		trouble_pos = (trouble_pos + 1) % TROUBLE_RING;
@@ -902,6 +910,10 @@ opmon_json(void)
 		json_array_append_new(recent, record_json(&finished[k]));
 	}
 	json_object_set_new(root, "recent", recent);
+	recent = json_array();
+	for (i = 0; i < startup_n; i++)
+		json_array_append_new(recent, record_json(&startup[i]));
+	json_object_set_new(root, "startup", recent);
 	json_object_set_new(root, "double_completions",
 	    json_integer((json_int_t)double_completions));
 	json_object_set_new(root, "abandoned",

@@ -1,0 +1,47 @@
+#include "config.h"
+
+#include <string.h>
+
+#include "schedule.h"
+
+int64_t
+sched_first_offset(size_t k, int64_t interval_us)
+{
+	int64_t off = (int64_t)k * SCHED_SPREAD_US;
+
+	return interval_us > 0 ? off % interval_us : off;
+}
+
+int
+sched_slot(struct sched *s, int busy, int64_t now_us, uint64_t *skipped)
+{
+	uint64_t n = busy ? 1 : 0;
+	int64_t missed;
+
+	s->due_us += s->interval_us;
+	if (s->due_us <= now_us) {
+		missed = (now_us - s->due_us) / s->interval_us + 1;
+		s->due_us += missed * s->interval_us;
+		n += (uint64_t)missed;
+	}
+	s->skipped += n;
+	if (skipped != NULL)
+		*skipped = n;
+	return !busy;
+}
+
+int
+sched_retry(unsigned attempt, int retries)
+{
+	return retries > 0 && attempt < (unsigned)retries;
+}
+
+enum sched_diff
+sched_classify(const char *old_def, const char *new_def)
+{
+	if (new_def == NULL)
+		return DIFF_REMOVE;
+	if (old_def == NULL)
+		return DIFF_ADD;
+	return strcmp(old_def, new_def) == 0 ? DIFF_UNCHANGED : DIFF_UPDATE;
+}

@@ -1,0 +1,63 @@
+/*
+ * schedule -- the manager's scheduling arithmetic and reload diff, kept free
+ * of clocks, timers and the loop so it can be tested deterministically.
+ * Times are monotonic microseconds; the caller supplies "now".
+ */
+#ifndef WP_SCHEDULE_H
+#define WP_SCHEDULE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* First checks of an apply: the k-th new (or changed) monitor waits
+ * k * SCHED_SPREAD_US, so 10,000 monitors start over one second rather
+ * than in one instant, and a lone added monitor is checked at once. */
+#define SCHED_SPREAD_US 100
+
+/* One monitor's slot schedule. */
+struct sched {
+	int64_t due_us;       /* the ideal time of the next slot */
+	int64_t interval_us;  /* > 0 */
+	uint64_t skipped;     /* slots not run: busy or missed */
+};
+
+/*
+ * Delay of the first check of the k-th monitor started by one apply:
+ * k * SCHED_SPREAD_US, folded into [0, interval) so a monitor never waits
+ * longer than one interval for its first check.
+ */
+int64_t sched_first_offset(size_t k, int64_t interval_us);
+
+/*
+ * The slot S->due_us has come (NOW >= it).  Returns 1 if a check should
+ * start now, 0 if the slot is skipped because the previous check is still
+ * running (BUSY): a check is never doubled.  Either way S->due_us moves to
+ * the next slot on the absolute grid (due + interval, never now +
+ * interval, so there is no drift); slots that already passed -- a stalled
+ * loop -- are skipped, not run in a burst.  Every skipped slot is counted
+ * in S->skipped and in *SKIPPED (the number added by this call).
+ */
+int sched_slot(struct sched *s, int busy, int64_t now_us,
+    uint64_t *skipped);
+
+/* After a failed attempt number ATTEMPT (0 = the first): 1 if another
+ * attempt follows (RETRIES extra attempts in all), 0 if the check has
+ * failed. */
+int sched_retry(unsigned attempt, int retries);
+
+/* What a reload does to one monitor, by name. */
+enum sched_diff {
+	DIFF_ADD,        /* new name: schedule its first check */
+	DIFF_UPDATE,     /* changed definition: new settings, check now */
+	DIFF_UNCHANGED,  /* schedule and state untouched */
+	DIFF_REMOVE      /* gone from the file: stop it */
+};
+
+/*
+ * Classify a monitor from its running definition OLD_DEF (NULL: not
+ * running) and its definition in the new file NEW_DEF (NULL: not in it).
+ * Definitions are cfg's canonical renderings; both NULL is DIFF_REMOVE.
+ */
+enum sched_diff sched_classify(const char *old_def, const char *new_def);
+
+#endif
