@@ -391,14 +391,14 @@ monitor_new(const struct cfg_monitor *c, struct instance *in)
 	return m;
 }
 
-/* Put M's next check at now + the K-th spread offset and arm it. */
+/* Put M's next check at now + the K-th of N spread offsets and arm it. */
 static void
-schedule_first(struct monitor *m, size_t k)
+schedule_first(struct monitor *m, size_t k, size_t n)
 {
 	uv_timer_stop(&m->timer);
 	if (!m->enabled || stopping)
 		return;
-	m->sched.due_us = wp_now_us() + sched_first_offset(k,
+	m->sched.due_us = wp_now_us() + sched_first_offset(k, n,
 	    m->sched.interval_us);
 	arm(m, due_cb);
 }
@@ -437,6 +437,7 @@ manager_apply(struct config *cfg, struct wp_diag *diag)
 	struct monitor *m, *next, *list = NULL, **tail = &list;
 	struct store_state *states = NULL;
 	size_t n_states = 0, i, k, n_new = 0, n_changed = 0, n_removed = 0;
+	size_t n_first = 0; /* new and changed: first checks to spread */
 	int64_t *ids = NULL;
 	const char **names, **types;
 	void *alerts_prepared = NULL;
@@ -463,6 +464,7 @@ manager_apply(struct config *cfg, struct wp_diag *diag)
 			continue;
 		}
 		fresh[i] = instance_new(p, inst);
+		n_first++;
 	}
 	if (alert_prepare(cfg, diag, &alerts_prepared) != 0)
 		rc = WP_EINVAL;
@@ -553,7 +555,8 @@ manager_apply(struct config *cfg, struct wp_diag *diag)
 			m = monitor_new(c, fresh[i]);
 			m->db_id = ids[i];
 			restore_state(m, states, n_states);
-			schedule_first(m, n_new++);
+			schedule_first(m, n_new + n_changed, n_first);
+			n_new++;
 			break;
 		case DIFF_UPDATE:
 			/* Keep state and history, new settings, an
@@ -566,7 +569,8 @@ manager_apply(struct config *cfg, struct wp_diag *diag)
 			m->in = fresh[i];
 			monitor_set(m, c);
 			m->db_id = ids[i] ? ids[i] : m->db_id;
-			schedule_first(m, n_changed++);
+			schedule_first(m, n_new + n_changed, n_first);
+			n_changed++;
 			wp_info("monitor %s: definition changed; checking now",
 			    m->name);
 			break;

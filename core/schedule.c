@@ -5,11 +5,17 @@
 #include "schedule.h"
 
 int64_t
-sched_first_offset(size_t k, int64_t interval_us)
+sched_first_offset(size_t k, size_t n, int64_t interval_us)
 {
-	int64_t off = (int64_t)k * SCHED_SPREAD_US;
+	int64_t gap;
 
-	return interval_us > 0 ? off % interval_us : off;
+	if (n == 0 || interval_us <= 0)
+		return 0;
+	gap = interval_us / (int64_t)n;
+	if (gap > SCHED_SPREAD_MAX_US)
+		gap = SCHED_SPREAD_MAX_US;
+	/* k < n, so k * gap < interval; the modulo only guards k >= n. */
+	return ((int64_t)k * gap) % interval_us;
 }
 
 int

@@ -9,10 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* First checks of an apply: the k-th new (or changed) monitor waits
- * k * SCHED_SPREAD_US, so 10,000 monitors start over one second rather
- * than in one instant, and a lone added monitor is checked at once. */
-#define SCHED_SPREAD_US 100
+/* First checks of an apply are at most this far apart: 10,000 monitors
+ * at 10 s start over the whole interval (1 ms apart) and then keep that
+ * even phase for good, while 100 added monitors all start within 0.1 s. */
+#define SCHED_SPREAD_MAX_US 1000
 
 /* One monitor's slot schedule. */
 struct sched {
@@ -22,11 +22,15 @@ struct sched {
 };
 
 /*
- * Delay of the first check of the k-th monitor started by one apply:
- * k * SCHED_SPREAD_US, folded into [0, interval) so a monitor never waits
- * longer than one interval for its first check.
+ * Delay of the first check of the K-th of N monitors started by one apply
+ * (0 <= K < N), each with its own INTERVAL_US: K times a spacing of
+ * INTERVAL_US / N, at most SCHED_SPREAD_MAX_US.  So the set is spread
+ * evenly over at most one interval -- because the schedule is absolute,
+ * that phase is what every later slot keeps, so a set started in one
+ * burst would come back in a burst every interval -- while a lone added
+ * monitor (K = 0) is checked at once.  Always in [0, INTERVAL_US).
  */
-int64_t sched_first_offset(size_t k, int64_t interval_us);
+int64_t sched_first_offset(size_t k, size_t n, int64_t interval_us);
 
 /*
  * The slot S->due_us has come (NOW >= it).  Returns 1 if a check should

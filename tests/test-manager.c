@@ -96,29 +96,39 @@ test_missed_slots_not_burst(void **state)
 	assert_int_equal(s.due_us, 100);
 }
 
-/* First checks: the first monitor at once, 10,000 over about a second,
- * never more than ten in any millisecond, never later than one interval. */
+/* First checks: the first monitor at once; 10,000 at 10 s spread evenly
+ * over the whole interval (1 ms apart, so the steady state has no burst);
+ * a few added monitors close together; never later than one interval. */
 static void
 test_first_checks_spread(void **state)
 {
-	static unsigned per_ms[2000];
-	int64_t off, prev = -1, interval = 60 * 1000000LL;
+	static unsigned per_s[10];
+	int64_t off, prev = -1, interval = 10 * 1000000LL;
 	size_t k;
 
 	(void)state;
-	assert_int_equal(sched_first_offset(0, interval), 0);
+	assert_int_equal(sched_first_offset(0, 10000, interval), 0);
+	assert_int_equal(sched_first_offset(0, 1, interval), 0);
 	for (k = 0; k < 10000; k++) {
-		off = sched_first_offset(k, interval);
+		off = sched_first_offset(k, 10000, interval);
 		assert_true(off > prev);
-		assert_true(off < 1000000);
-		per_ms[off / 1000]++;
+		assert_true(off < interval);
+		per_s[off / 1000000]++;
 		prev = off;
 	}
-	for (k = 0; k < 2000; k++)
-		assert_true(per_ms[k] <= 10);
-	/* A short interval folds the spread into one interval. */
+	/* Every second of the interval gets its tenth of the set. */
+	for (k = 0; k < 10; k++)
+		assert_int_equal(per_s[k], 1000);
+	/* 100 added monitors: 1 ms apart at most, all within 0.1 s. */
+	assert_true(sched_first_offset(99, 100, interval) < 100000);
+	assert_true(sched_first_offset(99, 100, interval) > 0);
+	/* A long interval: the gap is capped, not interval / n. */
+	assert_int_equal(sched_first_offset(1, 10, 3600 * 1000000LL),
+	    SCHED_SPREAD_MAX_US);
+	/* More monitors than microseconds in the interval still fold into
+	 * one interval. */
 	for (k = 0; k < 10000; k++)
-		assert_true(sched_first_offset(k, 250000) < 250000);
+		assert_true(sched_first_offset(k, 10000, 2500) < 2500);
 }
 
 static void
