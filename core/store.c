@@ -842,14 +842,18 @@ log_skipped(const struct item *it, const char *msg)
 }
 
 /*
- * Write items [head, head + n) of the ring in one transaction, each item
- * under a savepoint so an item the database rejects for itself is skipped
- * whole.  0 (and *nchecks checks written), or WP_EIO with the message in
- * err after rolling back.
+ * Write items [head, head + n) of the ring in one transaction.  An item
+ * the database rejects for itself (item_error()) is skipped whole, which
+ * needs a savepoint around each item; savepoints copy every page an item
+ * touches into the statement journal, so they are used only when CAREFUL.
+ * Without CAREFUL the first rejected item rolls the transaction back and
+ * returns 1, and the caller writes the batch again with CAREFUL.  0 (and
+ * *nchecks checks written), 1, or WP_EIO with the message in err after
+ * rolling back.
  */
 static int
-write_batch(struct store *st, size_t head, size_t n, uint64_t *nchecks,
-    char *err, size_t errlen)
+write_batch(struct store *st, size_t head, size_t n, int careful,
+    uint64_t *nchecks, char *err, size_t errlen)
 {
 	const struct item *it;
 	size_t i;
@@ -860,10 +864,13 @@ write_batch(struct store *st, size_t head, size_t n, uint64_t *nchecks,
 		goto fail;
 	for (i = 0; i < n; i++) {
 		it = &st->ring[(head + i) % st->cap];
-		if ((rc = step_done(st->s_savepoint)) != SQLITE_OK)
+		if (careful && (rc = step_done(st->s_savepoint)) != SQLITE_OK)
 			goto fail;
 		rc = write_item(st, it);
-		if (rc != SQLITE_OK && item_error(rc)) {
+		if (rc != SQLITE_OK && item_error(rc) && !careful) {
+			step_done(st->s_rollback);
+			return 1;
+		} else if (rc != SQLITE_OK && item_error(rc)) {
 			log_skipped(it, sqlite3_errmsg(st->db));
 			if ((rc = step_done(st->s_rollback_to)) != SQLITE_OK)
 				goto fail;
@@ -872,7 +879,7 @@ write_batch(struct store *st, size_t head, size_t n, uint64_t *nchecks,
 		} else if (it->kind == ITEM_CHECK) {
 			(*nchecks)++;
 		}
-		if ((rc = step_done(st->s_release)) != SQLITE_OK)
+		if (careful && (rc = step_done(st->s_release)) != SQLITE_OK)
 			goto fail;
 	}
 	if ((rc = step_done(st->s_commit)) != SQLITE_OK)
@@ -1111,8 +1118,11 @@ writer_run(struct store *st)
 			op = opmon_begin_any(OPC_STORE, opname,
 			    BATCH_DEADLINE_MS);
 			t0 = wp_now_us();
-			brc = write_batch(st, head, n, &nchecks, err,
+			brc = write_batch(st, head, n, 0, &nchecks, err,
 			    sizeof(err));
+			if (brc == 1)
+				brc = write_batch(st, head, n, 1, &nchecks,
+				    err, sizeof(err));
 			ms = (double)(wp_now_us() - t0) / 1000.0;
 			opmon_end_any(op, brc == 0 ? OP_SUCCEEDED : OP_FAILED,
 			    brc == 0 ? NULL : err);
