@@ -14,6 +14,16 @@
  * (submitters never touch occupied slots) and pops them only after COMMIT,
  * so a failed transaction loses nothing and a failing database fills the
  * queue, at which point new items are dropped and counted.
+ *
+ * Group commit: a transaction costs far more than a row (the WAL frames of
+ * every page touched, file locks, a wake-up), and checks spread over their
+ * interval arrive one at a time.  So once an item is queued the writer
+ * waits until it is GATHER_MS old or GATHER_ROWS items are queued, then
+ * writes them all in one transaction.  Only the writer waits: submitters
+ * never block, and they wake the writer only when the queue becomes
+ * non-empty or reaches GATHER_ROWS, not for every item.  Alerts do not
+ * wait for the commit (they are delivered from memory), so the gathering
+ * delays only what readers of the database see, by at most GATHER_MS.
  */
 #include "config.h"
 
@@ -46,11 +56,14 @@
 #define DRAIN_GIVEUP_MS	2000	/* at close, how long a failing db is retried */
 #define VACUUM_PAGES	2000	/* pages freed per incremental_vacuum step */
 #define BATCH_DEADLINE_MS 10000	/* a batch this slow is flagged in opmon */
+#define GATHER_MS	50	/* the oldest queued item waits at most this */
+#define GATHER_ROWS	256	/* ... or until this many items are queued */
 
 enum item_kind { ITEM_CHECK, ITEM_DELIVERY };
 
 struct item {
 	enum item_kind kind;
+	int64_t queued_ms;	/* monotonic, when submitted */
 	union {
 		struct {
 			struct store_check c;
@@ -829,14 +842,18 @@ log_skipped(const struct item *it, const char *msg)
 }
 
 /*
- * Write items [head, head + n) of the ring in one transaction, each item
- * under a savepoint so an item the database rejects for itself is skipped
- * whole.  0 (and *nchecks checks written), or WP_EIO with the message in
- * err after rolling back.
+ * Write items [head, head + n) of the ring in one transaction.  An item
+ * the database rejects for itself (item_error()) is skipped whole, which
+ * needs a savepoint around each item; savepoints copy every page an item
+ * touches into the statement journal, so they are used only when CAREFUL.
+ * Without CAREFUL the first rejected item rolls the transaction back and
+ * returns 1, and the caller writes the batch again with CAREFUL.  0 (and
+ * *nchecks checks written), 1, or WP_EIO with the message in err after
+ * rolling back.
  */
 static int
-write_batch(struct store *st, size_t head, size_t n, uint64_t *nchecks,
-    char *err, size_t errlen)
+write_batch(struct store *st, size_t head, size_t n, int careful,
+    uint64_t *nchecks, char *err, size_t errlen)
 {
 	const struct item *it;
 	size_t i;
@@ -847,10 +864,13 @@ write_batch(struct store *st, size_t head, size_t n, uint64_t *nchecks,
 		goto fail;
 	for (i = 0; i < n; i++) {
 		it = &st->ring[(head + i) % st->cap];
-		if ((rc = step_done(st->s_savepoint)) != SQLITE_OK)
+		if (careful && (rc = step_done(st->s_savepoint)) != SQLITE_OK)
 			goto fail;
 		rc = write_item(st, it);
-		if (rc != SQLITE_OK && item_error(rc)) {
+		if (rc != SQLITE_OK && item_error(rc) && !careful) {
+			step_done(st->s_rollback);
+			return 1;
+		} else if (rc != SQLITE_OK && item_error(rc)) {
 			log_skipped(it, sqlite3_errmsg(st->db));
 			if ((rc = step_done(st->s_rollback_to)) != SQLITE_OK)
 				goto fail;
@@ -859,7 +879,7 @@ write_batch(struct store *st, size_t head, size_t n, uint64_t *nchecks,
 		} else if (it->kind == ITEM_CHECK) {
 			(*nchecks)++;
 		}
-		if ((rc = step_done(st->s_release)) != SQLITE_OK)
+		if (careful && (rc = step_done(st->s_release)) != SQLITE_OK)
 			goto fail;
 	}
 	if ((rc = step_done(st->s_commit)) != SQLITE_OK)
@@ -998,6 +1018,27 @@ abandon_retention(struct store *st)
 }
 
 /*
+ * Group commit (mu held): wait until the oldest queued item is GATHER_MS
+ * old, GATHER_ROWS items are queued, or a stop is requested.  Not while
+ * the database fails: the backoff spaces those attempts already.
+ */
+static void
+gather(struct store *st)
+{
+	struct timespec ts;
+	int64_t until;
+
+	if (st->count == 0 || st->stopping || st->stats.failing)
+		return;
+	until = st->ring[st->head].queued_ms + GATHER_MS;
+	while (st->count < GATHER_ROWS && !st->stopping &&
+	    wp_now_ms() < until) {
+		timespec_at(&ts, until);
+		pthread_cond_timedwait(&st->cv, &st->mu, &ts);
+	}
+}
+
+/*
  * Sleep for the backoff, waking early the first time a stop is requested
  * (so close starts draining at once) but not for new submissions.  mu held.
  */
@@ -1017,8 +1058,8 @@ backoff_wait(struct store *st, int64_t ms, int64_t stop_deadline)
 }
 
 /*
- * The writer: write queued items in batches of up to BATCH_MAX with one
- * retention step after each batch, backing off while the database fails.
+ * The writer: write queued items in batches of up to BATCH_MAX, gathered
+ * for up to GATHER_MS (gather()), with one retention step after each batch, backing off while the database fails.
  * Returns when stopping and the queue is empty, or when stopping and the
  * database has kept failing for DRAIN_GIVEUP_MS since the later of the
  * close and the first failure (what is left is logged and freed).  Queued
@@ -1042,6 +1083,7 @@ writer_run(struct store *st)
 	for (;;) {
 		while (st->count == 0 && st->ret == NULL && !st->stopping)
 			pthread_cond_wait(&st->cv, &st->mu);
+		gather(st);
 		stop_deadline = st->giveup_ms;
 		if (st->stats.failing &&
 		    fail_since + DRAIN_GIVEUP_MS > stop_deadline)
@@ -1076,8 +1118,11 @@ writer_run(struct store *st)
 			op = opmon_begin_any(OPC_STORE, opname,
 			    BATCH_DEADLINE_MS);
 			t0 = wp_now_us();
-			brc = write_batch(st, head, n, &nchecks, err,
+			brc = write_batch(st, head, n, 0, &nchecks, err,
 			    sizeof(err));
+			if (brc == 1)
+				brc = write_batch(st, head, n, 1, &nchecks,
+				    err, sizeof(err));
 			ms = (double)(wp_now_us() - t0) / 1000.0;
 			opmon_end_any(op, brc == 0 ? OP_SUCCEEDED : OP_FAILED,
 			    brc == 0 ? NULL : err);
@@ -1173,6 +1218,24 @@ store_start(struct store *st)
 	return 0;
 }
 
+/*
+ * Append the slot at the tail, filled by the caller (mu held).  The writer
+ * waits for a first item or for GATHER_ROWS of them (gather()), so only
+ * those two counts need a wake-up: one per batch, not one per item.
+ */
+static struct item *
+push(struct store *st, enum item_kind kind)
+{
+	struct item *it = &st->ring[(st->head + st->count) % st->cap];
+
+	it->kind = kind;
+	it->queued_ms = wp_now_ms();
+	st->count++;
+	if (st->count == 1 || st->count == GATHER_ROWS)
+		pthread_cond_signal(&st->cv);
+	return it;
+}
+
 /* Count a drop; mu held.  Logged at 1, 10, 100... to keep a full queue
  * from flooding the log. */
 static void
@@ -1219,13 +1282,10 @@ store_submit(struct store *st, const struct store_check *c,
 		free(copy);
 		return WP_EAGAIN;
 	}
-	it = &st->ring[(st->head + st->count) % st->cap];
-	it->kind = ITEM_CHECK;
+	it = push(st, ITEM_CHECK);
 	it->u.chk.c = *c;
 	it->u.chk.alerts = copy;
 	it->u.chk.n_alerts = n_alerts;
-	st->count++;
-	pthread_cond_signal(&st->cv);
 	pthread_mutex_unlock(&st->mu);
 	return 0;
 }
@@ -1245,14 +1305,11 @@ store_submit_delivery(struct store *st, int64_t alert_id, int delivered,
 		pthread_mutex_unlock(&st->mu);
 		return WP_EAGAIN;
 	}
-	it = &st->ring[(st->head + st->count) % st->cap];
-	it->kind = ITEM_DELIVERY;
+	it = push(st, ITEM_DELIVERY);
 	it->u.dlv.alert_id = alert_id;
 	it->u.dlv.delivered = delivered ? 1 : 0;
 	it->u.dlv.at_ms = now;
 	copy_str(it->u.dlv.error, sizeof(it->u.dlv.error), error);
-	st->count++;
-	pthread_cond_signal(&st->cv);
 	pthread_mutex_unlock(&st->mu);
 	return 0;
 }

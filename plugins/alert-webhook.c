@@ -41,8 +41,7 @@ op_free(struct hook_op *o)
 {
 	if (o == NULL)
 		return;
-	if (o->x.easy != NULL)
-		curl_easy_cleanup(o->x.easy);
+	wp_curl_release(o->inst->st->cl, &o->x);
 	curl_slist_free_all(o->headers);
 	free(o->payload);
 	free(o);
@@ -198,7 +197,7 @@ hook_start(void *inst, const struct wp_request *req, void **opstate)
 	}
 	if ((rc = build_headers(o, req->alert)) != 0)
 		goto fail;
-	rc = wp_curl_setup(&o->x, in->url, o->headers, 1,
+	rc = wp_curl_setup(st->cl, &o->x, in->url, o->headers, 1,
 	    (req->deadline_us - o->started_us) / 1000);
 	if (rc != 0)
 		goto fail;

@@ -10,9 +10,9 @@
  * Every transfer is a struct wp_curl_xfer embedded in the caller's
  * per-operation state.  A transfer added with wp_curl_loop_add() ends in
  * exactly one of two ways: curl finishes it and done() is called once (the
- * easy handle is already out of the multi handle, so done() may free it), or
- * the caller takes it back with wp_curl_loop_remove() and done() is never
- * called.  done() runs outside every curl callback, so it may complete the
+ * easy handle is already out of the multi handle, so done() may release
+ * it), or the caller takes it back with wp_curl_loop_remove() or
+ * wp_curl_release() and done() is never called.  done() runs outside every curl callback, so it may complete the
  * host operation, free the transfer and start new ones.
  */
 #ifndef WP_PLUGINS_CURL_LOOP_H
@@ -68,16 +68,24 @@ int wp_curl_loop_add(struct wp_curl_loop *cl, struct wp_curl_xfer *x);
 void wp_curl_loop_remove(struct wp_curl_loop *cl, struct wp_curl_xfer *x);
 
 /*
- * Create x->easy with the options every check and delivery shares: URL, no
+ * Give x->easy a handle of CL's (an idle one reset to curl's defaults, or a
+ * new one) with the options every check and delivery shares: URL, no
  * signals, http/https only (redirects too), the watchpost User-Agent, a
  * fresh connection that is not kept, no DNS or TLS session cache, the
  * header bound, HEADERS (borrowed: must outlive the transfer), TLS
  * verification per VERIFY_TLS and a total time bound of BUDGET_MS plus a
  * margin (the host cancels at its deadline first).  Returns 0 or WP_ENOMEM /
- * WP_EINVAL; on failure x->easy is NULL.
+ * WP_EINVAL; on failure x->easy is NULL.  Loop thread.
  */
-int wp_curl_setup(struct wp_curl_xfer *x, const char *url,
-    struct curl_slist *headers, int verify_tls, int64_t budget_ms);
+int wp_curl_setup(struct wp_curl_loop *cl, struct wp_curl_xfer *x,
+    const char *url, struct curl_slist *headers, int verify_tls,
+    int64_t budget_ms);
+/*
+ * Give x->easy back to CL (taking X out of the loop first if it is still
+ * in it; done() is then never called) and set it to NULL.  Every option
+ * is forgotten.  Accepts x->easy == NULL.  Loop thread.
+ */
+void wp_curl_release(struct wp_curl_loop *cl, struct wp_curl_xfer *x);
 
 /* Phase timings and total latency of a finished or cancelled transfer. */
 void wp_curl_timings(struct wp_curl_xfer *x, struct wp_result *res);

@@ -87,9 +87,11 @@ wp_http_status_ok(const struct wp_http_status *st, long code)
 void
 wp_http_match_init(struct wp_http_match *m, const char *needle)
 {
-	memset(m, 0, sizeof(*m));
+	/* The tail window is not cleared: only tail_len bytes are read. */
 	m->needle = needle;
 	m->len = needle != NULL ? strlen(needle) : 0;
+	m->tail_len = 0;
+	m->found = 0;
 }
 
 /*

@@ -84,8 +84,7 @@ op_free(struct http_op *o)
 {
 	if (o == NULL)
 		return;
-	if (o->x.easy != NULL)
-		curl_easy_cleanup(o->x.easy);
+	wp_curl_release(o->inst->st->cl, &o->x);
 	free(o);
 }
 
@@ -302,18 +301,21 @@ http_start(void *inst, const struct wp_request *req, void **opstate)
 	CURL *e;
 	int bad = 0, rc;
 
-	if ((o = calloc(1, sizeof(*o))) == NULL)
+	/* Not calloc: the keyword windows are large and need no zeroing
+	 * (wp_http_match_init); a big zeroed block per check costs. */
+	if ((o = malloc(sizeof(*o))) == NULL)
 		return WP_ENOMEM;
+	o->x = (struct wp_curl_xfer){ .arg = o, .done = http_done,
+	    .body = in->head ? NULL : http_body };
 	o->inst = in;
 	o->op = req->op;
 	o->started_us = st->host->now_us();
-	o->x.arg = o;
-	o->x.done = http_done;
-	o->x.body = in->head ? NULL : http_body;
 	o->ev.status = &in->status;
+	o->ev.body_bytes = 0;
+	o->detail[0] = '\0';
 	wp_http_match_init(&o->ev.want, in->keyword);
 	wp_http_match_init(&o->ev.avoid, in->keyword_absent);
-	rc = wp_curl_setup(&o->x, in->url, in->headers, in->verify,
+	rc = wp_curl_setup(st->cl, &o->x, in->url, in->headers, in->verify,
 	    (req->deadline_us - o->started_us) / 1000);
 	if (rc != 0)
 		goto fail;

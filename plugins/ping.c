@@ -62,9 +62,15 @@ enum ping_method {
 	PM_AUTO
 };
 
+/* linux/icmp.h's ICMP_FILTER (that header clashes with netinet/ip_icmp.h);
+ * its argument, struct icmp_filter, is one 32-bit mask. */
+#define PING_ICMP_FILTER 1
+
 #define PING_BUCKETS 64
 #define PING_PAYLOAD 48       /* bytes after the 8-byte ICMP header */
 #define PING_RECV_BUDGET 256  /* datagrams read per wakeup */
+#define PING_BATCH 16         /* datagrams per recvmmsg() */
+#define PING_DGRAM_MAX 1500   /* longer datagrams are truncated */
 #define PING_OUT_MAX 1024     /* ping(8) output kept for the verdict */
 
 struct ping_op;
@@ -100,6 +106,11 @@ struct ping_state {
 	struct ping_op *table[PING_BUCKETS];
 	char *ping_path;                 /* exec: ping(8), or NULL */
 	struct ping_child *children;     /* spawned and not yet reaped */
+	/* recvmmsg() buffers (loop thread only) */
+	struct mmsghdr msgs[PING_BATCH];
+	struct iovec iov[PING_BATCH];
+	struct sockaddr_storage from[PING_BATCH];
+	uint8_t buf[PING_BATCH][PING_DGRAM_MAX];
 };
 
 struct ping_inst {
@@ -126,7 +137,7 @@ struct ping_op {
 	struct ping_op *next;     /* hash chain */
 	struct ping_child *child; /* exec only */
 	double dns_ms;
-	char addrstr[INET6_ADDRSTRLEN];
+	char addrstr[INET6_ADDRSTRLEN]; /* "" until op_addr() */
 };
 
 static const struct wp_key ping_keys[] = {
@@ -210,7 +221,18 @@ try_method(struct ping_state *st, struct ping_family *f, int m)
 		else
 			setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &one,
 			    sizeof(one));
-	} else if (f->family == AF_INET6) {
+	} else if (f->family == AF_INET) {
+		/*
+		 * A raw socket gets every ICMP packet on the box, our own
+		 * echo requests too when they go over loopback: let the
+		 * kernel drop all but the types we read (bits set = blocked).
+		 */
+		uint32_t block = ~(uint32_t)(1u << ICMP_ECHOREPLY |
+		    1u << ICMP_DEST_UNREACH | 1u << ICMP_TIME_EXCEEDED);
+
+		setsockopt(fd, SOL_RAW, PING_ICMP_FILTER, &block,
+		    sizeof(block));
+	} else {
 		struct icmp6_filter flt;
 
 		ICMP6_FILTER_SETBLOCKALL(&flt);
@@ -288,6 +310,13 @@ ping_init(const struct wp_host *host, void **state)
 	if (st == NULL)
 		return WP_ENOMEM;
 	st->host = host;
+	for (i = 0; i < PING_BATCH; i++) {
+		st->iov[i].iov_base = st->buf[i];
+		st->iov[i].iov_len = sizeof(st->buf[i]);
+		st->msgs[i].msg_hdr.msg_name = &st->from[i];
+		st->msgs[i].msg_hdr.msg_iov = &st->iov[i];
+		st->msgs[i].msg_hdr.msg_iovlen = 1;
+	}
 	st->ident = (uint16_t)(getpid() ^ ((uintptr_t)st >> 4));
 	st->next_seq = (uint16_t)host->now_us();
 	st->fam[0].family = AF_INET;
@@ -501,6 +530,17 @@ sa_ip(const struct sockaddr_storage *ss)
 	return &((const struct sockaddr_in6 *)ss)->sin6_addr;
 }
 
+/* OP's address as text, made on first use: only messages and ping(8)
+ * need it, not the checks that succeed. */
+static char *
+op_addr(struct ping_op *o)
+{
+	if (o->addrstr[0] == '\0' && inet_ntop(o->addr.ss_family,
+	    sa_ip(&o->addr), o->addrstr, sizeof(o->addrstr)) == NULL)
+		snprintf(o->addrstr, sizeof(o->addrstr), "?");
+	return o->addrstr;
+}
+
 static uint16_t
 checksum(const uint8_t *p, size_t n)
 {
@@ -595,11 +635,11 @@ raw_error(struct ping_state *st, int fi, const uint8_t *icmp, size_t n,
 		return;
 	if (icmp[0] == (fi == 0 ? ICMP_TIME_EXCEEDED : ICMP6_TIME_EXCEEDED))
 		ping_finish(o, 0, WP_REASON_UNREACHABLE, -1.0,
-		    "time exceeded reported by %s for %s", from, o->addrstr);
+		    "time exceeded reported by %s for %s", from, op_addr(o));
 	else
 		ping_finish(o, 0, WP_REASON_UNREACHABLE, -1.0,
 		    "destination unreachable (code %u) reported by %s for %s",
-		    icmp[1], from, o->addrstr);
+		    icmp[1], from, op_addr(o));
 }
 
 /* One datagram from family FI's socket. */
@@ -694,38 +734,64 @@ drain_errqueue(struct ping_state *st, int fi)
 	if (ee->ee_origin == SO_EE_ORIGIN_ICMP ||
 	    ee->ee_origin == SO_EE_ORIGIN_ICMP6)
 		ping_finish(o, 0, WP_REASON_UNREACHABLE, -1.0, "%s: %s "
-		    "(ICMP type %u code %u)", o->addrstr,
+		    "(ICMP type %u code %u)", op_addr(o),
 		    strerror((int)ee->ee_errno), ee->ee_type, ee->ee_code);
 	else
-		ping_finish(o, 0, WP_REASON_IO, -1.0, "%s: %s", o->addrstr,
+		ping_finish(o, 0, WP_REASON_IO, -1.0, "%s: %s", op_addr(o),
 		    strerror((int)ee->ee_errno));
 	return 1;
 }
 
+/* Read family FI's error queue until it is empty (bounded). */
+static void
+drain_errqueue_all(struct ping_state *st, int fi)
+{
+	int i;
+
+	for (i = 0; i < PING_RECV_BUDGET && drain_errqueue(st, fi); i++)
+		;
+}
+
+/*
+ * Family FI's socket is readable or has an error.  Datagrams are read
+ * PING_BATCH at a time with recvmmsg(): one system call per wakeup when
+ * replies come one at a time.  A datagram socket reports an ICMP error as
+ * a failed read (the socket error) with the details on its error queue,
+ * which is read then; and also when a wakeup brings no datagram at all,
+ * since a queued entry without a socket error would keep waking us.
+ */
 static void
 sock_readable(struct wp_watch *w, int fd, unsigned revents, void *arg)
 {
 	struct ping_state *st = arg;
 	int fi = st->fam[0].watch == w ? 0 : 1;
-	uint8_t buf[1500];
-	struct sockaddr_storage from;
-	socklen_t flen;
-	ssize_t n;
-	int i;
+	int dgram = st->fam[fi].method == PM_DGRAM;
+	int i, k, n, got = 0;
 
 	(void)revents;
-	for (i = 0; i < PING_RECV_BUDGET; i++) {
-		if (st->fam[fi].method == PM_DGRAM && drain_errqueue(st, fi))
+	for (i = 0; i < PING_RECV_BUDGET; i += n > 0 ? n : 1) {
+		for (k = 0; k < PING_BATCH; k++)
+			st->msgs[k].msg_hdr.msg_namelen = sizeof(st->from[k]);
+		n = recvmmsg(fd, st->msgs, PING_BATCH, MSG_DONTWAIT, NULL);
+		if (n < 0 && errno == EINTR)
 			continue;
-		flen = sizeof(from);
-		n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT,
-		    (struct sockaddr *)&from, &flen);
-		if (n < 0) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				break;
-			continue; /* a reported socket error: consumed */
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+			/* a reported socket error: consumed */
+			if (dgram)
+				drain_errqueue_all(st, fi);
+			continue;
 		}
-		handle_packet(st, fi, buf, (size_t)n, &from);
+		if (n < 0) {
+			if (dgram && got == 0)
+				drain_errqueue_all(st, fi);
+			return;
+		}
+		for (k = 0; k < n; k++)
+			handle_packet(st, fi, st->buf[k], st->msgs[k].msg_len,
+			    &st->from[k]);
+		got += n;
+		if (n < PING_BATCH)
+			return;
 	}
 }
 
@@ -786,10 +852,10 @@ send_echo(struct ping_op *o)
 	if (e == EHOSTUNREACH || e == ENETUNREACH || e == EACCES ||
 	    e == EPERM || e == EADDRNOTAVAIL)
 		ping_finish(o, 0, WP_REASON_UNREACHABLE, -1.0, "%s: %s",
-		    o->addrstr, strerror(e));
+		    op_addr(o), strerror(e));
 	else
 		ping_finish(o, 0, WP_REASON_IO, -1.0, "sending to %s: %s",
-		    o->addrstr, strerror(e));
+		    op_addr(o), strerror(e));
 }
 
 static void child_reap(struct ping_child *c);
@@ -839,7 +905,7 @@ child_done(struct ping_child *c, int status)
 		/* "Destination Host Unreachable", "connect: No route to
 		 * host", "connect: Network is unreachable" (LC_ALL=C) */
 		ping_finish(o, 0, WP_REASON_UNREACHABLE, -1.0,
-		    "%s: destination unreachable", o->addrstr);
+		    "%s: destination unreachable", op_addr(o));
 	} else if (status != -1 && WIFEXITED(status) &&
 	    WEXITSTATUS(status) == 1) {
 		complete_timeout(o);
@@ -848,7 +914,7 @@ child_done(struct ping_child *c, int status)
 		if (nl != NULL)
 			*nl = '\0';
 		ping_finish(o, 0, WP_REASON_IO, -1.0, "ping %s failed: %s",
-		    o->addrstr, c->out[0] ? c->out : "no output");
+		    op_addr(o), c->out[0] ? c->out : "no output");
 	}
 out:
 	child_free(c);
@@ -957,7 +1023,7 @@ spawn_ping(struct ping_op *o)
 	argv[argc++] = "1";
 	argv[argc++] = "-W";
 	argv[argc++] = wait_s;
-	argv[argc++] = o->addrstr;
+	argv[argc++] = op_addr(o);
 	argv[argc] = NULL;
 
 	rc = posix_spawn_file_actions_init(&fa);
@@ -1030,8 +1096,6 @@ ping_go(struct ping_op *o)
 
 	o->fi = o->addr.ss_family == AF_INET ? 0 : 1;
 	f = &o->st->fam[o->fi];
-	inet_ntop(o->addr.ss_family, sa_ip(&o->addr), o->addrstr,
-	    sizeof(o->addrstr));
 	switch (f->method) {
 	case PM_DGRAM:
 	case PM_RAW:
