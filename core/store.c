@@ -57,7 +57,8 @@
 #define VACUUM_PAGES	2000	/* pages freed per incremental_vacuum step */
 #define BATCH_DEADLINE_MS 10000	/* a batch this slow is flagged in opmon */
 #define GATHER_MS	50	/* the oldest queued item waits at most this */
-#define GATHER_ROWS	256	/* ... or until this many items are queued */
+#define GATHER_ROWS	256	/* ... or until this many (at most half the
+				   queue, so gathering never fills it) */
 
 enum item_kind { ITEM_CHECK, ITEM_DELIVERY };
 
@@ -112,6 +113,7 @@ struct store {
 	pthread_cond_t cv;	/* work arrived or stop requested */
 	struct item *ring;
 	size_t cap, head, count;
+	size_t gather_rows;	/* GATHER_ROWS, or half of a smaller queue */
 	struct retention *ret, *ret_tail;
 	int stopping;
 	int64_t giveup_ms;	/* monotonic; only meaningful while stopping */
@@ -497,6 +499,8 @@ store_open(const char *path, size_t queue_capacity, struct store **out,
 	st = wp_xcalloc(1, sizeof(*st));
 	st->path = wp_xstrdup(path);
 	st->cap = queue_capacity;
+	st->gather_rows = queue_capacity / 2 < GATHER_ROWS ?
+	    (queue_capacity > 1 ? queue_capacity / 2 : 1) : GATHER_ROWS;
 	st->stats.queue_capacity = queue_capacity;
 	pthread_mutex_init(&st->mu, NULL);
 	pthread_mutex_init(&st->rmu, NULL);
@@ -1019,7 +1023,7 @@ abandon_retention(struct store *st)
 
 /*
  * Group commit (mu held): wait until the oldest queued item is GATHER_MS
- * old, GATHER_ROWS items are queued, or a stop is requested.  Not while
+ * old, gather_rows items are queued, or a stop is requested.  Not while
  * the database fails: the backoff spaces those attempts already.
  */
 static void
@@ -1031,7 +1035,7 @@ gather(struct store *st)
 	if (st->count == 0 || st->stopping || st->stats.failing)
 		return;
 	until = st->ring[st->head].queued_ms + GATHER_MS;
-	while (st->count < GATHER_ROWS && !st->stopping &&
+	while (st->count < st->gather_rows && !st->stopping &&
 	    wp_now_ms() < until) {
 		timespec_at(&ts, until);
 		pthread_cond_timedwait(&st->cv, &st->mu, &ts);
@@ -1220,7 +1224,7 @@ store_start(struct store *st)
 
 /*
  * Append the slot at the tail, filled by the caller (mu held).  The writer
- * waits for a first item or for GATHER_ROWS of them (gather()), so only
+ * waits for a first item or for gather_rows of them (gather()), so only
  * those two counts need a wake-up: one per batch, not one per item.
  */
 static struct item *
@@ -1231,7 +1235,7 @@ push(struct store *st, enum item_kind kind)
 	it->kind = kind;
 	it->queued_ms = wp_now_ms();
 	st->count++;
-	if (st->count == 1 || st->count == GATHER_ROWS)
+	if (st->count == 1 || st->count == st->gather_rows)
 		pthread_cond_signal(&st->cv);
 	return it;
 }
