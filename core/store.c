@@ -1312,6 +1312,11 @@ store_start(struct store *st)
 		pthread_setname_np(st->ckpt_thread, "wp-ckpt");
 		st->ckpt_started = 1;
 		sqlite3_wal_hook(st->db, wal_hook, st);
+		/* A monitor sync must not checkpoint the writer's pages
+		 * either (the WAL may now hold CKPT_FRAMES of them). */
+		pthread_mutex_lock(&st->rmu);
+		sqlite3_wal_autocheckpoint(st->rdb, 0);
+		pthread_mutex_unlock(&st->rmu);
 	}
 	rc = pthread_create(&st->thread, NULL, writer_main, st);
 	if (rc != 0) {
