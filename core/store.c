@@ -24,6 +24,13 @@
  * non-empty or reaches GATHER_ROWS, not for every item.  Alerts do not
  * wait for the commit (they are delivered from memory), so the gathering
  * delays only what readers of the database see, by at most GATHER_MS.
+ *
+ * Checkpoints: SQLite's automatic checkpoint runs inside the COMMIT that
+ * crosses 1,000 WAL pages, copying them into the database file and syncing
+ * it, which made some batches take over 100 ms.  The writer's connection
+ * has a WAL hook instead that asks the checkpoint thread, with a connection
+ * of its own, for a PASSIVE checkpoint (it never blocks the writer) once
+ * the WAL holds CKPT_FRAMES pages.
  */
 #include "config.h"
 
@@ -56,8 +63,11 @@
 #define DRAIN_GIVEUP_MS	2000	/* at close, how long a failing db is retried */
 #define VACUUM_PAGES	2000	/* pages freed per incremental_vacuum step */
 #define BATCH_DEADLINE_MS 10000	/* a batch this slow is flagged in opmon */
+#define CKPT_FRAMES	4000	/* WAL pages that ask for a checkpoint */
+#define CKPT_RETRY_MS	1000	/* after a failed checkpoint */
 #define GATHER_MS	50	/* the oldest queued item waits at most this */
-#define GATHER_ROWS	256	/* ... or until this many items are queued */
+#define GATHER_ROWS	256	/* ... or until this many (at most half the
+				   queue, so gathering never fills it) */
 
 enum item_kind { ITEM_CHECK, ITEM_DELIVERY };
 
@@ -106,14 +116,20 @@ struct store {
 
 	pthread_t thread;
 	int started;
+	sqlite3 *cdb;		/* the checkpoint thread's connection */
+	pthread_t ckpt_thread;
+	int ckpt_started;
 
 	/* Everything below is guarded by mu. */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;	/* work arrived or stop requested */
 	struct item *ring;
 	size_t cap, head, count;
+	size_t gather_rows;	/* GATHER_ROWS, or half of a smaller queue */
 	struct retention *ret, *ret_tail;
 	int stopping;
+	int ckpt_want;		/* the WAL hook asked for a checkpoint */
+	pthread_cond_t ckpt_cv;	/* ckpt_want or stopping changed */
 	int64_t giveup_ms;	/* monotonic; only meaningful while stopping */
 	struct store_stats stats;
 };
@@ -444,11 +460,13 @@ destroy(struct store *st)
 		free(st->ring);
 	}
 	finalize_writer(st);
+	sqlite3_close(st->cdb);
 	sqlite3_close(st->db);
 	sqlite3_close(st->rdb);
 	pthread_mutex_destroy(&st->rmu);
 	pthread_mutex_destroy(&st->mu);
 	pthread_cond_destroy(&st->cv);
+	pthread_cond_destroy(&st->ckpt_cv);
 	free(st->path);
 	free(st);
 }
@@ -497,12 +515,15 @@ store_open(const char *path, size_t queue_capacity, struct store **out,
 	st = wp_xcalloc(1, sizeof(*st));
 	st->path = wp_xstrdup(path);
 	st->cap = queue_capacity;
+	st->gather_rows = queue_capacity / 2 < GATHER_ROWS ?
+	    (queue_capacity > 1 ? queue_capacity / 2 : 1) : GATHER_ROWS;
 	st->stats.queue_capacity = queue_capacity;
 	pthread_mutex_init(&st->mu, NULL);
 	pthread_mutex_init(&st->rmu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&st->cv, &ca);
+	pthread_cond_init(&st->ckpt_cv, &ca);
 	pthread_condattr_destroy(&ca);
 
 	if ((rc = open_conn(path, WRITER_BUSY_MS, &st->db, err, errlen)) != 0)
@@ -1019,7 +1040,7 @@ abandon_retention(struct store *st)
 
 /*
  * Group commit (mu held): wait until the oldest queued item is GATHER_MS
- * old, GATHER_ROWS items are queued, or a stop is requested.  Not while
+ * old, gather_rows items are queued, or a stop is requested.  Not while
  * the database fails: the backoff spaces those attempts already.
  */
 static void
@@ -1031,7 +1052,7 @@ gather(struct store *st)
 	if (st->count == 0 || st->stopping || st->stats.failing)
 		return;
 	until = st->ring[st->head].queued_ms + GATHER_MS;
-	while (st->count < GATHER_ROWS && !st->stopping &&
+	while (st->count < st->gather_rows && !st->stopping &&
 	    wp_now_ms() < until) {
 		timespec_at(&ts, until);
 		pthread_cond_timedwait(&st->cv, &st->mu, &ts);
@@ -1200,13 +1221,103 @@ writer_main(void *arg)
 	return NULL;
 }
 
+/*
+ * sqlite3_wal_hook() of the writer's connection, after each commit: ask for
+ * a checkpoint once the WAL holds CKPT_FRAMES pages.  Replaces SQLite's
+ * automatic checkpoint on that connection.
+ */
+static int
+wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	struct store *st = arg;
+
+	(void)db;
+	(void)name;
+	if (frames < CKPT_FRAMES)
+		return SQLITE_OK;
+	pthread_mutex_lock(&st->mu);
+	if (!st->ckpt_want) {
+		st->ckpt_want = 1;
+		pthread_cond_signal(&st->ckpt_cv);
+	}
+	pthread_mutex_unlock(&st->mu);
+	return SQLITE_OK;
+}
+
+/*
+ * The checkpoint thread: a PASSIVE checkpoint on its own connection each
+ * time the WAL hook asks, until the store closes.  Each is an opmon store
+ * operation.  A failure is logged at debug (the writer reports a failing
+ * database) and the next attempt waits CKPT_RETRY_MS.
+ */
+static void *
+ckpt_main(void *arg)
+{
+	struct store *st = arg;
+	struct timespec ts;
+	struct wp_op *op;
+	int rc, wal = 0, done = 0;
+	int64_t until;
+
+	pthread_mutex_lock(&st->mu);
+	for (;;) {
+		while (!st->ckpt_want && !st->stopping)
+			pthread_cond_wait(&st->ckpt_cv, &st->mu);
+		if (st->stopping)
+			break;
+		st->ckpt_want = 0;
+		pthread_mutex_unlock(&st->mu);
+		op = opmon_begin_any(OPC_STORE, "store checkpoint",
+		    BATCH_DEADLINE_MS);
+		rc = sqlite3_wal_checkpoint_v2(st->cdb, NULL,
+		    SQLITE_CHECKPOINT_PASSIVE, &wal, &done);
+		opmon_end_any(op, rc == SQLITE_OK ? OP_SUCCEEDED : OP_FAILED,
+		    rc == SQLITE_OK ? NULL : sqlite3_errmsg(st->cdb));
+		pthread_mutex_lock(&st->mu);
+		if (rc == SQLITE_OK)
+			continue;
+		wp_debug("store: checkpoint failed: %s",
+		    sqlite3_errmsg(st->cdb));
+		until = wp_now_ms() + CKPT_RETRY_MS;
+		while (!st->stopping && wp_now_ms() < until) {
+			timespec_at(&ts, until);
+			pthread_cond_timedwait(&st->ckpt_cv, &st->mu, &ts);
+		}
+	}
+	pthread_mutex_unlock(&st->mu);
+	return NULL;
+}
+
 int
 store_start(struct store *st)
 {
+	char err[256];
 	int rc;
 
-	if (st == NULL || st->started)
+	if (st == NULL || st->started || st->ckpt_started)
 		return WP_EINVAL;
+	/*
+	 * The checkpoint thread first, and the WAL hook set before the writer
+	 * thread uses the connection.  Without it SQLite checkpoints by
+	 * itself, inside the writer's commits.
+	 */
+	if (open_conn(st->path, BUSY_MS, &st->cdb, err, sizeof(err)) != 0) {
+		wp_warn("store: no checkpoint thread: %s", err);
+	} else if ((rc = pthread_create(&st->ckpt_thread, NULL, ckpt_main,
+	    st)) != 0) {
+		wp_warn("store: no checkpoint thread: %s", strerror(rc));
+		sqlite3_close(st->cdb);
+		st->cdb = NULL;
+	} else {
+		pthread_setname_np(st->ckpt_thread, "wp-ckpt");
+		st->ckpt_started = 1;
+		sqlite3_wal_hook(st->db, wal_hook, st);
+		/* A monitor sync must not checkpoint the writer's pages
+		 * either (the WAL may now hold CKPT_FRAMES of them). */
+		pthread_mutex_lock(&st->rmu);
+		sqlite3_wal_autocheckpoint(st->rdb, 0);
+		pthread_mutex_unlock(&st->rmu);
+	}
 	rc = pthread_create(&st->thread, NULL, writer_main, st);
 	if (rc != 0) {
 		wp_err("store: cannot start the writer thread: %s",
@@ -1220,7 +1331,7 @@ store_start(struct store *st)
 
 /*
  * Append the slot at the tail, filled by the caller (mu held).  The writer
- * waits for a first item or for GATHER_ROWS of them (gather()), so only
+ * waits for a first item or for gather_rows of them (gather()), so only
  * those two counts need a wake-up: one per batch, not one per item.
  */
 static struct item *
@@ -1231,7 +1342,7 @@ push(struct store *st, enum item_kind kind)
 	it->kind = kind;
 	it->queued_ms = wp_now_ms();
 	st->count++;
-	if (st->count == 1 || st->count == GATHER_ROWS)
+	if (st->count == 1 || st->count == st->gather_rows)
 		pthread_cond_signal(&st->cv);
 	return it;
 }
@@ -1366,7 +1477,10 @@ store_close(struct store *st)
 	st->stopping = 1;
 	st->giveup_ms = wp_now_ms() + DRAIN_GIVEUP_MS;
 	pthread_cond_broadcast(&st->cv);
+	pthread_cond_broadcast(&st->ckpt_cv);
 	pthread_mutex_unlock(&st->mu);
+	if (st->ckpt_started)
+		pthread_join(st->ckpt_thread, NULL);
 	if (st->started)
 		pthread_join(st->thread, NULL);
 	else
