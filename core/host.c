@@ -31,6 +31,7 @@ struct wp_watch {
 	wp_watch_cb cb;
 	void *arg;
 	int fd;
+	unsigned events; /* what the poll handle watches now (WP_READABLE, WP_WRITABLE) */
 };
 
 struct wp_timer {
@@ -243,6 +244,7 @@ h_watch(const struct wp_host *h, int fd, unsigned events, wp_watch_cb cb,
 		uv_close((uv_handle_t *)&w->poll, host_close_free);
 		return NULL;
 	}
+	w->events = events;
 	return w;
 }
 
@@ -251,11 +253,18 @@ h_watch_set(struct wp_watch *w, unsigned events)
 {
 	int rc;
 
+	/* libcurl re-announces a socket's interest often; each real change
+	 * costs an epoll_ctl, so an unchanged set costs nothing. */
+	if (events == w->events)
+		return 0;
 	if (events == 0)
 		rc = uv_poll_stop(&w->poll);
 	else
 		rc = uv_poll_start(&w->poll, uv_events(events), poll_cb);
-	return rc == 0 ? 0 : WP_EIO;
+	if (rc != 0)
+		return WP_EIO;
+	w->events = events;
+	return 0;
 }
 
 static void
@@ -263,7 +272,7 @@ h_unwatch(struct wp_watch *w)
 {
 	if (w == NULL)
 		return;
-	uv_poll_stop(&w->poll);
+	/* uv_close stops the handle itself. */
 	uv_close((uv_handle_t *)&w->poll, host_close_free);
 }
 
