@@ -996,6 +996,29 @@ timespec_at(struct timespec *ts, int64_t mono_ms)
 }
 
 
+/*
+ * Remove the n written items at the head (mu held).  What is left is
+ * moved to the front of the ring when it is only a few items, which it is
+ * whenever the writer keeps up: the ring then reuses its first slots and
+ * never touches the rest, so its pages stay unmapped (65,536 slots of
+ * about 380 bytes would otherwise all become resident as the head goes
+ * round: 25 MB, S1 and S2 in BENCHMARKS.md).  A backlog is left in place.
+ */
+static void
+pop(struct store *st, size_t n)
+{
+	st->head = (st->head + n) % st->cap;
+	st->count -= n;
+	if (st->count == 0)
+		st->head = 0;
+	else if (st->count <= st->gather_rows &&
+	    st->head + st->count <= st->cap) {
+		memmove(&st->ring[0], &st->ring[st->head],
+		    st->count * sizeof(*st->ring));
+		st->head = 0;
+	}
+}
+
 /* Drop everything still queued at shutdown; called with mu held. */
 static void
 give_up(struct store *st, int64_t tried_ms)
@@ -1158,8 +1181,7 @@ writer_run(struct store *st)
 
 		pthread_mutex_lock(&st->mu);
 		if (n > 0 && brc == 0) {
-			st->head = (head + n) % st->cap;
-			st->count -= n;
+			pop(st, n);
 			st->stats.written += nchecks;
 			record_batch(st, ms);
 		}

@@ -403,6 +403,40 @@ test_bulk_10000(void **state)
 	    "checks"), 10000);
 }
 
+/*
+ * A small ring under a producer that outruns the writer and then idles:
+ * the writer pops batches while items keep arriving, so the ring wraps,
+ * and the leftovers are moved to its front (pop() in core/store.c).
+ * Every item must land exactly once and in submission order.
+ */
+static void
+test_ring_order(void **state)
+{
+	struct fx *fx = *state;
+	struct store_check c;
+	int i, rc, tries;
+
+	open_fx(fx, 300);
+	assert_int_equal(store_start(fx->st), 0);
+	for (i = 0; i < 6000; i++) {
+		c = mk_check(fx->ids[i % 3], 1000 + i, 1, 0);
+		tries = 0;
+		while ((rc = store_submit(fx->st, &c, NULL, 0)) == WP_EAGAIN &&
+		    tries++ < 5000)
+			sleep_ms(1);
+		assert_int_equal(rc, 0);
+		if (i % 500 == 0)
+			sleep_ms(60);	/* let the queue run empty */
+	}
+	wait_written(fx->st, 6000, 60000);
+	store_close(fx->st);
+	fx->st = NULL;
+	assert_int_equal(sql_int(fx->db, "SELECT count(DISTINCT ts) FROM "
+	    "checks"), 6000);
+	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM checks a "
+	    "JOIN checks b ON b.id = a.id + 1 WHERE b.ts <= a.ts"), 0);
+}
+
 static void
 test_one_transaction(void **state)
 {
@@ -935,6 +969,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_sync_monitors, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_bulk_10000, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_ring_order, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_one_transaction, setup,
 		    teardown),
