@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -585,6 +586,26 @@ finish(void)
 	opmon_shutdown();
 }
 
+/*
+ * Every check in flight holds a descriptor, and an outage keeps checks in
+ * flight for their whole timeout (10,000 monitors at 10 s with half of
+ * them timing out after 5 s hold 2,500).  The usual soft limit of 1,024 is
+ * a leftover of select(); nothing here uses select (libuv and
+ * libmicrohttpd poll with epoll), so the soft limit is raised to the hard
+ * one, as Go's runtime does.  A failure only costs headroom, so it is
+ * ignored.
+ */
+static void
+raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	(void)setrlimit(RLIMIT_NOFILE, &rl);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -601,6 +622,7 @@ main(int argc, char **argv)
 	/* A file-size limit (RLIMIT_FSIZE) must fail the write, not kill us:
 	 * the store reports it and retries like a full disk. */
 	signal(SIGXFSZ, SIG_IGN);
+	raise_nofile();
 	if (opt.daemon)
 		daemonize_early();
 	if (host_loop_init() != 0) {

@@ -46,7 +46,14 @@ write_conf 1 "[monitor:slow]
 type = http
 url = http://127.0.0.1:$web_PORT/status/200
 interval = 1h"
+# The agent raises its soft limit of open files to the hard limit (every
+# check in flight holds one): start it with a low soft limit.
+hard_nofile=$(ulimit -Hn)
+[ "$hard_nofile" = unlimited ] || [ "$hard_nofile" -gt 512 ] && ulimit -Sn 512
 start_agent "$T/agent.ini"
+soft=$(awk '/^Max open files/ {print $4}' "/proc/$AGENT_PID/limits")
+hard=$(awk '/^Max open files/ {print $5}' "/proc/$AGENT_PID/limits")
+[ "$soft" = "$hard" ] || fail "open files: soft limit $soft, hard $hard"
 
 # Results land in SQLite.
 rows() { sql "$DB" "SELECT count(*) FROM checks c JOIN monitors m ON m.id = c.monitor_id WHERE m.name = '$1' AND c.ok = $2"; }
