@@ -762,6 +762,8 @@ test_crlf_bom(void **state)
 	/* Without the bad last line it loads, with clean values. */
 	write_bytes(text, sizeof(text) - 1 - strlen("zzz = 2\r\n"));
 	diag_free(&diag);
+	config_free(cfg);
+	cfg = NULL;
 	assert_int_equal(config_load(path, NULL, fake_lookup, &lk, &diag,
 	    &cfg), 0);
 	assert_int_equal(cfg->agent.line, 1);
