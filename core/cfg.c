@@ -71,6 +71,9 @@ diag_verror(struct wp_diag *d, int line, const char *fmt, va_list ap)
 		fputs("watchpost: out of memory\n", stderr);
 		abort();
 	}
+	d->at = wp_xrealloc(d->at, ((size_t)d->errors + 1) * sizeof(*d->at));
+	d->at[d->errors].line = line;
+	d->at[d->errors].off = d->len;
 	/* Adopt the text as a buffer whose capacity is exactly what it holds. */
 	b.data = d->text;
 	b.len = d->len;
@@ -95,13 +98,62 @@ diag_error(struct wp_diag *d, int line, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* An entry of diag_sort(): where a line's text is and how long it is. */
+struct diag_piece {
+	int line;
+	size_t off, len;
+};
+
+/* Line order; the offsets, which follow the report order, break ties. */
+static int
+diag_piece_cmp(const void *a, const void *b)
+{
+	const struct diag_piece *x = a, *y = b;
+
+	if (x->line != y->line)
+		return x->line < y->line ? -1 : 1;
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+void
+diag_sort(struct wp_diag *d)
+{
+	struct diag_piece *p;
+	char *text;
+	size_t i, n = (size_t)d->errors, off = 0;
+
+	if (n < 2)
+		return;
+	/* d->at is in text order: an entry runs to the next one's start. */
+	p = wp_xmalloc(n * sizeof(*p));
+	for (i = 0; i < n; i++) {
+		p[i].line = d->at[i].line;
+		p[i].off = d->at[i].off;
+		p[i].len = (i + 1 < n ? d->at[i + 1].off : d->len) - p[i].off;
+	}
+	qsort(p, n, sizeof(*p), diag_piece_cmp);
+	text = wp_xmalloc(d->len + 1);
+	for (i = 0; i < n; i++) {
+		memcpy(text + off, d->text + p[i].off, p[i].len);
+		d->at[i].line = p[i].line;
+		d->at[i].off = off;
+		off += p[i].len;
+	}
+	text[off] = '\0';
+	free(d->text);
+	d->text = text;
+	free(p);
+}
+
 void
 diag_free(struct wp_diag *d)
 {
 	if (d == NULL)
 		return;
 	free(d->text);
+	free(d->at);
 	d->text = NULL;
+	d->at = NULL;
 	d->len = 0;
 	d->errors = 0;
 }
@@ -914,7 +966,8 @@ plugin_key(const struct wp_plugin *p, const char *key)
  * plugin, the plugin's keys (checked against its table) and the
  * definition.  `common` lists the section kind's common keys; their
  * entries are stored in seen[] (indexed as in `common`) for the caller to
- * parse.  Problems go to the loader.
+ * parse.  Problems go to the loader; s->configurable says whether the
+ * plugin may still judge s->kv.
  */
 static void
 build_section(struct loader *ld, const struct raw_section *rs,
@@ -1038,6 +1091,7 @@ build_section(struct loader *ld, const struct raw_section *rs,
 	s->definition = wp_buf_steal(&def);
 	if (!checked)
 		return;
+	s->configurable = 1;
 	/* A plugin key named like a common key is the common key: skip it. */
 	for (pk = s->plugin->keys; pk != NULL && pk->name != NULL; pk++) {
 		if (!(pk->flags & WP_KEY_REQUIRED) ||
@@ -1046,10 +1100,12 @@ build_section(struct loader *ld, const struct raw_section *rs,
 		for (j = 0; j < s->n_kv; j++)
 			if (strcmp(s->kv[j].key, pk->name) == 0)
 				break;
-		if (j == s->n_kv)
-			report(ld, rs->line, "[%s:%s] is missing the required "
-			    "key \"%s\" for type %s", kind, rs->name, pk->name,
-			    s->type);
+		if (j < s->n_kv)
+			continue;
+		report(ld, rs->line, "[%s:%s] is missing the required key "
+		    "\"%s\" for type %s", kind, rs->name, pk->name, s->type);
+		/* configure() is promised its required keys. */
+		s->configurable = 0;
 	}
 }
 
@@ -1309,11 +1365,9 @@ config_load(const char *file, const char *plugin_dir_override,
 			check_alert(&ld, &ld.secs[i], cfg->agent.plugin_dir,
 			    &cfg->alerts[cfg->n_alerts++]);
 	}
-	if (ld.n_probs == 0) {
-		*out = cfg;
-		cfg = NULL;
+	*out = cfg;
+	if (ld.n_probs == 0)
 		ret = 0;
-	}
 done:
 	if (ld.n_probs > 0)
 		qsort(ld.probs, ld.n_probs, sizeof(*ld.probs), problem_cmp);
@@ -1321,7 +1375,6 @@ done:
 		diag_error(diag, ld.probs[i].line, "%s", ld.probs[i].msg);
 	if (prev_file != NULL)
 		diag->file = prev_file;
-	config_free(cfg);
 	loader_free(&ld);
 	return ret;
 }

@@ -10,7 +10,9 @@
  *      in that plugin's key table (unknown key with "did you mean", missing
  *      required key, repeated single key).
  *   2. The caller then hands each section's plugin keys to the plugin's
- *      configure() (which reports through the same diagnostics).
+ *      configure() (which reports through the same diagnostics).  When
+ *      step 1 found problems, the caller still runs step 2 on the sections
+ *      a plugin can judge, so that one report lists both kinds.
  *
  * Secrets in files: in a [monitor:] or [alert:] section, a key K_file =
  * PATH that the plugin does not declare itself, where K is one of the
@@ -41,12 +43,19 @@ struct wp_diag {
 	int errors;         /* number of errors reported */
 	char *text;         /* all lines, each ending in '\n' (owned, may be NULL) */
 	size_t len;
+	struct diag_at {    /* per error: its line, where its text starts */
+		int line;
+		size_t off;
+	} *at;              /* `errors` entries (owned, may be NULL) */
 };
 void diag_init(struct wp_diag *d, const char *file);
 /* Report an error at LINE of d->file (line 0: no line, "FILE: message"). */
 void diag_error(struct wp_diag *d, int line, const char *fmt, ...)
     WP_PRINTF(3, 4);
 void diag_verror(struct wp_diag *d, int line, const char *fmt, va_list ap);
+/* Put the lines in line order (line 0 first), keeping the report order
+ * among equal lines: for a report collected in more than one pass. */
+void diag_sort(struct wp_diag *d);
 void diag_free(struct wp_diag *d);
 
 /* The [agent] section, with defaults applied and relative paths resolved
@@ -80,6 +89,11 @@ struct cfg_section {
 	size_t n_kv;
 	char *definition;
 	const struct wp_plugin *plugin; /* from lookup(); NULL if unknown */
+	/* The plugin may judge kv: it is known and every required key is
+	 * there.  kv then holds only keys of the plugin's table, unrepeated,
+	 * as configure() is promised, even when other lines of the file (an
+	 * unknown or repeated key, a bad interval) have problems. */
+	int configurable;
 };
 
 struct cfg_monitor {
@@ -124,7 +138,11 @@ typedef const struct wp_plugin *(*cfg_lookup_fn)(void *arg,
 /*
  * Load and validate FILE.  On success returns 0 and *out (free with
  * config_free).  On any error returns WP_EINVAL with every problem in
- * *diag and *out NULL; an unreadable file is reported as "FILE: message".
+ * *diag, sorted by line; an unreadable file is reported as "FILE: message"
+ * and gives *out NULL.  Otherwise *out is the file as far as it could be
+ * checked, for one use only: handing its `configurable` sections to their
+ * plugins so that one report holds the plugins' problems too (see
+ * manager_check()); the caller frees it.
  * plugin_dir_override, when not NULL, replaces [agent] plugin_dir (the -P
  * flag) before lookup is called.
  */

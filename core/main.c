@@ -158,7 +158,11 @@ lookup_startup(void *arg, const char *dir, int kind, const char *type,
 
 /* Load FILE and check every section's keys, loading the plugins it names,
  * without touching the running set (diag gets every problem).  At start-up
- * (STARTUP) the load and each plugin are registered as operations. */
+ * (STARTUP) the load and each plugin are registered as operations.  When
+ * the core rejects the file, the plugins still judge the sections they can,
+ * so that one report holds every problem: -t, start-up, --once and reload
+ * alike.  (A file the core accepts is judged by manager_apply(), which
+ * keeps the instances: no section is configured twice.) */
 static struct config *
 load(struct wp_diag *diag, int startup)
 {
@@ -171,6 +175,9 @@ load(struct wp_diag *diag, int startup)
 		    STARTUP_STEP_MS);
 	if (config_load(opt.config, opt.plugin_dir, startup ? lookup_startup :
 	    loader_lookup, NULL, diag, &cfg) != 0) {
+		if (cfg != NULL)
+			manager_check(cfg, diag);
+		config_free(cfg);
 		opmon_end(op, OP_FAILED, "invalid configuration");
 		return NULL;
 	}

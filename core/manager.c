@@ -430,6 +430,36 @@ restore_state(struct monitor *m, const struct store_state *s, size_t n)
 	m->since_ms = f->since_ms;
 }
 
+/* Hand S to its plugin's configure() and drop the instance at once. */
+static void
+check_section(const struct config *cfg, const struct cfg_section *s,
+    int64_t timeout_ms, struct wp_diag *diag)
+{
+	const struct plugin *p = loader_by_desc(s->plugin);
+	struct wp_section sec = { sizeof(sec), s->name, cfg->file, s->line,
+	    s->kv, s->n_kv, timeout_ms, diag };
+	void *inst = NULL;
+
+	if (!s->configurable || p == NULL)
+		return;
+	if (p->desc.configure(p->state, &sec, &inst) == 0)
+		instance_unref(instance_new(p, inst));
+}
+
+void
+manager_check(const struct config *cfg, struct wp_diag *diag)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->n_monitors; i++)
+		check_section(cfg, &cfg->monitors[i].s,
+		    cfg->monitors[i].timeout_ms, diag);
+	for (i = 0; i < cfg->n_alerts; i++)
+		check_section(cfg, &cfg->alerts[i].s, cfg->alerts[i].timeout_ms,
+		    diag);
+	diag_sort(diag);
+}
+
 int
 manager_apply(struct config *cfg, struct wp_diag *diag)
 {

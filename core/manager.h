@@ -45,6 +45,17 @@ void manager_init(struct store *st);
 int manager_apply(struct config *cfg, struct wp_diag *diag);
 
 /*
+ * For a configuration config_load() rejected: hand each section whose
+ * plugin can judge it (`configurable`) to the plugin's configure(), report
+ * its problems to DIAG and release the instance at once; then sort DIAG by
+ * line.  One report thus lists the core's and the plugins' problems.
+ * Sections without a known plugin or with a required key missing are
+ * skipped: configure() is promised a section whose keys passed the core's
+ * key-table checks.  Changes nothing that runs; main thread.
+ */
+void manager_check(const struct config *cfg, struct wp_diag *diag);
+
+/*
  * --once: run the monitors named in NAMES (all enabled ones when n == 0)
  * once each, with retries; DONE(arg) runs when all have finished.  Returns
  * the results array (owned by the manager) and its length in *n_out, or

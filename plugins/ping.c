@@ -54,6 +54,8 @@
 
 #include <watchpost/plugin.h>
 
+#include "addr.h"
+
 enum ping_method {
 	PM_NONE = 0,
 	PM_DGRAM,
@@ -117,8 +119,7 @@ struct ping_inst {
 	struct ping_state *st;
 	char *host;
 	int numeric;
-	struct sockaddr_storage addr;
-	socklen_t alen;
+	struct wp_addr addr;
 };
 
 struct ping_op {
@@ -128,8 +129,7 @@ struct ping_op {
 	int64_t started_us;
 	int64_t deadline_us;
 	struct wp_resolve *resolve;
-	struct sockaddr_storage addr;
-	socklen_t alen;
+	struct wp_addr addr;
 	int fi;                   /* index into st->fam */
 	uint16_t seq;
 	int64_t sent_us;          /* also the payload cookie */
@@ -357,38 +357,6 @@ out:
 	return rc;
 }
 
-/*
- * Parse NAME as a literal address (optionally [bracketed]); returns 1 and
- * fills *ss, or 0 for a name.  AI_NUMERICHOST never uses the resolver.
- */
-static int
-parse_numeric(const char *name, struct sockaddr_storage *ss, socklen_t *len)
-{
-	struct addrinfo hints, *res = NULL;
-	char buf[256];
-	size_t n = strlen(name);
-	int found = 0;
-
-	if (n >= 2 && name[0] == '[' && name[n - 1] == ']' && n - 2 < sizeof(buf)) {
-		memcpy(buf, name + 1, n - 2);
-		buf[n - 2] = '\0';
-		name = buf;
-	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_DGRAM;
-	hints.ai_flags = AI_NUMERICHOST;
-	if (getaddrinfo(name, NULL, &hints, &res) == 0 && res != NULL &&
-	    res->ai_addrlen <= sizeof(*ss)) {
-		memcpy(ss, res->ai_addr, res->ai_addrlen);
-		*len = res->ai_addrlen;
-		found = 1;
-	}
-	if (res != NULL)
-		freeaddrinfo(res);
-	return found;
-}
-
 static void
 ping_release(void *state, void *inst)
 {
@@ -406,26 +374,20 @@ ping_configure(void *state, const struct wp_section *sec, void **inst)
 {
 	struct ping_state *st = state;
 	const struct wp_host *h = st->host;
-	const struct wp_kv *khost = wp_section_find(sec, "host");
+	const struct wp_kv *khost;
 	struct ping_inst *in = NULL;
 	int rc = WP_OK;
 
 	*inst = NULL;
-	if (khost == NULL) {
-		h->config_error(sec, NULL, "missing required key 'host'");
+	if ((khost = wp_addr_host_key(h, sec)) == NULL)
 		return WP_EINVAL;
-	}
-	if (khost->value == NULL || khost->value[0] == '\0') {
-		h->config_error(sec, khost, "host: must not be empty");
-		return WP_EINVAL;
-	}
 	in = calloc(1, sizeof(*in));
 	if (in == NULL || (in->host = strdup(khost->value)) == NULL) {
 		rc = WP_ENOMEM;
 		goto out;
 	}
 	in->st = st;
-	in->numeric = parse_numeric(in->host, &in->addr, &in->alen);
+	in->numeric = wp_addr_numeric(in->host, NULL, &in->addr);
 	*inst = in;
 	in = NULL;
 out:
@@ -535,8 +497,8 @@ sa_ip(const struct sockaddr_storage *ss)
 static char *
 op_addr(struct ping_op *o)
 {
-	if (o->addrstr[0] == '\0' && inet_ntop(o->addr.ss_family,
-	    sa_ip(&o->addr), o->addrstr, sizeof(o->addrstr)) == NULL)
+	if (o->addrstr[0] == '\0' && inet_ntop(o->addr.ss.ss_family,
+	    sa_ip(&o->addr.ss), o->addrstr, sizeof(o->addrstr)) == NULL)
 		snprintf(o->addrstr, sizeof(o->addrstr), "?");
 	return o->addrstr;
 }
@@ -630,8 +592,8 @@ raw_error(struct ping_state *st, int fi, const uint8_t *icmp, size_t n,
 		return;
 	o = table_find(st, fi, get16(req + 6));
 	if (o == NULL || !quoted_cookie_ok(o, req, left - hl) ||
-	    !same_ip(&o->addr, inner + (fi == 0 ? 16 : 24),
-	    o->addr.ss_family))
+	    !same_ip(&o->addr.ss, inner + (fi == 0 ? 16 : 24),
+	    o->addr.ss.ss_family))
 		return;
 	if (icmp[0] == (fi == 0 ? ICMP_TIME_EXCEEDED : ICMP6_TIME_EXCEEDED))
 		ping_finish(o, 0, WP_REASON_UNREACHABLE, -1.0,
@@ -673,7 +635,7 @@ handle_packet(struct ping_state *st, int fi, const uint8_t *buf, size_t n,
 			return;
 		o = table_find(st, fi, get16(icmp + 6));
 		if (o == NULL || !cookie_matches(o, icmp, n) ||
-		    !same_ip(&o->addr, sa_ip(from), from->ss_family))
+		    !same_ip(&o->addr.ss, sa_ip(from), from->ss_family))
 			return;
 		ping_finish(o, 1, WP_REASON_OK, ms_between(o->sent_us, now),
 		    NULL);
@@ -845,8 +807,8 @@ send_echo(struct ping_op *o)
 	*bucket(st, o->seq) = o;
 	o->hashed = 1;
 	st->in_flight++;
-	if (sendto(f->fd, pkt, sizeof(pkt), 0, (struct sockaddr *)&o->addr,
-	    o->alen) == (ssize_t)sizeof(pkt))
+	if (sendto(f->fd, pkt, sizeof(pkt), 0, (struct sockaddr *)&o->addr.ss,
+	    o->addr.len) == (ssize_t)sizeof(pkt))
 		return;
 	e = errno;
 	if (e == EHOSTUNREACH || e == ENETUNREACH || e == EACCES ||
@@ -1094,7 +1056,7 @@ ping_go(struct ping_op *o)
 {
 	struct ping_family *f;
 
-	o->fi = o->addr.ss_family == AF_INET ? 0 : 1;
+	o->fi = o->addr.ss.ss_family == AF_INET ? 0 : 1;
 	f = &o->st->fam[o->fi];
 	switch (f->method) {
 	case PM_DGRAM:
@@ -1116,27 +1078,15 @@ ping_resolved(void *arg, int status, const char *err,
     const struct addrinfo *res)
 {
 	struct ping_op *o = arg;
-	const struct addrinfo *ai;
+	char why[512];
 
 	o->resolve = NULL;
 	o->dns_ms = ms_between(o->started_us, o->st->host->now_us());
-	if (status != 0 || res == NULL) {
-		ping_finish(o, 0, WP_REASON_DNS, -1.0, "cannot resolve %s: %s",
-		    o->inst->host, err ? err : "no address");
+	if (wp_addr_take(o->inst->host, status, err, res, &o->addr, 1, why,
+	    sizeof(why)) == 0) {
+		ping_finish(o, 0, WP_REASON_DNS, -1.0, "%s", why);
 		return;
 	}
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		if ((ai->ai_family == AF_INET || ai->ai_family == AF_INET6) &&
-		    ai->ai_addrlen <= sizeof(o->addr))
-			break;
-	}
-	if (ai == NULL) {
-		ping_finish(o, 0, WP_REASON_DNS, -1.0,
-		    "%s has no IPv4 or IPv6 address", o->inst->host);
-		return;
-	}
-	memcpy(&o->addr, ai->ai_addr, ai->ai_addrlen);
-	o->alen = ai->ai_addrlen;
 	ping_go(o);
 }
 
@@ -1162,7 +1112,6 @@ ping_start(void *inst, const struct wp_request *req, void **opstate)
 	*opstate = o;
 	if (in->numeric) {
 		o->addr = in->addr;
-		o->alen = in->alen;
 		ping_go(o);
 		return WP_OK;
 	}

@@ -27,15 +27,12 @@
 
 #include <watchpost/plugin.h>
 
+#include "addr.h"
+
 #define TCP_MAX_ADDRS 16
 
 struct tcp_state {
 	const struct wp_host *host;
-};
-
-struct tcp_addr {
-	struct sockaddr_storage ss;
-	socklen_t len;
 };
 
 struct tcp_inst {
@@ -43,7 +40,7 @@ struct tcp_inst {
 	char *host;
 	char port[8];
 	int numeric;             /* host is a literal address: addr is set */
-	struct tcp_addr addr;
+	struct wp_addr addr;
 };
 
 struct tcp_op {
@@ -53,7 +50,7 @@ struct tcp_op {
 	int64_t started_us;
 	int64_t deadline_us;
 	struct wp_resolve *resolve;
-	struct tcp_addr addrs[TCP_MAX_ADDRS];
+	struct wp_addr addrs[TCP_MAX_ADDRS];
 	size_t n_addrs;
 	size_t cur;
 	int fd;
@@ -115,39 +112,6 @@ parse_port(const char *s, unsigned *port)
 	return 0;
 }
 
-/*
- * If NAME (optionally in [brackets]) is a literal IPv4/IPv6 address, fill
- * *a with it and PORT and return 1; return 0 if it is a name.  getaddrinfo
- * with AI_NUMERICHOST never touches the resolver, so this does not block.
- */
-static int
-parse_numeric(const char *name, const char *port, struct tcp_addr *a)
-{
-	struct addrinfo hints, *res = NULL;
-	char buf[256];
-	size_t n = strlen(name);
-	int found = 0;
-
-	if (n >= 2 && name[0] == '[' && name[n - 1] == ']' && n - 2 < sizeof(buf)) {
-		memcpy(buf, name + 1, n - 2);
-		buf[n - 2] = '\0';
-		name = buf;
-	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-	if (getaddrinfo(name, port, &hints, &res) == 0 && res != NULL &&
-	    res->ai_addrlen <= sizeof(a->ss)) {
-		memcpy(&a->ss, res->ai_addr, res->ai_addrlen);
-		a->len = res->ai_addrlen;
-		found = 1;
-	}
-	if (res != NULL)
-		freeaddrinfo(res);
-	return found;
-}
-
 static void
 tcp_release(void *state, void *inst)
 {
@@ -171,15 +135,9 @@ tcp_configure(void *state, const struct wp_section *sec, void **inst)
 	int rc = WP_OK;
 
 	*inst = NULL;
-	khost = wp_section_find(sec, "host");
+	if ((khost = wp_addr_host_key(h, sec)) == NULL)
+		rc = WP_EINVAL;
 	kport = wp_section_find(sec, "port");
-	if (khost == NULL) {
-		h->config_error(sec, NULL, "missing required key 'host'");
-		rc = WP_EINVAL;
-	} else if (khost->value == NULL || khost->value[0] == '\0') {
-		h->config_error(sec, khost, "host: must not be empty");
-		rc = WP_EINVAL;
-	}
 	if (kport == NULL) {
 		h->config_error(sec, NULL, "missing required key 'port'");
 		rc = WP_EINVAL;
@@ -199,7 +157,7 @@ tcp_configure(void *state, const struct wp_section *sec, void **inst)
 	}
 	in->st = st;
 	snprintf(in->port, sizeof(in->port), "%u", port);
-	in->numeric = parse_numeric(in->host, in->port, &in->addr);
+	in->numeric = wp_addr_numeric(in->host, in->port, &in->addr);
 	*inst = in;
 	in = NULL;
 out:
@@ -270,7 +228,7 @@ tcp_finish(struct tcp_op *o, int ok, int reason, const char *fmt, ...)
 }
 
 static void
-format_addr(const struct tcp_addr *a, char *buf, size_t len)
+format_addr(const struct wp_addr *a, char *buf, size_t len)
 {
 	char ip[INET6_ADDRSTRLEN] = "?";
 
@@ -360,7 +318,7 @@ static void
 tcp_try_next(struct tcp_op *o)
 {
 	const struct wp_host *h = o->h;
-	struct tcp_addr *a;
+	struct wp_addr *a;
 	int64_t left_ms;
 
 	for (; o->cur < o->n_addrs; o->cur++) {
@@ -407,27 +365,14 @@ static void
 tcp_resolved(void *arg, int status, const char *err, const struct addrinfo *res)
 {
 	struct tcp_op *o = arg;
-	const struct addrinfo *ai;
+	char why[512];
 
 	o->resolve = NULL;
 	o->dns_ms = ms_between(o->started_us, o->h->now_us());
-	if (status != 0 || res == NULL) {
-		tcp_finish(o, 0, WP_REASON_DNS, "cannot resolve %s: %s",
-		    o->inst->host, err ? err : "no address");
-		return;
-	}
-	for (ai = res; ai != NULL && o->n_addrs < TCP_MAX_ADDRS;
-	    ai = ai->ai_next) {
-		if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ||
-		    ai->ai_addrlen > sizeof(o->addrs[0].ss))
-			continue;
-		memcpy(&o->addrs[o->n_addrs].ss, ai->ai_addr, ai->ai_addrlen);
-		o->addrs[o->n_addrs].len = ai->ai_addrlen;
-		o->n_addrs++;
-	}
+	o->n_addrs = wp_addr_take(o->inst->host, status, err, res, o->addrs,
+	    TCP_MAX_ADDRS, why, sizeof(why));
 	if (o->n_addrs == 0) {
-		tcp_finish(o, 0, WP_REASON_DNS, "%s has no IPv4 or IPv6 address",
-		    o->inst->host);
+		tcp_finish(o, 0, WP_REASON_DNS, "%s", why);
 		return;
 	}
 	tcp_try_next(o);

@@ -49,7 +49,65 @@ grep -q "bad.ini:2: " "$T/bad.err" || fail "retention_days error at line 2"
 grep -q "bad.ini:8: .*did you mean \"interval\"" "$T/bad.err" ||
     fail "unknown key with did-you-mean at line 8"
 grep -q "bad.ini:11: .*nosuchtype" "$T/bad.err" || fail "unknown type at 11"
+# The plugin judges port even though the core rejected the file.
+grep -q "bad.ini:7: port" "$T/bad.err" || fail "plugin's port error at line 7"
+[ "$(cut -d: -f2 "$T/bad.err" | tr '\n' ' ')" = "2 7 8 11 " ] ||
+    fail "one line per error, in line order: $(cat "$T/bad.err")"
 ok "-t reports every error as FILE:LINE"
+
+# Core and plugin problems in one run (the plugin's key is judged even in
+# a section the core rejected; a section missing a required key is not
+# handed to its plugin), sorted by line; start-up refuses the same way.
+cat >"$T/mix.ini" <<INI
+[agent]
+listen = off
+database = mix.db
+
+[monitor:web]
+type = http
+url = http://127.0.0.1:9/
+expected_status = 7xx
+interval = soon
+
+[monitor:db]
+type = tcp
+host = 127.0.0.1
+port = 80
+retries = many
+
+[alert:ops]
+type = webhook
+url = ftp://127.0.0.1/
+
+[monitor:nohost]
+type = tcp
+port = 99999
+INI
+for mode in -t start; do
+	rc=0
+	if [ "$mode" = -t ]; then
+		"$WATCHPOST" -t -c "$T/mix.ini" -P "$PLUGINS" 2>"$T/mix.err" ||
+		    rc=$?
+	else
+		"$WATCHPOST" -c "$T/mix.ini" -P "$PLUGINS" 2>"$T/mix.err" ||
+		    rc=$?
+	fi
+	[ "$rc" -eq 1 ] || fail "$mode on core + plugin errors: exit $rc"
+	grep -q "mix.ini:8: expected_status" "$T/mix.err" ||
+	    fail "$mode: the plugin's expected_status error: $(cat "$T/mix.err")"
+	grep -q "mix.ini:9: interval" "$T/mix.err" ||
+	    fail "$mode: the core's interval error: $(cat "$T/mix.err")"
+	grep -q "mix.ini:15: retries" "$T/mix.err" ||
+	    fail "$mode: the core's retries error: $(cat "$T/mix.err")"
+	grep -q "mix.ini:19: url" "$T/mix.err" ||
+	    fail "$mode: the alert plugin's url error: $(cat "$T/mix.err")"
+	grep -q "mix.ini:21: .*missing the required key \"host\"" "$T/mix.err" ||
+	    fail "$mode: missing host: $(cat "$T/mix.err")"
+	[ "$(cut -d: -f2 "$T/mix.err" | tr '\n' ' ')" = "8 9 15 19 21 " ] ||
+	    fail "$mode: five errors in line order: $(cat "$T/mix.err")"
+done
+[ ! -e "$T/mix.db" ] || fail "a refused start must not create the database"
+ok "core and plugin errors reported together, in line order (-t and start-up)"
 
 # Keys the plugin validates itself (the core does not know them).
 printf '[agent]\nlisten = off\n[monitor:a]\ntype = tcp\nhost = 127.0.0.1\nport = 99999\n' >"$T/port.ini"

@@ -165,6 +165,7 @@ config_from(const char *text)
 	struct wp_diag diag;
 	struct config *cfg = NULL;
 	FILE *f;
+	int rc;
 
 	snprintf(path, sizeof(path), "%s/test.ini", tmpdir);
 	f = fopen(path, "w");
@@ -172,10 +173,11 @@ config_from(const char *text)
 	fprintf(f, "[agent]\nlisten = off\n%s", text);
 	fclose(f);
 	diag_init(&diag, path);
-	if (config_load(path, plugin_dir, loader_lookup, NULL, &diag,
-	    &cfg) != 0)
+	rc = config_load(path, plugin_dir, loader_lookup, NULL, &diag, &cfg);
+	if (rc != 0)
 		fprintf(stderr, "%s", diag.text ? diag.text : "?\n");
 	diag_free(&diag);
+	assert_int_equal(rc, 0);
 	assert_non_null(cfg);
 	return cfg;
 }

@@ -176,7 +176,9 @@ struct addrinfo;
 /*
  * One configuration key a plugin accepts.  The host rejects keys not in the
  * plugin's table (with a "did you mean"), missing WP_KEY_REQUIRED keys and
- * repeats of keys without WP_KEY_MULTI, before configure() is called.
+ * repeats of keys without WP_KEY_MULTI, before configure() is called:
+ * configure() never sees an unknown or repeated key, nor a section that
+ * lacks a required one.
  * The table ends with an entry whose name is NULL.  This struct is frozen for
  * ABI major 1.
  */
@@ -374,7 +376,9 @@ struct wp_plugin {
 
 	/* main or loop.  Validate the section (keys are already known to be in
 	 * the table) and build an instance in *inst.  Report every problem with
-	 * host->config_error() and return WP_EINVAL; then *inst is ignored. */
+	 * host->config_error() and return WP_EINVAL; then *inst is ignored.
+	 * It also runs on a file the host rejects for other reasons, so that
+	 * one report lists every problem; that instance is released unused. */
 	int (*configure)(void *state, const struct wp_section *sec, void **inst);
 	/* main or loop.  Free an instance; no operation of it is in flight. */
 	void (*release)(void *state, void *inst);
