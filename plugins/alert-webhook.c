@@ -197,7 +197,7 @@ hook_start(void *inst, const struct wp_request *req, void **opstate)
 	}
 	if ((rc = build_headers(o, req->alert)) != 0)
 		goto fail;
-	rc = wp_curl_setup(st->cl, &o->x, in->url, o->headers, 1,
+	rc = wp_curl_setup(st->cl, &o->x, in->url, o->headers, 1, 0,
 	    (req->deadline_us - o->started_us) / 1000);
 	if (rc != 0)
 		goto fail;

@@ -35,7 +35,33 @@ struct wp_curl_loop {
 	struct sock *socks;
 	CURL *pool[POOL_MAX];
 	size_t n_pool;
+	long n_keep;		/* users of kept connections */
+	long n_running;		/* transfers in the multi handle */
 };
+
+/*
+ * libcurl's connection cache holds the connections in use and the idle
+ * ones, and by default makes room for 4 per transfer in flight: with few
+ * in flight, keep-alive monitors of many different hosts would close each
+ * other's idle connections.  Room for each of them plus every transfer in
+ * flight: one idle connection per keep-alive monitor, at most, and none
+ * once there are no such monitors (fresh transfers close theirs anyway).
+ * The bound is read when a transfer ends; 0 would mean no bound.
+ */
+static void
+bound_cache(struct wp_curl_loop *cl)
+{
+	long n = cl->n_keep + cl->n_running;
+
+	curl_multi_setopt(cl->multi, CURLMOPT_MAXCONNECTS, n > 0 ? n : 1L);
+}
+
+void
+wp_curl_keepalive(struct wp_curl_loop *cl, int delta)
+{
+	cl->n_keep += delta;
+	bound_cache(cl);
+}
 
 static void
 sock_free(struct wp_curl_loop *cl, struct sock *sk)
@@ -73,6 +99,7 @@ drain(struct wp_curl_loop *cl)
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
 		x = (struct wp_curl_xfer *)(void *)priv;
 		curl_multi_remove_handle(cl->multi, msg->easy_handle);
+		cl->n_running--;
 		if (x == NULL)
 			continue;
 		x->in_multi = 0;
@@ -207,6 +234,8 @@ wp_curl_loop_add(struct wp_curl_loop *cl, struct wp_curl_xfer *x)
 	if (curl_multi_add_handle(cl->multi, x->easy) != CURLM_OK)
 		return WP_EIO;
 	x->in_multi = 1;
+	cl->n_running++;
+	bound_cache(cl);
 	return 0;
 }
 
@@ -217,6 +246,7 @@ wp_curl_loop_remove(struct wp_curl_loop *cl, struct wp_curl_xfer *x)
 		return;
 	curl_multi_remove_handle(cl->multi, x->easy);
 	x->in_multi = 0;
+	cl->n_running--;
 }
 
 /* CURLOPT_HEADERFUNCTION: count and bound the response headers. */
@@ -271,7 +301,7 @@ wp_curl_release(struct wp_curl_loop *cl, struct wp_curl_xfer *x)
 int
 wp_curl_setup(struct wp_curl_loop *cl, struct wp_curl_xfer *x,
     const char *url, struct curl_slist *headers, int verify_tls,
-    int64_t budget_ms)
+    int keepalive, int64_t budget_ms)
 {
 	CURL *e;
 	long total;
@@ -300,9 +330,12 @@ wp_curl_setup(struct wp_curl_loop *cl, struct wp_curl_xfer *x,
 #endif
 	bad |= curl_easy_setopt(e, CURLOPT_USERAGENT,
 	    "watchpost/" PACKAGE_VERSION) != CURLE_OK;
-	/* Each check measures a connection of its own. */
-	bad |= curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L) != CURLE_OK;
-	bad |= curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L) != CURLE_OK;
+	/* Unless asked to keep connections, each check measures a
+	 * connection of its own. */
+	bad |= curl_easy_setopt(e, CURLOPT_FRESH_CONNECT,
+	    keepalive ? 0L : 1L) != CURLE_OK;
+	bad |= curl_easy_setopt(e, CURLOPT_FORBID_REUSE,
+	    keepalive ? 0L : 1L) != CURLE_OK;
 	bad |= curl_easy_setopt(e, CURLOPT_DNS_CACHE_TIMEOUT, 0L) != CURLE_OK;
 	bad |= curl_easy_setopt(e, CURLOPT_SSL_SESSIONID_CACHE, 0L) !=
 	    CURLE_OK;

@@ -71,7 +71,9 @@ void wp_curl_loop_remove(struct wp_curl_loop *cl, struct wp_curl_xfer *x);
  * Give x->easy a handle of CL's (an idle one reset to curl's defaults, or a
  * new one) with the options every check and delivery shares: URL, no
  * signals, http/https only (redirects too), the watchpost User-Agent, a
- * fresh connection that is not kept, no DNS or TLS session cache, the
+ * fresh connection that is not kept (or, with KEEPALIVE, an idle one of
+ * an earlier transfer to the same host and port when there is one, and
+ * the connection kept for the next), no DNS or TLS session cache, the
  * header bound, HEADERS (borrowed: must outlive the transfer), TLS
  * verification per VERIFY_TLS and a total time bound of BUDGET_MS plus a
  * margin (the host cancels at its deadline first).  Returns 0 or WP_ENOMEM /
@@ -79,7 +81,14 @@ void wp_curl_loop_remove(struct wp_curl_loop *cl, struct wp_curl_xfer *x);
  */
 int wp_curl_setup(struct wp_curl_loop *cl, struct wp_curl_xfer *x,
     const char *url, struct curl_slist *headers, int verify_tls,
-    int64_t budget_ms);
+    int keepalive, int64_t budget_ms);
+/*
+ * A user of KEEPALIVE transfers was made (DELTA 1) or freed (-1): the
+ * connection cache keeps room for one idle connection per user beside
+ * the transfers in flight; the least recently used idle connection is
+ * closed first.  Loop thread.
+ */
+void wp_curl_keepalive(struct wp_curl_loop *cl, int delta);
 /*
  * Give x->easy back to CL (taking X out of the loop first if it is still
  * in it; done() is then never called) and set it to NULL.  Every option

@@ -39,6 +39,8 @@ struct http_inst {
 	struct curl_slist *headers;
 	int follow;
 	int verify;
+	int keepalive;
+	int counted;              /* counted by wp_curl_keepalive() */
 };
 
 struct http_op {
@@ -46,6 +48,8 @@ struct http_op {
 	struct http_inst *inst;
 	struct wp_op *op;
 	int64_t started_us;
+	size_t body_read;         /* body bytes so far */
+	int known;                /* the body decided the verdict */
 	struct wp_http_eval ev;
 	char detail[256];
 };
@@ -57,8 +61,17 @@ http_body(struct wp_curl_xfer *x, const char *p, size_t n)
 	struct http_op *o = x->arg;
 	long code = 0;
 
-	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
-	return wp_http_eval_body(&o->ev, code, p, n);
+	o->body_read += n;
+	if (!o->known) {
+		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
+		o->known = wp_http_eval_body(&o->ev, code, p, n);
+	}
+	if (!o->known)
+		return 0;
+	/* Known: a fresh connection is closed now.  A kept one can be used
+	 * again only once its response is read to the end, so the rest is
+	 * read and dropped, up to the same bound as a searched body. */
+	return !o->inst->keepalive || o->body_read > WP_HTTP_BODY_LIMIT;
 }
 
 /* notAfter of the leaf certificate, or 0 (plain http, no certinfo). */
@@ -132,6 +145,8 @@ http_release(void *state, void *inst)
 	(void)state;
 	if (in == NULL)
 		return;
+	if (in->counted)
+		wp_curl_keepalive(in->st->cl, -1);
 	free(in->url);
 	free(in->method);
 	free(in->expected);
@@ -238,15 +253,18 @@ http_configure(void *state, const struct wp_section *sec, void **instp)
 			body_kv = kv;
 			rc = dup_to(&in->body, kv->value);
 		} else if (strcmp(kv->key, "follow_redirects") == 0 ||
-		    strcmp(kv->key, "verify_tls") == 0) {
+		    strcmp(kv->key, "verify_tls") == 0 ||
+		    strcmp(kv->key, "keepalive") == 0) {
 			if (h->parse_bool(kv->value, &b) != 0) {
 				h->config_error(sec, kv,
 				    "%s must be true or false", kv->key);
 				bad = 1;
 			} else if (kv->key[0] == 'f')
 				in->follow = b;
-			else
+			else if (kv->key[0] == 'v')
 				in->verify = b;
+			else
+				in->keepalive = b;
 		} else {
 			h->config_error(sec, kv, "unknown key \"%s\"", kv->key);
 			bad = 1;
@@ -285,6 +303,10 @@ http_configure(void *state, const struct wp_section *sec, void **instp)
 		rc = WP_EINVAL;
 		goto fail;
 	}
+	if (in->keepalive) {
+		wp_curl_keepalive(st->cl, 1);
+		in->counted = 1;
+	}
 	*instp = in;
 	return 0;
 fail:
@@ -310,13 +332,15 @@ http_start(void *inst, const struct wp_request *req, void **opstate)
 	o->inst = in;
 	o->op = req->op;
 	o->started_us = st->host->now_us();
+	o->body_read = 0;
+	o->known = 0;
 	o->ev.status = &in->status;
 	o->ev.body_bytes = 0;
 	o->detail[0] = '\0';
 	wp_http_match_init(&o->ev.want, in->keyword);
 	wp_http_match_init(&o->ev.avoid, in->keyword_absent);
 	rc = wp_curl_setup(st->cl, &o->x, in->url, in->headers, in->verify,
-	    (req->deadline_us - o->started_us) / 1000);
+	    in->keepalive, (req->deadline_us - o->started_us) / 1000);
 	if (rc != 0)
 		goto fail;
 	e = o->x.easy;
@@ -375,6 +399,8 @@ static const struct wp_key http_keys[] = {
 	{ "body", 0, "request body to send" },
 	{ "follow_redirects", 0, "follow up to 10 redirects (true)" },
 	{ "verify_tls", 0, "verify the server certificate (true)" },
+	{ "keepalive", 0, "reuse an idle connection to the same host and "
+	    "port (false: a new connection per check)" },
 	{ NULL, 0, NULL }
 };
 

@@ -444,6 +444,54 @@ test_server_hits(void **state)
 	expect_ok(&r);
 }
 
+/*
+ * keepalive = true reuses one connection for every check; the default
+ * opens one per check.  A server of its own, so its connection count
+ * starts at 0; each count is read over a new connection of its own.
+ */
+static void
+test_keepalive(void **state)
+{
+	struct server ka;
+	struct mock_result r;
+	const char *url, *count;
+	char want[32];
+	int i;
+
+	(void)state;
+	server_start(&ka, NULL);
+	url = url_for(&ka, 0, "/body/kept");
+	count = url_for(&ka, 0, "/connections");
+	for (i = 0; i < 4; i++) {
+		const char *kv[] = { "url", url, "keepalive", "true",
+			"keyword", "kept", NULL };
+
+		run(kv, 5000, &r);
+		expect_ok(&r);
+	}
+	snprintf(want, sizeof(want), "connections=%d;", 2);
+	{
+		const char *kv[] = { "url", count, "keyword", want, NULL };
+
+		run(kv, 5000, &r);
+		expect_ok(&r);
+	}
+	for (i = 0; i < 3; i++) {
+		const char *kv[] = { "url", url, NULL };
+
+		run(kv, 5000, &r);
+		expect_ok(&r);
+	}
+	snprintf(want, sizeof(want), "connections=%d;", 6);
+	{
+		const char *kv[] = { "url", count, "keyword", want, NULL };
+
+		run(kv, 5000, &r);
+		expect_ok(&r);
+	}
+	server_stop(&ka);
+}
+
 /* Configure KV expecting WP_EINVAL and an error on each line in LINES. */
 static void
 expect_config_error(const char *const *kv, const int *lines, size_t n,
@@ -723,6 +771,9 @@ main(void)
 		cmocka_unit_test(test_sequential_no_leak),
 		cmocka_unit_test(test_concurrent),
 		cmocka_unit_test(test_concurrent_cancel),
+		/* Last: its idle connection outlives it (until libcurl finds
+		 * it dead), which the descriptor counts above would see. */
+		cmocka_unit_test(test_keepalive),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -38,6 +38,8 @@
  *   /hook             appends the body to --record (newlines turned into
  *                     spaces) and answers with the --hook-status-file code
  *   /hits?path=/x     body: how many requests /x has had (query not counted)
+ *   /connections      body: "connections=N;", the connections accepted so
+ *                     far (this request's own included)
  *   anything else     404
  */
 #include "config.h"
@@ -80,6 +82,7 @@ static const char *record_file;
 static const char *hook_status_file;
 static const char *accepted_file;
 static atomic_int stopping;
+static atomic_ulong connections;
 
 static pthread_mutex_t hits_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct {
@@ -449,6 +452,11 @@ dispatch(struct MHD_Connection *c, const char *url, struct req *rq)
 	}
 	if (strcmp(url, "/hook") == 0)
 		return route_hook(c, rq);
+	if (strcmp(url, "/connections") == 0) {
+		snprintf(buf, sizeof(buf), "connections=%lu;",
+		    atomic_load(&connections));
+		return answer(c, 200, buf, NULL);
+	}
 	if (strcmp(url, "/hits") == 0) {
 		arg = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
 		    "path");
@@ -501,6 +509,18 @@ handler(void *cls, struct MHD_Connection *c, const char *url,
 	if (rq->overflow)
 		return answer(c, 413, "too large", NULL);
 	return dispatch(c, url, rq);
+}
+
+/* Count accepted connections, for /connections. */
+static void
+connection_cb(void *cls, struct MHD_Connection *c, void **socket_context,
+    enum MHD_ConnectionNotificationCode code)
+{
+	(void)cls;
+	(void)c;
+	(void)socket_context;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED)
+		atomic_fetch_add(&connections, 1);
 }
 
 static void
@@ -577,6 +597,7 @@ main(int argc, char **argv)
 		d = MHD_start_daemon(flags, 0, NULL, NULL, handler, NULL,
 		    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
 		    MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+		    MHD_OPTION_NOTIFY_CONNECTION, connection_cb, NULL,
 		    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(512 * 1024),
 		    MHD_OPTION_CONNECTION_LIMIT, 2000u,
 		    MHD_OPTION_CONNECTION_TIMEOUT, 120u,
@@ -587,6 +608,7 @@ main(int argc, char **argv)
 		d = MHD_start_daemon(flags, 0, NULL, NULL, handler, NULL,
 		    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
 		    MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+		    MHD_OPTION_NOTIFY_CONNECTION, connection_cb, NULL,
 		    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(512 * 1024),
 		    MHD_OPTION_CONNECTION_LIMIT, 2000u,
 		    MHD_OPTION_CONNECTION_TIMEOUT, 120u,
