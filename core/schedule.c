@@ -15,7 +15,8 @@ sched_first_offset(size_t k, size_t n, int64_t interval_us)
 	if (gap > SCHED_SPREAD_MAX_US)
 		gap = SCHED_SPREAD_MAX_US;
 	/* k < n, so k * gap < interval; the modulo only guards k >= n. */
-	return ((int64_t)k * gap) % interval_us;
+	return ((int64_t)k * gap) % interval_us / SCHED_BATCH_US *
+	    SCHED_BATCH_US;
 }
 
 int

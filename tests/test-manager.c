@@ -111,8 +111,12 @@ test_first_checks_spread(void **state)
 	assert_int_equal(sched_first_offset(0, 1, interval), 0);
 	for (k = 0; k < 10000; k++) {
 		off = sched_first_offset(k, 10000, interval);
-		assert_true(off > prev);
+		assert_true(off >= prev);
 		assert_true(off < interval);
+		/* Checks due in the same SCHED_BATCH_US start together: 5
+		 * per batch at 1 ms apart. */
+		assert_int_equal(off % SCHED_BATCH_US, 0);
+		assert_int_equal(off, (int64_t)(k / 5) * SCHED_BATCH_US);
 		per_s[off / 1000000]++;
 		prev = off;
 	}
@@ -123,8 +127,9 @@ test_first_checks_spread(void **state)
 	assert_true(sched_first_offset(99, 100, interval) < 100000);
 	assert_true(sched_first_offset(99, 100, interval) > 0);
 	/* A long interval: the gap is capped, not interval / n. */
-	assert_int_equal(sched_first_offset(1, 10, 3600 * 1000000LL),
-	    SCHED_SPREAD_MAX_US);
+	assert_int_equal(sched_first_offset(1, 10, 3600 * 1000000LL), 0);
+	assert_int_equal(sched_first_offset(5, 10, 3600 * 1000000LL),
+	    5 * SCHED_SPREAD_MAX_US);
 	/* More monitors than microseconds in the interval still fold into
 	 * one interval. */
 	for (k = 0; k < 10000; k++)
