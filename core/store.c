@@ -63,6 +63,8 @@
 #define DRAIN_GIVEUP_MS	2000	/* at close, how long a failing db is retried */
 #define VACUUM_PAGES	2000	/* pages freed per incremental_vacuum step */
 #define BATCH_DEADLINE_MS 10000	/* a batch this slow is flagged in opmon */
+#define SLOW_BATCH_MS	50	/* a batch this slow is logged ... */
+#define SLOW_LOG_MS	10000	/* ... at most this often */
 #define CKPT_FRAMES	4000	/* WAL pages that ask for a checkpoint */
 #define CKPT_RETRY_MS	1000	/* after a failed checkpoint */
 #define GATHER_MS	50	/* the oldest queued item waits at most this */
@@ -132,6 +134,11 @@ struct store {
 	pthread_cond_t ckpt_cv;	/* ckpt_want or stopping changed */
 	int64_t giveup_ms;	/* monotonic; only meaningful while stopping */
 	struct store_stats stats;
+	/* Writer thread only: when the last batch began, got the write
+	 * lock, wrote its rows and committed (monotonic µs). */
+	int64_t phase_us[4];
+	int64_t slow_logged_ms;	/* monotonic, the last log_slow_batch line */
+	unsigned slow_since;	/* slow batches since that line */
 };
 
 /* SQL for each schema version; migration i brings version i to i + 1. */
@@ -901,8 +908,10 @@ write_batch(struct store *st, size_t head, size_t n, int careful,
 	int rc;
 
 	*nchecks = 0;
+	st->phase_us[0] = wp_now_us();
 	if ((rc = step_done(st->s_begin)) != SQLITE_OK)
 		goto fail;
+	st->phase_us[1] = wp_now_us();
 	for (i = 0; i < n; i++) {
 		it = &st->ring[(head + i) % st->cap];
 		if (careful && (rc = step_done(st->s_savepoint)) != SQLITE_OK)
@@ -923,8 +932,10 @@ write_batch(struct store *st, size_t head, size_t n, int careful,
 		if (careful && (rc = step_done(st->s_release)) != SQLITE_OK)
 			goto fail;
 	}
+	st->phase_us[2] = wp_now_us();
 	if ((rc = step_done(st->s_commit)) != SQLITE_OK)
 		goto fail;
+	st->phase_us[3] = wp_now_us();
 	return 0;
 fail:
 	copy_str(err, errlen, sqlite3_errmsg(st->db));
@@ -932,6 +943,31 @@ fail:
 		step_done(st->s_rollback);
 	*nchecks = 0;
 	return WP_EIO;
+}
+
+/*
+ * A written batch that took over SLOW_BATCH_MS: say where the time went
+ * (waiting for the write lock, the rows, the commit), at most once per
+ * SLOW_LOG_MS with the count since the last line, so a slow disk cannot
+ * flood the log.  Writer thread.
+ */
+static void
+log_slow_batch(struct store *st, size_t n, double ms)
+{
+	int64_t now = wp_now_ms();
+
+	st->slow_since++;
+	if (st->slow_logged_ms != 0 && now - st->slow_logged_ms < SLOW_LOG_MS)
+		return;
+	wp_info("store: slow write: %zu items in %.1f ms (lock %.1f, rows "
+	    "%.1f, commit %.1f ms); %u batch(es) over %d ms since the last "
+	    "such line", n, ms,
+	    (double)(st->phase_us[1] - st->phase_us[0]) / 1000.0,
+	    (double)(st->phase_us[2] - st->phase_us[1]) / 1000.0,
+	    (double)(st->phase_us[3] - st->phase_us[2]) / 1000.0,
+	    st->slow_since, SLOW_BATCH_MS);
+	st->slow_logged_ms = now;
+	st->slow_since = 0;
 }
 
 /*
@@ -1188,6 +1224,8 @@ writer_run(struct store *st)
 				brc = write_batch(st, head, n, 1, &nchecks,
 				    err, sizeof(err));
 			ms = (double)(wp_now_us() - t0) / 1000.0;
+			if (brc == 0 && ms > SLOW_BATCH_MS)
+				log_slow_batch(st, n, ms);
 			opmon_end_any(op, brc == 0 ? OP_SUCCEEDED : OP_FAILED,
 			    brc == 0 ? NULL : err);
 			/* Written: the payloads are no longer needed; the

@@ -17,7 +17,7 @@ wp_addr_host_key(const struct wp_host *h, const struct wp_section *sec)
 		return NULL;
 	}
 	if (khost->value == NULL || khost->value[0] == '\0') {
-		h->config_error(sec, khost, "host: must not be empty");
+		h->config_error(sec, khost, "must not be empty");
 		return NULL;
 	}
 	return khost;

@@ -541,24 +541,24 @@ wp_curl_check_url(const char *s)
 
 	for (p = (const unsigned char *)s; *p != '\0'; p++)
 		if (*p <= 0x20 || *p == 0x7f)
-			return "url must not contain spaces or control "
+			return "must not contain spaces or control "
 			    "characters";
 	if ((u = curl_url()) == NULL)
 		return "out of memory";
 	if (curl_url_set(u, CURLUPART_URL, s, CURLU_NON_SUPPORT_SCHEME) !=
 	    CURLUE_OK) {
-		why = "url is not a valid absolute URL";
+		why = "not a valid absolute URL";
 		goto out;
 	}
 	if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
 	    (strcasecmp(scheme, "http") != 0 &&
 	    strcasecmp(scheme, "https") != 0)) {
-		why = "url scheme must be http or https";
+		why = "the scheme must be http or https";
 		goto out;
 	}
 	if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
 	    host[0] == '\0')
-		why = "url has no host";
+		why = "no host";
 out:
 	curl_free(scheme);
 	curl_free(host);
@@ -579,14 +579,14 @@ wp_curl_check_header(const char *s)
 	const unsigned char *p = (const unsigned char *)s;
 
 	if (!is_tchar(*p))
-		return "header must be \"Name: value\" with a valid name";
+		return "must be \"Name: value\" with a valid name";
 	while (is_tchar(*p))
 		p++;
 	if (*p != ':')
-		return "header must be \"Name: value\" with a valid name";
+		return "must be \"Name: value\" with a valid name";
 	for (p++; *p != '\0'; p++)
 		if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
-			return "header value must not contain control "
+			return "the value must not contain control "
 			    "characters";
 	return NULL;
 }

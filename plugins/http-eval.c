@@ -33,7 +33,7 @@ parse_code(const char **s)
 const char *
 wp_http_parse_status(struct wp_http_status *st, const char *s)
 {
-	static const char codes[] = "expected_status: codes must be 100-599, "
+	static const char codes[] = "codes must be 100-599, "
 	    "as in \"200\", \"200-299\" or \"200,301\"";
 	const char *p = s;
 	int lo, hi;
@@ -48,19 +48,17 @@ wp_http_parse_status(struct wp_http_status *st, const char *s)
 			if ((hi = parse_code(&p)) < 0)
 				return codes;
 			if (hi < lo)
-				return "expected_status: range ends below its "
-				    "start";
+				return "a range ends below its start";
 		}
 		if (st->n == WP_HTTP_MAX_RANGES)
-			return "expected_status: too many items";
+			return "too many items";
 		st->r[st->n].lo = lo;
 		st->r[st->n].hi = hi;
 		st->n++;
 		if (*p == '\0')
 			return NULL;
 		if (*p != ',')
-			return "expected_status: items must be separated by "
-			    "commas";
+			return "items must be separated by commas";
 		p++;
 	}
 }

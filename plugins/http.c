@@ -168,7 +168,7 @@ check_method(const char *s)
 	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
 		if (strcmp(s, known[i]) == 0)
 			return NULL;
-	return "method must be one of GET, HEAD, POST, PUT, DELETE, PATCH, "
+	return "must be one of GET, HEAD, POST, PUT, DELETE, PATCH, "
 	    "OPTIONS";
 }
 
@@ -179,7 +179,7 @@ check_keyword(const char *key, const char *s)
 	if (s[0] == '\0')
 		return "must not be empty";
 	if (strlen(s) > WP_HTTP_KEYWORD_MAX)
-		return "is longer than 1024 bytes";
+		return "must be at most 1024 bytes";
 	return NULL;
 }
 
@@ -235,7 +235,7 @@ http_configure(void *state, const struct wp_section *sec, void **instp)
 		} else if (strcmp(kv->key, "keyword") == 0 ||
 		    strcmp(kv->key, "keyword_absent") == 0) {
 			if ((why = check_keyword(kv->key, kv->value)) != NULL) {
-				h->config_error(sec, kv, "%s %s", kv->key, why);
+				h->config_error(sec, kv, "%s", why);
 				bad = 1;
 			} else
 				rc = dup_to(kv->key[7] == '\0' ? &in->keyword :
@@ -257,7 +257,7 @@ http_configure(void *state, const struct wp_section *sec, void **instp)
 		    strcmp(kv->key, "keepalive") == 0) {
 			if (h->parse_bool(kv->value, &b) != 0) {
 				h->config_error(sec, kv,
-				    "%s must be true or false", kv->key);
+				    "must be true or false");
 				bad = 1;
 			} else if (kv->key[0] == 'f')
 				in->follow = b;

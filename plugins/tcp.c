@@ -143,7 +143,7 @@ tcp_configure(void *state, const struct wp_section *sec, void **inst)
 		rc = WP_EINVAL;
 	} else if (parse_port(kport->value, &port) != 0) {
 		h->config_error(sec, kport,
-		    "port: expected a number from 1 to 65535, got '%s'",
+		    "expected a number from 1 to 65535, got '%s'",
 		    kport->value ? kport->value : "");
 		rc = WP_EINVAL;
 	}

@@ -115,8 +115,9 @@ m_config_error(const struct wp_section *sec, const struct wp_kv *kv,
 	size_t len = strlen(mp->errors);
 	va_list ap;
 
-	snprintf(mp->errors + len, sizeof(mp->errors) - len, "%d: ",
-	    kv ? kv->line : 0);
+	/* As the agent's host does: "LINE: KEY: message". */
+	snprintf(mp->errors + len, sizeof(mp->errors) - len, "%d: %s%s",
+	    kv ? kv->line : 0, kv ? kv->key : "", kv ? ": " : "");
 	len = strlen(mp->errors);
 	va_start(ap, fmt);
 	vsnprintf(mp->errors + len, sizeof(mp->errors) - len, fmt, ap);

@@ -36,8 +36,9 @@ void mock_plugin_unload(struct mock_plugin *mp);
 /*
  * Run configure() on KV, a NULL-terminated list of key, value, key, value...
  * Returns configure()'s return code; *inst receives the instance.  Every
- * config_error() is appended to the mock's error text as "LINE: message\n"
- * (line = index of the pair + 1, 0 for the section), see mock_errors().
+ * config_error() is appended to the mock's error text as "LINE: KEY:
+ * message\n", or "0: message\n" for the section, like the agent's host
+ * (line = index of the pair + 1), see mock_errors().
  */
 int mock_configure(struct mock_plugin *mp, const char *name,
     const char *const *kv, int64_t timeout_ms, void **inst);

@@ -115,6 +115,24 @@ fault_cycle "file size limit (disk full)" \
     "prlimit --pid $AGENT_PID --fsize=unlimited:unlimited" \
     "disk I/O error"
 
+# 3. A slow database: another process holds the write lock for 300 ms.
+#    The batch that waits for it is logged with where its time went.  Such
+#    lines come at most once per 10 s, so the lock is taken again until
+#    one appears (a batch slowed by the faults above may have used it).
+lock_wait() { # the lock wait of the last slow-write line, in whole ms
+	sed -n 's/.*store: slow write: .*(lock \([0-9]*\)\.[0-9], rows.*/\1/p' \
+	    "$T/agent.log" | tail -1
+}
+for i in 1 2 3 4 5 6 7 8; do
+	sqlite3 "$DB" "BEGIN IMMEDIATE;" ".shell sleep 0.3" "COMMIT;" ||
+	    fail "could not hold the write lock"
+	wait_until 2 grep -q 'store: slow write:' "$T/agent.log" &&
+	    [ "$(lock_wait)" -ge 200 ] && break
+done
+lock=$(lock_wait)
+[ "${lock:-0}" -ge 200 ] || fail "slow batch: lock wait ${lock:-?} ms, not >= 200"
+ok "a batch held up by another writer is logged with its lock wait ($lock ms)"
+
 # SIGTERM: exit 0; the database is intact and holds everything queued.
 stop_agent
 [ "$(sql "$DB" "PRAGMA integrity_check")" = ok ] || fail "integrity_check"

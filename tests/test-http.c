@@ -527,7 +527,7 @@ test_config_errors(void **state)
 		{ "url", "ftp://user:hunter2@127.0.0.1/x", "http or https" },
 		{ "url", "127.0.0.1/hunter2", "valid absolute URL" },
 		{ "url", "http://127.0.0.1/a b?hunter2", "spaces" },
-		{ "method", "FETCH", "method must be" },
+		{ "method", "FETCH", "must be one of" },
 		{ "expected_status", "99", "100-599" },
 		{ "expected_status", "600", "100-599" },
 		{ "expected_status", "abc", "100-599" },
@@ -558,12 +558,18 @@ test_config_errors(void **state)
 		const char *kv[] = { "url", ok_url, bad[i].key, bad[i].value,
 			NULL };
 
+		char twice[64];
+
 		if (strcmp(bad[i].key, "url") == 0) {
 			const char *kv1[] = { "method", "GET", "url",
 				bad[i].value, NULL };
 			expect_config_error(kv1, line2, 1, bad[i].text);
 		} else
 			expect_config_error(kv, line2, 1, bad[i].text);
+		/* The host names the key; the message does not again. */
+		snprintf(twice, sizeof(twice), "%s: %s", bad[i].key,
+		    bad[i].key);
+		assert_null(strstr(mock_errors(mp), twice));
 	}
 	expect_config_error(missing, line0, 1, "url is required");
 	expect_config_error(headkw, line2, 1, "HEAD");

@@ -313,9 +313,9 @@ test_config_errors(void **state)
 	assert_int_equal(mock_configure(mp, "ops", bad, 5000, &inst),
 	    WP_EINVAL);
 	e = mock_errors(mp);
-	assert_non_null(strstr(e, "1: url scheme must be http or https"));
-	assert_non_null(strstr(e, "2: header must be"));
-	assert_non_null(strstr(e, "3: header value must not contain"));
+	assert_non_null(strstr(e, "1: url: the scheme must be http or https"));
+	assert_non_null(strstr(e, "2: header: must be"));
+	assert_non_null(strstr(e, "3: header: the value must not contain"));
 	assert_null(strstr(e, "hunter2"));
 }
 

@@ -60,13 +60,13 @@ file_configure(void *state, const struct wp_section *sec, void **out)
 	if ((in = calloc(1, sizeof(*in))) == NULL)
 		return WP_ENOMEM;
 	if (path->value[0] != '/') {
-		host->config_error(sec, path, "path must be absolute, not "
+		host->config_error(sec, path, "must be absolute, not "
 		    "\"%s\"", path->value);
 		rc = WP_EINVAL;
 	}
 	if (age != NULL && (host->parse_duration(age->value,
 	    &in->max_age_ms) != 0 || in->max_age_ms <= 0)) {
-		host->config_error(sec, age, "max_age must be a positive "
+		host->config_error(sec, age, "must be a positive "
 		    "duration such as 90s, 30m or 26h, not \"%s\"", age->value);
 		rc = WP_EINVAL;
 	}

@@ -307,7 +307,9 @@ struct wp_host {
 
 	/*
 	 * Configuration (during configure()).  config_error() reports a problem
-	 * as FILE:LINE: message; kv NULL means the section header line.
+	 * as FILE:LINE: KEY: message for the key kv (so the message need not
+	 * name it), or as FILE:LINE: message at the section header line when
+	 * kv is NULL.
 	 */
 	void (*config_error)(const struct wp_section *sec, const struct wp_kv *kv,
 	    const char *fmt, ...) WP_PRINTF(3, 4);
