@@ -444,6 +444,35 @@ test_server_hits(void **state)
 	expect_ok(&r);
 }
 
+/* Run N checks of URL, all UP; with KEEPALIVE, keepalive = true. */
+static void
+run_ok(const char *url, int keepalive, int n)
+{
+	const char *kv[] = { "url", url, "keyword", "kept",
+		keepalive ? "keepalive" : NULL, "true", NULL };
+	struct mock_result r;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		run(kv, 5000, &r);
+		expect_ok(&r);
+	}
+}
+
+/* The server S has accepted WANT connections, this request's own included. */
+static void
+expect_connections(const struct server *s, int want)
+{
+	char text[32];
+	const char *kv[] = { "url", url_for(s, 0, "/connections"),
+		"keyword", text, NULL };
+	struct mock_result r;
+
+	snprintf(text, sizeof(text), "connections=%d;", want);
+	run(kv, 5000, &r);
+	expect_ok(&r);
+}
+
 /*
  * keepalive = true reuses one connection for every check; the default
  * opens one per check.  A server of its own, so its connection count
@@ -453,42 +482,15 @@ static void
 test_keepalive(void **state)
 {
 	struct server ka;
-	struct mock_result r;
-	const char *url, *count;
-	char want[32];
-	int i;
+	const char *url;
 
 	(void)state;
 	server_start(&ka, NULL);
 	url = url_for(&ka, 0, "/body/kept");
-	count = url_for(&ka, 0, "/connections");
-	for (i = 0; i < 4; i++) {
-		const char *kv[] = { "url", url, "keepalive", "true",
-			"keyword", "kept", NULL };
-
-		run(kv, 5000, &r);
-		expect_ok(&r);
-	}
-	snprintf(want, sizeof(want), "connections=%d;", 2);
-	{
-		const char *kv[] = { "url", count, "keyword", want, NULL };
-
-		run(kv, 5000, &r);
-		expect_ok(&r);
-	}
-	for (i = 0; i < 3; i++) {
-		const char *kv[] = { "url", url, NULL };
-
-		run(kv, 5000, &r);
-		expect_ok(&r);
-	}
-	snprintf(want, sizeof(want), "connections=%d;", 6);
-	{
-		const char *kv[] = { "url", count, "keyword", want, NULL };
-
-		run(kv, 5000, &r);
-		expect_ok(&r);
-	}
+	run_ok(url, 1, 4);
+	expect_connections(&ka, 2);
+	run_ok(url, 0, 3);
+	expect_connections(&ka, 6);
 	server_stop(&ka);
 }
 
