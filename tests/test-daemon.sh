@@ -51,9 +51,13 @@ interval = 1h"
 hard_nofile=$(ulimit -Hn)
 [ "$hard_nofile" = unlimited ] || [ "$hard_nofile" -gt 512 ] && ulimit -Sn 512
 start_agent "$T/agent.ini"
-soft=$(awk '/^Max open files/ {print $4}' "/proc/$AGENT_PID/limits")
-hard=$(awk '/^Max open files/ {print $5}' "/proc/$AGENT_PID/limits")
-[ "$soft" = "$hard" ] || fail "open files: soft limit $soft, hard $hard"
+# (Not under valgrind, which keeps descriptors above the soft limit for
+# itself and refuses to raise it.)
+if [ -z "${WP_VALGRIND:-}" ]; then
+	soft=$(awk '/^Max open files/ {print $4}' "/proc/$AGENT_PID/limits")
+	hard=$(awk '/^Max open files/ {print $5}' "/proc/$AGENT_PID/limits")
+	[ "$soft" = "$hard" ] || fail "open files: soft limit $soft, hard $hard"
+fi
 
 # Results land in SQLite.
 rows() { sql "$DB" "SELECT count(*) FROM checks c JOIN monitors m ON m.id = c.monitor_id WHERE m.name = '$1' AND c.ok = $2"; }
