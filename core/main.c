@@ -276,8 +276,8 @@ retention_end(void *arg)
 	snprintf(msg, sizeof(msg), "%lld rows deleted", (long long)j->deleted);
 	opmon_end(j->op, OP_SUCCEEDED, msg);
 	if (j->deleted > 0)
-		wp_info("retention: %lld old check(s) deleted",
-		    (long long)j->deleted);
+		wp_info("retention: %lld check(s) older than %d day(s) "
+		    "deleted", (long long)j->deleted, retention_days);
 	free(j);
 }
 

@@ -1280,9 +1280,7 @@ writer_run(struct store *st)
 			if (st->ret == NULL)
 				st->ret_tail = NULL;
 			pthread_mutex_unlock(&st->mu);
-			wp_info("store: retention deleted %lld checks older "
-			    "than %lld", (long long)r->deleted,
-			    (long long)r->cutoff_ms);
+			/* The caller logs the outcome (done()). */
 			if (r->done != NULL)
 				r->done(r->arg, r->deleted);
 			free(r);
