@@ -46,7 +46,8 @@ struct wp_curl_loop {
  * other's idle connections.  Room for each of them plus every transfer in
  * flight: one idle connection per keep-alive monitor, at most, and none
  * once there are no such monitors (fresh transfers close theirs anyway).
- * The bound is read when a transfer ends; 0 would mean no bound.
+ * libcurl reads the bound when a transfer ends, so it is kept current as
+ * transfers come and go; 0 would mean no bound.
  */
 static void
 bound_cache(struct wp_curl_loop *cl)
@@ -100,6 +101,7 @@ drain(struct wp_curl_loop *cl)
 		x = (struct wp_curl_xfer *)(void *)priv;
 		curl_multi_remove_handle(cl->multi, msg->easy_handle);
 		cl->n_running--;
+		bound_cache(cl);
 		if (x == NULL)
 			continue;
 		x->in_multi = 0;
@@ -247,6 +249,7 @@ wp_curl_loop_remove(struct wp_curl_loop *cl, struct wp_curl_xfer *x)
 	curl_multi_remove_handle(cl->multi, x->easy);
 	x->in_multi = 0;
 	cl->n_running--;
+	bound_cache(cl);
 }
 
 /* CURLOPT_HEADERFUNCTION: count and bound the response headers. */
