@@ -37,6 +37,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+
 #define HEAD_MAX 8192
 #define LIFETIME_S 1800
 
@@ -67,15 +69,6 @@ on_signal(int sig)
 {
 	(void)sig;
 	stop = 1;
-}
-
-static int64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /* Listen on 127.0.0.1, any port; returns the fd or -1. */
@@ -121,7 +114,7 @@ record(char cls, const char *path)
 		}
 		hits = h;
 	}
-	hits[n_hits].t_us = now_us();
+	hits[n_hits].t_us = wall_us();
 	hits[n_hits].id = (uint32_t)id;
 	hits[n_hits].cls = cls;
 	n_hits++;
