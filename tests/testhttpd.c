@@ -341,6 +341,23 @@ route_hook(struct MHD_Connection *c, struct req *rq)
 	return answer(c, (unsigned)status, "hook", NULL);
 }
 
+/* 200 with SIZE bytes (MHD_SIZE_UNKNOWN: endless, chunked) made by
+ * big_reader as they are sent. */
+static enum MHD_Result
+stream(struct MHD_Connection *c, uint64_t size)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	r = MHD_create_response_from_callback(size, 16384, big_reader, NULL,
+	    NULL);
+	if (r == NULL)
+		return MHD_NO;
+	ret = MHD_queue_response(c, 200, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
 static enum MHD_Result
 dispatch(struct MHD_Connection *c, const char *url, struct req *rq)
 {
@@ -383,32 +400,13 @@ dispatch(struct MHD_Connection *c, const char *url, struct req *rq)
 		nap(HANG_MAX_MS);
 		return MHD_NO;
 	}
-	if (strcmp(url, "/big") == 0) {
-		struct MHD_Response *r;
-		enum MHD_Result ret;
-
-		r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384,
-		    big_reader, NULL, NULL);
-		if (r == NULL)
-			return MHD_NO;
-		ret = MHD_queue_response(c, 200, r);
-		MHD_destroy_response(r);
-		return ret;
-	}
+	if (strcmp(url, "/big") == 0)
+		return stream(c, MHD_SIZE_UNKNOWN);
 	if (strcmp(url, "/huge") == 0) {
-		struct MHD_Response *r;
-		enum MHD_Result ret;
-
 		arg = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
 		    "bytes");
-		r = MHD_create_response_from_callback(arg ?
-		    strtoull(arg, NULL, 10) : 1024ULL * 1024 * 1024, 16384,
-		    big_reader, NULL, NULL);
-		if (r == NULL)
-			return MHD_NO;
-		ret = MHD_queue_response(c, 200, r);
-		MHD_destroy_response(r);
-		return ret;
+		return stream(c, arg ? strtoull(arg, NULL, 10) :
+		    1024ULL * 1024 * 1024);
 	}
 	if (strcmp(url, "/bigheader") == 0) {
 		struct MHD_Response *r;
