@@ -314,7 +314,7 @@ static int
 drop_privileges(const char *user, const char *db)
 {
 	struct passwd *pw;
-	const char *sfx[] = { "", "-wal", "-shm" };
+	const char *sfx[] = { "", "-wal", "-shm", ".lock" };
 	char path[4096];
 	size_t i;
 
@@ -324,8 +324,9 @@ drop_privileges(const char *user, const char *db)
 		fprintf(stderr, "watchpost: user \"%s\" does not exist\n", user);
 		return -1;
 	}
-	/* The database was opened (and maybe created) as root. */
-	for (i = 0; i < 3; i++) {
+	/* The database and its lock were opened (and maybe created) as
+	 * root; the next start may be as the user. */
+	for (i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
 		snprintf(path, sizeof(path), "%s%s", db, sfx[i]);
 		if (chown(path, pw->pw_uid, pw->pw_gid) != 0 && errno != ENOENT)
 			wp_warn("cannot hand %s to %s: %s", path, user,
@@ -345,36 +346,138 @@ drop_privileges(const char *user, const char *db)
 	return 0;
 }
 
-/* Take the pidfile: refuse if a live agent holds its lock. */
+/*
+ * Open PATH (created 0644 if missing), lock it and write our PID into it.
+ * The lock is an flock(2) lock, which belongs to the open file description:
+ * it survives the privilege drop and goes away however the process ends;
+ * the descriptor is close-on-exec, so no child keeps it.  (-d forks before
+ * this runs, so the PID is the daemon's.)  Returns the descriptor, to be
+ * kept open for the process's life, or -1 with errno set; EWOULDBLOCK
+ * means another process holds the lock, and HOLDER gets the PID that
+ * process wrote ("?" if none yet).
+ */
 static int
-take_pidfile(const char *path)
+lock_pid_file(const char *path, char *holder, size_t len)
 {
 	char buf[32];
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	int fd, e;
 	ssize_t n;
 
-	if (fd < 0) {
-		fprintf(stderr, "watchpost: pidfile %s: %s\n", path,
-		    strerror(errno));
+	snprintf(holder, len, "?");
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0)
 		return -1;
-	}
 	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-		n = read(fd, buf, sizeof(buf) - 1);
+		e = errno;
+		n = pread(fd, buf, sizeof(buf) - 1, 0);
 		buf[n > 0 ? n : 0] = '\0';
 		buf[strcspn(buf, "\n")] = '\0';
-		fprintf(stderr, "watchpost: another watchpost (pid %s) holds "
-		    "%s\n", buf[0] ? buf : "?", path);
+		if (buf[0] != '\0')
+			snprintf(holder, len, "%s", buf);
 		close(fd);
+		errno = e;
 		return -1;
 	}
 	snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
 	if (ftruncate(fd, 0) != 0 || write(fd, buf, strlen(buf)) < 0) {
-		fprintf(stderr, "watchpost: pidfile %s: %s\n", path,
-		    strerror(errno));
+		e = errno;
 		close(fd);
+		errno = e;
 		return -1;
 	}
-	return fd; /* kept open: the lock lives as long as we do */
+	return fd;
+}
+
+/* The pidfile we hold, for remove_pidfile() at exit. */
+static struct {
+	char *path;
+	int fd;
+	pid_t pid;
+} pidfile = { NULL, -1, 0 };
+
+/*
+ * atexit: remove the pidfile if it still names us (another agent may have
+ * replaced it), so neither a clean stop nor a failed start leaves a stale
+ * PID behind.  After a privilege drop the folder may not let us remove it
+ * (/run is root's): the file is then emptied through our descriptor, which
+ * take_pidfile() treats as free.  Only the process that took it acts: a
+ * fork would run this too.
+ */
+static void
+remove_pidfile(void)
+{
+	char buf[32] = "";
+	ssize_t n;
+	int fd;
+
+	if (pidfile.fd < 0 || pidfile.pid != getpid())
+		return;
+	if ((fd = open(pidfile.path, O_RDONLY | O_CLOEXEC)) >= 0) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		buf[n > 0 ? n : 0] = '\0';
+		close(fd);
+		if (strtol(buf, NULL, 10) == (long)pidfile.pid &&
+		    unlink(pidfile.path) != 0 && ftruncate(pidfile.fd, 0) != 0)
+			wp_warn("pidfile %s stays: %s", pidfile.path,
+			    strerror(errno));
+	}
+	close(pidfile.fd);
+	pidfile.fd = -1;
+	free(pidfile.path);
+	pidfile.path = NULL;
+}
+
+/* Take the pidfile: refuse if a live agent holds its lock.  0 or -1 (the
+ * message is on stderr). */
+static int
+take_pidfile(const char *path)
+{
+	char holder[32];
+	int fd;
+
+	if ((fd = lock_pid_file(path, holder, sizeof(holder))) < 0) {
+		if (errno == EWOULDBLOCK)
+			fprintf(stderr, "watchpost: another watchpost (pid %s) "
+			    "holds %s\n", holder, path);
+		else
+			fprintf(stderr, "watchpost: pidfile %s: %s\n", path,
+			    strerror(errno));
+		return -1;
+	}
+	pidfile.path = wp_xstrdup(path);
+	pidfile.fd = fd;
+	pidfile.pid = getpid();
+	atexit(remove_pidfile);
+	return 0;
+}
+
+/*
+ * Lock the database against a second agent, in every mode: DB.lock beside
+ * it holds our PID and an flock for our whole life (SQLite's own locks
+ * last one transaction, and two agents writing one file send every alert
+ * twice).  Taken before the database is opened; -t and --once never open
+ * it and take no lock.  Returns the descriptor (kept open) or -1 with the
+ * message on stderr.
+ */
+static int
+lock_database(const char *db)
+{
+	char path[PATH_MAX], holder[32];
+	int fd;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s.lock", db) >=
+	    sizeof(path)) {
+		fprintf(stderr, "watchpost: database %s: path too long\n", db);
+		return -1;
+	}
+	if ((fd = lock_pid_file(path, holder, sizeof(holder))) >= 0)
+		return fd;
+	if (errno == EWOULDBLOCK)
+		fprintf(stderr, "watchpost: database %s is in use by another "
+		    "watchpost (pid %s)\n", db, holder);
+	else
+		fprintf(stderr, "watchpost: database lock %s: %s\n", path,
+		    strerror(errno));
+	return -1;
 }
 
 /*
@@ -621,7 +724,7 @@ main(int argc, char **argv)
 	struct wp_op *op;
 	char err[512];
 	char *token = NULL;
-	int pid_fd = -1;
+	int db_lock = -1;
 	int rc;
 
 	parse_args(argc, argv);
@@ -680,7 +783,11 @@ main(int argc, char **argv)
 	    cfg->agent.log_syslog == -1)) ? WP_LOG_SYSLOG : WP_LOG_STDERR);
 	/* Early exits free the configuration: LeakSanitizer checks them. */
 	if (cfg->agent.pidfile != NULL && opt.daemon &&
-	    (pid_fd = take_pidfile(cfg->agent.pidfile)) < 0) {
+	    take_pidfile(cfg->agent.pidfile) != 0) {
+		config_free(cfg);
+		return 1;
+	}
+	if ((db_lock = lock_database(cfg->agent.database)) < 0) {
 		config_free(cfg);
 		return 1;
 	}
@@ -754,8 +861,7 @@ main(int argc, char **argv)
 	exit_code = 0;
 	api_stop(api);
 	finish();
-	if (pid_fd >= 0)
-		close(pid_fd);
+	close(db_lock);
 	wp_info("stopped");
 	return exit_code;
 }
