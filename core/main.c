@@ -235,11 +235,25 @@ drained(void *arg)
 	uv_stop(wp_loop);
 }
 
+static int stopping;
+
+/* The orderly stop, once: no new checks, the API closed, and the loop
+ * stopped when the checks in flight are done (drained()).  WHY starts the
+ * log line. */
+static void
+begin_stop(const char *why)
+{
+	stopping = 1;
+	wp_info("%s: stopping; letting checks in flight finish", why);
+	uv_timer_stop(&retention_timer);
+	api_stop(api);
+	api = NULL;
+	manager_stop(drained, NULL);
+}
+
 static void
 on_signal(uv_signal_t *s, int signum)
 {
-	static int stopping;
-
 	(void)s;
 	if (signum == SIGHUP) {
 		if (!stopping)
@@ -251,13 +265,25 @@ on_signal(uv_signal_t *s, int signum)
 		uv_stop(wp_loop);
 		return;
 	}
-	stopping = 1;
-	wp_info("%s: stopping; letting checks in flight finish",
-	    strsignal(signum));
-	uv_timer_stop(&retention_timer);
-	api_stop(api);
-	api = NULL;
-	manager_stop(drained, NULL);
+	begin_stop(strsignal(signum));
+}
+
+/* Loop thread: the store found the database damaged and writes nothing
+ * more (it logged why), so the agent stops; store_close() then reports
+ * what was lost and the exit status is 1. */
+static void
+stop_on_damage(void *arg)
+{
+	(void)arg;
+	if (!stopping)
+		begin_stop("database damaged");
+}
+
+/* Writer thread: hand the stop to the loop. */
+static void
+store_damaged(void *arg)
+{
+	host_post(stop_on_damage, arg);
 }
 
 /* ---- retention ---- */
@@ -686,7 +712,9 @@ finish(void)
 	manager_free();
 	alert_free();
 	uv_run(wp_loop, UV_RUN_NOWAIT);
-	store_close(store);
+	/* Results lost (logged by the store) fail the exit status. */
+	if (store_close(store) != 0)
+		exit_code = 1;
 	store = NULL;
 	pool_shutdown(2000);
 	/* Plugins release their watches and timers in fini(), which needs
@@ -801,11 +829,11 @@ main(int argc, char **argv)
 	op = opmon_begin(OPC_STARTUP, "open database", STARTUP_STEP_MS);
 	if (store_open(cfg->agent.database, 65536, &store, err,
 	    sizeof(err)) != 0) {
-		fprintf(stderr, "watchpost: database %s: %s\n",
-		    cfg->agent.database, err);
+		fprintf(stderr, "watchpost: %s\n", err);
 		return 1;
 	}
 	opmon_end(op, OP_SUCCEEDED, NULL);
+	store_on_damage(store, store_damaged, NULL);
 	retention_days = cfg->agent.retention_days;
 	manager_init(store);
 	op = opmon_begin(OPC_STARTUP, "load alert outbox", STARTUP_STEP_MS);

@@ -70,6 +70,7 @@
 #define GATHER_MS	50	/* the oldest queued item waits at most this */
 #define GATHER_ROWS	256	/* ... or until this many (at most half the
 				   queue, so gathering never fills it) */
+#define QUICK_CHECK_MS	5000	/* the start-up check's time cap */
 
 enum item_kind { ITEM_CHECK, ITEM_DELIVERY };
 
@@ -139,6 +140,11 @@ struct store {
 	int64_t phase_us[4];
 	int64_t slow_logged_ms;	/* monotonic, the last log_slow_batch line */
 	unsigned slow_since;	/* slow batches since that line */
+	/* Set by the writer thread when the file is found damaged; read by
+	 * it and, after it ends, by store_close(). */
+	int damaged;
+	void (*on_damage)(void *);
+	void *damage_arg;
 };
 
 /* SQL for each schema version; migration i brings version i to i + 1. */
@@ -287,6 +293,36 @@ sqlite_setup(void)
 	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
+/* 1 if an SQLite result code says the file itself is damaged or is not
+ * a database: no retry can help. */
+static int
+damaged(int rc)
+{
+	return (rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB;
+}
+
+/*
+ * The message for a failure to open or check the database at PATH with
+ * SQLite result code rc and DETAIL: a file that is damaged or not a
+ * database says what to do about it (it is left as it is: it may hold
+ * history worth recovering).
+ */
+static void
+explain(int rc, const char *path, const char *detail, char *err,
+    size_t errlen)
+{
+	if ((rc & 0xff) == SQLITE_NOTADB)
+		snprintf(err, errlen, "store: %s: not an SQLite database (%s); "
+		    "set database to another file, or move this one aside to "
+		    "start with a new database", path, detail);
+	else if (damaged(rc))
+		snprintf(err, errlen, "store: %s: the database is damaged "
+		    "(%s); move it aside to start with a new database "
+		    "(sqlite3's .recover can save rows from it)", path, detail);
+	else
+		snprintf(err, errlen, "store: %s: %s", path, detail);
+}
+
 /*
  * Open one connection with the pragmas every connection needs.  Each
  * connection here is used by one thread at a time (the writer's by the
@@ -317,7 +353,7 @@ open_conn(const char *path, int busy_ms, sqlite3 **out, char *err,
 	sqlite3_busy_timeout(db, busy_ms);
 	if (exec_sql(db, "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;",
 	    msg, sizeof(msg)) != 0) {
-		snprintf(err, errlen, "store: %s: %s", path, msg);
+		explain(sqlite3_extended_errcode(db), path, msg, err, errlen);
 		sqlite3_close(db);
 		return WP_EIO;
 	}
@@ -519,6 +555,67 @@ queue_limit(size_t cap)
 	return v < cap ? (size_t)v : cap;
 }
 
+/* Progress handler of the start-up check: interrupt it past the monotonic
+ * deadline *arg. */
+static int
+past_deadline(void *arg)
+{
+	return wp_now_ms() > *(const int64_t *)arg;
+}
+
+/*
+ * The start-up check: PRAGMA quick_check (every b-tree page, but not the
+ * indexes against their tables) takes time in proportion to the file,
+ * about 50 ms for 14 MB here, so it is interrupted after QUICK_CHECK_MS:
+ * a file too big to check in that time is accepted with a warning.  0, or
+ * WP_EIO with a message in err (explain()).
+ */
+static int
+check_file(sqlite3 *db, const char *path, char *err, size_t errlen)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t deadline = wp_now_ms() + QUICK_CHECK_MS;
+	const char *row, *p;
+	char detail[200] = "";
+	int rc, more = 0;
+
+	sqlite3_progress_handler(db, 10000, past_deadline, &deadline);
+	rc = sqlite3_prepare_v2(db, "PRAGMA quick_check(10)", -1, &s, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		/* One row: "ok", or the problems one per line, after a line
+		 * naming the schema. */
+		row = (const char *)sqlite3_column_text(s, 0);
+		rc = SQLITE_OK;
+		if (row != NULL && strcmp(row, "ok") != 0) {
+			if (strncmp(row, "*** ", 4) == 0 &&
+			    (p = strchr(row, '\n')) != NULL)
+				row = p + 1;
+			for (p = row; (p = strchr(p, '\n')) != NULL; p++)
+				more++;
+			snprintf(detail, sizeof(detail), "%.*s", (int)strcspn(row,
+			    "\n"), row);
+			if (more > 0)
+				snprintf(detail + strlen(detail), sizeof(detail) -
+				    strlen(detail), ", and %d more", more);
+			rc = SQLITE_CORRUPT;
+		}
+	} else if (rc != SQLITE_OK && rc != SQLITE_DONE) {
+		copy_str(detail, sizeof(detail), sqlite3_errmsg(db));
+	}
+	sqlite3_finalize(s);
+	sqlite3_progress_handler(db, 0, NULL, NULL);
+	if (rc == SQLITE_OK || rc == SQLITE_DONE)
+		return 0;
+	if (rc == SQLITE_INTERRUPT) {
+		wp_warn("store: %s: the integrity check was cut short after "
+		    "%d s; the rest of the file is not checked", path,
+		    QUICK_CHECK_MS / 1000);
+		return 0;
+	}
+	explain(rc, path, detail, err, errlen);
+	return WP_EIO;
+}
+
 int
 store_open(const char *path, size_t queue_capacity, struct store **out,
     char *err, size_t errlen)
@@ -553,7 +650,8 @@ store_open(const char *path, size_t queue_capacity, struct store **out,
 	pthread_cond_init(&st->ckpt_cv, &ca);
 	pthread_condattr_destroy(&ca);
 
-	if ((rc = open_conn(path, WRITER_BUSY_MS, &st->db, err, errlen)) != 0)
+	if ((rc = open_conn(path, WRITER_BUSY_MS, &st->db, err, errlen)) != 0 ||
+	    (rc = check_file(st->db, path, err, errlen)) != 0)
 		goto fail;
 	/*
 	 * auto_vacuum must be set before the first table exists, so it comes
@@ -890,6 +988,19 @@ log_skipped(const struct item *it, const char *msg)
 }
 
 /*
+ * After a failed statement on the writer's connection (before any
+ * rollback): its message into err, and st->damaged set when the file is
+ * damaged.  Writer thread.
+ */
+static void
+write_failed(struct store *st, char *err, size_t errlen)
+{
+	copy_str(err, errlen, sqlite3_errmsg(st->db));
+	if (damaged(sqlite3_extended_errcode(st->db)))
+		st->damaged = 1;
+}
+
+/*
  * Write items [head, head + n) of the ring in one transaction.  An item
  * the database rejects for itself (item_error()) is skipped whole, which
  * needs a savepoint around each item; savepoints copy every page an item
@@ -938,7 +1049,7 @@ write_batch(struct store *st, size_t head, size_t n, int careful,
 	st->phase_us[3] = wp_now_us();
 	return 0;
 fail:
-	copy_str(err, errlen, sqlite3_errmsg(st->db));
+	write_failed(st, err, errlen);
 	if (!sqlite3_get_autocommit(st->db))
 		step_done(st->s_rollback);
 	*nchecks = 0;
@@ -1008,7 +1119,7 @@ retention_step(struct store *st, struct retention *r, int64_t *deleted,
 	 */
 	if (query_int(st->db, "PRAGMA auto_vacuum", &mode) != 0 ||
 	    query_int(st->db, "PRAGMA freelist_count", &fl) != 0) {
-		copy_str(err, errlen, sqlite3_errmsg(st->db));
+		write_failed(st, err, errlen);
 		return WP_EIO;
 	}
 	if (mode != 2 || fl == 0 || (r->freelist >= 0 && fl >= r->freelist)) {
@@ -1018,9 +1129,10 @@ retention_step(struct store *st, struct retention *r, int64_t *deleted,
 	r->freelist = fl;
 	snprintf(sql, sizeof(sql), "PRAGMA incremental_vacuum(%d)",
 	    VACUUM_PAGES);
-	return exec_sql(st->db, sql, err, errlen);
+	if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) == SQLITE_OK)
+		return 0;
 fail:
-	copy_str(err, errlen, sqlite3_errmsg(st->db));
+	write_failed(st, err, errlen);
 	if (!sqlite3_get_autocommit(st->db))
 		step_done(st->s_rollback);
 	return WP_EIO;
@@ -1075,29 +1187,39 @@ pop(struct store *st, size_t n)
 	}
 }
 
-/* Drop everything still queued at shutdown; called with mu held. */
-static void
-give_up(struct store *st, int64_t tried_ms)
+/* Free everything queued, counted as lost; mu held.  Returns the number
+ * of checks among them (the rest are delivery updates). */
+static size_t
+discard(struct store *st)
 {
-	size_t i, nc = 0, nd = 0;
+	size_t i, nc = 0;
 	struct item *it;
 
 	for (i = 0; i < st->count; i++) {
 		it = &st->ring[(st->head + i) % st->cap];
 		if (it->kind == ITEM_CHECK)
 			nc++;
-		else
-			nd++;
 		free_item(it);
 	}
-	wp_err("store: database still failing after %lld ms at shutdown; "
-	    "%zu checks and %zu delivery updates lost: %s",
-	    (long long)tried_ms, nc, nd, st->stats.last_error);
+	st->stats.lost += st->count;
 	st->head = st->count = 0;
+	return nc;
 }
 
-/* Complete (done()) and free every queued retention request; mu held on
- * entry and exit, released around the callbacks. */
+/* Drop everything still queued at shutdown; called with mu held. */
+static void
+give_up(struct store *st, int64_t tried_ms)
+{
+	size_t n = st->count, nc = discard(st);
+
+	wp_err("store: database still failing after %lld ms at shutdown; "
+	    "%zu checks and %zu delivery updates lost: %s",
+	    (long long)tried_ms, nc, n - nc, st->stats.last_error);
+}
+
+/* Complete (done()) and free every queued retention request, at
+ * shutdown or once the file is damaged; mu held on entry and exit,
+ * released around the callbacks. */
 static void
 abandon_retention(struct store *st)
 {
@@ -1108,8 +1230,8 @@ abandon_retention(struct store *st)
 	pthread_mutex_unlock(&st->mu);
 	for (; r != NULL; r = next) {
 		next = r->next;
-		wp_info("store: retention interrupted by shutdown after %lld "
-		    "checks", (long long)r->deleted);
+		wp_info("store: retention interrupted after %lld checks",
+		    (long long)r->deleted);
 		if (r->done != NULL)
 			r->done(r->arg, r->deleted);
 		free(r);
@@ -1183,6 +1305,15 @@ writer_run(struct store *st)
 	for (;;) {
 		while (st->count == 0 && st->ret == NULL && !st->stopping)
 			pthread_cond_wait(&st->cv, &st->mu);
+		if (st->damaged) {
+			/* Nothing is written any more: wait for the stop,
+			 * discarding what comes (counted as lost). */
+			discard(st);
+			abandon_retention(st);
+			if (st->stopping)
+				break;
+			continue;
+		}
 		gather(st);
 		stop_deadline = st->giveup_ms;
 		if (st->stats.failing &&
@@ -1247,7 +1378,21 @@ writer_run(struct store *st)
 			r->deleted += deleted;
 			st->stats.retention_deleted += deleted;
 		}
-		if (brc == 0 && rrc == 0) {
+		if (st->damaged) {
+			st->stats.write_errors++;
+			st->stats.failing = 1;
+			copy_str(st->stats.last_error,
+			    sizeof(st->stats.last_error), err);
+			wp_err("store: %s: the database is damaged (%s): nothing "
+			    "more is written to it (%zu queued item(s) lost); "
+			    "move it aside to start with a new database", st->path,
+			    err, st->count);
+			if (st->on_damage != NULL) {
+				pthread_mutex_unlock(&st->mu);
+				st->on_damage(st->damage_arg);
+				pthread_mutex_lock(&st->mu);
+			}
+		} else if (brc == 0 && rrc == 0) {
 			if (st->stats.failing)
 				wp_info("store: writes recovered after %u "
 				    "failed attempts", fails);
@@ -1364,6 +1509,15 @@ ckpt_main(void *arg)
 	}
 	pthread_mutex_unlock(&st->mu);
 	return NULL;
+}
+
+void
+store_on_damage(struct store *st, void (*fn)(void *arg), void *arg)
+{
+	if (st == NULL || st->started)
+		return;
+	st->on_damage = fn;
+	st->damage_arg = arg;
 }
 
 int
@@ -1546,11 +1700,14 @@ store_get_stats(struct store *st, struct store_stats *out)
 	pthread_mutex_unlock(&st->mu);
 }
 
-void
+int
 store_close(struct store *st)
 {
+	uint64_t lost;
+	int rc;
+
 	if (st == NULL)
-		return;
+		return 0;
 	pthread_mutex_lock(&st->mu);
 	st->stopping = 1;
 	st->giveup_ms = wp_now_ms() + DRAIN_GIVEUP_MS;
@@ -1563,5 +1720,15 @@ store_close(struct store *st)
 		pthread_join(st->thread, NULL);
 	else
 		writer_run(st);
+	/* The writer is done: no lock needed. */
+	lost = st->stats.dropped + st->stats.lost;
+	if (lost > 0)
+		wp_err("store: %s: %llu result(s) never reached the database: "
+		    "%llu dropped because the queue was full, %llu discarded "
+		    "unwritten", st->path, (unsigned long long)lost,
+		    (unsigned long long)st->stats.dropped,
+		    (unsigned long long)st->stats.lost);
+	rc = lost > 0 || st->damaged ? WP_EIO : 0;
 	destroy(st);
+	return rc;
 }

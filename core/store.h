@@ -78,14 +78,19 @@ struct store_stats {
 	uint64_t batch_ms_bucket[8]; /* histogram: <=1,5,10,25,50,100,250,+Inf ms */
 	double batch_ms_sum;
 	int64_t retention_deleted; /* rows deleted by retention since start */
+	uint64_t lost;          /* items discarded unwritten: the database was
+	                           damaged, or still failing at shutdown */
 	int failing;            /* 1 while the last write failed */
 	char last_error[256];
 };
 
 /*
- * Open (create) the database at PATH and migrate it to the current schema.
- * queue_capacity bounds the writer queue (items).  Returns 0 and *out, or a
- * negative WP_E* code with a message in err.
+ * Open (create) the database at PATH, check it (PRAGMA quick_check, cut
+ * short on a big file) and migrate it to the current schema.  A damaged
+ * file, or one that is not an SQLite database, is refused and left as it
+ * is.  queue_capacity bounds the writer queue (items).  Returns 0 and
+ * *out, or a negative WP_E* code with a message in err that names PATH
+ * (and, for a damaged file, what to do).
  */
 int store_open(const char *path, size_t queue_capacity, struct store **out,
     char *err, size_t errlen);
@@ -106,6 +111,15 @@ int store_load_pending(struct store *st, struct store_pending_alert **out,
 void store_free_pending(struct store_pending_alert *p, size_t n);
 /* The largest outbox id ever used (0 if none), to continue numbering. */
 int64_t store_max_alert_id(struct store *st);
+
+/*
+ * fn(arg) is called once, on the writer thread, when a write or retention
+ * step finds the database file damaged (SQLITE_CORRUPT, SQLITE_NOTADB):
+ * retrying cannot help, so the store then writes nothing more, and what is
+ * queued or submitted later is discarded and counted as lost.  Set it
+ * before store_start(); fn may be NULL.
+ */
+void store_on_damage(struct store *st, void (*fn)(void *arg), void *arg);
 
 /* Start the writer thread.  0 or WP_E*. */
 int store_start(struct store *st);
@@ -133,7 +147,13 @@ int store_retention(struct store *st, int64_t cutoff_ms, int chunk,
 
 void store_get_stats(struct store *st, struct store_stats *out);
 
-/* Write everything queued, stop the writer, close.  NULL is fine. */
-void store_close(struct store *st);
+/*
+ * Write everything queued, stop the writer, close.  Returns 0, or WP_EIO
+ * when anything submitted since store_open() never reached the database
+ * (dropped from a full queue, discarded after damage, still failing at
+ * shutdown; the count is logged) or the database was found damaged.
+ * NULL is fine (0).
+ */
+int store_close(struct store *st);
 
 #endif

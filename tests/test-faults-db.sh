@@ -6,7 +6,8 @@
 # on the running process with prlimit) -- checks keep running, results
 # wait in the bounded queue (what does not fit is dropped and counted),
 # /api/monitor and /metrics show the fault, and writes resume once it
-# heals.  The agent then stops cleanly with an intact database.
+# heals.  The agent then stops with an intact database, and exits 1 for
+# the results it dropped.
 . "$abs_top_srcdir/tests/lib.sh"
 
 FAULTFS="$abs_top_builddir/tests/.libs/faultfs.so"
@@ -133,8 +134,17 @@ lock=$(lock_wait)
 [ "${lock:-0}" -ge 200 ] || fail "slow batch: lock wait ${lock:-?} ms, not >= 200"
 ok "a batch held up by another writer is logged with its lock wait ($lock ms)"
 
-# SIGTERM: exit 0; the database is intact and holds everything queued.
-stop_agent
+# SIGTERM: the database is intact and holds everything queued, but the
+# results dropped while the queue was full were lost: the agent says how
+# many and exits 1.
+dropped=$(metric watchpost_store_dropped_total)
+[ "$dropped" -gt 0 ] || fail "nothing was dropped"
+rc=0
+kill -TERM "$AGENT_PID"
+wait "$AGENT_PID" || rc=$?
+[ "$rc" -eq 1 ] || fail "exit status $rc after losing results, not 1"
 [ "$(sql "$DB" "PRAGMA integrity_check")" = ok ] || fail "integrity_check"
-grep -q "stopped" "$T/agent.log" || fail "clean stop not logged"
-ok "SIGTERM after the faults: exit 0, database intact ($(rows) checks)"
+wait_until 5 grep -q "stopped" "$T/agent.log" || fail "stop not logged"
+grep -q "error store: $DB: $dropped result(s) never reached the database: $dropped dropped because the queue was full, 0 discarded unwritten" \
+    "$T/agent.log" || fail "the loss is not logged: $(grep 'never reached' "$T/agent.log")"
+ok "SIGTERM after the faults: database intact ($(rows) checks), $dropped lost results logged, exit 1"

@@ -315,6 +315,104 @@ test_newer_schema_refused(void **state)
 	assert_true(store_open(fx->db, 16, &st, err, sizeof(err)) < 0);
 	assert_null(st);
 	assert_non_null(strstr(err, "store: "));
+	assert_non_null(strstr(err, "not an SQLite database"));
+}
+
+/* Overwrite page PAGE (1-based) of the file at PATH with junk. */
+static void
+damage_page(const char *path, int64_t page, int64_t page_size)
+{
+	char junk[65536];
+	FILE *f;
+
+	assert_true(page_size > 0 && page_size <= (int64_t)sizeof(junk));
+	memset(junk, 0xA5, sizeof(junk));
+	assert_non_null(f = fopen(path, "r+b"));
+	assert_int_equal(fseek(f, (long)((page - 1) * page_size), SEEK_SET),
+	    0);
+	assert_int_equal(fwrite(junk, 1, (size_t)page_size, f),
+	    (size_t)page_size);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* A file with damaged pages is refused at open, and left as it was. */
+static void
+test_damaged_refused(void **state)
+{
+	struct fx *fx = *state;
+	struct store *st = NULL;
+	char err[512] = "";
+	int64_t root, psize;
+
+	open_fx(fx, 1000);
+	submit_n(fx->st, fx->ids[0], 1, 500);
+	assert_int_equal(store_close(fx->st), 0);
+	fx->st = NULL;
+	root = sql_int(fx->db, "SELECT rootpage FROM sqlite_master "
+	    "WHERE name = 'checks'");
+	psize = sql_int(fx->db, "PRAGMA page_size");
+	damage_page(fx->db, root, psize);
+	assert_true(store_open(fx->db, 16, &st, err, sizeof(err)) < 0);
+	assert_null(st);
+	assert_non_null(strstr(err, fx->db));
+	assert_non_null(strstr(err, "the database is damaged"));
+	assert_non_null(strstr(err, "move it aside"));
+}
+
+static void
+damage_cb(void *arg)
+{
+	int *calls = arg;
+
+	__atomic_add_fetch(calls, 1, __ATOMIC_SEQ_CST);
+}
+
+/*
+ * Damage under a running writer: its next transaction reads a damaged
+ * page (SQLITE_CORRUPT).  The damage callback runs once, nothing is
+ * retried, what is queued then and submitted after is counted as lost,
+ * and store_close() says so.
+ */
+static void
+test_damage_at_run_time(void **state)
+{
+	struct fx *fx = *state;
+	struct store_stats s;
+	int64_t root, psize, end;
+	int calls = 0;
+	sqlite3 *db;
+
+	open_fx(fx, 1000);
+	store_on_damage(fx->st, damage_cb, &calls);
+	assert_int_equal(store_start(fx->st), 0);
+	submit_n(fx->st, fx->ids[0], 1, 500);
+	wait_written(fx->st, 500, 15000);
+	/* Everything into the main file, then the root page of checks
+	 * overwritten there; another connection's write makes the writer
+	 * drop its cache and read the page again. */
+	db = conn(fx->db);
+	sql_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)");
+	root = sql_int(fx->db, "SELECT rootpage FROM sqlite_master "
+	    "WHERE name = 'checks'");
+	psize = sql_int(fx->db, "PRAGMA page_size");
+	damage_page(fx->db, root, psize);
+	sql_exec(db, "INSERT OR REPLACE INTO meta VALUES ('poke', '1')");
+	sqlite3_close(db);
+	submit_n(fx->st, fx->ids[0], 1000, 10);
+	end = wp_now_ms() + 15000;
+	while (__atomic_load_n(&calls, __ATOMIC_SEQ_CST) == 0 &&
+	    wp_now_ms() < end)
+		sleep_ms(5);
+	assert_int_equal(__atomic_load_n(&calls, __ATOMIC_SEQ_CST), 1);
+	submit_n(fx->st, fx->ids[0], 2000, 5);
+	sleep_ms(200);
+	store_get_stats(fx->st, &s);
+	assert_int_equal(s.write_errors, 1);
+	assert_int_equal(s.failing, 1);
+	assert_int_equal(s.written, 500);
+	assert_int_equal(store_close(fx->st), WP_EIO);
+	fx->st = NULL;
+	assert_int_equal(calls, 1);
 }
 
 static void
@@ -887,7 +985,7 @@ test_close_drains(void **state)
 	open_fx(fx, 10000);
 	assert_int_equal(store_start(fx->st), 0);
 	submit_n(fx->st, fx->ids[2], 1, 5000);
-	store_close(fx->st);
+	assert_int_equal(store_close(fx->st), 0);	/* nothing lost */
 	fx->st = NULL;
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM checks"), 5000);
 
@@ -915,7 +1013,8 @@ test_close_gives_up(void **state)
 	assert_int_equal(store_retention(fx->st, 5, 10, ret_done, &r), 0);
 	wait_failing(fx->st, 15000);
 	t0 = wp_now_ms();
-	store_close(fx->st);	/* bounded: gives up, logs the loss */
+	/* Bounded: gives up, logs the loss and reports it. */
+	assert_int_equal(store_close(fx->st), WP_EIO);
 	fx->st = NULL;
 	assert_true(wp_now_ms() - t0 < 10000);
 	/* The retention request still completes exactly once. */
@@ -966,6 +1065,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_schema_refused,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damaged_refused, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_damage_at_run_time, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_sync_monitors, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_bulk_10000, setup,
