@@ -317,8 +317,8 @@ explain(int rc, const char *path, const char *detail, char *err,
 		    "start with a new database", path, detail);
 	else if (damaged(rc))
 		snprintf(err, errlen, "store: %s: the database is damaged "
-		    "(%s); move it aside to start with a new database "
-		    "(sqlite3's .recover can save rows from it)", path, detail);
+		    "(%s); restore a backup, or move it aside to start with a "
+		    "new database", path, detail);
 	else
 		snprintf(err, errlen, "store: %s: %s", path, detail);
 }
