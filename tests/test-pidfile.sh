@@ -1,8 +1,8 @@
 #!/bin/bash
-# -d and its pidfile: the pidfile holds the daemon's PID while it runs and
-# is gone after a clean SIGTERM; a -d start that fails after writing it
-# (the listen port is taken) leaves none; a pidfile that no longer names
-# the agent is left alone.
+# -d and its pidfile: the pidfile (and the database's lock file) hold the
+# daemon's PID while it runs; the pidfile is gone after a clean SIGTERM; a
+# -d start that fails after writing it (the listen port is taken) leaves
+# none; a pidfile that no longer names the agent is left alone.
 . "$abs_top_srcdir/tests/lib.sh"
 
 start_httpd busy
@@ -40,6 +40,9 @@ daemon || fail "-d start failed"
 DPID=$(cat "$PIDFILE")
 PIDS+=("$DPID")
 kill -0 "$DPID" || fail "pidfile names $DPID, which is not running"
+# The database lock, taken after the fork, names the daemon too.
+[ "$(cat "$T/agent.db.lock")" = "$DPID" ] ||
+    fail "agent.db.lock names $(cat "$T/agent.db.lock"), not the daemon $DPID"
 kill -TERM "$DPID"
 wait_until 30 gone "$DPID" || fail "the daemon did not stop"
 [ ! -e "$PIDFILE" ] || fail "pidfile left after a clean stop: $(cat "$PIDFILE")"

@@ -61,6 +61,7 @@ m=$(rows web)
 wait_until 15 has_rows loopback $((n + 3)) || fail "ping stopped working after the drop"
 wait_until 15 has_rows web $((m + 3)) || fail "database not written after the drop"
 [ "$(stat -c %U "$DB")" = nobody ] || fail "database not handed to nobody"
+[ "$(stat -c %U "$DB.lock")" = nobody ] || fail "database lock not handed to nobody"
 [ "$(curl -fsS "$API/healthz")" = ok ] || fail "API after the drop"
 ok "after the drop: ICMP to 127.0.0.1 works, results are stored, the API answers"
 
