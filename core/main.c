@@ -424,8 +424,8 @@ static struct {
  * atexit: remove the pidfile if it still names us (another agent may have
  * replaced it), so neither a clean stop nor a failed start leaves a stale
  * PID behind.  After a privilege drop the folder may not let us remove it
- * (/run is root's): the file is then emptied through our descriptor, which
- * take_pidfile() treats as free.  Only the process that took it acts: a
+ * (/run is root's): the file is then emptied through our descriptor: an
+ * empty pidfile names no one.  Only the process that took it acts: a
  * fork would run this too.
  */
 static void
@@ -830,6 +830,7 @@ main(int argc, char **argv)
 	if (store_open(cfg->agent.database, 65536, &store, err,
 	    sizeof(err)) != 0) {
 		fprintf(stderr, "watchpost: %s\n", err);
+		config_free(cfg);
 		return 1;
 	}
 	opmon_end(op, OP_SUCCEEDED, NULL);
