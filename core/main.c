@@ -854,6 +854,8 @@ main(int argc, char **argv)
 		    err, sizeof(err)) != 0) {
 			fprintf(stderr, "watchpost: listen %s: %s\n",
 			    cfg->agent.listen, err);
+			free(token);
+			config_free(cfg);
 			return 1;
 		}
 	}

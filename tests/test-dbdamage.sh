@@ -93,13 +93,17 @@ grep -Eq "error store: $DB: [1-9][0-9]* result\(s\) never reached the database" 
 ok "damage at run time: logged once, the agent stops, exit 1: $(grep 'never reached' "$T/agent.log" | sed 's/.*store: //')"
 
 # Results lost at shutdown: another process holds the write lock through
-# the SIGTERM and past the writer's give-up time.
+# the SIGTERM and past the writer's give-up time, until the test releases
+# it (a FIFO; bounded by timeout if the test fails first).
 cp "$T/good.db" "$DB"
 rm -f "$DB-wal" "$DB-shm"
 start_agent "$T/agent.ini"
 n=$(rows)
 wait_until 15 at_least $((n + 5)) || fail "the agent stores nothing"
-sqlite3 "$DB" ".timeout 5000" "BEGIN IMMEDIATE" ".shell sleep 6" "COMMIT" &
+mkfifo "$T/release"
+sqlite3 "$DB" ".timeout 5000" "BEGIN IMMEDIATE" \
+    ".shell timeout 120 cat '$T/release' >/dev/null" "COMMIT" \
+    >"$T/locker.out" 2>&1 &
 LOCKER=$!
 PIDS+=("$LOCKER")
 wait_until 15 grep -q "store: write failed, retrying: database is locked" "$T/agent.log" ||
@@ -110,6 +114,7 @@ wait "$AGENT_PID" || rc=$?
 [ "$rc" -eq 1 ] || fail "exit status $rc with results lost, not 1"
 grep -Eq "error store: $DB: [1-9][0-9]* result\(s\) never reached the database: 0 dropped because the queue was full, [1-9][0-9]* discarded unwritten" \
     "$T/agent.log" || fail "the loss is not counted"
-wait "$LOCKER" || true
+echo >"$T/release"
+wait "$LOCKER" || fail "the lock holder failed: $(cat "$T/locker.out")"
 [ "$(sql "$DB" "PRAGMA integrity_check")" = ok ] || fail "integrity_check"
 ok "results lost at shutdown: exit 1: $(grep 'never reached' "$T/agent.log" | sed 's/.*store: //')"

@@ -53,7 +53,7 @@ conf "127.0.0.1:$busy_PORT"
 rc=0
 daemon || rc=$?
 [ "$rc" -eq 1 ] || fail "-d on a taken port: exit $rc, not 1"
-grep -q "listen 127.0.0.1:$busy_PORT" "$T/agent.log" || fail "the failure is not reported"
+grep -q "127.0.0.1:$busy_PORT" "$T/agent.log" || fail "the failure is not reported"
 [ ! -e "$PIDFILE" ] || fail "a failed -d start left a pidfile: $(cat "$PIDFILE")"
 ok "a failed -d start leaves no pidfile"
 
