@@ -29,8 +29,8 @@
  * Priority: a check that changed state, its outbox rows and delivery
  * updates are never dropped for a full queue.  A plain check is refused
  * when the queue is full; one of those items instead sheds the newest
- * queued plain check outside the batch the writer is writing (`busy`), and
- * takes its place at the tail.
+ * queued plain check outside the batch the writer is writing (`busy`, at
+ * most half the queue), and takes its place at the tail.
  *
  * Checkpoints: SQLite's automatic checkpoint runs inside the COMMIT that
  * crosses 1,000 WAL pages, copying them into the database file and syncing
@@ -146,6 +146,8 @@ struct store {
 	struct item *ring;
 	size_t cap, head, count;
 	size_t gather_rows;	/* GATHER_ROWS, or half of a smaller queue */
+	size_t batch_max;	/* BATCH_MAX, or half of a smaller queue, so
+				   half the queue can always be shed */
 	struct retention *ret, *ret_tail;
 	size_t busy;		/* head items the writer is writing */
 	void (*on_commit)(void *, const struct store_alert *, size_t);
@@ -649,6 +651,8 @@ store_open(const char *path, size_t queue_capacity, struct store **out,
 	st->cap = queue_capacity;
 	st->gather_rows = queue_capacity / 2 < GATHER_ROWS ?
 	    (queue_capacity > 1 ? queue_capacity / 2 : 1) : GATHER_ROWS;
+	st->batch_max = queue_capacity / 2 < BATCH_MAX ?
+	    (queue_capacity > 1 ? queue_capacity / 2 : 1) : BATCH_MAX;
 	st->stats.queue_capacity = queue_capacity;
 	pthread_mutex_init(&st->mu, NULL);
 	pthread_mutex_init(&st->rmu, NULL);
@@ -1516,7 +1520,7 @@ writer_run(struct store *st)
 				sqlite3_busy_timeout(st->db, (int)left);
 		}
 		head = st->head;
-		n = st->count < BATCH_MAX ? st->count : BATCH_MAX;
+		n = st->count < st->batch_max ? st->count : st->batch_max;
 		st->busy = n;
 		r = st->stopping ? NULL : st->ret;
 		pthread_mutex_unlock(&st->mu);

@@ -53,7 +53,7 @@ pending_of() {
 is() { [ "$("$@" 2>/dev/null)" = "$EXPECT" ]; }
 at_least() { local v; v=$("${@:2}") && [ -n "$v" ] && [ "$v" -ge "$1" ]; }
 checks_since() { q "SELECT count(*) FROM checks WHERE ts >= $1"; }
-accepted() { grep -c "\"monitor\": *\"$1\"" "$T/accepted.jsonl" 2>/dev/null || true; }
+accepted() { cat "$T/accepted.jsonl" 2>/dev/null | grep -c "\"monitor\": *\"$1\"" || true; }
 metric() { curl -fsS "$API/metrics" | sed -n "s/^$1 //p"; }
 
 start_agent "$T/agent.ini"
