@@ -71,12 +71,12 @@ wait_until 15 at_least 1 metric watchpost_store_dropped_total || fail "nothing d
 # b goes DOWN with the queue full and the database locked.
 kill "$victim_PID"
 wait_until 15 grep -q 'monitor b: up -> DOWN' "$T/agent.log" || fail "b did not go down"
-wait_until 15 at_least 1 metric watchpost_store_shed_total ||
-    fail "the state change shed no plain check row"
 # Give a delivery from memory time to happen (there must be none).
 sleep 1
 [ "$(hook_count b hook)" = 0 ] ||
     fail "the alert was sent before its outbox row was committed"
+wait_until 15 at_least 1 metric watchpost_store_shed_total ||
+    fail "the state change shed no plain check row"
 kill -0 "$LOCK_PID" 2>/dev/null || fail "the lock was released too early for the test"
 [ "$(pending_of b)" = 0 ] || fail "the outbox row was committed through the lock?"
 shed=$(metric watchpost_store_shed_total)
