@@ -1484,7 +1484,7 @@ writer_run(struct store *st)
 	int64_t backoff = 0, fail_since = 0, deleted, t0, left, stop_deadline;
 	uint64_t nchecks;
 	size_t head, n, i;
-	int brc, rrc, finished;
+	int brc, rrc, finished, watched_at_stop = 0;
 	unsigned fails = 0;
 	double ms;
 
@@ -1495,7 +1495,11 @@ writer_run(struct store *st)
 			timespec_at(&ts, st->watch_next_ms);
 			pthread_cond_timedwait(&st->cv, &st->mu, &ts);
 		}
-		if (wp_now_ms() >= st->watch_next_ms) {
+		/* Also once when the stop comes: the last rows must not go
+		 * to a deleted file. */
+		if (wp_now_ms() >= st->watch_next_ms ||
+		    (st->stopping && !watched_at_stop)) {
+			watched_at_stop = st->stopping;
 			pthread_mutex_unlock(&st->mu);
 			watch_files(st);
 			pthread_mutex_lock(&st->mu);
