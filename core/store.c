@@ -10,10 +10,10 @@
  * writer transactions when it writes monitors.
  *
  * Queue: a ring of `cap` items.  Submitters append at the tail under `mu`;
- * the writer reads up to BATCH_MAX items from the head without holding `mu`
- * (submitters never touch occupied slots) and pops them only after COMMIT,
- * so a failed transaction loses nothing and a failing database fills the
- * queue, at which point new items are dropped and counted.
+ * the writer reads up to `batch_max` items from the head without holding
+ * `mu` (submitters never touch those `busy` slots) and pops them only after
+ * COMMIT, so a failed transaction loses nothing and a failing database
+ * fills the queue, at which point new plain checks are dropped and counted.
  *
  * Group commit: a transaction costs far more than a row (the WAL frames of
  * every page touched, file locks, a wake-up), and checks spread over their
@@ -31,6 +31,12 @@
  * when the queue is full; one of those items instead sheds the newest
  * queued plain check outside the batch the writer is writing (`busy`, at
  * most half the queue), and takes its place at the tail.
+ *
+ * The file: SQLite keeps writing to a database file that was deleted, or
+ * that another file was moved over, and the next start would find a fresh
+ * one.  So the writer checks every WATCH_MS that the path, -wal and -shm
+ * still name the files it opened (three stat calls), and if not, copies the
+ * database it still has open back to the path (recover_file()).
  *
  * Checkpoints: SQLite's automatic checkpoint runs inside the COMMIT that
  * crosses 1,000 WAL pages, copying them into the database file and syncing
