@@ -1257,8 +1257,9 @@ open_all(struct store *st, char *err, size_t errlen)
  * descriptors, so it copies them to PATH.recover (VACUUM INTO); then
  * every connection to the old files is closed, the old -wal and -shm are
  * removed (SQLite would replay that WAL into the new file), a file found
- * at PATH is kept as PATH.replaced, and the copy takes PATH and is
- * reopened.  Ids are the old file's, so what is queued or in memory
+ * at PATH is kept as PATH.replaced (its -wal and -shm, which SQLite
+ * would also replay, as PATH.replaced-wal and -shm), and the copy takes
+ * PATH and is reopened.  Ids are the old file's, so what is queued or in memory
  * refers to the right monitors and alerts.  0, or WP_EIO with err set:
  * if the copy failed the old connections stay (writes go on to the old
  * file); if the reopen failed st->db is NULL.  Either way the next call
@@ -1269,7 +1270,7 @@ recover_file(struct store *st, char *err, size_t errlen)
 {
 	static const char *const sfx[3] = { "", "-wal", "-shm" };
 	struct file_id now[3];
-	char tmp[PATH_MAX], name[PATH_MAX];
+	char tmp[PATH_MAX], name[PATH_MAX], side[PATH_MAX];
 	char *sql;
 	int rc, i;
 
@@ -1284,19 +1285,23 @@ recover_file(struct store *st, char *err, size_t errlen)
 			return WP_EIO;
 		}
 		close_all(st);
+		/* What is at the path now: the old -wal and -shm go; a
+		 * foreign file goes aside with its -wal and -shm. */
 		file_ids(st->path, now);
-		for (i = 1; i < 3; i++) {
+		for (i = 2; i >= 0; i--) {
+			if (now[i].ino == 0)
+				continue;
 			snprintf(name, sizeof(name), "%s%s", st->path, sfx[i]);
-			if (now[i].ino != 0 && now[i].ino == st->files[i].ino &&
-			    now[i].dev == st->files[i].dev)
-				(void)unlink(name);
-		}
-		if (now[0].ino != 0 && (now[0].ino != st->files[0].ino ||
-		    now[0].dev != st->files[0].dev)) {
-			snprintf(name, sizeof(name), "%s.replaced", st->path);
-			if (rename(st->path, name) == 0)
+			snprintf(side, sizeof(side), "%s.replaced%s", st->path,
+			    sfx[i]);
+			if (now[i].ino == st->files[i].ino &&
+			    now[i].dev == st->files[i].dev) {
+				if (i > 0)
+					(void)unlink(name);
+			} else if (rename(name, side) == 0) {
 				wp_err("store: the file found at %s is kept as "
-				    "%s", st->path, name);
+				    "%s", name, side);
+			}
 		}
 		if (rename(tmp, st->path) != 0) {
 			snprintf(err, errlen, "renaming its copy (.recover) "

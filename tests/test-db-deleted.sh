@@ -5,8 +5,8 @@
 # seconds with the monitors, the state, the pending alert and the history,
 # and go on writing check rows there; once the receiver accepts, the alert
 # arrives exactly once, and a restart raises no new DOWN.  Then another
-# file is moved over the database: the same, and that file is kept as
-# agent.db.replaced.
+# file is moved over the database, with a -wal of its own: the same, and
+# those files are kept as agent.db.replaced and agent.db.replaced-wal.
 . "$abs_top_srcdir/tests/lib.sh"
 
 start_httpd web
@@ -108,13 +108,17 @@ kill -HUP "$AGENT_PID"
 EXPECT=up wait_until 15 is state_of down || fail "monitor down did not come up"
 EXPECT=1 wait_until 15 is pending_of down || fail "the UP alert is not pending"
 sql "$T/other.db" "CREATE TABLE other(x); INSERT INTO other VALUES (42)"
+echo "not our WAL" >"$T/other.db-wal"
 history=$(q "SELECT count(*) FROM checks")
 t_mv=$(date +%s%3N)
 mv "$T/other.db" "$DB"
+mv "$T/other.db-wal" "$DB-wal"
 wait_until 15 grep -q "store: $DB was replaced by another file" "$T/agent.log" ||
     fail "the replacement was not noticed"
 wait_until 15 grep -q "store: $DB recreated" "$T/agent.log" ||
     fail "the database was not recreated after the replacement"
+[ "$(cat "$DB.replaced-wal")" = "not our WAL" ] ||
+    fail "the -wal moved over ours was not kept beside it"
 [ "$(sql "$DB.replaced" "SELECT x FROM other")" = 42 ] ||
     fail "the file moved over the database was not kept"
 [ "$(q "SELECT id || name FROM monitors ORDER BY id" | tr '\n' ' ')" = "$ids" ] ||
