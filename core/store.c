@@ -1193,7 +1193,7 @@ close_stale(sqlite3 *db)
 	sqlite3_close(db);
 }
 
-/* Close all three connections (writer thread; mu not held).  The
+/* Close all three connections (writer thread; rmu held, mu not).  The
  * checkpoint thread closes its own, unless it has exited. */
 static void
 close_all(struct store *st)
@@ -1203,10 +1203,8 @@ close_all(struct store *st)
 	finalize_writer(st);
 	close_stale(st->db);
 	st->db = NULL;
-	pthread_mutex_lock(&st->rmu);
 	close_stale(st->rdb);
 	st->rdb = NULL;
-	pthread_mutex_unlock(&st->rmu);
 	pthread_mutex_lock(&st->mu);
 	if (st->ckpt_started && !st->ckpt_exited) {
 		st->ckpt_drop = 1;
@@ -1220,8 +1218,8 @@ close_all(struct store *st)
 	close_stale(cdb);
 }
 
-/* Open the three connections to st->path again (writer thread; mu not
- * held).  0, or WP_EIO with err set and every connection closed. */
+/* Open the three connections to st->path again (writer thread; rmu held,
+ * mu not).  0, or WP_EIO with err set and every connection closed. */
 static int
 open_all(struct store *st, char *err, size_t errlen)
 {
@@ -1241,9 +1239,7 @@ open_all(struct store *st, char *err, size_t errlen)
 		sqlite3_wal_hook(st->db, wal_hook, st);
 		sqlite3_wal_autocheckpoint(rdb, 0);
 	}
-	pthread_mutex_lock(&st->rmu);
 	st->rdb = rdb;
-	pthread_mutex_unlock(&st->rmu);
 	pthread_mutex_lock(&st->mu);
 	st->cdb = cdb;
 	pthread_mutex_unlock(&st->mu);
@@ -1260,7 +1256,9 @@ open_all(struct store *st, char *err, size_t errlen)
  * at PATH is kept as PATH.replaced (its -wal and -shm, which SQLite
  * would also replay, as PATH.replaced-wal and -shm), and the copy takes
  * PATH and is reopened.  Ids are the old file's, so what is queued or in memory
- * refers to the right monitors and alerts.  0, or WP_EIO with err set:
+ * refers to the right monitors and alerts.  rmu is held throughout, so a
+ * monitor sync cannot write to the old file after the copy.  0, or WP_EIO
+ * with err set:
  * if the copy failed the old connections stay (writes go on to the old
  * file); if the reopen failed st->db is NULL.  Either way the next call
  * goes on from there.
@@ -1275,6 +1273,8 @@ recover_file(struct store *st, char *err, size_t errlen)
 	int rc, i;
 
 	snprintf(tmp, sizeof(tmp), "%s.recover", st->path);
+	pthread_mutex_lock(&st->rmu);
+	rc = WP_EIO;
 	if (st->db != NULL) {
 		(void)unlink(tmp);
 		sql = sqlite3_mprintf("VACUUM INTO %Q", tmp);
@@ -1282,8 +1282,9 @@ recover_file(struct store *st, char *err, size_t errlen)
 		sqlite3_free(sql);
 		if (rc != 0) {
 			(void)unlink(tmp);
-			return WP_EIO;
+			goto out;
 		}
+		rc = WP_EIO;
 		close_all(st);
 		/* What is at the path now: the old -wal and -shm go; a
 		 * foreign file goes aside with its -wal and -shm. */
@@ -1306,17 +1307,20 @@ recover_file(struct store *st, char *err, size_t errlen)
 		if (rename(tmp, st->path) != 0) {
 			snprintf(err, errlen, "renaming its copy (.recover) "
 			    "into place: %s", strerror(errno));
-			return WP_EIO;
+			goto out;
 		}
 	} else if (access(tmp, F_OK) == 0 && rename(tmp, st->path) != 0) {
 		snprintf(err, errlen, "renaming its copy (.recover) "
 		    "into place: %s", strerror(errno));
-		return WP_EIO;
+		goto out;
 	}
 	if (open_all(st, err, errlen) != 0)
-		return WP_EIO;
+		goto out;
 	file_ids(st->path, st->files);
-	return 0;
+	rc = 0;
+out:
+	pthread_mutex_unlock(&st->rmu);
+	return rc;
 }
 
 /*
