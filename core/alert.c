@@ -1,3 +1,15 @@
+/*
+ * Order: the deliveries of one monitor to one section form a chain, oldest
+ * (lowest id) first.  Only its head is delivered, retried and backed off;
+ * the next starts once the head is accepted (2xx) or dropped, so a
+ * receiver sees one monitor's alerts in the order they were raised, even
+ * after an outage or a restart.  A chain's head is also the only one with
+ * a running timer or operation.
+ *
+ * Durability: a delivery starts only once its outbox row is committed.
+ * The store's writer says so (store_on_commit()), through host_post() to
+ * the loop thread: alert_released().  Rows loaded at start are committed.
+ */
 #include "config.h"
 
 #include <inttypes.h>
@@ -25,6 +37,8 @@ struct target {
 	struct instance *in;
 };
 
+struct chain;
+
 /* One alert waiting for (or in) delivery. */
 struct delivery {
 	int64_t id;
@@ -32,9 +46,21 @@ struct delivery {
 	char *target;            /* alert section name */
 	struct wp_alert a;       /* strings below are owned */
 	struct wp_op *op;        /* in flight, or NULL */
+	int committed;           /* its outbox row is in the database */
 	uv_timer_t timer;        /* back-off */
-	struct delivery *prev, *next;
+	struct chain *chain;
+	struct delivery *next;   /* the next (newer) of its chain */
 };
+
+/* The deliveries of one (monitor, section), oldest first. */
+struct chain {
+	int64_t monitor_id;
+	char *target;
+	struct delivery *head, *tail;
+	struct chain *next;      /* in its hash bucket */
+};
+
+#define N_BUCKETS 1024
 
 struct prepared {
 	struct target *targets;
@@ -44,8 +70,8 @@ struct prepared {
 static struct store *store;
 static struct target *targets;
 static size_t n_targets;
-static struct delivery *queue_head;
-static unsigned in_flight;
+static struct chain *buckets[N_BUCKETS];
+static unsigned n_pending, in_flight;
 static int stopping;
 static int64_t next_id;
 static int64_t backoff_max_ms = 300000;
@@ -68,26 +94,67 @@ delivery_free_cb(uv_handle_t *h)
 	free(d);
 }
 
-static void
-delivery_unlink_free(struct delivery *d)
+static size_t
+bucket_of(int64_t monitor_id, const char *target)
 {
-	if (d->prev)
-		d->prev->next = d->next;
-	else
-		queue_head = d->next;
-	if (d->next)
-		d->next->prev = d->prev;
+	size_t h = (size_t)monitor_id * 2654435761u;
+
+	while (*target)
+		h = h * 33 + (unsigned char)*target++;
+	return h % N_BUCKETS;
+}
+
+/* The chain of (monitor_id, target), created if CREATE, else NULL. */
+static struct chain *
+find_chain(int64_t monitor_id, const char *target, int create)
+{
+	size_t b = bucket_of(monitor_id, target);
+	struct chain *c;
+
+	for (c = buckets[b]; c != NULL; c = c->next)
+		if (c->monitor_id == monitor_id && strcmp(c->target, target) == 0)
+			return c;
+	if (!create)
+		return NULL;
+	c = wp_xcalloc(1, sizeof(*c));
+	c->monitor_id = monitor_id;
+	c->target = wp_xstrdup(target);
+	c->next = buckets[b];
+	buckets[b] = c;
+	return c;
+}
+
+/* Remove and free the head of C, and C itself once it is empty. */
+static void
+chain_pop(struct chain *c)
+{
+	struct delivery *d = c->head;
+	struct chain **pp;
+
+	c->head = d->next;
+	if (c->head == NULL) {
+		for (pp = &buckets[bucket_of(c->monitor_id, c->target)];
+		    *pp != c; pp = &(*pp)->next)
+			;
+		*pp = c->next;
+		free(c->target);
+		free(c);
+	}
+	n_pending--;
 	uv_timer_stop(&d->timer);
 	uv_close((uv_handle_t *)&d->timer, delivery_free_cb);
 }
 
+/* A new delivery at the tail of its chain; committed says whether its
+ * outbox row is already in the database. */
 static struct delivery *
 delivery_new(int64_t id, int64_t monitor_id, const char *target,
     const char *monitor, const char *type, const char *state,
     const char *previous, int64_t ts_ms, const char *error,
-    const char *reason, double latency_ms)
+    const char *reason, double latency_ms, int committed)
 {
 	struct delivery *d = wp_xcalloc(1, sizeof(*d));
+	struct chain *c = find_chain(monitor_id, target, 1);
 
 	d->id = id;
 	d->monitor_id = monitor_id;
@@ -102,12 +169,16 @@ delivery_new(int64_t id, int64_t monitor_id, const char *target,
 	d->a.error = error ? wp_xstrdup(error) : NULL;
 	d->a.reason = reason ? wp_xstrdup(reason) : NULL;
 	d->a.latency_ms = latency_ms;
+	d->committed = committed;
 	uv_timer_init(wp_loop, &d->timer);
 	d->timer.data = d;
-	d->next = queue_head;
-	if (queue_head)
-		queue_head->prev = d;
-	queue_head = d;
+	d->chain = c;
+	if (c->head != NULL)
+		c->tail->next = d;
+	else
+		c->head = d;
+	c->tail = d;
+	n_pending++;
 	return d;
 }
 
@@ -154,6 +225,19 @@ retry_cb(uv_timer_t *t)
 	try_deliver(t->data);
 }
 
+/* D (a chain's head) is done: accepted, or dropped.  The next of its
+ * chain, if any, starts now. */
+static void
+head_done(struct delivery *d)
+{
+	struct chain *c = d->chain;
+	int more = d->next != NULL;
+
+	chain_pop(c);
+	if (more)
+		try_deliver(c->head);
+}
+
 static void
 delivered_cb(void *arg, const struct wp_result *res, enum op_outcome outcome)
 {
@@ -168,7 +252,7 @@ delivered_cb(void *arg, const struct wp_result *res, enum op_outcome outcome)
 		    d->a.attempt + 1);
 		if (store)
 			store_submit_delivery(store, d->id, 1, NULL);
-		delivery_unlink_free(d);
+		head_done(d);
 		return;
 	}
 	n_failed_attempts++;
@@ -185,13 +269,16 @@ delivered_cb(void *arg, const struct wp_result *res, enum op_outcome outcome)
 	    0);
 }
 
+/* Start delivering D if it may go now: the head of its chain, its row
+ * committed, not in flight or backing off, not stopping. */
 static void
 try_deliver(struct delivery *d)
 {
 	struct target *t;
 	char name[192];
 
-	if (stopping || d->op != NULL)
+	if (stopping || d->op != NULL || !d->committed ||
+	    d != d->chain->head || uv_is_active((uv_handle_t *)&d->timer))
 		return;
 	t = find_target(d->target);
 	if (t == NULL) {
@@ -201,13 +288,59 @@ try_deliver(struct delivery *d)
 		    d->a.state, d->a.monitor, d->id);
 		if (store)
 			store_submit_delivery(store, d->id, 1, "alert removed");
-		delivery_unlink_free(d);
+		head_done(d);
 		return;
 	}
 	snprintf(name, sizeof(name), "alert %s: %s", d->target, d->a.monitor);
 	in_flight++;
 	d->op = opmon_run(t->in, OPC_ALERT, name, t->timeout_ms, d->a.attempt,
 	    &d->a, delivered_cb, d);
+}
+
+/* Rows the writer committed, on their way to the loop thread. */
+struct released {
+	size_t n;
+	struct store_alert rows[];
+};
+
+static void
+released_cb(void *arg)
+{
+	struct released *r = arg;
+
+	alert_released(r->rows, r->n);
+	free(r);
+}
+
+/* store_on_commit() callback, on the writer thread: copy and post. */
+static void
+committed_cb(void *arg, const struct store_alert *rows, size_t n)
+{
+	struct released *r = wp_xmalloc(sizeof(*r) + n * sizeof(*rows));
+
+	(void)arg;
+	r->n = n;
+	memcpy(r->rows, rows, n * sizeof(*rows));
+	host_post(released_cb, r);
+}
+
+void
+alert_released(const struct store_alert *rows, size_t n)
+{
+	struct delivery *d;
+	struct chain *c;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		c = find_chain(rows[i].monitor_id, rows[i].alert_name, 0);
+		for (d = c != NULL ? c->head : NULL; d != NULL; d = d->next)
+			if (d->id == rows[i].id)
+				break;
+		if (d == NULL)
+			continue; /* gone (alert_free()) */
+		d->committed = 1;
+		try_deliver(c->head);
+	}
 }
 
 int
@@ -242,7 +375,7 @@ alert_init(struct store *st)
 		    json_integer_value(json_object_get(o, "timestamp_ms")),
 		    json_is_string(e) ? json_string_value(e) : NULL,
 		    json_is_string(r) ? json_string_value(r) : NULL,
-		    json_number_value(json_object_get(o, "latency_ms")));
+		    json_number_value(json_object_get(o, "latency_ms")), 1);
 		d->a.attempt = (unsigned)p[i].attempts;
 		json_decref(o);
 	}
@@ -250,20 +383,23 @@ alert_init(struct store *st)
 		wp_info("alert: %zu undelivered alert(s) from before the "
 		    "restart", n);
 	store_free_pending(p, n);
+	store_on_commit(st, committed_cb, NULL);
 	return 0;
 }
 
-/* Deliveries loaded at start wait until the targets exist. */
+/* Deliveries loaded at start wait until the targets exist; after a
+ * reload, a removed section drops its chains. */
 static void
 kick_all(void)
 {
-	struct delivery *d, *next;
+	struct chain *c, *next;
+	size_t b;
 
-	for (d = queue_head; d != NULL; d = next) {
-		next = d->next;
-		if (d->op == NULL && !uv_is_active((uv_handle_t *)&d->timer))
-			try_deliver(d);
-	}
+	for (b = 0; b < N_BUCKETS; b++)
+		for (c = buckets[b]; c != NULL; c = next) {
+			next = c->next;
+			try_deliver(c->head);
+		}
 }
 
 int
@@ -358,7 +494,7 @@ alert_raise(int64_t monitor_id, const char *monitor, const char *type,
 		const char *name = all_alerts ? targets[i].name : alerts[i];
 		struct delivery *d = delivery_new(next_id++, monitor_id, name,
 		    monitor, type, state, previous, ts_ms, error, reason,
-		    latency_ms);
+		    latency_ms, 0);
 
 		out[n].id = d->id;
 		out[n].monitor_id = monitor_id;
@@ -367,7 +503,6 @@ alert_raise(int64_t monitor_id, const char *monitor, const char *type,
 		out[n].payload = payload_json(d);
 		out[n].created_ms = wp_wall_ms();
 		n++;
-		try_deliver(d);
 	}
 	return n;
 }
@@ -375,11 +510,13 @@ alert_raise(int64_t monitor_id, const char *monitor, const char *type,
 void
 alert_stop(void)
 {
-	struct delivery *d;
+	struct chain *c;
+	size_t b;
 
 	stopping = 1;
-	for (d = queue_head; d != NULL; d = d->next)
-		uv_timer_stop(&d->timer);
+	for (b = 0; b < N_BUCKETS; b++)
+		for (c = buckets[b]; c != NULL; c = c->next)
+			uv_timer_stop(&c->head->timer);
 }
 
 unsigned
@@ -391,14 +528,9 @@ alert_in_flight(void)
 void
 alert_metrics(struct wp_buf *b)
 {
-	struct delivery *d;
-	unsigned pending = 0;
-
-	for (d = queue_head; d != NULL; d = d->next)
-		pending++;
 	wp_buf_printf(b, "# HELP watchpost_alerts_pending Alerts in the outbox."
 	    "\n# TYPE watchpost_alerts_pending gauge\nwatchpost_alerts_pending "
-	    "%u\n", pending);
+	    "%u\n", n_pending);
 	wp_buf_printf(b, "# HELP watchpost_alerts_delivered_total Alerts "
 	    "delivered.\n# TYPE watchpost_alerts_delivered_total counter\n"
 	    "watchpost_alerts_delivered_total %" PRIu64 "\n", n_delivered);
@@ -415,8 +547,13 @@ alert_metrics(struct wp_buf *b)
 void
 alert_free(void)
 {
-	while (queue_head != NULL)
-		delivery_unlink_free(queue_head);
+	size_t b;
+
+	/* After this the writer posts nothing more (store_on_commit()). */
+	store_on_commit(store, NULL, NULL);
+	for (b = 0; b < N_BUCKETS; b++)
+		while (buckets[b] != NULL)
+			chain_pop(buckets[b]);
 	free_targets(targets, n_targets);
 	targets = NULL;
 	n_targets = 0;

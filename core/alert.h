@@ -3,10 +3,13 @@
  *
  * A state change creates one delivery per alert section the monitor names.
  * Each delivery is written to the store's outbox in the same transaction as
- * the check that caused it, and delivered by the section's plugin under the
- * operation monitor, retried with exponential back-off (1 s doubling, capped
- * at 5 min, or $WATCHPOST_ALERT_BACKOFF_MAX_MS for tests) until a 2xx.
- * Undelivered alerts survive restarts.  A delivery never delays a check.
+ * the check that caused it and, once that transaction has committed,
+ * delivered by the section's plugin under the operation monitor, retried
+ * with exponential back-off (1 s doubling, capped at 5 min, or
+ * $WATCHPOST_ALERT_BACKOFF_MAX_MS for tests) until a 2xx.  Per monitor and
+ * section, deliveries go one at a time in the order they were raised: a
+ * later one waits until the earlier ones are accepted.  Undelivered
+ * alerts survive restarts.  A delivery never delays a check.
  * Loop thread only.
  */
 #ifndef WP_ALERT_H
@@ -32,12 +35,18 @@ void alert_commit(void *prepared);
 void alert_abort(void *prepared);
 
 /* A state change of a monitor: fill out[] (up to max) with the outbox rows
- * for the store and queue their deliveries.  Returns how many. */
+ * for the store and queue their deliveries, which start once the store
+ * has committed the rows (alert_released()).  Returns how many. */
 size_t alert_raise(int64_t monitor_id, const char *monitor, const char *type,
     int all_alerts, char *const *alerts, size_t n_alerts,
     const char *state, const char *previous, int64_t ts_ms,
     const char *error, const char *reason, double latency_ms,
     struct store_alert *out, size_t max);
+
+/* Outbox rows ROWS are committed, or can never be (the store refused
+ * them): their deliveries may start.  Only id, monitor_id and alert_name
+ * are read.  Rows of unknown deliveries are ignored. */
+void alert_released(const struct store_alert *rows, size_t n);
 
 /* Stop retrying (shutdown); in-flight deliveries finish or time out. */
 void alert_stop(void);

@@ -613,6 +613,16 @@ render_metrics(void *arg)
 		    "watchpost_store_dropped_total counter\n"
 		    "watchpost_store_dropped_total %llu\n",
 		    (unsigned long long)ss.dropped);
+		wp_buf_printf(&b, "# HELP watchpost_store_shed_total Queued "
+		    "check rows shed to make room for state changes and "
+		    "alerts.\n# TYPE watchpost_store_shed_total counter\n"
+		    "watchpost_store_shed_total %llu\n",
+		    (unsigned long long)ss.shed);
+		wp_buf_printf(&b, "# HELP watchpost_store_recreated_total Times "
+		    "the database file was recreated after being deleted or "
+		    "replaced.\n# TYPE watchpost_store_recreated_total counter"
+		    "\nwatchpost_store_recreated_total %llu\n",
+		    (unsigned long long)ss.recovered);
 		wp_buf_printf(&b, "# HELP watchpost_store_write_errors_total "
 		    "Failed write transactions.\n# TYPE "
 		    "watchpost_store_write_errors_total counter\n"

@@ -326,9 +326,11 @@ finish_check(struct monitor *m, const struct wp_result *r)
 	c.first_byte_ms = r->first_byte_ms;
 	c.cert_expiry = r->cert_expiry;
 	c.state_changed = prev != now;
-	if (store_submit(store, &c, alerts, n_alerts) != 0)
-		wp_debug("monitor %s: store queue full; result dropped",
-		    m->name);
+	if (store_submit(store, &c, alerts, n_alerts) == 0)
+		return;
+	wp_debug("monitor %s: store queue full; result dropped", m->name);
+	/* Never stored, so never committed: deliver from memory. */
+	alert_released(alerts, n_alerts);
 }
 
 static void

@@ -10,10 +10,10 @@
  * writer transactions when it writes monitors.
  *
  * Queue: a ring of `cap` items.  Submitters append at the tail under `mu`;
- * the writer reads up to BATCH_MAX items from the head without holding `mu`
- * (submitters never touch occupied slots) and pops them only after COMMIT,
- * so a failed transaction loses nothing and a failing database fills the
- * queue, at which point new items are dropped and counted.
+ * the writer reads up to `batch_max` items from the head without holding
+ * `mu` (submitters never touch those `busy` slots) and pops them only after
+ * COMMIT, so a failed transaction loses nothing and a failing database
+ * fills the queue, at which point new plain checks are dropped and counted.
  *
  * Group commit: a transaction costs far more than a row (the WAL frames of
  * every page touched, file locks, a wake-up), and checks spread over their
@@ -21,9 +21,22 @@
  * waits until it is GATHER_MS old or GATHER_ROWS items are queued, then
  * writes them all in one transaction.  Only the writer waits: submitters
  * never block, and they wake the writer only when the queue becomes
- * non-empty or reaches GATHER_ROWS, not for every item.  Alerts do not
- * wait for the commit (they are delivered from memory), so the gathering
- * delays only what readers of the database see, by at most GATHER_MS.
+ * non-empty or reaches GATHER_ROWS, not for every item.  An alert is
+ * delivered only once its outbox row is committed (store_on_commit()), so
+ * the gathering delays alerts, and what readers of the database see, by at
+ * most GATHER_MS.
+ *
+ * Priority: a check that changed state, its outbox rows and delivery
+ * updates are never dropped for a full queue.  A plain check is refused
+ * when the queue is full; one of those items instead sheds the newest
+ * queued plain check outside the batch the writer is writing (`busy`, at
+ * most half the queue), and takes its place at the tail.
+ *
+ * The file: SQLite keeps writing to a database file that was deleted, or
+ * that another file was moved over, and the next start would find a fresh
+ * one.  So the writer checks every WATCH_MS that the path, -wal and -shm
+ * still name the files it opened (three stat calls), and if not, copies the
+ * database it still has open back to the path (recover_file()).
  *
  * Checkpoints: SQLite's automatic checkpoint runs inside the COMMIT that
  * crosses 1,000 WAL pages, copying them into the database file and syncing
@@ -34,13 +47,17 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
 
 #include <sqlite3.h>
 
@@ -71,6 +88,7 @@
 #define GATHER_ROWS	256	/* ... or until this many (at most half the
 				   queue, so gathering never fills it) */
 #define QUICK_CHECK_MS	5000	/* the start-up check's time cap */
+#define WATCH_MS	1000	/* how often the files are checked */
 
 enum item_kind { ITEM_CHECK, ITEM_DELIVERY };
 
@@ -90,6 +108,12 @@ struct item {
 			char error[256];
 		} dlv;
 	} u;
+};
+
+/* Which file a path names (0, 0: none). */
+struct file_id {
+	dev_t dev;
+	ino_t ino;
 };
 
 /* A retention request; only the writer changes it once queued. */
@@ -129,10 +153,17 @@ struct store {
 	struct item *ring;
 	size_t cap, head, count;
 	size_t gather_rows;	/* GATHER_ROWS, or half of a smaller queue */
+	size_t batch_max;	/* BATCH_MAX, or half of a smaller queue, so
+				   half the queue can always be shed */
 	struct retention *ret, *ret_tail;
+	size_t busy;		/* head items the writer is writing */
+	void (*on_commit)(void *, const struct store_alert *, size_t);
+	void *on_commit_arg;
 	int stopping;
 	int ckpt_want;		/* the WAL hook asked for a checkpoint */
-	pthread_cond_t ckpt_cv;	/* ckpt_want or stopping changed */
+	int ckpt_drop;		/* the writer asks it to close cdb */
+	int ckpt_exited;
+	pthread_cond_t ckpt_cv;	/* ckpt_want, ckpt_drop or stopping changed */
 	int64_t giveup_ms;	/* monotonic; only meaningful while stopping */
 	struct store_stats stats;
 	/* Writer thread only: when the last batch began, got the write
@@ -145,6 +176,14 @@ struct store {
 	int damaged;
 	void (*on_damage)(void *);
 	void *damage_arg;
+	/* Writer thread only: the database, -wal and -shm it opened, when
+	 * to look at them next, a recovery under way, and the outbox rows of
+	 * the last committed batch (for on_commit). */
+	struct file_id files[3];
+	int64_t watch_next_ms;
+	int recovering;
+	struct store_alert *done_rows;
+	size_t done_cap;
 };
 
 /* SQL for each schema version; migration i brings version i to i + 1. */
@@ -511,6 +550,8 @@ finalize_writer(struct store *st)
 	}
 }
 
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames);
+
 /* Release everything store_open() acquired; the writer must be stopped. */
 static void
 destroy(struct store *st)
@@ -530,6 +571,7 @@ destroy(struct store *st)
 	pthread_mutex_destroy(&st->mu);
 	pthread_cond_destroy(&st->cv);
 	pthread_cond_destroy(&st->ckpt_cv);
+	free(st->done_rows);
 	free(st->path);
 	free(st);
 }
@@ -616,42 +658,45 @@ check_file(sqlite3 *db, const char *path, char *err, size_t errlen)
 	return WP_EIO;
 }
 
-int
-store_open(const char *path, size_t queue_capacity, struct store **out,
-    char *err, size_t errlen)
+/* What PATH, PATH-wal and PATH-shm name now (a missing file: 0, 0). */
+static void
+file_ids(const char *path, struct file_id out[3])
 {
-	struct store *st = NULL;
-	pthread_condattr_t ca;
+	static const char *const sfx[3] = { "", "-wal", "-shm" };
+	char name[PATH_MAX];
+	struct stat sb;
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		snprintf(name, sizeof(name), "%s%s", path, sfx[i]);
+		if (stat(name, &sb) == 0) {
+			out[i].dev = sb.st_dev;
+			out[i].ino = sb.st_ino;
+		} else {
+			out[i].dev = 0;
+			out[i].ino = 0;
+		}
+	}
+}
+
+/*
+ * Open the writer's connection to st->path, creating the file, and bring
+ * it to the current schema with the writer's statements prepared; with
+ * CHECK, first refuse a damaged file (check_file()).  0, or a negative
+ * WP_E* code with err set and st->db NULL.
+ */
+static int
+open_writer(struct store *st, int check, char *err, size_t errlen)
+{
 	sqlite3_stmt *s = NULL;
 	char mode[16] = "";
 	int64_t objects = 0;
 	int rc;
 
-	*out = NULL;
-	queue_capacity = queue_limit(queue_capacity);
-	if (path == NULL || *path == '\0' || queue_capacity == 0 ||
-	    queue_capacity > SIZE_MAX / 2 / sizeof(struct item)) {
-		snprintf(err, errlen, "store: a database path and a queue "
-		    "capacity between 1 and %zu are required",
-		    SIZE_MAX / 2 / sizeof(struct item));
-		return WP_EINVAL;
-	}
-	st = wp_xcalloc(1, sizeof(*st));
-	st->path = wp_xstrdup(path);
-	st->cap = queue_capacity;
-	st->gather_rows = queue_capacity / 2 < GATHER_ROWS ?
-	    (queue_capacity > 1 ? queue_capacity / 2 : 1) : GATHER_ROWS;
-	st->stats.queue_capacity = queue_capacity;
-	pthread_mutex_init(&st->mu, NULL);
-	pthread_mutex_init(&st->rmu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&st->cv, &ca);
-	pthread_cond_init(&st->ckpt_cv, &ca);
-	pthread_condattr_destroy(&ca);
-
-	if ((rc = open_conn(path, WRITER_BUSY_MS, &st->db, err, errlen)) != 0 ||
-	    (rc = check_file(st->db, path, err, errlen)) != 0)
+	if ((rc = open_conn(st->path, WRITER_BUSY_MS, &st->db, err,
+	    errlen)) != 0)
+		return rc;
+	if (check && (rc = check_file(st->db, st->path, err, errlen)) != 0)
 		goto fail;
 	/*
 	 * auto_vacuum must be set before the first table exists, so it comes
@@ -673,19 +718,64 @@ store_open(const char *path, size_t queue_capacity, struct store **out,
 	s = NULL;
 	if (strcmp(mode, "wal") != 0)
 		wp_warn("store: %s: journal mode is %s, not wal: readers will "
-		    "wait for writes", path, mode);
-	if ((rc = migrate(st->db, path, err, errlen)) != 0)
+		    "wait for writes", st->path, mode);
+	if ((rc = migrate(st->db, st->path, err, errlen)) != 0)
 		goto fail;
 	if ((rc = prepare_writer(st, err, errlen)) != 0)
 		goto fail;
+	return 0;
+sqlfail:
+	snprintf(err, errlen, "store: %s: %s", st->path,
+	    sqlite3_errmsg(st->db));
+	sqlite3_finalize(s);
+fail:
+	finalize_writer(st);
+	sqlite3_close(st->db);
+	st->db = NULL;
+	return rc;
+}
+
+int
+store_open(const char *path, size_t queue_capacity, struct store **out,
+    char *err, size_t errlen)
+{
+	struct store *st = NULL;
+	pthread_condattr_t ca;
+	int rc;
+
+	*out = NULL;
+	queue_capacity = queue_limit(queue_capacity);
+	if (path == NULL || *path == '\0' || queue_capacity == 0 ||
+	    queue_capacity > SIZE_MAX / 2 / sizeof(struct item)) {
+		snprintf(err, errlen, "store: a database path and a queue "
+		    "capacity between 1 and %zu are required",
+		    SIZE_MAX / 2 / sizeof(struct item));
+		return WP_EINVAL;
+	}
+	st = wp_xcalloc(1, sizeof(*st));
+	st->path = wp_xstrdup(path);
+	st->cap = queue_capacity;
+	st->gather_rows = queue_capacity / 2 < GATHER_ROWS ?
+	    (queue_capacity > 1 ? queue_capacity / 2 : 1) : GATHER_ROWS;
+	st->batch_max = queue_capacity / 2 < BATCH_MAX ?
+	    (queue_capacity > 1 ? queue_capacity / 2 : 1) : BATCH_MAX;
+	st->stats.queue_capacity = queue_capacity;
+	pthread_mutex_init(&st->mu, NULL);
+	pthread_mutex_init(&st->rmu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&st->cv, &ca);
+	pthread_cond_init(&st->ckpt_cv, &ca);
+	pthread_condattr_destroy(&ca);
+
+	if ((rc = open_writer(st, 1, err, errlen)) != 0)
+		goto fail;
 	if ((rc = open_conn(path, BUSY_MS, &st->rdb, err, errlen)) != 0)
 		goto fail;
+	file_ids(path, st->files);
 	st->ring = wp_xcalloc(queue_capacity, sizeof(*st->ring));
 	*out = st;
 	return 0;
-sqlfail:
-	snprintf(err, errlen, "store: %s: %s", path, sqlite3_errmsg(st->db));
-	sqlite3_finalize(s);
 fail:
 	destroy(st);
 	return rc;
@@ -704,6 +794,13 @@ store_sync_monitors(struct store *st, const char *const *names,
 	    ids == NULL)))
 		return WP_EINVAL;
 	pthread_mutex_lock(&st->rmu);
+	if (st->rdb == NULL) {
+		/* The file is being recreated (recover_file()). */
+		wp_err("store: syncing monitors: the database file is being "
+		    "recreated");
+		pthread_mutex_unlock(&st->rmu);
+		return WP_EIO;
+	}
 	if (sqlite3_prepare_v2(st->rdb, "INSERT INTO monitors(name, type, "
 	    "created_ms, updated_ms) VALUES (?1, ?2, ?3, ?3) "
 	    "ON CONFLICT(name) DO UPDATE SET type = excluded.type, "
@@ -814,8 +911,8 @@ store_load_pending(struct store *st, struct store_pending_alert **out,
 	*n = 0;
 	pthread_mutex_lock(&st->rmu);
 	if (sqlite3_prepare_v2(st->rdb, "SELECT id, monitor_id, alert_name, "
-	    "payload, attempts, created_ms FROM outbox "
-	    "ORDER BY created_ms, id", -1, &s, NULL) != SQLITE_OK)
+	    "payload, attempts, created_ms FROM outbox ORDER BY id", -1, &s,
+	    NULL) != SQLITE_OK)
 		goto fail;
 	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
 		struct store_pending_alert *e;
@@ -1163,6 +1260,234 @@ timespec_at(struct timespec *ts, int64_t mono_ms)
 	ts->tv_nsec = (mono_ms % 1000) * 1000000;
 }
 
+/*
+ * Hand the outbox rows of the n items at head, just committed, to
+ * on_commit (writer thread, mu not held on entry; held for the call).
+ */
+static void
+notify_commit(struct store *st, size_t head, size_t n)
+{
+	const struct item *it;
+	size_t i, j, k = 0;
+
+	for (i = 0; i < n; i++) {
+		it = &st->ring[(head + i) % st->cap];
+		if (it->kind != ITEM_CHECK)
+			continue;
+		for (j = 0; j < it->u.chk.n_alerts; j++) {
+			if (k == st->done_cap) {
+				st->done_cap = st->done_cap ? st->done_cap * 2 :
+				    16;
+				st->done_rows = wp_xrealloc(st->done_rows,
+				    st->done_cap * sizeof(*st->done_rows));
+			}
+			st->done_rows[k] = it->u.chk.alerts[j];
+			st->done_rows[k++].payload = NULL;
+		}
+	}
+	if (k == 0)
+		return;
+	pthread_mutex_lock(&st->mu);
+	if (st->on_commit != NULL)
+		st->on_commit(st->on_commit_arg, st->done_rows, k);
+	pthread_mutex_unlock(&st->mu);
+}
+
+/* Close a connection to files that may no longer be the database's.
+ * Persistent WAL: closing the last connection must not unlink PATH-wal
+ * and PATH-shm by name, which may by then be another file's. */
+static void
+close_stale(sqlite3 *db)
+{
+	int one = 1;
+
+	if (db == NULL)
+		return;
+	(void)sqlite3_file_control(db, "main", SQLITE_FCNTL_PERSIST_WAL, &one);
+	sqlite3_close(db);
+}
+
+/* Close all three connections (writer thread; rmu held, mu not).  The
+ * checkpoint thread closes its own, unless it has exited. */
+static void
+close_all(struct store *st)
+{
+	sqlite3 *cdb = NULL;
+
+	finalize_writer(st);
+	close_stale(st->db);
+	st->db = NULL;
+	close_stale(st->rdb);
+	st->rdb = NULL;
+	pthread_mutex_lock(&st->mu);
+	if (st->ckpt_started && !st->ckpt_exited) {
+		st->ckpt_drop = 1;
+		pthread_cond_signal(&st->ckpt_cv);
+		while (st->ckpt_drop && !st->ckpt_exited)
+			pthread_cond_wait(&st->cv, &st->mu);
+	}
+	cdb = st->cdb;
+	st->cdb = NULL;
+	pthread_mutex_unlock(&st->mu);
+	close_stale(cdb);
+}
+
+/* Open the three connections to st->path again (writer thread; rmu held,
+ * mu not).  0, or WP_EIO with err set and every connection closed. */
+static int
+open_all(struct store *st, char *err, size_t errlen)
+{
+	sqlite3 *rdb = NULL, *cdb = NULL;
+
+	if (open_writer(st, 0, err, errlen) != 0 ||
+	    open_conn(st->path, BUSY_MS, &rdb, err, errlen) != 0 ||
+	    (st->ckpt_started && open_conn(st->path, BUSY_MS, &cdb, err,
+	    errlen) != 0)) {
+		sqlite3_close(rdb);
+		finalize_writer(st);
+		sqlite3_close(st->db);
+		st->db = NULL;
+		return WP_EIO;
+	}
+	if (st->ckpt_started) {
+		sqlite3_wal_hook(st->db, wal_hook, st);
+		sqlite3_wal_autocheckpoint(rdb, 0);
+	}
+	st->rdb = rdb;
+	pthread_mutex_lock(&st->mu);
+	st->cdb = cdb;
+	pthread_mutex_unlock(&st->mu);
+	return 0;
+}
+
+/*
+ * The database, its -wal or its -shm was deleted, or another file moved
+ * over it, while open (writer thread, between transactions, mu not held).
+ * The writer's connection still sees every committed row through its
+ * descriptors, so it copies them to PATH.recover (VACUUM INTO); then
+ * every connection to the old files is closed, the old -wal and -shm are
+ * removed (SQLite would replay that WAL into the new file), a file found
+ * at PATH is kept as PATH.replaced (its -wal and -shm, which SQLite
+ * would also replay, as PATH.replaced-wal and -shm), and the copy takes
+ * PATH and is reopened.  Ids are the old file's, so what is queued or in memory
+ * refers to the right monitors and alerts.  rmu is held throughout, so a
+ * monitor sync cannot write to the old file after the copy.  0, or WP_EIO
+ * with err set:
+ * if the copy failed the old connections stay (writes go on to the old
+ * file); if the reopen failed st->db is NULL.  Either way the next call
+ * goes on from there.
+ */
+static int
+recover_file(struct store *st, char *err, size_t errlen)
+{
+	static const char *const sfx[3] = { "", "-wal", "-shm" };
+	struct file_id now[3];
+	char tmp[PATH_MAX], name[PATH_MAX], side[PATH_MAX];
+	char *sql;
+	int rc, i;
+
+	snprintf(tmp, sizeof(tmp), "%s.recover", st->path);
+	pthread_mutex_lock(&st->rmu);
+	rc = WP_EIO;
+	if (st->db != NULL) {
+		(void)unlink(tmp);
+		sql = sqlite3_mprintf("VACUUM INTO %Q", tmp);
+		rc = exec_sql(st->db, sql, err, errlen);
+		sqlite3_free(sql);
+		if (rc != 0) {
+			(void)unlink(tmp);
+			goto out;
+		}
+		rc = WP_EIO;
+		close_all(st);
+		/* What is at the path now: the old -wal and -shm go; a
+		 * foreign file goes aside with its -wal and -shm. */
+		file_ids(st->path, now);
+		for (i = 2; i >= 0; i--) {
+			if (now[i].ino == 0)
+				continue;
+			snprintf(name, sizeof(name), "%s%s", st->path, sfx[i]);
+			snprintf(side, sizeof(side), "%s.replaced%s", st->path,
+			    sfx[i]);
+			if (now[i].ino == st->files[i].ino &&
+			    now[i].dev == st->files[i].dev) {
+				if (i > 0)
+					(void)unlink(name);
+			} else if (rename(name, side) == 0) {
+				wp_err("store: the file found at %s is kept as "
+				    "%s", name, side);
+			}
+		}
+		if (rename(tmp, st->path) != 0) {
+			snprintf(err, errlen, "renaming its copy (.recover) "
+			    "into place: %s", strerror(errno));
+			goto out;
+		}
+	} else if (access(tmp, F_OK) == 0 && rename(tmp, st->path) != 0) {
+		snprintf(err, errlen, "renaming its copy (.recover) "
+		    "into place: %s", strerror(errno));
+		goto out;
+	}
+	if (open_all(st, err, errlen) != 0)
+		goto out;
+	file_ids(st->path, st->files);
+	rc = 0;
+out:
+	pthread_mutex_unlock(&st->rmu);
+	return rc;
+}
+
+/*
+ * Once every WATCH_MS (writer thread, mu not held): are PATH, PATH-wal and
+ * PATH-shm still the files the store opened?  A -wal or -shm not seen yet
+ * is adopted (SQLite creates them on first use).  If not, recover_file().
+ */
+static void
+watch_files(struct store *st)
+{
+	static const char *const what[3] = { "", "-wal", "-shm" };
+	struct file_id now[3];
+	char err[512];
+	int64_t checks = 0, pending = 0;
+	int i, changed = -1;
+
+	st->watch_next_ms = wp_now_ms() + WATCH_MS;
+	if (!st->recovering) {
+		file_ids(st->path, now);
+		for (i = 0; i < 3 && changed < 0; i++) {
+			if (i > 0 && st->files[i].ino == 0)
+				st->files[i] = now[i];
+			else if (now[i].ino != st->files[i].ino ||
+			    now[i].dev != st->files[i].dev)
+				changed = i;
+		}
+		if (changed < 0)
+			return;
+		wp_err("store: %s%s was %s while open; recreating the database "
+		    "from the open connection", st->path, what[changed],
+		    now[changed].ino == 0 ? "deleted" : "replaced by another "
+		    "file");
+	}
+	if (recover_file(st, err, sizeof(err)) != 0) {
+		if (!st->recovering)
+			wp_err("store: cannot recreate %s, retrying every "
+			    "second: %s", st->path, err);
+		else
+			wp_debug("store: cannot recreate %s: %s", st->path,
+			    err);
+		st->recovering = 1;
+		return;
+	}
+	st->recovering = 0;
+	(void)query_int(st->db, "SELECT count(*) FROM checks", &checks);
+	(void)query_int(st->db, "SELECT count(*) FROM outbox", &pending);
+	wp_warn("store: %s recreated with its history (%lld checks), the "
+	    "monitors, their states and %lld pending alert(s)", st->path,
+	    (long long)checks, (long long)pending);
+	pthread_mutex_lock(&st->mu);
+	st->stats.recovered++;
+	pthread_mutex_unlock(&st->mu);
+}
 
 /*
  * Remove the n written items at the head (mu held).  What is left is
@@ -1293,18 +1618,26 @@ writer_run(struct store *st)
 {
 	struct retention *r;
 	struct wp_op *op;
+	struct timespec ts;
 	char err[256], opname[48];
 	int64_t backoff = 0, fail_since = 0, deleted, t0, left, stop_deadline;
 	uint64_t nchecks;
 	size_t head, n, i;
-	int brc, rrc, finished;
+	int brc, rrc, finished, watched_at_stop = 0;
 	unsigned fails = 0;
 	double ms;
 
 	pthread_mutex_lock(&st->mu);
 	for (;;) {
-		while (st->count == 0 && st->ret == NULL && !st->stopping)
-			pthread_cond_wait(&st->cv, &st->mu);
+		while (st->count == 0 && st->ret == NULL && !st->stopping &&
+		    (st->damaged || wp_now_ms() < st->watch_next_ms)) {
+			if (st->damaged) {
+				pthread_cond_wait(&st->cv, &st->mu);
+				continue;
+			}
+			timespec_at(&ts, st->watch_next_ms);
+			pthread_cond_timedwait(&st->cv, &st->mu, &ts);
+		}
 		if (st->damaged) {
 			/* Nothing is written any more: wait for the stop,
 			 * discarding what comes (counted as lost). */
@@ -1312,6 +1645,16 @@ writer_run(struct store *st)
 			abandon_retention(st);
 			if (st->stopping)
 				break;
+			continue;
+		}
+		/* Also once when the stop comes: the last rows must not go
+		 * to a deleted file. */
+		if (wp_now_ms() >= st->watch_next_ms ||
+		    (st->stopping && !watched_at_stop)) {
+			watched_at_stop = st->stopping;
+			pthread_mutex_unlock(&st->mu);
+			watch_files(st);
+			pthread_mutex_lock(&st->mu);
 			continue;
 		}
 		gather(st);
@@ -1328,11 +1671,13 @@ writer_run(struct store *st)
 				break;
 			}
 			/* One busy wait must not outlast the give-up time. */
-			if (st->stats.failing && left < WRITER_BUSY_MS)
+			if (st->stats.failing && left < WRITER_BUSY_MS &&
+			    st->db != NULL)
 				sqlite3_busy_timeout(st->db, (int)left);
 		}
 		head = st->head;
-		n = st->count < BATCH_MAX ? st->count : BATCH_MAX;
+		n = st->count < st->batch_max ? st->count : st->batch_max;
+		st->busy = n;
 		r = st->stopping ? NULL : st->ret;
 		pthread_mutex_unlock(&st->mu);
 
@@ -1349,26 +1694,36 @@ writer_run(struct store *st)
 			op = opmon_begin_any(OPC_STORE, opname,
 			    BATCH_DEADLINE_MS);
 			t0 = wp_now_us();
-			brc = write_batch(st, head, n, 0, &nchecks, err,
-			    sizeof(err));
-			if (brc == 1)
-				brc = write_batch(st, head, n, 1, &nchecks,
+			if (st->db == NULL) {
+				/* recover_file() could not reopen it yet. */
+				copy_str(err, sizeof(err), "the database file "
+				    "is being recreated");
+				brc = WP_EIO;
+			} else {
+				brc = write_batch(st, head, n, 0, &nchecks,
 				    err, sizeof(err));
+				if (brc == 1)
+					brc = write_batch(st, head, n, 1,
+					    &nchecks, err, sizeof(err));
+			}
 			ms = (double)(wp_now_us() - t0) / 1000.0;
 			if (brc == 0 && ms > SLOW_BATCH_MS)
 				log_slow_batch(st, n, ms);
 			opmon_end_any(op, brc == 0 ? OP_SUCCEEDED : OP_FAILED,
 			    brc == 0 ? NULL : err);
+			if (brc == 0)
+				notify_commit(st, head, n);
 			/* Written: the payloads are no longer needed; the
 			 * slots are popped under the lock below. */
 			for (i = 0; brc == 0 && i < n; i++)
 				free_item(&st->ring[(head + i) % st->cap]);
 		}
-		if (brc == 0 && r != NULL)
+		if (brc == 0 && r != NULL && st->db != NULL)
 			rrc = retention_step(st, r, &deleted, &finished, err,
 			    sizeof(err));
 
 		pthread_mutex_lock(&st->mu);
+		st->busy = 0;
 		if (n > 0 && brc == 0) {
 			pop(st, n);
 			st->stats.written += nchecks;
@@ -1434,7 +1789,8 @@ writer_run(struct store *st)
 	}
 	abandon_retention(st);
 	pthread_mutex_unlock(&st->mu);
-	sqlite3_busy_timeout(st->db, WRITER_BUSY_MS);
+	if (st->db != NULL)
+		sqlite3_busy_timeout(st->db, WRITER_BUSY_MS);
 }
 
 static void *
@@ -1479,34 +1835,50 @@ ckpt_main(void *arg)
 	struct store *st = arg;
 	struct timespec ts;
 	struct wp_op *op;
+	sqlite3 *db;
 	int rc, wal = 0, done = 0;
 	int64_t until;
 
 	pthread_mutex_lock(&st->mu);
 	for (;;) {
-		while (!st->ckpt_want && !st->stopping)
+		while (!st->ckpt_want && !st->ckpt_drop && !st->stopping)
 			pthread_cond_wait(&st->ckpt_cv, &st->mu);
+		db = st->cdb;
+		if (st->ckpt_drop) {
+			/* recover_file(): the old file's connection goes;
+			 * the writer puts the new one in cdb. */
+			st->cdb = NULL;
+			pthread_mutex_unlock(&st->mu);
+			close_stale(db);
+			pthread_mutex_lock(&st->mu);
+			st->ckpt_drop = 0;
+			pthread_cond_broadcast(&st->cv);
+			continue;
+		}
 		if (st->stopping)
 			break;
 		st->ckpt_want = 0;
+		if (db == NULL)
+			continue;
 		pthread_mutex_unlock(&st->mu);
 		op = opmon_begin_any(OPC_STORE, "store checkpoint",
 		    BATCH_DEADLINE_MS);
-		rc = sqlite3_wal_checkpoint_v2(st->cdb, NULL,
+		rc = sqlite3_wal_checkpoint_v2(db, NULL,
 		    SQLITE_CHECKPOINT_PASSIVE, &wal, &done);
 		opmon_end_any(op, rc == SQLITE_OK ? OP_SUCCEEDED : OP_FAILED,
-		    rc == SQLITE_OK ? NULL : sqlite3_errmsg(st->cdb));
+		    rc == SQLITE_OK ? NULL : sqlite3_errmsg(db));
 		pthread_mutex_lock(&st->mu);
 		if (rc == SQLITE_OK)
 			continue;
-		wp_debug("store: checkpoint failed: %s",
-		    sqlite3_errmsg(st->cdb));
+		wp_debug("store: checkpoint failed: %s", sqlite3_errmsg(db));
 		until = wp_now_ms() + CKPT_RETRY_MS;
-		while (!st->stopping && wp_now_ms() < until) {
+		while (!st->stopping && !st->ckpt_drop && wp_now_ms() < until) {
 			timespec_at(&ts, until);
 			pthread_cond_timedwait(&st->ckpt_cv, &st->mu, &ts);
 		}
 	}
+	st->ckpt_exited = 1;
+	pthread_cond_broadcast(&st->cv);
 	pthread_mutex_unlock(&st->mu);
 	return NULL;
 }
@@ -1579,20 +1951,76 @@ push(struct store *st, enum item_kind kind)
 	return it;
 }
 
-/* Count a drop; mu held.  Logged at 1, 10, 100... to keep a full queue
- * from flooding the log. */
+/* 1 at 1, 10, 100...: how often a counter of losses is logged, to keep a
+ * full queue from flooding the log. */
+static int
+log_count(uint64_t d)
+{
+	while (d % 10 == 0)
+		d /= 10;
+	return d == 1;
+}
+
+/* Count a drop; mu held. */
 static void
 count_drop(struct store *st)
 {
-	uint64_t d;
-
-	d = ++st->stats.dropped;
-	while (d % 10 == 0)
-		d /= 10;
-	if (d == 1)
+	if (log_count(++st->stats.dropped))
 		wp_warn("store: queue full (%zu items): %llu items dropped "
 		    "so far", st->cap,
 		    (unsigned long long)st->stats.dropped);
+}
+
+/* A check that changed nothing but its own row: the only kind of item a
+ * full queue may lose. */
+static int
+plain(const struct item *it)
+{
+	return it->kind == ITEM_CHECK && !it->u.chk.c.state_changed &&
+	    it->u.chk.n_alerts == 0;
+}
+
+/*
+ * Make room for an item that must not be dropped (mu held, queue full):
+ * remove the newest queued plain check outside the writer's batch and
+ * move the items queued after it down one slot, so the order of what is
+ * left does not change.  Plain checks are usually the newest items, so
+ * little moves.  1 if one was shed, 0 if every movable item matters.
+ */
+static int
+shed_plain(struct store *st)
+{
+	size_t i, j;
+
+	for (i = st->count; i-- > st->busy; ) {
+		if (!plain(&st->ring[(st->head + i) % st->cap]))
+			continue;
+		for (j = i; j + 1 < st->count; j++)
+			st->ring[(st->head + j) % st->cap] =
+			    st->ring[(st->head + j + 1) % st->cap];
+		st->count--;
+		if (log_count(++st->stats.shed))
+			wp_warn("store: queue full (%zu items): %llu plain "
+			    "check rows shed so far to keep state changes "
+			    "and alerts", st->cap,
+			    (unsigned long long)st->stats.shed);
+		return 1;
+	}
+	return 0;
+}
+
+/* Room for one more item (mu held); a full queue refuses a plain check
+ * and sheds one for anything else.  0, or WP_EAGAIN (counted). */
+static int
+make_room(struct store *st, int is_plain)
+{
+	if (st->count < st->cap || (!is_plain && shed_plain(st)))
+		return 0;
+	count_drop(st);
+	if (!is_plain)
+		wp_err("store: queue full of state changes and alert rows "
+		    "(%zu); one was dropped", st->cap);
+	return WP_EAGAIN;
 }
 
 int
@@ -1617,8 +2045,7 @@ store_submit(struct store *st, const struct store_check *c,
 			alerts[i].payload = NULL;
 	}
 	pthread_mutex_lock(&st->mu);
-	if (st->count == st->cap) {
-		count_drop(st);
+	if (make_room(st, !c->state_changed && n_alerts == 0) != 0) {
 		pthread_mutex_unlock(&st->mu);
 		for (i = 0; i < n_alerts; i++)
 			free(copy[i].payload);
@@ -1643,8 +2070,7 @@ store_submit_delivery(struct store *st, int64_t alert_id, int delivered,
 	if (st == NULL)
 		return WP_EINVAL;
 	pthread_mutex_lock(&st->mu);
-	if (st->count == st->cap) {
-		count_drop(st);
+	if (make_room(st, 0) != 0) {
 		pthread_mutex_unlock(&st->mu);
 		return WP_EAGAIN;
 	}
@@ -1655,6 +2081,19 @@ store_submit_delivery(struct store *st, int64_t alert_id, int delivered,
 	copy_str(it->u.dlv.error, sizeof(it->u.dlv.error), error);
 	pthread_mutex_unlock(&st->mu);
 	return 0;
+}
+
+void
+store_on_commit(struct store *st,
+    void (*fn)(void *arg, const struct store_alert *rows, size_t n),
+    void *arg)
+{
+	if (st == NULL)
+		return;
+	pthread_mutex_lock(&st->mu);
+	st->on_commit = fn;
+	st->on_commit_arg = arg;
+	pthread_mutex_unlock(&st->mu);
 }
 
 int
@@ -1721,12 +2160,14 @@ store_close(struct store *st)
 	else
 		writer_run(st);
 	/* The writer is done: no lock needed. */
-	lost = st->stats.dropped + st->stats.lost;
+	lost = st->stats.dropped + st->stats.shed + st->stats.lost;
 	if (lost > 0)
 		wp_err("store: %s: %llu result(s) never reached the database: "
-		    "%llu dropped because the queue was full, %llu discarded "
-		    "unwritten", st->path, (unsigned long long)lost,
+		    "%llu dropped because the queue was full, %llu shed for "
+		    "state changes and alerts, %llu discarded unwritten",
+		    st->path, (unsigned long long)lost,
 		    (unsigned long long)st->stats.dropped,
+		    (unsigned long long)st->stats.shed,
 		    (unsigned long long)st->stats.lost);
 	rc = lost > 0 || st->damaged ? WP_EIO : 0;
 	destroy(st);

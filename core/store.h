@@ -11,6 +11,17 @@
  * store_start(), all writes go through store_submit(), which never blocks:
  * it appends to a bounded queue that one writer thread drains in batched
  * transactions.  A slow or locked database delays writes, never checks.
+ *
+ * What the queue never drops: a check that changed its monitor's state, the
+ * alert (outbox) rows it carries, and delivery updates.  When the queue is
+ * full, a plain check row (no state change, no alert) is refused, or, to
+ * make room for one of those, the newest queued plain check is shed.
+ *
+ * The file: once a second the writer checks that the database, its -wal
+ * and its -shm are still the files it opened.  If one was deleted or
+ * another file moved over it, the still-open database is copied back to
+ * the path (VACUUM INTO), so history, monitors, states and the outbox
+ * survive; a file found in its place is kept as PATH.replaced.
  */
 #ifndef WP_STORE_H
 #define WP_STORE_H
@@ -70,7 +81,11 @@ struct store_stats {
 	size_t queue_depth;     /* items waiting for the writer */
 	size_t queue_capacity;
 	uint64_t written;       /* checks written */
-	uint64_t dropped;       /* items dropped because the queue was full */
+	uint64_t dropped;       /* items refused because the queue was full */
+	uint64_t shed;          /* queued plain checks removed to make room
+	                           for state changes and alert rows */
+	uint64_t recovered;     /* times the file was recreated (deleted or
+	                           replaced while open) */
 	uint64_t batches;       /* transactions committed */
 	uint64_t write_errors;  /* failed transactions (retried) */
 	double last_batch_ms;   /* duration of the last transaction */
@@ -105,7 +120,8 @@ int store_sync_monitors(struct store *st, const char *const *names,
 
 /* Current state of every monitor that has one (caller frees *out). */
 int store_load_state(struct store *st, struct store_state **out, size_t *n);
-/* Undelivered alerts, oldest first; free with store_free_pending. */
+/* Undelivered alerts in id order (the order they were raised); free with
+ * store_free_pending. */
 int store_load_pending(struct store *st, struct store_pending_alert **out,
     size_t *n);
 void store_free_pending(struct store_pending_alert *p, size_t n);
@@ -121,6 +137,19 @@ int64_t store_max_alert_id(struct store *st);
  */
 void store_on_damage(struct store *st, void (*fn)(void *arg), void *arg);
 
+/*
+ * fn(arg, rows, n) is called on the writer thread after each transaction
+ * that wrote outbox rows, with those rows (borrowed for the call; payload
+ * is NULL): only then may they be delivered.  Rows of a check the database
+ * refused for itself (a constraint) are reported too, as no retry can
+ * store them.  fn is called with the store's lock held: it must neither
+ * block nor call into the store.  Once store_on_commit(st, NULL, NULL)
+ * returns, fn is not called again.
+ */
+void store_on_commit(struct store *st,
+    void (*fn)(void *arg, const struct store_alert *rows, size_t n),
+    void *arg);
+
 /* Start the writer thread.  0 or WP_E*. */
 int store_start(struct store *st);
 
@@ -128,11 +157,14 @@ int store_start(struct store *st);
  * Queue a finished check and the alerts it caused (n_alerts may be 0);
  * they are written in one transaction, with the state row.  Any thread;
  * never blocks.  Takes ownership of each alerts[i].payload.  Returns 0, or
- * WP_EAGAIN when the queue is full (the item is dropped and counted).
+ * WP_EAGAIN when the queue is full (the item is dropped and counted): for
+ * a check that changed state or carries alerts, only when every queued
+ * item is such an item too.
  */
 int store_submit(struct store *st, const struct store_check *c,
     struct store_alert *alerts, size_t n_alerts);
-/* Record a delivery attempt: delivered = 1 removes it from the outbox. */
+/* Record a delivery attempt: delivered = 1 removes it from the outbox.
+ * Queued like a state change (never shed). */
 int store_submit_delivery(struct store *st, int64_t alert_id, int delivered,
     const char *error);
 

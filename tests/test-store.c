@@ -735,6 +735,120 @@ test_queue_full(void **state)
 	assert_int_equal(sql_int(fx->db, "SELECT max(id) FROM outbox"), 10);
 }
 
+/* What on_commit saw, and whether each row was in the database then. */
+struct commit_seen {
+	const char *db;
+	int calls;
+	int rows;
+	int64_t last_id;
+	int visible;		/* rows found in the outbox by another
+				   connection during the call */
+};
+
+static void
+commit_seen_cb(void *arg, const struct store_alert *rows, size_t n)
+{
+	struct commit_seen *cs = arg;
+	char sql[96];
+	size_t i;
+
+	cs->calls++;
+	for (i = 0; i < n; i++) {
+		assert_null(rows[i].payload);
+		cs->rows++;
+		cs->last_id = rows[i].id;
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM outbox "
+		    "WHERE id = %lld", (long long)rows[i].id);
+		cs->visible += (int)sql_int(cs->db, sql);
+	}
+}
+
+/*
+ * A full queue, with the database locked by another connection: plain
+ * checks are refused, but a state change with its alert row and a
+ * delivery update shed queued plain checks instead of being dropped.
+ * on_commit is not called while the lock is held, and when it is, the
+ * alert row is already visible to another connection.
+ */
+static void
+test_priority_and_commit(void **state)
+{
+	struct fx *fx = *state;
+	struct commit_seen cs = { .db = fx->db };
+	struct store_stats s;
+	struct store_alert a;
+	struct store_check c;
+	sqlite3 *db;
+
+	open_fx(fx, 10);
+	store_on_commit(fx->st, commit_seen_cb, &cs);
+	assert_int_equal(store_start(fx->st), 0);
+	db = conn(fx->db);
+	sql_exec(db, "BEGIN IMMEDIATE");
+	submit_n(fx->st, fx->ids[0], 1, 10);
+	wait_failing(fx->st, 15000);
+	c = mk_check(fx->ids[0], 11, 1, 0);
+	assert_int_equal(store_submit(fx->st, &c, NULL, 0), WP_EAGAIN);
+
+	c = mk_check(fx->ids[1], 12, 0, 1);
+	a = mk_alert(1, fx->ids[1], "ops");
+	assert_int_equal(store_submit(fx->st, &c, &a, 1), 0);
+	assert_int_equal(store_submit_delivery(fx->st, 1, 0, "HTTP 500"), 0);
+	store_get_stats(fx->st, &s);
+	assert_int_equal(s.queue_depth, 10);
+	assert_int_equal(s.shed, 2);
+	assert_int_equal(s.dropped, 1);
+	sleep_ms(300);
+	assert_int_equal(cs.calls, 0);	/* nothing committed yet */
+
+	sql_exec(db, "ROLLBACK");
+	sqlite3_close(db);
+	wait_written(fx->st, 9, 20000);
+	assert_int_equal(cs.calls, 1);
+	assert_int_equal(cs.rows, 1);
+	assert_int_equal(cs.last_id, 1);
+	assert_int_equal(cs.visible, 1);
+	store_on_commit(fx->st, NULL, NULL);
+	store_close(fx->st);
+	fx->st = NULL;
+	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM checks"), 9);
+	assert_int_equal(sql_int(fx->db, "SELECT attempts FROM outbox "
+	    "WHERE id = 1"), 1);
+	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM state s "
+	    "JOIN monitors m ON m.id = s.monitor_id "
+	    "WHERE m.name = 'beta' AND s.state = 'down'"), 1);
+}
+
+/* Pending alerts load in id order, whatever their created_ms. */
+static void
+test_pending_id_order(void **state)
+{
+	struct fx *fx = *state;
+	struct store_pending_alert *p = NULL;
+	struct store_alert a[3];
+	struct store_check c;
+	size_t n = 0;
+
+	open_fx(fx, 64);
+	a[0] = mk_alert(1, fx->ids[0], "ops");
+	a[1] = mk_alert(2, fx->ids[0], "ops");
+	a[2] = mk_alert(3, fx->ids[0], "ops");
+	a[0].created_ms = 300;	/* a wall clock stepped back */
+	a[1].created_ms = 200;
+	a[2].created_ms = 100;
+	c = mk_check(fx->ids[0], 1, 0, 1);
+	assert_int_equal(store_submit(fx->st, &c, a, 3), 0);
+	store_close(fx->st);
+	fx->st = NULL;
+	open_fx(fx, 64);
+	assert_int_equal(store_load_pending(fx->st, &p, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(p[0].id, 1);
+	assert_int_equal(p[1].id, 2);
+	assert_int_equal(p[2].id, 3);
+	store_free_pending(p, n);
+}
+
 static void
 test_fault_locked(void **state)
 {
@@ -1080,6 +1194,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_full, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_priority_and_commit,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pending_id_order, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_fault_locked, setup,
 		    teardown),
