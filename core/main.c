@@ -156,6 +156,25 @@ lookup_startup(void *arg, const char *dir, int kind, const char *type,
 	return d;
 }
 
+/*
+ * A file the core accepted may still have warnings: show them (-t prints
+ * them as it prints errors; the agent, --once and reload log them), then
+ * empty DIAG for the plugins' judgement, so nothing is shown twice.
+ */
+static void
+show_warnings(struct wp_diag *diag)
+{
+	const char *p, *nl;
+
+	if (diag->warnings > 0 && opt.check_only)
+		fputs(diag->text, stderr);
+	else if (diag->warnings > 0)
+		for (p = diag->text; (nl = strchr(p, '\n')) != NULL; p = nl + 1)
+			wp_warn("%.*s", (int)(nl - p), p);
+	diag_free(diag);
+	diag_init(diag, opt.config);
+}
+
 /* Load FILE and check every section's keys, loading the plugins it names,
  * without touching the running set (diag gets every problem).  At start-up
  * (STARTUP) the load and each plugin are registered as operations.  When
@@ -182,6 +201,7 @@ load(struct wp_diag *diag, int startup)
 		return NULL;
 	}
 	opmon_end(op, OP_SUCCEEDED, NULL);
+	show_warnings(diag);
 	return cfg;
 }
 
@@ -227,12 +247,33 @@ reload(void)
 	diag_free(&diag);
 }
 
+/*
+ * The shutdown drain waits for checks and deliveries in flight at most
+ * this long, then cancels them: a stop must fit systemd's TimeoutStopSec
+ * (90 s by default), whatever timeout a monitor has.  Cancelled checks are
+ * not stored (the next start checks again); cancelled alerts stay in the
+ * outbox.
+ */
+#define DRAIN_MAX_MS 10000
+static uv_timer_t drain_timer;
+
 static void
 drained(void *arg)
 {
 	(void)arg;
+	uv_timer_stop(&drain_timer);
 	wp_info("all checks finished; stopping");
 	uv_stop(wp_loop);
+}
+
+static void
+drain_limit_cb(uv_timer_t *t)
+{
+	(void)t;
+	wp_warn("shutdown: %u check(s) and alert(s) still running after %d s; "
+	    "cancelling them", opmon_running(OPC_CHECK) +
+	    opmon_running(OPC_ALERT), DRAIN_MAX_MS / 1000);
+	opmon_cancel_all();
 }
 
 static void
@@ -252,11 +293,13 @@ on_signal(uv_signal_t *s, int signum)
 		return;
 	}
 	stopping = 1;
-	wp_info("%s: stopping; letting checks in flight finish",
-	    strsignal(signum));
+	wp_info("%s: stopping; letting checks in flight finish (at most %d s)",
+	    strsignal(signum), DRAIN_MAX_MS / 1000);
 	uv_timer_stop(&retention_timer);
 	api_stop(api);
 	api = NULL;
+	uv_timer_init(wp_loop, &drain_timer);
+	uv_timer_start(&drain_timer, drain_limit_cb, DRAIN_MAX_MS, 0);
 	manager_stop(drained, NULL);
 }
 
@@ -694,8 +737,8 @@ main(int argc, char **argv)
 	op = opmon_begin(OPC_STARTUP, "open database", STARTUP_STEP_MS);
 	if (store_open(cfg->agent.database, 65536, &store, err,
 	    sizeof(err)) != 0) {
-		fprintf(stderr, "watchpost: database %s: %s\n",
-		    cfg->agent.database, err);
+		/* The store's message names the file itself. */
+		fprintf(stderr, "watchpost: %s\n", err);
 		return 1;
 	}
 	opmon_end(op, OP_SUCCEEDED, NULL);
@@ -716,8 +759,8 @@ main(int argc, char **argv)
 		    render_opmon, render_metrics, NULL };
 		if (api_start(cfg->agent.listen, token, wp_loop, &routes, &api,
 		    err, sizeof(err)) != 0) {
-			fprintf(stderr, "watchpost: listen %s: %s\n",
-			    cfg->agent.listen, err);
+			/* api_start() names the address itself. */
+			fprintf(stderr, "watchpost: %s\n", err);
 			return 1;
 		}
 	}
