@@ -960,6 +960,7 @@ static void
 test_diag(void **state)
 {
 	struct wp_diag d;
+	char *big;
 
 	diag_init(&d, "f.ini");
 	assert_null(d.text);
@@ -988,6 +989,19 @@ test_diag(void **state)
 	    "f.ini:3: third\nf.ini:12: bad 7\nf.ini:12: twelve again\n");
 	assert_int_equal(d.errors, 6);
 	assert_int_equal(d.warnings, 1);
+	diag_free(&d);
+
+	/* Whatever a plugin says is escaped and cut at 400 characters. */
+	big = wp_xmalloc(100001);
+	memset(big, 'x', 100000);
+	big[100000] = '\0';
+	big[0] = '\033';
+	diag_init(&d, "f.ini");
+	diag_error(&d, 7, "%s", big);
+	assert_int_equal(d.len, strlen("f.ini:7: ") + 4 + 396 + 3 + 1);
+	assert_int_equal(strncmp(d.text, "f.ini:7: \\x1bxxx", 16), 0);
+	assert_string_equal(d.text + d.len - 5, "x...\n");
+	free(big);
 	diag_free(&d);
 	assert_null(d.text);
 	diag_free(NULL);
