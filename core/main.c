@@ -591,7 +591,7 @@ run_once(void)
 	for (i = 0; i < n; i++) {
 		char lat[32] = "-";
 		const char *detail = res[i].detail;
-		char buf[300];
+		char buf[300], clean[4 * sizeof(buf)];
 
 		if (res[i].latency_ms >= 0)
 			snprintf(lat, sizeof(lat), "%.1f ms", res[i].latency_ms);
@@ -606,10 +606,13 @@ run_once(void)
 			    res[i].detail);
 			detail = buf;
 		}
+		/* The detail may hold what a server sent: escaped, as the
+		 * log has it. */
+		wp_escape(detail, sizeof(buf), clean, sizeof(clean));
 		/* No trailing blanks: the detail column may be empty. */
 		printf("%-*s  %-*s  %-4s  %10s%s%s\n", (int)w, res[i].name,
 		    (int)tw, res[i].type, res[i].ok ? "UP" : "DOWN", lat,
-		    *detail ? "  " : "", detail);
+		    *clean ? "  " : "", clean);
 		if (!res[i].ok)
 			any_down = 1;
 	}

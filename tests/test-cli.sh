@@ -232,6 +232,13 @@ keyword = $(printf '\033[2J\377')boom
 interval = 1h
 timeout = 2s
 INI
+rc=0
+"$WATCHPOST" --once -c "$T/esc.ini" -P "$PLUGINS" >"$T/esc.out" 2>&1 || rc=$?
+[ "$rc" -eq 2 ] || fail "--once on the keyword monitor: exit $rc"
+grep -qF 'keyword "?[2J\xffboom" not found' "$T/esc.out" ||
+    fail "--once escapes the detail: $(cat -v "$T/esc.out")"
+! LC_ALL=C grep -q "$(printf '[\033\377]')" "$T/esc.out" ||
+    fail "raw control or non-UTF-8 bytes reached --once's table"
 start_agent "$T/esc.ini"
 wait_until 10 grep -q "esc: pending -> DOWN" "$T/agent.log" ||
     fail "no DOWN line for the keyword monitor"
@@ -240,7 +247,7 @@ grep -qF 'keyword "?[2J\xffboom" not found' "$T/agent.log" ||
     fail "keyword escaped in the log: $(grep -a DOWN "$T/agent.log" | cat -v)"
 ! LC_ALL=C grep -q "$(printf '[\033\377]')" "$T/agent.log" ||
     fail "raw control or non-UTF-8 bytes reached the log"
-ok "the log escapes control bytes and invalid UTF-8"
+ok "the log and --once escape control bytes and invalid UTF-8"
 
 # Durations: checks that cannot fit their interval warn (-t still exits 0);
 # exponents, hex, inf and absurd values are refused.
