@@ -167,8 +167,9 @@ load_error(const char *path, const char *dir, char *why, size_t whylen)
 		return;
 	}
 	(void)dlerror();
-	/* lt_dlopen() just failed on it: dlopen() fails the same way. */
-	if ((h = dlopen(path, RTLD_LAZY | RTLD_LOCAL)) != NULL)
+	/* lt_dlopen() just failed on it, binding lazily: dlopen() binding
+	 * now is stricter, so it fails too, before the file's code runs. */
+	if ((h = dlopen(path, RTLD_NOW | RTLD_LOCAL)) != NULL)
 		dlclose(h);
 	if (h != NULL || (e = dlerror()) == NULL)
 		e = lt != NULL ? lt : "unknown error";

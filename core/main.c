@@ -742,6 +742,8 @@ main(int argc, char **argv)
 	    sizeof(err)) != 0) {
 		/* The store's message names the file itself. */
 		fprintf(stderr, "watchpost: %s\n", err);
+		free(token);
+		config_free(cfg);
 		return 1;
 	}
 	opmon_end(op, OP_SUCCEEDED, NULL);
@@ -764,6 +766,8 @@ main(int argc, char **argv)
 		    err, sizeof(err)) != 0) {
 			/* api_start() names the address itself. */
 			fprintf(stderr, "watchpost: %s\n", err);
+			free(token);
+			config_free(cfg);
 			return 1;
 		}
 	}
