@@ -50,8 +50,8 @@
 #define NAME_RULE "must be 1-128 characters of letters, digits, '.', '_' or '-'"
 #define DIAG_MSG_CHARS 400 /* a diagnostic's message, at most */
 /* The longest interval, and the longest timeout and retry_interval: past
- * them a value is a typo (and a check may hold a shutdown no longer than
- * the drain limit in main.c anyway). */
+ * them a value is a typo.  (Whatever the timeout, a shutdown waits no
+ * longer than main.c's drain limit.) */
 #define INTERVAL_MAX_MS (7LL * 86400000)
 #define TIMEOUT_MAX_MS 3600000LL
 #define SECRET_MAX (64 * 1024) /* bytes in a K_file file */
