@@ -46,7 +46,14 @@
 #define DEFAULT_DATABASE "watchpost.db"
 #define DEFAULT_LISTEN "127.0.0.1:9405"
 #define DURATION_FORMS "use e.g. 250ms, 10s, 5m, 1h"
-#define NAME_CHARS "letters, digits, '.', '_' and '-'"
+#define NAME_MAX_LEN 128 /* a [monitor:] or [alert:] name, bytes */
+#define NAME_RULE "must be 1-128 characters of letters, digits, '.', '_' or '-'"
+#define DIAG_MSG_CHARS 400 /* a diagnostic's message, at most */
+/* The longest interval, and the longest timeout and retry_interval: past
+ * them a value is a typo.  (Whatever the timeout, a shutdown waits no
+ * longer than main.c's drain limit.) */
+#define INTERVAL_MAX_MS (7LL * 86400000)
+#define TIMEOUT_MAX_MS 3600000LL
 #define SECRET_MAX (64 * 1024) /* bytes in a K_file file */
 #define FILE_SUFFIX "_file"
 
@@ -60,32 +67,44 @@ diag_init(struct wp_diag *d, const char *file)
 	d->file = file;
 }
 
-void
-diag_verror(struct wp_diag *d, int line, const char *fmt, va_list ap)
+/* One line of either severity; TAG is "" or "warning: ". */
+static void
+diag_add(struct wp_diag *d, int line, const char *tag, const char *fmt,
+    va_list ap)
 {
 	struct wp_buf b;
-	char *msg;
+	char *raw, msg[DIAG_MSG_CHARS * 4 + 4];
 	const char *file = d->file != NULL ? d->file : "(configuration)";
+	size_t n = (size_t)d->errors + (size_t)d->warnings;
 
-	if (vasprintf(&msg, fmt, ap) < 0) {
+	if (vasprintf(&raw, fmt, ap) < 0) {
 		fputs("watchpost: out of memory\n", stderr);
 		abort();
 	}
-	d->at = wp_xrealloc(d->at, ((size_t)d->errors + 1) * sizeof(*d->at));
-	d->at[d->errors].line = line;
-	d->at[d->errors].off = d->len;
+	/* The core quotes what it echoes (WP_Q); a plugin's message is
+	 * bounded and escaped here, so no line holds raw bytes. */
+	wp_escape(raw, DIAG_MSG_CHARS, msg, sizeof(msg));
+	free(raw);
+	d->at = wp_xrealloc(d->at, (n + 1) * sizeof(*d->at));
+	d->at[n].line = line;
+	d->at[n].off = d->len;
 	/* Adopt the text as a buffer whose capacity is exactly what it holds. */
 	b.data = d->text;
 	b.len = d->len;
 	b.cap = d->text != NULL ? d->len + 1 : 0;
 	if (line > 0)
-		wp_buf_printf(&b, "%s:%d: %s\n", file, line, msg);
+		wp_buf_printf(&b, "%s:%d: %s%s\n", file, line, tag, msg);
 	else
-		wp_buf_printf(&b, "%s: %s\n", file, msg);
+		wp_buf_printf(&b, "%s: %s%s\n", file, tag, msg);
 	d->text = b.data;
 	d->len = b.len;
+}
+
+void
+diag_verror(struct wp_diag *d, int line, const char *fmt, va_list ap)
+{
+	diag_add(d, line, "", fmt, ap);
 	d->errors++;
-	free(msg);
 }
 
 void
@@ -96,6 +115,17 @@ diag_error(struct wp_diag *d, int line, const char *fmt, ...)
 	va_start(ap, fmt);
 	diag_verror(d, line, fmt, ap);
 	va_end(ap);
+}
+
+void
+diag_warning(struct wp_diag *d, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	diag_add(d, line, "warning: ", fmt, ap);
+	va_end(ap);
+	d->warnings++;
 }
 
 /* An entry of diag_sort(): where a line's text is and how long it is. */
@@ -120,7 +150,7 @@ diag_sort(struct wp_diag *d)
 {
 	struct diag_piece *p;
 	char *text;
-	size_t i, n = (size_t)d->errors, off = 0;
+	size_t i, n = (size_t)d->errors + (size_t)d->warnings, off = 0;
 
 	if (n < 2)
 		return;
@@ -156,6 +186,7 @@ diag_free(struct wp_diag *d)
 	d->at = NULL;
 	d->len = 0;
 	d->errors = 0;
+	d->warnings = 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -183,6 +214,7 @@ struct raw_section {
 struct problem {
 	int line;
 	size_t seq;             /* keeps the report order within a line */
+	int warning;            /* 1: only a warning */
 	char *msg;
 };
 
@@ -219,6 +251,7 @@ struct loader {
 
 	struct problem *probs;
 	size_t n_probs;
+	size_t n_warnings;      /* of n_probs */
 
 	cfg_lookup_fn lookup;
 	void *lookup_arg;
@@ -229,23 +262,46 @@ struct loader {
 
 static void report(struct loader *ld, int line, const char *fmt, ...)
     WP_PRINTF(3, 4);
+static void warn_at(struct loader *ld, int line, const char *fmt, ...)
+    WP_PRINTF(3, 4);
 
-/* Record a problem at LINE (0: the file as a whole). */
 static void
-report(struct loader *ld, int line, const char *fmt, ...)
+add_problem(struct loader *ld, int line, int warning, const char *fmt,
+    va_list ap)
 {
 	struct problem *p;
-	va_list ap;
 
 	ld->probs = wp_xrealloc(ld->probs, (ld->n_probs + 1) * sizeof(*p));
 	p = &ld->probs[ld->n_probs];
 	p->line = line;
 	p->seq = ld->n_probs++;
-	va_start(ap, fmt);
+	p->warning = warning;
+	ld->n_warnings += warning != 0;
 	if (vasprintf(&p->msg, fmt, ap) < 0) {
 		fputs("watchpost: out of memory\n", stderr);
 		abort();
 	}
+}
+
+/* Record a problem at LINE (0: the file as a whole). */
+static void
+report(struct loader *ld, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	add_problem(ld, line, 0, fmt, ap);
+	va_end(ap);
+}
+
+/* Record a warning at LINE: shown, but the file stays valid. */
+static void
+warn_at(struct loader *ld, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	add_problem(ld, line, 1, fmt, ap);
 	va_end(ap);
 }
 
@@ -490,7 +546,7 @@ section_index(struct loader *ld, size_t i)
 static void
 section_header(struct loader *ld, char *s)
 {
-	char *end, *inner, *colon, *name = NULL, buf[128];
+	char *end, *inner, *colon, *name = NULL, buf[WP_QUOTE_SIZE + 64];
 	const char *kind = NULL, *alt;
 	static const char *const kinds[] = { "agent", "monitor", "alert", NULL };
 	struct raw_section *rs;
@@ -505,7 +561,7 @@ section_header(struct loader *ld, char *s)
 	*end = '\0';
 	if (trim(end + 1)[0] != '\0')
 		report(ld, ld->lineno, "unexpected text after ']': \"%s\"",
-		    trim(end + 1));
+		    WP_Q(trim(end + 1)));
 	inner = trim(s + 1);
 	if ((colon = strchr(inner, ':')) != NULL) {
 		*colon = '\0';
@@ -517,14 +573,15 @@ section_header(struct loader *ld, char *s)
 		alt = suggest(kind, kinds, NULL);
 		if (alt != NULL && strcmp(alt, "agent") != 0 && name != NULL)
 			snprintf(buf, sizeof(buf), " (did you mean [%s:%s]?)",
-			    alt, name);
+			    alt, WP_Q(name));
 		else if (alt != NULL && strcmp(alt, "agent") == 0)
 			snprintf(buf, sizeof(buf), " (did you mean [agent]?)");
 		else
 			buf[0] = '\0';
 		report(ld, ld->lineno, "unknown section [%s%s%s] (expected "
-		    "[agent], [monitor:NAME] or [alert:NAME])%s", kind,
-		    name != NULL ? ":" : "", name != NULL ? name : "", buf);
+		    "[agent], [monitor:NAME] or [alert:NAME])%s", WP_Q(kind),
+		    name != NULL ? ":" : "", name != NULL ? WP_Q(name) : "",
+		    buf);
 		return;
 	}
 	if (k == SEC_AGENT && name != NULL) {
@@ -536,14 +593,12 @@ section_header(struct loader *ld, char *s)
 		    kind, kind);
 		return;
 	}
-	if (k != SEC_AGENT && *name == '\0') {
-		report(ld, ld->lineno, "%s name is empty: use [%s:NAME]",
-		    kind, kind);
-		return;
-	}
-	if (k != SEC_AGENT && !valid_name(name, "._-")) {
-		report(ld, ld->lineno, "invalid %s name \"%s\": use only "
-		    NAME_CHARS, kind, name);
+	/* A name is a metric label, a log prefix and a key in the API, on
+	 * every scrape and line: short and plain. */
+	if (k != SEC_AGENT && (strlen(name) > NAME_MAX_LEN ||
+	    !valid_name(name, "._-"))) {
+		report(ld, ld->lineno, "%s name \"%s\": " NAME_RULE, kind,
+		    WP_Q(name));
 		return;
 	}
 	if ((rs = section_find(ld, k, name)) != NULL) {
@@ -625,7 +680,7 @@ read_line(char *str, int num, void *stream)
 	}
 	if ((sep = strpbrk(s, "=:")) == NULL) {
 		report(ld, ld->lineno, "expected \"key = value\", a [section] "
-		    "or a comment, not \"%s\"", s);
+		    "or a comment, not \"%s\"", WP_Q(s));
 		return str;
 	}
 	c = *sep;
@@ -669,7 +724,7 @@ on_key(void *user, const char *section, const char *name, const char *value)
 	if (ld->cur == CUR_NONE) {
 		report(ld, ld->lineno, "key \"%s\" is outside any section "
 		    "(put it under [agent], [monitor:NAME] or [alert:NAME])",
-		    name);
+		    WP_Q(name));
 		return 1;
 	}
 	rs = &ld->secs[ld->cur];
@@ -697,7 +752,7 @@ cfg_read_secret(const char *path, char **out, char *why, size_t whylen)
 	*out = NULL;
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY |
 	    O_NONBLOCK)) < 0 || fstat(fd, &st) != 0) {
-		snprintf(why, whylen, "cannot read %s: %s", path,
+		snprintf(why, whylen, "cannot read %s: %s", WP_Q(path),
 		    strerror(errno));
 		goto done;
 	}
@@ -714,8 +769,8 @@ cfg_read_secret(const char *path, char **out, char *why, size_t whylen)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			snprintf(why, whylen, "cannot read %s: %s", path,
-			    strerror(errno));
+			snprintf(why, whylen, "cannot read %s: %s",
+			    WP_Q(path), strerror(errno));
 			goto done;
 		}
 		n += (size_t)r;
@@ -741,7 +796,7 @@ cfg_read_secret(const char *path, char **out, char *why, size_t whylen)
 	rc = 0;
 done:
 	if (bad != NULL)
-		snprintf(why, whylen, "%s %s", path, bad);
+		snprintf(why, whylen, "%s %s", WP_Q(path), bad);
 	if (buf != NULL) {
 		explicit_bzero(buf, SECRET_MAX + 1);
 		free(buf);
@@ -826,13 +881,13 @@ check_listen(struct loader *ld, const struct raw_kv *kv)
 			goto bad;
 	if (wp_parse_int(port, 0, 65535, &p) != 0) {
 		report(ld, kv->line, "listen: port \"%s\" is not a number "
-		    "from 0 to 65535", port);
+		    "from 0 to 65535", WP_Q(port));
 		return WP_EINVAL;
 	}
 	return 0;
 bad:
 	report(ld, kv->line, "listen: \"%s\" is not HOST:PORT, [IPV6]:PORT "
-	    "or off", v);
+	    "or off", WP_Q(v));
 	return WP_EINVAL;
 }
 
@@ -856,7 +911,7 @@ check_agent(struct loader *ld, struct cfg_agent *ag, const char *dir)
 		kv = &rs->kv[i];
 		if ((k = find_key(agent_keys, kv->key)) < 0) {
 			report(ld, kv->line, "unknown key \"%s\" in [agent]%s",
-			    kv->key, mean_text(suggest(kv->key, agent_keys,
+			    WP_Q(kv->key), mean_text(suggest(kv->key, agent_keys,
 			    NULL), mean, sizeof(mean)));
 			continue;
 		}
@@ -891,7 +946,7 @@ check_agent(struct loader *ld, struct cfg_agent *ag, const char *dir)
 			if (wp_parse_int(kv->value, 0, 36500, &n) != 0)
 				report(ld, kv->line, "retention_days: \"%s\" is "
 				    "not a whole number of days from 0 to 36500",
-				    kv->value);
+				    WP_Q(kv->value));
 			else
 				ag->retention_days = (int)n;
 			break;
@@ -899,7 +954,7 @@ check_agent(struct loader *ld, struct cfg_agent *ag, const char *dir)
 			if (wp_log_parse_level(kv->value, &lvl) != 0)
 				report(ld, kv->line, "log_level: \"%s\" is not a "
 				    "level (use debug, info, warn or error)",
-				    kv->value);
+				    WP_Q(kv->value));
 			else
 				ag->log_level = lvl;
 			break;
@@ -910,7 +965,8 @@ check_agent(struct loader *ld, struct cfg_agent *ag, const char *dir)
 				ag->log_syslog = 1;
 			else
 				report(ld, kv->line, "log: \"%s\" is not a log "
-				    "target (use stderr or syslog)", kv->value);
+				    "target (use stderr or syslog)",
+				    WP_Q(kv->value));
 			break;
 		case AK_USER:
 			ag->user = wp_xstrdup(kv->value);
@@ -1005,14 +1061,14 @@ build_section(struct loader *ld, const struct raw_section *rs,
 		report(ld, type->line, "type: no value");
 	else if (!valid_name(type->value, "_-"))
 		report(ld, type->line, "type: \"%s\" is not a plugin type "
-		    "name (letters, digits, '_' and '-')", type->value);
+		    "name (letters, digits, '_' and '-')", WP_Q(type->value));
 	else if (ld->lookup != NULL) {
 		pc = find_plugin(ld, plugin_dir, rs->kind == SEC_MONITOR ?
 		    WP_PLUGIN_CHECK : WP_PLUGIN_ALERT, type->value);
 		if (pc->plugin == NULL)
 			report(ld, type->line, "unknown %s type \"%s\"%s%s",
 			    rs->kind == SEC_MONITOR ? "check" : "alert",
-			    type->value, pc->why[0] != '\0' ? ": " : "",
+			    WP_Q(type->value), pc->why[0] != '\0' ? ": " : "",
 			    pc->why);
 	}
 	if (type != NULL) {
@@ -1053,7 +1109,7 @@ build_section(struct loader *ld, const struct raw_section *rs,
 			}
 			if (pk == NULL) {
 				report(ld, kv->line, "unknown key \"%s\" for "
-				    "type %s%s", kv->key, s->type,
+				    "type %s%s", WP_Q(kv->key), s->type,
 				    mean_text(suggest(kv->key, names, common),
 				    mean, sizeof(mean)));
 				continue;
@@ -1109,23 +1165,30 @@ build_section(struct loader *ld, const struct raw_section *rs,
 	}
 }
 
-/* Parse a duration key; 0 and *ms, or WP_EINVAL after reporting. */
+/* Parse a duration key, from MIN to MAX ms; 0 and *ms, or WP_EINVAL
+ * after reporting. */
 static int
 duration(struct loader *ld, const struct raw_kv *kv, int64_t min,
-    int64_t *ms)
+    int64_t max, int64_t *ms)
 {
 	char buf[32];
 	int64_t v;
 
 	if (wp_parse_duration(kv->value, &v) != 0) {
 		report(ld, kv->line, "%s: \"%s\" is not a duration ("
-		    DURATION_FORMS ")", kv->key, kv->value);
+		    DURATION_FORMS ")", kv->key, WP_Q(kv->value));
 		return WP_EINVAL;
 	}
 	if (v < min) {
 		wp_format_duration(min, buf, sizeof(buf));
 		report(ld, kv->line, "%s: \"%s\" is too short (minimum %s)",
-		    kv->key, kv->value, buf);
+		    kv->key, WP_Q(kv->value), buf);
+		return WP_EINVAL;
+	}
+	if (v > max) {
+		wp_format_duration(max, buf, sizeof(buf));
+		report(ld, kv->line, "%s: \"%s\" is too long (maximum %s)",
+		    kv->key, WP_Q(kv->value), buf);
 		return WP_EINVAL;
 	}
 	*ms = v;
@@ -1161,7 +1224,7 @@ parse_alerts(struct loader *ld, const struct raw_kv *kv, struct cfg_monitor *m)
 		item = trim(item);
 		if (*item == '\0') {
 			report(ld, kv->line, "alerts: empty name in \"%s\"",
-			    kv->value);
+			    WP_Q(kv->value));
 			continue;
 		}
 		if (strcmp(item, "none") == 0) {
@@ -1174,12 +1237,13 @@ parse_alerts(struct loader *ld, const struct raw_kv *kv, struct cfg_monitor *m)
 				break;
 		if (i < m->n_alerts) {
 			report(ld, kv->line, "alerts: \"%s\" is listed twice",
-			    item);
+			    WP_Q(item));
 			continue;
 		}
 		if (!alert_exists(ld, item)) {
 			report(ld, kv->line, "alerts: unknown alert \"%s\" "
-			    "(there is no [alert:%s] section)", item, item);
+			    "(there is no [alert:%s] section)", WP_Q(item),
+			    WP_Q(item));
 			continue;
 		}
 		m->alerts = wp_xrealloc(m->alerts,
@@ -1187,6 +1251,54 @@ parse_alerts(struct loader *ld, const struct raw_kv *kv, struct cfg_monitor *m)
 		m->alerts[m->n_alerts++] = wp_xstrdup(item);
 	}
 	free(copy);
+}
+
+/* The line of the first of KEYS (MK_* indices, -1 ends) that is set, else
+ * the section's. */
+static int
+first_line(const struct raw_section *rs, const struct raw_kv *const *seen,
+    const int *keys)
+{
+	for (; *keys >= 0; keys++)
+		if (seen[*keys] != NULL)
+			return seen[*keys]->line;
+	return rs->line;
+}
+
+/*
+ * Warn when a failing check cannot finish within its interval: the
+ * schedule then skips slots (a check is never doubled), so the monitor is
+ * checked less often than the file says.  Worst case: every attempt times
+ * out, and the retries wait retry_interval between them.
+ */
+static void
+check_fit(struct loader *ld, const struct raw_section *rs,
+    const struct raw_kv *const *seen, const struct cfg_monitor *m)
+{
+	static const int t_keys[] = { MK_TIMEOUT, MK_INTERVAL, -1 };
+	static const int r_keys[] = { MK_RETRIES, MK_RETRY_INTERVAL,
+	    MK_TIMEOUT, MK_INTERVAL, -1 };
+	char iv[32], to[32], worst[32];
+	int64_t w;
+
+	wp_format_duration(m->interval_ms, iv, sizeof(iv));
+	wp_format_duration(m->timeout_ms, to, sizeof(to));
+	if (m->timeout_ms > m->interval_ms) {
+		warn_at(ld, first_line(rs, seen, t_keys), "timeout %s is longer "
+		    "than interval %s: a check that times out runs into its "
+		    "next slot, which is skipped", to, iv);
+		return;
+	}
+	w = m->timeout_ms * (1 + m->retries) +
+	    m->retry_interval_ms * m->retries;
+	if (w > m->interval_ms) {
+		wp_format_duration(w, worst, sizeof(worst));
+		warn_at(ld, first_line(rs, seen, r_keys), "a failing check "
+		    "takes up to %s (timeout %s x (1 + retries %d) + "
+		    "retry_interval x retries), longer than interval %s: the "
+		    "slots it runs into are skipped", worst, to, m->retries,
+		    iv);
+	}
 }
 
 static void
@@ -1210,27 +1322,28 @@ check_monitor(struct loader *ld, const struct raw_section *rs,
 			    k == MK_ALERTS ? " (use \"none\" for no alerts)" :
 			    "");
 	if ((kv = seen[MK_INTERVAL]) != NULL && kv->value[0] != '\0')
-		duration(ld, kv, 100, &m->interval_ms);
+		duration(ld, kv, 100, INTERVAL_MAX_MS, &m->interval_ms);
 	if ((kv = seen[MK_TIMEOUT]) != NULL && kv->value[0] != '\0')
-		duration(ld, kv, 1, &m->timeout_ms);
+		duration(ld, kv, 1, TIMEOUT_MAX_MS, &m->timeout_ms);
 	if ((kv = seen[MK_RETRY_INTERVAL]) != NULL && kv->value[0] != '\0')
-		duration(ld, kv, 0, &m->retry_interval_ms);
+		duration(ld, kv, 0, TIMEOUT_MAX_MS, &m->retry_interval_ms);
 	if ((kv = seen[MK_RETRIES]) != NULL && kv->value[0] != '\0') {
 		if (wp_parse_int(kv->value, 0, 100, &n) != 0)
 			report(ld, kv->line, "retries: \"%s\" is not a whole "
-			    "number from 0 to 100", kv->value);
+			    "number from 0 to 100", WP_Q(kv->value));
 		else
 			m->retries = (int)n;
 	}
 	if ((kv = seen[MK_ENABLED]) != NULL && kv->value[0] != '\0') {
 		if (wp_parse_bool(kv->value, &on) != 0)
 			report(ld, kv->line, "enabled: \"%s\" is not a boolean "
-			    "(use true or false)", kv->value);
+			    "(use true or false)", WP_Q(kv->value));
 		else
 			m->enabled = on;
 	}
 	if ((kv = seen[MK_ALERTS]) != NULL && kv->value[0] != '\0')
 		parse_alerts(ld, kv, m);
+	check_fit(ld, rs, seen, m);
 }
 
 static void
@@ -1246,7 +1359,7 @@ check_alert(struct loader *ld, const struct raw_section *rs,
 	if (seen[1]->value[0] == '\0')
 		report(ld, seen[1]->line, "timeout: no value");
 	else
-		duration(ld, seen[1], 1, &a->timeout_ms);
+		duration(ld, seen[1], 1, TIMEOUT_MAX_MS, &a->timeout_ms);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1366,13 +1479,19 @@ config_load(const char *file, const char *plugin_dir_override,
 			    &cfg->alerts[cfg->n_alerts++]);
 	}
 	*out = cfg;
-	if (ld.n_probs == 0)
+	if (ld.n_probs == ld.n_warnings)
 		ret = 0;
 done:
 	if (ld.n_probs > 0)
 		qsort(ld.probs, ld.n_probs, sizeof(*ld.probs), problem_cmp);
-	for (i = 0; i < ld.n_probs; i++)
-		diag_error(diag, ld.probs[i].line, "%s", ld.probs[i].msg);
+	for (i = 0; i < ld.n_probs; i++) {
+		if (ld.probs[i].warning)
+			diag_warning(diag, ld.probs[i].line, "%s",
+			    ld.probs[i].msg);
+		else
+			diag_error(diag, ld.probs[i].line, "%s",
+			    ld.probs[i].msg);
+	}
 	if (prev_file != NULL)
 		diag->file = prev_file;
 	loader_free(&ld);

@@ -37,22 +37,31 @@
 
 #include <watchpost/plugin.h>
 
-/* Diagnostics: collects "FILE:LINE: message" lines and counts them. */
+/*
+ * Diagnostics: collects "FILE:LINE: message" lines and counts them.  An
+ * error makes the file invalid; a warning ("FILE:LINE: warning: message")
+ * is only shown: -t still exits 0.  Every message is escaped and cut at
+ * 400 characters here, so no line holds raw control bytes.
+ */
 struct wp_diag {
 	const char *file;   /* default file for diag_error (borrowed) */
 	int errors;         /* number of errors reported */
+	int warnings;       /* number of warnings reported */
 	char *text;         /* all lines, each ending in '\n' (owned, may be NULL) */
 	size_t len;
-	struct diag_at {    /* per error: its line, where its text starts */
+	struct diag_at {    /* per line: its line number, where its text starts */
 		int line;
 		size_t off;
-	} *at;              /* `errors` entries (owned, may be NULL) */
+	} *at;              /* errors + warnings entries (owned, may be NULL) */
 };
 void diag_init(struct wp_diag *d, const char *file);
 /* Report an error at LINE of d->file (line 0: no line, "FILE: message"). */
 void diag_error(struct wp_diag *d, int line, const char *fmt, ...)
     WP_PRINTF(3, 4);
 void diag_verror(struct wp_diag *d, int line, const char *fmt, va_list ap);
+/* Report a warning the same way: "FILE:LINE: warning: message". */
+void diag_warning(struct wp_diag *d, int line, const char *fmt, ...)
+    WP_PRINTF(3, 4);
 /* Put the lines in line order (line 0 first), keeping the report order
  * among equal lines: for a report collected in more than one pass. */
 void diag_sort(struct wp_diag *d);
@@ -98,9 +107,9 @@ struct cfg_section {
 
 struct cfg_monitor {
 	struct cfg_section s;
-	int64_t interval_ms;       /* default 60 s, minimum 100 ms */
-	int64_t timeout_ms;        /* default 10 s, minimum 1 ms */
-	int64_t retry_interval_ms; /* default 1 s */
+	int64_t interval_ms;       /* default 60 s, 100 ms to 7 days */
+	int64_t timeout_ms;        /* default 10 s, 1 ms to 1 hour */
+	int64_t retry_interval_ms; /* default 1 s, at most 1 hour */
 	int retries;               /* default 2, 0..100 */
 	int enabled;               /* default 1 */
 	/* alerts: all_alerts = 1 when the key is omitted; "none" gives
@@ -112,7 +121,7 @@ struct cfg_monitor {
 
 struct cfg_alert {
 	struct cfg_section s;
-	int64_t timeout_ms;        /* default 10 s */
+	int64_t timeout_ms;        /* default 10 s, 1 ms to 1 hour */
 };
 
 struct config {

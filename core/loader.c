@@ -1,6 +1,8 @@
 #include "config.h"
 
+#include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <ltdl.h>
 #include <pwd.h>
@@ -137,6 +139,45 @@ done:
 	return rc;
 }
 
+/*
+ * Why lt_dlopen() refused PATH, into WHY.  lt_dlerror() holds only the
+ * last of libltdl's loaders' errors, "file not found" whatever was wrong.
+ * A file without the ELF magic is not a shared object at all; for one
+ * with it, dlopen() tells (a missing library or symbol, a wrong
+ * architecture), in a message that starts with the path, which WHY names
+ * already.
+ */
+static void
+load_error(const char *path, const char *dir, char *why, size_t whylen)
+{
+	const char *e, *lt = lt_dlerror();
+	unsigned char magic[4];
+	size_t pl = strlen(path);
+	ssize_t n = -1;
+	void *h;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) >= 0) {
+		n = read(fd, magic, sizeof(magic));
+		close(fd);
+	}
+	if (n >= 0 && (n < 4 || memcmp(magic, "\177ELF", 4) != 0)) {
+		snprintf(why, whylen, "%s is not a shared object (no ELF "
+		    "header): remove it from %s", path, dir);
+		return;
+	}
+	(void)dlerror();
+	/* lt_dlopen() just failed on it, binding lazily: dlopen() binding
+	 * now is stricter, so it fails too, before the file's code runs. */
+	if ((h = dlopen(path, RTLD_NOW | RTLD_LOCAL)) != NULL)
+		dlclose(h);
+	if (h != NULL || (e = dlerror()) == NULL)
+		e = lt != NULL ? lt : "unknown error";
+	if (strncmp(e, path, pl) == 0 && strncmp(e + pl, ": ", 2) == 0)
+		e += pl + 2;
+	snprintf(why, whylen, "%s: cannot load: %s", path, e);
+}
+
 static const struct plugin *
 find_loaded(const char *path)
 {
@@ -207,7 +248,7 @@ loader_get(const char *dir, int kind, const char *type, char *why,
 	/* lt_dlopen, not lt_dlopenext: the exact file, never a search path. */
 	dl = lt_dlopen(path);
 	if (dl == NULL) {
-		snprintf(why, whylen, "%s: cannot load: %s", path, lt_dlerror());
+		load_error(path, dir, why, whylen);
 		goto fail;
 	}
 	*(void **)&entry = lt_dlsym(dl, WP_PLUGIN_SYMBOL);

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "util.h"
 
 static int threshold = WP_LOG_INFO;
 static enum wp_log_target target = WP_LOG_STDERR;
@@ -51,7 +52,10 @@ void
 wp_vlog(int level, const char *fmt, va_list ap)
 {
 	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
-	char line[2048];
+	char line[2048], clean[4096];
+	const char *text = line;
+	unsigned char c;
+	size_t n, i;
 	struct timespec ts;
 	struct tm tm;
 	char stamp[32];
@@ -63,8 +67,24 @@ wp_vlog(int level, const char *fmt, va_list ap)
 	if (level > WP_LOG_DEBUG)
 		level = WP_LOG_DEBUG;
 	vsnprintf(line, sizeof(line), fmt, ap);
+	/* One event, one line, whatever the message holds: a trailing
+	 * newline is dropped, and control bytes (an embedded newline, a
+	 * terminal escape) and invalid UTF-8 from a file, a plugin or a
+	 * server are escaped, so they can neither forge a line nor reach
+	 * the terminal.  Tabs stay. */
+	n = strlen(line);
+	while (n > 0 && line[n - 1] == '\n')
+		line[--n] = '\0';
+	for (i = 0; i < n; i++) {
+		c = (unsigned char)line[i];
+		if ((c < 0x20 && c != '\t') || c >= 0x7f) {
+			wp_escape(line, sizeof(clean), clean, sizeof(clean));
+			text = clean;
+			break;
+		}
+	}
 	if (target == WP_LOG_SYSLOG) {
-		syslog(prio[level], "%s", line);
+		syslog(prio[level], "%s", text);
 		return;
 	}
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -72,7 +92,7 @@ wp_vlog(int level, const char *fmt, va_list ap)
 	strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
 	pthread_mutex_lock(&log_mu);
 	fprintf(stderr, "%s.%03ld %-5s %s\n", stamp, ts.tv_nsec / 1000000,
-	    names[level], line);
+	    names[level], text);
 	pthread_mutex_unlock(&log_mu);
 }
 

@@ -156,6 +156,25 @@ lookup_startup(void *arg, const char *dir, int kind, const char *type,
 	return d;
 }
 
+/*
+ * A file the core accepted may still have warnings: show them (-t prints
+ * them as it prints errors; the agent, --once and reload log them), then
+ * empty DIAG for the plugins' judgement, so nothing is shown twice.
+ */
+static void
+show_warnings(struct wp_diag *diag)
+{
+	const char *p, *nl;
+
+	if (diag->warnings > 0 && opt.check_only)
+		fputs(diag->text, stderr);
+	else if (diag->warnings > 0)
+		for (p = diag->text; (nl = strchr(p, '\n')) != NULL; p = nl + 1)
+			wp_warn("%.*s", (int)(nl - p), p);
+	diag_free(diag);
+	diag_init(diag, opt.config);
+}
+
 /* Load FILE and check every section's keys, loading the plugins it names,
  * without touching the running set (diag gets every problem).  At start-up
  * (STARTUP) the load and each plugin are registered as operations.  When
@@ -182,6 +201,7 @@ load(struct wp_diag *diag, int startup)
 		return NULL;
 	}
 	opmon_end(op, OP_SUCCEEDED, NULL);
+	show_warnings(diag);
 	return cfg;
 }
 
@@ -227,12 +247,33 @@ reload(void)
 	diag_free(&diag);
 }
 
+/*
+ * The shutdown drain waits for checks and deliveries in flight at most
+ * this long, then cancels them: a stop must fit systemd's TimeoutStopSec
+ * (90 s by default), whatever timeout a monitor has.  Cancelled checks are
+ * not stored (the next start checks again); cancelled alerts stay in the
+ * outbox.
+ */
+#define DRAIN_MAX_MS 10000
+static uv_timer_t drain_timer;
+
 static void
 drained(void *arg)
 {
 	(void)arg;
+	uv_timer_stop(&drain_timer);
 	wp_info("all checks finished; stopping");
 	uv_stop(wp_loop);
+}
+
+static void
+drain_limit_cb(uv_timer_t *t)
+{
+	(void)t;
+	wp_warn("shutdown: %u check(s) and alert(s) still running after %d s; "
+	    "cancelling them", opmon_running(OPC_CHECK) +
+	    opmon_running(OPC_ALERT), DRAIN_MAX_MS / 1000);
+	opmon_cancel_all();
 }
 
 static int stopping;
@@ -244,10 +285,13 @@ static void
 begin_stop(const char *why)
 {
 	stopping = 1;
-	wp_info("%s: stopping; letting checks in flight finish", why);
+	wp_info("%s: stopping; letting checks in flight finish (at most %d s)",
+	    why, DRAIN_MAX_MS / 1000);
 	uv_timer_stop(&retention_timer);
 	api_stop(api);
 	api = NULL;
+	uv_timer_init(wp_loop, &drain_timer);
+	uv_timer_start(&drain_timer, drain_limit_cb, DRAIN_MAX_MS, 0);
 	manager_stop(drained, NULL);
 }
 
@@ -687,7 +731,7 @@ run_once(void)
 	for (i = 0; i < n; i++) {
 		char lat[32] = "-";
 		const char *detail = res[i].detail;
-		char buf[300];
+		char buf[300], clean[4 * sizeof(buf)];
 
 		if (res[i].latency_ms >= 0)
 			snprintf(lat, sizeof(lat), "%.1f ms", res[i].latency_ms);
@@ -702,10 +746,13 @@ run_once(void)
 			    res[i].detail);
 			detail = buf;
 		}
+		/* The detail may hold what a server sent: escaped, as the
+		 * log has it. */
+		wp_escape(detail, sizeof(buf), clean, sizeof(clean));
 		/* No trailing blanks: the detail column may be empty. */
 		printf("%-*s  %-*s  %-4s  %10s%s%s\n", (int)w, res[i].name,
 		    (int)tw, res[i].type, res[i].ok ? "UP" : "DOWN", lat,
-		    *detail ? "  " : "", detail);
+		    *clean ? "  " : "", clean);
 		if (!res[i].ok)
 			any_down = 1;
 	}
@@ -839,7 +886,9 @@ main(int argc, char **argv)
 	op = opmon_begin(OPC_STARTUP, "open database", STARTUP_STEP_MS);
 	if (store_open(cfg->agent.database, 65536, &store, err,
 	    sizeof(err)) != 0) {
+		/* The store's message names the file itself. */
 		fprintf(stderr, "watchpost: %s\n", err);
+		free(token);
 		config_free(cfg);
 		return 1;
 	}
@@ -862,8 +911,8 @@ main(int argc, char **argv)
 		    render_opmon, render_metrics, NULL };
 		if (api_start(cfg->agent.listen, token, wp_loop, &routes, &api,
 		    err, sizeof(err)) != 0) {
-			fprintf(stderr, "watchpost: listen %s: %s\n",
-			    cfg->agent.listen, err);
+			/* api_start() names the address itself. */
+			fprintf(stderr, "watchpost: %s\n", err);
 			free(token);
 			config_free(cfg);
 			return 1;

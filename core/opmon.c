@@ -634,6 +634,23 @@ opmon_cancel(struct wp_op *op)
 	stop_op(op, OP_CANCELED);
 }
 
+void
+opmon_cancel_all(void)
+{
+	struct wp_op *op = inflight_head;
+
+	/* A cancelled operation leaves the list, and its done() may end
+	 * others: start again from the head after each one. */
+	while (op != NULL) {
+		if (op->plugin == NULL || op->reported) {
+			op = op->next;
+			continue;
+		}
+		stop_op(op, OP_CANCELED);
+		op = inflight_head;
+	}
+}
+
 struct blocking_job {
 	struct wp_op *op;
 	const struct plugin *plugin;

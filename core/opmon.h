@@ -112,6 +112,15 @@ struct wp_op *opmon_begin_any(enum op_category cat, const char *name,
 void opmon_end_any(struct wp_op *op, enum op_outcome outcome,
     const char *detail);
 
+/*
+ * Cancel every plugin operation still in flight (checks and alert
+ * deliveries: the shutdown's drain limit).  Each one's done() runs with
+ * OP_CANCELED as opmon_cancel() promises; a plugin that does not complete
+ * is handled as there.  Core operations, which cannot be cancelled, are
+ * left alone.  Loop thread.
+ */
+void opmon_cancel_all(void);
+
 /* Number of operations in flight (all categories, or one). */
 unsigned opmon_running(int cat);
 

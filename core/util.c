@@ -38,31 +38,44 @@ wp_wall_ms(void)
 int
 wp_parse_duration(const char *s, int64_t *ms)
 {
+	/* By hand, not strtod(): it takes signs, blanks, exponents, hex,
+	 * "inf" and "nan", none of which a duration is. */
 	static const struct {
 		const char *unit;
-		double factor;
+		int64_t factor;
 	} units[] = {
 		{ "", 1000 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 },
 		{ "h", 3600000 }, { "d", 86400000 },
 	};
-	char *end;
-	double v;
+	const char *p = s;
+	int64_t whole = 0, v;
+	double frac = 0, scale = 1;
+	int digits = 0;
 	size_t i;
 
-	if (s == NULL || !(isdigit((unsigned char)*s) || *s == '.'))
+	if (s == NULL)
 		return WP_EINVAL;
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno != 0 || end == s || !isfinite(v) || v < 0)
+	for (; *p >= '0' && *p <= '9'; p++, digits++) {
+		if (whole > WP_DURATION_MAX_MS)
+			return WP_EINVAL; /* past every maximum: stop growing */
+		whole = whole * 10 + (*p - '0');
+	}
+	if (*p == '.')
+		for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+			frac += (*p - '0') * (scale /= 10);
+	if (digits == 0)
 		return WP_EINVAL;
 	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-		if (strcmp(end, units[i].unit) == 0) {
-			v *= units[i].factor;
-			if (v > 9.2e15)
-				return WP_EINVAL;
-			*ms = (int64_t)llround(v);
-			return 0;
-		}
+		if (strcmp(p, units[i].unit) != 0)
+			continue;
+		if (whole > WP_DURATION_MAX_MS / units[i].factor)
+			return WP_EINVAL;
+		v = whole * units[i].factor +
+		    (int64_t)llround(frac * (double)units[i].factor);
+		if (v > WP_DURATION_MAX_MS)
+			return WP_EINVAL;
+		*ms = v;
+		return 0;
 	}
 	return WP_EINVAL;
 }
@@ -114,6 +127,96 @@ wp_format_duration(int64_t ms, char *buf, size_t len)
 		snprintf(buf, len, "%lldm", (long long)(ms / 60000));
 	else
 		snprintf(buf, len, "%llds", (long long)(ms / 1000));
+}
+
+/*
+ * The length of the valid UTF-8 sequence at P that is neither a C1 control
+ * nor a surrogate nor overlong, else 0.  Reads no further than the first
+ * byte that breaks the sequence (a NUL always does).
+ */
+static size_t
+utf8_len(const unsigned char *p)
+{
+	unsigned c = p[0];
+
+	if (c >= 0xc2 && c <= 0xdf)
+		return (p[1] & 0xc0) == 0x80 && !(c == 0xc2 && p[1] < 0xa0) ?
+		    2 : 0;
+	if (c >= 0xe0 && c <= 0xef) {
+		if ((p[1] & 0xc0) != 0x80 || (c == 0xe0 && p[1] < 0xa0) ||
+		    (c == 0xed && p[1] >= 0xa0) || (p[2] & 0xc0) != 0x80)
+			return 0;
+		return 3;
+	}
+	if (c >= 0xf0 && c <= 0xf4) {
+		if ((p[1] & 0xc0) != 0x80 || (c == 0xf0 && p[1] < 0x90) ||
+		    (c == 0xf4 && p[1] >= 0x90) || (p[2] & 0xc0) != 0x80 ||
+		    (p[3] & 0xc0) != 0x80)
+			return 0;
+		return 4;
+	}
+	return 0;
+}
+
+/*
+ * wp_quote() and wp_escape(): copy S into BUF, escaping as they promise,
+ * keeping at most MAX characters (an escape counts as the characters it
+ * shows); QUOTE also escapes '"', '\\' and tabs.
+ */
+static void
+escape(const char *s, size_t max, int quote, char *buf, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	char piece[8];
+	size_t out = 0, shown = 0, n, bytes, w;
+
+	if (len == 0)
+		return;
+	while (*p != '\0') {
+		n = *p >= 0x80 ? utf8_len(p) : 0;
+		if (n > 0) {
+			memcpy(piece, p, n);
+			bytes = n;
+			w = 1;
+		} else if (*p == '\n' || *p == '\r' || (quote && (*p == '\t' ||
+		    *p == '"' || *p == '\\'))) {
+			piece[0] = '\\';
+			piece[1] = *p == '\n' ? 'n' : *p == '\r' ? 'r' :
+			    *p == '\t' ? 't' : (char)*p;
+			bytes = w = 2;
+		} else if ((*p < 0x20 && *p != '\t') || *p >= 0x7f) {
+			snprintf(piece, sizeof(piece), "\\x%02x", *p);
+			bytes = w = 4;
+		} else {
+			piece[0] = (char)*p;
+			bytes = w = 1;
+		}
+		/* Room for "..." and the NUL stays free until the end. */
+		if (shown + w > max || out + bytes + 4 > len)
+			break;
+		memcpy(buf + out, piece, bytes);
+		out += bytes;
+		shown += w;
+		p += n > 0 ? n : 1;
+	}
+	if (*p != '\0' && out + 4 <= len) {
+		memcpy(buf + out, "...", 3);
+		out += 3;
+	}
+	buf[out < len ? out : len - 1] = '\0';
+}
+
+const char *
+wp_quote(const char *s, size_t max, char *buf, size_t len)
+{
+	escape(s, max, 1, buf, len);
+	return buf;
+}
+
+void
+wp_escape(const char *s, size_t max, char *buf, size_t len)
+{
+	escape(s, max, 0, buf, len);
 }
 
 int

@@ -19,9 +19,12 @@ int64_t wp_wall_ms(void);
 
 /*
  * Parse a duration: "250ms", "10s", "5m", "1h", "1d", or a bare number of
- * seconds ("1.5" is 1500 ms).  Rejects empty, negative, trailing garbage and
- * values past ~292 years.  Returns 0 and sets *ms, or WP_EINVAL.
+ * seconds ("1.5" is 1500 ms): decimal digits with at most one '.', then
+ * the unit.  Rejects anything else -- empty, a sign, blanks, exponents
+ * ("1e3"), hex ("0x10"), "inf", "nan", trailing garbage -- and values
+ * over WP_DURATION_MAX_MS.  Returns 0 and sets *ms, or WP_EINVAL.
  */
+#define WP_DURATION_MAX_MS (3650LL * 86400000) /* ten years */
 int wp_parse_duration(const char *s, int64_t *ms);
 
 /* true/false, yes/no, on/off, 1/0 (any case).  0 and *out, or WP_EINVAL. */
@@ -32,6 +35,31 @@ int wp_parse_int(const char *s, long long min, long long max, long long *out);
 
 /* Format a duration in ms the way the configuration writes it ("1m30s"). */
 void wp_format_duration(int64_t ms, char *buf, size_t len);
+
+/*
+ * Input quoted in a message (a key, a value, a name from the file, text a
+ * server sent).  wp_quote() writes into BUF (LEN bytes) at most MAX
+ * characters of S, each shown on the terminal as one character or as an
+ * escape: '\\', '"', \n, \r, \t, and \xNN for the other control bytes,
+ * DEL, the C1 controls and every byte that is not part of valid UTF-8.  When
+ * S is longer, or BUF too small, "..." follows what fits.  S NULL reads as
+ * "".  Returns BUF, always NUL-terminated (LEN > 0).  WP_Q(s) quotes S with
+ * the default limit in a buffer of its own, valid in the enclosing block:
+ *     report(..., "unknown key \"%s\"", WP_Q(key));
+ */
+#define WP_QUOTE_CHARS 80
+#define WP_QUOTE_SIZE (WP_QUOTE_CHARS * 4 + 4) /* the worst case, "...", NUL */
+const char *wp_quote(const char *s, size_t max, char *buf, size_t len);
+#define WP_Q(s)                                                          \
+	wp_quote((s), WP_QUOTE_CHARS, (char[WP_QUOTE_SIZE]){ 0 },        \
+	    WP_QUOTE_SIZE)
+
+/*
+ * The same escapes for a whole message (the log writer, a diagnostic):
+ * tabs, '"' and '\\' are kept as they are; at most MAX characters, then
+ * "...".
+ */
+void wp_escape(const char *s, size_t max, char *buf, size_t len);
 
 /* Levenshtein distance, capped at 100; for "did you mean". */
 int wp_edit_distance(const char *a, const char *b);

@@ -126,7 +126,7 @@ hook_configure(void *state, const struct wp_section *sec, void **instp)
 			else
 				in->headers = l;
 		} else {
-			h->config_error(sec, kv, "unknown key \"%s\"", kv->key);
+			h->config_error(sec, kv, "unknown key");
 			bad = 1;
 		}
 	}

@@ -470,7 +470,7 @@ wp_curl_failure(struct wp_curl_xfer *x, CURLcode rc, struct wp_result *res,
 	case CURLE_COULDNT_RESOLVE_HOST:
 	case CURLE_COULDNT_RESOLVE_PROXY:
 		res->reason = WP_REASON_DNS;
-		snprintf(buf, len, "DNS: could not resolve the host name");
+		snprintf(buf, len, "could not resolve the host name");
 		break;
 	case CURLE_COULDNT_CONNECT:
 		connect_failure(x->easy, res, buf, len);

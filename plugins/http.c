@@ -266,7 +266,7 @@ http_configure(void *state, const struct wp_section *sec, void **instp)
 			else
 				in->keepalive = b;
 		} else {
-			h->config_error(sec, kv, "unknown key \"%s\"", kv->key);
+			h->config_error(sec, kv, "unknown key");
 			bad = 1;
 		}
 	}

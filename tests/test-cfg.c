@@ -494,13 +494,14 @@ test_errors_structure(void **state)
 	    ":1: unknown section [agnet] (expected [agent], [monitor:NAME] or "
 	    "[alert:NAME]) (did you mean [agent]?)");
 	expect_one("[monitor:]\ntype = tcp\n",
-	    ":1: monitor name is empty: use [monitor:NAME]");
+	    ":1: monitor name \"\": must be 1-128 characters of letters, "
+	    "digits, '.', '_' or '-'");
 	expect_one("[monitor]\n", ":1: section [monitor] needs a name: "
 	    "[monitor:NAME]");
 	expect_one("[agent:x]\n", ":1: [agent] takes no name");
 	expect_one("[alert:a/b]\ntype = webhook\n",
-	    ":1: invalid alert name \"a/b\": use only letters, digits, '.', "
-	    "'_' and '-'");
+	    ":1: alert name \"a/b\": must be 1-128 characters of letters, "
+	    "digits, '.', '_' or '-'");
 	expect_one("[agent]\n[monitor:x\ntype = tcp\n",
 	    ":2: unterminated section header (missing ']')");
 	expect_one("[agent]\nretention_days 30\n",
@@ -570,7 +571,7 @@ test_errors_monitor(void **state)
 	    "from 0 to 100");
 	ONE("enabled = maybe\n", ":5: enabled: \"maybe\" is not a boolean "
 	    "(use true or false)");
-	ONE("interval = 1s\ninterval = 2s\n",
+	ONE("interval = 40s\ninterval = 2s\n",
 	    ":6: duplicate key \"interval\" (first set at line 5)");
 	ONE("port = 2\n", ":5: duplicate key \"port\" (first set at line 4)");
 	ONE("intervl = 5s\n", ":5: unknown key \"intervl\" for type tcp "
@@ -618,8 +619,8 @@ test_unknown_type_no_cascade(void **state)
 	    PKGLIBDIR);
 	/* Keys under a rejected header are dropped with it. */
 	expect_one("[monitor:a b]\ntype = quic\nendpoint = x\n",
-	    ":1: invalid monitor name \"a b\": use only letters, digits, '.', "
-	    "'_' and '-'");
+	    ":1: monitor name \"a b\": must be 1-128 characters of letters, "
+	    "digits, '.', '_' or '-'");
 }
 
 static void
@@ -702,13 +703,15 @@ long_url(size_t n)
 	assert_int_equal(cfg->monitors[1].s.kv[1].line, 10);
 	wp_buf_free(&b);
 
-	/* A long unknown key is still reported at its line. */
+	/* A long unknown key is still reported at its line, quoted short:
+	 * its first 80 characters and "...". */
 	memset(url, 'k', n);
 	wp_buf_printf(&b, "[monitor:long]\ntype = http\nurl = x\n"
 	    "%s = 1\n", url);
 	assert_int_equal(load_text(b.data), WP_EINVAL);
 	assert_non_null(strstr(diag.text, ":4: unknown key \"kkkk"));
-	assert_int_equal(diag.len, strlen(path) + n + 33);
+	assert_non_null(strstr(diag.text, "kkk...\" for type http\n"));
+	assert_int_equal(diag.len, strlen(path) + 80 + 36);
 	assert_int_equal(diag.errors, 1);
 	wp_buf_free(&b);
 	free(url);
@@ -957,6 +960,7 @@ static void
 test_diag(void **state)
 {
 	struct wp_diag d;
+	char *big;
 
 	diag_init(&d, "f.ini");
 	assert_null(d.text);
@@ -978,10 +982,26 @@ test_diag(void **state)
 	assert_int_equal(d.len, strlen(d.text));
 	assert_int_equal(d.errors, 5);
 	diag_error(&d, 1, "one");
+	diag_warning(&d, 2, "two %s", "\x1b");
 	diag_sort(&d);
 	assert_string_equal(d.text, "f.ini: cannot open: gone\n"
-	    "f.ini: whole file\nf.ini:1: one\nf.ini:3: third\n"
-	    "f.ini:12: bad 7\nf.ini:12: twelve again\n");
+	    "f.ini: whole file\nf.ini:1: one\nf.ini:2: warning: two \\x1b\n"
+	    "f.ini:3: third\nf.ini:12: bad 7\nf.ini:12: twelve again\n");
+	assert_int_equal(d.errors, 6);
+	assert_int_equal(d.warnings, 1);
+	diag_free(&d);
+
+	/* Whatever a plugin says is escaped and cut at 400 characters. */
+	big = wp_xmalloc(100001);
+	memset(big, 'x', 100000);
+	big[100000] = '\0';
+	big[0] = '\033';
+	diag_init(&d, "f.ini");
+	diag_error(&d, 7, "%s", big);
+	assert_int_equal(d.len, strlen("f.ini:7: ") + 4 + 396 + 3 + 1);
+	assert_int_equal(strncmp(d.text, "f.ini:7: \\x1bxxx", 16), 0);
+	assert_string_equal(d.text + d.len - 5, "x...\n");
+	free(big);
 	diag_free(&d);
 	assert_null(d.text);
 	diag_free(NULL);
@@ -999,6 +1019,234 @@ test_diag(void **state)
 	assert_non_null(strstr(d.text, ":2: log: "));
 	assert_ptr_equal(strstr(d.text, path), d.text);
 	diag_free(&d);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Durations, quoting, names, warnings */
+
+static void
+test_duration_parser(void **state)
+{
+	static const struct {
+		const char *s;
+		int64_t ms;
+	} good[] = {
+		{ "0", 0 }, { "1", 1000 }, { "1.5", 1500 }, { ".5", 500 },
+		{ "5.", 5000 }, { "250ms", 250 }, { "10s", 10000 },
+		{ "5m", 300000 }, { "1h", 3600000 }, { "1d", 86400000 },
+		{ "0.25s", 250 }, { "1.0005s", 1001 }, { "007s", 7000 },
+		{ "3650d", 3650LL * 86400000 },
+	};
+	static const char *const bad[] = {
+		"", ".", "s", "ms", "-1", "+1", "-0", " 1", "1 ", "1 s",
+		"1e3", "1E3", "1e3s", "0x10", "0X10", "0x1p3", "0x1p3s",
+		"inf", "INF", "infinity", "nan", "NaN", "1..2", "1.2.3",
+		"1ss", "1sm", "1S", "1H", "10x", "1,5", "１",
+		"3651d", "9000000000000s", "99999999999999999999999",
+		"18446744073709551617ms", "9223372036854775807ms",
+	};
+	int64_t ms;
+	size_t i;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		ms = -1;
+		if (wp_parse_duration(good[i].s, &ms) != 0 ||
+		    ms != good[i].ms)
+			print_error("\"%s\": %lld\n", good[i].s, (long long)ms);
+		assert_int_equal(wp_parse_duration(good[i].s, &ms), 0);
+		assert_int_equal(ms, good[i].ms);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ms = -1;
+		if (wp_parse_duration(bad[i], &ms) != WP_EINVAL)
+			print_error("accepted \"%s\" as %lld ms\n", bad[i],
+			    (long long)ms);
+		assert_int_equal(wp_parse_duration(bad[i], &ms), WP_EINVAL);
+		assert_int_equal(ms, -1);
+	}
+	assert_int_equal(wp_parse_duration(NULL, &ms), WP_EINVAL);
+}
+
+static void
+test_quote(void **state)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{ "plain", "plain" },
+		{ "", "" },
+		{ "\x1b[31mred", "\\x1b[31mred" },
+		{ "a\nb\rc\td", "a\\nb\\rc\\td" },
+		{ "say \"hi\" \\ bye", "say \\\"hi\\\" \\\\ bye" },
+		{ "\x7f\x01", "\\x7f\\x01" },
+		{ "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", /* kept */
+		  "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80" },
+		{ "\xff\xfe", "\\xff\\xfe" },          /* never UTF-8 */
+		{ "\xc3", "\\xc3" },                   /* cut sequence */
+		{ "\xc0\xaf", "\\xc0\\xaf" },          /* overlong '/' */
+		{ "\xed\xa0\x80", "\\xed\\xa0\\x80" }, /* a surrogate */
+		{ "\xc2\x9b", "\\xc2\\x9b" },          /* C1 control CSI */
+	};
+	char buf[WP_QUOTE_SIZE], small[8], *big;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		assert_string_equal(wp_quote(cases[i].in, WP_QUOTE_CHARS, buf,
+		    sizeof(buf)), cases[i].out);
+	assert_string_equal(WP_Q(NULL), "");
+	/* Cut at 80 characters, escapes counted as what they show. */
+	big = wp_xmalloc(10 * 1024 * 1024 + 1);
+	memset(big, 'k', 10 * 1024 * 1024);
+	big[10 * 1024 * 1024] = '\0';
+	assert_int_equal(strlen(WP_Q(big)), 83);
+	assert_string_equal(WP_Q(big) + 80, "...");
+	memset(big, 0x1b, 100);
+	assert_int_equal(strlen(WP_Q(big)), 80 + 3);
+	/* 80 four-byte characters: the worst case fills the buffer. */
+	for (i = 0; i < 100; i++)
+		memcpy(big + 4 * i, "\xf0\x9f\x98\x80", 4);
+	assert_int_equal(strlen(wp_quote(big, WP_QUOTE_CHARS, buf,
+	    sizeof(buf))), sizeof(buf) - 1);
+	free(big);
+	/* Exactly 80 characters: no ellipsis. */
+	assert_string_equal(wp_quote("abcd", 4, buf, sizeof(buf)), "abcd");
+	assert_string_equal(wp_quote("abcde", 4, buf, sizeof(buf)),
+	    "abcd...");
+	/* A small buffer still ends in "..." and a NUL. */
+	assert_string_equal(wp_quote("abcdefgh", 80, small, sizeof(small)),
+	    "abcd...");
+	/* The log's form keeps tabs, quotes and backslashes. */
+	wp_escape("a\t\"b\"\\\n\x1b", 100, buf, sizeof(buf));
+	assert_string_equal(buf, "a\t\"b\"\\\\n\\x1b");
+}
+
+static void
+test_unbounded_input(void **state)
+{
+	struct wp_buf b = { NULL, 0, 0 };
+	char name[130];
+	size_t n = 10 * 1024 * 1024;
+	char *key = wp_xmalloc(n + 1);
+
+	/* A 10 MB unknown key gives a short message at its line. */
+	memset(key, 'k', n);
+	key[n] = '\0';
+	wp_buf_printf(&b, "[monitor:m]\ntype = tcp\nhost = h\nport = 1\n"
+	    "%s = 1\n", key);
+	assert_int_equal(load_text(b.data), WP_EINVAL);
+	assert_int_equal(diag.errors, 1);
+	assert_true(diag.len < strlen(path) + 200);
+	assert_non_null(strstr(diag.text, ":5: unknown key \"kkkk"));
+	wp_buf_free(&b);
+	free(key);
+
+	/* Terminal escapes and invalid UTF-8 are escaped. */
+	expect_one("[monitor:m]\ntype = tcp\nhost = h\nport = 1\n"
+	    "\x1b[2J\xff\xfe = 1\n",
+	    ":5: unknown key \"\\x1b[2J\\xff\\xfe\" for type tcp");
+	expect_one("[agent]\nlog = \x1b]0;owned\x07\n",
+	    ":2: log: \"\\x1b]0;owned\\x07\" is not a log target (use stderr "
+	    "or syslog)");
+
+	/* Names: 128 bytes of the allowed characters, no more. */
+	memset(name, 'n', 128);
+	name[128] = '\0';
+	wp_buf_printf(&b, "[monitor:%s]\ntype = tcp\nhost = h\nport = 1\n"
+	    "[alert:down-on-purpose.v1_2]\ntype = webhook\nurl = u\n", name);
+	assert_int_equal(load_text(b.data), 0);
+	assert_int_equal(strlen(cfg->monitors[0].s.name), 128);
+	wp_buf_free(&b);
+	name[128] = 'n';
+	name[129] = '\0';
+	wp_buf_printf(&b, "[agent]\n[monitor:%s]\ntype = tcp\n", name);
+	assert_int_equal(load_text(b.data), WP_EINVAL);
+	expect_diag(1, ":2: monitor name \"nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"
+	    "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn...\": must be 1-128 "
+	    "characters of letters, digits, '.', '_' or '-'");
+	wp_buf_free(&b);
+	expect_one("\n\n[alert:x\xff]\ntype = webhook\nurl = u\n",
+	    ":3: alert name \"x\\xff\": must be 1-128 characters of letters, "
+	    "digits, '.', '_' or '-'");
+	expect_one("[monitor:\xc3\xa9t\xc3\xa9]\ntype = tcp\n",
+	    ":1: monitor name \"\xc3\xa9t\xc3\xa9\": must be 1-128 characters "
+	    "of letters, digits, '.', '_' or '-'");
+}
+
+static void
+test_duration_limits(void **state)
+{
+	const char *head = "[monitor:m]\ntype = tcp\nhost = h\nport = 1\n";
+	char *t;
+
+#define ONE(extra, suffix) do {                                             \
+		t = wp_xasprintf("%s%s", head, extra);                      \
+		expect_one(t, suffix);                                      \
+		free(t);                                                    \
+	} while (0)
+	ONE("interval = 8d\n", ":5: interval: \"8d\" is too long (maximum "
+	    "168h)");
+	ONE("timeout = 9000000000000s\n", ":5: timeout: \"9000000000000s\" is "
+	    "not a duration (use e.g. 250ms, 10s, 5m, 1h)");
+	ONE("timeout = 61m\n", ":5: timeout: \"61m\" is too long (maximum "
+	    "1h)");
+	ONE("retry_interval = 2h\n", ":5: retry_interval: \"2h\" is too long "
+	    "(maximum 1h)");
+	ONE("interval = 1e3\n", ":5: interval: \"1e3\" is not a duration "
+	    "(use e.g. 250ms, 10s, 5m, 1h)");
+	ONE("interval = 0x10\n", ":5: interval: \"0x10\" is not a duration "
+	    "(use e.g. 250ms, 10s, 5m, 1h)");
+	ONE("interval = inf\n", ":5: interval: \"inf\" is not a duration "
+	    "(use e.g. 250ms, 10s, 5m, 1h)");
+#undef ONE
+	expect_one("[alert:a]\ntype = webhook\nurl = u\ntimeout = 2h\n",
+	    ":4: timeout: \"2h\" is too long (maximum 1h)");
+	assert_int_equal(load_text("[monitor:m]\ntype = tcp\nhost = h\n"
+	    "port = 1\ninterval = 7d\ntimeout = 1h\nretry_interval = 1h\n"), 0);
+	assert_int_equal(cfg->monitors[0].interval_ms, 7LL * 86400000);
+	assert_int_equal(diag.warnings, 0);
+}
+
+/* A check that cannot finish within its interval: a warning, still valid. */
+static void
+test_fit_warnings(void **state)
+{
+	/* The defaults fit a 60 s interval: 10 s x 3 + 1 s x 2 = 32 s. */
+	assert_int_equal(load_text("[monitor:m]\ntype = tcp\nhost = h\n"
+	    "port = 1\n"), 0);
+	assert_null(diag.text);
+	/* Exactly the interval fits too. */
+	assert_int_equal(load_text("[monitor:m]\ntype = tcp\nhost = h\n"
+	    "port = 1\ninterval = 32s\n"), 0);
+	assert_null(diag.text);
+
+	assert_int_equal(load_text("[monitor:m]\ntype = tcp\nhost = h\n"
+	    "port = 1\ninterval = 5s\ntimeout = 6s\n"), 0);
+	assert_int_equal(diag.errors, 0);
+	assert_int_equal(diag.warnings, 1);
+	assert_non_null(strstr(diag.text, ":6: warning: timeout 6s is longer "
+	    "than interval 5s: a check that times out runs into its next "
+	    "slot, which is skipped\n"));
+	assert_int_equal(cfg->monitors[0].timeout_ms, 6000);
+
+	/* Retries that do not fit, reported at the retries line. */
+	assert_int_equal(load_text("[monitor:m]\ntype = tcp\nhost = h\n"
+	    "port = 1\ninterval = 10s\ntimeout = 3s\nretries = 2\n"
+	    "retry_interval = 1s\n"), 0);
+	assert_int_equal(diag.warnings, 1);
+	assert_non_null(strstr(diag.text, ":7: warning: a failing check "
+	    "takes up to 11s (timeout 3s x (1 + retries 2) + retry_interval "
+	    "x retries), longer than interval 10s: the slots it runs into "
+	    "are skipped\n"));
+	/* Only the defaults: at the interval line. */
+	assert_int_equal(load_text("[monitor:m]\ntype = tcp\nhost = h\n"
+	    "port = 1\ninterval = 20s\n"), 0);
+	assert_non_null(strstr(diag.text, ":5: warning: a failing check "
+	    "takes up to 32s"));
+	/* A warning beside an error: both reported, the file invalid. */
+	assert_int_equal(load_text("[monitor:m]\ntype = tcp\nhost = h\n"
+	    "port = 1\ninterval = 1s\nretries = x\n"), WP_EINVAL);
+	assert_int_equal(diag.errors, 1);
+	assert_int_equal(diag.warnings, 1);
 }
 
 int
@@ -1030,6 +1278,11 @@ main(void)
 		T(test_definition),
 		T(test_configurable),
 		T(test_diag),
+		T(test_duration_parser),
+		T(test_quote),
+		T(test_unbounded_input),
+		T(test_duration_limits),
+		T(test_fit_warnings),
 #undef T
 	};
 

@@ -552,6 +552,7 @@ test_config_errors(void **state)
 		"body", "x", NULL };
 	const char *many[] = { "url", "gopher://x", "method", "get",
 		"expected_status", "1000", "verify_tls", "x", NULL };
+	const char *unknown[] = { "url", ok_url, "flavour", "x", NULL };
 	int line2[] = { 2 }, line0[] = { 0 }, all[] = { 1, 2, 3, 4 };
 	size_t i;
 
@@ -576,6 +577,9 @@ test_config_errors(void **state)
 	expect_config_error(missing, line0, 1, "url is required");
 	expect_config_error(headkw, line2, 1, "HEAD");
 	expect_config_error(getbody, line2, 1, "body needs a method");
+	/* A key outside the table (the core catches it first): the host
+	 * names the key, the message does not again. */
+	expect_config_error(unknown, line2, 1, "2: flavour: unknown key\n");
 	/* Every problem is reported, not just the first. */
 	expect_config_error(many, all, 4, NULL);
 }

@@ -303,6 +303,8 @@ test_config_errors(void **state)
 	const char *missing[] = { "header", "X-A: 1", NULL };
 	const char *bad[] = { "url", "ftp://u:hunter2@127.0.0.1/",
 		"header", "no colon hunter2", "header", "X-B: a\nb", NULL };
+	const char *unknown[] = { "url", "http://127.0.0.1:1/", "flavour",
+		"x", NULL };
 	void *inst = NULL;
 	const char *e;
 
@@ -317,6 +319,10 @@ test_config_errors(void **state)
 	assert_non_null(strstr(e, "2: header: must be"));
 	assert_non_null(strstr(e, "3: header: the value must not contain"));
 	assert_null(strstr(e, "hunter2"));
+	/* A key outside the table: named once, by the host. */
+	assert_int_equal(mock_configure(mp, "ops", unknown, 5000, &inst),
+	    WP_EINVAL);
+	assert_non_null(strstr(mock_errors(mp), "2: flavour: unknown key\n"));
 }
 
 /* Parse P (which must be valid JSON) and free it; returns the object. */

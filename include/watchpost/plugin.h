@@ -313,8 +313,9 @@ struct wp_host {
 	 */
 	void (*config_error)(const struct wp_section *sec, const struct wp_kv *kv,
 	    const char *fmt, ...) WP_PRINTF(3, 4);
-	/* Parse "250ms", "10s", "5m", "1h", "1d" or a bare number of seconds.
-	 * Returns 0 and sets *ms, or WP_EINVAL. */
+	/* Parse "250ms", "10s", "5m", "1h", "1d" or a bare number of seconds
+	 * (decimal digits and at most one '.': no sign, exponent, hex, inf
+	 * or nan; at most 10 years).  Returns 0 and sets *ms, or WP_EINVAL. */
 	int (*parse_duration)(const char *s, int64_t *ms);
 	/* Parse true/false/yes/no/on/off/1/0.  0 and *out, or WP_EINVAL. */
 	int (*parse_bool)(const char *s, int *out);

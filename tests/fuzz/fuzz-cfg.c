@@ -3,11 +3,14 @@
  * with a fake plugin table (an "http" and a "tcp" check type, a "webhook"
  * alert type, their keys as the real plugins declare them).
  *
- * Properties: config_load() succeeds exactly when it reports no problem;
- * every reported problem is one line that starts with the file's name and
- * a colon; a configuration, loaded or rejected, is consistent (every
- * monitor and alert findable by name, alert references pointing at
- * existing alerts, the documented minimums kept).
+ * Properties: config_load() succeeds exactly when it reports no error
+ * (warnings allowed); every reported problem is one line that starts with
+ * the file's name and a colon, is short (whatever the input, a message is
+ * cut at 400 characters) and holds no control byte but tabs; a
+ * configuration, loaded or rejected, is consistent (every monitor and
+ * alert findable by name and at most 128 bytes long, alert references
+ * pointing at existing alerts, the documented minimums and maximums
+ * kept).
  */
 #include "config.h"
 
@@ -101,9 +104,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_assert(nl != NULL);
 		fuzz_assert(strncmp(line, path, plen) == 0 &&
 		    line[plen] == ':');
+		/* "PATH:LINE: warning: " and 400 characters of 4 bytes. */
+		fuzz_assert((size_t)(nl - line) <= plen + 32 + 400 * 4 + 3);
+		for (i = 0; line + i < nl; i++)
+			fuzz_assert(((unsigned char)line[i] >= 0x20 &&
+			    line[i] != 0x7f) || line[i] == '\t');
 		lines++;
 	}
-	fuzz_assert(lines == (size_t)diag.errors);
+	fuzz_assert(lines == (size_t)diag.errors + (size_t)diag.warnings);
 	if (cfg != NULL) {
 		for (i = 0; i < cfg->n_monitors; i++) {
 			const struct cfg_monitor *m = &cfg->monitors[i];
@@ -111,15 +119,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			fuzz_assert(rc != 0 || m->s.plugin != NULL);
 			fuzz_assert(!m->s.configurable || m->s.plugin != NULL);
 			fuzz_assert(m->interval_ms >= 100 &&
-			    m->timeout_ms >= 1 && m->retries >= 0 &&
-			    m->retries <= 100);
+			    m->interval_ms <= 7LL * 86400000 &&
+			    m->timeout_ms >= 1 && m->timeout_ms <= 3600000 &&
+			    m->retry_interval_ms <= 3600000 &&
+			    m->retries >= 0 && m->retries <= 100);
+			fuzz_assert(strlen(m->s.name) <= 128);
 			for (j = 0; j < m->n_alerts; j++)
 				fuzz_assert(config_find_alert(cfg,
 				    m->alerts[j]) != NULL);
 		}
-		for (i = 0; i < cfg->n_alerts; i++)
+		for (i = 0; i < cfg->n_alerts; i++) {
 			fuzz_assert(config_find_alert(cfg,
 			    cfg->alerts[i].s.name) == &cfg->alerts[i]);
+			fuzz_assert(strlen(cfg->alerts[i].s.name) <= 128);
+		}
 	}
 	config_free(cfg);
 	diag_free(&diag);

@@ -3,8 +3,10 @@
  * Properties: an accepted duration is not negative and survives
  * wp_format_duration() and a second parse unchanged; a boolean is 0 or 1;
  * an integer is inside its range; the edit distance is symmetric, 0 from a
- * string to itself and at most 100.  The input is one string; for the
- * edit distance it is split at its first '\n'.
+ * string to itself and at most 100; a quoted string fits its buffer, holds
+ * no control byte (no tab either) and is the input itself when that is
+ * short plain ASCII, and an escaped one keeps only tabs.  The input is one
+ * string; for the edit distance it is split at its first '\n'.
  */
 #include "config.h"
 
@@ -16,7 +18,8 @@
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *s = fuzz_string(data, size), *nl, fmt[64];
+	char *s = fuzz_string(data, size), *nl, fmt[64], q[WP_QUOTE_SIZE];
+	char e[64];
 	int64_t ms, again;
 	long long v;
 	int b, d;
@@ -27,6 +30,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_assert(wp_parse_duration(fmt, &again) == 0);
 		fuzz_assert(again == ms);
 	}
+	wp_quote(s, WP_QUOTE_CHARS, q, sizeof(q));
+	fuzz_assert(strlen(q) < sizeof(q));
+	for (nl = q; *nl != '\0'; nl++)
+		fuzz_assert((unsigned char)*nl >= 0x20 && *nl != 0x7f);
+	if (strlen(s) <= WP_QUOTE_CHARS && strcspn(s, "\"\\") == strlen(s)) {
+		for (nl = s; *nl >= 0x20 && *nl < 0x7f; nl++)
+			;
+		fuzz_assert(*nl != '\0' || strcmp(q, s) == 0);
+	}
+	wp_escape(s, 40, e, sizeof(e));
+	fuzz_assert(strlen(e) < sizeof(e));
+	for (nl = e; *nl != '\0'; nl++)
+		fuzz_assert(((unsigned char)*nl >= 0x20 && *nl != 0x7f) ||
+		    *nl == '\t');
 	if (wp_parse_bool(s, &b) == 0)
 		fuzz_assert(b == 0 || b == 1);
 	if (wp_parse_int(s, 0, 100, &v) == 0)
