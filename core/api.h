@@ -51,7 +51,7 @@ int api_port(const struct api *a);
  * Replace the token (copied; NULL: no authentication from now on), for a
  * reload.  Requests that arrive afterwards are judged by the new one.
  * Returns 1 if it differs from the previous one, 0 if not, WP_EINVAL for
- * an empty token (nothing changes).  Loop thread.
+ * an empty token (nothing changes).  Any thread.
  */
 int api_set_token(struct api *a, const char *token);
 /* Stop serving and free.  Loop thread; NULL is fine. */

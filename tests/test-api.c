@@ -613,6 +613,45 @@ test_token(void **state)
 	free(log);
 }
 
+/* A reload replaces the token: the old one is refused from then on, no
+ * token opens the API, and setting the same token again is no change. */
+static void
+test_set_token(void **state)
+{
+	struct harness *h = *state;
+	struct resp r;
+
+	harness_start(h, "127.0.0.1:0", TOKEN);
+	assert_int_equal(api_set_token(h->api, TOKEN), 0);
+	assert_int_equal(api_set_token(h->api, ""), WP_EINVAL);
+	get(h, "/metrics", "Bearer " TOKEN, &r);
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+
+	assert_int_equal(api_set_token(h->api, "an0ther-t0ken"), 1);
+	get(h, "/metrics", "Bearer " TOKEN, &r);
+	assert_int_equal(r.status, 401);
+	resp_free(&r);
+	get(h, "/metrics", "Bearer an0ther-t0ken", &r);
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+	/* Same length, one byte apart. */
+	assert_int_equal(api_set_token(h->api, "an0ther-t0keN"), 1);
+
+	assert_int_equal(api_set_token(h->api, NULL), 1);
+	assert_int_equal(api_set_token(h->api, NULL), 0);
+	get(h, "/api/monitors", NULL, &r);
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+
+	assert_int_equal(api_set_token(h->api, TOKEN), 1);
+	get(h, "/api/monitors", NULL, &r);
+	assert_int_equal(r.status, 401);
+	resp_free(&r);
+	assert_int_equal(harness_calls(h), 3);
+	harness_finish(h);
+}
+
 static void
 test_renderer_failure(void **state)
 {
@@ -887,6 +926,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_404_405_head,
 		    harness_setup, harness_teardown),
 		cmocka_unit_test_setup_teardown(test_token,
+		    harness_setup, harness_teardown),
+		cmocka_unit_test_setup_teardown(test_set_token,
 		    harness_setup, harness_teardown),
 		cmocka_unit_test_setup_teardown(test_renderer_failure,
 		    harness_setup, harness_teardown),
