@@ -6,14 +6,16 @@
  * thousands of slow or idle clients cannot take every slot (issue 12: 32
  * slow clients used to block the API).  /healthz is answered on the pool
  * thread.  Every other route is rendered on the libuv loop thread: the pool
- * thread queues a job, wakes the loop with a uv_async, and waits on a
- * condition variable, bounded by the loop timeout, for the loop to fill in
- * the body (the loop answers in milliseconds; only while it is stuck does a
- * waiting request hold up the other connections of its pool thread, for at
- * most the loop timeout).  A job is shared by its waiter and the loop and
- * carries a reference count under the api mutex, so whichever side lets go
- * last frees it: a waiter that gave up never leaves the loop holding freed
- * memory, and the loop never writes into a job whose waiter is gone.
+ * thread suspends the connection (MHD_suspend_connection), queues a job
+ * and wakes the loop with a uv_async; the loop renders the body and resumes
+ * the connection, and MHD calls the handler again to send it.  No pool
+ * thread ever waits for the loop, so /healthz answers even while the loop
+ * is stuck.  If the loop has not answered by the loop timeout, the sweeper
+ * thread resumes the connection and it gets 503.  A job is shared by its
+ * connection and the loop and carries a reference count under the api
+ * mutex, so whichever side lets go last frees it: a request that gave up
+ * never leaves the loop holding freed memory, and the loop never writes
+ * into a job whose connection is gone.
  *
  * Limits against slow clients: MHD's own timeout only measures idle time
  * between reads, which a client sending a byte a second never reaches.  So
@@ -87,15 +89,23 @@ static const struct {
 };
 
 /*
- * One request waiting for the loop.  refs counts the holders (the waiter,
- * and the loop while the job is queued or being rendered); all fields are
- * guarded by api.mu.
+ * One request waiting for the loop.  Its connection is suspended in MHD
+ * while it waits (a pool thread never blocks on the loop); whoever ends
+ * the wait -- the loop with the body, the sweeper at the deadline, or
+ * api_stop -- resumes it, and MHD calls on_request again to answer.
+ * refs counts the holders: the connection (until MHD_OPTION_NOTIFY_
+ * COMPLETED) and the loop while the job is queued or being rendered.  All
+ * fields are guarded by api.mu.
  */
 struct api_job {
-	struct api_job *next;
+	struct api_job *next;		/* in the loop's queue */
+	struct api_job *wprev, *wnext;	/* in api.waiting while suspended */
+	struct MHD_Connection *conn;
 	char *(*render)(void *);
+	int64_t deadline_ms;		/* monotonic: 503 after this */
 	int refs;
 	int queued;
+	int suspended;			/* in api.waiting; nobody resumed it */
 	int done;
 	char *body;
 };
@@ -125,9 +135,10 @@ struct api {
 	int timeout_ms;
 
 	pthread_mutex_t mu;
-	pthread_cond_t cv;	/* broadcast when a job is done or on stop */
-	struct api_job *head, *tail;
-	int ready;		/* the async handle exists */
+	pthread_cond_t cv;	/* wakes the sweeper: a new job, or stop */
+	struct api_job *head, *tail;	/* queued for the loop */
+	struct api_job *waiting;	/* suspended connections */
+	_Atomic int ready;	/* the async handle exists */
 	int stopping;
 
 	pthread_mutex_t cmu;	/* the connection list and sweep counters */
@@ -305,16 +316,35 @@ job_unref(struct api_job *j)
 		job_free(j);
 }
 
+/* Take J off the waiting list and mark it resumed; a->mu held.  The
+ * caller then calls MHD_resume_connection(j->conn) with the mutex
+ * released (MHD takes locks of its own); the connection stays suspended,
+ * and so alive, until then, and nobody else resumes it. */
+static struct MHD_Connection *
+job_unwait(struct api *a, struct api_job *j)
+{
+	if (j->wprev != NULL)
+		j->wprev->wnext = j->wnext;
+	else
+		a->waiting = j->wnext;
+	if (j->wnext != NULL)
+		j->wnext->wprev = j->wprev;
+	j->wprev = j->wnext = NULL;
+	j->suspended = 0;
+	return j->conn;
+}
+
 /*
- * The loop side: render every queued job, then wake the waiters.
+ * The loop side: render every queued job, then resume its connection.
  * Renderers run without the mutex held, so they may take their time (the
- * waiters' own deadlines bound how long a client waits).
+ * deadline answers the client meanwhile).
  */
 static void
 on_async(uv_async_t *h)
 {
 	struct api *a = h->data;
 	struct api_job *list, *j, *next;
+	struct MHD_Connection *c;
 	char *body;
 
 	pthread_mutex_lock(&a->mu);
@@ -326,13 +356,12 @@ on_async(uv_async_t *h)
 
 	for (j = list; j != NULL; j = next) {
 		/*
-		 * The loop holds its reference, so j stays valid.  A waiter
-		 * that gave up while an earlier job rendered left only that
-		 * reference: skip the work.
+		 * The loop holds its reference, so j stays valid.  A job that
+		 * was answered already (deadline, stop) is not rendered.
 		 */
 		pthread_mutex_lock(&a->mu);
 		next = j->next;
-		if (j->refs == 1) {
+		if (!j->suspended) {
 			job_unref(j);
 			pthread_mutex_unlock(&a->mu);
 			continue;
@@ -341,44 +370,45 @@ on_async(uv_async_t *h)
 		body = j->render(a->routes.arg);
 		pthread_mutex_lock(&a->mu);
 		next = j->next;
-		j->body = body;
-		j->done = 1;
+		c = NULL;
+		if (j->suspended) {
+			j->body = body;
+			j->done = 1;
+			c = job_unwait(a, j);
+		} else
+			free(body);	/* its client got 503 meanwhile */
 		job_unref(j);
-		pthread_cond_broadcast(&a->cv);
 		pthread_mutex_unlock(&a->mu);
+		if (c != NULL)
+			MHD_resume_connection(c);
 	}
 }
 
 /*
- * The connection side: have the loop call RENDER and wait for it, at most
- * a->timeout_ms.  Returns 0 and *body (malloc'd, yours; NULL if the
- * renderer failed), WP_EAGAIN if the loop did not answer in time, or
- * WP_ECANCELED if the API is starting or stopping.
+ * On a pool thread, inside on_request: suspend connection C and queue a
+ * job for the loop to call RENDER.  Returns the job (the connection's
+ * reference; on_completed drops it), which is resumed at the latest by the
+ * deadline; or NULL if the API is starting or stopping (C is not
+ * suspended then).
  */
-static int
-render_on_loop(struct api *a, char *(*render)(void *), char **body)
+static struct api_job *
+job_submit(struct api *a, struct MHD_Connection *c, char *(*render)(void *))
 {
-	struct api_job *j, **pp;
-	struct timespec deadline;
-	int rc = WP_EAGAIN;
+	struct api_job *j;
 
-	*body = NULL;
 	j = wp_xcalloc(1, sizeof(*j));
 	j->render = render;
-
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += a->timeout_ms / 1000;
-	deadline.tv_nsec += (long)(a->timeout_ms % 1000) * 1000000;
-	if (deadline.tv_nsec >= 1000000000) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000;
-	}
-
+	j->conn = c;
+	j->deadline_ms = wp_now_ms() + a->timeout_ms;
+	/* Suspended before anyone can see the job, so that no resume can
+	 * come first. */
+	MHD_suspend_connection(c);
 	pthread_mutex_lock(&a->mu);
 	if (!a->ready || a->stopping) {
 		pthread_mutex_unlock(&a->mu);
+		MHD_resume_connection(c);
 		free(j);
-		return WP_ECANCELED;
+		return NULL;
 	}
 	j->refs = 2;
 	j->queued = 1;
@@ -387,22 +417,31 @@ render_on_loop(struct api *a, char *(*render)(void *), char **body)
 	else
 		a->head = j;
 	a->tail = j;
+	j->suspended = 1;
+	j->wnext = a->waiting;
+	if (a->waiting != NULL)
+		a->waiting->wprev = j;
+	a->waiting = j;
 	/* Sent under the mutex: api_stop cannot close the handle meanwhile. */
 	uv_async_send(&a->async);
+	pthread_cond_broadcast(&a->cv);
+	pthread_mutex_unlock(&a->mu);
+	return j;
+}
 
-	while (!j->done && !a->stopping) {
-		if (pthread_cond_timedwait(&a->cv, &a->mu, &deadline) ==
-		    ETIMEDOUT)
-			break;
-	}
-	if (j->done) {
-		*body = j->body;
-		j->body = NULL;
-		rc = 0;
-	} else if (a->stopping)
-		rc = WP_ECANCELED;
-	if (!j->done && j->queued) {
-		/* The loop never saw it: take back the loop's reference. */
+/*
+ * The connection's end of job J (its request is over: answered, or the
+ * connection closed); a->mu held.  A job the loop never took is taken
+ * back from the queue with the loop's reference.
+ */
+static void
+job_release(struct api *a, struct api_job *j)
+{
+	struct api_job **pp;
+
+	if (j->suspended)
+		(void)job_unwait(a, j);
+	if (j->queued) {
 		for (pp = &a->head; *pp != j; pp = &(*pp)->next)
 			;
 		*pp = j->next;
@@ -411,11 +450,10 @@ render_on_loop(struct api *a, char *(*render)(void *), char **body)
 			for (pp = &a->head; *pp != NULL; pp = &(*pp)->next)
 				a->tail = *pp;
 		}
+		j->queued = 0;
 		j->refs--;
 	}
 	job_unref(j);
-	pthread_mutex_unlock(&a->mu);
-	return rc;
 }
 
 /*
@@ -572,14 +610,52 @@ conn_busy(struct api *a, struct MHD_Connection *c, int busy)
 	pthread_mutex_unlock(&a->cmu);
 }
 
-/* MHD_OPTION_NOTIFY_COMPLETED: the answer is sent (or the request died). */
+/* MHD_OPTION_NOTIFY_COMPLETED: the answer is sent (or the request died,
+ * or the server stops): the connection lets go of its job. */
 static void
 on_completed(void *cls, struct MHD_Connection *c, void **state,
     enum MHD_RequestTerminationCode toe)
 {
-	(void)state;
+	struct api *a = cls;
+
 	(void)toe;
-	conn_busy(cls, c, 0);
+	if (*state != NULL) {
+		pthread_mutex_lock(&a->mu);
+		job_release(a, *state);
+		pthread_mutex_unlock(&a->mu);
+		*state = NULL;
+	}
+	conn_busy(a, c, 0);
+}
+
+/*
+ * Resume every waiting connection whose job is past its deadline (ALL:
+ * every one, for api_stop); a->mu held, and released around each
+ * MHD_resume_connection.  Returns the earliest deadline left (INT64_MAX:
+ * none).
+ */
+static int64_t
+expire_jobs(struct api *a, int all)
+{
+	struct api_job *j;
+	struct MHD_Connection *c;
+	int64_t now, next;
+
+again:
+	now = wp_now_ms();
+	next = INT64_MAX;
+	for (j = a->waiting; j != NULL; j = j->wnext) {
+		if (all || j->deadline_ms <= now) {
+			c = job_unwait(a, j);
+			pthread_mutex_unlock(&a->mu);
+			MHD_resume_connection(c);
+			pthread_mutex_lock(&a->mu);
+			goto again;
+		}
+		if (j->deadline_ms < next)
+			next = j->deadline_ms;
+	}
+	return next;
 }
 
 /*
@@ -606,10 +682,12 @@ sweep(struct api *a, int64_t now)
 }
 
 /*
- * The sweeper thread: every SWEEP_MS until api_stop.  It runs apart from
- * the loop so that the API defends itself even while the loop is busy.
- * Cutting slow clients is logged at most every SLOW_LOG_MS, with a count:
- * a thousand of them must not become a thousand lines.
+ * The sweeper thread, until api_stop: answers requests the loop did not
+ * render in time (at their deadline) and cuts slow connections (every
+ * SWEEP_MS).  It runs apart from the loop so that the API defends itself
+ * even while the loop is stuck.  Cutting slow clients is logged at most
+ * every SLOW_LOG_MS, with a count: a thousand of them must not become a
+ * thousand lines.
  */
 static void *
 sweeper_main(void *arg)
@@ -617,19 +695,22 @@ sweeper_main(void *arg)
 	struct api *a = arg;
 	struct timespec ts;
 	unsigned n = 0;
-	int64_t now;
+	int64_t now, next, wake;
 
 	pthread_mutex_lock(&a->mu);
+	next = wp_now_ms() + SWEEP_MS;
 	while (!a->stopping) {
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += SWEEP_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		(void)pthread_cond_timedwait(&a->cv, &a->mu, &ts);
+		wake = expire_jobs(a, 0);
 		if (a->stopping)
 			break;
+		if (wake > next)
+			wake = next;
+		ts.tv_sec = (time_t)(wake / 1000);
+		ts.tv_nsec = (long)(wake % 1000) * 1000000L;
+		(void)pthread_cond_timedwait(&a->cv, &a->mu, &ts);
+		if (a->stopping || (now = wp_now_ms()) < next)
+			continue;
+		next = now + SWEEP_MS;
 		pthread_mutex_unlock(&a->mu);
 
 		now = wp_now_ms();
@@ -653,9 +734,51 @@ sweeper_main(void *arg)
 }
 
 /*
- * MHD's access handler, on a pool thread.  Every request is answered
- * on the first call: no route takes a body, and MHD discards (and closes
- * the connection after) any body a client sends anyway.
+ * The second call of on_request for job J, once its connection is
+ * resumed: answer with the body, 500 if the renderer failed, or 503 if
+ * the loop did not answer in time or the API stops.  The job itself is
+ * let go in on_completed.
+ */
+static WP_MHD_RESULT
+reply_job(struct api *a, struct MHD_Connection *c, struct api_job *j,
+    enum route route, const char *method, const char *url)
+{
+	char *body = NULL;
+	int done, stopping;
+
+	pthread_mutex_lock(&a->mu);
+	done = j->done;
+	stopping = a->stopping;
+	if (done) {
+		body = j->body;
+		j->body = NULL;
+	}
+	pthread_mutex_unlock(&a->mu);
+	if (!done) {
+		if (stopping)
+			wp_debug("api: %s %s -> 503 (stopping)", method, url);
+		else
+			wp_warn("api: %s %s: the loop did not answer within "
+			    "%d ms", method, url, a->timeout_ms);
+		return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+		    "service unavailable", NULL, NULL);
+	}
+	if (body == NULL) {
+		wp_warn("api: %s %s: rendering failed", method, url);
+		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		    "internal error", NULL, NULL);
+	}
+	wp_debug("api: %s %s -> 200", method, url);
+	return reply(c, MHD_HTTP_OK, route == R_METRICS ? CT_METRICS : CT_JSON,
+	    body, 1, NULL, NULL);
+}
+
+/*
+ * MHD's access handler, on a pool thread.  A request is answered on the
+ * first call, or -- for a route the loop renders -- on the call after its
+ * connection is resumed (*state is its job then).  No route takes a body,
+ * and MHD discards (and closes the connection after) any body a client
+ * sends anyway.
  */
 static WP_MHD_RESULT
 on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -665,9 +788,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	struct api *a = cls;
 	enum route route = R_HEALTHZ;
 	char *(*fn)(void *) = NULL;
-	char *body;
 	size_t i;
-	int found = 0, rc;
+	int found = 0;
 
 	conn_busy(a, c, 1);
 	for (i = 0; i < sizeof(routes_table) / sizeof(routes_table[0]); i++) {
@@ -690,6 +812,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	case R_HEALTHZ:
 		break;
 	}
+	if (*state != NULL)
+		return reply_job(a, c, *state, route, method, url);
 	/* A route without a renderer is not served here. */
 	if (!found || (route != R_HEALTHZ && fn == NULL)) {
 		wp_debug("api: %s %s -> 404", method, url);
@@ -709,23 +833,12 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		return reply_error(c, MHD_HTTP_UNAUTHORIZED, "unauthorized",
 		    MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
 	}
-	if ((rc = render_on_loop(a, fn, &body)) != 0) {
-		if (rc == WP_EAGAIN)
-			wp_warn("api: %s %s: the loop did not answer within "
-			    "%d ms", method, url, a->timeout_ms);
-		else
-			wp_debug("api: %s %s -> 503 (stopping)", method, url);
+	if ((*state = job_submit(a, c, fn)) == NULL) {
+		wp_debug("api: %s %s -> 503 (stopping)", method, url);
 		return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
 		    "service unavailable", NULL, NULL);
 	}
-	if (body == NULL) {
-		wp_warn("api: %s %s: rendering failed", method, url);
-		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
-		    "internal error", NULL, NULL);
-	}
-	wp_debug("api: %s %s -> 200", method, url);
-	return reply(c, MHD_HTTP_OK, route == R_METRICS ? CT_METRICS : CT_JSON,
-	    body, 1, NULL, NULL);
+	return MHD_YES;
 }
 
 /*
@@ -740,11 +853,10 @@ on_mhd_log(void *cls, const char *fmt, va_list ap)
 	struct api *a = cls;
 	char line[512];
 	size_t n;
-	int serving;
+	/* Read without a->mu: MHD may log while holding locks of its own,
+	 * and a->mu is held around calls into MHD. */
+	int serving = a->ready;
 
-	pthread_mutex_lock(&a->mu);
-	serving = a->ready;
-	pthread_mutex_unlock(&a->mu);
 	if (serving && wp_log_level() < WP_LOG_DEBUG)
 		return;
 	vsnprintf(line, sizeof(line), fmt, ap);
@@ -862,7 +974,7 @@ api_start(const char *spec, const char *token, uv_loop_t *loop,
 	 * deadline is what frees the slots a flood takes.
 	 */
 	a->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
-	    MHD_USE_AUTO | MHD_USE_ERROR_LOG,
+	    MHD_USE_AUTO | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
 	    0, NULL, NULL, on_request, a,
 	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, (void *)a,
 	    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
@@ -957,8 +1069,9 @@ api_set_token(struct api *a, const char *token)
 }
 
 /*
- * Stop the sweeper and MHD (which joins its threads; waiters wake on
- * a->stopping and answer 503), then close the async handle.  The struct is freed in the
+ * Resume every waiting connection (it answers 503), stop the sweeper and
+ * MHD (which joins its threads and closes every connection), then close
+ * the async handle.  The struct is freed in the
  * close callback, on a later turn of the loop.
  */
 void
@@ -969,6 +1082,10 @@ api_stop(struct api *a)
 	pthread_mutex_lock(&a->mu);
 	a->stopping = 1;
 	pthread_cond_broadcast(&a->cv);
+	/* MHD must not stop with a connection suspended (it aborts): each
+	 * waiting one is resumed and answers 503.  None is suspended after
+	 * this: job_submit sees a->stopping and resumes its own. */
+	(void)expire_jobs(a, 1);
 	pthread_mutex_unlock(&a->mu);
 	if (a->sweeper_running)
 		pthread_join(a->sweeper, NULL);

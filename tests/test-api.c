@@ -848,6 +848,46 @@ test_stop_in_flight(void **state)
 	h->closed = 1;
 }
 
+/*
+ * Requests waiting for a stuck loop hold no thread: with more of them
+ * than MHD has pool threads, /healthz still answers -- while the loop is
+ * still stuck -- and the waiting requests are answered once it is back.
+ */
+static void
+test_healthz_while_loop_stuck(void **state)
+{
+	struct harness *h = *state;
+	struct client clients[12];
+	struct resp r;
+	int stalling;
+	size_t i;
+
+	harness_start(h, "127.0.0.1:0", NULL);
+	harness_command(h, 3000, 0);
+	for (i = 0; i < 12; i++) {
+		clients[i].port = api_port(h->api);
+		clients[i].path = "/metrics";
+		clients[i].status = -1;
+		assert_int_equal(pthread_create(&clients[i].thread, NULL,
+		    client_main, &clients[i]), 0);
+	}
+	/* Let the clients' requests reach the server (not a bound). */
+	usleep(300000);
+	get(h, "/healthz", NULL, &r);
+	pthread_mutex_lock(&h->mu);
+	stalling = h->stalling;
+	pthread_mutex_unlock(&h->mu);
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+	assert_true(stalling);
+	for (i = 0; i < 12; i++) {
+		assert_int_equal(pthread_join(clients[i].thread, NULL), 0);
+		assert_int_equal(clients[i].status, 200);
+	}
+	assert_int_equal(harness_calls(h), 12);
+	harness_finish(h);
+}
+
 static void
 test_abandoned_in_batch(void **state)
 {
@@ -940,6 +980,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_localhost,
 		    harness_setup, harness_teardown),
 		cmocka_unit_test_setup_teardown(test_stop_in_flight,
+		    harness_setup, harness_teardown),
+		cmocka_unit_test_setup_teardown(test_healthz_while_loop_stuck,
 		    harness_setup, harness_teardown),
 		cmocka_unit_test_setup_teardown(test_abandoned_in_batch,
 		    harness_setup, harness_teardown),
