@@ -951,6 +951,7 @@ api_start(const char *spec, const char *token, uv_loop_t *loop,
 	a->routes = *routes;
 	a->port = port;
 	a->timeout_ms = loop_timeout_ms();
+	a->cut_logged_ms = wp_now_ms() - SLOW_LOG_MS; /* the first is said */
 	if (token != NULL) {
 		a->token = wp_xstrdup(token);
 		a->token_len = strlen(token);
