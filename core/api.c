@@ -1,15 +1,31 @@
 /*
  * api -- the HTTP status API on libmicrohttpd.
  *
- * Threads: MHD runs one thread per connection (bounded by CONN_LIMIT).
- * /healthz is answered on that thread.  Every other route is rendered on
- * the libuv loop thread: the connection thread queues a job, wakes the loop
- * with a uv_async, and waits on a condition variable, bounded by the loop
- * timeout, for the loop to fill in the body.  A job is shared by its waiter
- * and the loop and carries a reference count under the api mutex, so
- * whichever side lets go last frees it: a waiter that gave up never leaves
- * the loop holding freed memory, and the loop never writes into a job whose
- * waiter is gone.
+ * Threads: MHD polls with epoll on a small pool of threads (POOL_THREADS),
+ * so an open connection costs a socket and a little memory, not a thread:
+ * thousands of slow or idle clients cannot take every slot (issue 12: 32
+ * slow clients used to block the API).  /healthz is answered on the pool
+ * thread.  Every other route is rendered on the libuv loop thread: the pool
+ * thread suspends the connection (MHD_suspend_connection), queues a job
+ * and wakes the loop with a uv_async; the loop renders the body and resumes
+ * the connection, and MHD calls the handler again to send it.  No pool
+ * thread ever waits for the loop, so /healthz answers even while the loop
+ * is stuck.  If the loop has not answered by the loop timeout, the sweeper
+ * thread resumes the connection and it gets 503.  A job is shared by its
+ * connection and the loop and carries a reference count under the api
+ * mutex, so whichever side lets go last frees it: a request that gave up
+ * never leaves the loop holding freed memory, and the loop never writes
+ * into a job whose connection is gone.
+ *
+ * Limits against slow clients: MHD's own timeout only measures idle time
+ * between reads, which a client sending a byte a second never reaches.  So
+ * each connection is tracked (MHD_OPTION_NOTIFY_CONNECTION) with a
+ * deadline: a request must have arrived whole within REQUEST_DEADLINE_MS of
+ * the connection opening or of the previous answer.  A sweeper thread shuts
+ * down (shutdown(2), which MHD sees as the client leaving) every connection
+ * past its deadline that is not being answered.  On top of that MHD caps
+ * the connections in total and per client address; the total is sized
+ * against the open-files limit.
  *
  * Test seam: WP_API_LOOP_TIMEOUT_MS, read once in api_start, replaces the
  * 5 s loop timeout.
@@ -26,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,10 +61,16 @@
 #endif
 
 #define LOOP_TIMEOUT_MS 5000
-#define CONN_LIMIT 32		/* concurrent connections (= threads) */
-#define CONN_TIMEOUT_S 10	/* idle connection timeout */
+#define POOL_THREADS 4		/* MHD's polling threads */
+#define CONN_LIMIT 4096		/* concurrent connections, at most ... */
+#define CONN_FD_SHARE 4		/* ... and a quarter of the open-files limit */
+#define CONN_MIN 64		/* ... but never fewer than this */
+#define CONN_TIMEOUT_S 10	/* idle connection timeout (MHD's) */
+#define REQUEST_DEADLINE_MS 10000 /* a whole request, from open or answer */
+#define SWEEP_MS 250		/* how often deadlines are checked */
+#define SLOW_LOG_MS 60000	/* at most one "closed slow clients" line */
 #define CONN_MEMORY (32 * 1024)	/* per-connection header/buffer pool */
-#define LISTEN_BACKLOG 64
+#define LISTEN_BACKLOG 1024
 
 #define CT_JSON "application/json"
 #define CT_TEXT "text/plain; charset=utf-8"
@@ -66,17 +89,39 @@ static const struct {
 };
 
 /*
- * One request waiting for the loop.  refs counts the holders (the waiter,
- * and the loop while the job is queued or being rendered); all fields are
- * guarded by api.mu.
+ * One request waiting for the loop.  Its connection is suspended in MHD
+ * while it waits (a pool thread never blocks on the loop); whoever ends
+ * the wait -- the loop with the body, the sweeper at the deadline, or
+ * api_stop -- resumes it, and MHD calls on_request again to answer.
+ * refs counts the holders: the connection (until MHD_OPTION_NOTIFY_
+ * COMPLETED) and the loop while the job is queued or being rendered.  All
+ * fields are guarded by api.mu.
  */
 struct api_job {
-	struct api_job *next;
+	struct api_job *next;		/* in the loop's queue */
+	struct api_job *wprev, *wnext;	/* in api.waiting while suspended */
+	struct MHD_Connection *conn;
 	char *(*render)(void *);
+	int64_t deadline_ms;		/* monotonic: 503 after this */
 	int refs;
 	int queued;
+	int suspended;			/* in api.waiting; nobody resumed it */
 	int done;
 	char *body;
+};
+
+/*
+ * One open connection, from MHD's "started" to its "closed" notification;
+ * guarded by api.cmu.  MHD closes the socket only after the "closed"
+ * notification, which unlinks the entry under cmu, so the sweeper may
+ * shutdown(2) the fd of any linked entry while it holds cmu.
+ */
+struct api_conn {
+	struct api_conn *prev, *next;
+	MHD_socket fd;
+	int64_t deadline_ms;	/* monotonic; the request must arrive by then */
+	int busy;		/* a request is being answered: never cut */
+	int served;		/* answered a request before (keep-alive) */
 };
 
 struct api {
@@ -90,10 +135,18 @@ struct api {
 	int timeout_ms;
 
 	pthread_mutex_t mu;
-	pthread_cond_t cv;	/* broadcast when a job is done or on stop */
-	struct api_job *head, *tail;
-	int ready;		/* the async handle exists */
+	pthread_cond_t cv;	/* wakes the sweeper: a new job, or stop */
+	struct api_job *head, *tail;	/* queued for the loop */
+	struct api_job *waiting;	/* suspended connections */
+	_Atomic int ready;	/* the async handle exists */
 	int stopping;
+
+	pthread_mutex_t cmu;	/* the connection list and sweep counters */
+	struct api_conn *conns;
+	pthread_t sweeper;
+	int sweeper_running;
+	unsigned cut_slow;	/* never-served connections cut, not yet logged */
+	int64_t cut_logged_ms;	/* when that was last logged */
 };
 
 /*
@@ -263,16 +316,35 @@ job_unref(struct api_job *j)
 		job_free(j);
 }
 
+/* Take J off the waiting list and mark it resumed; a->mu held.  The
+ * caller then calls MHD_resume_connection(j->conn) with the mutex
+ * released (MHD takes locks of its own); the connection stays suspended,
+ * and so alive, until then, and nobody else resumes it. */
+static struct MHD_Connection *
+job_unwait(struct api *a, struct api_job *j)
+{
+	if (j->wprev != NULL)
+		j->wprev->wnext = j->wnext;
+	else
+		a->waiting = j->wnext;
+	if (j->wnext != NULL)
+		j->wnext->wprev = j->wprev;
+	j->wprev = j->wnext = NULL;
+	j->suspended = 0;
+	return j->conn;
+}
+
 /*
- * The loop side: render every queued job, then wake the waiters.
+ * The loop side: render every queued job, then resume its connection.
  * Renderers run without the mutex held, so they may take their time (the
- * waiters' own deadlines bound how long a client waits).
+ * deadline answers the client meanwhile).
  */
 static void
 on_async(uv_async_t *h)
 {
 	struct api *a = h->data;
 	struct api_job *list, *j, *next;
+	struct MHD_Connection *c;
 	char *body;
 
 	pthread_mutex_lock(&a->mu);
@@ -284,13 +356,12 @@ on_async(uv_async_t *h)
 
 	for (j = list; j != NULL; j = next) {
 		/*
-		 * The loop holds its reference, so j stays valid.  A waiter
-		 * that gave up while an earlier job rendered left only that
-		 * reference: skip the work.
+		 * The loop holds its reference, so j stays valid.  A job that
+		 * was answered already (deadline, stop) is not rendered.
 		 */
 		pthread_mutex_lock(&a->mu);
 		next = j->next;
-		if (j->refs == 1) {
+		if (!j->suspended) {
 			job_unref(j);
 			pthread_mutex_unlock(&a->mu);
 			continue;
@@ -299,44 +370,45 @@ on_async(uv_async_t *h)
 		body = j->render(a->routes.arg);
 		pthread_mutex_lock(&a->mu);
 		next = j->next;
-		j->body = body;
-		j->done = 1;
+		c = NULL;
+		if (j->suspended) {
+			j->body = body;
+			j->done = 1;
+			c = job_unwait(a, j);
+		} else
+			free(body);	/* its client got 503 meanwhile */
 		job_unref(j);
-		pthread_cond_broadcast(&a->cv);
 		pthread_mutex_unlock(&a->mu);
+		if (c != NULL)
+			MHD_resume_connection(c);
 	}
 }
 
 /*
- * The connection side: have the loop call RENDER and wait for it, at most
- * a->timeout_ms.  Returns 0 and *body (malloc'd, yours; NULL if the
- * renderer failed), WP_EAGAIN if the loop did not answer in time, or
- * WP_ECANCELED if the API is starting or stopping.
+ * On a pool thread, inside on_request: suspend connection C and queue a
+ * job for the loop to call RENDER.  Returns the job (the connection's
+ * reference; on_completed drops it), which is resumed at the latest by the
+ * deadline; or NULL if the API is starting or stopping (C is not
+ * suspended then).
  */
-static int
-render_on_loop(struct api *a, char *(*render)(void *), char **body)
+static struct api_job *
+job_submit(struct api *a, struct MHD_Connection *c, char *(*render)(void *))
 {
-	struct api_job *j, **pp;
-	struct timespec deadline;
-	int rc = WP_EAGAIN;
+	struct api_job *j;
 
-	*body = NULL;
 	j = wp_xcalloc(1, sizeof(*j));
 	j->render = render;
-
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += a->timeout_ms / 1000;
-	deadline.tv_nsec += (long)(a->timeout_ms % 1000) * 1000000;
-	if (deadline.tv_nsec >= 1000000000) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000;
-	}
-
+	j->conn = c;
+	j->deadline_ms = wp_now_ms() + a->timeout_ms;
+	/* Suspended before anyone can see the job, so that no resume can
+	 * come first. */
+	MHD_suspend_connection(c);
 	pthread_mutex_lock(&a->mu);
 	if (!a->ready || a->stopping) {
 		pthread_mutex_unlock(&a->mu);
+		MHD_resume_connection(c);
 		free(j);
-		return WP_ECANCELED;
+		return NULL;
 	}
 	j->refs = 2;
 	j->queued = 1;
@@ -345,22 +417,31 @@ render_on_loop(struct api *a, char *(*render)(void *), char **body)
 	else
 		a->head = j;
 	a->tail = j;
+	j->suspended = 1;
+	j->wnext = a->waiting;
+	if (a->waiting != NULL)
+		a->waiting->wprev = j;
+	a->waiting = j;
 	/* Sent under the mutex: api_stop cannot close the handle meanwhile. */
 	uv_async_send(&a->async);
+	pthread_cond_broadcast(&a->cv);
+	pthread_mutex_unlock(&a->mu);
+	return j;
+}
 
-	while (!j->done && !a->stopping) {
-		if (pthread_cond_timedwait(&a->cv, &a->mu, &deadline) ==
-		    ETIMEDOUT)
-			break;
-	}
-	if (j->done) {
-		*body = j->body;
-		j->body = NULL;
-		rc = 0;
-	} else if (a->stopping)
-		rc = WP_ECANCELED;
-	if (!j->done && j->queued) {
-		/* The loop never saw it: take back the loop's reference. */
+/*
+ * The connection's end of job J (its request is over: answered, or the
+ * connection closed); a->mu held.  A job the loop never took is taken
+ * back from the queue with the loop's reference.
+ */
+static void
+job_release(struct api *a, struct api_job *j)
+{
+	struct api_job **pp;
+
+	if (j->suspended)
+		(void)job_unwait(a, j);
+	if (j->queued) {
 		for (pp = &a->head; *pp != j; pp = &(*pp)->next)
 			;
 		*pp = j->next;
@@ -369,11 +450,10 @@ render_on_loop(struct api *a, char *(*render)(void *), char **body)
 			for (pp = &a->head; *pp != NULL; pp = &(*pp)->next)
 				a->tail = *pp;
 		}
+		j->queued = 0;
 		j->refs--;
 	}
 	job_unref(j);
-	pthread_mutex_unlock(&a->mu);
-	return rc;
 }
 
 /*
@@ -392,21 +472,33 @@ token_equal(const char *given, const char *want, size_t wlen)
 	return diff == 0;
 }
 
-/* Does the request carry "Authorization: Bearer <our token>"? */
+/*
+ * May the request go on: no token is set, or it carries "Authorization:
+ * Bearer <our token>"?  The token can change on reload (api_set_token), so
+ * it is read under a->mu.
+ */
 static int
-authorized(const struct api *a, struct MHD_Connection *c)
+authorized(struct api *a, struct MHD_Connection *c)
 {
 	const char *v;
+	int ok;
 
 	v = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 	    MHD_HTTP_HEADER_AUTHORIZATION);
-	if (v == NULL || strncasecmp(v, "Bearer", 6) != 0 ||
+	pthread_mutex_lock(&a->mu);
+	if (a->token == NULL)
+		ok = 1;
+	else if (v == NULL || strncasecmp(v, "Bearer", 6) != 0 ||
 	    (v[6] != ' ' && v[6] != '\t'))
-		return 0;
-	v += 6;
-	while (*v == ' ' || *v == '\t')
-		v++;
-	return token_equal(v, a->token, a->token_len);
+		ok = 0;
+	else {
+		v += 6;
+		while (*v == ' ' || *v == '\t')
+			v++;
+		ok = token_equal(v, a->token, a->token_len);
+	}
+	pthread_mutex_unlock(&a->mu);
+	return ok;
 }
 
 /*
@@ -444,10 +536,249 @@ reply_error(struct MHD_Connection *c, unsigned int status, const char *msg,
 	    wp_xasprintf("{\"error\":\"%s\"}\n", msg), 1, hname, hval);
 }
 
+/* ---- connection deadlines ---- */
+
+/* The tracked entry of connection C (NULL if MHD has none for it). */
+static struct api_conn *
+conn_of(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci;
+
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return ci != NULL ? ci->socket_context : NULL;
+}
+
 /*
- * MHD's access handler, on a connection thread.  Every request is answered
- * on the first call: no route takes a body, and MHD discards (and closes
- * the connection after) any body a client sends anyway.
+ * MHD_OPTION_NOTIFY_CONNECTION, on a pool thread: link a new connection
+ * with its first deadline; unlink and free a closed one (MHD closes the
+ * socket only after this returns).
+ */
+static void
+on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+    enum MHD_ConnectionNotificationCode code)
+{
+	struct api *a = cls;
+	const union MHD_ConnectionInfo *ci;
+	struct api_conn *ac;
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		ci = MHD_get_connection_info(c,
+		    MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (ci == NULL)
+			return;
+		ac = wp_xcalloc(1, sizeof(*ac));
+		ac->fd = ci->connect_fd;
+		ac->deadline_ms = wp_now_ms() + REQUEST_DEADLINE_MS;
+		pthread_mutex_lock(&a->cmu);
+		ac->next = a->conns;
+		if (a->conns != NULL)
+			a->conns->prev = ac;
+		a->conns = ac;
+		pthread_mutex_unlock(&a->cmu);
+		*socket_context = ac;
+		return;
+	}
+	if ((ac = *socket_context) == NULL)
+		return;
+	pthread_mutex_lock(&a->cmu);
+	if (ac->prev != NULL)
+		ac->prev->next = ac->next;
+	else
+		a->conns = ac->next;
+	if (ac->next != NULL)
+		ac->next->prev = ac->prev;
+	pthread_mutex_unlock(&a->cmu);
+	*socket_context = NULL;
+	free(ac);
+}
+
+/* Mark C's connection as answering a request (BUSY 1) or as done with
+ * one: then the next request has REQUEST_DEADLINE_MS from now. */
+static void
+conn_busy(struct api *a, struct MHD_Connection *c, int busy)
+{
+	struct api_conn *ac = conn_of(c);
+
+	if (ac == NULL)
+		return;
+	pthread_mutex_lock(&a->cmu);
+	ac->busy = busy;
+	if (!busy) {
+		ac->served = 1;
+		ac->deadline_ms = wp_now_ms() + REQUEST_DEADLINE_MS;
+	}
+	pthread_mutex_unlock(&a->cmu);
+}
+
+/* MHD_OPTION_NOTIFY_COMPLETED: the answer is sent (or the request died,
+ * or the server stops): the connection lets go of its job. */
+static void
+on_completed(void *cls, struct MHD_Connection *c, void **state,
+    enum MHD_RequestTerminationCode toe)
+{
+	struct api *a = cls;
+
+	(void)toe;
+	if (*state != NULL) {
+		pthread_mutex_lock(&a->mu);
+		job_release(a, *state);
+		pthread_mutex_unlock(&a->mu);
+		*state = NULL;
+	}
+	conn_busy(a, c, 0);
+}
+
+/*
+ * Resume every waiting connection whose job is past its deadline (ALL:
+ * every one, for api_stop); a->mu held, and released around each
+ * MHD_resume_connection.  Returns the earliest deadline left (INT64_MAX:
+ * none).
+ */
+static int64_t
+expire_jobs(struct api *a, int all)
+{
+	struct api_job *j;
+	struct MHD_Connection *c;
+	int64_t now, next;
+
+again:
+	now = wp_now_ms();
+	next = INT64_MAX;
+	for (j = a->waiting; j != NULL; j = j->wnext) {
+		if (all || j->deadline_ms <= now) {
+			c = job_unwait(a, j);
+			pthread_mutex_unlock(&a->mu);
+			MHD_resume_connection(c);
+			pthread_mutex_lock(&a->mu);
+			goto again;
+		}
+		if (j->deadline_ms < next)
+			next = j->deadline_ms;
+	}
+	return next;
+}
+
+/*
+ * Shut down every connection past its deadline that is not being
+ * answered; a->cmu held.  shutdown(2), not close: the descriptor stays
+ * MHD's, which reads EOF and closes the connection its usual way.
+ * Returns how many never-served connections were cut.
+ */
+static unsigned
+sweep(struct api *a, int64_t now)
+{
+	struct api_conn *ac;
+	unsigned slow = 0;
+
+	for (ac = a->conns; ac != NULL; ac = ac->next) {
+		if (ac->busy || ac->deadline_ms > now || ac->fd == MHD_INVALID_SOCKET)
+			continue;
+		(void)shutdown(ac->fd, SHUT_RDWR);
+		slow += !ac->served;
+		/* Once is enough; MHD closes it on its next turn. */
+		ac->deadline_ms = INT64_MAX;
+	}
+	return slow;
+}
+
+/*
+ * The sweeper thread, until api_stop: answers requests the loop did not
+ * render in time (at their deadline) and cuts slow connections (every
+ * SWEEP_MS).  It runs apart from the loop so that the API defends itself
+ * even while the loop is stuck.  Cutting slow clients is logged at most
+ * every SLOW_LOG_MS, with a count: a thousand of them must not become a
+ * thousand lines.
+ */
+static void *
+sweeper_main(void *arg)
+{
+	struct api *a = arg;
+	struct timespec ts;
+	unsigned n = 0;
+	int64_t now, next, wake;
+
+	pthread_mutex_lock(&a->mu);
+	next = wp_now_ms() + SWEEP_MS;
+	while (!a->stopping) {
+		wake = expire_jobs(a, 0);
+		if (a->stopping)
+			break;
+		if (wake > next)
+			wake = next;
+		ts.tv_sec = (time_t)(wake / 1000);
+		ts.tv_nsec = (long)(wake % 1000) * 1000000L;
+		(void)pthread_cond_timedwait(&a->cv, &a->mu, &ts);
+		if (a->stopping || (now = wp_now_ms()) < next)
+			continue;
+		next = now + SWEEP_MS;
+		pthread_mutex_unlock(&a->mu);
+
+		now = wp_now_ms();
+		pthread_mutex_lock(&a->cmu);
+		a->cut_slow += sweep(a, now);
+		if (a->cut_slow > 0 && now - a->cut_logged_ms >= SLOW_LOG_MS) {
+			n = a->cut_slow;
+			a->cut_slow = 0;
+			a->cut_logged_ms = now;
+		}
+		pthread_mutex_unlock(&a->cmu);
+		if (n > 0)
+			wp_warn("api: closed %u connection(s) that sent no "
+			    "complete request within %d s", n,
+			    REQUEST_DEADLINE_MS / 1000);
+		n = 0;
+		pthread_mutex_lock(&a->mu);
+	}
+	pthread_mutex_unlock(&a->mu);
+	return NULL;
+}
+
+/*
+ * The second call of on_request for job J, once its connection is
+ * resumed: answer with the body, 500 if the renderer failed, or 503 if
+ * the loop did not answer in time or the API stops.  The job itself is
+ * let go in on_completed.
+ */
+static WP_MHD_RESULT
+reply_job(struct api *a, struct MHD_Connection *c, struct api_job *j,
+    enum route route, const char *method, const char *url)
+{
+	char *body = NULL;
+	int done, stopping;
+
+	pthread_mutex_lock(&a->mu);
+	done = j->done;
+	stopping = a->stopping;
+	if (done) {
+		body = j->body;
+		j->body = NULL;
+	}
+	pthread_mutex_unlock(&a->mu);
+	if (!done) {
+		if (stopping)
+			wp_debug("api: %s %s -> 503 (stopping)", method, url);
+		else
+			wp_warn("api: %s %s: the loop did not answer within "
+			    "%d ms", method, url, a->timeout_ms);
+		return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+		    "service unavailable", NULL, NULL);
+	}
+	if (body == NULL) {
+		wp_warn("api: %s %s: rendering failed", method, url);
+		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		    "internal error", NULL, NULL);
+	}
+	wp_debug("api: %s %s -> 200", method, url);
+	return reply(c, MHD_HTTP_OK, route == R_METRICS ? CT_METRICS : CT_JSON,
+	    body, 1, NULL, NULL);
+}
+
+/*
+ * MHD's access handler, on a pool thread.  A request is answered on the
+ * first call, or -- for a route the loop renders -- on the call after its
+ * connection is resumed (*state is its job then).  No route takes a body,
+ * and MHD discards (and closes the connection after) any body a client
+ * sends anyway.
  */
 static WP_MHD_RESULT
 on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -457,10 +788,10 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	struct api *a = cls;
 	enum route route = R_HEALTHZ;
 	char *(*fn)(void *) = NULL;
-	char *body;
 	size_t i;
-	int found = 0, rc;
+	int found = 0;
 
+	conn_busy(a, c, 1);
 	for (i = 0; i < sizeof(routes_table) / sizeof(routes_table[0]); i++) {
 		if (strcmp(url, routes_table[i].path) == 0) {
 			route = routes_table[i].route;
@@ -481,6 +812,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	case R_HEALTHZ:
 		break;
 	}
+	if (*state != NULL)
+		return reply_job(a, c, *state, route, method, url);
 	/* A route without a renderer is not served here. */
 	if (!found || (route != R_HEALTHZ && fn == NULL)) {
 		wp_debug("api: %s %s -> 404", method, url);
@@ -495,42 +828,42 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	}
 	if (route == R_HEALTHZ)
 		return reply(c, MHD_HTTP_OK, CT_TEXT, "ok\n", 0, NULL, NULL);
-	if (a->token != NULL && !authorized(a, c)) {
+	if (!authorized(a, c)) {
 		wp_debug("api: %s %s -> 401", method, url);
 		return reply_error(c, MHD_HTTP_UNAUTHORIZED, "unauthorized",
 		    MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
 	}
-	if ((rc = render_on_loop(a, fn, &body)) != 0) {
-		if (rc == WP_EAGAIN)
-			wp_warn("api: %s %s: the loop did not answer within "
-			    "%d ms", method, url, a->timeout_ms);
-		else
-			wp_debug("api: %s %s -> 503 (stopping)", method, url);
+	if ((*state = job_submit(a, c, fn)) == NULL) {
+		wp_debug("api: %s %s -> 503 (stopping)", method, url);
 		return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
 		    "service unavailable", NULL, NULL);
 	}
-	if (body == NULL) {
-		wp_warn("api: %s %s: rendering failed", method, url);
-		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
-		    "internal error", NULL, NULL);
-	}
-	wp_debug("api: %s %s -> 200", method, url);
-	return reply(c, MHD_HTTP_OK, route == R_METRICS ? CT_METRICS : CT_JSON,
-	    body, 1, NULL, NULL);
+	return MHD_YES;
 }
 
-/* MHD's error log, into ours. */
+/*
+ * MHD's error log, into ours: at warn while the server starts (why it
+ * could not), at debug once it serves, where MHD speaks of single
+ * connections ("closed when reading request", one line per client that
+ * left mid-request: a flood of slow clients must not flood the log).
+ */
 static void
 on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
+	struct api *a = cls;
 	char line[512];
 	size_t n;
+	/* Read without a->mu: MHD may log while holding locks of its own,
+	 * and a->mu is held around calls into MHD. */
+	int serving = a->ready;
 
+	if (serving && wp_log_level() < WP_LOG_DEBUG)
+		return;
 	vsnprintf(line, sizeof(line), fmt, ap);
 	n = strlen(line);
 	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 		line[--n] = '\0';
-	wp_warn("api: %s", line);
+	wp_log(serving ? WP_LOG_DEBUG : WP_LOG_WARN, "api: %s", line);
 }
 
 /* Free the api once its async handle is closed (or was never opened). */
@@ -545,6 +878,7 @@ api_free(struct api *a)
 	}
 	pthread_cond_destroy(&a->cv);
 	pthread_mutex_destroy(&a->mu);
+	pthread_mutex_destroy(&a->cmu);
 	free(a);
 }
 
@@ -571,6 +905,23 @@ loop_timeout_ms(void)
 	return (int)v;
 }
 
+/*
+ * How many connections MHD may hold: CONN_LIMIT, or a quarter of the
+ * open-files soft limit if that is lower (checks need descriptors too),
+ * never below CONN_MIN.
+ */
+static unsigned
+conn_limit(void)
+{
+	struct rlimit rl;
+	rlim_t n = CONN_LIMIT;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur / CONN_FD_SHARE < n)
+		n = rl.rlim_cur / CONN_FD_SHARE;
+	return n < CONN_MIN ? CONN_MIN : (unsigned)n;
+}
+
 int
 api_start(const char *spec, const char *token, uv_loop_t *loop,
     const struct api_routes *routes, struct api **out, char *err,
@@ -581,6 +932,7 @@ api_start(const char *spec, const char *token, uv_loop_t *loop,
 	pthread_condattr_t ca;
 	struct api *a = NULL;
 	char where[INET6_ADDRSTRLEN + 16];
+	unsigned limit = conn_limit();
 	int fd = -1, port = 0, rc;
 
 	*out = NULL;
@@ -599,11 +951,13 @@ api_start(const char *spec, const char *token, uv_loop_t *loop,
 	a->routes = *routes;
 	a->port = port;
 	a->timeout_ms = loop_timeout_ms();
+	a->cut_logged_ms = wp_now_ms() - SLOW_LOG_MS; /* the first is said */
 	if (token != NULL) {
 		a->token = wp_xstrdup(token);
 		a->token_len = strlen(token);
 	}
 	pthread_mutex_init(&a->mu, NULL);
+	pthread_mutex_init(&a->cmu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&a->cv, &ca);
@@ -614,14 +968,24 @@ api_start(const char *spec, const char *token, uv_loop_t *loop,
 	 * nothing on the loop to close.  Requests in between get 503
 	 * (a->ready is still 0).
 	 */
-	a->mhd = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION |
-	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG,
+	/*
+	 * MHD_USE_AUTO picks epoll on Linux.  One address may hold half the
+	 * slots: loopback clients all come from 127.0.0.1, so a tighter cap
+	 * would lock Prometheus out along with a local flood; the request
+	 * deadline is what frees the slots a flood takes.
+	 */
+	a->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
+	    MHD_USE_AUTO | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
 	    0, NULL, NULL, on_request, a,
-	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, (void *)NULL,
+	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, (void *)a,
 	    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
-	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)CONN_LIMIT,
+	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)POOL_THREADS,
+	    MHD_OPTION_CONNECTION_LIMIT, limit,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, limit / 2,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)CONN_TIMEOUT_S,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
+	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, (void *)a,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, (void *)a,
 	    MHD_OPTION_END);
 	if (a->mhd == NULL) {
 		snprintf(err, errlen, "listen %s: cannot start the HTTP "
@@ -647,12 +1011,23 @@ api_start(const char *spec, const char *token, uv_loop_t *loop,
 		goto fail;
 	}
 	a->async.data = a;
+	if ((rc = pthread_create(&a->sweeper, NULL, sweeper_main, a)) != 0) {
+		snprintf(err, errlen, "api: cannot start a thread: %s",
+		    strerror(rc));
+		MHD_stop_daemon(a->mhd);
+		a->mhd = NULL;
+		uv_close((uv_handle_t *)&a->async, on_closed);
+		return WP_EIO;
+	}
+	a->sweeper_running = 1;
 	pthread_mutex_lock(&a->mu);
 	a->ready = 1;
 	pthread_mutex_unlock(&a->mu);
 
 	format_addr(&ss, port, where, sizeof(where));
-	wp_info("api: listening on %s", where);
+	wp_info("api: listening on %s (at most %u connections, %u per "
+	    "client address; a request must arrive within %d s)", where,
+	    limit, limit / 2, REQUEST_DEADLINE_MS / 1000);
 	*out = a;
 	return 0;
 fail:
@@ -666,9 +1041,38 @@ api_port(const struct api *a)
 	return a == NULL ? 0 : a->port;
 }
 
+int
+api_set_token(struct api *a, const char *token)
+{
+	char *fresh = NULL, *old;
+	size_t len = 0, oldlen;
+	int changed;
+
+	if (token != NULL && *token == '\0')
+		return WP_EINVAL;
+	if (token != NULL) {
+		fresh = wp_xstrdup(token);
+		len = strlen(token);
+	}
+	pthread_mutex_lock(&a->mu);
+	old = a->token;
+	oldlen = a->token_len;
+	changed = (old == NULL) != (fresh == NULL) || (old != NULL &&
+	    (oldlen != len || !token_equal(fresh, old, oldlen)));
+	a->token = fresh;
+	a->token_len = len;
+	pthread_mutex_unlock(&a->mu);
+	if (old != NULL) {
+		explicit_bzero(old, oldlen);
+		free(old);
+	}
+	return changed;
+}
+
 /*
- * Stop MHD (which joins its threads; waiters wake on a->stopping and
- * answer 503), then close the async handle.  The struct is freed in the
+ * Resume every waiting connection (it answers 503), stop the sweeper and
+ * MHD (which joins its threads and closes every connection), then close
+ * the async handle.  The struct is freed in the
  * close callback, on a later turn of the loop.
  */
 void
@@ -679,7 +1083,13 @@ api_stop(struct api *a)
 	pthread_mutex_lock(&a->mu);
 	a->stopping = 1;
 	pthread_cond_broadcast(&a->cv);
+	/* MHD must not stop with a connection suspended (it aborts): each
+	 * waiting one is resumed and answers 503.  None is suspended after
+	 * this: job_submit sees a->stopping and resumes its own. */
+	(void)expire_jobs(a, 1);
 	pthread_mutex_unlock(&a->mu);
+	if (a->sweeper_running)
+		pthread_join(a->sweeper, NULL);
 	MHD_stop_daemon(a->mhd);
 	uv_close((uv_handle_t *)&a->async, on_closed);
 }

@@ -11,6 +11,11 @@
  * uv_async and waits, bounded, for the answer), so renderers may read loop
  * state without locks.  If the loop does not answer within 5 s the request
  * gets 503.
+ *
+ * Limits (watchpost(8)): at most 4,096 connections (fewer when the
+ * open-files limit is low), half of them from one client address; a
+ * request must arrive whole within 10 s of the connection opening or of
+ * the previous answer, else the connection is closed.
  */
 #ifndef WP_API_H
 #define WP_API_H
@@ -42,6 +47,13 @@ int api_start(const char *listen, const char *token, uv_loop_t *loop,
     size_t errlen);
 /* The port actually bound (useful with port 0). */
 int api_port(const struct api *a);
+/*
+ * Replace the token (copied; NULL: no authentication from now on), for a
+ * reload.  Requests that arrive afterwards are judged by the new one.
+ * Returns 1 if it differs from the previous one, 0 if not, WP_EINVAL for
+ * an empty token (nothing changes).  Any thread.
+ */
+int api_set_token(struct api *a, const char *token);
 /* Stop serving and free.  Loop thread; NULL is fine. */
 void api_stop(struct api *a);
 

@@ -10,7 +10,8 @@
 #include "log.h"
 #include "util.h"
 
-static int threshold = WP_LOG_INFO;
+/* Atomic: a reload changes it while other threads log. */
+static _Atomic int threshold = WP_LOG_INFO;
 static enum wp_log_target target = WP_LOG_STDERR;
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 static const char *const names[] = { "error", "warn", "info", "debug" };

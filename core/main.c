@@ -50,6 +50,9 @@ static struct api *api;
 static uv_signal_t sig_hup, sig_term, sig_int;
 static uv_timer_t retention_timer;
 static int retention_days;
+static struct cfg_agent agent_now; /* [agent] in force (copies; see reload) */
+
+static void retention_cb(uv_timer_t *t);
 static int exit_code;
 static int ready_fd = -1; /* -d: tells the waiting parent we are up */
 
@@ -175,6 +178,17 @@ show_warnings(struct wp_diag *diag)
 	diag_init(diag, opt.config);
 }
 
+/* On reload, plugins come from the plugin_dir in force, whatever the file
+ * says now: a new plugin_dir needs a restart (reload warns), rather than
+ * mixing plugins of two folders. */
+static const struct wp_plugin *
+lookup_running(void *arg, const char *dir, int kind, const char *type,
+    char *why, size_t whylen)
+{
+	return loader_lookup(arg, agent_now.plugin_dir != NULL ?
+	    agent_now.plugin_dir : dir, kind, type, why, whylen);
+}
+
 /* Load FILE and check every section's keys, loading the plugins it names,
  * without touching the running set (diag gets every problem).  At start-up
  * (STARTUP) the load and each plugin are registered as operations.  When
@@ -193,7 +207,7 @@ load(struct wp_diag *diag, int startup)
 		op = opmon_begin(OPC_STARTUP, "load configuration",
 		    STARTUP_STEP_MS);
 	if (config_load(opt.config, opt.plugin_dir, startup ? lookup_startup :
-	    loader_lookup, NULL, diag, &cfg) != 0) {
+	    lookup_running, NULL, diag, &cfg) != 0) {
 		if (cfg != NULL)
 			manager_check(cfg, diag);
 		config_free(cfg);
@@ -214,19 +228,165 @@ print_diag(const struct wp_diag *d, FILE *f)
 
 /* ---- reload and shutdown ---- */
 
+/* Where the log goes for these [agent] settings (-d: syslog by default). */
+static enum wp_log_target
+log_target_of(const struct cfg_agent *ag)
+{
+	return ag->log_syslog == 1 || (opt.daemon && ag->log_syslog == -1) ?
+	    WP_LOG_SYSLOG : WP_LOG_STDERR;
+}
+
+/* Keep copies of AG's values in agent_now (AG NULL: free them). */
+static void
+agent_keep(const struct cfg_agent *ag)
+{
+	char **str[] = { &agent_now.database, &agent_now.plugin_dir,
+	    &agent_now.listen, &agent_now.user, &agent_now.api_token_file,
+	    &agent_now.pidfile };
+	size_t i;
+
+	for (i = 0; i < sizeof(str) / sizeof(str[0]); i++)
+		free(*str[i]);
+	memset(&agent_now, 0, sizeof(agent_now));
+	if (ag == NULL)
+		return;
+	agent_now = *ag;
+	for (i = 0; i < sizeof(str) / sizeof(str[0]); i++)
+		if (*str[i] != NULL)
+			*str[i] = wp_xstrdup(*str[i]);
+}
+
+static int
+same_str(const char *a, const char *b)
+{
+	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/*
+ * A reload re-reads api_token_file (it may have changed, appeared or gone)
+ * before anything is applied, so that an unreadable one rejects the whole
+ * reload and the running token stays.  Returns 0 and *token (NULL: no
+ * token; free() it), or WP_EINVAL with the problem in DIAG.
+ */
+static int
+reload_token(const struct config *cfg, struct wp_diag *diag, char **token)
+{
+	char why[PATH_MAX + 128];
+
+	*token = NULL;
+	if (cfg->agent.api_token_file == NULL)
+		return 0;
+	if (cfg_read_secret(cfg->agent.api_token_file, token, why,
+	    sizeof(why)) != 0) {
+		diag_error(diag, cfg->agent.line, "api_token_file: %s", why);
+		return WP_EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * Apply what of [agent] can change while running -- log_level, log,
+ * retention_days, the API token -- and warn about each key that needs a
+ * restart.  AG is the new section; TOKEN the token read from its
+ * api_token_file (NULL: none).  Never logs the token.
+ */
+static void
+agent_reload(const struct cfg_agent *ag, const char *token)
+{
+	static const char *const level[] = { "error", "warn", "info",
+	    "debug" };
+	const struct {
+		const char *key, *was, *now;
+	} restart[] = {
+		{ "listen", agent_now.listen ? agent_now.listen : "off",
+		    ag->listen ? ag->listen : "off" },
+		{ "database", agent_now.database, ag->database },
+		{ "plugin_dir", agent_now.plugin_dir, ag->plugin_dir },
+		{ "user", agent_now.user ? agent_now.user : "(none)",
+		    ag->user ? ag->user : "(none)" },
+		{ "pidfile", agent_now.pidfile ? agent_now.pidfile : "(none)",
+		    ag->pidfile ? ag->pidfile : "(none)" },
+	};
+	enum wp_log_target was_target = log_target_of(&agent_now),
+	    target = log_target_of(ag);
+	size_t i;
+	int rc;
+
+	for (i = 0; i < sizeof(restart) / sizeof(restart[0]); i++)
+		if (!same_str(restart[i].was, restart[i].now))
+			wp_warn("reload: [agent] %s changed (%s -> %s); restart "
+			    "to apply", restart[i].key, restart[i].was,
+			    restart[i].now);
+
+	if (ag->log_level != agent_now.log_level || target != was_target) {
+		char line[160];
+
+		snprintf(line, sizeof(line), "reload: [agent] log_level %s, "
+		    "log %s", level[ag->log_level], target == WP_LOG_SYSLOG ?
+		    "syslog" : "stderr");
+		/* Said at info where the log went, and where it goes now if
+		 * that is another place or the old level hid it. */
+		if (agent_now.log_level >= WP_LOG_INFO)
+			wp_info("%s", line);
+		wp_log_setup(ag->log_level, target);
+		if (target != was_target || agent_now.log_level < WP_LOG_INFO)
+			wp_info("%s", line);
+	}
+
+	if (ag->retention_days != retention_days) {
+		wp_info("reload: [agent] retention_days %d -> %d%s",
+		    retention_days, ag->retention_days, ag->retention_days > 0 ?
+		    "; applying it now" : " (keep every check)");
+		retention_days = ag->retention_days;
+		if (retention_days > 0)
+			uv_timer_start(&retention_timer, retention_cb, 0,
+			    86400000);
+	}
+
+	if (api != NULL && (rc = api_set_token(api, token)) == 1) {
+		if (token == NULL)
+			wp_warn("reload: [agent] api_token_file removed: the "
+			    "API no longer asks for a token");
+		else if (agent_now.api_token_file == NULL)
+			wp_info("reload: [agent] API token set from %s",
+			    ag->api_token_file);
+		else
+			wp_info("reload: [agent] API token replaced (from %s)",
+			    ag->api_token_file);
+	}
+	agent_keep(ag);
+}
+
 static void
 reload(void)
 {
 	struct wp_diag diag;
 	struct config *cfg;
+	struct cfg_agent ag;
 	struct wp_op *op = opmon_begin(OPC_STARTUP, "reload", 10000);
 	int64_t t0 = wp_now_us();
+	char *token = NULL;
 
 	wp_info("SIGHUP: reloading %s", opt.config);
 	cfg = load(&diag, 0);
+	if (cfg != NULL && reload_token(cfg, &diag, &token) != 0) {
+		config_free(cfg);
+		cfg = NULL;
+	}
+	/* On success manager_apply owns cfg (it stays alive as the
+	 * running configuration); [agent] is applied after it, so that a
+	 * rejected file changes nothing at all. */
+	if (cfg != NULL)
+		ag = cfg->agent;
 	if (cfg != NULL && manager_apply(cfg, &diag) != 0) {
 		config_free(cfg);
 		cfg = NULL;
+	}
+	if (cfg != NULL)
+		agent_reload(&ag, token);
+	if (token != NULL) {
+		explicit_bzero(token, strlen(token));
+		free(token);
 	}
 	if (cfg == NULL) {
 		const char *p = diag.text ? diag.text : "";
@@ -779,6 +939,7 @@ finish(void)
 	loader_shutdown();
 	host_loop_close();
 	opmon_shutdown();
+	agent_keep(NULL);
 }
 
 /*
@@ -863,9 +1024,8 @@ main(int argc, char **argv)
 	}
 	diag_free(&diag);
 
-	wp_log_setup(cfg->agent.log_level,
-	    (cfg->agent.log_syslog == 1 || (opt.daemon &&
-	    cfg->agent.log_syslog == -1)) ? WP_LOG_SYSLOG : WP_LOG_STDERR);
+	wp_log_setup(cfg->agent.log_level, log_target_of(&cfg->agent));
+	agent_keep(&cfg->agent);
 	/* Early exits free the configuration: LeakSanitizer checks them. */
 	if (cfg->agent.pidfile != NULL && opt.daemon &&
 	    take_pidfile(cfg->agent.pidfile) != 0) {

@@ -613,6 +613,45 @@ test_token(void **state)
 	free(log);
 }
 
+/* A reload replaces the token: the old one is refused from then on, no
+ * token opens the API, and setting the same token again is no change. */
+static void
+test_set_token(void **state)
+{
+	struct harness *h = *state;
+	struct resp r;
+
+	harness_start(h, "127.0.0.1:0", TOKEN);
+	assert_int_equal(api_set_token(h->api, TOKEN), 0);
+	assert_int_equal(api_set_token(h->api, ""), WP_EINVAL);
+	get(h, "/metrics", "Bearer " TOKEN, &r);
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+
+	assert_int_equal(api_set_token(h->api, "an0ther-t0ken"), 1);
+	get(h, "/metrics", "Bearer " TOKEN, &r);
+	assert_int_equal(r.status, 401);
+	resp_free(&r);
+	get(h, "/metrics", "Bearer an0ther-t0ken", &r);
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+	/* Same length, one byte apart. */
+	assert_int_equal(api_set_token(h->api, "an0ther-t0keN"), 1);
+
+	assert_int_equal(api_set_token(h->api, NULL), 1);
+	assert_int_equal(api_set_token(h->api, NULL), 0);
+	get(h, "/api/monitors", NULL, &r);
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+
+	assert_int_equal(api_set_token(h->api, TOKEN), 1);
+	get(h, "/api/monitors", NULL, &r);
+	assert_int_equal(r.status, 401);
+	resp_free(&r);
+	assert_int_equal(harness_calls(h), 3);
+	harness_finish(h);
+}
+
 static void
 test_renderer_failure(void **state)
 {
@@ -809,6 +848,46 @@ test_stop_in_flight(void **state)
 	h->closed = 1;
 }
 
+/*
+ * Requests waiting for a stuck loop hold no thread: with more of them
+ * than MHD has pool threads, /healthz still answers -- while the loop is
+ * still stuck -- and the waiting requests are answered once it is back.
+ */
+static void
+test_healthz_while_loop_stuck(void **state)
+{
+	struct harness *h = *state;
+	struct client clients[12];
+	struct resp r;
+	int stalling;
+	size_t i;
+
+	harness_start(h, "127.0.0.1:0", NULL);
+	harness_command(h, 3000, 0);
+	for (i = 0; i < 12; i++) {
+		clients[i].port = api_port(h->api);
+		clients[i].path = "/metrics";
+		clients[i].status = -1;
+		assert_int_equal(pthread_create(&clients[i].thread, NULL,
+		    client_main, &clients[i]), 0);
+	}
+	/* Let the clients' requests reach the server (not a bound). */
+	usleep(300000);
+	get(h, "/healthz", NULL, &r);
+	pthread_mutex_lock(&h->mu);
+	stalling = h->stalling;
+	pthread_mutex_unlock(&h->mu);
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+	assert_true(stalling);
+	for (i = 0; i < 12; i++) {
+		assert_int_equal(pthread_join(clients[i].thread, NULL), 0);
+		assert_int_equal(clients[i].status, 200);
+	}
+	assert_int_equal(harness_calls(h), 12);
+	harness_finish(h);
+}
+
 static void
 test_abandoned_in_batch(void **state)
 {
@@ -888,6 +967,8 @@ main(void)
 		    harness_setup, harness_teardown),
 		cmocka_unit_test_setup_teardown(test_token,
 		    harness_setup, harness_teardown),
+		cmocka_unit_test_setup_teardown(test_set_token,
+		    harness_setup, harness_teardown),
 		cmocka_unit_test_setup_teardown(test_renderer_failure,
 		    harness_setup, harness_teardown),
 		cmocka_unit_test_setup_teardown(test_stalled_loop,
@@ -899,6 +980,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_localhost,
 		    harness_setup, harness_teardown),
 		cmocka_unit_test_setup_teardown(test_stop_in_flight,
+		    harness_setup, harness_teardown),
+		cmocka_unit_test_setup_teardown(test_healthz_while_loop_stuck,
 		    harness_setup, harness_teardown),
 		cmocka_unit_test_setup_teardown(test_abandoned_in_batch,
 		    harness_setup, harness_teardown),
