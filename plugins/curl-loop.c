@@ -487,7 +487,8 @@ enum fail_kind {
 	FK_PHASE,     /* "TEXT PHASE": "timed out reading body" */
 	FK_VERIFY,    /* "TEXT: what OpenSSL said was wrong" */
 	FK_SOCKET,    /* "TEXT (PHASE): socket error"; chunk errors: protocol */
-	FK_REDIRECT,  /* TEXT after a 3xx answer, else a bad status line */
+	FK_REDIRECT,  /* TEXT after a 3xx answer; else a bad status line
+			 * (libcurl: unsupported protocol) or this side's */
 	FK_CUT,       /* how much of the body came before the close */
 	FK_LINE,      /* libcurl's "out of memory" for an over-long line */
 	FK_CURL,      /* "TEXT: libcurl's description" */
@@ -655,7 +656,7 @@ wp_curl_failure(struct wp_curl_xfer *x, CURLcode rc, struct wp_result *res,
 		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
 		if (code >= 300 && code < 400)
 			snprintf(buf, len, "%s", failures[i].text);
-		else if (response_begun(x))
+		else if (rc == CURLE_UNSUPPORTED_PROTOCOL && response_begun(x))
 			/* HTTP/0.9 or a status line libcurl cannot read. */
 			snprintf(buf, len, "malformed response: no valid HTTP "
 			    "status line");

@@ -658,6 +658,38 @@ test_keepalive(void **state)
 	server_stop(&ka);
 }
 
+/*
+ * A check that times out on a kept connection says how far it got: it
+ * made no lookup, connect or handshake of its own.
+ */
+static void
+test_keepalive_timeout_phase(void **state)
+{
+	struct server ka;
+	const char *first[] = { "url", NULL, "keepalive", "true", NULL };
+	const char *hang[] = { "url", NULL, "keepalive", "true", NULL };
+	struct mock_result r;
+	void *inst = NULL, *inst2 = NULL;
+
+	(void)state;
+	server_start(&ka, NULL);
+	first[1] = url_for(&ka, 0, "/body/kept");
+	hang[1] = url_for(&ka, 0, "/hang");
+	/* Both instances live, so the idle connection stays cached. */
+	assert_int_equal(mock_configure(mp, "a", first, 5000, &inst), 0);
+	assert_int_equal(mock_configure(mp, "b", hang, 500, &inst2), 0);
+	mock_run(mp, inst, 5000, NULL, &r);
+	expect_ok(&r);
+	mock_run(mp, inst2, 500, NULL, &r);
+	assert_int_equal(r.timed_out, 1);
+	expect_fail(&r, WP_REASON_TIMEOUT, "timed out waiting for first byte");
+	mock_release(mp, inst);
+	mock_release(mp, inst2);
+	/* One connection for both checks, and this count's own. */
+	expect_connections(&ka, 2);
+	server_stop(&ka);
+}
+
 /* Configure KV expecting WP_EINVAL and an error on each line in LINES. */
 static void
 expect_config_error(const char *const *kv, const int *lines, size_t n,
@@ -948,6 +980,7 @@ main(void)
 		/* Last: its idle connection outlives it (until libcurl finds
 		 * it dead), which the descriptor counts above would see. */
 		cmocka_unit_test(test_keepalive),
+		cmocka_unit_test(test_keepalive_timeout_phase),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
