@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include "curl-loop.h"
 
@@ -143,9 +144,14 @@ socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
 	struct wp_curl_loop *cl = userp;
 	struct sock *sk = socketp;
+	struct wp_curl_xfer *x;
+	char *priv = NULL;
 	unsigned ev = 0;
 
-	(void)easy;
+	/* The transfer's socket, for wp_curl_phase(). */
+	curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
+	if ((x = (struct wp_curl_xfer *)(void *)priv) != NULL)
+		x->fd = what == CURL_POLL_REMOVE ? -1 : (int)s;
 	if (what == CURL_POLL_REMOVE) {
 		if (sk != NULL) {
 			curl_multi_assign(cl->multi, s, NULL);
@@ -318,6 +324,7 @@ wp_curl_setup(struct wp_curl_loop *cl, struct wp_curl_xfer *x,
 		budget_ms = 1;
 	total = budget_ms > 86400000 ? 86400000L : (long)budget_ms + 1000;
 	x->errbuf[0] = '\0';
+	x->fd = -1;
 	bad |= curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK;
 	bad |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
 #if LIBCURL_VERSION_NUM >= 0x075500
@@ -400,6 +407,17 @@ is_https(CURL *e)
 	return strcasecmp(scheme, "https") == 0;
 }
 
+/* 1 if the transfer's socket is connected. */
+static int
+tcp_connected(struct wp_curl_xfer *x)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	return x->fd >= 0 &&
+	    getpeername(x->fd, (struct sockaddr *)&ss, &len) == 0;
+}
+
 const char *
 wp_curl_phase(struct wp_curl_xfer *x)
 {
@@ -409,7 +427,10 @@ wp_curl_phase(struct wp_curl_xfer *x)
 		return "reading headers";
 	if (phase_ms(x->easy, CURLINFO_NAMELOOKUP_TIME_T) < 0)
 		return "resolving the host name";
-	if (phase_ms(x->easy, CURLINFO_CONNECT_TIME_T) < 0)
+	/* libcurl 7.88 records the connect time only once TLS is up too:
+	 * whether TCP is connected, the socket says. */
+	if (phase_ms(x->easy, CURLINFO_CONNECT_TIME_T) < 0 &&
+	    !tcp_connected(x))
 		return "during connect";
 	if (is_https(x->easy) &&
 	    phase_ms(x->easy, CURLINFO_APPCONNECT_TIME_T) < 0)
@@ -452,84 +473,226 @@ connect_failure(CURL *e, struct wp_result *res, char *buf, size_t len)
 	}
 }
 
+/*
+ * How each failed transfer is reported: one row per libcurl code a server
+ * (or the path to it) can provoke, with its reason and the start of its
+ * message; KIND says what the message adds.  A code not listed is this
+ * side's failure (a bad option, a missing feature, memory): reason plugin.
+ * tests/test-http.c (test_hostile) provokes the rows against a hostile
+ * server and checks reason and message.
+ */
+enum fail_kind {
+	FK_TEXT,      /* the text alone */
+	FK_CONNECT,   /* named by the socket error (connect_failure) */
+	FK_PHASE,     /* "TEXT PHASE": "timed out reading body" */
+	FK_VERIFY,    /* "TEXT: what OpenSSL said was wrong" */
+	FK_SOCKET,    /* "TEXT (PHASE): socket error"; chunk errors: protocol */
+	FK_REDIRECT,  /* TEXT after a 3xx answer; else a bad status line
+			 * (libcurl: unsupported protocol) or this side's */
+	FK_CUT,       /* how much of the body came before the close */
+	FK_LINE,      /* libcurl's "out of memory" for an over-long line */
+	FK_CURL,      /* "TEXT: libcurl's description" */
+};
+
+static const struct {
+	CURLcode rc;
+	int reason;
+	enum fail_kind kind;
+	const char *text;
+} failures[] = {
+	{ CURLE_COULDNT_RESOLVE_HOST, WP_REASON_DNS, FK_TEXT,
+	    "could not resolve the host name" },
+	{ CURLE_COULDNT_RESOLVE_PROXY, WP_REASON_DNS, FK_TEXT,
+	    "could not resolve the proxy's host name" },
+	{ CURLE_COULDNT_CONNECT, WP_REASON_CONNECT, FK_CONNECT, NULL },
+	{ CURLE_PROXY, WP_REASON_CONNECT, FK_TEXT, "proxy handshake failed" },
+	{ CURLE_OPERATION_TIMEDOUT, WP_REASON_TIMEOUT, FK_PHASE, "timed out" },
+	{ CURLE_PEER_FAILED_VERIFICATION, WP_REASON_TLS, FK_VERIFY,
+	    "TLS certificate verification failed" },
+	{ CURLE_SSL_INVALIDCERTSTATUS, WP_REASON_TLS, FK_VERIFY,
+	    "TLS certificate status (OCSP) check failed" },
+	{ CURLE_SSL_ISSUER_ERROR, WP_REASON_TLS, FK_VERIFY,
+	    "TLS certificate issuer check failed" },
+	{ CURLE_SSL_PINNEDPUBKEYNOTMATCH, WP_REASON_TLS, FK_TEXT,
+	    "TLS public key does not match the pinned key" },
+	{ CURLE_SSL_CACERT_BADFILE, WP_REASON_TLS, FK_TEXT,
+	    "TLS certificate verification failed: cannot load the CA "
+	    "certificates" },
+	{ CURLE_SSL_CRL_BADFILE, WP_REASON_TLS, FK_TEXT,
+	    "TLS certificate verification failed: cannot load the CRL" },
+	{ CURLE_SSL_CONNECT_ERROR, WP_REASON_TLS, FK_TEXT,
+	    "TLS handshake failed" },
+	{ CURLE_SSL_CIPHER, WP_REASON_TLS, FK_TEXT,
+	    "TLS handshake failed: no usable cipher" },
+	{ CURLE_SSL_CERTPROBLEM, WP_REASON_TLS, FK_TEXT,
+	    "TLS handshake failed: problem with the client certificate" },
+	{ CURLE_SSL_CLIENTCERT, WP_REASON_TLS, FK_TEXT,
+	    "TLS handshake failed: the server requires a client "
+	    "certificate" },
+	{ CURLE_USE_SSL_FAILED, WP_REASON_TLS, FK_TEXT,
+	    "TLS handshake failed" },
+	{ CURLE_SSL_SHUTDOWN_FAILED, WP_REASON_TLS, FK_TEXT,
+	    "TLS shutdown failed" },
+	{ CURLE_TOO_MANY_REDIRECTS, WP_REASON_PROTOCOL, FK_TEXT,
+	    "redirect loop: too many redirects" },
+	{ CURLE_UNSUPPORTED_PROTOCOL, WP_REASON_PROTOCOL, FK_REDIRECT,
+	    "redirect to a scheme other than http/https" },
+	{ CURLE_URL_MALFORMAT, WP_REASON_PROTOCOL, FK_REDIRECT,
+	    "redirect to a URL that does not parse" },
+	{ CURLE_WEIRD_SERVER_REPLY, WP_REASON_PROTOCOL, FK_CURL,
+	    "malformed response" },
+	{ CURLE_BAD_CONTENT_ENCODING, WP_REASON_PROTOCOL, FK_CURL,
+	    "malformed response" },
+	{ CURLE_HTTP2, WP_REASON_PROTOCOL, FK_CURL, "malformed response" },
+	{ CURLE_HTTP2_STREAM, WP_REASON_PROTOCOL, FK_CURL,
+	    "malformed response" },
+	{ CURLE_HTTP3, WP_REASON_PROTOCOL, FK_CURL, "malformed response" },
+	{ CURLE_OUT_OF_MEMORY, WP_REASON_PROTOCOL, FK_LINE,
+	    "malformed response: a header line longer than" },
+	{ CURLE_GOT_NOTHING, WP_REASON_IO, FK_TEXT,
+	    "empty reply: the connection closed before any response" },
+	{ CURLE_RECV_ERROR, WP_REASON_IO, FK_SOCKET, "receive failed" },
+	{ CURLE_SEND_ERROR, WP_REASON_IO, FK_SOCKET, "send failed" },
+	{ CURLE_SEND_FAIL_REWIND, WP_REASON_IO, FK_PHASE, "send failed" },
+	{ CURLE_PARTIAL_FILE, WP_REASON_IO, FK_CUT, "response cut off" },
+};
+
+/* S into BUF[LEN], control bytes as '?': libcurl's texts may quote bytes
+ * the server sent. */
+static void
+copy_clean(char *buf, size_t len, const char *s)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < len && s[i] != '\0'; i++)
+		buf[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?' :
+		    s[i];
+	if (len > 0)
+		buf[i] = '\0';
+}
+
+/* libcurl's own text for the failure: its error buffer (cleaned), else
+ * the code's description. */
+static void
+curl_text(struct wp_curl_xfer *x, CURLcode rc, char *buf, size_t len)
+{
+	copy_clean(buf, len, x->errbuf[0] != '\0' ? x->errbuf :
+	    curl_easy_strerror(rc));
+}
+
+/* The response had begun: a status line or any byte of it arrived. */
+static int
+response_begun(struct wp_curl_xfer *x)
+{
+	return x->got_header ||
+	    phase_ms(x->easy, CURLINFO_STARTTRANSFER_TIME_T) >= 0;
+}
+
 void
 wp_curl_failure(struct wp_curl_xfer *x, CURLcode rc, struct wp_result *res,
     char *buf, size_t len)
 {
 	static const char verify_prefix[] = "SSL certificate problem: ";
+	char why[CURL_ERROR_SIZE];
+	const char *p;
+	curl_off_t got = 0, want = -1;
+	long code = 0;
+	size_t i;
 
 	res->ok = 0;
 	res->detail = buf;
 	if (x->header_overflow) {
 		res->reason = WP_REASON_PROTOCOL;
-		snprintf(buf, len, "response headers larger than %d bytes",
-		    WP_CURL_MAX_HEADER);
+		snprintf(buf, len, "response headers larger than "
+		    "%d bytes", WP_CURL_MAX_HEADER);
 		return;
 	}
-	switch (rc) {
-	case CURLE_COULDNT_RESOLVE_HOST:
-	case CURLE_COULDNT_RESOLVE_PROXY:
-		res->reason = WP_REASON_DNS;
-		snprintf(buf, len, "could not resolve the host name");
+	for (i = 0; i < sizeof(failures) / sizeof(failures[0]); i++)
+		if (failures[i].rc == rc)
+			break;
+	if (i == sizeof(failures) / sizeof(failures[0])) {
+		res->reason = WP_REASON_PLUGIN;
+		snprintf(buf, len, "libcurl failed: %s",
+		    curl_easy_strerror(rc));
+		return;
+	}
+	res->reason = failures[i].reason;
+	switch (failures[i].kind) {
+	case FK_TEXT:
+		snprintf(buf, len, "%s", failures[i].text);
 		break;
-	case CURLE_COULDNT_CONNECT:
+	case FK_CONNECT:
 		connect_failure(x->easy, res, buf, len);
 		break;
-	case CURLE_OPERATION_TIMEDOUT:
-		res->reason = WP_REASON_TIMEOUT;
-		snprintf(buf, len, "timed out %s", wp_curl_phase(x));
+	case FK_PHASE:
+		snprintf(buf, len, "%s %s", failures[i].text, wp_curl_phase(x));
 		break;
-	case CURLE_PEER_FAILED_VERIFICATION:
-	case CURLE_SSL_CACERT_BADFILE:
-	case CURLE_SSL_INVALIDCERTSTATUS:
-	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-		res->reason = WP_REASON_TLS;
+	case FK_VERIFY:
 		/* OpenSSL's verify text names the problem, never the host. */
 		if (strncmp(x->errbuf, verify_prefix,
-		    sizeof(verify_prefix) - 1) == 0)
-			snprintf(buf, len,
-			    "TLS certificate verification failed: %s",
+		    sizeof(verify_prefix) - 1) == 0) {
+			copy_clean(why, sizeof(why),
 			    x->errbuf + sizeof(verify_prefix) - 1);
+			snprintf(buf, len, "%s: %s", failures[i].text, why);
+		} else
+			snprintf(buf, len, "%s", failures[i].text);
+		break;
+	case FK_SOCKET:
+		/* libcurl names a socket error "Recv failure: TEXT" (or
+		 * "Send failure: "); an invalid chunk is a receive error
+		 * too, but the bytes arrived: the response is malformed. */
+		if (strstr(x->errbuf, "chunk") != NULL) {
+			res->reason = WP_REASON_PROTOCOL;
+			curl_text(x, rc, why, sizeof(why));
+			snprintf(buf, len, "malformed response: %s", why);
+			break;
+		}
+		p = strstr(x->errbuf, "failure: ");
+		copy_clean(why, sizeof(why), p != NULL ? p + 9 : x->errbuf);
+		snprintf(buf, len, "%s (%s)%s%s", failures[i].text,
+		    wp_curl_phase(x), why[0] != '\0' ? ": " : "", why);
+		break;
+	case FK_REDIRECT:
+		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
+		if (code >= 300 && code < 400)
+			snprintf(buf, len, "%s", failures[i].text);
+		else if (rc == CURLE_UNSUPPORTED_PROTOCOL && response_begun(x))
+			/* HTTP/0.9 or a status line libcurl cannot read. */
+			snprintf(buf, len, "malformed response: no valid HTTP "
+			    "status line");
+		else {
+			res->reason = WP_REASON_PLUGIN;
+			snprintf(buf, len, "libcurl failed: %s",
+			    curl_easy_strerror(rc));
+		}
+		break;
+	case FK_CUT:
+		curl_easy_getinfo(x->easy, CURLINFO_SIZE_DOWNLOAD_T, &got);
+		curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T,
+		    &want);
+		if (want >= 0)
+			snprintf(buf, len, "%s: the connection closed after %"
+			    CURL_FORMAT_CURL_OFF_T " of %" CURL_FORMAT_CURL_OFF_T
+			    " body bytes", failures[i].text, got, want);
 		else
-			snprintf(buf, len,
-			    "TLS certificate verification failed");
+			snprintf(buf, len, "%s: the connection closed after %"
+			    CURL_FORMAT_CURL_OFF_T " body bytes, before the "
+			    "body's end", failures[i].text, got);
 		break;
-	case CURLE_SSL_CONNECT_ERROR:
-	case CURLE_SSL_CERTPROBLEM:
-	case CURLE_SSL_CIPHER:
-	case CURLE_USE_SSL_FAILED:
-		res->reason = WP_REASON_TLS;
-		snprintf(buf, len, "TLS handshake failed");
+	case FK_LINE:
+		/* libcurl gives up on a header line over CURL_MAX_HTTP_HEADER
+		 * with CURLE_OUT_OF_MEMORY; before any response it is memory. */
+		if (response_begun(x))
+			snprintf(buf, len, "%s %d bytes", failures[i].text,
+			    CURL_MAX_HTTP_HEADER);
+		else {
+			res->reason = WP_REASON_PLUGIN;
+			snprintf(buf, len, "out of memory");
+		}
 		break;
-	case CURLE_TOO_MANY_REDIRECTS:
-		res->reason = WP_REASON_PROTOCOL;
-		snprintf(buf, len, "redirect loop: too many redirects");
-		break;
-	case CURLE_UNSUPPORTED_PROTOCOL:
-		res->reason = WP_REASON_PROTOCOL;
-		snprintf(buf, len, "redirect to a scheme other than http/https");
-		break;
-	case CURLE_WEIRD_SERVER_REPLY:
-	case CURLE_HTTP2:
-	case CURLE_HTTP2_STREAM:
-	case CURLE_BAD_CONTENT_ENCODING:
-		res->reason = WP_REASON_PROTOCOL;
-		snprintf(buf, len, "malformed response: %s",
-		    curl_easy_strerror(rc));
-		break;
-	case CURLE_GOT_NOTHING:
-		res->reason = WP_REASON_IO;
-		snprintf(buf, len, "empty reply from server");
-		break;
-	case CURLE_SEND_ERROR:
-	case CURLE_RECV_ERROR:
-	case CURLE_PARTIAL_FILE:
-		res->reason = WP_REASON_IO;
-		snprintf(buf, len, "%s", curl_easy_strerror(rc));
-		break;
-	default:
-		res->reason = WP_REASON_CONNECT;
-		snprintf(buf, len, "%s", curl_easy_strerror(rc));
+	case FK_CURL:
+		curl_text(x, rc, why, sizeof(why));
+		snprintf(buf, len, "%s: %s", failures[i].text, why);
 		break;
 	}
 }

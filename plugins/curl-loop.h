@@ -46,6 +46,7 @@ struct wp_curl_xfer {
 	int got_body;             /* body data arrived */
 	int stopped;              /* body() ended the transfer on purpose */
 	int in_multi;
+	int fd;                   /* its socket, -1 if none (set by the loop) */
 	char errbuf[CURL_ERROR_SIZE];
 };
 

@@ -152,6 +152,12 @@ wp_http_eval_body(struct wp_http_eval *ev, long code, const char *p,
 	return ev->body_bytes >= WP_HTTP_BODY_LIMIT;
 }
 
+int
+wp_http_eval_failed(const struct wp_http_eval *ev, long code)
+{
+	return !wp_http_status_ok(ev->status, code) || ev->avoid.found;
+}
+
 /* Quote at most WP_HTTP_DETAIL_KEYWORD bytes of S, control bytes as '?'. */
 static void
 quote_keyword(char *buf, size_t len, const char *s)

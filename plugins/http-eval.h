@@ -71,6 +71,13 @@ int wp_http_eval_body(struct wp_http_eval *ev, long code, const char *p,
     size_t n);
 
 /*
+ * 1 if the verdict for a response with status CODE is already a failure
+ * (the status is not accepted, or keyword_absent was found): no more of
+ * the body can change it.  Else 0.
+ */
+int wp_http_eval_failed(const struct wp_http_eval *ev, long code);
+
+/*
  * The verdict for a response with status CODE after the body seen so far:
  * returns WP_REASON_OK, WP_REASON_STATUS or WP_REASON_KEYWORD, and for a
  * failure writes a detail (NUL-terminated, at most LEN bytes) into DETAIL.

@@ -3,9 +3,9 @@
  *
  * Asynchronous: every check is one libcurl easy handle in the plugin's multi
  * handle, driven by the host's loop (curl-loop.c), so many checks are in
- * flight at once without a thread each.  The body is searched for the
- * keywords as it streams, at most WP_HTTP_BODY_LIMIT bytes of it, and the
- * transfer ends as soon as the verdict is known.
+ * flight at once without a thread each.  The body is read to its end, at
+ * most WP_HTTP_BODY_LIMIT bytes of it, and searched for the keywords as it
+ * streams (see http_body for when reading stops early).
  *
  * Secrets: the URL (userinfo, query) and header values may carry
  * credentials, so no message of this plugin, configuration errors
@@ -54,7 +54,15 @@ struct http_op {
 	char detail[256];
 };
 
-/* wp_curl_body_fn: search the body; 1 once the verdict is known. */
+/*
+ * wp_curl_body_fn: search the body, and read it to its end so that a
+ * response cut off or stalled mid-body fails (io, timeout) instead of
+ * passing on its first bytes; a kept connection is then reusable too.
+ * Two exceptions end the transfer early (1): a verdict that is already a
+ * failure (a wrong status, keyword_absent found), which the rest cannot
+ * change, and a body past WP_HTTP_BODY_LIMIT, whose rest is not read:
+ * the verdict is then that of its first WP_HTTP_BODY_LIMIT bytes.
+ */
 static int
 http_body(struct wp_curl_xfer *x, const char *p, size_t n)
 {
@@ -65,13 +73,10 @@ http_body(struct wp_curl_xfer *x, const char *p, size_t n)
 	if (!o->known) {
 		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
 		o->known = wp_http_eval_body(&o->ev, code, p, n);
+		if (o->known && wp_http_eval_failed(&o->ev, code))
+			return 1;
 	}
-	if (!o->known)
-		return 0;
-	/* Known: a fresh connection is closed now.  A kept one can be used
-	 * again only once its response is read to the end, so the rest is
-	 * read and dropped, up to the same bound as a searched body. */
-	return !o->inst->keepalive || o->body_read > WP_HTTP_BODY_LIMIT;
+	return o->body_read > WP_HTTP_BODY_LIMIT;
 }
 
 /* notAfter of the leaf certificate, or 0 (plain http, no certinfo). */

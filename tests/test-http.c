@@ -1,6 +1,7 @@
 /*
  * test-http -- http.so against tests/testhttpd on loopback, through the
- * mock host.  One plain and one TLS server run for the whole file.
+ * mock host.  One plain, one TLS and one hostile (--raw) server run for
+ * the whole file.
  */
 #include "config.h"
 
@@ -29,7 +30,7 @@
 #include "testhttpd-spawn.h"
 
 static struct mock_plugin *mp;
-static struct server plain, tls;
+static struct server plain, tls, raw;
 
 static const char *
 url_for(const struct server *s, int https, const char *path)
@@ -85,6 +86,7 @@ group_setup(void **state)
 	const char *src = getenv("abs_top_srcdir");
 	static char cert[4096], key[4096];
 	const char *targs[] = { "--tls", cert, key, NULL };
+	const char *rargs[] = { "--raw", NULL };
 
 	(void)state;
 	if (src == NULL)
@@ -95,6 +97,7 @@ group_setup(void **state)
 	signal(SIGPIPE, SIG_IGN);
 	server_start(&plain, NULL);
 	server_start(&tls, targs);
+	server_start(&raw, rargs);
 	mp = mock_plugin_load("http.so");
 	return 0;
 }
@@ -106,6 +109,7 @@ group_teardown(void **state)
 	mock_plugin_unload(mp);
 	server_stop(&plain);
 	server_stop(&tls);
+	server_stop(&raw);
 	return 0;
 }
 
@@ -425,6 +429,166 @@ test_big_header(void **state)
 	expect_fail(&r, WP_REASON_PROTOCOL, "response headers larger than");
 }
 
+/*
+ * The body is read to its end: a response cut off or stalled mid-body
+ * fails, with keep-alive or without, keyword or not.  Past the 1 MiB
+ * bound the rest is not read, and the first 1 MiB decides.
+ */
+static void
+test_body_read_to_end(void **state)
+{
+	static const struct {
+		const char *path;
+		const char *extra, *value;  /* one more key, or NULL */
+		int64_t timeout_ms;
+		int reason;                 /* 0: UP */
+		const char *detail;
+	} t[] = {
+		{ "/truncated", NULL, NULL, 5000, WP_REASON_IO,
+		    "response cut off: the connection closed after 4 of 1000 "
+		    "body bytes" },
+		{ "/truncated", "keepalive", "true", 5000, WP_REASON_IO,
+		    "after 4 of 1000 body bytes" },
+		{ "/truncated", "keyword", "abcd", 5000, WP_REASON_IO,
+		    "after 4 of 1000 body bytes" },
+		{ "/truncated-chunked", NULL, NULL, 5000, WP_REASON_IO,
+		    "after 4 body bytes, before the body's end" },
+		{ "/drip", NULL, NULL, 1500, WP_REASON_TIMEOUT,
+		    "timed out reading body" },
+		{ "/drip", "keepalive", "true", 1500, WP_REASON_TIMEOUT,
+		    "timed out reading body" },
+		{ "/ok", NULL, NULL, 5000, 0, NULL },
+		{ "/ok", "keepalive", "true", 5000, 0, NULL },
+	};
+	const char *huge[] = { "url",
+		url_for(&plain, 0, "/huge?bytes=2097152"), NULL };
+	struct mock_result r;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		const char *kv[] = { "url", url_for(&raw, 0, t[i].path),
+			t[i].extra, t[i].value, NULL };
+
+		run(kv, t[i].timeout_ms, &r);
+		if (t[i].reason == 0)
+			expect_ok(&r);
+		else
+			expect_fail(&r, t[i].reason, t[i].detail);
+		assert_int_equal(r.timed_out,
+		    t[i].reason == WP_REASON_TIMEOUT);
+	}
+	/* 2 MiB announced and sent: the first 1 MiB is read, then UP. */
+	run(huge, 10000, &r);
+	expect_ok(&r);
+	assert_int_equal(r.timed_out, 0);
+}
+
+/* 1 if S names the connect phase ("connect", not "connection"). */
+static int
+says_connect(const char *s)
+{
+	const char *p;
+
+	for (p = s; (p = strstr(p, "connect")) != NULL; p += 7)
+		if (strncmp(p + 7, "ion", 3) != 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Every libcurl failure a hostile server can provoke, with its reason and
+ * a true message: never a phase the check had passed ("connect", "DNS"
+ * once connected), never "redirect" or "TLS" where there was none.
+ */
+static void
+test_hostile(void **state)
+{
+	enum { RAW, PLAIN, TLS_SRV };
+	static const struct {
+		int srv;
+		int https;
+		const char *path;
+		int64_t timeout_ms;
+		int reason;
+		const char *detail;
+	} t[] = {
+		{ RAW, 0, "/longline", 5000, WP_REASON_PROTOCOL,
+		    "malformed response: a header line longer than 102400 "
+		    "bytes" },
+		{ RAW, 0, "/manyheaders", 5000, WP_REASON_PROTOCOL,
+		    "response headers larger than 65536 bytes" },
+		{ RAW, 0, "/garbage", 5000, WP_REASON_PROTOCOL,
+		    "malformed response: no valid HTTP status line" },
+		{ RAW, 0, "/badstatus", 5000, WP_REASON_PROTOCOL,
+		    "malformed response: no valid HTTP status line" },
+		{ RAW, 0, "/http09", 5000, WP_REASON_PROTOCOL,
+		    "malformed response: no valid HTTP status line" },
+		{ RAW, 0, "/close", 5000, WP_REASON_IO,
+		    "empty reply: the connection closed before any response" },
+		{ RAW, 0, "/reset-headers", 5000, WP_REASON_IO,
+		    "receive failed (reading headers): Connection reset by "
+		    "peer" },
+		{ RAW, 0, "/truncated", 5000, WP_REASON_IO,
+		    "response cut off: the connection closed after 4 of 1000 "
+		    "body bytes" },
+		{ RAW, 0, "/truncated-chunked", 5000, WP_REASON_IO,
+		    "response cut off" },
+		{ RAW, 0, "/drip", 1500, WP_REASON_TIMEOUT,
+		    "timed out reading body" },
+		{ RAW, 0, "/badchunk", 5000, WP_REASON_PROTOCOL,
+		    "malformed response: Illegal or missing hexadecimal "
+		    "sequence in chunked-encoding" },
+		{ RAW, 0, "/badlength", 5000, WP_REASON_PROTOCOL,
+		    "malformed response: Invalid Content-Length" },
+		{ RAW, 0, "/twolengths", 5000, WP_REASON_IO,
+		    "after 2 of 5 body bytes" },
+		{ RAW, 0, "/redirect-ftp", 5000, WP_REASON_PROTOCOL,
+		    "redirect to a scheme other than http/https" },
+		{ RAW, 0, "/redirect-bad", 5000, WP_REASON_PROTOCOL,
+		    "redirect to a URL that does not parse" },
+		{ PLAIN, 0, "/loop", 5000, WP_REASON_PROTOCOL,
+		    "redirect loop: too many redirects" },
+		{ PLAIN, 1, "/status/200", 5000, WP_REASON_TLS,
+		    "TLS handshake failed" },
+		{ TLS_SRV, 1, "/status/200", 5000, WP_REASON_TLS,
+		    "TLS certificate verification failed: self-signed" },
+		{ TLS_SRV, 0, "/status/200", 5000, WP_REASON_IO,
+		    "empty reply" },
+		{ RAW, 1, "/ok", 1000, WP_REASON_TIMEOUT,
+		    "timed out during TLS handshake" },
+	};
+	const struct server *srv[] = { &raw, &plain, &tls };
+	struct mock_result r;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		const char *kv[] = { "url",
+			url_for(srv[t[i].srv], t[i].https, t[i].path), NULL };
+
+		run(kv, t[i].timeout_ms, &r);
+		if (r.r.reason != t[i].reason ||
+		    strstr(r.detail, t[i].detail) == NULL)
+			fprintf(stderr, "row %zu (%s)\n", i, t[i].path);
+		expect_fail(&r, t[i].reason, t[i].detail);
+		/* Every row got past connect. */
+		assert_true(r.r.reason != WP_REASON_CONNECT &&
+		    r.r.reason != WP_REASON_REFUSED &&
+		    r.r.reason != WP_REASON_DNS &&
+		    r.r.reason != WP_REASON_UNREACHABLE);
+		assert_false(says_connect(r.detail));
+		assert_null(strstr(r.detail, "resolv"));
+		if (strstr(t[i].detail, "redirect") == NULL)
+			assert_null(strstr(r.detail, "redirect"));
+		if (strstr(t[i].detail, "TLS") == NULL)
+			assert_null(strstr(r.detail, "TLS"));
+		assert_null(strstr(r.detail, "127.0.0.1"));
+		assert_int_equal(r.timed_out,
+		    t[i].reason == WP_REASON_TIMEOUT);
+	}
+}
+
 static void
 test_server_hits(void **state)
 {
@@ -491,6 +655,38 @@ test_keepalive(void **state)
 	expect_connections(&ka, 2);
 	run_ok(url, 0, 3);
 	expect_connections(&ka, 6);
+	server_stop(&ka);
+}
+
+/*
+ * A check that times out on a kept connection says how far it got: it
+ * made no lookup, connect or handshake of its own.
+ */
+static void
+test_keepalive_timeout_phase(void **state)
+{
+	struct server ka;
+	const char *first[] = { "url", NULL, "keepalive", "true", NULL };
+	const char *hang[] = { "url", NULL, "keepalive", "true", NULL };
+	struct mock_result r;
+	void *inst = NULL, *inst2 = NULL;
+
+	(void)state;
+	server_start(&ka, NULL);
+	first[1] = url_for(&ka, 0, "/body/kept");
+	hang[1] = url_for(&ka, 0, "/hang");
+	/* Both instances live, so the idle connection stays cached. */
+	assert_int_equal(mock_configure(mp, "a", first, 5000, &inst), 0);
+	assert_int_equal(mock_configure(mp, "b", hang, 500, &inst2), 0);
+	mock_run(mp, inst, 5000, NULL, &r);
+	expect_ok(&r);
+	mock_run(mp, inst2, 500, NULL, &r);
+	assert_int_equal(r.timed_out, 1);
+	expect_fail(&r, WP_REASON_TIMEOUT, "timed out waiting for first byte");
+	mock_release(mp, inst);
+	mock_release(mp, inst2);
+	/* One connection for both checks, and this count's own. */
+	expect_connections(&ka, 2);
 	server_stop(&ka);
 }
 
@@ -778,6 +974,8 @@ main(void)
 		cmocka_unit_test(test_big_keyword_missing),
 		cmocka_unit_test(test_big_bounded),
 		cmocka_unit_test(test_big_header),
+		cmocka_unit_test(test_body_read_to_end),
+		cmocka_unit_test(test_hostile),
 		cmocka_unit_test(test_server_hits),
 		cmocka_unit_test(test_config_errors),
 		cmocka_unit_test(test_sequential_no_leak),
@@ -786,6 +984,7 @@ main(void)
 		/* Last: its idle connection outlives it (until libcurl finds
 		 * it dead), which the descriptor counts above would see. */
 		cmocka_unit_test(test_keepalive),
+		cmocka_unit_test(test_keepalive_timeout_phase),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

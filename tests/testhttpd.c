@@ -4,6 +4,7 @@
  * Usage:
  *   testhttpd [--port N] [--tls CERT KEY] [--record FILE]
  *             [--hook-status-file FILE] [--accepted FILE]
+ *   testhttpd --raw [--port N]
  *
  *   --port N      port on 127.0.0.1 (default 0: any free port)
  *   --tls C K     serve HTTPS with the PEM certificate C and key K
@@ -12,6 +13,9 @@
  *                 /hook answers with the status code read from F (re-read
  *                 on every request; 200 when F is missing or unreadable)
  *   --accepted F  /hook also appends, to F, each body it answered with 2xx
+ *   --raw         a hostile server instead: no libmicrohttpd; each request
+ *                 head is read whole and answered with the raw bytes of
+ *                 the route (RAW ROUTES below), then the connection closes
  *
  * Once listening it prints "PORT <n>\n" on stdout and flushes.  It exits 0
  * on SIGTERM or SIGINT, 1 on a start-up error.  One thread per connection.
@@ -41,6 +45,25 @@
  *   /connections      body: "connections=N;", the connections accepted so
  *                     far (this request's own included)
  *   anything else     404
+ *
+ * RAW ROUTES (--raw; one request per connection):
+ *   /ok               a well-formed 200 "ok"
+ *   /longline         a 120,000-byte header line (over libcurl's 100 KiB)
+ *   /manyheaders      2,000 short header lines, about 80 KB in all
+ *   /garbage          "garbage\r\n\r\n": no status line
+ *   /badstatus        "HTTP/1.1 2x0 OK": a status line with no code
+ *   /http09           a body with no status line or headers (HTTP/0.9)
+ *   /close            closes without a byte of response
+ *   /reset-headers    a status line and one header, then a TCP reset
+ *   /truncated        Content-Length: 1000, 4 bytes, then close
+ *   /truncated-chunked one 4-byte chunk, then close (no last chunk)
+ *   /badchunk         chunked, with a chunk size that is not hex
+ *   /badlength        Content-Length: abc
+ *   /twolengths       two different Content-Length headers
+ *   /drip             Content-Length: 1000, sent 1 byte a second
+ *   /redirect-ftp     302 to an ftp:// URL
+ *   /redirect-bad     302 to a URL that does not parse
+ *   anything else     /garbage
  */
 #include "config.h"
 
@@ -52,10 +75,12 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -537,6 +562,217 @@ completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	}
 }
 
+/* ---- --raw: a hostile server, bytes written by hand ---- */
+
+#define RAW_HEAD_MAX 8192
+#define RAW_LONG_LINE 120000
+#define RAW_MANY_HEADERS 2000
+#define RAW_DRIP_BYTES 1000
+
+static const struct {
+	const char *path;
+	const char *reply;
+} raw_fixed[] = {
+	{ "/ok", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" },
+	{ "/garbage", "garbage\r\n\r\n" },
+	{ "/badstatus", "HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n" },
+	{ "/http09", "hello, this is not HTTP\n" },
+	{ "/close", "" },
+	{ "/truncated", "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nabcd" },
+	{ "/truncated-chunked", "HTTP/1.1 200 OK\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n" },
+	{ "/badchunk", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    "zz\r\nabcd\r\n0\r\n\r\n" },
+	{ "/badlength", "HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\nok" },
+	{ "/twolengths", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+	    "Content-Length: 5\r\n\r\nok" },
+	{ "/redirect-ftp", "HTTP/1.1 302 Found\r\n"
+	    "Location: ftp://127.0.0.1/x\r\nContent-Length: 0\r\n\r\n" },
+	{ "/redirect-bad", "HTTP/1.1 302 Found\r\n"
+	    "Location: http://[::1/x\r\nContent-Length: 0\r\n\r\n" },
+};
+
+/* Send all N bytes at P; -1 once the peer is gone. */
+static int
+put(int fd, const char *p, size_t n)
+{
+	ssize_t w;
+
+	while (n > 0) {
+		if ((w = send(fd, p, n, MSG_NOSIGNAL)) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int
+put_s(int fd, const char *s)
+{
+	return put(fd, s, strlen(s));
+}
+
+/* Read a request head (5 s, RAW_HEAD_MAX bytes at most) and copy its path,
+ * query cut off, to PATH.  -1 if no head arrived. */
+static int
+raw_read_head(int fd, char *path, size_t len)
+{
+	struct timeval tv = { 5, 0 };
+	char buf[RAW_HEAD_MAX + 1];
+	size_t n = 0, k;
+	const char *p;
+	ssize_t r;
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	buf[0] = '\0';
+	while (n < RAW_HEAD_MAX && strstr(buf, "\r\n\r\n") == NULL) {
+		if ((r = recv(fd, buf + n, RAW_HEAD_MAX - n, 0)) <= 0)
+			return -1;
+		n += (size_t)r;
+		buf[n] = '\0';
+	}
+	if ((p = strchr(buf, ' ')) == NULL)
+		return -1;
+	k = strcspn(++p, " ?\r\n");
+	if (k >= len)
+		k = len - 1;
+	memcpy(path, p, k);
+	path[k] = '\0';
+	return 0;
+}
+
+static int
+raw_long_line(int fd)
+{
+	static char line[RAW_LONG_LINE];
+
+	memset(line, 'a', sizeof(line));
+	if (put_s(fd, "HTTP/1.1 200 OK\r\nX-Long: ") != 0 ||
+	    put(fd, line, sizeof(line)) != 0)
+		return -1;
+	return put_s(fd, "\r\nContent-Length: 2\r\n\r\nok");
+}
+
+static int
+raw_many_headers(int fd)
+{
+	char line[64];
+	int i;
+
+	if (put_s(fd, "HTTP/1.1 200 OK\r\n") != 0)
+		return -1;
+	for (i = 0; i < RAW_MANY_HEADERS; i++) {
+		snprintf(line, sizeof(line), "X-H%d: %032d\r\n", i, i);
+		if (put_s(fd, line) != 0)
+			return -1;
+	}
+	return put_s(fd, "Content-Length: 2\r\n\r\nok");
+}
+
+/* The head at once, then one body byte a second. */
+static void
+raw_drip(int fd)
+{
+	int i;
+
+	if (put_s(fd, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n") != 0)
+		return;
+	for (i = 0; i < RAW_DRIP_BYTES && !stopping; i++) {
+		if (put(fd, "x", 1) != 0)
+			return;
+		nap(1000);
+	}
+}
+
+/* A reset (RST), not an orderly close, once the headers have begun. */
+static void
+raw_reset(int fd)
+{
+	struct linger l = { 1, 0 };
+
+	if (put_s(fd, "HTTP/1.1 200 OK\r\nX-A: 1\r\n") != 0)
+		return;
+	nap(50);
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+}
+
+static void *
+raw_conn(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	char path[256];
+	size_t i;
+
+	atomic_fetch_add(&connections, 1);
+	if (raw_read_head(fd, path, sizeof(path)) != 0)
+		goto out;
+	hit(path);
+	if (strcmp(path, "/longline") == 0)
+		raw_long_line(fd);
+	else if (strcmp(path, "/manyheaders") == 0)
+		raw_many_headers(fd);
+	else if (strcmp(path, "/drip") == 0)
+		raw_drip(fd);
+	else if (strcmp(path, "/reset-headers") == 0)
+		raw_reset(fd);
+	else {
+		for (i = 0; i < sizeof(raw_fixed) / sizeof(raw_fixed[0]); i++)
+			if (strcmp(path, raw_fixed[i].path) == 0)
+				break;
+		put_s(fd, i < sizeof(raw_fixed) / sizeof(raw_fixed[0]) ?
+		    raw_fixed[i].reply : "garbage\r\n\r\n");
+	}
+out:
+	close(fd);
+	return NULL;
+}
+
+static void *
+raw_accept(void *arg)
+{
+	int lfd = (int)(intptr_t)arg, fd;
+	pthread_t t;
+
+	while (!stopping) {
+		if ((fd = accept(lfd, NULL, NULL)) < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			break;
+		}
+		if (pthread_create(&t, NULL, raw_conn,
+		    (void *)(intptr_t)fd) != 0)
+			close(fd);
+		else
+			pthread_detach(t);
+	}
+	return NULL;
+}
+
+/* Listen on SIN and serve the raw routes on a thread; returns the port. */
+static unsigned
+raw_start(struct sockaddr_in *sin)
+{
+	socklen_t len = sizeof(*sin);
+	pthread_t t;
+	int fd, on = 1;
+
+	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
+		die("socket: %s", strerror(errno));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	if (bind(fd, (struct sockaddr *)sin, sizeof(*sin)) != 0 ||
+	    listen(fd, 128) != 0 ||
+	    getsockname(fd, (struct sockaddr *)sin, &len) != 0)
+		die("cannot listen on 127.0.0.1: %s", strerror(errno));
+	if (pthread_create(&t, NULL, raw_accept, (void *)(intptr_t)fd) != 0)
+		die("cannot start a thread");
+	pthread_detach(t);
+	return ntohs(sin->sin_port);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -548,7 +784,7 @@ main(int argc, char **argv)
 	unsigned flags;
 	sigset_t set;
 	long port = 0;
-	int i, sig;
+	int i, sig, raw = 0;
 
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--port") == 0 && i + 1 < argc)
@@ -563,10 +799,12 @@ main(int argc, char **argv)
 			hook_status_file = argv[++i];
 		else if (strcmp(argv[i], "--accepted") == 0 && i + 1 < argc)
 			accepted_file = argv[++i];
+		else if (strcmp(argv[i], "--raw") == 0)
+			raw = 1;
 		else
 			die("usage: testhttpd [--port N] [--tls CERT KEY] "
 			    "[--record FILE] [--hook-status-file FILE] "
-			    "[--accepted FILE]");
+			    "[--accepted FILE] [--raw]");
 	}
 	if (port < 0 || port > 65535)
 		die("bad port");
@@ -587,6 +825,14 @@ main(int argc, char **argv)
 	sin.sin_family = AF_INET;
 	sin.sin_port = htons((uint16_t)port);
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (raw) {
+		printf("PORT %u\n", raw_start(&sin));
+		fflush(stdout);
+		while (sigwait(&set, &sig) != 0)
+			;
+		stopping = 1;
+		return 0;
+	}
 	flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
 	    MHD_USE_POLL;
 	if (cert != NULL)
