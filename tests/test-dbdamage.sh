@@ -1,9 +1,8 @@
 #!/bin/bash
 # A damaged database: the start-up check (PRAGMA quick_check, bounded in
 # time) refuses a file with damaged pages, and a file that is not a
-# database, with exit
-# status 1 and a message that names the file and says what to do, and
-# leaves the file as it was.  Damage found while running (the b-tree root
+# database, with exit status 1 and a message that names the file and says
+# what to do, and leaves the file as it was.  Damage found while running (the b-tree root
 # pages of `checks` overwritten under the running agent) is fatal: one
 # error line, no retries, the agent stops with status 1 and says how many
 # results were lost.  Results lost any other way (the database still
