@@ -680,6 +680,14 @@ take_pidfile(const char *path)
 	return 0;
 }
 
+/* The database lock held for the process's life (lock_database()). */
+static struct {
+	char path[PATH_MAX];
+	int fd;
+	int lost;		/* another agent took it: exit 1 */
+	uv_timer_t timer;
+} dblock = { "", -1, 0, { 0 } };
+
 /*
  * Lock the database against a second agent, in every mode: DB.lock beside
  * it holds our PID and an flock for our whole life (SQLite's own locks
@@ -691,16 +699,16 @@ take_pidfile(const char *path)
 static int
 lock_database(const char *db)
 {
-	char path[PATH_MAX], holder[32];
+	char *path = dblock.path, holder[32];
 	int fd;
 
-	if ((size_t)snprintf(path, sizeof(path), "%s.lock", db) >=
-	    sizeof(path)) {
+	if ((size_t)snprintf(path, sizeof(dblock.path), "%s.lock", db) >=
+	    sizeof(dblock.path)) {
 		fprintf(stderr, "watchpost: database %s: path too long\n", db);
 		return -1;
 	}
 	if ((fd = lock_pid_file(path, holder, sizeof(holder))) >= 0)
-		return fd;
+		return dblock.fd = fd;
 	if (errno == EWOULDBLOCK)
 		fprintf(stderr, "watchpost: database %s is in use by another "
 		    "watchpost (pid %s)\n", db, holder);
@@ -708,6 +716,54 @@ lock_database(const char *db)
 		fprintf(stderr, "watchpost: database lock %s: %s\n", path,
 		    strerror(errno));
 	return -1;
+}
+
+/*
+ * Once a second (loop thread): `rm watchpost.db*` removes the lock file
+ * with the database, which the store recreates; without its lock file a
+ * second agent could start on it.  So a lock file gone or replaced is
+ * made and locked again; if another agent already holds the new one, two
+ * agents share the database and this one stops (exit 1).
+ */
+static void
+lock_watch_cb(uv_timer_t *t)
+{
+	struct stat held, now;
+	char holder[32];
+	int fd;
+
+	(void)t;
+	if (fstat(dblock.fd, &held) == 0 && stat(dblock.path, &now) == 0 &&
+	    held.st_dev == now.st_dev && held.st_ino == now.st_ino)
+		return;
+	if ((fd = lock_pid_file(dblock.path, holder, sizeof(holder))) >= 0) {
+		close(dblock.fd);
+		dblock.fd = fd;
+		wp_err("database lock %s was removed or replaced; locked it "
+		    "again", dblock.path);
+		return;
+	}
+	if (errno != EWOULDBLOCK) {
+		wp_err("database lock %s was removed; cannot lock it again: %s",
+		    dblock.path, strerror(errno));
+		return;
+	}
+	wp_err("database lock %s was removed, and another watchpost (pid %s) "
+	    "has taken it: two agents share the database", dblock.path,
+	    holder);
+	uv_timer_stop(&dblock.timer);
+	dblock.lost = 1;
+	if (!stopping)
+		begin_stop("database lock lost");
+}
+
+/* Watch the lock from the loop (after lock_database()). */
+static void
+lock_watch_start(void)
+{
+	uv_timer_init(wp_loop, &dblock.timer);
+	uv_timer_start(&dblock.timer, lock_watch_cb, 1000, 1000);
+	uv_unref((uv_handle_t *)&dblock.timer);
 }
 
 /*
@@ -970,7 +1026,6 @@ main(int argc, char **argv)
 	struct wp_op *op;
 	char err[512];
 	char *token = NULL;
-	int db_lock = -1;
 	int rc;
 
 	parse_args(argc, argv);
@@ -1032,7 +1087,7 @@ main(int argc, char **argv)
 		config_free(cfg);
 		return 1;
 	}
-	if ((db_lock = lock_database(cfg->agent.database)) < 0) {
+	if (lock_database(cfg->agent.database) < 0) {
 		config_free(cfg);
 		return 1;
 	}
@@ -1105,13 +1160,16 @@ main(int argc, char **argv)
 	uv_timer_init(wp_loop, &retention_timer);
 	uv_timer_start(&retention_timer, retention_cb, 5000, 86400000);
 	uv_unref((uv_handle_t *)&retention_timer);
+	lock_watch_start();
 
 	daemon_ready();
 	uv_run(wp_loop, UV_RUN_DEFAULT);
 	exit_code = 0;
 	api_stop(api);
 	finish();
-	close(db_lock);
+	if (dblock.lost)
+		exit_code = 1;
+	close(dblock.fd);
 	wp_info("stopped");
 	return exit_code;
 }

@@ -21,6 +21,8 @@ ${3:-}
 type = http
 url = http://127.0.0.1:$web_PORT/status/200
 interval = 100ms
+timeout = 50ms
+retries = 0
 alerts = none
 INI
 }
@@ -72,6 +74,16 @@ timeout 20 "$WATCHPOST" -P "$PLUGINS" -c "$T/a/agent.ini" --once \
 [ "$rc" -eq 0 ] || fail "--once beside a running agent: exit $rc: $(cat "$T/once.err")"
 grep -q "^first .* UP " "$T/once.out" || fail "--once output: $(cat "$T/once.out")"
 ok "--once runs beside the agent"
+
+# `rm agent.db*` takes the lock file too: the agent makes and locks it
+# again, so a second agent is still refused.
+rm -f "$DB.lock"
+wait_until 15 grep -qx "$FIRST" "$DB.lock" || fail "the removed lock file was not made again"
+grep -q "error database lock $DB.lock was removed or replaced; locked it again" "$T/agent.log" ||
+    fail "the lock's removal is not logged"
+attempt again -c "$T/a/agent.ini"
+kill -0 "$FIRST" || fail "the first agent died"
+ok "a removed lock file is made again, and a second agent is still refused"
 
 # The lock goes with the first agent; the next one takes it.
 stop_agent
