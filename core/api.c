@@ -756,15 +756,17 @@ reply_job(struct api *a, struct MHD_Connection *c, struct api_job *j,
 	pthread_mutex_unlock(&a->mu);
 	if (!done) {
 		if (stopping)
-			wp_debug("api: %s %s -> 503 (stopping)", method, url);
+			wp_debug("api: %s %s -> 503 (stopping)", WP_Q(method),
+			    WP_Q(url));
 		else
 			wp_warn("api: %s %s: the loop did not answer within "
-			    "%d ms", method, url, a->timeout_ms);
+			    "%d ms", WP_Q(method), WP_Q(url), a->timeout_ms);
 		return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
 		    "service unavailable", NULL, NULL);
 	}
 	if (body == NULL) {
-		wp_warn("api: %s %s: rendering failed", method, url);
+		wp_warn("api: %s %s: rendering failed", WP_Q(method),
+		    WP_Q(url));
 		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
 		    "internal error", NULL, NULL);
 	}

@@ -107,3 +107,20 @@ stop_agent() {
 }
 
 sql() { sqlite3 -batch -noheader "$1" "$2"; }
+
+# Polling predicates for wait_until, shared by the tests that watch the
+# database ($DB) and the metrics ($API) of a running agent.
+# is CMD...: CMD prints exactly $EXPECT.
+is() { [ "$("$@" 2>/dev/null)" = "$EXPECT" ]; }
+# at_least N CMD...: CMD prints a number (its integer part counts) >= N.
+at_least() { local v; v=$("${@:2}") && [ -n "$v" ] && [ "${v%.*}" -ge "$1" ]; }
+# metric NAME: the value of the unlabelled sample NAME on /metrics.
+metric() { curl -fsS "$API/metrics" | sed -n "s/^$1 //p"; }
+# state_of NAME, pending_of NAME: monitor NAME's stored state, and its
+# undelivered outbox rows.
+state_of() {
+	sql "$DB" "SELECT s.state FROM state s JOIN monitors m ON m.id = s.monitor_id WHERE m.name = '$1'" 2>/dev/null
+}
+pending_of() {
+	sql "$DB" "SELECT count(*) FROM outbox o JOIN monitors m ON m.id = o.monitor_id WHERE m.name = '$1'" 2>/dev/null
+}

@@ -41,15 +41,6 @@ INI
 } >"$T/agent.ini"
 
 q() { sql "$DB" "$1" 2>/dev/null; }
-state_of() {
-	q "SELECT s.state FROM state s JOIN monitors m ON m.id = s.monitor_id WHERE m.name = '$1'"
-}
-pending_of() {
-	q "SELECT count(*) FROM outbox o JOIN monitors m ON m.id = o.monitor_id WHERE m.name = '$1'"
-}
-is() { [ "$("$@" 2>/dev/null)" = "$EXPECT" ]; }
-metric() { curl -fsS "$API/metrics" | sed -n "s/^$1 //p"; }
-at_least() { local v; v=$("${@:2}") && [ -n "$v" ] && [ "${v%.*}" -ge "$1" ]; }
 hook_count() { cat "$T/$2.jsonl" 2>/dev/null | grep -c "\"monitor\": *\"$1\"" || true; }
 
 start_agent "$T/agent.ini"

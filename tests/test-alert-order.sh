@@ -39,8 +39,6 @@ transitions() { cat "$T/agent-previous.txt" "$T/agent.log" 2>/dev/null | grep -c
 accepted() { cat "$T/accepted.jsonl" 2>/dev/null | grep -c '"monitor": *"c"' || true; }
 pending() { sql "$DB" "SELECT count(*) FROM outbox" 2>/dev/null; }
 failures() { grep -c 'delivery for monitor c failed' "$T/agent.log" || true; }
-is() { [ "$("$@" 2>/dev/null)" = "$EXPECT" ]; }
-at_least() { local v; v=$("${@:2}") && [ -n "$v" ] && [ "$v" -ge "$1" ]; }
 
 # flap CODE: make the target answer CODE and wait for the transition.
 flap() {

@@ -44,17 +44,8 @@ timeout = 2s
 INI
 
 q() { sql "$DB" "$1" 2>/dev/null; }
-state_of() {
-	q "SELECT s.state FROM state s JOIN monitors m ON m.id = s.monitor_id WHERE m.name = '$1'"
-}
-pending_of() {
-	q "SELECT count(*) FROM outbox o JOIN monitors m ON m.id = o.monitor_id WHERE m.name = '$1'"
-}
-is() { [ "$("$@" 2>/dev/null)" = "$EXPECT" ]; }
-at_least() { local v; v=$("${@:2}") && [ -n "$v" ] && [ "$v" -ge "$1" ]; }
 checks_since() { q "SELECT count(*) FROM checks WHERE ts >= $1"; }
 accepted() { cat "$T/accepted.jsonl" 2>/dev/null | grep -c "\"monitor\": *\"$1\"" || true; }
-metric() { curl -fsS "$API/metrics" | sed -n "s/^$1 //p"; }
 
 start_agent "$T/agent.ini"
 EXPECT=down wait_until 15 is state_of down || fail "monitor down not DOWN"

@@ -31,7 +31,6 @@ QMAX=40
 # A value from a JSON file, through SQLite's JSON functions (no jq, no
 # python on a fresh machine).
 jget() { sql ":memory:" "SELECT json_extract(readfile('$1'), '$2')"; }
-metric() { curl -fsS "$API/metrics" | sed -n "s/^$1 //p"; }
 opmon() { curl -fsS "$API/api/monitor" >"$T/opmon.json" && jget "$T/opmon.json" "$1"; }
 rows() { sql "$DB" "SELECT count(*) FROM checks"; }
 checks_done() { # finished checks of m1, as the agent counts them
@@ -39,7 +38,6 @@ checks_done() { # finished checks of m1, as the agent counts them
 	    sed -n 's/^watchpost_monitor_checks_total{monitor="m1"[^}]*} //p' |
 	    awk '{s += $1} END {print s + 0}'
 }
-at_least() { local v; v=$("${@:2}") && [ "${v%.*}" -ge "$1" ]; }
 
 # The log goes through a pipe: a file-size limit must not hit it.
 WP_FAULT_DIR="$T/db" WP_FAULT_CTL="$CTL" LD_PRELOAD="$FAULTFS" \

@@ -82,7 +82,6 @@ INI
 jget() { sql ":memory:" "SELECT json_extract(readfile('$1'), '$2')"; }
 opmon() { curl -fsS "$API/api/monitor" >"$T/opmon.json" && jget "$T/opmon.json" "$1"; }
 metric() { curl -fsS "$API/metrics" >"$T/metrics.txt" && sed -n "s/^$1 //p" "$T/metrics.txt"; }
-at_least() { local v; v=$("${@:2}") && [ -n "$v" ] && [ "${v%.*}" -ge "$1" ]; }
 lines() { if [ -f "$1" ]; then grep -c "${2:-.}" "$1" || true; else echo 0; fi; }
 rows() { # NAME [WHERE]
 	sql "$DB" "SELECT count(*) FROM checks c JOIN monitors m ON m.id = c.monitor_id WHERE m.name = '$1' ${2:+AND $2}"

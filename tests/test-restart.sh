@@ -51,9 +51,6 @@ INI
 	done
 } >"$T/agent.ini"
 
-state_of() {
-	sql "$DB" "SELECT s.state FROM state s JOIN monitors m ON m.id = s.monitor_id WHERE m.name = '$1'" 2>/dev/null
-}
 outbox_count() {
 	sql "$DB" "SELECT count(*) FROM outbox o JOIN monitors m ON m.id = o.monitor_id WHERE m.name = '$1'" 2>/dev/null
 }
@@ -62,7 +59,6 @@ hook_lines() {
 	tail -n "+${3:-1}" "$T/hook.jsonl" 2>/dev/null |
 	    grep "\"monitor\": *\"$1\"" | grep -c "\"state\": *\"$2\"" || true
 }
-is() { [ "$("$@" 2>/dev/null)" = "$EXPECT" ]; }
 
 # Phase 1: A goes DOWN and its alert is delivered (and recorded as such).
 start_agent "$T/agent.ini"
