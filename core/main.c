@@ -1137,6 +1137,14 @@ main(int argc, char **argv)
 	if (drop_privileges(cfg->agent.user, cfg->agent.database) != 0)
 		return 1;
 
+	/* Signals from here on wait for the loop, which handles them once
+	 * it runs: the "started" line below means SIGTERM stops cleanly. */
+	uv_signal_init(wp_loop, &sig_hup);
+	uv_signal_init(wp_loop, &sig_term);
+	uv_signal_init(wp_loop, &sig_int);
+	uv_signal_start(&sig_hup, on_signal, SIGHUP);
+	uv_signal_start(&sig_term, on_signal, SIGTERM);
+	uv_signal_start(&sig_int, on_signal, SIGINT);
 	diag_init(&diag, opt.config);
 	{
 		size_t n = cfg->n_monitors;
@@ -1150,12 +1158,6 @@ main(int argc, char **argv)
 		    PACKAGE_VERSION, n, store ? "open" : "none");
 	}
 
-	uv_signal_init(wp_loop, &sig_hup);
-	uv_signal_init(wp_loop, &sig_term);
-	uv_signal_init(wp_loop, &sig_int);
-	uv_signal_start(&sig_hup, on_signal, SIGHUP);
-	uv_signal_start(&sig_term, on_signal, SIGTERM);
-	uv_signal_start(&sig_int, on_signal, SIGINT);
 	/* Retention: shortly after start, then daily. */
 	uv_timer_init(wp_loop, &retention_timer);
 	uv_timer_start(&retention_timer, retention_cb, 5000, 86400000);

@@ -21,8 +21,6 @@ ${3:-}
 type = http
 url = http://127.0.0.1:$web_PORT/status/200
 interval = 100ms
-timeout = 50ms
-retries = 0
 alerts = none
 INI
 }
@@ -63,7 +61,10 @@ ok "a second -d agent (own pidfile and port) exits 1, leaves no pidfile"
 n=$(rows)
 wait_until 15 at_least $((n + 5)) || fail "the first agent stopped storing"
 kill -0 "$FIRST" || fail "the first agent died"
-grep -Eq " (warn|error) " "$T/agent.log" && fail "the first agent logged: $(grep -E ' (warn|error) ' "$T/agent.log")"
+# (The configuration's own warning, a timeout longer than the 100 ms
+# interval, is not about the database.)
+problems() { grep -E " (warn|error) " "$T/agent.log" | grep -v "agent.ini:[0-9]*: warning: timeout"; }
+problems && fail "the first agent logged: $(problems)"
 [ "$(cat "$DB.lock")" = "$FIRST" ] || fail "the lock file lost the first PID"
 ok "the first agent's data is untouched and it runs on"
 

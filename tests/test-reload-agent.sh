@@ -44,7 +44,8 @@ printf 'first-token\n' >"$T/token"
 chmod 600 "$T/token"
 write_conf info 0 "api_token_file = token"
 start_agent "$T/agent.ini"
-wait_until 10 test -s "$DB" || fail "no database"
+# "started": the signal handlers are in place (valgrind is slow to get there).
+wait_until 30 grep -q " started: " "$T/agent.log" || fail "the agent did not start"
 stop_agent
 old_ts=$(( ($(date +%s) - 10 * 86400) * 1000 ))
 sql "$DB" "INSERT INTO checks(monitor_id, ts, ok) SELECT id, $old_ts, 1 FROM monitors WHERE name = 'web'"
