@@ -811,6 +811,22 @@ client_main(void *arg)
 	return NULL;
 }
 
+/* Start N client threads asking the harness's API for PATH. */
+static void
+start_clients(struct harness *h, struct client *clients, size_t n,
+    const char *path)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		clients[i].port = api_port(h->api);
+		clients[i].path = path;
+		clients[i].status = -1;
+		assert_int_equal(pthread_create(&clients[i].thread, NULL,
+		    client_main, &clients[i]), 0);
+	}
+}
+
 static void
 test_stop_in_flight(void **state)
 {
@@ -826,13 +842,7 @@ test_stop_in_flight(void **state)
 	 * wake them rather than wait them out.
 	 */
 	harness_command(h, 600, 1);
-	for (i = 0; i < 4; i++) {
-		clients[i].port = api_port(h->api);
-		clients[i].path = "/api/monitors";
-		clients[i].status = -1;
-		assert_int_equal(pthread_create(&clients[i].thread, NULL,
-		    client_main, &clients[i]), 0);
-	}
+	start_clients(h, clients, 4, "/api/monitors");
 	assert_int_equal(pthread_join(h->thread, NULL), 0);
 	h->running = 0;
 	for (i = 0; i < 4; i++) {
@@ -864,13 +874,7 @@ test_healthz_while_loop_stuck(void **state)
 
 	harness_start(h, "127.0.0.1:0", NULL);
 	harness_command(h, 3000, 0);
-	for (i = 0; i < 12; i++) {
-		clients[i].port = api_port(h->api);
-		clients[i].path = "/metrics";
-		clients[i].status = -1;
-		assert_int_equal(pthread_create(&clients[i].thread, NULL,
-		    client_main, &clients[i]), 0);
-	}
+	start_clients(h, clients, 12, "/metrics");
 	/* Let the clients' requests reach the server (not a bound). */
 	usleep(300000);
 	get(h, "/healthz", NULL, &r);
