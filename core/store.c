@@ -651,9 +651,13 @@ watchdog_main(void *arg)
 	timespec_at(&ts, w->deadline);
 	while (!w->done && wp_now_ms() < w->deadline)
 		pthread_cond_timedwait(&w->cv, &w->mu, &ts);
-	if (!w->done) {
+	/* Again every 10 ms until the check ends: an interrupt that comes
+	 * while no statement runs yet (a slow prepare) has no effect. */
+	while (!w->done) {
 		sqlite3_interrupt(w->db);
 		w->fired = 1;
+		timespec_at(&ts, wp_now_ms() + 10);
+		pthread_cond_timedwait(&w->cv, &w->mu, &ts);
 	}
 	pthread_mutex_unlock(&w->mu);
 	return NULL;

@@ -67,7 +67,13 @@ ok "a text file: refused: $(cat "$T/refused.err")"
 # The check is bounded in time: with its cap lowered to 1 ms (the test
 # seam; a file too big for 5 s takes minutes to make) it is cut short, the
 # agent says so and starts.
+# The file is made big enough (about 20 MB, tens of ms to check) that the
+# check always outlasts the 1 ms cap and the watchdog thread's start.
 cp "$T/good.db" "$DB"
+sql "$DB" "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n
+    WHERE i < 500000) INSERT INTO checks(monitor_id, ts, ok, error, reason)
+    SELECT 1, i, 0, 'connection refused', 'refused' FROM n;
+    PRAGMA wal_checkpoint(TRUNCATE);" >/dev/null
 WATCHPOST_STORE_CHECK_MS=1 start_agent "$T/agent.ini"
 wait_until 15 grep -q "store: $DB: the integrity check was cut short after 1 ms" \
     "$T/agent.log" || fail "the check was not cut short"
