@@ -6,54 +6,87 @@
  * plugin built against an older minor keeps loading and working.
  *
  * ABI changelog (newest first).  Bump WP_ABI_MINOR for additions at the end
- * of a struct or new enum values; bump WP_ABI_MAJOR (and reset the minor)
- * for anything removed, reordered or changed in meaning.
+ * of a struct, new enum values, new key types or units; bump WP_ABI_MAJOR
+ * (and reset the minor) for anything removed, reordered or changed in
+ * meaning.  2.0 is the frozen base: from here on the ABI only grows.
  *
- *   1.0  2026-11-22  First stable ABI: descriptor, host services, check and
- *                    alert plugins, asynchronous and blocking check forms.
+ *   2.0  2026-12-02  The frozen base.  Typed key tables the host parses into
+ *                    the plugin's own struct (struct wp_key, with a stride);
+ *                    reasons carry a class (up, degraded, down) and `ok` is
+ *                    gone; named measurements on results; a host-owned
+ *                    detail buffer; one error domain for name resolution
+ *                    (WP_ENONAME ...); every time is microseconds (_us);
+ *                    WP_CHECK_PLUGIN / WP_ALERT_PLUGIN emit the descriptor
+ *                    and both entry symbols from one name; every plugin is
+ *                    loaded at start-up; parse_duration/parse_bool removed
+ *                    (the host parses keys).
+ *   1.0  2026-11-22  First ABI (never released; refused since 2.0).
  *
  * ---------------------------------------------------------------------------
  * How a plugin is found and loaded
  *
  *   A check type T lives in PLUGIN_DIR/T.so; an alert type T lives in
- *   PLUGIN_DIR/alert-T.so.  The file exports exactly one symbol,
- *   watchpost_plugin(), which returns the plugin's descriptor.  Use
- *   WP_PLUGIN_DEFINE() to emit it.  The host refuses the file unless:
+ *   PLUGIN_DIR/alert-T.so.  T is a C identifier ([a-z0-9_], starting with a
+ *   letter).  The file exports watchpost_plugin(), which returns the
+ *   plugin's descriptor; WP_CHECK_PLUGIN() or WP_ALERT_PLUGIN() emits it.
+ *   The host refuses the file unless:
  *     - magic == WP_PLUGIN_MAGIC,
  *     - abi_major == the host's WP_ABI_MAJOR,
  *     - abi_minor <= the host's WP_ABI_MINOR,
- *     - name equals the type name taken from the file name, and
- *     - kind agrees with the file name (alert-*.so is an alert plugin).
- *   Plugins are loaded on the main thread before any worker starts and stay
- *   resident until the process exits.
+ *     - name and kind agree with the file name, and
+ *     - its key table is well formed (known types, storage sizes that fit,
+ *       defaults that parse).
+ *   At start-up, on the main thread, before any worker thread runs and
+ *   before privileges are dropped, the host loads every *.so in PLUGIN_DIR
+ *   and calls init() once.  Plugins stay resident until the process exits.
+ *   A reload (SIGHUP) that names a type not loaded at start-up is refused
+ *   with a FILE:LINE message: adding a plugin needs a restart.
+ *
+ * Time
+ *
+ *   Every time in this header is in microseconds, in an int64_t whose name
+ *   ends in _us: monotonic instants (now_us), wall-clock instants (wall_us,
+ *   unix epoch), deadlines, durations, latencies and timer delays.  A
+ *   negative latency or phase time means "nothing measured".
  *
  * Size-prefixed structs
  *
  *   Every struct that crosses the boundary starts with `size`, set by whoever
  *   fills it to sizeof() as *they* compiled it.  Structs only grow at the end.
  *   A reader copies min(size, its own sizeof) and treats the missing tail as
- *   zero / NULL.  Always fill `size` (the WP_*_INIT macros do).
+ *   zero / NULL.  Always fill `size` (the WP_*_INIT and WP_KEY macros do).
+ *   Arrays of such structs (the key table) are walked with the plugin's
+ *   stride (wp_plugin.key_size), never the host's sizeof.
  *
  * Ownership
  *
  *   - Everything the host passes into a callback (strings, sections, requests)
- *     is borrowed: valid only until the callback returns, except that a
- *     `struct wp_request` stays valid until the operation is completed.
- *     Copy what you keep.
+ *     is borrowed: valid only until the callback returns, except that
+ *       - a `struct wp_request` (and its detail and measurement buffers)
+ *         stays valid until the operation is completed, and
+ *       - the configuration struct the host filled for configure() (and every
+ *         string and list in it) stays valid until release() of the instance
+ *         built from it returns: an instance may keep pointers into it.
+ *     Copy what you keep beyond that.
  *   - What the plugin allocates, the plugin frees (its state, instances,
  *     per-operation state).  Memory the host will free must come from
  *     host->alloc; the host never frees anything else of the plugin's.
- *   - A `struct wp_result` handed to host->complete() is copied by the host
- *     before complete() returns; it and its strings stay the plugin's.
- *   - Plugins never free host handles (wp_op, wp_watch, wp_timer) other than
- *     through the matching host call.
+ *   - A `struct wp_result` is copied by the host (detail and measurements
+ *     included) before host->complete() returns, or, for the blocking form,
+ *     after check() returns.  Strings and arrays it points to must live
+ *     until then: a literal, the plugin's own memory, or the request's
+ *     buffers (req->detail, req->measurements), which exist for exactly this.
+ *   - Plugins never free host handles (wp_op, wp_watch, wp_timer, wp_resolve)
+ *     other than through the matching host call.
  *
  * Errors versus results
  *
  *   Functions return WP_OK (0) or a negative WP_E* code: "the plugin could not
- *   do its job".  "The target is down" is not an error: it is a result with
- *   ok = 0 and a reason from enum wp_reason, which the store, the API, the
- *   metrics and the webhooks all share.
+ *   do its job".  "The target is down" is not an error: it is a result whose
+ *   reason (enum wp_reason) has the class down.  Up, degraded or down is
+ *   never set separately: the host derives it from the reason's class, so
+ *   the two cannot disagree.  The store, the API, the metrics and the alerts
+ *   all use the host's one table of reasons.
  *
  * Threads
  *
@@ -85,12 +118,12 @@
  *
  *   Blocking: check() is called on a worker thread and may block, but should
  *   honour req->deadline_us.  It fills *res and returns WP_OK, or returns a
- *   negative WP_E* code if the plugin itself failed.  The host copies *res
- *   after check() returns, so res->detail must outlive the call: a string
- *   literal, the instance's own memory, or a _Thread_local buffer (the same
- *   worker runs nothing else before the copy) -- never check()'s stack.  If the deadline passes
- *   first, the host records a timeout and discards the late result; the
- *   worker stays busy until check() returns, so honour the deadline.
+ *   negative WP_E* code if the plugin itself failed.  Write a message into
+ *   req->detail (req->detail_size bytes) and point res->detail at it; put
+ *   numbers into req->measurements (req->max_measurements entries) and
+ *   point res->measurements at them.  If the deadline passes first, the host
+ *   records a timeout and discards the late result; the worker stays busy
+ *   until check() returns, so honour the deadline.
  */
 #ifndef WATCHPOST_PLUGIN_H
 #define WATCHPOST_PLUGIN_H
@@ -103,7 +136,7 @@ extern "C" {
 #endif
 
 #define WP_PLUGIN_MAGIC 0x57504c47u /* "WPLG": "this is a watchpost plugin" */
-#define WP_ABI_MAJOR 1
+#define WP_ABI_MAJOR 2
 #define WP_ABI_MINOR 0
 
 #if defined(__GNUC__)
@@ -114,38 +147,55 @@ extern "C" {
 #define WP_PRINTF(f, a)
 #endif
 
-/* Return codes: 0 or negative. */
+/*
+ * Return codes: 0 or negative.  Name resolution failures use the same
+ * domain (the host maps getaddrinfo's and libuv's codes onto these), so a
+ * status never needs to be told apart by where it came from.
+ */
 enum wp_err {
 	WP_OK = 0,
 	WP_EINVAL = -1,    /* bad argument or configuration */
 	WP_ENOMEM = -2,    /* out of memory */
-	WP_EIO = -3,       /* system call failed */
-	WP_EAGAIN = -4,    /* temporarily unable; try again later */
+	WP_EIO = -3,       /* system call failed; resolver: non-recoverable */
+	WP_EAGAIN = -4,    /* temporarily unable; resolver: try again later */
 	WP_ECANCELED = -5, /* operation was cancelled */
-	WP_ENOTSUP = -6,   /* not supported here (e.g. no ICMP method) */
-	WP_EINTERNAL = -7  /* bug or broken invariant */
+	WP_ENOTSUP = -6,   /* not supported here (e.g. no ICMP method, or an
+	                    * address family the resolver does not offer) */
+	WP_EINTERNAL = -7, /* bug or broken invariant */
+	WP_ENONAME = -8    /* resolver: the name (or its address of the asked
+	                    * family) does not exist */
 };
 
 /*
- * Why a check (or delivery) came out as it did.  The host keeps the table of
- * short names ("dns", "refused", ...) that the store, API and webhooks use.
- * New reasons are only ever appended.
+ * Why a check (or delivery) came out as it did.  Each reason has a class;
+ * the host's one table gives its short name ("dns", "refused", ...), class
+ * and description.  New reasons are only ever appended.
  */
+enum wp_class {
+	WP_CLASS_UP = 0,       /* working as expected */
+	WP_CLASS_DEGRADED = 1, /* working, with a warning (slow, certificate
+	                        * expiring, a Nagios WARNING) */
+	WP_CLASS_DOWN = 2      /* not working */
+};
+
 enum wp_reason {
-	WP_REASON_OK = 0,       /* up */
-	WP_REASON_DNS,          /* name resolution failed */
-	WP_REASON_REFUSED,      /* connection refused */
-	WP_REASON_UNREACHABLE,  /* host or network unreachable */
-	WP_REASON_TIMEOUT,      /* deadline reached (set by the host) */
-	WP_REASON_CONNECT,      /* other failure to connect */
-	WP_REASON_TLS,          /* TLS handshake or certificate verification */
-	WP_REASON_STATUS,       /* unexpected protocol status (HTTP code) */
-	WP_REASON_KEYWORD,      /* body content rule failed */
-	WP_REASON_PROTOCOL,     /* malformed or unexpected response */
-	WP_REASON_IO,           /* send or receive failed mid-operation */
-	WP_REASON_CHECK,        /* a plugin-specific condition failed */
-	WP_REASON_CANCELED,     /* cancelled (removed monitor, shutdown) */
-	WP_REASON_PLUGIN,       /* the plugin itself failed: an error, not a verdict */
+	WP_REASON_OK = 0,       /* up: up; for alerts: delivered */
+	WP_REASON_DNS,          /* down: name resolution failed */
+	WP_REASON_REFUSED,      /* down: connection refused */
+	WP_REASON_UNREACHABLE,  /* down: host or network unreachable */
+	WP_REASON_TIMEOUT,      /* down: deadline reached (set by the host) */
+	WP_REASON_CONNECT,      /* down: other failure to connect */
+	WP_REASON_TLS,          /* down: TLS handshake or certificate check */
+	WP_REASON_STATUS,       /* down: unexpected protocol status (HTTP) */
+	WP_REASON_KEYWORD,      /* down: body content rule failed */
+	WP_REASON_PROTOCOL,     /* down: malformed or unexpected response */
+	WP_REASON_IO,           /* down: send or receive failed mid-operation */
+	WP_REASON_CHECK,        /* down: a plugin-specific condition failed */
+	WP_REASON_CANCELED,     /* down: cancelled (removed monitor, shutdown) */
+	WP_REASON_PLUGIN,       /* down: the plugin itself failed */
+	WP_REASON_SLOW,         /* degraded: slower than its warning limit */
+	WP_REASON_CERT_EXPIRING,/* degraded: certificate expires soon */
+	WP_REASON_WARNING,      /* degraded: a plugin-specific warning */
 	WP_REASON__COUNT
 };
 
@@ -166,68 +216,117 @@ enum wp_plugin_kind {
 #define WP_WRITABLE 2u
 
 /* Opaque host handles. */
-struct wp_op;    /* one in-flight operation (check attempt or delivery) */
-struct wp_watch; /* an fd watch on the loop */
-struct wp_timer; /* a timer on the loop */
-struct wp_diag;  /* configuration diagnostics sink */
+struct wp_op;      /* one in-flight operation (check attempt or delivery) */
+struct wp_watch;   /* an fd watch on the loop */
+struct wp_timer;   /* a timer on the loop */
+struct wp_diag;    /* configuration diagnostics sink */
 struct wp_resolve; /* an in-flight name resolution */
 struct addrinfo;
 
+/* ------------------------------------------------------------------------ */
+/* Configuration keys */
+
 /*
- * One configuration key a plugin accepts.  The host rejects keys not in the
- * plugin's table (with a "did you mean"), missing WP_KEY_REQUIRED keys and
- * repeats of keys without WP_KEY_MULTI, before configure() is called:
- * configure() never sees an unknown or repeated key, nor a section that
- * lacks a required one.
- * The table ends with an entry whose name is NULL.  This struct is frozen for
- * ABI major 1.
+ * Key types, and the C type the host stores for each at wp_key.offset in
+ * the plugin's configuration struct:
+ *
+ *   WP_KT_STRING    const char *   any text (may be empty)
+ *   WP_KT_INT       int64_t        decimal integer in [min, max]
+ *   WP_KT_DURATION  int64_t        "250ms", "10s", "5m", "1h", "1d" or a
+ *                                  bare number of seconds, stored in
+ *                                  microseconds, in [min, max] (us)
+ *   WP_KT_BOOL      int            true/false, yes/no, on/off, 1/0 -> 1/0
+ *   WP_KT_ENUM      int            index of the value in `values`
+ *   WP_KT_URL       const char *   an absolute URL whose scheme is one of
+ *                                  `values` (NULL: http and https)
+ *   WP_KT_HOST      const char *   a host name, IPv4 or IPv6 address
+ *   WP_KT_PATH      const char *   a path; a relative one is resolved
+ *                                  against the configuration file's folder
+ *   WP_KT_SECRET    const char *   text that is never logged, shown or
+ *                                  stored by the host
+ *   WP_KT_LIST      struct wp_list items separated by commas (blanks around
+ *                                  each trimmed); repeated lines append
+ *
+ * Any key of a text type (STRING, URL, HOST, PATH, SECRET) may instead be
+ * given as KEY_file = PATH: the value is the file's contents (one trailing
+ * newline removed).  WP_KEY_MULTI on a text type makes the key repeatable;
+ * the host then stores a struct wp_list of the lines' values, in file order.
+ *
+ * An optional key the section does not set gets its default, parsed as if
+ * written in the file; with no default it is NULL, an empty list, or 0.
  */
-#define WP_KEY_REQUIRED 1u
-#define WP_KEY_MULTI 2u
-struct wp_key {
-	const char *name;
-	unsigned flags;
-	const char *help; /* one line, for --help style listings */
+enum wp_key_type {
+	WP_KT_STRING = 1,
+	WP_KT_INT,
+	WP_KT_DURATION,
+	WP_KT_BOOL,
+	WP_KT_ENUM,
+	WP_KT_URL,
+	WP_KT_HOST,
+	WP_KT_PATH,
+	WP_KT_SECRET,
+	WP_KT_LIST
 };
 
-/* One `key = value` line of a section, in file order.  Frozen for major 1. */
-struct wp_kv {
-	const char *key;
-	const char *value;
-	int line; /* 1-based line in `file` */
+#define WP_KEY_REQUIRED 1u /* the section must set it */
+#define WP_KEY_MULTI 2u    /* text types: repeatable, stored as wp_list */
+
+/* A list value: n items, each a NUL-terminated string. */
+struct wp_list {
+	size_t n;
+	const char *const *v;
 };
 
 /*
- * A configuration section handed to configure(): only the plugin's own keys
- * (the host consumes the common monitor keys such as interval and timeout).
+ * One configuration key.  The table is an array walked with the stride
+ * wp_plugin.key_size; fill entries with WP_KEY() so `size`, `offset` and
+ * `storage` are right.  The host rejects unknown keys (with a "did you
+ * mean"), missing required keys, repeats of keys without WP_KEY_MULTI and
+ * values that do not parse, all as FILE:LINE: messages, before configure()
+ * is called: configure() only judges what the types cannot say.
+ */
+struct wp_key {
+	size_t size;               /* sizeof(struct wp_key) */
+	const char *name;          /* [a-z][a-z0-9_]*, not ending in "_file" */
+	int type;                  /* enum wp_key_type */
+	unsigned flags;            /* WP_KEY_* */
+	size_t offset;             /* where the value goes in the conf struct */
+	size_t storage;            /* sizeof that member (checked at load) */
+	const char *def;           /* default as INI text; NULL: none */
+	const char *help;          /* one line for --list-types and the docs */
+	int64_t min, max;          /* INT, DURATION (us): inclusive range;
+	                            * min == max == 0: the type's own range */
+	const char *const *values; /* ENUM: the accepted words; URL: the
+	                            * accepted schemes; NULL-terminated */
+};
+
+/*
+ * WP_KEY(TYPE, "name", struct conf, member) fills size, name, type, offset
+ * and storage; add designated fields after it:
+ *   { WP_KEY(WP_KT_INT, "port", struct tcp_conf, port),
+ *     .flags = WP_KEY_REQUIRED, .min = 1, .max = 65535,
+ *     .help = "TCP port" },
+ */
+#define WP_KEY(ktype, kname, conf, member)                                    \
+	.size = sizeof(struct wp_key), .name = (kname), .type = (ktype),       \
+	.offset = offsetof(conf, member),                                      \
+	.storage = sizeof(((conf *)0)->member)
+
+/*
+ * A configuration section handed to configure(): its name, where it is,
+ * and the common keys the host consumed.
  */
 struct wp_section {
 	size_t size;
 	const char *name;      /* the monitor or alert name: "api-home" */
 	const char *file;      /* the configuration file */
 	int line;              /* line of the [section] header */
-	const struct wp_kv *kv;
-	size_t n_kv;
-	int64_t timeout_ms;    /* the section's timeout (common key) */
-	struct wp_diag *diag;  /* pass to host->config_error */
+	int64_t timeout_us;    /* the section's timeout (common key) */
+	struct wp_diag *diag;  /* for host->config_error */
 };
 
-/* Find the last value of `key` in a section, or NULL. */
-static inline const struct wp_kv *
-wp_section_find(const struct wp_section *sec, const char *key)
-{
-	const struct wp_kv *found = NULL;
-	size_t i, j;
-
-	for (i = 0; i < sec->n_kv; i++) {
-		const char *a = sec->kv[i].key;
-		for (j = 0; a[j] != '\0' && a[j] == key[j]; j++)
-			;
-		if (a[j] == '\0' && key[j] == '\0')
-			found = &sec->kv[i];
-	}
-	return found;
-}
+/* ------------------------------------------------------------------------ */
+/* Operations */
 
 /* An alert event, for alert plugins (req->alert). */
 struct wp_alert {
@@ -235,14 +334,41 @@ struct wp_alert {
 	uint64_t id;                /* stable across retries: an idempotency key */
 	const char *monitor;        /* monitor name */
 	const char *type;           /* monitor type: "http" */
-	const char *state;          /* "down" or "up" */
-	const char *previous_state; /* "up", "down" or "pending" */
-	int64_t timestamp_ms;       /* unix epoch ms of the check that changed state */
-	const char *error;          /* NULL when up */
-	const char *reason;         /* short reason name ("refused"), NULL when up */
-	double latency_ms;          /* < 0: nothing measured */
+	const char *state;          /* "up", "degraded" or "down" */
+	const char *previous_state; /* "pending", "up", "degraded" or "down" */
+	int64_t timestamp_us;       /* unix epoch of the check that changed state */
+	const char *error;          /* the detail; NULL when up */
+	const char *reason;         /* short reason name ("refused"); NULL when up */
+	int64_t latency_us;         /* < 0: nothing measured */
 	unsigned attempt;           /* delivery attempt, 0 first */
 };
+
+/*
+ * Measurement units.  The host appends the unit's suffix to the name for
+ * storage and /metrics (as Prometheus names do): "rtt" in WP_UNIT_SECONDS
+ * is "rtt_seconds".  Report base units: seconds, not milliseconds; a ratio
+ * in [0, 1], not a percentage.
+ */
+enum wp_unit {
+	WP_UNIT_NONE = 0,  /* a plain number or count: no suffix */
+	WP_UNIT_SECONDS,   /* "_seconds" */
+	WP_UNIT_BYTES,     /* "_bytes" */
+	WP_UNIT_RATIO      /* "_ratio" */
+};
+
+/* One named number of a result: ping's loss, a DNS query's time. */
+struct wp_measurement {
+	const char *name;  /* [a-z][a-z0-9_]*, at most 48 bytes, unique per
+	                    * result, without the unit's suffix */
+	double value;      /* finite */
+	int unit;          /* enum wp_unit */
+};
+
+/* The most measurements one result may carry; the host drops the rest
+ * (and logs it once per monitor). */
+#define WP_MEASUREMENTS_MAX 16
+/* Bytes in the host's detail buffer (req->detail), NUL included. */
+#define WP_DETAIL_MAX 512
 
 /* What the host hands to start() and check(). Valid until completion. */
 struct wp_request {
@@ -253,33 +379,44 @@ struct wp_request {
 	int64_t deadline_us;           /* monotonic; the host cancels here */
 	unsigned attempt;              /* 0 first attempt, then retries */
 	const struct wp_alert *alert;  /* alert plugins only, else NULL */
+	char *detail;                  /* host-owned buffer for res->detail */
+	size_t detail_size;            /* WP_DETAIL_MAX */
+	struct wp_measurement *measurements; /* host-owned, for res->measurements */
+	size_t max_measurements;       /* WP_MEASUREMENTS_MAX */
 };
 
-/* The outcome of one operation. */
+/* The outcome of one operation.  Up, degraded or down is the reason's
+ * class. */
 struct wp_result {
 	size_t size;
-	int ok;               /* 1 up / delivered, 0 down / not delivered */
-	int reason;           /* enum wp_reason; WP_REASON_OK when ok */
-	double latency_ms;    /* < 0: nothing to measure */
+	int reason;           /* enum wp_reason */
+	int64_t latency_us;   /* < 0: nothing to measure */
 	int status_code;      /* protocol status (HTTP), or -1 */
-	const char *detail;   /* human message; NULL when ok. Borrowed. */
-	/* Phase timings from the start of the operation, ms; < 0 unknown. */
-	double dns_ms;
-	double connect_ms;
-	double tls_ms;
-	double first_byte_ms;
-	int64_t cert_expiry;  /* unix seconds of the peer certificate's notAfter; 0 none */
+	const char *detail;   /* human message; NULL when up.  Borrowed. */
+	/* Phase times from the start of the operation; < 0 unknown. */
+	int64_t dns_us;
+	int64_t connect_us;
+	int64_t tls_us;
+	int64_t first_byte_us;
+	int64_t cert_expiry;  /* unix seconds of the peer certificate's
+	                       * notAfter (a date, not a time span); 0 none */
+	const struct wp_measurement *measurements; /* n_measurements; borrowed */
+	size_t n_measurements;
 };
 
 #define WP_RESULT_INIT                                                       \
-	{ sizeof(struct wp_result), 0, WP_REASON_OK, -1.0, -1, NULL,           \
-	  -1.0, -1.0, -1.0, -1.0, 0 }
+	{ sizeof(struct wp_result), WP_REASON_OK, -1, -1, NULL,                \
+	  -1, -1, -1, -1, 0, NULL, 0 }
+
+/* ------------------------------------------------------------------------ */
+/* Host services */
 
 typedef void (*wp_watch_cb)(struct wp_watch *w, int fd, unsigned revents,
     void *arg);
 typedef void (*wp_timer_cb)(struct wp_timer *t, void *arg);
-/* status 0 and a list valid only during the call, or a negative WP_E* /
- * EAI_* failure (res NULL).  `err` is a human message for failures. */
+/* status 0 and a list valid only during the call, or a negative WP_E*
+ * (WP_ENONAME, WP_EAGAIN, WP_EIO, WP_ENOTSUP, WP_ENOMEM, WP_ECANCELED;
+ * res NULL).  `err` is a human message for failures, NULL on success. */
 typedef void (*wp_resolve_cb)(void *arg, int status, const char *err,
     const struct addrinfo *res);
 
@@ -294,31 +431,26 @@ struct wp_host {
 	unsigned abi_minor;
 	const char *plugin_name;
 
-	/* Any thread.  Logs one line prefixed with the plugin's name. */
+	/* Any thread.  Logs one line prefixed with the plugin's name; control
+	 * characters are escaped by the host. */
 	void (*log)(const struct wp_host *h, int level, const char *fmt, ...)
 	    WP_PRINTF(3, 4);
-	/* Any thread.  Monotonic clock, microseconds. */
+	/* Any thread.  Monotonic clock. */
 	int64_t (*now_us)(void);
-	/* Any thread.  Wall clock, unix epoch milliseconds. */
-	int64_t (*wall_ms)(void);
+	/* Any thread.  Wall clock, unix epoch. */
+	int64_t (*wall_us)(void);
 	/* Any thread.  Host allocator; alloc returns NULL on failure. */
 	void *(*alloc)(size_t n);
 	void (*free)(void *p);
 
 	/*
-	 * Configuration (during configure()).  config_error() reports a problem
-	 * as FILE:LINE: KEY: message for the key kv (so the message need not
-	 * name it), or as FILE:LINE: message at the section header line when
-	 * kv is NULL.
+	 * During configure() only.  Reports a problem as FILE:LINE: KEY:
+	 * message at the line that set `key` (the key's first line for a
+	 * repeated key), or at the section header when key is NULL or the
+	 * section does not set it.  Never pass a secret's value in fmt.
 	 */
-	void (*config_error)(const struct wp_section *sec, const struct wp_kv *kv,
+	void (*config_error)(const struct wp_section *sec, const char *key,
 	    const char *fmt, ...) WP_PRINTF(3, 4);
-	/* Parse "250ms", "10s", "5m", "1h", "1d" or a bare number of seconds
-	 * (decimal digits and at most one '.': no sign, exponent, hex, inf
-	 * or nan; at most 10 years).  Returns 0 and sets *ms, or WP_EINVAL. */
-	int (*parse_duration)(const char *s, int64_t *ms);
-	/* Parse true/false/yes/no/on/off/1/0.  0 and *out, or WP_EINVAL. */
-	int (*parse_bool)(const char *s, int *out);
 
 	/*
 	 * Event loop services: loop thread only (start, cancel and callbacks run
@@ -332,11 +464,13 @@ struct wp_host {
 	    unsigned events, wp_watch_cb cb, void *arg);
 	int (*watch_set)(struct wp_watch *w, unsigned events);
 	void (*unwatch)(struct wp_watch *w);
-	/* A one-shot timer: timer_set(t, ms) (re)arms it to fire after ms,
-	 * ms < 0 disarms it; timer_free() disarms and frees (safe inside cb). */
+	/* A one-shot timer: timer_set(t, us) (re)arms it to fire after us
+	 * (rounded up to the loop's millisecond), us < 0 disarms it;
+	 * timer_free() disarms and frees (safe inside cb).  timer_set returns
+	 * WP_OK or a negative WP_E*. */
 	struct wp_timer *(*timer_new)(const struct wp_host *h, wp_timer_cb cb,
 	    void *arg);
-	int (*timer_set)(struct wp_timer *t, int64_t ms);
+	int (*timer_set)(struct wp_timer *t, int64_t us);
 	void (*timer_free)(struct wp_timer *t);
 
 	/*
@@ -352,12 +486,14 @@ struct wp_host {
 
 	/*
 	 * Complete an operation, exactly once.  Any thread; may be called from
-	 * inside start() or cancel().  The host copies *res.  After this call
-	 * the plugin must not touch req or op again.
+	 * inside start() or cancel().  The host copies *res (detail and
+	 * measurements included).  After this call the plugin must not touch
+	 * req, its buffers or op again.
 	 */
 	void (*complete)(struct wp_op *op, const struct wp_result *res);
 };
 
+/* ------------------------------------------------------------------------ */
 /* The plugin descriptor, returned by watchpost_plugin(). */
 struct wp_plugin {
 	uint32_t magic;        /* WP_PLUGIN_MAGIC */
@@ -365,24 +501,35 @@ struct wp_plugin {
 	uint16_t abi_minor;    /* WP_ABI_MINOR the plugin was built with */
 	size_t size;           /* sizeof(struct wp_plugin) */
 	const char *name;      /* type name, equal to the file's: "http", "webhook" */
-	const char *version;   /* the plugin's own version string */
-	const char *description;
 	int kind;              /* enum wp_plugin_kind */
-	const struct wp_key *keys; /* accepted keys, NULL-name terminated */
+	const char *version;   /* the plugin's own version string */
+	const char *description; /* one line */
 
-	/* main; once.  Set up global state (curl_global_init belongs here) and
-	 * keep `host` for later calls.  *state is passed back below.  May be
-	 * NULL.  Returns WP_OK or WP_E*; on error the plugin is not used. */
+	/* The key table: n_keys entries of key_size bytes each. */
+	const struct wp_key *keys;
+	size_t n_keys;
+	size_t key_size;
+	/* Bytes of the configuration struct the keys' offsets point into;
+	 * the host allocates it zeroed, fills it and hands it to configure(). */
+	size_t conf_size;
+
+	/* main; once, at start-up, before privileges are dropped.  Set up
+	 * global state (curl_global_init belongs here) and keep `host` for
+	 * later calls.  *state is passed back below.  May be NULL.  Returns
+	 * WP_OK or WP_E*; on error the plugin is not used. */
 	int (*init)(const struct wp_host *host, void **state);
 	/* main; once, after every instance was released.  May be NULL. */
 	void (*fini)(void *state);
 
-	/* main or loop.  Validate the section (keys are already known to be in
-	 * the table) and build an instance in *inst.  Report every problem with
-	 * host->config_error() and return WP_EINVAL; then *inst is ignored.
+	/* main or loop.  `conf` is the struct the host filled from the
+	 * section's keys (conf_size bytes; see Ownership).  Judge what the key
+	 * types cannot (a key that depends on another, a pattern), report every
+	 * problem with host->config_error() and return WP_EINVAL; then *inst is
+	 * ignored.  Otherwise build an instance in *inst and return WP_OK.
 	 * It also runs on a file the host rejects for other reasons, so that
 	 * one report lists every problem; that instance is released unused. */
-	int (*configure)(void *state, const struct wp_section *sec, void **inst);
+	int (*configure)(void *state, const struct wp_section *sec,
+	    const void *conf, void **inst);
 	/* main or loop.  Free an instance; no operation of it is in flight. */
 	void (*release)(void *state, void *inst);
 
@@ -396,23 +543,47 @@ struct wp_plugin {
 	    struct wp_result *res);
 };
 
-#define WP_PLUGIN_HEADER                                                     \
-	WP_PLUGIN_MAGIC, WP_ABI_MAJOR, WP_ABI_MINOR, sizeof(struct wp_plugin)
+#define WP_PLUGIN_SYMBOL "watchpost_plugin"
 
 /*
- * WP_PLUGIN_DEFINE(id, desc) exports the entry symbol returning &desc.  `id`
- * is the file's base name with every non-alphanumeric character replaced by
- * '_' (alert-webhook -> alert_webhook); the id_LTX_ alias lets libltdl
- * preload the plugin into a test binary.
+ * WP_CHECK_PLUGIN(name, fields...) and WP_ALERT_PLUGIN(name, fields...)
+ * define the descriptor of the check type or alert type `name` (a C
+ * identifier, equal to the file name: name.so, alert-name.so) and export
+ * watchpost_plugin() returning it, plus the name_LTX_ / alert_name_LTX_
+ * alias libltdl uses to preload a plugin into a test binary.  The fields
+ * are designated initialisers of struct wp_plugin:
+ *
+ *   WP_CHECK_PLUGIN(tcp,
+ *       .version = "1.0", .description = "TCP connect check",
+ *       WP_KEYS(tcp_keys, struct tcp_conf),
+ *       .configure = tcp_configure, .release = tcp_release,
+ *       .start = tcp_start, .cancel = tcp_cancel)
  */
-#define WP_PLUGIN_DEFINE(id, desc)                                            \
-	WP_EXPORT const struct wp_plugin *watchpost_plugin(void);             \
-	WP_EXPORT const struct wp_plugin *id##_LTX_watchpost_plugin(void);    \
-	const struct wp_plugin *watchpost_plugin(void) { return &(desc); }   \
-	const struct wp_plugin *id##_LTX_watchpost_plugin(void)               \
-	{ return &(desc); }
+#define WP_KEYS(table, conf)                                                  \
+	.keys = (table), .n_keys = sizeof(table) / sizeof((table)[0]),         \
+	.key_size = sizeof((table)[0]), .conf_size = sizeof(conf)
 
-#define WP_PLUGIN_SYMBOL "watchpost_plugin"
+#define WP_PLUGIN__DESC(pname, pkind, ...)                                    \
+	static const struct wp_plugin wp_plugin__desc = {                     \
+		.magic = WP_PLUGIN_MAGIC, .abi_major = WP_ABI_MAJOR,           \
+		.abi_minor = WP_ABI_MINOR, .size = sizeof(struct wp_plugin),   \
+		.name = #pname, .kind = (pkind), __VA_ARGS__ };                \
+	WP_EXPORT const struct wp_plugin *watchpost_plugin(void);             \
+	const struct wp_plugin *watchpost_plugin(void)                         \
+	{ return &wp_plugin__desc; }
+
+#define WP_CHECK_PLUGIN(pname, ...)                                           \
+	WP_PLUGIN__DESC(pname, WP_PLUGIN_CHECK, __VA_ARGS__)                   \
+	WP_EXPORT const struct wp_plugin *pname##_LTX_watchpost_plugin(void);  \
+	const struct wp_plugin *pname##_LTX_watchpost_plugin(void)             \
+	{ return &wp_plugin__desc; }
+
+#define WP_ALERT_PLUGIN(pname, ...)                                           \
+	WP_PLUGIN__DESC(pname, WP_PLUGIN_ALERT, __VA_ARGS__)                   \
+	WP_EXPORT const struct wp_plugin *alert_##pname##_LTX_watchpost_plugin( \
+	    void);                                                              \
+	const struct wp_plugin *alert_##pname##_LTX_watchpost_plugin(void)     \
+	{ return &wp_plugin__desc; }
 
 #ifdef __cplusplus
 }
