@@ -37,35 +37,8 @@
 
 #include <watchpost/plugin.h>
 
-/*
- * Diagnostics: collects "FILE:LINE: message" lines and counts them.  An
- * error makes the file invalid; a warning ("FILE:LINE: warning: message")
- * is only shown: -t still exits 0.  Every message is escaped and cut at
- * 400 characters here, so no line holds raw control bytes.
- */
-struct wp_diag {
-	const char *file;   /* default file for diag_error (borrowed) */
-	int errors;         /* number of errors reported */
-	int warnings;       /* number of warnings reported */
-	char *text;         /* all lines, each ending in '\n' (owned, may be NULL) */
-	size_t len;
-	struct diag_at {    /* per line: its line number, where its text starts */
-		int line;
-		size_t off;
-	} *at;              /* errors + warnings entries (owned, may be NULL) */
-};
-void diag_init(struct wp_diag *d, const char *file);
-/* Report an error at LINE of d->file (line 0: no line, "FILE: message"). */
-void diag_error(struct wp_diag *d, int line, const char *fmt, ...)
-    WP_PRINTF(3, 4);
-void diag_verror(struct wp_diag *d, int line, const char *fmt, va_list ap);
-/* Report a warning the same way: "FILE:LINE: warning: message". */
-void diag_warning(struct wp_diag *d, int line, const char *fmt, ...)
-    WP_PRINTF(3, 4);
-/* Put the lines in line order (line 0 first), keeping the report order
- * among equal lines: for a report collected in more than one pass. */
-void diag_sort(struct wp_diag *d);
-void diag_free(struct wp_diag *d);
+#include "diag.h"
+#include "keys.h"
 
 /* The [agent] section, with defaults applied and relative paths resolved
  * against the configuration file's folder. */
@@ -159,15 +132,6 @@ int config_load(const char *file, const char *plugin_dir_override,
     cfg_lookup_fn lookup, void *lookup_arg, struct wp_diag *diag,
     struct config **out);
 void config_free(struct config *cfg);
-
-/*
- * Read a secret from PATH: a regular file that other users can neither read
- * nor write (as ssh treats a private key), holding one line of at most
- * 64 KiB (its trailing newline dropped), not empty.  Returns 0 and *out
- * (free() it), or WP_EINVAL with *out NULL and a one-line reason in WHY
- * that names PATH but never quotes the contents.
- */
-int cfg_read_secret(const char *path, char **out, char *why, size_t whylen);
 
 const struct cfg_monitor *config_find_monitor(const struct config *cfg,
     const char *name);
