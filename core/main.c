@@ -141,22 +141,30 @@ parse_args(int argc, char **argv)
  * yet), so it is generous. */
 #define STARTUP_STEP_MS 30000
 
-/* Start-up: loading each plugin is a start-up operation of its own. */
+/* Load every plugin of DIR once, as a start-up operation. */
+static void
+load_plugins(const char *dir)
+{
+	static int done;
+	struct wp_op *op;
+
+	if (done)
+		return;
+	done = 1;
+	op = opmon_begin(OPC_STARTUP, "load plugins", STARTUP_STEP_MS);
+	loader_load_dir(dir);
+	opmon_end(op, OP_SUCCEEDED, NULL);
+}
+
+/* Start-up: the first lookup loads every plugin of DIR, as one start-up
+ * operation (main thread, before any thread starts and before privileges
+ * are dropped). */
 static const struct wp_plugin *
 lookup_startup(void *arg, const char *dir, int kind, const char *type,
     char *why, size_t whylen)
 {
-	const struct wp_plugin *d;
-	struct wp_op *op;
-	char name[128];
-
-	snprintf(name, sizeof(name), "load plugin %s%s",
-	    kind == WP_PLUGIN_ALERT ? "alert-" : "", type);
-	op = opmon_begin(OPC_STARTUP, name, STARTUP_STEP_MS);
-	d = loader_lookup(arg, dir, kind, type, why, whylen);
-	opmon_end(op, d != NULL ? OP_SUCCEEDED : OP_FAILED,
-	    d != NULL ? NULL : why);
-	return d;
+	load_plugins(dir);
+	return loader_lookup(arg, dir, kind, type, why, whylen);
 }
 
 /*
@@ -178,15 +186,14 @@ show_warnings(struct wp_diag *diag)
 	diag_init(diag, opt.config);
 }
 
-/* On reload, plugins come from the plugin_dir in force, whatever the file
- * says now: a new plugin_dir needs a restart (reload warns), rather than
- * mixing plugins of two folders. */
+/* On reload, plugins are those loaded at start-up, whatever the file
+ * says now: a new plugin_dir or a new plugin needs a restart (reload warns
+ * about the one, the lookup refuses the other with FILE:LINE). */
 static const struct wp_plugin *
 lookup_running(void *arg, const char *dir, int kind, const char *type,
     char *why, size_t whylen)
 {
-	return loader_lookup(arg, agent_now.plugin_dir != NULL ?
-	    agent_now.plugin_dir : dir, kind, type, why, whylen);
+	return loader_lookup(arg, dir, kind, type, why, whylen);
 }
 
 /* Load FILE and check every section's keys, loading the plugins it names,
@@ -1043,13 +1050,16 @@ main(int argc, char **argv)
 	/* --once prints a table: only warnings and errors go to the log. */
 	wp_log_setup(opt.once ? WP_LOG_WARN : WP_LOG_INFO, WP_LOG_STDERR);
 
-	/* Configuration: parsing loads every plugin it names. */
+	/* Configuration: its first type loads every plugin of plugin_dir;
+	 * a file naming none still loads them, then loading ends. */
 	cfg = load(&diag, 1);
 	if (cfg == NULL) {
 		print_diag(&diag, stderr);
 		diag_free(&diag);
 		return opt.once ? 3 : 1;
 	}
+	load_plugins(cfg->agent.plugin_dir);
+	loader_freeze();
 	if (opt.check_only || opt.once)
 		wp_log_setup(opt.once ? WP_LOG_WARN : cfg->agent.log_level,
 		    WP_LOG_STDERR);
