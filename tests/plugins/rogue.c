@@ -53,7 +53,7 @@ configure(void *state, const struct wp_section *sec, const void *conf,
 
 	(void)state;
 	if (c->never && c->twice) {
-		host->config_error(sec, "never", "never and complete_twice "
+		host->config_error(sec, NULL, "never and complete_twice "
 		    "exclude each other");
 		return WP_EINVAL;
 	}
