@@ -1,5 +1,5 @@
 /*
- * Unit tests for core/store.c: schema and migrations, monitor sync, the
+ * Unit tests for core/store.c and core/store-writer.c: schema and migrations, monitor sync, the
  * batched writer, state and outbox semantics, a full queue, write faults
  * (a lock held by another connection, a trigger refusing inserts),
  * retention interleaved with writes, and draining at close.
@@ -504,7 +504,7 @@ test_bulk_10000(void **state)
 /*
  * A small ring under a producer that outruns the writer and then idles:
  * the writer pops batches while items keep arriving, so the ring wraps,
- * and the leftovers are moved to its front (pop() in core/store.c).
+ * and the leftovers are moved to its front (pop() in core/store-writer.c).
  * Every item must land exactly once and in submission order.
  */
 static void
