@@ -46,6 +46,10 @@ struct item {
 			struct store_check c;
 			struct store_alert *alerts;	/* owned, with payloads */
 			size_t n_alerts;
+			/* Owned: one block, the names after the array
+			 * (c.meas is NULL in the copy). */
+			struct store_measure *meas;
+			size_t n_meas;
 		} chk;
 		struct {
 			int64_t alert_id;
@@ -83,7 +87,7 @@ struct store {
 	/* Writer statements (prepared once, persistent). */
 	sqlite3_stmt *s_begin, *s_commit, *s_rollback;
 	sqlite3_stmt *s_savepoint, *s_release, *s_rollback_to;
-	sqlite3_stmt *s_check, *s_state, *s_outbox;
+	sqlite3_stmt *s_check, *s_state, *s_outbox, *s_measure;
 	sqlite3_stmt *s_delivered, *s_attempt;
 	sqlite3_stmt *s_retention;
 

@@ -44,6 +44,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -88,6 +89,9 @@ st_free_item(struct item *it)
 	free(it->u.chk.alerts);
 	it->u.chk.alerts = NULL;
 	it->u.chk.n_alerts = 0;
+	free(it->u.chk.meas);
+	it->u.chk.meas = NULL;
+	it->u.chk.n_meas = 0;
 }
 
 static void
@@ -154,6 +158,10 @@ st_prepare_writer(struct store *st, char *err, size_t errlen)
 		{ &st->s_outbox, "INSERT INTO outbox(id, monitor_id, "
 		    "alert_name, payload, created_ms) "
 		    "VALUES (?1, ?2, ?3, ?4, ?5)" },
+		/* OR REPLACE: a name given twice keeps its last value
+		 * rather than costing the check its row. */
+		{ &st->s_measure, "INSERT OR REPLACE INTO measurements("
+		    "check_id, name, value) VALUES (?1, ?2, ?3)" },
 		{ &st->s_delivered, "DELETE FROM outbox WHERE id = ?1" },
 		{ &st->s_attempt, "UPDATE outbox SET attempts = attempts + 1, "
 		    "last_error = ?2, last_attempt_ms = ?3 WHERE id = ?1" },
@@ -174,7 +182,7 @@ st_finalize_writer(struct store *st)
 	sqlite3_stmt **all[] = {
 		&st->s_begin, &st->s_commit, &st->s_rollback,
 		&st->s_savepoint, &st->s_release, &st->s_rollback_to,
-		&st->s_check, &st->s_state, &st->s_outbox,
+		&st->s_check, &st->s_state, &st->s_outbox, &st->s_measure,
 		&st->s_delivered, &st->s_attempt, &st->s_retention,
 	};
 	size_t i;
@@ -215,6 +223,7 @@ write_item(struct store *st, const struct item *it)
 {
 	const struct store_check *c;
 	const struct store_alert *a;
+	int64_t check_id;
 	size_t i;
 	int rc;
 
@@ -249,6 +258,15 @@ write_item(struct store *st, const struct item *it)
 		sqlite3_bind_int64(st->s_check, 13, c->cert_expiry);
 	if ((rc = st_step_done(st->s_check)) != SQLITE_OK)
 		return rc;
+	check_id = sqlite3_last_insert_rowid(st->db);
+	for (i = 0; i < it->u.chk.n_meas; i++) {
+		sqlite3_bind_int64(st->s_measure, 1, check_id);
+		sqlite3_bind_text(st->s_measure, 2, it->u.chk.meas[i].name, -1,
+		    SQLITE_STATIC);
+		sqlite3_bind_double(st->s_measure, 3, it->u.chk.meas[i].value);
+		if ((rc = st_step_done(st->s_measure)) != SQLITE_OK)
+			return rc;
+	}
 
 	sqlite3_bind_int64(st->s_state, 1, c->monitor_id);
 	sqlite3_bind_text(st->s_state, 2, c->ok ? "up" : "down", -1,
@@ -384,6 +402,9 @@ log_slow_batch(struct store *st, size_t n, double ms)
 /*
  * One step of a retention request: a chunk of deletions in its own
  * transaction, or, once nothing old is left, an incremental vacuum step.
+ * A deleted check takes its measurements with it (ON DELETE CASCADE, as
+ * every connection has foreign_keys on): for each check SQLite deletes the
+ * range of the measurements' primary key that starts with its id, no scan.
  * Sets *finished when the request is complete.  0 or WP_EIO (err set).
  */
 static int
@@ -690,8 +711,8 @@ watch_files(struct store *st)
  * moved to the front of the ring when it is only a few items, which it is
  * whenever the writer keeps up: the ring then reuses its first slots and
  * never touches the rest, so its pages stay unmapped (65,536 slots of
- * about 380 bytes would otherwise all become resident as the head goes
- * round: 25 MB, S1 and S2 in BENCHMARKS.md).  A backlog is left in place.
+ * about 420 bytes would otherwise all become resident as the head goes
+ * round: 27 MB, S1 and S2 in BENCHMARKS.md).  A backlog is left in place.
  */
 static void
 pop(struct store *st, size_t n)
@@ -1191,6 +1212,8 @@ shed_plain(struct store *st)
 	for (i = st->count; i-- > st->busy; ) {
 		if (!plain(&st->ring[(st->head + i) % st->cap]))
 			continue;
+		/* Its measurements go with it. */
+		st_free_item(&st->ring[(st->head + i) % st->cap]);
 		for (j = i; j + 1 < st->count; j++)
 			st->ring[(st->head + j) % st->cap] =
 			    st->ring[(st->head + j + 1) % st->cap];
@@ -1219,13 +1242,54 @@ make_room(struct store *st, int is_plain)
 	return WP_EAGAIN;
 }
 
+/*
+ * The queue's copy of C's measurements (store_check): the first
+ * STORE_MEASURES_MAX with a name and a finite value (REAL NOT NULL cannot
+ * hold NaN), names cut at STORE_MEASURE_NAME_MAX, in one block.  NULL and
+ * *n 0 when none is kept.
+ */
+static struct store_measure *
+copy_measures(const struct store_check *c, size_t *n)
+{
+	struct store_measure *v;
+	size_t i, k = 0, len[STORE_MEASURES_MAX], bytes = 0, max;
+	char *p;
+
+	*n = 0;
+	max = c->meas == NULL ? 0 : c->n_meas < STORE_MEASURES_MAX ?
+	    c->n_meas : STORE_MEASURES_MAX;
+	for (i = 0; i < max; i++)
+		if (c->meas[i].name != NULL && isfinite(c->meas[i].value)) {
+			len[i] = strnlen(c->meas[i].name,
+			    STORE_MEASURE_NAME_MAX);
+			bytes += len[i] + 1;
+			k++;
+		}
+	if (k == 0)
+		return NULL;
+	v = wp_xmalloc(k * sizeof(*v) + bytes);
+	p = (char *)(v + k);
+	for (i = 0, k = 0; i < max; i++) {
+		if (c->meas[i].name == NULL || !isfinite(c->meas[i].value))
+			continue;
+		memcpy(p, c->meas[i].name, len[i]);
+		p[len[i]] = '\0';
+		v[k].name = p;
+		v[k++].value = c->meas[i].value;
+		p += len[i] + 1;
+	}
+	*n = k;
+	return v;
+}
+
 int
 store_submit(struct store *st, const struct store_check *c,
     struct store_alert *alerts, size_t n_alerts)
 {
 	struct store_alert *copy = NULL;
+	struct store_measure *meas;
 	struct item *it;
-	size_t i;
+	size_t i, n_meas;
 
 	if (st == NULL || c == NULL || (n_alerts > 0 && alerts == NULL)) {
 		for (i = 0; alerts != NULL && i < n_alerts; i++) {
@@ -1240,18 +1304,24 @@ store_submit(struct store *st, const struct store_check *c,
 		for (i = 0; i < n_alerts; i++)
 			alerts[i].payload = NULL;
 	}
+	meas = copy_measures(c, &n_meas);
 	pthread_mutex_lock(&st->mu);
 	if (make_room(st, !c->state_changed && n_alerts == 0) != 0) {
 		pthread_mutex_unlock(&st->mu);
 		for (i = 0; i < n_alerts; i++)
 			free(copy[i].payload);
 		free(copy);
+		free(meas);
 		return WP_EAGAIN;
 	}
 	it = push(st, ITEM_CHECK);
 	it->u.chk.c = *c;
+	it->u.chk.c.meas = NULL;
+	it->u.chk.c.n_meas = 0;
 	it->u.chk.alerts = copy;
 	it->u.chk.n_alerts = n_alerts;
+	it->u.chk.meas = meas;
+	it->u.chk.n_meas = n_meas;
 	pthread_mutex_unlock(&st->mu);
 	return 0;
 }

@@ -24,7 +24,7 @@
 #include "store-int.h"
 #include "util.h"
 
-#define SCHEMA_VERSION	1
+#define SCHEMA_VERSION	2
 #define QUICK_CHECK_MS	5000	/* the start-up check's time cap */
 
 /* SQL for each schema version; migration i brings version i to i + 1. */
@@ -73,6 +73,14 @@ static const char *const migrations[] = {
 	"  attempts INTEGER NOT NULL DEFAULT 0,"
 	"  last_error TEXT,"
 	"  last_attempt_ms INTEGER);",
+	/* 1 -> 2: named measurements.  Without a rowid: the rows are read
+	 * and deleted by check_id, the primary key's first column, which
+	 * also serves the cascade when retention deletes their checks. */
+	"CREATE TABLE measurements("
+	"  check_id INTEGER NOT NULL REFERENCES checks(id) ON DELETE CASCADE,"
+	"  name TEXT NOT NULL,"
+	"  value REAL NOT NULL,"
+	"  PRIMARY KEY(check_id, name)) WITHOUT ROWID;",
 };
 
 void
@@ -783,6 +791,84 @@ store_max_alert_id(struct store *st)
 	}
 	pthread_mutex_unlock(&st->rmu);
 	return v;
+}
+
+int
+store_last_measurements(struct store *st, int64_t monitor_id,
+    struct store_measure **out, size_t *n, int64_t *ts_ms)
+{
+	struct store_measure *v = NULL, *blk;
+	struct wp_buf names = { 0 };
+	sqlite3_stmt *s = NULL;
+	size_t len = 0, cap = 0, *off = NULL, i;
+	int64_t ts = 0;
+	int rc = WP_EIO, step;
+
+	if (st == NULL || out == NULL || n == NULL)
+		return WP_EINVAL;
+	*out = NULL;
+	*n = 0;
+	if (ts_ms != NULL)
+		*ts_ms = 0;
+	pthread_mutex_lock(&st->rmu);
+	if (st->rdb == NULL) {
+		/* The file is being recreated (recover_file()). */
+		pthread_mutex_unlock(&st->rmu);
+		wp_err("store: reading measurements: the database file is "
+		    "being recreated");
+		return WP_EIO;
+	}
+	/* The last check by checks(monitor_id, ts), then its rows by the
+	 * primary key, in one statement (one snapshot); a check without
+	 * measurements gives one row with a NULL name. */
+	if (sqlite3_prepare_v2(st->rdb, "SELECT c.ts, m.name, m.value FROM "
+	    "(SELECT id, ts FROM checks WHERE monitor_id = ?1 "
+	    "ORDER BY ts DESC, id DESC LIMIT 1) AS c "
+	    "LEFT JOIN measurements AS m ON m.check_id = c.id "
+	    "ORDER BY m.name", -1, &s, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(s, 1, monitor_id);
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		ts = sqlite3_column_int64(s, 0);
+		if (sqlite3_column_type(s, 1) == SQLITE_NULL)
+			continue;
+		if (len == cap) {
+			cap = cap ? cap * 2 : STORE_MEASURES_MAX;
+			v = wp_xrealloc(v, cap * sizeof(*v));
+			off = wp_xrealloc(off, cap * sizeof(*off));
+		}
+		off[len] = names.len;
+		wp_buf_append(&names, (const char *)sqlite3_column_text(s, 1),
+		    (size_t)sqlite3_column_bytes(s, 1) + 1);
+		v[len].name = NULL;
+		v[len++].value = sqlite3_column_double(s, 2);
+	}
+	if (step != SQLITE_DONE)
+		goto fail;
+	/* The array, then its names, in one block for one free(). */
+	if (len > 0) {
+		blk = wp_xmalloc(len * sizeof(*blk) + names.len);
+		memcpy(blk + len, names.data, names.len);
+		for (i = 0; i < len; i++) {
+			blk[i].name = (const char *)(blk + len) + off[i];
+			blk[i].value = v[i].value;
+		}
+		*out = blk;
+	}
+	*n = len;
+	if (ts_ms != NULL)
+		*ts_ms = ts;
+	rc = 0;
+	goto out;
+fail:
+	wp_err("store: reading measurements: %s", sqlite3_errmsg(st->rdb));
+out:
+	free(v);
+	free(off);
+	wp_buf_free(&names);
+	sqlite3_finalize(s);
+	pthread_mutex_unlock(&st->rmu);
+	return rc;
 }
 
 void
