@@ -136,7 +136,6 @@ struct store {
 	size_t done_cap;
 };
 
-
 /* ---- store.c ---- */
 
 /* snprintf(dst, len, "%s", src), NULL as "". */
