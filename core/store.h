@@ -190,7 +190,8 @@ int store_start(struct store *st);
 
 /*
  * Queue a finished check and the alerts it caused (n_alerts may be 0);
- * they are written in one transaction, with the state row.  Any thread;
+ * they are written in one transaction, with the state row and c's
+ * measurements (copied: c->meas may go once this returns).  Any thread;
  * never blocks.  Takes ownership of each alerts[i].payload.  Returns 0, or
  * WP_EAGAIN when the queue is full (the item is dropped and counted): for
  * a check that changed state or carries alerts, only when every queued
