@@ -23,6 +23,7 @@
 #include "log.h"
 #include "manager.h"
 #include "opmon.h"
+#include "runtime.h"
 #include "pool.h"
 #include "store.h"
 #include "util.h"
@@ -130,8 +131,9 @@ parse_args(int argc, char **argv)
 	}
 }
 
-/* Deadline of a start-up step: only reported (the loop is not running
- * yet), so it is generous. */
+/* Deadline of a start-up step: a step that ends past it counts as timed
+ * out (it cannot be stopped: the loop is not running yet), so it is
+ * generous. */
 #define STARTUP_STEP_MS 30000
 
 /* Start-up: loading each plugin is a start-up operation of its own. */
@@ -140,7 +142,7 @@ lookup_startup(void *arg, const char *dir, int kind, const char *type,
     char *why, size_t whylen)
 {
 	const struct wp_plugin *d;
-	struct wp_op *op;
+	struct opmon_op *op;
 	char name[128];
 
 	snprintf(name, sizeof(name), "load plugin %s%s",
@@ -193,7 +195,7 @@ static struct config *
 load(struct wp_diag *diag, int startup)
 {
 	struct config *cfg = NULL;
-	struct wp_op *op = NULL;
+	struct opmon_op *op = NULL;
 
 	diag_init(diag, opt.config);
 	if (startup)
@@ -356,7 +358,7 @@ reload(void)
 	struct wp_diag diag;
 	struct config *cfg;
 	struct cfg_agent ag;
-	struct wp_op *op = opmon_begin(OPC_STARTUP, "reload", 10000);
+	struct opmon_op *op = opmon_begin(OPC_STARTUP, "reload", 10000);
 	int64_t t0 = wp_now_us();
 	char *token = NULL;
 
@@ -426,7 +428,7 @@ drain_limit_cb(uv_timer_t *t)
 	wp_warn("shutdown: %u check(s) and alert(s) still running after %d s; "
 	    "cancelling them", opmon_running(OPC_CHECK) +
 	    opmon_running(OPC_ALERT), DRAIN_MAX_MS / 1000);
-	opmon_cancel_all();
+	runtime_cancel_all();
 }
 
 static int stopping;
@@ -496,7 +498,7 @@ lock_lost(void *arg)
 /* ---- retention ---- */
 
 struct retention_job {
-	struct wp_op *op;
+	struct opmon_op *op;
 	int64_t deleted;
 };
 
@@ -753,7 +755,7 @@ main(int argc, char **argv)
 {
 	struct wp_diag diag;
 	struct config *cfg;
-	struct wp_op *op;
+	struct opmon_op *op;
 	char err[512];
 	char *token = NULL;
 	int rc;
@@ -847,13 +849,17 @@ main(int argc, char **argv)
 		return 1;
 	}
 	opmon_end(op, OP_SUCCEEDED, NULL);
+	op = opmon_begin(OPC_STARTUP, "start database writer",
+	    STARTUP_STEP_MS);
 	if (store_start(store) != 0) {
 		fprintf(stderr, "watchpost: cannot start the database writer\n");
 		return 1;
 	}
+	opmon_end(op, OP_SUCCEEDED, NULL);
 	if (cfg->agent.listen != NULL) {
 		static struct api_routes routes = { render_monitors,
 		    render_opmon, render_metrics, NULL };
+		op = opmon_begin(OPC_STARTUP, "bind API", STARTUP_STEP_MS);
 		if (api_start(cfg->agent.listen, token, wp_loop, &routes, &api,
 		    err, sizeof(err)) != 0) {
 			/* api_start() names the address itself. */
@@ -862,6 +868,7 @@ main(int argc, char **argv)
 			config_free(cfg);
 			return 1;
 		}
+		opmon_end(op, OP_SUCCEEDED, NULL);
 	}
 	free(token);
 	if (daemon_drop_privileges(cfg->agent.user, cfg->agent.database) != 0)

@@ -834,7 +834,7 @@ static void
 writer_run(struct store *st)
 {
 	struct retention *r;
-	struct wp_op *op;
+	struct opmon_op *op;
 	struct timespec ts;
 	char err[256], opname[48];
 	int64_t backoff = 0, fail_since = 0, deleted, t0, left, stop_deadline;
@@ -1051,7 +1051,7 @@ ckpt_main(void *arg)
 {
 	struct store *st = arg;
 	struct timespec ts;
-	struct wp_op *op;
+	struct opmon_op *op;
 	sqlite3 *db;
 	int rc, wal = 0, done = 0;
 	int64_t until;
