@@ -2,8 +2,8 @@
  * The worker pool (core/pool.c) with real threads.  Jobs block on a gate
  * the test opens, so every assertion is about counts (threads, busy,
  * queued, stuck, jobs run), never about how long anything took.  Waits are
- * condition-variable waits for a count the jobs themselves produce, or
- * bounded polls of pool_get_stats() for a worker thread's exit.
+ * bounded condition-variable waits for a count the jobs themselves
+ * produce, or bounded polls of pool_get_stats() for a worker's exit.
  */
 #include "config.h"
 
@@ -53,22 +53,34 @@ gated_job(void *arg)
 	pthread_mutex_unlock(&mu);
 }
 
+/* Wait until *COUNT (under mu) reaches N; fails after 10 s, a bound for a
+ * pool that never runs the job, not an assertion on time. */
+static void
+wait_count(const unsigned *count, unsigned n)
+{
+	struct timespec until;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&mu);
+	while (*count < n && rc == 0)
+		rc = pthread_cond_timedwait(&cv, &mu, &until);
+	pthread_mutex_unlock(&mu);
+	if (rc != 0)
+		fail_msg("%u jobs, want %u", *count, n);
+}
+
 static void
 wait_entered(unsigned n)
 {
-	pthread_mutex_lock(&mu);
-	while (n_entered < n)
-		pthread_cond_wait(&cv, &mu);
-	pthread_mutex_unlock(&mu);
+	wait_count(&n_entered, n);
 }
 
 static void
 wait_done(unsigned n)
 {
-	pthread_mutex_lock(&mu);
-	while (n_done < n)
-		pthread_cond_wait(&cv, &mu);
-	pthread_mutex_unlock(&mu);
+	wait_count(&n_done, n);
 }
 
 static void
