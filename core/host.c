@@ -10,7 +10,6 @@
 #include "host.h"
 #include "keys.h"
 #include "log.h"
-#include "opmon.h"
 #include "util.h"
 
 uv_loop_t *wp_loop;
@@ -401,7 +400,6 @@ host_new(const char *name)
 		.timer_free = h_timer_free,
 		.resolve = h_resolve,
 		.resolve_cancel = h_resolve_cancel,
-		.complete = opmon_complete,
 	};
 	return h;
 }

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "manager.h"
 #include "opmon.h"
+#include "runtime.h"
 #include "schedule.h"
 #include "store.h"
 #include "util.h"
@@ -365,7 +366,7 @@ start_attempt(struct monitor *m, unsigned attempt)
 	m->attempt = attempt;
 	if (attempt == 0)
 		m->check_started_ms = wp_wall_ms();
-	m->op = opmon_run(m->in, OPC_CHECK, m->name, m->timeout_ms, attempt,
+	m->op = runtime_start(m->in, OPC_CHECK, m->name, m->timeout_ms, attempt,
 	    NULL, attempt_done, m);
 }
 
@@ -472,7 +473,7 @@ manager_apply(struct config *cfg, struct wp_diag *diag)
 	int64_t *ids = NULL;
 	const char **names, **types;
 	void *alerts_prepared = NULL;
-	struct wp_op *op;
+	struct opmon_op *op;
 	int rc = 0, sync_ok = 1;
 
 	/* 1. Configure everything new or changed; change nothing yet. */
@@ -591,7 +592,7 @@ manager_apply(struct config *cfg, struct wp_diag *diag)
 			/* Keep state and history, new settings, an
 			 * immediate check with the new definition. */
 			if (m->op != NULL)
-				opmon_cancel(m->op);
+				runtime_cancel(m->op);
 			uv_timer_stop(&m->retry_timer);
 			m->retry_pending = 0;
 			instance_unref(m->in);
@@ -826,6 +827,10 @@ series(struct wp_buf *b, const char *metric, const struct monitor *m,
 	wp_buf_printf(b, "\"%s} ", extra ? extra : "");
 }
 
+/*
+ * A disabled monitor exports no per-monitor series: its last state would
+ * otherwise stay on /metrics after enabled = false or a reload disabling it.
+ */
 void
 manager_metrics(struct wp_buf *b)
 {
@@ -836,6 +841,8 @@ manager_metrics(struct wp_buf *b)
 	wp_buf_puts(b, "# HELP watchpost_monitor_up 1 if the monitor is up, 0 "
 	    "if down; absent while pending.\n# TYPE watchpost_monitor_up gauge\n");
 	for (m = monitors; m; m = m->next) {
+		if (!m->enabled)
+			continue;
 		if (m->state == ST_PENDING)
 			continue;
 		series(b, "watchpost_monitor_up", m, NULL);
@@ -844,6 +851,8 @@ manager_metrics(struct wp_buf *b)
 	wp_buf_puts(b, "# HELP watchpost_monitor_latency_seconds Latency of the "
 	    "last check.\n# TYPE watchpost_monitor_latency_seconds gauge\n");
 	for (m = monitors; m; m = m->next) {
+		if (!m->enabled)
+			continue;
 		if (m->last_check_ms == 0 || m->last.latency_ms < 0)
 			continue;
 		series(b, "watchpost_monitor_latency_seconds", m, NULL);
@@ -852,6 +861,8 @@ manager_metrics(struct wp_buf *b)
 	wp_buf_puts(b, "# HELP watchpost_monitor_checks_total Finished checks "
 	    "by result.\n# TYPE watchpost_monitor_checks_total counter\n");
 	for (m = monitors; m; m = m->next) {
+		if (!m->enabled)
+			continue;
 		series(b, "watchpost_monitor_checks_total", m,
 		    ",result=\"up\"");
 		wp_buf_printf(b, "%" PRIu64 "\n", m->n_up);
@@ -863,6 +874,8 @@ manager_metrics(struct wp_buf *b)
 	    "of the last check, from its start.\n# TYPE "
 	    "watchpost_monitor_phase_seconds gauge\n");
 	for (m = monitors; m; m = m->next) {
+		if (!m->enabled)
+			continue;
 		static const char *const phases[] = { "dns", "connect", "tls",
 		    "first_byte" };
 		const double v[] = { m->last.dns_ms, m->last.connect_ms,
@@ -885,6 +898,8 @@ manager_metrics(struct wp_buf *b)
 	    "When the peer certificate expires.\n# TYPE "
 	    "watchpost_monitor_cert_expiry_timestamp_seconds gauge\n");
 	for (m = monitors; m; m = m->next) {
+		if (!m->enabled)
+			continue;
 		if (m->last.cert_expiry <= 0)
 			continue;
 		series(b, "watchpost_monitor_cert_expiry_timestamp_seconds", m,
@@ -895,6 +910,8 @@ manager_metrics(struct wp_buf *b)
 	    "skipped because the previous check was still running.\n# TYPE "
 	    "watchpost_monitor_skipped_total counter\n");
 	for (m = monitors; m; m = m->next) {
+		if (!m->enabled)
+			continue;
 		series(b, "watchpost_monitor_skipped_total", m, NULL);
 		wp_buf_printf(b, "%" PRIu64 "\n", m->sched.skipped);
 	}
