@@ -15,13 +15,11 @@
 #include "log.h"
 #include "manager.h"
 #include "opmon.h"
+#include "outcome.h"
 #include "runtime.h"
 #include "schedule.h"
 #include "store.h"
 #include "util.h"
-
-enum mstate { ST_PENDING, ST_UP, ST_DOWN };
-static const char *const state_names[] = { "pending", "up", "down" };
 
 /* Scheduling lateness histogram bounds, seconds. */
 #define N_LATE 9
@@ -244,19 +242,29 @@ retry_cb(uv_timer_t *t)
 	start_attempt(m, m->attempt + 1);
 }
 
-/* ---- results ---- */
+/* ---- results: one outcome per finished check, and its consumers ---- */
 
+/* --once: the table row. */
 static void
-finish_check(struct monitor *m, const struct wp_result *r)
+once_record(struct once_result *res, const struct outcome *o)
 {
-	enum mstate prev = m->state;
-	enum mstate now = r->ok ? ST_UP : ST_DOWN;
-	struct store_alert alerts[16];
-	struct store_check c;
-	size_t n_alerts = 0;
-	const char *reason = r->ok ? NULL : wp_reason_name(r->reason);
+	const struct wp_result *r = o->result;
 
-	checks_total++;
+	res->done = 1;
+	res->state = o->state;
+	res->latency_ms = r->latency_ms;
+	res->reason = r->reason;
+	res->status_code = r->status_code;
+	snprintf(res->detail, sizeof(res->detail), "%s",
+	    r->detail ? r->detail : "");
+}
+
+/* The monitor's last result, which /api/monitors and /metrics show. */
+static void
+last_record(struct monitor *m, const struct outcome *o)
+{
+	const struct wp_result *r = o->result;
+
 	if (r->ok)
 		m->n_up++;
 	else
@@ -265,53 +273,51 @@ finish_check(struct monitor *m, const struct wp_result *r)
 	snprintf(m->last_detail, sizeof(m->last_detail), "%s",
 	    r->detail ? r->detail : "");
 	m->last.detail = r->detail ? m->last_detail : NULL;
-	m->last_check_ms = m->check_started_ms;
-	m->state = now;
+	m->last_check_ms = o->started_ms;
+	m->since_ms = o->since_ms;
+}
 
-	if (m->once != NULL) {
-		struct once_result *o = m->once;
-		o->done = 1;
-		o->ok = r->ok;
-		o->latency_ms = r->latency_ms;
-		o->reason = r->reason;
-		o->status_code = r->status_code;
-		snprintf(o->detail, sizeof(o->detail), "%s",
-		    r->detail ? r->detail : "");
-		m->once = NULL;
-		if (--once_left == 0 && once_done)
-			once_done(once_arg);
-		return;
-	}
+/* Each check at debug, a change of state at info. */
+static void
+log_outcome(const struct outcome *o)
+{
+	const struct wp_result *r = o->result;
+	const char *detail = r->detail ? r->detail : "";
 
 	if (r->ok)
-		wp_debug("monitor %s: up in %.1f ms%s (attempt %u)", m->name,
+		wp_debug("monitor %s: up in %.1f ms%s (attempt %u)", o->monitor,
 		    r->latency_ms, r->status_code >= 0 ? (r->status_code < 300 ?
 		    ", HTTP 2xx" : ", HTTP status other than 2xx") : "",
-		    m->attempt + 1);
+		    o->attempts);
 	else
-		wp_debug("monitor %s: down: %s: %s (attempt %u)", m->name,
-		    reason, r->detail ? r->detail : "", m->attempt + 1);
-	if (prev != now) {
-		m->since_ms = m->check_started_ms;
-		if (now == ST_DOWN)
-			wp_info("monitor %s: %s -> DOWN (%s: %s)", m->name,
-			    state_names[prev], reason,
-			    r->detail ? r->detail : "");
-		else
-			wp_info("monitor %s: %s -> UP (%.1f ms)", m->name,
-			    state_names[prev], r->latency_ms);
-	}
-	if ((now == ST_DOWN && prev != ST_DOWN) ||
-	    (now == ST_UP && prev == ST_DOWN))
-		n_alerts = alert_raise(m->db_id, m->name, m->type, m->all_alerts,
-		    m->alerts, m->n_alerts, state_names[now], state_names[prev],
-		    m->check_started_ms, r->ok ? NULL : r->detail, reason,
-		    r->latency_ms, alerts, sizeof(alerts) / sizeof(alerts[0]));
+		wp_debug("monitor %s: down: %s: %s (attempt %u)", o->monitor,
+		    wp_reason_name(r->reason), detail, o->attempts);
+	if (!o->changed)
+		return;
+	if (r->ok)
+		wp_info("monitor %s: %s -> %s (%.1f ms)", o->monitor,
+		    mstate_name(o->previous), mstate_label(o->state),
+		    r->latency_ms);
+	else
+		wp_info("monitor %s: %s -> %s (%s: %s)", o->monitor,
+		    mstate_name(o->previous), mstate_label(o->state),
+		    wp_reason_name(r->reason), detail);
+}
+
+/* The store: the check's row and the monitor's state, written with the
+ * outbox rows ALERTS[0..N) in one transaction.  Takes over their
+ * payloads; a result the store refuses releases its alerts at once. */
+static void
+store_record(const struct outcome *o, struct store_alert *alerts, size_t n)
+{
+	const struct wp_result *r = o->result;
+	struct store_check c;
+
 	if (store == NULL)
 		return;
 	memset(&c, 0, sizeof(c));
-	c.monitor_id = m->db_id;
-	c.ts_ms = m->check_started_ms;
+	c.monitor_id = o->monitor_id;
+	c.ts_ms = o->started_ms;
 	c.ok = r->ok;
 	c.latency_ms = r->latency_ms;
 	c.status_code = r->status_code;
@@ -320,18 +326,55 @@ finish_check(struct monitor *m, const struct wp_result *r)
 		snprintf(c.error, sizeof(c.error), "%s",
 		    r->detail && r->detail[0] ? r->detail :
 		    wp_reason_desc(r->reason));
-	c.attempts = (int)m->attempt + 1;
+	c.attempts = (int)o->attempts;
 	c.dns_ms = r->dns_ms;
 	c.connect_ms = r->connect_ms;
 	c.tls_ms = r->tls_ms;
 	c.first_byte_ms = r->first_byte_ms;
 	c.cert_expiry = r->cert_expiry;
-	c.state_changed = prev != now;
-	if (store_submit(store, &c, alerts, n_alerts) == 0)
+	c.state = mstate_name(o->state);
+	c.state_changed = o->changed;
+	if (store_submit(store, &c, alerts, n) == 0)
 		return;
-	wp_debug("monitor %s: store queue full; result dropped", m->name);
+	wp_debug("monitor %s: store queue full; result dropped", o->monitor);
 	/* Never stored, so never committed: deliver from memory. */
-	alert_released(alerts, n_alerts);
+	alert_released(alerts, n);
+}
+
+/* The state machine: check R (after its retries) has finished.  It moves
+ * M to its next state and emits the one outcome of the check. */
+static void
+finish_check(struct monitor *m, const struct wp_result *r)
+{
+	struct outcome o;
+	struct store_alert *rows;
+	size_t n_rows;
+
+	o.monitor_id = m->db_id;
+	o.monitor = m->name;
+	o.type = m->type;
+	o.result = r;
+	o.previous = m->state;
+	o.state = mstate_of(r);
+	o.changed = o.state != o.previous;
+	o.attempts = m->attempt + 1;
+	o.started_ms = m->check_started_ms;
+	o.since_ms = o.changed ? o.started_ms : m->since_ms;
+	m->state = o.state;
+	checks_total++;
+
+	last_record(m, &o);
+	if (m->once != NULL) {
+		once_record(m->once, &o);
+		m->once = NULL;
+		if (--once_left == 0 && once_done)
+			once_done(once_arg);
+		return;
+	}
+	log_outcome(&o);
+	rows = alert_raise(&o, m->all_alerts, m->alerts, m->n_alerts, &n_rows);
+	store_record(&o, rows, n_rows);
+	free(rows);
 }
 
 static void
@@ -424,10 +467,8 @@ restore_state(struct monitor *m, const struct store_state *s, size_t n)
 
 	if (n == 0 || (f = bsearch(&key, s, n, sizeof(*s), state_cmp)) == NULL)
 		return;
-	if (strcmp(f->state, "up") == 0)
-		m->state = ST_UP;
-	else if (strcmp(f->state, "down") == 0)
-		m->state = ST_DOWN;
+	/* An unknown word (a newer agent's) leaves the monitor pending. */
+	(void)mstate_parse(f->state, &m->state);
 	m->last_check_ms = f->last_check_ms;
 	m->last.latency_ms = f->latency_ms;
 	m->since_ms = f->since_ms;
@@ -777,7 +818,7 @@ manager_monitors_json(void)
 		json_object_set_new(o, "name", json_string(m->name));
 		json_object_set_new(o, "type", json_string(m->type));
 		json_object_set_new(o, "state", json_string(
-		    m->enabled ? state_names[m->state] : "disabled"));
+		    mstate_name(m->enabled ? m->state : ST_PAUSED)));
 		json_object_set_new(o, "last_check", m->last_check_ms ?
 		    json_integer(m->last_check_ms) : json_null());
 		json_object_set_new(o, "latency_ms",
@@ -843,7 +884,7 @@ manager_metrics(struct wp_buf *b)
 		if (m->state == ST_PENDING)
 			continue;
 		series(b, "watchpost_monitor_up", m, NULL);
-		wp_buf_printf(b, "%d\n", m->state == ST_UP);
+		wp_buf_printf(b, "%d\n", mstate_is_up(m->state));
 	}
 	wp_buf_puts(b, "# HELP watchpost_monitor_latency_seconds Latency of the "
 	    "last check.\n# TYPE watchpost_monitor_latency_seconds gauge\n");

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "outcome.h"
+
 struct config;
 struct store;
 struct wp_buf;
@@ -23,7 +25,7 @@ struct once_result {
 	const char *name;
 	const char *type;
 	int done;
-	int ok;
+	enum mstate state;
 	double latency_ms;
 	int reason;
 	int status_code;
