@@ -504,23 +504,21 @@ manager_check(const struct config *cfg, struct wp_diag *diag)
 	diag_sort(diag);
 }
 
-int
-manager_apply(struct config *cfg, struct wp_diag *diag)
+/*
+ * Apply step 1: configure every monitor of CFG that is new or changed into
+ * FRESH[i] (NULL for unchanged ones), changing nothing that runs.  Returns
+ * 0 with how many were configured in *N_FIRST, or WP_EINVAL (problems in
+ * DIAG; the caller releases FRESH).
+ */
+static int
+configure_changed(const struct config *cfg, struct wp_diag *diag,
+    struct instance **fresh, size_t *n_first)
 {
-	struct instance **fresh;
-	struct monitor *m, *next, *list = NULL, **tail = &list;
-	struct store_state *states = NULL;
-	size_t n_states = 0, i, k, n_new = 0, n_changed = 0, n_removed = 0;
-	size_t n_first = 0; /* new and changed: first checks to spread */
-	int64_t *ids = NULL;
-	const char **names, **types;
-	void *alerts_prepared = NULL;
-	struct opmon_op *op;
-	int rc = 0, sync_ok = 1;
+	struct monitor *m;
+	size_t i;
+	int rc = 0;
 
-	/* 1. Configure everything new or changed; change nothing yet. */
-	op = opmon_begin(OPC_STARTUP, "configure monitors", STEP_MS);
-	fresh = wp_xcalloc(cfg->n_monitors + 1, sizeof(*fresh));
+	*n_first = 0;
 	for (i = 0; i < cfg->n_monitors; i++) {
 		const struct cfg_monitor *c = &cfg->monitors[i];
 		const struct plugin *p = loader_by_desc(c->s.plugin);
@@ -538,8 +536,127 @@ manager_apply(struct config *cfg, struct wp_diag *diag)
 			continue;
 		}
 		fresh[i] = instance_new(p, inst);
-		n_first++;
+		(*n_first)++;
 	}
+	return rc;
+}
+
+/*
+ * Apply step 2: the store's id of each monitor of CFG into IDS[i] (names
+ * are identities).  Only names the store has not given an id under this
+ * type are synced: on a reload that is the added monitors, not all 10,000.
+ * At start-up, the stored states too, sorted for restore_state() (*STATES,
+ * malloc'd).  A database error is logged; the ids it left are 0.
+ */
+static void
+sync_ids(const struct config *cfg, int64_t *ids, struct store_state **states,
+    size_t *n_states)
+{
+	struct monitor *m;
+	struct opmon_op *op;
+	const char **names, **types;
+	int64_t *sync_ids;
+	size_t i, k, n_sync = 0;
+	int sync_ok = 1;
+
+	op = opmon_begin(OPC_STARTUP, "sync monitors", STEP_MS);
+	names = wp_xcalloc(cfg->n_monitors + 1, sizeof(*names));
+	types = wp_xcalloc(cfg->n_monitors + 1, sizeof(*types));
+	sync_ids = wp_xcalloc(cfg->n_monitors + 1, sizeof(*sync_ids));
+	for (i = 0; i < cfg->n_monitors; i++) {
+		m = find(cfg->monitors[i].s.name);
+		if (m != NULL && m->db_id != 0 &&
+		    strcmp(m->type, cfg->monitors[i].s.type) == 0) {
+			ids[i] = m->db_id;
+			continue;
+		}
+		names[n_sync] = cfg->monitors[i].s.name;
+		types[n_sync++] = cfg->monitors[i].s.type;
+	}
+	if (n_sync > 0 && store_sync_monitors(store, names, types, n_sync,
+	    sync_ids) != 0) {
+		wp_err("store: could not record the monitor list; results of "
+		    "new monitors may not be stored");
+		sync_ok = 0;
+	}
+	for (i = 0, k = 0; i < cfg->n_monitors && k < n_sync; i++)
+		if (cfg->monitors[i].s.name == names[k])
+			ids[i] = sync_ids[k++];
+	free(names);
+	free(types);
+	free(sync_ids);
+	if (current == NULL && store_load_state(store, states, n_states) != 0)
+		sync_ok = 0;
+	if (*n_states > 1)
+		qsort(*states, *n_states, sizeof(**states), state_cmp);
+	opmon_end(op, sync_ok ? OP_SUCCEEDED : OP_FAILED, sync_ok ? NULL :
+	    "database error");
+}
+
+/*
+ * Apply step 3: stop and dispose of every running monitor CFG does not
+ * name (before the list is relinked in the new order).  Returns how many.
+ */
+static size_t
+remove_unnamed(const struct config *cfg)
+{
+	struct monitor *m, *next;
+	size_t i, n = 0;
+
+	for (i = 0; i < cfg->n_monitors; i++)
+		if ((m = find(cfg->monitors[i].s.name)) != NULL)
+			m->removed = -1; /* still configured */
+	for (m = monitors; m != NULL; m = next) {
+		next = m->next;
+		if (m->removed == -1) {
+			m->removed = 0;
+			continue;
+		}
+		m->removed = 1;
+		n++;
+		uv_timer_stop(&m->timer);
+		uv_timer_stop(&m->retry_timer);
+		m->retry_pending = 0;
+		wp_info("monitor %s: removed", m->name);
+		monitor_dispose(m);
+	}
+	return n;
+}
+
+/* Apply step 4, for a monitor whose definition changed: keep its state and
+ * history, take the new settings and instance IN, check at once. */
+static void
+monitor_update(struct monitor *m, const struct cfg_monitor *c,
+    struct instance *in, int64_t id)
+{
+	if (m->op != NULL)
+		runtime_cancel(m->op);
+	uv_timer_stop(&m->retry_timer);
+	m->retry_pending = 0;
+	instance_unref(m->in);
+	m->in = in;
+	monitor_set(m, c);
+	m->db_id = id ? id : m->db_id;
+	wp_info("monitor %s: definition changed; checking now", m->name);
+}
+
+int
+manager_apply(struct config *cfg, struct wp_diag *diag)
+{
+	struct instance **fresh;
+	struct monitor *m, *list = NULL, **tail = &list;
+	struct store_state *states = NULL;
+	size_t n_states = 0, i, n_new = 0, n_changed = 0, n_removed;
+	size_t n_first; /* new and changed: first checks to spread */
+	int64_t *ids;
+	void *alerts_prepared = NULL;
+	struct opmon_op *op;
+	int rc;
+
+	/* 1. Configure everything new or changed; change nothing yet. */
+	op = opmon_begin(OPC_STARTUP, "configure monitors", STEP_MS);
+	fresh = wp_xcalloc(cfg->n_monitors + 1, sizeof(*fresh));
+	rc = configure_changed(cfg, diag, fresh, &n_first);
 	if (alert_prepare(cfg, diag, &alerts_prepared) != 0)
 		rc = WP_EINVAL;
 	if (rc != 0 || diag->errors > 0) {
@@ -552,69 +669,14 @@ manager_apply(struct config *cfg, struct wp_diag *diag)
 	}
 	opmon_end(op, OP_SUCCEEDED, NULL);
 
-	/* 2. Monitor ids in the store (names are identities).  Only names
-	 * the store has not given an id under this type are synced: on a
-	 * reload that is the added monitors, not all 10,000. */
+	/* 2. Monitor ids in the store. */
 	ids = wp_xcalloc(cfg->n_monitors + 1, sizeof(*ids));
-	if (store != NULL) {
-		size_t n_sync = 0;
-		int64_t *sync_ids;
-
-		op = opmon_begin(OPC_STARTUP, "sync monitors", STEP_MS);
-		names = wp_xcalloc(cfg->n_monitors + 1, sizeof(*names));
-		types = wp_xcalloc(cfg->n_monitors + 1, sizeof(*types));
-		sync_ids = wp_xcalloc(cfg->n_monitors + 1, sizeof(*sync_ids));
-		for (i = 0; i < cfg->n_monitors; i++) {
-			m = find(cfg->monitors[i].s.name);
-			if (m != NULL && m->db_id != 0 &&
-			    strcmp(m->type, cfg->monitors[i].s.type) == 0) {
-				ids[i] = m->db_id;
-				continue;
-			}
-			names[n_sync] = cfg->monitors[i].s.name;
-			types[n_sync++] = cfg->monitors[i].s.type;
-		}
-		if (n_sync > 0 && store_sync_monitors(store, names, types,
-		    n_sync, sync_ids) != 0) {
-			wp_err("store: could not record the monitor list; "
-			    "results of new monitors may not be stored");
-			sync_ok = 0;
-		}
-		for (i = 0, k = 0; i < cfg->n_monitors && k < n_sync; i++)
-			if (cfg->monitors[i].s.name == names[k])
-				ids[i] = sync_ids[k++];
-		free(names);
-		free(types);
-		free(sync_ids);
-		if (current == NULL && store_load_state(store, &states,
-		    &n_states) != 0)
-			sync_ok = 0;
-		if (n_states > 1)
-			qsort(states, n_states, sizeof(*states), state_cmp);
-		opmon_end(op, sync_ok ? OP_SUCCEEDED : OP_FAILED, sync_ok ?
-		    NULL : "database error");
-	}
+	if (store != NULL)
+		sync_ids(cfg, ids, &states, &n_states);
 	alert_commit(alerts_prepared);
 
-	/* 3. Whatever the new file does not name is gone.  Sweep the old
-	 * list before it is relinked in the new order. */
-	for (i = 0; i < cfg->n_monitors; i++)
-		if ((m = find(cfg->monitors[i].s.name)) != NULL)
-			m->removed = -1; /* still configured */
-	for (m = monitors; m != NULL; m = next) {
-		next = m->next;
-		if (m->removed == -1) {
-			m->removed = 0;
-			continue;
-		}
-		m->removed = 1;
-		n_removed++;
-		uv_timer_stop(&m->timer);
-		uv_timer_stop(&m->retry_timer);
-		m->retry_pending = 0;
-		wp_info("monitor %s: removed", m->name);
-		monitor_dispose(m);
-	}
+	/* 3. Whatever the new file does not name is gone. */
+	n_removed = remove_unnamed(cfg);
 
 	/* 4. Apply: new, changed, unchanged -- in the new file order. */
 	for (i = 0; i < cfg->n_monitors; i++) {
@@ -633,20 +695,9 @@ manager_apply(struct config *cfg, struct wp_diag *diag)
 			n_new++;
 			break;
 		case DIFF_UPDATE:
-			/* Keep state and history, new settings, an
-			 * immediate check with the new definition. */
-			if (m->op != NULL)
-				runtime_cancel(m->op);
-			uv_timer_stop(&m->retry_timer);
-			m->retry_pending = 0;
-			instance_unref(m->in);
-			m->in = fresh[i];
-			monitor_set(m, c);
-			m->db_id = ids[i] ? ids[i] : m->db_id;
+			monitor_update(m, c, fresh[i], ids[i]);
 			schedule_first(m, n_new + n_changed, n_first);
 			n_changed++;
-			wp_info("monitor %s: definition changed; checking now",
-			    m->name);
 			break;
 		case DIFF_UNCHANGED:
 		case DIFF_REMOVE:
