@@ -368,7 +368,8 @@ alert_init(struct store *st)
 			continue;
 		e = json_object_get(o, "error");
 		r = json_object_get(o, "reason");
-		a.monitor = json_string_value(json_object_get(o, "monitor")) ?: "?";
+		a.monitor = json_string_value(json_object_get(o,
+		    "monitor")) ?: "?";
 		a.type = json_string_value(json_object_get(o, "type")) ?: "?";
 		a.state = json_string_value(json_object_get(o, "state")) ?: "?";
 		a.previous_state = json_string_value(json_object_get(o,
@@ -495,7 +496,7 @@ alert_raise(const struct outcome *o, int all, char *const *names, size_t n,
 	size_t i, count = all ? n_targets : n;
 
 	*n_out = 0;
-	if (store == NULL || !o->changed || count == 0 ||
+	if (store == NULL || count == 0 ||
 	    !mstate_alerts(o->previous, o->state))
 		return NULL;
 	a.monitor = o->monitor;
