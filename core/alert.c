@@ -26,6 +26,7 @@
 #include "loader.h"
 #include "log.h"
 #include "opmon.h"
+#include "runtime.h"
 #include "store.h"
 #include "util.h"
 
@@ -293,7 +294,7 @@ try_deliver(struct delivery *d)
 	}
 	snprintf(name, sizeof(name), "alert %s: %s", d->target, d->a.monitor);
 	in_flight++;
-	d->op = opmon_run(t->in, OPC_ALERT, name, t->timeout_ms, d->a.attempt,
+	d->op = runtime_start(t->in, OPC_ALERT, name, t->timeout_ms, d->a.attempt,
 	    &d->a, delivered_cb, d);
 }
 

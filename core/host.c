@@ -9,7 +9,6 @@
 #include "cfg.h"
 #include "host.h"
 #include "log.h"
-#include "opmon.h"
 #include "util.h"
 
 uv_loop_t *wp_loop;
@@ -389,7 +388,6 @@ host_new(const char *name)
 		.timer_free = h_timer_free,
 		.resolve = h_resolve,
 		.resolve_cancel = h_resolve_cancel,
-		.complete = opmon_complete,
 	};
 	return h;
 }

@@ -23,7 +23,9 @@ int host_on_loop(void);
 /* Run fn(arg) on the loop thread, soon, in FIFO order.  Any thread. */
 void host_post(void (*fn)(void *arg), void *arg);
 
-/* A services table for the plugin NAME (borrowed: the plugin keeps it). */
+/* A services table for the plugin NAME (borrowed: the plugin keeps it).
+ * complete() is left NULL: the runtime (runtime.h) supplies it before any
+ * operation of the plugin starts. */
 struct wp_host *host_new(const char *name);
 void host_free(struct wp_host *h);
 

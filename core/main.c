@@ -4,31 +4,26 @@
  */
 #include "config.h"
 
-#include <errno.h>
 #include <limits.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <uv.h>
 
 #include "alert.h"
 #include "api.h"
 #include "cfg.h"
+#include "daemon.h"
 #include "host.h"
 #include "loader.h"
 #include "log.h"
 #include "manager.h"
 #include "opmon.h"
+#include "runtime.h"
 #include "pool.h"
 #include "store.h"
 #include "util.h"
@@ -54,7 +49,6 @@ static struct cfg_agent agent_now; /* [agent] in force (copies; see reload) */
 
 static void retention_cb(uv_timer_t *t);
 static int exit_code;
-static int ready_fd = -1; /* -d: tells the waiting parent we are up */
 
 static void
 usage(FILE *f)
@@ -137,8 +131,9 @@ parse_args(int argc, char **argv)
 	}
 }
 
-/* Deadline of a start-up step: only reported (the loop is not running
- * yet), so it is generous. */
+/* Deadline of a start-up step: a step that ends past it counts as timed
+ * out (it cannot be stopped: the loop is not running yet), so it is
+ * generous. */
 #define STARTUP_STEP_MS 30000
 
 /* Start-up: loading each plugin is a start-up operation of its own. */
@@ -147,7 +142,7 @@ lookup_startup(void *arg, const char *dir, int kind, const char *type,
     char *why, size_t whylen)
 {
 	const struct wp_plugin *d;
-	struct wp_op *op;
+	struct opmon_op *op;
 	char name[128];
 
 	snprintf(name, sizeof(name), "load plugin %s%s",
@@ -200,7 +195,7 @@ static struct config *
 load(struct wp_diag *diag, int startup)
 {
 	struct config *cfg = NULL;
-	struct wp_op *op = NULL;
+	struct opmon_op *op = NULL;
 
 	diag_init(diag, opt.config);
 	if (startup)
@@ -363,7 +358,7 @@ reload(void)
 	struct wp_diag diag;
 	struct config *cfg;
 	struct cfg_agent ag;
-	struct wp_op *op = opmon_begin(OPC_STARTUP, "reload", 10000);
+	struct opmon_op *op = opmon_begin(OPC_STARTUP, "reload", 10000);
 	int64_t t0 = wp_now_us();
 	char *token = NULL;
 
@@ -433,7 +428,7 @@ drain_limit_cb(uv_timer_t *t)
 	wp_warn("shutdown: %u check(s) and alert(s) still running after %d s; "
 	    "cancelling them", opmon_running(OPC_CHECK) +
 	    opmon_running(OPC_ALERT), DRAIN_MAX_MS / 1000);
-	opmon_cancel_all();
+	runtime_cancel_all();
 }
 
 static int stopping;
@@ -490,10 +485,20 @@ store_damaged(void *arg)
 	host_post(stop_on_damage, arg);
 }
 
+/* Loop thread: another agent took the database lock (daemon_watch_lock());
+ * this one stops, and exits 1. */
+static void
+lock_lost(void *arg)
+{
+	(void)arg;
+	if (!stopping)
+		begin_stop("database lock lost");
+}
+
 /* ---- retention ---- */
 
 struct retention_job {
-	struct wp_op *op;
+	struct opmon_op *op;
 	int64_t deleted;
 };
 
@@ -536,279 +541,6 @@ retention_cb(uv_timer_t *t)
 		opmon_end(j->op, OP_FAILED, "could not queue");
 		free(j);
 	}
-}
-
-/* ---- privilege, pidfile, daemon ---- */
-
-static int
-drop_privileges(const char *user, const char *db)
-{
-	struct passwd *pw;
-	const char *sfx[] = { "", "-wal", "-shm", ".lock" };
-	char path[4096];
-	size_t i;
-
-	if (user == NULL || geteuid() != 0)
-		return 0;
-	if ((pw = getpwnam(user)) == NULL) {
-		fprintf(stderr, "watchpost: user \"%s\" does not exist\n", user);
-		return -1;
-	}
-	/* The database and its lock were opened (and maybe created) as
-	 * root; the next start may be as the user. */
-	for (i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
-		snprintf(path, sizeof(path), "%s%s", db, sfx[i]);
-		if (chown(path, pw->pw_uid, pw->pw_gid) != 0 && errno != ENOENT)
-			wp_warn("cannot hand %s to %s: %s", path, user,
-			    strerror(errno));
-	}
-	if (setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 ||
-	    setuid(pw->pw_uid) != 0) {
-		fprintf(stderr, "watchpost: cannot drop privileges to %s: %s\n",
-		    user, strerror(errno));
-		return -1;
-	}
-	if (setuid(0) == 0) {
-		fprintf(stderr, "watchpost: privileges could be regained\n");
-		return -1;
-	}
-	wp_info("running as user %s (uid %d)", user, (int)pw->pw_uid);
-	return 0;
-}
-
-/*
- * Open PATH (created 0644 if missing), lock it and write our PID into it.
- * The lock is an flock(2) lock, which belongs to the open file description:
- * it survives the privilege drop and goes away however the process ends;
- * the descriptor is close-on-exec, so no child keeps it.  (-d forks before
- * this runs, so the PID is the daemon's.)  Returns the descriptor, to be
- * kept open for the process's life, or -1 with errno set; EWOULDBLOCK
- * means another process holds the lock, and HOLDER gets the PID that
- * process wrote ("?" if none yet).
- */
-static int
-lock_pid_file(const char *path, char *holder, size_t len)
-{
-	char buf[32];
-	int fd, e;
-	ssize_t n;
-
-	snprintf(holder, len, "?");
-	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0)
-		return -1;
-	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-		e = errno;
-		n = pread(fd, buf, sizeof(buf) - 1, 0);
-		buf[n > 0 ? n : 0] = '\0';
-		buf[strcspn(buf, "\n")] = '\0';
-		if (buf[0] != '\0')
-			snprintf(holder, len, "%s", buf);
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
-	if (ftruncate(fd, 0) != 0 || write(fd, buf, strlen(buf)) < 0) {
-		e = errno;
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	return fd;
-}
-
-/* The pidfile we hold, for remove_pidfile() at exit. */
-static struct {
-	char *path;
-	int fd;
-	pid_t pid;
-} pidfile = { NULL, -1, 0 };
-
-/*
- * atexit: remove the pidfile if it still names us (another agent may have
- * replaced it), so neither a clean stop nor a failed start leaves a stale
- * PID behind.  After a privilege drop the folder may not let us remove it
- * (/run is root's): the file is then emptied through our descriptor: an
- * empty pidfile names no one.  Only the process that took it acts: a
- * fork would run this too.
- */
-static void
-remove_pidfile(void)
-{
-	char buf[32] = "";
-	ssize_t n;
-	int fd;
-
-	if (pidfile.fd < 0 || pidfile.pid != getpid())
-		return;
-	if ((fd = open(pidfile.path, O_RDONLY | O_CLOEXEC)) >= 0) {
-		n = read(fd, buf, sizeof(buf) - 1);
-		buf[n > 0 ? n : 0] = '\0';
-		close(fd);
-		if (strtol(buf, NULL, 10) == (long)pidfile.pid &&
-		    unlink(pidfile.path) != 0 && ftruncate(pidfile.fd, 0) != 0)
-			wp_warn("pidfile %s stays: %s", pidfile.path,
-			    strerror(errno));
-	}
-	close(pidfile.fd);
-	pidfile.fd = -1;
-	free(pidfile.path);
-	pidfile.path = NULL;
-}
-
-/* Take the pidfile: refuse if a live agent holds its lock.  0 or -1 (the
- * message is on stderr). */
-static int
-take_pidfile(const char *path)
-{
-	char holder[32];
-	int fd;
-
-	if ((fd = lock_pid_file(path, holder, sizeof(holder))) < 0) {
-		if (errno == EWOULDBLOCK)
-			fprintf(stderr, "watchpost: another watchpost (pid %s) "
-			    "holds %s\n", holder, path);
-		else
-			fprintf(stderr, "watchpost: pidfile %s: %s\n", path,
-			    strerror(errno));
-		return -1;
-	}
-	pidfile.path = wp_xstrdup(path);
-	pidfile.fd = fd;
-	pidfile.pid = getpid();
-	atexit(remove_pidfile);
-	return 0;
-}
-
-/* The database lock held for the process's life (lock_database()). */
-static struct {
-	char path[PATH_MAX];
-	int fd;
-	int lost;		/* another agent took it: exit 1 */
-	uv_timer_t timer;
-} dblock = { "", -1, 0, { 0 } };
-
-/*
- * Lock the database against a second agent, in every mode: DB.lock beside
- * it holds our PID and an flock for our whole life (SQLite's own locks
- * last one transaction, and two agents writing one file send every alert
- * twice).  Taken before the database is opened; -t and --once never open
- * it and take no lock.  Returns the descriptor (kept open) or -1 with the
- * message on stderr.
- */
-static int
-lock_database(const char *db)
-{
-	char *path = dblock.path, holder[32];
-	int fd;
-
-	if ((size_t)snprintf(path, sizeof(dblock.path), "%s.lock", db) >=
-	    sizeof(dblock.path)) {
-		fprintf(stderr, "watchpost: database %s: path too long\n", db);
-		return -1;
-	}
-	if ((fd = lock_pid_file(path, holder, sizeof(holder))) >= 0)
-		return dblock.fd = fd;
-	if (errno == EWOULDBLOCK)
-		fprintf(stderr, "watchpost: database %s is in use by another "
-		    "watchpost (pid %s)\n", db, holder);
-	else
-		fprintf(stderr, "watchpost: database lock %s: %s\n", path,
-		    strerror(errno));
-	return -1;
-}
-
-/*
- * Once a second (loop thread): `rm watchpost.db*` removes the lock file
- * with the database, which the store recreates; without its lock file a
- * second agent could start on it.  So a lock file gone or replaced is
- * made and locked again; if another agent already holds the new one, two
- * agents share the database and this one stops (exit 1).
- */
-static void
-lock_watch_cb(uv_timer_t *t)
-{
-	struct stat held, now;
-	char holder[32];
-	int fd;
-
-	(void)t;
-	if (fstat(dblock.fd, &held) == 0 && stat(dblock.path, &now) == 0 &&
-	    held.st_dev == now.st_dev && held.st_ino == now.st_ino)
-		return;
-	if ((fd = lock_pid_file(dblock.path, holder, sizeof(holder))) >= 0) {
-		close(dblock.fd);
-		dblock.fd = fd;
-		wp_err("database lock %s was removed or replaced; locked it "
-		    "again", dblock.path);
-		return;
-	}
-	if (errno != EWOULDBLOCK) {
-		wp_err("database lock %s was removed; cannot lock it again: %s",
-		    dblock.path, strerror(errno));
-		return;
-	}
-	wp_err("database lock %s was removed, and another watchpost (pid %s) "
-	    "has taken it: two agents share the database", dblock.path,
-	    holder);
-	uv_timer_stop(&dblock.timer);
-	dblock.lost = 1;
-	if (!stopping)
-		begin_stop("database lock lost");
-}
-
-/* Watch the lock from the loop (after lock_database()). */
-static void
-lock_watch_start(void)
-{
-	uv_timer_init(wp_loop, &dblock.timer);
-	uv_timer_start(&dblock.timer, lock_watch_cb, 1000, 1000);
-	uv_unref((uv_handle_t *)&dblock.timer);
-}
-
-/*
- * -d: fork before any thread exists.  The parent waits for the child to
- * say it started (exit 0) or failed (its errors already went to the shared
- * stderr; exit 1).
- */
-static void
-daemonize_early(void)
-{
-	int fds[2];
-	pid_t pid;
-	char c;
-
-	if (pipe(fds) != 0 || (pid = fork()) < 0) {
-		perror("watchpost: fork");
-		exit(1);
-	}
-	if (pid > 0) {
-		close(fds[1]);
-		exit(read(fds[0], &c, 1) == 1 && c == '0' ? 0 : 1);
-	}
-	close(fds[0]);
-	ready_fd = fds[1];
-	setsid();
-}
-
-static void
-daemon_ready(void)
-{
-	int fd;
-
-	if (ready_fd < 0)
-		return;
-	if ((fd = open("/dev/null", O_RDWR)) >= 0) {
-		dup2(fd, 0);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		if (fd > 2)
-			close(fd);
-	}
-	if (write(ready_fd, "0", 1) != 1)
-		wp_warn("could not signal the parent process");
-	close(ready_fd);
-	ready_fd = -1;
 }
 
 static char *
@@ -1023,7 +755,7 @@ main(int argc, char **argv)
 {
 	struct wp_diag diag;
 	struct config *cfg;
-	struct wp_op *op;
+	struct opmon_op *op;
 	char err[512];
 	char *token = NULL;
 	int rc;
@@ -1035,7 +767,7 @@ main(int argc, char **argv)
 	signal(SIGXFSZ, SIG_IGN);
 	raise_nofile();
 	if (opt.daemon)
-		daemonize_early();
+		daemon_detach();
 	if (host_loop_init() != 0) {
 		fprintf(stderr, "watchpost: cannot create the event loop\n");
 		return 1;
@@ -1083,11 +815,11 @@ main(int argc, char **argv)
 	agent_keep(&cfg->agent);
 	/* Early exits free the configuration: LeakSanitizer checks them. */
 	if (cfg->agent.pidfile != NULL && opt.daemon &&
-	    take_pidfile(cfg->agent.pidfile) != 0) {
+	    daemon_take_pidfile(cfg->agent.pidfile) != 0) {
 		config_free(cfg);
 		return 1;
 	}
-	if (lock_database(cfg->agent.database) < 0) {
+	if (daemon_lock_database(cfg->agent.database) != 0) {
 		config_free(cfg);
 		return 1;
 	}
@@ -1117,13 +849,17 @@ main(int argc, char **argv)
 		return 1;
 	}
 	opmon_end(op, OP_SUCCEEDED, NULL);
+	op = opmon_begin(OPC_STARTUP, "start database writer",
+	    STARTUP_STEP_MS);
 	if (store_start(store) != 0) {
 		fprintf(stderr, "watchpost: cannot start the database writer\n");
 		return 1;
 	}
+	opmon_end(op, OP_SUCCEEDED, NULL);
 	if (cfg->agent.listen != NULL) {
 		static struct api_routes routes = { render_monitors,
 		    render_opmon, render_metrics, NULL };
+		op = opmon_begin(OPC_STARTUP, "bind API", STARTUP_STEP_MS);
 		if (api_start(cfg->agent.listen, token, wp_loop, &routes, &api,
 		    err, sizeof(err)) != 0) {
 			/* api_start() names the address itself. */
@@ -1132,9 +868,10 @@ main(int argc, char **argv)
 			config_free(cfg);
 			return 1;
 		}
+		opmon_end(op, OP_SUCCEEDED, NULL);
 	}
 	free(token);
-	if (drop_privileges(cfg->agent.user, cfg->agent.database) != 0)
+	if (daemon_drop_privileges(cfg->agent.user, cfg->agent.database) != 0)
 		return 1;
 
 	/* Signals from here on wait for the loop, which handles them once
@@ -1162,16 +899,16 @@ main(int argc, char **argv)
 	uv_timer_init(wp_loop, &retention_timer);
 	uv_timer_start(&retention_timer, retention_cb, 5000, 86400000);
 	uv_unref((uv_handle_t *)&retention_timer);
-	lock_watch_start();
+	daemon_watch_lock(wp_loop, lock_lost, NULL);
 
 	daemon_ready();
 	uv_run(wp_loop, UV_RUN_DEFAULT);
 	exit_code = 0;
 	api_stop(api);
 	finish();
-	if (dblock.lost)
+	if (daemon_lock_lost())
 		exit_code = 1;
-	close(dblock.fd);
+	daemon_unlock_database();
 	wp_info("stopped");
 	return exit_code;
 }

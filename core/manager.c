@@ -15,6 +15,7 @@
 #include "log.h"
 #include "manager.h"
 #include "opmon.h"
+#include "runtime.h"
 #include "schedule.h"
 #include "store.h"
 #include "util.h"
@@ -364,7 +365,7 @@ start_attempt(struct monitor *m, unsigned attempt)
 	m->attempt = attempt;
 	if (attempt == 0)
 		m->check_started_ms = wp_wall_ms();
-	m->op = opmon_run(m->in, OPC_CHECK, m->name, m->timeout_ms, attempt,
+	m->op = runtime_start(m->in, OPC_CHECK, m->name, m->timeout_ms, attempt,
 	    NULL, attempt_done, m);
 }
 
@@ -473,7 +474,7 @@ manager_apply(struct config *cfg, struct wp_diag *diag)
 	int64_t *ids = NULL;
 	const char **names, **types;
 	void *alerts_prepared = NULL;
-	struct wp_op *op;
+	struct opmon_op *op;
 	int rc = 0, sync_ok = 1;
 
 	/* 1. Configure everything new or changed; change nothing yet. */
@@ -594,7 +595,7 @@ manager_apply(struct config *cfg, struct wp_diag *diag)
 			/* Keep state and history, new settings, an
 			 * immediate check with the new definition. */
 			if (m->op != NULL)
-				opmon_cancel(m->op);
+				runtime_cancel(m->op);
 			uv_timer_stop(&m->retry_timer);
 			m->retry_pending = 0;
 			instance_unref(m->in);

@@ -1,26 +1,30 @@
 /*
- * opmon -- the async-operation monitor.
+ * opmon -- the operation registry.
  *
  * Every long-running operation -- each check attempt, each alert delivery,
- * the retention job, start-up steps -- is registered here with a name, a
- * category, a start time and a deadline, and ends exactly once as
- * succeeded, failed, timed out or cancelled.  Plugin operations are also
- * *driven* from here: opmon_run() calls the plugin's start() (or hands its
- * blocking check() to the worker pool), owns the deadline, cancels through
- * the plugin when it passes, and enforces exactly-once completion.
+ * the retention job, store writes, start-up steps -- is registered here
+ * with a name, a category, a start time and a deadline, and ends exactly
+ * once as succeeded, failed, timed out or cancelled.  The registry keeps
+ * the in-flight list and the counts that GET /api/monitor and /metrics
+ * show.  It knows nothing of plugins: the runtime (runtime.h) drives plugin
+ * operations and registers each one here.
+ *
+ * A core operation (opmon_begin) that passes its deadline is counted as
+ * timed out: at the deadline when the loop is running, or when it ends
+ * past it (start-up steps run before the loop does).  It cannot be
+ * cancelled, so it leaves the in-flight list then but still ends through
+ * opmon_end().
  *
  * Finished operations are kept only in bounded rings, so memory stays flat
- * however long the agent runs.  Loop thread only, except opmon_complete().
+ * however long the agent runs.  Loop thread only, except the _any calls.
  */
 #ifndef WP_OPMON_H
 #define WP_OPMON_H
 
 #include <stdint.h>
 
-#include <watchpost/plugin.h>
-
-struct plugin;
 struct wp_buf;
+struct opmon_op;
 
 enum op_outcome {
 	OP_RUNNING = 0,
@@ -41,63 +45,27 @@ enum op_category {
 };
 
 /*
- * A configured plugin instance, shared by the monitor (or alert section)
- * that owns it and every operation running on it.  The plugin's release()
- * runs when the last reference goes: never while an operation is in flight.
+ * Register an operation the core performs itself, with a deadline
+ * TIMEOUT_MS from now (see above for what passing it means).  NAME is
+ * copied.  Never fails.  Loop thread, or before the loop runs.
  */
-struct instance {
-	const struct plugin *plugin;
-	void *inst;
-	unsigned refs;
-	unsigned stuck;     /* blocking checks past their deadline whose
-	                       worker has not returned */
-	unsigned unfinished; /* operations cancelled (or timed out) that the
-	                        plugin has not completed yet */
-};
-/* Wrap INST with one reference (the caller's). */
-struct instance *instance_new(const struct plugin *p, void *inst);
-void instance_ref(struct instance *in);
-void instance_unref(struct instance *in);
-
-/*
- * Called once per opmon_run(), on the loop thread, never from inside
- * opmon_run() itself.  res is borrowed for the call: on timeout its reason
- * is WP_REASON_TIMEOUT, on cancel WP_REASON_CANCELED.
- */
-typedef void (*op_done_fn)(void *arg, const struct wp_result *res,
-    enum op_outcome outcome);
-
-/*
- * Run one operation on instance IN (referenced until the plugin has completed
- * it) with a deadline TIMEOUT_MS from now.  NAME is copied.  ALERT (alert plugins) is borrowed and must
- * stay valid until done() runs.  Returns the operation handle (valid until
- * done() runs) -- it cannot fail: a plugin that refuses to start produces a
- * failed result through done().
- */
-struct wp_op *opmon_run(struct instance *in,
-    enum op_category cat, const char *name, int64_t timeout_ms,
-    unsigned attempt, const struct wp_alert *alert, op_done_fn done,
-    void *arg);
-
-/* Cancel an operation started by opmon_run (monitor removed, shutdown).
- * done() runs with OP_CANCELED, soon, on the loop. */
-void opmon_cancel(struct wp_op *op);
-
-/*
- * The host's complete() service (any thread).  OP is the handle the plugin
- * got in req->op: a second completion, or one through a stale or invalid
- * handle, is detected without touching freed memory, logged and counted.
- */
-void opmon_complete(struct wp_op *op, const struct wp_result *res);
-
-/*
- * Operations the core itself performs: begin registers one with a deadline
- * (at which it is logged and counted as timed out -- it cannot be
- * cancelled); end records the outcome.  Loop thread.
- */
-struct wp_op *opmon_begin(enum op_category cat, const char *name,
+struct opmon_op *opmon_begin(enum op_category cat, const char *name,
     int64_t timeout_ms);
-void opmon_end(struct wp_op *op, enum op_outcome outcome,
+
+/*
+ * Register an operation whose performer enforces the deadline itself (the
+ * runtime: it cancels the plugin and ends the operation as timed out).
+ * The registry only records it.  Never fails.  Loop thread.
+ */
+struct opmon_op *opmon_register(enum op_category cat, const char *name,
+    int64_t timeout_ms);
+
+/*
+ * End OP (from opmon_begin or opmon_register) with OUTCOME; DETAIL
+ * (copied, may be NULL) is kept with a failure.  OP is freed.  NULL does
+ * nothing.  Loop thread.
+ */
+void opmon_end(struct opmon_op *op, enum op_outcome outcome,
     const char *detail);
 
 /*
@@ -107,25 +75,23 @@ void opmon_end(struct wp_op *op, enum op_outcome outcome,
  * blocks.  Without a loop (unit tests) begin returns NULL and end(NULL)
  * does nothing.
  */
-struct wp_op *opmon_begin_any(enum op_category cat, const char *name,
+struct opmon_op *opmon_begin_any(enum op_category cat, const char *name,
     int64_t timeout_ms);
-void opmon_end_any(struct wp_op *op, enum op_outcome outcome,
+void opmon_end_any(struct opmon_op *op, enum op_outcome outcome,
     const char *detail);
 
-/*
- * Cancel every plugin operation still in flight (checks and alert
- * deliveries: the shutdown's drain limit).  Each one's done() runs with
- * OP_CANCELED as opmon_cancel() promises; a plugin that does not complete
- * is handled as there.  Core operations, which cannot be cancelled, are
- * left alone.  Loop thread.
- */
-void opmon_cancel_all(void);
+/* Breaches of the plugin protocol, counted for the API and /metrics. */
+enum opmon_breach {
+	OPMON_DOUBLE_COMPLETION, /* a second, stale or invalid completion */
+	OPMON_ABANDONED          /* never completed after cancel */
+};
+void opmon_count_breach(enum opmon_breach kind);
 
-/* Number of operations in flight (all categories, or one). */
+/* Number of operations in flight (all categories: -1, or one). */
 unsigned opmon_running(int cat);
 
-/* Stop accepting new plugin operations' grace waits and free what is
- * finished; called at exit after the loop drained. */
+/* Forget the in-flight list at exit, after the loop drained: what is still
+ * on it belongs to a plugin that never completed, and stays its memory. */
 void opmon_shutdown(void);
 
 /* GET /api/monitor: the summary as JSON (malloc'd). */
@@ -135,14 +101,5 @@ void opmon_metrics(struct wp_buf *b);
 
 const char *opmon_outcome_name(enum op_outcome o);
 const char *opmon_category_name(enum op_category c);
-
-/* Tuning for tests: how long a plugin may take to complete after cancel
- * before it is reported as broken (default 5000 ms, or
- * $WATCHPOST_CANCEL_GRACE_MS).  A plugin instance with this many abandoned
- * operations cancelled but not completed (8), or a blocking one with a
- * check stuck past its deadline,
- * gets no new operation until they finish: each is failed at once with
- * WP_REASON_PLUGIN, so a broken plugin cannot exhaust memory or workers. */
-void opmon_set_cancel_grace_ms(int64_t ms);
 
 #endif

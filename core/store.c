@@ -1,53 +1,13 @@
 /*
- * store -- SQLite persistence: schema and migrations, the synchronous
- * start-up/reload calls, and the writer thread that drains a bounded queue
- * in batched transactions.
- *
- * Two connections: `db` belongs to the writer (the caller's thread before
- * store_start(), the writer thread after it) and `rdb`, guarded by `rmu`,
- * serves store_sync_monitors() and store_load_*() from any thread.  WAL lets
- * `rdb` read while the writer writes; its busy timeout covers the short
- * writer transactions when it writes monitors.
- *
- * Queue: a ring of `cap` items.  Submitters append at the tail under `mu`;
- * the writer reads up to `batch_max` items from the head without holding
- * `mu` (submitters never touch those `busy` slots) and pops them only after
- * COMMIT, so a failed transaction loses nothing and a failing database
- * fills the queue, at which point new plain checks are dropped and counted.
- *
- * Group commit: a transaction costs far more than a row (the WAL frames of
- * every page touched, file locks, a wake-up), and checks spread over their
- * interval arrive one at a time.  So once an item is queued the writer
- * waits until it is GATHER_MS old or GATHER_ROWS items are queued, then
- * writes them all in one transaction.  Only the writer waits: submitters
- * never block, and they wake the writer only when the queue becomes
- * non-empty or reaches GATHER_ROWS, not for every item.  An alert is
- * delivered only once its outbox row is committed (store_on_commit()), so
- * the gathering delays alerts, and what readers of the database see, by at
- * most GATHER_MS.
- *
- * Priority: a check that changed state, its outbox rows and delivery
- * updates are never dropped for a full queue.  A plain check is refused
- * when the queue is full; one of those items instead sheds the newest
- * queued plain check outside the batch the writer is writing (`busy`, at
- * most half the queue), and takes its place at the tail.
- *
- * The file: SQLite keeps writing to a database file that was deleted, or
- * that another file was moved over, and the next start would find a fresh
- * one.  So the writer checks every WATCH_MS that the path, -wal and -shm
- * still name the files it opened (three stat calls), and if not, copies the
- * database it still has open back to the path (recover_file()).
- *
- * Checkpoints: SQLite's automatic checkpoint runs inside the COMMIT that
- * crosses 1,000 WAL pages, copying them into the database file and syncing
- * it, which made some batches take over 100 ms.  The writer's connection
- * has a WAL hook instead that asks the checkpoint thread, with a connection
- * of its own, for a PASSIVE checkpoint (it never blocks the writer) once
- * the WAL holds CKPT_FRAMES pages.
+ * store -- SQLite persistence, the open and read side: opening and
+ * checking the file, schema migrations, and the synchronous calls of the
+ * start-up, reload and API paths (store_sync_monitors(), store_load_*(),
+ * store_last_measurements(), store_get_stats()).  The writer thread, its
+ * queue and the file watch are in store-writer.c; what both share is in
+ * store-int.h.
  */
 #include "config.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
@@ -56,135 +16,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 #include <sys/stat.h>
 
 #include <sqlite3.h>
 
 #include "log.h"
-#include "opmon.h"
-#include "store.h"
+#include "store-int.h"
 #include "util.h"
 
-#define SCHEMA_VERSION	1
-#define BATCH_MAX	1000	/* items per writer transaction */
-#define BUSY_MS		5000	/* busy timeout of the synchronous calls */
-/*
- * The writer retries on its own with backoff, so its busy handler only has
- * to ride out short locks (a checkpoint, a monitor sync); waiting longer
- * would only delay reporting a stuck database.
- */
-#define WRITER_BUSY_MS	1000
-#define BACKOFF_MIN_MS	100
-#define BACKOFF_MAX_MS	5000
-#define DRAIN_GIVEUP_MS	2000	/* at close, how long a failing db is retried */
-#define VACUUM_PAGES	2000	/* pages freed per incremental_vacuum step */
-#define BATCH_DEADLINE_MS 10000	/* a batch this slow is flagged in opmon */
-#define SLOW_BATCH_MS	50	/* a batch this slow is logged ... */
-#define SLOW_LOG_MS	10000	/* ... at most this often */
-#define CKPT_FRAMES	4000	/* WAL pages that ask for a checkpoint */
-#define CKPT_RETRY_MS	1000	/* after a failed checkpoint */
-#define GATHER_MS	50	/* the oldest queued item waits at most this */
-#define GATHER_ROWS	256	/* ... or until this many (at most half the
-				   queue, so gathering never fills it) */
+#define SCHEMA_VERSION	2
 #define QUICK_CHECK_MS	5000	/* the start-up check's time cap */
-#define WATCH_MS	1000	/* how often the files are checked */
-
-enum item_kind { ITEM_CHECK, ITEM_DELIVERY };
-
-struct item {
-	enum item_kind kind;
-	int64_t queued_ms;	/* monotonic, when submitted */
-	union {
-		struct {
-			struct store_check c;
-			struct store_alert *alerts;	/* owned, with payloads */
-			size_t n_alerts;
-		} chk;
-		struct {
-			int64_t alert_id;
-			int delivered;
-			int64_t at_ms;
-			char error[256];
-		} dlv;
-	} u;
-};
-
-/* Which file a path names (0, 0: none). */
-struct file_id {
-	dev_t dev;
-	ino_t ino;
-};
-
-/* A retention request; only the writer changes it once queued. */
-struct retention {
-	int64_t cutoff_ms;
-	int chunk;
-	void (*done)(void *, int64_t);
-	void *arg;
-	int64_t deleted;
-	int vacuuming;
-	int64_t freelist;	/* free pages before the last vacuum step */
-	struct retention *next;
-};
-
-struct store {
-	char *path;
-	sqlite3 *db;		/* writer connection */
-	sqlite3 *rdb;		/* synchronous calls, under rmu */
-	pthread_mutex_t rmu;
-
-	/* Writer statements (prepared once, persistent). */
-	sqlite3_stmt *s_begin, *s_commit, *s_rollback;
-	sqlite3_stmt *s_savepoint, *s_release, *s_rollback_to;
-	sqlite3_stmt *s_check, *s_state, *s_outbox;
-	sqlite3_stmt *s_delivered, *s_attempt;
-	sqlite3_stmt *s_retention;
-
-	pthread_t thread;
-	int started;
-	sqlite3 *cdb;		/* the checkpoint thread's connection */
-	pthread_t ckpt_thread;
-	int ckpt_started;
-
-	/* Everything below is guarded by mu. */
-	pthread_mutex_t mu;
-	pthread_cond_t cv;	/* work arrived or stop requested */
-	struct item *ring;
-	size_t cap, head, count;
-	size_t gather_rows;	/* GATHER_ROWS, or half of a smaller queue */
-	size_t batch_max;	/* BATCH_MAX, or half of a smaller queue, so
-				   half the queue can always be shed */
-	struct retention *ret, *ret_tail;
-	size_t busy;		/* head items the writer is writing */
-	void (*on_commit)(void *, const struct store_alert *, size_t);
-	void *on_commit_arg;
-	int stopping;
-	int ckpt_want;		/* the WAL hook asked for a checkpoint */
-	int ckpt_drop;		/* the writer asks it to close cdb */
-	int ckpt_exited;
-	pthread_cond_t ckpt_cv;	/* ckpt_want, ckpt_drop or stopping changed */
-	int64_t giveup_ms;	/* monotonic; only meaningful while stopping */
-	struct store_stats stats;
-	/* Writer thread only: when the last batch began, got the write
-	 * lock, wrote its rows and committed (monotonic µs). */
-	int64_t phase_us[4];
-	int64_t slow_logged_ms;	/* monotonic, the last log_slow_batch line */
-	unsigned slow_since;	/* slow batches since that line */
-	/* Set by the writer thread when the file is found damaged; read by
-	 * it and, after it ends, by store_close(). */
-	int damaged;
-	void (*on_damage)(void *);
-	void *damage_arg;
-	/* Writer thread only: the database, -wal and -shm it opened, when
-	 * to look at them next, a recovery under way, and the outbox rows of
-	 * the last committed batch (for on_commit). */
-	struct file_id files[3];
-	int64_t watch_next_ms;
-	int recovering;
-	struct store_alert *done_rows;
-	size_t done_cap;
-};
 
 /* SQL for each schema version; migration i brings version i to i + 1. */
 static const char *const migrations[] = {
@@ -232,46 +73,38 @@ static const char *const migrations[] = {
 	"  attempts INTEGER NOT NULL DEFAULT 0,"
 	"  last_error TEXT,"
 	"  last_attempt_ms INTEGER);",
+	/* 1 -> 2: named measurements.  Without a rowid: the rows are read
+	 * and deleted by check_id, the primary key's first column, which
+	 * also serves the cascade when retention deletes their checks. */
+	"CREATE TABLE measurements("
+	"  check_id INTEGER NOT NULL REFERENCES checks(id) ON DELETE CASCADE,"
+	"  name TEXT NOT NULL,"
+	"  value REAL NOT NULL,"
+	"  PRIMARY KEY(check_id, name)) WITHOUT ROWID;",
 };
 
-static const double bucket_le[7] = { 1, 5, 10, 25, 50, 100, 250 };
-
-static void
-copy_str(char *dst, size_t len, const char *src)
+void
+st_copy_str(char *dst, size_t len, const char *src)
 {
 	snprintf(dst, len, "%s", src != NULL ? src : "");
 }
 
-static void
-free_item(struct item *it)
-{
-	size_t i;
-
-	if (it->kind != ITEM_CHECK)
-		return;
-	for (i = 0; i < it->u.chk.n_alerts; i++)
-		free(it->u.chk.alerts[i].payload);
-	free(it->u.chk.alerts);
-	it->u.chk.alerts = NULL;
-	it->u.chk.n_alerts = 0;
-}
-
 /* Run SQL with no result rows.  0, or WP_EIO with the message in err. */
-static int
-exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen)
+int
+st_exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen)
 {
 	char *msg = NULL;
 
 	if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
 		return 0;
-	copy_str(err, errlen, msg != NULL ? msg : sqlite3_errmsg(db));
+	st_copy_str(err, errlen, msg != NULL ? msg : sqlite3_errmsg(db));
 	sqlite3_free(msg);
 	return WP_EIO;
 }
 
 /* One integer from a single-row query, or WP_EIO. */
-static int
-query_int(sqlite3 *db, const char *sql, int64_t *out)
+int
+st_query_int(sqlite3 *db, const char *sql, int64_t *out)
 {
 	sqlite3_stmt *s = NULL;
 	int rc = WP_EIO;
@@ -288,8 +121,8 @@ out:
 }
 
 /* Step a statement that returns no rows and reset it.  SQLite result code. */
-static int
-step_done(sqlite3_stmt *s)
+int
+st_step_done(sqlite3_stmt *s)
 {
 	int rc;
 
@@ -297,27 +130,6 @@ step_done(sqlite3_stmt *s)
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
 	return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
-}
-
-static void
-bind_opt_double(sqlite3_stmt *s, int i, double v)
-{
-	if (v < 0)
-		sqlite3_bind_null(s, i);
-	else
-		sqlite3_bind_double(s, i, v);
-}
-
-/* Bind a fixed-size char array that may lack its NUL; "" binds NULL. */
-static void
-bind_opt_text(sqlite3_stmt *s, int i, const char *p, size_t max)
-{
-	size_t n = strnlen(p, max);
-
-	if (n == 0)
-		sqlite3_bind_null(s, i);
-	else
-		sqlite3_bind_text(s, i, p, (int)n, SQLITE_TRANSIENT);
 }
 
 /*
@@ -334,8 +146,8 @@ sqlite_setup(void)
 
 /* 1 if an SQLite result code says the file itself is damaged or is not
  * a database: no retry can help. */
-static int
-damaged(int rc)
+int
+st_damaged(int rc)
 {
 	return (rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB;
 }
@@ -354,7 +166,7 @@ explain(int rc, const char *path, const char *detail, char *err,
 		snprintf(err, errlen, "store: %s: not an SQLite database (%s); "
 		    "set database to another file, or move this one aside to "
 		    "start with a new database", path, detail);
-	else if (damaged(rc))
+	else if (st_damaged(rc))
 		snprintf(err, errlen, "store: %s: the database is damaged "
 		    "(%s); restore a backup, or move it aside to start with a "
 		    "new database", path, detail);
@@ -369,8 +181,8 @@ explain(int rc, const char *path, const char *detail, char *err,
  * under rmu), so it is opened without SQLite's own per-connection mutex,
  * which took about a quarter of the writer's instructions.
  */
-static int
-open_conn(const char *path, int busy_ms, sqlite3 **out, char *err,
+int
+st_open_conn(const char *path, int busy_ms, sqlite3 **out, char *err,
     size_t errlen)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -390,7 +202,7 @@ open_conn(const char *path, int busy_ms, sqlite3 **out, char *err,
 	}
 	sqlite3_extended_result_codes(db, 1);
 	sqlite3_busy_timeout(db, busy_ms);
-	if (exec_sql(db, "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;",
+	if (st_exec_sql(db, "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;",
 	    msg, sizeof(msg)) != 0) {
 		explain(sqlite3_extended_errcode(db), path, msg, err, errlen);
 		sqlite3_close(db);
@@ -407,12 +219,12 @@ read_version(sqlite3 *db, int64_t *version)
 	int64_t has_meta = 0;
 
 	*version = 0;
-	if (query_int(db, "SELECT count(*) FROM sqlite_master "
+	if (st_query_int(db, "SELECT count(*) FROM sqlite_master "
 	    "WHERE type = 'table' AND name = 'meta'", &has_meta) != 0)
 		return WP_EIO;
 	if (!has_meta)
 		return 0;
-	if (query_int(db, "SELECT CAST(value AS INTEGER) FROM meta "
+	if (st_query_int(db, "SELECT CAST(value AS INTEGER) FROM meta "
 	    "WHERE key = 'schema_version'", version) != 0)
 		*version = 0;
 	return 0;
@@ -433,14 +245,14 @@ migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
 	int rc;
 
 	for (;;) {
-		if (exec_sql(db, "BEGIN IMMEDIATE", msg, sizeof(msg)) != 0)
+		if (st_exec_sql(db, "BEGIN IMMEDIATE", msg, sizeof(msg)) != 0)
 			goto fail;
 		if (read_version(db, &v) != 0) {
-			copy_str(msg, sizeof(msg), sqlite3_errmsg(db));
+			st_copy_str(msg, sizeof(msg), sqlite3_errmsg(db));
 			goto fail;
 		}
 		if (v > SCHEMA_VERSION) {
-			exec_sql(db, "ROLLBACK", msg, sizeof(msg));
+			st_exec_sql(db, "ROLLBACK", msg, sizeof(msg));
 			snprintf(err, errlen, "store: %s: database schema "
 			    "version %" PRId64 " is newer than this build "
 			    "supports (%d); use a newer watchpost or another "
@@ -448,23 +260,23 @@ migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
 			return WP_EINVAL;
 		}
 		if (v < 0) {
-			exec_sql(db, "ROLLBACK", msg, sizeof(msg));
+			st_exec_sql(db, "ROLLBACK", msg, sizeof(msg));
 			snprintf(err, errlen, "store: %s: invalid schema "
 			    "version %" PRId64, path, v);
 			return WP_EINVAL;
 		}
 		if (v == SCHEMA_VERSION) {
-			if (exec_sql(db, "COMMIT", msg, sizeof(msg)) != 0)
+			if (st_exec_sql(db, "COMMIT", msg, sizeof(msg)) != 0)
 				goto fail;
 			return 0;
 		}
-		if (exec_sql(db, migrations[v], msg, sizeof(msg)) != 0)
+		if (st_exec_sql(db, migrations[v], msg, sizeof(msg)) != 0)
 			goto fail;
 		sql = sqlite3_mprintf("INSERT OR REPLACE INTO meta(key, value) "
 		    "VALUES ('schema_version', '%lld')", (long long)v + 1);
-		rc = exec_sql(db, sql, msg, sizeof(msg));
+		rc = st_exec_sql(db, sql, msg, sizeof(msg));
 		sqlite3_free(sql);
-		if (rc != 0 || exec_sql(db, "COMMIT", msg, sizeof(msg)) != 0)
+		if (rc != 0 || st_exec_sql(db, "COMMIT", msg, sizeof(msg)) != 0)
 			goto fail;
 		wp_info("store: %s: migrated schema to version %lld", path,
 		    (long long)v + 1);
@@ -476,94 +288,18 @@ fail:
 	return WP_EIO;
 }
 
-static int
-prepare(struct store *st, const char *sql, sqlite3_stmt **s, char *err,
-    size_t errlen)
-{
-	if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, s,
-	    NULL) == SQLITE_OK)
-		return 0;
-	snprintf(err, errlen, "store: %s: %s", st->path,
-	    sqlite3_errmsg(st->db));
-	return WP_EIO;
-}
-
-static int
-prepare_writer(struct store *st, char *err, size_t errlen)
-{
-	const struct {
-		sqlite3_stmt **s;
-		const char *sql;
-	} t[] = {
-		{ &st->s_begin, "BEGIN IMMEDIATE" },
-		{ &st->s_commit, "COMMIT" },
-		{ &st->s_rollback, "ROLLBACK" },
-		{ &st->s_savepoint, "SAVEPOINT item" },
-		{ &st->s_release, "RELEASE item" },
-		{ &st->s_rollback_to, "ROLLBACK TO item" },
-		{ &st->s_check, "INSERT INTO checks(monitor_id, ts, ok, "
-		    "latency_ms, status_code, error, reason, attempts, dns_ms, "
-		    "connect_ms, tls_ms, first_byte_ms, cert_expiry) "
-		    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
-		    "?13)" },
-		/* since_ms moves only when the check changed the state. */
-		{ &st->s_state, "INSERT INTO state(monitor_id, state, "
-		    "last_check_ms, latency_ms, since_ms) "
-		    "VALUES (?1, ?2, ?3, ?4, ?3) "
-		    "ON CONFLICT(monitor_id) DO UPDATE SET "
-		    "state = excluded.state, "
-		    "last_check_ms = excluded.last_check_ms, "
-		    "latency_ms = excluded.latency_ms, "
-		    "since_ms = CASE WHEN ?5 THEN excluded.since_ms "
-		    "ELSE state.since_ms END" },
-		{ &st->s_outbox, "INSERT INTO outbox(id, monitor_id, "
-		    "alert_name, payload, created_ms) "
-		    "VALUES (?1, ?2, ?3, ?4, ?5)" },
-		{ &st->s_delivered, "DELETE FROM outbox WHERE id = ?1" },
-		{ &st->s_attempt, "UPDATE outbox SET attempts = attempts + 1, "
-		    "last_error = ?2, last_attempt_ms = ?3 WHERE id = ?1" },
-		{ &st->s_retention, "DELETE FROM checks WHERE id IN "
-		    "(SELECT id FROM checks WHERE ts < ?1 LIMIT ?2)" },
-	};
-	size_t i;
-
-	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++)
-		if (prepare(st, t[i].sql, t[i].s, err, errlen) != 0)
-			return WP_EIO;
-	return 0;
-}
-
-static void
-finalize_writer(struct store *st)
-{
-	sqlite3_stmt **all[] = {
-		&st->s_begin, &st->s_commit, &st->s_rollback,
-		&st->s_savepoint, &st->s_release, &st->s_rollback_to,
-		&st->s_check, &st->s_state, &st->s_outbox,
-		&st->s_delivered, &st->s_attempt, &st->s_retention,
-	};
-	size_t i;
-
-	for (i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
-		sqlite3_finalize(*all[i]);
-		*all[i] = NULL;
-	}
-}
-
-static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames);
-
 /* Release everything store_open() acquired; the writer must be stopped. */
-static void
-destroy(struct store *st)
+void
+st_destroy(struct store *st)
 {
 	size_t i;
 
 	if (st->ring != NULL) {
 		for (i = 0; i < st->count; i++)
-			free_item(&st->ring[(st->head + i) % st->cap]);
+			st_free_item(&st->ring[(st->head + i) % st->cap]);
 		free(st->ring);
 	}
-	finalize_writer(st);
+	st_finalize_writer(st);
 	sqlite3_close(st->cdb);
 	sqlite3_close(st->db);
 	sqlite3_close(st->rdb);
@@ -597,8 +333,8 @@ queue_limit(size_t cap)
 	return v < cap ? (size_t)v : cap;
 }
 
-static void
-timespec_at(struct timespec *ts, int64_t mono_ms)
+void
+st_timespec_at(struct timespec *ts, int64_t mono_ms)
 {
 	ts->tv_sec = mono_ms / 1000;
 	ts->tv_nsec = (mono_ms % 1000) * 1000000;
@@ -648,7 +384,7 @@ watchdog_main(void *arg)
 	struct timespec ts;
 
 	pthread_mutex_lock(&w->mu);
-	timespec_at(&ts, w->deadline);
+	st_timespec_at(&ts, w->deadline);
 	while (!w->done && wp_now_ms() < w->deadline)
 		pthread_cond_timedwait(&w->cv, &w->mu, &ts);
 	/* Again every 10 ms until the check ends: an interrupt that comes
@@ -656,7 +392,7 @@ watchdog_main(void *arg)
 	while (!w->done) {
 		sqlite3_interrupt(w->db);
 		w->fired = 1;
-		timespec_at(&ts, wp_now_ms() + 10);
+		st_timespec_at(&ts, wp_now_ms() + 10);
 		pthread_cond_timedwait(&w->cv, &w->mu, &ts);
 	}
 	pthread_mutex_unlock(&w->mu);
@@ -710,7 +446,7 @@ check_file(sqlite3 *db, const char *path, char *err, size_t errlen)
 			rc = SQLITE_CORRUPT;
 		}
 	} else if (rc != SQLITE_OK && rc != SQLITE_DONE) {
-		copy_str(detail, sizeof(detail), sqlite3_errmsg(db));
+		st_copy_str(detail, sizeof(detail), sqlite3_errmsg(db));
 	}
 	sqlite3_finalize(s);
 	pthread_mutex_lock(&w.mu);
@@ -734,8 +470,8 @@ check_file(sqlite3 *db, const char *path, char *err, size_t errlen)
 }
 
 /* What PATH, PATH-wal and PATH-shm name now (a missing file: 0, 0). */
-static void
-file_ids(const char *path, struct file_id out[3])
+void
+st_file_ids(const char *path, struct file_id out[3])
 {
 	static const char *const sfx[3] = { "", "-wal", "-shm" };
 	char name[PATH_MAX];
@@ -760,15 +496,15 @@ file_ids(const char *path, struct file_id out[3])
  * CHECK, first refuse a damaged file (check_file()).  0, or a negative
  * WP_E* code with err set and st->db NULL.
  */
-static int
-open_writer(struct store *st, int check, char *err, size_t errlen)
+int
+st_open_writer(struct store *st, int check, char *err, size_t errlen)
 {
 	sqlite3_stmt *s = NULL;
 	char mode[16] = "";
 	int64_t objects = 0;
 	int rc;
 
-	if ((rc = open_conn(st->path, WRITER_BUSY_MS, &st->db, err,
+	if ((rc = st_open_conn(st->path, WRITER_BUSY_MS, &st->db, err,
 	    errlen)) != 0)
 		return rc;
 	if (check && (rc = check_file(st->db, st->path, err, errlen)) != 0)
@@ -779,7 +515,7 @@ open_writer(struct store *st, int check, char *err, size_t errlen)
 	 * was made with (retention skips the vacuum step without it).
 	 */
 	rc = WP_EIO;
-	if (query_int(st->db, "SELECT count(*) FROM sqlite_master",
+	if (st_query_int(st->db, "SELECT count(*) FROM sqlite_master",
 	    &objects) != 0)
 		goto sqlfail;
 	if (objects == 0 && sqlite3_exec(st->db,
@@ -788,7 +524,7 @@ open_writer(struct store *st, int check, char *err, size_t errlen)
 	if (sqlite3_prepare_v2(st->db, "PRAGMA journal_mode=WAL", -1, &s,
 	    NULL) != SQLITE_OK || sqlite3_step(s) != SQLITE_ROW)
 		goto sqlfail;
-	copy_str(mode, sizeof(mode), (const char *)sqlite3_column_text(s, 0));
+	st_copy_str(mode, sizeof(mode), (const char *)sqlite3_column_text(s, 0));
 	sqlite3_finalize(s);
 	s = NULL;
 	if (strcmp(mode, "wal") != 0)
@@ -796,7 +532,7 @@ open_writer(struct store *st, int check, char *err, size_t errlen)
 		    "wait for writes", st->path, mode);
 	if ((rc = migrate(st->db, st->path, err, errlen)) != 0)
 		goto fail;
-	if ((rc = prepare_writer(st, err, errlen)) != 0)
+	if ((rc = st_prepare_writer(st, err, errlen)) != 0)
 		goto fail;
 	return 0;
 sqlfail:
@@ -804,7 +540,7 @@ sqlfail:
 	    sqlite3_errmsg(st->db));
 	sqlite3_finalize(s);
 fail:
-	finalize_writer(st);
+	st_finalize_writer(st);
 	sqlite3_close(st->db);
 	st->db = NULL;
 	return rc;
@@ -843,16 +579,16 @@ store_open(const char *path, size_t queue_capacity, struct store **out,
 	pthread_cond_init(&st->ckpt_cv, &ca);
 	pthread_condattr_destroy(&ca);
 
-	if ((rc = open_writer(st, 1, err, errlen)) != 0)
+	if ((rc = st_open_writer(st, 1, err, errlen)) != 0)
 		goto fail;
-	if ((rc = open_conn(path, BUSY_MS, &st->rdb, err, errlen)) != 0)
+	if ((rc = st_open_conn(path, BUSY_MS, &st->rdb, err, errlen)) != 0)
 		goto fail;
-	file_ids(path, st->files);
+	st_file_ids(path, st->files);
 	st->ring = wp_xcalloc(queue_capacity, sizeof(*st->ring));
 	*out = st;
 	return 0;
 fail:
-	destroy(st);
+	st_destroy(st);
 	return rc;
 }
 
@@ -895,7 +631,7 @@ store_sync_monitors(struct store *st, const char *const *names,
 		sqlite3_bind_text(up, 1, names[i], -1, SQLITE_STATIC);
 		sqlite3_bind_text(up, 2, types[i], -1, SQLITE_STATIC);
 		sqlite3_bind_int64(up, 3, now);
-		if (step_done(up) != SQLITE_OK)
+		if (st_step_done(up) != SQLITE_OK)
 			goto fail;
 		sqlite3_bind_text(sel, 1, names[i], -1, SQLITE_STATIC);
 		if (sqlite3_step(sel) != SQLITE_ROW) {
@@ -948,7 +684,7 @@ store_load_state(struct store *st, struct store_state **out, size_t *n)
 		e = &v[len++];
 		memset(e, 0, sizeof(*e));
 		e->monitor_id = sqlite3_column_int64(s, 0);
-		copy_str(e->state, sizeof(e->state),
+		st_copy_str(e->state, sizeof(e->state),
 		    (const char *)sqlite3_column_text(s, 1));
 		e->last_check_ms = sqlite3_column_int64(s, 2);
 		e->latency_ms = sqlite3_column_type(s, 3) == SQLITE_NULL ?
@@ -1001,7 +737,7 @@ store_load_pending(struct store *st, struct store_pending_alert **out,
 		memset(e, 0, sizeof(*e));
 		e->id = sqlite3_column_int64(s, 0);
 		e->monitor_id = sqlite3_column_int64(s, 1);
-		copy_str(e->alert_name, sizeof(e->alert_name),
+		st_copy_str(e->alert_name, sizeof(e->alert_name),
 		    (const char *)sqlite3_column_text(s, 2));
 		p = (const char *)sqlite3_column_text(s, 3);
 		e->payload = wp_xstrdup(p != NULL ? p : "");
@@ -1046,7 +782,7 @@ store_max_alert_id(struct store *st)
 	if (st == NULL)
 		return 0;
 	pthread_mutex_lock(&st->rmu);
-	if (query_int(st->rdb, "SELECT max(coalesce((SELECT seq FROM "
+	if (st_query_int(st->rdb, "SELECT max(coalesce((SELECT seq FROM "
 	    "sqlite_sequence WHERE name = 'outbox'), 0), "
 	    "coalesce((SELECT max(id) FROM outbox), 0))", &v) != 0) {
 		wp_err("store: reading the largest alert id: %s",
@@ -1057,1140 +793,82 @@ store_max_alert_id(struct store *st)
 	return v;
 }
 
-/*
- * Errors that belong to one item, not to the database: retrying cannot
- * help, so the item is skipped (and logged) instead of blocking the queue
- * forever.  Everything else (busy, I/O, full, read-only, and an operator's
- * trigger refusing writes) fails the transaction and is retried.
- */
-static int
-item_error(int rc)
+int
+store_last_measurements(struct store *st, int64_t monitor_id,
+    struct store_measure **out, size_t *n, int64_t *ts_ms)
 {
-	switch (rc) {
-	case SQLITE_CONSTRAINT_FOREIGNKEY:
-	case SQLITE_CONSTRAINT_PRIMARYKEY:
-	case SQLITE_CONSTRAINT_UNIQUE:
-	case SQLITE_CONSTRAINT_NOTNULL:
-	case SQLITE_CONSTRAINT_CHECK:
-	case SQLITE_MISMATCH:
-	case SQLITE_TOOBIG:
-	case SQLITE_RANGE:
-		return 1;
-	default:
-		return 0;
-	}
-}
+	struct store_measure *v = NULL, *blk;
+	struct wp_buf names = { 0 };
+	sqlite3_stmt *s = NULL;
+	size_t len = 0, cap = 0, *off = NULL, i;
+	int64_t ts = 0;
+	int rc = WP_EIO, step;
 
-/* Write one item inside the open transaction.  SQLite result code. */
-static int
-write_item(struct store *st, const struct item *it)
-{
-	const struct store_check *c;
-	const struct store_alert *a;
-	size_t i;
-	int rc;
-
-	if (it->kind == ITEM_DELIVERY) {
-		if (it->u.dlv.delivered) {
-			sqlite3_bind_int64(st->s_delivered, 1,
-			    it->u.dlv.alert_id);
-			return step_done(st->s_delivered);
-		}
-		sqlite3_bind_int64(st->s_attempt, 1, it->u.dlv.alert_id);
-		bind_opt_text(st->s_attempt, 2, it->u.dlv.error,
-		    sizeof(it->u.dlv.error));
-		sqlite3_bind_int64(st->s_attempt, 3, it->u.dlv.at_ms);
-		return step_done(st->s_attempt);
-	}
-	c = &it->u.chk.c;
-	sqlite3_bind_int64(st->s_check, 1, c->monitor_id);
-	sqlite3_bind_int64(st->s_check, 2, c->ts_ms);
-	sqlite3_bind_int(st->s_check, 3, c->ok ? 1 : 0);
-	bind_opt_double(st->s_check, 4, c->latency_ms);
-	if (c->status_code >= 0)
-		sqlite3_bind_int(st->s_check, 5, c->status_code);
-	bind_opt_text(st->s_check, 6, c->error, sizeof(c->error));
-	sqlite3_bind_text(st->s_check, 7, wp_reason_name(c->reason), -1,
-	    SQLITE_STATIC);
-	sqlite3_bind_int(st->s_check, 8, c->attempts);
-	bind_opt_double(st->s_check, 9, c->dns_ms);
-	bind_opt_double(st->s_check, 10, c->connect_ms);
-	bind_opt_double(st->s_check, 11, c->tls_ms);
-	bind_opt_double(st->s_check, 12, c->first_byte_ms);
-	if (c->cert_expiry != 0)
-		sqlite3_bind_int64(st->s_check, 13, c->cert_expiry);
-	if ((rc = step_done(st->s_check)) != SQLITE_OK)
-		return rc;
-
-	sqlite3_bind_int64(st->s_state, 1, c->monitor_id);
-	sqlite3_bind_text(st->s_state, 2, c->ok ? "up" : "down", -1,
-	    SQLITE_STATIC);
-	sqlite3_bind_int64(st->s_state, 3, c->ts_ms);
-	bind_opt_double(st->s_state, 4, c->latency_ms);
-	sqlite3_bind_int(st->s_state, 5, c->state_changed ? 1 : 0);
-	if ((rc = step_done(st->s_state)) != SQLITE_OK)
-		return rc;
-
-	for (i = 0; i < it->u.chk.n_alerts; i++) {
-		a = &it->u.chk.alerts[i];
-		sqlite3_bind_int64(st->s_outbox, 1, a->id);
-		sqlite3_bind_int64(st->s_outbox, 2, a->monitor_id);
-		sqlite3_bind_text(st->s_outbox, 3, a->alert_name,
-		    (int)strnlen(a->alert_name, sizeof(a->alert_name)),
-		    SQLITE_STATIC);
-		sqlite3_bind_text(st->s_outbox, 4,
-		    a->payload != NULL ? a->payload : "", -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st->s_outbox, 5, a->created_ms);
-		if ((rc = step_done(st->s_outbox)) != SQLITE_OK)
-			return rc;
-	}
-	return SQLITE_OK;
-}
-
-static void
-log_skipped(const struct item *it, const char *msg)
-{
-	if (it->kind == ITEM_CHECK)
-		wp_err("store: check of monitor id %" PRId64 " at %" PRId64
-		    " not stored: %s", it->u.chk.c.monitor_id,
-		    it->u.chk.c.ts_ms, msg);
-	else
-		wp_err("store: delivery of alert %" PRId64 " not recorded: %s",
-		    it->u.dlv.alert_id, msg);
-}
-
-/*
- * After a failed statement on the writer's connection (before any
- * rollback): its message into err, and st->damaged set when the file is
- * damaged.  Writer thread.
- */
-static void
-write_failed(struct store *st, char *err, size_t errlen)
-{
-	copy_str(err, errlen, sqlite3_errmsg(st->db));
-	if (damaged(sqlite3_extended_errcode(st->db)))
-		st->damaged = 1;
-}
-
-/*
- * Write items [head, head + n) of the ring in one transaction.  An item
- * the database rejects for itself (item_error()) is skipped whole, which
- * needs a savepoint around each item; savepoints copy every page an item
- * touches into the statement journal, so they are used only when CAREFUL.
- * Without CAREFUL the first rejected item rolls the transaction back and
- * returns 1, and the caller writes the batch again with CAREFUL.  0 (and
- * *nchecks checks written), 1, or WP_EIO with the message in err after
- * rolling back.
- */
-static int
-write_batch(struct store *st, size_t head, size_t n, int careful,
-    uint64_t *nchecks, char *err, size_t errlen)
-{
-	const struct item *it;
-	size_t i;
-	int rc;
-
-	*nchecks = 0;
-	st->phase_us[0] = wp_now_us();
-	if ((rc = step_done(st->s_begin)) != SQLITE_OK)
-		goto fail;
-	st->phase_us[1] = wp_now_us();
-	for (i = 0; i < n; i++) {
-		it = &st->ring[(head + i) % st->cap];
-		if (careful && (rc = step_done(st->s_savepoint)) != SQLITE_OK)
-			goto fail;
-		rc = write_item(st, it);
-		if (rc != SQLITE_OK && item_error(rc) && !careful) {
-			step_done(st->s_rollback);
-			return 1;
-		} else if (rc != SQLITE_OK && item_error(rc)) {
-			log_skipped(it, sqlite3_errmsg(st->db));
-			if ((rc = step_done(st->s_rollback_to)) != SQLITE_OK)
-				goto fail;
-		} else if (rc != SQLITE_OK) {
-			goto fail;
-		} else if (it->kind == ITEM_CHECK) {
-			(*nchecks)++;
-		}
-		if (careful && (rc = step_done(st->s_release)) != SQLITE_OK)
-			goto fail;
-	}
-	st->phase_us[2] = wp_now_us();
-	if ((rc = step_done(st->s_commit)) != SQLITE_OK)
-		goto fail;
-	st->phase_us[3] = wp_now_us();
-	return 0;
-fail:
-	write_failed(st, err, errlen);
-	if (!sqlite3_get_autocommit(st->db))
-		step_done(st->s_rollback);
-	*nchecks = 0;
-	return WP_EIO;
-}
-
-/*
- * A written batch that took over SLOW_BATCH_MS: say where the time went
- * (waiting for the write lock, the rows, the commit), at most once per
- * SLOW_LOG_MS with the count since the last line, so a slow disk cannot
- * flood the log.  Writer thread.
- */
-static void
-log_slow_batch(struct store *st, size_t n, double ms)
-{
-	int64_t now = wp_now_ms();
-
-	st->slow_since++;
-	if (st->slow_logged_ms != 0 && now - st->slow_logged_ms < SLOW_LOG_MS)
-		return;
-	wp_info("store: slow write: %zu items in %.1f ms (lock %.1f, rows "
-	    "%.1f, commit %.1f ms); %u batch(es) over %d ms since the last "
-	    "such line", n, ms,
-	    (double)(st->phase_us[1] - st->phase_us[0]) / 1000.0,
-	    (double)(st->phase_us[2] - st->phase_us[1]) / 1000.0,
-	    (double)(st->phase_us[3] - st->phase_us[2]) / 1000.0,
-	    st->slow_since, SLOW_BATCH_MS);
-	st->slow_logged_ms = now;
-	st->slow_since = 0;
-}
-
-/*
- * One step of a retention request: a chunk of deletions in its own
- * transaction, or, once nothing old is left, an incremental vacuum step.
- * Sets *finished when the request is complete.  0 or WP_EIO (err set).
- */
-static int
-retention_step(struct store *st, struct retention *r, int64_t *deleted,
-    int *finished, char *err, size_t errlen)
-{
-	char sql[64];
-	int64_t fl = 0, mode = 0;
-	int rc;
-
-	*deleted = 0;
-	*finished = 0;
-	if (!r->vacuuming) {
-		if ((rc = step_done(st->s_begin)) != SQLITE_OK)
-			goto fail;
-		sqlite3_bind_int64(st->s_retention, 1, r->cutoff_ms);
-		sqlite3_bind_int(st->s_retention, 2, r->chunk);
-		if ((rc = step_done(st->s_retention)) != SQLITE_OK)
-			goto fail;
-		*deleted = sqlite3_changes(st->db);
-		if ((rc = step_done(st->s_commit)) != SQLITE_OK)
-			goto fail;
-		if (*deleted < r->chunk) {
-			r->vacuuming = 1;
-			r->freelist = -1;
-		}
-		return 0;
-	}
-	/*
-	 * Vacuum a bounded number of pages per step so queued checks are
-	 * written in between; stop when the free list is empty or stops
-	 * shrinking (a file created without incremental auto_vacuum).
-	 */
-	if (query_int(st->db, "PRAGMA auto_vacuum", &mode) != 0 ||
-	    query_int(st->db, "PRAGMA freelist_count", &fl) != 0) {
-		write_failed(st, err, errlen);
-		return WP_EIO;
-	}
-	if (mode != 2 || fl == 0 || (r->freelist >= 0 && fl >= r->freelist)) {
-		*finished = 1;
-		return 0;
-	}
-	r->freelist = fl;
-	snprintf(sql, sizeof(sql), "PRAGMA incremental_vacuum(%d)",
-	    VACUUM_PAGES);
-	if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) == SQLITE_OK)
-		return 0;
-fail:
-	write_failed(st, err, errlen);
-	if (!sqlite3_get_autocommit(st->db))
-		step_done(st->s_rollback);
-	return WP_EIO;
-}
-
-static void
-record_batch(struct store *st, double ms)
-{
-	size_t i;
-
-	st->stats.batches++;
-	st->stats.last_batch_ms = ms;
-	if (ms > st->stats.max_batch_ms)
-		st->stats.max_batch_ms = ms;
-	st->stats.batch_ms_sum += ms;
-	/* Cumulative, as Prometheus buckets are: le=5 counts every batch
-	 * that took at most 5 ms; the last bucket counts all. */
-	for (i = 0; i < 7; i++)
-		if (ms <= bucket_le[i])
-			st->stats.batch_ms_bucket[i]++;
-	st->stats.batch_ms_bucket[7]++;
-}
-
-/*
- * Hand the outbox rows of the n items at head, just committed, to
- * on_commit (writer thread, mu not held on entry; held for the call).
- */
-static void
-notify_commit(struct store *st, size_t head, size_t n)
-{
-	const struct item *it;
-	size_t i, j, k = 0;
-
-	for (i = 0; i < n; i++) {
-		it = &st->ring[(head + i) % st->cap];
-		if (it->kind != ITEM_CHECK)
-			continue;
-		for (j = 0; j < it->u.chk.n_alerts; j++) {
-			if (k == st->done_cap) {
-				st->done_cap = st->done_cap ? st->done_cap * 2 :
-				    16;
-				st->done_rows = wp_xrealloc(st->done_rows,
-				    st->done_cap * sizeof(*st->done_rows));
-			}
-			st->done_rows[k] = it->u.chk.alerts[j];
-			st->done_rows[k++].payload = NULL;
-		}
-	}
-	if (k == 0)
-		return;
-	pthread_mutex_lock(&st->mu);
-	if (st->on_commit != NULL)
-		st->on_commit(st->on_commit_arg, st->done_rows, k);
-	pthread_mutex_unlock(&st->mu);
-}
-
-/* Close a connection to files that may no longer be the database's.
- * Persistent WAL: closing the last connection must not unlink PATH-wal
- * and PATH-shm by name, which may by then be another file's. */
-static void
-close_stale(sqlite3 *db)
-{
-	int one = 1;
-
-	if (db == NULL)
-		return;
-	(void)sqlite3_file_control(db, "main", SQLITE_FCNTL_PERSIST_WAL, &one);
-	sqlite3_close(db);
-}
-
-/* Close all three connections (writer thread; rmu held, mu not).  The
- * checkpoint thread closes its own, unless it has exited. */
-static void
-close_all(struct store *st)
-{
-	sqlite3 *cdb = NULL;
-
-	finalize_writer(st);
-	close_stale(st->db);
-	st->db = NULL;
-	close_stale(st->rdb);
-	st->rdb = NULL;
-	pthread_mutex_lock(&st->mu);
-	if (st->ckpt_started && !st->ckpt_exited) {
-		st->ckpt_drop = 1;
-		pthread_cond_signal(&st->ckpt_cv);
-		while (st->ckpt_drop && !st->ckpt_exited)
-			pthread_cond_wait(&st->cv, &st->mu);
-	}
-	cdb = st->cdb;
-	st->cdb = NULL;
-	pthread_mutex_unlock(&st->mu);
-	close_stale(cdb);
-}
-
-/* Open the three connections to st->path again (writer thread; rmu held,
- * mu not).  0, or WP_EIO with err set and every connection closed. */
-static int
-open_all(struct store *st, char *err, size_t errlen)
-{
-	sqlite3 *rdb = NULL, *cdb = NULL;
-
-	if (open_writer(st, 0, err, errlen) != 0 ||
-	    open_conn(st->path, BUSY_MS, &rdb, err, errlen) != 0 ||
-	    (st->ckpt_started && open_conn(st->path, BUSY_MS, &cdb, err,
-	    errlen) != 0)) {
-		sqlite3_close(rdb);
-		finalize_writer(st);
-		sqlite3_close(st->db);
-		st->db = NULL;
-		return WP_EIO;
-	}
-	if (st->ckpt_started) {
-		sqlite3_wal_hook(st->db, wal_hook, st);
-		sqlite3_wal_autocheckpoint(rdb, 0);
-	}
-	st->rdb = rdb;
-	pthread_mutex_lock(&st->mu);
-	st->cdb = cdb;
-	pthread_mutex_unlock(&st->mu);
-	return 0;
-}
-
-/*
- * The database, its -wal or its -shm was deleted, or another file moved
- * over it, while open (writer thread, between transactions, mu not held).
- * The writer's connection still sees every committed row through its
- * descriptors, so it copies them to PATH.recover (VACUUM INTO); then
- * every connection to the old files is closed, the old -wal and -shm are
- * removed (SQLite would replay that WAL into the new file), a file found
- * at PATH is kept as PATH.replaced (its -wal and -shm, which SQLite
- * would also replay, as PATH.replaced-wal and -shm), and the copy takes
- * PATH and is reopened.  Ids are the old file's, so what is queued or in memory
- * refers to the right monitors and alerts.  rmu is held throughout, so a
- * monitor sync cannot write to the old file after the copy.  0, or WP_EIO
- * with err set:
- * if the copy failed the old connections stay (writes go on to the old
- * file); if the reopen failed st->db is NULL.  Either way the next call
- * goes on from there.
- */
-static int
-recover_file(struct store *st, char *err, size_t errlen)
-{
-	static const char *const sfx[3] = { "", "-wal", "-shm" };
-	struct file_id now[3];
-	char tmp[PATH_MAX], name[PATH_MAX], side[PATH_MAX];
-	char *sql;
-	int rc, i;
-
-	snprintf(tmp, sizeof(tmp), "%s.recover", st->path);
+	if (st == NULL || out == NULL || n == NULL)
+		return WP_EINVAL;
+	*out = NULL;
+	*n = 0;
+	if (ts_ms != NULL)
+		*ts_ms = 0;
 	pthread_mutex_lock(&st->rmu);
-	rc = WP_EIO;
-	if (st->db != NULL) {
-		(void)unlink(tmp);
-		sql = sqlite3_mprintf("VACUUM INTO %Q", tmp);
-		rc = exec_sql(st->db, sql, err, errlen);
-		sqlite3_free(sql);
-		if (rc != 0) {
-			(void)unlink(tmp);
-			goto out;
-		}
-		rc = WP_EIO;
-		close_all(st);
-		/* What is at the path now: the old -wal and -shm go; a
-		 * foreign file goes aside with its -wal and -shm. */
-		file_ids(st->path, now);
-		for (i = 2; i >= 0; i--) {
-			if (now[i].ino == 0)
-				continue;
-			snprintf(name, sizeof(name), "%s%s", st->path, sfx[i]);
-			snprintf(side, sizeof(side), "%s.replaced%s", st->path,
-			    sfx[i]);
-			if (now[i].ino == st->files[i].ino &&
-			    now[i].dev == st->files[i].dev) {
-				if (i > 0)
-					(void)unlink(name);
-			} else if (rename(name, side) == 0) {
-				wp_err("store: the file found at %s is kept as "
-				    "%s", name, side);
-			}
-		}
-		if (rename(tmp, st->path) != 0) {
-			snprintf(err, errlen, "renaming its copy (.recover) "
-			    "into place: %s", strerror(errno));
-			goto out;
-		}
-	} else if (access(tmp, F_OK) == 0 && rename(tmp, st->path) != 0) {
-		snprintf(err, errlen, "renaming its copy (.recover) "
-		    "into place: %s", strerror(errno));
-		goto out;
+	if (st->rdb == NULL) {
+		/* The file is being recreated (recover_file()). */
+		pthread_mutex_unlock(&st->rmu);
+		wp_err("store: reading measurements: the database file is "
+		    "being recreated");
+		return WP_EIO;
 	}
-	if (open_all(st, err, errlen) != 0)
-		goto out;
-	file_ids(st->path, st->files);
+	/* The last check by checks(monitor_id, ts), then its rows by the
+	 * primary key, in one statement (one snapshot); a check without
+	 * measurements gives one row with a NULL name. */
+	if (sqlite3_prepare_v2(st->rdb, "SELECT c.ts, m.name, m.value FROM "
+	    "(SELECT id, ts FROM checks WHERE monitor_id = ?1 "
+	    "ORDER BY ts DESC, id DESC LIMIT 1) AS c "
+	    "LEFT JOIN measurements AS m ON m.check_id = c.id "
+	    "ORDER BY m.name", -1, &s, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(s, 1, monitor_id);
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		ts = sqlite3_column_int64(s, 0);
+		if (sqlite3_column_type(s, 1) == SQLITE_NULL)
+			continue;
+		if (len == cap) {
+			cap = cap ? cap * 2 : STORE_MEASURES_MAX;
+			v = wp_xrealloc(v, cap * sizeof(*v));
+			off = wp_xrealloc(off, cap * sizeof(*off));
+		}
+		off[len] = names.len;
+		wp_buf_append(&names, (const char *)sqlite3_column_text(s, 1),
+		    (size_t)sqlite3_column_bytes(s, 1) + 1);
+		v[len].name = NULL;
+		v[len++].value = sqlite3_column_double(s, 2);
+	}
+	if (step != SQLITE_DONE)
+		goto fail;
+	/* The array, then its names, in one block for one free(). */
+	if (len > 0) {
+		blk = wp_xmalloc(len * sizeof(*blk) + names.len);
+		memcpy(blk + len, names.data, names.len);
+		for (i = 0; i < len; i++) {
+			blk[i].name = (const char *)(blk + len) + off[i];
+			blk[i].value = v[i].value;
+		}
+		*out = blk;
+	}
+	*n = len;
+	if (ts_ms != NULL)
+		*ts_ms = ts;
 	rc = 0;
+	goto out;
+fail:
+	wp_err("store: reading measurements: %s", sqlite3_errmsg(st->rdb));
 out:
+	free(v);
+	free(off);
+	wp_buf_free(&names);
+	sqlite3_finalize(s);
 	pthread_mutex_unlock(&st->rmu);
 	return rc;
-}
-
-/*
- * Once every WATCH_MS (writer thread, mu not held): are PATH, PATH-wal and
- * PATH-shm still the files the store opened?  A -wal or -shm not seen yet
- * is adopted (SQLite creates them on first use).  If not, recover_file().
- */
-static void
-watch_files(struct store *st)
-{
-	static const char *const what[3] = { "", "-wal", "-shm" };
-	struct file_id now[3];
-	char err[512];
-	int64_t checks = 0, pending = 0;
-	int i, changed = -1;
-
-	st->watch_next_ms = wp_now_ms() + WATCH_MS;
-	if (!st->recovering) {
-		file_ids(st->path, now);
-		for (i = 0; i < 3 && changed < 0; i++) {
-			if (i > 0 && st->files[i].ino == 0)
-				st->files[i] = now[i];
-			else if (now[i].ino != st->files[i].ino ||
-			    now[i].dev != st->files[i].dev)
-				changed = i;
-		}
-		if (changed < 0)
-			return;
-		wp_err("store: %s%s was %s while open; recreating the database "
-		    "from the open connection", st->path, what[changed],
-		    now[changed].ino == 0 ? "deleted" : "replaced by another "
-		    "file");
-	}
-	if (recover_file(st, err, sizeof(err)) != 0) {
-		if (!st->recovering)
-			wp_err("store: cannot recreate %s, retrying every "
-			    "second: %s", st->path, err);
-		else
-			wp_debug("store: cannot recreate %s: %s", st->path,
-			    err);
-		st->recovering = 1;
-		return;
-	}
-	st->recovering = 0;
-	(void)query_int(st->db, "SELECT count(*) FROM checks", &checks);
-	(void)query_int(st->db, "SELECT count(*) FROM outbox", &pending);
-	wp_warn("store: %s recreated with its history (%lld checks), the "
-	    "monitors, their states and %lld pending alert(s)", st->path,
-	    (long long)checks, (long long)pending);
-	pthread_mutex_lock(&st->mu);
-	st->stats.recovered++;
-	pthread_mutex_unlock(&st->mu);
-}
-
-/*
- * Remove the n written items at the head (mu held).  What is left is
- * moved to the front of the ring when it is only a few items, which it is
- * whenever the writer keeps up: the ring then reuses its first slots and
- * never touches the rest, so its pages stay unmapped (65,536 slots of
- * about 380 bytes would otherwise all become resident as the head goes
- * round: 25 MB, S1 and S2 in BENCHMARKS.md).  A backlog is left in place.
- */
-static void
-pop(struct store *st, size_t n)
-{
-	st->head = (st->head + n) % st->cap;
-	st->count -= n;
-	if (st->count == 0)
-		st->head = 0;
-	else if (st->count <= st->gather_rows &&
-	    st->head + st->count <= st->cap) {
-		memmove(&st->ring[0], &st->ring[st->head],
-		    st->count * sizeof(*st->ring));
-		st->head = 0;
-	}
-}
-
-/* Free everything queued, counted as lost; mu held.  Returns the number
- * of checks among them (the rest are delivery updates). */
-static size_t
-discard(struct store *st)
-{
-	size_t i, nc = 0;
-	struct item *it;
-
-	for (i = 0; i < st->count; i++) {
-		it = &st->ring[(st->head + i) % st->cap];
-		if (it->kind == ITEM_CHECK)
-			nc++;
-		free_item(it);
-	}
-	st->stats.lost += st->count;
-	st->head = st->count = 0;
-	return nc;
-}
-
-/* Drop everything still queued at shutdown; called with mu held. */
-static void
-give_up(struct store *st, int64_t tried_ms)
-{
-	size_t n = st->count, nc = discard(st);
-
-	wp_err("store: database still failing after %lld ms at shutdown; "
-	    "%zu checks and %zu delivery updates lost: %s",
-	    (long long)tried_ms, nc, n - nc, st->stats.last_error);
-}
-
-/* Complete (done()) and free every queued retention request, at
- * shutdown or once the file is damaged; mu held on entry and exit,
- * released around the callbacks. */
-static void
-abandon_retention(struct store *st)
-{
-	struct retention *r, *next;
-
-	r = st->ret;
-	st->ret = st->ret_tail = NULL;
-	pthread_mutex_unlock(&st->mu);
-	for (; r != NULL; r = next) {
-		next = r->next;
-		wp_info("store: retention interrupted after %lld checks",
-		    (long long)r->deleted);
-		if (r->done != NULL)
-			r->done(r->arg, r->deleted);
-		free(r);
-	}
-	pthread_mutex_lock(&st->mu);
-}
-
-/*
- * Group commit (mu held): wait until the oldest queued item is GATHER_MS
- * old, gather_rows items are queued, or a stop is requested.  Not while
- * the database fails: the backoff spaces those attempts already.
- */
-static void
-gather(struct store *st)
-{
-	struct timespec ts;
-	int64_t until;
-
-	if (st->count == 0 || st->stopping || st->stats.failing)
-		return;
-	until = st->ring[st->head].queued_ms + GATHER_MS;
-	while (st->count < st->gather_rows && !st->stopping &&
-	    wp_now_ms() < until) {
-		timespec_at(&ts, until);
-		pthread_cond_timedwait(&st->cv, &st->mu, &ts);
-	}
-}
-
-/*
- * Sleep for the backoff, waking early the first time a stop is requested
- * (so close starts draining at once) but not for new submissions.  mu held.
- */
-static void
-backoff_wait(struct store *st, int64_t ms, int64_t stop_deadline)
-{
-	struct timespec ts;
-	int64_t until = wp_now_ms() + ms;
-	int was_stopping = st->stopping;
-
-	if (st->stopping && until > stop_deadline)
-		until = stop_deadline;
-	while (wp_now_ms() < until && st->stopping == was_stopping) {
-		timespec_at(&ts, until);
-		pthread_cond_timedwait(&st->cv, &st->mu, &ts);
-	}
-}
-
-/*
- * The writer: write queued items in batches of up to BATCH_MAX, gathered
- * for up to GATHER_MS (gather()), with one retention step after each batch, backing off while the database fails.
- * Returns when stopping and the queue is empty, or when stopping and the
- * database has kept failing for DRAIN_GIVEUP_MS since the later of the
- * close and the first failure (what is left is logged and freed).  Queued
- * retention requests are then completed with what they deleted so far.
- * Runs on the writer thread, or on the closing thread if never started.
- */
-static void
-writer_run(struct store *st)
-{
-	struct retention *r;
-	struct wp_op *op;
-	struct timespec ts;
-	char err[256], opname[48];
-	int64_t backoff = 0, fail_since = 0, deleted, t0, left, stop_deadline;
-	uint64_t nchecks;
-	size_t head, n, i;
-	int brc, rrc, finished, watched_at_stop = 0;
-	unsigned fails = 0;
-	double ms;
-
-	pthread_mutex_lock(&st->mu);
-	for (;;) {
-		while (st->count == 0 && st->ret == NULL && !st->stopping &&
-		    (st->damaged || wp_now_ms() < st->watch_next_ms)) {
-			if (st->damaged) {
-				pthread_cond_wait(&st->cv, &st->mu);
-				continue;
-			}
-			timespec_at(&ts, st->watch_next_ms);
-			pthread_cond_timedwait(&st->cv, &st->mu, &ts);
-		}
-		if (st->damaged) {
-			/* Nothing is written any more: wait for the stop,
-			 * discarding what comes (counted as lost). */
-			discard(st);
-			abandon_retention(st);
-			if (st->stopping)
-				break;
-			continue;
-		}
-		/* Also once when the stop comes: the last rows must not go
-		 * to a deleted file. */
-		if (wp_now_ms() >= st->watch_next_ms ||
-		    (st->stopping && !watched_at_stop)) {
-			watched_at_stop = st->stopping;
-			pthread_mutex_unlock(&st->mu);
-			watch_files(st);
-			pthread_mutex_lock(&st->mu);
-			continue;
-		}
-		gather(st);
-		stop_deadline = st->giveup_ms;
-		if (st->stats.failing &&
-		    fail_since + DRAIN_GIVEUP_MS > stop_deadline)
-			stop_deadline = fail_since + DRAIN_GIVEUP_MS;
-		if (st->stopping) {
-			if (st->count == 0)
-				break;
-			left = stop_deadline - wp_now_ms();
-			if (st->stats.failing && left <= 0) {
-				give_up(st, wp_now_ms() - fail_since);
-				break;
-			}
-			/* One busy wait must not outlast the give-up time. */
-			if (st->stats.failing && left < WRITER_BUSY_MS &&
-			    st->db != NULL)
-				sqlite3_busy_timeout(st->db, (int)left);
-		}
-		head = st->head;
-		n = st->count < st->batch_max ? st->count : st->batch_max;
-		st->busy = n;
-		r = st->stopping ? NULL : st->ret;
-		pthread_mutex_unlock(&st->mu);
-
-		brc = rrc = finished = 0;
-		nchecks = 0;
-		deleted = 0;
-		ms = 0;
-		if (n > 0) {
-			/* Each batch is an operation in the async-operation
-			 * monitor, so a slow or failing database shows in
-			 * /api/monitor and /metrics. */
-			snprintf(opname, sizeof(opname), "store write "
-			    "(%zu items)", n);
-			op = opmon_begin_any(OPC_STORE, opname,
-			    BATCH_DEADLINE_MS);
-			t0 = wp_now_us();
-			if (st->db == NULL) {
-				/* recover_file() could not reopen it yet. */
-				copy_str(err, sizeof(err), "the database file "
-				    "is being recreated");
-				brc = WP_EIO;
-			} else {
-				brc = write_batch(st, head, n, 0, &nchecks,
-				    err, sizeof(err));
-				if (brc == 1)
-					brc = write_batch(st, head, n, 1,
-					    &nchecks, err, sizeof(err));
-			}
-			ms = (double)(wp_now_us() - t0) / 1000.0;
-			if (brc == 0 && ms > SLOW_BATCH_MS)
-				log_slow_batch(st, n, ms);
-			opmon_end_any(op, brc == 0 ? OP_SUCCEEDED : OP_FAILED,
-			    brc == 0 ? NULL : err);
-			if (brc == 0)
-				notify_commit(st, head, n);
-			/* Written: the payloads are no longer needed; the
-			 * slots are popped under the lock below. */
-			for (i = 0; brc == 0 && i < n; i++)
-				free_item(&st->ring[(head + i) % st->cap]);
-		}
-		if (brc == 0 && r != NULL && st->db != NULL)
-			rrc = retention_step(st, r, &deleted, &finished, err,
-			    sizeof(err));
-
-		pthread_mutex_lock(&st->mu);
-		st->busy = 0;
-		if (n > 0 && brc == 0) {
-			pop(st, n);
-			st->stats.written += nchecks;
-			record_batch(st, ms);
-		}
-		if (r != NULL) {
-			r->deleted += deleted;
-			st->stats.retention_deleted += deleted;
-		}
-		if (st->damaged) {
-			st->stats.write_errors++;
-			st->stats.failing = 1;
-			copy_str(st->stats.last_error,
-			    sizeof(st->stats.last_error), err);
-			wp_err("store: %s: the database is damaged (%s): nothing "
-			    "more is written to it (%zu queued item(s) lost); "
-			    "move it aside to start with a new database", st->path,
-			    err, st->count);
-			if (st->on_damage != NULL) {
-				pthread_mutex_unlock(&st->mu);
-				st->on_damage(st->damage_arg);
-				pthread_mutex_lock(&st->mu);
-			}
-		} else if (brc == 0 && rrc == 0) {
-			if (st->stats.failing)
-				wp_info("store: writes recovered after %u "
-				    "failed attempts", fails);
-			st->stats.failing = 0;
-			fails = 0;
-			backoff = 0;
-		} else {
-			st->stats.write_errors++;
-			copy_str(st->stats.last_error,
-			    sizeof(st->stats.last_error), err);
-			if (!st->stats.failing) {
-				fail_since = wp_now_ms();
-				wp_warn("store: write failed, retrying: %s "
-				    "(%zu items queued)", err, st->count);
-			} else {
-				wp_debug("store: write failed again: %s", err);
-			}
-			st->stats.failing = 1;
-			fails++;
-			backoff = backoff == 0 ? BACKOFF_MIN_MS :
-			    backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
-			    backoff * 2;
-			if (fail_since + DRAIN_GIVEUP_MS > stop_deadline)
-				stop_deadline = fail_since + DRAIN_GIVEUP_MS;
-			backoff_wait(st, backoff, stop_deadline);
-		}
-		if (finished) {
-			/* Only the writer removes requests: r is the head. */
-			st->ret = r->next;
-			if (st->ret == NULL)
-				st->ret_tail = NULL;
-			pthread_mutex_unlock(&st->mu);
-			/* The caller logs the outcome (done()). */
-			if (r->done != NULL)
-				r->done(r->arg, r->deleted);
-			free(r);
-			pthread_mutex_lock(&st->mu);
-		}
-	}
-	abandon_retention(st);
-	pthread_mutex_unlock(&st->mu);
-	if (st->db != NULL)
-		sqlite3_busy_timeout(st->db, WRITER_BUSY_MS);
-}
-
-static void *
-writer_main(void *arg)
-{
-	writer_run(arg);
-	return NULL;
-}
-
-/*
- * sqlite3_wal_hook() of the writer's connection, after each commit: ask for
- * a checkpoint once the WAL holds CKPT_FRAMES pages.  Replaces SQLite's
- * automatic checkpoint on that connection.
- */
-static int
-wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
-{
-	struct store *st = arg;
-
-	(void)db;
-	(void)name;
-	if (frames < CKPT_FRAMES)
-		return SQLITE_OK;
-	pthread_mutex_lock(&st->mu);
-	if (!st->ckpt_want) {
-		st->ckpt_want = 1;
-		pthread_cond_signal(&st->ckpt_cv);
-	}
-	pthread_mutex_unlock(&st->mu);
-	return SQLITE_OK;
-}
-
-/*
- * The checkpoint thread: a PASSIVE checkpoint on its own connection each
- * time the WAL hook asks, until the store closes.  Each is an opmon store
- * operation.  A failure is logged at debug (the writer reports a failing
- * database) and the next attempt waits CKPT_RETRY_MS.
- */
-static void *
-ckpt_main(void *arg)
-{
-	struct store *st = arg;
-	struct timespec ts;
-	struct wp_op *op;
-	sqlite3 *db;
-	int rc, wal = 0, done = 0;
-	int64_t until;
-
-	pthread_mutex_lock(&st->mu);
-	for (;;) {
-		while (!st->ckpt_want && !st->ckpt_drop && !st->stopping)
-			pthread_cond_wait(&st->ckpt_cv, &st->mu);
-		db = st->cdb;
-		if (st->ckpt_drop) {
-			/* recover_file(): the old file's connection goes;
-			 * the writer puts the new one in cdb. */
-			st->cdb = NULL;
-			pthread_mutex_unlock(&st->mu);
-			close_stale(db);
-			pthread_mutex_lock(&st->mu);
-			st->ckpt_drop = 0;
-			pthread_cond_broadcast(&st->cv);
-			continue;
-		}
-		if (st->stopping)
-			break;
-		st->ckpt_want = 0;
-		if (db == NULL)
-			continue;
-		pthread_mutex_unlock(&st->mu);
-		op = opmon_begin_any(OPC_STORE, "store checkpoint",
-		    BATCH_DEADLINE_MS);
-		rc = sqlite3_wal_checkpoint_v2(db, NULL,
-		    SQLITE_CHECKPOINT_PASSIVE, &wal, &done);
-		opmon_end_any(op, rc == SQLITE_OK ? OP_SUCCEEDED : OP_FAILED,
-		    rc == SQLITE_OK ? NULL : sqlite3_errmsg(db));
-		pthread_mutex_lock(&st->mu);
-		if (rc == SQLITE_OK)
-			continue;
-		wp_debug("store: checkpoint failed: %s", sqlite3_errmsg(db));
-		until = wp_now_ms() + CKPT_RETRY_MS;
-		while (!st->stopping && !st->ckpt_drop && wp_now_ms() < until) {
-			timespec_at(&ts, until);
-			pthread_cond_timedwait(&st->ckpt_cv, &st->mu, &ts);
-		}
-	}
-	st->ckpt_exited = 1;
-	pthread_cond_broadcast(&st->cv);
-	pthread_mutex_unlock(&st->mu);
-	return NULL;
-}
-
-void
-store_on_damage(struct store *st, void (*fn)(void *arg), void *arg)
-{
-	if (st == NULL || st->started)
-		return;
-	st->on_damage = fn;
-	st->damage_arg = arg;
-}
-
-int
-store_start(struct store *st)
-{
-	char err[256];
-	int rc;
-
-	if (st == NULL || st->started || st->ckpt_started)
-		return WP_EINVAL;
-	/*
-	 * The checkpoint thread first, and the WAL hook set before the writer
-	 * thread uses the connection.  Without it SQLite checkpoints by
-	 * itself, inside the writer's commits.
-	 */
-	if (open_conn(st->path, BUSY_MS, &st->cdb, err, sizeof(err)) != 0) {
-		wp_warn("store: no checkpoint thread: %s", err);
-	} else if ((rc = pthread_create(&st->ckpt_thread, NULL, ckpt_main,
-	    st)) != 0) {
-		wp_warn("store: no checkpoint thread: %s", strerror(rc));
-		sqlite3_close(st->cdb);
-		st->cdb = NULL;
-	} else {
-		pthread_setname_np(st->ckpt_thread, "wp-ckpt");
-		st->ckpt_started = 1;
-		sqlite3_wal_hook(st->db, wal_hook, st);
-		/* A monitor sync must not checkpoint the writer's pages
-		 * either (the WAL may now hold CKPT_FRAMES of them). */
-		pthread_mutex_lock(&st->rmu);
-		sqlite3_wal_autocheckpoint(st->rdb, 0);
-		pthread_mutex_unlock(&st->rmu);
-	}
-	rc = pthread_create(&st->thread, NULL, writer_main, st);
-	if (rc != 0) {
-		wp_err("store: cannot start the writer thread: %s",
-		    strerror(rc));
-		return WP_EIO;
-	}
-	pthread_setname_np(st->thread, "wp-store");
-	st->started = 1;
-	return 0;
-}
-
-/*
- * Append the slot at the tail, filled by the caller (mu held).  The writer
- * waits for a first item or for gather_rows of them (gather()), so only
- * those two counts need a wake-up: one per batch, not one per item.
- */
-static struct item *
-push(struct store *st, enum item_kind kind)
-{
-	struct item *it = &st->ring[(st->head + st->count) % st->cap];
-
-	it->kind = kind;
-	it->queued_ms = wp_now_ms();
-	st->count++;
-	if (st->count == 1 || st->count == st->gather_rows)
-		pthread_cond_signal(&st->cv);
-	return it;
-}
-
-/* 1 at 1, 10, 100...: how often a counter of losses is logged, to keep a
- * full queue from flooding the log. */
-static int
-log_count(uint64_t d)
-{
-	while (d % 10 == 0)
-		d /= 10;
-	return d == 1;
-}
-
-/* Count a drop; mu held. */
-static void
-count_drop(struct store *st)
-{
-	if (log_count(++st->stats.dropped))
-		wp_warn("store: queue full (%zu items): %llu items dropped "
-		    "so far", st->cap,
-		    (unsigned long long)st->stats.dropped);
-}
-
-/* A check that changed nothing but its own row: the only kind of item a
- * full queue may lose. */
-static int
-plain(const struct item *it)
-{
-	return it->kind == ITEM_CHECK && !it->u.chk.c.state_changed &&
-	    it->u.chk.n_alerts == 0;
-}
-
-/*
- * Make room for an item that must not be dropped (mu held, queue full):
- * remove the newest queued plain check outside the writer's batch and
- * move the items queued after it down one slot, so the order of what is
- * left does not change.  Plain checks are usually the newest items, so
- * little moves.  1 if one was shed, 0 if every movable item matters.
- */
-static int
-shed_plain(struct store *st)
-{
-	size_t i, j;
-
-	for (i = st->count; i-- > st->busy; ) {
-		if (!plain(&st->ring[(st->head + i) % st->cap]))
-			continue;
-		for (j = i; j + 1 < st->count; j++)
-			st->ring[(st->head + j) % st->cap] =
-			    st->ring[(st->head + j + 1) % st->cap];
-		st->count--;
-		if (log_count(++st->stats.shed))
-			wp_warn("store: queue full (%zu items): %llu plain "
-			    "check rows shed so far to keep state changes "
-			    "and alerts", st->cap,
-			    (unsigned long long)st->stats.shed);
-		return 1;
-	}
-	return 0;
-}
-
-/* Room for one more item (mu held); a full queue refuses a plain check
- * and sheds one for anything else.  0, or WP_EAGAIN (counted). */
-static int
-make_room(struct store *st, int is_plain)
-{
-	if (st->count < st->cap || (!is_plain && shed_plain(st)))
-		return 0;
-	count_drop(st);
-	if (!is_plain)
-		wp_err("store: queue full of state changes and alert rows "
-		    "(%zu); one was dropped", st->cap);
-	return WP_EAGAIN;
-}
-
-int
-store_submit(struct store *st, const struct store_check *c,
-    struct store_alert *alerts, size_t n_alerts)
-{
-	struct store_alert *copy = NULL;
-	struct item *it;
-	size_t i;
-
-	if (st == NULL || c == NULL || (n_alerts > 0 && alerts == NULL)) {
-		for (i = 0; alerts != NULL && i < n_alerts; i++) {
-			free(alerts[i].payload);
-			alerts[i].payload = NULL;
-		}
-		return WP_EINVAL;
-	}
-	if (n_alerts > 0) {
-		copy = wp_xmalloc(n_alerts * sizeof(*copy));
-		memcpy(copy, alerts, n_alerts * sizeof(*copy));
-		for (i = 0; i < n_alerts; i++)
-			alerts[i].payload = NULL;
-	}
-	pthread_mutex_lock(&st->mu);
-	if (make_room(st, !c->state_changed && n_alerts == 0) != 0) {
-		pthread_mutex_unlock(&st->mu);
-		for (i = 0; i < n_alerts; i++)
-			free(copy[i].payload);
-		free(copy);
-		return WP_EAGAIN;
-	}
-	it = push(st, ITEM_CHECK);
-	it->u.chk.c = *c;
-	it->u.chk.alerts = copy;
-	it->u.chk.n_alerts = n_alerts;
-	pthread_mutex_unlock(&st->mu);
-	return 0;
-}
-
-int
-store_submit_delivery(struct store *st, int64_t alert_id, int delivered,
-    const char *error)
-{
-	struct item *it;
-	int64_t now = wp_wall_ms();
-
-	if (st == NULL)
-		return WP_EINVAL;
-	pthread_mutex_lock(&st->mu);
-	if (make_room(st, 0) != 0) {
-		pthread_mutex_unlock(&st->mu);
-		return WP_EAGAIN;
-	}
-	it = push(st, ITEM_DELIVERY);
-	it->u.dlv.alert_id = alert_id;
-	it->u.dlv.delivered = delivered ? 1 : 0;
-	it->u.dlv.at_ms = now;
-	copy_str(it->u.dlv.error, sizeof(it->u.dlv.error), error);
-	pthread_mutex_unlock(&st->mu);
-	return 0;
-}
-
-void
-store_on_commit(struct store *st,
-    void (*fn)(void *arg, const struct store_alert *rows, size_t n),
-    void *arg)
-{
-	if (st == NULL)
-		return;
-	pthread_mutex_lock(&st->mu);
-	st->on_commit = fn;
-	st->on_commit_arg = arg;
-	pthread_mutex_unlock(&st->mu);
-}
-
-int
-store_retention(struct store *st, int64_t cutoff_ms, int chunk,
-    void (*done)(void *arg, int64_t deleted), void *arg)
-{
-	struct retention *r;
-
-	if (st == NULL || chunk <= 0)
-		return WP_EINVAL;
-	r = wp_xcalloc(1, sizeof(*r));
-	r->cutoff_ms = cutoff_ms;
-	r->chunk = chunk;
-	r->done = done;
-	r->arg = arg;
-	pthread_mutex_lock(&st->mu);
-	if (st->stopping) {
-		pthread_mutex_unlock(&st->mu);
-		free(r);
-		return WP_EINVAL;
-	}
-	if (st->ret_tail != NULL)
-		st->ret_tail->next = r;
-	else
-		st->ret = r;
-	st->ret_tail = r;
-	pthread_cond_signal(&st->cv);
-	pthread_mutex_unlock(&st->mu);
-	return 0;
 }
 
 void
@@ -2207,37 +885,3 @@ store_get_stats(struct store *st, struct store_stats *out)
 	pthread_mutex_unlock(&st->mu);
 }
 
-int
-store_close(struct store *st)
-{
-	uint64_t lost;
-	int rc;
-
-	if (st == NULL)
-		return 0;
-	pthread_mutex_lock(&st->mu);
-	st->stopping = 1;
-	st->giveup_ms = wp_now_ms() + DRAIN_GIVEUP_MS;
-	pthread_cond_broadcast(&st->cv);
-	pthread_cond_broadcast(&st->ckpt_cv);
-	pthread_mutex_unlock(&st->mu);
-	if (st->ckpt_started)
-		pthread_join(st->ckpt_thread, NULL);
-	if (st->started)
-		pthread_join(st->thread, NULL);
-	else
-		writer_run(st);
-	/* The writer is done: no lock needed. */
-	lost = st->stats.dropped + st->stats.shed + st->stats.lost;
-	if (lost > 0)
-		wp_err("store: %s: %llu result(s) never reached the database: "
-		    "%llu dropped because the queue was full, %llu shed for "
-		    "state changes and alerts, %llu discarded unwritten",
-		    st->path, (unsigned long long)lost,
-		    (unsigned long long)st->stats.dropped,
-		    (unsigned long long)st->stats.shed,
-		    (unsigned long long)st->stats.lost);
-	rc = lost > 0 || st->damaged ? WP_EIO : 0;
-	destroy(st);
-	return rc;
-}

@@ -1,9 +1,10 @@
 /*
  * store -- everything watchpost keeps in SQLite.
  *
- * Tables: the contract's `monitors` and `checks`, plus `state` (current
- * state per monitor), `outbox` (alert deliveries, durable until delivered)
- * and `meta` (schema version).  WAL mode, a busy timeout, an index on
+ * Tables: the contract's `monitors` and `checks`, plus `measurements` (the
+ * named numbers of a check, deleted with it), `state` (current state per
+ * monitor), `outbox` (alert deliveries, durable until delivered) and `meta`
+ * (schema version).  WAL mode, a busy timeout, an index on
  * checks(monitor_id, ts).
  *
  * Threads: store_open/store_sync_monitors/store_load_* run on the main or
@@ -31,6 +32,19 @@
 
 struct store;
 
+#define STORE_MEASURES_MAX	16	/* measurements stored per check */
+#define STORE_MEASURE_NAME_MAX	64	/* characters of a measurement name */
+
+/*
+ * A named number a check reported.  name is [a-z_][a-z0-9_]* of at most
+ * STORE_MEASURE_NAME_MAX characters with its unit as a suffix
+ * ("loss_ratio", "jitter_seconds"), validated by the caller.
+ */
+struct store_measure {
+	const char *name;
+	double value;
+};
+
 /* One finished check (after its retries), with its effect on state. */
 struct store_check {
 	int64_t monitor_id;
@@ -45,6 +59,15 @@ struct store_check {
 	int64_t cert_expiry;    /* 0: NULL */
 	/* New current state for the `state` table ("up"/"down"). */
 	int state_changed;      /* 1 if this check changed the state */
+	/*
+	 * Its measurements, borrowed: store_submit() copies them, and they
+	 * are written in the check's transaction, or shed and dropped with
+	 * it.  Only the first STORE_MEASURES_MAX are kept; one whose value
+	 * is not finite (NaN: nothing measured) is not stored; a name given
+	 * twice keeps its last value.
+	 */
+	const struct store_measure *meas;
+	size_t n_meas;
 };
 
 /* An alert to deliver: written to the outbox in the same transaction as
@@ -125,6 +148,18 @@ int store_load_state(struct store *st, struct store_state **out, size_t *n);
 int store_load_pending(struct store *st, struct store_pending_alert **out,
     size_t *n);
 void store_free_pending(struct store_pending_alert *p, size_t n);
+
+/*
+ * The measurements of monitor_id's last stored check (the latest ts), in
+ * name order.  Committed rows only: a check still queued for the writer
+ * (50 ms at most, longer while the database fails) is not seen yet.
+ * Returns 0 with *out one allocation holding the array and its names
+ * (free() it; NULL when *n is 0) and *ts_ms that check's start time (0:
+ * the monitor has no stored check; ts_ms may be NULL); WP_EINVAL, or
+ * WP_EIO (logged; also while the file is being recreated).  Any thread.
+ */
+int store_last_measurements(struct store *st, int64_t monitor_id,
+    struct store_measure **out, size_t *n, int64_t *ts_ms);
 /* The largest outbox id ever used (0 if none), to continue numbering. */
 int64_t store_max_alert_id(struct store *st);
 
@@ -155,7 +190,8 @@ int store_start(struct store *st);
 
 /*
  * Queue a finished check and the alerts it caused (n_alerts may be 0);
- * they are written in one transaction, with the state row.  Any thread;
+ * they are written in one transaction, with the state row and c's
+ * measurements (copied: c->meas may go once this returns).  Any thread;
  * never blocks.  Takes ownership of each alerts[i].payload.  Returns 0, or
  * WP_EAGAIN when the queue is full (the item is dropped and counted): for
  * a check that changed state or carries alerts, only when every queued
@@ -169,8 +205,8 @@ int store_submit_delivery(struct store *st, int64_t alert_id, int delivered,
     const char *error);
 
 /*
- * Delete checks older than cutoff_ms in chunks of `chunk` rows, each its
- * own short transaction run by the writer thread between batches, then an
+ * Delete checks older than cutoff_ms, and their measurements, in chunks of
+ * `chunk` checks, each its own short transaction run by the writer thread between batches, then an
  * incremental vacuum.  Asynchronous: returns at once; done(arg, deleted) is
  * called on the writer thread when finished (may be NULL).
  */

@@ -1,6 +1,8 @@
 /*
- * The async-operation monitor: outcomes, deadlines, the worker pool under a
- * hanging blocking plugin, and flat memory over a million operations.
+ * The operation registry and the runtime: outcomes, deadlines, the worker
+ * pool under a hanging blocking plugin, an asynchronous plugin's
+ * completions and stuck cancels, core operations past their deadline, and
+ * flat memory over a million operations.
  */
 #include "config.h"
 
@@ -20,6 +22,7 @@
 #include "loader.h"
 #include "opmon.h"
 #include "pool.h"
+#include "runtime.h"
 #include "util.h"
 
 static const struct plugin *blocking;
@@ -78,8 +81,8 @@ test_success(void **state)
 	struct outcome out = { 0 };
 
 	(void)state;
-	opmon_run(in, OPC_CHECK, "ok-check", 2000, 0, NULL, done, &out);
-	/* done() never runs inside opmon_run */
+	runtime_start(in, OPC_CHECK, "ok-check", 2000, 0, NULL, done, &out);
+	/* done() never runs inside runtime_start */
 	assert_int_equal(out.calls, 0);
 	assert_int_equal(opmon_running(OPC_CHECK), 1);
 	spin_until(&out.calls, 3000);
@@ -99,7 +102,7 @@ test_failure_recorded(void **state)
 	char *json;
 
 	(void)state;
-	opmon_run(in, OPC_CHECK, "failing-check", 2000, 0, NULL, done, &out);
+	runtime_start(in, OPC_CHECK, "failing-check", 2000, 0, NULL, done, &out);
 	spin_until(&out.calls, 3000);
 	assert_int_equal(out.outcome, OP_FAILED);
 	assert_int_equal(out.reason, WP_REASON_CHECK);
@@ -127,7 +130,7 @@ test_hang_times_out_and_pool_survives(void **state)
 	 * threads. */
 	for (i = 0; i < 3; i++) {
 		hang[i] = make_instance("hang", "true");
-		opmon_run(hang[i], OPC_CHECK, "hang", 200, 0, NULL, done, &h[i]);
+		runtime_start(hang[i], OPC_CHECK, "hang", 200, 0, NULL, done, &h[i]);
 	}
 	while (!all && wp_now_us() - t0 < 3000000) {
 		uv_run(wp_loop, UV_RUN_ONCE);
@@ -140,7 +143,7 @@ test_hang_times_out_and_pool_survives(void **state)
 	}
 	/* Reported near the deadline, not when (never) the plugin returns. */
 	assert_true(h[0].at_us - t0 < 1500000);
-	opmon_run(quick, OPC_CHECK, "quick", 2000, 0, NULL, done, &q);
+	runtime_start(quick, OPC_CHECK, "quick", 2000, 0, NULL, done, &q);
 	spin_until(&q.calls, 3000);
 	assert_int_equal(q.outcome, OP_SUCCEEDED);
 	pool_get_stats(&ps);
@@ -148,7 +151,7 @@ test_hang_times_out_and_pool_survives(void **state)
 	assert_true(ps.threads > 2);
 	/* A monitor whose check is still stuck gets no second worker: its
 	 * next check fails at once, as a plugin failure. */
-	opmon_run(hang[0], OPC_CHECK, "hang", 200, 0, NULL, done, &again);
+	runtime_start(hang[0], OPC_CHECK, "hang", 200, 0, NULL, done, &again);
 	spin_until(&again.calls, 3000);
 	assert_int_equal(again.outcome, OP_FAILED);
 	assert_int_equal(again.reason, WP_REASON_PLUGIN);
@@ -172,12 +175,12 @@ test_plugin_stuck_cap(void **state)
 	struct pool_stats ps;
 
 	(void)state;
-	opmon_run(a, OPC_CHECK, "hang-4", 200, 0, NULL, done, &oa);
+	runtime_start(a, OPC_CHECK, "hang-4", 200, 0, NULL, done, &oa);
 	spin_until(&oa.calls, 3000);
 	assert_int_equal(oa.outcome, OP_TIMED_OUT);
 	pool_get_stats(&ps);
 	assert_int_equal(ps.stuck, 4);
-	opmon_run(b, OPC_CHECK, "hang-5", 200, 0, NULL, done, &ob);
+	runtime_start(b, OPC_CHECK, "hang-5", 200, 0, NULL, done, &ob);
 	spin_until(&ob.calls, 3000);
 	assert_int_equal(ob.outcome, OP_FAILED);
 	assert_int_equal(ob.reason, WP_REASON_PLUGIN);
@@ -186,6 +189,206 @@ test_plugin_stuck_cap(void **state)
 	assert_true(ps.stuck <= ps.max / 2);
 	instance_unref(a);
 	instance_unref(b);
+}
+
+/* ---- an asynchronous plugin, defined here ---- */
+
+/* The handles the plugin was given, in start order, and what cancel() does:
+ * nothing (a broken plugin) unless cancel_completes is set. */
+static struct wp_op *handles[16];
+static unsigned n_started;
+static int cancel_completes;
+static const struct wp_host *async_host;
+
+static int
+a_start(void *inst, const struct wp_request *req, void **opstate)
+{
+	(void)inst;
+	*opstate = req->op;
+	if (n_started < sizeof(handles) / sizeof(handles[0]))
+		handles[n_started] = req->op;
+	n_started++;
+	return 0;
+}
+
+static void
+a_cancel(void *inst, void *opstate)
+{
+	struct wp_result r = WP_RESULT_INIT;
+
+	(void)inst;
+	if (!cancel_completes)
+		return;
+	r.reason = WP_REASON_CANCELED;
+	r.detail = "stopped by the plugin";
+	async_host->complete(opstate, &r);
+}
+
+static struct plugin async_plugin = {
+	.path = "test-opmon",
+	.desc = {
+		.name = "async",
+		.kind = WP_PLUGIN_CHECK,
+		.start = a_start,
+		.cancel = a_cancel,
+	},
+	.async = 1,
+};
+
+/* A counter of GET /api/monitor: by_category.CAT.OUTCOME, or the top-level
+ * KEY when cat is NULL. */
+static json_int_t
+count(const char *cat, const char *key)
+{
+	char *text = opmon_json();
+	json_t *root = json_loads(text, 0, NULL), *v;
+	json_int_t n;
+
+	assert_non_null(root);
+	v = cat ? json_object_get(json_object_get(json_object_get(root,
+	    "by_category"), cat), key) : json_object_get(root, key);
+	assert_true(json_is_integer(v));
+	n = json_integer_value(v);
+	json_decref(root);
+	free(text);
+	return n;
+}
+
+/* The runtime supplies the host's complete(): the plugin completes through
+ * the real host table, the outcome reaches done() once, and a second
+ * completion through the same handle is counted, not delivered. */
+static void
+test_runtime_supplies_complete(void **state)
+{
+	struct instance *in;
+	struct outcome out = { 0 };
+	struct wp_result r = WP_RESULT_INIT;
+	json_int_t doubles = count(NULL, "double_completions");
+
+	(void)state;
+	async_plugin.host->complete = NULL;
+	in = instance_new(&async_plugin, NULL);
+	assert_ptr_equal(async_host->complete, runtime_complete);
+	n_started = 0;
+	runtime_start(in, OPC_CHECK, "async-ok", 2000, 0, NULL, done, &out);
+	assert_int_equal(n_started, 1);
+	assert_int_equal(opmon_running(OPC_CHECK), 1);
+	r.ok = 1;
+	async_host->complete(handles[0], &r);
+	assert_int_equal(out.calls, 1);
+	assert_int_equal(out.outcome, OP_SUCCEEDED);
+	assert_int_equal(opmon_running(OPC_CHECK), 0);
+	async_host->complete(handles[0], &r);
+	assert_int_equal(out.calls, 1);
+	assert_int_equal(count(NULL, "double_completions"), doubles + 1);
+	instance_unref(in);
+	uv_run(wp_loop, UV_RUN_NOWAIT);
+}
+
+/* Cancels the plugin never completes are stuck work: they are reported as
+ * cancelled at once, counted on the instance, abandoned after the grace,
+ * and at eight of them the instance gets no new operation -- until the
+ * plugin completes one late. */
+static void
+test_runtime_stuck_cancels(void **state)
+{
+	struct instance *in = instance_new(&async_plugin, NULL);
+	struct outcome out[10] = { { 0 } };
+	json_int_t abandoned = count(NULL, "abandoned");
+	struct wp_result r = WP_RESULT_INIT;
+	struct wp_op *op;
+	unsigned i;
+	int64_t end;
+
+	(void)state;
+	runtime_set_cancel_grace_ms(10);
+	cancel_completes = 0;
+	n_started = 0;
+	for (i = 0; i < 8; i++) {
+		op = runtime_start(in, OPC_CHECK, "never-cancels", 60000, 0,
+		    NULL, done, &out[i]);
+		runtime_cancel(op);
+		assert_int_equal(out[i].calls, 1);
+		assert_int_equal(out[i].outcome, OP_CANCELED);
+		assert_int_equal(out[i].reason, WP_REASON_CANCELED);
+		assert_int_equal(in->stuck, i + 1);
+	}
+	assert_int_equal(n_started, 8);
+	assert_int_equal(opmon_running(OPC_CHECK), 0);
+	/* The ninth is refused without reaching the plugin. */
+	runtime_start(in, OPC_CHECK, "refused", 60000, 0, NULL, done, &out[8]);
+	spin_until(&out[8].calls, 3000);
+	assert_int_equal(n_started, 8);
+	assert_int_equal(out[8].outcome, OP_FAILED);
+	assert_int_equal(out[8].reason, WP_REASON_PLUGIN);
+	/* Past the grace every one of them is abandoned. */
+	end = wp_now_us() + 3000000;
+	while (count(NULL, "abandoned") < abandoned + 8 && wp_now_us() < end)
+		uv_run(wp_loop, UV_RUN_ONCE);
+	assert_int_equal(count(NULL, "abandoned"), abandoned + 8);
+	/* A late completion is dropped, and frees a place. */
+	async_host->complete(handles[0], &r);
+	assert_int_equal(out[0].calls, 1);
+	assert_int_equal(in->stuck, 7);
+	cancel_completes = 1;
+	op = runtime_start(in, OPC_CHECK, "accepted", 60000, 0, NULL, done,
+	    &out[9]);
+	assert_int_equal(n_started, 9);
+	/* A plugin that completes inside cancel() leaves nothing stuck. */
+	runtime_cancel(op);
+	assert_int_equal(out[9].outcome, OP_CANCELED);
+	assert_int_equal(in->stuck, 7);
+	for (i = 1; i < 8; i++)
+		async_host->complete(handles[i], &r);
+	assert_int_equal(in->stuck, 0);
+	instance_unref(in);
+	uv_run(wp_loop, UV_RUN_NOWAIT);
+}
+
+/* A core operation that ends past its deadline before the loop could run
+ * (a start-up step) counts as timed out, not as succeeded. */
+static void
+test_core_op_ended_late_times_out(void **state)
+{
+	json_int_t ok = count("startup", "succeeded");
+	json_int_t late = count("startup", "timed_out");
+	struct opmon_op *op;
+	int64_t t0;
+
+	(void)state;
+	op = opmon_begin(OPC_STARTUP, "slow step", 0);
+	t0 = wp_now_us();
+	while (wp_now_us() < t0 + 2000)
+		;
+	opmon_end(op, OP_SUCCEEDED, NULL);
+	assert_int_equal(count("startup", "timed_out"), late + 1);
+	assert_int_equal(count("startup", "succeeded"), ok);
+	assert_int_equal(opmon_running(OPC_STARTUP), 0);
+	uv_run(wp_loop, UV_RUN_NOWAIT);
+}
+
+/* With the loop running, a core operation is counted as timed out at its
+ * deadline, while it still runs, and its end later counts nothing more. */
+static void
+test_core_op_times_out_at_deadline(void **state)
+{
+	json_int_t ok = count("store", "succeeded");
+	json_int_t late = count("store", "timed_out");
+	struct opmon_op *op;
+	int64_t end;
+
+	(void)state;
+	op = opmon_begin(OPC_STORE, "slow write", 5);
+	assert_int_equal(opmon_running(OPC_STORE), 1);
+	end = wp_now_us() + 3000000;
+	while (opmon_running(OPC_STORE) > 0 && wp_now_us() < end)
+		uv_run(wp_loop, UV_RUN_ONCE);
+	assert_int_equal(opmon_running(OPC_STORE), 0);
+	assert_int_equal(count("store", "timed_out"), late + 1);
+	opmon_end(op, OP_SUCCEEDED, NULL);
+	assert_int_equal(count("store", "timed_out"), late + 1);
+	assert_int_equal(count("store", "succeeded"), ok);
+	uv_run(wp_loop, UV_RUN_NOWAIT);
 }
 
 static long
@@ -244,6 +447,10 @@ main(void)
 		cmocka_unit_test(test_failure_recorded),
 		cmocka_unit_test(test_hang_times_out_and_pool_survives),
 		cmocka_unit_test(test_plugin_stuck_cap),
+		cmocka_unit_test(test_runtime_supplies_complete),
+		cmocka_unit_test(test_runtime_stuck_cancels),
+		cmocka_unit_test(test_core_op_ended_late_times_out),
+		cmocka_unit_test(test_core_op_times_out_at_deadline),
 		cmocka_unit_test(test_million_operations_flat_memory),
 	};
 	const char *dir = getenv("WP_TEST_PLUGIN_DIR");
@@ -261,6 +468,8 @@ main(void)
 		fprintf(stderr, "%s\n", why);
 		return 1;
 	}
+	async_plugin.host = host_new(async_plugin.desc.name);
+	async_host = async_plugin.host;
 	/* Hung workers never return: do not wait for them at exit. */
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -121,6 +121,7 @@ ok "each incident delivered exactly once; state resumed"
 # (first run five seconds after start).
 json=$(curl -fsS "$API/api/monitor")
 for step in "open database" "load plugin tcp" "load plugin alert-webhook" \
+    "start database writer" "bind API" \
     "load configuration" "load alert outbox" "configure monitors" \
     "sync monitors"; do
 	echo "$json" | grep -q "\"name\":\"$step\",\"category\":\"startup\",\"outcome\":\"succeeded\"" ||

@@ -1,7 +1,8 @@
 /*
- * Unit tests for core/store.c: schema and migrations, monitor sync, the
- * batched writer, state and outbox semantics, a full queue, write faults
- * (a lock held by another connection, a trigger refusing inserts),
+ * Unit tests for core/store.c and core/store-writer.c: schema and
+ * migrations, monitor sync, the batched writer, state and outbox
+ * semantics, a full queue, write faults (a lock held by another
+ * connection, a trigger refusing inserts), measurements,
  * retention interleaved with writes, and draining at close.
  *
  * Every test works in its own mkdtemp directory under $TMPDIR (or /tmp)
@@ -10,6 +11,7 @@
 #include "config.h"
 
 #include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -232,7 +234,7 @@ test_fresh_schema(void **state)
 	assert_string_equal(buf, "wal");
 	sql_text(fx->db, "SELECT value FROM meta WHERE key = 'schema_version'",
 	    buf, sizeof(buf));
-	assert_string_equal(buf, "1");
+	assert_string_equal(buf, "2");
 	assert_int_equal(sql_int(fx->db, "PRAGMA auto_vacuum"), 2);
 	/* The contract's columns are there under their names. */
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM "
@@ -271,7 +273,7 @@ test_reopen(void **state)
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM monitors"), 3);
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM meta"), 1);
 	assert_int_equal(sql_int(fx->db, "SELECT CAST(value AS INTEGER) "
-	    "FROM meta WHERE key = 'schema_version'"), 1);
+	    "FROM meta WHERE key = 'schema_version'"), 2);
 	/* NULL mapping and the reason's short name. */
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM checks WHERE "
 	    "ok = 0 AND latency_ms IS NULL AND status_code IS NULL AND "
@@ -504,7 +506,7 @@ test_bulk_10000(void **state)
 /*
  * A small ring under a producer that outruns the writer and then idles:
  * the writer pops batches while items keep arriving, so the ring wraps,
- * and the leftovers are moved to its front (pop() in core/store.c).
+ * and the leftovers are moved to its front (pop() in core/store-writer.c).
  * Every item must land exactly once and in submission order.
  */
 static void
@@ -1170,6 +1172,238 @@ test_null_and_invalid(void **state)
 	assert_int_equal(store_start(fx->st), WP_EINVAL);
 }
 
+/* ---- measurements ---- */
+
+/* The measurements of monitor id's last check, as "name=value,..." in
+ * name order, and its start time. */
+static void
+last_meas(struct store *st, int64_t id, char *out, size_t len, int64_t *ts)
+{
+	struct store_measure *v = NULL;
+	size_t n = 99, i, k = 0;
+
+	assert_int_equal(store_last_measurements(st, id, &v, &n, ts), 0);
+	out[0] = '\0';
+	for (i = 0; i < n; i++)
+		k += (size_t)snprintf(out + k, len - k, "%s%s=%g",
+		    i ? "," : "", v[i].name, v[i].value);
+	if (n == 0)
+		assert_null(v);
+	free(v);
+}
+
+static void
+test_measurements(void **state)
+{
+	struct fx *fx = *state;
+	struct store_measure m[20];
+	struct store_check c;
+	char names[20][16], buf[512];
+	int64_t ts = -1;
+	int i;
+
+	open_fx(fx, 64);
+	/* A monitor without checks: nothing, time 0. */
+	last_meas(fx->st, fx->ids[0], buf, sizeof(buf), &ts);
+	assert_string_equal(buf, "");
+	assert_int_equal(ts, 0);
+	assert_int_equal(store_start(fx->st), 0);
+
+	c = mk_check(fx->ids[0], 1000, 1, 1);
+	m[0] = (struct store_measure){ "loss_ratio", 0.25 };
+	m[1] = (struct store_measure){ "jitter_seconds", 0.003 };
+	/* Nothing measured: not stored (REAL NOT NULL). */
+	m[2] = (struct store_measure){ "rtt_seconds", NAN };
+	/* Given twice: the last value stays, the check is kept. */
+	m[3] = (struct store_measure){ "loss_ratio", 0.5 };
+	c.meas = m;
+	c.n_meas = 4;
+	assert_int_equal(store_submit(fx->st, &c, NULL, 0), 0);
+	/* The caller's array is only borrowed. */
+	memset(m, 0, sizeof(m));
+	/* More than STORE_MEASURES_MAX: the first 16 are stored. */
+	for (i = 0; i < 20; i++) {
+		snprintf(names[i], sizeof(names[i]), "m%02d_total", i);
+		m[i].name = names[i];
+		m[i].value = i;
+	}
+	c = mk_check(fx->ids[1], 2000, 1, 1);
+	c.meas = m;
+	c.n_meas = 20;
+	assert_int_equal(store_submit(fx->st, &c, NULL, 0), 0);
+	/* A later check of alpha without measurements. */
+	c = mk_check(fx->ids[0], 3000, 1, 0);
+	assert_int_equal(store_submit(fx->st, &c, NULL, 0), 0);
+	wait_written(fx->st, 3, 10000);
+
+	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM measurements"),
+	    2 + STORE_MEASURES_MAX);
+	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM measurements "
+	    "JOIN checks ON checks.id = check_id WHERE ts = 1000 AND "
+	    "((name = 'loss_ratio' AND value = 0.5) OR "
+	    "(name = 'jitter_seconds' AND value = 0.003))"), 2);
+	sql_text(fx->db, "SELECT max(name) FROM measurements", buf,
+	    sizeof(buf));
+	assert_string_equal(buf, "m15_total");
+
+	/* The last check of alpha has none; beta's has its 16. */
+	last_meas(fx->st, fx->ids[0], buf, sizeof(buf), &ts);
+	assert_string_equal(buf, "");
+	assert_int_equal(ts, 3000);
+	last_meas(fx->st, fx->ids[1], buf, sizeof(buf), &ts);
+	assert_int_equal(ts, 2000);
+	assert_non_null(strstr(buf, "m00_total=0,m01_total=1,"));
+	assert_non_null(strstr(buf, ",m15_total=15"));
+	assert_null(strstr(buf, "m16"));
+	assert_int_equal(store_last_measurements(fx->st, fx->ids[1], NULL,
+	    NULL, NULL), WP_EINVAL);
+	store_close(fx->st);
+	fx->st = NULL;
+
+	/* After a restart, from the file. */
+	open_fx(fx, 64);
+	last_meas(fx->st, fx->ids[1], buf, sizeof(buf), NULL);
+	assert_non_null(strstr(buf, ",m15_total=15"));
+	c = mk_check(fx->ids[0], 4000, 1, 0);
+	m[0] = (struct store_measure){ "loss_ratio", 1 };
+	c.meas = m;
+	c.n_meas = 1;
+	assert_int_equal(store_submit(fx->st, &c, NULL, 0), 0);
+	store_close(fx->st);	/* never started: close writes the queue */
+	fx->st = NULL;
+	open_fx(fx, 64);
+	last_meas(fx->st, fx->ids[0], buf, sizeof(buf), &ts);
+	assert_string_equal(buf, "loss_ratio=1");
+	assert_int_equal(ts, 4000);
+}
+
+/* A database of schema version 1 (before measurements) keeps its data
+ * and gains the table. */
+static void
+test_measurements_migration(void **state)
+{
+	struct fx *fx = *state;
+	struct store_measure m = { "loss_ratio", 0.1 };
+	struct store_check c;
+	char buf[64];
+	sqlite3 *db;
+
+	open_fx(fx, 16);
+	c = mk_check(fx->ids[2], 1000, 0, 1);
+	assert_int_equal(store_submit(fx->st, &c, NULL, 0), 0);
+	store_close(fx->st);
+	fx->st = NULL;
+	/* Back to version 1: its schema is version 2's without the table. */
+	db = conn(fx->db);
+	sql_exec(db, "DROP TABLE measurements; UPDATE meta SET value = '1' "
+	    "WHERE key = 'schema_version'");
+	sqlite3_close(db);
+
+	open_fx(fx, 16);
+	sql_text(fx->db, "SELECT value FROM meta WHERE key = 'schema_version'",
+	    buf, sizeof(buf));
+	assert_string_equal(buf, "2");
+	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM checks WHERE "
+	    "ts = 1000 AND reason = 'refused'"), 1);
+	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM state"), 1);
+	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM monitors"), 3);
+	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM sqlite_master "
+	    "WHERE type = 'table' AND name = 'measurements' AND "
+	    "sql LIKE '%WITHOUT ROWID%'"), 1);
+	c = mk_check(fx->ids[2], 2000, 1, 1);
+	c.meas = &m;
+	c.n_meas = 1;
+	assert_int_equal(store_submit(fx->st, &c, NULL, 0), 0);
+	store_close(fx->st);
+	fx->st = NULL;
+	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM measurements "
+	    "JOIN checks ON checks.id = check_id WHERE ts = 2000"), 1);
+}
+
+/* Retention deletes the measurements of the checks it deletes, and only
+ * those. */
+static void
+test_measurements_retention(void **state)
+{
+	struct fx *fx = *state;
+	struct ret_ctx r = { PTHREAD_MUTEX_INITIALIZER, 0, 0, NULL, { 0 } };
+	sqlite3 *db;
+	int64_t end;
+
+	open_fx(fx, 16);
+	/* 3,000 checks at ts 0..2,999 with two measurements each. */
+	db = conn(fx->db);
+	sql_exec(db, "PRAGMA foreign_keys = ON; BEGIN; "
+	    "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n "
+	    "WHERE i < 2999) INSERT INTO checks(monitor_id, ts, ok) "
+	    "SELECT (SELECT min(id) FROM monitors), i, 1 FROM n; "
+	    "INSERT INTO measurements(check_id, name, value) "
+	    "SELECT id, 'loss_ratio', ts FROM checks; "
+	    "INSERT INTO measurements(check_id, name, value) "
+	    "SELECT id, 'rtt_seconds', ts FROM checks; COMMIT");
+	sqlite3_close(db);
+	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM measurements"),
+	    6000);
+	assert_int_equal(store_retention(fx->st, 1500, 100, ret_done, &r), 0);
+	assert_int_equal(store_start(fx->st), 0);
+	end = wp_now_ms() + 30000;
+	while (ret_calls(&r) == 0 && wp_now_ms() < end)
+		sleep_ms(5);
+	assert_int_equal(ret_calls(&r), 1);
+	assert_int_equal(r.deleted, 1500);
+	store_close(fx->st);
+	fx->st = NULL;
+	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM measurements"),
+	    3000);
+	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM measurements "
+	    "WHERE value < 1500"), 0);
+	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM measurements "
+	    "WHERE check_id NOT IN (SELECT id FROM checks)"), 0);
+}
+
+/* A shed check sheds its measurements (ASan checks they are freed). */
+static void
+test_measurements_shed(void **state)
+{
+	struct fx *fx = *state;
+	struct store_measure m = { "loss_ratio", 0 };
+	struct store_stats s;
+	struct store_check c;
+	char buf[64];
+	int i;
+
+	open_fx(fx, 4);
+	for (i = 0; i < 4; i++) {
+		c = mk_check(fx->ids[0], i, 1, 0);
+		m.value = i;
+		c.meas = &m;
+		c.n_meas = 1;
+		assert_int_equal(store_submit(fx->st, &c, NULL, 0), 0);
+	}
+	/* Full: a plain check with measurements is refused... */
+	c = mk_check(fx->ids[0], 10, 1, 0);
+	c.meas = &m;
+	c.n_meas = 1;
+	assert_int_equal(store_submit(fx->st, &c, NULL, 0), WP_EAGAIN);
+	/* ... and a state change sheds the newest plain one (ts 3). */
+	c = mk_check(fx->ids[0], 20, 0, 1);
+	m.value = 20;
+	c.meas = &m;
+	c.n_meas = 1;
+	assert_int_equal(store_submit(fx->st, &c, NULL, 0), 0);
+	store_get_stats(fx->st, &s);
+	assert_int_equal(s.shed, 1);
+	assert_int_equal(s.dropped, 1);
+	store_close(fx->st);
+	fx->st = NULL;
+	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM measurements"),
+	    4);
+	sql_text(fx->db, "SELECT group_concat(CAST(value AS INTEGER), ',') "
+	    "FROM (SELECT value FROM measurements JOIN checks "
+	    "ON checks.id = check_id ORDER BY ts)", buf, sizeof(buf));
+	assert_string_equal(buf, "0,1,2,20");
+}
+
 int
 main(void)
 {
@@ -1214,6 +1448,14 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_close_gives_up, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_null_and_invalid, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_measurements, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_measurements_migration,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_measurements_retention,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_measurements_shed, setup,
 		    teardown),
 	};
 

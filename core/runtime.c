@@ -1,0 +1,633 @@
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "host.h"
+#include "loader.h"
+#include "log.h"
+#include "opmon.h"
+#include "pool.h"
+#include "runtime.h"
+#include "util.h"
+
+#define OP_MAGIC 0x52554e4fu /* "RUNO" */
+/* Stuck operations an instance may hold before it gets no new one: a
+ * blocking check stuck past its deadline holds a worker thread, a
+ * cancelled asynchronous one that never completes holds its memory. */
+#define STUCK_MAX 1
+#define UNFINISHED_MAX 8
+/* Plugins with blocking checks stuck past their deadline: at most half the
+ * worker pool may be held by any one plugin, so a plugin that hangs on many
+ * monitors at once cannot starve the others. */
+#define STUCK_PLUGINS_MAX 64
+static struct {
+	const struct plugin *plugin;
+	unsigned stuck;
+} stuck_by_plugin[STUCK_PLUGINS_MAX];
+
+/* The stuck-worker counter of plugin P (created on first use; NULL only
+ * when more than STUCK_PLUGINS_MAX plugins are stuck at once). */
+static unsigned *
+plugin_stuck(const struct plugin *p)
+{
+	size_t i, free_i = STUCK_PLUGINS_MAX;
+
+	for (i = 0; i < STUCK_PLUGINS_MAX; i++) {
+		if (stuck_by_plugin[i].plugin == p)
+			return &stuck_by_plugin[i].stuck;
+		if (free_i == STUCK_PLUGINS_MAX && stuck_by_plugin[i].stuck == 0)
+			free_i = i;
+	}
+	if (free_i == STUCK_PLUGINS_MAX)
+		return NULL;
+	stuck_by_plugin[free_i].plugin = p;
+	return &stuck_by_plugin[free_i].stuck;
+}
+
+struct wp_op {
+	uint32_t magic;
+	struct opmon_op *reg;     /* the registry's record, until reported */
+	enum op_category cat;
+	char name[128];
+	int64_t started_us;
+	int64_t deadline_us;
+	uv_timer_t timer;         /* deadline, then the cancel grace */
+	const struct plugin *plugin;
+	struct instance *instance;
+	void *opstate;
+	struct wp_request req;
+	runtime_done_fn done;
+	void *done_arg;
+	unsigned plugin_done : 1; /* the plugin completed it */
+	unsigned reported : 1;    /* done() has run */
+	unsigned in_start : 1;    /* inside start() or cancel(): defer */
+	unsigned blocking : 1;    /* on a worker thread */
+	unsigned abandoned : 1;   /* gave up waiting for the plugin */
+	unsigned stuck : 1;       /* reported, the plugin has not returned */
+	unsigned has_pending : 1;
+	uint32_t slot;            /* handle slot, index + 1; 0: none */
+	struct wp_result pending;
+	char pending_detail[256];
+};
+
+/*
+ * Plugins hold an operation through a handle, not its address: the slot
+ * index and the slot's generation packed into the pointer-sized value they
+ * pass back to complete() (plugins never dereference a struct wp_op).  A
+ * completion whose generation no longer matches -- a second complete()
+ * after the operation was freed, its memory maybe reused by another -- is
+ * detected from this table alone, never by reading freed memory.  The table
+ * grows to the most plugin operations ever in flight at once; freed slots
+ * are reused.  Loop thread only.
+ */
+#define HANDLE_BITS (sizeof(uintptr_t) * 4)
+#define HANDLE_MASK ((((uintptr_t)1) << HANDLE_BITS) - 1)
+
+struct slot {
+	struct wp_op *op;         /* NULL while free */
+	uintptr_t gen;            /* bumped each time the slot is freed */
+	uint32_t next_free;       /* free list: index + 1; 0 ends it */
+	const struct plugin *last_plugin; /* the last freed occupant's, */
+	char last_name[64];               /* for the log */
+};
+static struct slot *slots;
+static uint32_t n_slots, cap_slots, free_slots;
+static int64_t cancel_grace_ms = -1; /* -1: not read yet */
+
+void
+runtime_set_cancel_grace_ms(int64_t ms)
+{
+	cancel_grace_ms = ms;
+}
+
+/* The cancel grace: 5 s, or $WATCHPOST_CANCEL_GRACE_MS (tests). */
+static int64_t
+grace_ms(void)
+{
+	const char *env;
+	char *end;
+	long long v;
+
+	if (cancel_grace_ms >= 0)
+		return cancel_grace_ms;
+	cancel_grace_ms = 5000;
+	if ((env = getenv("WATCHPOST_CANCEL_GRACE_MS")) != NULL) {
+		v = strtoll(env, &end, 10);
+		if (*env != '\0' && *end == '\0' && v >= 0 && v <= 3600000)
+			cancel_grace_ms = v;
+		else
+			wp_warn("runtime: ignoring WATCHPOST_CANCEL_GRACE_MS=\"%s\"",
+			    env);
+	}
+	return cancel_grace_ms;
+}
+
+/* Give OP a handle slot; returns the handle plugins see. */
+static struct wp_op *
+slot_take(struct wp_op *op)
+{
+	struct slot *s;
+	uint32_t i;
+
+	if (free_slots != 0) {
+		i = free_slots - 1;
+		free_slots = slots[i].next_free;
+	} else {
+		if (n_slots == cap_slots) {
+			if (cap_slots >= HANDLE_MASK / 2) {
+				wp_err("runtime: too many operations in flight");
+				abort();
+			}
+			cap_slots = cap_slots ? cap_slots * 2 : 64;
+			slots = wp_xrealloc(slots, cap_slots * sizeof(*slots));
+		}
+		i = n_slots++;
+		memset(&slots[i], 0, sizeof(slots[i]));
+	}
+	s = &slots[i];
+	s->op = op;
+	op->slot = i + 1;
+	return (struct wp_op *)((s->gen << HANDLE_BITS) | op->slot);
+}
+
+/* The slot of a freed operation: a later completion through the old
+ * handle is now recognised as stale. */
+static void
+slot_release(struct wp_op *op)
+{
+	struct slot *s;
+
+	if (op->slot == 0)
+		return;
+	s = &slots[op->slot - 1];
+	s->op = NULL;
+	s->gen = (s->gen + 1) & HANDLE_MASK;
+	s->last_plugin = op->plugin;
+	snprintf(s->last_name, sizeof(s->last_name), "%.*s",
+	    (int)sizeof(s->last_name) - 1, op->name);
+	s->next_free = free_slots;
+	free_slots = op->slot;
+	op->slot = 0;
+}
+
+/*
+ * The live operation behind handle H, or NULL when H is stale or invalid;
+ * then *prev is set to the slot whose previous occupant H named, if any.
+ */
+static struct wp_op *
+slot_lookup(const struct wp_op *h, const struct slot **prev)
+{
+	uintptr_t v = (uintptr_t)h, gen = v >> HANDLE_BITS;
+	uint32_t i = (uint32_t)(v & HANDLE_MASK);
+	const struct slot *s;
+
+	*prev = NULL;
+	if (i == 0 || i > n_slots)
+		return NULL;
+	s = &slots[i - 1];
+	if (s->op != NULL && s->gen == gen)
+		return s->op;
+	if (((s->gen - gen) & HANDLE_MASK) == 1 && s->last_plugin != NULL)
+		*prev = s;
+	return NULL;
+}
+
+
+/*
+ * Stuck work is counted here and nowhere else: the operation's flag, its
+ * instance's count, and for a blocking check its plugin's share of the
+ * pool and the pool's own count (so the pool can grow past the workers it
+ * lost).  ON: OP was reported but its plugin has not returned; off: it has.
+ */
+static void
+stuck_set(struct wp_op *op, int on)
+{
+	unsigned *ps;
+
+	if (op->stuck == (on != 0))
+		return;
+	op->stuck = on != 0;
+	if (on)
+		op->instance->stuck++;
+	else
+		op->instance->stuck--;
+	if (!op->blocking)
+		return;
+	ps = plugin_stuck(op->plugin);
+	if (ps != NULL && on)
+		(*ps)++;
+	else if (ps != NULL && *ps > 0)
+		(*ps)--;
+	pool_stuck(on ? +1 : -1);
+}
+
+struct instance *
+instance_new(const struct plugin *p, void *inst)
+{
+	struct instance *in = wp_xcalloc(1, sizeof(*in));
+
+	/* host.c does not know the runtime: complete() is supplied here,
+	 * before any operation of the plugin can start. */
+	if (p->host != NULL)
+		p->host->complete = runtime_complete;
+	in->plugin = p;
+	in->inst = inst;
+	in->refs = 1;
+	return in;
+}
+
+void
+instance_ref(struct instance *in)
+{
+	in->refs++;
+}
+
+void
+instance_unref(struct instance *in)
+{
+	if (in == NULL || --in->refs > 0)
+		return;
+	if (in->plugin->desc.release != NULL)
+		in->plugin->desc.release(in->plugin->state, in->inst);
+	free(in);
+}
+
+static void
+op_free_cb(uv_handle_t *h)
+{
+	struct wp_op *op = h->data;
+
+	op->magic = 0;
+	slot_release(op);
+	instance_unref(op->instance);
+	free(op);
+}
+
+/* Free the operation: only when both the plugin and the host are done. */
+static void
+op_release(struct wp_op *op)
+{
+	uv_timer_stop(&op->timer);
+	uv_close((uv_handle_t *)&op->timer, op_free_cb);
+}
+
+/* The outcome, once: to the registry, then to the caller. */
+static void
+report(struct wp_op *op, const struct wp_result *res, enum op_outcome outcome)
+{
+	op->reported = 1;
+	opmon_end(op->reg, outcome, res->ok ? NULL : res->detail);
+	op->reg = NULL;
+	if (op->done)
+		op->done(op->done_arg, res, outcome);
+}
+
+/* The plugin's completion through handle H, on the loop thread. */
+static void
+complete_on_loop(struct wp_op *h, const struct wp_result *res)
+{
+	const struct slot *prev;
+	struct wp_op *op = slot_lookup(h, &prev);
+
+	if (op == NULL || op->plugin_done) {
+		opmon_count_breach(OPMON_DOUBLE_COMPLETION);
+		if (op != NULL || prev != NULL)
+			wp_err("plugin %s: operation \"%s\" completed more than "
+			    "once; ignoring the extra completion",
+			    op ? op->plugin->desc.name : prev->last_plugin->desc.name,
+			    op ? op->name : prev->last_name);
+		else
+			wp_err("a plugin completed an operation that does not "
+			    "exist (a stale or invalid handle); ignored");
+		return;
+	}
+	op->plugin_done = 1;
+	stuck_set(op, 0);
+	if (op->in_start) {
+		/* Completed from inside start() or cancel(): finish after it
+		 * returns. */
+		op->has_pending = 1;
+		op->pending = *res;
+		snprintf(op->pending_detail, sizeof(op->pending_detail), "%s",
+		    res->detail ? res->detail : "");
+		op->pending.detail = res->detail ? op->pending_detail : NULL;
+		return;
+	}
+	if (op->reported) {
+		/* Timed out or cancelled earlier: the late result is dropped. */
+		if (op->abandoned)
+			wp_warn("plugin %s: operation \"%s\" completed after it "
+			    "was abandoned", op->plugin->desc.name, op->name);
+		op_release(op);
+		return;
+	}
+	report(op, res, res->ok ? OP_SUCCEEDED : OP_FAILED);
+	op_release(op);
+}
+
+struct posted_completion {
+	struct wp_op *op;
+	struct wp_result res;
+	char detail[256];
+};
+
+static void
+posted_complete(void *arg)
+{
+	struct posted_completion *pc = arg;
+
+	complete_on_loop(pc->op, &pc->res);
+	free(pc);
+}
+
+void
+runtime_complete(struct wp_op *op, const struct wp_result *res)
+{
+	struct wp_result r = WP_RESULT_INIT;
+	struct posted_completion *pc;
+	size_t n;
+
+	if (op == NULL || res == NULL)
+		return;
+	/* Copy only what the plugin's struct has. */
+	n = res->size < sizeof(r) ? res->size : sizeof(r);
+	memcpy(&r, res, n);
+	r.size = sizeof(r);
+	if (r.reason < 0 || r.reason >= WP_REASON__COUNT)
+		r.reason = r.ok ? WP_REASON_OK : WP_REASON_CHECK;
+	if (host_on_loop()) {
+		complete_on_loop(op, &r);
+		return;
+	}
+	pc = wp_xmalloc(sizeof(*pc));
+	pc->op = op;
+	pc->res = r;
+	snprintf(pc->detail, sizeof(pc->detail), "%s", r.detail ? r.detail : "");
+	pc->res.detail = r.detail ? pc->detail : NULL;
+	host_post(posted_complete, pc);
+}
+
+static void
+grace_cb(uv_timer_t *t)
+{
+	struct wp_op *op = t->data;
+
+	/* Reported already; the plugin never completed after cancel. */
+	op->abandoned = 1;
+	opmon_count_breach(OPMON_ABANDONED);
+	wp_err("plugin %s: operation \"%s\" not completed %" PRId64 " ms after "
+	    "it was cancelled; the plugin is broken (its memory is kept in "
+	    "case it completes later; %u stuck operation(s) on this "
+	    "instance, new ones are refused at %d)", op->plugin->desc.name,
+	    op->name, grace_ms(), op->instance->stuck, UNFINISHED_MAX);
+}
+
+
+/* Stop an operation that is still running: at its deadline (TIMED_OUT)
+ * or on request (CANCELED). */
+static void
+stop_op(struct wp_op *op, enum op_outcome outcome)
+{
+	struct wp_result r = WP_RESULT_INIT;
+	char detail[256];
+	double age_ms = (double)(wp_now_us() - op->started_us) / 1000.0;
+	char dur[32];
+
+	if (op->reported)
+		return;
+	wp_format_duration((op->deadline_us - op->started_us) / 1000, dur,
+	    sizeof(dur));
+	if (outcome == OP_TIMED_OUT) {
+		wp_warn("operation \"%s\" (%s) timed out after %.0f ms "
+		    "(deadline %s)", op->name, opmon_category_name(op->cat),
+		    age_ms, dur);
+		snprintf(detail, sizeof(detail), "timed out after %s", dur);
+		r.reason = WP_REASON_TIMEOUT;
+	} else {
+		snprintf(detail, sizeof(detail), "cancelled after %.0f ms",
+		    age_ms);
+		r.reason = WP_REASON_CANCELED;
+	}
+	r.ok = 0;
+	r.detail = detail;
+	if (op->blocking && !op->plugin_done) {
+		/* The worker stays inside check(): the pool can grow and the
+		 * instance gets no second worker meanwhile. */
+		stuck_set(op, 1);
+		report(op, &r, outcome);
+		return; /* freed when the worker returns */
+	}
+	if (op->plugin_done) {
+		/* Completed (inside start(), or a refusal), not reported yet:
+		 * never cancel a completed operation. */
+		report(op, &r, outcome);
+		op_release(op);
+		return;
+	}
+	/* Ask the plugin to stop.  It completes inside cancel() or later;
+	 * either way the host reports now, with the plugin's own words when
+	 * it gave them synchronously. */
+	op->in_start = 1;
+	op->plugin->desc.cancel(op->instance->inst, op->opstate);
+	op->in_start = 0;
+	if (op->has_pending) {
+		if (op->pending.detail != NULL && op->pending.detail[0] &&
+		    op->pending.reason == r.reason)
+			r.detail = op->pending.detail;
+		r.dns_ms = op->pending.dns_ms;
+		r.connect_ms = op->pending.connect_ms;
+		r.tls_ms = op->pending.tls_ms;
+		r.first_byte_ms = op->pending.first_byte_ms;
+	}
+	report(op, &r, outcome);
+	if (op->plugin_done) {
+		op_release(op);
+		return;
+	}
+	stuck_set(op, 1);
+	uv_timer_start(&op->timer, grace_cb, (uint64_t)grace_ms(), 0);
+}
+
+static void
+deadline_cb(uv_timer_t *t)
+{
+	stop_op(t->data, OP_TIMED_OUT);
+}
+
+void
+runtime_cancel(struct wp_op *op)
+{
+	if (op == NULL || op->reported)
+		return;
+	stop_op(op, OP_CANCELED);
+}
+
+void
+runtime_cancel_all(void)
+{
+	uint32_t i;
+	int again = 1;
+
+	/* A cancelled operation's done() may end others or start new ones
+	 * in free slots: pass again until a pass finds none left. */
+	while (again) {
+		again = 0;
+		for (i = 0; i < n_slots; i++) {
+			if (slots[i].op == NULL || slots[i].op->reported)
+				continue;
+			stop_op(slots[i].op, OP_CANCELED);
+			again = 1;
+		}
+	}
+}
+
+struct blocking_job {
+	struct wp_op *op;
+	const struct plugin *plugin;
+	void *inst;
+	struct wp_request req;
+};
+
+static void
+blocking_run(void *arg)
+{
+	struct blocking_job *j = arg;
+	struct wp_result r = WP_RESULT_INIT;
+	char msg[96];
+	int rc;
+
+	rc = j->plugin->desc.check(j->inst, &j->req, &r);
+	if (rc != 0) {
+		snprintf(msg, sizeof(msg), "plugin error %d", rc);
+		r = (struct wp_result)WP_RESULT_INIT;
+		r.reason = WP_REASON_PLUGIN;
+		r.detail = msg;
+	}
+	runtime_complete(j->op, &r);
+	free(j);
+}
+
+/* A deferred report for a completion that happened inside start(). */
+static void
+finish_pending(uv_timer_t *t)
+{
+	struct wp_op *op = t->data;
+
+	report(op, &op->pending, op->pending.ok ? OP_SUCCEEDED : OP_FAILED);
+	op_release(op);
+}
+
+/* Fail OP without starting it; reported from the loop (done() must not
+ * run inside runtime_start). */
+static void
+refuse(struct wp_op *op, const char *detail)
+{
+	op->plugin_done = 1;
+	op->has_pending = 1;
+	op->pending = (struct wp_result)WP_RESULT_INIT;
+	op->pending.reason = WP_REASON_PLUGIN;
+	snprintf(op->pending_detail, sizeof(op->pending_detail), "%s", detail);
+	op->pending.detail = op->pending_detail;
+	uv_timer_start(&op->timer, finish_pending, 0, 0);
+}
+
+/* Why instance IN may get no new operation now, or NULL.  MSG: a buffer. */
+static const char *
+refusal(const struct instance *in, char *msg, size_t len)
+{
+	const struct plugin *p = in->plugin;
+	struct pool_stats st;
+	unsigned *ps;
+
+	if (p->async) {
+		if (in->stuck < UNFINISHED_MAX)
+			return NULL;
+		snprintf(msg, len, "not started: the plugin has not completed "
+		    "%u earlier operations it was asked to cancel", in->stuck);
+		return msg;
+	}
+	if (in->stuck >= STUCK_MAX)
+		return "not started: the plugin is still stuck in an earlier "
+		    "check, past its deadline";
+	ps = plugin_stuck(p);
+	pool_get_stats(&st);
+	if (ps != NULL && *ps < st.max / 2)
+		return NULL;
+	snprintf(msg, len, "not started: plugin %s already holds %u workers "
+	    "stuck past their deadline", p->desc.name, ps ? *ps : 0);
+	return msg;
+}
+
+struct wp_op *
+runtime_start(struct instance *in, enum op_category cat, const char *name,
+    int64_t timeout_ms, unsigned attempt, const struct wp_alert *alert,
+    runtime_done_fn done, void *arg)
+{
+	struct wp_op *op = wp_xcalloc(1, sizeof(*op));
+	const struct plugin *p = in->plugin;
+	const char *why;
+	char msg[160];
+	int rc;
+
+	op->magic = OP_MAGIC;
+	op->reg = opmon_register(cat, name, timeout_ms);
+	op->cat = cat;
+	snprintf(op->name, sizeof(op->name), "%s", name);
+	op->started_us = wp_now_us();
+	op->deadline_us = op->started_us + timeout_ms * 1000;
+	uv_timer_init(wp_loop, &op->timer);
+	op->timer.data = op;
+	instance_ref(in);
+	op->instance = in;
+	op->plugin = p;
+	op->done = done;
+	op->done_arg = arg;
+	op->req = (struct wp_request){
+		.size = sizeof(struct wp_request),
+		.op = slot_take(op),
+		.monitor = op->name,
+		.started_us = op->started_us,
+		.deadline_us = op->deadline_us,
+		.attempt = attempt,
+		.alert = alert,
+	};
+	/* A broken plugin instance may not pile up threads or memory. */
+	if ((why = refusal(in, msg, sizeof(msg))) != NULL) {
+		refuse(op, why);
+		return op;
+	}
+	if (!p->async) {
+		struct blocking_job *j = wp_xmalloc(sizeof(*j));
+
+		j->op = op->req.op;
+		j->plugin = p;
+		j->inst = in->inst;
+		j->req = op->req;
+		op->blocking = 1;
+		uv_timer_start(&op->timer, deadline_cb, (uint64_t)timeout_ms, 0);
+		pool_submit(blocking_run, j);
+		return op;
+	}
+	op->in_start = 1;
+	rc = p->desc.start(in->inst, &op->req, &op->opstate);
+	op->in_start = 0;
+	if (rc != 0) {
+		/* Not accepted: the plugin must not complete it. */
+		snprintf(msg, sizeof(msg), "plugin could not start the check "
+		    "(error %d)", rc);
+		refuse(op, msg);
+		return op;
+	}
+	if (op->has_pending) {
+		/* Completed inside start(): report from the loop. */
+		uv_timer_start(&op->timer, finish_pending, 0, 0);
+		return op;
+	}
+	uv_timer_start(&op->timer, deadline_cb, (uint64_t)timeout_ms, 0);
+	return op;
+}

@@ -1,0 +1,95 @@
+/*
+ * runtime -- drives plugin operations.
+ *
+ * runtime_start() calls an asynchronous plugin's start() (or hands a
+ * blocking plugin's check() to the worker pool), owns the deadline,
+ * cancels through the plugin when it passes, enforces exactly-once
+ * completion (it supplies the host's complete() service) and hands the
+ * outcome to the caller's callback.  Each operation is registered in the
+ * operation registry (opmon.h), which counts and shows it.
+ *
+ * Stuck work -- an operation already reported as timed out or cancelled
+ * whose plugin has not returned: a worker blocked in check(), or a cancel
+ * the plugin never completes -- is counted here, in one place, and limits
+ * what a broken plugin may hold: an instance with a stuck blocking check,
+ * or with 8 cancelled operations not completed, gets no new operation, and
+ * one plugin may hold at most half the worker pool in stuck workers.  A
+ * refused operation fails at once with WP_REASON_PLUGIN.  Stuck workers are
+ * exported as watchpost_workers{state="stuck"}, abandoned operations (not
+ * completed within the cancel grace) as "abandoned" in GET /api/monitor.
+ *
+ * Loop thread only, except runtime_complete().
+ */
+#ifndef WP_RUNTIME_H
+#define WP_RUNTIME_H
+
+#include <stdint.h>
+
+#include <watchpost/plugin.h>
+
+#include "opmon.h"
+
+struct plugin;
+
+/*
+ * A configured plugin instance, shared by the monitor (or alert section)
+ * that owns it and every operation running on it.  The plugin's release()
+ * runs when the last reference goes: never while an operation is in flight.
+ */
+struct instance {
+	const struct plugin *plugin;
+	void *inst;
+	unsigned refs;
+	unsigned stuck;  /* its operations that are stuck (see above) */
+};
+
+/* Wrap INST (from P's configure()) with one reference, the caller's.  The
+ * first instance of P gives P's host table its complete() service. */
+struct instance *instance_new(const struct plugin *p, void *inst);
+void instance_ref(struct instance *in);
+/* Drop a reference; NULL does nothing. */
+void instance_unref(struct instance *in);
+
+/*
+ * Called once per runtime_start(), on the loop thread, never from inside
+ * runtime_start() itself.  res is borrowed for the call: on timeout its
+ * reason is WP_REASON_TIMEOUT, on cancel WP_REASON_CANCELED.
+ */
+typedef void (*runtime_done_fn)(void *arg, const struct wp_result *res,
+    enum op_outcome outcome);
+
+/*
+ * Run one operation on instance IN (referenced until the plugin has
+ * completed it) with a deadline TIMEOUT_MS from now, registered in
+ * category CAT as NAME (copied).  ALERT (alert plugins) is borrowed and
+ * must stay valid until done() runs.  Returns the operation (valid until
+ * done() runs) -- it cannot fail: a plugin that refuses to start, or an
+ * instance refused for stuck work, produces a failed result through
+ * done().
+ */
+struct wp_op *runtime_start(struct instance *in, enum op_category cat,
+    const char *name, int64_t timeout_ms, unsigned attempt,
+    const struct wp_alert *alert, runtime_done_fn done, void *arg);
+
+/* Cancel an operation from runtime_start (monitor removed, shutdown).
+ * done() runs with OP_CANCELED, soon, on the loop.  NULL, or an operation
+ * already reported, does nothing. */
+void runtime_cancel(struct wp_op *op);
+
+/* Cancel every plugin operation not yet reported (the shutdown's drain
+ * limit), as runtime_cancel does. */
+void runtime_cancel_all(void);
+
+/*
+ * The host's complete() service (any thread).  OP is the handle the plugin
+ * got in req->op: a second completion, or one through a stale or invalid
+ * handle, is detected without touching freed memory, logged and counted.
+ */
+void runtime_complete(struct wp_op *op, const struct wp_result *res);
+
+/* How long a plugin may take to complete after cancel before it is
+ * reported as broken (abandoned): default 5000 ms, or
+ * $WATCHPOST_CANCEL_GRACE_MS.  For tests. */
+void runtime_set_cancel_grace_ms(int64_t ms);
+
+#endif

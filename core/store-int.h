@@ -1,0 +1,181 @@
+/*
+ * store-int.h -- what store.c (open, check, migrate, the synchronous reads)
+ * and store-writer.c (the writer and checkpoint threads, the queue, the
+ * file watch) share: struct store and the helpers both use.  Private to
+ * those two files; everyone else uses store.h.
+ *
+ * Two connections: `db` belongs to the writer (the caller's thread before
+ * store_start(), the writer thread after it) and `rdb`, guarded by `rmu`,
+ * serves store_sync_monitors() and store_load_*() from any thread.  WAL lets
+ * `rdb` read while the writer writes; its busy timeout covers the short
+ * writer transactions when it writes monitors.  A third, `cdb`, belongs to
+ * the checkpoint thread.
+ */
+#ifndef WP_STORE_INT_H
+#define WP_STORE_INT_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+#include <sys/types.h>
+
+#include <sqlite3.h>
+
+#include "store.h"
+
+#define BATCH_MAX	1000	/* items per writer transaction */
+#define BUSY_MS		5000	/* busy timeout of the synchronous calls */
+/*
+ * The writer retries on its own with backoff, so its busy handler only has
+ * to ride out short locks (a checkpoint, a monitor sync); waiting longer
+ * would only delay reporting a stuck database.
+ */
+#define WRITER_BUSY_MS	1000
+#define GATHER_ROWS	256	/* a batch is written once this many items are
+				   queued (at most half the queue, so
+				   gathering never fills it) */
+
+enum item_kind { ITEM_CHECK, ITEM_DELIVERY };
+
+struct item {
+	enum item_kind kind;
+	int64_t queued_ms;	/* monotonic, when submitted */
+	union {
+		struct {
+			struct store_check c;
+			struct store_alert *alerts;	/* owned, with payloads */
+			size_t n_alerts;
+			/* Owned: one block, the names after the array
+			 * (c.meas is NULL in the copy). */
+			struct store_measure *meas;
+			size_t n_meas;
+		} chk;
+		struct {
+			int64_t alert_id;
+			int delivered;
+			int64_t at_ms;
+			char error[256];
+		} dlv;
+	} u;
+};
+
+/* Which file a path names (0, 0: none). */
+struct file_id {
+	dev_t dev;
+	ino_t ino;
+};
+
+/* A retention request; only the writer changes it once queued. */
+struct retention {
+	int64_t cutoff_ms;
+	int chunk;
+	void (*done)(void *, int64_t);
+	void *arg;
+	int64_t deleted;
+	int vacuuming;
+	int64_t freelist;	/* free pages before the last vacuum step */
+	struct retention *next;
+};
+
+struct store {
+	char *path;
+	sqlite3 *db;		/* writer connection */
+	sqlite3 *rdb;		/* synchronous calls, under rmu */
+	pthread_mutex_t rmu;
+
+	/* Writer statements (prepared once, persistent). */
+	sqlite3_stmt *s_begin, *s_commit, *s_rollback;
+	sqlite3_stmt *s_savepoint, *s_release, *s_rollback_to;
+	sqlite3_stmt *s_check, *s_state, *s_outbox, *s_measure;
+	sqlite3_stmt *s_delivered, *s_attempt;
+	sqlite3_stmt *s_retention;
+
+	pthread_t thread;
+	int started;
+	sqlite3 *cdb;		/* the checkpoint thread's connection */
+	pthread_t ckpt_thread;
+	int ckpt_started;
+
+	/* Everything below is guarded by mu. */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;	/* work arrived or stop requested */
+	struct item *ring;
+	size_t cap, head, count;
+	size_t gather_rows;	/* GATHER_ROWS, or half of a smaller queue */
+	size_t batch_max;	/* BATCH_MAX, or half of a smaller queue, so
+				   half the queue can always be shed */
+	struct retention *ret, *ret_tail;
+	size_t busy;		/* head items the writer is writing */
+	void (*on_commit)(void *, const struct store_alert *, size_t);
+	void *on_commit_arg;
+	int stopping;
+	int ckpt_want;		/* the WAL hook asked for a checkpoint */
+	int ckpt_drop;		/* the writer asks it to close cdb */
+	int ckpt_exited;
+	pthread_cond_t ckpt_cv;	/* ckpt_want, ckpt_drop or stopping changed */
+	int64_t giveup_ms;	/* monotonic; only meaningful while stopping */
+	struct store_stats stats;
+	/* Writer thread only: when the last batch began, got the write
+	 * lock, wrote its rows and committed (monotonic µs). */
+	int64_t phase_us[4];
+	int64_t slow_logged_ms;	/* monotonic, the last log_slow_batch line */
+	unsigned slow_since;	/* slow batches since that line */
+	/* Set by the writer thread when the file is found damaged; read by
+	 * it and, after it ends, by store_close(). */
+	int damaged;
+	void (*on_damage)(void *);
+	void *damage_arg;
+	/* Writer thread only: the database, -wal and -shm it opened, when
+	 * to look at them next, a recovery under way, and the outbox rows of
+	 * the last committed batch (for on_commit). */
+	struct file_id files[3];
+	int64_t watch_next_ms;
+	int recovering;
+	struct store_alert *done_rows;
+	size_t done_cap;
+};
+
+/* ---- store.c ---- */
+
+/* snprintf(dst, len, "%s", src), NULL as "". */
+void st_copy_str(char *dst, size_t len, const char *src);
+/* Run SQL with no result rows.  0, or WP_EIO with the message in err. */
+int st_exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen);
+/* One integer from a single-row query: 0 and *out, or WP_EIO. */
+int st_query_int(sqlite3 *db, const char *sql, int64_t *out);
+/* Step a statement that returns no rows, reset it and clear its bindings.
+ * SQLITE_OK or the SQLite result code. */
+int st_step_done(sqlite3_stmt *s);
+/* 1 if an SQLite result code says the file itself is damaged or is not
+ * a database: no retry can help. */
+int st_damaged(int rc);
+/* Open one connection to PATH (created if missing) with the pragmas every
+ * connection needs, for use by one thread at a time.  0 and *out, or
+ * WP_EIO with a message naming PATH in err and *out NULL. */
+int st_open_conn(const char *path, int busy_ms, sqlite3 **out, char *err,
+    size_t errlen);
+/* Open st->db to st->path, migrated, with the writer's statements
+ * prepared; with CHECK, first refuse a damaged file.  0, or a negative
+ * WP_E* code with err set and st->db NULL. */
+int st_open_writer(struct store *st, int check, char *err, size_t errlen);
+/* What PATH, PATH-wal and PATH-shm name now (a missing file: 0, 0). */
+void st_file_ids(const char *path, struct file_id out[3]);
+/* The absolute time for pthread_cond_timedwait() on the store's condition
+ * variables (CLOCK_MONOTONIC) at monotonic ms. */
+void st_timespec_at(struct timespec *ts, int64_t mono_ms);
+/* Release everything store_open() acquired; the writer must be stopped. */
+void st_destroy(struct store *st);
+
+/* ---- store-writer.c ---- */
+
+/* Free what a queued item owns (alerts, payloads, measurements); the slot
+ * may then be reused. */
+void st_free_item(struct item *it);
+/* Prepare the writer's statements on st->db.  0, or WP_EIO with err set
+ * (the ones prepared stay for st_finalize_writer()). */
+int st_prepare_writer(struct store *st, char *err, size_t errlen);
+/* Finalize the writer's statements (any that exist). */
+void st_finalize_writer(struct store *st);
+
+#endif
