@@ -27,12 +27,18 @@ wp_now_ms(void)
 }
 
 int64_t
-wp_wall_ms(void)
+wp_wall_us(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t
+wp_wall_ms(void)
+{
+	return wp_wall_us() / 1000;
 }
 
 int

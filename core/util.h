@@ -15,6 +15,7 @@
 /* Clocks.  mono: monotonic; wall: unix epoch. */
 int64_t wp_now_us(void);
 int64_t wp_now_ms(void);
+int64_t wp_wall_us(void);
 int64_t wp_wall_ms(void);
 
 /*
