@@ -170,7 +170,7 @@ h_free(void *p)
 }
 
 static void
-h_config_error(const struct wp_section *sec, const struct wp_kv *kv,
+h_config_error(const struct wp_section *sec, const char *key,
     const char *fmt, ...)
 {
 	char msg[1536];
@@ -179,8 +179,8 @@ h_config_error(const struct wp_section *sec, const struct wp_kv *kv,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (kv != NULL)
-		diag_error(sec->diag, kv->line, "%s: %s", kv->key, msg);
+	if (key != NULL)
+		diag_error(sec->diag, sec->line, "%s: %s", key, msg);
 	else
 		diag_error(sec->diag, sec->line, "%s", msg);
 }
