@@ -315,6 +315,8 @@ h_timer_free(struct wp_timer *t)
  * libuv's resolver statuses (getaddrinfo's EAI_* as UV_EAI_*, and errno
  * values) in the header's WP_E* domain: glibc's EAI_* are small negative
  * numbers that collide with WP_E*, so none of them may reach a plugin.
+ * Only the statuses wp_resolve_cb lists come out: flags or hints the
+ * resolver rejects are "not supported here".
  */
 static const struct {
 	int uv;
@@ -331,16 +333,14 @@ static const struct {
 	{ UV_EAI_SOCKTYPE, WP_ENOTSUP },
 	{ UV_EAI_SERVICE, WP_ENOTSUP },
 	{ UV_EAI_PROTOCOL, WP_ENOTSUP },
-	{ UV_EAI_BADFLAGS, WP_EINVAL },
-	{ UV_EAI_BADHINTS, WP_EINVAL },
-	{ UV_EAI_OVERFLOW, WP_EINVAL },
-	{ UV_EINVAL, WP_EINVAL },
+	{ UV_EAI_BADFLAGS, WP_ENOTSUP },
+	{ UV_EAI_BADHINTS, WP_ENOTSUP },
 	{ UV_EAI_CANCELED, WP_ECANCELED },
 	{ UV_ECANCELED, WP_ECANCELED },
 };
 
 /* STATUS (a libuv resolver status, < 0) as a WP_E* code; anything not in
- * the table (EAI_SYSTEM's errno values) is WP_EIO. */
+ * the table (EAI_SYSTEM's errno values, EAI_OVERFLOW) is WP_EIO. */
 static int
 resolve_error(int status)
 {
