@@ -235,13 +235,14 @@ test_resolve_literal(void **state)
 }
 
 /* Resolver failures arrive in the WP_E* domain, with a human message: a
- * non-literal under AI_NUMERICHOST (no lookup is made) is WP_ENONAME, a
- * family the resolver does not offer is WP_ENOTSUP. */
+ * non-literal under AI_NUMERICHOST (no lookup is made) is WP_ENONAME; a
+ * family the resolver does not offer, and flags it rejects, are
+ * WP_ENOTSUP. */
 static void
 test_resolve_errors(void **state)
 {
 	struct addrinfo hints = numeric_hints(AF_UNSPEC);
-	struct answer a = { 0 }, b = { 0 };
+	struct answer a = { 0 }, b = { 0 }, c = { 0 };
 
 	(void)state;
 	assert_non_null(host->resolve(host, "not-an-address.invalid", "80",
@@ -257,6 +258,13 @@ test_resolve_errors(void **state)
 	assert_int_equal(b.calls, 1);
 	assert_int_equal(b.status, WP_ENOTSUP);
 	assert_true(b.err[0] != '\0');
+	hints = numeric_hints(AF_UNSPEC);
+	hints.ai_flags |= 0x40000000;
+	assert_non_null(host->resolve(host, "127.0.0.1", "80", &hints,
+	    resolved, &c));
+	spin_until(&c.calls);
+	assert_int_equal(c.calls, 1);
+	assert_int_equal(c.status, WP_ENOTSUP);
 }
 
 /* After resolve_cancel the callback never runs, whether or not libuv had
