@@ -830,6 +830,10 @@ series(struct wp_buf *b, const char *metric, const struct monitor *m,
 	wp_buf_printf(b, "\"%s} ", extra ? extra : "");
 }
 
+/*
+ * A disabled monitor exports no per-monitor series: its last state would
+ * otherwise stay on /metrics after enabled = false or a reload disabling it.
+ */
 void
 manager_metrics(struct wp_buf *b)
 {
@@ -840,6 +844,8 @@ manager_metrics(struct wp_buf *b)
 	wp_buf_puts(b, "# HELP watchpost_monitor_up 1 if the monitor is up, 0 "
 	    "if down; absent while pending.\n# TYPE watchpost_monitor_up gauge\n");
 	for (m = monitors; m; m = m->next) {
+		if (!m->enabled)
+			continue;
 		if (m->state == ST_PENDING)
 			continue;
 		series(b, "watchpost_monitor_up", m, NULL);
@@ -848,6 +854,8 @@ manager_metrics(struct wp_buf *b)
 	wp_buf_puts(b, "# HELP watchpost_monitor_latency_seconds Latency of the "
 	    "last check.\n# TYPE watchpost_monitor_latency_seconds gauge\n");
 	for (m = monitors; m; m = m->next) {
+		if (!m->enabled)
+			continue;
 		if (m->last_check_ms == 0 || m->last.latency_ms < 0)
 			continue;
 		series(b, "watchpost_monitor_latency_seconds", m, NULL);
@@ -856,6 +864,8 @@ manager_metrics(struct wp_buf *b)
 	wp_buf_puts(b, "# HELP watchpost_monitor_checks_total Finished checks "
 	    "by result.\n# TYPE watchpost_monitor_checks_total counter\n");
 	for (m = monitors; m; m = m->next) {
+		if (!m->enabled)
+			continue;
 		series(b, "watchpost_monitor_checks_total", m,
 		    ",result=\"up\"");
 		wp_buf_printf(b, "%" PRIu64 "\n", m->n_up);
@@ -867,6 +877,8 @@ manager_metrics(struct wp_buf *b)
 	    "of the last check, from its start.\n# TYPE "
 	    "watchpost_monitor_phase_seconds gauge\n");
 	for (m = monitors; m; m = m->next) {
+		if (!m->enabled)
+			continue;
 		static const char *const phases[] = { "dns", "connect", "tls",
 		    "first_byte" };
 		const double v[] = { m->last.dns_ms, m->last.connect_ms,
@@ -889,6 +901,8 @@ manager_metrics(struct wp_buf *b)
 	    "When the peer certificate expires.\n# TYPE "
 	    "watchpost_monitor_cert_expiry_timestamp_seconds gauge\n");
 	for (m = monitors; m; m = m->next) {
+		if (!m->enabled)
+			continue;
 		if (m->last.cert_expiry <= 0)
 			continue;
 		series(b, "watchpost_monitor_cert_expiry_timestamp_seconds", m,
@@ -899,6 +913,8 @@ manager_metrics(struct wp_buf *b)
 	    "skipped because the previous check was still running.\n# TYPE "
 	    "watchpost_monitor_skipped_total counter\n");
 	for (m = monitors; m; m = m->next) {
+		if (!m->enabled)
+			continue;
 		series(b, "watchpost_monitor_skipped_total", m, NULL);
 		wp_buf_printf(b, "%" PRIu64 "\n", m->sched.skipped);
 	}

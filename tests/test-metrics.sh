@@ -1,7 +1,8 @@
 #!/bin/bash
 # /metrics from a running daemon: the output is valid Prometheus text
 # exposition format (tests/promlint.awk, itself checked first on known-bad
-# input) and every family the operator relies on is there with sane values:
+# input; then promtool check metrics from Debian's prometheus package) and
+# every family the operator relies on is there with sane values:
 # per monitor, operation monitor, scheduler, store and alert outbox.
 . "$abs_top_srcdir/tests/lib.sh"
 
@@ -125,6 +126,11 @@ grep -qi '^content-type: text/plain; version=0.0.4' "$T/headers" ||
     fail "content type: $(cat "$T/headers")"
 awk -f "$LINT" "$T/metrics.txt" || fail "/metrics is not valid exposition format"
 ok "/metrics is valid exposition format ($(grep -vc '^#' "$T/metrics.txt") samples)"
+# Prometheus' own linter on the live output: any error or lint message fails.
+promtool check metrics <"$T/metrics.txt" >"$T/promtool.txt" 2>&1 ||
+    fail "promtool check metrics: $(cat "$T/promtool.txt")"
+[ -s "$T/promtool.txt" ] && fail "promtool check metrics: $(cat "$T/promtool.txt")"
+ok "promtool check metrics accepts /metrics"
 
 expect() { # expect NAME{LABELS} OP N
 	local v

@@ -1,7 +1,7 @@
 /*
  * testhttpd-spawn.h -- start and stop tests/testhttpd from a cmocka test.
- * Header-only (static functions) so each test program stays one file;
- * include after <cmocka.h>.
+ * Header-only (static inline functions: a test may use only some), so
+ * each test program stays one file; include after <cmocka.h>.
  */
 #ifndef WP_TESTHTTPD_SPAWN_H
 #define WP_TESTHTTPD_SPAWN_H
@@ -29,7 +29,7 @@ struct server {
  * Start tests/testhttpd with EXTRA arguments (NULL-terminated) and read
  * its "PORT n" line (10 s at most).  Fails the test on any problem.
  */
-static void
+static inline void
 server_start(struct server *s, const char *const *extra)
 {
 	const char *top = getenv("abs_top_builddir");
@@ -71,7 +71,7 @@ server_start(struct server *s, const char *const *extra)
 	assert_true(s->port > 0);
 }
 
-static void
+static inline void
 server_stop(struct server *s)
 {
 	int status = 0;
@@ -85,7 +85,7 @@ server_stop(struct server *s)
 }
 
 /* A loopback port nobody listens on (bound, then closed). */
-static int
+static inline int
 closed_port(void)
 {
 	struct sockaddr_in sin;

@@ -1,0 +1,311 @@
+/*
+ * The alert outbox (core/alert.c) through its header, with the real
+ * webhook plugin delivering to tests/testhttpd on loopback and a real
+ * store.  The test plays the store's writer: it says which outbox rows are
+ * committed with alert_released() itself, in any order, so "a delivery
+ * starts only after its row is committed" is checked directly.  Asserts
+ * order and counts (what the receiver got, and in which order), never
+ * durations; every wait is a bounded run of the loop.
+ */
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <uv.h>
+
+#include "alert.h"
+#include "cfg.h"
+#include "host.h"
+#include "loader.h"
+#include "log.h"
+#include "opmon.h"
+#include "pool.h"
+#include "store.h"
+#include "testhttpd-spawn.h"
+
+static char tmpdir[] = "/tmp/wp-alert.XXXXXX";
+static char status_path[4200], record_path[4200], accepted_path[4200];
+static struct server srv;
+static struct store *st;
+
+static void
+write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* Lines of PATH that contain NEEDLE (all lines if NULL). */
+static int
+count_lines(const char *path, const char *needle)
+{
+	char line[4096];
+	FILE *f = fopen(path, "r");
+	int n = 0;
+
+	if (f == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (needle == NULL || strstr(line, needle) != NULL)
+			n++;
+	fclose(f);
+	return n;
+}
+
+/* The error text ("e1", ...) of each line of PATH, concatenated. */
+static void
+errors_in(const char *path, char *out, size_t len)
+{
+	char line[4096], *p;
+	FILE *f = fopen(path, "r");
+
+	out[0] = '\0';
+	if (f == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if ((p = strstr(line, "\"error\":\"")) != NULL)
+			strncat(out, p + 9, 2 < len - strlen(out) - 1 ? 2 :
+			    len - strlen(out) - 1);
+	fclose(f);
+}
+
+static void
+guard_cb(uv_timer_t *t)
+{
+	(void)t;
+}
+
+/* Run the loop until PATH has N lines containing NEEDLE and no delivery
+ * is in flight; fails after 400 turns of the loop, which a 50 ms timer
+ * keeps turning (a bound, not an assertion on time). */
+static void
+run_until(const char *path, const char *needle, int n)
+{
+	uv_timer_t guard;
+	int turns = 0;
+
+	uv_timer_init(wp_loop, &guard);
+	uv_timer_start(&guard, guard_cb, 50, 50);
+	while (count_lines(path, needle) < n || alert_in_flight() > 0) {
+		if (++turns > 400)
+			fail_msg("%s: %d lines with %s, want %d", path,
+			    count_lines(path, needle), needle ? needle : "-",
+			    n);
+		uv_run(wp_loop, UV_RUN_ONCE);
+	}
+	uv_timer_stop(&guard);
+	uv_close((uv_handle_t *)&guard, NULL);
+	uv_run(wp_loop, UV_RUN_NOWAIT);
+}
+
+static size_t
+raise_one(int64_t monitor_id, const char *error, struct store_alert *row)
+{
+	char *const names[] = { "hook" };
+
+	return alert_raise(monitor_id, "m", "http", 0, names, 1, "down", "up",
+	    1000, error, "HTTP_STATUS", 1.5, row, 1);
+}
+
+/* Deliveries of one (monitor, section) go in the order raised, and only
+ * once their rows are committed: released newest first, they still arrive
+ * oldest first, and nothing starts before the oldest is released. */
+static void
+test_order_after_commit(void **state)
+{
+	struct store_alert rows[3];
+	char order[16];
+	size_t i;
+
+	(void)state;
+	write_file(status_path, "200\n");
+	assert_int_equal(raise_one(1, "e1", &rows[0]), 1);
+	assert_int_equal(raise_one(1, "e2", &rows[1]), 1);
+	assert_int_equal(raise_one(1, "e3", &rows[2]), 1);
+	assert_true(rows[0].id < rows[1].id && rows[1].id < rows[2].id);
+	assert_int_equal(rows[0].monitor_id, 1);
+	assert_string_equal(rows[0].alert_name, "hook");
+	assert_non_null(strstr(rows[1].payload, "\"error\":\"e2\""));
+	/* Raised, not committed: no delivery starts. */
+	assert_int_equal(alert_in_flight(), 0);
+	/* The newer rows committed first: they wait for the oldest. */
+	alert_released(&rows[2], 1);
+	alert_released(&rows[1], 1);
+	assert_int_equal(alert_in_flight(), 0);
+	alert_released(&rows[0], 1);
+	assert_int_equal(alert_in_flight(), 1);
+	run_until(accepted_path, NULL, 3);
+	errors_in(accepted_path, order, sizeof(order));
+	assert_string_equal(order, "e1e2e3");
+	/* Each was sent once. */
+	assert_int_equal(count_lines(record_path, NULL), 3);
+	for (i = 0; i < 3; i++)
+		free(rows[i].payload);
+}
+
+/* A failing head is retried with back-off, and the next of its chain
+ * waits for it; another monitor's chain does not.  Once the receiver
+ * accepts, both go, in order. */
+static void
+test_backoff_blocks_chain(void **state)
+{
+	struct store_alert rows[3];
+	char order[16];
+	size_t i;
+
+	(void)state;
+	unlink(record_path);
+	unlink(accepted_path);
+	write_file(status_path, "503\n");
+	assert_int_equal(raise_one(2, "f1", &rows[0]), 1);
+	assert_int_equal(raise_one(2, "f2", &rows[1]), 1);
+	alert_released(rows, 2);
+	/* Three attempts of the head, each refused. */
+	run_until(record_path, "\"error\":\"f1\"", 3);
+	assert_int_equal(count_lines(record_path, "\"error\":\"f2\""), 0);
+	assert_int_equal(count_lines(accepted_path, NULL), 0);
+	/* The receiver accepts again: the head, then the next. */
+	write_file(status_path, "200\n");
+	run_until(accepted_path, NULL, 2);
+	errors_in(accepted_path, order, sizeof(order));
+	assert_string_equal(order, "f1f2");
+	assert_int_equal(count_lines(record_path, "\"error\":\"f2\""), 1);
+	/* A third alert of the same chain, after the outage: sent once. */
+	assert_int_equal(raise_one(2, "f3", &rows[2]), 1);
+	alert_released(&rows[2], 1);
+	run_until(accepted_path, NULL, 3);
+	errors_in(accepted_path, order, sizeof(order));
+	assert_string_equal(order, "f1f2f3");
+	assert_int_equal(count_lines(record_path, "\"error\":\"f3\""), 1);
+	for (i = 0; i < 3; i++)
+		free(rows[i].payload);
+}
+
+/* Rows of deliveries the outbox does not know are ignored. */
+static void
+test_unknown_rows_ignored(void **state)
+{
+	struct store_alert row = { .id = 999999, .monitor_id = 7,
+		.alert_name = "hook" };
+	struct store_alert other = { .id = 1, .monitor_id = 1,
+		.alert_name = "nosuch" };
+
+	(void)state;
+	alert_released(&row, 1);
+	alert_released(&other, 1);
+	assert_int_equal(alert_in_flight(), 0);
+}
+
+static struct config *
+config_from(const char *text)
+{
+	char path[4200];
+	struct wp_diag diag;
+	struct config *cfg = NULL;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/test.ini", tmpdir);
+	write_file(path, text);
+	diag_init(&diag, path);
+	rc = config_load(path, getenv("WP_PLUGIN_DIR"), loader_lookup, NULL,
+	    &diag, &cfg);
+	if (rc != 0)
+		fprintf(stderr, "%s", diag.text ? diag.text : "?\n");
+	diag_free(&diag);
+	assert_int_equal(rc, 0);
+	return cfg;
+}
+
+static int
+setup(void **state)
+{
+	const char *args[] = { "--record", record_path, "--hook-status-file",
+		status_path, "--accepted", accepted_path, NULL };
+	char ini[8192], db[4200], err[256];
+	struct config *cfg;
+	struct wp_diag diag;
+	void *prepared = NULL;
+
+	(void)state;
+	write_file(status_path, "200\n");
+	server_start(&srv, args);
+	snprintf(db, sizeof(db), "%s/wp.db", tmpdir);
+	assert_int_equal(store_open(db, 1024, &st, err, sizeof(err)), 0);
+	assert_int_equal(store_start(st), 0);
+	assert_int_equal(alert_init(st), 0);
+	snprintf(ini, sizeof(ini), "[agent]\nlisten = off\n"
+	    "[alert:hook]\ntype = webhook\nurl = http://127.0.0.1:%d/hook\n"
+	    "timeout = 5s\n", srv.port);
+	cfg = config_from(ini);
+	diag_init(&diag, cfg->file);
+	assert_int_equal(alert_prepare(cfg, &diag, &prepared), 0);
+	diag_free(&diag);
+	alert_commit(prepared);
+	config_free(cfg);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	alert_stop();
+	alert_free();
+	uv_run(wp_loop, UV_RUN_NOWAIT);
+	store_close(st);
+	server_stop(&srv);
+	return 0;
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_order_after_commit),
+		cmocka_unit_test(test_backoff_blocks_chain),
+		cmocka_unit_test(test_unknown_rows_ignored),
+	};
+	char path[4200];
+	int rc;
+
+	if (getenv("WP_PLUGIN_DIR") == NULL || mkdtemp(tmpdir) == NULL) {
+		fprintf(stderr, "WP_PLUGIN_DIR not set, or no temporary folder\n");
+		return 1;
+	}
+	snprintf(status_path, sizeof(status_path), "%s/status", tmpdir);
+	snprintf(record_path, sizeof(record_path), "%s/record", tmpdir);
+	snprintf(accepted_path, sizeof(accepted_path), "%s/accepted", tmpdir);
+	/* Retries 1 ms apart at most: back-off is counted, not timed. */
+	setenv("WATCHPOST_ALERT_BACKOFF_MAX_MS", "1", 1);
+	host_loop_init();
+	wp_log_setup(WP_LOG_ERROR, WP_LOG_STDERR);
+	pool_init(1, 2);
+	rc = cmocka_run_group_tests(tests, setup, teardown);
+	pool_shutdown(2000);
+	loader_shutdown();
+	host_loop_close();
+	opmon_shutdown();
+	unlink(status_path);
+	unlink(record_path);
+	unlink(accepted_path);
+	snprintf(path, sizeof(path), "%s/test.ini", tmpdir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/wp.db", tmpdir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/wp.db-wal", tmpdir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/wp.db-shm", tmpdir);
+	unlink(path);
+	rmdir(tmpdir);
+	return rc;
+}
