@@ -153,9 +153,9 @@ h_now_us(void)
 }
 
 static int64_t
-h_wall_ms(void)
+h_wall_us(void)
 {
-	return wp_wall_ms();
+	return wp_wall_us();
 }
 
 static void *
@@ -195,18 +195,6 @@ h_config_error(const struct wp_section *sec, const char *key,
 		    key, msg);
 	else
 		diag_error(sec->diag, sec->line, "%s", msg);
-}
-
-static int
-h_parse_duration(const char *s, int64_t *ms)
-{
-	return wp_parse_duration(s, ms);
-}
-
-static int
-h_parse_bool(const char *s, int *out)
-{
-	return wp_parse_bool(s, out);
 }
 
 static void
@@ -310,11 +298,18 @@ h_timer_new(const struct wp_host *h, wp_timer_cb cb, void *arg)
 	return t;
 }
 
+/* us < 0 disarms; otherwise the loop's milliseconds, rounded up so a
+ * timer never fires before the time asked for. */
 static int
-h_timer_set(struct wp_timer *t, int64_t ms)
+h_timer_set(struct wp_timer *t, int64_t us)
 {
+	uint64_t ms;
+
 	uv_timer_stop(&t->timer);
-	if (ms >= 0 && uv_timer_start(&t->timer, timer_cb, (uint64_t)ms, 0))
+	if (us < 0)
+		return 0;
+	ms = (uint64_t)us / 1000 + ((uint64_t)us % 1000 != 0);
+	if (uv_timer_start(&t->timer, timer_cb, ms, 0) != 0)
 		return WP_EIO;
 	return 0;
 }
@@ -328,6 +323,47 @@ h_timer_free(struct wp_timer *t)
 	uv_close((uv_handle_t *)&t->timer, host_close_free);
 }
 
+/*
+ * libuv's resolver statuses (getaddrinfo's EAI_* as UV_EAI_*, and errno
+ * values) in the header's WP_E* domain: glibc's EAI_* are small negative
+ * numbers that collide with WP_E*, so none of them may reach a plugin.
+ * Only the statuses wp_resolve_cb lists come out: flags or hints the
+ * resolver rejects are "not supported here".
+ */
+static const struct {
+	int uv;
+	int wp;
+} resolve_errors[] = {
+	{ UV_EAI_NONAME, WP_ENONAME },
+	{ UV_EAI_NODATA, WP_ENONAME },
+	{ UV_EAI_ADDRFAMILY, WP_ENONAME },
+	{ UV_EAI_AGAIN, WP_EAGAIN },
+	{ UV_EAI_FAIL, WP_EIO },
+	{ UV_EAI_MEMORY, WP_ENOMEM },
+	{ UV_ENOMEM, WP_ENOMEM },
+	{ UV_EAI_FAMILY, WP_ENOTSUP },
+	{ UV_EAI_SOCKTYPE, WP_ENOTSUP },
+	{ UV_EAI_SERVICE, WP_ENOTSUP },
+	{ UV_EAI_PROTOCOL, WP_ENOTSUP },
+	{ UV_EAI_BADFLAGS, WP_ENOTSUP },
+	{ UV_EAI_BADHINTS, WP_ENOTSUP },
+	{ UV_EAI_CANCELED, WP_ECANCELED },
+	{ UV_ECANCELED, WP_ECANCELED },
+};
+
+/* STATUS (a libuv resolver status, < 0) as a WP_E* code; anything not in
+ * the table (EAI_SYSTEM's errno values, EAI_OVERFLOW) is WP_EIO. */
+static int
+resolve_error(int status)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(resolve_errors) / sizeof(resolve_errors[0]); i++)
+		if (resolve_errors[i].uv == status)
+			return resolve_errors[i].wp;
+	return WP_EIO;
+}
+
 static void
 resolve_done(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
@@ -337,7 +373,8 @@ resolve_done(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 		if (status == 0)
 			r->cb(r->arg, 0, NULL, res);
 		else
-			r->cb(r->arg, status, uv_strerror(status), NULL);
+			r->cb(r->arg, resolve_error(status), uv_strerror(status),
+			    NULL);
 	}
 	uv_freeaddrinfo(res);
 	free(r);
@@ -375,7 +412,7 @@ h_resolve_cancel(struct wp_resolve *r)
 }
 
 struct wp_host *
-host_new(const char *name)
+host_new(const char *name, host_complete_fn complete)
 {
 	struct wp_host *h = wp_xcalloc(1, sizeof(*h));
 
@@ -386,12 +423,10 @@ host_new(const char *name)
 		.plugin_name = wp_xstrdup(name),
 		.log = h_log,
 		.now_us = h_now_us,
-		.wall_ms = h_wall_ms,
+		.wall_us = h_wall_us,
 		.alloc = h_alloc,
 		.free = h_free,
 		.config_error = h_config_error,
-		.parse_duration = h_parse_duration,
-		.parse_bool = h_parse_bool,
 		.watch = h_watch,
 		.watch_set = h_watch_set,
 		.unwatch = h_unwatch,
@@ -400,6 +435,7 @@ host_new(const char *name)
 		.timer_free = h_timer_free,
 		.resolve = h_resolve,
 		.resolve_cancel = h_resolve_cancel,
+		.complete = complete,
 	};
 	return h;
 }

@@ -23,10 +23,17 @@ int host_on_loop(void);
 /* Run fn(arg) on the loop thread, soon, in FIFO order.  Any thread. */
 void host_post(void (*fn)(void *arg), void *arg);
 
-/* A services table for the plugin NAME (borrowed: the plugin keeps it).
- * complete() is left NULL: the runtime (runtime.h) supplies it before any
- * operation of the plugin starts. */
-struct wp_host *host_new(const char *name);
+/* The operation completion service: runtime_complete() (runtime.h). */
+typedef void (*host_complete_fn)(struct wp_op *op, const struct wp_result *res);
+
+/*
+ * A services table for the plugin NAME (copied), whole from the start:
+ * COMPLETE is its complete() service -- the runtime's runtime_complete(),
+ * passed in so this file does not depend on the runtime.  The plugin
+ * borrows the table until host_free().  Never fails (aborts on memory
+ * exhaustion).
+ */
+struct wp_host *host_new(const char *name, host_complete_fn complete);
 void host_free(struct wp_host *h);
 
 /* Free a handle once libuv has closed it (its data is the allocation). */

@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,26 @@ plugin_stuck(const struct plugin *p)
 	return &stuck_by_plugin[free_i].stuck;
 }
 
+/* The longest measurement name a plugin may give, and room for it with
+ * the longest unit suffix ("_seconds") and the NUL. */
+#define MEAS_NAME_MAX 48
+#define MEAS_NAME_SIZE 64
+
+/*
+ * A result copied out of the plugin's memory: r points into the fields
+ * below (detail, and the measurements with their names suffixed by the
+ * unit), so it outlives the plugin's buffers.  dropped says which
+ * measurements were not kept and why ("" if none), for the monitor's one
+ * log line.
+ */
+struct copy {
+	struct wp_result r;
+	char detail[WP_DETAIL_MAX];
+	struct wp_measurement m[WP_MEASUREMENTS_MAX];
+	char names[WP_MEASUREMENTS_MAX][MEAS_NAME_SIZE];
+	char dropped[160];
+};
+
 struct wp_op {
 	uint32_t magic;
 	struct opmon_op *reg;     /* the registry's record, until reported */
@@ -62,6 +83,9 @@ struct wp_op {
 	struct instance *instance;
 	void *opstate;
 	struct wp_request req;
+	/* The request's host-owned buffers (req.detail, req.measurements). */
+	char req_detail[WP_DETAIL_MAX];
+	struct wp_measurement req_meas[WP_MEASUREMENTS_MAX];
 	runtime_done_fn done;
 	void *done_arg;
 	unsigned plugin_done : 1; /* the plugin completed it */
@@ -72,8 +96,7 @@ struct wp_op {
 	unsigned stuck : 1;       /* reported, the plugin has not returned */
 	unsigned has_pending : 1;
 	uint32_t slot;            /* handle slot, index + 1; 0: none */
-	struct wp_result pending;
-	char pending_detail[256];
+	struct copy pending;      /* a completion not reported yet */
 };
 
 /*
@@ -227,15 +250,123 @@ stuck_set(struct wp_op *op, int on)
 	pool_stuck(on ? +1 : -1);
 }
 
+/* Unit suffixes, indexed by enum wp_unit (plugin.h). */
+static const char *const unit_suffix[] = { "", "_seconds", "_bytes", "_ratio" };
+#define N_UNITS (sizeof(unit_suffix) / sizeof(unit_suffix[0]))
+
+/* Why measurement M of a result cannot be kept (KEPT: the names kept so
+ * far, N of them, each RAWLEN[i] bytes before its suffix), or NULL. */
+static const char *
+measurement_fault(const struct wp_measurement *m, char kept[][MEAS_NAME_SIZE],
+    const size_t *rawlen, size_t n)
+{
+	size_t len, i;
+
+	if (m->name == NULL)
+		return "no name";
+	len = strnlen(m->name, MEAS_NAME_MAX + 1);
+	if (len > MEAS_NAME_MAX)
+		return "a name longer than 48 bytes";
+	if (len == 0 || m->name[0] < 'a' || m->name[0] > 'z')
+		return "a name not of the form [a-z][a-z0-9_]*";
+	for (i = 1; i < len; i++)
+		if (!((m->name[i] >= 'a' && m->name[i] <= 'z') ||
+		    (m->name[i] >= '0' && m->name[i] <= '9') ||
+		    m->name[i] == '_'))
+			return "a name not of the form [a-z][a-z0-9_]*";
+	if (!isfinite(m->value))
+		return "a value that is not finite";
+	if (m->unit < 0 || (size_t)m->unit >= N_UNITS)
+		return "an unknown unit";
+	for (i = 0; i < n; i++)
+		if (rawlen[i] == len && memcmp(kept[i], m->name, len) == 0)
+			return "a name given twice";
+	return NULL;
+}
+
+/*
+ * Copy RES (the plugin's, read by its own size) into C, deeply: its detail
+ * (cut at WP_DETAIL_MAX - 1 bytes) and its valid measurements, at most
+ * WP_MEASUREMENTS_MAX, each name with its unit's suffix appended.  A reason
+ * outside the enum becomes WP_REASON_PLUGIN.  Any thread: touches only C
+ * and the plugin's memory.
+ */
+static void
+copy_result(struct copy *c, const struct wp_result *res)
+{
+	const struct wp_measurement *m;
+	size_t n, i, kept = 0, bad = 0, rawlen[WP_MEASUREMENTS_MAX];
+	const char *why, *first_why = NULL, *first_name = NULL;
+
+	c->r = (struct wp_result)WP_RESULT_INIT;
+	n = res->size < sizeof(c->r) ? res->size : sizeof(c->r);
+	memcpy(&c->r, res, n);
+	c->r.size = sizeof(c->r);
+	if (c->r.reason < 0 || c->r.reason >= WP_REASON__COUNT)
+		c->r.reason = WP_REASON_PLUGIN;
+	if (c->r.detail != NULL) {
+		n = strnlen(c->r.detail, sizeof(c->detail) - 1);
+		memcpy(c->detail, c->r.detail, n);
+		c->detail[n] = '\0';
+		c->r.detail = c->detail;
+	}
+	m = c->r.measurements;
+	n = m != NULL ? c->r.n_measurements : 0;
+	for (i = 0; i < n; i++) {
+		why = kept == WP_MEASUREMENTS_MAX ? "more than 16 measurements" :
+		    measurement_fault(&m[i], c->names, rawlen, kept);
+		if (why != NULL) {
+			if (bad++ == 0) {
+				first_why = why;
+				first_name = m[i].name;
+			}
+			continue;
+		}
+		rawlen[kept] = strlen(m[i].name);
+		snprintf(c->names[kept], sizeof(c->names[kept]), "%s%s",
+		    m[i].name, unit_suffix[m[i].unit]);
+		c->m[kept] = m[i];
+		c->m[kept].name = c->names[kept];
+		kept++;
+	}
+	c->r.measurements = kept ? c->m : NULL;
+	c->r.n_measurements = kept;
+	c->dropped[0] = '\0';
+	if (bad != 0)
+		snprintf(c->dropped, sizeof(c->dropped), "%zu measurement(s) "
+		    "dropped; the first, \"%s\": %s", bad,
+		    first_name ? WP_Q(first_name) : "", first_why);
+}
+
+/* *DST = *SRC, with DST's pointers into its own fields. */
+static void
+copy_move(struct copy *dst, const struct copy *src)
+{
+	size_t i;
+
+	*dst = *src;
+	if (src->r.detail != NULL)
+		dst->r.detail = dst->detail;
+	if (src->r.n_measurements != 0)
+		dst->r.measurements = dst->m;
+	for (i = 0; i < src->r.n_measurements; i++)
+		dst->m[i].name = dst->names[i];
+}
+
+/* OP_SUCCEEDED unless the reason's class is down: a degraded target still
+ * answered the check. */
+static enum op_outcome
+outcome_of(const struct wp_result *res)
+{
+	return reason_class(res->reason) == WP_CLASS_DOWN ? OP_FAILED :
+	    OP_SUCCEEDED;
+}
+
 struct instance *
 instance_new(const struct plugin *p, const struct configured *c)
 {
 	struct instance *in = wp_xcalloc(1, sizeof(*in));
 
-	/* host.c does not know the runtime: complete() is supplied here,
-	 * before any operation of the plugin can start. */
-	if (p->host != NULL)
-		p->host->complete = runtime_complete;
 	in->plugin = p;
 	in->inst = c->inst;
 	in->conf = c->conf;
@@ -282,15 +413,17 @@ static void
 report(struct wp_op *op, const struct wp_result *res, enum op_outcome outcome)
 {
 	op->reported = 1;
-	opmon_end(op->reg, outcome, res->ok ? NULL : res->detail);
+	opmon_end(op->reg, outcome, reason_class(res->reason) == WP_CLASS_UP ?
+	    NULL : res->detail);
 	op->reg = NULL;
 	if (op->done)
 		op->done(op->done_arg, res, outcome);
 }
 
-/* The plugin's completion through handle H, on the loop thread. */
+/* The plugin's completion through handle H, copied into C, on the loop
+ * thread. */
 static void
-complete_on_loop(struct wp_op *h, const struct wp_result *res)
+complete_on_loop(struct wp_op *h, const struct copy *c)
 {
 	const struct slot *prev;
 	struct wp_op *op = slot_lookup(h, &prev);
@@ -309,14 +442,16 @@ complete_on_loop(struct wp_op *h, const struct wp_result *res)
 	}
 	op->plugin_done = 1;
 	stuck_set(op, 0);
+	if (c->dropped[0] != '\0' && !op->instance->measurements_logged) {
+		op->instance->measurements_logged = 1;
+		wp_warn("plugin %s: \"%s\": %s (logged once per monitor)",
+		    op->plugin->desc.name, op->name, c->dropped);
+	}
 	if (op->in_start) {
 		/* Completed from inside start() or cancel(): finish after it
 		 * returns. */
 		op->has_pending = 1;
-		op->pending = *res;
-		snprintf(op->pending_detail, sizeof(op->pending_detail), "%s",
-		    res->detail ? res->detail : "");
-		op->pending.detail = res->detail ? op->pending_detail : NULL;
+		copy_move(&op->pending, c);
 		return;
 	}
 	if (op->reported) {
@@ -327,14 +462,13 @@ complete_on_loop(struct wp_op *h, const struct wp_result *res)
 		op_release(op);
 		return;
 	}
-	report(op, res, res->ok ? OP_SUCCEEDED : OP_FAILED);
+	report(op, &c->r, outcome_of(&c->r));
 	op_release(op);
 }
 
 struct posted_completion {
 	struct wp_op *op;
-	struct wp_result res;
-	char detail[256];
+	struct copy c;
 };
 
 static void
@@ -342,34 +476,28 @@ posted_complete(void *arg)
 {
 	struct posted_completion *pc = arg;
 
-	complete_on_loop(pc->op, &pc->res);
+	complete_on_loop(pc->op, &pc->c);
 	free(pc);
 }
 
 void
 runtime_complete(struct wp_op *op, const struct wp_result *res)
 {
-	struct wp_result r = WP_RESULT_INIT;
 	struct posted_completion *pc;
-	size_t n;
+	struct copy c;
 
 	if (op == NULL || res == NULL)
 		return;
-	/* Copy only what the plugin's struct has. */
-	n = res->size < sizeof(r) ? res->size : sizeof(r);
-	memcpy(&r, res, n);
-	r.size = sizeof(r);
-	if (r.reason < 0 || r.reason >= WP_REASON__COUNT)
-		r.reason = r.ok ? WP_REASON_OK : WP_REASON_CHECK;
+	/* The copy is made before returning: the plugin may reuse or free
+	 * its memory, and the request's buffers, from here on. */
 	if (host_on_loop()) {
-		complete_on_loop(op, &r);
+		copy_result(&c, res);
+		complete_on_loop(op, &c);
 		return;
 	}
 	pc = wp_xmalloc(sizeof(*pc));
 	pc->op = op;
-	pc->res = r;
-	snprintf(pc->detail, sizeof(pc->detail), "%s", r.detail ? r.detail : "");
-	pc->res.detail = r.detail ? pc->detail : NULL;
+	copy_result(&pc->c, res);
 	host_post(posted_complete, pc);
 }
 
@@ -414,7 +542,6 @@ stop_op(struct wp_op *op, enum op_outcome outcome)
 		    age_ms);
 		r.reason = WP_REASON_CANCELED;
 	}
-	r.ok = 0;
 	r.detail = detail;
 	if (op->blocking && !op->plugin_done) {
 		/* The worker stays inside check(): the pool can grow and the
@@ -437,13 +564,13 @@ stop_op(struct wp_op *op, enum op_outcome outcome)
 	op->plugin->desc.cancel(op->instance->inst, op->opstate);
 	op->in_start = 0;
 	if (op->has_pending) {
-		if (op->pending.detail != NULL && op->pending.detail[0] &&
-		    op->pending.reason == r.reason)
-			r.detail = op->pending.detail;
-		r.dns_ms = op->pending.dns_ms;
-		r.connect_ms = op->pending.connect_ms;
-		r.tls_ms = op->pending.tls_ms;
-		r.first_byte_ms = op->pending.first_byte_ms;
+		if (op->pending.r.detail != NULL && op->pending.r.detail[0] &&
+		    op->pending.r.reason == r.reason)
+			r.detail = op->pending.r.detail;
+		r.dns_us = op->pending.r.dns_us;
+		r.connect_us = op->pending.r.connect_us;
+		r.tls_us = op->pending.r.tls_us;
+		r.first_byte_us = op->pending.r.first_byte_us;
 	}
 	report(op, &r, outcome);
 	if (op->plugin_done) {
@@ -519,7 +646,7 @@ finish_pending(uv_timer_t *t)
 {
 	struct wp_op *op = t->data;
 
-	report(op, &op->pending, op->pending.ok ? OP_SUCCEEDED : OP_FAILED);
+	report(op, &op->pending.r, outcome_of(&op->pending.r));
 	op_release(op);
 }
 
@@ -528,12 +655,13 @@ finish_pending(uv_timer_t *t)
 static void
 refuse(struct wp_op *op, const char *detail)
 {
+	struct wp_result r = WP_RESULT_INIT;
+
+	r.reason = WP_REASON_PLUGIN;
+	r.detail = detail;
 	op->plugin_done = 1;
 	op->has_pending = 1;
-	op->pending = (struct wp_result)WP_RESULT_INIT;
-	op->pending.reason = WP_REASON_PLUGIN;
-	snprintf(op->pending_detail, sizeof(op->pending_detail), "%s", detail);
-	op->pending.detail = op->pending_detail;
+	copy_result(&op->pending, &r);
 	uv_timer_start(&op->timer, finish_pending, 0, 0);
 }
 
@@ -596,6 +724,10 @@ runtime_start(struct instance *in, enum op_category cat, const char *name,
 		.deadline_us = op->deadline_us,
 		.attempt = attempt,
 		.alert = alert,
+		.detail = op->req_detail,
+		.detail_size = sizeof(op->req_detail),
+		.measurements = op->req_meas,
+		.max_measurements = WP_MEASUREMENTS_MAX,
 	};
 	/* A broken plugin instance may not pile up threads or memory. */
 	if ((why = refusal(in, msg, sizeof(msg))) != NULL) {

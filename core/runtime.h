@@ -43,11 +43,11 @@ struct instance {
 	void *conf;      /* what inst was configured from (configure.h) */
 	unsigned refs;
 	unsigned stuck;  /* its operations that are stuck (see above) */
+	int measurements_logged; /* dropped measurements were logged */
 };
 
 /* Wrap a built instance C (configure_section()) with one reference, the
- * caller's; the last unref releases both the instance and its conf.  The
- * first instance of P gives P's host table its complete() service. */
+ * caller's; the last unref releases both the instance and its conf.  */
 struct instance *instance_new(const struct plugin *p,
     const struct configured *c);
 void instance_ref(struct instance *in);
@@ -56,8 +56,16 @@ void instance_unref(struct instance *in);
 
 /*
  * Called once per runtime_start(), on the loop thread, never from inside
- * runtime_start() itself.  res is borrowed for the call: on timeout its
- * reason is WP_REASON_TIMEOUT, on cancel WP_REASON_CANCELED.
+ * runtime_start() itself.  res is borrowed for the call, in the 2.0 form
+ * (times in microseconds), and is the runtime's own copy of the plugin's
+ * result: its detail, and its measurements -- valid ones only, at most
+ * WP_MEASUREMENTS_MAX, each name already carrying its unit's suffix
+ * ("rtt" in WP_UNIT_SECONDS is "rtt_seconds"; unit is kept), so they fit
+ * struct store_measure as they are.  Its reason is in the enum; up,
+ * degraded or down is reason_class(res->reason).  On timeout the reason is
+ * WP_REASON_TIMEOUT, on cancel WP_REASON_CANCELED.  outcome is
+ * OP_SUCCEEDED unless the class is down (OP_FAILED) or the operation timed
+ * out or was cancelled.
  */
 typedef void (*runtime_done_fn)(void *arg, const struct wp_result *res,
     enum op_outcome outcome);
@@ -66,7 +74,10 @@ typedef void (*runtime_done_fn)(void *arg, const struct wp_result *res,
  * Run one operation on instance IN (referenced until the plugin has
  * completed it) with a deadline TIMEOUT_MS from now, registered in
  * category CAT as NAME (copied).  ALERT (alert plugins) is borrowed and
- * must stay valid until done() runs.  Returns the operation (valid until
+ * must stay valid until done() runs.  The plugin's struct wp_request, with
+ * its detail buffer (WP_DETAIL_MAX bytes) and measurement buffer
+ * (WP_MEASUREMENTS_MAX entries), is the operation's own and stays valid
+ * until the plugin completes it.  Returns the operation (valid until
  * done() runs) -- it cannot fail: a plugin that refuses to start, or an
  * instance refused for stuck work, produces a failed result through
  * done().
@@ -85,9 +96,15 @@ void runtime_cancel(struct wp_op *op);
 void runtime_cancel_all(void);
 
 /*
- * The host's complete() service (any thread).  OP is the handle the plugin
- * got in req->op: a second completion, or one through a stale or invalid
- * handle, is detected without touching freed memory, logged and counted.
+ * The host's complete() service (any thread), given to host_new() for
+ * every plugin's table.  OP is the handle the plugin got in req->op: a
+ * second completion, or one through a stale or invalid handle, is detected
+ * without touching freed memory, logged and counted.  RES is copied before
+ * this returns (see runtime_done_fn); measurements that break plugin.h's
+ * rules (name [a-z][a-z0-9_]* of at most 48 bytes, unique, a finite value,
+ * a known unit; at most WP_MEASUREMENTS_MAX) are dropped, with one log line
+ * per monitor.  The blocking form's result is copied the same way after
+ * check() returns.
  */
 void runtime_complete(struct wp_op *op, const struct wp_result *res);
 

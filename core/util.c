@@ -27,12 +27,18 @@ wp_now_ms(void)
 }
 
 int64_t
-wp_wall_ms(void)
+wp_wall_us(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t
+wp_wall_ms(void)
+{
+	return wp_wall_us() / 1000;
 }
 
 int
@@ -306,41 +312,73 @@ wp_xasprintf(const char *fmt, ...)
 	return p;
 }
 
-/* One vocabulary for the store, the API, the metrics and the webhooks. */
-static const struct {
+/*
+ * The one table of reasons (HAProxy's check_statuses[]): the vocabulary of
+ * the store, the API, the metrics and the alerts, and each reason's class,
+ * from which alone up, degraded or down is derived.
+ */
+static const struct reason {
+	int code;
 	const char *name;
+	int cls;
 	const char *desc;
-} reasons[WP_REASON__COUNT] = {
-	[WP_REASON_OK] = { "ok", "check passed" },
-	[WP_REASON_DNS] = { "dns", "name resolution failed" },
-	[WP_REASON_REFUSED] = { "refused", "connection refused" },
-	[WP_REASON_UNREACHABLE] = { "unreachable", "host or network unreachable" },
-	[WP_REASON_TIMEOUT] = { "timeout", "no answer before the deadline" },
-	[WP_REASON_CONNECT] = { "connect", "could not connect" },
-	[WP_REASON_TLS] = { "tls", "TLS handshake or certificate verification failed" },
-	[WP_REASON_STATUS] = { "status", "unexpected protocol status" },
-	[WP_REASON_KEYWORD] = { "keyword", "response body rule failed" },
-	[WP_REASON_PROTOCOL] = { "protocol", "malformed or unexpected response" },
-	[WP_REASON_IO] = { "io", "send or receive failed" },
-	[WP_REASON_CHECK] = { "check", "check condition failed" },
-	[WP_REASON_CANCELED] = { "canceled", "operation cancelled" },
-	[WP_REASON_PLUGIN] = { "plugin", "the plugin failed" },
+} reasons[] = {
+	{ WP_REASON_OK, "ok", WP_CLASS_UP, "check passed" },
+	{ WP_REASON_DNS, "dns", WP_CLASS_DOWN, "name resolution failed" },
+	{ WP_REASON_REFUSED, "refused", WP_CLASS_DOWN, "connection refused" },
+	{ WP_REASON_UNREACHABLE, "unreachable", WP_CLASS_DOWN,
+	    "host or network unreachable" },
+	{ WP_REASON_TIMEOUT, "timeout", WP_CLASS_DOWN,
+	    "no answer before the deadline" },
+	{ WP_REASON_CONNECT, "connect", WP_CLASS_DOWN, "could not connect" },
+	{ WP_REASON_TLS, "tls", WP_CLASS_DOWN,
+	    "TLS handshake or certificate verification failed" },
+	{ WP_REASON_STATUS, "status", WP_CLASS_DOWN,
+	    "unexpected protocol status" },
+	{ WP_REASON_KEYWORD, "keyword", WP_CLASS_DOWN,
+	    "response body rule failed" },
+	{ WP_REASON_PROTOCOL, "protocol", WP_CLASS_DOWN,
+	    "malformed or unexpected response" },
+	{ WP_REASON_IO, "io", WP_CLASS_DOWN, "send or receive failed" },
+	{ WP_REASON_CHECK, "check", WP_CLASS_DOWN, "check condition failed" },
+	{ WP_REASON_CANCELED, "canceled", WP_CLASS_DOWN, "operation cancelled" },
+	{ WP_REASON_PLUGIN, "plugin", WP_CLASS_DOWN, "the plugin failed" },
+	{ WP_REASON_SLOW, "slow", WP_CLASS_DEGRADED,
+	    "slower than its warning limit" },
+	{ WP_REASON_CERT_EXPIRING, "cert_expiring", WP_CLASS_DEGRADED,
+	    "certificate expires soon" },
+	{ WP_REASON_WARNING, "warning", WP_CLASS_DEGRADED,
+	    "the check reported a warning" },
 };
+_Static_assert(sizeof(reasons) / sizeof(reasons[0]) == WP_REASON__COUNT,
+    "one entry per enum wp_reason, in order");
+
+/* REASON's entry; one the table does not know (a plugin built against a
+ * newer minor, or a bad value) counts as WP_REASON_PLUGIN. */
+static const struct reason *
+reason_at(int reason)
+{
+	if (reason < 0 || reason >= WP_REASON__COUNT)
+		reason = WP_REASON_PLUGIN;
+	return &reasons[reason];
+}
 
 const char *
 wp_reason_name(int reason)
 {
-	if (reason < 0 || reason >= WP_REASON__COUNT)
-		return "?";
-	return reasons[reason].name;
+	return reason_at(reason)->name;
 }
 
 const char *
 wp_reason_desc(int reason)
 {
-	if (reason < 0 || reason >= WP_REASON__COUNT)
-		return "?";
-	return reasons[reason].desc;
+	return reason_at(reason)->desc;
+}
+
+int
+reason_class(int reason)
+{
+	return reason_at(reason)->cls;
 }
 
 void

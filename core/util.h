@@ -15,6 +15,7 @@
 /* Clocks.  mono: monotonic; wall: unix epoch. */
 int64_t wp_now_us(void);
 int64_t wp_now_ms(void);
+int64_t wp_wall_us(void);
 int64_t wp_wall_ms(void);
 
 /*
@@ -71,9 +72,15 @@ void *wp_xrealloc(void *p, size_t n);
 char *wp_xstrdup(const char *s);
 char *wp_xasprintf(const char *fmt, ...) WP_PRINTF(1, 2);
 
-/* Short name and description of a reason ("refused"); "?" if unknown. */
+/*
+ * The reason table: short name ("refused"), description and class (enum
+ * wp_class) of an enum wp_reason.  A reason outside the enum counts as
+ * WP_REASON_PLUGIN (down).  Up, degraded or down is always reason_class()
+ * of the reason: nothing stores or derives it any other way.
+ */
 const char *wp_reason_name(int reason);
 const char *wp_reason_desc(int reason);
+int reason_class(int reason);
 
 /* A growable, always NUL-terminated byte buffer. */
 struct wp_buf {

@@ -1,11 +1,13 @@
 /*
  * The operation registry and the runtime: outcomes, deadlines, the worker
  * pool under a hanging blocking plugin, an asynchronous plugin's
- * completions and stuck cancels, core operations past their deadline, and
- * flat memory over a million operations.
+ * completions and stuck cancels, the copies of results (detail and
+ * measurements) plugins complete with, core operations past their
+ * deadline, and flat memory over a million operations.
  */
 #include "config.h"
 
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,7 +19,6 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "cfg.h"
 #include "configure.h"
 #include "host.h"
 #include "loader.h"
@@ -26,44 +27,119 @@
 #include "runtime.h"
 #include "util.h"
 
-static const struct plugin *blocking;
-
+/* What done() saw; the result is borrowed, so its detail and measurements
+ * are copied here. */
 struct outcome {
 	int calls;
 	enum op_outcome outcome;
 	int ok;
 	int reason;
 	int64_t at_us;
+	char detail[WP_DETAIL_MAX];
+	size_t n_meas;
+	char names[20][64];
+	double values[20];
 };
 
 static void
 done(void *arg, const struct wp_result *res, enum op_outcome o)
 {
 	struct outcome *out = arg;
+	size_t i;
 
 	out->calls++;
 	out->outcome = o;
-	out->ok = res->ok;
+	out->ok = reason_class(res->reason) == WP_CLASS_UP;
 	out->reason = res->reason;
 	out->at_us = wp_now_us();
+	snprintf(out->detail, sizeof(out->detail), "%s",
+	    res->detail ? res->detail : "");
+	out->n_meas = res->n_measurements;
+	for (i = 0; i < res->n_measurements && i < 20; i++) {
+		snprintf(out->names[i], sizeof(out->names[i]), "%s",
+		    res->measurements[i].name);
+		out->values[i] = res->measurements[i].value;
+	}
 }
 
-/* Configure a blocking-plugin instance from key/value pairs. */
-static struct instance *
-make_instance(const char *k1, const char *v1)
-{
-	struct cfg_kv kv[1] = { { k1, v1, 1 } };
-	struct cfg_section s = { .name = "t", .line = 1, .kv = kv,
-	    .n_kv = k1 ? 1 : 0 };
-	struct config cfg = { .file = "test.ini", .dir = "/" };
-	struct configured built;
-	struct wp_diag diag;
+/* ---- a blocking plugin, defined here ---- */
 
-	diag_init(&diag, "test.ini");
-	assert_int_equal(configure_section(blocking, &cfg, &s, 1000, &diag,
-	    &built), 0);
-	diag_free(&diag);
-	return instance_new(blocking, &built);
+/* What an instance of it does: answer up, answer down (WP_REASON_CHECK),
+ * never return (deadlines and the worker pool), or answer degraded with a
+ * detail and measurements written into the request's buffers, among them
+ * invalid ones the host must drop. */
+enum mode { ANSWER_UP, ANSWER_FAIL, ANSWER_HANG, ANSWER_MEASURE };
+static const enum mode modes[] = { ANSWER_UP, ANSWER_FAIL, ANSWER_HANG,
+    ANSWER_MEASURE };
+
+static int
+b_check(void *inst, const struct wp_request *req, struct wp_result *res)
+{
+	const enum mode *m = inst;
+	struct wp_measurement *ms = req->measurements;
+
+	switch (*m) {
+	case ANSWER_UP:
+		break;
+	case ANSWER_FAIL:
+		res->reason = WP_REASON_CHECK;
+		res->detail = "told to fail";
+		break;
+	case ANSWER_HANG:
+		for (;;)
+			pause();
+	case ANSWER_MEASURE:
+		assert_true(req->detail_size == WP_DETAIL_MAX);
+		assert_true(req->max_measurements >= 6);
+		snprintf(req->detail, req->detail_size, "%s measured",
+		    req->monitor);
+		ms[0] = (struct wp_measurement){ "rtt", 0.25, WP_UNIT_SECONDS };
+		ms[1] = (struct wp_measurement){ "hops", 3, WP_UNIT_NONE };
+		ms[2] = (struct wp_measurement){ "Bad-Name", 1, WP_UNIT_NONE };
+		ms[3] = (struct wp_measurement){ "rtt", 1, WP_UNIT_BYTES };
+		ms[4] = (struct wp_measurement){ "lost", NAN, WP_UNIT_RATIO };
+		ms[5] = (struct wp_measurement){
+		    "a_name_that_is_longer_than_forty_eight_bytes_in_all", 1,
+		    WP_UNIT_NONE };
+		res->reason = WP_REASON_SLOW;
+		res->detail = req->detail;
+		res->measurements = ms;
+		res->n_measurements = 6;
+		break;
+	}
+	return WP_OK;
+}
+
+static struct plugin blocking_plugin = {
+	.path = "test-opmon",
+	.desc = {
+		.name = "blocking",
+		.kind = WP_PLUGIN_CHECK,
+		.check = b_check,
+	},
+};
+
+/* The same plugin under another name, for measurements: the tests above
+ * leave "blocking" holding its cap of stuck workers. */
+static struct plugin measuring_plugin = {
+	.path = "test-opmon",
+	.desc = {
+		.name = "measuring",
+		.kind = WP_PLUGIN_CHECK,
+		.check = b_check,
+	},
+};
+
+/* An instance with neither state nor conf. */
+static const struct configured no_conf = { NULL, NULL };
+
+static struct instance *
+make_instance(enum mode m)
+{
+	struct configured built = { (void *)&modes[m], NULL };
+
+	return instance_new(m == ANSWER_MEASURE ? &measuring_plugin :
+	    &blocking_plugin, &built);
 }
 
 static void
@@ -78,7 +154,7 @@ spin_until(int *flag, int64_t ms)
 static void
 test_success(void **state)
 {
-	struct instance *in = make_instance(NULL, NULL);
+	struct instance *in = make_instance(ANSWER_UP);
 	struct outcome out = { 0 };
 
 	(void)state;
@@ -98,7 +174,7 @@ test_success(void **state)
 static void
 test_failure_recorded(void **state)
 {
-	struct instance *in = make_instance("fail", "true");
+	struct instance *in = make_instance(ANSWER_FAIL);
 	struct outcome out = { 0 };
 	char *json;
 
@@ -120,7 +196,7 @@ static void
 test_hang_times_out_and_pool_survives(void **state)
 {
 	struct instance *hang[3];
-	struct instance *quick = make_instance(NULL, NULL);
+	struct instance *quick = make_instance(ANSWER_UP);
 	struct outcome h[3] = { { 0 } }, q = { 0 }, again = { 0 };
 	int64_t t0 = wp_now_us();
 	int i, all = 0;
@@ -130,7 +206,7 @@ test_hang_times_out_and_pool_survives(void **state)
 	/* Three hung checks (three monitors): more than the pool's two
 	 * threads. */
 	for (i = 0; i < 3; i++) {
-		hang[i] = make_instance("hang", "true");
+		hang[i] = make_instance(ANSWER_HANG);
 		runtime_start(hang[i], OPC_CHECK, "hang", 200, 0, NULL, done, &h[i]);
 	}
 	while (!all && wp_now_us() - t0 < 3000000) {
@@ -170,8 +246,8 @@ test_hang_times_out_and_pool_survives(void **state)
 static void
 test_plugin_stuck_cap(void **state)
 {
-	struct instance *a = make_instance("hang", "true");
-	struct instance *b = make_instance("hang", "true");
+	struct instance *a = make_instance(ANSWER_HANG);
+	struct instance *b = make_instance(ANSWER_HANG);
 	struct outcome oa = { 0 }, ob = { 0 };
 	struct pool_stats ps;
 
@@ -192,6 +268,35 @@ test_plugin_stuck_cap(void **state)
 	instance_unref(b);
 }
 
+/* The blocking form writes its detail and measurements into the request's
+ * buffers: done() sees the runtime's copy of the detail and the two valid
+ * measurements, named with their units' suffixes; the invalid ones (a bad
+ * name, a repeated name, a NaN, a name over 48 bytes) are dropped.  A
+ * degraded reason is a successful operation that is not up. */
+static void
+test_blocking_detail_and_measurements(void **state)
+{
+	struct instance *in = make_instance(ANSWER_MEASURE);
+	struct outcome out = { 0 };
+
+	(void)state;
+	runtime_start(in, OPC_CHECK, "measured", 2000, 0, NULL, done, &out);
+	spin_until(&out.calls, 3000);
+	assert_int_equal(out.calls, 1);
+	assert_int_equal(out.outcome, OP_SUCCEEDED);
+	assert_int_equal(out.reason, WP_REASON_SLOW);
+	assert_int_equal(out.ok, 0);
+	assert_int_equal(reason_class(out.reason), WP_CLASS_DEGRADED);
+	assert_string_equal(out.detail, "measured measured");
+	assert_int_equal(out.n_meas, 2);
+	assert_string_equal(out.names[0], "rtt_seconds");
+	assert_true(out.values[0] == 0.25);
+	assert_string_equal(out.names[1], "hops");
+	assert_true(out.values[1] == 3);
+	instance_unref(in);
+	uv_run(wp_loop, UV_RUN_NOWAIT);
+}
+
 /* ---- an asynchronous plugin, defined here ---- */
 
 /* The handles the plugin was given, in start order, and what cancel() does:
@@ -200,11 +305,17 @@ static struct wp_op *handles[16];
 static unsigned n_started;
 static int cancel_completes;
 static const struct wp_host *async_host;
+/* When set, start() completes the operation at once with this result. */
+static const struct wp_result *complete_in_start;
 
 static int
 a_start(void *inst, const struct wp_request *req, void **opstate)
 {
 	(void)inst;
+	if (complete_in_start != NULL) {
+		async_host->complete(req->op, complete_in_start);
+		return 0;
+	}
 	*opstate = req->op;
 	if (n_started < sizeof(handles) / sizeof(handles[0]))
 		handles[n_started] = req->op;
@@ -267,21 +378,73 @@ test_runtime_supplies_complete(void **state)
 	json_int_t doubles = count(NULL, "double_completions");
 
 	(void)state;
-	async_plugin.host->complete = NULL;
-	in = instance_new(&async_plugin, NULL);
+	in = instance_new(&async_plugin, &no_conf);
 	assert_ptr_equal(async_host->complete, runtime_complete);
 	n_started = 0;
 	runtime_start(in, OPC_CHECK, "async-ok", 2000, 0, NULL, done, &out);
 	assert_int_equal(n_started, 1);
 	assert_int_equal(opmon_running(OPC_CHECK), 1);
-	r.ok = 1;
 	async_host->complete(handles[0], &r);
 	assert_int_equal(out.calls, 1);
 	assert_int_equal(out.outcome, OP_SUCCEEDED);
+	assert_int_equal(out.ok, 1);
 	assert_int_equal(opmon_running(OPC_CHECK), 0);
 	async_host->complete(handles[0], &r);
 	assert_int_equal(out.calls, 1);
 	assert_int_equal(count(NULL, "double_completions"), doubles + 1);
+	instance_unref(in);
+	uv_run(wp_loop, UV_RUN_NOWAIT);
+}
+
+/* A completion is copied before complete() returns: completed inside
+ * start(), it is reported later, from the loop, after the plugin has
+ * overwritten its buffers, and done() still sees what it said.  A result
+ * keeps at most WP_MEASUREMENTS_MAX measurements, and a reason outside the
+ * enum counts as a plugin failure. */
+static void
+test_runtime_copies_completion(void **state)
+{
+	struct instance *in = instance_new(&async_plugin, &no_conf);
+	struct outcome out = { 0 }, bad = { 0 };
+	struct wp_result r = WP_RESULT_INIT;
+	struct wp_measurement ms[20];
+	char names[20][8], detail[32];
+	unsigned i;
+
+	(void)state;
+	for (i = 0; i < 20; i++) {
+		snprintf(names[i], sizeof(names[i]), "m%u", i);
+		ms[i] = (struct wp_measurement){ names[i], i, WP_UNIT_BYTES };
+	}
+	snprintf(detail, sizeof(detail), "said once");
+	r.reason = WP_REASON_CHECK;
+	r.detail = detail;
+	r.measurements = ms;
+	r.n_measurements = 20;
+	complete_in_start = &r;
+	runtime_start(in, OPC_CHECK, "many", 2000, 0, NULL, done, &out);
+	complete_in_start = NULL;
+	assert_int_equal(out.calls, 0);
+	memset(detail, 'x', sizeof(detail) - 1);
+	memset(names, 0, sizeof(names));
+	spin_until(&out.calls, 3000);
+	assert_int_equal(out.calls, 1);
+	assert_int_equal(out.outcome, OP_FAILED);
+	assert_string_equal(out.detail, "said once");
+	assert_int_equal(out.n_meas, WP_MEASUREMENTS_MAX);
+	assert_string_equal(out.names[0], "m0_bytes");
+	assert_string_equal(out.names[15], "m15_bytes");
+	assert_true(out.values[15] == 15);
+
+	n_started = 0;
+	runtime_start(in, OPC_CHECK, "bad-reason", 2000, 0, NULL, done, &bad);
+	assert_int_equal(n_started, 1);
+	r = (struct wp_result)WP_RESULT_INIT;
+	r.reason = WP_REASON__COUNT + 7;
+	async_host->complete(handles[0], &r);
+	assert_int_equal(bad.calls, 1);
+	assert_int_equal(bad.reason, WP_REASON_PLUGIN);
+	assert_int_equal(bad.outcome, OP_FAILED);
 	instance_unref(in);
 	uv_run(wp_loop, UV_RUN_NOWAIT);
 }
@@ -293,7 +456,7 @@ test_runtime_supplies_complete(void **state)
 static void
 test_runtime_stuck_cancels(void **state)
 {
-	struct instance *in = instance_new(&async_plugin, NULL);
+	struct instance *in = instance_new(&async_plugin, &no_conf);
 	struct outcome out[10] = { { 0 } };
 	json_int_t abandoned = count(NULL, "abandoned");
 	struct wp_result r = WP_RESULT_INIT;
@@ -448,29 +611,22 @@ main(void)
 		cmocka_unit_test(test_failure_recorded),
 		cmocka_unit_test(test_hang_times_out_and_pool_survives),
 		cmocka_unit_test(test_plugin_stuck_cap),
+		cmocka_unit_test(test_blocking_detail_and_measurements),
 		cmocka_unit_test(test_runtime_supplies_complete),
+		cmocka_unit_test(test_runtime_copies_completion),
 		cmocka_unit_test(test_runtime_stuck_cancels),
 		cmocka_unit_test(test_core_op_ended_late_times_out),
 		cmocka_unit_test(test_core_op_times_out_at_deadline),
 		cmocka_unit_test(test_million_operations_flat_memory),
 	};
-	const char *dir = getenv("WP_TEST_PLUGIN_DIR");
-	char why[512];
 
-	if (dir == NULL) {
-		fprintf(stderr, "WP_TEST_PLUGIN_DIR not set\n");
-		return 1;
-	}
 	host_loop_init();
 	pool_init(2, 8);
-	loader_load_dir(dir);
-	blocking = loader_find(WP_PLUGIN_CHECK, "blocking", why,
-	    sizeof(why));
-	if (blocking == NULL) {
-		fprintf(stderr, "%s\n", why);
-		return 1;
-	}
-	async_plugin.host = host_new(async_plugin.desc.name);
+	blocking_plugin.host = host_new(blocking_plugin.desc.name,
+	    runtime_complete);
+	measuring_plugin.host = host_new(measuring_plugin.desc.name,
+	    runtime_complete);
+	async_plugin.host = host_new(async_plugin.desc.name, runtime_complete);
 	async_host = async_plugin.host;
 	/* Hung workers never return: do not wait for them at exit. */
 	return cmocka_run_group_tests(tests, NULL, NULL);
