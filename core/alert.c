@@ -183,15 +183,17 @@ delivery_new(int64_t id, int64_t monitor_id, const char *target,
 	return d;
 }
 
-/* The outbox payload: what is needed to rebuild the delivery. */
+/* The outbox payload: what is needed to rebuild the delivery, with its
+ * times in the store's milliseconds. */
 static char *
 payload_json(const struct delivery *d)
 {
 	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s?, s:s?, s:f}",
 	    "monitor", d->a.monitor, "type", d->a.type, "state", d->a.state,
 	    "previous_state", d->a.previous_state, "timestamp_ms",
-	    (json_int_t)d->a.timestamp_ms, "error", d->a.error, "reason",
-	    d->a.reason, "latency_ms", d->a.latency_ms);
+	    (json_int_t)(d->a.timestamp_us / 1000), "error", d->a.error,
+	    "reason", d->a.reason, "latency_ms",
+	    outcome_us_to_ms(d->a.latency_us));
 	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
 
 	json_decref(o);
@@ -246,7 +248,7 @@ delivered_cb(void *arg, const struct wp_result *res, enum op_outcome outcome)
 
 	d->op = NULL;
 	in_flight--;
-	if (res->ok) {
+	if (reason_class(res->reason) == WP_CLASS_UP) {
 		n_delivered++;
 		wp_info("alert %s: delivered %s alert for monitor %s (id %" PRId64
 		    ", attempt %u)", d->target, d->a.state, d->a.monitor, d->id,
@@ -363,6 +365,7 @@ alert_init(struct store *st)
 		json_t *o = json_loads(p[i].payload, 0, NULL);
 		json_t *e, *r;
 		struct wp_alert a = { .size = sizeof(a) };
+		double lat;
 		struct delivery *d;
 
 		if (o == NULL)
@@ -375,12 +378,12 @@ alert_init(struct store *st)
 		a.state = json_string_value(json_object_get(o, "state")) ?: "?";
 		a.previous_state = json_string_value(json_object_get(o,
 		    "previous_state")) ?: "?";
-		a.timestamp_ms = json_integer_value(json_object_get(o,
-		    "timestamp_ms"));
+		a.timestamp_us = json_integer_value(json_object_get(o,
+		    "timestamp_ms")) * 1000;
 		a.error = json_is_string(e) ? json_string_value(e) : NULL;
 		a.reason = json_is_string(r) ? json_string_value(r) : NULL;
-		a.latency_ms = json_number_value(json_object_get(o,
-		    "latency_ms"));
+		lat = json_number_value(json_object_get(o, "latency_ms"));
+		a.latency_us = lat < 0 ? -1 : (int64_t)(lat * 1000.0 + 0.5);
 		d = delivery_new(p[i].id, p[i].monitor_id, p[i].alert_name, &a,
 		    1);
 		d->a.attempt = (unsigned)p[i].attempts;
@@ -502,10 +505,10 @@ alert_raise(const struct outcome *o, int all, char *const *names, size_t n,
 	a.type = o->type;
 	a.state = mstate_name(o->state);
 	a.previous_state = mstate_name(o->previous);
-	a.timestamp_ms = o->started_ms;
-	a.error = r->ok ? NULL : r->detail;
-	a.reason = r->ok ? NULL : wp_reason_name(r->reason);
-	a.latency_ms = r->latency_ms;
+	a.timestamp_us = o->started_ms * 1000;
+	a.error = o->state == ST_UP ? NULL : r->detail;
+	a.reason = o->state == ST_UP ? NULL : wp_reason_name(r->reason);
+	a.latency_us = r->latency_us;
 	out = wp_xcalloc(count, sizeof(*out));
 	for (i = 0; i < count; i++) {
 		const char *name = all ? targets[i].name : names[i];

@@ -24,6 +24,7 @@
 #include "keys.h"
 #include "loader.h"
 #include "log.h"
+#include "runtime.h"
 #include "util.h"
 
 /* Loaded plugins. */
@@ -291,7 +292,7 @@ load_file(const char *dir, const char *path, int kind, const char *type,
 	}
 	p->path = wp_xstrdup(path);
 	p->async = p->desc.start != NULL && p->desc.cancel != NULL;
-	p->host = host_new(p->desc.name);
+	p->host = host_new(p->desc.name, runtime_complete);
 	if (p->desc.init != NULL &&
 	    (rc = p->desc.init(p->host, &p->state)) != 0) {
 		snprintf(why, whylen, "%s: plugin init failed (%d)", p->path, rc);

@@ -28,6 +28,15 @@ static const double late_le[N_LATE] = {
 	0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5
 };
 
+/* A monitor's last result, as /api/monitors and /metrics show it. */
+struct last_result {
+	int reason;
+	int status_code;          /* < 0: none */
+	struct outcome_ms ms;
+	int64_t cert_expiry;      /* unix s; 0: none */
+	char detail[256];         /* "": none */
+};
+
 struct monitor {
 	char *name;
 	char *type;
@@ -54,8 +63,7 @@ struct monitor {
 	enum mstate state;
 	int64_t since_ms;
 	int64_t last_check_ms;
-	struct wp_result last;   /* last.detail points to last_detail */
-	char last_detail[256];
+	struct last_result last;
 	uint64_t n_up, n_down;
 	struct once_result *once;
 
@@ -253,7 +261,7 @@ once_record(struct once_result *res, const struct outcome *o)
 
 	res->done = 1;
 	res->state = o->state;
-	res->latency_ms = r->latency_ms;
+	res->latency_ms = o->ms.latency;
 	res->reason = r->reason;
 	res->status_code = r->status_code;
 	snprintf(res->detail, sizeof(res->detail), "%s",
@@ -266,14 +274,16 @@ last_record(struct monitor *m, const struct outcome *o)
 {
 	const struct wp_result *r = o->result;
 
-	if (r->ok)
+	if (mstate_is_up(o->state))
 		m->n_up++;
 	else
 		m->n_down++;
-	m->last = *r;
-	snprintf(m->last_detail, sizeof(m->last_detail), "%s",
+	m->last.reason = r->reason;
+	m->last.status_code = r->status_code;
+	m->last.ms = o->ms;
+	m->last.cert_expiry = r->cert_expiry;
+	snprintf(m->last.detail, sizeof(m->last.detail), "%s",
 	    r->detail ? r->detail : "");
-	m->last.detail = r->detail ? m->last_detail : NULL;
 	m->last_check_ms = o->started_ms;
 	m->since_ms = o->since_ms;
 }
@@ -285,9 +295,12 @@ log_outcome(const struct outcome *o)
 	const struct wp_result *r = o->result;
 	const char *detail = r->detail ? r->detail : "";
 
-	if (r->ok)
+	if (o->state == ST_DEGRADED)
+		wp_debug("monitor %s: degraded: %s: %s (attempt %u)",
+		    o->monitor, wp_reason_name(r->reason), detail, o->attempts);
+	else if (o->state == ST_UP)
 		wp_debug("monitor %s: up in %.1f ms%s (attempt %u)", o->monitor,
-		    r->latency_ms, r->status_code >= 0 ? (r->status_code < 300 ?
+		    o->ms.latency, r->status_code >= 0 ? (r->status_code < 300 ?
 		    ", HTTP 2xx" : ", HTTP status other than 2xx") : "",
 		    o->attempts);
 	else
@@ -295,10 +308,10 @@ log_outcome(const struct outcome *o)
 		    wp_reason_name(r->reason), detail, o->attempts);
 	if (!o->changed)
 		return;
-	if (r->ok)
+	if (o->state == ST_UP)
 		wp_info("monitor %s: %s -> %s (%.1f ms)", o->monitor,
 		    mstate_name(o->previous), mstate_label(o->state),
-		    r->latency_ms);
+		    o->ms.latency);
 	else
 		wp_info("monitor %s: %s -> %s (%s: %s)", o->monitor,
 		    mstate_name(o->previous), mstate_label(o->state),
@@ -312,27 +325,35 @@ static void
 store_record(const struct outcome *o, struct store_alert *alerts, size_t n)
 {
 	const struct wp_result *r = o->result;
+	struct store_measure meas[STORE_MEASURES_MAX];
 	struct store_check c;
+	size_t i;
 
 	if (store == NULL)
 		return;
 	memset(&c, 0, sizeof(c));
 	c.monitor_id = o->monitor_id;
 	c.ts_ms = o->started_ms;
-	c.ok = r->ok;
-	c.latency_ms = r->latency_ms;
+	c.ok = mstate_is_up(o->state);
+	c.latency_ms = o->ms.latency;
 	c.status_code = r->status_code;
 	c.reason = r->reason;
-	if (!r->ok)
+	if (!c.ok)
 		snprintf(c.error, sizeof(c.error), "%s",
 		    r->detail && r->detail[0] ? r->detail :
 		    wp_reason_desc(r->reason));
 	c.attempts = (int)o->attempts;
-	c.dns_ms = r->dns_ms;
-	c.connect_ms = r->connect_ms;
-	c.tls_ms = r->tls_ms;
-	c.first_byte_ms = r->first_byte_ms;
+	c.dns_ms = o->ms.dns;
+	c.connect_ms = o->ms.connect;
+	c.tls_ms = o->ms.tls;
+	c.first_byte_ms = o->ms.first_byte;
 	c.cert_expiry = r->cert_expiry;
+	/* The runtime suffixed each name with its unit already. */
+	for (i = 0; i < r->n_measurements && i < STORE_MEASURES_MAX; i++)
+		meas[i] = (struct store_measure){ r->measurements[i].name,
+		    r->measurements[i].value };
+	c.meas = meas;
+	c.n_meas = i;
 	c.state = mstate_name(o->state);
 	c.state_changed = o->changed;
 	if (store_submit(store, &c, alerts, n) == 0)
@@ -355,6 +376,7 @@ finish_check(struct monitor *m, const struct wp_result *r)
 	o.monitor = m->name;
 	o.type = m->type;
 	o.result = r;
+	o.ms = outcome_ms_of(r);
 	o.previous = m->state;
 	o.state = mstate_of(r);
 	o.changed = o.state != o.previous;
@@ -393,7 +415,7 @@ attempt_done(void *arg, const struct wp_result *r, enum op_outcome outcome)
 		check_drained();
 		return;
 	}
-	if (!r->ok && sched_retry(m->attempt, m->retries) && !stopping) {
+	if (mstate_of(r) == ST_DOWN && sched_retry(m->attempt, m->retries) && !stopping) {
 		m->retry_pending = 1;
 		uv_timer_start(&m->retry_timer, retry_cb,
 		    (uint64_t)m->retry_interval_ms, 0);
@@ -430,7 +452,8 @@ monitor_new(const struct cfg_monitor *c, struct instance *in)
 	monitor_set(m, c);
 	m->in = in;
 	m->state = ST_PENDING;
-	m->last = (struct wp_result)WP_RESULT_INIT;
+	m->last = (struct last_result){ .status_code = -1,
+	    .ms = { -1, -1, -1, -1, -1 } };
 	uv_timer_init(wp_loop, &m->timer);
 	uv_timer_init(wp_loop, &m->retry_timer);
 	m->timer.data = m;
@@ -471,7 +494,7 @@ restore_state(struct monitor *m, const struct store_state *s, size_t n)
 	/* An unknown word (a newer agent's) leaves the monitor pending. */
 	(void)mstate_parse(f->state, &m->state);
 	m->last_check_ms = f->last_check_ms;
-	m->last.latency_ms = f->latency_ms;
+	m->last.ms.latency = f->latency_ms;
 	m->since_ms = f->since_ms;
 }
 
@@ -870,16 +893,18 @@ manager_monitors_json(void)
 		json_object_set_new(o, "last_check", m->last_check_ms ?
 		    json_integer(m->last_check_ms) : json_null());
 		json_object_set_new(o, "latency_ms",
-		    m->last_check_ms ? num_or_null(m->last.latency_ms) :
+		    m->last_check_ms ? num_or_null(m->last.ms.latency) :
 		    json_null());
 		json_object_set_new(o, "since", m->since_ms ?
 		    json_integer(m->since_ms) : json_null());
 		json_object_set_new(o, "status_code", m->last.status_code >= 0 ?
 		    json_integer(m->last.status_code) : json_null());
-		json_object_set_new(o, "reason", m->state == ST_DOWN ?
+		json_object_set_new(o, "reason", m->state == ST_DOWN ||
+		    m->state == ST_DEGRADED ?
 		    json_string(wp_reason_name(m->last.reason)) : json_null());
 		json_object_set_new(o, "error", m->state == ST_DOWN &&
-		    m->last.detail ? json_string(m->last.detail) : json_null());
+		    m->last.detail[0] ? json_string(m->last.detail) :
+		    json_null());
 		json_object_set_new(o, "interval_ms",
 		    json_integer(m->interval_ms));
 		json_object_set_new(o, "checks_up", json_integer((json_int_t)m->n_up));
@@ -945,10 +970,10 @@ manager_metrics(struct wp_buf *b)
 	for (m = monitors; m; m = m->next) {
 		if (!m->enabled)
 			continue;
-		if (m->last_check_ms == 0 || m->last.latency_ms < 0)
+		if (m->last_check_ms == 0 || m->last.ms.latency < 0)
 			continue;
 		series(b, "watchpost_monitor_latency_seconds", m, NULL);
-		wp_buf_printf(b, "%.6f\n", m->last.latency_ms / 1000.0);
+		wp_buf_printf(b, "%.6f\n", m->last.ms.latency / 1000.0);
 	}
 	wp_buf_puts(b, "# HELP watchpost_monitor_checks_total Finished checks "
 	    "by result.\n# TYPE watchpost_monitor_checks_total counter\n");
@@ -970,8 +995,8 @@ manager_metrics(struct wp_buf *b)
 			continue;
 		static const char *const phases[] = { "dns", "connect", "tls",
 		    "first_byte" };
-		const double v[] = { m->last.dns_ms, m->last.connect_ms,
-		    m->last.tls_ms, m->last.first_byte_ms };
+		const double v[] = { m->last.ms.dns, m->last.ms.connect,
+		    m->last.ms.tls, m->last.ms.first_byte };
 		char extra[48];
 		int i;
 

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "outcome.h"
+#include "util.h"
 
 static const struct {
 	const char *name, *label;
@@ -62,7 +63,32 @@ mstate_is_up(enum mstate s)
 enum mstate
 mstate_of(const struct wp_result *r)
 {
-	return r->ok ? ST_UP : ST_DOWN;
+	switch (reason_class(r->reason)) {
+	case WP_CLASS_UP:
+		return ST_UP;
+	case WP_CLASS_DEGRADED:
+		return ST_DEGRADED;
+	default:
+		return ST_DOWN;
+	}
+}
+
+double
+outcome_us_to_ms(int64_t us)
+{
+	return us < 0 ? -1.0 : (double)us / 1000.0;
+}
+
+struct outcome_ms
+outcome_ms_of(const struct wp_result *r)
+{
+	return (struct outcome_ms){
+		.latency = outcome_us_to_ms(r->latency_us),
+		.dns = outcome_us_to_ms(r->dns_us),
+		.connect = outcome_us_to_ms(r->connect_us),
+		.tls = outcome_us_to_ms(r->tls_us),
+		.first_byte = outcome_us_to_ms(r->first_byte_us),
+	};
 }
 
 int

@@ -30,6 +30,14 @@ enum mstate {
 };
 
 /*
+ * A result's times in the unit of the store and the API, milliseconds
+ * (< 0: unknown), converted once from its microseconds.
+ */
+struct outcome_ms {
+	double latency, dns, connect, tls, first_byte;
+};
+
+/*
  * One finished check.  Every pointer is borrowed for the emission only: a
  * consumer copies what it keeps.
  */
@@ -38,7 +46,10 @@ struct outcome {
 	const char *monitor;           /* [monitor:NAME] */
 	const char *type;              /* its plugin type */
 	const struct wp_result *result; /* the final attempt, as the runtime
-	                                   handed it (detail may be NULL) */
+	                                   handed it (detail may be NULL;
+	                                   measurement names carry their
+	                                   unit's suffix) */
+	struct outcome_ms ms;          /* result's times, in ms */
 	enum mstate previous, state;
 	int changed;                   /* state != previous */
 	unsigned attempts;             /* 1 + the retries used */
@@ -58,8 +69,15 @@ int mstate_parse(const char *name, enum mstate *out);
  * the --once exit status. */
 int mstate_is_up(enum mstate s);
 
-/* The state a finished check R leads to. */
+/* The state a finished check R leads to: its reason's class (up,
+ * degraded or down). */
 enum mstate mstate_of(const struct wp_result *r);
+
+/* R's times in milliseconds: struct outcome's ms. */
+struct outcome_ms outcome_ms_of(const struct wp_result *r);
+
+/* Microseconds US as milliseconds; a negative US (unknown) is -1. */
+double outcome_us_to_ms(int64_t us);
 
 /*
  * 1 if the change PREVIOUS -> STATE raises an alert.  Entering down raises
