@@ -115,34 +115,42 @@ struct ping_state {
 	uint8_t buf[PING_BATCH][PING_DGRAM_MAX];
 };
 
+/* The keys, as the host parsed them (ping_keys). */
+struct ping_conf {
+	const char *host;
+};
+
 struct ping_inst {
 	struct ping_state *st;
-	char *host;
+	const char *host;         /* borrowed from the conf (see plugin.h) */
 	int numeric;
-	struct wp_addr addr;
+	struct addr addr;
 };
 
 struct ping_op {
 	struct ping_state *st;
 	struct ping_inst *inst;
 	struct wp_op *op;
+	const struct wp_request *req; /* its detail and measurement buffers */
 	int64_t started_us;
 	int64_t deadline_us;
 	struct wp_resolve *resolve;
-	struct wp_addr addr;
+	struct addr addr;
 	int fi;                   /* index into st->fam */
 	uint16_t seq;
 	int64_t sent_us;          /* also the payload cookie */
 	int hashed;
 	struct ping_op *next;     /* hash chain */
 	struct ping_child *child; /* exec only */
-	double dns_ms;
+	int echoed;               /* the echo request went out */
+	int64_t dns_us;
 	char addrstr[INET6_ADDRSTRLEN]; /* "" until op_addr() */
 };
 
 static const struct wp_key ping_keys[] = {
-	{ "host", WP_KEY_REQUIRED, "name or address to send echo requests to" },
-	{ NULL, 0, NULL }
+	{ WP_KEY(WP_KT_HOST, "host", struct ping_conf, host),
+	    .flags = WP_KEY_REQUIRED,
+	    .help = "name or address to send echo requests to" },
 };
 
 static const char *
@@ -365,34 +373,26 @@ ping_release(void *state, void *inst)
 	(void)state;
 	if (in == NULL)
 		return;
-	free(in->host);
 	free(in);
 }
 
+/* The host checked the one key; nothing is left to judge. */
 static int
-ping_configure(void *state, const struct wp_section *sec, void **inst)
+ping_configure(void *state, const struct wp_section *sec, const void *conf,
+    void **inst)
 {
-	struct ping_state *st = state;
-	const struct wp_host *h = st->host;
-	const struct wp_kv *khost;
-	struct ping_inst *in = NULL;
-	int rc = WP_OK;
+	const struct ping_conf *c = conf;
+	struct ping_inst *in;
 
+	(void)sec;
 	*inst = NULL;
-	if ((khost = wp_addr_host_key(h, sec)) == NULL)
-		return WP_EINVAL;
-	in = calloc(1, sizeof(*in));
-	if (in == NULL || (in->host = strdup(khost->value)) == NULL) {
-		rc = WP_ENOMEM;
-		goto out;
-	}
-	in->st = st;
-	in->numeric = wp_addr_numeric(in->host, NULL, &in->addr);
+	if ((in = calloc(1, sizeof(*in))) == NULL)
+		return WP_ENOMEM;
+	in->st = state;
+	in->host = c->host;
+	in->numeric = addr_numeric(in->host, NULL, &in->addr);
 	*inst = in;
-	in = NULL;
-out:
-	ping_release(state, in);
-	return rc;
+	return WP_OK;
 }
 
 static struct ping_op **
@@ -430,19 +430,24 @@ table_find(struct ping_state *st, int fi, uint16_t seq)
 }
 
 /*
- * Complete the operation and free it; with exec, the child (if still
- * running) is killed and left to be reaped.  DETAIL: printf format or NULL.
+ * Complete the operation with REASON and free it; with exec, the child (if
+ * still running) is killed and left to be reaped.  RTT_US: the echo's round
+ * trip, or -1.  FMT: printf format of the detail, or NULL.  Once the echo
+ * went out the result carries its loss (0 or 1: one echo per check) and,
+ * answered, its rtt.
  */
-static void ping_finish(struct ping_op *o, int ok, int reason, double rtt_ms,
-    const char *fmt, ...) WP_PRINTF(5, 6);
+static void ping_finish(struct ping_op *o, int reason, int64_t rtt_us,
+    const char *fmt, ...) WP_PRINTF(4, 5);
 
 static void
-ping_finish(struct ping_op *o, int ok, int reason, double rtt_ms,
+ping_finish(struct ping_op *o, int reason, int64_t rtt_us,
     const char *fmt, ...)
 {
 	const struct wp_host *h = o->st->host;
+	const struct wp_request *req = o->req;
 	struct wp_result res = WP_RESULT_INIT;
-	char detail[512];
+	struct wp_measurement *m = req->measurements;
+	size_t n = 0;
 	va_list ap;
 
 	if (o->resolve != NULL)
@@ -452,24 +457,27 @@ ping_finish(struct ping_op *o, int ok, int reason, double rtt_ms,
 		o->child->op = NULL;
 		kill(o->child->pid, SIGKILL);
 	}
-	res.ok = ok;
 	res.reason = reason;
-	res.latency_ms = rtt_ms;
-	res.dns_ms = o->dns_ms;
+	res.latency_us = rtt_us;
+	res.dns_us = o->dns_us;
+	if (rtt_us >= 0 && n < req->max_measurements)
+		m[n++] = (struct wp_measurement){ "rtt",
+		    (double)rtt_us / 1e6, WP_UNIT_SECONDS };
+	if (o->echoed && (reason == WP_REASON_OK ||
+	    reason == WP_REASON_TIMEOUT || reason == WP_REASON_UNREACHABLE) &&
+	    n < req->max_measurements)
+		m[n++] = (struct wp_measurement){ "loss",
+		    reason == WP_REASON_OK ? 0.0 : 1.0, WP_UNIT_RATIO };
+	res.measurements = m;
+	res.n_measurements = n;
 	if (fmt != NULL) {
 		va_start(ap, fmt);
-		vsnprintf(detail, sizeof(detail), fmt, ap);
+		vsnprintf(req->detail, req->detail_size, fmt, ap);
 		va_end(ap);
-		res.detail = detail;
+		res.detail = req->detail;
 	}
 	h->complete(o->op, &res);
 	free(o);
-}
-
-static double
-ms_between(int64_t from_us, int64_t to_us)
-{
-	return (double)(to_us - from_us) / 1000.0;
 }
 
 static int
@@ -556,7 +564,7 @@ get16(const uint8_t *p)
 static void
 complete_timeout(struct ping_op *o)
 {
-	ping_finish(o, 0, WP_REASON_TIMEOUT, -1.0,
+	ping_finish(o, WP_REASON_TIMEOUT, -1,
 	    "no echo reply within %gs",
 	    (double)(o->deadline_us - o->started_us) / 1e6);
 }
@@ -596,10 +604,10 @@ raw_error(struct ping_state *st, int fi, const uint8_t *icmp, size_t n,
 	    o->addr.ss.ss_family))
 		return;
 	if (icmp[0] == (fi == 0 ? ICMP_TIME_EXCEEDED : ICMP6_TIME_EXCEEDED))
-		ping_finish(o, 0, WP_REASON_UNREACHABLE, -1.0,
+		ping_finish(o, WP_REASON_UNREACHABLE, -1,
 		    "time exceeded reported by %s for %s", from, op_addr(o));
 	else
-		ping_finish(o, 0, WP_REASON_UNREACHABLE, -1.0,
+		ping_finish(o, WP_REASON_UNREACHABLE, -1,
 		    "destination unreachable (code %u) reported by %s for %s",
 		    icmp[1], from, op_addr(o));
 }
@@ -637,7 +645,7 @@ handle_packet(struct ping_state *st, int fi, const uint8_t *buf, size_t n,
 		if (o == NULL || !cookie_matches(o, icmp, n) ||
 		    !same_ip(&o->addr.ss, sa_ip(from), from->ss_family))
 			return;
-		ping_finish(o, 1, WP_REASON_OK, ms_between(o->sent_us, now),
+		ping_finish(o, WP_REASON_OK, now - o->sent_us,
 		    NULL);
 		return;
 	}
@@ -695,11 +703,11 @@ drain_errqueue(struct ping_state *st, int fi)
 		return 1;
 	if (ee->ee_origin == SO_EE_ORIGIN_ICMP ||
 	    ee->ee_origin == SO_EE_ORIGIN_ICMP6)
-		ping_finish(o, 0, WP_REASON_UNREACHABLE, -1.0, "%s: %s "
+		ping_finish(o, WP_REASON_UNREACHABLE, -1, "%s: %s "
 		    "(ICMP type %u code %u)", op_addr(o),
 		    strerror((int)ee->ee_errno), ee->ee_type, ee->ee_code);
 	else
-		ping_finish(o, 0, WP_REASON_IO, -1.0, "%s: %s", op_addr(o),
+		ping_finish(o, WP_REASON_IO, -1, "%s: %s", op_addr(o),
 		    strerror((int)ee->ee_errno));
 	return 1;
 }
@@ -772,13 +780,13 @@ send_echo(struct ping_op *o)
 	if (f->watch == NULL) {
 		f->watch = h->watch(h, f->fd, WP_READABLE, sock_readable, st);
 		if (f->watch == NULL) {
-			ping_finish(o, 0, WP_REASON_PLUGIN, -1.0,
+			ping_finish(o, WP_REASON_PLUGIN, -1,
 			    "cannot watch the ICMP socket");
 			return;
 		}
 	}
 	if (st->in_flight >= 65535) {
-		ping_finish(o, 0, WP_REASON_PLUGIN, -1.0,
+		ping_finish(o, WP_REASON_PLUGIN, -1,
 		    "too many echo requests in flight");
 		return;
 	}
@@ -808,15 +816,17 @@ send_echo(struct ping_op *o)
 	o->hashed = 1;
 	st->in_flight++;
 	if (sendto(f->fd, pkt, sizeof(pkt), 0, (struct sockaddr *)&o->addr.ss,
-	    o->addr.len) == (ssize_t)sizeof(pkt))
+	    o->addr.len) == (ssize_t)sizeof(pkt)) {
+		o->echoed = 1;
 		return;
+	}
 	e = errno;
 	if (e == EHOSTUNREACH || e == ENETUNREACH || e == EACCES ||
 	    e == EPERM || e == EADDRNOTAVAIL)
-		ping_finish(o, 0, WP_REASON_UNREACHABLE, -1.0, "%s: %s",
+		ping_finish(o, WP_REASON_UNREACHABLE, -1, "%s: %s",
 		    op_addr(o), strerror(e));
 	else
-		ping_finish(o, 0, WP_REASON_IO, -1.0, "sending to %s: %s",
+		ping_finish(o, WP_REASON_IO, -1, "sending to %s: %s",
 		    op_addr(o), strerror(e));
 }
 
@@ -851,7 +861,7 @@ child_done(struct ping_child *c, int status)
 	int64_t now = c->st->host->now_us();
 	const char *t;
 	char *nl;
-	double rtt;
+	double rtt_ms;
 
 	if (o == NULL)
 		goto out;
@@ -859,14 +869,18 @@ child_done(struct ping_child *c, int status)
 	c->out[c->outlen] = '\0';
 	if (status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
 		t = strstr(c->out, "time=");
-		if (t == NULL || sscanf(t + 5, "%lf", &rtt) != 1 || rtt < 0)
-			rtt = ms_between(c->spawned_us, now);
-		ping_finish(o, 1, WP_REASON_OK, rtt, NULL);
+		/* ping(8) prints ms */
+		if (t == NULL || sscanf(t + 5, "%lf", &rtt_ms) != 1 ||
+		    !(rtt_ms >= 0 && rtt_ms < 1e9))
+			ping_finish(o, WP_REASON_OK, now - c->spawned_us, NULL);
+		else
+			ping_finish(o, WP_REASON_OK, (int64_t)(rtt_ms * 1000),
+			    NULL);
 	} else if (strstr(c->out, "nreachable") != NULL ||
 	    strstr(c->out, "No route to host") != NULL) {
 		/* "Destination Host Unreachable", "connect: No route to
 		 * host", "connect: Network is unreachable" (LC_ALL=C) */
-		ping_finish(o, 0, WP_REASON_UNREACHABLE, -1.0,
+		ping_finish(o, WP_REASON_UNREACHABLE, -1,
 		    "%s: destination unreachable", op_addr(o));
 	} else if (status != -1 && WIFEXITED(status) &&
 	    WEXITSTATUS(status) == 1) {
@@ -875,7 +889,7 @@ child_done(struct ping_child *c, int status)
 		nl = strchr(c->out, '\n');
 		if (nl != NULL)
 			*nl = '\0';
-		ping_finish(o, 0, WP_REASON_IO, -1.0, "ping %s failed: %s",
+		ping_finish(o, WP_REASON_IO, -1, "ping %s failed: %s",
 		    op_addr(o), c->out[0] ? c->out : "no output");
 	}
 out:
@@ -910,7 +924,7 @@ child_reap(struct ping_child *c)
 	}
 	if (c->timer == NULL)
 		c->timer = h->timer_new(h, child_retry, c);
-	if (c->timer == NULL || h->timer_set(c->timer, 5) != 0) {
+	if (c->timer == NULL || h->timer_set(c->timer, 5000) != 0) {
 		/* cannot wait without blocking; it has closed its output
 		 * and is exiting */
 		waitpid(c->pid, &status, 0);
@@ -970,7 +984,7 @@ spawn_ping(struct ping_op *o)
 
 	c = calloc(1, sizeof(*c));
 	if (c == NULL || pipe2(p, O_CLOEXEC) != 0) {
-		ping_finish(o, 0, WP_REASON_PLUGIN, -1.0, "cannot run ping: %s",
+		ping_finish(o, WP_REASON_PLUGIN, -1, "cannot run ping: %s",
 		    strerror(errno));
 		goto out;
 	}
@@ -1018,7 +1032,7 @@ spawn_ping(struct ping_op *o)
 		rc = posix_spawn(&c->pid, st->ping_path, &fa, &attr, argv,
 		    envp);
 	if (rc != 0) {
-		ping_finish(o, 0, WP_REASON_PLUGIN, -1.0, "cannot run %s: %s",
+		ping_finish(o, WP_REASON_PLUGIN, -1, "cannot run %s: %s",
 		    st->ping_path, strerror(rc));
 		goto out;
 	}
@@ -1032,9 +1046,11 @@ spawn_ping(struct ping_op *o)
 	c->next = st->children;
 	st->children = c;
 	c->watch = h->watch(h, c->fd, WP_READABLE, child_readable, c);
+	o->echoed = 1;
 	if (c->watch == NULL) {
 		/* kills the child; reap it from fini() */
-		ping_finish(o, 0, WP_REASON_PLUGIN, -1.0,
+		o->echoed = 0;
+		ping_finish(o, WP_REASON_PLUGIN, -1,
 		    "cannot watch ping's output");
 	}
 	c = NULL;
@@ -1067,7 +1083,7 @@ ping_go(struct ping_op *o)
 		spawn_ping(o);
 		break;
 	default:
-		ping_finish(o, 0, WP_REASON_PLUGIN, -1.0,
+		ping_finish(o, WP_REASON_PLUGIN, -1,
 		    "no ICMP%s method: %s", o->fi ? "v6" : "", f->why);
 		break;
 	}
@@ -1081,10 +1097,10 @@ ping_resolved(void *arg, int status, const char *err,
 	char why[512];
 
 	o->resolve = NULL;
-	o->dns_ms = ms_between(o->started_us, o->st->host->now_us());
-	if (wp_addr_take(o->inst->host, status, err, res, &o->addr, 1, why,
+	o->dns_us = o->st->host->now_us() - o->started_us;
+	if (addr_take(o->inst->host, status, err, res, &o->addr, 1, why,
 	    sizeof(why)) == 0) {
-		ping_finish(o, 0, WP_REASON_DNS, -1.0, "%s", why);
+		ping_finish(o, WP_REASON_DNS, -1, "%s", why);
 		return;
 	}
 	ping_go(o);
@@ -1106,9 +1122,10 @@ ping_start(void *inst, const struct wp_request *req, void **opstate)
 	o->st = st;
 	o->inst = in;
 	o->op = req->op;
+	o->req = req;
 	o->started_us = req->started_us;
 	o->deadline_us = req->deadline_us;
-	o->dns_ms = -1.0;
+	o->dns_us = -1;
 	*opstate = o;
 	if (in->numeric) {
 		o->addr = in->addr;
@@ -1136,20 +1153,13 @@ ping_cancel(void *inst, void *opstate)
 		complete_timeout(opstate);
 }
 
-static const struct wp_plugin ping_desc = {
-	WP_PLUGIN_HEADER,
-	.name = "ping",
-	.version = "1.0",
-	.description = "ICMP echo check (host)",
-	.kind = WP_PLUGIN_CHECK,
-	.keys = ping_keys,
-	.init = ping_init,
-	.fini = ping_fini,
-	.configure = ping_configure,
-	.release = ping_release,
-	.start = ping_start,
-	.cancel = ping_cancel,
-	.check = NULL,
-};
-
-WP_PLUGIN_DEFINE(ping, ping_desc)
+WP_CHECK_PLUGIN(ping,
+    .version = "1.0",
+    .description = "ICMP echo check (host)",
+    WP_KEYS(ping_keys, struct ping_conf),
+    .init = ping_init,
+    .fini = ping_fini,
+    .configure = ping_configure,
+    .release = ping_release,
+    .start = ping_start,
+    .cancel = ping_cancel)

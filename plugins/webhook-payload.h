@@ -1,8 +1,8 @@
 /*
  * webhook-payload -- the JSON body of an alert delivery.
  */
-#ifndef WP_PLUGINS_WEBHOOK_PAYLOAD_H
-#define WP_PLUGINS_WEBHOOK_PAYLOAD_H
+#ifndef PLUGINS_WEBHOOK_PAYLOAD_H
+#define PLUGINS_WEBHOOK_PAYLOAD_H
 
 #include <watchpost/plugin.h>
 
@@ -17,6 +17,6 @@
  * size-prefixed (a shorter struct reads as zero).  Returns a malloc'd
  * string the caller frees with free(), or NULL when out of memory.
  */
-char *wp_webhook_payload(const struct wp_alert *a);
+char *webhook_payload(const struct wp_alert *a);
 
 #endif

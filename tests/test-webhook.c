@@ -356,7 +356,7 @@ test_payload_hostile(void **state)
 	a.reason = "\xff\xfe bad \xc0\xaf overlong \xed\xa0\x80 surrogate "
 	    "\xf4\x90\x80\x80 big \xe2\x82\xac euro";
 	a.latency_ms = -1.0;
-	j = parse_payload(wp_webhook_payload(&a));
+	j = parse_payload(webhook_payload(&a));
 	assert_string_equal(json_string_value(json_object_get(j, "monitor")),
 	    a.monitor);
 	assert_string_equal(json_string_value(json_object_get(j, "error")),
@@ -390,7 +390,7 @@ test_payload_nulls_and_odd_values(void **state)
 	a.state = "up";
 	a.latency_ms = 0.0 / 0.0;
 	a.timestamp_ms = -1; /* 1969-12-31T23:59:59.999Z */
-	j = parse_payload(wp_webhook_payload(&a));
+	j = parse_payload(webhook_payload(&a));
 	assert_true(json_is_null(json_object_get(j, "monitor")));
 	assert_true(json_is_null(json_object_get(j, "error")));
 	assert_true(json_is_null(json_object_get(j, "reason")));
@@ -404,7 +404,7 @@ test_payload_nulls_and_odd_values(void **state)
 	/* A host built with a shorter struct: the missing tail reads 0. */
 	old = sample_alert(6);
 	old.size = offsetof(struct wp_alert, latency_ms);
-	j = parse_payload(wp_webhook_payload(&old));
+	j = parse_payload(webhook_payload(&old));
 	assert_true(json_number_value(json_object_get(j, "latency_ms")) == 0);
 	assert_string_equal(json_string_value(json_object_get(j, "reason")),
 	    "status");

@@ -253,7 +253,9 @@ struct addrinfo;
  * the host then stores a struct wp_list of the lines' values, in file order.
  *
  * An optional key the section does not set gets its default, parsed as if
- * written in the file; with no default it is NULL, an empty list, or 0.
+ * written in the file; with no default it is NULL, an empty list, or 0 --
+ * except an ENUM, which is then -1 ("not set": a plugin whose default
+ * depends on another key, such as http's method, can tell).
  */
 enum wp_key_type {
 	WP_KT_STRING = 1,

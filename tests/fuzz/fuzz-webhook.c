@@ -81,7 +81,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	a.error = str[4];
 	a.reason = str[5];
 
-	out = wp_webhook_payload(&a);
+	out = webhook_payload(&a);
 	fuzz_assert(out != NULL);
 	o = json_loads(out, JSON_REJECT_DUPLICATES, &err);
 	if (o == NULL)
