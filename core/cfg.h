@@ -1,32 +1,29 @@
 /*
- * cfg -- the INI file, parsed with the system inih into a validated model.
+ * cfg -- the INI file, read by cfg-read.c into raw sections and validated
+ * here into a model.
  *
- * Loading is two steps so that the core never needs to know a plugin's keys:
+ * Loading is two steps so that the core never needs to know a plugin's
+ * configuration struct:
  *
- *   1. config_load() reads the file, checks the [agent] keys, the common
- *      monitor/alert keys, duplicate names, section kinds and alert
- *      references, and -- through the `lookup` callback -- that each `type`
- *      names an installed plugin, and that each section's remaining keys are
- *      in that plugin's key table (unknown key with "did you mean", missing
- *      required key, repeated single key).
- *   2. The caller then hands each section's plugin keys to the plugin's
- *      configure() (which reports through the same diagnostics).  When
- *      step 1 found problems, the caller still runs step 2 on the sections
- *      a plugin can judge, so that one report lists both kinds.
+ *   1. config_load() reads the file and parses every key with keys_fill()
+ *      from a key table: [agent] and the common monitor / alert keys from
+ *      the host's tables (cfg_host_keys()), each section's other keys from
+ *      its plugin's table, found through the `lookup` callback (a loaded
+ *      plugin).  It also checks duplicate names, section kinds and alert
+ *      references.
+ *   2. The caller then builds each section's instance (instance_build():
+ *      the plugin's keys filled again into the plugin's struct, then the
+ *      plugin's configure(), which reports through the same diagnostics).
+ *      When step 1 found problems, the caller still runs step 2 on the
+ *      sections a plugin can judge, so that one report lists both kinds.
  *
- * Secrets in files: in a [monitor:] or [alert:] section, a key K_file =
- * PATH that the plugin does not declare itself, where K is one of the
- * plugin's keys, gives K the contents of PATH (relative to the
- * configuration's folder): one line, its trailing newline dropped, at most
- * 64 KiB.  Setting both K and K_file is an error unless K is repeatable
- * (then each adds one value).  The file is read by cfg_read_secret(), and
- * a problem with it is reported at the K_file line.  [agent]
- * api_token_file is read by the same function when the agent starts.
+ * Secrets in files: in a [monitor:] or [alert:] section, KEY_file = PATH
+ * for a text key KEY of the plugin gives KEY the contents of PATH (see
+ * keys.h and cfg_read_secret()).  [agent] api_token_file is read by the
+ * same function when the agent starts.
  *
  * Every problem is reported as "FILE:LINE: message"; all of them, not just
- * the first.  Lines of any length are accepted (Debian's inih cuts lines at
- * 200 bytes and gives no line numbers: cfg.c feeds inih through its own
- * line reader to fix both).
+ * the first.  Lines of any length are accepted (see cfg-read.c).
  */
 #ifndef WP_CFG_H
 #define WP_CFG_H
@@ -37,35 +34,8 @@
 
 #include <watchpost/plugin.h>
 
-/*
- * Diagnostics: collects "FILE:LINE: message" lines and counts them.  An
- * error makes the file invalid; a warning ("FILE:LINE: warning: message")
- * is only shown: -t still exits 0.  Every message is escaped and cut at
- * 400 characters here, so no line holds raw control bytes.
- */
-struct wp_diag {
-	const char *file;   /* default file for diag_error (borrowed) */
-	int errors;         /* number of errors reported */
-	int warnings;       /* number of warnings reported */
-	char *text;         /* all lines, each ending in '\n' (owned, may be NULL) */
-	size_t len;
-	struct diag_at {    /* per line: its line number, where its text starts */
-		int line;
-		size_t off;
-	} *at;              /* errors + warnings entries (owned, may be NULL) */
-};
-void diag_init(struct wp_diag *d, const char *file);
-/* Report an error at LINE of d->file (line 0: no line, "FILE: message"). */
-void diag_error(struct wp_diag *d, int line, const char *fmt, ...)
-    WP_PRINTF(3, 4);
-void diag_verror(struct wp_diag *d, int line, const char *fmt, va_list ap);
-/* Report a warning the same way: "FILE:LINE: warning: message". */
-void diag_warning(struct wp_diag *d, int line, const char *fmt, ...)
-    WP_PRINTF(3, 4);
-/* Put the lines in line order (line 0 first), keeping the report order
- * among equal lines: for a report collected in more than one pass. */
-void diag_sort(struct wp_diag *d);
-void diag_free(struct wp_diag *d);
+#include "diag.h"
+#include "keys.h"
 
 /* The [agent] section, with defaults applied and relative paths resolved
  * against the configuration file's folder. */
@@ -83,25 +53,26 @@ struct cfg_agent {
 };
 
 /*
- * A [monitor:NAME] or [alert:NAME] section.  `kv` holds only the keys that
- * belong to the plugin (common keys are consumed), in file order, with
- * owned strings.  `definition` is a canonical rendering of every key and
- * value in the section (file order), used to tell a changed definition on
- * reload; it does not include line numbers.
+ * A [monitor:NAME] or [alert:NAME] section.  `kv` holds only the lines
+ * that belong to the plugin (common keys are consumed), as written (a
+ * KEY_file line as KEY_file = PATH), in file order, with owned strings.
+ * `definition` is a canonical rendering of every key and value in the
+ * section (file order), used to tell a changed definition on reload; it
+ * does not include line numbers.
  */
 struct cfg_section {
 	char *name;
 	char *type;
 	int line;              /* line of the [section] header */
 	int type_line;
-	struct wp_kv *kv;
+	struct cfg_kv *kv;
 	size_t n_kv;
 	char *definition;
 	const struct wp_plugin *plugin; /* from lookup(); NULL if unknown */
-	/* The plugin may judge kv: it is known and every required key is
-	 * there.  kv then holds only keys of the plugin's table, unrepeated,
-	 * as configure() is promised, even when other lines of the file (an
-	 * unknown or repeated key, a bad interval) have problems. */
+	/* The plugin may judge kv: it is known and kv fills its key table
+	 * (keys_fill() succeeds on it).  kv then holds only the lines that
+	 * fill, even when other lines of the file (an unknown or repeated
+	 * key, a bad interval) have problems. */
 	int configurable;
 };
 
@@ -160,14 +131,15 @@ int config_load(const char *file, const char *plugin_dir_override,
     struct config **out);
 void config_free(struct config *cfg);
 
-/*
- * Read a secret from PATH: a regular file that other users can neither read
- * nor write (as ssh treats a private key), holding one line of at most
- * 64 KiB (its trailing newline dropped), not empty.  Returns 0 and *out
- * (free() it), or WP_EINVAL with *out NULL and a one-line reason in WHY
- * that names PATH but never quotes the contents.
- */
-int cfg_read_secret(const char *path, char **out, char *why, size_t whylen);
+/* A key table of the host: "agent", "monitor" (the keys every monitor
+ * has) or "alert" (the keys every alert has). */
+struct cfg_keys {
+	const char *name;
+	const struct wp_key *keys; /* stride sizeof(struct wp_key) */
+	size_t n_keys;
+};
+/* The host's tables, for --list-types; *n gets their number. */
+const struct cfg_keys *cfg_host_keys(size_t *n);
 
 const struct cfg_monitor *config_find_monitor(const struct config *cfg,
     const char *name);

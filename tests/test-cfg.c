@@ -25,43 +25,61 @@
 /* ------------------------------------------------------------------------ */
 /* The fake plugins and lookup */
 
+/* The fakes' keys are plain strings: the value types are test-keys'. */
+struct http_conf {
+	const char *url, *method, *expected_status, *keyword, *body;
+	const char *follow_redirects;
+	struct wp_list header;
+};
 static const struct wp_key http_keys[] = {
-	{ "url", WP_KEY_REQUIRED, "URL" },
-	{ "method", 0, "method" },
-	{ "expected_status", 0, "status" },
-	{ "keyword", 0, "keyword" },
-	{ "header", WP_KEY_MULTI, "header" },
-	{ "body", 0, "body" },
-	{ "follow_redirects", 0, "redirects" },
-	{ NULL, 0, NULL },
+	{ WP_KEY(WP_KT_STRING, "url", struct http_conf, url),
+	  .flags = WP_KEY_REQUIRED },
+	{ WP_KEY(WP_KT_STRING, "method", struct http_conf, method) },
+	{ WP_KEY(WP_KT_STRING, "expected_status", struct http_conf,
+	  expected_status) },
+	{ WP_KEY(WP_KT_STRING, "keyword", struct http_conf, keyword) },
+	{ WP_KEY(WP_KT_STRING, "header", struct http_conf, header),
+	  .flags = WP_KEY_MULTI },
+	{ WP_KEY(WP_KT_STRING, "body", struct http_conf, body) },
+	{ WP_KEY(WP_KT_STRING, "follow_redirects", struct http_conf,
+	  follow_redirects) },
+};
+struct tcp_conf {
+	const char *host, *port;
 };
 static const struct wp_key tcp_keys[] = {
-	{ "host", WP_KEY_REQUIRED, "host" },
-	{ "port", WP_KEY_REQUIRED, "port" },
-	{ NULL, 0, NULL },
+	{ WP_KEY(WP_KT_STRING, "host", struct tcp_conf, host),
+	  .flags = WP_KEY_REQUIRED },
+	{ WP_KEY(WP_KT_STRING, "port", struct tcp_conf, port),
+	  .flags = WP_KEY_REQUIRED },
 };
 static const struct wp_key ping_keys[] = {
-	{ "host", WP_KEY_REQUIRED, "host" },
-	{ NULL, 0, NULL },
+	{ WP_KEY(WP_KT_STRING, "host", struct tcp_conf, host),
+	  .flags = WP_KEY_REQUIRED },
 };
 /* Lists "timeout", which is also a common alert key: the common one wins. */
+struct webhook_conf {
+	const char *url, *timeout;
+	struct wp_list header;
+};
 static const struct wp_key webhook_keys[] = {
-	{ "url", WP_KEY_REQUIRED, "URL" },
-	{ "header", WP_KEY_MULTI, "header" },
-	{ "timeout", 0, "timeout" },
-	{ NULL, 0, NULL },
+	{ WP_KEY(WP_KT_STRING, "url", struct webhook_conf, url),
+	  .flags = WP_KEY_REQUIRED },
+	{ WP_KEY(WP_KT_STRING, "header", struct webhook_conf, header),
+	  .flags = WP_KEY_MULTI },
+	{ WP_KEY(WP_KT_STRING, "timeout", struct webhook_conf, timeout) },
 };
 
-#define FAKE(n, k, table) {                                                 \
+#define FAKE(n, k, table, conf) {                                           \
 	.magic = WP_PLUGIN_MAGIC, .abi_major = WP_ABI_MAJOR,                \
 	.abi_minor = WP_ABI_MINOR, .size = sizeof(struct wp_plugin),        \
 	.name = (n), .version = "1", .description = "fake", .kind = (k),    \
-	.keys = (table) }
+	WP_KEYS(table, conf) }
 static const struct wp_plugin plugins[] = {
-	FAKE("http", WP_PLUGIN_CHECK, http_keys),
-	FAKE("tcp", WP_PLUGIN_CHECK, tcp_keys),
-	FAKE("ping", WP_PLUGIN_CHECK, ping_keys),
-	FAKE("webhook", WP_PLUGIN_ALERT, webhook_keys),
+	FAKE("http", WP_PLUGIN_CHECK, http_keys, struct http_conf),
+	FAKE("tcp", WP_PLUGIN_CHECK, tcp_keys, struct tcp_conf),
+	FAKE("ping", WP_PLUGIN_CHECK, ping_keys, struct tcp_conf),
+	FAKE("webhook", WP_PLUGIN_ALERT, webhook_keys, struct webhook_conf),
 };
 
 struct lookups {
@@ -364,8 +382,9 @@ test_defaults(void **state)
 	assert_null(cfg->agent.pidfile);
 	assert_int_equal(cfg->agent.line, 0);
 	assert_string_equal(cfg->dir, realdir);
-	/* Two tcp monitors: the lookup is asked once. */
-	assert_int_equal(lk.calls, 1);
+	/* Two tcp monitors: the lookup (the loader's set of plugins loaded
+	 * at start-up, no cache of cfg's own) is asked for each. */
+	assert_int_equal(lk.calls, 2);
 	m = config_find_monitor(cfg, "b");
 	assert_non_null(m);
 	assert_string_equal(kv_value(&m->s, "port", NULL), "2");
@@ -546,13 +565,13 @@ test_errors_agent(void **state)
 	expect_one("[agent]\nlisten = 127.0.0.1:70000\n",
 	    ":2: listen: port \"70000\" is not a number from 0 to 65535");
 	expect_one("[agent]\nretention_days = 36501\n",
-	    ":2: retention_days: \"36501\" is not a whole number of days from "
-	    "0 to 36500");
+	    ":2: retention_days: \"36501\" is not a whole number from 0 to "
+	    "36500");
 	expect_one("[agent]\nlog_level = loud\n",
-	    ":2: log_level: \"loud\" is not a level (use debug, info, warn or "
-	    "error)");
+	    ":2: log_level: \"loud\" is not a valid value (use debug, info, "
+	    "warn or error)");
 	expect_one("[agent]\nlog = file\n",
-	    ":2: log: \"file\" is not a log target (use stderr or syslog)");
+	    ":2: log: \"file\" is not a valid value (use stderr or syslog)");
 	expect_one("[agent]\ndatabase =\n", ":2: database: no value");
 	expect_one("[agent]\nuser = a\nuser = b\n",
 	    ":3: duplicate key \"user\" (first set at line 2)");
@@ -663,8 +682,7 @@ test_many_errors(void **state)
 	expect_diag(9,
 	    ":1: key \"orphan\" is outside any section (put it under [agent], "
 	    "[monitor:NAME] or [alert:NAME])",
-	    ":3: retention_days: \"-1\" is not a whole number of days from 0 "
-	    "to 36500",
+	    ":3: retention_days: \"-1\" is not a whole number from 0 to 36500",
 	    ":4: [monitor:w] is missing the required key \"url\" for type http",
 	    ":6: interval: \"1x\" is not a duration (use e.g. 250ms, 10s, 5m, "
 	    "1h)",
@@ -1150,8 +1168,8 @@ test_unbounded_input(void **state)
 	    "\x1b[2J\xff\xfe = 1\n",
 	    ":5: unknown key \"\\x1b[2J\\xff\\xfe\" for type tcp");
 	expect_one("[agent]\nlog = \x1b]0;owned\x07\n",
-	    ":2: log: \"\\x1b]0;owned\\x07\" is not a log target (use stderr "
-	    "or syslog)");
+	    ":2: log: \"\\x1b]0;owned\\x07\" is not a valid value (use "
+	    "stderr or syslog)");
 
 	/* Names: 128 bytes of the allowed characters, no more. */
 	memset(name, 'n', 128);

@@ -1,0 +1,52 @@
+/*
+ * cfg-read -- the configuration file's line reader: whole lines of any
+ * length, counted, fed through the system inih, into raw sections (kind,
+ * name, key/value/line in file order).  Private to cfg.c; validation is
+ * cfg.c's.
+ */
+#ifndef WP_CFG_READ_H
+#define WP_CFG_READ_H
+
+#include <stddef.h>
+
+#include "diag.h"
+#include "keys.h"
+
+enum cfg_kind { CFG_AGENT, CFG_MONITOR, CFG_ALERT };
+
+/* One section as written.  kv's strings are owned. */
+struct cfg_raw_section {
+	int kind;               /* enum cfg_kind */
+	char *name;             /* NULL for [agent] */
+	int line;               /* of the header */
+	struct cfg_kv *kv;
+	size_t n_kv;
+};
+
+struct cfg_raw {
+	struct cfg_raw_section *secs; /* in file order; at most one agent */
+	size_t n_secs;
+	/* Open-addressed index of secs by (kind, name): slot = index + 1,
+	 * 0 empty.  Keeps the duplicate-name check linear in the file. */
+	size_t *by_name;
+	size_t by_name_size;    /* a power of two, or 0 */
+};
+
+/*
+ * Read FILE into RAW (zeroed by the caller), reporting every malformed line
+ * to D at its line (d->file names FILE).  Returns 0, or WP_EINVAL when the
+ * file could not be opened or read (reported as "FILE: message"; RAW then
+ * holds what was read).  Problems with single lines do not fail the read:
+ * they are only in D.
+ */
+int cfg_read(const char *file, struct cfg_raw *raw, struct wp_diag *d);
+void cfg_raw_free(struct cfg_raw *raw);
+
+/* The section of KIND named NAME (NULL for [agent]), or NULL. */
+const struct cfg_raw_section *cfg_raw_find(const struct cfg_raw *raw,
+    int kind, const char *name);
+
+/* A name of [A-Za-z0-9] plus the characters in `extra`, non-empty. */
+int cfg_valid_name(const char *s, const char *extra);
+
+#endif
