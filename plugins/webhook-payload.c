@@ -137,7 +137,9 @@ webhook_payload(const struct wp_alert *in)
 	SET("type", jstr(a.type));
 	SET("state", jstr(a.state));
 	SET("previous_state", jstr(a.previous_state));
-	SET("timestamp", jtime(a.timestamp_us / 1000));
+	/* whole ms, rounded down (before 1970 too) */
+	SET("timestamp", jtime(a.timestamp_us / 1000 -
+	    (a.timestamp_us % 1000 < 0)));
 	SET("error", jstr(a.error));
 	SET("reason", jstr(a.reason));
 	/* The payload's field stays in ms: it is what receivers parse. */

@@ -10,7 +10,8 @@
  * Build the compact JSON object for A:
  *   {"monitor", "type", "state", "previous_state", "timestamp" (ISO 8601
  *    UTC with milliseconds), "error" (string or null), "reason" (string or
- *    null), "latency_ms" (number, or null when < 0), "id", "attempt"}
+ *    null), "latency_ms" (latency_us in ms,
+ *    a number, or null when < 0), "id", "attempt"}
  * Strings that are not valid UTF-8 are repaired (each bad byte becomes
  * U+FFFD) and NULL strings become null, so the result is always valid JSON.
  * "id" is a number, or a decimal string above INT64_MAX.  A is read
