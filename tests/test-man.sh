@@ -24,22 +24,26 @@ awk '
 	tp && /^\.B [a-z_]+$/ { print h "|" $2 }
 	{ tp = 0 }
 ' "$MAN5" | sort -u >"$T/documented"
-# Accepted keys, from the code: the core's tables in cfg.c and each
-# built-in plugin's `keys` array.
-core_keys() { # $1: array name
-	sed -n "/$1\[\] = {/,/};/p" "$abs_top_srcdir/core/cfg.c" |
-	    grep -o '"[a-z_]*"' | tr -d '"'
+# Accepted keys, from the code: the key tables (WP_KEY entries) of the
+# core in cfg.c and of each built-in plugin, named by its WP_CHECK_PLUGIN /
+# WP_ALERT_PLUGIN.
+table_keys() { # $1: file, $2: array name
+	sed -n "/$2\[\] = {/,/};/p" "$1" |
+	    sed -n 's/.*WP_KEY(WP_KT_[A-Z]*, "\([a-z_]*\)".*/\1/p'
 }
 {
-	core_keys agent_keys | sed 's/^/THE [agent] SECTION|/'
-	core_keys monitor_keys | sed 's/^/MONITOR SECTIONS|/'
-	core_keys alert_keys | sed 's/^/ALERT SECTIONS|/'
+	table_keys "$abs_top_srcdir/core/cfg.c" agent_keys |
+	    sed 's/^/THE [agent] SECTION|/'
+	table_keys "$abs_top_srcdir/core/cfg.c" monitor_keys |
+	    sed 's/^/MONITOR SECTIONS|/'
+	table_keys "$abs_top_srcdir/core/cfg.c" alert_keys |
+	    sed 's/^/ALERT SECTIONS|/'
 	for src in "$abs_top_srcdir"/plugins/*.c; do
-		name=$(sed -n 's/^\t\.name = "\([a-z0-9_-]*\)",$/\1/p' "$src")
+		name=$(sed -n 's/^WP_\(CHECK\|ALERT\)_PLUGIN(\([a-z0-9_]*\),$/\2/p' \
+		    "$src")
 		[ -n "$name" ] || continue
-		sed -n '/struct wp_key [a-z_]*\[\] = {/,/};/p' "$src" |
-		    sed -n 's/^\t{ "\([a-z_]*\)",.*/\1/p' |
-		    sed "s/^/type = $name|/"
+		table=$(sed -n 's/^[[:space:]]*WP_KEYS(\([a-z_]*\),.*/\1/p' "$src")
+		table_keys "$src" "$table" | sed "s/^/type = $name|/"
 	done
 } | sort -u >"$T/accepted"
 [ "$(grep -c 'THE \[agent\]' "$T/accepted")" -ge 9 ] ||
