@@ -236,7 +236,8 @@ struct addrinfo;
  *                                  bare number of seconds, stored in
  *                                  microseconds, in [min, max] (us)
  *   WP_KT_BOOL      int            true/false, yes/no, on/off, 1/0 -> 1/0
- *   WP_KT_ENUM      int            index of the value in `values`
+ *   WP_KT_ENUM      int            index of the value in `values` (any
+ *                                  case); -1 when not set, no default
  *   WP_KT_URL       const char *   an absolute URL whose scheme is one of
  *                                  `values` (NULL: http and https)
  *   WP_KT_HOST      const char *   a host name, IPv4 or IPv6 address
