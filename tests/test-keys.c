@@ -35,6 +35,7 @@ struct conf {
 	struct wp_list tags;
 	struct wp_list header;
 	int64_t any;
+	int speed;          /* an ENUM without a default */
 };
 
 static const char *const modes[] = { "fast", "slow", "auto", NULL };
@@ -59,6 +60,7 @@ static const struct wp_key keys[] = {
 	{ WP_KEY(WP_KT_STRING, "header", struct conf, header),
 	  .flags = WP_KEY_MULTI },
 	{ WP_KEY(WP_KT_INT, "any", struct conf, any) },
+	{ WP_KEY(WP_KT_ENUM, "speed", struct conf, speed), .values = modes },
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -169,6 +171,10 @@ test_defaults(void **state)
 	assert_string_equal(conf->tags.v[1], "b");
 	assert_int_equal(conf->header.n, 0);
 	assert_int_equal(conf->any, 0);
+	/* An ENUM not set, without a default: -1, told apart from index 0. */
+	assert_int_equal(conf->speed, -1);
+	assert_non_null(fill("name", "x", "speed", "fast", NULL));
+	assert_int_equal(conf->speed, 0);
 }
 
 static void
@@ -400,7 +406,7 @@ test_check_table(void **state)
 	expect_table("key \"count\": the default does not parse: count: "
 	    "\"11\" is not a whole number from 1 to 10");
 	plug.keys = NULL;
-	expect_table("n_keys is 13 but keys is NULL");
+	expect_table("n_keys is 14 but keys is NULL");
 	/* A longer stride (a newer minor's entries) is walked by its size. */
 	{
 		struct big { struct wp_key k; int64_t extra; } wide[2] = {
