@@ -33,7 +33,7 @@
  * is not available for IPv4 makes init() fail with WP_ENOTSUP; IPv6 checks
  * then fail with reason "plugin" if it is not available for IPv6.
  */
-#define _GNU_SOURCE
+#define _GNU_SOURCE /* ping.h: struct mmsghdr */
 
 #include <limits.h>
 #include <netdb.h>

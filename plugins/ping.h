@@ -6,7 +6,7 @@
  * family) and the exec back-end (ping-exec.c: the system ping(8), run
  * without a shell).  Every function here runs on the loop thread, except
  * the *_setup/_open and *_fini ones, which init() and fini() call on the
- * main thread.
+ * main thread.  Include it after defining _GNU_SOURCE (struct mmsghdr).
  */
 #ifndef PLUGINS_PING_H
 #define PLUGINS_PING_H
