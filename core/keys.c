@@ -330,7 +330,8 @@ key_range(const struct wp_key *k, int64_t *min, int64_t *max)
 }
 
 /* An absolute URL "scheme://host[:port][/...]" with an accepted scheme;
- * 0, or WP_EINVAL with a message in MSG. */
+ * 0, or WP_EINVAL with a message in MSG.  The message never quotes the
+ * URL: its userinfo or query may hold credentials. */
 static int
 check_url(const struct wp_key *k, const char *name, const char *v,
     char *msg, size_t len)
@@ -355,8 +356,8 @@ check_url(const struct wp_key *k, const char *name, const char *v,
 		    strncasecmp(schemes[i], v, sl) == 0)
 			break;
 	if (schemes[i] == NULL) {
-		snprintf(msg, len, "%s: \"%s\": the scheme must be %s", name,
-		    WP_Q(v), word_list(schemes, words, sizeof(words)));
+		snprintf(msg, len, "%s: the scheme must be %s", name,
+		    word_list(schemes, words, sizeof(words)));
 		return WP_EINVAL;
 	}
 	host = p + 3;
@@ -365,13 +366,13 @@ check_url(const struct wp_key *k, const char *name, const char *v,
 	if (at != NULL)
 		host = at + 1;
 	if (host == end || *host == ':') {
-		snprintf(msg, len, "%s: \"%s\" has no host", name, WP_Q(v));
+		snprintf(msg, len, "%s: the URL has no host", name);
 		return WP_EINVAL;
 	}
 	return 0;
 bad:
-	snprintf(msg, len, "%s: \"%s\" is not an absolute URL (use e.g. "
-	    "%s://host/path)", name, WP_Q(v), schemes[0]);
+	snprintf(msg, len, "%s: not a valid absolute URL (no spaces or "
+	    "control characters; use e.g. %s://host/path)", name, schemes[0]);
 	return WP_EINVAL;
 }
 
@@ -819,6 +820,9 @@ keys_fill_in(const struct keys_ctx *ctx, const struct wp_key *keys,
 		if (k->def != NULL && store_value(k, k->name, k->def, dir, conf,
 		    msg, sizeof(msg)) != 0)
 			diag_error(d, ctx->line, "default of %s", msg);
+		/* An ENUM not set and without a default is -1 (plugin.h). */
+		if (k->def == NULL && k->type == WP_KT_ENUM)
+			*(int *)(void *)((char *)conf + k->offset) = -1;
 	}
 	free(first);
 	free(names);

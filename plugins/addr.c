@@ -7,24 +7,8 @@
 
 #include "addr.h"
 
-const struct wp_kv *
-wp_addr_host_key(const struct wp_host *h, const struct wp_section *sec)
-{
-	const struct wp_kv *khost = wp_section_find(sec, "host");
-
-	if (khost == NULL) {
-		h->config_error(sec, NULL, "missing required key 'host'");
-		return NULL;
-	}
-	if (khost->value == NULL || khost->value[0] == '\0') {
-		h->config_error(sec, khost, "must not be empty");
-		return NULL;
-	}
-	return khost;
-}
-
 int
-wp_addr_numeric(const char *name, const char *port, struct wp_addr *a)
+addr_numeric(const char *name, const char *port, struct addr *a)
 {
 	struct addrinfo hints, *res = NULL;
 	char buf[256];
@@ -52,8 +36,8 @@ wp_addr_numeric(const char *name, const char *port, struct wp_addr *a)
 }
 
 size_t
-wp_addr_take(const char *name, int status, const char *err,
-    const struct addrinfo *res, struct wp_addr *out, size_t max, char *why,
+addr_take(const char *name, int status, const char *err,
+    const struct addrinfo *res, struct addr *out, size_t max, char *why,
     size_t whylen)
 {
 	const struct addrinfo *ai;

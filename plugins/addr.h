@@ -1,13 +1,13 @@
 /*
- * addr -- what the tcp and ping checks share about their target: the
- * `host` key, a literal address parsed once at configure() without the
+ * addr -- what the tcp and ping checks share about their target: a literal
+ * address parsed once at configure() without the
  * resolver, and the usable addresses of a host->resolve() answer.  It is
  * compiled into tcp.so and ping.so; the plugins are built with hidden
  * visibility, so none of these names leaves its .so file.  Nothing here
  * blocks.
  */
-#ifndef WP_PLUGINS_ADDR_H
-#define WP_PLUGINS_ADDR_H
+#ifndef PLUGINS_ADDR_H
+#define PLUGINS_ADDR_H
 
 #include <stddef.h>
 #include <sys/socket.h>
@@ -15,17 +15,10 @@
 #include <watchpost/plugin.h>
 
 /* One IPv4 or IPv6 socket address and its length. */
-struct wp_addr {
+struct addr {
 	struct sockaddr_storage ss;
 	socklen_t len;
 };
-
-/*
- * The `host` key of SEC (configure()), or NULL after reporting it missing
- * or empty through h->config_error().
- */
-const struct wp_kv *wp_addr_host_key(const struct wp_host *h,
-    const struct wp_section *sec);
 
 /*
  * If NAME (optionally in [brackets]) is a literal IPv4 or IPv6 address,
@@ -33,7 +26,7 @@ const struct wp_kv *wp_addr_host_key(const struct wp_host *h,
  * return 0 for anything else (a name to resolve).  getaddrinfo() with
  * AI_NUMERICHOST never touches the resolver.
  */
-int wp_addr_numeric(const char *name, const char *port, struct wp_addr *a);
+int addr_numeric(const char *name, const char *port, struct addr *a);
 
 /*
  * For a wp_resolve_cb answer (STATUS, ERR, RES) about NAME: copy its first
@@ -41,8 +34,8 @@ int wp_addr_numeric(const char *name, const char *port, struct wp_addr *a);
  * With none, return 0 after writing the reason into WHY: "cannot resolve
  * NAME: ERR" or "NAME has no IPv4 or IPv6 address".
  */
-size_t wp_addr_take(const char *name, int status, const char *err,
-    const struct addrinfo *res, struct wp_addr *out, size_t max, char *why,
+size_t addr_take(const char *name, int status, const char *err,
+    const struct addrinfo *res, struct addr *out, size_t max, char *why,
     size_t whylen);
 
 #endif

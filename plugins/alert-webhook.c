@@ -20,20 +20,27 @@
 #include "curl-loop.h"
 #include "webhook-payload.h"
 
+/* The keys, as the host parsed them (hook_keys). */
+struct hook_conf {
+	const char *url;
+	struct wp_list header;
+};
+
 struct hook_inst {
-	struct wp_curl_plugin *st;
-	char *url;
+	struct curlloop_plugin *st;
+	const char *url;            /* borrowed from the conf (see plugin.h) */
 	struct curl_slist *headers; /* the configured ones */
 };
 
 struct hook_op {
-	struct wp_curl_xfer x;
+	struct curlloop_xfer x;
 	struct hook_inst *inst;
 	struct wp_op *op;
 	int64_t started_us;
 	char *payload;
 	struct curl_slist *headers;
-	char detail[256];
+	char *detail;               /* the request's buffer */
+	size_t detail_size;
 };
 
 static void
@@ -41,36 +48,33 @@ op_free(struct hook_op *o)
 {
 	if (o == NULL)
 		return;
-	wp_curl_release(o->inst->st->cl, &o->x);
+	curlloop_release(o->inst->st->cl, &o->x);
 	curl_slist_free_all(o->headers);
 	free(o->payload);
 	free(o);
 }
 
 static void
-hook_done(struct wp_curl_xfer *x, CURLcode rc)
+hook_done(struct curlloop_xfer *x, CURLcode rc)
 {
 	struct hook_op *o = x->arg;
 	struct wp_result res = WP_RESULT_INIT;
 	long code = 0;
 
-	wp_curl_timings(x, &res);
+	curlloop_timings(x, &res);
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
 	/* The body is never read: the status already decided (stopped). */
 	if (rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && x->stopped)) {
 		res.status_code = (int)code;
 		if (code >= 200 && code <= 299) {
-			res.ok = 1;
 			res.reason = WP_REASON_OK;
 		} else {
-			res.ok = 0;
 			res.reason = WP_REASON_STATUS;
-			snprintf(o->detail, sizeof(o->detail), "HTTP %ld",
-			    code);
+			snprintf(o->detail, o->detail_size, "HTTP %ld", code);
 			res.detail = o->detail;
 		}
 	} else {
-		wp_curl_failure(x, rc, &res, o->detail, sizeof(o->detail));
+		curlloop_failure(x, rc, &res, o->detail, o->detail_size);
 		res.status_code = code > 0 ? (int)code : -1;
 	}
 	o->inst->st->host->complete(o->op, &res);
@@ -85,17 +89,17 @@ hook_release(void *state, void *inst)
 	(void)state;
 	if (in == NULL)
 		return;
-	free(in->url);
 	curl_slist_free_all(in->headers);
 	free(in);
 }
 
+/* The host checked the URL; judge each header's "Name: value" syntax. */
 static int
-hook_configure(void *state, const struct wp_section *sec, void **instp)
+hook_configure(void *state, const struct wp_section *sec, const void *conf,
+    void **instp)
 {
-	struct wp_curl_plugin *st = state;
-	const struct wp_host *h = st->host;
-	const struct wp_kv *kv;
+	struct curlloop_plugin *st = state;
+	const struct hook_conf *c = conf;
 	struct hook_inst *in;
 	struct curl_slist *l;
 	const char *why;
@@ -105,41 +109,21 @@ hook_configure(void *state, const struct wp_section *sec, void **instp)
 	if ((in = calloc(1, sizeof(*in))) == NULL)
 		return WP_ENOMEM;
 	in->st = st;
-	for (i = 0; i < sec->n_kv && rc == 0; i++) {
-		kv = &sec->kv[i];
-		if (strcmp(kv->key, "url") == 0) {
-			if ((why = wp_curl_check_url(kv->value)) != NULL) {
-				h->config_error(sec, kv, "%s", why);
-				bad = 1;
-				continue;
-			}
-			free(in->url);
-			if ((in->url = strdup(kv->value)) == NULL)
-				rc = WP_ENOMEM;
-		} else if (strcmp(kv->key, "header") == 0) {
-			if ((why = wp_curl_check_header(kv->value)) != NULL) {
-				h->config_error(sec, kv, "%s", why);
-				bad = 1;
-			} else if ((l = curl_slist_append(in->headers,
-			    kv->value)) == NULL)
-				rc = WP_ENOMEM;
-			else
-				in->headers = l;
-		} else {
-			h->config_error(sec, kv, "unknown key");
+	in->url = c->url;
+	for (i = 0; i < c->header.n && rc == 0; i++) {
+		if ((why = curlloop_check_header(c->header.v[i])) != NULL) {
+			st->host->config_error(sec, "header", "%s", why);
 			bad = 1;
-		}
+		} else if ((l = curl_slist_append(in->headers,
+		    c->header.v[i])) == NULL)
+			rc = WP_ENOMEM;
+		else
+			in->headers = l;
 	}
+	if (rc == 0 && bad)
+		rc = WP_EINVAL;
 	if (rc != 0)
 		goto fail;
-	if (in->url == NULL && wp_section_find(sec, "url") == NULL) {
-		h->config_error(sec, NULL, "url is required");
-		bad = 1;
-	}
-	if (bad) {
-		rc = WP_EINVAL;
-		goto fail;
-	}
 	*instp = in;
 	return 0;
 fail:
@@ -176,7 +160,7 @@ static int
 hook_start(void *inst, const struct wp_request *req, void **opstate)
 {
 	struct hook_inst *in = inst;
-	struct wp_curl_plugin *st = in->st;
+	struct curlloop_plugin *st = in->st;
 	struct hook_op *o;
 	CURL *e;
 	int bad = 0, rc;
@@ -188,17 +172,19 @@ hook_start(void *inst, const struct wp_request *req, void **opstate)
 	o->inst = in;
 	o->op = req->op;
 	o->started_us = st->host->now_us();
+	o->detail = req->detail;
+	o->detail_size = req->detail_size;
 	o->x.arg = o;
 	o->x.done = hook_done;
 	o->x.body = NULL;
-	if ((o->payload = wp_webhook_payload(req->alert)) == NULL) {
+	if ((o->payload = webhook_payload(req->alert)) == NULL) {
 		rc = WP_ENOMEM;
 		goto fail;
 	}
 	if ((rc = build_headers(o, req->alert)) != 0)
 		goto fail;
-	rc = wp_curl_setup(st->cl, &o->x, in->url, o->headers, 1, 0,
-	    (req->deadline_us - o->started_us) / 1000);
+	rc = curlloop_setup(st->cl, &o->x, in->url, o->headers, 1, 0,
+	    req->deadline_us - o->started_us);
 	if (rc != 0)
 		goto fail;
 	e = o->x.easy;
@@ -210,7 +196,7 @@ hook_start(void *inst, const struct wp_request *req, void **opstate)
 		rc = WP_EINVAL;
 		goto fail;
 	}
-	if ((rc = wp_curl_loop_add(st->cl, &o->x)) != 0)
+	if ((rc = curlloop_loop_add(st->cl, &o->x)) != 0)
 		goto fail;
 	*opstate = o;
 	return 0;
@@ -226,32 +212,29 @@ hook_cancel(void *inst, void *opstate)
 	struct hook_op *o = opstate;
 	struct wp_result res = WP_RESULT_INIT;
 
-	wp_curl_cancel_result(in->st, &o->x, o->started_us, o->detail,
-	    sizeof(o->detail), &res);
+	curlloop_cancel_result(in->st, &o->x, o->started_us, o->detail,
+	    o->detail_size, &res);
 	in->st->host->complete(o->op, &res);
 	op_free(o);
 }
 
+/* timeout is a common alert key: the host handles it. */
 static const struct wp_key hook_keys[] = {
-	{ "url", WP_KEY_REQUIRED, "http:// or https:// URL to POST to" },
-	{ "header", WP_KEY_MULTI, "extra request header \"Name: value\"" },
-	{ NULL, 0, NULL }
+	{ WP_KEY(WP_KT_URL, "url", struct hook_conf, url),
+	    .flags = WP_KEY_REQUIRED,
+	    .help = "http:// or https:// URL to POST to" },
+	{ WP_KEY(WP_KT_SECRET, "header", struct hook_conf, header),
+	    .flags = WP_KEY_MULTI,
+	    .help = "extra request header \"Name: value\" (repeatable)" },
 };
 
-static const struct wp_plugin hook_plugin = {
-	WP_PLUGIN_HEADER,
-	.name = "webhook",
-	.version = PACKAGE_VERSION,
-	.description = "POST each alert as JSON to a URL",
-	.kind = WP_PLUGIN_ALERT,
-	.keys = hook_keys,
-	.init = wp_curl_plugin_init,
-	.fini = wp_curl_plugin_fini,
-	.configure = hook_configure,
-	.release = hook_release,
-	.start = hook_start,
-	.cancel = hook_cancel,
-	.check = NULL,
-};
-
-WP_PLUGIN_DEFINE(alert_webhook, hook_plugin)
+WP_ALERT_PLUGIN(webhook,
+    .version = PACKAGE_VERSION,
+    .description = "POST each alert as JSON to a URL",
+    WP_KEYS(hook_keys, struct hook_conf),
+    .init = curlloop_plugin_init,
+    .fini = curlloop_plugin_fini,
+    .configure = hook_configure,
+    .release = hook_release,
+    .start = hook_start,
+    .cancel = hook_cancel)

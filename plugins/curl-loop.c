@@ -12,7 +12,7 @@
 
 /* One socket curl asked us to watch. */
 struct sock {
-	struct wp_curl_loop *cl;
+	struct curlloop_loop *cl;
 	curl_socket_t fd;
 	struct wp_watch *w;
 	struct sock *prev, *next;
@@ -29,7 +29,7 @@ struct sock {
  */
 #define POOL_MAX 64
 
-struct wp_curl_loop {
+struct curlloop_loop {
 	const struct wp_host *host;
 	CURLM *multi;
 	struct wp_timer *timer;
@@ -51,7 +51,7 @@ struct wp_curl_loop {
  * transfers come and go; 0 would mean no bound.
  */
 static void
-bound_cache(struct wp_curl_loop *cl)
+bound_cache(struct curlloop_loop *cl)
 {
 	long n = cl->n_keep + cl->n_running;
 
@@ -59,14 +59,14 @@ bound_cache(struct wp_curl_loop *cl)
 }
 
 void
-wp_curl_keepalive(struct wp_curl_loop *cl, int delta)
+curlloop_keepalive(struct curlloop_loop *cl, int delta)
 {
 	cl->n_keep += delta;
 	bound_cache(cl);
 }
 
 static void
-sock_free(struct wp_curl_loop *cl, struct sock *sk)
+sock_free(struct curlloop_loop *cl, struct sock *sk)
 {
 	if (sk->prev)
 		sk->prev->next = sk->next;
@@ -85,9 +85,9 @@ sock_free(struct wp_curl_loop *cl, struct sock *sk)
  * so done() may call back into curl and into the host.
  */
 static void
-drain(struct wp_curl_loop *cl)
+drain(struct curlloop_loop *cl)
 {
-	struct wp_curl_xfer *x;
+	struct curlloop_xfer *x;
 	CURLMsg *msg;
 	CURLcode rc;
 	char *priv;
@@ -99,7 +99,7 @@ drain(struct wp_curl_loop *cl)
 		rc = msg->data.result;
 		priv = NULL;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
-		x = (struct wp_curl_xfer *)(void *)priv;
+		x = (struct curlloop_xfer *)(void *)priv;
 		curl_multi_remove_handle(cl->multi, msg->easy_handle);
 		cl->n_running--;
 		bound_cache(cl);
@@ -114,7 +114,7 @@ static void
 watch_cb(struct wp_watch *w, int fd, unsigned revents, void *arg)
 {
 	struct sock *sk = arg;
-	struct wp_curl_loop *cl = sk->cl;
+	struct curlloop_loop *cl = sk->cl;
 	int flags = 0, running;
 
 	(void)w;
@@ -130,7 +130,7 @@ watch_cb(struct wp_watch *w, int fd, unsigned revents, void *arg)
 static void
 timer_cb(struct wp_timer *t, void *arg)
 {
-	struct wp_curl_loop *cl = arg;
+	struct curlloop_loop *cl = arg;
 	int running;
 
 	(void)t;
@@ -142,15 +142,15 @@ timer_cb(struct wp_timer *t, void *arg)
 static int
 socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
-	struct wp_curl_loop *cl = userp;
+	struct curlloop_loop *cl = userp;
 	struct sock *sk = socketp;
-	struct wp_curl_xfer *x;
+	struct curlloop_xfer *x;
 	char *priv = NULL;
 	unsigned ev = 0;
 
-	/* The transfer's socket, for wp_curl_phase(). */
+	/* The transfer's socket, for curlloop_phase(). */
 	curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
-	if ((x = (struct wp_curl_xfer *)(void *)priv) != NULL)
+	if ((x = (struct curlloop_xfer *)(void *)priv) != NULL)
 		x->fd = what == CURL_POLL_REMOVE ? -1 : (int)s;
 	if (what == CURL_POLL_REMOVE) {
 		if (sk != NULL) {
@@ -189,19 +189,19 @@ socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 static int
 multi_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 {
-	struct wp_curl_loop *cl = userp;
+	struct curlloop_loop *cl = userp;
 
 	(void)multi;
 	if (cl->timer == NULL)
 		return timeout_ms < 0 ? 0 : -1;
 	return cl->host->timer_set(cl->timer, timeout_ms < 0 ? -1 :
-	    (int64_t)timeout_ms) == 0 ? 0 : -1;
+	    (int64_t)timeout_ms * 1000) == 0 ? 0 : -1;
 }
 
-struct wp_curl_loop *
-wp_curl_loop_new(const struct wp_host *host)
+struct curlloop_loop *
+curlloop_loop_new(const struct wp_host *host)
 {
-	struct wp_curl_loop *cl;
+	struct curlloop_loop *cl;
 
 	if ((cl = calloc(1, sizeof(*cl))) == NULL)
 		return NULL;
@@ -218,7 +218,7 @@ wp_curl_loop_new(const struct wp_host *host)
 }
 
 void
-wp_curl_loop_free(struct wp_curl_loop *cl)
+curlloop_loop_free(struct curlloop_loop *cl)
 {
 	if (cl == NULL)
 		return;
@@ -233,7 +233,7 @@ wp_curl_loop_free(struct wp_curl_loop *cl)
 }
 
 int
-wp_curl_loop_add(struct wp_curl_loop *cl, struct wp_curl_xfer *x)
+curlloop_loop_add(struct curlloop_loop *cl, struct curlloop_xfer *x)
 {
 	if (cl->timer == NULL &&
 	    (cl->timer = cl->host->timer_new(cl->host, timer_cb, cl)) == NULL)
@@ -248,7 +248,7 @@ wp_curl_loop_add(struct wp_curl_loop *cl, struct wp_curl_xfer *x)
 }
 
 void
-wp_curl_loop_remove(struct wp_curl_loop *cl, struct wp_curl_xfer *x)
+curlloop_loop_remove(struct curlloop_loop *cl, struct curlloop_xfer *x)
 {
 	if (x == NULL || !x->in_multi)
 		return;
@@ -262,12 +262,12 @@ wp_curl_loop_remove(struct wp_curl_loop *cl, struct wp_curl_xfer *x)
 static size_t
 header_cb(char *p, size_t size, size_t n, void *arg)
 {
-	struct wp_curl_xfer *x = arg;
+	struct curlloop_xfer *x = arg;
 
 	(void)p;
 	x->got_header = 1;
 	x->header_bytes += n;
-	if (x->header_bytes > WP_CURL_MAX_HEADER) {
+	if (x->header_bytes > CURLLOOP_MAX_HEADER) {
 		x->header_overflow = 1;
 		return 0;
 	}
@@ -277,7 +277,7 @@ header_cb(char *p, size_t size, size_t n, void *arg)
 static size_t
 write_cb(char *p, size_t size, size_t n, void *arg)
 {
-	struct wp_curl_xfer *x = arg;
+	struct curlloop_xfer *x = arg;
 
 	(void)size;
 	if (n == 0)
@@ -291,11 +291,11 @@ write_cb(char *p, size_t size, size_t n, void *arg)
 }
 
 void
-wp_curl_release(struct wp_curl_loop *cl, struct wp_curl_xfer *x)
+curlloop_release(struct curlloop_loop *cl, struct curlloop_xfer *x)
 {
 	if (x->easy == NULL)
 		return;
-	wp_curl_loop_remove(cl, x);
+	curlloop_loop_remove(cl, x);
 	if (cl->n_pool < POOL_MAX) {
 		/* Forget every option now: none may point at the caller's
 		 * memory (URL copy aside, headers and buffers are borrowed). */
@@ -308,9 +308,9 @@ wp_curl_release(struct wp_curl_loop *cl, struct wp_curl_xfer *x)
 }
 
 int
-wp_curl_setup(struct wp_curl_loop *cl, struct wp_curl_xfer *x,
+curlloop_setup(struct curlloop_loop *cl, struct curlloop_xfer *x,
     const char *url, struct curl_slist *headers, int verify_tls,
-    int keepalive, int64_t budget_ms)
+    int keepalive, int64_t budget_us)
 {
 	CURL *e;
 	long total;
@@ -320,9 +320,10 @@ wp_curl_setup(struct wp_curl_loop *cl, struct wp_curl_xfer *x,
 		e = cl->pool[--cl->n_pool];
 	else if ((e = curl_easy_init()) == NULL)
 		return WP_ENOMEM;
-	if (budget_ms < 1)
-		budget_ms = 1;
-	total = budget_ms > 86400000 ? 86400000L : (long)budget_ms + 1000;
+	if (budget_us < 1000)
+		budget_us = 1000;
+	total = budget_us > 86400000000LL ? 86400000L :
+	    (long)(budget_us / 1000) + 1000;
 	x->errbuf[0] = '\0';
 	x->fd = -1;
 	bad |= curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK;
@@ -369,31 +370,31 @@ wp_curl_setup(struct wp_curl_loop *cl, struct wp_curl_xfer *x,
 		    CURLE_OK;
 	x->easy = e;
 	if (bad) {
-		wp_curl_release(cl, x);
+		curlloop_release(cl, x);
 		return WP_EINVAL;
 	}
 	return 0;
 }
 
-/* A curl phase time in ms, or -1 when the phase was not reached. */
-static double
-phase_ms(CURL *e, CURLINFO what)
+/* A curl phase time in us, or -1 when the phase was not reached. */
+static int64_t
+phase_us(CURL *e, CURLINFO what)
 {
 	curl_off_t us = 0;
 
 	if (curl_easy_getinfo(e, what, &us) != CURLE_OK || us <= 0)
-		return -1.0;
-	return (double)us / 1000.0;
+		return -1;
+	return (int64_t)us;
 }
 
 void
-wp_curl_timings(struct wp_curl_xfer *x, struct wp_result *res)
+curlloop_timings(struct curlloop_xfer *x, struct wp_result *res)
 {
-	res->latency_ms = phase_ms(x->easy, CURLINFO_TOTAL_TIME_T);
-	res->dns_ms = phase_ms(x->easy, CURLINFO_NAMELOOKUP_TIME_T);
-	res->connect_ms = phase_ms(x->easy, CURLINFO_CONNECT_TIME_T);
-	res->tls_ms = phase_ms(x->easy, CURLINFO_APPCONNECT_TIME_T);
-	res->first_byte_ms = phase_ms(x->easy, CURLINFO_STARTTRANSFER_TIME_T);
+	res->latency_us = phase_us(x->easy, CURLINFO_TOTAL_TIME_T);
+	res->dns_us = phase_us(x->easy, CURLINFO_NAMELOOKUP_TIME_T);
+	res->connect_us = phase_us(x->easy, CURLINFO_CONNECT_TIME_T);
+	res->tls_us = phase_us(x->easy, CURLINFO_APPCONNECT_TIME_T);
+	res->first_byte_us = phase_us(x->easy, CURLINFO_STARTTRANSFER_TIME_T);
 }
 
 static int
@@ -409,7 +410,7 @@ is_https(CURL *e)
 
 /* 1 if the transfer's socket is connected. */
 static int
-tcp_connected(struct wp_curl_xfer *x)
+tcp_connected(struct curlloop_xfer *x)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
@@ -419,21 +420,21 @@ tcp_connected(struct wp_curl_xfer *x)
 }
 
 const char *
-wp_curl_phase(struct wp_curl_xfer *x)
+curlloop_phase(struct curlloop_xfer *x)
 {
 	if (x->got_body)
 		return "reading body";
 	if (x->got_header)
 		return "reading headers";
-	if (phase_ms(x->easy, CURLINFO_NAMELOOKUP_TIME_T) < 0)
+	if (phase_us(x->easy, CURLINFO_NAMELOOKUP_TIME_T) < 0)
 		return "resolving the host name";
 	/* libcurl 7.88 records the connect time only once TLS is up too:
 	 * whether TCP is connected, the socket says. */
-	if (phase_ms(x->easy, CURLINFO_CONNECT_TIME_T) < 0 &&
+	if (phase_us(x->easy, CURLINFO_CONNECT_TIME_T) < 0 &&
 	    !tcp_connected(x))
 		return "during connect";
 	if (is_https(x->easy) &&
-	    phase_ms(x->easy, CURLINFO_APPCONNECT_TIME_T) < 0)
+	    phase_us(x->easy, CURLINFO_APPCONNECT_TIME_T) < 0)
 		return "during TLS handshake";
 	return "waiting for first byte";
 }
@@ -574,7 +575,7 @@ copy_clean(char *buf, size_t len, const char *s)
 /* libcurl's own text for the failure: its error buffer (cleaned), else
  * the code's description. */
 static void
-curl_text(struct wp_curl_xfer *x, CURLcode rc, char *buf, size_t len)
+curl_text(struct curlloop_xfer *x, CURLcode rc, char *buf, size_t len)
 {
 	copy_clean(buf, len, x->errbuf[0] != '\0' ? x->errbuf :
 	    curl_easy_strerror(rc));
@@ -582,14 +583,14 @@ curl_text(struct wp_curl_xfer *x, CURLcode rc, char *buf, size_t len)
 
 /* The response had begun: a status line or any byte of it arrived. */
 static int
-response_begun(struct wp_curl_xfer *x)
+response_begun(struct curlloop_xfer *x)
 {
 	return x->got_header ||
-	    phase_ms(x->easy, CURLINFO_STARTTRANSFER_TIME_T) >= 0;
+	    phase_us(x->easy, CURLINFO_STARTTRANSFER_TIME_T) >= 0;
 }
 
 void
-wp_curl_failure(struct wp_curl_xfer *x, CURLcode rc, struct wp_result *res,
+curlloop_failure(struct curlloop_xfer *x, CURLcode rc, struct wp_result *res,
     char *buf, size_t len)
 {
 	static const char verify_prefix[] = "SSL certificate problem: ";
@@ -599,12 +600,11 @@ wp_curl_failure(struct wp_curl_xfer *x, CURLcode rc, struct wp_result *res,
 	long code = 0;
 	size_t i;
 
-	res->ok = 0;
 	res->detail = buf;
 	if (x->header_overflow) {
 		res->reason = WP_REASON_PROTOCOL;
 		snprintf(buf, len, "response headers larger than "
-		    "%d bytes", WP_CURL_MAX_HEADER);
+		    "%d bytes", CURLLOOP_MAX_HEADER);
 		return;
 	}
 	for (i = 0; i < sizeof(failures) / sizeof(failures[0]); i++)
@@ -625,7 +625,7 @@ wp_curl_failure(struct wp_curl_xfer *x, CURLcode rc, struct wp_result *res,
 		connect_failure(x->easy, res, buf, len);
 		break;
 	case FK_PHASE:
-		snprintf(buf, len, "%s %s", failures[i].text, wp_curl_phase(x));
+		snprintf(buf, len, "%s %s", failures[i].text, curlloop_phase(x));
 		break;
 	case FK_VERIFY:
 		/* OpenSSL's verify text names the problem, never the host. */
@@ -650,7 +650,7 @@ wp_curl_failure(struct wp_curl_xfer *x, CURLcode rc, struct wp_result *res,
 		p = strstr(x->errbuf, "failure: ");
 		copy_clean(why, sizeof(why), p != NULL ? p + 9 : x->errbuf);
 		snprintf(buf, len, "%s (%s)%s%s", failures[i].text,
-		    wp_curl_phase(x), why[0] != '\0' ? ": " : "", why);
+		    curlloop_phase(x), why[0] != '\0' ? ": " : "", why);
 		break;
 	case FK_REDIRECT:
 		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
@@ -697,41 +697,6 @@ wp_curl_failure(struct wp_curl_xfer *x, CURLcode rc, struct wp_result *res,
 	}
 }
 
-const char *
-wp_curl_check_url(const char *s)
-{
-	CURLU *u;
-	char *scheme = NULL, *host = NULL;
-	const char *why = NULL;
-	const unsigned char *p;
-
-	for (p = (const unsigned char *)s; *p != '\0'; p++)
-		if (*p <= 0x20 || *p == 0x7f)
-			return "must not contain spaces or control "
-			    "characters";
-	if ((u = curl_url()) == NULL)
-		return "out of memory";
-	if (curl_url_set(u, CURLUPART_URL, s, CURLU_NON_SUPPORT_SCHEME) !=
-	    CURLUE_OK) {
-		why = "not a valid absolute URL";
-		goto out;
-	}
-	if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-	    (strcasecmp(scheme, "http") != 0 &&
-	    strcasecmp(scheme, "https") != 0)) {
-		why = "the scheme must be http or https";
-		goto out;
-	}
-	if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
-	    host[0] == '\0')
-		why = "no host";
-out:
-	curl_free(scheme);
-	curl_free(host);
-	curl_url_cleanup(u);
-	return why;
-}
-
 /* RFC 9110 token characters. */
 static int
 is_tchar(int c)
@@ -740,7 +705,7 @@ is_tchar(int c)
 }
 
 const char *
-wp_curl_check_header(const char *s)
+curlloop_check_header(const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
 
@@ -758,16 +723,16 @@ wp_curl_check_header(const char *s)
 }
 
 int
-wp_curl_plugin_init(const struct wp_host *host, void **state)
+curlloop_plugin_init(const struct wp_host *host, void **state)
 {
-	struct wp_curl_plugin *st;
+	struct curlloop_plugin *st;
 
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		return WP_EIO;
 	if ((st = calloc(1, sizeof(*st))) == NULL)
 		goto fail;
 	st->host = host;
-	if ((st->cl = wp_curl_loop_new(host)) == NULL)
+	if ((st->cl = curlloop_loop_new(host)) == NULL)
 		goto fail;
 	*state = st;
 	return 0;
@@ -778,26 +743,25 @@ fail:
 }
 
 void
-wp_curl_plugin_fini(void *state)
+curlloop_plugin_fini(void *state)
 {
-	struct wp_curl_plugin *st = state;
+	struct curlloop_plugin *st = state;
 
 	if (st == NULL)
 		return;
-	wp_curl_loop_free(st->cl);
+	curlloop_loop_free(st->cl);
 	free(st);
 	curl_global_cleanup();
 }
 
 void
-wp_curl_cancel_result(struct wp_curl_plugin *st, struct wp_curl_xfer *x,
+curlloop_cancel_result(struct curlloop_plugin *st, struct curlloop_xfer *x,
     int64_t started_us, char *detail, size_t len, struct wp_result *res)
 {
-	wp_curl_timings(x, res);
-	snprintf(detail, len, "timed out %s", wp_curl_phase(x));
-	wp_curl_loop_remove(st->cl, x);
-	res->ok = 0;
+	curlloop_timings(x, res);
+	snprintf(detail, len, "timed out %s", curlloop_phase(x));
+	curlloop_loop_remove(st->cl, x);
 	res->reason = WP_REASON_TIMEOUT;
 	res->detail = detail;
-	res->latency_ms = (double)(st->host->now_us() - started_us) / 1000.0;
+	res->latency_us = st->host->now_us() - started_us;
 }

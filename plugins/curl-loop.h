@@ -4,19 +4,19 @@
  * alert-webhook.so.  It is compiled into each plugin; the plugins are built
  * with hidden visibility, so none of these names leaves its .so file.
  *
- * Threads: wp_curl_loop_new() and wp_curl_loop_free() run on the main thread
+ * Threads: curlloop_loop_new() and curlloop_loop_free() run on the main thread
  * (init/fini); everything else runs on the loop thread.
  *
- * Every transfer is a struct wp_curl_xfer embedded in the caller's
- * per-operation state.  A transfer added with wp_curl_loop_add() ends in
+ * Every transfer is a struct curlloop_xfer embedded in the caller's
+ * per-operation state.  A transfer added with curlloop_loop_add() ends in
  * exactly one of two ways: curl finishes it and done() is called once (the
  * easy handle is already out of the multi handle, so done() may release
- * it), or the caller takes it back with wp_curl_loop_remove() or
- * wp_curl_release() and done() is never called.  done() runs outside every curl callback, so it may complete the
+ * it), or the caller takes it back with curlloop_loop_remove() or
+ * curlloop_release() and done() is never called.  done() runs outside every curl callback, so it may complete the
  * host operation, free the transfer and start new ones.
  */
-#ifndef WP_PLUGINS_CURL_LOOP_H
-#define WP_PLUGINS_CURL_LOOP_H
+#ifndef PLUGINS_CURL_LOOP_H
+#define PLUGINS_CURL_LOOP_H
 
 #include <stddef.h>
 
@@ -24,24 +24,24 @@
 #include <watchpost/plugin.h>
 
 /* Response headers (all of them, redirects included) are cut off here. */
-#define WP_CURL_MAX_HEADER (64 * 1024)
+#define CURLLOOP_MAX_HEADER (64 * 1024)
 
-struct wp_curl_loop;
-struct wp_curl_xfer;
+struct curlloop_loop;
+struct curlloop_xfer;
 
 /* Body data for the transfer.  Return 0 to go on, 1 to end the transfer
  * now because the verdict is known (it then finishes with `stopped` set). */
-typedef int (*wp_curl_body_fn)(struct wp_curl_xfer *x, const char *p,
+typedef int (*curlloop_body_fn)(struct curlloop_xfer *x, const char *p,
     size_t n);
-typedef void (*wp_curl_done_fn)(struct wp_curl_xfer *x, CURLcode rc);
+typedef void (*curlloop_done_fn)(struct curlloop_xfer *x, CURLcode rc);
 
-struct wp_curl_xfer {
+struct curlloop_xfer {
 	CURL *easy;
-	wp_curl_body_fn body;     /* NULL: the body is not wanted at all */
-	wp_curl_done_fn done;
+	curlloop_body_fn body;     /* NULL: the body is not wanted at all */
+	curlloop_done_fn done;
 	void *arg;                /* the caller's */
 	size_t header_bytes;
-	int header_overflow;      /* headers exceeded WP_CURL_MAX_HEADER */
+	int header_overflow;      /* headers exceeded CURLLOOP_MAX_HEADER */
 	int got_header;           /* a response header arrived */
 	int got_body;             /* body data arrived */
 	int stopped;              /* body() ended the transfer on purpose */
@@ -54,19 +54,19 @@ struct wp_curl_xfer {
  * Create the loop for HOST.  Returns NULL on failure.  The host's timer is
  * made on first use (timers are loop-thread services).
  */
-struct wp_curl_loop *wp_curl_loop_new(const struct wp_host *host);
+struct curlloop_loop *curlloop_loop_new(const struct wp_host *host);
 /* Free the loop; no transfer may still be in it.  Accepts NULL. */
-void wp_curl_loop_free(struct wp_curl_loop *cl);
+void curlloop_loop_free(struct curlloop_loop *cl);
 
 /*
- * Give X (with x->easy set up by wp_curl_setup() and x->done set) to the
+ * Give X (with x->easy set up by curlloop_setup() and x->done set) to the
  * loop.  Returns 0, or WP_ENOMEM / WP_EIO if it could not be added, in which
  * case done() will never be called and X is still the caller's.
  */
-int wp_curl_loop_add(struct wp_curl_loop *cl, struct wp_curl_xfer *x);
+int curlloop_loop_add(struct curlloop_loop *cl, struct curlloop_xfer *x);
 /* Take X back before it finished; done() will not be called.  Frees the
  * transfer's sockets and watches. */
-void wp_curl_loop_remove(struct wp_curl_loop *cl, struct wp_curl_xfer *x);
+void curlloop_loop_remove(struct curlloop_loop *cl, struct curlloop_xfer *x);
 
 /*
  * Give x->easy a handle of CL's (an idle one reset to curl's defaults, or a
@@ -76,59 +76,59 @@ void wp_curl_loop_remove(struct wp_curl_loop *cl, struct wp_curl_xfer *x);
  * an earlier transfer to the same host and port when there is one, and
  * the connection kept for the next), no DNS or TLS session cache, the
  * header bound, HEADERS (borrowed: must outlive the transfer), TLS
- * verification per VERIFY_TLS and a total time bound of BUDGET_MS plus a
+ * verification per VERIFY_TLS and a total time bound of BUDGET_US plus a
  * margin (the host cancels at its deadline first).  Returns 0 or WP_ENOMEM /
  * WP_EINVAL; on failure x->easy is NULL.  Loop thread.
  */
-int wp_curl_setup(struct wp_curl_loop *cl, struct wp_curl_xfer *x,
+int curlloop_setup(struct curlloop_loop *cl, struct curlloop_xfer *x,
     const char *url, struct curl_slist *headers, int verify_tls,
-    int keepalive, int64_t budget_ms);
+    int keepalive, int64_t budget_us);
 /*
  * A user of KEEPALIVE transfers was made (DELTA 1) or freed (-1): the
  * connection cache keeps room for one idle connection per user beside
  * the transfers in flight; the least recently used idle connection is
  * closed first.  Loop thread.
  */
-void wp_curl_keepalive(struct wp_curl_loop *cl, int delta);
+void curlloop_keepalive(struct curlloop_loop *cl, int delta);
 /*
  * Give x->easy back to CL (taking X out of the loop first if it is still
  * in it; done() is then never called) and set it to NULL.  Every option
  * is forgotten.  Accepts x->easy == NULL.  Loop thread.
  */
-void wp_curl_release(struct wp_curl_loop *cl, struct wp_curl_xfer *x);
+void curlloop_release(struct curlloop_loop *cl, struct curlloop_xfer *x);
 
 /* Phase timings and total latency of a finished or cancelled transfer. */
-void wp_curl_timings(struct wp_curl_xfer *x, struct wp_result *res);
+void curlloop_timings(struct curlloop_xfer *x, struct wp_result *res);
 
 /*
- * Turn a failed transfer into a result: ok = 0, a wp_reason and a detail in
- * BUF naming what failed ("connection refused", "TLS certificate
+ * Turn a failed transfer into a result: a reason of the class down and a
+ * detail in BUF naming what failed ("connection refused", "TLS certificate
  * verification failed: ...").  The detail never contains the URL, its host,
  * or any header value.
  */
-void wp_curl_failure(struct wp_curl_xfer *x, CURLcode rc,
+void curlloop_failure(struct curlloop_xfer *x, CURLcode rc,
     struct wp_result *res, char *buf, size_t len);
 
 /* The phase a transfer has reached, for "timed out <phase>". */
-const char *wp_curl_phase(struct wp_curl_xfer *x);
+const char *curlloop_phase(struct curlloop_xfer *x);
 
 /*
- * Configuration checks.  Each returns NULL if S is acceptable, else a
- * message that does not quote S (values may hold secrets).
+ * The header key's "Name: value" syntax (the host cannot judge it).
+ * Returns NULL if S is acceptable, else a message that does not quote S
+ * (values may hold secrets).
  */
-const char *wp_curl_check_url(const char *s);
-const char *wp_curl_check_header(const char *s);
+const char *curlloop_check_header(const char *s);
 
 /*
  * The state of a plugin built on this loop: its host table and its multi
- * handle.  wp_curl_plugin_init is a descriptor's init() (main thread:
- * curl_global_init happens here); wp_curl_plugin_fini its fini().
+ * handle.  curlloop_plugin_init is a descriptor's init() (main thread:
+ * curl_global_init happens here); curlloop_plugin_fini its fini().
  */
-struct wp_curl_plugin {
+struct curlloop_plugin {
 	const struct wp_host *host;
-	struct wp_curl_loop *cl;
+	struct curlloop_loop *cl;
 };
-int wp_curl_plugin_init(const struct wp_host *host, void **state);
+int curlloop_plugin_init(const struct wp_host *host, void **state);
 
 /*
  * The host's deadline for transfer X (started at started_us): take X out of
@@ -136,8 +136,8 @@ int wp_curl_plugin_init(const struct wp_host *host, void **state);
  * is written to detail[len], which res->detail points at; the caller then
  * completes the operation and frees it.
  */
-void wp_curl_cancel_result(struct wp_curl_plugin *st, struct wp_curl_xfer *x,
+void curlloop_cancel_result(struct curlloop_plugin *st, struct curlloop_xfer *x,
     int64_t started_us, char *detail, size_t len, struct wp_result *res);
-void wp_curl_plugin_fini(void *state);
+void curlloop_plugin_fini(void *state);
 
 #endif

@@ -31,7 +31,7 @@ parse_code(const char **s)
 }
 
 const char *
-wp_http_parse_status(struct wp_http_status *st, const char *s)
+httpeval_parse_status(struct httpeval_status *st, const char *s)
 {
 	static const char codes[] = "codes must be 100-599, "
 	    "as in \"200\", \"200-299\" or \"200,301\"";
@@ -50,7 +50,7 @@ wp_http_parse_status(struct wp_http_status *st, const char *s)
 			if (hi < lo)
 				return "a range ends below its start";
 		}
-		if (st->n == WP_HTTP_MAX_RANGES)
+		if (st->n == HTTPEVAL_MAX_RANGES)
 			return "too many items";
 		st->r[st->n].lo = lo;
 		st->r[st->n].hi = hi;
@@ -64,7 +64,7 @@ wp_http_parse_status(struct wp_http_status *st, const char *s)
 }
 
 void
-wp_http_status_default(struct wp_http_status *st)
+httpeval_status_default(struct httpeval_status *st)
 {
 	st->r[0].lo = 200;
 	st->r[0].hi = 299;
@@ -72,7 +72,7 @@ wp_http_status_default(struct wp_http_status *st)
 }
 
 int
-wp_http_status_ok(const struct wp_http_status *st, long code)
+httpeval_status_ok(const struct httpeval_status *st, long code)
 {
 	size_t i;
 
@@ -83,7 +83,7 @@ wp_http_status_ok(const struct wp_http_status *st, long code)
 }
 
 void
-wp_http_match_init(struct wp_http_match *m, const char *needle)
+httpeval_match_init(struct httpeval_match *m, const char *needle)
 {
 	/* The tail window is not cleared: only tail_len bytes are read. */
 	m->needle = needle;
@@ -97,9 +97,9 @@ wp_http_match_init(struct wp_http_match *m, const char *needle)
  * kept tail (len-1 bytes) followed by the first len-1 bytes of P.
  */
 static void
-match_feed(struct wp_http_match *m, const char *p, size_t n)
+match_feed(struct httpeval_match *m, const char *p, size_t n)
 {
-	char span[2 * WP_HTTP_KEYWORD_MAX];
+	char span[2 * HTTPEVAL_KEYWORD_MAX];
 	size_t keep, k, w;
 
 	if (m->needle == NULL || m->found || n == 0)
@@ -130,16 +130,16 @@ match_feed(struct wp_http_match *m, const char *p, size_t n)
 }
 
 int
-wp_http_eval_body(struct wp_http_eval *ev, long code, const char *p,
+httpeval_eval_body(struct httpeval_eval *ev, long code, const char *p,
     size_t n)
 {
 	size_t take;
 
-	if (!wp_http_status_ok(ev->status, code))
+	if (!httpeval_status_ok(ev->status, code))
 		return 1;
 	if (ev->want.needle == NULL && ev->avoid.needle == NULL)
 		return 1;
-	take = WP_HTTP_BODY_LIMIT - ev->body_bytes;
+	take = HTTPEVAL_BODY_LIMIT - ev->body_bytes;
 	if (take > n)
 		take = n;
 	match_feed(&ev->want, p, take);
@@ -149,22 +149,22 @@ wp_http_eval_body(struct wp_http_eval *ev, long code, const char *p,
 		return 1;
 	if (ev->avoid.needle == NULL && ev->want.found)
 		return 1;
-	return ev->body_bytes >= WP_HTTP_BODY_LIMIT;
+	return ev->body_bytes >= HTTPEVAL_BODY_LIMIT;
 }
 
 int
-wp_http_eval_failed(const struct wp_http_eval *ev, long code)
+httpeval_eval_failed(const struct httpeval_eval *ev, long code)
 {
-	return !wp_http_status_ok(ev->status, code) || ev->avoid.found;
+	return !httpeval_status_ok(ev->status, code) || ev->avoid.found;
 }
 
-/* Quote at most WP_HTTP_DETAIL_KEYWORD bytes of S, control bytes as '?'. */
+/* Quote at most HTTPEVAL_DETAIL_KEYWORD bytes of S, control bytes as '?'. */
 static void
 quote_keyword(char *buf, size_t len, const char *s)
 {
 	size_t i;
 
-	for (i = 0; i + 1 < len && i < WP_HTTP_DETAIL_KEYWORD && s[i] != '\0';
+	for (i = 0; i + 1 < len && i < HTTPEVAL_DETAIL_KEYWORD && s[i] != '\0';
 	    i++)
 		buf[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f ||
 		    s[i] == '"') ? '?' : s[i];
@@ -174,12 +174,12 @@ quote_keyword(char *buf, size_t len, const char *s)
 }
 
 int
-wp_http_judge(const struct wp_http_eval *ev, long code, const char *expected,
+httpeval_judge(const struct httpeval_eval *ev, long code, const char *expected,
     const char *keyword, const char *keyword_absent, char *detail, size_t len)
 {
-	char kw[WP_HTTP_DETAIL_KEYWORD + 1];
+	char kw[HTTPEVAL_DETAIL_KEYWORD + 1];
 
-	if (!wp_http_status_ok(ev->status, code)) {
+	if (!httpeval_status_ok(ev->status, code)) {
 		snprintf(detail, len, "HTTP %ld, expected %s", code,
 		    expected ? expected : "200-299");
 		return WP_REASON_STATUS;
@@ -207,7 +207,7 @@ static const char *months[] = {
 /* Month names are matched here rather than by strptime(), which follows
  * the locale. */
 int64_t
-wp_http_parse_asn1_time(const char *s)
+httpeval_parse_asn1_time(const char *s)
 {
 	struct tm tm;
 	char mon[4];

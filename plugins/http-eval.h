@@ -6,22 +6,22 @@
  * (tests/fuzz/fuzz-http.c) run the same code.  Compiled into http.so with
  * hidden visibility.
  */
-#ifndef WP_PLUGINS_HTTP_EVAL_H
-#define WP_PLUGINS_HTTP_EVAL_H
+#ifndef PLUGINS_HTTP_EVAL_H
+#define PLUGINS_HTTP_EVAL_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define WP_HTTP_BODY_LIMIT (1024 * 1024) /* body bytes read at most */
-#define WP_HTTP_KEYWORD_MAX 1024
-#define WP_HTTP_MAX_RANGES 32
-#define WP_HTTP_DETAIL_KEYWORD 64 /* keyword bytes quoted in a detail */
+#define HTTPEVAL_BODY_LIMIT (1024 * 1024) /* body bytes read at most */
+#define HTTPEVAL_KEYWORD_MAX 1024
+#define HTTPEVAL_MAX_RANGES 32
+#define HTTPEVAL_DETAIL_KEYWORD 64 /* keyword bytes quoted in a detail */
 
 /* Accepted status codes: inclusive ranges. */
-struct wp_http_status {
+struct httpeval_status {
 	struct {
 		int lo, hi;
-	} r[WP_HTTP_MAX_RANGES];
+	} r[HTTPEVAL_MAX_RANGES];
 	size_t n;
 };
 
@@ -30,44 +30,44 @@ struct wp_http_status {
  * around codes allowed) into *st.  Returns NULL, or what is wrong (a static
  * string that does not quote the input); *st is then unspecified.
  */
-const char *wp_http_parse_status(struct wp_http_status *st, const char *s);
+const char *httpeval_parse_status(struct httpeval_status *st, const char *s);
 
 /* The default list: 200-299. */
-void wp_http_status_default(struct wp_http_status *st);
+void httpeval_status_default(struct httpeval_status *st);
 
 /* 1 if CODE is in the list. */
-int wp_http_status_ok(const struct wp_http_status *st, long code);
+int httpeval_status_ok(const struct httpeval_status *st, long code);
 
 /* A keyword searched for in a streamed body. */
-struct wp_http_match {
+struct httpeval_match {
 	const char *needle;       /* NULL: no such rule (borrowed) */
-	size_t len;               /* 1..WP_HTTP_KEYWORD_MAX */
-	char tail[WP_HTTP_KEYWORD_MAX]; /* last len-1 bytes seen */
+	size_t len;               /* 1..HTTPEVAL_KEYWORD_MAX */
+	char tail[HTTPEVAL_KEYWORD_MAX]; /* last len-1 bytes seen */
 	size_t tail_len;
 	int found;
 };
 
 /*
  * What one check has seen of a body.  Fill in `status` (borrowed) and the
- * two matches with wp_http_match_init(), then feed the body with
- * wp_http_eval_body() and ask wp_http_judge() for the verdict.
+ * two matches with httpeval_match_init(), then feed the body with
+ * httpeval_eval_body() and ask httpeval_judge() for the verdict.
  */
-struct wp_http_eval {
-	const struct wp_http_status *status;
-	struct wp_http_match want;   /* keyword */
-	struct wp_http_match avoid;  /* keyword_absent */
-	size_t body_bytes;           /* bytes searched, <= WP_HTTP_BODY_LIMIT */
+struct httpeval_eval {
+	const struct httpeval_status *status;
+	struct httpeval_match want;   /* keyword */
+	struct httpeval_match avoid;  /* keyword_absent */
+	size_t body_bytes;           /* bytes searched, <= HTTPEVAL_BODY_LIMIT */
 };
 
-/* NEEDLE: NULL, or a non-empty string of at most WP_HTTP_KEYWORD_MAX
+/* NEEDLE: NULL, or a non-empty string of at most HTTPEVAL_KEYWORD_MAX
  * bytes, borrowed for the match's life. */
-void wp_http_match_init(struct wp_http_match *m, const char *needle);
+void httpeval_match_init(struct httpeval_match *m, const char *needle);
 
 /*
  * N more body bytes at P of a response with status CODE.  Returns 1 once
  * the verdict is known (the rest of the body cannot change it), else 0.
  */
-int wp_http_eval_body(struct wp_http_eval *ev, long code, const char *p,
+int httpeval_eval_body(struct httpeval_eval *ev, long code, const char *p,
     size_t n);
 
 /*
@@ -75,7 +75,7 @@ int wp_http_eval_body(struct wp_http_eval *ev, long code, const char *p,
  * (the status is not accepted, or keyword_absent was found): no more of
  * the body can change it.  Else 0.
  */
-int wp_http_eval_failed(const struct wp_http_eval *ev, long code);
+int httpeval_eval_failed(const struct httpeval_eval *ev, long code);
 
 /*
  * The verdict for a response with status CODE after the body seen so far:
@@ -85,7 +85,7 @@ int wp_http_eval_failed(const struct wp_http_eval *ev, long code);
  * KEYWORD_ABSENT the rules' texts as configured (quoted shortened, control
  * bytes and '"' as '?').
  */
-int wp_http_judge(const struct wp_http_eval *ev, long code,
+int httpeval_judge(const struct httpeval_eval *ev, long code,
     const char *expected, const char *keyword, const char *keyword_absent,
     char *detail, size_t len);
 
@@ -93,6 +93,6 @@ int wp_http_judge(const struct wp_http_eval *ev, long code,
  * OpenSSL's ASN1_TIME_print() form, "Nov 22 10:15:30 2126 GMT" (seconds
  * may carry a fraction), as unix seconds; 0 if S is not that.
  */
-int64_t wp_http_parse_asn1_time(const char *s);
+int64_t httpeval_parse_asn1_time(const char *s);
 
 #endif

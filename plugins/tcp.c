@@ -6,7 +6,7 @@
  * then tries the addresses in order with non-blocking connects watched for
  * writability on the host loop.  When more than one address remains, each
  * attempt gets an equal share of the time left before the deadline so a
- * silent first address does not starve the others.  latency_ms is the time
+ * silent first address does not starve the others.  latency_us is the time
  * of the connect that succeeded, on the monotonic clock.
  *
  * Every operation owns one struct tcp_op; it is freed, and its socket,
@@ -35,37 +35,47 @@ struct tcp_state {
 	const struct wp_host *host;
 };
 
+/* The keys, as the host parsed them (tcp_keys). */
+struct tcp_conf {
+	const char *host;
+	int64_t port;
+};
+
 struct tcp_inst {
 	struct tcp_state *st;
-	char *host;
+	const char *host;        /* borrowed from the conf (see plugin.h) */
 	char port[8];
 	int numeric;             /* host is a literal address: addr is set */
-	struct wp_addr addr;
+	struct addr addr;
 };
 
 struct tcp_op {
 	struct tcp_inst *inst;
 	const struct wp_host *h;
 	struct wp_op *op;
+	char *detail;            /* req->detail */
+	size_t detail_size;
 	int64_t started_us;
 	int64_t deadline_us;
 	struct wp_resolve *resolve;
-	struct wp_addr addrs[TCP_MAX_ADDRS];
+	struct addr addrs[TCP_MAX_ADDRS];
 	size_t n_addrs;
 	size_t cur;
 	int fd;
 	struct wp_watch *watch;
 	struct wp_timer *timer;  /* per-address share of the deadline */
 	int64_t connect_us;      /* when the current attempt began */
-	double dns_ms;
+	int64_t dns_us;
 	int last_err;            /* errno of the last failed attempt */
 	char last_addr[INET6_ADDRSTRLEN + 8];
 };
 
 static const struct wp_key tcp_keys[] = {
-	{ "host", WP_KEY_REQUIRED, "name or address to connect to" },
-	{ "port", WP_KEY_REQUIRED, "TCP port, 1-65535" },
-	{ NULL, 0, NULL }
+	{ WP_KEY(WP_KT_HOST, "host", struct tcp_conf, host),
+	    .flags = WP_KEY_REQUIRED, .help = "name or address to connect to" },
+	{ WP_KEY(WP_KT_INT, "port", struct tcp_conf, port),
+	    .flags = WP_KEY_REQUIRED, .min = 1, .max = 65535,
+	    .help = "TCP port, 1-65535" },
 };
 
 static void tcp_try_next(struct tcp_op *o);
@@ -89,29 +99,6 @@ tcp_fini(void *state)
 	free(state);
 }
 
-/*
- * Parse a port: decimal digits only, 1-65535.  Returns 0 and *port, or
- * WP_EINVAL.
- */
-static int
-parse_port(const char *s, unsigned *port)
-{
-	unsigned long v = 0;
-	const char *p;
-
-	if (s == NULL || *s == '\0')
-		return WP_EINVAL;
-	for (p = s; *p != '\0'; p++) {
-		if (*p < '0' || *p > '9' || p - s >= 6)
-			return WP_EINVAL;
-		v = v * 10 + (unsigned long)(*p - '0');
-	}
-	if (v < 1 || v > 65535)
-		return WP_EINVAL;
-	*port = (unsigned)v;
-	return 0;
-}
-
 static void
 tcp_release(void *state, void *inst)
 {
@@ -120,55 +107,27 @@ tcp_release(void *state, void *inst)
 	(void)state;
 	if (in == NULL)
 		return;
-	free(in->host);
 	free(in);
 }
 
+/* The host checked both keys; nothing is left to judge. */
 static int
-tcp_configure(void *state, const struct wp_section *sec, void **inst)
+tcp_configure(void *state, const struct wp_section *sec, const void *conf,
+    void **inst)
 {
-	struct tcp_state *st = state;
-	const struct wp_host *h = st->host;
-	const struct wp_kv *khost, *kport;
-	struct tcp_inst *in = NULL;
-	unsigned port = 0;
-	int rc = WP_OK;
+	const struct tcp_conf *c = conf;
+	struct tcp_inst *in;
 
+	(void)sec;
 	*inst = NULL;
-	if ((khost = wp_addr_host_key(h, sec)) == NULL)
-		rc = WP_EINVAL;
-	kport = wp_section_find(sec, "port");
-	if (kport == NULL) {
-		h->config_error(sec, NULL, "missing required key 'port'");
-		rc = WP_EINVAL;
-	} else if (parse_port(kport->value, &port) != 0) {
-		h->config_error(sec, kport,
-		    "expected a number from 1 to 65535, got '%s'",
-		    kport->value ? kport->value : "");
-		rc = WP_EINVAL;
-	}
-	if (rc != WP_OK)
-		goto out;
-
-	in = calloc(1, sizeof(*in));
-	if (in == NULL || (in->host = strdup(khost->value)) == NULL) {
-		rc = WP_ENOMEM;
-		goto out;
-	}
-	in->st = st;
-	snprintf(in->port, sizeof(in->port), "%u", port);
-	in->numeric = wp_addr_numeric(in->host, in->port, &in->addr);
+	if ((in = calloc(1, sizeof(*in))) == NULL)
+		return WP_ENOMEM;
+	in->st = state;
+	in->host = c->host;
+	snprintf(in->port, sizeof(in->port), "%d", (int)c->port);
+	in->numeric = addr_numeric(in->host, in->port, &in->addr);
 	*inst = in;
-	in = NULL;
-out:
-	tcp_release(state, in);
-	return rc;
-}
-
-static double
-ms_between(int64_t from_us, int64_t to_us)
-{
-	return (double)(to_us - from_us) / 1000.0;
+	return WP_OK;
 }
 
 /* Close the current attempt's socket, watch and timer; keeps the op. */
@@ -190,18 +149,18 @@ tcp_close_attempt(struct tcp_op *o)
 }
 
 /*
- * Complete the operation and free everything it holds.  After this call
- * `o` is gone.  FMT is a printf format for the detail, or NULL when ok.
+ * Complete the operation with REASON and free everything it holds.  After
+ * this call `o` is gone.  FMT is a printf format for the detail (written
+ * into the request's buffer), or NULL when up.
  */
 static void
-tcp_finish(struct tcp_op *o, int ok, int reason, const char *fmt, ...)
-    WP_PRINTF(4, 5);
+tcp_finish(struct tcp_op *o, int reason, const char *fmt, ...)
+    WP_PRINTF(3, 4);
 
 static void
-tcp_finish(struct tcp_op *o, int ok, int reason, const char *fmt, ...)
+tcp_finish(struct tcp_op *o, int reason, const char *fmt, ...)
 {
 	struct wp_result res = WP_RESULT_INIT;
-	char detail[512];
 	va_list ap;
 	int64_t now = o->h->now_us();
 
@@ -209,18 +168,17 @@ tcp_finish(struct tcp_op *o, int ok, int reason, const char *fmt, ...)
 		o->h->resolve_cancel(o->resolve);
 		o->resolve = NULL;
 	}
-	res.ok = ok;
 	res.reason = reason;
-	res.dns_ms = o->dns_ms;
-	if (ok) {
-		res.latency_ms = ms_between(o->connect_us, now);
-		res.connect_ms = ms_between(o->started_us, now);
+	res.dns_us = o->dns_us;
+	if (reason == WP_REASON_OK) {
+		res.latency_us = now - o->connect_us;
+		res.connect_us = now - o->started_us;
 	}
 	if (fmt != NULL) {
 		va_start(ap, fmt);
-		vsnprintf(detail, sizeof(detail), fmt, ap);
+		vsnprintf(o->detail, o->detail_size, fmt, ap);
 		va_end(ap);
-		res.detail = detail;
+		res.detail = o->detail;
 	}
 	tcp_close_attempt(o);
 	o->h->complete(o->op, &res);
@@ -228,7 +186,7 @@ tcp_finish(struct tcp_op *o, int ok, int reason, const char *fmt, ...)
 }
 
 static void
-format_addr(const struct wp_addr *a, char *buf, size_t len)
+format_addr(const struct addr *a, char *buf, size_t len)
 {
 	char ip[INET6_ADDRSTRLEN] = "?";
 
@@ -252,20 +210,20 @@ tcp_fail(struct tcp_op *o)
 
 	switch (e) {
 	case ECONNREFUSED:
-		tcp_finish(o, 0, WP_REASON_REFUSED, "connection refused by %s",
+		tcp_finish(o, WP_REASON_REFUSED, "connection refused by %s",
 		    what);
 		break;
 	case EHOSTUNREACH:
 	case ENETUNREACH:
-		tcp_finish(o, 0, WP_REASON_UNREACHABLE, "%s: %s", what,
+		tcp_finish(o, WP_REASON_UNREACHABLE, "%s: %s", what,
 		    strerror(e));
 		break;
 	case ETIMEDOUT:
-		tcp_finish(o, 0, WP_REASON_TIMEOUT, "%s: %s", what,
+		tcp_finish(o, WP_REASON_TIMEOUT, "%s: %s", what,
 		    strerror(e));
 		break;
 	default:
-		tcp_finish(o, 0, WP_REASON_CONNECT, "%s: %s", what,
+		tcp_finish(o, WP_REASON_CONNECT, "%s: %s", what,
 		    e ? strerror(e) : "connect failed");
 		break;
 	}
@@ -295,7 +253,7 @@ tcp_writable(struct wp_watch *w, int fd, unsigned revents, void *arg)
 	if (err == EINPROGRESS || err == EALREADY)
 		return;
 	if (err == 0)
-		tcp_finish(o, 1, WP_REASON_OK, NULL);
+		tcp_finish(o, WP_REASON_OK, NULL);
 	else
 		tcp_attempt_failed(o, err);
 }
@@ -318,8 +276,8 @@ static void
 tcp_try_next(struct tcp_op *o)
 {
 	const struct wp_host *h = o->h;
-	struct wp_addr *a;
-	int64_t left_ms;
+	struct addr *a;
+	int64_t left_us;
 
 	for (; o->cur < o->n_addrs; o->cur++) {
 		a = &o->addrs[o->cur];
@@ -332,7 +290,7 @@ tcp_try_next(struct tcp_op *o)
 			continue;
 		}
 		if (connect(o->fd, (struct sockaddr *)&a->ss, a->len) == 0) {
-			tcp_finish(o, 1, WP_REASON_OK, NULL);
+			tcp_finish(o, WP_REASON_OK, NULL);
 			return;
 		}
 		if (errno != EINPROGRESS) {
@@ -343,17 +301,17 @@ tcp_try_next(struct tcp_op *o)
 		}
 		o->watch = h->watch(h, o->fd, WP_WRITABLE, tcp_writable, o);
 		if (o->watch == NULL) {
-			tcp_finish(o, 0, WP_REASON_PLUGIN,
+			tcp_finish(o, WP_REASON_PLUGIN,
 			    "cannot watch the socket");
 			return;
 		}
 		if (o->cur + 1 < o->n_addrs) {
-			left_ms = (o->deadline_us - o->connect_us) / 1000;
-			if (left_ms < 0)
-				left_ms = 0;
+			left_us = o->deadline_us - o->connect_us;
+			if (left_us < 0)
+				left_us = 0;
 			o->timer = h->timer_new(h, tcp_share_expired, o);
 			if (o->timer != NULL)
-				h->timer_set(o->timer, left_ms /
+				h->timer_set(o->timer, left_us /
 				    (int64_t)(o->n_addrs - o->cur));
 		}
 		return;
@@ -368,11 +326,11 @@ tcp_resolved(void *arg, int status, const char *err, const struct addrinfo *res)
 	char why[512];
 
 	o->resolve = NULL;
-	o->dns_ms = ms_between(o->started_us, o->h->now_us());
-	o->n_addrs = wp_addr_take(o->inst->host, status, err, res, o->addrs,
+	o->dns_us = o->h->now_us() - o->started_us;
+	o->n_addrs = addr_take(o->inst->host, status, err, res, o->addrs,
 	    TCP_MAX_ADDRS, why, sizeof(why));
 	if (o->n_addrs == 0) {
-		tcp_finish(o, 0, WP_REASON_DNS, "%s", why);
+		tcp_finish(o, WP_REASON_DNS, "%s", why);
 		return;
 	}
 	tcp_try_next(o);
@@ -393,10 +351,12 @@ tcp_start(void *inst, const struct wp_request *req, void **opstate)
 	o->inst = in;
 	o->h = h;
 	o->op = req->op;
+	o->detail = req->detail;
+	o->detail_size = req->detail_size;
 	o->fd = -1;
 	o->started_us = req->started_us;
 	o->deadline_us = req->deadline_us;
-	o->dns_ms = -1.0;
+	o->dns_us = -1;
 	if (in->numeric) {
 		o->addrs[0] = in->addr;
 		o->n_addrs = 1;
@@ -429,24 +389,17 @@ tcp_cancel(void *inst, void *opstate)
 	if (o == NULL)
 		return;
 	secs = (double)(o->deadline_us - o->started_us) / 1e6;
-	tcp_finish(o, 0, WP_REASON_TIMEOUT, "no answer to connect within %gs",
+	tcp_finish(o, WP_REASON_TIMEOUT, "no answer to connect within %gs",
 	    secs);
 }
 
-static const struct wp_plugin tcp_desc = {
-	WP_PLUGIN_HEADER,
-	.name = "tcp",
-	.version = "1.0",
-	.description = "TCP connect check (host, port)",
-	.kind = WP_PLUGIN_CHECK,
-	.keys = tcp_keys,
-	.init = tcp_init,
-	.fini = tcp_fini,
-	.configure = tcp_configure,
-	.release = tcp_release,
-	.start = tcp_start,
-	.cancel = tcp_cancel,
-	.check = NULL,
-};
-
-WP_PLUGIN_DEFINE(tcp, tcp_desc)
+WP_CHECK_PLUGIN(tcp,
+    .version = "1.0",
+    .description = "TCP connect check (host, port)",
+    WP_KEYS(tcp_keys, struct tcp_conf),
+    .init = tcp_init,
+    .fini = tcp_fini,
+    .configure = tcp_configure,
+    .release = tcp_release,
+    .start = tcp_start,
+    .cancel = tcp_cancel)

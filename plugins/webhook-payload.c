@@ -114,7 +114,7 @@ jid(uint64_t id)
 }
 
 char *
-wp_webhook_payload(const struct wp_alert *in)
+webhook_payload(const struct wp_alert *in)
 {
 	struct wp_alert a;
 	json_t *o = NULL, *v;
@@ -137,11 +137,14 @@ wp_webhook_payload(const struct wp_alert *in)
 	SET("type", jstr(a.type));
 	SET("state", jstr(a.state));
 	SET("previous_state", jstr(a.previous_state));
-	SET("timestamp", jtime(a.timestamp_ms));
+	/* whole ms, rounded down (before 1970 too) */
+	SET("timestamp", jtime(a.timestamp_us / 1000 -
+	    (a.timestamp_us % 1000 < 0)));
 	SET("error", jstr(a.error));
 	SET("reason", jstr(a.reason));
-	SET("latency_ms", (a.latency_ms < 0 || !isfinite(a.latency_ms)) ?
-	    json_null() : json_real(a.latency_ms));
+	/* The payload's field stays in ms: it is what receivers parse. */
+	SET("latency_ms", a.latency_us < 0 ? json_null() :
+	    json_real((double)a.latency_us / 1000.0));
 	SET("id", jid(a.id));
 	SET("attempt", json_integer((json_int_t)a.attempt));
 #undef SET

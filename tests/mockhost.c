@@ -9,9 +9,16 @@
 #include <strings.h>
 #include <time.h>
 
+#include <netdb.h>
+
 #include <uv.h>
 
+#include "diag.h"
+#include "keys.h"
 #include "mockhost.h"
+
+#define MOCK_MAX_INST 64
+#define MOCK_MAX_KV 64
 
 struct mock_plugin {
 	void *dl;
@@ -20,14 +27,26 @@ struct mock_plugin {
 	struct wp_host host;
 	uv_loop_t loop;
 	char errors[8192];
+	/* the section being configured, for config_error()'s lines */
+	const struct cfg_kv *kv;
+	size_t n_kv;
+	/* each live instance and the conf the host parsed for it */
+	struct {
+		void *inst;
+		void *conf;
+	} confs[MOCK_MAX_INST];
 	/* current operation */
 	struct mock_result *cur;
 	struct wp_request req;
+	char req_detail[WP_DETAIL_MAX];
+	struct wp_measurement req_m[WP_MEASUREMENTS_MAX];
 	int done;
 	uv_async_t async;
 	pthread_mutex_t mu;
 	struct wp_result pending;
 	char pending_detail[1024];
+	struct wp_measurement pending_m[WP_MEASUREMENTS_MAX];
+	char pending_names[WP_MEASUREMENTS_MAX][49];
 	int pending_set;
 	int64_t t0;
 };
@@ -47,10 +66,6 @@ struct wp_timer {
 	uv_timer_t timer;
 	wp_timer_cb cb;
 	void *arg;
-};
-
-struct wp_diag {
-	struct mock_plugin *mp;
 };
 
 struct wp_resolve {
@@ -73,12 +88,12 @@ m_now_us(void)
 }
 
 static int64_t
-m_wall_ms(void)
+m_wall_us(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static void
@@ -107,63 +122,24 @@ m_free(void *p)
 	free(p);
 }
 
+/* As the agent's host does: FILE:LINE: KEY: message, at the line that set
+ * KEY (the section's line 0 when it is NULL or not set). */
 static void
-m_config_error(const struct wp_section *sec, const struct wp_kv *kv,
+m_config_error(const struct wp_section *sec, const char *key,
     const char *fmt, ...)
 {
-	struct mock_plugin *mp = sec->diag->mp;
-	size_t len = strlen(mp->errors);
+	struct mock_plugin *mp = g_mp;
+	char msg[1024];
 	va_list ap;
+	int line = key != NULL ? keys_line(mp->kv, mp->n_kv, key) : 0;
 
-	/* As the agent's host does: "LINE: KEY: message". */
-	snprintf(mp->errors + len, sizeof(mp->errors) - len, "%d: %s%s",
-	    kv ? kv->line : 0, kv ? kv->key : "", kv ? ": " : "");
-	len = strlen(mp->errors);
 	va_start(ap, fmt);
-	vsnprintf(mp->errors + len, sizeof(mp->errors) - len, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	len = strlen(mp->errors);
-	snprintf(mp->errors + len, sizeof(mp->errors) - len, "\n");
-}
-
-static int
-m_parse_duration(const char *s, int64_t *ms)
-{
-	char *end;
-	double v = strtod(s, &end);
-
-	if (end == s || v < 0)
-		return WP_EINVAL;
-	if (*end == '\0' || strcmp(end, "s") == 0)
-		v *= 1000;
-	else if (strcmp(end, "ms") == 0)
-		;
-	else if (strcmp(end, "m") == 0)
-		v *= 60000;
-	else if (strcmp(end, "h") == 0)
-		v *= 3600000;
-	else if (strcmp(end, "d") == 0)
-		v *= 86400000;
+	if (key != NULL)
+		diag_error(sec->diag, line, "%s: %s", key, msg);
 	else
-		return WP_EINVAL;
-	*ms = (int64_t)v;
-	return 0;
-}
-
-static int
-m_parse_bool(const char *s, int *out)
-{
-	static const char *t[] = { "true", "yes", "on", "1" };
-	static const char *f[] = { "false", "no", "off", "0" };
-	size_t i;
-
-	for (i = 0; i < 4; i++) {
-		if (strcasecmp(s, t[i]) == 0)
-			return *out = 1, 0;
-		if (strcasecmp(s, f[i]) == 0)
-			return *out = 0, 0;
-	}
-	return WP_EINVAL;
+		diag_error(sec->diag, line, "%s", msg);
 }
 
 static void
@@ -255,13 +231,16 @@ m_timer_new(const struct wp_host *h, wp_timer_cb cb, void *arg)
 	return t;
 }
 
+/* Microseconds, rounded up to the loop's millisecond, as the host does;
+ * a start failure is reported, as the host does. */
 static int
-m_timer_set(struct wp_timer *t, int64_t ms)
+m_timer_set(struct wp_timer *t, int64_t us)
 {
 	uv_timer_stop(&t->timer);
-	if (ms >= 0)
-		uv_timer_start(&t->timer, timer_cb, (uint64_t)ms, 0);
-	return 0;
+	if (us < 0)
+		return 0;
+	return uv_timer_start(&t->timer, timer_cb, (uint64_t)(us + 999) / 1000,
+	    0) == 0 ? 0 : WP_EIO;
 }
 
 static void
@@ -273,6 +252,32 @@ m_timer_free(struct wp_timer *t)
 	uv_close((uv_handle_t *)&t->timer, free_on_close);
 }
 
+/* libuv's resolver codes in the WP_E* domain, as the host maps them. */
+static int
+resolve_status(int uv)
+{
+	switch (uv) {
+	case UV_EAI_NONAME:
+	case UV_EAI_NODATA:
+		return WP_ENONAME;
+	case UV_EAI_AGAIN:
+		return WP_EAGAIN;
+	case UV_EAI_FAMILY:
+	case UV_EAI_ADDRFAMILY:
+	case UV_EAI_SERVICE:
+	case UV_EAI_SOCKTYPE:
+		return WP_ENOTSUP;
+	case UV_EAI_MEMORY:
+	case UV_ENOMEM:
+		return WP_ENOMEM;
+	case UV_EAI_CANCELED:
+	case UV_ECANCELED:
+		return WP_ECANCELED;
+	default:
+		return WP_EIO;
+	}
+}
+
 static void
 resolve_done(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
@@ -282,7 +287,8 @@ resolve_done(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 		if (status == 0)
 			r->cb(r->arg, 0, NULL, res);
 		else
-			r->cb(r->arg, status, uv_strerror(status), NULL);
+			r->cb(r->arg, resolve_status(status),
+			    uv_strerror(status), NULL);
 	}
 	uv_freeaddrinfo(res);
 	free(r);
@@ -322,14 +328,29 @@ m_complete(struct wp_op *op, const struct wp_result *res)
 	size_t n = res->size < sizeof(mp->pending) ? res->size :
 	    sizeof(mp->pending);
 
+	size_t i;
+
 	pthread_mutex_lock(&mp->mu);
 	if (mp->pending_set == 0) {
 		struct wp_result r = WP_RESULT_INIT;
 		memcpy(&r, res, n);
 		mp->pending = r;
 		snprintf(mp->pending_detail, sizeof(mp->pending_detail), "%s",
-		    res->detail ? res->detail : "");
-		mp->pending.detail = res->detail ? mp->pending_detail : NULL;
+		    r.detail ? r.detail : "");
+		mp->pending.detail = r.detail ? mp->pending_detail : NULL;
+		/* Copied, as the host does: the plugin's buffers are gone
+		 * after this call. */
+		if (r.n_measurements > WP_MEASUREMENTS_MAX)
+			r.n_measurements = WP_MEASUREMENTS_MAX;
+		for (i = 0; i < r.n_measurements; i++) {
+			mp->pending_m[i] = r.measurements[i];
+			snprintf(mp->pending_names[i],
+			    sizeof(mp->pending_names[i]), "%s",
+			    r.measurements[i].name);
+			mp->pending_m[i].name = mp->pending_names[i];
+		}
+		mp->pending.measurements = mp->pending_m;
+		mp->pending.n_measurements = r.n_measurements;
 	}
 	mp->pending_set++;
 	pthread_mutex_unlock(&mp->mu);
@@ -380,12 +401,10 @@ mock_plugin_load(const char *file)
 		.plugin_name = mp->desc->name,
 		.log = m_log,
 		.now_us = m_now_us,
-		.wall_ms = m_wall_ms,
+		.wall_us = m_wall_us,
 		.alloc = m_alloc,
 		.free = m_free,
 		.config_error = m_config_error,
-		.parse_duration = m_parse_duration,
-		.parse_bool = m_parse_bool,
 		.watch = m_watch,
 		.watch_set = m_watch_set,
 		.unwatch = m_unwatch,
@@ -448,30 +467,56 @@ int
 mock_configure(struct mock_plugin *mp, const char *name,
     const char *const *kv, int64_t timeout_ms, void **inst)
 {
-	struct wp_kv items[64];
-	struct wp_diag diag = { mp };
+	const struct wp_plugin *d = mp->desc;
+	struct cfg_kv items[MOCK_MAX_KV];
+	struct wp_diag diag;
 	struct wp_section sec;
-	size_t n = 0;
+	void *conf;
+	size_t n = 0, i;
+	int rc;
 
-	mp->errors[0] = '\0';
-	while (kv && kv[2 * n] && n < 64) {
+	*inst = NULL;
+	while (kv && kv[2 * n] && n < MOCK_MAX_KV) {
 		items[n].key = kv[2 * n];
 		items[n].value = kv[2 * n + 1];
 		items[n].line = (int)n + 1;
 		n++;
 	}
-	sec = (struct wp_section){
-		.size = sizeof(sec),
-		.name = name,
-		.file = "mock.ini",
-		.line = 0,
-		.kv = items,
-		.n_kv = n,
-		.timeout_ms = timeout_ms,
-		.diag = &diag,
-	};
-	*inst = NULL;
-	return mp->desc->configure(mp->state, &sec, inst);
+	for (i = 0; i < MOCK_MAX_INST && mp->confs[i].conf != NULL; i++)
+		;
+	if (i == MOCK_MAX_INST)
+		abort();
+	diag_init(&diag, "mock.ini");
+	/* The host's own parser: what the types say is judged there. */
+	conf = keys_fill(d->keys, d->n_keys, d->key_size, d->conf_size,
+	    "mock.ini", ".", items, n, &diag);
+	rc = WP_EINVAL;
+	if (conf != NULL) {
+		sec = (struct wp_section){
+			.size = sizeof(sec),
+			.name = name,
+			.file = "mock.ini",
+			.line = 0,
+			.timeout_us = timeout_ms * 1000,
+			.diag = &diag,
+		};
+		mp->kv = items;
+		mp->n_kv = n;
+		rc = d->configure(mp->state, &sec, conf, inst);
+		mp->kv = NULL;
+		mp->n_kv = 0;
+		if (rc == 0) {
+			mp->confs[i].inst = *inst;
+			mp->confs[i].conf = conf;
+		} else {
+			*inst = NULL;
+			keys_free(conf);
+		}
+	}
+	snprintf(mp->errors, sizeof(mp->errors), "%s",
+	    diag.text != NULL ? diag.text : "");
+	diag_free(&diag);
+	return rc;
 }
 
 const char *
@@ -483,8 +528,18 @@ mock_errors(struct mock_plugin *mp)
 void
 mock_release(struct mock_plugin *mp, void *inst)
 {
+	size_t i;
+
 	if (mp->desc->release)
 		mp->desc->release(mp->state, inst);
+	for (i = 0; i < MOCK_MAX_INST; i++) {
+		if (mp->confs[i].conf != NULL && mp->confs[i].inst == inst) {
+			keys_free(mp->confs[i].conf);
+			mp->confs[i].conf = NULL;
+			mp->confs[i].inst = NULL;
+			break;
+		}
+	}
 }
 
 struct blocking_job {
@@ -502,7 +557,6 @@ blocking_main(void *arg)
 	int rc = j->mp->desc->check(j->inst, &j->req, &r);
 
 	if (rc != 0) {
-		r.ok = 0;
 		r.reason = WP_REASON_PLUGIN;
 		r.detail = "plugin error";
 	}
@@ -545,7 +599,12 @@ mock_run(struct mock_plugin *mp, void *inst, int64_t timeout_ms,
 		.deadline_us = deadline,
 		.attempt = 0,
 		.alert = alert,
+		.detail = mp->req_detail,
+		.detail_size = sizeof(mp->req_detail),
+		.measurements = mp->req_m,
+		.max_measurements = WP_MEASUREMENTS_MAX,
 	};
+	mp->req_detail[0] = '\0';
 	if (mp->desc->start) {
 		out->start_rc = mp->desc->start(inst, &mp->req, &opstate);
 		if (out->start_rc != 0)
@@ -594,5 +653,10 @@ mock_run(struct mock_plugin *mp, void *inst, int64_t timeout_ms,
 	out->r = mp->pending;
 	memcpy(out->detail, mp->pending_detail, sizeof(out->detail));
 	out->r.detail = mp->pending.detail ? out->detail : NULL;
+	memcpy(out->m, mp->pending_m, sizeof(out->m));
+	memcpy(out->m_names, mp->pending_names, sizeof(out->m_names));
+	for (size_t i = 0; i < WP_MEASUREMENTS_MAX; i++)
+		out->m[i].name = out->m_names[i];
+	out->r.measurements = out->m;
 	pthread_mutex_unlock(&mp->mu);
 }

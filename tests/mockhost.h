@@ -5,7 +5,8 @@
  * plugin file with dlopen, and runs one operation at a time under a deadline
  * the way the daemon does: start() (or check() on a thread), cancel() at the
  * deadline, and a count of completions so tests can assert exactly-once.
- * It does not validate keys against the plugin's table; the daemon does.
+ * Keys are parsed by the host's own parser (core/keys.c), so configure()
+ * gets the conf struct the daemon would give it.
  */
 #ifndef WP_TESTS_MOCKHOST_H
 #define WP_TESTS_MOCKHOST_H
@@ -16,8 +17,11 @@
 struct mock_plugin;
 
 struct mock_result {
-	struct wp_result r;    /* r.detail points into detail[] */
+	struct wp_result r;    /* r.detail points into detail[],
+	                        * r.measurements into m[] */
 	char detail[1024];
+	struct wp_measurement m[WP_MEASUREMENTS_MAX];
+	char m_names[WP_MEASUREMENTS_MAX][49];
 	int completions;       /* how many times complete() was called */
 	int timed_out;         /* the mock reached the deadline and cancelled */
 	int start_rc;          /* what start()/check() returned */
@@ -34,11 +38,15 @@ const struct wp_plugin *mock_plugin_desc(struct mock_plugin *mp);
 void mock_plugin_unload(struct mock_plugin *mp);
 
 /*
- * Run configure() on KV, a NULL-terminated list of key, value, key, value...
- * Returns configure()'s return code; *inst receives the instance.  Every
- * config_error() is appended to the mock's error text as "LINE: KEY:
- * message\n", or "0: message\n" for the section, like the agent's host
- * (line = index of the pair + 1), see mock_errors().
+ * Parse KV, a NULL-terminated list of key, value, key, value... (line =
+ * index of the pair + 1) with the host's key parser (keys_fill) into the
+ * plugin's conf, then run configure() on it.  Returns WP_EINVAL when the
+ * parser reported anything (configure() is then not called), else
+ * configure()'s return code; *inst receives the instance, which keeps the
+ * conf until mock_release().  Every problem, the parser's and
+ * config_error()'s, is in mock_errors() as the daemon prints it:
+ * "mock.ini:LINE: message\n" ("mock.ini:LINE: KEY: message\n" from
+ * configure(); "mock.ini: message\n" for the section).
  */
 int mock_configure(struct mock_plugin *mp, const char *name,
     const char *const *kv, int64_t timeout_ms, void **inst);

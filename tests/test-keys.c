@@ -36,6 +36,7 @@ struct conf {
 	struct wp_list tags;
 	struct wp_list header;
 	int64_t any;
+	int speed;          /* an ENUM without a default */
 };
 
 static const char *const modes[] = { "fast", "slow", "auto", NULL };
@@ -60,6 +61,7 @@ static const struct wp_key keys[] = {
 	{ WP_KEY(WP_KT_STRING, "header", struct conf, header),
 	  .flags = WP_KEY_MULTI },
 	{ WP_KEY(WP_KT_INT, "any", struct conf, any) },
+	{ WP_KEY(WP_KT_ENUM, "speed", struct conf, speed), .values = modes },
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -170,6 +172,10 @@ test_defaults(void **state)
 	assert_string_equal(conf->tags.v[1], "b");
 	assert_int_equal(conf->header.n, 0);
 	assert_int_equal(conf->any, 0);
+	/* An ENUM not set, without a default: -1, told apart from index 0. */
+	assert_int_equal(conf->speed, -1);
+	assert_non_null(fill("name", "x", "speed", "fast", NULL));
+	assert_int_equal(conf->speed, 0);
 }
 
 static void
@@ -226,17 +232,18 @@ test_value_errors(void **state)
 	expect_err(":3: mode: \"turbo\" is not a valid value (use fast, slow "
 	    "or auto)");
 	fill("name", "x", "url", "example.org/x", NULL);
-	expect_err(":3: url: \"example.org/x\" is not an absolute URL (use "
-	    "e.g. http://host/path)");
+	/* A URL may hold credentials: its messages never quote it. */
+	expect_err(":3: url: not a valid absolute URL (no spaces or control "
+	    "characters; use e.g. http://host/path)");
 	fill("name", "x", "url", "ftp://h/", NULL);
-	expect_err(":3: url: \"ftp://h/\": the scheme must be http or https");
+	expect_err(":3: url: the scheme must be http or https");
 	fill("name", "x", "url", "http:///x", NULL);
-	expect_err(":3: url: \"http:///x\" has no host");
+	expect_err(":3: url: the URL has no host");
 	fill("name", "x", "url", "http://h/a b", NULL);
-	expect_err(":3: url: \"http://h/a b\" is not an absolute URL (use "
-	    "e.g. http://host/path)");
+	expect_err(":3: url: not a valid absolute URL (no spaces or control "
+	    "characters; use e.g. http://host/path)");
 	fill("name", "x", "ftp", "https://h/", NULL);
-	expect_err(":3: ftp: \"https://h/\": the scheme must be ftp");
+	expect_err(":3: ftp: the scheme must be ftp");
 	fill("name", "x", "host", "a/b", NULL);
 	expect_err(":3: host: \"a/b\" is not a host name, IPv4 or IPv6 "
 	    "address");
@@ -400,7 +407,7 @@ test_check_table(void **state)
 	expect_table("key \"count\": the default does not parse: count: "
 	    "\"11\" is not a whole number from 1 to 10");
 	plug.keys = NULL;
-	expect_table("n_keys is 13 but keys is NULL");
+	expect_table("n_keys is 14 but keys is NULL");
 	/* A longer stride (a newer minor's entries) is walked by its size. */
 	{
 		struct big { struct wp_key k; int64_t extra; } wide[2] = {

@@ -27,6 +27,8 @@
 
 #include <cmocka.h>
 
+#include "diag.h"
+#include "keys.h"
 #include "mockhost.h"
 #include "test-tcp-ping-netns.h"
 
@@ -159,14 +161,23 @@ expect_up(const char *host)
 	struct mock_result res;
 
 	run_ping(host, 3000, &res);
-	if (res.r.ok != 1)
+	if (res.r.reason != WP_REASON_OK)
 		fail_msg("ping %s: reason %d: %s", host, res.r.reason,
 		    res.r.detail ? res.r.detail : "");
 	assert_int_equal(res.r.reason, WP_REASON_OK);
 	assert_int_equal(res.timed_out, 0);
-	assert_true(res.r.latency_ms > 0.0);
-	assert_true(res.r.latency_ms < 3000.0);
+	assert_true(res.r.latency_us > 0);
+	assert_true(res.r.latency_us < 3000000);
 	assert_null(res.r.detail);
+	/* One echo, answered: its rtt in seconds and no loss. */
+	assert_int_equal(res.r.n_measurements, 2);
+	assert_string_equal(res.r.measurements[0].name, "rtt");
+	assert_int_equal(res.r.measurements[0].unit, WP_UNIT_SECONDS);
+	assert_true(res.r.measurements[0].value ==
+	    (double)res.r.latency_us / 1e6);
+	assert_string_equal(res.r.measurements[1].name, "loss");
+	assert_int_equal(res.r.measurements[1].unit, WP_UNIT_RATIO);
+	assert_true(res.r.measurements[1].value == 0.0);
 }
 
 static void
@@ -208,7 +219,7 @@ test_timeout(void **state)
 	}
 	run_ping(NETNS_SILENT, 300, &res);
 	assert_int_equal(res.timed_out, 1);
-	assert_int_equal(res.r.ok, 0);
+	assert_int_not_equal(res.r.reason, WP_REASON_OK);
 	assert_int_equal(res.r.reason, WP_REASON_TIMEOUT);
 	assert_non_null(res.r.detail);
 	assert_string_equal(res.r.detail, "no echo reply within 0.3s");
@@ -229,7 +240,7 @@ test_unreachable(void **state)
 	}
 	run_ping(NETNS_UNREACH, 3000, &res);
 	assert_int_equal(res.timed_out, 0);
-	assert_int_equal(res.r.ok, 0);
+	assert_int_not_equal(res.r.reason, WP_REASON_OK);
 	assert_int_equal(res.r.reason, WP_REASON_UNREACHABLE);
 	assert_non_null(res.r.detail);
 }
@@ -242,25 +253,55 @@ struct wp_op {
 	int completions;
 	int ok;
 	int reason;
-	double latency_ms;
+	int64_t latency_us;
+	char detail[WP_DETAIL_MAX];
+	struct wp_measurement m[WP_MEASUREMENTS_MAX];
 };
 
 static void
 count_complete(struct wp_op *op, const struct wp_result *res)
 {
 	op->completions++;
-	op->ok = res->ok;
+	op->ok = res->reason == WP_REASON_OK;
 	op->reason = res->reason;
-	op->latency_ms = res->latency_ms;
+	op->latency_us = res->latency_us;
 }
 
 static void
-refuse_config_error(const struct wp_section *sec, const struct wp_kv *kv,
+refuse_config_error(const struct wp_section *sec, const char *key,
     const char *fmt, ...)
 {
 	(void)sec;
-	(void)kv;
+	(void)key;
 	fail_msg("unexpected configuration error: %s", fmt);
+}
+
+/* The conf the host builds for "host = NAME", by the host's own parser;
+ * keys_free() it after the instance's release(). */
+static void *
+host_conf(const struct wp_plugin *d, const char *name)
+{
+	struct cfg_kv kv = { "host", name, 1 };
+	struct wp_diag diag;
+	void *conf;
+
+	diag_init(&diag, "mock.ini");
+	conf = keys_fill(d->keys, d->n_keys, d->key_size, d->conf_size,
+	    "mock.ini", ".", &kv, 1, &diag);
+	diag_free(&diag);
+	assert_non_null(conf);
+	return conf;
+}
+
+/* A request for OP, with its buffers in OP. */
+static struct wp_request
+op_request(struct wp_op *op, const char *name, int64_t now, int64_t us)
+{
+	return (struct wp_request){ .size = sizeof(struct wp_request),
+	    .op = op, .monitor = name, .started_us = now,
+	    .deadline_us = now + us, .detail = op->detail,
+	    .detail_size = sizeof(op->detail), .measurements = op->m,
+	    .max_measurements = WP_MEASUREMENTS_MAX };
 }
 
 /*
@@ -278,9 +319,8 @@ test_concurrent(void **state)
 	struct wp_host host;
 	struct wp_op ops[N_CONC];
 	struct wp_request req[N_CONC];
-	void *inst[N_CONC], *opst[N_CONC];
+	void *inst[N_CONC], *opst[N_CONC], *conf[N_CONC];
 	char hosts[N_CONC][32];
-	struct wp_kv kv[N_CONC];
 	struct wp_section sec;
 	void *pst = NULL;
 	int i, done = 0, rounds, v6;
@@ -304,12 +344,12 @@ test_concurrent(void **state)
 		else
 			snprintf(hosts[i], sizeof(hosts[i]), "127.0.0.%d",
 			    1 + i / 2);
-		kv[i] = (struct wp_kv){ "host", hosts[i], i + 1 };
+		conf[i] = host_conf(d, hosts[i]);
 		sec = (struct wp_section){ sizeof(sec), "c", "mock.ini", 0,
-		    &kv[i], 1, 5000, NULL };
-		assert_int_equal(d->configure(pst, &sec, &inst[i]), 0);
-		req[i] = (struct wp_request){ sizeof(req[i]), &ops[i], "c",
-		    now, now + 5000000, 0, NULL };
+		    5000000, NULL };
+		assert_int_equal(d->configure(pst, &sec, conf[i], &inst[i]),
+		    0);
+		req[i] = op_request(&ops[i], "c", now, 5000000);
 	}
 	for (i = 0; i < N_CONC; i++)
 		assert_int_equal(d->start(inst[i], &req[i], &opst[i]), 0);
@@ -328,10 +368,12 @@ test_concurrent(void **state)
 			fail_msg("ping %d (%s): %d completions, ok %d, "
 			    "reason %d", i, hosts[i], ops[i].completions,
 			    ops[i].ok, ops[i].reason);
-		assert_true(ops[i].latency_ms > 0.0);
+		assert_true(ops[i].latency_us > 0);
 	}
-	for (i = 0; i < N_CONC; i++)
+	for (i = 0; i < N_CONC; i++) {
 		d->release(pst, inst[i]);
+		keys_free(conf[i]);
+	}
 	d->fini(pst);
 	mock_plugin_unload(mp);
 	assert_no_children();
@@ -381,12 +423,11 @@ test_icmp_error(void **state)
 	struct wp_host host;
 	struct wp_op op;
 	struct wp_request req;
-	struct wp_kv kv = { "host", "127.0.0.2", 1 };
-	struct wp_section sec = { sizeof(sec), "e", "mock.ini", 0, &kv, 1,
-	    3000, NULL };
+	struct wp_section sec = { sizeof(sec), "e", "mock.ini", 0, 3000000,
+	    NULL };
 	struct sockaddr_in to;
 	uint8_t buf[1500], err[8 + 60 + 8];
-	void *pst = NULL, *inst = NULL, *opst = NULL;
+	void *pst = NULL, *inst = NULL, *opst = NULL, *conf;
 	int sniff, rounds, forged = 0;
 	size_t hl;
 	ssize_t n;
@@ -412,11 +453,11 @@ test_icmp_error(void **state)
 	host.complete = count_complete;
 	host.config_error = refuse_config_error;
 	assert_int_equal(d->init(&host, &pst), 0);
-	assert_int_equal(d->configure(pst, &sec, &inst), 0);
+	conf = host_conf(d, "127.0.0.2");
+	assert_int_equal(d->configure(pst, &sec, conf, &inst), 0);
 	memset(&op, 0, sizeof(op));
 	now = host.now_us();
-	req = (struct wp_request){ sizeof(req), &op, "e", now, now + 3000000,
-	    0, NULL };
+	req = op_request(&op, "e", now, 3000000);
 	assert_int_equal(d->start(inst, &req, &opst), 0);
 	for (rounds = 0; rounds < 300 && op.completions == 0; rounds++) {
 		mock_spin(mp, 5);
@@ -444,6 +485,7 @@ test_icmp_error(void **state)
 		d->cancel(inst, opst);
 	mock_spin(mp, 50);
 	d->release(pst, inst);
+	keys_free(conf);
 	d->fini(pst);
 	mock_plugin_unload(mp);
 	close(sniff);
@@ -475,13 +517,15 @@ test_config(void **unused)
 	assert_int_equal(d->kind, WP_PLUGIN_CHECK);
 	assert_string_equal(d->keys[0].name, "host");
 	assert_true(d->keys[0].flags & WP_KEY_REQUIRED);
-	assert_null(d->keys[1].name);
+	assert_int_equal(d->n_keys, 1);
 
+	/* The host's key parser reports these, before configure(). */
 	assert_int_equal(mock_configure(mp, "p", none, 1000, &inst), WP_EINVAL);
-	assert_string_equal(mock_errors(mp), "0: missing required key 'host'\n");
+	assert_string_equal(mock_errors(mp), "mock.ini: the section is missing "
+	    "the required key \"host\"\n");
 	assert_int_equal(mock_configure(mp, "p", empty, 1000, &inst),
 	    WP_EINVAL);
-	assert_string_equal(mock_errors(mp), "1: host: must not be empty\n");
+	assert_string_equal(mock_errors(mp), "mock.ini:1: host: no value\n");
 	assert_int_equal(mock_configure(mp, "p", good, 1000, &inst), 0);
 	assert_non_null(inst);
 	mock_release(mp, inst);

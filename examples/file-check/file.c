@@ -11,6 +11,9 @@
  *   max_age = 26h
  *   interval = 5m
  *
+ * Every result carries the file's age as a measurement, so /metrics shows
+ * how fresh the backup is, not only whether it is fresh enough.
+ *
  * It uses the blocking form of the ABI: check() runs on one of the host's
  * worker threads, so a slow stat() (a hung NFS mount) never stalls the
  * agent, and the host's deadline still applies.
@@ -25,15 +28,35 @@
 
 #include <watchpost/plugin.h>
 
-/* One monitor's configuration. */
+/*
+ * The keys, as the host parsed them.  The key table below says where each
+ * value goes and which C type it has (plugin.h lists the storage of every
+ * key type); the host fills this struct and hands it to configure().
+ */
+struct file_conf {
+	const char *path;   /* WP_KT_PATH: absolute (a relative one is
+	                     * resolved against the configuration's folder) */
+	int64_t max_age_us; /* WP_KT_DURATION, in microseconds; 0: any age */
+};
+
+static const struct wp_key file_keys[] = {
+	{ WP_KEY(WP_KT_PATH, "path", struct file_conf, path),
+	    .flags = WP_KEY_REQUIRED,
+	    .help = "the file to watch" },
+	{ WP_KEY(WP_KT_DURATION, "max_age", struct file_conf, max_age_us),
+	    .min = INT64_C(1000000), .max = INT64_C(3650) * 86400 * 1000000,
+	    .help = "longest time since the last modification (default: "
+	    "any)" },
+};
+
+/* One monitor. */
 struct file_inst {
-	char *path;
-	int64_t max_age_ms; /* 0: any age is fine */
+	const struct file_conf *c; /* the host keeps it until release() */
 };
 
 static const struct wp_host *host;
 
-/* main thread, once: keep the host table for config_error and clocks. */
+/* main thread, once: keep the host table for its clock. */
 static int
 file_init(const struct wp_host *h, void **state)
 {
@@ -43,110 +66,85 @@ file_init(const struct wp_host *h, void **state)
 }
 
 /*
- * Validate one [monitor:NAME] section.  The host has already rejected
- * unknown keys and a missing `path` (it is WP_KEY_REQUIRED), so only the
- * values are left to check.  Every problem goes to config_error so that
- * `watchpost -t` lists them all as FILE:LINE: message.
+ * Build one [monitor:NAME] instance.  The host has already rejected
+ * unknown keys, a missing `path` and a `max_age` that is not a duration
+ * from 1s to 10 years, each as FILE:LINE: message: the types said it all,
+ * so nothing is left to judge here.  A rule the types cannot express (a key
+ * that depends on another) would be reported with host->config_error(sec,
+ * "key", ...) and WP_EINVAL.
  */
 static int
-file_configure(void *state, const struct wp_section *sec, void **out)
+file_configure(void *state, const struct wp_section *sec, const void *conf,
+    void **out)
 {
-	const struct wp_kv *path = wp_section_find(sec, "path");
-	const struct wp_kv *age = wp_section_find(sec, "max_age");
 	struct file_inst *in;
-	int rc = WP_OK;
 
 	(void)state;
+	(void)sec;
 	if ((in = calloc(1, sizeof(*in))) == NULL)
 		return WP_ENOMEM;
-	if (path->value[0] != '/') {
-		host->config_error(sec, path, "must be absolute, not "
-		    "\"%s\"", path->value);
-		rc = WP_EINVAL;
-	}
-	if (age != NULL && (host->parse_duration(age->value,
-	    &in->max_age_ms) != 0 || in->max_age_ms <= 0)) {
-		host->config_error(sec, age, "must be a positive "
-		    "duration such as 90s, 30m or 26h, not \"%s\"", age->value);
-		rc = WP_EINVAL;
-	}
-	if (rc == WP_OK && (in->path = strdup(path->value)) == NULL)
-		rc = WP_ENOMEM;
-	if (rc != WP_OK) {
-		free(in);
-		return rc;
-	}
+	in->c = conf;
 	*out = in;
 	return WP_OK;
 }
 
 static void
-file_release(void *state, void *p)
+file_release(void *state, void *in)
 {
-	struct file_inst *in = p;
-
 	(void)state;
-	if (in != NULL)
-		free(in->path);
 	free(in);
 }
 
 /*
- * Worker thread.  The detail string must outlive this call (the host copies
- * it after check() returns), so it lives in a thread-local buffer: the next
- * check on this worker starts only after the host has copied it.
+ * Worker thread.  The message goes into the host's buffer req->detail and
+ * the age into req->measurements: both live until the host has copied the
+ * result, so nothing here needs static or thread-local storage.
  */
 static int
 file_check(void *p, const struct wp_request *req, struct wp_result *res)
 {
-	static _Thread_local char detail[512];
-	struct file_inst *in = p;
+	const struct file_conf *c = ((struct file_inst *)p)->c;
 	struct stat st;
-	int64_t age_ms;
+	int64_t age_us;
 
-	(void)req;
-	if (stat(in->path, &st) != 0) {
-		snprintf(detail, sizeof(detail), "%s: %s", in->path,
+	if (stat(c->path, &st) != 0) {
+		snprintf(req->detail, req->detail_size, "%s: %s", c->path,
 		    strerror(errno));
-		res->ok = 0;
-		res->reason = WP_REASON_CHECK;
-		res->detail = detail;
+		res->reason = WP_REASON_CHECK; /* its class is down */
+		res->detail = req->detail;
 		return WP_OK;
 	}
-	age_ms = host->wall_ms() - ((int64_t)st.st_mtim.tv_sec * 1000 +
-	    st.st_mtim.tv_nsec / 1000000);
-	if (age_ms < 0)
-		age_ms = 0; /* modified "in the future": clock skew, not stale */
-	if (in->max_age_ms > 0 && age_ms > in->max_age_ms) {
-		snprintf(detail, sizeof(detail), "%s: modified %llds ago, "
-		    "max_age is %llds", in->path, (long long)(age_ms / 1000),
-		    (long long)(in->max_age_ms / 1000));
-		res->ok = 0;
+	age_us = host->wall_us() - ((int64_t)st.st_mtim.tv_sec * 1000000 +
+	    st.st_mtim.tv_nsec / 1000);
+	if (age_us < 0)
+		age_us = 0; /* modified "in the future": clock skew, not stale */
+	if (req->max_measurements > 0) {
+		/* Base units: seconds; the host names it "age_seconds". */
+		req->measurements[0] = (struct wp_measurement){ "age",
+		    (double)age_us / 1e6, WP_UNIT_SECONDS };
+		res->measurements = req->measurements;
+		res->n_measurements = 1;
+	}
+	if (c->max_age_us > 0 && age_us > c->max_age_us) {
+		snprintf(req->detail, req->detail_size, "%s: modified %llds "
+		    "ago, max_age is %llds", c->path,
+		    (long long)(age_us / 1000000),
+		    (long long)(c->max_age_us / 1000000));
 		res->reason = WP_REASON_CHECK;
-		res->detail = detail;
+		res->detail = req->detail;
 		return WP_OK;
 	}
-	res->ok = 1;
-	res->reason = WP_REASON_OK;
+	res->reason = WP_REASON_OK; /* up; the detail stays NULL */
 	return WP_OK;
 }
 
-static const struct wp_key file_keys[] = {
-	{ "path", WP_KEY_REQUIRED, "absolute path of the file to watch" },
-	{ "max_age", 0, "longest time since the last modification (any)" },
-	{ NULL, 0, NULL }
-};
-
-static const struct wp_plugin file_plugin = {
-	WP_PLUGIN_HEADER,
-	.name = "file",
-	.version = "1.0",
-	.description = "a file exists and was modified recently",
-	.kind = WP_PLUGIN_CHECK,
-	.keys = file_keys,
-	.init = file_init,
-	.configure = file_configure,
-	.release = file_release,
-	.check = file_check,
-};
-WP_PLUGIN_DEFINE(file, file_plugin)
+/* The descriptor, watchpost_plugin() and the libltdl alias, from the one
+ * name `file`, which must match the file name file.so. */
+WP_CHECK_PLUGIN(file,
+    .version = "2.0",
+    .description = "a file exists and was modified recently",
+    WP_KEYS(file_keys, struct file_conf),
+    .init = file_init,
+    .configure = file_configure,
+    .release = file_release,
+    .check = file_check)

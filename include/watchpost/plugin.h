@@ -236,7 +236,8 @@ struct addrinfo;
  *                                  bare number of seconds, stored in
  *                                  microseconds, in [min, max] (us)
  *   WP_KT_BOOL      int            true/false, yes/no, on/off, 1/0 -> 1/0
- *   WP_KT_ENUM      int            index of the value in `values`
+ *   WP_KT_ENUM      int            index of the value in `values` (any
+ *                                  case); -1 when not set, no default
  *   WP_KT_URL       const char *   an absolute URL whose scheme is one of
  *                                  `values` (NULL: http and https)
  *   WP_KT_HOST      const char *   a host name, IPv4 or IPv6 address
@@ -253,7 +254,9 @@ struct addrinfo;
  * the host then stores a struct wp_list of the lines' values, in file order.
  *
  * An optional key the section does not set gets its default, parsed as if
- * written in the file; with no default it is NULL, an empty list, or 0.
+ * written in the file; with no default it is NULL, an empty list, or 0 --
+ * except an ENUM, which is then -1 ("not set": a plugin whose default
+ * depends on another key, such as http's method, can tell).
  */
 enum wp_key_type {
 	WP_KT_STRING = 1,

@@ -6,11 +6,11 @@
  * Input: one control byte, then four lines -- expected_status (empty: the
  * default), keyword, keyword_absent (empty: none), the status code -- and
  * the body.  The control byte's low nibble sets the chunk sizes; a high
- * nibble of 0xf repeats the body past WP_HTTP_BODY_LIMIT.
+ * nibble of 0xf repeats the body past HTTPEVAL_BODY_LIMIT.
  *
- * Properties: a parsed list holds 1..WP_HTTP_MAX_RANGES ranges inside
+ * Properties: a parsed list holds 1..HTTPEVAL_MAX_RANGES ranges inside
  * 100-599, each lo <= hi; the streamed search agrees with memmem() over
- * the first WP_HTTP_BODY_LIMIT bytes whatever the chunking; the verdict is
+ * the first HTTPEVAL_BODY_LIMIT bytes whatever the chunking; the verdict is
  * the one the rules give; a detail is NUL-terminated, fits, and holds no
  * control bytes but tabs.
  */
@@ -52,8 +52,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const uint8_t *p = data + 1, *end = data + size;
 	char *spec = NULL, *kw = NULL, *kwa = NULL, *codes = NULL, *body = NULL;
 	const char *want, *avoid;
-	struct wp_http_status st;
-	struct wp_http_eval ev;
+	struct httpeval_status st;
+	struct httpeval_eval ev;
 	size_t blen, total, off, chunk, seen, i;
 	char detail[256];
 	long code;
@@ -67,20 +67,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    (codes = next_line(&p, end)) == NULL)
 		goto out;
 	/* The certificate date parser sees every line. */
-	(void)wp_http_parse_asn1_time(spec);
-	(void)wp_http_parse_asn1_time(codes);
+	(void)httpeval_parse_asn1_time(spec);
+	(void)httpeval_parse_asn1_time(codes);
 
 	if (spec[0] == '\0')
-		wp_http_status_default(&st);
-	else if (wp_http_parse_status(&st, spec) != NULL)
+		httpeval_status_default(&st);
+	else if (httpeval_parse_status(&st, spec) != NULL)
 		goto out;
-	fuzz_assert(st.n >= 1 && st.n <= WP_HTTP_MAX_RANGES);
+	fuzz_assert(st.n >= 1 && st.n <= HTTPEVAL_MAX_RANGES);
 	for (i = 0; i < st.n; i++)
 		fuzz_assert(st.r[i].lo >= 100 && st.r[i].lo <= st.r[i].hi &&
 		    st.r[i].hi <= 599);
-	/* configure() takes keywords of 1..WP_HTTP_KEYWORD_MAX bytes. */
-	want = kw[0] != '\0' && strlen(kw) <= WP_HTTP_KEYWORD_MAX ? kw : NULL;
-	avoid = kwa[0] != '\0' && strlen(kwa) <= WP_HTTP_KEYWORD_MAX ? kwa :
+	/* configure() takes keywords of 1..HTTPEVAL_KEYWORD_MAX bytes. */
+	want = kw[0] != '\0' && strlen(kw) <= HTTPEVAL_KEYWORD_MAX ? kw : NULL;
+	avoid = kwa[0] != '\0' && strlen(kwa) <= HTTPEVAL_KEYWORD_MAX ? kwa :
 	    NULL;
 	code = strtol(codes, NULL, 10);
 
@@ -88,7 +88,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	blen = (size_t)(end - p);
 	total = blen;
 	if ((data[0] & 0xf0) == 0xf0 && blen > 0)
-		total = (WP_HTTP_BODY_LIMIT / blen + 2) * blen;
+		total = (HTTPEVAL_BODY_LIMIT / blen + 2) * blen;
 	if ((body = malloc(total ? total : 1)) == NULL)
 		abort();
 	for (off = 0; off < total; off += blen)
@@ -96,21 +96,21 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	memset(&ev, 0, sizeof(ev));
 	ev.status = &st;
-	wp_http_match_init(&ev.want, want);
-	wp_http_match_init(&ev.avoid, avoid);
+	httpeval_match_init(&ev.want, want);
+	httpeval_match_init(&ev.avoid, avoid);
 	chunk = (size_t)(data[0] & 0x0f) + 1;
 	for (off = 0; off < total; ) {
 		size_t n = total - off < chunk ? total - off : chunk;
-		if (wp_http_eval_body(&ev, code, body + off, n))
+		if (httpeval_eval_body(&ev, code, body + off, n))
 			break;
 		off += n;
 		/* Vary the chunk sizes: 1..16 first, then others. */
 		chunk = chunk * 3 % 4099 + 1;
 	}
-	seen = total < WP_HTTP_BODY_LIMIT ? total : WP_HTTP_BODY_LIMIT;
+	seen = total < HTTPEVAL_BODY_LIMIT ? total : HTTPEVAL_BODY_LIMIT;
 	fuzz_assert(ev.body_bytes <= seen);
 
-	if (!wp_http_status_ok(&st, code))
+	if (!httpeval_status_ok(&st, code))
 		expect = WP_REASON_STATUS;
 	else if (has(body, seen, avoid))
 		expect = WP_REASON_KEYWORD;
@@ -126,7 +126,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 
 	memset(detail, 'X', sizeof(detail));
-	reason = wp_http_judge(&ev, code, spec[0] ? spec : NULL, want, avoid,
+	reason = httpeval_judge(&ev, code, spec[0] ? spec : NULL, want, avoid,
 	    detail, sizeof(detail));
 	fuzz_assert(reason == expect);
 	if (reason != WP_REASON_OK) {

@@ -60,8 +60,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memset(&a, 0, sizeof(a));
 	a.size = sizeof(a);
-	memcpy(&a.timestamp_ms, data, 8);
-	memcpy(&a.latency_ms, data + 8, 8);
+	memcpy(&a.timestamp_us, data, 8);
+	memcpy(&a.latency_us, data + 8, 8);
 	memcpy(&a.id, data + 16, 8);
 	memcpy(&a.attempt, data + 24, 4);
 	copy = malloc(size - 28 + 1);
@@ -81,7 +81,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	a.error = str[4];
 	a.reason = str[5];
 
-	out = wp_webhook_payload(&a);
+	out = webhook_payload(&a);
 	fuzz_assert(out != NULL);
 	o = json_loads(out, JSON_REJECT_DUPLICATES, &err);
 	if (o == NULL)

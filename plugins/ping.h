@@ -1,0 +1,158 @@
+/*
+ * ping.h -- what the ping plugin's three files share (private to ping.so):
+ * its state, instance and operation, and the seams between the glue
+ * (ping.c: init, configure, start, cancel, completion), the socket
+ * back-end (ping-socket.c: dgram and raw ICMP on one shared socket per
+ * family) and the exec back-end (ping-exec.c: the system ping(8), run
+ * without a shell).  Every function here runs on the loop thread, except
+ * the *_setup/_open and *_fini ones, which init() and fini() call on the
+ * main thread.  Include it after defining _GNU_SOURCE (struct mmsghdr).
+ */
+#ifndef PLUGINS_PING_H
+#define PLUGINS_PING_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <netinet/in.h>
+
+#include <watchpost/plugin.h>
+
+#include "addr.h"
+
+enum ping_method {
+	PM_NONE = 0,
+	PM_DGRAM,
+	PM_RAW,
+	PM_EXEC,
+	PM_AUTO
+};
+
+/* linux/icmp.h's ICMP_FILTER (that header clashes with netinet/ip_icmp.h);
+ * its argument, struct icmp_filter, is one 32-bit mask. */
+#define PING_ICMP_FILTER 1
+
+#define PING_BUCKETS 64
+#define PING_PAYLOAD 48       /* bytes after the 8-byte ICMP header */
+#define PING_RECV_BUDGET 256  /* datagrams read per wakeup */
+#define PING_BATCH 16         /* datagrams per recvmmsg() */
+#define PING_DGRAM_MAX 1500   /* longer datagrams are truncated */
+#define PING_OUT_MAX 1024     /* ping(8) output kept for the verdict */
+
+struct ping_op;
+
+/* One address family's way of pinging. */
+struct ping_family {
+	int family;              /* AF_INET or AF_INET6 */
+	int method;              /* enum ping_method */
+	int fd;                  /* shared socket, -1 with exec or none */
+	struct wp_watch *watch;  /* made on the loop at first use */
+	char why[128];           /* why no method, for the log and results */
+};
+
+struct ping_child {
+	struct ping_state *st;
+	pid_t pid;
+	int fd;                  /* read end of the child's stdout/stderr */
+	struct wp_watch *watch;
+	struct wp_timer *timer;  /* retries waitpid after EOF */
+	struct ping_op *op;      /* NULL once the operation completed */
+	char out[PING_OUT_MAX];
+	size_t outlen;
+	int64_t spawned_us;
+	struct ping_child *next;
+};
+
+struct ping_state {
+	const struct wp_host *host;
+	struct ping_family fam[2];       /* [0] IPv4, [1] IPv6 */
+	uint16_t ident;                  /* raw sockets: our identifier */
+	uint16_t next_seq;
+	size_t in_flight;                /* ops in table[] */
+	struct ping_op *table[PING_BUCKETS];
+	char *ping_path;                 /* exec: ping(8), or NULL */
+	struct ping_child *children;     /* spawned and not yet reaped */
+	/* recvmmsg() buffers (loop thread only) */
+	struct mmsghdr msgs[PING_BATCH];
+	struct iovec iov[PING_BATCH];
+	struct sockaddr_storage from[PING_BATCH];
+	uint8_t buf[PING_BATCH][PING_DGRAM_MAX];
+};
+
+/* The keys, as the host parsed them (ping_keys). */
+struct ping_conf {
+	const char *host;
+};
+
+struct ping_inst {
+	struct ping_state *st;
+	const char *host;         /* borrowed from the conf (see plugin.h) */
+	int numeric;
+	struct addr addr;
+};
+
+struct ping_op {
+	struct ping_state *st;
+	struct ping_inst *inst;
+	struct wp_op *op;
+	const struct wp_request *req; /* its detail and measurement buffers */
+	int64_t started_us;
+	int64_t deadline_us;
+	struct wp_resolve *resolve;
+	struct addr addr;
+	int fi;                   /* index into st->fam */
+	uint16_t seq;
+	int64_t sent_us;          /* also the payload cookie */
+	int hashed;
+	struct ping_op *next;     /* hash chain */
+	struct ping_child *child; /* exec only */
+	int echoed;               /* the echo request went out */
+	int64_t dns_us;
+	char addrstr[INET6_ADDRSTRLEN]; /* "" until ping_op_addr() */
+};
+
+
+/* "dgram", "raw", "exec" or "none". */
+const char *ping_method_name(int m);
+/* The IP address inside SS (IPv4 or IPv6). */
+const void *ping_sa_ip(const struct sockaddr_storage *ss);
+/* OP's address as text, made on first use: only messages and ping(8)
+ * need it, not the checks that succeed. */
+char *ping_op_addr(struct ping_op *o);
+
+/*
+ * Complete the operation with REASON and free it; with exec, the child (if
+ * still running) is killed and left to be reaped.  RTT_US: the echo's round
+ * trip, or -1.  FMT: printf format of the detail (written into the
+ * request's buffer), or NULL.  Once the echo went out (o->echoed) the
+ * result carries its loss (0 or 1: one echo per check) and, answered, its
+ * rtt.  After this call O is gone.
+ */
+void ping_finish(struct ping_op *o, int reason, int64_t rtt_us,
+    const char *fmt, ...) WP_PRINTF(4, 5);
+/* ping_finish() as a timeout: "no echo reply within Ns". */
+void ping_timeout(struct ping_op *o);
+
+/* Socket back-end (ping-socket.c). */
+/* Open family F's shared socket for method M (PM_DGRAM or PM_RAW) and set
+ * f->fd and f->method: 1.  0 if M does not work here (reason in f->why). */
+int ping_sock_open(struct ping_family *f, int m);
+/* Send OP's echo request on its family's socket; completes OP itself on
+ * failure, and later when the reply or an ICMP error arrives. */
+void ping_sock_send(struct ping_op *o);
+/* Take OP out of the table of requests in flight (if it is in it). */
+void ping_sock_forget(struct ping_op *o);
+
+/* Exec back-end (ping-exec.c). */
+/* Find ping(8) on PATH for family F: 1 and f->method = PM_EXEC, or 0 (reason
+ * in f->why). */
+int ping_exec_setup(struct ping_state *st, struct ping_family *f);
+/* Run ping(8) for OP; completes OP itself on failure, and when it exits. */
+void ping_exec_spawn(struct ping_op *o);
+/* OP completes: kill its child, if any, and leave it to be reaped. */
+void ping_exec_detach(struct ping_op *o);
+/* Kill and reap every child still running (fini). */
+void ping_exec_fini(struct ping_state *st);
+
+#endif
