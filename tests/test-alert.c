@@ -124,7 +124,7 @@ raise_down(int64_t monitor_id, const char *error, char *const *names,
 
 	r.reason = WP_REASON_STATUS;
 	r.detail = error;
-	r.latency_ms = 1.5;
+	r.latency_us = 1500;
 	return alert_raise(&o, 0, names, n, n_out);
 }
 
@@ -248,7 +248,7 @@ test_twenty_sections(void **state)
 		free(rows[i].payload);
 	}
 	free(rows);
-	r.ok = 1;
+	r.reason = WP_REASON_SLOW;
 	assert_null(alert_raise(&o, 0, list, 20, &n));
 	assert_int_equal(n, 0);
 }

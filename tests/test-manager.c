@@ -167,7 +167,8 @@ test_states(void **state)
 {
 	static const char *const words[] = { "pending", "up", "degraded",
 	    "down", "paused" };
-	struct wp_result ok = WP_RESULT_INIT, bad = WP_RESULT_INIT;
+	struct wp_result ok = WP_RESULT_INIT, bad = WP_RESULT_INIT,
+	    slow = WP_RESULT_INIT;
 	enum mstate s;
 	unsigned i;
 
@@ -179,10 +180,11 @@ test_states(void **state)
 	}
 	assert_string_equal(mstate_label(ST_DOWN), "DOWN");
 	assert_int_equal(mstate_parse("disabled", &s), WP_EINVAL);
-	ok.ok = 1;
 	bad.reason = WP_REASON_REFUSED;
+	slow.reason = WP_REASON_SLOW;
 	assert_int_equal(mstate_of(&ok), ST_UP);
 	assert_int_equal(mstate_of(&bad), ST_DOWN);
+	assert_int_equal(mstate_of(&slow), ST_DEGRADED);
 	assert_true(mstate_is_up(ST_UP) && mstate_is_up(ST_DEGRADED));
 	assert_false(mstate_is_up(ST_DOWN) || mstate_is_up(ST_PENDING) ||
 	    mstate_is_up(ST_PAUSED));
