@@ -24,6 +24,7 @@
 #include "keys.h"
 #include "loader.h"
 #include "log.h"
+#include "opmon.h"
 #include "runtime.h"
 #include "util.h"
 
@@ -340,6 +341,10 @@ parse_file_name(const char *name, int *kind, char *type, size_t len)
 	return 0;
 }
 
+/* Deadline of loading one plugin, a start-up step: one that ends past it
+ * counts as timed out (the loop is not running yet to stop it). */
+#define LOAD_STEP_MS 30000
+
 static int
 name_cmp(const void *a, const void *b)
 {
@@ -351,7 +356,8 @@ loader_load_dir(const char *dir)
 {
 	struct dirent *de;
 	struct failed *f;
-	char why[1024], type[256], *path, **names = NULL;
+	char why[1024], type[256], step[300], *path, **names = NULL;
+	struct opmon_op *op;
 	size_t i, n = 0, loaded = 0;
 	int kind;
 	DIR *dp;
@@ -383,9 +389,14 @@ loader_load_dir(const char *dir)
 	for (i = 0; i < n; i++) {
 		parse_file_name(names[i], &kind, type, sizeof(type));
 		path = wp_xasprintf("%s/%s", dir, names[i]);
-		if (load_file(dir, path, kind, type, why, sizeof(why)) != NULL)
+		snprintf(step, sizeof(step), "load plugin %s%s",
+		    kind == WP_PLUGIN_ALERT ? "alert-" : "", type);
+		op = opmon_begin(OPC_STARTUP, step, LOAD_STEP_MS);
+		if (load_file(dir, path, kind, type, why, sizeof(why)) != NULL) {
+			opmon_end(op, OP_SUCCEEDED, NULL);
 			loaded++;
-		else {
+		} else {
+			opmon_end(op, OP_FAILED, why);
 			wp_warn("plugin %s skipped: %s", names[i], why);
 			failed = wp_xrealloc(failed,
 			    (n_failed + 1) * sizeof(*failed));

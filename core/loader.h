@@ -31,8 +31,10 @@ struct plugin {
  * versions --, name and kind against the file name, the key table with
  * keys_check_table()) and its init() called.  A file that fails is logged
  * and skipped; its reason is what a later lookup of its type says.  Does
- * nothing after loader_freeze() or when DIR was loaded already.  Main
- * thread.  Returns the number of plugins it loaded.
+ * nothing after loader_freeze() or when DIR was loaded already.  Each
+ * file's load is a start-up operation, "load plugin TYPE" (or "load plugin
+ * alert-TYPE"), in the registry (opmon.h): the loop must be initialised.
+ * Main thread.  Returns the number of plugins it loaded.
  */
 size_t loader_load_dir(const char *dir);
 

@@ -156,32 +156,6 @@ parse_args(int argc, char **argv)
  * generous. */
 #define STARTUP_STEP_MS 30000
 
-/* Load every plugin of DIR once, as a start-up operation. */
-static void
-load_plugins(const char *dir)
-{
-	static int done;
-	struct opmon_op *op;
-
-	if (done)
-		return;
-	done = 1;
-	op = opmon_begin(OPC_STARTUP, "load plugins", STARTUP_STEP_MS);
-	loader_load_dir(dir);
-	opmon_end(op, OP_SUCCEEDED, NULL);
-}
-
-/* Start-up: the first lookup loads every plugin of DIR, as one start-up
- * operation (main thread, before any thread starts and before privileges
- * are dropped). */
-static const struct wp_plugin *
-lookup_startup(void *arg, const char *dir, int kind, const char *type,
-    char *why, size_t whylen)
-{
-	load_plugins(dir);
-	return loader_lookup(arg, dir, kind, type, why, whylen);
-}
-
 /*
  * A file the core accepted may still have warnings: show them (-t prints
  * them as it prints errors; the agent, --once and reload log them), then
@@ -201,19 +175,13 @@ show_warnings(struct wp_diag *diag)
 	diag_init(diag, opt.config);
 }
 
-/* On reload, plugins are those loaded at start-up, whatever the file
- * says now: a new plugin_dir or a new plugin needs a restart (reload warns
- * about the one, the lookup refuses the other with FILE:LINE). */
-static const struct wp_plugin *
-lookup_running(void *arg, const char *dir, int kind, const char *type,
-    char *why, size_t whylen)
-{
-	return loader_lookup(arg, dir, kind, type, why, whylen);
-}
-
 /* Load FILE and check every section's keys, loading the plugins it names,
  * without touching the running set (diag gets every problem).  At start-up
- * (STARTUP) the load and each plugin are registered as operations.  When
+ * (STARTUP) the first type loads every plugin of plugin_dir, each a start-up
+ * operation (loader.h), and the load is one too.  On reload the plugins
+ * are those loaded at start-up, whatever the file says now: a new
+ * plugin_dir or a new plugin needs a restart (reload warns about the one,
+ * the lookup refuses the other with FILE:LINE).  When
  * the core rejects the file, the plugins still judge the sections they can,
  * so that one report holds every problem: -t, start-up, --once and reload
  * alike.  (A file the core accepts is judged by manager_apply(), which
@@ -228,8 +196,8 @@ load(struct wp_diag *diag, int startup)
 	if (startup)
 		op = opmon_begin(OPC_STARTUP, "load configuration",
 		    STARTUP_STEP_MS);
-	if (config_load(opt.config, opt.plugin_dir, startup ? lookup_startup :
-	    lookup_running, NULL, diag, &cfg) != 0) {
+	if (config_load(opt.config, opt.plugin_dir, loader_lookup, NULL, diag,
+	    &cfg) != 0) {
 		if (cfg != NULL)
 			manager_check(cfg, diag);
 		config_free(cfg);
@@ -827,8 +795,10 @@ main(int argc, char **argv)
 		fprintf(stderr, "watchpost: cannot create the event loop\n");
 		return 1;
 	}
-	/* --once prints a table: only warnings and errors go to the log. */
-	wp_log_setup(opt.once ? WP_LOG_WARN : WP_LOG_INFO, WP_LOG_STDERR);
+	/* --once prints a table and -t the problems: only warnings and errors
+	 * go to the log (plugins loaded at start-up log their init at info). */
+	wp_log_setup(opt.once || opt.check_only ? WP_LOG_WARN : WP_LOG_INFO,
+	    WP_LOG_STDERR);
 
 	if (opt.list_types)
 		return list_types_main();
@@ -841,7 +811,7 @@ main(int argc, char **argv)
 		diag_free(&diag);
 		return opt.once ? 3 : 1;
 	}
-	load_plugins(cfg->agent.plugin_dir);
+	loader_load_dir(cfg->agent.plugin_dir);
 	loader_freeze();
 	if (opt.check_only || opt.once)
 		wp_log_setup(opt.once ? WP_LOG_WARN : cfg->agent.log_level,

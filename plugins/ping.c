@@ -162,7 +162,9 @@ ping_init(const struct wp_host *host, void **state)
 		rc = WP_ENOTSUP;
 		goto out;
 	}
-	host->log(host, WP_LOG_INFO, "ICMP method: IPv4 %s, IPv6 %s%s",
+	/* Debug: every plugin is initialised at start-up, ping monitors or
+	 * not, and a refused start prints only its problems. */
+	host->log(host, WP_LOG_DEBUG, "ICMP method: IPv4 %s, IPv6 %s%s",
 	    desc[0], desc[1], forced != PM_AUTO ? " (forced by "
 	    "WP_PING_METHOD)" : "");
 	*state = st;

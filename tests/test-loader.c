@@ -23,6 +23,7 @@
 
 #include <cmocka.h>
 
+#include "host.h"
 #include "loader.h"
 #include "util.h"
 
@@ -59,7 +60,8 @@ group_setup(void **state)
 	char a[PATH_MAX], b[PATH_MAX];
 	size_t i;
 
-	if (src == NULL)
+	/* Each load is a start-up operation, with a deadline on the loop. */
+	if (src == NULL || host_loop_init() != 0)
 		return -1;
 	snprintf(dir, sizeof(dir), "%s/test-loader.XXXXXX",
 	    t != NULL && *t != '\0' ? t : "/tmp");
