@@ -679,11 +679,12 @@ run_once(void)
 
 		if (res[i].latency_ms >= 0)
 			snprintf(lat, sizeof(lat), "%.1f ms", res[i].latency_ms);
-		if (up && res[i].status_code >= 0) {
+		/* Degraded (up, with a warning) says why, as down does. */
+		if (res[i].state == ST_UP && res[i].status_code >= 0) {
 			snprintf(buf, sizeof(buf), "status %d",
 			    res[i].status_code);
 			detail = buf;
-		} else if (!up) {
+		} else if (res[i].state != ST_UP) {
 			snprintf(buf, sizeof(buf), "%s%s%s",
 			    wp_reason_name(res[i].reason),
 			    res[i].detail[0] ? ": " : "",
