@@ -71,6 +71,13 @@ sql "$DB" "SELECT error FROM checks c JOIN monitors m ON m.id=c.monitor_id WHERE
 wait_until 15 has_rows loopback 1 1 || fail "ping: no UP rows stored"
 ok "checks stored in SQLite (http, tcp, ping)"
 
+# A plugin's measurements reach the store with their unit in the name.
+meas() { sql "$DB" "SELECT x.name || '=' || x.value FROM measurements x JOIN checks c ON c.id = x.check_id JOIN monitors m ON m.id = c.monitor_id WHERE m.name = 'loopback' AND c.ok = 1 ORDER BY c.id, x.name LIMIT 2"; }
+[ "$(meas | sed 's/=.*//' | tr '\n' ' ')" = "loss_ratio rtt_seconds " ] ||
+    fail "ping's measurements not stored as loss_ratio, rtt_seconds: $(meas)"
+meas | grep -qx 'loss_ratio=0.0' || fail "an UP ping lost nothing: $(meas)"
+ok "ping's rtt and loss stored as rtt_seconds and loss_ratio"
+
 # The DOWN alert reaches the receiver, once.
 wait_until 15 grep -q '"state": *"down"' "$T/hook.jsonl" || fail "no DOWN webhook"
 grep '"state": *"down"' "$T/hook.jsonl" | grep -q '"monitor": *"closed"' ||
