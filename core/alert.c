@@ -22,6 +22,7 @@
 
 #include "alert.h"
 #include "cfg.h"
+#include "configure.h"
 #include "host.h"
 #include "loader.h"
 #include "log.h"
@@ -416,8 +417,7 @@ alert_prepare(const struct config *cfg, struct wp_diag *diag,
 		struct target *old = find_target(ca->s.name);
 		struct target *t = &pr->targets[pr->n++];
 		const struct plugin *p = loader_by_desc(ca->s.plugin);
-		struct wp_section sec;
-		void *inst = NULL;
+		struct configured built;
 
 		t->name = wp_xstrdup(ca->s.name);
 		t->definition = wp_xstrdup(ca->s.definition);
@@ -427,13 +427,12 @@ alert_prepare(const struct config *cfg, struct wp_diag *diag,
 			instance_ref(t->in);
 			continue;
 		}
-		sec = (struct wp_section){ sizeof(sec), ca->s.name, cfg->file,
-		    ca->s.line, ca->s.kv, ca->s.n_kv, ca->timeout_ms, diag };
-		if (p == NULL || p->desc.configure(p->state, &sec, &inst) != 0) {
+		if (p == NULL || configure_section(p, cfg, &ca->s,
+		    ca->timeout_ms, diag, &built) != 0) {
 			rc = WP_EINVAL;
 			continue;
 		}
-		t->in = instance_new(p, inst);
+		t->in = instance_new(p, &built);
 	}
 	*prepared = pr;
 	if (rc != 0) {

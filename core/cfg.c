@@ -91,7 +91,7 @@ struct common_conf {
 
 static const struct wp_key monitor_keys[] = {
 	{ WP_KEY(WP_KT_STRING, "type", struct common_conf, type),
-	  .help = "the check type (required): a plugin TYPE.so" },
+	  .flags = WP_KEY_REQUIRED, .help = "the check type: a plugin TYPE.so" },
 	{ WP_KEY(WP_KT_DURATION, "interval", struct common_conf, interval_us),
 	  .def = "60s", .min = 100 * MS, .max = INTERVAL_MAX_US,
 	  .help = "time between checks" },
@@ -113,7 +113,8 @@ static const struct wp_key monitor_keys[] = {
 
 static const struct wp_key alert_keys[] = {
 	{ WP_KEY(WP_KT_STRING, "type", struct common_conf, type),
-	  .help = "the alert type (required): a plugin alert-TYPE.so" },
+	  .flags = WP_KEY_REQUIRED,
+	  .help = "the alert type: a plugin alert-TYPE.so" },
 	{ WP_KEY(WP_KT_DURATION, "timeout", struct common_conf, timeout_us),
 	  .def = "10s", .min = 1 * MS, .max = TIMEOUT_MAX_US,
 	  .help = "deadline of one delivery attempt" },
@@ -525,8 +526,10 @@ build_section(struct loader *ld, const struct cfg_raw_section *rs,
     const char *plugin_dir, const struct wp_key *common, size_t n_common,
     struct cfg_section *s, struct cfg_kv **ckv, size_t *n_ckv)
 {
+	/* A missing type is reported here, in its own words. */
+	static const char *const type_only[] = { "type", NULL };
 	const char *kind = kind_names[rs->kind], **others;
-	struct keys_ctx ctx = { NULL, NULL, rs->line, NULL };
+	struct keys_ctx ctx = { NULL, NULL, rs->line, type_only };
 	struct common_conf *cc;
 	struct cfg_kv *pkv;
 	const struct wp_plugin *p = NULL;

@@ -11,7 +11,7 @@
  *      its plugin's table, found through the `lookup` callback (a loaded
  *      plugin).  It also checks duplicate names, section kinds and alert
  *      references.
- *   2. The caller then builds each section's instance (instance_build():
+ *   2. The caller then builds each section's instance (configure_section():
  *      the plugin's keys filled again into the plugin's struct, then the
  *      plugin's configure(), which reports through the same diagnostics).
  *      When step 1 found problems, the caller still runs step 2 on the

@@ -8,6 +8,7 @@
 
 #include "cfg.h"
 #include "host.h"
+#include "keys.h"
 #include "log.h"
 #include "opmon.h"
 #include "util.h"
@@ -170,18 +171,29 @@ h_free(void *p)
 	free(p);
 }
 
+/*
+ * FILE:LINE: KEY: message at the first line that sets KEY (or KEY_file),
+ * else at the section header.  SEC is the one configure_section() handed
+ * over, inside a struct keys_section that holds the lines.
+ */
 static void
-h_config_error(const struct wp_section *sec, const struct wp_kv *kv,
+h_config_error(const struct wp_section *sec, const char *key,
     const char *fmt, ...)
 {
+	const struct keys_section *ks = (const struct keys_section *)
+	    (const void *)sec;
 	char msg[1536];
 	va_list ap;
+	int line = 0;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (kv != NULL)
-		diag_error(sec->diag, kv->line, "%s: %s", kv->key, msg);
+	if (key != NULL)
+		line = keys_line(ks->kv, ks->n_kv, key);
+	if (key != NULL)
+		diag_error(sec->diag, line != 0 ? line : sec->line, "%s: %s",
+		    key, msg);
 	else
 		diag_error(sec->diag, sec->line, "%s", msg);
 }

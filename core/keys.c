@@ -815,8 +815,8 @@ keys_fill_in(const struct keys_ctx *ctx, const struct wp_key *keys,
 			    ctx->what != NULL ? ctx->what : "");
 			continue;
 		}
-		/* keys_check_table() (or the host's own tables, which the
-		 * tests check) made sure a default parses. */
+		/* keys_check_table() made sure a plugin's default parses
+		 * (test-keys checks the host's own). */
 		if (k->def != NULL && store_value(k, k->name, k->def, dir, conf,
 		    msg, sizeof(msg)) != 0)
 			diag_error(d, ctx->line, "default of %s", msg);

@@ -113,6 +113,17 @@ const char *keys_mean_text(const char *s, char *buf, size_t len);
  */
 int cfg_read_secret(const char *path, char **out, char *why, size_t whylen);
 
+/*
+ * The section the host hands to a plugin's configure(): the ABI's part
+ * first, then the lines host->config_error() finds a key's line in.  The
+ * plugin gets &ks->sec and passes it back, so the host reaches the rest.
+ */
+struct keys_section {
+	struct wp_section sec;
+	const struct cfg_kv *kv;   /* the plugin's lines (borrowed) */
+	size_t n_kv;
+};
+
 /* An absolute path for VALUE: itself, or joined to DIR.  free() it. */
 char *keys_resolve_path(const char *dir, const char *value);
 

@@ -1,5 +1,13 @@
+/*
+ * loader -- plugins are loaded once, at start-up, on the main thread:
+ * every T.so and alert-T.so in plugin_dir, before any thread runs and
+ * before privileges are dropped.  After loader_freeze() lookups only
+ * consult what was loaded then.
+ */
+
 #include "config.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -13,11 +21,12 @@
 #include <unistd.h>
 
 #include "host.h"
+#include "keys.h"
 #include "loader.h"
 #include "log.h"
 #include "util.h"
 
-/* Loaded plugins, and files that failed (so errors are not repeated). */
+/* Loaded plugins. */
 static struct plugin **plugins;
 static size_t n_plugins;
 static int lt_ready;
@@ -178,70 +187,45 @@ load_error(const char *path, const char *dir, char *why, size_t whylen)
 	snprintf(why, whylen, "%s: cannot load: %s", path, e);
 }
 
-static const struct plugin *
-find_loaded(const char *path)
-{
-	size_t i;
+/* A file of plugin_dir that failed to load, and why (for lookups). */
+struct failed {
+	int kind;
+	char *type;
+	char *why;
+};
+static struct failed *failed;
+static size_t n_failed;
+static char *loaded_dir;        /* the directory loader_load_dir() read */
+static char *dir_why;           /* why that directory was refused, or NULL */
+static int frozen;
 
-	for (i = 0; i < n_plugins; i++)
-		if (strcmp(plugins[i]->path, path) == 0)
-			return plugins[i];
-	return NULL;
-}
-
-const struct plugin *
-loader_get(const char *dir, int kind, const char *type, char *why,
-    size_t whylen)
+/*
+ * Load and check PATH, the plugin for TYPE of KIND, and call its init().
+ * Returns the plugin (kept in plugins[]), or NULL after writing one line
+ * into why: which file, what is wrong, what to do.
+ */
+static struct plugin *
+load_file(const char *dir, const char *path, int kind, const char *type,
+    char *why, size_t whylen)
 {
 	const struct wp_plugin *(*entry)(void);
 	const struct wp_plugin *d;
-	const struct plugin *have;
 	struct plugin *p = NULL;
 	lt_dlhandle dl = NULL;
 	struct stat st;
-	char *path;
-	size_t i;
 	int rc;
 
-	/* A type is a file name: no path tricks. */
-	for (i = 0; type[i] != '\0'; i++) {
-		char c = type[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		    c == '-' || c == '_')) {
-			snprintf(why, whylen, "type \"%s\" is not a plugin name "
-			    "(lowercase letters, digits, '-' and '_')", type);
-			return NULL;
-		}
-	}
-	if (i == 0) {
-		snprintf(why, whylen, "empty type");
+	if (lstat(path, &st) != 0 || (S_ISLNK(st.st_mode) &&
+	    stat(path, &st) != 0)) {
+		snprintf(why, whylen, "%s: %s", path, strerror(errno));
 		return NULL;
 	}
-	path = wp_xasprintf("%s/%s%s.so", dir,
-	    kind == WP_PLUGIN_ALERT ? "alert-" : "", type);
-	if ((have = find_loaded(path)) != NULL) {
-		free(path);
-		if (have->desc.kind != kind) {
-			snprintf(why, whylen, "%s is not a %s plugin",
-			    have->path, kind_name(kind));
-			return NULL;
-		}
-		return have;
-	}
-	if (check_dir(dir, why, whylen) != 0)
-		goto fail;
-	if (stat(path, &st) != 0) {
-		snprintf(why, whylen, "no plugin %s (the installed types are "
-		    "the %s*.so files in %s)", path,
-		    kind == WP_PLUGIN_ALERT ? "alert-" : "", dir);
-		goto fail;
-	}
 	if (check_file(dir, path, &st, why, whylen) != 0)
-		goto fail;
+		return NULL;
 	if (!lt_ready) {
 		if (lt_dlinit() != 0) {
 			snprintf(why, whylen, "libltdl: %s", lt_dlerror());
-			goto fail;
+			return NULL;
 		}
 		lt_ready = 1;
 	}
@@ -249,7 +233,7 @@ loader_get(const char *dir, int kind, const char *type, char *why,
 	dl = lt_dlopen(path);
 	if (dl == NULL) {
 		load_error(path, dir, why, whylen);
-		goto fail;
+		return NULL;
 	}
 	*(void **)&entry = lt_dlsym(dl, WP_PLUGIN_SYMBOL);
 	if (entry == NULL || (d = entry()) == NULL ||
@@ -257,16 +241,24 @@ loader_get(const char *dir, int kind, const char *type, char *why,
 		snprintf(why, whylen, "%s is not a watchpost plugin (no %s() "
 		    "returning a descriptor with the watchpost magic): remove it "
 		    "from %s", path, WP_PLUGIN_SYMBOL, dir);
-		goto fail;
+		return NULL;
 	}
-	if (d->abi_major != WP_ABI_MAJOR || d->abi_minor > WP_ABI_MINOR) {
-		snprintf(why, whylen, "%s was built for plugin ABI %u.%u, but "
-		    "this watchpost (%s) provides ABI %d.%d: %s", path,
-		    d->abi_major, d->abi_minor, PACKAGE_VERSION, WP_ABI_MAJOR,
-		    WP_ABI_MINOR, d->abi_major != WP_ABI_MAJOR ?
-		    "rebuild the plugin against this watchpost's plugin.h" :
-		    "upgrade watchpost or use a plugin built for this version");
-		goto fail;
+	/* magic, abi_major and abi_minor lead the descriptor in every ABI:
+	 * they are all that is read before the versions agree. */
+	if (d->abi_major != WP_ABI_MAJOR) {
+		snprintf(why, whylen, "%s: built for plugin ABI %u.%u; this "
+		    "watchpost needs ABI %d.x: rebuild it against "
+		    "<watchpost/plugin.h> %d.x", path, d->abi_major,
+		    d->abi_minor, WP_ABI_MAJOR, WP_ABI_MAJOR);
+		return NULL;
+	}
+	if (d->abi_minor > WP_ABI_MINOR) {
+		snprintf(why, whylen, "%s: built for plugin ABI %u.%u; this "
+		    "watchpost (%s) provides ABI %d.%d: upgrade watchpost or "
+		    "use a plugin built for ABI %d.%d", path, d->abi_major,
+		    d->abi_minor, PACKAGE_VERSION, WP_ABI_MAJOR, WP_ABI_MINOR,
+		    WP_ABI_MAJOR, WP_ABI_MINOR);
+		return NULL;
 	}
 	p = wp_xcalloc(1, sizeof(*p));
 	/* Copy what the plugin has; fields it predates stay zero / NULL. */
@@ -291,15 +283,20 @@ loader_get(const char *dir, int kind, const char *type, char *why,
 		    "an operation (start and cancel, or check)", path);
 		goto fail;
 	}
-	p->path = path;
-	path = NULL;
+	if (keys_check_table(&p->desc, why, whylen) != 0) {
+		char *k = wp_xstrdup(why);
+		snprintf(why, whylen, "%s: bad key table: %s", path, k);
+		free(k);
+		goto fail;
+	}
+	p->path = wp_xstrdup(path);
 	p->async = p->desc.start != NULL && p->desc.cancel != NULL;
 	p->host = host_new(p->desc.name);
 	if (p->desc.init != NULL &&
 	    (rc = p->desc.init(p->host, &p->state)) != 0) {
 		snprintf(why, whylen, "%s: plugin init failed (%d)", p->path, rc);
 		host_free(p->host);
-		path = p->path;
+		free(p->path);
 		goto fail;
 	}
 	plugins = wp_xrealloc(plugins, (n_plugins + 1) * sizeof(*plugins));
@@ -312,6 +309,137 @@ fail:
 	/* The module stays resident: unloading code that may have run
 	 * constructors is riskier than keeping it. */
 	free(p);
+	return NULL;
+}
+
+/* Kind and type of a plugin file name: "T.so" or "alert-T.so", T of
+ * [a-z0-9_-].  0, or -1 for a file that is not a plugin's. */
+static int
+parse_file_name(const char *name, int *kind, char *type, size_t len)
+{
+	size_t n = strlen(name), i;
+	const char *t = name;
+
+	if (n <= 3 || strcmp(name + n - 3, ".so") != 0 || name[0] == '.')
+		return -1;
+	*kind = WP_PLUGIN_CHECK;
+	if (strncmp(name, "alert-", 6) == 0) {
+		*kind = WP_PLUGIN_ALERT;
+		t += 6;
+	}
+	n = strlen(t) - 3;
+	if (n == 0 || n >= len)
+		return -1;
+	for (i = 0; i < n; i++)
+		if (!((t[i] >= 'a' && t[i] <= 'z') ||
+		    (t[i] >= '0' && t[i] <= '9') || t[i] == '-' || t[i] == '_'))
+			return -1;
+	memcpy(type, t, n);
+	type[n] = '\0';
+	return 0;
+}
+
+static int
+name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+size_t
+loader_load_dir(const char *dir)
+{
+	struct dirent *de;
+	struct failed *f;
+	char why[1024], type[256], *path, **names = NULL;
+	size_t i, n = 0, loaded = 0;
+	int kind;
+	DIR *dp;
+
+	if (frozen || (loaded_dir != NULL && strcmp(loaded_dir, dir) == 0))
+		return 0;
+	free(loaded_dir);
+	loaded_dir = wp_xstrdup(dir);
+	free(dir_why);
+	dir_why = NULL;
+	dp = NULL;
+	if (check_dir(dir, why, sizeof(why)) != 0 ||
+	    ((dp = opendir(dir)) == NULL && snprintf(why, sizeof(why),
+	    "plugin directory %s: %s", dir, strerror(errno)) > 0)) {
+		dir_why = wp_xstrdup(why);
+		wp_warn("%s", why);
+		return 0;
+	}
+	/* In name order, so the log and init() order do not depend on the
+	 * file system. */
+	while ((de = readdir(dp)) != NULL) {
+		if (parse_file_name(de->d_name, &kind, type, sizeof(type)) != 0)
+			continue;
+		names = wp_xrealloc(names, (n + 1) * sizeof(*names));
+		names[n++] = wp_xstrdup(de->d_name);
+	}
+	closedir(dp);
+	qsort(names, n, sizeof(*names), name_cmp);
+	for (i = 0; i < n; i++) {
+		parse_file_name(names[i], &kind, type, sizeof(type));
+		path = wp_xasprintf("%s/%s", dir, names[i]);
+		if (load_file(dir, path, kind, type, why, sizeof(why)) != NULL)
+			loaded++;
+		else {
+			wp_warn("plugin %s skipped: %s", names[i], why);
+			failed = wp_xrealloc(failed,
+			    (n_failed + 1) * sizeof(*failed));
+			f = &failed[n_failed++];
+			f->kind = kind;
+			f->type = wp_xstrdup(type);
+			f->why = wp_xstrdup(why);
+		}
+		free(path);
+		free(names[i]);
+	}
+	free(names);
+	return loaded;
+}
+
+void
+loader_freeze(void)
+{
+	frozen = 1;
+}
+
+const struct plugin *
+loader_find(int kind, const char *type, char *why, size_t whylen)
+{
+	struct stat st;
+	char *path;
+	size_t i;
+
+	for (i = 0; i < n_plugins; i++)
+		if (plugins[i]->desc.kind == kind &&
+		    strcmp(plugins[i]->desc.name, type) == 0)
+			return plugins[i];
+	for (i = 0; i < n_failed; i++) {
+		if (failed[i].kind == kind && strcmp(failed[i].type, type) == 0) {
+			snprintf(why, whylen, "%s", failed[i].why);
+			return NULL;
+		}
+	}
+	if (loaded_dir == NULL) {
+		snprintf(why, whylen, "no plugins were loaded");
+		return NULL;
+	}
+	if (dir_why != NULL) {
+		snprintf(why, whylen, "%s", dir_why);
+		return NULL;
+	}
+	path = wp_xasprintf("%s/%s%s.so", loaded_dir,
+	    kind == WP_PLUGIN_ALERT ? "alert-" : "", type);
+	if (frozen && stat(path, &st) == 0)
+		snprintf(why, whylen, "not loaded at start-up (a new plugin "
+		    "needs a restart): %s", path);
+	else
+		snprintf(why, whylen, "no plugin %s (the installed types are "
+		    "the %s*.so files in %s)", path,
+		    kind == WP_PLUGIN_ALERT ? "alert-" : "", loaded_dir);
 	free(path);
 	return NULL;
 }
@@ -320,9 +448,12 @@ const struct wp_plugin *
 loader_lookup(void *arg, const char *dir, int kind, const char *type,
     char *why, size_t whylen)
 {
-	const struct plugin *p = loader_get(dir, kind, type, why, whylen);
+	const struct plugin *p;
 
 	(void)arg;
+	if (!frozen)
+		loader_load_dir(dir);
+	p = loader_find(kind, type, why, whylen);
 	return p ? &p->desc : NULL;
 }
 
@@ -359,6 +490,17 @@ loader_shutdown(void)
 	free(plugins);
 	plugins = NULL;
 	n_plugins = 0;
+	for (i = 0; i < n_failed; i++) {
+		free(failed[i].type);
+		free(failed[i].why);
+	}
+	free(failed);
+	failed = NULL;
+	n_failed = 0;
+	free(loaded_dir);
+	loaded_dir = NULL;
+	free(dir_why);
+	dir_why = NULL;
 	/* lt_dlexit() would unload the modules; plugins may have started
 	 * library threads (curl's resolver) we cannot see, so keep them. */
 }

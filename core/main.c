@@ -25,6 +25,7 @@
 #include "api.h"
 #include "cfg.h"
 #include "host.h"
+#include "listtypes.h"
 #include "loader.h"
 #include "log.h"
 #include "manager.h"
@@ -41,6 +42,8 @@ static struct {
 	int check_only;
 	int once;
 	int daemon;
+	int list_types;
+	int json;
 	char **names;
 	size_t n_names;
 } opt;
@@ -63,6 +66,7 @@ usage(FILE *f)
 	    "usage: watchpost [-c FILE] [-P DIR] [-d]\n"
 	    "       watchpost -t [-c FILE] [-P DIR]\n"
 	    "       watchpost --once [-c FILE] [-P DIR] [NAME...]\n"
+	    "       watchpost --list-types [--json] [-c FILE] [-P DIR]\n"
 	    "\n"
 	    "  -c, --config FILE     configuration (default %s)\n"
 	    "  -t, --check-config    validate FILE and its plugins, print each\n"
@@ -70,6 +74,9 @@ usage(FILE *f)
 	    "      --once [NAME...]  run every enabled monitor (or the named\n"
 	    "                        ones) once, print a line each; exit 0 all\n"
 	    "                        up, 2 any down, 3 configuration error\n"
+	    "      --list-types      list the check and alert types in plugin_dir\n"
+	    "                        and every key they and the agent take\n"
+	    "      --json            with --list-types: as JSON\n"
 	    "  -P, --plugin-dir DIR  load plugins from DIR instead of plugin_dir\n"
 	    "  -d, --daemon          detach once started, write pidfile\n"
 	    "  -V, --version         print the version\n"
@@ -88,6 +95,8 @@ parse_args(int argc, char **argv)
 		{ "once", no_argument, NULL, 'o' },
 		{ "plugin-dir", required_argument, NULL, 'P' },
 		{ "daemon", no_argument, NULL, 'd' },
+		{ "list-types", no_argument, NULL, 'L' },
+		{ "json", no_argument, NULL, 'J' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
@@ -112,6 +121,12 @@ parse_args(int argc, char **argv)
 		case 'd':
 			opt.daemon = 1;
 			break;
+		case 'L':
+			opt.list_types = 1;
+			break;
+		case 'J':
+			opt.json = 1;
+			break;
 		case 'V':
 			printf("watchpost %s (plugin ABI %d.%d)\n",
 			    PACKAGE_VERSION, WP_ABI_MAJOR, WP_ABI_MINOR);
@@ -131,8 +146,13 @@ parse_args(int argc, char **argv)
 	}
 	opt.names = argv + optind;
 	opt.n_names = (size_t)(argc - optind);
-	if (opt.check_only + opt.once + opt.daemon > 1) {
-		fprintf(stderr, "watchpost: -t, --once and -d exclude each other\n");
+	if (opt.json && !opt.list_types) {
+		fprintf(stderr, "watchpost: --json goes with --list-types\n");
+		exit(1);
+	}
+	if (opt.check_only + opt.once + opt.daemon + opt.list_types > 1) {
+		fprintf(stderr, "watchpost: -t, --once, --list-types and -d "
+		    "exclude each other\n");
 		exit(opt.once ? 3 : 1);
 	}
 }
@@ -141,22 +161,30 @@ parse_args(int argc, char **argv)
  * yet), so it is generous. */
 #define STARTUP_STEP_MS 30000
 
-/* Start-up: loading each plugin is a start-up operation of its own. */
+/* Load every plugin of DIR once, as a start-up operation. */
+static void
+load_plugins(const char *dir)
+{
+	static int done;
+	struct wp_op *op;
+
+	if (done)
+		return;
+	done = 1;
+	op = opmon_begin(OPC_STARTUP, "load plugins", STARTUP_STEP_MS);
+	loader_load_dir(dir);
+	opmon_end(op, OP_SUCCEEDED, NULL);
+}
+
+/* Start-up: the first lookup loads every plugin of DIR, as one start-up
+ * operation (main thread, before any thread starts and before privileges
+ * are dropped). */
 static const struct wp_plugin *
 lookup_startup(void *arg, const char *dir, int kind, const char *type,
     char *why, size_t whylen)
 {
-	const struct wp_plugin *d;
-	struct wp_op *op;
-	char name[128];
-
-	snprintf(name, sizeof(name), "load plugin %s%s",
-	    kind == WP_PLUGIN_ALERT ? "alert-" : "", type);
-	op = opmon_begin(OPC_STARTUP, name, STARTUP_STEP_MS);
-	d = loader_lookup(arg, dir, kind, type, why, whylen);
-	opmon_end(op, d != NULL ? OP_SUCCEEDED : OP_FAILED,
-	    d != NULL ? NULL : why);
-	return d;
+	load_plugins(dir);
+	return loader_lookup(arg, dir, kind, type, why, whylen);
 }
 
 /*
@@ -178,15 +206,14 @@ show_warnings(struct wp_diag *diag)
 	diag_init(diag, opt.config);
 }
 
-/* On reload, plugins come from the plugin_dir in force, whatever the file
- * says now: a new plugin_dir needs a restart (reload warns), rather than
- * mixing plugins of two folders. */
+/* On reload, plugins are those loaded at start-up, whatever the file
+ * says now: a new plugin_dir or a new plugin needs a restart (reload warns
+ * about the one, the lookup refuses the other with FILE:LINE). */
 static const struct wp_plugin *
 lookup_running(void *arg, const char *dir, int kind, const char *type,
     char *why, size_t whylen)
 {
-	return loader_lookup(arg, agent_now.plugin_dir != NULL ?
-	    agent_now.plugin_dir : dir, kind, type, why, whylen);
+	return loader_lookup(arg, dir, kind, type, why, whylen);
 }
 
 /* Load FILE and check every section's keys, loading the plugins it names,
@@ -1018,6 +1045,33 @@ raise_nofile(void)
 	(void)setrlimit(RLIMIT_NOFILE, &rl);
 }
 
+/*
+ * --list-types: the plugins of -P DIR, else of the configuration's
+ * plugin_dir (a file that cannot be read or has errors still names it;
+ * without one, the built-in default), and the host's key tables.
+ */
+static int
+list_types_main(void)
+{
+	struct wp_diag diag;
+	struct config *cfg = NULL;
+	char *dir;
+	int rc;
+
+	diag_init(&diag, opt.config);
+	(void)config_load(opt.config, opt.plugin_dir, NULL, NULL, &diag, &cfg);
+	diag_free(&diag);
+	dir = wp_xstrdup(cfg != NULL ? cfg->agent.plugin_dir :
+	    opt.plugin_dir != NULL ? opt.plugin_dir : PKGLIBDIR);
+	config_free(cfg);
+	loader_load_dir(dir);
+	loader_freeze();
+	rc = list_types(stdout, opt.json) == 0 && fflush(stdout) == 0 ? 0 : 1;
+	loader_shutdown();
+	free(dir);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1043,13 +1097,19 @@ main(int argc, char **argv)
 	/* --once prints a table: only warnings and errors go to the log. */
 	wp_log_setup(opt.once ? WP_LOG_WARN : WP_LOG_INFO, WP_LOG_STDERR);
 
-	/* Configuration: parsing loads every plugin it names. */
+	if (opt.list_types)
+		return list_types_main();
+
+	/* Configuration: its first type loads every plugin of plugin_dir;
+	 * a file naming none still loads them, then loading ends. */
 	cfg = load(&diag, 1);
 	if (cfg == NULL) {
 		print_diag(&diag, stderr);
 		diag_free(&diag);
 		return opt.once ? 3 : 1;
 	}
+	load_plugins(cfg->agent.plugin_dir);
+	loader_freeze();
 	if (opt.check_only || opt.once)
 		wp_log_setup(opt.once ? WP_LOG_WARN : cfg->agent.log_level,
 		    WP_LOG_STDERR);

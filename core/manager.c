@@ -10,6 +10,7 @@
 
 #include "alert.h"
 #include "cfg.h"
+#include "configure.h"
 #include "host.h"
 #include "loader.h"
 #include "log.h"
@@ -438,14 +439,12 @@ check_section(const struct config *cfg, const struct cfg_section *s,
     int64_t timeout_ms, struct wp_diag *diag)
 {
 	const struct plugin *p = loader_by_desc(s->plugin);
-	struct wp_section sec = { sizeof(sec), s->name, cfg->file, s->line,
-	    s->kv, s->n_kv, timeout_ms, diag };
-	void *inst = NULL;
+	struct configured c;
 
 	if (!s->configurable || p == NULL)
 		return;
-	if (p->desc.configure(p->state, &sec, &inst) == 0)
-		instance_unref(instance_new(p, inst));
+	if (configure_section(p, cfg, s, timeout_ms, diag, &c) == 0)
+		configure_release(p, c.inst, c.conf);
 }
 
 void
@@ -482,20 +481,18 @@ manager_apply(struct config *cfg, struct wp_diag *diag)
 	for (i = 0; i < cfg->n_monitors; i++) {
 		const struct cfg_monitor *c = &cfg->monitors[i];
 		const struct plugin *p = loader_by_desc(c->s.plugin);
-		struct wp_section sec;
-		void *inst = NULL;
+		struct configured built;
 
 		m = find(c->s.name);
 		if (sched_classify(m ? m->definition : NULL,
 		    c->s.definition) == DIFF_UNCHANGED)
 			continue;
-		sec = (struct wp_section){ sizeof(sec), c->s.name, cfg->file,
-		    c->s.line, c->s.kv, c->s.n_kv, c->timeout_ms, diag };
-		if (p == NULL || p->desc.configure(p->state, &sec, &inst) != 0) {
+		if (p == NULL || configure_section(p, cfg, &c->s,
+		    c->timeout_ms, diag, &built) != 0) {
 			rc = WP_EINVAL;
 			continue;
 		}
-		fresh[i] = instance_new(p, inst);
+		fresh[i] = instance_new(p, &built);
 		n_first++;
 	}
 	if (alert_prepare(cfg, diag, &alerts_prepared) != 0)

@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include "configure.h"
 #include "host.h"
 #include "loader.h"
 #include "log.h"
@@ -379,12 +380,13 @@ op_free_cb(uv_handle_t *h)
 }
 
 struct instance *
-instance_new(const struct plugin *p, void *inst)
+instance_new(const struct plugin *p, const struct configured *c)
 {
 	struct instance *in = wp_xcalloc(1, sizeof(*in));
 
 	in->plugin = p;
-	in->inst = inst;
+	in->inst = c->inst;
+	in->conf = c->conf;
 	in->refs = 1;
 	return in;
 }
@@ -400,8 +402,7 @@ instance_unref(struct instance *in)
 {
 	if (in == NULL || --in->refs > 0)
 		return;
-	if (in->plugin->desc.release != NULL)
-		in->plugin->desc.release(in->plugin->state, in->inst);
+	configure_release(in->plugin, in->inst, in->conf);
 	free(in);
 }
 

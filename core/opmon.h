@@ -19,6 +19,8 @@
 
 #include <watchpost/plugin.h>
 
+struct configured;
+
 struct plugin;
 struct wp_buf;
 
@@ -48,14 +50,17 @@ enum op_category {
 struct instance {
 	const struct plugin *plugin;
 	void *inst;
+	void *conf;         /* what inst was configured from (configure.h) */
 	unsigned refs;
 	unsigned stuck;     /* blocking checks past their deadline whose
 	                       worker has not returned */
 	unsigned unfinished; /* operations cancelled (or timed out) that the
 	                        plugin has not completed yet */
 };
-/* Wrap INST with one reference (the caller's). */
-struct instance *instance_new(const struct plugin *p, void *inst);
+/* Wrap a built instance (configure_section()) with one reference (the
+ * caller's); the last unref releases both it and its conf. */
+struct instance *instance_new(const struct plugin *p,
+    const struct configured *c);
 void instance_ref(struct instance *in);
 void instance_unref(struct instance *in);
 

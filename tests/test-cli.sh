@@ -130,8 +130,10 @@ refuse() {
 }
 refuse notplugin "is not a watchpost plugin"
 refuse badmagic "is not a watchpost plugin"
-refuse newmajor "built for plugin ABI 2.0.*rebuild the plugin"
-refuse newminor "built for plugin ABI 1.[0-9]*, but .*upgrade watchpost"
+refuse abi1 "r.ini:4: unknown check type \"abi1\": .*/abi1.so: built for plugin ABI 1.0; this watchpost needs ABI 2.x: rebuild it against <watchpost/plugin.h> 2.x"
+refuse newmajor "built for plugin ABI 3.0; this watchpost needs ABI 2.x: rebuild it against <watchpost/plugin.h> 2.x"
+refuse newminor "built for plugin ABI 2.[0-9]*; this watchpost .*provides ABI 2.0: upgrade watchpost"
+refuse badkeys "badkeys.so: bad key table: key \"n\": a bool needs"
 refuse misnamed "calls itself \"somethingelse\", not \"misnamed\""
 refuse missing "no plugin .*missing.so"
 ok "loader refuses foreign, incompatible and misnamed plugins"

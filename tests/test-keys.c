@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "cfg.h"
 #include "diag.h"
 #include "keys.h"
 #include "util.h"
@@ -459,6 +460,41 @@ test_suggest(void **state)
 	assert_string_equal(keys_type_name(0), "?");
 }
 
+/* The host's own tables: every default parses, every entry is a 2.0
+ * wp_key of a known type with room in a conf of its size. */
+static void
+test_host_tables(void **state)
+{
+	static const char *const type_only[] = { "type", NULL };
+	const struct keys_ctx ctx = { NULL, NULL, 0, type_only };
+	const struct cfg_keys *t;
+	const struct wp_key *k;
+	size_t n, i, j, end;
+	void *c;
+
+	t = cfg_host_keys(&n);
+	assert_int_equal(n, 3);
+	assert_string_equal(t[0].name, "agent");
+	assert_string_equal(t[1].name, "monitor");
+	assert_string_equal(t[2].name, "alert");
+	for (i = 0; i < n; i++) {
+		end = 0;
+		for (j = 0; j < t[i].n_keys; j++) {
+			k = &t[i].keys[j];
+			assert_int_equal(k->size, sizeof(struct wp_key));
+			assert_string_not_equal(keys_type_name(k->type), "?");
+			assert_non_null(k->help);
+			if (k->offset + k->storage > end)
+				end = k->offset + k->storage;
+		}
+		c = keys_fill_in(&ctx, t[i].keys, t[i].n_keys,
+		    sizeof(struct wp_key), end, NULL, "/", NULL, 0, &diag);
+		assert_non_null(c);
+		keys_free(c);
+	}
+	assert_int_equal(diag.errors, 0);
+}
+
 int
 main(void)
 {
@@ -472,6 +508,7 @@ main(void)
 		T(test_check_table),
 		T(test_plain_fill),
 		T(test_suggest),
+		T(test_host_tables),
 #undef T
 	};
 

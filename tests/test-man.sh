@@ -1,6 +1,7 @@
 #!/bin/bash
 # The manual pages: groff formats each without a warning; watchpost.ini(5)
-# documents every key the code accepts, in the right section; the worked
+# documents every key of the key tables (watchpost --list-types --json), in
+# the right section, required ones as required; the worked
 # example in watchpost-plugin(3) is examples/file-check verbatim; every
 # command-line option is in --help and in watchpost(8).
 . "$abs_top_srcdir/tests/lib.sh"
@@ -16,46 +17,38 @@ for page in "$MAN8" "$MAN5" "$MAN3"; do
 done
 ok "groff -man -ww: no warnings in watchpost(8), watchpost.ini(5), watchpost-plugin(3)"
 
-# Documented keys: "HEADING|key" for every `.TP` + `.B key` in the page,
-# where HEADING is the latest .SH or .SS title.
+# Documented keys: "HEADING|key|required" (or "optional") for every
+# `.TP` + `.B key` in the page, where HEADING is the latest .SH or .SS
+# title and "(required)" on the next line marks a required key.
 awk '
+	pending { print h "|" k "|" ($0 ~ /^\(required/ ? "required" : "optional"); pending = 0 }
 	/^\.S[HS] / { h = substr($0, 5); gsub(/"/, "", h); next }
 	/^\.TP/ { tp = 1; next }
-	tp && /^\.B [a-z_]+$/ { print h "|" $2 }
+	tp && /^\.B [a-z_]+$/ { k = $2; pending = 1 }
 	{ tp = 0 }
 ' "$MAN5" | sort -u >"$T/documented"
-# Accepted keys, from the code: the key tables (WP_KEY entries) of the
-# core in cfg.c and of each built-in plugin, named by its WP_CHECK_PLUGIN /
-# WP_ALERT_PLUGIN.
-table_keys() { # $1: file, $2: array name
-	sed -n "/$2\[\] = {/,/};/p" "$1" |
-	    sed -n 's/.*WP_KEY(WP_KT_[A-Z]*, "\([a-z_]*\)".*/\1/p'
-}
-{
-	table_keys "$abs_top_srcdir/core/cfg.c" agent_keys |
-	    sed 's/^/THE [agent] SECTION|/'
-	table_keys "$abs_top_srcdir/core/cfg.c" monitor_keys |
-	    sed 's/^/MONITOR SECTIONS|/'
-	table_keys "$abs_top_srcdir/core/cfg.c" alert_keys |
-	    sed 's/^/ALERT SECTIONS|/'
-	for src in "$abs_top_srcdir"/plugins/*.c; do
-		name=$(sed -n 's/^WP_\(CHECK\|ALERT\)_PLUGIN(\([a-z0-9_]*\),$/\2/p' \
-		    "$src")
-		[ -n "$name" ] || continue
-		table=$(sed -n 's/^[[:space:]]*WP_KEYS(\([a-z_]*\),.*/\1/p' "$src")
-		table_keys "$src" "$table" | sed "s/^/type = $name|/"
-	done
-} | sort -u >"$T/accepted"
+# Accepted keys, from the key tables themselves: watchpost --list-types
+# --json with the built plugins (the host's tables and each type's).
+"$WATCHPOST" --list-types --json -c /dev/null -P "$PLUGINS" >"$T/types.json" ||
+    fail "--list-types --json failed"
+jq -r '
+	def rows(h): .[] | "\(h)|\(.name)|\(if .required then "required" else "optional" end)";
+	(.common.agent | rows("THE [agent] SECTION")),
+	(.common.monitor | rows("MONITOR SECTIONS")),
+	(.common.alert | rows("ALERT SECTIONS")),
+	(.types[] | .name as $n | .keys | rows("type = \($n)"))
+' "$T/types.json" | sort -u >"$T/accepted"
 [ "$(grep -c 'THE \[agent\]' "$T/accepted")" -ge 9 ] ||
-    fail "could not read the agent keys from cfg.c"
-grep -q '^type = http|url$' "$T/accepted" || fail "could not read the http keys"
+    fail "could not read the agent keys from --list-types"
+grep -q '^type = http|url|required$' "$T/accepted" ||
+    fail "could not read the http keys from --list-types"
 missing=$(comm -23 "$T/accepted" "$T/documented")
-[ -z "$missing" ] || fail "keys missing from watchpost.ini(5):
+[ -z "$missing" ] || fail "keys missing from watchpost.ini(5) (or shown there as optional / required wrongly):
 $missing"
 extra=$(comm -13 "$T/accepted" "$T/documented")
-[ -z "$extra" ] || fail "watchpost.ini(5) documents keys the code does not accept:
+[ -z "$extra" ] || fail "watchpost.ini(5) documents keys the tables do not have (or marks them wrongly):
 $extra"
-ok "watchpost.ini(5) documents all $(wc -l <"$T/accepted") accepted keys, no others"
+ok "watchpost.ini(5) documents all $(wc -l <"$T/accepted") keys of the --list-types tables, no others"
 
 # The example, as a reader sees it, is the tested source.
 render() { groff -man -Tascii -rLL=200n -P-cbou "$MAN3" 2>/dev/null; }

@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "cfg.h"
+#include "configure.h"
 #include "host.h"
 #include "loader.h"
 #include "opmon.h"
@@ -48,18 +49,18 @@ done(void *arg, const struct wp_result *res, enum op_outcome o)
 static struct instance *
 make_instance(const char *k1, const char *v1)
 {
-	struct wp_kv kv[1] = { { k1, v1, 1 } };
+	struct cfg_kv kv[1] = { { k1, v1, 1 } };
+	struct cfg_section s = { .name = "t", .line = 1, .kv = kv,
+	    .n_kv = k1 ? 1 : 0 };
+	struct config cfg = { .file = "test.ini", .dir = "/" };
+	struct configured built;
 	struct wp_diag diag;
-	struct wp_section sec;
-	void *inst = NULL;
 
 	diag_init(&diag, "test.ini");
-	sec = (struct wp_section){ sizeof(sec), "t", "test.ini", 1, kv,
-	    k1 ? 1 : 0, 1000, &diag };
-	assert_int_equal(blocking->desc.configure(blocking->state, &sec,
-	    &inst), 0);
+	assert_int_equal(configure_section(blocking, &cfg, &s, 1000, &diag,
+	    &built), 0);
 	diag_free(&diag);
-	return instance_new(blocking, inst);
+	return instance_new(blocking, &built);
 }
 
 static void
@@ -255,7 +256,8 @@ main(void)
 	}
 	host_loop_init();
 	pool_init(2, 8);
-	blocking = loader_get(dir, WP_PLUGIN_CHECK, "blocking", why,
+	loader_load_dir(dir);
+	blocking = loader_find(WP_PLUGIN_CHECK, "blocking", why,
 	    sizeof(why));
 	if (blocking == NULL) {
 		fprintf(stderr, "%s\n", why);

@@ -20,27 +20,66 @@
 #include "cfg.h"
 #include "fuzz.h"
 
+struct http_conf {
+	const char *url, *keyword, *expected_status;
+	struct wp_list header;
+};
 static const struct wp_key http_keys[] = {
-	{ "url", WP_KEY_REQUIRED, "" }, { "keyword", 0, "" },
-	{ "header", WP_KEY_MULTI, "" }, { "expected_status", 0, "" },
-	{ NULL, 0, NULL }
+	{ WP_KEY(WP_KT_URL, "url", struct http_conf, url),
+	  .flags = WP_KEY_REQUIRED },
+	{ WP_KEY(WP_KT_STRING, "keyword", struct http_conf, keyword) },
+	{ WP_KEY(WP_KT_STRING, "header", struct http_conf, header),
+	  .flags = WP_KEY_MULTI },
+	{ WP_KEY(WP_KT_STRING, "expected_status", struct http_conf,
+	  expected_status) },
+};
+struct tcp_conf {
+	const char *host;
+	int64_t port;
 };
 static const struct wp_key tcp_keys[] = {
-	{ "host", WP_KEY_REQUIRED, "" }, { "port", WP_KEY_REQUIRED, "" },
-	{ NULL, 0, NULL }
+	{ WP_KEY(WP_KT_HOST, "host", struct tcp_conf, host),
+	  .flags = WP_KEY_REQUIRED },
+	{ WP_KEY(WP_KT_INT, "port", struct tcp_conf, port),
+	  .flags = WP_KEY_REQUIRED, .min = 1, .max = 65535 },
+};
+struct hook_conf {
+	const char *url;
+	struct wp_list header;
 };
 static const struct wp_key hook_keys[] = {
-	{ "url", WP_KEY_REQUIRED, "" }, { "header", WP_KEY_MULTI, "" },
-	{ NULL, 0, NULL }
+	{ WP_KEY(WP_KT_URL, "url", struct hook_conf, url),
+	  .flags = WP_KEY_REQUIRED },
+	{ WP_KEY(WP_KT_STRING, "header", struct hook_conf, header),
+	  .flags = WP_KEY_MULTI },
 };
+#define FAKE(n, k, table, conf)                                             \
+	{ .magic = WP_PLUGIN_MAGIC, .abi_major = WP_ABI_MAJOR,              \
+	  .abi_minor = WP_ABI_MINOR, .size = sizeof(struct wp_plugin),      \
+	  .name = (n), .kind = (k), WP_KEYS(table, conf) }
 static const struct wp_plugin plugins[] = {
-	{ WP_PLUGIN_HEADER, .name = "http", .kind = WP_PLUGIN_CHECK,
-	  .keys = http_keys },
-	{ WP_PLUGIN_HEADER, .name = "tcp", .kind = WP_PLUGIN_CHECK,
-	  .keys = tcp_keys },
-	{ WP_PLUGIN_HEADER, .name = "webhook", .kind = WP_PLUGIN_ALERT,
-	  .keys = hook_keys },
+	FAKE("http", WP_PLUGIN_CHECK, http_keys, struct http_conf),
+	FAKE("tcp", WP_PLUGIN_CHECK, tcp_keys, struct tcp_conf),
+	FAKE("webhook", WP_PLUGIN_ALERT, hook_keys, struct hook_conf),
 };
+
+/* A configurable section's lines fill its plugin's table. */
+static void
+assert_fills(const struct config *cfg, const struct cfg_section *s)
+{
+	const struct wp_plugin *p = s->plugin;
+	struct wp_diag d;
+	void *conf;
+
+	if (!s->configurable)
+		return;
+	diag_init(&d, cfg->file);
+	conf = keys_fill(p->keys, p->n_keys, p->key_size, p->conf_size,
+	    NULL, cfg->dir, s->kv, s->n_kv, &d);
+	fuzz_assert(conf != NULL && d.errors == 0);
+	keys_free(conf);
+	diag_free(&d);
+}
 
 static const struct wp_plugin *
 lookup(void *arg, const char *dir, int kind, const char *type, char *why,
@@ -118,6 +157,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			fuzz_assert(config_find_monitor(cfg, m->s.name) == m);
 			fuzz_assert(rc != 0 || m->s.plugin != NULL);
 			fuzz_assert(!m->s.configurable || m->s.plugin != NULL);
+			assert_fills(cfg, &m->s);
 			fuzz_assert(m->interval_ms >= 100 &&
 			    m->interval_ms <= 7LL * 86400000 &&
 			    m->timeout_ms >= 1 && m->timeout_ms <= 3600000 &&
@@ -132,6 +172,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			fuzz_assert(config_find_alert(cfg,
 			    cfg->alerts[i].s.name) == &cfg->alerts[i]);
 			fuzz_assert(strlen(cfg->alerts[i].s.name) <= 128);
+			assert_fills(cfg, &cfg->alerts[i].s);
 		}
 	}
 	config_free(cfg);

@@ -15,11 +15,16 @@
 
 #include <watchpost/plugin.h>
 
-struct inst {
-	int64_t sleep_ms;
+struct conf {
+	int64_t sleep_us;
 	int hang;
 	int fail;
-	char *marker;
+	const char *marker;
+};
+
+/* The instance is the conf itself: it lives until release() returns. */
+struct inst {
+	const struct conf *c;
 };
 
 static const struct wp_host *host;
@@ -33,39 +38,16 @@ init(const struct wp_host *h, void **state)
 }
 
 static int
-configure(void *state, const struct wp_section *sec, void **out)
+configure(void *state, const struct wp_section *sec, const void *conf,
+    void **out)
 {
 	struct inst *in = calloc(1, sizeof(*in));
-	size_t i;
-	int rc = WP_OK;
 
 	(void)state;
+	(void)sec;
 	if (in == NULL)
 		return WP_ENOMEM;
-	for (i = 0; i < sec->n_kv; i++) {
-		const struct wp_kv *kv = &sec->kv[i];
-		if (strcmp(kv->key, "sleep") == 0) {
-			if (host->parse_duration(kv->value, &in->sleep_ms) != 0) {
-				host->config_error(sec, kv, "not a duration");
-				rc = WP_EINVAL;
-			}
-		} else if (strcmp(kv->key, "hang") == 0 ||
-		    strcmp(kv->key, "fail") == 0) {
-			int *p = kv->key[0] == 'h' ? &in->hang : &in->fail;
-			if (host->parse_bool(kv->value, p) != 0) {
-				host->config_error(sec, kv, "not a boolean");
-				rc = WP_EINVAL;
-			}
-		} else if (strcmp(kv->key, "marker") == 0) {
-			free(in->marker);
-			in->marker = strdup(kv->value);
-		}
-	}
-	if (rc != WP_OK) {
-		free(in->marker);
-		free(in);
-		return rc;
-	}
+	in->c = conf;
 	*out = in;
 	return WP_OK;
 }
@@ -73,57 +55,50 @@ configure(void *state, const struct wp_section *sec, void **out)
 static void
 release(void *state, void *p)
 {
-	struct inst *in = p;
-
 	(void)state;
-	if (in != NULL)
-		free(in->marker);
-	free(in);
+	free(p);
 }
 
 static int
 check(void *p, const struct wp_request *req, struct wp_result *res)
 {
-	struct inst *in = p;
+	const struct conf *c = ((struct inst *)p)->c;
 	struct timespec ts;
 
-	if (in->marker != NULL) {
-		FILE *f = fopen(in->marker, "a");
+	if (c->marker != NULL) {
+		FILE *f = fopen(c->marker, "a");
 		if (f != NULL) {
 			fprintf(f, "%s %u\n", req->monitor, req->attempt);
 			fclose(f);
 		}
 	}
-	while (in->hang)
+	while (c->hang)
 		pause();
-	ts.tv_sec = in->sleep_ms / 1000;
-	ts.tv_nsec = (in->sleep_ms % 1000) * 1000000;
+	ts.tv_sec = c->sleep_us / 1000000;
+	ts.tv_nsec = (c->sleep_us % 1000000) * 1000;
 	nanosleep(&ts, NULL);
-	res->ok = !in->fail;
-	res->reason = in->fail ? WP_REASON_CHECK : WP_REASON_OK;
-	res->detail = in->fail ? "told to fail" : NULL;
-	res->latency_ms = (double)in->sleep_ms;
+	res->reason = c->fail ? WP_REASON_CHECK : WP_REASON_OK;
+	res->detail = c->fail ? "told to fail" : NULL;
+	res->latency_us = c->sleep_us;
 	return WP_OK;
 }
 
 static const struct wp_key keys[] = {
-	{ "sleep", 0, "time to sleep before answering" },
-	{ "hang", 0, "never answer" },
-	{ "fail", 0, "answer down" },
-	{ "marker", 0, "file that counts calls" },
-	{ NULL, 0, NULL }
+	{ WP_KEY(WP_KT_DURATION, "sleep", struct conf, sleep_us), .def = "0",
+	  .help = "time to sleep before answering" },
+	{ WP_KEY(WP_KT_BOOL, "hang", struct conf, hang),
+	  .help = "never answer" },
+	{ WP_KEY(WP_KT_BOOL, "fail", struct conf, fail),
+	  .help = "answer down" },
+	{ WP_KEY(WP_KT_STRING, "marker", struct conf, marker),
+	  .help = "file that counts calls" },
 };
 
-static const struct wp_plugin desc = {
-	WP_PLUGIN_HEADER,
-	.name = "blocking",
-	.version = "test",
-	.description = "test plugin using the blocking check form",
-	.kind = WP_PLUGIN_CHECK,
-	.keys = keys,
-	.init = init,
-	.configure = configure,
-	.release = release,
-	.check = check,
-};
-WP_PLUGIN_DEFINE(blocking, desc)
+WP_CHECK_PLUGIN(blocking,
+    .version = "test",
+    .description = "test plugin using the blocking check form",
+    WP_KEYS(keys, struct conf),
+    .init = init,
+    .configure = configure,
+    .release = release,
+    .check = check)

@@ -15,7 +15,6 @@
  * the request it came in is no longer valid.
  */
 #include <stdlib.h>
-#include <string.h>
 
 #include <watchpost/plugin.h>
 
@@ -40,32 +39,28 @@ init(const struct wp_host *h, void **state)
 	return WP_OK;
 }
 
+struct conf {
+	int twice;
+	int never;
+};
+
 static int
-configure(void *state, const struct wp_section *sec, void **out)
+configure(void *state, const struct wp_section *sec, const void *conf,
+    void **out)
 {
-	struct inst *in = calloc(1, sizeof(*in));
-	size_t i;
-	int rc = WP_OK;
+	const struct conf *c = conf;
+	struct inst *in;
 
 	(void)state;
-	if (in == NULL)
-		return WP_ENOMEM;
-	for (i = 0; i < sec->n_kv; i++) {
-		const struct wp_kv *kv = &sec->kv[i];
-		int *p = strcmp(kv->key, "never") == 0 ? &in->never : &in->twice;
-
-		if (host->parse_bool(kv->value, p) != 0) {
-			host->config_error(sec, kv, "not a boolean");
-			rc = WP_EINVAL;
-		}
-	}
-	if (rc != WP_OK || (in->never && in->twice)) {
-		if (rc == WP_OK)
-			host->config_error(sec, NULL, "never and complete_twice "
-			    "exclude each other");
-		free(in);
+	if (c->never && c->twice) {
+		host->config_error(sec, NULL, "never and complete_twice "
+		    "exclude each other");
 		return WP_EINVAL;
 	}
+	if ((in = calloc(1, sizeof(*in))) == NULL)
+		return WP_ENOMEM;
+	in->twice = c->twice;
+	in->never = c->never;
 	*out = in;
 	return WP_OK;
 }
@@ -83,11 +78,10 @@ fire(struct wp_timer *t, void *arg)
 	struct op *o = arg;
 	struct wp_result r = WP_RESULT_INIT;
 
-	r.ok = 1;
-	r.latency_ms = 1;
+	r.latency_us = 1000;
 	host->complete(o->handle, &r);
 	if (++o->completions == 1) {
-		host->timer_set(t, 50);
+		host->timer_set(t, 50000);
 		return;
 	}
 	host->timer_free(t);
@@ -105,8 +99,7 @@ start(void *p, const struct wp_request *req, void **opstate)
 	if (in->never)
 		return WP_OK;
 	if (!in->twice) {
-		r.ok = 1;
-		r.latency_ms = 0;
+		r.latency_us = 0;
 		host->complete(req->op, &r);
 		return WP_OK;
 	}
@@ -117,7 +110,7 @@ start(void *p, const struct wp_request *req, void **opstate)
 		free(o);
 		return WP_ENOMEM;
 	}
-	host->timer_set(o->timer, 10);
+	host->timer_set(o->timer, 10000);
 	*opstate = o;
 	return WP_OK;
 }
@@ -140,22 +133,18 @@ cancel(void *p, void *opstate)
 }
 
 static const struct wp_key keys[] = {
-	{ "complete_twice", 0, "complete every operation twice" },
-	{ "never", 0, "never complete an operation" },
-	{ NULL, 0, NULL }
+	{ WP_KEY(WP_KT_BOOL, "complete_twice", struct conf, twice),
+	  .help = "complete every operation twice" },
+	{ WP_KEY(WP_KT_BOOL, "never", struct conf, never),
+	  .help = "never complete an operation" },
 };
 
-static const struct wp_plugin desc = {
-	WP_PLUGIN_HEADER,
-	.name = "rogue",
-	.version = "test",
-	.description = "test plugin that breaks the exactly-once rule",
-	.kind = WP_PLUGIN_CHECK,
-	.keys = keys,
-	.init = init,
-	.configure = configure,
-	.release = release,
-	.start = start,
-	.cancel = cancel,
-};
-WP_PLUGIN_DEFINE(rogue, desc)
+WP_CHECK_PLUGIN(rogue,
+    .version = "test",
+    .description = "test plugin that breaks the exactly-once rule",
+    WP_KEYS(keys, struct conf),
+    .init = init,
+    .configure = configure,
+    .release = release,
+    .start = start,
+    .cancel = cancel)
