@@ -63,7 +63,7 @@ struct http_inst {
 };
 
 struct http_op {
-	struct curlloop_xfer x;    /* first: curl-loop hands it back */
+	struct curlloop_xfer x;   /* first: curl-loop hands it back */
 	struct http_inst *inst;
 	struct wp_op *op;
 	int64_t started_us;
