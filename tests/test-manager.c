@@ -377,6 +377,35 @@ test_e2e_states(void **state)
 }
 
 static int
+warned_checked(void *arg)
+{
+	(void)arg;
+	return counter("warned", "checks_up") == 1;
+}
+
+/* A result whose reason is of the degraded class makes the monitor
+ * degraded: up (counted as such), shown with its reason, not retried. */
+static void
+test_e2e_degraded(void **state)
+{
+	char text[512], buf[32];
+	char *json;
+
+	(void)state;
+	snprintf(text, sizeof(text), "[monitor:warned]\ntype = blocking\n"
+	    "interval = 1h\nwarn = true\nretries = 2\nmarker = %s\n", marker);
+	apply(text);
+	assert_true(run_until(warned_checked, NULL));
+	assert_true(run_until(idle, NULL));
+	assert_string_equal(state_of("warned", buf, sizeof(buf)), "degraded");
+	assert_int_equal(counter("warned", "checks_down"), 0);
+	assert_int_equal(calls(marker, "warned"), 1);
+	json = manager_monitors_json();
+	assert_non_null(strstr(json, "\"reason\":\"slow\""));
+	free(json);
+}
+
+static int
 up_at_least_3(void *arg)
 {
 	return counter((const char *)arg, "checks_up") >= 3;
@@ -587,6 +616,7 @@ main(void)
 		cmocka_unit_test_teardown(test_e2e_reload_diff, teardown),
 		cmocka_unit_test_teardown(test_e2e_large_set, teardown),
 		cmocka_unit_test_teardown(test_e2e_states, teardown),
+		cmocka_unit_test_teardown(test_e2e_degraded, teardown),
 	};
 	int rc;
 

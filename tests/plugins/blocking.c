@@ -4,7 +4,8 @@
  *
  * Keys: sleep (duration slept before answering, default 0), hang (true:
  * never return -- to test deadlines and the worker pool), fail (true:
- * answer "down" with WP_REASON_CHECK), marker (file to append one line per
+ * answer "down" with WP_REASON_CHECK), warn (true: answer "degraded" with
+ * WP_REASON_SLOW), marker (file to append one line per
  * call to, so tests can count calls).
  */
 #include <stdio.h>
@@ -19,6 +20,7 @@ struct conf {
 	int64_t sleep_us;
 	int hang;
 	int fail;
+	int warn;
 	const char *marker;
 };
 
@@ -77,8 +79,10 @@ check(void *p, const struct wp_request *req, struct wp_result *res)
 	ts.tv_sec = c->sleep_us / 1000000;
 	ts.tv_nsec = (c->sleep_us % 1000000) * 1000;
 	nanosleep(&ts, NULL);
-	res->reason = c->fail ? WP_REASON_CHECK : WP_REASON_OK;
-	res->detail = c->fail ? "told to fail" : NULL;
+	res->reason = c->fail ? WP_REASON_CHECK : c->warn ? WP_REASON_SLOW :
+	    WP_REASON_OK;
+	res->detail = c->fail ? "told to fail" : c->warn ? "told to warn" :
+	    NULL;
 	res->latency_us = c->sleep_us;
 	return WP_OK;
 }
@@ -90,6 +94,8 @@ static const struct wp_key keys[] = {
 	  .help = "never answer" },
 	{ WP_KEY(WP_KT_BOOL, "fail", struct conf, fail),
 	  .help = "answer down" },
+	{ WP_KEY(WP_KT_BOOL, "warn", struct conf, warn),
+	  .help = "answer degraded (slow)" },
 	{ WP_KEY(WP_KT_STRING, "marker", struct conf, marker),
 	  .help = "file that counts calls" },
 };
