@@ -318,7 +318,8 @@ check_agent(struct loader *ld, struct cfg_agent *ag)
 		ag->line = rs->line;
 		n = rs->n_kv;
 		kv = wp_xmalloc((n + 1) * sizeof(*kv));
-		memcpy(kv, rs->kv, n * sizeof(*kv));
+		if (n > 0) /* an empty [agent] has no kv array */
+			memcpy(kv, rs->kv, n * sizeof(*kv));
 	}
 	c = fill_lenient(ld, &ctx, agent_keys, N(agent_keys),
 	    sizeof(agent_keys[0]), sizeof(*c), kv, &n, &clean);
