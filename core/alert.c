@@ -26,7 +26,9 @@
 #include "loader.h"
 #include "log.h"
 #include "opmon.h"
+#include "outcome.h"
 #include "runtime.h"
+#include "schedule.h"
 #include "store.h"
 #include "util.h"
 
@@ -146,13 +148,11 @@ chain_pop(struct chain *c)
 	uv_close((uv_handle_t *)&d->timer, delivery_free_cb);
 }
 
-/* A new delivery at the tail of its chain; committed says whether its
- * outbox row is already in the database. */
+/* A new delivery of A (its strings copied) at the tail of its chain;
+ * committed says whether its outbox row is already in the database. */
 static struct delivery *
 delivery_new(int64_t id, int64_t monitor_id, const char *target,
-    const char *monitor, const char *type, const char *state,
-    const char *previous, int64_t ts_ms, const char *error,
-    const char *reason, double latency_ms, int committed)
+    const struct wp_alert *a, int committed)
 {
 	struct delivery *d = wp_xcalloc(1, sizeof(*d));
 	struct chain *c = find_chain(monitor_id, target, 1);
@@ -160,16 +160,15 @@ delivery_new(int64_t id, int64_t monitor_id, const char *target,
 	d->id = id;
 	d->monitor_id = monitor_id;
 	d->target = wp_xstrdup(target);
+	d->a = *a;
 	d->a.size = sizeof(d->a);
 	d->a.id = (uint64_t)id;
-	d->a.monitor = wp_xstrdup(monitor);
-	d->a.type = wp_xstrdup(type);
-	d->a.state = wp_xstrdup(state);
-	d->a.previous_state = wp_xstrdup(previous);
-	d->a.timestamp_ms = ts_ms;
-	d->a.error = error ? wp_xstrdup(error) : NULL;
-	d->a.reason = reason ? wp_xstrdup(reason) : NULL;
-	d->a.latency_ms = latency_ms;
+	d->a.monitor = wp_xstrdup(a->monitor);
+	d->a.type = wp_xstrdup(a->type);
+	d->a.state = wp_xstrdup(a->state);
+	d->a.previous_state = wp_xstrdup(a->previous_state);
+	d->a.error = a->error ? wp_xstrdup(a->error) : NULL;
+	d->a.reason = a->reason ? wp_xstrdup(a->reason) : NULL;
 	d->committed = committed;
 	uv_timer_init(wp_loop, &d->timer);
 	d->timer.data = d;
@@ -362,21 +361,27 @@ alert_init(struct store *st)
 	for (i = 0; i < n; i++) {
 		json_t *o = json_loads(p[i].payload, 0, NULL);
 		json_t *e, *r;
+		struct wp_alert a = { .size = sizeof(a) };
 		struct delivery *d;
 
 		if (o == NULL)
 			continue;
 		e = json_object_get(o, "error");
 		r = json_object_get(o, "reason");
-		d = delivery_new(p[i].id, p[i].monitor_id, p[i].alert_name,
-		    json_string_value(json_object_get(o, "monitor")) ?: "?",
-		    json_string_value(json_object_get(o, "type")) ?: "?",
-		    json_string_value(json_object_get(o, "state")) ?: "?",
-		    json_string_value(json_object_get(o, "previous_state")) ?: "?",
-		    json_integer_value(json_object_get(o, "timestamp_ms")),
-		    json_is_string(e) ? json_string_value(e) : NULL,
-		    json_is_string(r) ? json_string_value(r) : NULL,
-		    json_number_value(json_object_get(o, "latency_ms")), 1);
+		a.monitor = json_string_value(json_object_get(o,
+		    "monitor")) ?: "?";
+		a.type = json_string_value(json_object_get(o, "type")) ?: "?";
+		a.state = json_string_value(json_object_get(o, "state")) ?: "?";
+		a.previous_state = json_string_value(json_object_get(o,
+		    "previous_state")) ?: "?";
+		a.timestamp_ms = json_integer_value(json_object_get(o,
+		    "timestamp_ms"));
+		a.error = json_is_string(e) ? json_string_value(e) : NULL;
+		a.reason = json_is_string(r) ? json_string_value(r) : NULL;
+		a.latency_ms = json_number_value(json_object_get(o,
+		    "latency_ms"));
+		d = delivery_new(p[i].id, p[i].monitor_id, p[i].alert_name, &a,
+		    1);
 		d->a.attempt = (unsigned)p[i].attempts;
 		json_decref(o);
 	}
@@ -423,7 +428,8 @@ alert_prepare(const struct config *cfg, struct wp_diag *diag,
 		t->name = wp_xstrdup(ca->s.name);
 		t->definition = wp_xstrdup(ca->s.definition);
 		t->timeout_ms = ca->timeout_ms;
-		if (old && strcmp(old->definition, ca->s.definition) == 0) {
+		if (sched_classify(old ? old->definition : NULL,
+		    ca->s.definition) == DIFF_UNCHANGED) {
 			t->in = old->in;
 			instance_ref(t->in);
 			continue;
@@ -480,32 +486,42 @@ alert_commit(void *prepared)
 	kick_all();
 }
 
-size_t
-alert_raise(int64_t monitor_id, const char *monitor, const char *type,
-    int all_alerts, char *const *alerts, size_t n_alerts, const char *state,
-    const char *previous, int64_t ts_ms, const char *error,
-    const char *reason, double latency_ms, struct store_alert *out,
-    size_t max)
+struct store_alert *
+alert_raise(const struct outcome *o, int all, char *const *names, size_t n,
+    size_t *n_out)
 {
-	size_t n = 0, i, count = all_alerts ? n_targets : n_alerts;
+	const struct wp_result *r = o->result;
+	struct wp_alert a = { .size = sizeof(a) };
+	struct store_alert *out;
+	size_t i, count = all ? n_targets : n;
 
-	if (store == NULL)
-		return 0;
-	for (i = 0; i < count && n < max; i++) {
-		const char *name = all_alerts ? targets[i].name : alerts[i];
-		struct delivery *d = delivery_new(next_id++, monitor_id, name,
-		    monitor, type, state, previous, ts_ms, error, reason,
-		    latency_ms, 0);
+	*n_out = 0;
+	if (store == NULL || count == 0 ||
+	    !mstate_alerts(o->previous, o->state))
+		return NULL;
+	a.monitor = o->monitor;
+	a.type = o->type;
+	a.state = mstate_name(o->state);
+	a.previous_state = mstate_name(o->previous);
+	a.timestamp_ms = o->started_ms;
+	a.error = r->ok ? NULL : r->detail;
+	a.reason = r->ok ? NULL : wp_reason_name(r->reason);
+	a.latency_ms = r->latency_ms;
+	out = wp_xcalloc(count, sizeof(*out));
+	for (i = 0; i < count; i++) {
+		const char *name = all ? targets[i].name : names[i];
+		struct delivery *d = delivery_new(next_id++, o->monitor_id,
+		    name, &a, 0);
 
-		out[n].id = d->id;
-		out[n].monitor_id = monitor_id;
-		snprintf(out[n].alert_name, sizeof(out[n].alert_name), "%s",
+		out[i].id = d->id;
+		out[i].monitor_id = o->monitor_id;
+		snprintf(out[i].alert_name, sizeof(out[i].alert_name), "%s",
 		    name);
-		out[n].payload = payload_json(d);
-		out[n].created_ms = wp_wall_ms();
-		n++;
+		out[i].payload = payload_json(d);
+		out[i].created_ms = wp_wall_ms();
 	}
-	return n;
+	*n_out = count;
+	return out;
 }
 
 void

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 struct config;
+struct outcome;
 struct store;
 struct store_alert;
 struct wp_diag;
@@ -33,14 +34,17 @@ int alert_prepare(const struct config *cfg, struct wp_diag *diag,
 void alert_commit(void *prepared);
 void alert_abort(void *prepared);
 
-/* A state change of a monitor: fill out[] (up to max) with the outbox rows
- * for the store and queue their deliveries, which start once the store
- * has committed the rows (alert_released()).  Returns how many. */
-size_t alert_raise(int64_t monitor_id, const char *monitor, const char *type,
-    int all_alerts, char *const *alerts, size_t n_alerts,
-    const char *state, const char *previous, int64_t ts_ms,
-    const char *error, const char *reason, double latency_ms,
-    struct store_alert *out, size_t max);
+/*
+ * The finished check O of a monitor whose alert sections are NAMES[0..N)
+ * (every configured section when ALL).  If its state change alerts
+ * (mstate_alerts()), one delivery per section, in that order, each to
+ * start once the store has committed its row (alert_released()).  Returns
+ * those outbox rows for store_submit(), malloc'd (the caller frees the
+ * array; the store takes over each payload), and their count in *N_OUT;
+ * NULL and 0 when nothing alerts or alerts are off.
+ */
+struct store_alert *alert_raise(const struct outcome *o, int all,
+    char *const *names, size_t n, size_t *n_out);
 
 /* Outbox rows ROWS are committed, or can never be (the store refused
  * them): their deliveries may start.  Only id, monitor_id and alert_name

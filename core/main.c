@@ -614,14 +614,15 @@ run_once(void)
 		char lat[32] = "-";
 		const char *detail = res[i].detail;
 		char buf[300], clean[4 * sizeof(buf)];
+		int up = mstate_is_up(res[i].state);
 
 		if (res[i].latency_ms >= 0)
 			snprintf(lat, sizeof(lat), "%.1f ms", res[i].latency_ms);
-		if (res[i].ok && res[i].status_code >= 0) {
+		if (up && res[i].status_code >= 0) {
 			snprintf(buf, sizeof(buf), "status %d",
 			    res[i].status_code);
 			detail = buf;
-		} else if (!res[i].ok) {
+		} else if (!up) {
 			snprintf(buf, sizeof(buf), "%s%s%s",
 			    wp_reason_name(res[i].reason),
 			    res[i].detail[0] ? ": " : "",
@@ -633,9 +634,9 @@ run_once(void)
 		wp_escape(detail, sizeof(buf), clean, sizeof(clean));
 		/* No trailing blanks: the detail column may be empty. */
 		printf("%-*s  %-*s  %-4s  %10s%s%s\n", (int)w, res[i].name,
-		    (int)tw, res[i].type, res[i].ok ? "UP" : "DOWN", lat,
+		    (int)tw, res[i].type, mstate_label(res[i].state), lat,
 		    *clean ? "  " : "", clean);
-		if (!res[i].ok)
+		if (!up)
 			any_down = 1;
 	}
 	fflush(stdout);

@@ -15,13 +15,11 @@
 #include "log.h"
 #include "manager.h"
 #include "opmon.h"
+#include "outcome.h"
 #include "runtime.h"
 #include "schedule.h"
 #include "store.h"
 #include "util.h"
-
-enum mstate { ST_PENDING, ST_UP, ST_DOWN };
-static const char *const state_names[] = { "pending", "up", "down" };
 
 /* Scheduling lateness histogram bounds, seconds. */
 static const double late_le[MANAGER_N_LATE] = {
@@ -243,19 +241,29 @@ retry_cb(uv_timer_t *t)
 	start_attempt(m, m->attempt + 1);
 }
 
-/* ---- results ---- */
+/* ---- results: one outcome per finished check, and its consumers ---- */
 
+/* --once: the table row. */
 static void
-finish_check(struct monitor *m, const struct wp_result *r)
+once_record(struct once_result *res, const struct outcome *o)
 {
-	enum mstate prev = m->state;
-	enum mstate now = r->ok ? ST_UP : ST_DOWN;
-	struct store_alert alerts[16];
-	struct store_check c;
-	size_t n_alerts = 0;
-	const char *reason = r->ok ? NULL : wp_reason_name(r->reason);
+	const struct wp_result *r = o->result;
 
-	checks_total++;
+	res->done = 1;
+	res->state = o->state;
+	res->latency_ms = r->latency_ms;
+	res->reason = r->reason;
+	res->status_code = r->status_code;
+	snprintf(res->detail, sizeof(res->detail), "%s",
+	    r->detail ? r->detail : "");
+}
+
+/* The monitor's last result, which /api/monitors and /metrics show. */
+static void
+last_record(struct monitor *m, const struct outcome *o)
+{
+	const struct wp_result *r = o->result;
+
 	if (r->ok)
 		m->n_up++;
 	else
@@ -264,53 +272,51 @@ finish_check(struct monitor *m, const struct wp_result *r)
 	snprintf(m->last_detail, sizeof(m->last_detail), "%s",
 	    r->detail ? r->detail : "");
 	m->last.detail = r->detail ? m->last_detail : NULL;
-	m->last_check_ms = m->check_started_ms;
-	m->state = now;
+	m->last_check_ms = o->started_ms;
+	m->since_ms = o->since_ms;
+}
 
-	if (m->once != NULL) {
-		struct once_result *o = m->once;
-		o->done = 1;
-		o->ok = r->ok;
-		o->latency_ms = r->latency_ms;
-		o->reason = r->reason;
-		o->status_code = r->status_code;
-		snprintf(o->detail, sizeof(o->detail), "%s",
-		    r->detail ? r->detail : "");
-		m->once = NULL;
-		if (--once_left == 0 && once_done)
-			once_done(once_arg);
-		return;
-	}
+/* Each check at debug, a change of state at info. */
+static void
+log_outcome(const struct outcome *o)
+{
+	const struct wp_result *r = o->result;
+	const char *detail = r->detail ? r->detail : "";
 
 	if (r->ok)
-		wp_debug("monitor %s: up in %.1f ms%s (attempt %u)", m->name,
+		wp_debug("monitor %s: up in %.1f ms%s (attempt %u)", o->monitor,
 		    r->latency_ms, r->status_code >= 0 ? (r->status_code < 300 ?
 		    ", HTTP 2xx" : ", HTTP status other than 2xx") : "",
-		    m->attempt + 1);
+		    o->attempts);
 	else
-		wp_debug("monitor %s: down: %s: %s (attempt %u)", m->name,
-		    reason, r->detail ? r->detail : "", m->attempt + 1);
-	if (prev != now) {
-		m->since_ms = m->check_started_ms;
-		if (now == ST_DOWN)
-			wp_info("monitor %s: %s -> DOWN (%s: %s)", m->name,
-			    state_names[prev], reason,
-			    r->detail ? r->detail : "");
-		else
-			wp_info("monitor %s: %s -> UP (%.1f ms)", m->name,
-			    state_names[prev], r->latency_ms);
-	}
-	if ((now == ST_DOWN && prev != ST_DOWN) ||
-	    (now == ST_UP && prev == ST_DOWN))
-		n_alerts = alert_raise(m->db_id, m->name, m->type, m->all_alerts,
-		    m->alerts, m->n_alerts, state_names[now], state_names[prev],
-		    m->check_started_ms, r->ok ? NULL : r->detail, reason,
-		    r->latency_ms, alerts, sizeof(alerts) / sizeof(alerts[0]));
+		wp_debug("monitor %s: down: %s: %s (attempt %u)", o->monitor,
+		    wp_reason_name(r->reason), detail, o->attempts);
+	if (!o->changed)
+		return;
+	if (r->ok)
+		wp_info("monitor %s: %s -> %s (%.1f ms)", o->monitor,
+		    mstate_name(o->previous), mstate_label(o->state),
+		    r->latency_ms);
+	else
+		wp_info("monitor %s: %s -> %s (%s: %s)", o->monitor,
+		    mstate_name(o->previous), mstate_label(o->state),
+		    wp_reason_name(r->reason), detail);
+}
+
+/* The store: the check's row and the monitor's state, written with the
+ * outbox rows ALERTS[0..N) in one transaction.  Takes over their
+ * payloads; a result the store refuses releases its alerts at once. */
+static void
+store_record(const struct outcome *o, struct store_alert *alerts, size_t n)
+{
+	const struct wp_result *r = o->result;
+	struct store_check c;
+
 	if (store == NULL)
 		return;
 	memset(&c, 0, sizeof(c));
-	c.monitor_id = m->db_id;
-	c.ts_ms = m->check_started_ms;
+	c.monitor_id = o->monitor_id;
+	c.ts_ms = o->started_ms;
 	c.ok = r->ok;
 	c.latency_ms = r->latency_ms;
 	c.status_code = r->status_code;
@@ -319,18 +325,55 @@ finish_check(struct monitor *m, const struct wp_result *r)
 		snprintf(c.error, sizeof(c.error), "%s",
 		    r->detail && r->detail[0] ? r->detail :
 		    wp_reason_desc(r->reason));
-	c.attempts = (int)m->attempt + 1;
+	c.attempts = (int)o->attempts;
 	c.dns_ms = r->dns_ms;
 	c.connect_ms = r->connect_ms;
 	c.tls_ms = r->tls_ms;
 	c.first_byte_ms = r->first_byte_ms;
 	c.cert_expiry = r->cert_expiry;
-	c.state_changed = prev != now;
-	if (store_submit(store, &c, alerts, n_alerts) == 0)
+	c.state = mstate_name(o->state);
+	c.state_changed = o->changed;
+	if (store_submit(store, &c, alerts, n) == 0)
 		return;
-	wp_debug("monitor %s: store queue full; result dropped", m->name);
+	wp_debug("monitor %s: store queue full; result dropped", o->monitor);
 	/* Never stored, so never committed: deliver from memory. */
-	alert_released(alerts, n_alerts);
+	alert_released(alerts, n);
+}
+
+/* The state machine: check R (after its retries) has finished.  It moves
+ * M to its next state and emits the one outcome of the check. */
+static void
+finish_check(struct monitor *m, const struct wp_result *r)
+{
+	struct outcome o;
+	struct store_alert *rows;
+	size_t n_rows;
+
+	o.monitor_id = m->db_id;
+	o.monitor = m->name;
+	o.type = m->type;
+	o.result = r;
+	o.previous = m->state;
+	o.state = mstate_of(r);
+	o.changed = o.state != o.previous;
+	o.attempts = m->attempt + 1;
+	o.started_ms = m->check_started_ms;
+	o.since_ms = o.changed ? o.started_ms : m->since_ms;
+	m->state = o.state;
+	checks_total++;
+
+	last_record(m, &o);
+	if (m->once != NULL) {
+		once_record(m->once, &o);
+		m->once = NULL;
+		if (--once_left == 0 && once_done)
+			once_done(once_arg);
+		return;
+	}
+	log_outcome(&o);
+	rows = alert_raise(&o, m->all_alerts, m->alerts, m->n_alerts, &n_rows);
+	store_record(&o, rows, n_rows);
+	free(rows);
 }
 
 static void
@@ -423,10 +466,8 @@ restore_state(struct monitor *m, const struct store_state *s, size_t n)
 
 	if (n == 0 || (f = bsearch(&key, s, n, sizeof(*s), state_cmp)) == NULL)
 		return;
-	if (strcmp(f->state, "up") == 0)
-		m->state = ST_UP;
-	else if (strcmp(f->state, "down") == 0)
-		m->state = ST_DOWN;
+	/* An unknown word (a newer agent's) leaves the monitor pending. */
+	(void)mstate_parse(f->state, &m->state);
 	m->last_check_ms = f->last_check_ms;
 	m->last.latency_ms = f->latency_ms;
 	m->since_ms = f->since_ms;
@@ -462,23 +503,21 @@ manager_check(const struct config *cfg, struct wp_diag *diag)
 	diag_sort(diag);
 }
 
-int
-manager_apply(struct config *cfg, struct wp_diag *diag)
+/*
+ * Apply step 1: configure every monitor of CFG that is new or changed into
+ * FRESH[i] (NULL for unchanged ones), changing nothing that runs.  Returns
+ * 0 with how many were configured in *N_FIRST, or WP_EINVAL (problems in
+ * DIAG; the caller releases FRESH).
+ */
+static int
+configure_changed(const struct config *cfg, struct wp_diag *diag,
+    struct instance **fresh, size_t *n_first)
 {
-	struct instance **fresh;
-	struct monitor *m, *next, *list = NULL, **tail = &list;
-	struct store_state *states = NULL;
-	size_t n_states = 0, i, k, n_new = 0, n_changed = 0, n_removed = 0;
-	size_t n_first = 0; /* new and changed: first checks to spread */
-	int64_t *ids = NULL;
-	const char **names, **types;
-	void *alerts_prepared = NULL;
-	struct opmon_op *op;
-	int rc = 0, sync_ok = 1;
+	struct monitor *m;
+	size_t i;
+	int rc = 0;
 
-	/* 1. Configure everything new or changed; change nothing yet. */
-	op = opmon_begin(OPC_STARTUP, "configure monitors", STEP_MS);
-	fresh = wp_xcalloc(cfg->n_monitors + 1, sizeof(*fresh));
+	*n_first = 0;
 	for (i = 0; i < cfg->n_monitors; i++) {
 		const struct cfg_monitor *c = &cfg->monitors[i];
 		const struct plugin *p = loader_by_desc(c->s.plugin);
@@ -496,8 +535,127 @@ manager_apply(struct config *cfg, struct wp_diag *diag)
 			continue;
 		}
 		fresh[i] = instance_new(p, inst);
-		n_first++;
+		(*n_first)++;
 	}
+	return rc;
+}
+
+/*
+ * Apply step 2: the store's id of each monitor of CFG into IDS[i] (names
+ * are identities).  Only names the store has not given an id under this
+ * type are synced: on a reload that is the added monitors, not all 10,000.
+ * At start-up, the stored states too, sorted for restore_state() (*STATES,
+ * malloc'd).  A database error is logged; the ids it left are 0.
+ */
+static void
+sync_ids(const struct config *cfg, int64_t *ids, struct store_state **states,
+    size_t *n_states)
+{
+	struct monitor *m;
+	struct opmon_op *op;
+	const char **names, **types;
+	int64_t *sync_ids;
+	size_t i, k, n_sync = 0;
+	int sync_ok = 1;
+
+	op = opmon_begin(OPC_STARTUP, "sync monitors", STEP_MS);
+	names = wp_xcalloc(cfg->n_monitors + 1, sizeof(*names));
+	types = wp_xcalloc(cfg->n_monitors + 1, sizeof(*types));
+	sync_ids = wp_xcalloc(cfg->n_monitors + 1, sizeof(*sync_ids));
+	for (i = 0; i < cfg->n_monitors; i++) {
+		m = find(cfg->monitors[i].s.name);
+		if (m != NULL && m->db_id != 0 &&
+		    strcmp(m->type, cfg->monitors[i].s.type) == 0) {
+			ids[i] = m->db_id;
+			continue;
+		}
+		names[n_sync] = cfg->monitors[i].s.name;
+		types[n_sync++] = cfg->monitors[i].s.type;
+	}
+	if (n_sync > 0 && store_sync_monitors(store, names, types, n_sync,
+	    sync_ids) != 0) {
+		wp_err("store: could not record the monitor list; results of "
+		    "new monitors may not be stored");
+		sync_ok = 0;
+	}
+	for (i = 0, k = 0; i < cfg->n_monitors && k < n_sync; i++)
+		if (cfg->monitors[i].s.name == names[k])
+			ids[i] = sync_ids[k++];
+	free(names);
+	free(types);
+	free(sync_ids);
+	if (current == NULL && store_load_state(store, states, n_states) != 0)
+		sync_ok = 0;
+	if (*n_states > 1)
+		qsort(*states, *n_states, sizeof(**states), state_cmp);
+	opmon_end(op, sync_ok ? OP_SUCCEEDED : OP_FAILED, sync_ok ? NULL :
+	    "database error");
+}
+
+/*
+ * Apply step 3: stop and dispose of every running monitor CFG does not
+ * name (before the list is relinked in the new order).  Returns how many.
+ */
+static size_t
+remove_unnamed(const struct config *cfg)
+{
+	struct monitor *m, *next;
+	size_t i, n = 0;
+
+	for (i = 0; i < cfg->n_monitors; i++)
+		if ((m = find(cfg->monitors[i].s.name)) != NULL)
+			m->removed = -1; /* still configured */
+	for (m = monitors; m != NULL; m = next) {
+		next = m->next;
+		if (m->removed == -1) {
+			m->removed = 0;
+			continue;
+		}
+		m->removed = 1;
+		n++;
+		uv_timer_stop(&m->timer);
+		uv_timer_stop(&m->retry_timer);
+		m->retry_pending = 0;
+		wp_info("monitor %s: removed", m->name);
+		monitor_dispose(m);
+	}
+	return n;
+}
+
+/* Apply step 4, for a monitor whose definition changed: keep its state and
+ * history, take the new settings and instance IN, check at once. */
+static void
+monitor_update(struct monitor *m, const struct cfg_monitor *c,
+    struct instance *in, int64_t id)
+{
+	if (m->op != NULL)
+		runtime_cancel(m->op);
+	uv_timer_stop(&m->retry_timer);
+	m->retry_pending = 0;
+	instance_unref(m->in);
+	m->in = in;
+	monitor_set(m, c);
+	m->db_id = id ? id : m->db_id;
+	wp_info("monitor %s: definition changed; checking now", m->name);
+}
+
+int
+manager_apply(struct config *cfg, struct wp_diag *diag)
+{
+	struct instance **fresh;
+	struct monitor *m, *list = NULL, **tail = &list;
+	struct store_state *states = NULL;
+	size_t n_states = 0, i, n_new = 0, n_changed = 0, n_removed;
+	size_t n_first; /* new and changed: first checks to spread */
+	int64_t *ids;
+	void *alerts_prepared = NULL;
+	struct opmon_op *op;
+	int rc;
+
+	/* 1. Configure everything new or changed; change nothing yet. */
+	op = opmon_begin(OPC_STARTUP, "configure monitors", STEP_MS);
+	fresh = wp_xcalloc(cfg->n_monitors + 1, sizeof(*fresh));
+	rc = configure_changed(cfg, diag, fresh, &n_first);
 	if (alert_prepare(cfg, diag, &alerts_prepared) != 0)
 		rc = WP_EINVAL;
 	if (rc != 0 || diag->errors > 0) {
@@ -510,69 +668,14 @@ manager_apply(struct config *cfg, struct wp_diag *diag)
 	}
 	opmon_end(op, OP_SUCCEEDED, NULL);
 
-	/* 2. Monitor ids in the store (names are identities).  Only names
-	 * the store has not given an id under this type are synced: on a
-	 * reload that is the added monitors, not all 10,000. */
+	/* 2. Monitor ids in the store. */
 	ids = wp_xcalloc(cfg->n_monitors + 1, sizeof(*ids));
-	if (store != NULL) {
-		size_t n_sync = 0;
-		int64_t *sync_ids;
-
-		op = opmon_begin(OPC_STARTUP, "sync monitors", STEP_MS);
-		names = wp_xcalloc(cfg->n_monitors + 1, sizeof(*names));
-		types = wp_xcalloc(cfg->n_monitors + 1, sizeof(*types));
-		sync_ids = wp_xcalloc(cfg->n_monitors + 1, sizeof(*sync_ids));
-		for (i = 0; i < cfg->n_monitors; i++) {
-			m = find(cfg->monitors[i].s.name);
-			if (m != NULL && m->db_id != 0 &&
-			    strcmp(m->type, cfg->monitors[i].s.type) == 0) {
-				ids[i] = m->db_id;
-				continue;
-			}
-			names[n_sync] = cfg->monitors[i].s.name;
-			types[n_sync++] = cfg->monitors[i].s.type;
-		}
-		if (n_sync > 0 && store_sync_monitors(store, names, types,
-		    n_sync, sync_ids) != 0) {
-			wp_err("store: could not record the monitor list; "
-			    "results of new monitors may not be stored");
-			sync_ok = 0;
-		}
-		for (i = 0, k = 0; i < cfg->n_monitors && k < n_sync; i++)
-			if (cfg->monitors[i].s.name == names[k])
-				ids[i] = sync_ids[k++];
-		free(names);
-		free(types);
-		free(sync_ids);
-		if (current == NULL && store_load_state(store, &states,
-		    &n_states) != 0)
-			sync_ok = 0;
-		if (n_states > 1)
-			qsort(states, n_states, sizeof(*states), state_cmp);
-		opmon_end(op, sync_ok ? OP_SUCCEEDED : OP_FAILED, sync_ok ?
-		    NULL : "database error");
-	}
+	if (store != NULL)
+		sync_ids(cfg, ids, &states, &n_states);
 	alert_commit(alerts_prepared);
 
-	/* 3. Whatever the new file does not name is gone.  Sweep the old
-	 * list before it is relinked in the new order. */
-	for (i = 0; i < cfg->n_monitors; i++)
-		if ((m = find(cfg->monitors[i].s.name)) != NULL)
-			m->removed = -1; /* still configured */
-	for (m = monitors; m != NULL; m = next) {
-		next = m->next;
-		if (m->removed == -1) {
-			m->removed = 0;
-			continue;
-		}
-		m->removed = 1;
-		n_removed++;
-		uv_timer_stop(&m->timer);
-		uv_timer_stop(&m->retry_timer);
-		m->retry_pending = 0;
-		wp_info("monitor %s: removed", m->name);
-		monitor_dispose(m);
-	}
+	/* 3. Whatever the new file does not name is gone. */
+	n_removed = remove_unnamed(cfg);
 
 	/* 4. Apply: new, changed, unchanged -- in the new file order. */
 	for (i = 0; i < cfg->n_monitors; i++) {
@@ -591,20 +694,9 @@ manager_apply(struct config *cfg, struct wp_diag *diag)
 			n_new++;
 			break;
 		case DIFF_UPDATE:
-			/* Keep state and history, new settings, an
-			 * immediate check with the new definition. */
-			if (m->op != NULL)
-				runtime_cancel(m->op);
-			uv_timer_stop(&m->retry_timer);
-			m->retry_pending = 0;
-			instance_unref(m->in);
-			m->in = fresh[i];
-			monitor_set(m, c);
-			m->db_id = ids[i] ? ids[i] : m->db_id;
+			monitor_update(m, c, fresh[i], ids[i]);
 			schedule_first(m, n_new + n_changed, n_first);
 			n_changed++;
-			wp_info("monitor %s: definition changed; checking now",
-			    m->name);
 			break;
 		case DIFF_UNCHANGED:
 		case DIFF_REMOVE:
@@ -776,7 +868,7 @@ manager_monitors_json(void)
 		json_object_set_new(o, "name", json_string(m->name));
 		json_object_set_new(o, "type", json_string(m->type));
 		json_object_set_new(o, "state", json_string(
-		    m->enabled ? state_names[m->state] : "disabled"));
+		    mstate_name(m->enabled ? m->state : ST_PAUSED)));
 		json_object_set_new(o, "last_check", m->last_check_ms ?
 		    json_integer(m->last_check_ms) : json_null());
 		json_object_set_new(o, "latency_ms",
@@ -828,8 +920,7 @@ manager_monitor_next(const struct monitor *prev,
 		return NULL;
 	out->name = m->name;
 	out->type = m->type;
-	out->pending = m->state == ST_PENDING;
-	out->up = m->state == ST_UP;
+	out->state = m->state;
 	out->checked = m->last_check_ms != 0;
 	out->latency_ms = m->last.latency_ms;
 	out->phase_ms[0] = m->last.dns_ms;

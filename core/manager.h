@@ -3,15 +3,20 @@
  *
  * It turns a validated configuration into running monitors: instances
  * configured through their plugins, an absolute monotonic schedule per
- * monitor (next = due + interval), retries, UP/DOWN state, alerts and stored
- * results.  manager_apply() is both start-up and SIGHUP reload: it applies
- * the difference by monitor name.  Loop thread only.
+ * monitor (next = due + interval), retries, and the state machine: each
+ * finished check moves its monitor to its next state (outcome.h) and emits
+ * one struct outcome, from which the --once table, the API and metrics,
+ * alerts and the store each take what they need.  manager_apply() is both
+ * start-up and SIGHUP reload: it applies the difference by monitor name.
+ * Loop thread only.
  */
 #ifndef WP_MANAGER_H
 #define WP_MANAGER_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "outcome.h"
 
 struct config;
 struct store;
@@ -23,7 +28,7 @@ struct once_result {
 	const char *name;
 	const char *type;
 	int done;
-	int ok;
+	enum mstate state;
 	double latency_ms;
 	int reason;
 	int status_code;
@@ -91,8 +96,7 @@ void manager_get_stats(struct manager_stats *out);
  * until the loop next runs the manager (a reload frees them). */
 struct manager_monitor_stats {
 	const char *name, *type;
-	int pending;            /* no state yet */
-	int up;                 /* 1 up, 0 down (when not pending) */
+	enum mstate state;      /* outcome.h */
 	int checked;            /* a check has finished */
 	double latency_ms;      /* last check; < 0: nothing measured */
 	double phase_ms[4];     /* dns, connect, tls, first byte; < 0: none */

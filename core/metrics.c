@@ -10,6 +10,7 @@
 #include "manager.h"
 #include "metrics.h"
 #include "opmon.h"
+#include "outcome.h"
 #include "pool.h"
 #include "store.h"
 #include "util.h"
@@ -152,9 +153,10 @@ render_monitors(struct wp_buf *b)
 	    "1 if the monitor is up, 0 if down; absent while pending.");
 	for (it = manager_monitor_next(NULL, &ms); it != NULL;
 	    it = manager_monitor_next(it, &ms))
-		if (!ms.pending)
+		if (ms.state != ST_PENDING)
 			sample(b, "watchpost_monitor_up", l,
-			    monitor_labels(l, &ms, NULL, NULL), ms.up);
+			    monitor_labels(l, &ms, NULL, NULL),
+			    (uint64_t)mstate_is_up(ms.state));
 	family(b, "watchpost_monitor_latency_seconds", "gauge",
 	    "Latency of the last check.");
 	for (it = manager_monitor_next(NULL, &ms); it != NULL;

@@ -56,7 +56,8 @@ int sched_slot(struct sched *s, int busy, int64_t now_us,
  * failed. */
 int sched_retry(unsigned attempt, int retries);
 
-/* What a reload does to one monitor, by name. */
+/* What a reload does to one monitor or alert section, by name: the one
+ * reload diff (the manager's monitors and alert.c's sections). */
 enum sched_diff {
 	DIFF_ADD,        /* new name: schedule its first check */
 	DIFF_UPDATE,     /* changed definition: new settings, check now */
@@ -65,8 +66,9 @@ enum sched_diff {
 };
 
 /*
- * Classify a monitor from its running definition OLD_DEF (NULL: not
- * running) and its definition in the new file NEW_DEF (NULL: not in it).
+ * Classify a monitor or alert section from its running definition OLD_DEF
+ * (NULL: not running) and its definition in the new file NEW_DEF (NULL:
+ * not in it).
  * Definitions are cfg's canonical renderings; both NULL is DIFF_REMOVE.
  */
 enum sched_diff sched_classify(const char *old_def, const char *new_def);

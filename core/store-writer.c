@@ -269,7 +269,7 @@ write_item(struct store *st, const struct item *it)
 	}
 
 	sqlite3_bind_int64(st->s_state, 1, c->monitor_id);
-	sqlite3_bind_text(st->s_state, 2, c->ok ? "up" : "down", -1,
+	sqlite3_bind_text(st->s_state, 2, c->state, -1,
 	    SQLITE_STATIC);
 	sqlite3_bind_int64(st->s_state, 3, c->ts_ms);
 	bind_opt_double(st->s_state, 4, c->latency_ms);

@@ -57,7 +57,9 @@ struct store_check {
 	int attempts;           /* 1 + retries used */
 	double dns_ms, connect_ms, tls_ms, first_byte_ms; /* < 0: NULL */
 	int64_t cert_expiry;    /* 0: NULL */
-	/* New current state for the `state` table ("up"/"down"). */
+	/* The monitor's state after this check, for the `state` table: a
+	 * string with static storage (mstate_name()), kept by the queue. */
+	const char *state;
 	int state_changed;      /* 1 if this check changed the state */
 	/*
 	 * Its measurements, borrowed: store_submit() copies them, and they
@@ -84,7 +86,7 @@ struct store_alert {
 /* Loaded at start: current state per monitor. */
 struct store_state {
 	int64_t monitor_id;
-	char state[16];         /* "up", "down", "pending" */
+	char state[16];         /* mstate_name(): "up", "down", ... */
 	int64_t last_check_ms;  /* 0: never */
 	double latency_ms;      /* < 0: NULL */
 	int64_t since_ms;       /* when the current state began */

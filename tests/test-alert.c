@@ -26,6 +26,7 @@
 #include "loader.h"
 #include "log.h"
 #include "opmon.h"
+#include "outcome.h"
 #include "pool.h"
 #include "store.h"
 #include "testhttpd-spawn.h"
@@ -108,13 +109,38 @@ run_until(const char *path, const char *needle, int n)
 	uv_run(wp_loop, UV_RUN_NOWAIT);
 }
 
+/* The outcome of a check of monitor MONITOR_ID ("m") gone from up to down
+ * with ERROR: its alerts go to the sections NAMES[0..N).  Returns the
+ * outbox rows (malloc'd) and their count in *N_OUT. */
+static struct store_alert *
+raise_down(int64_t monitor_id, const char *error, char *const *names,
+    size_t n, size_t *n_out)
+{
+	struct wp_result r = WP_RESULT_INIT;
+	struct outcome o = { .monitor_id = monitor_id, .monitor = "m",
+		.type = "http", .result = &r, .previous = ST_UP,
+		.state = ST_DOWN, .changed = 1, .attempts = 1,
+		.started_ms = 1000, .since_ms = 1000 };
+
+	r.reason = WP_REASON_STATUS;
+	r.detail = error;
+	r.latency_ms = 1.5;
+	return alert_raise(&o, 0, names, n, n_out);
+}
+
+/* One alert, to section "hook", into *ROW.  Returns how many were raised. */
 static size_t
 raise_one(int64_t monitor_id, const char *error, struct store_alert *row)
 {
 	char *const names[] = { "hook" };
+	struct store_alert *rows;
+	size_t n;
 
-	return alert_raise(monitor_id, "m", "http", 0, names, 1, "down", "up",
-	    1000, error, "HTTP_STATUS", 1.5, row, 1);
+	rows = raise_down(monitor_id, error, names, 1, &n);
+	if (n == 1)
+		*row = rows[0];
+	free(rows);
+	return n;
 }
 
 /* Deliveries of one (monitor, section) go in the order raised, and only
@@ -189,6 +215,42 @@ test_backoff_blocks_chain(void **state)
 	assert_int_equal(count_lines(record_path, "\"error\":\"f3\""), 1);
 	for (i = 0; i < 3; i++)
 		free(rows[i].payload);
+}
+
+/* A monitor naming 20 sections: one change raises 20 rows, one per
+ * section in the order named, ids rising.  A change that does not alert
+ * (up -> degraded) raises none. */
+static void
+test_twenty_sections(void **state)
+{
+	char names[20][8], *list[20];
+	struct wp_result r = WP_RESULT_INIT;
+	struct outcome o = { .monitor_id = 9, .monitor = "m", .type = "http",
+		.result = &r, .previous = ST_UP, .state = ST_DEGRADED,
+		.changed = 1, .attempts = 1, .started_ms = 1000,
+		.since_ms = 1000 };
+	struct store_alert *rows;
+	size_t i, n;
+
+	(void)state;
+	for (i = 0; i < 20; i++) {
+		snprintf(names[i], sizeof(names[i]), "s%02zu", i + 1);
+		list[i] = names[i];
+	}
+	rows = raise_down(9, "e", list, 20, &n);
+	assert_int_equal(n, 20);
+	for (i = 0; i < 20; i++) {
+		assert_string_equal(rows[i].alert_name, names[i]);
+		assert_int_equal(rows[i].monitor_id, 9);
+		if (i > 0)
+			assert_true(rows[i].id > rows[i - 1].id);
+		assert_non_null(strstr(rows[i].payload, "\"state\":\"down\""));
+		free(rows[i].payload);
+	}
+	free(rows);
+	r.ok = 1;
+	assert_null(alert_raise(&o, 0, list, 20, &n));
+	assert_int_equal(n, 0);
 }
 
 /* Rows of deliveries the outbox does not know are ignored. */
@@ -274,6 +336,7 @@ main(void)
 		cmocka_unit_test(test_order_after_commit),
 		cmocka_unit_test(test_backoff_blocks_chain),
 		cmocka_unit_test(test_unknown_rows_ignored),
+		cmocka_unit_test(test_twenty_sections),
 	};
 	char path[4200];
 	int rc;

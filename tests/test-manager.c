@@ -26,6 +26,7 @@
 #include "log.h"
 #include "manager.h"
 #include "opmon.h"
+#include "outcome.h"
 #include "pool.h"
 #include "schedule.h"
 #include "util.h"
@@ -159,6 +160,45 @@ test_classify(void **state)
 	assert_int_equal(sched_classify("type=tcp", NULL), DIFF_REMOVE);
 }
 
+/* The states' words are the contract's, and only entering or leaving down
+ * alerts: up <-> degraded and the first check coming good do not. */
+static void
+test_states(void **state)
+{
+	static const char *const words[] = { "pending", "up", "degraded",
+	    "down", "paused" };
+	struct wp_result ok = WP_RESULT_INIT, bad = WP_RESULT_INIT;
+	enum mstate s;
+	unsigned i;
+
+	(void)state;
+	for (i = 0; i < ST_COUNT; i++) {
+		assert_string_equal(mstate_name((enum mstate)i), words[i]);
+		assert_int_equal(mstate_parse(words[i], &s), 0);
+		assert_int_equal(s, i);
+	}
+	assert_string_equal(mstate_label(ST_DOWN), "DOWN");
+	assert_int_equal(mstate_parse("disabled", &s), WP_EINVAL);
+	ok.ok = 1;
+	bad.reason = WP_REASON_REFUSED;
+	assert_int_equal(mstate_of(&ok), ST_UP);
+	assert_int_equal(mstate_of(&bad), ST_DOWN);
+	assert_true(mstate_is_up(ST_UP) && mstate_is_up(ST_DEGRADED));
+	assert_false(mstate_is_up(ST_DOWN) || mstate_is_up(ST_PENDING) ||
+	    mstate_is_up(ST_PAUSED));
+	assert_true(mstate_alerts(ST_PENDING, ST_DOWN));
+	assert_true(mstate_alerts(ST_UP, ST_DOWN));
+	assert_true(mstate_alerts(ST_DEGRADED, ST_DOWN));
+	assert_true(mstate_alerts(ST_DOWN, ST_UP));
+	assert_true(mstate_alerts(ST_DOWN, ST_DEGRADED));
+	assert_false(mstate_alerts(ST_UP, ST_DEGRADED));
+	assert_false(mstate_alerts(ST_DEGRADED, ST_UP));
+	assert_false(mstate_alerts(ST_PENDING, ST_UP));
+	assert_false(mstate_alerts(ST_PENDING, ST_DEGRADED));
+	for (i = 0; i < ST_COUNT; i++)
+		assert_false(mstate_alerts((enum mstate)i, (enum mstate)i));
+}
+
 /* ---- end to end ---- */
 
 /* Write TEXT as a configuration file and load it (fails the test if it
@@ -281,6 +321,58 @@ teardown(void **state)
 }
 
 static char marker[160];
+
+/* The API's state of monitor NAME, into BUF ("" if not listed). */
+static const char *
+state_of(const char *name, char *buf, size_t len)
+{
+	char *text = manager_monitors_json();
+	json_t *arr = json_loads(text, 0, NULL), *o;
+	size_t i;
+
+	free(text);
+	assert_non_null(arr);
+	buf[0] = '\0';
+	json_array_foreach(arr, i, o) {
+		if (strcmp(json_string_value(json_object_get(o, "name")),
+		    name) == 0)
+			snprintf(buf, len, "%s", json_string_value(
+			    json_object_get(o, "state")));
+	}
+	json_decref(arr);
+	return buf;
+}
+
+static int
+both_checked(void *arg)
+{
+	(void)arg;
+	return counter("good", "checks_up") == 1 &&
+	    counter("bad", "checks_down") == 1;
+}
+
+/* The API shows the states in the contract's words: a disabled monitor is
+ * paused, and never checked. */
+static void
+test_e2e_states(void **state)
+{
+	char text[1024], buf[32];
+
+	(void)state;
+	snprintf(text, sizeof(text),
+	    "[monitor:good]\ntype = blocking\ninterval = 1h\nmarker = %s\n"
+	    "[monitor:bad]\ntype = blocking\ninterval = 1h\nfail = true\n"
+	    "retries = 0\nmarker = %s\n"
+	    "[monitor:off]\ntype = blocking\ninterval = 1h\nenabled = false\n"
+	    "marker = %s\n", marker, marker, marker);
+	apply(text);
+	assert_true(run_until(both_checked, NULL));
+	assert_true(run_until(idle, NULL));
+	assert_string_equal(state_of("good", buf, sizeof(buf)), "up");
+	assert_string_equal(state_of("bad", buf, sizeof(buf)), "down");
+	assert_string_equal(state_of("off", buf, sizeof(buf)), "paused");
+	assert_int_equal(calls(marker, "off"), 0);
+}
 
 static int
 up_at_least_3(void *arg)
@@ -486,11 +578,13 @@ main(void)
 		cmocka_unit_test(test_first_checks_spread),
 		cmocka_unit_test(test_retries),
 		cmocka_unit_test(test_classify),
+		cmocka_unit_test(test_states),
 		cmocka_unit_test_teardown(test_e2e_running_check_not_doubled,
 		    teardown),
 		cmocka_unit_test_teardown(test_e2e_retries, teardown),
 		cmocka_unit_test_teardown(test_e2e_reload_diff, teardown),
 		cmocka_unit_test_teardown(test_e2e_large_set, teardown),
+		cmocka_unit_test_teardown(test_e2e_states, teardown),
 	};
 	int rc;
 

@@ -102,6 +102,7 @@ mk_check(int64_t monitor_id, int64_t ts, int ok, int changed)
 		snprintf(c.error, sizeof(c.error), "connection refused");
 	c.attempts = 1;
 	c.dns_ms = c.connect_ms = c.tls_ms = c.first_byte_ms = -1;
+	c.state = ok ? "up" : "down";
 	c.state_changed = changed;
 	return c;
 }

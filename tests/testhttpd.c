@@ -41,6 +41,7 @@
  *                     200 if the request has header N with value V, else 412
  *   /hook             appends the body to --record (newlines turned into
  *                     spaces) and answers with the --hook-status-file code
+ *   /hook?tag=T       the same, each line starting with T and a space
  *   /hits?path=/x     body: how many requests /x has had (query not counted)
  *   /connections      body: "connections=N;", the connections accepted so
  *                     far (this request's own included)
@@ -81,6 +82,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -335,17 +337,24 @@ hook_status(void)
 	return v;
 }
 
-/* Append the request body to FILE as one line (one write(2): concurrent
- * hooks do not interleave). */
+/* Append the request body to FILE as one line, after TAG and a space when
+ * TAG is not NULL (one writev(2): concurrent hooks do not interleave). */
 static void
-record_line(const char *file, struct req *rq)
+record_line(const char *file, const char *tag, struct req *rq)
 {
 	int fd = open(file, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	struct iovec iov[3];
+	int n = 0;
 
 	if (fd < 0)
 		return;
+	if (tag != NULL) {
+		iov[n++] = (struct iovec){ (void *)tag, strlen(tag) };
+		iov[n++] = (struct iovec){ (void *)" ", 1 };
+	}
 	rq->buf[rq->len] = '\n';
-	if (write(fd, rq->buf, rq->len + 1) < 0)
+	iov[n++] = (struct iovec){ rq->buf, rq->len + 1 };
+	if (writev(fd, iov, n) < 0)
 		fprintf(stderr, "testhttpd: record: %s\n", strerror(errno));
 	close(fd);
 }
@@ -354,15 +363,17 @@ static enum MHD_Result
 route_hook(struct MHD_Connection *c, struct req *rq)
 {
 	int status = hook_status();
+	const char *tag = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
+	    "tag");
 	size_t i;
 
 	for (i = 0; i < rq->len; i++)
 		if (rq->buf[i] == '\n' || rq->buf[i] == '\r')
 			rq->buf[i] = ' ';
 	if (record_file != NULL)
-		record_line(record_file, rq);
+		record_line(record_file, tag, rq);
 	if (accepted_file != NULL && status >= 200 && status < 300)
-		record_line(accepted_file, rq);
+		record_line(accepted_file, tag, rq);
 	return answer(c, (unsigned)status, "hook", NULL);
 }
 

@@ -1,0 +1,71 @@
+/*
+ * outcome -- a monitor's states and the one event a finished check emits.
+ *
+ * The manager's state machine turns each finished check (after its
+ * retries) into one struct outcome and hands it to every consumer in turn:
+ * the --once table, the last result behind /api/monitors and /metrics,
+ * alerts, and the store.  Each consumer converts it once, into its own
+ * shape; none sees the plugin's result any other way.
+ */
+#ifndef WP_OUTCOME_H
+#define WP_OUTCOME_H
+
+#include <stdint.h>
+
+#include <watchpost/plugin.h>
+
+/*
+ * A monitor's state, in the contract's words (CONTRACT.md "States").
+ * Checks produce up and down; degraded (up, with a warning) is a state of
+ * the table already and is produced once results carry a reason class.
+ * paused is how a disabled monitor is shown: no check enters or leaves it.
+ */
+enum mstate {
+	ST_PENDING,
+	ST_UP,
+	ST_DEGRADED,
+	ST_DOWN,
+	ST_PAUSED,
+	ST_COUNT
+};
+
+/*
+ * One finished check.  Every pointer is borrowed for the emission only: a
+ * consumer copies what it keeps.
+ */
+struct outcome {
+	int64_t monitor_id;            /* the store's id; 0: none */
+	const char *monitor;           /* [monitor:NAME] */
+	const char *type;              /* its plugin type */
+	const struct wp_result *result; /* the final attempt, as the runtime
+	                                   handed it (detail may be NULL) */
+	enum mstate previous, state;
+	int changed;                   /* state != previous */
+	unsigned attempts;             /* 1 + the retries used */
+	int64_t started_ms;            /* unix ms: the first attempt began */
+	int64_t since_ms;              /* unix ms: the current state began */
+};
+
+/* The state's word ("pending", "up", ...); "?" out of range. */
+const char *mstate_name(enum mstate s);
+/* The same in capitals, for log lines and the --once table ("UP"). */
+const char *mstate_label(enum mstate s);
+
+/* The state named NAME into *OUT: 0, or WP_EINVAL (*OUT untouched). */
+int mstate_parse(const char *name, enum mstate *out);
+
+/* 1 for the states that count as up (up, degraded): watchpost_monitor_up,
+ * the --once exit status. */
+int mstate_is_up(enum mstate s);
+
+/* The state a finished check R leads to. */
+enum mstate mstate_of(const struct wp_result *r);
+
+/*
+ * 1 if the change PREVIOUS -> STATE raises an alert.  Entering down raises
+ * one, and so does leaving it; up <-> degraded and the first check coming
+ * good (pending -> up or degraded) do not.
+ */
+int mstate_alerts(enum mstate previous, enum mstate state);
+
+#endif
