@@ -196,6 +196,7 @@ test_store_batch_histogram(void **state)
 		c.reason = WP_REASON_OK;
 		c.attempts = 1;
 		c.dns_ms = c.connect_ms = c.tls_ms = c.first_byte_ms = -1;
+		c.state = "up";
 		assert_int_equal(store_submit(st, &c, NULL, 0), 0);
 	}
 	end = wp_now_ms() + 30000;
