@@ -545,22 +545,12 @@ alert_in_flight(void)
 }
 
 void
-alert_metrics(struct wp_buf *b)
+alert_get_stats(struct alert_stats *out)
 {
-	wp_buf_printf(b, "# HELP watchpost_alerts_pending Alerts in the outbox."
-	    "\n# TYPE watchpost_alerts_pending gauge\nwatchpost_alerts_pending "
-	    "%u\n", n_pending);
-	wp_buf_printf(b, "# HELP watchpost_alerts_delivered_total Alerts "
-	    "delivered.\n# TYPE watchpost_alerts_delivered_total counter\n"
-	    "watchpost_alerts_delivered_total %" PRIu64 "\n", n_delivered);
-	wp_buf_printf(b, "# HELP watchpost_alert_attempts_failed_total Failed "
-	    "delivery attempts.\n# TYPE watchpost_alert_attempts_failed_total "
-	    "counter\nwatchpost_alert_attempts_failed_total %" PRIu64 "\n",
-	    n_failed_attempts);
-	wp_buf_printf(b, "# HELP watchpost_alerts_dropped_total Alerts dropped "
-	    "because their section was removed.\n# TYPE "
-	    "watchpost_alerts_dropped_total counter\n"
-	    "watchpost_alerts_dropped_total %" PRIu64 "\n", n_dropped);
+	out->pending = n_pending;
+	out->delivered = n_delivered;
+	out->failed_attempts = n_failed_attempts;
+	out->dropped = n_dropped;
 }
 
 void

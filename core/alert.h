@@ -22,7 +22,6 @@ struct config;
 struct outcome;
 struct store;
 struct store_alert;
-struct wp_buf;
 struct wp_diag;
 
 /* Use ST (NULL: alerts disabled, as in --once) and load its outbox. */
@@ -56,7 +55,14 @@ void alert_released(const struct store_alert *rows, size_t n);
 void alert_stop(void);
 /* Deliveries in flight. */
 unsigned alert_in_flight(void);
-void alert_metrics(struct wp_buf *b);
+/* The outbox's counts, for /metrics (metrics.h). */
+struct alert_stats {
+	unsigned pending;          /* alerts in the outbox */
+	uint64_t delivered;
+	uint64_t failed_attempts;
+	uint64_t dropped;          /* their section was removed */
+};
+void alert_get_stats(struct alert_stats *out);
 void alert_free(void);
 
 #endif

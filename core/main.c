@@ -23,6 +23,7 @@
 #include "loader.h"
 #include "log.h"
 #include "manager.h"
+#include "metrics.h"
 #include "opmon.h"
 #include "runtime.h"
 #include "pool.h"
@@ -569,75 +570,8 @@ render_opmon(void *arg)
 static char *
 render_metrics(void *arg)
 {
-	struct wp_buf b = { 0 };
-	struct store_stats ss;
-	struct pool_stats ps;
-	static const char *const le[] = { "0.001", "0.005", "0.01", "0.025",
-	    "0.05", "0.1", "0.25", "+Inf" };
-	uint64_t cum = 0;
-	int i;
-
 	(void)arg;
-	wp_buf_printf(&b, "# HELP watchpost_build_info Build information.\n"
-	    "# TYPE watchpost_build_info gauge\nwatchpost_build_info{version="
-	    "\"%s\",abi=\"%d.%d\"} 1\n", PACKAGE_VERSION, WP_ABI_MAJOR,
-	    WP_ABI_MINOR);
-	manager_metrics(&b);
-	opmon_metrics(&b);
-	alert_metrics(&b);
-	if (store != NULL) {
-		store_get_stats(store, &ss);
-		wp_buf_printf(&b, "# HELP watchpost_store_queue_depth Results "
-		    "waiting for the database writer.\n# TYPE "
-		    "watchpost_store_queue_depth gauge\n"
-		    "watchpost_store_queue_depth %zu\n", ss.queue_depth);
-		wp_buf_printf(&b, "# HELP watchpost_store_written_total Checks "
-		    "written.\n# TYPE watchpost_store_written_total counter\n"
-		    "watchpost_store_written_total %llu\n",
-		    (unsigned long long)ss.written);
-		wp_buf_printf(&b, "# HELP watchpost_store_dropped_total Results "
-		    "dropped because the queue was full.\n# TYPE "
-		    "watchpost_store_dropped_total counter\n"
-		    "watchpost_store_dropped_total %llu\n",
-		    (unsigned long long)ss.dropped);
-		wp_buf_printf(&b, "# HELP watchpost_store_shed_total Queued "
-		    "check rows shed to make room for state changes and "
-		    "alerts.\n# TYPE watchpost_store_shed_total counter\n"
-		    "watchpost_store_shed_total %llu\n",
-		    (unsigned long long)ss.shed);
-		wp_buf_printf(&b, "# HELP watchpost_store_recreated_total Times "
-		    "the database file was recreated after being deleted or "
-		    "replaced.\n# TYPE watchpost_store_recreated_total counter"
-		    "\nwatchpost_store_recreated_total %llu\n",
-		    (unsigned long long)ss.recovered);
-		wp_buf_printf(&b, "# HELP watchpost_store_write_errors_total "
-		    "Failed write transactions.\n# TYPE "
-		    "watchpost_store_write_errors_total counter\n"
-		    "watchpost_store_write_errors_total %llu\n",
-		    (unsigned long long)ss.write_errors);
-		wp_buf_printf(&b, "# HELP watchpost_store_failing 1 while the "
-		    "database rejects writes.\n# TYPE watchpost_store_failing "
-		    "gauge\nwatchpost_store_failing %d\n", ss.failing);
-		wp_buf_puts(&b, "# HELP watchpost_store_batch_seconds Duration "
-		    "of write transactions.\n# TYPE watchpost_store_batch_seconds"
-		    " histogram\n");
-		/* The store's buckets are already cumulative. */
-		for (i = 0; i < 8; i++)
-			wp_buf_printf(&b, "watchpost_store_batch_seconds_bucket"
-			    "{le=\"%s\"} %llu\n", le[i],
-			    (unsigned long long)ss.batch_ms_bucket[i]);
-		cum = ss.batch_ms_bucket[7];
-		wp_buf_printf(&b, "watchpost_store_batch_seconds_sum %.6f\n"
-		    "watchpost_store_batch_seconds_count %llu\n",
-		    ss.batch_ms_sum / 1000.0, (unsigned long long)cum);
-	}
-	pool_get_stats(&ps);
-	wp_buf_printf(&b, "# HELP watchpost_workers Worker threads for "
-	    "blocking plugins.\n# TYPE watchpost_workers gauge\n"
-	    "watchpost_workers{state=\"total\"} %u\nwatchpost_workers{state="
-	    "\"busy\"} %u\nwatchpost_workers{state=\"stuck\"} %u\n",
-	    ps.threads, ps.busy, ps.stuck);
-	return wp_buf_steal(&b);
+	return metrics_render(store);
 }
 
 /* ---- --once ---- */

@@ -23,8 +23,7 @@
 #include "util.h"
 
 /* Scheduling lateness histogram bounds, seconds. */
-#define N_LATE 9
-static const double late_le[N_LATE] = {
+static const double late_le[MANAGER_N_LATE] = {
 	0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5
 };
 
@@ -78,7 +77,7 @@ static size_t table_size, n_monitors;
 static int stopping;
 static void (*drained_cb)(void *);
 static void *drained_arg;
-static uint64_t late_hist[N_LATE + 1];
+static uint64_t late_hist[MANAGER_N_LATE + 1];
 static double late_sum;
 static uint64_t skipped_total, checks_total;
 static struct once_result *once_results;
@@ -224,7 +223,7 @@ due_cb(uv_timer_t *t)
 		return;
 	}
 	late = (double)(now - m->sched.due_us) / 1e6;
-	for (b = 0; b < N_LATE && late > late_le[b]; b++)
+	for (b = 0; b < MANAGER_N_LATE && late > late_le[b]; b++)
 		;
 	late_hist[b]++;
 	late_sum += late;
@@ -919,136 +918,40 @@ manager_monitors_json(void)
 	return out;
 }
 
-/* Prometheus label values: escape \, " and newline. */
-static void
-label(struct wp_buf *b, const char *s)
-{
-	for (; *s; s++) {
-		if (*s == '\\' || *s == '"')
-			wp_buf_printf(b, "\\%c", *s);
-		else if (*s == '\n')
-			wp_buf_puts(b, "\\n");
-		else
-			wp_buf_append(b, s, 1);
-	}
-}
-
-static void
-series(struct wp_buf *b, const char *metric, const struct monitor *m,
-    const char *extra)
-{
-	wp_buf_printf(b, "%s{monitor=\"", metric);
-	label(b, m->name);
-	wp_buf_puts(b, "\",type=\"");
-	label(b, m->type);
-	wp_buf_printf(b, "\"%s} ", extra ? extra : "");
-}
-
-/*
- * A disabled monitor exports no per-monitor series: its last state would
- * otherwise stay on /metrics after enabled = false or a reload disabling it.
- */
 void
-manager_metrics(struct wp_buf *b)
+manager_get_stats(struct manager_stats *out)
 {
-	struct monitor *m;
-	uint64_t cum = 0;
-	int k;
+	memset(out, 0, sizeof(*out));
+	out->lateness_le = late_le;
+	memcpy(out->lateness, late_hist, sizeof(out->lateness));
+	out->lateness_sum = late_sum;
+	out->skipped = skipped_total;
+	out->monitors = n_monitors;
+}
 
-	wp_buf_puts(b, "# HELP watchpost_monitor_up 1 if the monitor is up, 0 "
-	    "if down; absent while pending.\n# TYPE watchpost_monitor_up gauge\n");
-	for (m = monitors; m; m = m->next) {
-		if (!m->enabled)
-			continue;
-		if (m->state == ST_PENDING)
-			continue;
-		series(b, "watchpost_monitor_up", m, NULL);
-		wp_buf_printf(b, "%d\n", mstate_is_up(m->state));
-	}
-	wp_buf_puts(b, "# HELP watchpost_monitor_latency_seconds Latency of the "
-	    "last check.\n# TYPE watchpost_monitor_latency_seconds gauge\n");
-	for (m = monitors; m; m = m->next) {
-		if (!m->enabled)
-			continue;
-		if (m->last_check_ms == 0 || m->last.ms.latency < 0)
-			continue;
-		series(b, "watchpost_monitor_latency_seconds", m, NULL);
-		wp_buf_printf(b, "%.6f\n", m->last.ms.latency / 1000.0);
-	}
-	wp_buf_puts(b, "# HELP watchpost_monitor_checks_total Finished checks "
-	    "by result.\n# TYPE watchpost_monitor_checks_total counter\n");
-	for (m = monitors; m; m = m->next) {
-		if (!m->enabled)
-			continue;
-		series(b, "watchpost_monitor_checks_total", m,
-		    ",result=\"up\"");
-		wp_buf_printf(b, "%" PRIu64 "\n", m->n_up);
-		series(b, "watchpost_monitor_checks_total", m,
-		    ",result=\"down\"");
-		wp_buf_printf(b, "%" PRIu64 "\n", m->n_down);
-	}
-	wp_buf_puts(b, "# HELP watchpost_monitor_phase_seconds Phase timings "
-	    "of the last check, from its start.\n# TYPE "
-	    "watchpost_monitor_phase_seconds gauge\n");
-	for (m = monitors; m; m = m->next) {
-		if (!m->enabled)
-			continue;
-		static const char *const phases[] = { "dns", "connect", "tls",
-		    "first_byte" };
-		const double v[] = { m->last.ms.dns, m->last.ms.connect,
-		    m->last.ms.tls, m->last.ms.first_byte };
-		char extra[48];
-		int i;
+const struct monitor *
+manager_monitor_next(const struct monitor *prev,
+    struct manager_monitor_stats *out)
+{
+	const struct monitor *m;
 
-		if (m->last_check_ms == 0)
-			continue;
-		for (i = 0; i < 4; i++) {
-			if (v[i] < 0)
-				continue;
-			snprintf(extra, sizeof(extra), ",phase=\"%s\"",
-			    phases[i]);
-			series(b, "watchpost_monitor_phase_seconds", m, extra);
-			wp_buf_printf(b, "%.6f\n", v[i] / 1000.0);
-		}
-	}
-	wp_buf_puts(b, "# HELP watchpost_monitor_cert_expiry_timestamp_seconds "
-	    "When the peer certificate expires.\n# TYPE "
-	    "watchpost_monitor_cert_expiry_timestamp_seconds gauge\n");
-	for (m = monitors; m; m = m->next) {
-		if (!m->enabled)
-			continue;
-		if (m->last.cert_expiry <= 0)
-			continue;
-		series(b, "watchpost_monitor_cert_expiry_timestamp_seconds", m,
-		    NULL);
-		wp_buf_printf(b, "%" PRId64 "\n", m->last.cert_expiry);
-	}
-	wp_buf_puts(b, "# HELP watchpost_monitor_skipped_total Check slots "
-	    "skipped because the previous check was still running.\n# TYPE "
-	    "watchpost_monitor_skipped_total counter\n");
-	for (m = monitors; m; m = m->next) {
-		if (!m->enabled)
-			continue;
-		series(b, "watchpost_monitor_skipped_total", m, NULL);
-		wp_buf_printf(b, "%" PRIu64 "\n", m->sched.skipped);
-	}
-	wp_buf_puts(b, "# HELP watchpost_schedule_lateness_seconds How late "
-	    "checks start after their slot.\n# TYPE "
-	    "watchpost_schedule_lateness_seconds histogram\n");
-	for (k = 0; k < N_LATE; k++) {
-		cum += late_hist[k];
-		wp_buf_printf(b, "watchpost_schedule_lateness_seconds_bucket"
-		    "{le=\"%g\"} %" PRIu64 "\n", late_le[k], cum);
-	}
-	cum += late_hist[N_LATE];
-	wp_buf_printf(b, "watchpost_schedule_lateness_seconds_bucket{le="
-	    "\"+Inf\"} %" PRIu64 "\nwatchpost_schedule_lateness_seconds_sum "
-	    "%.6f\nwatchpost_schedule_lateness_seconds_count %" PRIu64 "\n",
-	    cum, late_sum, cum);
-	wp_buf_printf(b, "# HELP watchpost_checks_skipped_total All skipped "
-	    "check slots.\n# TYPE watchpost_checks_skipped_total counter\n"
-	    "watchpost_checks_skipped_total %" PRIu64 "\n", skipped_total);
-	wp_buf_printf(b, "# HELP watchpost_monitors Configured monitors.\n"
-	    "# TYPE watchpost_monitors gauge\nwatchpost_monitors %zu\n",
-	    n_monitors);
+	for (m = prev != NULL ? prev->next : monitors; m != NULL; m = m->next)
+		if (m->enabled)
+			break;
+	if (m == NULL)
+		return NULL;
+	out->name = m->name;
+	out->type = m->type;
+	out->state = m->state;
+	out->checked = m->last_check_ms != 0;
+	out->latency_ms = m->last.ms.latency;
+	out->phase_ms[0] = m->last.ms.dns;
+	out->phase_ms[1] = m->last.ms.connect;
+	out->phase_ms[2] = m->last.ms.tls;
+	out->phase_ms[3] = m->last.ms.first_byte;
+	out->cert_expiry = m->last.cert_expiry;
+	out->n_up = m->n_up;
+	out->n_down = m->n_down;
+	out->skipped = m->sched.skipped;
+	return m;
 }

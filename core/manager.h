@@ -20,8 +20,8 @@
 
 struct config;
 struct store;
-struct wp_buf;
 struct wp_diag;
+struct monitor;
 
 /* Once-mode result of one monitor. */
 struct once_result {
@@ -77,9 +77,42 @@ void manager_stop(void (*drained)(void *arg), void *arg);
 /* Free everything (after the loop has stopped). */
 void manager_free(void);
 
-/* Renderers for the API (loop thread; malloc'd results). */
+/* GET /api/monitors (loop thread; malloc'd). */
 char *manager_monitors_json(void);
-void manager_metrics(struct wp_buf *b);
+
+/* Scheduler numbers for /metrics (metrics.h).  Lateness: per-bucket
+ * counts, lateness[i] in (le[i-1], le[i]] seconds, the last above le[]. */
+#define MANAGER_N_LATE 9
+struct manager_stats {
+	const double *lateness_le;          /* MANAGER_N_LATE bounds */
+	uint64_t lateness[MANAGER_N_LATE + 1];
+	double lateness_sum;                /* seconds */
+	uint64_t skipped;                   /* skipped slots, all monitors */
+	size_t monitors;                    /* configured */
+};
+void manager_get_stats(struct manager_stats *out);
+
+/* One enabled monitor, for /metrics.  name and type are borrowed: valid
+ * until the loop next runs the manager (a reload frees them). */
+struct manager_monitor_stats {
+	const char *name, *type;
+	enum mstate state;      /* outcome.h */
+	int checked;            /* a check has finished */
+	double latency_ms;      /* last check; < 0: nothing measured */
+	double phase_ms[4];     /* dns, connect, tls, first byte; < 0: none */
+	int64_t cert_expiry;    /* Unix seconds; <= 0: none */
+	uint64_t n_up, n_down;  /* finished checks by result */
+	uint64_t skipped;       /* slots skipped while still running */
+};
+
+/*
+ * Iterate over the enabled monitors in config order (a disabled monitor
+ * exports nothing).  PREV NULL starts; the return is the cursor for the
+ * next call, with *OUT filled, or NULL when there are no more (*OUT is
+ * then untouched).  Loop thread; no manager call in between.
+ */
+const struct monitor *manager_monitor_next(const struct monitor *prev,
+    struct manager_monitor_stats *out);
 
 /* Counts for tests and logs. */
 size_t manager_monitor_count(void);

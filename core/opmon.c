@@ -16,10 +16,9 @@
 #define FINISHED_RING 256
 #define TROUBLE_RING 32
 #define STARTUP_KEEP 16
-#define N_BUCKETS 13
 
 /* Upper bounds of the duration histogram, seconds. */
-static const double bucket_le[N_BUCKETS] = {
+static const double bucket_le[OPMON_N_BUCKETS] = {
 	0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30
 };
 
@@ -53,7 +52,7 @@ struct op_record {
 static struct opmon_op *inflight_head, *inflight_tail;
 static unsigned running[OPC__N];
 static uint64_t totals[OPC__N][OP__N];
-static uint64_t hist[OPC__N][N_BUCKETS + 1];
+static uint64_t hist[OPC__N][OPMON_N_BUCKETS + 1];
 static double hist_sum[OPC__N];
 static uint64_t next_id = 1;
 static struct op_record finished[FINISHED_RING];
@@ -162,7 +161,7 @@ record(struct opmon_op *op, enum op_outcome outcome, const char *detail)
 	op->outcome = outcome;
 	running[op->cat]--;
 	totals[op->cat][outcome]++;
-	for (b = 0; b < N_BUCKETS && secs > bucket_le[b]; b++)
+	for (b = 0; b < OPMON_N_BUCKETS && secs > bucket_le[b]; b++)
 		;
 	hist[op->cat][b]++;
 	hist_sum[op->cat] += secs;
@@ -428,47 +427,13 @@ opmon_json(void)
 }
 
 void
-opmon_metrics(struct wp_buf *b)
+opmon_get_stats(struct opmon_stats *out)
 {
-	unsigned c, o, k;
-	uint64_t cum;
-
-	wp_buf_puts(b, "# HELP watchpost_operations_in_flight Operations "
-	    "running now.\n# TYPE watchpost_operations_in_flight gauge\n");
-	for (c = 0; c < OPC__N; c++)
-		wp_buf_printf(b, "watchpost_operations_in_flight{category=\"%s\"} "
-		    "%u\n", category_names[c], running[c]);
-	wp_buf_puts(b, "# HELP watchpost_operations_total Finished operations "
-	    "by outcome.\n# TYPE watchpost_operations_total counter\n");
-	for (c = 0; c < OPC__N; c++)
-		for (o = 1; o < OP__N; o++)
-			wp_buf_printf(b, "watchpost_operations_total{category="
-			    "\"%s\",outcome=\"%s\"} %" PRIu64 "\n",
-			    category_names[c], outcome_names[o], totals[c][o]);
-	wp_buf_puts(b, "# HELP watchpost_operation_duration_seconds Duration "
-	    "of finished operations.\n# TYPE "
-	    "watchpost_operation_duration_seconds histogram\n");
-	for (c = 0; c < OPC__N; c++) {
-		cum = 0;
-		for (k = 0; k < N_BUCKETS; k++) {
-			cum += hist[c][k];
-			wp_buf_printf(b, "watchpost_operation_duration_seconds_"
-			    "bucket{category=\"%s\",le=\"%g\"} %" PRIu64 "\n",
-			    category_names[c], bucket_le[k], cum);
-		}
-		cum += hist[c][N_BUCKETS];
-		wp_buf_printf(b, "watchpost_operation_duration_seconds_bucket{"
-		    "category=\"%s\",le=\"+Inf\"} %" PRIu64 "\n",
-		    category_names[c], cum);
-		wp_buf_printf(b, "watchpost_operation_duration_seconds_sum{"
-		    "category=\"%s\"} %.6f\n", category_names[c], hist_sum[c]);
-		wp_buf_printf(b, "watchpost_operation_duration_seconds_count{"
-		    "category=\"%s\"} %" PRIu64 "\n", category_names[c], cum);
-	}
-	wp_buf_printf(b, "# HELP watchpost_plugin_protocol_errors_total "
-	    "Plugin completions that broke the exactly-once rule.\n# TYPE "
-	    "watchpost_plugin_protocol_errors_total counter\n"
-	    "watchpost_plugin_protocol_errors_total{kind=\"double\"} %" PRIu64
-	    "\nwatchpost_plugin_protocol_errors_total{kind=\"abandoned\"} %"
-	    PRIu64 "\n", double_completions, abandoned_total);
+	memcpy(out->running, running, sizeof(out->running));
+	memcpy(out->totals, totals, sizeof(out->totals));
+	out->duration_le = bucket_le;
+	memcpy(out->duration, hist, sizeof(out->duration));
+	memcpy(out->duration_sum, hist_sum, sizeof(out->duration_sum));
+	out->double_completions = double_completions;
+	out->abandoned = abandoned_total;
 }

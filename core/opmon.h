@@ -23,7 +23,6 @@
 
 #include <stdint.h>
 
-struct wp_buf;
 struct opmon_op;
 
 enum op_outcome {
@@ -96,8 +95,18 @@ void opmon_shutdown(void);
 
 /* GET /api/monitor: the summary as JSON (malloc'd). */
 char *opmon_json(void);
-/* Metrics lines for /metrics, appended to b. */
-void opmon_metrics(struct wp_buf *b);
+/* The counts for /metrics (metrics.h).  Durations: per-bucket counts,
+ * duration[c][i] in (le[i-1], le[i]] seconds, the last above le[]. */
+#define OPMON_N_BUCKETS 13
+struct opmon_stats {
+	unsigned running[OPC__N];
+	uint64_t totals[OPC__N][OP__N];          /* by outcome */
+	const double *duration_le;               /* OPMON_N_BUCKETS bounds */
+	uint64_t duration[OPC__N][OPMON_N_BUCKETS + 1];
+	double duration_sum[OPC__N];             /* seconds */
+	uint64_t double_completions, abandoned;  /* enum opmon_breach */
+};
+void opmon_get_stats(struct opmon_stats *out);
 
 const char *opmon_outcome_name(enum op_outcome o);
 const char *opmon_category_name(enum op_category c);
