@@ -34,6 +34,8 @@ struct last_result {
 	struct outcome_ms ms;
 	int64_t cert_expiry;      /* unix s; 0: none */
 	char detail[256];         /* "": none */
+	struct manager_measure meas[WP_MEASUREMENTS_MAX];
+	size_t n_meas;
 };
 
 struct monitor {
@@ -272,6 +274,7 @@ static void
 last_record(struct monitor *m, const struct outcome *o)
 {
 	const struct wp_result *r = o->result;
+	size_t i;
 
 	if (mstate_is_up(o->state))
 		m->n_up++;
@@ -283,6 +286,13 @@ last_record(struct monitor *m, const struct outcome *o)
 	m->last.cert_expiry = r->cert_expiry;
 	snprintf(m->last.detail, sizeof(m->last.detail), "%s",
 	    r->detail ? r->detail : "");
+	/* The runtime keeps at most WP_MEASUREMENTS_MAX, names suffixed. */
+	for (i = 0; i < r->n_measurements && i < WP_MEASUREMENTS_MAX; i++) {
+		snprintf(m->last.meas[i].name, sizeof(m->last.meas[i].name),
+		    "%s", r->measurements[i].name);
+		m->last.meas[i].value = r->measurements[i].value;
+	}
+	m->last.n_meas = i;
 	m->last_check_ms = o->started_ms;
 	m->since_ms = o->since_ms;
 }
@@ -953,5 +963,7 @@ manager_monitor_next(const struct monitor *prev,
 	out->n_up = m->n_up;
 	out->n_down = m->n_down;
 	out->skipped = m->sched.skipped;
+	out->meas = m->last.meas;
+	out->n_meas = m->last.n_meas;
 	return m;
 }

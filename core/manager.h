@@ -94,6 +94,13 @@ void manager_get_stats(struct manager_stats *out);
 
 /* One enabled monitor, for /metrics.  name and type are borrowed: valid
  * until the loop next runs the manager (a reload frees them). */
+/* One named measurement of a monitor's last check; NAME carries its unit's
+ * suffix ("rtt_seconds"). */
+struct manager_measure {
+	char name[64];
+	double value;
+};
+
 struct manager_monitor_stats {
 	const char *name, *type;
 	enum mstate state;      /* outcome.h */
@@ -103,6 +110,9 @@ struct manager_monitor_stats {
 	int64_t cert_expiry;    /* Unix seconds; <= 0: none */
 	uint64_t n_up, n_down;  /* finished checks by result */
 	uint64_t skipped;       /* slots skipped while still running */
+	const struct manager_measure *meas; /* last check's, n_meas of them;
+	                                       valid until the next call */
+	size_t n_meas;
 };
 
 /*

@@ -197,6 +197,16 @@ render_monitors(struct wp_buf *b)
 			    "watchpost_monitor_cert_expiry_timestamp_seconds",
 			    l, monitor_labels(l, &ms, NULL, NULL),
 			    (uint64_t)ms.cert_expiry);
+	family(b, "watchpost_monitor_measurement", "gauge",
+	    "Named measurements of the last check (unit in the name's "
+	    "suffix).");
+	for (it = manager_monitor_next(NULL, &ms); it != NULL;
+	    it = manager_monitor_next(it, &ms))
+		for (i = 0; i < ms.n_meas; i++) {
+			n = monitor_labels(l, &ms, "name", ms.meas[i].name);
+			sample_double(b, "watchpost_monitor_measurement", l, n,
+			    ms.meas[i].value);
+		}
 	family(b, "watchpost_monitor_skipped_total", "counter",
 	    "Check slots skipped because the previous check was still "
 	    "running.");

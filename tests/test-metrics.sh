@@ -162,7 +162,9 @@ now=$(date +%s)
 expect "watchpost_monitor_cert_expiry_timestamp_seconds$s}" ">" "$now"
 grep -q '^watchpost_monitor_cert_expiry_timestamp_seconds{monitor="web"' \
     "$T/metrics.txt" && fail "plain http has no certificate expiry"
-ok "per monitor: up, latency, checks by result, phases, certificate expiry"
+expect 'watchpost_monitor_measurement{monitor="loopback",type="ping",name="rtt_seconds"}' ">=" 0
+expect 'watchpost_monitor_measurement{monitor="loopback",type="ping",name="loss_ratio"}' == 0
+ok "per monitor: up, latency, checks by result, phases, certificate expiry, measurements"
 
 expect 'watchpost_operations_in_flight{category="check"}' ">=" 0
 expect 'watchpost_operations_total{category="check",outcome="succeeded"}' ">=" 3
