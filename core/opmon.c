@@ -114,7 +114,7 @@ op_alloc(enum op_category cat, const char *name, int64_t timeout_ms)
 	struct opmon_op *op = wp_xcalloc(1, sizeof(*op));
 
 	op->cat = cat;
-	snprintf(op->name, sizeof(op->name), "%s", name);
+	str_copy(op->name, sizeof(op->name), name);
 	op->started_us = wp_now_us();
 	op->started_ms = wp_wall_ms();
 	op->deadline_us = op->started_us + timeout_ms * 1000;
@@ -171,12 +171,12 @@ record(struct opmon_op *op, enum op_outcome outcome, const char *detail)
 	finished_pos = (finished_pos + 1) % FINISHED_RING;
 	if (finished_n < FINISHED_RING)
 		finished_n++;
-	snprintf(r->name, sizeof(r->name), "%s", op->name);
+	str_copy(r->name, sizeof(r->name), op->name);
 	r->cat = op->cat;
 	r->outcome = outcome;
 	r->started_ms = op->started_ms;
 	r->duration_ms = secs * 1000.0;
-	snprintf(r->detail, sizeof(r->detail), "%s", detail ? detail : "");
+	str_copy(r->detail, sizeof(r->detail), detail);
 	if (op->cat == OPC_STARTUP && startup_n < STARTUP_KEEP)
 		startup[startup_n++] = *r;
 	if (outcome == OP_FAILED || outcome == OP_TIMED_OUT) {
@@ -337,8 +337,7 @@ opmon_end_any(struct opmon_op *op, enum op_outcome outcome, const char *detail)
 	}
 	/* The loop reads these only in posted_end, after the post. */
 	op->end_outcome = outcome;
-	snprintf(op->end_detail, sizeof(op->end_detail), "%s",
-	    detail ? detail : "");
+	str_copy(op->end_detail, sizeof(op->end_detail), detail);
 	host_post(posted_end, op);
 }
 

@@ -138,8 +138,6 @@ struct store {
 
 /* ---- store.c ---- */
 
-/* snprintf(dst, len, "%s", src), NULL as "". */
-void st_copy_str(char *dst, size_t len, const char *src);
 /* Run SQL with no result rows.  0, or WP_EIO with the message in err. */
 int st_exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen);
 /* One integer from a single-row query: 0 and *out, or WP_EIO. */

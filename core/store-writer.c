@@ -313,7 +313,7 @@ log_skipped(const struct item *it, const char *msg)
 static void
 write_failed(struct store *st, char *err, size_t errlen)
 {
-	st_copy_str(err, errlen, sqlite3_errmsg(st->db));
+	str_copy(err, errlen, sqlite3_errmsg(st->db));
 	if (st_damaged(sqlite3_extended_errcode(st->db)))
 		st->damaged = 1;
 }
@@ -913,7 +913,7 @@ writer_run(struct store *st)
 			t0 = wp_now_us();
 			if (st->db == NULL) {
 				/* recover_file() could not reopen it yet. */
-				st_copy_str(err, sizeof(err), "the database file "
+				str_copy(err, sizeof(err), "the database file "
 				    "is being recreated");
 				brc = WP_EIO;
 			} else {
@@ -953,7 +953,7 @@ writer_run(struct store *st)
 		if (st->damaged) {
 			st->stats.write_errors++;
 			st->stats.failing = 1;
-			st_copy_str(st->stats.last_error,
+			str_copy(st->stats.last_error,
 			    sizeof(st->stats.last_error), err);
 			wp_err("store: %s: the database is damaged (%s): nothing "
 			    "more is written to it (%zu queued item(s) lost); "
@@ -973,7 +973,7 @@ writer_run(struct store *st)
 			backoff = 0;
 		} else {
 			st->stats.write_errors++;
-			st_copy_str(st->stats.last_error,
+			str_copy(st->stats.last_error,
 			    sizeof(st->stats.last_error), err);
 			if (!st->stats.failing) {
 				fail_since = wp_now_ms();
@@ -1344,7 +1344,7 @@ store_submit_delivery(struct store *st, int64_t alert_id, int delivered,
 	it->u.dlv.alert_id = alert_id;
 	it->u.dlv.delivered = delivered ? 1 : 0;
 	it->u.dlv.at_ms = now;
-	st_copy_str(it->u.dlv.error, sizeof(it->u.dlv.error), error);
+	str_copy(it->u.dlv.error, sizeof(it->u.dlv.error), error);
 	pthread_mutex_unlock(&st->mu);
 	return 0;
 }

@@ -83,12 +83,6 @@ static const char *const migrations[] = {
 	"  PRIMARY KEY(check_id, name)) WITHOUT ROWID;",
 };
 
-void
-st_copy_str(char *dst, size_t len, const char *src)
-{
-	snprintf(dst, len, "%s", src != NULL ? src : "");
-}
-
 /* Run SQL with no result rows.  0, or WP_EIO with the message in err. */
 int
 st_exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen)
@@ -97,7 +91,7 @@ st_exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen)
 
 	if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
 		return 0;
-	st_copy_str(err, errlen, msg != NULL ? msg : sqlite3_errmsg(db));
+	str_copy(err, errlen, msg != NULL ? msg : sqlite3_errmsg(db));
 	sqlite3_free(msg);
 	return WP_EIO;
 }
@@ -248,7 +242,7 @@ migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
 		if (st_exec_sql(db, "BEGIN IMMEDIATE", msg, sizeof(msg)) != 0)
 			goto fail;
 		if (read_version(db, &v) != 0) {
-			st_copy_str(msg, sizeof(msg), sqlite3_errmsg(db));
+			str_copy(msg, sizeof(msg), sqlite3_errmsg(db));
 			goto fail;
 		}
 		if (v > SCHEMA_VERSION) {
@@ -446,7 +440,7 @@ check_file(sqlite3 *db, const char *path, char *err, size_t errlen)
 			rc = SQLITE_CORRUPT;
 		}
 	} else if (rc != SQLITE_OK && rc != SQLITE_DONE) {
-		st_copy_str(detail, sizeof(detail), sqlite3_errmsg(db));
+		str_copy(detail, sizeof(detail), sqlite3_errmsg(db));
 	}
 	sqlite3_finalize(s);
 	pthread_mutex_lock(&w.mu);
@@ -524,7 +518,7 @@ st_open_writer(struct store *st, int check, char *err, size_t errlen)
 	if (sqlite3_prepare_v2(st->db, "PRAGMA journal_mode=WAL", -1, &s,
 	    NULL) != SQLITE_OK || sqlite3_step(s) != SQLITE_ROW)
 		goto sqlfail;
-	st_copy_str(mode, sizeof(mode), (const char *)sqlite3_column_text(s, 0));
+	str_copy(mode, sizeof(mode), (const char *)sqlite3_column_text(s, 0));
 	sqlite3_finalize(s);
 	s = NULL;
 	if (strcmp(mode, "wal") != 0)
@@ -684,7 +678,7 @@ store_load_state(struct store *st, struct store_state **out, size_t *n)
 		e = &v[len++];
 		memset(e, 0, sizeof(*e));
 		e->monitor_id = sqlite3_column_int64(s, 0);
-		st_copy_str(e->state, sizeof(e->state),
+		str_copy(e->state, sizeof(e->state),
 		    (const char *)sqlite3_column_text(s, 1));
 		e->last_check_ms = sqlite3_column_int64(s, 2);
 		e->latency_ms = sqlite3_column_type(s, 3) == SQLITE_NULL ?
@@ -737,7 +731,7 @@ store_load_pending(struct store *st, struct store_pending_alert **out,
 		memset(e, 0, sizeof(*e));
 		e->id = sqlite3_column_int64(s, 0);
 		e->monitor_id = sqlite3_column_int64(s, 1);
-		st_copy_str(e->alert_name, sizeof(e->alert_name),
+		str_copy(e->alert_name, sizeof(e->alert_name),
 		    (const char *)sqlite3_column_text(s, 2));
 		p = (const char *)sqlite3_column_text(s, 3);
 		e->payload = wp_xstrdup(p != NULL ? p : "");

@@ -220,6 +220,16 @@ wp_quote(const char *s, size_t max, char *buf, size_t len)
 }
 
 void
+str_copy(char *dst, size_t len, const char *src)
+{
+	size_t n = src != NULL ? strnlen(src, len - 1) : 0;
+
+	if (n > 0)
+		memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+void
 wp_escape(const char *s, size_t max, char *buf, size_t len)
 {
 	escape(s, max, 0, buf, len);
