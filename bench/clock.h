@@ -3,8 +3,8 @@
  * monotonic for intervals and deadlines, wall for times that are compared
  * across processes (hit times, the checks table's ts).
  */
-#ifndef WP_BENCH_CLOCK_H
-#define WP_BENCH_CLOCK_H
+#ifndef BENCH_CLOCK_H
+#define BENCH_CLOCK_H
 
 #include <stdint.h>
 #include <time.h>

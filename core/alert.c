@@ -120,9 +120,9 @@ find_chain(int64_t monitor_id, const char *target, int create)
 			return c;
 	if (!create)
 		return NULL;
-	c = wp_xcalloc(1, sizeof(*c));
+	c = xcalloc(1, sizeof(*c));
 	c->monitor_id = monitor_id;
-	c->target = wp_xstrdup(target);
+	c->target = xstrdup(target);
 	c->next = buckets[b];
 	buckets[b] = c;
 	return c;
@@ -155,23 +155,23 @@ static struct delivery *
 delivery_new(int64_t id, int64_t monitor_id, const char *target,
     const struct wp_alert *a, int committed)
 {
-	struct delivery *d = wp_xcalloc(1, sizeof(*d));
+	struct delivery *d = xcalloc(1, sizeof(*d));
 	struct chain *c = find_chain(monitor_id, target, 1);
 
 	d->id = id;
 	d->monitor_id = monitor_id;
-	d->target = wp_xstrdup(target);
+	d->target = xstrdup(target);
 	d->a = *a;
 	d->a.size = sizeof(d->a);
 	d->a.id = (uint64_t)id;
-	d->a.monitor = wp_xstrdup(a->monitor);
-	d->a.type = wp_xstrdup(a->type);
-	d->a.state = wp_xstrdup(a->state);
-	d->a.previous_state = wp_xstrdup(a->previous_state);
-	d->a.error = a->error ? wp_xstrdup(a->error) : NULL;
-	d->a.reason = a->reason ? wp_xstrdup(a->reason) : NULL;
+	d->a.monitor = xstrdup(a->monitor);
+	d->a.type = xstrdup(a->type);
+	d->a.state = xstrdup(a->state);
+	d->a.previous_state = xstrdup(a->previous_state);
+	d->a.error = a->error ? xstrdup(a->error) : NULL;
+	d->a.reason = a->reason ? xstrdup(a->reason) : NULL;
 	d->committed = committed;
-	uv_timer_init(wp_loop, &d->timer);
+	uv_timer_init(main_loop, &d->timer);
 	d->timer.data = d;
 	d->chain = c;
 	if (c->head != NULL)
@@ -197,7 +197,7 @@ payload_json(const struct delivery *d)
 	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
 
 	json_decref(o);
-	return s ? s : wp_xstrdup("{}");
+	return s ? s : xstrdup("{}");
 }
 
 static struct target *
@@ -250,7 +250,7 @@ delivered_cb(void *arg, const struct wp_result *res, enum op_outcome outcome)
 	in_flight--;
 	if (reason_class(res->reason) == WP_CLASS_UP) {
 		n_delivered++;
-		wp_info("alert %s: delivered %s alert for monitor %s (id %" PRId64
+		log_info("alert %s: delivered %s alert for monitor %s (id %" PRId64
 		    ", attempt %u)", d->target, d->a.state, d->a.monitor, d->id,
 		    d->a.attempt + 1);
 		if (store)
@@ -264,9 +264,9 @@ delivered_cb(void *arg, const struct wp_result *res, enum op_outcome outcome)
 		store_submit_delivery(store, d->id, 0, res->detail);
 	if (stopping || outcome == OP_CANCELED)
 		return; /* stays in the outbox for the next start */
-	wp_warn("alert %s: delivery for monitor %s failed (%s); retrying in "
+	log_warn("alert %s: delivery for monitor %s failed (%s); retrying in "
 	    "%" PRId64 " ms", d->target, d->a.monitor,
-	    res->detail ? res->detail : wp_reason_name(res->reason),
+	    res->detail ? res->detail : reason_name(res->reason),
 	    backoff_ms(d->a.attempt));
 	uv_timer_start(&d->timer, retry_cb, (uint64_t)backoff_ms(d->a.attempt),
 	    0);
@@ -286,7 +286,7 @@ try_deliver(struct delivery *d)
 	t = find_target(d->target);
 	if (t == NULL) {
 		n_dropped++;
-		wp_warn("alert %s: no such alert section any more; dropping "
+		log_warn("alert %s: no such alert section any more; dropping "
 		    "the %s alert for monitor %s (id %" PRId64 ")", d->target,
 		    d->a.state, d->a.monitor, d->id);
 		if (store)
@@ -319,7 +319,7 @@ released_cb(void *arg)
 static void
 committed_cb(void *arg, const struct store_alert *rows, size_t n)
 {
-	struct released *r = wp_xmalloc(sizeof(*r) + n * sizeof(*rows));
+	struct released *r = xmalloc(sizeof(*r) + n * sizeof(*rows));
 
 	(void)arg;
 	r->n = n;
@@ -390,7 +390,7 @@ alert_init(struct store *st)
 		json_decref(o);
 	}
 	if (n > 0)
-		wp_info("alert: %zu undelivered alert(s) from before the "
+		log_info("alert: %zu undelivered alert(s) from before the "
 		    "restart", n);
 	store_free_pending(p, n);
 	store_on_commit(st, committed_cb, NULL);
@@ -416,11 +416,11 @@ int
 alert_prepare(const struct config *cfg, struct wp_diag *diag,
     void **prepared)
 {
-	struct prepared *pr = wp_xcalloc(1, sizeof(*pr));
+	struct prepared *pr = xcalloc(1, sizeof(*pr));
 	size_t i;
 	int rc = 0;
 
-	pr->targets = wp_xcalloc(cfg->n_alerts + 1, sizeof(*pr->targets));
+	pr->targets = xcalloc(cfg->n_alerts + 1, sizeof(*pr->targets));
 	for (i = 0; i < cfg->n_alerts; i++) {
 		const struct cfg_alert *ca = &cfg->alerts[i];
 		struct target *old = find_target(ca->s.name);
@@ -428,8 +428,8 @@ alert_prepare(const struct config *cfg, struct wp_diag *diag,
 		const struct plugin *p = loader_by_desc(ca->s.plugin);
 		struct configured built;
 
-		t->name = wp_xstrdup(ca->s.name);
-		t->definition = wp_xstrdup(ca->s.definition);
+		t->name = xstrdup(ca->s.name);
+		t->definition = xstrdup(ca->s.definition);
 		t->timeout_ms = ca->timeout_ms;
 		if (sched_classify(old ? old->definition : NULL,
 		    ca->s.definition) == DIFF_UNCHANGED) {
@@ -507,9 +507,9 @@ alert_raise(const struct outcome *o, int all, char *const *names, size_t n,
 	a.previous_state = mstate_name(o->previous);
 	a.timestamp_us = o->started_ms * 1000;
 	a.error = o->state == ST_UP ? NULL : r->detail;
-	a.reason = o->state == ST_UP ? NULL : wp_reason_name(r->reason);
+	a.reason = o->state == ST_UP ? NULL : reason_name(r->reason);
 	a.latency_us = r->latency_us;
-	out = wp_xcalloc(count, sizeof(*out));
+	out = xcalloc(count, sizeof(*out));
 	for (i = 0; i < count; i++) {
 		const char *name = all ? targets[i].name : names[i];
 		struct delivery *d = delivery_new(next_id++, o->monitor_id,
@@ -520,7 +520,7 @@ alert_raise(const struct outcome *o, int all, char *const *names, size_t n,
 		snprintf(out[i].alert_name, sizeof(out[i].alert_name), "%s",
 		    name);
 		out[i].payload = payload_json(d);
-		out[i].created_ms = wp_wall_ms();
+		out[i].created_ms = wall_ms();
 	}
 	*n_out = count;
 	return out;

@@ -12,8 +12,8 @@
  * alerts survive restarts.  A delivery never delays a check.
  * Loop thread only.
  */
-#ifndef WP_ALERT_H
-#define WP_ALERT_H
+#ifndef CORE_ALERT_H
+#define CORE_ALERT_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -55,9 +55,9 @@
 
 /* enum MHD_Result appeared in 0.9.71; configure accepts 0.9.70. */
 #if MHD_VERSION >= 0x00097002
-#define WP_MHD_RESULT enum MHD_Result
+#define API_MHD_RESULT enum MHD_Result
 #else
-#define WP_MHD_RESULT int
+#define API_MHD_RESULT int
 #endif
 
 #define LOOP_TIMEOUT_MS 5000
@@ -194,7 +194,7 @@ parse_listen(const char *spec, struct sockaddr_storage *ss,
 	plen = strlen(port);
 	if (hlen == 0 || hlen >= sizeof(host) || plen == 0 || plen > 5 ||
 	    strspn(port, "0123456789") != plen ||
-	    wp_parse_int(port, 0, 65535, &pnum) != 0)
+	    parse_int(port, 0, 65535, &pnum) != 0)
 		goto syntax;
 	memcpy(host, h, hlen);
 	host[hlen] = '\0';
@@ -396,10 +396,10 @@ job_submit(struct api *a, struct MHD_Connection *c, char *(*render)(void *))
 {
 	struct api_job *j;
 
-	j = wp_xcalloc(1, sizeof(*j));
+	j = xcalloc(1, sizeof(*j));
 	j->render = render;
 	j->conn = c;
-	j->deadline_ms = wp_now_ms() + a->timeout_ms;
+	j->deadline_ms = mono_ms() + a->timeout_ms;
 	/* Suspended before anyone can see the job, so that no resume can
 	 * come first. */
 	MHD_suspend_connection(c);
@@ -505,12 +505,12 @@ authorized(struct api *a, struct MHD_Connection *c)
  * Queue a response.  BODY is malloc'd and taken over when OWNED, else a
  * static string.  HNAME/HVAL: one extra header, or NULL.
  */
-static WP_MHD_RESULT
+static API_MHD_RESULT
 reply(struct MHD_Connection *c, unsigned int status, const char *ctype,
     char *body, int owned, const char *hname, const char *hval)
 {
 	struct MHD_Response *r;
-	WP_MHD_RESULT ret;
+	API_MHD_RESULT ret;
 
 	r = MHD_create_response_from_buffer(strlen(body), body,
 	    owned ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
@@ -528,12 +528,12 @@ reply(struct MHD_Connection *c, unsigned int status, const char *ctype,
 	return ret;
 }
 
-static WP_MHD_RESULT
+static API_MHD_RESULT
 reply_error(struct MHD_Connection *c, unsigned int status, const char *msg,
     const char *hname, const char *hval)
 {
 	return reply(c, status, CT_JSON,
-	    wp_xasprintf("{\"error\":\"%s\"}\n", msg), 1, hname, hval);
+	    xasprintf("{\"error\":\"%s\"}\n", msg), 1, hname, hval);
 }
 
 /* ---- connection deadlines ---- */
@@ -566,9 +566,9 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
 		    MHD_CONNECTION_INFO_CONNECTION_FD);
 		if (ci == NULL)
 			return;
-		ac = wp_xcalloc(1, sizeof(*ac));
+		ac = xcalloc(1, sizeof(*ac));
 		ac->fd = ci->connect_fd;
-		ac->deadline_ms = wp_now_ms() + REQUEST_DEADLINE_MS;
+		ac->deadline_ms = mono_ms() + REQUEST_DEADLINE_MS;
 		pthread_mutex_lock(&a->cmu);
 		ac->next = a->conns;
 		if (a->conns != NULL)
@@ -605,7 +605,7 @@ conn_busy(struct api *a, struct MHD_Connection *c, int busy)
 	ac->busy = busy;
 	if (!busy) {
 		ac->served = 1;
-		ac->deadline_ms = wp_now_ms() + REQUEST_DEADLINE_MS;
+		ac->deadline_ms = mono_ms() + REQUEST_DEADLINE_MS;
 	}
 	pthread_mutex_unlock(&a->cmu);
 }
@@ -642,7 +642,7 @@ expire_jobs(struct api *a, int all)
 	int64_t now, next;
 
 again:
-	now = wp_now_ms();
+	now = mono_ms();
 	next = INT64_MAX;
 	for (j = a->waiting; j != NULL; j = j->wnext) {
 		if (all || j->deadline_ms <= now) {
@@ -698,7 +698,7 @@ sweeper_main(void *arg)
 	int64_t now, next, wake;
 
 	pthread_mutex_lock(&a->mu);
-	next = wp_now_ms() + SWEEP_MS;
+	next = mono_ms() + SWEEP_MS;
 	while (!a->stopping) {
 		wake = expire_jobs(a, 0);
 		if (a->stopping)
@@ -708,12 +708,12 @@ sweeper_main(void *arg)
 		ts.tv_sec = (time_t)(wake / 1000);
 		ts.tv_nsec = (long)(wake % 1000) * 1000000L;
 		(void)pthread_cond_timedwait(&a->cv, &a->mu, &ts);
-		if (a->stopping || (now = wp_now_ms()) < next)
+		if (a->stopping || (now = mono_ms()) < next)
 			continue;
 		next = now + SWEEP_MS;
 		pthread_mutex_unlock(&a->mu);
 
-		now = wp_now_ms();
+		now = mono_ms();
 		pthread_mutex_lock(&a->cmu);
 		a->cut_slow += sweep(a, now);
 		if (a->cut_slow > 0 && now - a->cut_logged_ms >= SLOW_LOG_MS) {
@@ -723,7 +723,7 @@ sweeper_main(void *arg)
 		}
 		pthread_mutex_unlock(&a->cmu);
 		if (n > 0)
-			wp_warn("api: closed %u connection(s) that sent no "
+			log_warn("api: closed %u connection(s) that sent no "
 			    "complete request within %d s", n,
 			    REQUEST_DEADLINE_MS / 1000);
 		n = 0;
@@ -739,7 +739,7 @@ sweeper_main(void *arg)
  * the loop did not answer in time or the API stops.  The job itself is
  * let go in on_completed.
  */
-static WP_MHD_RESULT
+static API_MHD_RESULT
 reply_job(struct api *a, struct MHD_Connection *c, struct api_job *j,
     enum route route, const char *method, const char *url)
 {
@@ -756,21 +756,21 @@ reply_job(struct api *a, struct MHD_Connection *c, struct api_job *j,
 	pthread_mutex_unlock(&a->mu);
 	if (!done) {
 		if (stopping)
-			wp_debug("api: %s %s -> 503 (stopping)", WP_Q(method),
-			    WP_Q(url));
+			log_debug("api: %s %s -> 503 (stopping)", QSTR(method),
+			    QSTR(url));
 		else
-			wp_warn("api: %s %s: the loop did not answer within "
-			    "%d ms", WP_Q(method), WP_Q(url), a->timeout_ms);
+			log_warn("api: %s %s: the loop did not answer within "
+			    "%d ms", QSTR(method), QSTR(url), a->timeout_ms);
 		return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
 		    "service unavailable", NULL, NULL);
 	}
 	if (body == NULL) {
-		wp_warn("api: %s %s: rendering failed", WP_Q(method),
-		    WP_Q(url));
+		log_warn("api: %s %s: rendering failed", QSTR(method),
+		    QSTR(url));
 		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
 		    "internal error", NULL, NULL);
 	}
-	wp_debug("api: %s %s -> 200", method, url);
+	log_debug("api: %s %s -> 200", method, url);
 	return reply(c, MHD_HTTP_OK, route == R_METRICS ? CT_METRICS : CT_JSON,
 	    body, 1, NULL, NULL);
 }
@@ -782,7 +782,7 @@ reply_job(struct api *a, struct MHD_Connection *c, struct api_job *j,
  * and MHD discards (and closes the connection after) any body a client
  * sends anyway.
  */
-static WP_MHD_RESULT
+static API_MHD_RESULT
 on_request(void *cls, struct MHD_Connection *c, const char *url,
     const char *method, const char *version, const char *upload,
     size_t *upload_len, void **state)
@@ -818,25 +818,25 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		return reply_job(a, c, *state, route, method, url);
 	/* A route without a renderer is not served here. */
 	if (!found || (route != R_HEALTHZ && fn == NULL)) {
-		wp_debug("api: %s %s -> 404", method, url);
+		log_debug("api: %s %s -> 404", method, url);
 		return reply_error(c, MHD_HTTP_NOT_FOUND, "not found", NULL,
 		    NULL);
 	}
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
 	    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
-		wp_debug("api: %s %s -> 405", method, url);
+		log_debug("api: %s %s -> 405", method, url);
 		return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED,
 		    "method not allowed", MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
 	}
 	if (route == R_HEALTHZ)
 		return reply(c, MHD_HTTP_OK, CT_TEXT, "ok\n", 0, NULL, NULL);
 	if (!authorized(a, c)) {
-		wp_debug("api: %s %s -> 401", method, url);
+		log_debug("api: %s %s -> 401", method, url);
 		return reply_error(c, MHD_HTTP_UNAUTHORIZED, "unauthorized",
 		    MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
 	}
 	if ((*state = job_submit(a, c, fn)) == NULL) {
-		wp_debug("api: %s %s -> 503 (stopping)", method, url);
+		log_debug("api: %s %s -> 503 (stopping)", method, url);
 		return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
 		    "service unavailable", NULL, NULL);
 	}
@@ -859,13 +859,13 @@ on_mhd_log(void *cls, const char *fmt, va_list ap)
 	 * and a->mu is held around calls into MHD. */
 	int serving = a->ready;
 
-	if (serving && wp_log_level() < WP_LOG_DEBUG)
+	if (serving && log_threshold() < WP_LOG_DEBUG)
 		return;
 	vsnprintf(line, sizeof(line), fmt, ap);
 	n = strlen(line);
 	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 		line[--n] = '\0';
-	wp_log(serving ? WP_LOG_DEBUG : WP_LOG_WARN, "api: %s", line);
+	log_msg(serving ? WP_LOG_DEBUG : WP_LOG_WARN, "api: %s", line);
 }
 
 /* Free the api once its async handle is closed (or was never opened). */
@@ -899,8 +899,8 @@ loop_timeout_ms(void)
 
 	if (s == NULL || *s == '\0')
 		return LOOP_TIMEOUT_MS;
-	if (wp_parse_int(s, 1, 600000, &v) != 0) {
-		wp_warn("api: ignoring WP_API_LOOP_TIMEOUT_MS=\"%s\" "
+	if (parse_int(s, 1, 600000, &v) != 0) {
+		log_warn("api: ignoring WP_API_LOOP_TIMEOUT_MS=\"%s\" "
 		    "(expected 1..600000)", s);
 		return LOOP_TIMEOUT_MS;
 	}
@@ -948,14 +948,14 @@ api_start(const char *spec, const char *token, uv_loop_t *loop,
 	    errlen)) != 0)
 		return rc;
 
-	a = wp_xcalloc(1, sizeof(*a));
+	a = xcalloc(1, sizeof(*a));
 	a->loop = loop;
 	a->routes = *routes;
 	a->port = port;
 	a->timeout_ms = loop_timeout_ms();
-	a->cut_logged_ms = wp_now_ms() - SLOW_LOG_MS; /* the first is said */
+	a->cut_logged_ms = mono_ms() - SLOW_LOG_MS; /* the first is said */
 	if (token != NULL) {
-		a->token = wp_xstrdup(token);
+		a->token = xstrdup(token);
 		a->token_len = strlen(token);
 	}
 	pthread_mutex_init(&a->mu, NULL);
@@ -1027,7 +1027,7 @@ api_start(const char *spec, const char *token, uv_loop_t *loop,
 	pthread_mutex_unlock(&a->mu);
 
 	format_addr(&ss, port, where, sizeof(where));
-	wp_info("api: listening on %s (at most %u connections, %u per "
+	log_info("api: listening on %s (at most %u connections, %u per "
 	    "client address; a request must arrive within %d s)", where,
 	    limit, limit / 2, REQUEST_DEADLINE_MS / 1000);
 	*out = a;
@@ -1053,7 +1053,7 @@ api_set_token(struct api *a, const char *token)
 	if (token != NULL && *token == '\0')
 		return WP_EINVAL;
 	if (token != NULL) {
-		fresh = wp_xstrdup(token);
+		fresh = xstrdup(token);
 		len = strlen(token);
 	}
 	pthread_mutex_lock(&a->mu);

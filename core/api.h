@@ -17,8 +17,8 @@
  * request must arrive whole within 10 s of the connection opening or of
  * the previous answer, else the connection is closed.
  */
-#ifndef WP_API_H
-#define WP_API_H
+#ifndef CORE_API_H
+#define CORE_API_H
 
 #include <stddef.h>
 

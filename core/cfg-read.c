@@ -125,7 +125,7 @@ section_index(struct cfg_raw *raw, size_t i)
 		free(raw->by_name);
 		raw->by_name_size = raw->by_name_size ?
 		    raw->by_name_size * 2 : 64;
-		raw->by_name = wp_xcalloc(raw->by_name_size, sizeof(size_t));
+		raw->by_name = xcalloc(raw->by_name_size, sizeof(size_t));
 		for (j = 0; j < raw->n_secs; j++)
 			if (j != i)
 				section_put(raw, j);
@@ -136,7 +136,7 @@ section_index(struct cfg_raw *raw, size_t i)
 static void
 section_header(struct reader *ld, char *s)
 {
-	char *end, *inner, *colon, *name = NULL, buf[WP_QUOTE_SIZE + 64];
+	char *end, *inner, *colon, *name = NULL, buf[QSTR_SIZE + 64];
 	const char *kind = NULL, *alt;
 	static const char *const kinds[] = { "agent", "monitor", "alert", NULL };
 	const struct cfg_raw_section *found;
@@ -153,7 +153,7 @@ section_header(struct reader *ld, char *s)
 	*end = '\0';
 	if (trim(end + 1)[0] != '\0')
 		diag_error(ld->d, ld->lineno, "unexpected text after ']': \"%s\"",
-		    WP_Q(trim(end + 1)));
+		    QSTR(trim(end + 1)));
 	inner = trim(s + 1);
 	if ((colon = strchr(inner, ':')) != NULL) {
 		*colon = '\0';
@@ -168,14 +168,14 @@ section_header(struct reader *ld, char *s)
 		alt = keys_suggest(kind, kinds, NULL);
 		if (alt != NULL && strcmp(alt, "agent") != 0 && name != NULL)
 			snprintf(buf, sizeof(buf), " (did you mean [%s:%s]?)",
-			    alt, WP_Q(name));
+			    alt, QSTR(name));
 		else if (alt != NULL && strcmp(alt, "agent") == 0)
 			snprintf(buf, sizeof(buf), " (did you mean [agent]?)");
 		else
 			buf[0] = '\0';
 		diag_error(ld->d, ld->lineno, "unknown section [%s%s%s] (expected "
-		    "[agent], [monitor:NAME] or [alert:NAME])%s", WP_Q(kind),
-		    name != NULL ? ":" : "", name != NULL ? WP_Q(name) : "",
+		    "[agent], [monitor:NAME] or [alert:NAME])%s", QSTR(kind),
+		    name != NULL ? ":" : "", name != NULL ? QSTR(name) : "",
 		    buf);
 		return;
 	}
@@ -193,7 +193,7 @@ section_header(struct reader *ld, char *s)
 	if (k != CFG_AGENT && (strlen(name) > NAME_MAX_LEN ||
 	    !cfg_valid_name(name, "._-"))) {
 		diag_error(ld->d, ld->lineno, "%s name \"%s\": " NAME_RULE, kind,
-		    WP_Q(name));
+		    QSTR(name));
 		return;
 	}
 	if ((found = cfg_raw_find(raw, k, name)) != NULL) {
@@ -208,12 +208,12 @@ section_header(struct reader *ld, char *s)
 	}
 	if (raw->n_secs == ld->cap_secs) {
 		ld->cap_secs = ld->cap_secs ? ld->cap_secs * 2 : 16;
-		raw->secs = wp_xrealloc(raw->secs, ld->cap_secs * sizeof(*rs));
+		raw->secs = xrealloc(raw->secs, ld->cap_secs * sizeof(*rs));
 	}
 	rs = &raw->secs[raw->n_secs];
 	memset(rs, 0, sizeof(*rs));
 	rs->kind = k;
-	rs->name = k == CFG_AGENT ? NULL : wp_xstrdup(name);
+	rs->name = k == CFG_AGENT ? NULL : xstrdup(name);
 	rs->line = ld->lineno;
 	ld->cur = (long)raw->n_secs++;
 	section_index(raw, (size_t)ld->cur);
@@ -276,7 +276,7 @@ read_line(char *str, int num, void *stream)
 	}
 	if ((sep = strpbrk(s, "=:")) == NULL) {
 		diag_error(ld->d, ld->lineno, "expected \"key = value\", a [section] "
-		    "or a comment, not \"%s\"", WP_Q(s));
+		    "or a comment, not \"%s\"", QSTR(s));
 		return str;
 	}
 	c = *sep;
@@ -320,14 +320,14 @@ on_key(void *user, const char *section, const char *name, const char *value)
 	if (ld->cur == CUR_NONE) {
 		diag_error(ld->d, ld->lineno, "key \"%s\" is outside any section "
 		    "(put it under [agent], [monitor:NAME] or [alert:NAME])",
-		    WP_Q(name));
+		    QSTR(name));
 		return 1;
 	}
 	rs = &ld->raw->secs[ld->cur];
-	rs->kv = wp_xrealloc(rs->kv, (rs->n_kv + 1) * sizeof(*kv));
+	rs->kv = xrealloc(rs->kv, (rs->n_kv + 1) * sizeof(*kv));
 	kv = &rs->kv[rs->n_kv++];
-	kv->key = wp_xstrdup(name);
-	kv->value = wp_xstrdup(value);
+	kv->key = xstrdup(name);
+	kv->value = xstrdup(value);
 	kv->line = ld->lineno;
 	return 1;
 }

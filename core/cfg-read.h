@@ -4,8 +4,8 @@
  * name, key/value/line in file order).  Private to cfg.c; validation is
  * cfg.c's.
  */
-#ifndef WP_CFG_READ_H
-#define WP_CFG_READ_H
+#ifndef CORE_CFG_READ_H
+#define CORE_CFG_READ_H
 
 #include <stddef.h>
 

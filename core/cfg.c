@@ -197,19 +197,19 @@ current_dir(void)
 	char *cwd = getcwd(NULL, 0);
 
 	/* Without a current directory "/" is the only absolute answer. */
-	return cwd != NULL ? cwd : wp_xstrdup("/");
+	return cwd != NULL ? cwd : xstrdup("/");
 }
 
 /* The absolute folder of `file` (which has been opened). */
 static char *
 file_dir(const char *file)
 {
-	char *d = wp_xstrdup(file), *slash, *real, *cwd, *abs;
+	char *d = xstrdup(file), *slash, *real, *cwd, *abs;
 
 	slash = strrchr(d, '/');
 	if (slash == NULL) {
 		free(d);
-		d = wp_xstrdup(".");
+		d = xstrdup(".");
 	} else if (slash == d)
 		slash[1] = '\0';
 	else
@@ -291,15 +291,15 @@ check_listen(struct loader *ld, int line, const char *v)
 	for (i = 0; v[i] != '\0'; i++)
 		if (isspace((unsigned char)v[i]))
 			goto bad;
-	if (wp_parse_int(port, 0, 65535, &p) != 0) {
+	if (parse_int(port, 0, 65535, &p) != 0) {
 		report(ld, line, "listen: port \"%s\" is not a number "
-		    "from 0 to 65535", WP_Q(port));
+		    "from 0 to 65535", QSTR(port));
 		return WP_EINVAL;
 	}
 	return 0;
 bad:
 	report(ld, line, "listen: \"%s\" is not HOST:PORT, [IPV6]:PORT "
-	    "or off", WP_Q(v));
+	    "or off", QSTR(v));
 	return WP_EINVAL;
 }
 
@@ -317,31 +317,31 @@ check_agent(struct loader *ld, struct cfg_agent *ag)
 	if (rs != NULL) {
 		ag->line = rs->line;
 		n = rs->n_kv;
-		kv = wp_xmalloc((n + 1) * sizeof(*kv));
+		kv = xmalloc((n + 1) * sizeof(*kv));
 		if (n > 0) /* an empty [agent] has no kv array */
 			memcpy(kv, rs->kv, n * sizeof(*kv));
 	}
 	c = fill_lenient(ld, &ctx, agent_keys, N(agent_keys),
 	    sizeof(agent_keys[0]), sizeof(*c), kv, &n, &clean);
-	ag->database = wp_xstrdup(c->database);
-	ag->plugin_dir = wp_xstrdup(c->plugin_dir);
+	ag->database = xstrdup(c->database);
+	ag->plugin_dir = xstrdup(c->plugin_dir);
 	ag->retention_days = (int)c->retention_days;
 	ag->log_level = WP_LOG_DEBUG - c->log_level;
 	ag->log_syslog = keys_line(kv, n, "log") != 0 ? c->log : -1;
 	ag->api_token_file = c->api_token_file != NULL ?
-	    wp_xstrdup(c->api_token_file) : NULL;
-	ag->pidfile = c->pidfile != NULL ? wp_xstrdup(c->pidfile) : NULL;
+	    xstrdup(c->api_token_file) : NULL;
+	ag->pidfile = c->pidfile != NULL ? xstrdup(c->pidfile) : NULL;
 	/* Text the types allow empty, but these do not. */
 	if (c->user != NULL && c->user[0] == '\0')
 		report(ld, keys_line(kv, n, "user"), "user: no value");
 	else if (c->user != NULL)
-		ag->user = wp_xstrdup(c->user);
+		ag->user = xstrdup(c->user);
 	line = keys_line(kv, n, "listen");
 	if (c->listen[0] == '\0')
 		report(ld, line, "listen: no value");
 	else if (strcmp(c->listen, "off") != 0 &&
 	    check_listen(ld, line, c->listen) == 0)
-		ag->listen = wp_xstrdup(c->listen);
+		ag->listen = xstrdup(c->listen);
 	keys_free(c);
 	free(kv);
 }
@@ -363,14 +363,14 @@ parse_alerts(struct loader *ld, int line, const char *value,
 	m->all_alerts = 0;
 	if (strcmp(value, "none") == 0)
 		return;
-	copy = wp_xstrdup(value);
+	copy = xstrdup(value);
 	for (item = copy; item != NULL; item = next) {
 		if ((next = strchr(item, ',')) != NULL)
 			*next++ = '\0';
 		item = trim(item);
 		if (*item == '\0') {
 			report(ld, line, "alerts: empty name in \"%s\"",
-			    WP_Q(value));
+			    QSTR(value));
 			continue;
 		}
 		if (strcmp(item, "none") == 0) {
@@ -383,18 +383,18 @@ parse_alerts(struct loader *ld, int line, const char *value,
 				break;
 		if (i < m->n_alerts) {
 			report(ld, line, "alerts: \"%s\" is listed twice",
-			    WP_Q(item));
+			    QSTR(item));
 			continue;
 		}
 		if (!alert_exists(ld, item)) {
 			report(ld, line, "alerts: unknown alert \"%s\" "
-			    "(there is no [alert:%s] section)", WP_Q(item),
-			    WP_Q(item));
+			    "(there is no [alert:%s] section)", QSTR(item),
+			    QSTR(item));
 			continue;
 		}
-		m->alerts = wp_xrealloc(m->alerts,
+		m->alerts = xrealloc(m->alerts,
 		    (m->n_alerts + 1) * sizeof(*m->alerts));
-		m->alerts[m->n_alerts++] = wp_xstrdup(item);
+		m->alerts[m->n_alerts++] = xstrdup(item);
 	}
 	free(copy);
 }
@@ -428,8 +428,8 @@ check_fit(struct loader *ld, const struct cfg_raw_section *rs,
 	char iv[32], to[32], worst[32];
 	int64_t w;
 
-	wp_format_duration(m->interval_ms, iv, sizeof(iv));
-	wp_format_duration(m->timeout_ms, to, sizeof(to));
+	format_duration(m->interval_ms, iv, sizeof(iv));
+	format_duration(m->timeout_ms, to, sizeof(to));
 	if (m->timeout_ms > m->interval_ms) {
 		warn_at(ld, first_line(kv, n_kv, rs->line, t_keys), "timeout "
 		    "%s is longer than interval %s: a check that times out "
@@ -439,7 +439,7 @@ check_fit(struct loader *ld, const struct cfg_raw_section *rs,
 	w = m->timeout_ms * (1 + m->retries) +
 	    m->retry_interval_ms * m->retries;
 	if (w > m->interval_ms) {
-		wp_format_duration(w, worst, sizeof(worst));
+		format_duration(w, worst, sizeof(worst));
 		warn_at(ld, first_line(kv, n_kv, rs->line, r_keys), "a failing "
 		    "check takes up to %s (timeout %s x (1 + retries %d) + "
 		    "retry_interval x retries), longer than interval %s: the "
@@ -479,7 +479,7 @@ static char *
 definition(struct loader *ld, const struct cfg_raw_section *rs,
     const struct wp_plugin *p)
 {
-	struct wp_buf def = { NULL, 0, 0 };
+	struct sbuf def = { NULL, 0, 0 };
 	const struct wp_key *k;
 	char *path, *value, why[PATH_MAX + 128];
 	size_t i;
@@ -487,28 +487,28 @@ definition(struct loader *ld, const struct cfg_raw_section *rs,
 	for (i = 0; i < rs->n_kv; i++) {
 		k = p != NULL ? file_key(p, rs->kv[i].key) : NULL;
 		if (k == NULL) {
-			wp_buf_printf(&def, "%s=%s\n", rs->kv[i].key,
+			sbuf_printf(&def, "%s=%s\n", rs->kv[i].key,
 			    rs->kv[i].value);
 			continue;
 		}
 		path = keys_resolve_path(ld->dir, rs->kv[i].value);
 		if (cfg_read_secret(path, &value, why, sizeof(why)) == 0) {
-			wp_buf_printf(&def, "%s=%s\n", k->name, value);
+			sbuf_printf(&def, "%s=%s\n", k->name, value);
 			explicit_bzero(value, strlen(value));
 			free(value);
 		} else
-			wp_buf_printf(&def, "%s=%s\n", rs->kv[i].key,
+			sbuf_printf(&def, "%s=%s\n", rs->kv[i].key,
 			    rs->kv[i].value);
 		free(path);
 	}
-	return def.data != NULL ? wp_buf_steal(&def) : wp_xstrdup("");
+	return def.data != NULL ? sbuf_steal(&def) : xstrdup("");
 }
 
 /* Names of a table, NULL-terminated (free() the array). */
 static const char **
 names_of(const struct wp_key *keys, size_t n)
 {
-	const char **v = wp_xcalloc(n + 1, sizeof(*v));
+	const char **v = xcalloc(n + 1, sizeof(*v));
 	size_t i;
 
 	for (i = 0; i < n; i++)
@@ -539,10 +539,10 @@ build_section(struct loader *ld, const struct cfg_raw_section *rs,
 	int clean, line;
 	void *conf;
 
-	s->name = wp_xstrdup(rs->name);
+	s->name = xstrdup(rs->name);
 	s->line = rs->line;
-	*ckv = wp_xmalloc((rs->n_kv + 1) * sizeof(**ckv));
-	pkv = wp_xmalloc((rs->n_kv + 1) * sizeof(*pkv));
+	*ckv = xmalloc((rs->n_kv + 1) * sizeof(**ckv));
+	pkv = xmalloc((rs->n_kv + 1) * sizeof(*pkv));
 	*n_ckv = 0;
 	for (i = 0; i < rs->n_kv; i++) {
 		if (in_table(common, n_common, rs->kv[i].key))
@@ -563,7 +563,7 @@ build_section(struct loader *ld, const struct cfg_raw_section *rs,
 		report(ld, line, "type: no value");
 	else if (!cfg_valid_name(cc->type, "_-"))
 		report(ld, line, "type: \"%s\" is not a plugin type name "
-		    "(letters, digits, '_' and '-')", WP_Q(cc->type));
+		    "(letters, digits, '_' and '-')", QSTR(cc->type));
 	else if (ld->lookup != NULL) {
 		why[0] = '\0';
 		p = ld->lookup(ld->lookup_arg, plugin_dir,
@@ -572,10 +572,10 @@ build_section(struct loader *ld, const struct cfg_raw_section *rs,
 		if (p == NULL)
 			report(ld, line, "unknown %s type \"%s\"%s%s",
 			    rs->kind == CFG_MONITOR ? "check" : "alert",
-			    WP_Q(cc->type), why[0] != '\0' ? ": " : "", why);
+			    QSTR(cc->type), why[0] != '\0' ? ": " : "", why);
 	}
 	if (line != 0) {
-		s->type = wp_xstrdup(cc->type);
+		s->type = xstrdup(cc->type);
 		s->type_line = line;
 	}
 	s->plugin = p;
@@ -583,8 +583,8 @@ build_section(struct loader *ld, const struct cfg_raw_section *rs,
 
 	/* Without a known plugin the keys cannot be judged: no cascade. */
 	if (p != NULL) {
-		sec = wp_xasprintf("[%s:%s]", kind, rs->name);
-		what = wp_xasprintf(" for type %s", s->type);
+		sec = xasprintf("[%s:%s]", kind, rs->name);
+		what = xasprintf(" for type %s", s->type);
 		others = names_of(common, n_common);
 		ctx.section = sec;
 		ctx.what = what;
@@ -599,10 +599,10 @@ build_section(struct loader *ld, const struct cfg_raw_section *rs,
 		free(what);
 		free(others);
 	}
-	s->kv = wp_xcalloc(np + 1, sizeof(*s->kv));
+	s->kv = xcalloc(np + 1, sizeof(*s->kv));
 	for (i = 0; i < np; i++) {
-		s->kv[i].key = wp_xstrdup(pkv[i].key);
-		s->kv[i].value = wp_xstrdup(pkv[i].value);
+		s->kv[i].key = xstrdup(pkv[i].key);
+		s->kv[i].value = xstrdup(pkv[i].value);
 		s->kv[i].line = pkv[i].line;
 	}
 	s->n_kv = np;
@@ -724,8 +724,8 @@ config_load(const char *file, const char *plugin_dir_override,
 	if (cfg_read(file, &ld.raw, &ld.d) != 0)
 		goto done;
 
-	cfg = wp_xcalloc(1, sizeof(*cfg));
-	cfg->file = wp_xstrdup(file);
+	cfg = xcalloc(1, sizeof(*cfg));
+	cfg->file = xstrdup(file);
 	cfg->dir = file_dir(file);
 	ld.dir = cfg->dir;
 	check_agent(&ld, &cfg->agent);
@@ -743,8 +743,8 @@ config_load(const char *file, const char *plugin_dir_override,
 		else if (ld.raw.secs[i].kind == CFG_ALERT)
 			na++;
 	}
-	cfg->monitors = wp_xcalloc(nm + 1, sizeof(*cfg->monitors));
-	cfg->alerts = wp_xcalloc(na + 1, sizeof(*cfg->alerts));
+	cfg->monitors = xcalloc(nm + 1, sizeof(*cfg->monitors));
+	cfg->alerts = xcalloc(na + 1, sizeof(*cfg->alerts));
 	for (i = 0; i < ld.raw.n_secs; i++) {
 		if (ld.raw.secs[i].kind == CFG_MONITOR)
 			check_monitor(&ld, &ld.raw.secs[i],

@@ -25,8 +25,8 @@
  * Every problem is reported as "FILE:LINE: message"; all of them, not just
  * the first.  Lines of any length are accepted (see cfg-read.c).
  */
-#ifndef WP_CFG_H
-#define WP_CFG_H
+#ifndef CORE_CFG_H
+#define CORE_CFG_H
 
 #include <stdarg.h>
 #include <stddef.h>

@@ -4,8 +4,8 @@
  * then the plugin's configure().  The monitors (manager.c), the alert
  * sections (alert.c) and -t's check of a rejected file all build here.
  */
-#ifndef WP_CONFIGURE_H
-#define WP_CONFIGURE_H
+#ifndef CORE_CONFIGURE_H
+#define CORE_CONFIGURE_H
 
 #include <stdint.h>
 

@@ -43,7 +43,7 @@ daemon_drop_privileges(const char *user, const char *db)
 	for (i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
 		snprintf(path, sizeof(path), "%s%s", db, sfx[i]);
 		if (chown(path, pw->pw_uid, pw->pw_gid) != 0 && errno != ENOENT)
-			wp_warn("cannot hand %s to %s: %s", path, user,
+			log_warn("cannot hand %s to %s: %s", path, user,
 			    strerror(errno));
 	}
 	if (setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 ||
@@ -56,7 +56,7 @@ daemon_drop_privileges(const char *user, const char *db)
 		fprintf(stderr, "watchpost: privileges could be regained\n");
 		return -1;
 	}
-	wp_info("running as user %s (uid %d)", user, (int)pw->pw_uid);
+	log_info("running as user %s (uid %d)", user, (int)pw->pw_uid);
 	return 0;
 }
 
@@ -131,7 +131,7 @@ remove_pidfile(void)
 		close(fd);
 		if (strtol(buf, NULL, 10) == (long)pidfile.pid &&
 		    unlink(pidfile.path) != 0 && ftruncate(pidfile.fd, 0) != 0)
-			wp_warn("pidfile %s stays: %s", pidfile.path,
+			log_warn("pidfile %s stays: %s", pidfile.path,
 			    strerror(errno));
 	}
 	close(pidfile.fd);
@@ -157,7 +157,7 @@ daemon_take_pidfile(const char *path)
 			    strerror(errno));
 		return -1;
 	}
-	pidfile.path = wp_xstrdup(path);
+	pidfile.path = xstrdup(path);
 	pidfile.fd = fd;
 	pidfile.pid = getpid();
 	atexit(remove_pidfile);
@@ -226,16 +226,16 @@ lock_watch_cb(uv_timer_t *t)
 	if ((fd = lock_pid_file(dblock.path, holder, sizeof(holder))) >= 0) {
 		close(dblock.fd);
 		dblock.fd = fd;
-		wp_err("database lock %s was removed or replaced; locked it "
+		log_err("database lock %s was removed or replaced; locked it "
 		    "again", dblock.path);
 		return;
 	}
 	if (errno != EWOULDBLOCK) {
-		wp_err("database lock %s was removed; cannot lock it again: %s",
-		    dblock.path, strerror(errno));
+		log_err("database lock %s was removed; cannot lock it "
+		    "again: %s", dblock.path, strerror(errno));
 		return;
 	}
-	wp_err("database lock %s was removed, and another watchpost (pid %s) "
+	log_err("database lock %s was removed, and another watchpost (pid %s) "
 	    "has taken it: two agents share the database", dblock.path,
 	    holder);
 	uv_timer_stop(&dblock.timer);
@@ -295,7 +295,7 @@ daemon_ready(void)
 			close(fd);
 	}
 	if (write(ready_fd, "0", 1) != 1)
-		wp_warn("could not signal the parent process");
+		log_warn("could not signal the parent process");
 	close(ready_fd);
 	ready_fd = -1;
 }

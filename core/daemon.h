@@ -8,8 +8,8 @@
  * is thread-safe.  Failures are reported on stderr as "watchpost: ..."
  * (still the terminal's before daemon_ready()).
  */
-#ifndef WP_DAEMON_H
-#define WP_DAEMON_H
+#ifndef CORE_DAEMON_H
+#define CORE_DAEMON_H
 
 #include <uv.h>
 

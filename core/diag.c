@@ -24,7 +24,7 @@ static void
 diag_add(struct wp_diag *d, int line, const char *tag, const char *fmt,
     va_list ap)
 {
-	struct wp_buf b;
+	struct sbuf b;
 	char *raw, msg[DIAG_MSG_CHARS * 4 + 4];
 	const char *file = d->file != NULL ? d->file : "(configuration)";
 	size_t n = (size_t)d->errors + (size_t)d->warnings;
@@ -33,11 +33,11 @@ diag_add(struct wp_diag *d, int line, const char *tag, const char *fmt,
 		fputs("watchpost: out of memory\n", stderr);
 		abort();
 	}
-	/* The core quotes what it echoes (WP_Q); a plugin's message is
+	/* The core quotes what it echoes (QSTR); a plugin's message is
 	 * bounded and escaped here, so no line holds raw bytes. */
-	wp_escape(raw, DIAG_MSG_CHARS, msg, sizeof(msg));
+	str_escape(raw, DIAG_MSG_CHARS, msg, sizeof(msg));
 	free(raw);
-	d->at = wp_xrealloc(d->at, (n + 1) * sizeof(*d->at));
+	d->at = xrealloc(d->at, (n + 1) * sizeof(*d->at));
 	d->at[n].line = line;
 	d->at[n].off = d->len;
 	/* Adopt the text as a buffer whose capacity is exactly what it holds. */
@@ -45,9 +45,9 @@ diag_add(struct wp_diag *d, int line, const char *tag, const char *fmt,
 	b.len = d->len;
 	b.cap = d->text != NULL ? d->len + 1 : 0;
 	if (line > 0)
-		wp_buf_printf(&b, "%s:%d: %s%s\n", file, line, tag, msg);
+		sbuf_printf(&b, "%s:%d: %s%s\n", file, line, tag, msg);
 	else
-		wp_buf_printf(&b, "%s: %s%s\n", file, tag, msg);
+		sbuf_printf(&b, "%s: %s%s\n", file, tag, msg);
 	d->text = b.data;
 	d->len = b.len;
 }
@@ -107,14 +107,14 @@ diag_sort(struct wp_diag *d)
 	if (n < 2)
 		return;
 	/* d->at is in text order: an entry runs to the next one's start. */
-	p = wp_xmalloc(n * sizeof(*p));
+	p = xmalloc(n * sizeof(*p));
 	for (i = 0; i < n; i++) {
 		p[i].line = d->at[i].line;
 		p[i].off = d->at[i].off;
 		p[i].len = (i + 1 < n ? d->at[i + 1].off : d->len) - p[i].off;
 	}
 	qsort(p, n, sizeof(*p), diag_piece_cmp);
-	text = wp_xmalloc(d->len + 1);
+	text = xmalloc(d->len + 1);
 	for (i = 0; i < n; i++) {
 		memcpy(text + off, d->text + p[i].off, p[i].len);
 		d->at[i].line = p[i].line;
@@ -157,11 +157,11 @@ diag_move(struct wp_diag *dst, struct wp_diag *src)
 {
 	size_t i, n = (size_t)src->errors + (size_t)src->warnings;
 	size_t m = (size_t)dst->errors + (size_t)dst->warnings;
-	struct wp_buf b;
+	struct sbuf b;
 
 	if (n == 0)
 		goto done;
-	dst->at = wp_xrealloc(dst->at, (m + n) * sizeof(*dst->at));
+	dst->at = xrealloc(dst->at, (m + n) * sizeof(*dst->at));
 	for (i = 0; i < n; i++) {
 		dst->at[m + i].line = src->at[i].line;
 		dst->at[m + i].off = dst->len + src->at[i].off;
@@ -169,7 +169,7 @@ diag_move(struct wp_diag *dst, struct wp_diag *src)
 	b.data = dst->text;
 	b.len = dst->len;
 	b.cap = dst->text != NULL ? dst->len + 1 : 0;
-	wp_buf_append(&b, src->text, src->len);
+	sbuf_append(&b, src->text, src->len);
 	dst->text = b.data;
 	dst->len = b.len;
 	dst->errors += src->errors;

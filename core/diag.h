@@ -6,8 +6,8 @@
  * control bytes.  The reader, the key parser, the validation and the
  * plugins' configure() (through host->config_error) all report here.
  */
-#ifndef WP_DIAG_H
-#define WP_DIAG_H
+#ifndef CORE_DIAG_H
+#define CORE_DIAG_H
 
 #include <stdarg.h>
 #include <stddef.h>

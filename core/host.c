@@ -12,7 +12,7 @@
 #include "log.h"
 #include "util.h"
 
-uv_loop_t *wp_loop;
+uv_loop_t *main_loop;
 static uv_loop_t loop_storage;
 static pthread_t loop_thread;
 
@@ -69,9 +69,9 @@ host_loop_init(void)
 {
 	if (uv_loop_init(&loop_storage) != 0)
 		return WP_EIO;
-	wp_loop = &loop_storage;
+	main_loop = &loop_storage;
 	loop_thread = pthread_self();
-	if (uv_async_init(wp_loop, &post_async, run_posted) != 0)
+	if (uv_async_init(main_loop, &post_async, run_posted) != 0)
 		return WP_EIO;
 	/* The async handle must not keep the loop alive by itself. */
 	uv_unref((uv_handle_t *)&post_async);
@@ -89,15 +89,15 @@ close_one(uv_handle_t *h, void *arg)
 void
 host_loop_close(void)
 {
-	if (wp_loop == NULL)
+	if (main_loop == NULL)
 		return;
 	run_posted(NULL);
 	/* Handles left open by plugins are the plugins' leak, but the loop
 	 * must close regardless. */
-	uv_walk(wp_loop, close_one, NULL);
-	uv_run(wp_loop, UV_RUN_DEFAULT);
-	uv_loop_close(wp_loop);
-	wp_loop = NULL;
+	uv_walk(main_loop, close_one, NULL);
+	uv_run(main_loop, UV_RUN_DEFAULT);
+	uv_loop_close(main_loop);
+	main_loop = NULL;
 }
 
 int
@@ -109,7 +109,7 @@ host_on_loop(void)
 void
 host_post(void (*fn)(void *), void *arg)
 {
-	struct post *p = wp_xmalloc(sizeof(*p));
+	struct post *p = xmalloc(sizeof(*p));
 
 	p->fn = fn;
 	p->arg = arg;
@@ -138,24 +138,24 @@ h_log(const struct wp_host *h, int level, const char *fmt, ...)
 	char msg[1536];
 	va_list ap;
 
-	if (level > wp_log_level())
+	if (level > log_threshold())
 		return;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	wp_log(level, "plugin %s: %s", h->plugin_name, msg);
+	log_msg(level, "plugin %s: %s", h->plugin_name, msg);
 }
 
 static int64_t
 h_now_us(void)
 {
-	return wp_now_us();
+	return mono_us();
 }
 
 static int64_t
 h_wall_us(void)
 {
-	return wp_wall_us();
+	return wall_us();
 }
 
 static void *
@@ -233,7 +233,7 @@ h_watch(const struct wp_host *h, int fd, unsigned events, wp_watch_cb cb,
 	w->cb = cb;
 	w->arg = arg;
 	w->fd = fd;
-	if (uv_poll_init_socket(wp_loop, &w->poll, fd) != 0) {
+	if (uv_poll_init_socket(main_loop, &w->poll, fd) != 0) {
 		free(w);
 		return NULL;
 	}
@@ -291,7 +291,7 @@ h_timer_new(const struct wp_host *h, wp_timer_cb cb, void *arg)
 	(void)h;
 	if (t == NULL)
 		return NULL;
-	uv_timer_init(wp_loop, &t->timer);
+	uv_timer_init(main_loop, &t->timer);
 	t->timer.data = t;
 	t->cb = cb;
 	t->arg = arg;
@@ -392,7 +392,7 @@ h_resolve(const struct wp_host *h, const char *node, const char *service,
 	r->cb = cb;
 	r->arg = arg;
 	r->req.data = r;
-	if (uv_getaddrinfo(wp_loop, &r->req, resolve_done, node, service,
+	if (uv_getaddrinfo(main_loop, &r->req, resolve_done, node, service,
 	    hints) != 0) {
 		free(r);
 		return NULL;
@@ -414,13 +414,13 @@ h_resolve_cancel(struct wp_resolve *r)
 struct wp_host *
 host_new(const char *name, host_complete_fn complete)
 {
-	struct wp_host *h = wp_xcalloc(1, sizeof(*h));
+	struct wp_host *h = xcalloc(1, sizeof(*h));
 
 	*h = (struct wp_host){
 		.size = sizeof(struct wp_host),
 		.abi_major = WP_ABI_MAJOR,
 		.abi_minor = WP_ABI_MINOR,
-		.plugin_name = wp_xstrdup(name),
+		.plugin_name = xstrdup(name),
 		.log = h_log,
 		.now_us = h_now_us,
 		.wall_us = h_wall_us,

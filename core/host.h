@@ -4,14 +4,14 @@
  * One libuv loop, run on the main thread, owns scheduling and all
  * non-blocking I/O.  host_post() is how other threads hand work to it.
  */
-#ifndef WP_HOST_H
-#define WP_HOST_H
+#ifndef CORE_HOST_H
+#define CORE_HOST_H
 
 #include <uv.h>
 
 #include <watchpost/plugin.h>
 
-extern uv_loop_t *wp_loop;
+extern uv_loop_t *main_loop;
 
 /* Create the loop; the calling thread becomes the loop thread. 0 or WP_E*. */
 int host_loop_init(void);

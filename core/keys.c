@@ -56,7 +56,7 @@ hdr_of(void *conf)
 static void *
 conf_new(size_t conf_size)
 {
-	char *block = wp_xcalloc(1, HDR_SPACE + (conf_size ? conf_size : 1));
+	char *block = xcalloc(1, HDR_SPACE + (conf_size ? conf_size : 1));
 
 	((struct keys_hdr *)(void *)block)->conf_size = conf_size;
 	return block + HDR_SPACE;
@@ -70,7 +70,7 @@ own(void *conf, void *p)
 
 	if (h->n_owned == h->cap_owned) {
 		h->cap_owned = h->cap_owned ? h->cap_owned * 2 : 8;
-		h->owned = wp_xrealloc(h->owned,
+		h->owned = xrealloc(h->owned,
 		    h->cap_owned * sizeof(*h->owned));
 	}
 	h->owned[h->n_owned++] = p;
@@ -177,7 +177,7 @@ keys_suggest(const char *word, const char *const *a, const char *const *b)
 			cl = strlen(*c);
 			if (strcasecmp(word, *c) == 0)
 				d = 0;
-			else if ((d = wp_edit_distance(word, *c)) > 2 &&
+			else if ((d = edit_distance(word, *c)) > 2 &&
 			    !(wl >= 3 && cl >= 3 &&
 			    strncmp(word, *c, wl < cl ? wl : cl) == 0))
 				continue;
@@ -205,10 +205,10 @@ keys_resolve_path(const char *dir, const char *value)
 	size_t dl = dir != NULL ? strlen(dir) : 0;
 
 	if (value[0] == '/' || dl == 0)
-		return wp_xstrdup(value);
+		return xstrdup(value);
 	if (dir[dl - 1] == '/')
-		return wp_xasprintf("%s%s", dir, value);
-	return wp_xasprintf("%s/%s", dir, value);
+		return xasprintf("%s%s", dir, value);
+	return xasprintf("%s/%s", dir, value);
 }
 
 /* K for a key "K_file" (K non-empty) in BUF, else NULL. */
@@ -256,7 +256,7 @@ cfg_read_secret(const char *path, char **out, char *why, size_t whylen)
 	*out = NULL;
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY |
 	    O_NONBLOCK)) < 0 || fstat(fd, &st) != 0) {
-		snprintf(why, whylen, "cannot read %s: %s", WP_Q(path),
+		snprintf(why, whylen, "cannot read %s: %s", QSTR(path),
 		    strerror(errno));
 		goto done;
 	}
@@ -267,14 +267,14 @@ cfg_read_secret(const char *path, char **out, char *why, size_t whylen)
 		    "not be (chmod o-rw)";
 	if (bad != NULL)
 		goto done;
-	buf = wp_xmalloc(SECRET_MAX + 1);
+	buf = xmalloc(SECRET_MAX + 1);
 	while (n <= SECRET_MAX &&
 	    (r = read(fd, buf + n, SECRET_MAX + 1 - n)) != 0) {
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
 			snprintf(why, whylen, "cannot read %s: %s",
-			    WP_Q(path), strerror(errno));
+			    QSTR(path), strerror(errno));
 			goto done;
 		}
 		n += (size_t)r;
@@ -296,11 +296,11 @@ cfg_read_secret(const char *path, char **out, char *why, size_t whylen)
 	}
 	if (bad != NULL)
 		goto done;
-	*out = wp_xstrdup(buf);
+	*out = xstrdup(buf);
 	rc = 0;
 done:
 	if (bad != NULL)
-		snprintf(why, whylen, "%s %s", WP_Q(path), bad);
+		snprintf(why, whylen, "%s %s", QSTR(path), bad);
 	if (buf != NULL) {
 		explicit_bzero(buf, SECRET_MAX + 1);
 		free(buf);
@@ -322,7 +322,7 @@ key_range(const struct wp_key *k, int64_t *min, int64_t *max)
 		*max = k->max;
 	} else if (k->type == WP_KT_DURATION) {
 		*min = 0;
-		*max = WP_DURATION_MAX_MS * 1000;
+		*max = DURATION_MAX_MS * 1000;
 	} else {
 		*min = INT64_MIN;
 		*max = INT64_MAX;
@@ -405,7 +405,7 @@ check_host(const char *name, const char *v, char *msg, size_t len)
 	return 0;
 bad:
 	snprintf(msg, len, "%s: \"%s\" is not a host name, IPv4 or IPv6 "
-	    "address", name, WP_Q(v));
+	    "address", name, QSTR(v));
 	return WP_EINVAL;
 }
 
@@ -432,13 +432,13 @@ parse_value(const struct wp_key *k, const char *name, const char *v,
 	switch (k->type) {
 	case WP_KT_INT:
 		key_range(k, &min, &max);
-		if (wp_parse_int(v, min, max, &n) != 0) {
+		if (parse_int(v, min, max, &n) != 0) {
 			if (min == INT64_MIN && max == INT64_MAX)
 				snprintf(msg, len, "%s: \"%s\" is not a whole "
-				    "number", name, WP_Q(v));
+				    "number", name, QSTR(v));
 			else
 				snprintf(msg, len, "%s: \"%s\" is not a whole "
-				    "number from %lld to %lld", name, WP_Q(v),
+				    "number from %lld to %lld", name, QSTR(v),
 				    (long long)min, (long long)max);
 			return WP_EINVAL;
 		}
@@ -446,29 +446,29 @@ parse_value(const struct wp_key *k, const char *name, const char *v,
 		return 0;
 	case WP_KT_DURATION:
 		key_range(k, &min, &max);
-		if (wp_parse_duration(v, &ms) != 0) {
+		if (parse_duration(v, &ms) != 0) {
 			snprintf(msg, len, "%s: \"%s\" is not a duration ("
-			    DURATION_FORMS ")", name, WP_Q(v));
+			    DURATION_FORMS ")", name, QSTR(v));
 			return WP_EINVAL;
 		}
 		if (ms * 1000 < min) {
-			wp_format_duration((min + 999) / 1000, buf, sizeof(buf));
+			format_duration((min + 999) / 1000, buf, sizeof(buf));
 			snprintf(msg, len, "%s: \"%s\" is too short (minimum "
-			    "%s)", name, WP_Q(v), buf);
+			    "%s)", name, QSTR(v), buf);
 			return WP_EINVAL;
 		}
 		if (ms * 1000 > max) {
-			wp_format_duration(max / 1000, buf, sizeof(buf));
+			format_duration(max / 1000, buf, sizeof(buf));
 			snprintf(msg, len, "%s: \"%s\" is too long (maximum "
-			    "%s)", name, WP_Q(v), buf);
+			    "%s)", name, QSTR(v), buf);
 			return WP_EINVAL;
 		}
 		*(int64_t *)slot = ms * 1000;
 		return 0;
 	case WP_KT_BOOL:
-		if (wp_parse_bool(v, &b) != 0) {
+		if (parse_bool(v, &b) != 0) {
 			snprintf(msg, len, "%s: \"%s\" is not a boolean (use "
-			    "true or false)", name, WP_Q(v));
+			    "true or false)", name, QSTR(v));
 			return WP_EINVAL;
 		}
 		*(int *)slot = b;
@@ -481,7 +481,7 @@ parse_value(const struct wp_key *k, const char *name, const char *v,
 			}
 		}
 		snprintf(msg, len, "%s: \"%s\" is not a valid value (use %s)",
-		    name, WP_Q(v), word_list(k->values, words, sizeof(words)));
+		    name, QSTR(v), word_list(k->values, words, sizeof(words)));
 		return WP_EINVAL;
 	case WP_KT_URL:
 		if (check_url(k, name, v, msg, len) != 0)
@@ -497,7 +497,7 @@ parse_value(const struct wp_key *k, const char *name, const char *v,
 	default:
 		break;
 	}
-	*(const char **)slot = own(conf, wp_xstrdup(v));
+	*(const char **)slot = own(conf, xstrdup(v));
 	return 0;
 }
 
@@ -513,7 +513,7 @@ list_push(void *conf, struct wp_list *l, const char *item)
 	for (i = 0; v != NULL && i < h->n_owned; i++)
 		if (h->owned[i] == (void *)v)
 			break;
-	v = wp_xrealloc(v, (l->n + 2) * sizeof(*v));
+	v = xrealloc(v, (l->n + 2) * sizeof(*v));
 	if (l->v == NULL)
 		own(conf, v);
 	else
@@ -542,7 +542,7 @@ store_value(const struct wp_key *k, const char *name, const char *v,
 			snprintf(msg, len, "%s: no value", name);
 			return WP_EINVAL;
 		}
-		copy = wp_xstrdup(v);
+		copy = xstrdup(v);
 		for (item = copy; item != NULL; item = next) {
 			if ((next = strchr(item, ',')) != NULL)
 				*next++ = '\0';
@@ -553,11 +553,11 @@ store_value(const struct wp_key *k, const char *name, const char *v,
 				*--e = '\0';
 			if (*item == '\0') {
 				snprintf(msg, len, "%s: empty item in \"%s\"",
-				    name, WP_Q(v));
+				    name, QSTR(v));
 				rc = WP_EINVAL;
 				break;
 			}
-			list_push(conf, l, own(conf, wp_xstrdup(item)));
+			list_push(conf, l, own(conf, xstrdup(item)));
 		}
 		free(copy);
 		return rc;
@@ -622,7 +622,7 @@ keys_check_table(const struct wp_plugin *p, char *why, size_t whylen)
 		if (!valid_key_name(k->name)) {
 			snprintf(why, whylen, "key %zu: name \"%s\" must be "
 			    "[a-z][a-z0-9_]* and not end in \"_file\"", i,
-			    WP_Q(k->name));
+			    QSTR(k->name));
 			goto done;
 		}
 		for (j = 0; j < i; j++)
@@ -743,8 +743,8 @@ keys_fill_in(const struct keys_ctx *ctx, const struct wp_key *keys,
 	if (file != NULL)
 		d->file = file;
 	conf = conf_new(conf_size);
-	first = wp_xcalloc(n_keys + 1, sizeof(*first));
-	names = wp_xcalloc(n_keys + 1, sizeof(*names));
+	first = xcalloc(n_keys + 1, sizeof(*first));
+	names = xcalloc(n_keys + 1, sizeof(*names));
 	for (i = 0; i < n_keys; i++)
 		names[i] = KEYS_AT(keys, key_size, i)->name;
 
@@ -759,7 +759,7 @@ keys_fill_in(const struct keys_ctx *ctx, const struct wp_key *keys,
 			k = NULL;
 		if (k == NULL) {
 			diag_error(d, kv[i].line, "unknown key \"%s\"%s%s",
-			    WP_Q(kv[i].key), ctx->what != NULL ? ctx->what : "",
+			    QSTR(kv[i].key), ctx->what != NULL ? ctx->what : "",
 			    keys_mean_text(keys_suggest(kv[i].key, names,
 			    ctx->others), mean, sizeof(mean)));
 			continue;

@@ -7,10 +7,10 @@
  * turns a section's lines into the struct the table's offsets point into,
  * with typed values, and reports every problem as FILE:LINE: messages.
  * The value rules per type are those of <watchpost/plugin.h>; durations
- * are parsed by wp_parse_duration() and booleans by wp_parse_bool().
+ * are parsed by parse_duration() and booleans by parse_bool().
  */
-#ifndef WP_KEYS_H
-#define WP_KEYS_H
+#ifndef CORE_KEYS_H
+#define CORE_KEYS_H
 
 #include <stddef.h>
 

@@ -85,8 +85,8 @@ range_text(const struct wp_key *k, char *buf, size_t len)
 	if (k->type == WP_KT_INT && (k->min != 0 || k->max != 0))
 		snprintf(buf, len, "%" PRId64 "..%" PRId64, k->min, k->max);
 	else if (k->type == WP_KT_DURATION && (k->min != 0 || k->max != 0)) {
-		wp_format_duration(k->min / 1000, a, sizeof(a));
-		wp_format_duration(k->max / 1000, b, sizeof(b));
+		format_duration(k->min / 1000, a, sizeof(a));
+		format_duration(k->max / 1000, b, sizeof(b));
 		snprintf(buf, len, "%s..%s", a, b);
 	} else if (k->values != NULL)
 		for (i = 0; k->values[i] != NULL && off < len; i++)

@@ -3,8 +3,8 @@
  * alert type with its key table, and the host's own tables, read from the
  * same wp_key tables the configuration is parsed with.
  */
-#ifndef WP_LISTTYPES_H
-#define WP_LISTTYPES_H
+#ifndef CORE_LISTTYPES_H
+#define CORE_LISTTYPES_H
 
 #include <stdio.h>
 

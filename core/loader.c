@@ -262,7 +262,7 @@ load_file(const char *dir, const char *path, int kind, const char *type,
 		    WP_ABI_MAJOR, WP_ABI_MINOR);
 		return NULL;
 	}
-	p = wp_xcalloc(1, sizeof(*p));
+	p = xcalloc(1, sizeof(*p));
 	/* Copy what the plugin has; fields it predates stay zero / NULL. */
 	memcpy(&p->desc, d, d->size < sizeof(p->desc) ? d->size :
 	    sizeof(p->desc));
@@ -286,12 +286,12 @@ load_file(const char *dir, const char *path, int kind, const char *type,
 		goto fail;
 	}
 	if (keys_check_table(&p->desc, why, whylen) != 0) {
-		char *k = wp_xstrdup(why);
+		char *k = xstrdup(why);
 		snprintf(why, whylen, "%s: bad key table: %s", path, k);
 		free(k);
 		goto fail;
 	}
-	p->path = wp_xstrdup(path);
+	p->path = xstrdup(path);
 	p->async = p->desc.start != NULL && p->desc.cancel != NULL;
 	p->host = host_new(p->desc.name, runtime_complete);
 	if (p->desc.init != NULL &&
@@ -301,9 +301,9 @@ load_file(const char *dir, const char *path, int kind, const char *type,
 		free(p->path);
 		goto fail;
 	}
-	plugins = wp_xrealloc(plugins, (n_plugins + 1) * sizeof(*plugins));
+	plugins = xrealloc(plugins, (n_plugins + 1) * sizeof(*plugins));
 	plugins[n_plugins++] = p;
-	wp_debug("plugin %s: loaded %s (version %s, ABI %u.%u)", p->desc.name,
+	log_debug("plugin %s: loaded %s (version %s, ABI %u.%u)", p->desc.name,
 	    p->path, p->desc.version ? p->desc.version : "?",
 	    p->desc.abi_major, p->desc.abi_minor);
 	return p;
@@ -365,15 +365,15 @@ loader_load_dir(const char *dir)
 	if (frozen || (loaded_dir != NULL && strcmp(loaded_dir, dir) == 0))
 		return 0;
 	free(loaded_dir);
-	loaded_dir = wp_xstrdup(dir);
+	loaded_dir = xstrdup(dir);
 	free(dir_why);
 	dir_why = NULL;
 	dp = NULL;
 	if (check_dir(dir, why, sizeof(why)) != 0 ||
 	    ((dp = opendir(dir)) == NULL && snprintf(why, sizeof(why),
 	    "plugin directory %s: %s", dir, strerror(errno)) > 0)) {
-		dir_why = wp_xstrdup(why);
-		wp_warn("%s", why);
+		dir_why = xstrdup(why);
+		log_warn("%s", why);
 		return 0;
 	}
 	/* In name order, so the log and init() order do not depend on the
@@ -381,14 +381,14 @@ loader_load_dir(const char *dir)
 	while ((de = readdir(dp)) != NULL) {
 		if (parse_file_name(de->d_name, &kind, type, sizeof(type)) != 0)
 			continue;
-		names = wp_xrealloc(names, (n + 1) * sizeof(*names));
-		names[n++] = wp_xstrdup(de->d_name);
+		names = xrealloc(names, (n + 1) * sizeof(*names));
+		names[n++] = xstrdup(de->d_name);
 	}
 	closedir(dp);
 	qsort(names, n, sizeof(*names), name_cmp);
 	for (i = 0; i < n; i++) {
 		parse_file_name(names[i], &kind, type, sizeof(type));
-		path = wp_xasprintf("%s/%s", dir, names[i]);
+		path = xasprintf("%s/%s", dir, names[i]);
 		snprintf(step, sizeof(step), "load plugin %s%s",
 		    kind == WP_PLUGIN_ALERT ? "alert-" : "", type);
 		op = opmon_begin(OPC_STARTUP, step, LOAD_STEP_MS);
@@ -397,13 +397,13 @@ loader_load_dir(const char *dir)
 			loaded++;
 		} else {
 			opmon_end(op, OP_FAILED, why);
-			wp_warn("plugin %s skipped: %s", names[i], why);
-			failed = wp_xrealloc(failed,
+			log_warn("plugin %s skipped: %s", names[i], why);
+			failed = xrealloc(failed,
 			    (n_failed + 1) * sizeof(*failed));
 			f = &failed[n_failed++];
 			f->kind = kind;
-			f->type = wp_xstrdup(type);
-			f->why = wp_xstrdup(why);
+			f->type = xstrdup(type);
+			f->why = xstrdup(why);
 		}
 		free(path);
 		free(names[i]);
@@ -443,7 +443,7 @@ loader_find(int kind, const char *type, char *why, size_t whylen)
 		snprintf(why, whylen, "%s", dir_why);
 		return NULL;
 	}
-	path = wp_xasprintf("%s/%s%s.so", loaded_dir,
+	path = xasprintf("%s/%s%s.so", loaded_dir,
 	    kind == WP_PLUGIN_ALERT ? "alert-" : "", type);
 	if (frozen && stat(path, &st) == 0)
 		snprintf(why, whylen, "not loaded at start-up (a new plugin "

@@ -8,8 +8,8 @@
  * naming a type that was not loaded is refused ("a new plugin needs a
  * restart").
  */
-#ifndef WP_LOADER_H
-#define WP_LOADER_H
+#ifndef CORE_LOADER_H
+#define CORE_LOADER_H
 
 #include <stddef.h>
 

@@ -12,27 +12,27 @@
 
 /* Atomic: a reload changes it while other threads log. */
 static _Atomic int threshold = WP_LOG_INFO;
-static enum wp_log_target target = WP_LOG_STDERR;
+static enum log_target target = LOG_TO_STDERR;
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 static const char *const names[] = { "error", "warn", "info", "debug" };
 
 void
-wp_log_setup(int level, enum wp_log_target t)
+log_setup(int level, enum log_target t)
 {
 	threshold = level;
-	if (t == WP_LOG_SYSLOG && target != WP_LOG_SYSLOG)
+	if (t == LOG_TO_SYSLOG && target != LOG_TO_SYSLOG)
 		openlog("watchpost", LOG_PID, LOG_DAEMON);
 	target = t;
 }
 
 int
-wp_log_level(void)
+log_threshold(void)
 {
 	return threshold;
 }
 
 int
-wp_log_parse_level(const char *s, int *level)
+log_parse_level(const char *s, int *level)
 {
 	int i;
 
@@ -50,7 +50,7 @@ wp_log_parse_level(const char *s, int *level)
 }
 
 void
-wp_vlog(int level, const char *fmt, va_list ap)
+log_vmsg(int level, const char *fmt, va_list ap)
 {
 	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
 	char line[2048], clean[4096];
@@ -79,12 +79,12 @@ wp_vlog(int level, const char *fmt, va_list ap)
 	for (i = 0; i < n; i++) {
 		c = (unsigned char)line[i];
 		if ((c < 0x20 && c != '\t') || c >= 0x7f) {
-			wp_escape(line, sizeof(clean), clean, sizeof(clean));
+			str_escape(line, sizeof(clean), clean, sizeof(clean));
 			text = clean;
 			break;
 		}
 	}
-	if (target == WP_LOG_SYSLOG) {
+	if (target == LOG_TO_SYSLOG) {
 		syslog(prio[level], "%s", text);
 		return;
 	}
@@ -98,11 +98,11 @@ wp_vlog(int level, const char *fmt, va_list ap)
 }
 
 void
-wp_log(int level, const char *fmt, ...)
+log_msg(int level, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	wp_vlog(level, fmt, ap);
+	log_vmsg(level, fmt, ap);
 	va_end(ap);
 }

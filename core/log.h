@@ -3,31 +3,31 @@
  * names who speaks: "monitor api-home: ..." or "plugin http: ...".
  * Thread-safe: lines from different threads never interleave.
  */
-#ifndef WP_LOG_H
-#define WP_LOG_H
+#ifndef CORE_LOG_H
+#define CORE_LOG_H
 
 #include <stdarg.h>
 
 #include <watchpost/plugin.h>
 
-enum wp_log_target { WP_LOG_STDERR, WP_LOG_SYSLOG };
+enum log_target { LOG_TO_STDERR, LOG_TO_SYSLOG };
 
 /* Set the threshold (WP_LOG_* from plugin.h) and the target. */
-void wp_log_setup(int level, enum wp_log_target target);
-int wp_log_level(void);
+void log_setup(int level, enum log_target target);
+int log_threshold(void);
 /* Parse "debug|info|warn|error" into *level; 0 or WP_EINVAL. */
-int wp_log_parse_level(const char *s, int *level);
+int log_parse_level(const char *s, int *level);
 
-void wp_log(int level, const char *fmt, ...) WP_PRINTF(2, 3);
-void wp_vlog(int level, const char *fmt, va_list ap);
+void log_msg(int level, const char *fmt, ...) WP_PRINTF(2, 3);
+void log_vmsg(int level, const char *fmt, va_list ap);
 
-#define wp_err(...) wp_log(WP_LOG_ERROR, __VA_ARGS__)
-#define wp_warn(...) wp_log(WP_LOG_WARN, __VA_ARGS__)
-#define wp_info(...) wp_log(WP_LOG_INFO, __VA_ARGS__)
-#define wp_debug(...)                                                    \
+#define log_err(...) log_msg(WP_LOG_ERROR, __VA_ARGS__)
+#define log_warn(...) log_msg(WP_LOG_WARN, __VA_ARGS__)
+#define log_info(...) log_msg(WP_LOG_INFO, __VA_ARGS__)
+#define log_debug(...)                                                   \
 	do {                                                             \
-		if (wp_log_level() >= WP_LOG_DEBUG)                      \
-			wp_log(WP_LOG_DEBUG, __VA_ARGS__);               \
+		if (log_threshold() >= WP_LOG_DEBUG)                     \
+			log_msg(WP_LOG_DEBUG, __VA_ARGS__);              \
 	} while (0)
 
 #endif

@@ -171,7 +171,7 @@ show_warnings(struct wp_diag *diag)
 		fputs(diag->text, stderr);
 	else if (diag->warnings > 0)
 		for (p = diag->text; (nl = strchr(p, '\n')) != NULL; p = nl + 1)
-			wp_warn("%.*s", (int)(nl - p), p);
+			log_warn("%.*s", (int)(nl - p), p);
 	diag_free(diag);
 	diag_init(diag, opt.config);
 }
@@ -220,11 +220,11 @@ print_diag(const struct wp_diag *d, FILE *f)
 /* ---- reload and shutdown ---- */
 
 /* Where the log goes for these [agent] settings (-d: syslog by default). */
-static enum wp_log_target
+static enum log_target
 log_target_of(const struct cfg_agent *ag)
 {
 	return ag->log_syslog == 1 || (opt.daemon && ag->log_syslog == -1) ?
-	    WP_LOG_SYSLOG : WP_LOG_STDERR;
+	    LOG_TO_SYSLOG : LOG_TO_STDERR;
 }
 
 /* Keep copies of AG's values in agent_now (AG NULL: free them). */
@@ -244,7 +244,7 @@ agent_keep(const struct cfg_agent *ag)
 	agent_now = *ag;
 	for (i = 0; i < sizeof(str) / sizeof(str[0]); i++)
 		if (*str[i] != NULL)
-			*str[i] = wp_xstrdup(*str[i]);
+			*str[i] = xstrdup(*str[i]);
 }
 
 static int
@@ -298,14 +298,14 @@ agent_reload(const struct cfg_agent *ag, const char *token)
 		{ "pidfile", agent_now.pidfile ? agent_now.pidfile : "(none)",
 		    ag->pidfile ? ag->pidfile : "(none)" },
 	};
-	enum wp_log_target was_target = log_target_of(&agent_now),
+	enum log_target was_target = log_target_of(&agent_now),
 	    target = log_target_of(ag);
 	size_t i;
 	int rc;
 
 	for (i = 0; i < sizeof(restart) / sizeof(restart[0]); i++)
 		if (!same_str(restart[i].was, restart[i].now))
-			wp_warn("reload: [agent] %s changed (%s -> %s); restart "
+			log_warn("reload: [agent] %s changed (%s -> %s); restart "
 			    "to apply", restart[i].key, restart[i].was,
 			    restart[i].now);
 
@@ -313,19 +313,19 @@ agent_reload(const struct cfg_agent *ag, const char *token)
 		char line[160];
 
 		snprintf(line, sizeof(line), "reload: [agent] log_level %s, "
-		    "log %s", level[ag->log_level], target == WP_LOG_SYSLOG ?
+		    "log %s", level[ag->log_level], target == LOG_TO_SYSLOG ?
 		    "syslog" : "stderr");
 		/* Said at info where the log went, and where it goes now if
 		 * that is another place or the old level hid it. */
 		if (agent_now.log_level >= WP_LOG_INFO)
-			wp_info("%s", line);
-		wp_log_setup(ag->log_level, target);
+			log_info("%s", line);
+		log_setup(ag->log_level, target);
 		if (target != was_target || agent_now.log_level < WP_LOG_INFO)
-			wp_info("%s", line);
+			log_info("%s", line);
 	}
 
 	if (ag->retention_days != retention_days) {
-		wp_info("reload: [agent] retention_days %d -> %d%s",
+		log_info("reload: [agent] retention_days %d -> %d%s",
 		    retention_days, ag->retention_days, ag->retention_days > 0 ?
 		    "; applying it now" : " (keep every check)");
 		retention_days = ag->retention_days;
@@ -336,13 +336,13 @@ agent_reload(const struct cfg_agent *ag, const char *token)
 
 	if (api != NULL && (rc = api_set_token(api, token)) == 1) {
 		if (token == NULL)
-			wp_warn("reload: [agent] api_token_file removed: the "
+			log_warn("reload: [agent] api_token_file removed: the "
 			    "API no longer asks for a token");
 		else if (agent_now.api_token_file == NULL)
-			wp_info("reload: [agent] API token set from %s",
+			log_info("reload: [agent] API token set from %s",
 			    ag->api_token_file);
 		else
-			wp_info("reload: [agent] API token replaced (from %s)",
+			log_info("reload: [agent] API token replaced (from %s)",
 			    ag->api_token_file);
 	}
 	agent_keep(ag);
@@ -355,10 +355,10 @@ reload(void)
 	struct config *cfg;
 	struct cfg_agent ag;
 	struct opmon_op *op = opmon_begin(OPC_STARTUP, "reload", 10000);
-	int64_t t0 = wp_now_us();
+	int64_t t0 = mono_us();
 	char *token = NULL;
 
-	wp_info("SIGHUP: reloading %s", opt.config);
+	log_info("SIGHUP: reloading %s", opt.config);
 	cfg = load(&diag, 0);
 	if (cfg != NULL && reload_token(cfg, &diag, &token) != 0) {
 		config_free(cfg);
@@ -384,15 +384,15 @@ reload(void)
 		while (*p) {
 			const char *nl = strchr(p, '\n');
 			int len = nl ? (int)(nl - p) : (int)strlen(p);
-			wp_err("%.*s", len, p);
+			log_err("%.*s", len, p);
 			p += len + (nl ? 1 : 0);
 		}
-		wp_err("reload rejected (%d error(s)); the running "
+		log_err("reload rejected (%d error(s)); the running "
 		    "configuration stays", diag.errors);
 		opmon_end(op, OP_FAILED, "invalid configuration");
 	} else {
-		wp_info("reload applied in %.1f ms",
-		    (double)(wp_now_us() - t0) / 1000.0);
+		log_info("reload applied in %.1f ms",
+		    (double)(mono_us() - t0) / 1000.0);
 		opmon_end(op, OP_SUCCEEDED, NULL);
 	}
 	diag_free(&diag);
@@ -413,15 +413,15 @@ drained(void *arg)
 {
 	(void)arg;
 	uv_timer_stop(&drain_timer);
-	wp_info("all checks finished; stopping");
-	uv_stop(wp_loop);
+	log_info("all checks finished; stopping");
+	uv_stop(main_loop);
 }
 
 static void
 drain_limit_cb(uv_timer_t *t)
 {
 	(void)t;
-	wp_warn("shutdown: %u check(s) and alert(s) still running after %d s; "
+	log_warn("shutdown: %u check(s) and alert(s) still running after %d s; "
 	    "cancelling them", opmon_running(OPC_CHECK) +
 	    opmon_running(OPC_ALERT), DRAIN_MAX_MS / 1000);
 	runtime_cancel_all();
@@ -436,12 +436,12 @@ static void
 begin_stop(const char *why)
 {
 	stopping = 1;
-	wp_info("%s: stopping; letting checks in flight finish (at most %d s)",
+	log_info("%s: stopping; letting checks in flight finish (at most %d s)",
 	    why, DRAIN_MAX_MS / 1000);
 	uv_timer_stop(&retention_timer);
 	api_stop(api);
 	api = NULL;
-	uv_timer_init(wp_loop, &drain_timer);
+	uv_timer_init(main_loop, &drain_timer);
 	uv_timer_start(&drain_timer, drain_limit_cb, DRAIN_MAX_MS, 0);
 	manager_stop(drained, NULL);
 }
@@ -456,8 +456,8 @@ on_signal(uv_signal_t *s, int signum)
 		return;
 	}
 	if (stopping) {
-		wp_warn("second signal: exiting now");
-		uv_stop(wp_loop);
+		log_warn("second signal: exiting now");
+		uv_stop(main_loop);
 		return;
 	}
 	begin_stop(strsignal(signum));
@@ -507,7 +507,7 @@ retention_end(void *arg)
 	snprintf(msg, sizeof(msg), "%lld rows deleted", (long long)j->deleted);
 	opmon_end(j->op, OP_SUCCEEDED, msg);
 	if (j->deleted > 0)
-		wp_info("retention: %lld check(s) older than %d day(s) "
+		log_info("retention: %lld check(s) older than %d day(s) "
 		    "deleted", (long long)j->deleted, retention_days);
 	free(j);
 }
@@ -530,9 +530,9 @@ retention_cb(uv_timer_t *t)
 	(void)t;
 	if (retention_days <= 0 || store == NULL)
 		return;
-	j = wp_xcalloc(1, sizeof(*j));
+	j = xcalloc(1, sizeof(*j));
 	j->op = opmon_begin(OPC_RETENTION, "retention", 3600000);
-	if (store_retention(store, wp_wall_ms() -
+	if (store_retention(store, wall_ms() -
 	    (int64_t)retention_days * 86400000, 1000, retention_done, j) != 0) {
 		opmon_end(j->op, OP_FAILED, "could not queue");
 		free(j);
@@ -580,7 +580,7 @@ static void
 once_finished(void *arg)
 {
 	(void)arg;
-	uv_stop(wp_loop);
+	uv_stop(main_loop);
 }
 
 static int
@@ -598,7 +598,7 @@ run_once(void)
 		return 3;
 	}
 	if (n > 0)
-		uv_run(wp_loop, UV_RUN_DEFAULT);
+		uv_run(main_loop, UV_RUN_DEFAULT);
 	for (i = 0; i < n; i++) {
 		if (strlen(res[i].name) > w)
 			w = strlen(res[i].name);
@@ -620,14 +620,14 @@ run_once(void)
 			detail = buf;
 		} else if (res[i].state != ST_UP) {
 			snprintf(buf, sizeof(buf), "%s%s%s",
-			    wp_reason_name(res[i].reason),
+			    reason_name(res[i].reason),
 			    res[i].detail[0] ? ": " : "",
 			    res[i].detail);
 			detail = buf;
 		}
 		/* The detail may hold what a server sent: escaped, as the
 		 * log has it. */
-		wp_escape(detail, sizeof(buf), clean, sizeof(clean));
+		str_escape(detail, sizeof(buf), clean, sizeof(clean));
 		/* No trailing blanks: the detail column may be empty. */
 		printf("%-*s  %-*s  %-4s  %10s%s%s\n", (int)w, res[i].name,
 		    (int)tw, res[i].type, mstate_label(res[i].state), lat,
@@ -647,7 +647,7 @@ finish(void)
 	/* Close what the loop still holds, then the rest. */
 	manager_free();
 	alert_free();
-	uv_run(wp_loop, UV_RUN_NOWAIT);
+	uv_run(main_loop, UV_RUN_NOWAIT);
 	/* Results lost (logged by the store) fail the exit status. */
 	if (store_close(store) != 0)
 		exit_code = 1;
@@ -697,7 +697,7 @@ list_types_main(void)
 	diag_init(&diag, opt.config);
 	(void)config_load(opt.config, opt.plugin_dir, NULL, NULL, &diag, &cfg);
 	diag_free(&diag);
-	dir = wp_xstrdup(cfg != NULL ? cfg->agent.plugin_dir :
+	dir = xstrdup(cfg != NULL ? cfg->agent.plugin_dir :
 	    opt.plugin_dir != NULL ? opt.plugin_dir : PKGLIBDIR);
 	config_free(cfg);
 	loader_load_dir(dir);
@@ -732,8 +732,8 @@ main(int argc, char **argv)
 	}
 	/* --once prints a table and -t the problems: only warnings and errors
 	 * go to the log (plugins loaded at start-up log their init at info). */
-	wp_log_setup(opt.once || opt.check_only ? WP_LOG_WARN : WP_LOG_INFO,
-	    WP_LOG_STDERR);
+	log_setup(opt.once || opt.check_only ? WP_LOG_WARN : WP_LOG_INFO,
+	    LOG_TO_STDERR);
 
 	if (opt.list_types)
 		return list_types_main();
@@ -749,8 +749,8 @@ main(int argc, char **argv)
 	loader_load_dir(cfg->agent.plugin_dir);
 	loader_freeze();
 	if (opt.check_only || opt.once)
-		wp_log_setup(opt.once ? WP_LOG_WARN : cfg->agent.log_level,
-		    WP_LOG_STDERR);
+		log_setup(opt.once ? WP_LOG_WARN : cfg->agent.log_level,
+		    LOG_TO_STDERR);
 	if (pool_init(2, 32) != 0) {
 		fprintf(stderr, "watchpost: cannot start worker threads\n");
 		return 1;
@@ -777,7 +777,7 @@ main(int argc, char **argv)
 	}
 	diag_free(&diag);
 
-	wp_log_setup(cfg->agent.log_level, log_target_of(&cfg->agent));
+	log_setup(cfg->agent.log_level, log_target_of(&cfg->agent));
 	agent_keep(&cfg->agent);
 	/* Early exits free the configuration: LeakSanitizer checks them. */
 	if (cfg->agent.pidfile != NULL && opt.daemon &&
@@ -826,8 +826,8 @@ main(int argc, char **argv)
 		static struct api_routes routes = { render_monitors,
 		    render_opmon, render_metrics, NULL };
 		op = opmon_begin(OPC_STARTUP, "bind API", STARTUP_STEP_MS);
-		if (api_start(cfg->agent.listen, token, wp_loop, &routes, &api,
-		    err, sizeof(err)) != 0) {
+		if (api_start(cfg->agent.listen, token, main_loop, &routes,
+		    &api, err, sizeof(err)) != 0) {
 			/* api_start() names the address itself. */
 			fprintf(stderr, "watchpost: %s\n", err);
 			free(token);
@@ -842,9 +842,9 @@ main(int argc, char **argv)
 
 	/* Signals from here on wait for the loop, which handles them once
 	 * it runs: the "started" line below means SIGTERM stops cleanly. */
-	uv_signal_init(wp_loop, &sig_hup);
-	uv_signal_init(wp_loop, &sig_term);
-	uv_signal_init(wp_loop, &sig_int);
+	uv_signal_init(main_loop, &sig_hup);
+	uv_signal_init(main_loop, &sig_term);
+	uv_signal_init(main_loop, &sig_int);
 	uv_signal_start(&sig_hup, on_signal, SIGHUP);
 	uv_signal_start(&sig_term, on_signal, SIGTERM);
 	uv_signal_start(&sig_int, on_signal, SIGINT);
@@ -857,24 +857,24 @@ main(int argc, char **argv)
 			return 1;
 		}
 		diag_free(&diag);
-		wp_info("watchpost %s started: %zu monitor(s), database %s",
+		log_info("watchpost %s started: %zu monitor(s), database %s",
 		    PACKAGE_VERSION, n, store ? "open" : "none");
 	}
 
 	/* Retention: shortly after start, then daily. */
-	uv_timer_init(wp_loop, &retention_timer);
+	uv_timer_init(main_loop, &retention_timer);
 	uv_timer_start(&retention_timer, retention_cb, 5000, 86400000);
 	uv_unref((uv_handle_t *)&retention_timer);
-	daemon_watch_lock(wp_loop, lock_lost, NULL);
+	daemon_watch_lock(main_loop, lock_lost, NULL);
 
 	daemon_ready();
-	uv_run(wp_loop, UV_RUN_DEFAULT);
+	uv_run(main_loop, UV_RUN_DEFAULT);
 	exit_code = 0;
 	api_stop(api);
 	finish();
 	if (daemon_lock_lost())
 		exit_code = 1;
 	daemon_unlock_database();
-	wp_info("stopped");
+	log_info("stopped");
 	return exit_code;
 }

@@ -125,7 +125,7 @@ rehash(void)
 
 	free(table);
 	table_size = n_monitors * 2 + 1;
-	table = wp_xcalloc(table_size, sizeof(*table));
+	table = xcalloc(table_size, sizeof(*table));
 	for (m = monitors; m; m = m->next) {
 		b = hash_name(m->name) % table_size;
 		m->hnext = table[b];
@@ -181,8 +181,8 @@ monitor_set(struct monitor *m, const struct cfg_monitor *c)
 	free(m->type);
 	free(m->definition);
 	free_alert_names(m);
-	m->type = wp_xstrdup(c->s.type);
-	m->definition = wp_xstrdup(c->s.definition);
+	m->type = xstrdup(c->s.type);
+	m->definition = xstrdup(c->s.definition);
 	m->interval_ms = c->interval_ms;
 	m->sched.interval_us = c->interval_ms * 1000;
 	m->timeout_ms = c->timeout_ms;
@@ -191,9 +191,9 @@ monitor_set(struct monitor *m, const struct cfg_monitor *c)
 	m->enabled = c->enabled;
 	m->all_alerts = c->all_alerts;
 	m->n_alerts = c->n_alerts;
-	m->alerts = wp_xcalloc(c->n_alerts + 1, sizeof(char *));
+	m->alerts = xcalloc(c->n_alerts + 1, sizeof(char *));
 	for (i = 0; i < c->n_alerts; i++)
-		m->alerts[i] = wp_xstrdup(c->alerts[i]);
+		m->alerts[i] = xstrdup(c->alerts[i]);
 }
 
 /* ---- scheduling ---- */
@@ -201,7 +201,7 @@ monitor_set(struct monitor *m, const struct cfg_monitor *c)
 static void
 arm(struct monitor *m, uv_timer_cb cb)
 {
-	int64_t now = wp_now_us();
+	int64_t now = mono_us();
 	int64_t due = m->sched.due_us;
 	int64_t delay_ms = due > now ? (due - now + 999) / 1000 : 0;
 
@@ -212,7 +212,7 @@ static void
 due_cb(uv_timer_t *t)
 {
 	struct monitor *m = t->data;
-	int64_t now = wp_now_us();
+	int64_t now = mono_us();
 	uint64_t skipped;
 	double late;
 	int b, busy;
@@ -231,7 +231,7 @@ due_cb(uv_timer_t *t)
 	late_sum += late;
 	busy = m->op != NULL || m->retry_pending;
 	if (busy)
-		wp_debug("monitor %s: previous check still running; skipping "
+		log_debug("monitor %s: previous check still running; skipping "
 		    "this slot", m->name);
 	if (sched_slot(&m->sched, busy, now, &skipped))
 		start_attempt(m, 0);
@@ -305,26 +305,27 @@ log_outcome(const struct outcome *o)
 	const char *detail = r->detail ? r->detail : "";
 
 	if (o->state == ST_DEGRADED)
-		wp_debug("monitor %s: degraded: %s: %s (attempt %u)",
-		    o->monitor, wp_reason_name(r->reason), detail, o->attempts);
+		log_debug("monitor %s: degraded: %s: %s (attempt %u)",
+		    o->monitor, reason_name(r->reason), detail, o->attempts);
 	else if (o->state == ST_UP)
-		wp_debug("monitor %s: up in %.1f ms%s (attempt %u)", o->monitor,
+		log_debug("monitor %s: up in %.1f ms%s "
+		    "(attempt %u)", o->monitor,
 		    o->ms.latency, r->status_code >= 0 ? (r->status_code < 300 ?
 		    ", HTTP 2xx" : ", HTTP status other than 2xx") : "",
 		    o->attempts);
 	else
-		wp_debug("monitor %s: down: %s: %s (attempt %u)", o->monitor,
-		    wp_reason_name(r->reason), detail, o->attempts);
+		log_debug("monitor %s: down: %s: %s (attempt %u)", o->monitor,
+		    reason_name(r->reason), detail, o->attempts);
 	if (!o->changed)
 		return;
 	if (o->state == ST_UP)
-		wp_info("monitor %s: %s -> %s (%.1f ms)", o->monitor,
+		log_info("monitor %s: %s -> %s (%.1f ms)", o->monitor,
 		    mstate_name(o->previous), mstate_label(o->state),
 		    o->ms.latency);
 	else
-		wp_info("monitor %s: %s -> %s (%s: %s)", o->monitor,
+		log_info("monitor %s: %s -> %s (%s: %s)", o->monitor,
 		    mstate_name(o->previous), mstate_label(o->state),
-		    wp_reason_name(r->reason), detail);
+		    reason_name(r->reason), detail);
 }
 
 /* The store: the check's row and the monitor's state, written with the
@@ -350,7 +351,7 @@ store_record(const struct outcome *o, struct store_alert *alerts, size_t n)
 	if (!c.ok)
 		snprintf(c.error, sizeof(c.error), "%s",
 		    r->detail && r->detail[0] ? r->detail :
-		    wp_reason_desc(r->reason));
+		    reason_desc(r->reason));
 	c.attempts = (int)o->attempts;
 	c.dns_ms = o->ms.dns;
 	c.connect_ms = o->ms.connect;
@@ -367,7 +368,7 @@ store_record(const struct outcome *o, struct store_alert *alerts, size_t n)
 	c.state_changed = o->changed;
 	if (store_submit(store, &c, alerts, n) == 0)
 		return;
-	wp_debug("monitor %s: store queue full; result dropped", o->monitor);
+	log_debug("monitor %s: store queue full; result dropped", o->monitor);
 	/* Never stored, so never committed: deliver from memory. */
 	alert_released(alerts, n);
 }
@@ -439,7 +440,7 @@ start_attempt(struct monitor *m, unsigned attempt)
 {
 	m->attempt = attempt;
 	if (attempt == 0)
-		m->check_started_ms = wp_wall_ms();
+		m->check_started_ms = wall_ms();
 	m->op = runtime_start(m->in, OPC_CHECK, m->name, m->timeout_ms, attempt,
 	    NULL, attempt_done, m);
 }
@@ -455,16 +456,16 @@ manager_init(struct store *st)
 static struct monitor *
 monitor_new(const struct cfg_monitor *c, struct instance *in)
 {
-	struct monitor *m = wp_xcalloc(1, sizeof(*m));
+	struct monitor *m = xcalloc(1, sizeof(*m));
 
-	m->name = wp_xstrdup(c->s.name);
+	m->name = xstrdup(c->s.name);
 	monitor_set(m, c);
 	m->in = in;
 	m->state = ST_PENDING;
 	m->last = (struct last_result){ .status_code = -1,
 	    .ms = { -1, -1, -1, -1, -1 } };
-	uv_timer_init(wp_loop, &m->timer);
-	uv_timer_init(wp_loop, &m->retry_timer);
+	uv_timer_init(main_loop, &m->timer);
+	uv_timer_init(main_loop, &m->retry_timer);
 	m->timer.data = m;
 	m->retry_timer.data = m;
 	return m;
@@ -477,7 +478,7 @@ schedule_first(struct monitor *m, size_t k, size_t n)
 	uv_timer_stop(&m->timer);
 	if (!m->enabled || stopping)
 		return;
-	m->sched.due_us = wp_now_us() + sched_first_offset(k, n,
+	m->sched.due_us = mono_us() + sched_first_offset(k, n,
 	    m->sched.interval_us);
 	arm(m, due_cb);
 }
@@ -589,9 +590,9 @@ sync_ids(const struct config *cfg, int64_t *ids, struct store_state **states,
 	int sync_ok = 1;
 
 	op = opmon_begin(OPC_STARTUP, "sync monitors", STEP_MS);
-	names = wp_xcalloc(cfg->n_monitors + 1, sizeof(*names));
-	types = wp_xcalloc(cfg->n_monitors + 1, sizeof(*types));
-	sync_ids = wp_xcalloc(cfg->n_monitors + 1, sizeof(*sync_ids));
+	names = xcalloc(cfg->n_monitors + 1, sizeof(*names));
+	types = xcalloc(cfg->n_monitors + 1, sizeof(*types));
+	sync_ids = xcalloc(cfg->n_monitors + 1, sizeof(*sync_ids));
 	for (i = 0; i < cfg->n_monitors; i++) {
 		m = find(cfg->monitors[i].s.name);
 		if (m != NULL && m->db_id != 0 &&
@@ -604,7 +605,7 @@ sync_ids(const struct config *cfg, int64_t *ids, struct store_state **states,
 	}
 	if (n_sync > 0 && store_sync_monitors(store, names, types, n_sync,
 	    sync_ids) != 0) {
-		wp_err("store: could not record the monitor list; results of "
+		log_err("store: could not record the monitor list; results of "
 		    "new monitors may not be stored");
 		sync_ok = 0;
 	}
@@ -646,7 +647,7 @@ remove_unnamed(const struct config *cfg)
 		uv_timer_stop(&m->timer);
 		uv_timer_stop(&m->retry_timer);
 		m->retry_pending = 0;
-		wp_info("monitor %s: removed", m->name);
+		log_info("monitor %s: removed", m->name);
 		monitor_dispose(m);
 	}
 	return n;
@@ -666,7 +667,7 @@ monitor_update(struct monitor *m, const struct cfg_monitor *c,
 	m->in = in;
 	monitor_set(m, c);
 	m->db_id = id ? id : m->db_id;
-	wp_info("monitor %s: definition changed; checking now", m->name);
+	log_info("monitor %s: definition changed; checking now", m->name);
 }
 
 int
@@ -684,7 +685,7 @@ manager_apply(struct config *cfg, struct wp_diag *diag)
 
 	/* 1. Configure everything new or changed; change nothing yet. */
 	op = opmon_begin(OPC_STARTUP, "configure monitors", STEP_MS);
-	fresh = wp_xcalloc(cfg->n_monitors + 1, sizeof(*fresh));
+	fresh = xcalloc(cfg->n_monitors + 1, sizeof(*fresh));
 	rc = configure_changed(cfg, diag, fresh, &n_first);
 	if (alert_prepare(cfg, diag, &alerts_prepared) != 0)
 		rc = WP_EINVAL;
@@ -699,7 +700,7 @@ manager_apply(struct config *cfg, struct wp_diag *diag)
 	opmon_end(op, OP_SUCCEEDED, NULL);
 
 	/* 2. Monitor ids in the store. */
-	ids = wp_xcalloc(cfg->n_monitors + 1, sizeof(*ids));
+	ids = xcalloc(cfg->n_monitors + 1, sizeof(*ids));
 	if (store != NULL)
 		sync_ids(cfg, ids, &states, &n_states);
 	alert_commit(alerts_prepared);
@@ -745,7 +746,7 @@ manager_apply(struct config *cfg, struct wp_diag *diag)
 	free(ids);
 	free(states);
 	if (current != NULL)
-		wp_info("configuration applied: %zu added, %zu changed, %zu "
+		log_info("configuration applied: %zu added, %zu changed, %zu "
 		    "removed, %zu unchanged", n_new, n_changed, n_removed,
 		    n_monitors - n_new - n_changed);
 	config_free(current);
@@ -767,7 +768,7 @@ manager_once(const char *const *names, size_t n, void (*done)(void *),
 			return NULL;
 		}
 	}
-	once_results = wp_xcalloc(n_monitors + 1, sizeof(*once_results));
+	once_results = xcalloc(n_monitors + 1, sizeof(*once_results));
 	for (m = monitors; m; m = m->next) {
 		uv_timer_stop(&m->timer);
 		if (n == 0 && !m->enabled)
@@ -842,7 +843,7 @@ manager_stop(void (*drained)(void *), void *arg)
 	}
 	alert_stop();
 	/* Deliveries finishing do not call back here: poll for them. */
-	uv_timer_init(wp_loop, &drain_poll);
+	uv_timer_init(main_loop, &drain_poll);
 	uv_timer_start(&drain_poll, drain_poll_cb, 50, 50);
 	check_drained();
 }
@@ -910,7 +911,7 @@ manager_monitors_json(void)
 		    json_integer(m->last.status_code) : json_null());
 		json_object_set_new(o, "reason", m->state == ST_DOWN ||
 		    m->state == ST_DEGRADED ?
-		    json_string(wp_reason_name(m->last.reason)) : json_null());
+		    json_string(reason_name(m->last.reason)) : json_null());
 		json_object_set_new(o, "error", m->state == ST_DOWN &&
 		    m->last.detail[0] ? json_string(m->last.detail) :
 		    json_null());

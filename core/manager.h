@@ -10,8 +10,8 @@
  * start-up and SIGHUP reload: it applies the difference by monitor name.
  * Loop thread only.
  */
-#ifndef WP_MANAGER_H
-#define WP_MANAGER_H
+#ifndef CORE_MANAGER_H
+#define CORE_MANAGER_H
 
 #include <stddef.h>
 #include <stdint.h>

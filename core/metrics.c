@@ -29,23 +29,23 @@ static const double store_batch_le[7] = {
 
 /* HELP and TYPE, once per family, before its samples. */
 static void
-family(struct wp_buf *b, const char *name, const char *type, const char *help)
+family(struct sbuf *b, const char *name, const char *type, const char *help)
 {
-	wp_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
+	sbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
 	    type);
 }
 
 /* A label value: \, " and newline are escaped, as the format requires. */
 static void
-label_value(struct wp_buf *b, const char *s)
+label_value(struct sbuf *b, const char *s)
 {
 	for (; *s; s++) {
 		if (*s == '\\' || *s == '"')
-			wp_buf_printf(b, "\\%c", *s);
+			sbuf_printf(b, "\\%c", *s);
 		else if (*s == '\n')
-			wp_buf_puts(b, "\\n");
+			sbuf_puts(b, "\\n");
 		else
-			wp_buf_append(b, s, 1);
+			sbuf_append(b, s, 1);
 	}
 }
 
@@ -54,41 +54,41 @@ label_value(struct wp_buf *b, const char *s)
  * without labels.  LE NULL: no le label.
  */
 static void
-series(struct wp_buf *b, const char *name, const char *suffix,
+series(struct sbuf *b, const char *name, const char *suffix,
     const struct label *l, size_t n, const char *le)
 {
 	size_t i;
 
-	wp_buf_printf(b, "%s%s", name, suffix);
+	sbuf_printf(b, "%s%s", name, suffix);
 	if (n > 0 || le != NULL) {
-		wp_buf_puts(b, "{");
+		sbuf_puts(b, "{");
 		for (i = 0; i < n; i++) {
-			wp_buf_printf(b, "%s%s=\"", i > 0 ? "," : "",
+			sbuf_printf(b, "%s%s=\"", i > 0 ? "," : "",
 			    l[i].name);
 			label_value(b, l[i].value);
-			wp_buf_puts(b, "\"");
+			sbuf_puts(b, "\"");
 		}
 		if (le != NULL)
-			wp_buf_printf(b, "%sle=\"%s\"", n > 0 ? "," : "", le);
-		wp_buf_puts(b, "}");
+			sbuf_printf(b, "%sle=\"%s\"", n > 0 ? "," : "", le);
+		sbuf_puts(b, "}");
 	}
-	wp_buf_puts(b, " ");
+	sbuf_puts(b, " ");
 }
 
 static void
-sample(struct wp_buf *b, const char *name, const struct label *l, size_t n,
+sample(struct sbuf *b, const char *name, const struct label *l, size_t n,
     uint64_t v)
 {
 	series(b, name, "", l, n, NULL);
-	wp_buf_printf(b, "%" PRIu64 "\n", v);
+	sbuf_printf(b, "%" PRIu64 "\n", v);
 }
 
 static void
-sample_double(struct wp_buf *b, const char *name, const struct label *l,
+sample_double(struct sbuf *b, const char *name, const struct label *l,
     size_t n, double v)
 {
 	series(b, name, "", l, n, NULL);
-	wp_buf_printf(b, "%.6f\n", v);
+	sbuf_printf(b, "%.6f\n", v);
 }
 
 /*
@@ -98,7 +98,7 @@ sample_double(struct wp_buf *b, const char *name, const struct label *l,
  * le="+Inf", _sum and _count (equal to +Inf by construction).
  */
 static void
-histogram(struct wp_buf *b, const char *name, const struct label *l,
+histogram(struct sbuf *b, const char *name, const struct label *l,
     size_t n, const double *le, size_t n_le, const uint64_t *count,
     double sum)
 {
@@ -110,15 +110,15 @@ histogram(struct wp_buf *b, const char *name, const struct label *l,
 		cum += count[i];
 		snprintf(bound, sizeof(bound), "%g", le[i]);
 		series(b, name, "_bucket", l, n, bound);
-		wp_buf_printf(b, "%" PRIu64 "\n", cum);
+		sbuf_printf(b, "%" PRIu64 "\n", cum);
 	}
 	cum += count[n_le];
 	series(b, name, "_bucket", l, n, "+Inf");
-	wp_buf_printf(b, "%" PRIu64 "\n", cum);
+	sbuf_printf(b, "%" PRIu64 "\n", cum);
 	series(b, name, "_sum", l, n, NULL);
-	wp_buf_printf(b, "%.6f\n", sum);
+	sbuf_printf(b, "%.6f\n", sum);
 	series(b, name, "_count", l, n, NULL);
-	wp_buf_printf(b, "%" PRIu64 "\n", cum);
+	sbuf_printf(b, "%" PRIu64 "\n", cum);
 }
 
 /* The monitor and type labels of every per-monitor series, plus EXTRA. */
@@ -140,7 +140,7 @@ monitor_labels(struct label *l, const struct manager_monitor_stats *ms,
  * enabled = false or a reload disabling it).
  */
 static void
-render_monitors(struct wp_buf *b)
+render_monitors(struct sbuf *b)
 {
 	static const char *const phases[] = { "dns", "connect", "tls",
 	    "first_byte" };
@@ -217,7 +217,7 @@ render_monitors(struct wp_buf *b)
 }
 
 static void
-render_manager(struct wp_buf *b)
+render_manager(struct sbuf *b)
 {
 	struct manager_stats s;
 
@@ -234,7 +234,7 @@ render_manager(struct wp_buf *b)
 }
 
 static void
-render_opmon(struct wp_buf *b)
+render_opmon(struct sbuf *b)
 {
 	struct opmon_stats s;
 	struct label l[2];
@@ -277,7 +277,7 @@ render_opmon(struct wp_buf *b)
 }
 
 static void
-render_alerts(struct wp_buf *b)
+render_alerts(struct sbuf *b)
 {
 	struct alert_stats s;
 
@@ -297,7 +297,7 @@ render_alerts(struct wp_buf *b)
 }
 
 static void
-render_store(struct wp_buf *b, struct store *st)
+render_store(struct sbuf *b, struct store *st)
 {
 	struct store_stats s;
 	uint64_t per[N_ELEMS(store_batch_le) + 1];
@@ -340,7 +340,7 @@ render_store(struct wp_buf *b, struct store *st)
 char *
 metrics_render(struct store *st)
 {
-	struct wp_buf b = { 0 };
+	struct sbuf b = { 0 };
 	struct pool_stats ps;
 	struct label l[2];
 	char abi[32];
@@ -365,5 +365,5 @@ metrics_render(struct store *st)
 	sample(&b, "watchpost_workers", l, 1, ps.busy);
 	l[0] = (struct label){ "state", "stuck" };
 	sample(&b, "watchpost_workers", l, 1, ps.stuck);
-	return wp_buf_steal(&b);
+	return sbuf_steal(&b);
 }

@@ -8,8 +8,8 @@
  * the families, writes HELP and TYPE once per family, escapes label
  * values and turns per-bucket histogram counts into cumulative buckets.
  */
-#ifndef WP_METRICS_H
-#define WP_METRICS_H
+#ifndef CORE_METRICS_H
+#define CORE_METRICS_H
 
 struct store;
 

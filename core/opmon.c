@@ -111,12 +111,12 @@ opmon_running(int cat)
 static struct opmon_op *
 op_alloc(enum op_category cat, const char *name, int64_t timeout_ms)
 {
-	struct opmon_op *op = wp_xcalloc(1, sizeof(*op));
+	struct opmon_op *op = xcalloc(1, sizeof(*op));
 
 	op->cat = cat;
 	str_copy(op->name, sizeof(op->name), name);
-	op->started_us = wp_now_us();
-	op->started_ms = wp_wall_ms();
+	op->started_us = mono_us();
+	op->started_ms = wall_ms();
 	op->deadline_us = op->started_us + timeout_ms * 1000;
 	op->timer.data = op;
 	return op;
@@ -154,7 +154,7 @@ unlink_op(struct opmon_op *op)
 static void
 record(struct opmon_op *op, enum op_outcome outcome, const char *detail)
 {
-	double secs = (double)(wp_now_us() - op->started_us) / 1e6;
+	double secs = (double)(mono_us() - op->started_us) / 1e6;
 	struct op_record *r;
 	int b;
 
@@ -210,7 +210,7 @@ static void
 deadline_cb(uv_timer_t *t)
 {
 	struct opmon_op *op = t->data;
-	int64_t left_us = op->deadline_us - wp_now_us();
+	int64_t left_us = op->deadline_us - mono_us();
 	char dur[32], detail[96];
 
 	/* The loop's clock lags: fired early, wait for the rest. */
@@ -219,11 +219,11 @@ deadline_cb(uv_timer_t *t)
 		    (uint64_t)((left_us + 999) / 1000), 0);
 		return;
 	}
-	wp_format_duration((op->deadline_us - op->started_us) / 1000, dur,
+	format_duration((op->deadline_us - op->started_us) / 1000, dur,
 	    sizeof(dur));
 	snprintf(detail, sizeof(detail), "past its deadline of %s, still "
 	    "running", dur);
-	wp_warn("operation \"%s\" (%s) is %s", op->name,
+	log_warn("operation \"%s\" (%s) is %s", op->name,
 	    category_names[op->cat], detail);
 	record(op, OP_TIMED_OUT, detail);
 	op->reported = 1;
@@ -232,9 +232,9 @@ deadline_cb(uv_timer_t *t)
 static void
 start_deadline(struct opmon_op *op)
 {
-	int64_t left_ms = (op->deadline_us - wp_now_us()) / 1000;
+	int64_t left_ms = (op->deadline_us - mono_us()) / 1000;
 
-	uv_timer_init(wp_loop, &op->timer);
+	uv_timer_init(main_loop, &op->timer);
 	op->timed = 1;
 	uv_timer_start(&op->timer, deadline_cb,
 	    (uint64_t)(left_ms > 0 ? left_ms : 0), 0);
@@ -263,28 +263,28 @@ opmon_register(enum op_category cat, const char *name, int64_t timeout_ms)
 void
 opmon_end(struct opmon_op *op, enum op_outcome outcome, const char *detail)
 {
-	int64_t now_us = wp_now_us();
+	int64_t now_us = mono_us();
 	char dur[32], took[32], msg[256];
 
 	if (op == NULL)
 		return;
 	if (op->reported) {
-		wp_format_duration((now_us - op->started_us) / 1000, took,
+		format_duration((now_us - op->started_us) / 1000, took,
 		    sizeof(took));
-		wp_info("operation \"%s\" (%s) %s after %s, past its deadline",
+		log_info("operation \"%s\" (%s) %s after %s, past its deadline",
 		    op->name, category_names[op->cat], outcome_names[outcome],
 		    took);
 	} else if (!op->performed && now_us > op->deadline_us) {
 		/* Ended past the deadline before the timer could say so (a
 		 * start-up step: the loop is not running yet). */
-		wp_format_duration((op->deadline_us - op->started_us) / 1000,
+		format_duration((op->deadline_us - op->started_us) / 1000,
 		    dur, sizeof(dur));
-		wp_format_duration((now_us - op->started_us) / 1000, took,
+		format_duration((now_us - op->started_us) / 1000, took,
 		    sizeof(took));
 		snprintf(msg, sizeof(msg), "%s after %s, past its deadline of "
 		    "%s%s%.160s", outcome_names[outcome], took, dur,
 		    detail ? ": " : "", detail ? detail : "");
-		wp_warn("operation \"%s\" (%s) %s", op->name,
+		log_warn("operation \"%s\" (%s) %s", op->name,
 		    category_names[op->cat], msg);
 		record(op, OP_TIMED_OUT, msg);
 	} else
@@ -319,7 +319,7 @@ opmon_begin_any(enum op_category cat, const char *name, int64_t timeout_ms)
 
 	if (host_on_loop())
 		return opmon_begin(cat, name, timeout_ms);
-	if (wp_loop == NULL)
+	if (main_loop == NULL)
 		return NULL;
 	op = op_alloc(cat, name, timeout_ms);
 	host_post(posted_link, op);
@@ -365,7 +365,7 @@ char *
 opmon_json(void)
 {
 	json_t *root, *counts, *bycat, *ops, *recent;
-	int64_t now_us = wp_now_us(), now_ms = wp_wall_ms();
+	int64_t now_us = mono_us(), now_ms = wall_ms();
 	struct opmon_op *op;
 	uint64_t sum[OP__N] = { 0 };
 	unsigned i, c, o;

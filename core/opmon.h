@@ -18,8 +18,8 @@
  * Finished operations are kept only in bounded rings, so memory stays flat
  * however long the agent runs.  Loop thread only, except the _any calls.
  */
-#ifndef WP_OPMON_H
-#define WP_OPMON_H
+#ifndef CORE_OPMON_H
+#define CORE_OPMON_H
 
 #include <stdint.h>
 

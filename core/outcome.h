@@ -7,8 +7,8 @@
  * alerts, and the store.  Each consumer converts it once, into its own
  * shape; none sees the plugin's result any other way.
  */
-#ifndef WP_OUTCOME_H
-#define WP_OUTCOME_H
+#ifndef CORE_OUTCOME_H
+#define CORE_OUTCOME_H
 
 #include <stdint.h>
 

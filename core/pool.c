@@ -95,7 +95,7 @@ pool_init(unsigned min_threads, unsigned max_threads)
 void
 pool_submit(void (*fn)(void *), void *arg)
 {
-	struct job *j = wp_xmalloc(sizeof(*j));
+	struct job *j = xmalloc(sizeof(*j));
 
 	j->fn = fn;
 	j->arg = arg;
@@ -123,7 +123,7 @@ pool_stuck(int delta)
 		n_stuck++;
 		if (n_threads < n_max && n_threads < n_stuck + n_min) {
 			if (spawn() == 0)
-				wp_warn("pool: a blocking check is stuck past its "
+				log_warn("pool: a blocking check is stuck past its "
 				    "deadline; %u workers now (max %u)",
 				    n_threads, n_max);
 		}
@@ -153,7 +153,7 @@ pool_shutdown(long wait_ms)
 			break;
 	}
 	if (n_threads > 0)
-		wp_warn("pool: %u worker(s) still inside a blocking check at "
+		log_warn("pool: %u worker(s) still inside a blocking check at "
 		    "exit", n_threads);
 	pthread_mutex_unlock(&mu);
 }

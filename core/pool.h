@@ -6,8 +6,8 @@
  * the pool may add a thread per stuck job, up to a hard maximum, to keep
  * serving everyone else.
  */
-#ifndef WP_POOL_H
-#define WP_POOL_H
+#ifndef CORE_POOL_H
+#define CORE_POOL_H
 
 /* Start MIN threads, allow up to MAX.  0 or WP_E*. */
 int pool_init(unsigned min_threads, unsigned max_threads);

@@ -151,7 +151,7 @@ grace_ms(void)
 		if (*env != '\0' && *end == '\0' && v >= 0 && v <= 3600000)
 			cancel_grace_ms = v;
 		else
-			wp_warn("runtime: ignoring WATCHPOST_CANCEL_GRACE_MS=\"%s\"",
+			log_warn("runtime: ignoring WATCHPOST_CANCEL_GRACE_MS=\"%s\"",
 			    env);
 	}
 	return cancel_grace_ms;
@@ -170,11 +170,11 @@ slot_take(struct wp_op *op)
 	} else {
 		if (n_slots == cap_slots) {
 			if (cap_slots >= HANDLE_MASK / 2) {
-				wp_err("runtime: too many operations in flight");
+				log_err("runtime: too many operations in flight");
 				abort();
 			}
 			cap_slots = cap_slots ? cap_slots * 2 : 64;
-			slots = wp_xrealloc(slots, cap_slots * sizeof(*slots));
+			slots = xrealloc(slots, cap_slots * sizeof(*slots));
 		}
 		i = n_slots++;
 		memset(&slots[i], 0, sizeof(slots[i]));
@@ -346,7 +346,7 @@ copy_result(struct copy *c, const struct wp_result *res)
 	if (bad != 0)
 		snprintf(c->dropped, sizeof(c->dropped), "%zu measurement(s) "
 		    "dropped; the first, \"%s\": %s", bad,
-		    first_name ? WP_Q(first_name) : "", first_why);
+		    first_name ? QSTR(first_name) : "", first_why);
 }
 
 /* *DST = *SRC, with DST's pointers into its own fields. */
@@ -376,7 +376,7 @@ outcome_of(const struct wp_result *res)
 struct instance *
 instance_new(const struct plugin *p, const struct configured *c)
 {
-	struct instance *in = wp_xcalloc(1, sizeof(*in));
+	struct instance *in = xcalloc(1, sizeof(*in));
 
 	in->plugin = p;
 	in->inst = c->inst;
@@ -442,12 +442,12 @@ complete_on_loop(struct wp_op *h, const struct copy *c)
 	if (op == NULL || op->plugin_done) {
 		opmon_count_breach(OPMON_DOUBLE_COMPLETION);
 		if (op != NULL || prev != NULL)
-			wp_err("plugin %s: operation \"%s\" completed more than "
+			log_err("plugin %s: operation \"%s\" completed more than "
 			    "once; ignoring the extra completion",
 			    op ? op->plugin->desc.name : prev->last_plugin->desc.name,
 			    op ? op->name : prev->last_name);
 		else
-			wp_err("a plugin completed an operation that does not "
+			log_err("a plugin completed an operation that does not "
 			    "exist (a stale or invalid handle); ignored");
 		return;
 	}
@@ -455,7 +455,7 @@ complete_on_loop(struct wp_op *h, const struct copy *c)
 	stuck_set(op, 0);
 	if (c->dropped[0] != '\0' && !op->instance->measurements_logged) {
 		op->instance->measurements_logged = 1;
-		wp_warn("plugin %s: \"%s\": %s (logged once per monitor)",
+		log_warn("plugin %s: \"%s\": %s (logged once per monitor)",
 		    op->plugin->desc.name, op->name, c->dropped);
 	}
 	if (op->in_start) {
@@ -468,7 +468,7 @@ complete_on_loop(struct wp_op *h, const struct copy *c)
 	if (op->reported) {
 		/* Timed out or cancelled earlier: the late result is dropped. */
 		if (op->abandoned)
-			wp_warn("plugin %s: operation \"%s\" completed after it "
+			log_warn("plugin %s: operation \"%s\" completed after it "
 			    "was abandoned", op->plugin->desc.name, op->name);
 		op_release(op);
 		return;
@@ -506,7 +506,7 @@ runtime_complete(struct wp_op *op, const struct wp_result *res)
 		complete_on_loop(op, &c);
 		return;
 	}
-	pc = wp_xmalloc(sizeof(*pc));
+	pc = xmalloc(sizeof(*pc));
 	pc->op = op;
 	copy_result(&pc->c, res);
 	host_post(posted_complete, pc);
@@ -520,10 +520,10 @@ grace_cb(uv_timer_t *t)
 	/* Reported already; the plugin never completed after cancel. */
 	op->abandoned = 1;
 	opmon_count_breach(OPMON_ABANDONED);
-	wp_err("plugin %s: operation \"%s\" not completed %" PRId64 " ms after "
-	    "it was cancelled; the plugin is broken (its memory is kept in "
-	    "case it completes later; %u stuck operation(s) on this "
-	    "instance, new ones are refused at %d)", op->plugin->desc.name,
+	log_err("plugin %s: operation \"%s\" not completed %" PRId64 " ms "
+	    "after it was cancelled; the plugin is broken (its memory is "
+	    "kept in case it completes later; %u stuck operation(s) on "
+	    "this instance, new ones are refused at %d)", op->plugin->desc.name,
 	    op->name, grace_ms(), op->instance->stuck, UNFINISHED_MAX);
 }
 
@@ -535,15 +535,15 @@ stop_op(struct wp_op *op, enum op_outcome outcome)
 {
 	struct wp_result r = WP_RESULT_INIT;
 	char detail[256];
-	double age_ms = (double)(wp_now_us() - op->started_us) / 1000.0;
+	double age_ms = (double)(mono_us() - op->started_us) / 1000.0;
 	char dur[32];
 
 	if (op->reported)
 		return;
-	wp_format_duration((op->deadline_us - op->started_us) / 1000, dur,
+	format_duration((op->deadline_us - op->started_us) / 1000, dur,
 	    sizeof(dur));
 	if (outcome == OP_TIMED_OUT) {
-		wp_warn("operation \"%s\" (%s) timed out after %.0f ms "
+		log_warn("operation \"%s\" (%s) timed out after %.0f ms "
 		    "(deadline %s)", op->name, opmon_category_name(op->cat),
 		    age_ms, dur);
 		snprintf(detail, sizeof(detail), "timed out after %s", dur);
@@ -708,7 +708,7 @@ runtime_start(struct instance *in, enum op_category cat, const char *name,
     int64_t timeout_ms, unsigned attempt, const struct wp_alert *alert,
     runtime_done_fn done, void *arg)
 {
-	struct wp_op *op = wp_xmalloc(sizeof(*op));
+	struct wp_op *op = xmalloc(sizeof(*op));
 	const struct plugin *p = in->plugin;
 	const char *why;
 	char msg[160];
@@ -720,9 +720,9 @@ runtime_start(struct instance *in, enum op_category cat, const char *name,
 	op->reg = opmon_register(cat, name, timeout_ms);
 	op->cat = cat;
 	str_copy(op->name, sizeof(op->name), name);
-	op->started_us = wp_now_us();
+	op->started_us = mono_us();
 	op->deadline_us = op->started_us + timeout_ms * 1000;
-	uv_timer_init(wp_loop, &op->timer);
+	uv_timer_init(main_loop, &op->timer);
 	op->timer.data = op;
 	instance_ref(in);
 	op->instance = in;
@@ -748,7 +748,7 @@ runtime_start(struct instance *in, enum op_category cat, const char *name,
 		return op;
 	}
 	if (!p->async) {
-		struct blocking_job *j = wp_xmalloc(sizeof(*j));
+		struct blocking_job *j = xmalloc(sizeof(*j));
 
 		j->op = op->req.op;
 		j->plugin = p;

@@ -20,8 +20,8 @@
  *
  * Loop thread only, except runtime_complete().
  */
-#ifndef WP_RUNTIME_H
-#define WP_RUNTIME_H
+#ifndef CORE_RUNTIME_H
+#define CORE_RUNTIME_H
 
 #include <stdint.h>
 

@@ -3,8 +3,8 @@
  * of clocks, timers and the loop so it can be tested deterministically.
  * Times are monotonic microseconds; the caller supplies "now".
  */
-#ifndef WP_SCHEDULE_H
-#define WP_SCHEDULE_H
+#ifndef CORE_SCHEDULE_H
+#define CORE_SCHEDULE_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -11,8 +11,8 @@
  * writer transactions when it writes monitors.  A third, `cdb`, belongs to
  * the checkpoint thread.
  */
-#ifndef WP_STORE_INT_H
-#define WP_STORE_INT_H
+#ifndef CORE_STORE_INT_H
+#define CORE_STORE_INT_H
 
 #include <pthread.h>
 #include <stddef.h>

@@ -247,7 +247,7 @@ write_item(struct store *st, const struct item *it)
 	if (c->status_code >= 0)
 		sqlite3_bind_int(st->s_check, 5, c->status_code);
 	bind_opt_text(st->s_check, 6, c->error, sizeof(c->error));
-	sqlite3_bind_text(st->s_check, 7, wp_reason_name(c->reason), -1,
+	sqlite3_bind_text(st->s_check, 7, reason_name(c->reason), -1,
 	    SQLITE_STATIC);
 	sqlite3_bind_int(st->s_check, 8, c->attempts);
 	bind_opt_double(st->s_check, 9, c->dns_ms);
@@ -297,11 +297,11 @@ static void
 log_skipped(const struct item *it, const char *msg)
 {
 	if (it->kind == ITEM_CHECK)
-		wp_err("store: check of monitor id %" PRId64 " at %" PRId64
+		log_err("store: check of monitor id %" PRId64 " at %" PRId64
 		    " not stored: %s", it->u.chk.c.monitor_id,
 		    it->u.chk.c.ts_ms, msg);
 	else
-		wp_err("store: delivery of alert %" PRId64 " not recorded: %s",
+		log_err("store: delivery of alert %" PRId64 " not recorded: %s",
 		    it->u.dlv.alert_id, msg);
 }
 
@@ -337,10 +337,10 @@ write_batch(struct store *st, size_t head, size_t n, int careful,
 	int rc;
 
 	*nchecks = 0;
-	st->phase_us[0] = wp_now_us();
+	st->phase_us[0] = mono_us();
 	if ((rc = st_step_done(st->s_begin)) != SQLITE_OK)
 		goto fail;
-	st->phase_us[1] = wp_now_us();
+	st->phase_us[1] = mono_us();
 	for (i = 0; i < n; i++) {
 		it = &st->ring[(head + i) % st->cap];
 		if (careful && (rc = st_step_done(st->s_savepoint)) != SQLITE_OK)
@@ -361,10 +361,10 @@ write_batch(struct store *st, size_t head, size_t n, int careful,
 		if (careful && (rc = st_step_done(st->s_release)) != SQLITE_OK)
 			goto fail;
 	}
-	st->phase_us[2] = wp_now_us();
+	st->phase_us[2] = mono_us();
 	if ((rc = st_step_done(st->s_commit)) != SQLITE_OK)
 		goto fail;
-	st->phase_us[3] = wp_now_us();
+	st->phase_us[3] = mono_us();
 	return 0;
 fail:
 	write_failed(st, err, errlen);
@@ -383,12 +383,12 @@ fail:
 static void
 log_slow_batch(struct store *st, size_t n, double ms)
 {
-	int64_t now = wp_now_ms();
+	int64_t now = mono_ms();
 
 	st->slow_since++;
 	if (st->slow_logged_ms != 0 && now - st->slow_logged_ms < SLOW_LOG_MS)
 		return;
-	wp_info("store: slow write: %zu items in %.1f ms (lock %.1f, rows "
+	log_info("store: slow write: %zu items in %.1f ms (lock %.1f, rows "
 	    "%.1f, commit %.1f ms); %u batch(es) over %d ms since the last "
 	    "such line", n, ms,
 	    (double)(st->phase_us[1] - st->phase_us[0]) / 1000.0,
@@ -495,7 +495,7 @@ notify_commit(struct store *st, size_t head, size_t n)
 			if (k == st->done_cap) {
 				st->done_cap = st->done_cap ? st->done_cap * 2 :
 				    16;
-				st->done_rows = wp_xrealloc(st->done_rows,
+				st->done_rows = xrealloc(st->done_rows,
 				    st->done_cap * sizeof(*st->done_rows));
 			}
 			st->done_rows[k] = it->u.chk.alerts[j];
@@ -631,8 +631,8 @@ recover_file(struct store *st, char *err, size_t errlen)
 				if (i > 0)
 					(void)unlink(name);
 			} else if (rename(name, side) == 0) {
-				wp_err("store: the file found at %s is kept as "
-				    "%s", name, side);
+				log_err("store: the file found at %s is kept "
+				    "as %s", name, side);
 			}
 		}
 		if (rename(tmp, st->path) != 0) {
@@ -668,7 +668,7 @@ watch_files(struct store *st)
 	int64_t checks = 0, pending = 0;
 	int i, changed = -1;
 
-	st->watch_next_ms = wp_now_ms() + WATCH_MS;
+	st->watch_next_ms = mono_ms() + WATCH_MS;
 	if (!st->recovering) {
 		st_file_ids(st->path, now);
 		for (i = 0; i < 3 && changed < 0; i++) {
@@ -680,17 +680,17 @@ watch_files(struct store *st)
 		}
 		if (changed < 0)
 			return;
-		wp_err("store: %s%s was %s while open; recreating the database "
-		    "from the open connection", st->path, what[changed],
-		    now[changed].ino == 0 ? "deleted" : "replaced by another "
-		    "file");
+		log_err("store: %s%s was %s while open; recreating the "
+		    "database from the open connection", st->path,
+		    what[changed], now[changed].ino == 0 ? "deleted" :
+		    "replaced by another file");
 	}
 	if (recover_file(st, err, sizeof(err)) != 0) {
 		if (!st->recovering)
-			wp_err("store: cannot recreate %s, retrying every "
+			log_err("store: cannot recreate %s, retrying every "
 			    "second: %s", st->path, err);
 		else
-			wp_debug("store: cannot recreate %s: %s", st->path,
+			log_debug("store: cannot recreate %s: %s", st->path,
 			    err);
 		st->recovering = 1;
 		return;
@@ -698,7 +698,7 @@ watch_files(struct store *st)
 	st->recovering = 0;
 	(void)st_query_int(st->db, "SELECT count(*) FROM checks", &checks);
 	(void)st_query_int(st->db, "SELECT count(*) FROM outbox", &pending);
-	wp_warn("store: %s recreated with its history (%lld checks), the "
+	log_warn("store: %s recreated with its history (%lld checks), the "
 	    "monitors, their states and %lld pending alert(s)", st->path,
 	    (long long)checks, (long long)pending);
 	pthread_mutex_lock(&st->mu);
@@ -754,7 +754,7 @@ give_up(struct store *st, int64_t tried_ms)
 {
 	size_t n = st->count, nc = discard(st);
 
-	wp_err("store: database still failing after %lld ms at shutdown; "
+	log_err("store: database still failing after %lld ms at shutdown; "
 	    "%zu checks and %zu delivery updates lost: %s",
 	    (long long)tried_ms, nc, n - nc, st->stats.last_error);
 }
@@ -772,7 +772,7 @@ abandon_retention(struct store *st)
 	pthread_mutex_unlock(&st->mu);
 	for (; r != NULL; r = next) {
 		next = r->next;
-		wp_info("store: retention interrupted after %lld checks",
+		log_info("store: retention interrupted after %lld checks",
 		    (long long)r->deleted);
 		if (r->done != NULL)
 			r->done(r->arg, r->deleted);
@@ -796,7 +796,7 @@ gather(struct store *st)
 		return;
 	until = st->ring[st->head].queued_ms + GATHER_MS;
 	while (st->count < st->gather_rows && !st->stopping &&
-	    wp_now_ms() < until) {
+	    mono_ms() < until) {
 		st_timespec_at(&ts, until);
 		pthread_cond_timedwait(&st->cv, &st->mu, &ts);
 	}
@@ -810,12 +810,12 @@ static void
 backoff_wait(struct store *st, int64_t ms, int64_t stop_deadline)
 {
 	struct timespec ts;
-	int64_t until = wp_now_ms() + ms;
+	int64_t until = mono_ms() + ms;
 	int was_stopping = st->stopping;
 
 	if (st->stopping && until > stop_deadline)
 		until = stop_deadline;
-	while (wp_now_ms() < until && st->stopping == was_stopping) {
+	while (mono_ms() < until && st->stopping == was_stopping) {
 		st_timespec_at(&ts, until);
 		pthread_cond_timedwait(&st->cv, &st->mu, &ts);
 	}
@@ -847,7 +847,7 @@ writer_run(struct store *st)
 	pthread_mutex_lock(&st->mu);
 	for (;;) {
 		while (st->count == 0 && st->ret == NULL && !st->stopping &&
-		    (st->damaged || wp_now_ms() < st->watch_next_ms)) {
+		    (st->damaged || mono_ms() < st->watch_next_ms)) {
 			if (st->damaged) {
 				pthread_cond_wait(&st->cv, &st->mu);
 				continue;
@@ -866,7 +866,7 @@ writer_run(struct store *st)
 		}
 		/* Also once when the stop comes: the last rows must not go
 		 * to a deleted file. */
-		if (wp_now_ms() >= st->watch_next_ms ||
+		if (mono_ms() >= st->watch_next_ms ||
 		    (st->stopping && !watched_at_stop)) {
 			watched_at_stop = st->stopping;
 			pthread_mutex_unlock(&st->mu);
@@ -882,9 +882,9 @@ writer_run(struct store *st)
 		if (st->stopping) {
 			if (st->count == 0)
 				break;
-			left = stop_deadline - wp_now_ms();
+			left = stop_deadline - mono_ms();
 			if (st->stats.failing && left <= 0) {
-				give_up(st, wp_now_ms() - fail_since);
+				give_up(st, mono_ms() - fail_since);
 				break;
 			}
 			/* One busy wait must not outlast the give-up time. */
@@ -910,7 +910,7 @@ writer_run(struct store *st)
 			    "(%zu items)", n);
 			op = opmon_begin_any(OPC_STORE, opname,
 			    BATCH_DEADLINE_MS);
-			t0 = wp_now_us();
+			t0 = mono_us();
 			if (st->db == NULL) {
 				/* recover_file() could not reopen it yet. */
 				str_copy(err, sizeof(err), "the database file "
@@ -923,7 +923,7 @@ writer_run(struct store *st)
 					brc = write_batch(st, head, n, 1,
 					    &nchecks, err, sizeof(err));
 			}
-			ms = (double)(wp_now_us() - t0) / 1000.0;
+			ms = (double)(mono_us() - t0) / 1000.0;
 			if (brc == 0 && ms > SLOW_BATCH_MS)
 				log_slow_batch(st, n, ms);
 			opmon_end_any(op, brc == 0 ? OP_SUCCEEDED : OP_FAILED,
@@ -955,7 +955,7 @@ writer_run(struct store *st)
 			st->stats.failing = 1;
 			str_copy(st->stats.last_error,
 			    sizeof(st->stats.last_error), err);
-			wp_err("store: %s: the database is damaged (%s): nothing "
+			log_err("store: %s: the database is damaged (%s): nothing "
 			    "more is written to it (%zu queued item(s) lost); "
 			    "move it aside to start with a new database", st->path,
 			    err, st->count);
@@ -966,7 +966,7 @@ writer_run(struct store *st)
 			}
 		} else if (brc == 0 && rrc == 0) {
 			if (st->stats.failing)
-				wp_info("store: writes recovered after %u "
+				log_info("store: writes recovered after %u "
 				    "failed attempts", fails);
 			st->stats.failing = 0;
 			fails = 0;
@@ -976,11 +976,11 @@ writer_run(struct store *st)
 			str_copy(st->stats.last_error,
 			    sizeof(st->stats.last_error), err);
 			if (!st->stats.failing) {
-				fail_since = wp_now_ms();
-				wp_warn("store: write failed, retrying: %s "
+				fail_since = mono_ms();
+				log_warn("store: write failed, retrying: %s "
 				    "(%zu items queued)", err, st->count);
 			} else {
-				wp_debug("store: write failed again: %s", err);
+				log_debug("store: write failed again: %s", err);
 			}
 			st->stats.failing = 1;
 			fails++;
@@ -1087,9 +1087,9 @@ ckpt_main(void *arg)
 		pthread_mutex_lock(&st->mu);
 		if (rc == SQLITE_OK)
 			continue;
-		wp_debug("store: checkpoint failed: %s", sqlite3_errmsg(db));
-		until = wp_now_ms() + CKPT_RETRY_MS;
-		while (!st->stopping && !st->ckpt_drop && wp_now_ms() < until) {
+		log_debug("store: checkpoint failed: %s", sqlite3_errmsg(db));
+		until = mono_ms() + CKPT_RETRY_MS;
+		while (!st->stopping && !st->ckpt_drop && mono_ms() < until) {
 			st_timespec_at(&ts, until);
 			pthread_cond_timedwait(&st->ckpt_cv, &st->mu, &ts);
 		}
@@ -1123,10 +1123,10 @@ store_start(struct store *st)
 	 * itself, inside the writer's commits.
 	 */
 	if (st_open_conn(st->path, BUSY_MS, &st->cdb, err, sizeof(err)) != 0) {
-		wp_warn("store: no checkpoint thread: %s", err);
+		log_warn("store: no checkpoint thread: %s", err);
 	} else if ((rc = pthread_create(&st->ckpt_thread, NULL, ckpt_main,
 	    st)) != 0) {
-		wp_warn("store: no checkpoint thread: %s", strerror(rc));
+		log_warn("store: no checkpoint thread: %s", strerror(rc));
 		sqlite3_close(st->cdb);
 		st->cdb = NULL;
 	} else {
@@ -1141,7 +1141,7 @@ store_start(struct store *st)
 	}
 	rc = pthread_create(&st->thread, NULL, writer_main, st);
 	if (rc != 0) {
-		wp_err("store: cannot start the writer thread: %s",
+		log_err("store: cannot start the writer thread: %s",
 		    strerror(rc));
 		return WP_EIO;
 	}
@@ -1161,7 +1161,7 @@ push(struct store *st, enum item_kind kind)
 	struct item *it = &st->ring[(st->head + st->count) % st->cap];
 
 	it->kind = kind;
-	it->queued_ms = wp_now_ms();
+	it->queued_ms = mono_ms();
 	st->count++;
 	if (st->count == 1 || st->count == st->gather_rows)
 		pthread_cond_signal(&st->cv);
@@ -1183,7 +1183,7 @@ static void
 count_drop(struct store *st)
 {
 	if (log_count(++st->stats.dropped))
-		wp_warn("store: queue full (%zu items): %llu items dropped "
+		log_warn("store: queue full (%zu items): %llu items dropped "
 		    "so far", st->cap,
 		    (unsigned long long)st->stats.dropped);
 }
@@ -1219,7 +1219,7 @@ shed_plain(struct store *st)
 			    st->ring[(st->head + j + 1) % st->cap];
 		st->count--;
 		if (log_count(++st->stats.shed))
-			wp_warn("store: queue full (%zu items): %llu plain "
+			log_warn("store: queue full (%zu items): %llu plain "
 			    "check rows shed so far to keep state changes "
 			    "and alerts", st->cap,
 			    (unsigned long long)st->stats.shed);
@@ -1237,7 +1237,7 @@ make_room(struct store *st, int is_plain)
 		return 0;
 	count_drop(st);
 	if (!is_plain)
-		wp_err("store: queue full of state changes and alert rows "
+		log_err("store: queue full of state changes and alert rows "
 		    "(%zu); one was dropped", st->cap);
 	return WP_EAGAIN;
 }
@@ -1267,7 +1267,7 @@ copy_measures(const struct store_check *c, size_t *n)
 		}
 	if (k == 0)
 		return NULL;
-	v = wp_xmalloc(k * sizeof(*v) + bytes);
+	v = xmalloc(k * sizeof(*v) + bytes);
 	p = (char *)(v + k);
 	for (i = 0, k = 0; i < max; i++) {
 		if (c->meas[i].name == NULL || !isfinite(c->meas[i].value))
@@ -1299,7 +1299,7 @@ store_submit(struct store *st, const struct store_check *c,
 		return WP_EINVAL;
 	}
 	if (n_alerts > 0) {
-		copy = wp_xmalloc(n_alerts * sizeof(*copy));
+		copy = xmalloc(n_alerts * sizeof(*copy));
 		memcpy(copy, alerts, n_alerts * sizeof(*copy));
 		for (i = 0; i < n_alerts; i++)
 			alerts[i].payload = NULL;
@@ -1331,7 +1331,7 @@ store_submit_delivery(struct store *st, int64_t alert_id, int delivered,
     const char *error)
 {
 	struct item *it;
-	int64_t now = wp_wall_ms();
+	int64_t now = wall_ms();
 
 	if (st == NULL)
 		return WP_EINVAL;
@@ -1370,7 +1370,7 @@ store_retention(struct store *st, int64_t cutoff_ms, int chunk,
 
 	if (st == NULL || chunk <= 0)
 		return WP_EINVAL;
-	r = wp_xcalloc(1, sizeof(*r));
+	r = xcalloc(1, sizeof(*r));
 	r->cutoff_ms = cutoff_ms;
 	r->chunk = chunk;
 	r->done = done;
@@ -1401,7 +1401,7 @@ store_close(struct store *st)
 		return 0;
 	pthread_mutex_lock(&st->mu);
 	st->stopping = 1;
-	st->giveup_ms = wp_now_ms() + DRAIN_GIVEUP_MS;
+	st->giveup_ms = mono_ms() + DRAIN_GIVEUP_MS;
 	pthread_cond_broadcast(&st->cv);
 	pthread_cond_broadcast(&st->ckpt_cv);
 	pthread_mutex_unlock(&st->mu);
@@ -1414,7 +1414,7 @@ store_close(struct store *st)
 	/* The writer is done: no lock needed. */
 	lost = st->stats.dropped + st->stats.shed + st->stats.lost;
 	if (lost > 0)
-		wp_err("store: %s: %llu result(s) never reached the database: "
+		log_err("store: %s: %llu result(s) never reached the database: "
 		    "%llu dropped because the queue was full, %llu shed for "
 		    "state changes and alerts, %llu discarded unwritten",
 		    st->path, (unsigned long long)lost,

@@ -272,7 +272,7 @@ migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
 		sqlite3_free(sql);
 		if (rc != 0 || st_exec_sql(db, "COMMIT", msg, sizeof(msg)) != 0)
 			goto fail;
-		wp_info("store: %s: migrated schema to version %lld", path,
+		log_info("store: %s: migrated schema to version %lld", path,
 		    (long long)v + 1);
 	}
 fail:
@@ -321,7 +321,7 @@ queue_limit(size_t cap)
 		return cap;
 	v = strtoull(env, &end, 10);
 	if (*env == '\0' || *end != '\0' || v == 0) {
-		wp_warn("store: ignoring WATCHPOST_STORE_QUEUE_MAX=\"%s\"", env);
+		log_warn("store: ignoring WATCHPOST_STORE_QUEUE_MAX=\"%s\"", env);
 		return cap;
 	}
 	return v < cap ? (size_t)v : cap;
@@ -349,7 +349,8 @@ check_limit_ms(void)
 		return QUICK_CHECK_MS;
 	v = strtoll(env, &end, 10);
 	if (*env == '\0' || *end != '\0' || v <= 0 || v > QUICK_CHECK_MS) {
-		wp_warn("store: ignoring WATCHPOST_STORE_CHECK_MS=\"%s\"", env);
+		log_warn("store: ignoring WATCHPOST_STORE_CHECK_MS=\"%s\"",
+		    env);
 		return QUICK_CHECK_MS;
 	}
 	return v;
@@ -379,14 +380,14 @@ watchdog_main(void *arg)
 
 	pthread_mutex_lock(&w->mu);
 	st_timespec_at(&ts, w->deadline);
-	while (!w->done && wp_now_ms() < w->deadline)
+	while (!w->done && mono_ms() < w->deadline)
 		pthread_cond_timedwait(&w->cv, &w->mu, &ts);
 	/* Again every 10 ms until the check ends: an interrupt that comes
 	 * while no statement runs yet (a slow prepare) has no effect. */
 	while (!w->done) {
 		sqlite3_interrupt(w->db);
 		w->fired = 1;
-		st_timespec_at(&ts, wp_now_ms() + 10);
+		st_timespec_at(&ts, mono_ms() + 10);
 		pthread_cond_timedwait(&w->cv, &w->mu, &ts);
 	}
 	pthread_mutex_unlock(&w->mu);
@@ -412,7 +413,7 @@ check_file(sqlite3 *db, const char *path, char *err, size_t errlen)
 	char detail[200] = "";
 	int rc, more = 0, started;
 
-	w.deadline = wp_now_ms() + check_limit_ms();
+	w.deadline = mono_ms() + check_limit_ms();
 	pthread_mutex_init(&w.mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -454,7 +455,7 @@ check_file(sqlite3 *db, const char *path, char *err, size_t errlen)
 	if (rc == SQLITE_OK || rc == SQLITE_DONE)
 		return 0;
 	if ((rc & 0xff) == SQLITE_INTERRUPT && w.fired) {
-		wp_warn("store: %s: the integrity check was cut short after "
+		log_warn("store: %s: the integrity check was cut short after "
 		    "%lld ms; the rest of the file is not checked", path,
 		    (long long)check_limit_ms());
 		return 0;
@@ -522,7 +523,7 @@ st_open_writer(struct store *st, int check, char *err, size_t errlen)
 	sqlite3_finalize(s);
 	s = NULL;
 	if (strcmp(mode, "wal") != 0)
-		wp_warn("store: %s: journal mode is %s, not wal: readers will "
+		log_warn("store: %s: journal mode is %s, not wal: readers will "
 		    "wait for writes", st->path, mode);
 	if ((rc = migrate(st->db, st->path, err, errlen)) != 0)
 		goto fail;
@@ -557,8 +558,8 @@ store_open(const char *path, size_t queue_capacity, struct store **out,
 		    SIZE_MAX / 2 / sizeof(struct item));
 		return WP_EINVAL;
 	}
-	st = wp_xcalloc(1, sizeof(*st));
-	st->path = wp_xstrdup(path);
+	st = xcalloc(1, sizeof(*st));
+	st->path = xstrdup(path);
 	st->cap = queue_capacity;
 	st->gather_rows = queue_capacity / 2 < GATHER_ROWS ?
 	    (queue_capacity > 1 ? queue_capacity / 2 : 1) : GATHER_ROWS;
@@ -578,7 +579,7 @@ store_open(const char *path, size_t queue_capacity, struct store **out,
 	if ((rc = st_open_conn(path, BUSY_MS, &st->rdb, err, errlen)) != 0)
 		goto fail;
 	st_file_ids(path, st->files);
-	st->ring = wp_xcalloc(queue_capacity, sizeof(*st->ring));
+	st->ring = xcalloc(queue_capacity, sizeof(*st->ring));
 	*out = st;
 	return 0;
 fail:
@@ -591,7 +592,7 @@ store_sync_monitors(struct store *st, const char *const *names,
     const char *const *types, size_t n, int64_t *ids)
 {
 	sqlite3_stmt *up = NULL, *sel = NULL;
-	int64_t now = wp_wall_ms();
+	int64_t now = wall_ms();
 	size_t i;
 	int rc = WP_EIO;
 
@@ -601,7 +602,7 @@ store_sync_monitors(struct store *st, const char *const *names,
 	pthread_mutex_lock(&st->rmu);
 	if (st->rdb == NULL) {
 		/* The file is being recreated (recover_file()). */
-		wp_err("store: syncing monitors: the database file is being "
+		log_err("store: syncing monitors: the database file is being "
 		    "recreated");
 		pthread_mutex_unlock(&st->rmu);
 		return WP_EIO;
@@ -641,7 +642,7 @@ store_sync_monitors(struct store *st, const char *const *names,
 	goto out;
 fail:
 	if (rc == WP_EIO)
-		wp_err("store: syncing monitors: %s", sqlite3_errmsg(st->rdb));
+		log_err("store: syncing monitors: %s", sqlite3_errmsg(st->rdb));
 	if (!sqlite3_get_autocommit(st->rdb))
 		sqlite3_exec(st->rdb, "ROLLBACK", NULL, NULL, NULL);
 out:
@@ -673,7 +674,7 @@ store_load_state(struct store *st, struct store_state **out, size_t *n)
 
 		if (len == cap) {
 			cap = cap ? cap * 2 : 16;
-			v = wp_xrealloc(v, cap * sizeof(*v));
+			v = xrealloc(v, cap * sizeof(*v));
 		}
 		e = &v[len++];
 		memset(e, 0, sizeof(*e));
@@ -693,7 +694,7 @@ store_load_state(struct store *st, struct store_state **out, size_t *n)
 	rc = 0;
 	goto out;
 fail:
-	wp_err("store: loading state: %s", sqlite3_errmsg(st->rdb));
+	log_err("store: loading state: %s", sqlite3_errmsg(st->rdb));
 out:
 	free(v);
 	sqlite3_finalize(s);
@@ -725,7 +726,7 @@ store_load_pending(struct store *st, struct store_pending_alert **out,
 
 		if (len == cap) {
 			cap = cap ? cap * 2 : 16;
-			v = wp_xrealloc(v, cap * sizeof(*v));
+			v = xrealloc(v, cap * sizeof(*v));
 		}
 		e = &v[len++];
 		memset(e, 0, sizeof(*e));
@@ -734,7 +735,7 @@ store_load_pending(struct store *st, struct store_pending_alert **out,
 		str_copy(e->alert_name, sizeof(e->alert_name),
 		    (const char *)sqlite3_column_text(s, 2));
 		p = (const char *)sqlite3_column_text(s, 3);
-		e->payload = wp_xstrdup(p != NULL ? p : "");
+		e->payload = xstrdup(p != NULL ? p : "");
 		e->attempts = sqlite3_column_int(s, 4);
 		e->created_ms = sqlite3_column_int64(s, 5);
 	}
@@ -747,7 +748,7 @@ store_load_pending(struct store *st, struct store_pending_alert **out,
 	rc = 0;
 	goto out;
 fail:
-	wp_err("store: loading the alert outbox: %s",
+	log_err("store: loading the alert outbox: %s",
 	    sqlite3_errmsg(st->rdb));
 out:
 	store_free_pending(v, len);
@@ -779,7 +780,7 @@ store_max_alert_id(struct store *st)
 	if (st_query_int(st->rdb, "SELECT max(coalesce((SELECT seq FROM "
 	    "sqlite_sequence WHERE name = 'outbox'), 0), "
 	    "coalesce((SELECT max(id) FROM outbox), 0))", &v) != 0) {
-		wp_err("store: reading the largest alert id: %s",
+		log_err("store: reading the largest alert id: %s",
 		    sqlite3_errmsg(st->rdb));
 		v = 0;
 	}
@@ -792,7 +793,7 @@ store_last_measurements(struct store *st, int64_t monitor_id,
     struct store_measure **out, size_t *n, int64_t *ts_ms)
 {
 	struct store_measure *v = NULL, *blk;
-	struct wp_buf names = { 0 };
+	struct sbuf names = { 0 };
 	sqlite3_stmt *s = NULL;
 	size_t len = 0, cap = 0, *off = NULL, i;
 	int64_t ts = 0;
@@ -808,7 +809,7 @@ store_last_measurements(struct store *st, int64_t monitor_id,
 	if (st->rdb == NULL) {
 		/* The file is being recreated (recover_file()). */
 		pthread_mutex_unlock(&st->rmu);
-		wp_err("store: reading measurements: the database file is "
+		log_err("store: reading measurements: the database file is "
 		    "being recreated");
 		return WP_EIO;
 	}
@@ -828,11 +829,11 @@ store_last_measurements(struct store *st, int64_t monitor_id,
 			continue;
 		if (len == cap) {
 			cap = cap ? cap * 2 : STORE_MEASURES_MAX;
-			v = wp_xrealloc(v, cap * sizeof(*v));
-			off = wp_xrealloc(off, cap * sizeof(*off));
+			v = xrealloc(v, cap * sizeof(*v));
+			off = xrealloc(off, cap * sizeof(*off));
 		}
 		off[len] = names.len;
-		wp_buf_append(&names, (const char *)sqlite3_column_text(s, 1),
+		sbuf_append(&names, (const char *)sqlite3_column_text(s, 1),
 		    (size_t)sqlite3_column_bytes(s, 1) + 1);
 		v[len].name = NULL;
 		v[len++].value = sqlite3_column_double(s, 2);
@@ -841,7 +842,7 @@ store_last_measurements(struct store *st, int64_t monitor_id,
 		goto fail;
 	/* The array, then its names, in one block for one free(). */
 	if (len > 0) {
-		blk = wp_xmalloc(len * sizeof(*blk) + names.len);
+		blk = xmalloc(len * sizeof(*blk) + names.len);
 		memcpy(blk + len, names.data, names.len);
 		for (i = 0; i < len; i++) {
 			blk[i].name = (const char *)(blk + len) + off[i];
@@ -855,11 +856,11 @@ store_last_measurements(struct store *st, int64_t monitor_id,
 	rc = 0;
 	goto out;
 fail:
-	wp_err("store: reading measurements: %s", sqlite3_errmsg(st->rdb));
+	log_err("store: reading measurements: %s", sqlite3_errmsg(st->rdb));
 out:
 	free(v);
 	free(off);
-	wp_buf_free(&names);
+	sbuf_free(&names);
 	sqlite3_finalize(s);
 	pthread_mutex_unlock(&st->rmu);
 	return rc;

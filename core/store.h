@@ -24,8 +24,8 @@
  * the path (VACUUM INTO), so history, monitors, states and the outbox
  * survive; a file found in its place is kept as PATH.replaced.
  */
-#ifndef WP_STORE_H
-#define WP_STORE_H
+#ifndef CORE_STORE_H
+#define CORE_STORE_H
 
 #include <stddef.h>
 #include <stdint.h>

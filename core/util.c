@@ -12,7 +12,7 @@
 #include "util.h"
 
 int64_t
-wp_now_us(void)
+mono_us(void)
 {
 	struct timespec ts;
 
@@ -21,13 +21,13 @@ wp_now_us(void)
 }
 
 int64_t
-wp_now_ms(void)
+mono_ms(void)
 {
-	return wp_now_us() / 1000;
+	return mono_us() / 1000;
 }
 
 int64_t
-wp_wall_us(void)
+wall_us(void)
 {
 	struct timespec ts;
 
@@ -36,13 +36,13 @@ wp_wall_us(void)
 }
 
 int64_t
-wp_wall_ms(void)
+wall_ms(void)
 {
-	return wp_wall_us() / 1000;
+	return wall_us() / 1000;
 }
 
 int
-wp_parse_duration(const char *s, int64_t *ms)
+parse_duration(const char *s, int64_t *ms)
 {
 	/* By hand, not strtod(): it takes signs, blanks, exponents, hex,
 	 * "inf" and "nan", none of which a duration is. */
@@ -62,7 +62,7 @@ wp_parse_duration(const char *s, int64_t *ms)
 	if (s == NULL)
 		return WP_EINVAL;
 	for (; *p >= '0' && *p <= '9'; p++, digits++) {
-		if (whole > WP_DURATION_MAX_MS)
+		if (whole > DURATION_MAX_MS)
 			return WP_EINVAL; /* past every maximum: stop growing */
 		whole = whole * 10 + (*p - '0');
 	}
@@ -74,11 +74,11 @@ wp_parse_duration(const char *s, int64_t *ms)
 	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
 		if (strcmp(p, units[i].unit) != 0)
 			continue;
-		if (whole > WP_DURATION_MAX_MS / units[i].factor)
+		if (whole > DURATION_MAX_MS / units[i].factor)
 			return WP_EINVAL;
 		v = whole * units[i].factor +
 		    (int64_t)llround(frac * (double)units[i].factor);
-		if (v > WP_DURATION_MAX_MS)
+		if (v > DURATION_MAX_MS)
 			return WP_EINVAL;
 		*ms = v;
 		return 0;
@@ -87,7 +87,7 @@ wp_parse_duration(const char *s, int64_t *ms)
 }
 
 int
-wp_parse_bool(const char *s, int *out)
+parse_bool(const char *s, int *out)
 {
 	static const char *yes[] = { "true", "yes", "on", "1" };
 	static const char *no[] = { "false", "no", "off", "0" };
@@ -107,7 +107,7 @@ wp_parse_bool(const char *s, int *out)
 }
 
 int
-wp_parse_int(const char *s, long long min, long long max, long long *out)
+parse_int(const char *s, long long min, long long max, long long *out)
 {
 	char *end;
 	long long v;
@@ -123,7 +123,7 @@ wp_parse_int(const char *s, long long min, long long max, long long *out)
 }
 
 void
-wp_format_duration(int64_t ms, char *buf, size_t len)
+format_duration(int64_t ms, char *buf, size_t len)
 {
 	if (ms % 1000 != 0 || ms == 0)
 		snprintf(buf, len, "%lldms", (long long)ms);
@@ -165,7 +165,7 @@ utf8_len(const unsigned char *p)
 }
 
 /*
- * wp_quote() and wp_escape(): copy S into BUF, escaping as they promise,
+ * qstr() and str_escape(): copy S into BUF, escaping as they promise,
  * keeping at most MAX characters (an escape counts as the characters it
  * shows); QUOTE also escapes '"', '\\' and tabs.
  */
@@ -213,7 +213,7 @@ escape(const char *s, size_t max, int quote, char *buf, size_t len)
 }
 
 const char *
-wp_quote(const char *s, size_t max, char *buf, size_t len)
+qstr(const char *s, size_t max, char *buf, size_t len)
 {
 	escape(s, max, 1, buf, len);
 	return buf;
@@ -230,13 +230,13 @@ str_copy(char *dst, size_t len, const char *src)
 }
 
 void
-wp_escape(const char *s, size_t max, char *buf, size_t len)
+str_escape(const char *s, size_t max, char *buf, size_t len)
 {
 	escape(s, max, 0, buf, len);
 }
 
 int
-wp_edit_distance(const char *a, const char *b)
+edit_distance(const char *a, const char *b)
 {
 	int row[101];
 	size_t la = strlen(a), lb = strlen(b), i, j;
@@ -271,7 +271,7 @@ oom(void)
 }
 
 void *
-wp_xmalloc(size_t n)
+xmalloc(size_t n)
 {
 	void *p = malloc(n ? n : 1);
 
@@ -281,7 +281,7 @@ wp_xmalloc(size_t n)
 }
 
 void *
-wp_xcalloc(size_t n, size_t m)
+xcalloc(size_t n, size_t m)
 {
 	void *p = calloc(n ? n : 1, m ? m : 1);
 
@@ -291,7 +291,7 @@ wp_xcalloc(size_t n, size_t m)
 }
 
 void *
-wp_xrealloc(void *p, size_t n)
+xrealloc(void *p, size_t n)
 {
 	p = realloc(p, n ? n : 1);
 	if (p == NULL)
@@ -300,7 +300,7 @@ wp_xrealloc(void *p, size_t n)
 }
 
 char *
-wp_xstrdup(const char *s)
+xstrdup(const char *s)
 {
 	char *p = strdup(s ? s : "");
 
@@ -310,7 +310,7 @@ wp_xstrdup(const char *s)
 }
 
 char *
-wp_xasprintf(const char *fmt, ...)
+xasprintf(const char *fmt, ...)
 {
 	va_list ap;
 	char *p;
@@ -374,13 +374,13 @@ reason_at(int reason)
 }
 
 const char *
-wp_reason_name(int reason)
+reason_name(int reason)
 {
 	return reason_at(reason)->name;
 }
 
 const char *
-wp_reason_desc(int reason)
+reason_desc(int reason)
 {
 	return reason_at(reason)->desc;
 }
@@ -392,13 +392,13 @@ reason_class(int reason)
 }
 
 void
-wp_buf_append(struct wp_buf *b, const char *s, size_t n)
+sbuf_append(struct sbuf *b, const char *s, size_t n)
 {
 	if (b->len + n + 1 > b->cap) {
 		size_t cap = b->cap ? b->cap : 256;
 		while (cap < b->len + n + 1)
 			cap *= 2;
-		b->data = wp_xrealloc(b->data, cap);
+		b->data = xrealloc(b->data, cap);
 		b->cap = cap;
 	}
 	memcpy(b->data + b->len, s, n);
@@ -407,13 +407,13 @@ wp_buf_append(struct wp_buf *b, const char *s, size_t n)
 }
 
 void
-wp_buf_puts(struct wp_buf *b, const char *s)
+sbuf_puts(struct sbuf *b, const char *s)
 {
-	wp_buf_append(b, s, strlen(s));
+	sbuf_append(b, s, strlen(s));
 }
 
 void
-wp_buf_printf(struct wp_buf *b, const char *fmt, ...)
+sbuf_printf(struct sbuf *b, const char *fmt, ...)
 {
 	char small[512];
 	va_list ap;
@@ -425,23 +425,23 @@ wp_buf_printf(struct wp_buf *b, const char *fmt, ...)
 	if (n < 0)
 		return;
 	if ((size_t)n < sizeof(small)) {
-		wp_buf_append(b, small, (size_t)n);
+		sbuf_append(b, small, (size_t)n);
 		return;
 	}
 	{
-		char *big = wp_xmalloc((size_t)n + 1);
+		char *big = xmalloc((size_t)n + 1);
 		va_start(ap, fmt);
 		vsnprintf(big, (size_t)n + 1, fmt, ap);
 		va_end(ap);
-		wp_buf_append(b, big, (size_t)n);
+		sbuf_append(b, big, (size_t)n);
 		free(big);
 	}
 }
 
 char *
-wp_buf_steal(struct wp_buf *b)
+sbuf_steal(struct sbuf *b)
 {
-	char *p = b->data ? b->data : wp_xstrdup("");
+	char *p = b->data ? b->data : xstrdup("");
 
 	b->data = NULL;
 	b->len = b->cap = 0;
@@ -449,7 +449,7 @@ wp_buf_steal(struct wp_buf *b)
 }
 
 void
-wp_buf_free(struct wp_buf *b)
+sbuf_free(struct sbuf *b)
 {
 	free(b->data);
 	b->data = NULL;

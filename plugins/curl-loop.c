@@ -625,7 +625,8 @@ curlloop_failure(struct curlloop_xfer *x, CURLcode rc, struct wp_result *res,
 		connect_failure(x->easy, res, buf, len);
 		break;
 	case FK_PHASE:
-		snprintf(buf, len, "%s %s", failures[i].text, curlloop_phase(x));
+		snprintf(buf, len, "%s %s", failures[i].text,
+		    curlloop_phase(x));
 		break;
 	case FK_VERIFY:
 		/* OpenSSL's verify text names the problem, never the host. */

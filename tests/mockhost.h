@@ -8,8 +8,8 @@
  * Keys are parsed by the host's own parser (core/keys.c), so configure()
  * gets the conf struct the daemon would give it.
  */
-#ifndef WP_TESTS_MOCKHOST_H
-#define WP_TESTS_MOCKHOST_H
+#ifndef TESTS_MOCKHOST_H
+#define TESTS_MOCKHOST_H
 
 #include <stdint.h>
 #include <watchpost/plugin.h>

@@ -95,18 +95,18 @@ run_until(const char *path, const char *needle, int n)
 	uv_timer_t guard;
 	int turns = 0;
 
-	uv_timer_init(wp_loop, &guard);
+	uv_timer_init(main_loop, &guard);
 	uv_timer_start(&guard, guard_cb, 50, 50);
 	while (count_lines(path, needle) < n || alert_in_flight() > 0) {
 		if (++turns > 400)
 			fail_msg("%s: %d lines with %s, want %d", path,
 			    count_lines(path, needle), needle ? needle : "-",
 			    n);
-		uv_run(wp_loop, UV_RUN_ONCE);
+		uv_run(main_loop, UV_RUN_ONCE);
 	}
 	uv_timer_stop(&guard);
 	uv_close((uv_handle_t *)&guard, NULL);
-	uv_run(wp_loop, UV_RUN_NOWAIT);
+	uv_run(main_loop, UV_RUN_NOWAIT);
 }
 
 /* The outcome of a check of monitor MONITOR_ID ("m") gone from up to down
@@ -323,7 +323,7 @@ teardown(void **state)
 	(void)state;
 	alert_stop();
 	alert_free();
-	uv_run(wp_loop, UV_RUN_NOWAIT);
+	uv_run(main_loop, UV_RUN_NOWAIT);
 	store_close(st);
 	server_stop(&srv);
 	return 0;
@@ -351,7 +351,7 @@ main(void)
 	/* Retries 1 ms apart at most: back-off is counted, not timed. */
 	setenv("WATCHPOST_ALERT_BACKOFF_MAX_MS", "1", 1);
 	host_loop_init();
-	wp_log_setup(WP_LOG_ERROR, WP_LOG_STDERR);
+	log_setup(WP_LOG_ERROR, LOG_TO_STDERR);
 	pool_init(1, 2);
 	rc = cmocka_run_group_tests(tests, setup, teardown);
 	pool_shutdown(2000);

@@ -63,8 +63,8 @@ struct harness {
 
 struct resp {
 	long status;
-	struct wp_buf body;
-	struct wp_buf hdrs;
+	struct sbuf body;
+	struct sbuf hdrs;
 };
 
 static char *
@@ -84,7 +84,7 @@ render(struct harness *h, const char *body)
 	pthread_mutex_lock(&h->mu);
 	h->rendered++;
 	pthread_mutex_unlock(&h->mu);
-	return fail ? NULL : wp_xstrdup(body);
+	return fail ? NULL : xstrdup(body);
 }
 
 static char *
@@ -126,11 +126,11 @@ on_ctl(uv_async_t *a)
 	h->stalling = 0;
 	pthread_mutex_unlock(&h->mu);
 	if (stop) {
-		t0 = wp_now_ms();
+		t0 = mono_ms();
 		api_stop(h->api);
 		h->api = NULL;
 		pthread_mutex_lock(&h->mu);
-		h->stop_took_ms = wp_now_ms() - t0;
+		h->stop_took_ms = mono_ms() - t0;
 		pthread_mutex_unlock(&h->mu);
 		uv_close((uv_handle_t *)&h->ctl, NULL);
 	}
@@ -151,7 +151,7 @@ harness_setup(void **state)
 {
 	struct harness *h;
 
-	h = wp_xcalloc(1, sizeof(*h));
+	h = xcalloc(1, sizeof(*h));
 	pthread_mutex_init(&h->mu, NULL);
 	h->routes.monitors_json = fake_monitors;
 	h->routes.opmon_json = fake_opmon;
@@ -300,7 +300,7 @@ harness_calls(struct harness *h)
 static size_t
 on_body(char *p, size_t sz, size_t n, void *arg)
 {
-	wp_buf_append(arg, p, sz * n);
+	sbuf_append(arg, p, sz * n);
 	return sz * n;
 }
 
@@ -317,8 +317,8 @@ http(const char *method, const char *host, int port, const char *path,
 	CURL *c;
 
 	memset(r, 0, sizeof(*r));
-	wp_buf_puts(&r->body, "");
-	wp_buf_puts(&r->hdrs, "");
+	sbuf_puts(&r->body, "");
+	sbuf_puts(&r->hdrs, "");
 	snprintf(url, sizeof(url), "http://%s:%d%s", host, port, path);
 	c = curl_easy_init();
 	assert_non_null(c);
@@ -356,8 +356,8 @@ get(struct harness *h, const char *path, const char *auth, struct resp *r)
 static void
 resp_free(struct resp *r)
 {
-	wp_buf_free(&r->body);
-	wp_buf_free(&r->hdrs);
+	sbuf_free(&r->body);
+	sbuf_free(&r->hdrs);
 }
 
 /* Does the response carry the header line LINE (any case)? */
@@ -542,7 +542,7 @@ capture_stderr(FILE **tmp)
 static char *
 restore_stderr(FILE *tmp, int saved)
 {
-	struct wp_buf b = { 0 };
+	struct sbuf b = { 0 };
 	char chunk[512];
 	size_t n;
 
@@ -550,11 +550,11 @@ restore_stderr(FILE *tmp, int saved)
 	dup2(saved, 2);
 	close(saved);
 	rewind(tmp);
-	wp_buf_puts(&b, "");
+	sbuf_puts(&b, "");
 	while ((n = fread(chunk, 1, sizeof(chunk), tmp)) > 0)
-		wp_buf_append(&b, chunk, n);
+		sbuf_append(&b, chunk, n);
 	fclose(tmp);
-	return wp_buf_steal(&b);
+	return sbuf_steal(&b);
 }
 
 static void
@@ -572,7 +572,7 @@ test_token(void **state)
 	size_t i;
 	int saved;
 
-	wp_log_setup(WP_LOG_DEBUG, WP_LOG_STDERR);
+	log_setup(WP_LOG_DEBUG, LOG_TO_STDERR);
 	saved = capture_stderr(&tmp);
 	harness_start(h, "127.0.0.1:0", TOKEN);
 
@@ -606,7 +606,7 @@ test_token(void **state)
 
 	harness_finish(h);
 	log = restore_stderr(tmp, saved);
-	wp_log_setup(WP_LOG_INFO, WP_LOG_STDERR);
+	log_setup(WP_LOG_INFO, LOG_TO_STDERR);
 	/* Debug logging was on and did log the refusals, not the token. */
 	assert_non_null(strstr(log, "-> 401"));
 	assert_null(strstr(log, "s3cret"));
@@ -997,7 +997,7 @@ main(void)
 	/* Every loop below is bounded; this bounds the whole run. */
 	alarm(120);
 	unsetenv("WP_API_LOOP_TIMEOUT_MS");
-	wp_log_setup(WP_LOG_INFO, WP_LOG_STDERR);
+	log_setup(WP_LOG_INFO, LOG_TO_STDERR);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	/* WP_TEST_FILTER=test_token runs one test (when debugging). */
 	if (getenv("WP_TEST_FILTER") != NULL)

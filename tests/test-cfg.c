@@ -208,13 +208,13 @@ load_text(const char *text)
 static void
 expect_diag(int n, ...)
 {
-	struct wp_buf want = { NULL, 0, 0 };
+	struct sbuf want = { NULL, 0, 0 };
 	va_list ap;
 	int i;
 
 	va_start(ap, n);
 	for (i = 0; i < n; i++)
-		wp_buf_printf(&want, "%s%s\n", path, va_arg(ap, const char *));
+		sbuf_printf(&want, "%s%s\n", path, va_arg(ap, const char *));
 	va_end(ap);
 	if (diag.text == NULL || strcmp(diag.text, want.data) != 0)
 		print_error("want:\n%sgot:\n%s", want.data,
@@ -222,7 +222,7 @@ expect_diag(int n, ...)
 	assert_non_null(diag.text);
 	assert_string_equal(diag.text, want.data);
 	assert_int_equal(diag.errors, n);
-	wp_buf_free(&want);
+	sbuf_free(&want);
 }
 
 /* Load text that has exactly one problem, reported as PATH + suffix. */
@@ -237,7 +237,7 @@ expect_one(const char *text, const char *suffix)
 static void
 expect_one_after(const char *head, const char *extra, const char *suffix)
 {
-	char *t = wp_xasprintf("%s%s", head, extra);
+	char *t = xasprintf("%s%s", head, extra);
 
 	expect_one(t, suffix);
 	free(t);
@@ -261,7 +261,7 @@ kv_value(const struct cfg_section *s, const char *key, int *line)
 static char *
 in_dir(const char *name)
 {
-	return wp_xasprintf("%s/%s", realdir, name);
+	return xasprintf("%s/%s", realdir, name);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -284,10 +284,10 @@ test_sample(void **state)
 	assert_null(diag.text);
 
 	assert_non_null(realpath(src, real));
-	want = wp_xasprintf("%s/tests/conf/watchpost.db", real);
+	want = xasprintf("%s/tests/conf/watchpost.db", real);
 	assert_string_equal(cfg->agent.database, want);
 	free(want);
-	want = wp_xasprintf("%s/tests/conf", real);
+	want = xasprintf("%s/tests/conf", real);
 	assert_string_equal(cfg->dir, want);
 	free(want);
 	assert_string_equal(cfg->file, path);
@@ -430,7 +430,7 @@ test_missing_file(void **state)
 	assert_int_equal(config_load(path, NULL, fake_lookup, &lk, &diag,
 	    &cfg), WP_EINVAL);
 	assert_null(cfg);
-	want = wp_xasprintf("%s: cannot open: %s\n", path, strerror(ENOENT));
+	want = xasprintf("%s: cannot open: %s\n", path, strerror(ENOENT));
 	assert_string_equal(diag.text, want);
 	assert_int_equal(diag.errors, 1);
 	free(want);
@@ -701,18 +701,18 @@ test_many_errors(void **state)
 static void
 long_url(size_t n)
 {
-	struct wp_buf b = { NULL, 0, 0 };
+	struct sbuf b = { NULL, 0, 0 };
 	const struct cfg_monitor *m;
 	char *url;
 	size_t i;
 	int line = 0;
 
-	url = wp_xmalloc(n + 1);
+	url = xmalloc(n + 1);
 	memcpy(url, "http://127.0.0.1/?token=", 24);
 	for (i = 24; i < n; i++)
 		url[i] = "abcdefghijklmnopqrstuvwxyz0123456789"[i % 36];
 	url[n] = '\0';
-	wp_buf_printf(&b, "[monitor:long]\ntype = http\n; %s\nurl = %s   "
+	sbuf_printf(&b, "[monitor:long]\ntype = http\n; %s\nurl = %s   "
 	    "; a comment\nheader = X-Token: %s\ninterval = 5s\n"
 	    "[monitor:after]\ntype = tcp\nhost = h\nport = 1\n", url, url, url);
 	assert_int_equal(load_text(b.data), 0);
@@ -724,19 +724,19 @@ long_url(size_t n)
 	assert_int_equal(m->interval_ms, 5000);
 	assert_int_equal(cfg->monitors[1].s.line, 7);
 	assert_int_equal(cfg->monitors[1].s.kv[1].line, 10);
-	wp_buf_free(&b);
+	sbuf_free(&b);
 
 	/* A long unknown key is still reported at its line, quoted short:
 	 * its first 80 characters and "...". */
 	memset(url, 'k', n);
-	wp_buf_printf(&b, "[monitor:long]\ntype = http\nurl = x\n"
+	sbuf_printf(&b, "[monitor:long]\ntype = http\nurl = x\n"
 	    "%s = 1\n", url);
 	assert_int_equal(load_text(b.data), WP_EINVAL);
 	assert_non_null(strstr(diag.text, ":4: unknown key \"kkkk"));
 	assert_non_null(strstr(diag.text, "kkk...\" for type http\n"));
 	assert_int_equal(diag.len, strlen(path) + 80 + 36);
 	assert_int_equal(diag.errors, 1);
-	wp_buf_free(&b);
+	sbuf_free(&b);
 	free(url);
 }
 
@@ -763,7 +763,7 @@ test_long_line_boundaries(void **state)
 	for (n = 180; n < 215; n++) {
 		memset(line, 'v', n);
 		line[n] = '\0';
-		text = wp_xasprintf("[alert:a]\ntype = webhook\nurl = %s\n",
+		text = xasprintf("[alert:a]\ntype = webhook\nurl = %s\n",
 		    line);
 		assert_int_equal(load_text(text), 0);
 		assert_string_equal(cfg->alerts[0].s.kv[0].value, line);
@@ -898,7 +898,7 @@ test_plugin_dir_override(void **state)
 	assert_non_null(getcwd(cwd, sizeof(cwd)));
 	assert_int_equal(config_load(path, "build/plugins", fake_lookup,
 	    &lk, &diag, &cfg), 0);
-	want = wp_xasprintf("%s/build/plugins", cwd);
+	want = xasprintf("%s/build/plugins", cwd);
 	assert_string_equal(cfg->agent.plugin_dir, want);
 	assert_string_equal(lk.dir, want);
 	free(want);
@@ -916,7 +916,7 @@ definition_of(const char *text, const char *name)
 	assert_int_equal(load_text(text), 0);
 	m = config_find_monitor(cfg, name);
 	assert_non_null(m);
-	return wp_xstrdup(m->s.definition);
+	return xstrdup(m->s.definition);
 }
 
 static void
@@ -1015,7 +1015,7 @@ test_diag(void **state)
 	diag_free(&d);
 
 	/* Whatever a plugin says is escaped and cut at 400 characters. */
-	big = wp_xmalloc(100001);
+	big = xmalloc(100001);
 	memset(big, 'a', 100000);
 	big[100000] = '\0';
 	big[0] = '\033';
@@ -1073,21 +1073,21 @@ test_duration_parser(void **state)
 
 	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		ms = -1;
-		if (wp_parse_duration(good[i].s, &ms) != 0 ||
+		if (parse_duration(good[i].s, &ms) != 0 ||
 		    ms != good[i].ms)
 			print_error("\"%s\": %lld\n", good[i].s, (long long)ms);
-		assert_int_equal(wp_parse_duration(good[i].s, &ms), 0);
+		assert_int_equal(parse_duration(good[i].s, &ms), 0);
 		assert_int_equal(ms, good[i].ms);
 	}
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		ms = -1;
-		if (wp_parse_duration(bad[i], &ms) != WP_EINVAL)
+		if (parse_duration(bad[i], &ms) != WP_EINVAL)
 			print_error("accepted \"%s\" as %lld ms\n", bad[i],
 			    (long long)ms);
-		assert_int_equal(wp_parse_duration(bad[i], &ms), WP_EINVAL);
+		assert_int_equal(parse_duration(bad[i], &ms), WP_EINVAL);
 		assert_int_equal(ms, -1);
 	}
-	assert_int_equal(wp_parse_duration(NULL, &ms), WP_EINVAL);
+	assert_int_equal(parse_duration(NULL, &ms), WP_EINVAL);
 }
 
 static void
@@ -1110,57 +1110,57 @@ test_quote(void **state)
 		{ "\xed\xa0\x80", "\\xed\\xa0\\x80" }, /* a surrogate */
 		{ "\xc2\x9b", "\\xc2\\x9b" },          /* C1 control CSI */
 	};
-	char buf[WP_QUOTE_SIZE], small[8], *big;
+	char buf[QSTR_SIZE], small[8], *big;
 	size_t i;
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		assert_string_equal(wp_quote(cases[i].in, WP_QUOTE_CHARS, buf,
+		assert_string_equal(qstr(cases[i].in, QSTR_CHARS, buf,
 		    sizeof(buf)), cases[i].out);
-	assert_string_equal(WP_Q(NULL), "");
+	assert_string_equal(QSTR(NULL), "");
 	/* Cut at 80 characters, escapes counted as what they show. */
-	big = wp_xmalloc(10 * 1024 * 1024 + 1);
+	big = xmalloc(10 * 1024 * 1024 + 1);
 	memset(big, 'k', 10 * 1024 * 1024);
 	big[10 * 1024 * 1024] = '\0';
-	assert_int_equal(strlen(WP_Q(big)), 83);
-	assert_string_equal(WP_Q(big) + 80, "...");
+	assert_int_equal(strlen(QSTR(big)), 83);
+	assert_string_equal(QSTR(big) + 80, "...");
 	memset(big, 0x1b, 100);
-	assert_int_equal(strlen(WP_Q(big)), 80 + 3);
+	assert_int_equal(strlen(QSTR(big)), 80 + 3);
 	/* 80 four-byte characters: the worst case fills the buffer. */
 	for (i = 0; i < 100; i++)
 		memcpy(big + 4 * i, "\xf0\x9f\x98\x80", 4);
-	assert_int_equal(strlen(wp_quote(big, WP_QUOTE_CHARS, buf,
+	assert_int_equal(strlen(qstr(big, QSTR_CHARS, buf,
 	    sizeof(buf))), sizeof(buf) - 1);
 	free(big);
 	/* Exactly 80 characters: no ellipsis. */
-	assert_string_equal(wp_quote("abcd", 4, buf, sizeof(buf)), "abcd");
-	assert_string_equal(wp_quote("abcde", 4, buf, sizeof(buf)),
+	assert_string_equal(qstr("abcd", 4, buf, sizeof(buf)), "abcd");
+	assert_string_equal(qstr("abcde", 4, buf, sizeof(buf)),
 	    "abcd...");
 	/* A small buffer still ends in "..." and a NUL. */
-	assert_string_equal(wp_quote("abcdefgh", 80, small, sizeof(small)),
+	assert_string_equal(qstr("abcdefgh", 80, small, sizeof(small)),
 	    "abcd...");
 	/* The log's form keeps tabs, quotes and backslashes. */
-	wp_escape("a\t\"b\"\\\n\x1b", 100, buf, sizeof(buf));
+	str_escape("a\t\"b\"\\\n\x1b", 100, buf, sizeof(buf));
 	assert_string_equal(buf, "a\t\"b\"\\\\n\\x1b");
 }
 
 static void
 test_unbounded_input(void **state)
 {
-	struct wp_buf b = { NULL, 0, 0 };
+	struct sbuf b = { NULL, 0, 0 };
 	char name[130];
 	size_t n = 10 * 1024 * 1024;
-	char *key = wp_xmalloc(n + 1);
+	char *key = xmalloc(n + 1);
 
 	/* A 10 MB unknown key gives a short message at its line. */
 	memset(key, 'k', n);
 	key[n] = '\0';
-	wp_buf_printf(&b, "[monitor:m]\ntype = tcp\nhost = h\nport = 1\n"
+	sbuf_printf(&b, "[monitor:m]\ntype = tcp\nhost = h\nport = 1\n"
 	    "%s = 1\n", key);
 	assert_int_equal(load_text(b.data), WP_EINVAL);
 	assert_int_equal(diag.errors, 1);
 	assert_true(diag.len < strlen(path) + 200);
 	assert_non_null(strstr(diag.text, ":5: unknown key \"kkkk"));
-	wp_buf_free(&b);
+	sbuf_free(&b);
 	free(key);
 
 	/* Terminal escapes and invalid UTF-8 are escaped. */
@@ -1174,19 +1174,19 @@ test_unbounded_input(void **state)
 	/* Names: 128 bytes of the allowed characters, no more. */
 	memset(name, 'n', 128);
 	name[128] = '\0';
-	wp_buf_printf(&b, "[monitor:%s]\ntype = tcp\nhost = h\nport = 1\n"
+	sbuf_printf(&b, "[monitor:%s]\ntype = tcp\nhost = h\nport = 1\n"
 	    "[alert:down-on-purpose.v1_2]\ntype = webhook\nurl = u\n", name);
 	assert_int_equal(load_text(b.data), 0);
 	assert_int_equal(strlen(cfg->monitors[0].s.name), 128);
-	wp_buf_free(&b);
+	sbuf_free(&b);
 	name[128] = 'n';
 	name[129] = '\0';
-	wp_buf_printf(&b, "[agent]\n[monitor:%s]\ntype = tcp\n", name);
+	sbuf_printf(&b, "[agent]\n[monitor:%s]\ntype = tcp\n", name);
 	assert_int_equal(load_text(b.data), WP_EINVAL);
 	expect_diag(1, ":2: monitor name \"nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"
 	    "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn...\": must be 1-128 "
 	    "characters of letters, digits, '.', '_' or '-'");
-	wp_buf_free(&b);
+	sbuf_free(&b);
 	expect_one("\n\n[alert:x\xff]\ntype = webhook\nurl = u\n",
 	    ":3: alert name \"x\\xff\": must be 1-128 characters of letters, "
 	    "digits, '.', '_' or '-'");

@@ -35,10 +35,10 @@ no_complete(struct wp_op *op, const struct wp_result *res)
 static void
 spin_until(const int *flag)
 {
-	int64_t end = wp_now_us() + 5000000;
+	int64_t end = mono_us() + 5000000;
 
-	while (!*flag && wp_now_us() < end)
-		uv_run(wp_loop, UV_RUN_ONCE);
+	while (!*flag && mono_us() < end)
+		uv_run(main_loop, UV_RUN_ONCE);
 }
 
 /* The table is whole when made: complete() is the one given. */
@@ -124,7 +124,7 @@ test_timers(void **state)
 	host->timer_free(a.self);
 	host->timer_free(b.self);
 	host->timer_free(NULL);
-	uv_run(wp_loop, UV_RUN_NOWAIT);
+	uv_run(main_loop, UV_RUN_NOWAIT);
 }
 
 struct reader {
@@ -179,7 +179,7 @@ test_watch_pipe(void **state)
 	r.calls = 0;
 	spin_until(&r.calls);
 	assert_int_equal(r.calls, 1);
-	uv_run(wp_loop, UV_RUN_NOWAIT);
+	uv_run(main_loop, UV_RUN_NOWAIT);
 	close(fds[0]);
 	close(fds[1]);
 }
@@ -289,10 +289,10 @@ test_resolve_cancel(void **state)
 	host->resolve_cancel(NULL);
 	/* The requests keep the loop alive until libuv is done with them
 	 * (nothing else is active now). */
-	end = wp_now_us() + 5000000;
-	while (uv_loop_alive(wp_loop) && wp_now_us() < end)
-		uv_run(wp_loop, UV_RUN_ONCE);
-	assert_false(uv_loop_alive(wp_loop));
+	end = mono_us() + 5000000;
+	while (uv_loop_alive(main_loop) && mono_us() < end)
+		uv_run(main_loop, UV_RUN_ONCE);
+	assert_false(uv_loop_alive(main_loop));
 	for (i = 0; i < 8; i++)
 		assert_int_equal(a[i].calls, 0);
 }
@@ -329,12 +329,12 @@ test_reason_classes(void **state)
 			want = WP_CLASS_DEGRADED;
 		assert_int_equal(reason_class(i), want);
 		assert_non_null(names[i]);
-		assert_string_equal(wp_reason_name(i), names[i]);
-		assert_true(wp_reason_desc(i)[0] != '\0');
+		assert_string_equal(reason_name(i), names[i]);
+		assert_true(reason_desc(i)[0] != '\0');
 	}
 	assert_int_equal(reason_class(-1), WP_CLASS_DOWN);
 	assert_int_equal(reason_class(WP_REASON__COUNT), WP_CLASS_DOWN);
-	assert_string_equal(wp_reason_name(WP_REASON__COUNT + 3), "plugin");
+	assert_string_equal(reason_name(WP_REASON__COUNT + 3), "plugin");
 }
 
 int

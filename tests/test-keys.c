@@ -138,7 +138,7 @@ fill(const char *first, ...)
 static void
 expect_err(const char *suffix)
 {
-	char *want = wp_xasprintf("f.ini%s\n", suffix);
+	char *want = xasprintf("f.ini%s\n", suffix);
 
 	assert_null(conf);
 	if (diag.text == NULL || strcmp(diag.text, want) != 0)
@@ -163,7 +163,7 @@ test_defaults(void **state)
 	assert_int_equal(conf->mode, 2);
 	assert_null(conf->url);
 	assert_null(conf->host);
-	want = wp_xasprintf("%s/data", tmpdir);
+	want = xasprintf("%s/data", tmpdir);
 	assert_string_equal(conf->dir, want);
 	free(want);
 	assert_null(conf->token);
@@ -323,7 +323,7 @@ test_file_keys(void **state)
 	fclose(f);
 	chmod(p, 0644);
 	fill("name", "x", "token_file", "open", NULL);
-	want = wp_xasprintf(":3: token_file: %s is readable or writable "
+	want = xasprintf(":3: token_file: %s is readable or writable "
 	    "by other users: a secret must not be (chmod o-rw)", p);
 	expect_err(want);
 	free(want);

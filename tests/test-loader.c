@@ -100,7 +100,7 @@ group_teardown(void **state)
 static void
 expect_refused(const char *type, const char *suffix)
 {
-	char why[1024], *want = wp_xasprintf("%s/%s", dir, suffix);
+	char why[1024], *want = xasprintf("%s/%s", dir, suffix);
 
 	assert_null(loader_find(WP_PLUGIN_CHECK, type, why, sizeof(why)));
 	assert_string_equal(why, want);
@@ -140,7 +140,7 @@ test_refusals(void **state)
 	expect_refused("newmajor", "newmajor.so: built for plugin ABI 3.0; "
 	    "this watchpost needs ABI 2.x: rebuild it against "
 	    "<watchpost/plugin.h> 2.x");
-	want = wp_xasprintf("newminor.so: built for plugin ABI 2.1; this "
+	want = xasprintf("newminor.so: built for plugin ABI 2.1; this "
 	    "watchpost (%s) provides ABI 2.0: upgrade watchpost or use a "
 	    "plugin built for ABI 2.0", PACKAGE_VERSION);
 	expect_refused("newminor", want);
@@ -148,20 +148,20 @@ test_refusals(void **state)
 	expect_refused("misnamed", "misnamed.so calls itself "
 	    "\"somethingelse\", not \"misnamed\": a plugin's name must match "
 	    "its file name");
-	want = wp_xasprintf("badkeys.so: bad key table: key \"n\": a bool "
+	want = xasprintf("badkeys.so: bad key table: key \"n\": a bool "
 	    "needs %zu aligned bytes inside the 8-byte conf (offset 0, "
 	    "storage 8)", sizeof(int));
 	expect_refused("badkeys", want);
 	free(want);
-	want = wp_xasprintf("badmagic.so is not a watchpost plugin (no "
+	want = xasprintf("badmagic.so is not a watchpost plugin (no "
 	    "watchpost_plugin() returning a descriptor with the watchpost "
 	    "magic): remove it from %s", dir);
 	expect_refused("badmagic", want);
 	free(want);
-	want = wp_xasprintf("nosuch.so (the installed types are the *.so "
+	want = xasprintf("nosuch.so (the installed types are the *.so "
 	    "files in %s)", dir);
 	{
-		char why[1024], *full = wp_xasprintf("no plugin %s/%s", dir,
+		char why[1024], *full = xasprintf("no plugin %s/%s", dir,
 		    want);
 		assert_null(loader_find(WP_PLUGIN_CHECK, "nosuch", why,
 		    sizeof(why)));
@@ -183,7 +183,7 @@ test_frozen(void **state)
 	/* A lookup never loads once frozen, whatever folder it names. */
 	assert_null(loader_lookup(NULL, dir, WP_PLUGIN_CHECK, "late", why,
 	    sizeof(why)));
-	want = wp_xasprintf("not loaded at start-up (a new plugin needs a "
+	want = xasprintf("not loaded at start-up (a new plugin needs a "
 	    "restart): %s", dst);
 	assert_string_equal(why, want);
 	free(want);

@@ -290,16 +290,16 @@ tick_cb(uv_timer_t *t)
 static int
 run_until(int (*pred)(void *), void *arg)
 {
-	int64_t end = wp_now_us() + 20 * 1000000LL;
+	int64_t end = mono_us() + 20 * 1000000LL;
 	uv_timer_t tick;
 	int ok;
 
-	uv_timer_init(wp_loop, &tick);
+	uv_timer_init(main_loop, &tick);
 	uv_timer_start(&tick, tick_cb, 10, 10);
-	while (!(ok = pred(arg)) && wp_now_us() < end)
-		uv_run(wp_loop, UV_RUN_ONCE);
+	while (!(ok = pred(arg)) && mono_us() < end)
+		uv_run(main_loop, UV_RUN_ONCE);
 	uv_close((uv_handle_t *)&tick, NULL);
-	uv_run(wp_loop, UV_RUN_NOWAIT);
+	uv_run(main_loop, UV_RUN_NOWAIT);
 	return ok;
 }
 
@@ -564,7 +564,7 @@ changed_rechecked(void *arg)
 static void
 test_e2e_large_set(void **state)
 {
-	struct wp_buf a = { 0 }, b = { 0 };
+	struct sbuf a = { 0 }, b = { 0 };
 	char *text;
 	json_t *arr, *o;
 	size_t i;
@@ -572,9 +572,9 @@ test_e2e_large_set(void **state)
 
 	(void)state;
 	for (k = 0; k < 2000; k++) {
-		wp_buf_printf(&a, "[monitor:m%d]\ntype = blocking\n"
+		sbuf_printf(&a, "[monitor:m%d]\ntype = blocking\n"
 		    "interval = 1h\n", k);
-		wp_buf_printf(&b, "[monitor:m%d]\ntype = blocking\n"
+		sbuf_printf(&b, "[monitor:m%d]\ntype = blocking\n"
 		    "interval = 1h\n%s", k, k % 100 == 0 ? "sleep = 1ms\n" : "");
 	}
 	apply(a.data);
@@ -595,8 +595,8 @@ test_e2e_large_set(void **state)
 		    "checks_skipped")), 0);
 	}
 	json_decref(arr);
-	wp_buf_free(&a);
-	wp_buf_free(&b);
+	sbuf_free(&a);
+	sbuf_free(&b);
 }
 
 int
@@ -631,14 +631,14 @@ main(void)
 	}
 	snprintf(marker, sizeof(marker), "%s/calls", tmpdir);
 	host_loop_init();
-	wp_log_setup(WP_LOG_WARN, WP_LOG_STDERR);
+	log_setup(WP_LOG_WARN, LOG_TO_STDERR);
 	pool_init(2, 8);
 	manager_init(NULL);
 	alert_init(NULL);
 	rc = cmocka_run_group_tests(tests, NULL, NULL);
 	manager_free();
 	alert_free();
-	uv_run(wp_loop, UV_RUN_NOWAIT);
+	uv_run(main_loop, UV_RUN_NOWAIT);
 	pool_shutdown(2000);
 	loader_shutdown();
 	host_loop_close();

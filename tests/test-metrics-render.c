@@ -199,13 +199,13 @@ test_store_batch_histogram(void **state)
 		c.state = "up";
 		assert_int_equal(store_submit(st, &c, NULL, 0), 0);
 	}
-	end = wp_now_ms() + 30000;
+	end = mono_ms() + 30000;
 	do {
 		store_get_stats(st, &s);
 		if (s.written >= 20 && s.queue_depth == 0)
 			break;
 		sleep_ms(5);
-	} while (wp_now_ms() < end);
+	} while (mono_ms() < end);
 	assert_int_equal(s.written, 20);
 	text = metrics_render(st);
 	assert_well_formed(text);
@@ -221,7 +221,7 @@ test_store_batch_histogram(void **state)
 	assert_true(s.batches >= 1);
 	free(text);
 	assert_int_equal(store_close(st), 0);
-	uv_run(wp_loop, UV_RUN_NOWAIT);
+	uv_run(main_loop, UV_RUN_NOWAIT);
 	snprintf(p, sizeof(p), "%s-wal", db);
 	unlink(p);
 	snprintf(p, sizeof(p), "%s-shm", db);

@@ -51,7 +51,7 @@ done(void *arg, const struct wp_result *res, enum op_outcome o)
 	out->outcome = o;
 	out->ok = reason_class(res->reason) == WP_CLASS_UP;
 	out->reason = res->reason;
-	out->at_us = wp_now_us();
+	out->at_us = mono_us();
 	snprintf(out->detail, sizeof(out->detail), "%s",
 	    res->detail ? res->detail : "");
 	out->n_meas = res->n_measurements;
@@ -145,10 +145,10 @@ make_instance(enum mode m)
 static void
 spin_until(int *flag, int64_t ms)
 {
-	int64_t end = wp_now_us() + ms * 1000;
+	int64_t end = mono_us() + ms * 1000;
 
-	while (!*flag && wp_now_us() < end)
-		uv_run(wp_loop, UV_RUN_ONCE);
+	while (!*flag && mono_us() < end)
+		uv_run(main_loop, UV_RUN_ONCE);
 }
 
 static void
@@ -167,7 +167,7 @@ test_success(void **state)
 	assert_int_equal(out.outcome, OP_SUCCEEDED);
 	assert_int_equal(out.ok, 1);
 	instance_unref(in);
-	uv_run(wp_loop, UV_RUN_NOWAIT);
+	uv_run(main_loop, UV_RUN_NOWAIT);
 	assert_int_equal(opmon_running(OPC_CHECK), 0);
 }
 
@@ -198,7 +198,7 @@ test_hang_times_out_and_pool_survives(void **state)
 	struct instance *hang[3];
 	struct instance *quick = make_instance(ANSWER_UP);
 	struct outcome h[3] = { { 0 } }, q = { 0 }, again = { 0 };
-	int64_t t0 = wp_now_us();
+	int64_t t0 = mono_us();
 	int i, all = 0;
 	struct pool_stats ps;
 
@@ -209,8 +209,8 @@ test_hang_times_out_and_pool_survives(void **state)
 		hang[i] = make_instance(ANSWER_HANG);
 		runtime_start(hang[i], OPC_CHECK, "hang", 200, 0, NULL, done, &h[i]);
 	}
-	while (!all && wp_now_us() - t0 < 3000000) {
-		uv_run(wp_loop, UV_RUN_ONCE);
+	while (!all && mono_us() - t0 < 3000000) {
+		uv_run(main_loop, UV_RUN_ONCE);
 		all = h[0].calls && h[1].calls && h[2].calls;
 	}
 	for (i = 0; i < 3; i++) {
@@ -294,7 +294,7 @@ test_blocking_detail_and_measurements(void **state)
 	assert_string_equal(out.names[1], "hops");
 	assert_true(out.values[1] == 3);
 	instance_unref(in);
-	uv_run(wp_loop, UV_RUN_NOWAIT);
+	uv_run(main_loop, UV_RUN_NOWAIT);
 }
 
 /* ---- an asynchronous plugin, defined here ---- */
@@ -393,7 +393,7 @@ test_runtime_supplies_complete(void **state)
 	assert_int_equal(out.calls, 1);
 	assert_int_equal(count(NULL, "double_completions"), doubles + 1);
 	instance_unref(in);
-	uv_run(wp_loop, UV_RUN_NOWAIT);
+	uv_run(main_loop, UV_RUN_NOWAIT);
 }
 
 /* A completion is copied before complete() returns: completed inside
@@ -446,7 +446,7 @@ test_runtime_copies_completion(void **state)
 	assert_int_equal(bad.reason, WP_REASON_PLUGIN);
 	assert_int_equal(bad.outcome, OP_FAILED);
 	instance_unref(in);
-	uv_run(wp_loop, UV_RUN_NOWAIT);
+	uv_run(main_loop, UV_RUN_NOWAIT);
 }
 
 /* Cancels the plugin never completes are stuck work: they are reported as
@@ -486,9 +486,9 @@ test_runtime_stuck_cancels(void **state)
 	assert_int_equal(out[8].outcome, OP_FAILED);
 	assert_int_equal(out[8].reason, WP_REASON_PLUGIN);
 	/* Past the grace every one of them is abandoned. */
-	end = wp_now_us() + 3000000;
-	while (count(NULL, "abandoned") < abandoned + 8 && wp_now_us() < end)
-		uv_run(wp_loop, UV_RUN_ONCE);
+	end = mono_us() + 3000000;
+	while (count(NULL, "abandoned") < abandoned + 8 && mono_us() < end)
+		uv_run(main_loop, UV_RUN_ONCE);
 	assert_int_equal(count(NULL, "abandoned"), abandoned + 8);
 	/* A late completion is dropped, and frees a place. */
 	async_host->complete(handles[0], &r);
@@ -506,7 +506,7 @@ test_runtime_stuck_cancels(void **state)
 		async_host->complete(handles[i], &r);
 	assert_int_equal(in->stuck, 0);
 	instance_unref(in);
-	uv_run(wp_loop, UV_RUN_NOWAIT);
+	uv_run(main_loop, UV_RUN_NOWAIT);
 }
 
 /* A core operation that ends past its deadline before the loop could run
@@ -521,14 +521,14 @@ test_core_op_ended_late_times_out(void **state)
 
 	(void)state;
 	op = opmon_begin(OPC_STARTUP, "slow step", 0);
-	t0 = wp_now_us();
-	while (wp_now_us() < t0 + 2000)
+	t0 = mono_us();
+	while (mono_us() < t0 + 2000)
 		;
 	opmon_end(op, OP_SUCCEEDED, NULL);
 	assert_int_equal(count("startup", "timed_out"), late + 1);
 	assert_int_equal(count("startup", "succeeded"), ok);
 	assert_int_equal(opmon_running(OPC_STARTUP), 0);
-	uv_run(wp_loop, UV_RUN_NOWAIT);
+	uv_run(main_loop, UV_RUN_NOWAIT);
 }
 
 /* With the loop running, a core operation is counted as timed out at its
@@ -544,15 +544,15 @@ test_core_op_times_out_at_deadline(void **state)
 	(void)state;
 	op = opmon_begin(OPC_STORE, "slow write", 5);
 	assert_int_equal(opmon_running(OPC_STORE), 1);
-	end = wp_now_us() + 3000000;
-	while (opmon_running(OPC_STORE) > 0 && wp_now_us() < end)
-		uv_run(wp_loop, UV_RUN_ONCE);
+	end = mono_us() + 3000000;
+	while (opmon_running(OPC_STORE) > 0 && mono_us() < end)
+		uv_run(main_loop, UV_RUN_ONCE);
 	assert_int_equal(opmon_running(OPC_STORE), 0);
 	assert_int_equal(count("store", "timed_out"), late + 1);
 	opmon_end(op, OP_SUCCEEDED, NULL);
 	assert_int_equal(count("store", "timed_out"), late + 1);
 	assert_int_equal(count("store", "succeeded"), ok);
-	uv_run(wp_loop, UV_RUN_NOWAIT);
+	uv_run(main_loop, UV_RUN_NOWAIT);
 }
 
 static long
@@ -581,15 +581,15 @@ test_million_operations_flat_memory(void **state)
 	for (i = 0; i < 10000; i++)
 		opmon_end(opmon_begin(OPC_STORE, "warm-up", 1000),
 		    i % 7 ? OP_SUCCEEDED : OP_FAILED, "detail");
-	uv_run(wp_loop, UV_RUN_NOWAIT);
+	uv_run(main_loop, UV_RUN_NOWAIT);
 	before = rss_kb();
 	for (i = 0; i < 1000000; i++) {
 		opmon_end(opmon_begin(OPC_STORE, "flush", 1000),
 		    i % 7 ? OP_SUCCEEDED : OP_FAILED, "detail");
 		if (i % 1000 == 0)
-			uv_run(wp_loop, UV_RUN_NOWAIT);
+			uv_run(main_loop, UV_RUN_NOWAIT);
 	}
-	uv_run(wp_loop, UV_RUN_NOWAIT);
+	uv_run(main_loop, UV_RUN_NOWAIT);
 	after = rss_kb();
 	printf("# rss before %ld kB, after a million operations %ld kB\n",
 	    before, after);

@@ -198,6 +198,6 @@ main(void)
 		cmocka_unit_test(test_pool),
 	};
 
-	wp_log_setup(WP_LOG_ERROR, WP_LOG_STDERR);
+	log_setup(WP_LOG_ERROR, LOG_TO_STDERR);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

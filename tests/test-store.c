@@ -132,14 +132,14 @@ static void
 wait_written(struct store *st, uint64_t n, int timeout_ms)
 {
 	struct store_stats s;
-	int64_t end = wp_now_ms() + timeout_ms;
+	int64_t end = mono_ms() + timeout_ms;
 
 	do {
 		store_get_stats(st, &s);
 		if (s.written >= n && s.queue_depth == 0)
 			return;
 		sleep_ms(5);
-	} while (wp_now_ms() < end);
+	} while (mono_ms() < end);
 	fail_msg("written %llu of %llu, queue %zu, failing %d (%s)",
 	    (unsigned long long)s.written, (unsigned long long)n,
 	    s.queue_depth, s.failing, s.last_error);
@@ -150,14 +150,14 @@ static void
 wait_failing(struct store *st, int timeout_ms)
 {
 	struct store_stats s;
-	int64_t end = wp_now_ms() + timeout_ms;
+	int64_t end = mono_ms() + timeout_ms;
 
 	do {
 		store_get_stats(st, &s);
 		if (s.failing && s.write_errors > 0)
 			return;
 		sleep_ms(5);
-	} while (wp_now_ms() < end);
+	} while (mono_ms() < end);
 	fail_msg("the writer never reported a failure");
 }
 
@@ -402,9 +402,9 @@ test_damage_at_run_time(void **state)
 	sql_exec(db, "INSERT OR REPLACE INTO meta VALUES ('poke', '1')");
 	sqlite3_close(db);
 	submit_n(fx->st, fx->ids[0], 1000, 10);
-	end = wp_now_ms() + 15000;
+	end = mono_ms() + 15000;
 	while (__atomic_load_n(&calls, __ATOMIC_SEQ_CST) == 0 &&
-	    wp_now_ms() < end)
+	    mono_ms() < end)
 		sleep_ms(5);
 	assert_int_equal(__atomic_load_n(&calls, __ATOMIC_SEQ_CST), 1);
 	submit_n(fx->st, fx->ids[0], 2000, 5);
@@ -642,7 +642,7 @@ mk_alert(int64_t id, int64_t monitor_id, const char *name)
 	a.id = id;
 	a.monitor_id = monitor_id;
 	snprintf(a.alert_name, sizeof(a.alert_name), "%s", name);
-	a.payload = wp_xasprintf("{\"id\":%lld}", (long long)id);
+	a.payload = xasprintf("{\"id\":%lld}", (long long)id);
 	a.created_ms = 100 + id;
 	return a;
 }
@@ -995,7 +995,7 @@ test_retention(void **state)
 	struct store_stats s;
 	sqlite3 *db;
 	sqlite3_stmt *ins;
-	int64_t now = wp_wall_ms(), end, extra = 0;
+	int64_t now = wall_ms(), end, extra = 0;
 	int i;
 
 	open_fx(fx, 70000);
@@ -1025,8 +1025,8 @@ test_retention(void **state)
 	assert_int_equal(store_start(fx->st), 0);
 	/* Keep submitting while it runs, about one a millisecond as a busy
 	 * agent would, leaving the queue headroom. */
-	end = wp_now_ms() + 60000;
-	while (ret_calls(&r) == 0 && wp_now_ms() < end) {
+	end = mono_ms() + 60000;
+	while (ret_calls(&r) == 0 && mono_ms() < end) {
 		struct store_check c = mk_check(fx->ids[1], now + extra, 1, 0);
 
 		store_get_stats(fx->st, &s);
@@ -1080,8 +1080,8 @@ test_existing_file(void **state)
 	submit_n(fx->st, fx->ids[0], 1, 50);
 	assert_int_equal(store_retention(fx->st, 21, 7, ret_done, &r), 0);
 	assert_int_equal(store_start(fx->st), 0);
-	end = wp_now_ms() + 20000;
-	while (ret_calls(&r) == 0 && wp_now_ms() < end)
+	end = mono_ms() + 20000;
+	while (ret_calls(&r) == 0 && mono_ms() < end)
 		sleep_ms(5);
 	assert_int_equal(ret_calls(&r), 1);
 	wait_written(fx->st, 50, 10000);
@@ -1129,11 +1129,11 @@ test_close_gives_up(void **state)
 	submit_n(fx->st, fx->ids[0], 1, 10);
 	assert_int_equal(store_retention(fx->st, 5, 10, ret_done, &r), 0);
 	wait_failing(fx->st, 15000);
-	t0 = wp_now_ms();
+	t0 = mono_ms();
 	/* Bounded: gives up, logs the loss and reports it. */
 	assert_int_equal(store_close(fx->st), WP_EIO);
 	fx->st = NULL;
-	assert_true(wp_now_ms() - t0 < 10000);
+	assert_true(mono_ms() - t0 < 10000);
 	/* The retention request still completes exactly once. */
 	assert_int_equal(ret_calls(&r), 1);
 	assert_int_equal(r.deleted, 0);
@@ -1347,8 +1347,8 @@ test_measurements_retention(void **state)
 	    6000);
 	assert_int_equal(store_retention(fx->st, 1500, 100, ret_done, &r), 0);
 	assert_int_equal(store_start(fx->st), 0);
-	end = wp_now_ms() + 30000;
-	while (ret_calls(&r) == 0 && wp_now_ms() < end)
+	end = mono_ms() + 30000;
+	while (ret_calls(&r) == 0 && mono_ms() < end)
 		sleep_ms(5);
 	assert_int_equal(ret_calls(&r), 1);
 	assert_int_equal(r.deleted, 1500);
@@ -1460,6 +1460,6 @@ main(void)
 		    teardown),
 	};
 
-	wp_log_setup(WP_LOG_WARN, WP_LOG_STDERR);
+	log_setup(WP_LOG_WARN, LOG_TO_STDERR);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

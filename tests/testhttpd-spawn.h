@@ -3,8 +3,8 @@
  * Header-only (static inline functions: a test may use only some), so
  * each test program stays one file; include after <cmocka.h>.
  */
-#ifndef WP_TESTHTTPD_SPAWN_H
-#define WP_TESTHTTPD_SPAWN_H
+#ifndef TESTS_TESTHTTPD_SPAWN_H
+#define TESTS_TESTHTTPD_SPAWN_H
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -6,8 +6,8 @@
  * target reports a failed property with fuzz_assert(), which aborts, so both
  * libFuzzer and the driver see a crash.
  */
-#ifndef WP_TESTS_FUZZ_H
-#define WP_TESTS_FUZZ_H
+#ifndef TESTS_FUZZ_FUZZ_H
+#define TESTS_FUZZ_FUZZ_H
 
 #include <stddef.h>
 #include <stdint.h>
