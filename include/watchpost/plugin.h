@@ -529,8 +529,10 @@ struct wp_plugin {
 	 * types cannot (a key that depends on another, a pattern), report every
 	 * problem with host->config_error() and return WP_EINVAL; then *inst is
 	 * ignored.  Otherwise build an instance in *inst and return WP_OK.
-	 * It also runs on a file the host rejects for other reasons, so that
-	 * one report lists every problem; that instance is released unused. */
+	 * It runs whenever the section's own keys parse, even when the file
+	 * has other problems (another section, a common key), so that one
+	 * report lists every problem; that instance is released unused.  A
+	 * section whose keys do not parse is not configured. */
 	int (*configure)(void *state, const struct wp_section *sec,
 	    const void *conf, void **inst);
 	/* main or loop.  Free an instance; no operation of it is in flight. */
