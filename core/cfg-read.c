@@ -50,8 +50,8 @@ struct reader {
 	struct wp_diag *d;
 };
 
-static char *
-trim(char *s)
+char *
+cfg_trim(char *s)
 {
 	char *e;
 
@@ -151,10 +151,10 @@ section_header(struct reader *ld, char *s)
 		return;
 	}
 	*end = '\0';
-	if (trim(end + 1)[0] != '\0')
+	if (cfg_trim(end + 1)[0] != '\0')
 		diag_error(ld->d, ld->lineno, "unexpected text after ']': \"%s\"",
-		    QSTR(trim(end + 1)));
-	inner = trim(s + 1);
+		    QSTR(cfg_trim(end + 1)));
+	inner = cfg_trim(s + 1);
 	if ((colon = strchr(inner, ':')) != NULL) {
 		*colon = '\0';
 		name = colon + 1;
@@ -259,7 +259,7 @@ read_line(char *str, int num, void *stream)
 	if (ld->lineno == 1 && (unsigned char)s[0] == 0xef &&
 	    (unsigned char)s[1] == 0xbb && (unsigned char)s[2] == 0xbf)
 		s += 3;
-	s = trim(s);
+	s = cfg_trim(s);
 	if (*s == '\0' || *s == ';' || *s == '#')
 		return str;
 	/* An inline comment is ';' after whitespace, as inih has it. */
@@ -269,7 +269,7 @@ read_line(char *str, int num, void *stream)
 			break;
 		}
 	}
-	s = trim(s);
+	s = cfg_trim(s);
 	if (*s == '[') {
 		section_header(ld, s);
 		return str;
@@ -281,8 +281,8 @@ read_line(char *str, int num, void *stream)
 	}
 	c = *sep;
 	*sep = '\0';
-	key = trim(s);
-	value = trim(sep + 1);
+	key = cfg_trim(s);
+	value = cfg_trim(sep + 1);
 	if (*key == '\0') {
 		diag_error(ld->d, ld->lineno, "missing key name before '%c'", c);
 		return str;

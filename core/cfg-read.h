@@ -48,5 +48,8 @@ const struct cfg_raw_section *cfg_raw_find(const struct cfg_raw *raw,
 
 /* A name of [A-Za-z0-9] plus the characters in `extra`, non-empty. */
 int cfg_valid_name(const char *s, const char *extra);
+/* S without its leading and trailing blanks: a pointer into S, whose
+ * trailing blanks are overwritten with the NUL. */
+char *cfg_trim(char *s);
 
 #endif

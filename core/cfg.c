@@ -178,20 +178,6 @@ warn_at(struct loader *ld, int line, const char *fmt, ...)
 }
 
 static char *
-trim(char *s)
-{
-	char *e;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		e--;
-	*e = '\0';
-	return s;
-}
-
-static char *
 current_dir(void)
 {
 	char *cwd = getcwd(NULL, 0);
@@ -367,7 +353,7 @@ parse_alerts(struct loader *ld, int line, const char *value,
 	for (item = copy; item != NULL; item = next) {
 		if ((next = strchr(item, ',')) != NULL)
 			*next++ = '\0';
-		item = trim(item);
+		item = cfg_trim(item);
 		if (*item == '\0') {
 			report(ld, line, "alerts: empty name in \"%s\"",
 			    QSTR(value));
