@@ -140,9 +140,10 @@ test_refusals(void **state)
 	expect_refused("newmajor", "newmajor.so: built for plugin ABI 3.0; "
 	    "this watchpost needs ABI 2.x: rebuild it against "
 	    "<watchpost/plugin.h> 2.x");
-	want = xasprintf("newminor.so: built for plugin ABI 2.1; this "
-	    "watchpost (%s) provides ABI 2.0: upgrade watchpost or use a "
-	    "plugin built for ABI 2.0", PACKAGE_VERSION);
+	want = xasprintf("newminor.so: built for plugin ABI 2.%d; this "
+	    "watchpost (%s) provides ABI 2.%d: upgrade watchpost or use a "
+	    "plugin built for ABI 2.%d", WP_ABI_MINOR + 1, PACKAGE_VERSION,
+	    WP_ABI_MINOR, WP_ABI_MINOR);
 	expect_refused("newminor", want);
 	free(want);
 	expect_refused("misnamed", "misnamed.so calls itself "

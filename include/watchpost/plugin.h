@@ -10,6 +10,16 @@
  * (and reset the minor) for anything removed, reordered or changed in
  * meaning.  2.0 is the frozen base: from here on the ABI only grows.
  *
+ *   2.1  2026-12-02  Grown, nothing changed: wp_alert gains since_us,
+ *                    target, repeat, flags (WP_ALERT_TEST, _ESCALATION),
+ *                    agent, location, status_url; wp_request gains the
+ *                    alerts/n_alerts batch (group_window) for alert
+ *                    plugins that set WP_PLUGIN_F_GROUPS in the new
+ *                    wp_plugin.flags; inbound events routed by key
+ *                    (wp_plugin.route_key / inbound, struct wp_inbound:
+ *                    push heartbeats); host->spawn / spawn_kill run a
+ *                    command without a shell in its own process group
+ *                    (struct wp_spawn, wp_spawn_result).
  *   2.0  2026-12-02  The frozen base.  Typed key tables the host parses into
  *                    the plugin's own struct (struct wp_key, with a stride);
  *                    reasons carry a class (up, degraded, down) and `ok` is
@@ -137,7 +147,7 @@ extern "C" {
 
 #define WP_PLUGIN_MAGIC 0x57504c47u /* "WPLG": "this is a watchpost plugin" */
 #define WP_ABI_MAJOR 2
-#define WP_ABI_MINOR 0
+#define WP_ABI_MINOR 1
 
 #if defined(__GNUC__)
 #define WP_EXPORT __attribute__((visibility("default")))
@@ -221,6 +231,7 @@ struct wp_watch;   /* an fd watch on the loop */
 struct wp_timer;   /* a timer on the loop */
 struct wp_diag;    /* configuration diagnostics sink */
 struct wp_resolve; /* an in-flight name resolution */
+struct wp_proc;    /* a spawned command (2.1) */
 struct addrinfo;
 
 /* ------------------------------------------------------------------------ */
@@ -344,7 +355,27 @@ struct wp_alert {
 	const char *reason;         /* short reason name ("refused"); NULL when up */
 	int64_t latency_us;         /* < 0: nothing measured */
 	unsigned attempt;           /* delivery attempt, 0 first */
+	/* 2.1 (zero / NULL from an older host: test size) */
+	int64_t since_us;           /* unix epoch when the episode this alert
+	                             * is about began: for a down or degraded
+	                             * alert (and its repeats) when that state
+	                             * began; for an up alert when the outage
+	                             * it ends began; 0 unknown */
+	const char *target;         /* what the monitor checks, credentials
+	                             * removed ("https://example.org/health",
+	                             * "db.local:5432"); NULL unknown */
+	unsigned repeat;            /* 0: the transition's alert; n: the nth
+	                             * reminder (renotify) */
+	unsigned flags;             /* WP_ALERT_* */
+	const char *agent;          /* the agent's name (host name by default) */
+	const char *location;       /* the agent's location; NULL none */
+	const char *status_url;     /* the status page of this monitor; NULL
+	                             * when there is none */
 };
+
+#define WP_ALERT_TEST 1u       /* a test alert (--test-alert), not a real
+                                * transition: say so to the reader */
+#define WP_ALERT_ESCALATION 2u /* sent because of an `escalate` rule */
 
 /*
  * Measurement units.  The host appends the unit's suffix to the name for
@@ -386,6 +417,65 @@ struct wp_request {
 	size_t detail_size;            /* WP_DETAIL_MAX */
 	struct wp_measurement *measurements; /* host-owned, for res->measurements */
 	size_t max_measurements;       /* WP_MEASUREMENTS_MAX */
+	/* 2.1.  Alert plugins with WP_PLUGIN_F_GROUPS: the alerts of one
+	 * group_window batch, oldest first, alerts[0] == alert, delivered
+	 * (and completed) as one message; each keeps its own id.  Plugins
+	 * without the flag get one alert per operation (n_alerts == 1).
+	 * Checks: NULL and 0. */
+	const struct wp_alert *const *alerts;
+	size_t n_alerts;
+};
+
+/*
+ * An inbound event (2.1): an HTTP request to /push/KEY that the host routed
+ * to the instance whose route_key() is KEY.  Borrowed for the call.
+ */
+struct wp_inbound {
+	size_t size;
+	const char *method;    /* "GET" or "POST" */
+	const char *query;     /* the raw query string without '?', still
+	                        * percent-encoded; "" when there is none */
+	const char *body;      /* POST body (NUL-terminated), capped by the
+	                        * host; "" when there is none */
+	size_t body_len;
+	int64_t received_us;   /* monotonic, host->now_us() scale */
+	int64_t wall_us;       /* unix epoch */
+};
+
+/*
+ * A command for host->spawn() (2.1).  No shell: path is executed directly
+ * with argv, in a new process group, with exactly env as its environment,
+ * stdin fed from input (then closed), stdout and stderr captured.
+ */
+struct wp_spawn {
+	size_t size;
+	const char *path;              /* absolute path of the executable */
+	const char *const *argv;       /* argv[0] first, NULL-terminated */
+	const char *const *env;        /* "NAME=value", NULL-terminated: the
+	                                * whole environment */
+	const void *input;             /* written to stdin; NULL: empty stdin */
+	size_t input_len;
+	size_t output_max;             /* bytes of stdout (and of stderr) kept;
+	                                * the rest is read and dropped */
+	int64_t deadline_us;           /* monotonic: at this instant the whole
+	                                * process group is killed */
+};
+
+/* How a spawned command ended; borrowed for the callback. */
+struct wp_spawn_result {
+	size_t size;
+	int status;             /* WP_OK: it ran and exited (exit_code) or was
+	                         * killed by a signal; WP_ECANCELED: killed at
+	                         * the deadline or by spawn_kill(); WP_E*: it
+	                         * could not be started (message in out) */
+	int exit_code;          /* 0..255; -1 when ended by a signal */
+	int term_signal;        /* the signal that ended it, or 0 */
+	const char *out;        /* stdout, NUL-terminated, at most output_max */
+	size_t out_len;
+	const char *err;        /* stderr, likewise */
+	size_t err_len;
+	int truncated;          /* 1 when output beyond output_max was dropped */
+	int64_t runtime_us;     /* from exec to exit */
 };
 
 /* The outcome of one operation.  Up, degraded or down is the reason's
@@ -417,6 +507,8 @@ struct wp_result {
 typedef void (*wp_watch_cb)(struct wp_watch *w, int fd, unsigned revents,
     void *arg);
 typedef void (*wp_timer_cb)(struct wp_timer *t, void *arg);
+/* 2.1: loop thread, exactly once per successful spawn(). */
+typedef void (*wp_spawn_cb)(void *arg, const struct wp_spawn_result *r);
 /* status 0 and a list valid only during the call, or a negative WP_E*
  * (WP_ENONAME, WP_EAGAIN, WP_EIO, WP_ENOTSUP, WP_ENOMEM, WP_ECANCELED;
  * res NULL).  `err` is a human message for failures, NULL on success. */
@@ -494,6 +586,17 @@ struct wp_host {
 	 * req, its buffers or op again.
 	 */
 	void (*complete)(struct wp_op *op, const struct wp_result *res);
+	/* 2.1.  Loop thread.  Run command S (copied: borrowed for the call);
+	 * at most [agent] exec_max commands run at once, later ones wait in
+	 * order (the wait counts against S->deadline_us).  cb(arg, result)
+	 * is called exactly once on the loop thread, never from inside
+	 * spawn().  Returns a handle, or NULL (S invalid, or out of memory;
+	 * cb is then never called).  The handle is valid until cb returns. */
+	struct wp_proc *(*spawn)(const struct wp_host *h,
+	    const struct wp_spawn *s, wp_spawn_cb cb, void *arg);
+	/* 2.1.  Loop thread.  Kill P's process group now (SIGKILL); cb still
+	 * comes, with status WP_ECANCELED.  Not after cb has returned. */
+	void (*spawn_kill)(struct wp_proc *p);
 };
 
 /* ------------------------------------------------------------------------ */
@@ -546,7 +649,23 @@ struct wp_plugin {
 	/* worker.  Blocking form.  NULL if the plugin only has start(). */
 	int (*check)(void *inst, const struct wp_request *req,
 	    struct wp_result *res);
+	/* 2.1 (the host treats a shorter descriptor's tail as zero). */
+	unsigned flags;        /* WP_PLUGIN_F_* */
+	/* Check plugins that receive events (push): main or loop.  The key
+	 * that routes /push/KEY to instance INST, or NULL for none; it lives
+	 * as long as the instance.  The host compares keys in constant time
+	 * and refuses two instances with one key. */
+	const char *(*route_key)(void *inst);
+	/* Loop.  Event EV for INST.  Fill *res (detail and measurements in
+	 * req's buffers, as for check()) and return WP_OK: the host records
+	 * *res as a finished check of the monitor, through the same path as
+	 * a scheduled one.  WP_EINVAL: a malformed request, nothing recorded
+	 * (the host answers 400 with res->detail).  req->op is NULL. */
+	int (*inbound)(void *inst, const struct wp_inbound *ev,
+	    const struct wp_request *req, struct wp_result *res);
 };
+
+#define WP_PLUGIN_F_GROUPS 1u /* alert plugin: renders req->alerts */
 
 #define WP_PLUGIN_SYMBOL "watchpost_plugin"
 
