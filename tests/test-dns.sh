@@ -27,6 +27,8 @@ server:
 	logfile: "$T/nsd.log"
 	server-count: 1
 	do-ip6: no
+	# no response rate limiting: the checks ask at a steady rate on purpose
+	rrl-ratelimit: 0
 	verbosity: 1
 remote-control:
 	control-enable: no
