@@ -50,6 +50,17 @@ policy_conf_free(struct policy_conf *c)
 	policy_conf_default(c);
 }
 
+/* S seconds for a person: whole days from a day on ("5d"), else
+ * format_duration()'s words. */
+static void
+fmt_secs(int64_t s, char *buf, size_t len)
+{
+	if (s >= 86400)
+		snprintf(buf, len, "%lldd", (long long)(s / 86400));
+	else
+		format_duration(s * 1000, buf, len);
+}
+
 int
 policy_warn(const struct policy_conf *c, const struct wp_result *in,
     int64_t now_s, struct wp_result *out, char *buf, size_t len)
@@ -62,13 +73,12 @@ policy_warn(const struct policy_conf *c, const struct wp_result *in,
 	    in->cert_expiry - now_s < c->cert_warn_s) {
 		*out = *in;
 		out->reason = WP_REASON_CERT_EXPIRING;
-		format_duration(c->cert_warn_s * 1000, b, sizeof(b));
+		fmt_secs(c->cert_warn_s, b, sizeof(b));
 		if (in->cert_expiry <= now_s)
 			snprintf(buf, len, "the certificate has expired "
 			    "(cert_warn %s)", b);
 		else {
-			format_duration((in->cert_expiry - now_s) * 1000, a,
-			    sizeof(a));
+			fmt_secs(in->cert_expiry - now_s, a, sizeof(a));
 			snprintf(buf, len, "the certificate expires in %s "
 			    "(cert_warn %s)", a, b);
 		}
