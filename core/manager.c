@@ -102,6 +102,7 @@ static void *once_arg;
 static struct policy_heap pheap;
 static uv_timer_t ptimer;
 static int ptimer_ready;
+static int64_t ptimer_due = INT64_MAX; /* the due time it is armed for */
 
 static void start_attempt(struct monitor *m, unsigned attempt);
 static void check_drained(void);
@@ -531,7 +532,7 @@ finish_check(struct monitor *m, const struct wp_result *r0)
 
 /* ---- reminders and escalations: one heap for every monitor ---- */
 
-static void ptimer_arm(void);
+static void ptimer_arm(int force);
 
 /* Raise for M what policy_fire() found due in F at NOW: the DOWN alert
  * again (renotify) and the escalations' sections, all in one store item
@@ -605,11 +606,13 @@ policy_rearm(struct monitor *m)
 
 	if (m->confirmed && m->enabled && !m->removed && m->once == NULL)
 		due = policy_due(&m->policy, &m->ps);
+	if (due == INT64_MAX && m->pnode.idx == 0)
+		return; /* most checks: up, and not in the heap */
 	if (due == INT64_MAX)
 		policy_heap_del(&pheap, &m->pnode);
 	else
 		policy_heap_set(&pheap, &m->pnode, due);
-	ptimer_arm();
+	ptimer_arm(0);
 }
 
 static struct monitor *
@@ -638,26 +641,30 @@ ptimer_cb(uv_timer_t *t)
 		policy_heap_del(&pheap, n);
 		policy_rearm(m);
 	}
-	ptimer_arm();
+	ptimer_arm(1);
 }
 
 /* The one timer at the heap's earliest due time; at most a minute ahead,
- * so a wall clock set back is noticed. */
+ * so a wall clock set back is noticed.  Only when that time moved, or
+ * FORCE (the timer fired): a check changes the heap rarely. */
 static void
-ptimer_arm(void)
+ptimer_arm(int force)
 {
 	struct policy_node *n = policy_heap_top(&pheap);
-	int64_t delay;
+	int64_t delay, due = n != NULL && !stopping ? n->due_ms : INT64_MAX;
 
 	if (!ptimer_ready) {
 		uv_timer_init(main_loop, &ptimer);
 		ptimer_ready = 1;
 	}
-	if (n == NULL || stopping) {
+	if (due == ptimer_due && !force)
+		return;
+	ptimer_due = due;
+	if (due == INT64_MAX) {
 		uv_timer_stop(&ptimer);
 		return;
 	}
-	delay = n->due_ms - wall_ms();
+	delay = due - wall_ms();
 	delay = delay < 0 ? 0 : delay > 60000 ? 60000 : delay;
 	uv_timer_start(&ptimer, ptimer_cb, (uint64_t)delay, 0);
 }
@@ -1100,6 +1107,7 @@ manager_stop(void (*drained)(void *), void *arg)
 	}
 	if (ptimer_ready)
 		uv_timer_stop(&ptimer);
+	ptimer_due = INT64_MAX;
 	alert_stop();
 	/* Deliveries finishing do not call back here: poll for them. */
 	uv_timer_init(main_loop, &drain_poll);
@@ -1133,6 +1141,7 @@ manager_free(void)
 		uv_close((uv_handle_t *)&ptimer, NULL);
 		ptimer_ready = 0;
 	}
+	ptimer_due = INT64_MAX;
 	config_free(current);
 	current = NULL;
 }
