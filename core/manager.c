@@ -66,7 +66,8 @@ struct monitor {
 	struct policy_state ps;     /* its state, since when, the counters */
 	int state_reason;           /* the reason and detail of the check
 	                             * that set or last confirmed the state */
-	char state_detail[256];
+	char *state_detail;         /* (malloc'd; NULL: none, as for most up
+	                             * monitors) */
 	int confirmed;              /* a check finished in this run: the
 	                             * policy's timers may fire */
 	struct policy_node pnode;   /* in the policy heap while a reminder or
@@ -172,6 +173,7 @@ monitor_close_cb(uv_handle_t *h)
 	free(m->definition);
 	free_alert_names(m);
 	policy_conf_free(&m->policy);
+	free(m->state_detail);
 	free(m);
 }
 
@@ -317,8 +319,14 @@ last_record(struct monitor *m, const struct outcome *o)
 	 * (down_after and up_after let the two differ for a while). */
 	if (o->check == o->state || o->changed) {
 		m->state_reason = r->reason;
-		snprintf(m->state_detail, sizeof(m->state_detail), "%s",
-		    r->detail ? r->detail : "");
+		if (r->detail == NULL || r->detail[0] == '\0') {
+			free(m->state_detail);
+			m->state_detail = NULL;
+		} else if (m->state_detail == NULL ||
+		    strcmp(m->state_detail, r->detail) != 0) {
+			free(m->state_detail);
+			m->state_detail = xasprintf("%.255s", r->detail);
+		}
 	}
 }
 
@@ -547,7 +555,7 @@ policy_raise(struct monitor *m, const struct policy_fired *f, int64_t now)
 	size_t n_rows = 0, n_raised, i;
 
 	r.reason = m->state_reason;
-	r.detail = m->state_detail[0] ? m->state_detail : NULL;
+	r.detail = m->state_detail;
 	r.latency_us = m->last.ms.latency < 0 ? -1 :
 	    (int64_t)(m->last.ms.latency * 1000.0);
 	r.status_code = m->last.status_code;
@@ -1186,7 +1194,7 @@ manager_monitors_json(void)
 		    m->ps.state == ST_DEGRADED ?
 		    json_string(reason_name(m->state_reason)) : json_null());
 		json_object_set_new(o, "error", m->ps.state == ST_DOWN &&
-		    m->state_detail[0] ? json_string(m->state_detail) :
+		    m->state_detail != NULL ? json_string(m->state_detail) :
 		    json_null());
 		json_object_set_new(o, "interval_ms",
 		    json_integer(m->interval_ms));

@@ -173,6 +173,8 @@ kill -HUP "$AGENT_PID"
 wait_until 15 grep -q "configuration applied" "$T/agent.log" ||
     fail "the reload was not applied"
 wait_until 20 reps_at_least $((before + 2)) || fail "no reminder after the reload"
+[ "$(api_field r state)" = down ] && [ "$(api_field r reason)" = status ] ||
+    fail "r in the API: $(api_field r state) $(api_field r reason)"
 [ "$(transitions)" = 1 ] || fail "the restart raised r's transition again"
 [ "$(oncall_rows)" = 1 ] || fail "the restart escalated again"
 unique_repeats || fail "a reminder number was raised twice: $(outbox r "json_extract(payload, '\$.repeat')" | tr '\n' ' ')"
