@@ -768,6 +768,10 @@ check_policy(struct loader *ld, const struct cfg_kv *kv, size_t n,
 	if (p->renotify_ms > 0 && !(p->alert_on & POLICY_ON_DOWN))
 		report(ld, keys_line(kv, n, "renotify"), "renotify repeats "
 		    "the DOWN alert, but alert_on does not include down");
+	else if (p->renotify_ms > 0 && !m->all_alerts && m->n_alerts == 0)
+		warn_at(ld, keys_line(kv, n, "renotify"), "renotify: the "
+		    "monitor notifies no alert section (alerts = none), so "
+		    "there is nothing to repeat");
 }
 
 static void

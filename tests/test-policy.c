@@ -420,6 +420,14 @@ test_keys(void **state)
 	config_free(cfg);
 	diag_free(&d);
 
+	/* renotify with alerts = none: allowed, with a warning. */
+	assert_int_equal(load("[monitor:m]\ntype = x\nalerts = none\n"
+	    "renotify = 1m\n", &d, &cfg), 0);
+	assert_non_null(strstr(d.text, ":8: warning: renotify: the monitor "
+	    "notifies no alert section"));
+	config_free(cfg);
+	diag_free(&d);
+
 	/* Defaults. */
 	assert_int_equal(load("[monitor:m]\ntype = x\n", &d, &cfg), 0);
 	p = &cfg->monitors[0].policy;
