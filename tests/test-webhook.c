@@ -158,7 +158,9 @@ test_descriptor(void **state)
 	assert_true(d->keys[0].flags & WP_KEY_REQUIRED);
 	assert_string_equal(d->keys[1].name, "header");
 	assert_true(d->keys[1].flags & WP_KEY_MULTI);
-	assert_int_equal(d->n_keys, 2);
+	assert_int_equal(d->n_keys, 8);
+	assert_string_equal(d->keys[2].name, "format");
+	assert_true(d->flags & WP_PLUGIN_F_GROUPS);
 	assert_non_null(d->start);
 	assert_non_null(d->cancel);
 }
