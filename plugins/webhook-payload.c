@@ -297,7 +297,8 @@ alert_details(struct template_buf *b, const struct wp_alert *in)
 	rc |= detail(b, "Target", "target", &a, "");
 	rc |= detail(b, "Type", "type", &a, "");
 	rc |= detail(b, "Latency", "latency_ms", &a, " ms");
-	rc |= detail(b, "Since", "since", &a, "");
+	if (a.since_us != a.timestamp_us)
+		rc |= detail(b, "Since", "since", &a, "");
 	rc |= detail(b, "Agent", "agent", &a, "");
 	rc |= detail(b, "Location", "location", &a, "");
 	rc |= detail(b, "Time", "timestamp", &a, "");
@@ -400,19 +401,24 @@ chat_text(const struct wp_alert *const *al, size_t n, size_t limit,
 	return rc == WP_OK ? WP_OK : WP_ENOMEM;
 }
 
-/* Slack's mrkdwn needs &, < and > escaped (its own control sequences). */
+/* Slack's mrkdwn needs &, < and > escaped (its own control sequences):
+ * an unescaped <!channel> in a monitor name would notify everyone. */
 static int
 slack_escape(struct template_buf *b)
 {
 	struct template_buf o = TEMPLATE_BUF_INIT;
-	size_t i;
+	size_t i = 0, run;
 	int rc = lit(&o, "");
 
-	for (i = 0; i < b->len && rc == WP_OK; i++)
-		rc = b->p[i] == '&' ? lit(&o, "&amp;") :
-		    b->p[i] == '<' ? lit(&o, "&lt;") :
-		    b->p[i] == '>' ? lit(&o, "&gt;") :
-		    template_buf_put(&o, b->p + i, 1, TEMPLATE_TEXT);
+	while (i < b->len && rc == WP_OK) {
+		run = strcspn(b->p + i, "&<>");
+		rc = template_buf_put(&o, b->p + i, run, TEMPLATE_TEXT);
+		i += run;
+		if (i < b->len && rc == WP_OK)
+			rc = lit(&o, b->p[i] == '&' ? "&amp;" : b->p[i] == '<' ?
+			    "&lt;" : "&gt;");
+		i++;
+	}
 	template_buf_free(b);
 	*b = o;
 	return rc;
