@@ -498,6 +498,76 @@ test_format_delivery(void **state)
 	}
 }
 
+/* A group_window batch: one chat message listing all; PagerDuty one event
+ * per monitor, in order, within the one operation. */
+static void
+test_batch_delivery(void **state)
+{
+	struct wp_alert a = sample_alert(101), b = sample_alert(102),
+	    c = sample_alert(103);
+	const struct wp_alert *al[3] = { &a, &b, &c };
+	const char *slack[] = { "url", url_for("/svc/slack"), "format",
+		"slack", NULL };
+	const char *pd[] = { "url", url_for("/svc/pagerduty"), "format",
+		"pagerduty", "routing_key", "0123456789abcdef0123456789abcdef",
+		NULL };
+	const char *pd_wrong[] = { "url", url_for("/svc/slack"), "format",
+		"pagerduty", "routing_key", "0123456789abcdef0123456789abcdef",
+		NULL };
+	struct mock_result r;
+	int before, lines;
+	char *line;
+	FILE *f;
+	char buf[8192];
+	int k = 0;
+
+	(void)state;
+	a.monitor = "web-1";
+	b.monitor = "web-2";
+	c.monitor = "db";
+	c.state = "up";
+	c.previous_state = "down";
+	c.error = NULL;
+	c.reason = NULL;
+	write_status("200\n");
+	free(last_record(&before));
+	mock_set_batch(mp, al, 3);
+	deliver(slack, &a, 5000, &r);
+	assert_int_equal(r.r.reason, WP_REASON_OK);
+	line = last_record(&lines);
+	assert_int_equal(lines, before + 1);
+	assert_non_null(strstr(line, "slack ok "));
+	assert_non_null(strstr(line, "3 monitors changed state: 2 DOWN, 1 UP"));
+	assert_non_null(strstr(line, "web-2 is DOWN"));
+	assert_non_null(strstr(line, "db is UP"));
+	free(line);
+
+	deliver(pd, &a, 5000, &r);
+	assert_int_equal(r.r.reason, WP_REASON_OK);
+	assert_int_equal(r.completions, 1);
+	assert_non_null(f = fopen(record, "r"));
+	while (fgets(buf, sizeof(buf), f) != NULL) {
+		if (++k <= before + 1)
+			continue;
+		assert_non_null(strstr(buf, "pagerduty ok "));
+		assert_non_null(strstr(buf, k == before + 2 ?
+		    "\"event_action\":\"trigger\",\"dedup_key\":"
+		    "\"watchpost::web-1\"" : k == before + 3 ?
+		    "\"event_action\":\"trigger\",\"dedup_key\":"
+		    "\"watchpost::web-2\"" :
+		    "\"event_action\":\"resolve\",\"dedup_key\":"
+		    "\"watchpost::db\""));
+	}
+	fclose(f);
+	assert_int_equal(k, before + 4);
+
+	/* A refused event fails the whole delivery, saying which. */
+	deliver(pd_wrong, &a, 5000, &r);
+	assert_int_equal(r.r.reason, WP_REASON_STATUS);
+	assert_string_equal(r.detail, "HTTP 400 (event 1 of 3)");
+	mock_set_batch(mp, NULL, 0);
+}
+
 /* Parse P (which must be valid JSON) and free it; returns the object. */
 static json_t *
 parse_payload(char *p)
@@ -599,6 +669,7 @@ main(void)
 		cmocka_unit_test(test_config_errors),
 		cmocka_unit_test(test_format_config_errors),
 		cmocka_unit_test(test_format_delivery),
+		cmocka_unit_test(test_batch_delivery),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
