@@ -113,6 +113,14 @@ payload_object(const struct wp_alert *in)
 	    json_real((double)a.latency_us / 1000.0));
 	SET("id", jid(a.id));
 	SET("attempt", json_integer((json_int_t)a.attempt));
+	/* Only when they say something, so every other body stays as it
+	 * always was. */
+	if (a.repeat > 0)
+		SET("repeat", json_integer((json_int_t)a.repeat));
+	if (a.flags & WP_ALERT_TEST)
+		SET("test", json_true());
+	if (a.flags & WP_ALERT_ESCALATION)
+		SET("escalation", json_true());
 #undef SET
 	if (bad) {
 		json_decref(o);

@@ -49,7 +49,9 @@ struct webhook_format_conf {
  *   {"monitor", "type", "state", "previous_state", "timestamp" (ISO 8601
  *    UTC with milliseconds), "error" (string or null), "reason" (string or
  *    null), "latency_ms" (latency_us in ms,
- *    a number, or null when < 0), "id", "attempt"}
+ *    a number, or null when < 0), "id", "attempt"}, and only when they
+ *    apply "repeat" (the renotify count, when > 0), "test": true (a test
+ *    alert) and "escalation": true (sent by an escalate rule)
  * Strings that are not valid UTF-8 are repaired (each bad byte becomes
  * U+FFFD) and NULL strings become null, so the result is always valid JSON.
  * "id" is a number, or a decimal string above INT64_MAX.  A is read

@@ -120,6 +120,35 @@ test_single_alert_every_preset(void **state)
 		free(old);
 	}
 	free(body);
+	/* A reminder, a test and an escalation say so in json; nothing
+	 * else changes. */
+	{
+		struct wp_alert r = d;
+
+		r.repeat = 2;
+		r.flags = WP_ALERT_TEST | WP_ALERT_ESCALATION;
+		body = webhook_payload(&r);
+		j = json_loads(body, 0, NULL);
+		assert_int_equal(json_integer_value(json_object_get(j,
+		    "repeat")), 2);
+		assert_true(json_is_true(json_object_get(j, "test")));
+		assert_true(json_is_true(json_object_get(j, "escalation")));
+		assert_int_equal(json_object_size(j), 13);
+		json_decref(j);
+		free(body);
+		body = webhook_payload(&d);
+		j = json_loads(body, 0, NULL);
+		assert_int_equal(json_object_size(j), 10);
+		json_decref(j);
+		free(body);
+		/* the chat title says it too */
+		j = valid(WF_NTFY, (const struct wp_alert *[]){ &r }, 1, 0,
+		    NULL);
+		assert_string_equal(json_string_value(json_object_get(j,
+		    "title")), "[TEST] api-home is DOWN (reminder 2) "
+		    "(escalated)");
+		json_decref(j);
+	}
 	/* The chat fields that matter, per service. */
 	j = valid(WF_TELEGRAM, dn, 1, 0, NULL);
 	assert_string_equal(json_string_value(json_object_get(j, "chat_id")),

@@ -30,6 +30,13 @@ names=
 for f in $formats; do
 	names="$names${names:+, }to-$f"
 	extra=
+	url="url = $base/$f?token=SeCrEtTok3n"
+	case $f in
+	slack)	# the token-holding URL from a file, as deployed
+		printf '%s\n' "$base/$f?token=SeCrEtTok3n" >"$T/slack.url"
+		chmod 600 "$T/slack.url"
+		url="url_file = $T/slack.url" ;;
+	esac
 	case $f in
 	ntfy) extra="topic = ops-alerts" ;;
 	telegram) extra="chat_id = -1001234" ;;
@@ -38,7 +45,7 @@ for f in $formats; do
 	sections="$sections
 [alert:to-$f]
 type = webhook
-url = $base/$f?token=SeCrEtTok3n
+$url
 format = $f
 $extra
 timeout = 2s

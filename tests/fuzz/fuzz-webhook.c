@@ -4,7 +4,7 @@
  * numbers.  Property: the output always parses as a JSON object with the
  * contract's fields, and strings without bytes above 0x7f come back
  * unchanged; every format's body, for the alert alone and in a batch, is
- * one its service takes (tests/hookcheck.c); the type string compiled as a
+ * one its service takes (tests/hookcheck.c; json: valid JSON); the type string compiled as a
  * template (plugins/template.c) renders without a line break in the
  * header mode.  since_us is the latency's bits, the target the monitor.
  *
@@ -75,7 +75,10 @@ formats(struct wp_alert *a)
 			for (k = 0; k < webhook_messages(&c, n); k++) {
 				body = webhook_message(&c, al, n, k);
 				fuzz_assert(body != NULL);
-				why = hookcheck(webhook_format_names[c.format],
+				/* json's own fields are checked above; its
+				 * batch must parse as the receivers' do */
+				why = hookcheck(c.format == WF_JSON ?
+				    "template" : webhook_format_names[c.format],
 				    "application/json", body, strlen(body));
 				if (why != NULL)
 					fprintf(stderr, "%s: %s: %s\n",
