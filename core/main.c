@@ -233,7 +233,7 @@ agent_keep(const struct cfg_agent *ag)
 {
 	char **str[] = { &agent_now.database, &agent_now.plugin_dir,
 	    &agent_now.listen, &agent_now.user, &agent_now.api_token_file,
-	    &agent_now.pidfile };
+	    &agent_now.pidfile, &agent_now.include };
 	size_t i;
 
 	for (i = 0; i < sizeof(str) / sizeof(str[0]); i++)
