@@ -21,10 +21,29 @@
 #define CORE_API_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <uv.h>
 
 struct api;
+struct api_job;
+
+/*
+ * A request for routes->admin.  Everything is borrowed for the call but
+ * job, which stays valid until api_answer().  The API has checked the
+ * token already: a request other than GET or HEAD carries it (without a
+ * token file such requests get 403, with a wrong one 401, before the body
+ * is read), and the body is at most API_BODY_MAX bytes (413 otherwise).
+ */
+#define API_BODY_MAX (64 * 1024)
+struct api_request {
+	const char *method;
+	const char *path;       /* the URL's path, e.g. "/api/monitors/web" */
+	const char *body;       /* body_len bytes, NUL-terminated; "" */
+	size_t body_len;
+	const char *if_match;   /* the If-Match header, or NULL */
+	struct api_job *job;
+};
 
 struct api_routes {
 	/* Each returns a malloc'd NUL-terminated body (the API frees it), or
@@ -33,6 +52,10 @@ struct api_routes {
 	char *(*opmon_json)(void *arg);      /* GET /api/monitor */
 	char *(*metrics_text)(void *arg);    /* GET /metrics */
 	void *arg;
+	/* Every request under /api/monitors/NAME (admin.c); NULL: 404.
+	 * Called on the loop thread; it answers req->job exactly once, at
+	 * once or later, with api_answer(). */
+	void (*admin)(void *arg, const struct api_request *req);
 };
 
 /*
@@ -54,6 +77,17 @@ int api_port(const struct api *a);
  * an empty token (nothing changes).  Any thread.
  */
 int api_set_token(struct api *a, const char *token);
+/*
+ * Answer an admin request: STATUS with BODY (malloc'd JSON, taken over;
+ * NULL: an empty body) and one extra header HNAME: HVAL (copied; NULL:
+ * none), e.g. the ETag.  Loop thread, exactly once per job; a client that
+ * has gone (or got 503 at the deadline, or the API stopped) is fine.
+ */
+void api_answer(struct api_job *job, unsigned status, char *body,
+    const char *hname, const char *hval);
+/* Give JOB until MS from now instead of the loop timeout (a check run on
+ * request takes as long as the check).  Loop thread, before api_answer. */
+void api_defer(struct api_job *job, int64_t ms);
 /* Stop serving and free.  Loop thread; NULL is fine. */
 void api_stop(struct api *a);
 
