@@ -104,11 +104,12 @@ admin_value_problem(const char *v, size_t len)
 	if (len > 0 && (v[0] == ' ' || v[len - 1] == ' '))
 		return "the value starts or ends with a blank, which the INI "
 		    "reader would drop";
-	/* A ';' after a blank starts a comment: the rest would be lost. */
-	for (i = 1; i < len; i++)
-		if (v[i] == ';' && v[i - 1] == ' ')
-			return "the value holds \" ;\", which starts a comment "
-			    "in an INI file";
+	/* A ';' after a blank starts a comment: the rest would be lost.
+	 * A value is written after "key = ", so a leading ';' counts. */
+	for (i = 0; i < len; i++)
+		if (v[i] == ';' && (i == 0 || v[i - 1] == ' '))
+			return "the value holds \" ;\" or starts with ';', "
+			    "which starts a comment in an INI file";
 	return NULL;
 }
 

@@ -10,7 +10,8 @@
  * Nothing that INI cannot hold is let through: a key is a key name
  * ([a-z][a-z0-9_]*, no '=', ':', '[', blank or newline), and a value is
  * one line without control bytes or NUL, without blanks at its ends (the
- * reader trims them) and without " ;" (an inline comment).  So no value
+ * reader trims them) and without " ;" or a leading ';' (an inline
+ * comment after "key = ").  So no value
  * can start a section or another key, and what is written reads back as
  * sent.  Whether the keys make a valid monitor is judged by the
  * configuration's own code (cfg.c), not here.

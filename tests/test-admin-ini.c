@@ -125,6 +125,10 @@ test_parse_refused(void **state)
 	parse_bad("{\"host\":\"h\\tx\"}", &syntax, key, NULL, 0);
 	parse_bad("{\"host\":\"h ;x\"}", &syntax, key, msg, sizeof(msg));
 	assert_non_null(strstr(msg, "comment"));
+	/* Written after "key = ", a leading ';' is a comment too (found
+	 * by fuzz-admin). */
+	parse_bad("{\"host\":\";x\"}", &syntax, key, msg, sizeof(msg));
+	assert_non_null(strstr(msg, "comment"));
 	parse_bad("{\"host\":\" h\"}", &syntax, key, msg, sizeof(msg));
 	assert_non_null(strstr(msg, "blank"));
 	parse_bad("{\"host\":\"h \"}", &syntax, NULL, NULL, 0);
