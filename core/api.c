@@ -27,6 +27,13 @@
  * the connections in total and per client address; the total is sized
  * against the open-files limit.
  *
+ * Admin requests (routes.admin) carry a body: the token and the declared
+ * length are judged on the first call, the body is gathered on the pool
+ * thread (capped), and the job goes to the loop once it is whole.  The
+ * loop answers it with api_answer(), at once or later (a check run on
+ * request); until then the loop's reference stays with the job and the
+ * api struct outlives api_stop() (a->pending).
+ *
  * Test seam: WP_API_LOOP_TIMEOUT_MS, read once in api_start, replaces the
  * 5 s loop timeout.
  */

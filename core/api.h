@@ -2,9 +2,12 @@
  * api -- the HTTP status API (libmicrohttpd).
  *
  * Routes: GET /healthz (200 "ok", never needs the token), GET /api/monitors,
- * GET /api/monitor, GET /metrics.  Anything else: 404; other methods: 405.
- * With a token, every route but /healthz needs "Authorization: Bearer
- * TOKEN" (401 otherwise, compared in constant time).
+ * GET /api/monitor, GET /metrics, and everything under /api/monitors/NAME
+ * (any method, with a body: routes->admin).  Anything else: 404; other
+ * methods: 405.  With a token, every route but /healthz needs
+ * "Authorization: Bearer TOKEN" (401 otherwise, compared in constant
+ * time); a change (an admin request but GET or HEAD) needs it always, and
+ * answers 403 when no token is set.
  *
  * The bodies are rendered by the caller's functions, which api.c always calls
  * on the libuv loop thread (it posts the request to the loop with a
