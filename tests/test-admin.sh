@@ -92,6 +92,19 @@ wait_until 20 is api_state api1 || fail "api1 never came up"
 [ "$(etag_of)" = "$tag1" ] || fail "same content, different ETag"
 ok "PUT creates (201 + ETag, file written canonically) and replaces (200)"
 
+# ---- secrets are masked in answers (they are in the file, mode 0600) ----
+sec='{"type":"http","url":"http://user:s3cr3t-pw@127.0.0.1:'$web_PORT'/status/200","interval":"1h","header":"Authorization: Bearer s3cr3t-hdr"}'
+[ "$(call PUT /api/monitors/sec "$sec" "$AUTH")" = 201 ] || fail "PUT sec: $(cat "$T/out")"
+[ "$(call GET /api/monitors/sec "" "$AUTH")" = 200 ] || fail "GET sec"
+grep -q 's3cr3t' "$T/out" && fail "a secret in the answer: $(cat "$T/out")"
+[ "$(jq -r .definition.header "$T/out")" = '********' ] || fail "header not masked: $(cat "$T/out")"
+[ "$(jq -r .definition.url "$T/out")" = "http://user:********@127.0.0.1:$web_PORT/status/200" ] ||
+    fail "URL password not masked: $(cat "$T/out")"
+[ "$(stat -c %a "$T/conf.d/sec.ini")" = 600 ] || fail "sec.ini is not mode 600"
+grep -q 's3cr3t' "$T/agent.log" && fail "a secret in the log"
+[ "$(call DELETE /api/monitors/sec "" "$AUTH")" = 204 ] || fail "DELETE sec"
+ok "GET masks secret keys and URL passwords; the file is mode 600; the log holds none"
+
 # ---- 422 lists every problem, with its key; nothing is written ----
 before=$(cat "$T/conf.d/api1.ini")
 [ "$(call PUT /api/monitors/api1 '{"type":"http","url":"not a url","interval":"-5","bogus":1}' "$AUTH")" = 422 ] ||
@@ -219,4 +232,18 @@ grep -q 'zz.ini:1' "$T/out" || fail "the 422 does not name the broken file: $(ca
 rm "$T/conf.d/zz.ini"
 ok "a duplicate across included files is FILE:LINE naming both at -t and in a PUT's 422"
 
+# ---- a check waited for when the agent stops: answered, clean exit ----
+[ "$(call PUT /api/monitors/slow '{"type":"http","url":"http://127.0.0.1:'$web_PORT'/slow?ms=2000","interval":"1h","retries":0}' "$AUTH")" = 201 ] ||
+    fail "PUT slow: $(cat "$T/out")"
+curl -s --max-time 20 -o /dev/null -w '%{http_code}' -X POST -H "$AUTH" \
+    "$API/api/monitors/slow/check" >"$T/slow.code" &
+slow_curl=$!
+in_flight() { curl -fsS -H "$AUTH" "$API/api/monitor" | jq -e '[.operations[] | select(.name == "slow")] | length > 0'; }
+wait_until 10 in_flight || fail "the check of slow never ran"
 stop_agent
+wait "$slow_curl" || true
+case $(cat "$T/slow.code") in
+200|503|000) ;;
+*) fail "a check waited for at shutdown answered $(cat "$T/slow.code")" ;;
+esac
+ok "a check waited for at shutdown is answered ($(cat "$T/slow.code")) and the agent exits 0"
