@@ -503,6 +503,9 @@ check_done(void *arg, const struct outcome *o)
 	res = json_object();
 	json_object_set_new(res, "name", json_string(o->monitor));
 	json_object_set_new(res, "type", json_string(o->type));
+	/* The check's own result, and the monitor's state after it (the
+	 * policy -- down_after, up_after -- may keep the state). */
+	json_object_set_new(res, "check", json_string(mstate_name(o->check)));
 	json_object_set_new(res, "state", json_string(mstate_name(o->state)));
 	json_object_set_new(res, "previous_state",
 	    json_string(mstate_name(o->previous)));
@@ -512,7 +515,7 @@ check_done(void *arg, const struct outcome *o)
 	json_object_set_new(res, "status_code", r->status_code >= 0 ?
 	    json_integer(r->status_code) : json_null());
 	json_object_set_new(res, "reason", json_string(reason_name(r->reason)));
-	json_object_set_new(res, "error", !mstate_is_up(o->state) ?
+	json_object_set_new(res, "error", !mstate_is_up(o->check) ?
 	    json_string(r->detail != NULL && r->detail[0] ? r->detail :
 	    reason_desc(r->reason)) : json_null());
 	json_object_set_new(res, "attempts", json_integer(o->attempts));
