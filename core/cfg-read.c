@@ -27,7 +27,7 @@
 #include "cfg-read.h"
 #include "util.h"
 
-#define NAME_MAX_LEN 128 /* a [monitor:] or [alert:] name, bytes */
+#define NAME_MAX_LEN CFG_NAME_MAX
 #define NAME_RULE "must be 1-128 characters of letters, digits, '.', '_' or '-'"
 
 /* The current section while parsing: an index into secs, or one of these. */

@@ -62,6 +62,11 @@ void cfg_raw_free(struct cfg_raw *raw);
 const struct cfg_raw_section *cfg_raw_find(const struct cfg_raw *raw,
     int kind, const char *name);
 
+/* The longest [monitor:] or [alert:] name, bytes: with
+ * cfg_valid_name(NAME, "._-") the section name rule, which the admin API
+ * applies to the names in its URLs too. */
+#define CFG_NAME_MAX 128
+
 /* A name of [A-Za-z0-9] plus the characters in `extra`, non-empty. */
 int cfg_valid_name(const char *s, const char *extra);
 /* S without its leading and trailing blanks: a pointer into S, whose

@@ -205,8 +205,4 @@ int config_load_overlay(const char *file, const char *plugin_dir_override,
     cfg_lookup_fn lookup, void *lookup_arg, const struct cfg_overlay *ov,
     struct wp_diag *diag, struct config **out);
 
-/* The longest monitor or alert name (the section name rule of
- * cfg_valid_name(NAME, "._-")). */
-#define CFG_NAME_MAX 128
-
 #endif
