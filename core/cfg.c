@@ -47,6 +47,7 @@ struct agent_conf {
 	const char *pidfile;
 	int64_t retention_days;
 	int log_level, log;
+	int64_t exec_max;
 };
 
 /* Most verbose first, as -h lists them: WP_LOG_DEBUG - index is the level. */
@@ -80,6 +81,10 @@ static const struct wp_key agent_keys[] = {
 	  .help = "a file holding the bearer token the API requires" },
 	{ WP_KEY(WP_KT_PATH, "pidfile", struct agent_conf, pidfile),
 	  .help = "the PID file written with -d" },
+	{ WP_KEY(WP_KT_INT, "exec_max", struct agent_conf, exec_max),
+	  .def = "16", .min = 1, .max = 4096,
+	  .help = "commands (exec checks and alerts) run at once; "
+	  "more wait their turn" },
 };
 
 struct common_conf {
@@ -317,6 +322,7 @@ check_agent(struct loader *ld, struct cfg_agent *ag)
 	ag->api_token_file = c->api_token_file != NULL ?
 	    xstrdup(c->api_token_file) : NULL;
 	ag->pidfile = c->pidfile != NULL ? xstrdup(c->pidfile) : NULL;
+	ag->exec_max = (int)c->exec_max;
 	/* Text the types allow empty, but these do not. */
 	if (c->user != NULL && c->user[0] == '\0')
 		report(ld, keys_line(kv, n, "user"), "user: no value");
