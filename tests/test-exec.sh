@@ -289,6 +289,12 @@ done
 [ "$max" -ge 1 ] || fail "no command seen running"
 ok "exec_max = 2: at most $max children at once"
 
+sed -i 's/^exec_max = 2$/exec_max = 3/' "$T/agent.ini"
+kill -HUP "$AGENT_PID"
+wait_until 10 grep -q 'reload: \[agent\] exec_max 2 -> 3' "$T/agent.log" ||
+    fail "a reload does not apply exec_max"
+ok "a reload applies a new exec_max"
+
 stop_agent
 EXPECT=0
 wait_until 10 is alive || fail "after stop, $(alive) grandchildren still alive"
