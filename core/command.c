@@ -83,6 +83,7 @@ static unsigned exec_max = SPAWN_MAX_DEFAULT;
 static size_t n_running, n_waiting;
 static struct wp_proc *q_head, *q_tail;
 static struct wp_proc *all;
+static int no_pidfd;  /* pidfd_open() said ENOSYS once: do not ask again */
 
 static void start_waiting(void);
 
@@ -539,8 +540,10 @@ run(struct wp_proc *p)
 	p->exec_us = mono_us();
 	p->phase = P_RUNNING;
 	n_running++;
-	p->fd[H_PID] = pidfd_open(p->pid, 0); /* close-on-exec by itself */
+	/* close-on-exec by itself */
+	p->fd[H_PID] = no_pidfd ? (errno = ENOSYS, -1) : pidfd_open(p->pid, 0);
 	if (p->fd[H_PID] < 0 && errno == ENOSYS) {
+		no_pidfd = 1;
 		uv_timer_init(main_loop, &p->reap);
 		p->reap.data = p;
 		p->inited |= 1u << H_REAP;

@@ -266,7 +266,9 @@ aexec_start(void *inst, const struct wp_request *req, void **opstate)
 			.input = body,
 			.input_len = strlen(body),
 			.output_max = EXECCMD_OUTPUT_MAX,
-			.deadline_us = req->deadline_us,
+			/* The host cancels at its deadline (and
+			 * cancel() kills); this is the backstop. */
+			.deadline_us = req->deadline_us + EXECCMD_BACKSTOP_US,
 		};
 
 		/* spawn() copies the command: ours is freed below. */

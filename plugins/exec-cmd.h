@@ -13,6 +13,10 @@
 
 /* The PATH every command gets unless an env entry sets its own. */
 #define EXECCMD_PATH "PATH=/usr/bin:/bin"
+/* The command's own deadline is the operation's plus this: the host's
+ * cancel() at the deadline kills it first, so the host's timeout is what
+ * is recorded; this only bounds a command if cancel() never came. */
+#define EXECCMD_BACKSTOP_US 1000000
 /* Bytes of stdout (and of stderr) kept; the rest is read and dropped. */
 #define EXECCMD_OUTPUT_MAX 65536
 

@@ -245,7 +245,9 @@ exec_start(void *inst, const struct wp_request *req, void **opstate)
 		.argv = (const char *const *)in->cmd.argv,
 		.env = (const char *const *)in->env,
 		.output_max = EXECCMD_OUTPUT_MAX,
-		.deadline_us = req->deadline_us,
+		/* The host cancels at its deadline (and cancel() kills);
+		 * this is the backstop. */
+		.deadline_us = req->deadline_us + EXECCMD_BACKSTOP_US,
 	};
 
 	*opstate = NULL;

@@ -190,7 +190,9 @@ ping_exec_spawn(struct ping_op *o)
 	s.argv = argv;
 	s.env = envp;
 	s.output_max = PING_OUT_MAX / 2 - 1;
-	s.deadline_us = o->deadline_us;
+	/* The host cancels at the deadline (and ping_finish() kills): a
+	 * second later is the backstop, never the race's winner. */
+	s.deadline_us = o->deadline_us + 1000000;
 	c->st = st;
 	c->op = o;
 	/* spawn() copies argv: the buffers above may go. */
