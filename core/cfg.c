@@ -50,6 +50,7 @@ struct agent_conf {
 	int64_t retention_days;
 	int log_level, log;
 	const char *include;
+	int64_t exec_max;
 };
 
 /* Most verbose first, as -h lists them: WP_LOG_DEBUG - index is the level. */
@@ -86,6 +87,10 @@ static const struct wp_key agent_keys[] = {
 	{ WP_KEY(WP_KT_PATH, "include", struct agent_conf, include),
 	  .help = "a folder whose *.ini files are read after this one, in "
 	  "name order (the admin API writes its monitors there)" },
+	{ WP_KEY(WP_KT_INT, "exec_max", struct agent_conf, exec_max),
+	  .def = "16", .min = 1, .max = 4096,
+	  .help = "commands (exec checks and alerts) run at once; "
+	  "more wait their turn" },
 };
 
 struct common_conf {
@@ -357,6 +362,7 @@ check_agent(struct loader *ld, struct cfg_agent *ag)
 	ag->pidfile = c->pidfile != NULL ? xstrdup(c->pidfile) : NULL;
 	ag->include = c->include != NULL ? xstrdup(c->include) : NULL;
 	ag->include_line = keys_line(kv, n, "include");
+	ag->exec_max = (int)c->exec_max;
 	/* Text the types allow empty, but these do not. */
 	if (c->user != NULL && c->user[0] == '\0')
 		report(ld, keys_line(kv, n, "user"), "user: no value");

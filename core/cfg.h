@@ -49,6 +49,7 @@ struct cfg_agent {
 	char *user;            /* NULL: no privilege drop */
 	char *api_token_file;  /* NULL: no token; read with cfg_read_secret() */
 	char *pidfile;         /* NULL: none */
+	int exec_max;          /* default 16: commands run at once (command.h) */
 	int line;              /* line of [agent], 0 if absent */
 	char *include;         /* the include folder, absolute; NULL: none */
 	int include_line;      /* its line in the main file */

@@ -10,6 +10,7 @@
 #include "host.h"
 #include "keys.h"
 #include "log.h"
+#include "command.h"
 #include "util.h"
 
 uv_loop_t *main_loop;
@@ -436,6 +437,8 @@ host_new(const char *name, host_complete_fn complete)
 		.resolve = h_resolve,
 		.resolve_cancel = h_resolve_cancel,
 		.complete = complete,
+		.spawn = spawn_start,
+		.spawn_kill = spawn_kill,
 	};
 	return h;
 }
@@ -445,6 +448,8 @@ host_free(struct wp_host *h)
 {
 	if (h == NULL)
 		return;
+	/* Its plugin's fini() has run: nothing may call it back. */
+	spawn_host_gone(h);
 	free((char *)h->plugin_name);
 	free(h);
 }

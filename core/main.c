@@ -27,6 +27,7 @@
 #include "metrics.h"
 #include "opmon.h"
 #include "runtime.h"
+#include "command.h"
 #include "pool.h"
 #include "store.h"
 #include "util.h"
@@ -330,6 +331,11 @@ agent_reload(const struct cfg_agent *ag, const char *token)
 		if (target != was_target || agent_now.log_level < WP_LOG_INFO)
 			log_info("%s", line);
 	}
+
+	if (ag->exec_max != agent_now.exec_max)
+		log_info("reload: [agent] exec_max %d -> %d", agent_now.exec_max,
+		    ag->exec_max);
+	spawn_set_max((unsigned)ag->exec_max);
 
 	if (ag->retention_days != retention_days) {
 		log_info("reload: [agent] retention_days %d -> %d%s",
@@ -776,6 +782,7 @@ main(int argc, char **argv)
 	}
 	loader_load_dir(cfg->agent.plugin_dir);
 	loader_freeze();
+	spawn_set_max((unsigned)cfg->agent.exec_max);
 	if (opt.check_only || opt.once)
 		log_setup(opt.once ? WP_LOG_WARN : cfg->agent.log_level,
 		    LOG_TO_STDERR);

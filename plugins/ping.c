@@ -13,11 +13,10 @@
  *   raw    a raw ICMP socket (CAP_NET_RAW).  It sees every ICMP packet on
  *          the box, so replies are filtered on our identifier (and IPv4
  *          replies carry the IP header, which is skipped).
- *   exec   the system ping(8), found on PATH at init(), run per check with
- *          posix_spawn (no shell, stdin /dev/null, stdout and stderr on a
- *          pipe, every other descriptor closed, default signals) and
- *          SIGKILLed at the deadline.  The pipe's EOF on host->watch says the
- *          child exited; it is then reaped without blocking.
+ *   exec   the system ping(8), found on PATH at init(), run per check
+ *          through host->spawn: no shell, empty stdin, every other
+ *          descriptor closed, default signals, its own process group
+ *          SIGKILLed at the deadline, reaped by the agent.
  *
  * With a socket method every check of a family shares that family's one
  * socket: each in-flight request has its own sequence number (and a cookie

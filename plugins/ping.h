@@ -51,16 +51,11 @@ struct ping_family {
 	char why[128];           /* why no method, for the log and results */
 };
 
+/* One ping(8) run (host->spawn); freed by its callback. */
 struct ping_child {
 	struct ping_state *st;
-	pid_t pid;
-	int fd;                  /* read end of the child's stdout/stderr */
-	struct wp_watch *watch;
-	struct wp_timer *timer;  /* retries waitpid after EOF */
+	struct wp_proc *proc;
 	struct ping_op *op;      /* NULL once the operation completed */
-	char out[PING_OUT_MAX];
-	size_t outlen;
-	int64_t spawned_us;
 	struct ping_child *next;
 };
 
@@ -72,7 +67,7 @@ struct ping_state {
 	size_t in_flight;                /* ops in table[] */
 	struct ping_op *table[PING_BUCKETS];
 	char *ping_path;                 /* exec: ping(8), or NULL */
-	struct ping_child *children;     /* spawned and not yet reaped */
+	struct ping_child *children;     /* spawned, not called back yet */
 	/* recvmmsg() buffers (loop thread only) */
 	struct mmsghdr msgs[PING_BATCH];
 	struct iovec iov[PING_BATCH];
@@ -145,14 +140,16 @@ void ping_sock_send(struct ping_op *o);
 void ping_sock_forget(struct ping_op *o);
 
 /* Exec back-end (ping-exec.c). */
-/* Find ping(8) on PATH for family F: 1 and f->method = PM_EXEC, or 0 (reason
- * in f->why). */
+/* Find ping(8) on PATH for family F (the host must offer spawn): 1 and
+ * f->method = PM_EXEC, or 0 (reason in f->why). */
 int ping_exec_setup(struct ping_state *st, struct ping_family *f);
 /* Run ping(8) for OP; completes OP itself on failure, and when it exits. */
 void ping_exec_spawn(struct ping_op *o);
-/* OP completes: kill its child, if any, and leave it to be reaped. */
+/* OP completes: kill its child, if any (spawn_kill: its callback still
+ * comes, and frees it). */
 void ping_exec_detach(struct ping_op *o);
-/* Kill and reap every child still running (fini). */
+/* Free the children not called back yet (fini); the agent kills and
+ * reaps their commands after fini(). */
 void ping_exec_fini(struct ping_state *st);
 
 #endif

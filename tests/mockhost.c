@@ -13,7 +13,9 @@
 
 #include <uv.h>
 
+#include "command.h"
 #include "diag.h"
+#include "host.h"
 #include "keys.h"
 #include "mockhost.h"
 
@@ -417,7 +419,12 @@ mock_plugin_load(const char *file)
 		.resolve = m_resolve,
 		.resolve_cancel = m_resolve_cancel,
 		.complete = m_complete,
+		/* The agent's own command runner (core/command.c), on
+		 * this loop: one mock plugin at a time (g_mp). */
+		.spawn = spawn_start,
+		.spawn_kill = spawn_kill,
 	};
+	main_loop = &mp->loop;
 	if (mp->desc->init) {
 		rc = mp->desc->init(&mp->host, &mp->state);
 		if (rc != 0) {
@@ -455,11 +462,13 @@ mock_plugin_unload(struct mock_plugin *mp)
 		return;
 	if (mp->desc->fini)
 		mp->desc->fini(mp->state);
+	spawn_host_gone(&mp->host);
 	uv_close((uv_handle_t *)&mp->async, NULL);
 	uv_run(&mp->loop, UV_RUN_NOWAIT);
 	uv_walk(&mp->loop, close_walk, NULL);
 	uv_run(&mp->loop, UV_RUN_DEFAULT);
 	uv_loop_close(&mp->loop);
+	main_loop = NULL;
 	pthread_mutex_destroy(&mp->mu);
 	/* Keep the module resident, as the daemon does. */
 	g_mp = NULL;

@@ -472,8 +472,10 @@ struct wp_spawn_result {
 	size_t size;
 	int status;             /* WP_OK: it ran and exited (exit_code) or was
 	                         * killed by a signal; WP_ECANCELED: killed at
-	                         * the deadline or by spawn_kill(); WP_E*: it
-	                         * could not be started (message in out) */
+	                         * the deadline or by spawn_kill(), or the
+	                         * deadline came while it waited for a slot
+	                         * (then a message in out); WP_E*: it could
+	                         * not be started (message in out) */
 	int exit_code;          /* 0..255; -1 when ended by a signal */
 	int term_signal;        /* the signal that ended it, or 0 */
 	const char *out;        /* stdout, NUL-terminated, at most output_max */
@@ -600,8 +602,15 @@ struct wp_host {
 	 * at most [agent] exec_max commands run at once, later ones wait in
 	 * order (the wait counts against S->deadline_us).  cb(arg, result)
 	 * is called exactly once on the loop thread, never from inside
-	 * spawn().  Returns a handle, or NULL (S invalid, or out of memory;
-	 * cb is then never called).  The handle is valid until cb returns. */
+	 * spawn().  Returns a handle, or NULL (S invalid: path not absolute,
+	 * argv NULL or empty, input NULL with input_len > 0; cb is then
+	 * never called).  The handle is valid until cb returns.  When the
+	 * command exits, whatever it left running in its process group is
+	 * killed before cb: a command leaves nothing behind.  Once the
+	 * plugin's fini() has returned, its commands still running are
+	 * killed and reaped without their cb: fini() frees what their args
+	 * hold (the host calls fini() after every operation completed, but
+	 * a command killed by cancel() may not have called back yet). */
 	struct wp_proc *(*spawn)(const struct wp_host *h,
 	    const struct wp_spawn *s, wp_spawn_cb cb, void *arg);
 	/* 2.1.  Loop thread.  Kill P's process group now (SIGKILL); cb still
