@@ -3,7 +3,9 @@
 # expect against an SMTP server (Debian's aiosmtpd) and tests/testhttpd,
 # tls = true against openssl s_server (-rev answers each line reversed),
 # with ca_file, verification failures, and the timeouts and early closes
-# that must be DOWN with a true message.
+# that must be DOWN with a true message.  Addresses, not "localhost": a
+# minimal Debian has no /etc/hosts to resolve it (the certificates carry
+# IP:127.0.0.1).
 . "$abs_top_srcdir/tests/lib.sh"
 
 make_ca
@@ -55,7 +57,7 @@ retries = 0
 
 [monitor:tls-rev]
 type = tcp
-host = localhost
+host = 127.0.0.1
 port = $rev_PORT
 tls = true
 ca_file = $T/ca.pem
@@ -71,13 +73,13 @@ ca_file = $T/ca.pem
 
 [monitor:tls-untrusted]
 type = tcp
-host = localhost
+host = 127.0.0.1
 port = $rev_PORT
 tls = true
 
 [monitor:tls-unverified]
 type = tcp
-host = localhost
+host = 127.0.0.1
 port = $rev_PORT
 tls = true
 verify_tls = false
