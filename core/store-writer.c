@@ -146,15 +146,22 @@ st_prepare_writer(struct store *st, char *err, size_t errlen)
 		    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
 		    "?13)" },
 		/* since_ms moves only when the check changed the state. */
+		/* r_*: the monitor's open hour (rollup_note_check()). */
 		{ &st->s_state, "INSERT INTO state(monitor_id, state, "
-		    "last_check_ms, latency_ms, since_ms) "
-		    "VALUES (?1, ?2, ?3, ?4, ?3) "
+		    "last_check_ms, latency_ms, since_ms, r_hour, r_checks, "
+		    "r_up, r_degraded, r_down, r_failed, r_lat_n, r_lat_sum, "
+		    "r_lat_min, r_lat_max, r_hist) "
+		    "VALUES (?1, ?2, ?3, ?4, ?3, ?6, ?7, ?8, ?9, ?10, ?11, "
+		    "?12, ?13, ?14, ?15, ?16) "
 		    "ON CONFLICT(monitor_id) DO UPDATE SET "
 		    "state = excluded.state, "
 		    "last_check_ms = excluded.last_check_ms, "
 		    "latency_ms = excluded.latency_ms, "
 		    "since_ms = CASE WHEN ?5 THEN excluded.since_ms "
-		    "ELSE state.since_ms END" },
+		    "ELSE state.since_ms END, r_hour = ?6, r_checks = ?7, "
+		    "r_up = ?8, r_degraded = ?9, r_down = ?10, r_failed = ?11, "
+		    "r_lat_n = ?12, r_lat_sum = ?13, r_lat_min = ?14, "
+		    "r_lat_max = ?15, r_hist = ?16" },
 		{ &st->s_outbox, "INSERT INTO outbox(id, monitor_id, "
 		    "alert_name, payload, created_ms) "
 		    "VALUES (?1, ?2, ?3, ?4, ?5)" },
@@ -167,6 +174,37 @@ st_prepare_writer(struct store *st, char *err, size_t errlen)
 		    "last_error = ?2, last_attempt_ms = ?3 WHERE id = ?1" },
 		{ &st->s_retention, "DELETE FROM checks WHERE id IN "
 		    "(SELECT id FROM checks WHERE ts < ?1 LIMIT ?2)" },
+		{ &st->s_roll_load, "SELECT r_hour, r_checks, r_up, "
+		    "r_degraded, r_down, r_failed, r_lat_n, r_lat_sum, "
+		    "r_lat_min, r_lat_max, r_hist FROM state "
+		    "WHERE monitor_id = ?1" },
+		{ &st->s_hour_get, "SELECT checks, up, degraded, down, "
+		    "failed, lat_n, lat_sum, lat_min, lat_max, hist FROM "
+		    "rollup_hours WHERE monitor_id = ?1 AND hour = ?2" },
+		{ &st->s_hour_put, "INSERT OR REPLACE INTO rollup_hours("
+		    "monitor_id, hour, checks, up, degraded, down, failed, "
+		    "lat_n, lat_sum, lat_min, lat_max, hist) VALUES (?1, ?2, "
+		    "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)" },
+		{ &st->s_day_get, "SELECT checks, up, degraded, down, "
+		    "failed, lat_n, lat_sum, lat_min, lat_max, hist FROM "
+		    "rollup_days WHERE monitor_id = ?1 AND day = ?2" },
+		{ &st->s_day_put, "INSERT OR REPLACE INTO rollup_days("
+		    "monitor_id, day, checks, up, degraded, down, failed, "
+		    "lat_n, lat_sum, lat_min, lat_max, hist) VALUES (?1, ?2, "
+		    "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)" },
+		{ &st->s_inc_close, "UPDATE incidents SET end_ms = ?2 "
+		    "WHERE monitor_id = ?1 AND end_ms IS NULL" },
+		{ &st->s_inc_open, "INSERT INTO incidents(monitor_id, "
+		    "start_ms, reason, error) VALUES (?1, ?2, ?3, ?4)" },
+		/* Per monitor, so each is a range of a primary key or an
+		 * index, not a scan of the table. */
+		{ &st->s_roll_expire[0], "DELETE FROM rollup_hours WHERE "
+		    "monitor_id IN (SELECT id FROM monitors) AND hour < ?1" },
+		{ &st->s_roll_expire[1], "DELETE FROM rollup_days WHERE "
+		    "monitor_id IN (SELECT id FROM monitors) AND day < ?1" },
+		{ &st->s_roll_expire[2], "DELETE FROM incidents WHERE "
+		    "monitor_id IN (SELECT id FROM monitors) AND start_ms < ?1 "
+		    "AND end_ms < ?1" },
 	};
 	size_t i;
 
@@ -184,6 +222,10 @@ st_finalize_writer(struct store *st)
 		&st->s_savepoint, &st->s_release, &st->s_rollback_to,
 		&st->s_check, &st->s_state, &st->s_outbox, &st->s_measure,
 		&st->s_delivered, &st->s_attempt, &st->s_retention,
+		&st->s_roll_load, &st->s_hour_get, &st->s_hour_put,
+		&st->s_day_get, &st->s_day_put, &st->s_inc_close,
+		&st->s_inc_open, &st->s_roll_expire[0], &st->s_roll_expire[1],
+		&st->s_roll_expire[2],
 	};
 	size_t i;
 
@@ -217,12 +259,209 @@ item_error(int rc)
 	}
 }
 
+/* ---- roll-ups and incidents (history.h says what they hold) ---- */
+
+/* Forget every cached open hour: after a transaction that failed or
+ * skipped an item, the state rows are the truth again. */
+static void
+rollup_cache_reset(struct store *st)
+{
+	free(st->roll);
+	st->roll = NULL;
+	st->roll_cap = st->roll_n = 0;
+}
+
+static size_t
+rollup_hash(int64_t id, size_t cap)
+{
+	return (size_t)(((uint64_t)id * 0x9E3779B97F4A7C15ull) >> 17) &
+	    (cap - 1);
+}
+
+/* The cache slot of monitor ID, a new empty one if it has none (open
+ * addressing; the table doubles at half full). */
+static struct rollup_slot *
+rollup_cache_slot(struct store *st, int64_t id, int *fresh)
+{
+	struct rollup_slot *old = st->roll, *s;
+	size_t i, oldcap = st->roll_cap;
+
+	if (st->roll_n + 1 > st->roll_cap / 2) {
+		st->roll_cap = oldcap ? oldcap * 2 : 256;
+		st->roll = xcalloc(st->roll_cap, sizeof(*st->roll));
+		st->roll_n = 0;
+		for (i = 0; i < oldcap; i++)
+			if (old[i].monitor_id != 0) {
+				s = &st->roll[rollup_hash(old[i].monitor_id,
+				    st->roll_cap)];
+				while (s->monitor_id != 0)
+					s = s + 1 < st->roll + st->roll_cap ?
+					    s + 1 : st->roll;
+				*s = old[i];
+				st->roll_n++;
+			}
+		free(old);
+	}
+	s = &st->roll[rollup_hash(id, st->roll_cap)];
+	while (s->monitor_id != 0 && s->monitor_id != id)
+		s = s + 1 < st->roll + st->roll_cap ? s + 1 : st->roll;
+	*fresh = s->monitor_id == 0;
+	if (*fresh) {
+		s->monitor_id = id;
+		s->hour = -1;
+		rollup_clear(&s->agg);
+		st->roll_n++;
+	}
+	return s;
+}
+
+/*
+ * Add AGG to monitor ID's row of the hour HOUR and of its day, read,
+ * merged here and written back: once per monitor and hour (when the hour
+ * ends), or for a check that arrives after its hour was flushed.  SQLite
+ * result code.
+ */
+static int
+rollup_flush(struct store *st, int64_t id, int64_t hour,
+    const struct rollup_agg *agg)
+{
+	sqlite3_stmt *get[2] = { st->s_hour_get, st->s_day_get };
+	sqlite3_stmt *put[2] = { st->s_hour_put, st->s_day_put };
+	int64_t key[2] = { hour, hour / 24 };
+	struct rollup_agg sum;
+	int i, rc;
+
+	if (hour < 0)
+		return SQLITE_OK;
+	for (i = 0; i < 2; i++) {
+		sum = *agg;
+		sqlite3_bind_int64(get[i], 1, id);
+		sqlite3_bind_int64(get[i], 2, key[i]);
+		rc = sqlite3_step(get[i]);
+		if (rc == SQLITE_ROW && rollup_read(get[i], 0, &sum) != 0) {
+			/* A damaged blob: its counts go, the rest stays. */
+			log_warn("store: monitor id %" PRId64 ": a malformed "
+			    "latency histogram in its roll-up is replaced", id);
+		}
+		sqlite3_reset(get[i]);
+		sqlite3_clear_bindings(get[i]);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+			return rc;
+		sqlite3_bind_int64(put[i], 1, id);
+		sqlite3_bind_int64(put[i], 2, key[i]);
+		rollup_bind(put[i], 3, &sum);
+		if ((rc = st_step_done(put[i])) != SQLITE_OK)
+			return rc;
+	}
+	return SQLITE_OK;
+}
+
+/*
+ * Count check C in its monitor's open hour (*slot, whose hour and
+ * aggregate the caller writes to the state row).  The first check of an
+ * hour flushes the hour before into rollup_hours and rollup_days; a check
+ * older than the open hour goes straight into its hour's rows.  No table
+ * is scanned: a state row is read once per monitor, and the roll-up rows
+ * once per monitor and hour.  SQLite result code.
+ */
+static int
+rollup_note_check(struct store *st, const struct store_check *c,
+    struct rollup_slot **slot)
+{
+	struct rollup_slot *s;
+	struct rollup_agg one;
+	int64_t hour;
+	int fresh, rc;
+
+	hour = c->ts_ms >= 0 ? c->ts_ms / ROLLUP_HOUR_MS :
+	    (c->ts_ms - ROLLUP_HOUR_MS + 1) / ROLLUP_HOUR_MS;
+	s = rollup_cache_slot(st, c->monitor_id, &fresh);
+	*slot = s;
+	if (fresh) {
+		sqlite3_bind_int64(st->s_roll_load, 1, c->monitor_id);
+		rc = sqlite3_step(st->s_roll_load);
+		if (rc == SQLITE_ROW && sqlite3_column_type(st->s_roll_load,
+		    0) != SQLITE_NULL) {
+			s->hour = sqlite3_column_int64(st->s_roll_load, 0);
+			if (rollup_read(st->s_roll_load, 1, &s->agg) != 0)
+				rollup_clear(&s->agg);
+		}
+		sqlite3_reset(st->s_roll_load);
+		sqlite3_clear_bindings(st->s_roll_load);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+			return rc;
+	}
+	if (s->hour >= 0 && hour < s->hour) {
+		rollup_clear(&one);
+		rollup_add(&one, c->state, c->ok, c->latency_ms);
+		return rollup_flush(st, c->monitor_id, hour, &one);
+	}
+	if (hour > s->hour) {
+		if (s->agg.checks > 0 && (rc = rollup_flush(st, c->monitor_id,
+		    s->hour, &s->agg)) != SQLITE_OK)
+			return rc;
+		rollup_clear(&s->agg);
+		s->hour = hour;
+	}
+	rollup_add(&s->agg, c->state, c->ok, c->latency_ms);
+	return SQLITE_OK;
+}
+
+/*
+ * A check that changed its monitor's state: the open incident, if any,
+ * ends at its start; a change to down opens one with its reason and
+ * error.  SQLite result code.
+ */
+static int
+incident_note(struct store *st, const struct store_check *c)
+{
+	int rc;
+
+	sqlite3_bind_int64(st->s_inc_close, 1, c->monitor_id);
+	sqlite3_bind_int64(st->s_inc_close, 2, c->ts_ms);
+	if ((rc = st_step_done(st->s_inc_close)) != SQLITE_OK)
+		return rc;
+	if (c->state == NULL || strcmp(c->state, "down") != 0)
+		return SQLITE_OK;
+	sqlite3_bind_int64(st->s_inc_open, 1, c->monitor_id);
+	sqlite3_bind_int64(st->s_inc_open, 2, c->ts_ms);
+	sqlite3_bind_text(st->s_inc_open, 3, reason_name(c->reason), -1,
+	    SQLITE_STATIC);
+	bind_opt_text(st->s_inc_open, 4, c->error, sizeof(c->error));
+	return st_step_done(st->s_inc_open);
+}
+
+/*
+ * Retention of the history (one transaction, once the raw rows are
+ * done): roll-ups of hours and days before CUTOFF_MS and incidents that
+ * ended before it.  SQLite result code.
+ */
+static int
+rollup_expire(struct store *st, int64_t cutoff_ms, int64_t *deleted)
+{
+	int64_t key[3] = { cutoff_ms / ROLLUP_HOUR_MS,
+	    cutoff_ms / ROLLUP_DAY_MS, cutoff_ms };
+	int i, rc;
+
+	*deleted = 0;
+	if ((rc = st_step_done(st->s_begin)) != SQLITE_OK)
+		return rc;
+	for (i = 0; i < 3; i++) {
+		sqlite3_bind_int64(st->s_roll_expire[i], 1, key[i]);
+		if ((rc = st_step_done(st->s_roll_expire[i])) != SQLITE_OK)
+			return rc;
+		*deleted += sqlite3_changes(st->db);
+	}
+	return st_step_done(st->s_commit);
+}
+
 /* Write one item inside the open transaction.  SQLite result code. */
 static int
 write_item(struct store *st, const struct item *it)
 {
 	const struct store_check *c;
 	const struct store_alert *a;
+	struct rollup_slot *slot;
 	int64_t check_id;
 	size_t i;
 	int rc;
@@ -268,13 +507,19 @@ write_item(struct store *st, const struct item *it)
 			return rc;
 	}
 
+	if ((rc = rollup_note_check(st, c, &slot)) != SQLITE_OK)
+		return rc;
 	sqlite3_bind_int64(st->s_state, 1, c->monitor_id);
 	sqlite3_bind_text(st->s_state, 2, c->state, -1,
 	    SQLITE_STATIC);
 	sqlite3_bind_int64(st->s_state, 3, c->ts_ms);
 	bind_opt_double(st->s_state, 4, c->latency_ms);
 	sqlite3_bind_int(st->s_state, 5, c->state_changed ? 1 : 0);
+	sqlite3_bind_int64(st->s_state, 6, slot->hour);
+	rollup_bind(st->s_state, 7, &slot->agg);
 	if ((rc = st_step_done(st->s_state)) != SQLITE_OK)
+		return rc;
+	if (c->state_changed && (rc = incident_note(st, c)) != SQLITE_OK)
 		return rc;
 
 	for (i = 0; i < it->u.chk.n_alerts; i++) {
@@ -348,6 +593,7 @@ write_batch(struct store *st, size_t head, size_t n, int careful,
 		rc = write_item(st, it);
 		if (rc != SQLITE_OK && item_error(rc) && !careful) {
 			st_step_done(st->s_rollback);
+			rollup_cache_reset(st);
 			return 1;
 		} else if (rc != SQLITE_OK && item_error(rc)) {
 			log_skipped(it, sqlite3_errmsg(st->db));
@@ -365,11 +611,15 @@ write_batch(struct store *st, size_t head, size_t n, int careful,
 	if ((rc = st_step_done(st->s_commit)) != SQLITE_OK)
 		goto fail;
 	st->phase_us[3] = mono_us();
+	/* A skipped item may have counted in its monitor's open hour. */
+	if (careful)
+		rollup_cache_reset(st);
 	return 0;
 fail:
 	write_failed(st, err, errlen);
 	if (!sqlite3_get_autocommit(st->db))
 		st_step_done(st->s_rollback);
+	rollup_cache_reset(st);
 	*nchecks = 0;
 	return WP_EIO;
 }
@@ -412,7 +662,7 @@ retention_step(struct store *st, struct retention *r, int64_t *deleted,
     int *finished, char *err, size_t errlen)
 {
 	char sql[64];
-	int64_t fl = 0, mode = 0;
+	int64_t fl = 0, mode = 0, rolled;
 	int rc;
 
 	*deleted = 0;
@@ -427,6 +677,13 @@ retention_step(struct store *st, struct retention *r, int64_t *deleted,
 		*deleted = sqlite3_changes(st->db);
 		if ((rc = st_step_done(st->s_commit)) != SQLITE_OK)
 			goto fail;
+		if (*deleted < r->chunk && r->rollup_cutoff_ms > 0) {
+			if ((rc = rollup_expire(st, r->rollup_cutoff_ms,
+			    &rolled)) != SQLITE_OK)
+				goto fail;
+			log_debug("store: retention: %" PRId64 " roll-up and "
+			    "incident rows deleted", rolled);
+		}
 		if (*deleted < r->chunk) {
 			r->vacuuming = 1;
 			r->freelist = -1;
@@ -1366,12 +1623,21 @@ int
 store_retention(struct store *st, int64_t cutoff_ms, int chunk,
     void (*done)(void *arg, int64_t deleted), void *arg)
 {
+	return store_retention_history(st, cutoff_ms, 0, chunk, done, arg);
+}
+
+int
+store_retention_history(struct store *st, int64_t cutoff_ms,
+    int64_t rollup_cutoff_ms, int chunk,
+    void (*done)(void *arg, int64_t deleted), void *arg)
+{
 	struct retention *r;
 
 	if (st == NULL || chunk <= 0)
 		return WP_EINVAL;
 	r = xcalloc(1, sizeof(*r));
 	r->cutoff_ms = cutoff_ms;
+	r->rollup_cutoff_ms = rollup_cutoff_ms;
 	r->chunk = chunk;
 	r->done = done;
 	r->arg = arg;
