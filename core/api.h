@@ -2,7 +2,8 @@
  * api -- the HTTP status API (libmicrohttpd).
  *
  * Routes: GET /healthz (200 "ok", never needs the token), GET /api/monitors,
- * GET /api/monitor, GET /metrics.  Anything else: 404; other methods: 405.
+ * GET /api/monitor, GET /metrics, and the history of one monitor, GET
+ * /api/monitors/NAME/checks, /uptime and /incidents (api_history()).  Anything else: 404; other methods: 405.
  * With a token, every route but /healthz needs "Authorization: Bearer
  * TOKEN" (401 otherwise, compared in constant time).
  *
@@ -33,6 +34,11 @@ struct api_routes {
 	char *(*opmon_json)(void *arg);      /* GET /api/monitor */
 	char *(*metrics_text)(void *arg);    /* GET /metrics */
 	void *arg;
+	/* GET /api/monitors/NAME/{checks,uptime,incidents}: answered on
+	 * the API's own threads from this read-only handle (history.h;
+	 * NULL: those routes answer 404).  Borrowed; it must outlive the
+	 * API. */
+	struct history *history;
 };
 
 /*
