@@ -20,25 +20,24 @@
 #include "rollup.h"
 #include "util.h"
 
-#define AGG_COLS "checks, up, degraded, down, failed, lat_n, lat_sum, " \
-	"lat_min, lat_max, hist"
-
 enum {
-	Q_DAYS, Q_HOURS, Q_STATE, Q_INCIDENTS, Q_COUNT
+	Q_DAYS, Q_HOURS, Q_STATE, Q_INCIDENTS, Q_WEEKS, Q_COUNT
 };
 
 static const char *const queries[Q_COUNT] = {
-	[Q_DAYS] = "SELECT " AGG_COLS " FROM rollup_days WHERE monitor_id = ?1 "
+	[Q_DAYS] = "SELECT agg FROM rollup_days WHERE monitor_id = ?1 "
 	    "AND day >= ?2 AND day <= ?3",
-	[Q_HOURS] = "SELECT " AGG_COLS ", hour FROM rollup_hours WHERE "
+	[Q_HOURS] = "SELECT agg, hour FROM rollup_hours WHERE "
 	    "monitor_id = ?1 AND hour >= ?2 AND hour <= ?3",
-	[Q_STATE] = "SELECT r_checks, r_up, r_degraded, r_down, r_failed, "
-	    "r_lat_n, r_lat_sum, r_lat_min, r_lat_max, r_hist, r_hour FROM state "
+	[Q_STATE] = "SELECT r_agg, r_hour FROM state "
 	    "WHERE monitor_id = ?1 AND r_hour IS NOT NULL",
-	/* Those that overlap [?2, ?3): by the (monitor_id, start_ms) index. */
+	/* Newest first by the (monitor_id, start_ms) index: a monitor's
+	 * incidents follow each other, so the scan stops at the first one
+	 * that ended before the window (incident_overlap()). */
 	[Q_INCIDENTS] = "SELECT start_ms, end_ms FROM incidents WHERE "
-	    "monitor_id = ?1 AND start_ms < ?3 AND (end_ms IS NULL OR "
-	    "end_ms > ?2)",
+	    "monitor_id = ?1 AND start_ms < ?3 ORDER BY start_ms DESC",
+	[Q_WEEKS] = "SELECT agg FROM rollup_weeks WHERE monitor_id = ?1 "
+	    "AND week >= ?2 AND week <= ?3",
 };
 
 struct history {
@@ -83,7 +82,8 @@ history_open(const char *path, struct history **out, char *err,
 	 * moment a connection recovers the WAL index. */
 	sqlite3_busy_timeout(h->db, 2000);
 	if (sqlite3_prepare_v2(h->db, "SELECT count(*) FROM sqlite_master "
-	    "WHERE name IN ('rollup_hours', 'rollup_days', 'incidents')", -1,
+	    "WHERE name IN ('rollup_hours', 'rollup_days', 'rollup_weeks', "
+	    "'incidents')", -1,
 	    &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
 		has = sqlite3_column_int(s, 0);
 	else {
@@ -93,7 +93,7 @@ history_open(const char *path, struct history **out, char *err,
 	}
 	sqlite3_finalize(s);
 	s = NULL;
-	if (has != 3) {
+	if (has != 4) {
 		snprintf(err, errlen, "history: %s: no roll-up tables (run "
 		    "this version of watchpost once to migrate the database)",
 		    path);
@@ -330,23 +330,22 @@ add_range(struct history *h, int q, int64_t id, int64_t from, int64_t to,
     struct rollup_agg *a)
 {
 	sqlite3_stmt *s = h->q[q];
-	int step, rc = 0;
+	int step;
 
 	if (from > to)
 		return 0;
 	sqlite3_bind_int64(s, 1, id);
 	sqlite3_bind_int64(s, 2, from);
 	sqlite3_bind_int64(s, 3, to);
+	/* A malformed row (written by something else) is skipped. */
 	while ((step = sqlite3_step(s)) == SQLITE_ROW)
-		if (rollup_read(s, 0, a) != 0 && rc == 0) {
+		if (rollup_read(s, 0, a) != 0)
 			log_warn("history: %s: monitor id %" PRId64 ": a malformed "
-			    "latency histogram is skipped", h->path, id);
-			rc = 0;
-		}
+			    "roll-up row is skipped", h->path, id);
 	sqlite3_reset(s);
 	if (step != SQLITE_DONE)
 		return failed(h, "roll-ups");
-	return rc;
+	return 0;
 }
 
 /* Add the monitor's open hour (its state row) into A when that hour is in
@@ -362,7 +361,7 @@ add_open_hour(struct history *h, int64_t id, int64_t from, int64_t to,
 	*hour = -1;
 	sqlite3_bind_int64(s, 1, id);
 	if ((step = sqlite3_step(s)) == SQLITE_ROW) {
-		hr = sqlite3_column_int64(s, 10);
+		hr = sqlite3_column_int64(s, 1);
 		*hour = hr;
 		if (hr >= from && hr <= to)
 			(void)rollup_read(s, 0, a);
@@ -386,12 +385,15 @@ incident_overlap(struct history *h, int64_t id, int64_t from_ms,
 	*secs = 0;
 	*count = 0;
 	sqlite3_bind_int64(s, 1, id);
-	sqlite3_bind_int64(s, 2, from_ms);
 	sqlite3_bind_int64(s, 3, to_ms);
 	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
 		a = sqlite3_column_int64(s, 0);
 		b = sqlite3_column_type(s, 1) == SQLITE_NULL ? now_ms :
 		    sqlite3_column_int64(s, 1);
+		if (b <= from_ms) {
+			step = SQLITE_DONE;
+			break;
+		}
 		if (a < from_ms)
 			a = from_ms;
 		if (b > to_ms)
@@ -420,28 +422,40 @@ fill_latency(const struct rollup_agg *a, double *avg, double *mn, double *mx,
 }
 
 /*
- * One monitor's window (h->mu held): whole days from rollup_days, the
- * hours of the first, partial day from rollup_hours, and the open hour.
- * An hour is in exactly one of them (rollup_days holds only flushed
- * hours, today's included), so nothing counts twice.
+ * One monitor's window (h->mu held), with as few rows as the levels
+ * allow: the hours up to the first midnight from rollup_hours, the days up
+ * to the first week boundary from rollup_days, whole weeks to now from
+ * rollup_weeks (a 90-day window is about 30 rows), and the open hour.
+ * Each level holds only flushed hours, the current day and week included,
+ * and the open hour is in none of them, so nothing counts twice.
  */
 static int
 uptime_one(struct history *h, int64_t id, int64_t now_ms, int64_t window_ms,
     struct history_uptime *u)
 {
 	struct rollup_agg a;
-	int64_t now_h, from_h, day1, open_h;
+	int64_t now_h, from_h, day1, week1, now_d, now_w, open_h;
 	int rc;
 
 	memset(u, 0, sizeof(*u));
 	rollup_clear(&a);
 	now_h = div_floor(now_ms, ROLLUP_HOUR_MS);
 	from_h = now_h - window_ms / ROLLUP_HOUR_MS;
+	now_d = div_floor(now_h, 24);
+	now_w = div_floor(now_d, 7);
 	day1 = div_floor(from_h + 23, 24);	/* first whole day */
-	if ((rc = add_range(h, Q_HOURS, id, from_h, day1 * 24 - 1, &a)) != 0 ||
-	    (rc = add_range(h, Q_DAYS, id, day1, div_floor(now_h, 24),
-	    &a)) != 0 ||
-	    (rc = add_open_hour(h, id, from_h, now_h, &a, &open_h)) != 0)
+	week1 = div_floor(day1 + 6, 7);		/* first whole week */
+	if (day1 > now_d)
+		rc = add_range(h, Q_HOURS, id, from_h, now_h, &a);
+	else if ((rc = add_range(h, Q_HOURS, id, from_h, day1 * 24 - 1,
+	    &a)) != 0)
+		;
+	else if (week1 > now_w)
+		rc = add_range(h, Q_DAYS, id, day1, now_d, &a);
+	else if ((rc = add_range(h, Q_DAYS, id, day1, week1 * 7 - 1, &a)) == 0)
+		rc = add_range(h, Q_WEEKS, id, week1, now_w, &a);
+	if (rc != 0 || (rc = add_open_hour(h, id, from_h, now_h, &a,
+	    &open_h)) != 0)
 		return rc;
 	u->from_ms = from_h * ROLLUP_HOUR_MS;
 	u->to_ms = now_ms;

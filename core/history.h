@@ -11,12 +11,14 @@
  * per thread for parallel queries.
  *
  * Where the numbers come from (store-writer.c keeps them in the checks'
- * transactions): `rollup_hours` and `rollup_days` hold one aggregate per
- * monitor and UTC hour or day (rollup.h), the `state` row the aggregate of
- * the hour its monitor was last checked in, not yet flushed, and
- * `incidents` one row per DOWN period.  A window of N days is the hour now
- * under way plus the N * 24 whole hours before it; whole days inside it
- * are read from rollup_days, its first and last partial days hour by hour.
+ * transactions): `rollup_hours`, `rollup_days` and `rollup_weeks` hold
+ * one aggregate per monitor and UTC hour, day or week (days since the
+ * epoch / 7) (rollup.h), the `state` row the aggregate of the hour its
+ * monitor was last checked in, not yet flushed, and `incidents` one row
+ * per DOWN period.  A window of N days is the hour now under way plus the
+ * N * 24 whole hours before it, read with as few rows as the levels allow
+ * (its first partial day by hours, then days up to a week boundary, then
+ * weeks: about 30 rows for 90 days).
  * Uptime counts checks by the state they left: 1 - down / (up + degraded +
  * down) (pending and paused checks count for neither); down_seconds is the
  * window's overlap with the incidents.

@@ -81,48 +81,134 @@ rollup_merge(struct rollup_agg *into, const struct rollup_agg *from)
 	}
 }
 
-size_t
-rollup_hist_encode(const struct rollup_agg *a, unsigned char *buf)
+static size_t
+put_varint(unsigned char *p, uint64_t v)
 {
 	size_t n = 0;
-	uint32_t v;
+
+	while (v >= 0x80) {
+		p[n++] = (unsigned char)(v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (unsigned char)v;
+	return n;
+}
+
+/* 0 and *v, or -1 at the end of the blob or past 63 bits. */
+static int
+get_varint(const unsigned char **p, const unsigned char *end, uint64_t *v)
+{
+	unsigned shift;
+
+	*v = 0;
+	for (shift = 0; *p < end && shift <= 63; shift += 7) {
+		*v |= (uint64_t)(**p & 0x7f) << shift;
+		if (!(*(*p)++ & 0x80))
+			return 0;
+	}
+	return -1;
+}
+
+static size_t
+put_double(unsigned char *p, double d)
+{
+	uint64_t u;
 	int i;
 
+	memcpy(&u, &d, sizeof(u));
+	for (i = 0; i < 8; i++)
+		p[i] = (unsigned char)(u >> (8 * i));
+	return 8;
+}
+
+static double
+get_double(const unsigned char *p)
+{
+	uint64_t u = 0;
+	double d;
+	int i;
+
+	for (i = 0; i < 8; i++)
+		u |= (uint64_t)p[i] << (8 * i);
+	memcpy(&d, &u, sizeof(d));
+	return d;
+}
+
+size_t
+rollup_encode(const struct rollup_agg *a, unsigned char *buf)
+{
+	const int64_t c[6] = { a->checks, a->up, a->degraded, a->down,
+		a->failed, a->lat_n };
+	size_t n = 0;
+	int i;
+
+	buf[n++] = 1;
+	for (i = 0; i < 6; i++)
+		n += put_varint(buf + n, c[i] > 0 ? (uint64_t)c[i] : 0);
+	if (a->lat_n <= 0)
+		return n;
+	n += put_double(buf + n, a->lat_sum);
+	n += put_double(buf + n, a->lat_min);
+	n += put_double(buf + n, a->lat_max);
 	for (i = 0; i < ROLLUP_BUCKETS; i++) {
-		if ((v = a->hist[i]) == 0)
+		if (a->hist[i] == 0)
 			continue;
 		buf[n++] = (unsigned char)i;
-		while (v >= 0x80) {
-			buf[n++] = (unsigned char)(v | 0x80);
-			v >>= 7;
-		}
-		buf[n++] = (unsigned char)v;
+		n += put_varint(buf + n, a->hist[i]);
 	}
 	return n;
 }
 
 int
-rollup_hist_decode(struct rollup_agg *a, const void *blob, size_t len)
+rollup_decode(struct rollup_agg *a, const void *blob, size_t len)
 {
 	const unsigned char *p = blob, *end = p + len;
-	uint64_t v;
-	unsigned b, shift;
+	uint64_t c[6], v;
+	uint32_t add[ROLLUP_BUCKETS];
+	unsigned char used[ROLLUP_BUCKETS];
+	size_t nu = 0, k;
+	double sum = 0, mn = 0, mx = 0;
+	int i;
 
-	while (p < end) {
-		if ((b = *p++) >= ROLLUP_BUCKETS)
+	if (len == 0 || *p++ != 1)
+		return WP_EINVAL;
+	for (i = 0; i < 6; i++)
+		if (get_varint(&p, end, &c[i]) != 0 || c[i] > INT64_MAX / 2)
 			return WP_EINVAL;
-		v = 0;
-		for (shift = 0;; shift += 7) {
-			if (p == end || shift > 28)
+	if (c[5] > 0) {
+		if (end - p < 24)
+			return WP_EINVAL;
+		sum = get_double(p);
+		mn = get_double(p + 8);
+		mx = get_double(p + 16);
+		p += 24;
+		/* Checked whole before A changes. */
+		while (p < end) {
+			if ((k = *p++) >= ROLLUP_BUCKETS || nu == ROLLUP_BUCKETS ||
+			    get_varint(&p, end, &v) != 0 ||
+			    v > UINT32_MAX - a->hist[k])
 				return WP_EINVAL;
-			v |= (uint64_t)(*p & 0x7f) << shift;
-			if (!(*p++ & 0x80))
-				break;
+			used[nu] = (unsigned char)k;
+			add[nu++] = (uint32_t)v;
 		}
-		if (v > UINT32_MAX - a->hist[b])
-			return WP_EINVAL;
-		a->hist[b] += (uint32_t)v;
+	} else if (p != end) {
+		return WP_EINVAL;
 	}
+	a->checks += (int64_t)c[0];
+	a->up += (int64_t)c[1];
+	a->degraded += (int64_t)c[2];
+	a->down += (int64_t)c[3];
+	a->failed += (int64_t)c[4];
+	if (c[5] == 0)
+		return 0;
+	if (a->lat_n == 0 || mn < a->lat_min)
+		a->lat_min = mn;
+	if (a->lat_n == 0 || mx > a->lat_max)
+		a->lat_max = mx;
+	a->lat_n += (int64_t)c[5];
+	a->lat_sum += sum;
+	for (k = 0; k < nu; k++)
+		a->hist[used[k]] += add[k];
 	return 0;
 }
 
@@ -164,56 +250,21 @@ rollup_uptime(const struct rollup_agg *a)
 }
 
 int
-rollup_bind(sqlite3_stmt *s, int first, const struct rollup_agg *a)
+rollup_bind(sqlite3_stmt *s, int i, const struct rollup_agg *a)
 {
-	unsigned char buf[ROLLUP_HIST_MAX];
-	size_t n;
+	unsigned char buf[ROLLUP_BLOB_MAX];
 
-	sqlite3_bind_int64(s, first, a->checks);
-	sqlite3_bind_int64(s, first + 1, a->up);
-	sqlite3_bind_int64(s, first + 2, a->degraded);
-	sqlite3_bind_int64(s, first + 3, a->down);
-	sqlite3_bind_int64(s, first + 4, a->failed);
-	sqlite3_bind_int64(s, first + 5, a->lat_n);
-	sqlite3_bind_double(s, first + 6, a->lat_sum);
-	if (a->lat_n > 0) {
-		sqlite3_bind_double(s, first + 7, a->lat_min);
-		sqlite3_bind_double(s, first + 8, a->lat_max);
-	} else {
-		sqlite3_bind_null(s, first + 7);
-		sqlite3_bind_null(s, first + 8);
-	}
-	n = rollup_hist_encode(a, buf);
-	return sqlite3_bind_blob(s, first + 9, buf, (int)n, SQLITE_TRANSIENT);
+	return sqlite3_bind_blob(s, i, buf, (int)rollup_encode(a, buf),
+	    SQLITE_TRANSIENT);
 }
 
 int
-rollup_read(sqlite3_stmt *s, int first, struct rollup_agg *a)
+rollup_read(sqlite3_stmt *s, int i, struct rollup_agg *a)
 {
-	int64_t n;
-	double mn, mx;
-
-	/* Straight into A, not through rollup_merge(): a 90-day window of
-	 * 10,000 monitors reads a million rows. */
-	if (sqlite3_column_type(s, first) == SQLITE_NULL)
+	if (sqlite3_column_type(s, i) == SQLITE_NULL)
 		return 0;
-	a->checks += sqlite3_column_int64(s, first);
-	a->up += sqlite3_column_int64(s, first + 1);
-	a->degraded += sqlite3_column_int64(s, first + 2);
-	a->down += sqlite3_column_int64(s, first + 3);
-	a->failed += sqlite3_column_int64(s, first + 4);
-	if ((n = sqlite3_column_int64(s, first + 5)) <= 0)
-		return 0;
-	mn = sqlite3_column_double(s, first + 7);
-	mx = sqlite3_column_double(s, first + 8);
-	if (a->lat_n == 0 || mn < a->lat_min)
-		a->lat_min = mn;
-	if (a->lat_n == 0 || mx > a->lat_max)
-		a->lat_max = mx;
-	a->lat_n += n;
-	a->lat_sum += sqlite3_column_double(s, first + 6);
-	return rollup_hist_decode(a, sqlite3_column_blob(s, first + 9),
-	    (size_t)sqlite3_column_bytes(s, first + 9));
+	return rollup_decode(a, sqlite3_column_blob(s, i),
+	    (size_t)sqlite3_column_bytes(s, i));
 }
 
 /* ---- the migration's aggregate functions ---- */
@@ -226,17 +277,20 @@ sql_agg(sqlite3_context *ctx, int make)
 }
 
 static void
-hist_step(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+check_step(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
 	struct rollup_agg *a = sql_agg(ctx, 1);
+	int ok;
 
 	(void)argc;
 	if (a == NULL) {
 		sqlite3_result_error_nomem(ctx);
 		return;
 	}
-	if (sqlite3_value_type(argv[0]) != SQLITE_NULL)
-		rollup_add(a, NULL, 1, sqlite3_value_double(argv[0]));
+	ok = sqlite3_value_int(argv[0]) != 0;
+	rollup_add(a, ok ? "up" : "down", ok,
+	    sqlite3_value_type(argv[1]) == SQLITE_NULL ? -1 :
+	    sqlite3_value_double(argv[1]));
 }
 
 static void
@@ -249,19 +303,24 @@ merge_step(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 		sqlite3_result_error_nomem(ctx);
 		return;
 	}
-	if (rollup_hist_decode(a, sqlite3_value_blob(argv[0]),
+	if (sqlite3_value_type(argv[0]) != SQLITE_NULL &&
+	    rollup_decode(a, sqlite3_value_blob(argv[0]),
 	    (size_t)sqlite3_value_bytes(argv[0])) != 0)
-		sqlite3_result_error(ctx, "malformed latency histogram", -1);
+		sqlite3_result_error(ctx, "malformed roll-up", -1);
 }
 
 static void
-hist_final(sqlite3_context *ctx)
+agg_final(sqlite3_context *ctx)
 {
-	struct rollup_agg *a = sql_agg(ctx, 0);
-	unsigned char buf[ROLLUP_HIST_MAX];
-	size_t n = a != NULL ? rollup_hist_encode(a, buf) : 0;
+	struct rollup_agg *a = sql_agg(ctx, 0), empty;
+	unsigned char buf[ROLLUP_BLOB_MAX];
 
-	sqlite3_result_blob(ctx, buf, (int)n, SQLITE_TRANSIENT);
+	if (a == NULL) {
+		rollup_clear(&empty);
+		a = &empty;
+	}
+	sqlite3_result_blob(ctx, buf, (int)rollup_encode(a, buf),
+	    SQLITE_TRANSIENT);
 }
 
 int
@@ -269,11 +328,11 @@ rollup_sql_register(sqlite3 *db)
 {
 	int rc;
 
-	rc = sqlite3_create_function(db, "wp_rollup_hist", 1, SQLITE_UTF8 |
-	    SQLITE_DETERMINISTIC, NULL, NULL, hist_step, hist_final);
+	rc = sqlite3_create_function(db, "wp_rollup", 2, SQLITE_UTF8 |
+	    SQLITE_DETERMINISTIC, NULL, NULL, check_step, agg_final);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_create_function(db, "wp_rollup_merge", 1,
 		    SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, NULL, merge_step,
-		    hist_final);
+		    agg_final);
 	return rc;
 }

@@ -102,8 +102,9 @@ struct store {
 	sqlite3_stmt *s_retention;
 	/* Roll-ups and incidents (store-writer.c, rollup_*, incident_*). */
 	sqlite3_stmt *s_roll_load, *s_hour_get, *s_hour_put, *s_day_get;
-	sqlite3_stmt *s_day_put, *s_inc_close, *s_inc_open;
-	sqlite3_stmt *s_roll_expire[3];
+	sqlite3_stmt *s_day_put, *s_week_get, *s_week_put;
+	sqlite3_stmt *s_inc_close, *s_inc_open;
+	sqlite3_stmt *s_roll_expire[4];
 
 	pthread_t thread;
 	int started;

@@ -148,20 +148,14 @@ st_prepare_writer(struct store *st, char *err, size_t errlen)
 		/* since_ms moves only when the check changed the state. */
 		/* r_*: the monitor's open hour (rollup_note_check()). */
 		{ &st->s_state, "INSERT INTO state(monitor_id, state, "
-		    "last_check_ms, latency_ms, since_ms, r_hour, r_checks, "
-		    "r_up, r_degraded, r_down, r_failed, r_lat_n, r_lat_sum, "
-		    "r_lat_min, r_lat_max, r_hist) "
-		    "VALUES (?1, ?2, ?3, ?4, ?3, ?6, ?7, ?8, ?9, ?10, ?11, "
-		    "?12, ?13, ?14, ?15, ?16) "
+		    "last_check_ms, latency_ms, since_ms, r_hour, r_agg) "
+		    "VALUES (?1, ?2, ?3, ?4, ?3, ?6, ?7) "
 		    "ON CONFLICT(monitor_id) DO UPDATE SET "
 		    "state = excluded.state, "
 		    "last_check_ms = excluded.last_check_ms, "
 		    "latency_ms = excluded.latency_ms, "
 		    "since_ms = CASE WHEN ?5 THEN excluded.since_ms "
-		    "ELSE state.since_ms END, r_hour = ?6, r_checks = ?7, "
-		    "r_up = ?8, r_degraded = ?9, r_down = ?10, r_failed = ?11, "
-		    "r_lat_n = ?12, r_lat_sum = ?13, r_lat_min = ?14, "
-		    "r_lat_max = ?15, r_hist = ?16" },
+		    "ELSE state.since_ms END, r_hour = ?6, r_agg = ?7" },
 		{ &st->s_outbox, "INSERT INTO outbox(id, monitor_id, "
 		    "alert_name, payload, created_ms) "
 		    "VALUES (?1, ?2, ?3, ?4, ?5)" },
@@ -174,24 +168,20 @@ st_prepare_writer(struct store *st, char *err, size_t errlen)
 		    "last_error = ?2, last_attempt_ms = ?3 WHERE id = ?1" },
 		{ &st->s_retention, "DELETE FROM checks WHERE id IN "
 		    "(SELECT id FROM checks WHERE ts < ?1 LIMIT ?2)" },
-		{ &st->s_roll_load, "SELECT r_hour, r_checks, r_up, "
-		    "r_degraded, r_down, r_failed, r_lat_n, r_lat_sum, "
-		    "r_lat_min, r_lat_max, r_hist FROM state "
+		{ &st->s_roll_load, "SELECT r_hour, r_agg FROM state "
 		    "WHERE monitor_id = ?1" },
-		{ &st->s_hour_get, "SELECT checks, up, degraded, down, "
-		    "failed, lat_n, lat_sum, lat_min, lat_max, hist FROM "
-		    "rollup_hours WHERE monitor_id = ?1 AND hour = ?2" },
+		{ &st->s_hour_get, "SELECT agg FROM rollup_hours "
+		    "WHERE monitor_id = ?1 AND hour = ?2" },
 		{ &st->s_hour_put, "INSERT OR REPLACE INTO rollup_hours("
-		    "monitor_id, hour, checks, up, degraded, down, failed, "
-		    "lat_n, lat_sum, lat_min, lat_max, hist) VALUES (?1, ?2, "
-		    "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)" },
-		{ &st->s_day_get, "SELECT checks, up, degraded, down, "
-		    "failed, lat_n, lat_sum, lat_min, lat_max, hist FROM "
-		    "rollup_days WHERE monitor_id = ?1 AND day = ?2" },
+		    "monitor_id, hour, agg) VALUES (?1, ?2, ?3)" },
+		{ &st->s_day_get, "SELECT agg FROM rollup_days "
+		    "WHERE monitor_id = ?1 AND day = ?2" },
 		{ &st->s_day_put, "INSERT OR REPLACE INTO rollup_days("
-		    "monitor_id, day, checks, up, degraded, down, failed, "
-		    "lat_n, lat_sum, lat_min, lat_max, hist) VALUES (?1, ?2, "
-		    "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)" },
+		    "monitor_id, day, agg) VALUES (?1, ?2, ?3)" },
+		{ &st->s_week_get, "SELECT agg FROM rollup_weeks "
+		    "WHERE monitor_id = ?1 AND week = ?2" },
+		{ &st->s_week_put, "INSERT OR REPLACE INTO rollup_weeks("
+		    "monitor_id, week, agg) VALUES (?1, ?2, ?3)" },
 		{ &st->s_inc_close, "UPDATE incidents SET end_ms = ?2 "
 		    "WHERE monitor_id = ?1 AND end_ms IS NULL" },
 		{ &st->s_inc_open, "INSERT INTO incidents(monitor_id, "
@@ -202,7 +192,9 @@ st_prepare_writer(struct store *st, char *err, size_t errlen)
 		    "monitor_id IN (SELECT id FROM monitors) AND hour < ?1" },
 		{ &st->s_roll_expire[1], "DELETE FROM rollup_days WHERE "
 		    "monitor_id IN (SELECT id FROM monitors) AND day < ?1" },
-		{ &st->s_roll_expire[2], "DELETE FROM incidents WHERE "
+		{ &st->s_roll_expire[2], "DELETE FROM rollup_weeks WHERE "
+		    "monitor_id IN (SELECT id FROM monitors) AND week < ?1" },
+		{ &st->s_roll_expire[3], "DELETE FROM incidents WHERE "
 		    "monitor_id IN (SELECT id FROM monitors) AND start_ms < ?1 "
 		    "AND end_ms < ?1" },
 	};
@@ -225,7 +217,8 @@ st_finalize_writer(struct store *st)
 		&st->s_roll_load, &st->s_hour_get, &st->s_hour_put,
 		&st->s_day_get, &st->s_day_put, &st->s_inc_close,
 		&st->s_inc_open, &st->s_roll_expire[0], &st->s_roll_expire[1],
-		&st->s_roll_expire[2],
+		&st->s_roll_expire[2], &st->s_roll_expire[3], &st->s_week_get,
+		&st->s_week_put,
 	};
 	size_t i;
 
@@ -316,8 +309,8 @@ rollup_cache_slot(struct store *st, int64_t id, int *fresh)
 }
 
 /*
- * Add AGG to monitor ID's row of the hour HOUR and of its day, read,
- * merged here and written back: once per monitor and hour (when the hour
+ * Add AGG to monitor ID's rows of the hour HOUR, its day and its week,
+ * each read, merged here and written back: once per monitor and hour (when the hour
  * ends), or for a check that arrives after its hour was flushed.  SQLite
  * result code.
  */
@@ -325,15 +318,17 @@ static int
 rollup_flush(struct store *st, int64_t id, int64_t hour,
     const struct rollup_agg *agg)
 {
-	sqlite3_stmt *get[2] = { st->s_hour_get, st->s_day_get };
-	sqlite3_stmt *put[2] = { st->s_hour_put, st->s_day_put };
-	int64_t key[2] = { hour, hour / 24 };
+	sqlite3_stmt *get[3] = { st->s_hour_get, st->s_day_get,
+		st->s_week_get };
+	sqlite3_stmt *put[3] = { st->s_hour_put, st->s_day_put,
+		st->s_week_put };
+	int64_t key[3] = { hour, hour / 24, hour / (24 * 7) };
 	struct rollup_agg sum;
 	int i, rc;
 
 	if (hour < 0)
 		return SQLITE_OK;
-	for (i = 0; i < 2; i++) {
+	for (i = 0; i < 3; i++) {
 		sum = *agg;
 		sqlite3_bind_int64(get[i], 1, id);
 		sqlite3_bind_int64(get[i], 2, key[i]);
@@ -439,14 +434,15 @@ incident_note(struct store *st, const struct store_check *c)
 static int
 rollup_expire(struct store *st, int64_t cutoff_ms, int64_t *deleted)
 {
-	int64_t key[3] = { cutoff_ms / ROLLUP_HOUR_MS,
-	    cutoff_ms / ROLLUP_DAY_MS, cutoff_ms };
+	int64_t key[4] = { cutoff_ms / ROLLUP_HOUR_MS,
+	    cutoff_ms / ROLLUP_DAY_MS, cutoff_ms / ROLLUP_DAY_MS / 7,
+	    cutoff_ms };
 	int i, rc;
 
 	*deleted = 0;
 	if ((rc = st_step_done(st->s_begin)) != SQLITE_OK)
 		return rc;
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < 4; i++) {
 		sqlite3_bind_int64(st->s_roll_expire[i], 1, key[i]);
 		if ((rc = st_step_done(st->s_roll_expire[i])) != SQLITE_OK)
 			return rc;

@@ -139,6 +139,24 @@ sql_int(const char *path, const char *sql)
 	return v;
 }
 
+/* The checks of the aggregates SQL returns, summed. */
+static int64_t
+sql_agg(const char *path, const char *sql)
+{
+	struct rollup_agg a;
+	sqlite3 *db;
+	sqlite3_stmt *s;
+
+	rollup_clear(&a);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+	while (sqlite3_step(s) == SQLITE_ROW)
+		assert_int_equal(rollup_read(s, 0, &a), 0);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return a.checks;
+}
+
 static void
 sql_exec(const char *path, const char *sql)
 {
@@ -157,7 +175,7 @@ static void
 test_rollup_maths(void **state)
 {
 	struct rollup_agg a, b;
-	unsigned char buf[ROLLUP_HIST_MAX];
+	unsigned char buf[ROLLUP_BLOB_MAX];
 	size_t n;
 	int i;
 
@@ -190,22 +208,39 @@ test_rollup_maths(void **state)
 	rollup_add(&a, "pending", 1, -1);
 	assert_int_equal(a.checks, 1001);
 	assert_int_equal(a.lat_n, 1000);
-	/* Encode, decode: the same histogram; few bytes for a steady one. */
-	n = rollup_hist_encode(&a, buf);
+	/* Encode, decode: the same aggregate; a few bytes for a steady
+	 * latency. */
+	n = rollup_encode(&a, buf);
 	rollup_clear(&b);
-	assert_int_equal(rollup_hist_decode(&b, buf, n), 0);
+	assert_int_equal(rollup_decode(&b, buf, n), 0);
 	assert_memory_equal(a.hist, b.hist, sizeof(a.hist));
+	assert_int_equal(b.checks, 1001);
+	assert_int_equal(b.failed, 142);
+	assert_int_equal(b.lat_n, 1000);
+	assert_true(b.lat_sum == a.lat_sum && b.lat_min == 1.0 &&
+	    b.lat_max == 1000.0);
+	/* Decoding adds. */
+	assert_int_equal(rollup_decode(&b, buf, n), 0);
+	assert_int_equal(b.checks, 2002);
 	rollup_clear(&b);
 	for (i = 0; i < 3600; i++)
 		rollup_add(&b, "up", 1, 20.0 + (i % 3));
-	assert_true(rollup_hist_encode(&b, buf) <= 6);
-	/* Malformed: a bucket out of range, a count cut short. */
-	buf[0] = ROLLUP_BUCKETS;
-	buf[1] = 1;
-	assert_int_equal(rollup_hist_decode(&b, buf, 2), WP_EINVAL);
-	buf[0] = 3;
-	buf[1] = 0x80;
-	assert_int_equal(rollup_hist_decode(&b, buf, 2), WP_EINVAL);
+	assert_true(rollup_encode(&b, buf) <= 40);
+	/* Malformed: cut short anywhere, a bucket out of range, another
+	 * format; A stays as it was. */
+	n = rollup_encode(&a, buf);
+	rollup_clear(&b);
+	for (i = 0; i < (int)n - 1; i++)
+		if (rollup_decode(&b, buf, (size_t)i) == 0)
+			/* A cut at a pair's boundary is a shorter histogram. */
+			assert_true(i > 30);
+	rollup_clear(&b);
+	buf[n - 2] = ROLLUP_BUCKETS;
+	assert_int_equal(rollup_decode(&b, buf, n), WP_EINVAL);
+	assert_int_equal(b.checks, 0);
+	buf[0] = 2;
+	assert_int_equal(rollup_decode(&b, buf, n), WP_EINVAL);
+	assert_int_equal(rollup_decode(&b, buf, 0), WP_EINVAL);
 	/* Merge keeps min and max. */
 	rollup_clear(&a);
 	rollup_clear(&b);
@@ -265,9 +300,8 @@ test_windows(void **state)
 	/* Hours 0..28 flushed; hour 29 still the open hour in `state`. */
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM rollup_hours"),
 	    29);
-	assert_int_equal(sql_int(fx->db, "SELECT sum(checks) FROM "
-	    "rollup_days"), 290);
-	assert_int_equal(sql_int(fx->db, "SELECT r_checks FROM state"), 10);
+	assert_int_equal(sql_agg(fx->db, "SELECT agg FROM rollup_days"), 290);
+	assert_int_equal(sql_agg(fx->db, "SELECT r_agg FROM state"), 10);
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM rollup_days"),
 	    3);
 
@@ -352,7 +386,7 @@ test_late_and_restart(void **state)
 	assert_true(hours[0].latency_avg_ms == 7.0);
 	assert_int_equal(hours[1].checks, 2);
 	assert_int_equal(hours[2].checks, 1);
-	assert_int_equal(sql_int(fx->db, "SELECT checks FROM rollup_days"), 4);
+	assert_int_equal(sql_agg(fx->db, "SELECT agg FROM rollup_days"), 4);
 }
 
 static void
@@ -478,13 +512,15 @@ on_retention(void *arg, int64_t deleted)
 }
 
 /* Raw rows older than retention_days go; their roll-ups stay until
- * rollup_retention_days, and then go with the incidents that ended. */
+ * rollup_retention_days (in whole hours, days and weeks: a week that
+ * began before the cutoff stays until it is all older), and then go with
+ * the incidents that ended. */
 static void
 test_retention(void **state)
 {
 	struct fx *fx = *state;
 	struct history_uptime u;
-	int64_t now = DAY0 + 12 * H, old = DAY0 - 3 * D, older = DAY0 - 10 * D;
+	int64_t now = DAY0 + 12 * H, old = DAY0 - 3 * D, older = DAY0 - 30 * D;
 	int i;
 
 	open_store(fx);
@@ -501,8 +537,8 @@ test_retention(void **state)
 	assert_true(retention_done_flag);
 	close_store_open_history(fx);
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM checks"), 1);
-	/* The 3-day-old hour stays as a roll-up; the 10-day-old ones, and
-	 * the incident that ended then, are gone. */
+	/* The 3-day-old hour stays as a roll-up; the 30-day-old ones, and
+	 * the incident that ended then, are gone at every level. */
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM rollup_hours"),
 	    1);
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM incidents"), 0);
@@ -510,9 +546,12 @@ test_retention(void **state)
 	    0);
 	assert_int_equal(u.checks, 2);
 	assert_true(u.latency_min_ms == 4.0);
-	assert_int_equal(history_uptime(fx->h, &fx->ids[0], 1, now, 30 * D,
+	assert_int_equal(history_uptime(fx->h, &fx->ids[0], 1, now, 60 * D,
 	    &u), 0);
 	assert_int_equal(u.checks, 2);
+	assert_int_equal(u.incidents, 0);
+	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM rollup_weeks"),
+	    1);
 }
 
 /* A version 2 database (raw rows only) gains roll-ups and incidents from
@@ -533,20 +572,12 @@ test_backfill(void **state)
 	assert_int_equal(store_close(fx->st), 0);
 	fx->st = NULL;
 	sql_exec(fx->db, "DROP TABLE rollup_hours; DROP TABLE rollup_days; "
+	    "DROP TABLE rollup_weeks; "
 	    "DROP TABLE incidents; UPDATE state SET r_hour = NULL; "
 	    "UPDATE meta SET value = '2' WHERE key = 'schema_version'");
 	/* (the r_* columns are dropped too, as version 2 had none) */
 	sql_exec(fx->db, "ALTER TABLE state DROP COLUMN r_hour; "
-	    "ALTER TABLE state DROP COLUMN r_checks; "
-	    "ALTER TABLE state DROP COLUMN r_up; "
-	    "ALTER TABLE state DROP COLUMN r_degraded; "
-	    "ALTER TABLE state DROP COLUMN r_down; "
-	    "ALTER TABLE state DROP COLUMN r_failed; "
-	    "ALTER TABLE state DROP COLUMN r_lat_n; "
-	    "ALTER TABLE state DROP COLUMN r_lat_sum; "
-	    "ALTER TABLE state DROP COLUMN r_lat_min; "
-	    "ALTER TABLE state DROP COLUMN r_lat_max; "
-	    "ALTER TABLE state DROP COLUMN r_hist");
+	    "ALTER TABLE state DROP COLUMN r_agg");
 	open_store(fx);
 	/* New checks after the migration add to the backfilled hour. */
 	submit(fx, fx->ids[0], DAY0 + 2 * H + 60000, "up", 0, 70);

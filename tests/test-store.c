@@ -1300,17 +1300,9 @@ test_measurements_migration(void **state)
 	    "WHERE key = 'schema_version'");
 	/* ... and without version 3's roll-ups and incidents. */
 	sql_exec(db, "DROP TABLE rollup_hours; DROP TABLE rollup_days; "
+	    "DROP TABLE rollup_weeks; "
 	    "DROP TABLE incidents; ALTER TABLE state DROP COLUMN r_hour; "
-	    "ALTER TABLE state DROP COLUMN r_checks; "
-	    "ALTER TABLE state DROP COLUMN r_up; "
-	    "ALTER TABLE state DROP COLUMN r_degraded; "
-	    "ALTER TABLE state DROP COLUMN r_down; "
-	    "ALTER TABLE state DROP COLUMN r_failed; "
-	    "ALTER TABLE state DROP COLUMN r_lat_n; "
-	    "ALTER TABLE state DROP COLUMN r_lat_sum; "
-	    "ALTER TABLE state DROP COLUMN r_lat_min; "
-	    "ALTER TABLE state DROP COLUMN r_lat_max; "
-	    "ALTER TABLE state DROP COLUMN r_hist");
+	    "ALTER TABLE state DROP COLUMN r_agg");
 	sqlite3_close(db);
 
 	open_fx(fx, 16);
