@@ -786,6 +786,7 @@ reply_job(struct api *a, struct MHD_Connection *c, struct api_job *j,
  * and MHD discards (and closes the connection after) any body a client
  * sends anyway.
  */
+static int history_route(const char *url);
 static API_MHD_RESULT api_history(struct api *a, struct MHD_Connection *c,
     const char *url, const char *method);
 
@@ -802,7 +803,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 
 	conn_busy(a, c, 1);
 	if (*state == NULL && a->routes.history != NULL &&
-	    strncmp(url, "/api/monitors/", 14) == 0)
+	    history_route(url) >= 0)
 		return api_history(a, c, url, method);
 	for (i = 0; i < sizeof(routes_table) / sizeof(routes_table[0]); i++) {
 		if (strcmp(url, routes_table[i].path) == 0) {
@@ -1352,60 +1353,73 @@ hist_incidents(struct api *a, struct MHD_Connection *c, int64_t id,
 	return json_pack("{s:o}", "incidents", rows);
 }
 
+static const struct {
+	const char *suffix;
+	const char *const *params;
+	json_t *(*fn)(struct api *, struct MHD_Connection *, int64_t,
+	    struct hist_args *, int64_t);
+} hist_routes[] = {
+	{ "/checks", (const char *const[]){ "since", "until", "limit",
+	    "cursor", NULL }, hist_checks },
+	{ "/uptime", (const char *const[]){ "windows", NULL }, hist_uptime },
+	{ "/incidents", (const char *const[]){ "limit", NULL },
+	    hist_incidents },
+};
+
 /*
- * GET /api/monitors/NAME/checks|uptime|incidents, on an MHD thread: the
- * history handle's own read-only connection answers, so the loop is not
- * involved and the writer is never waited for.  A name the database has
- * never seen: 404; any bad query parameter: 400 with
- * {"errors":[{"param","message"}]}.  Another path under /api/monitors/
- * is 404 (the admin routes are another module's).
+ * Which of hist_routes URL is: /api/monitors/NAME/SUFFIX with NAME one
+ * path segment of 1 to 127 bytes; -1 for any other URL, which the other
+ * routes answer (the admin API's /api/monitors/NAME... among them).
+ */
+static int
+history_route(const char *url)
+{
+	const char *name = url + 14, *slash;
+	size_t i, len;
+
+	if (strncmp(url, "/api/monitors/", 14) != 0 ||
+	    (slash = strchr(name, '/')) == NULL)
+		return -1;
+	len = (size_t)(slash - name);
+	if (len == 0 || len >= 128)
+		return -1;
+	for (i = 0; i < sizeof(hist_routes) / sizeof(hist_routes[0]); i++)
+		if (strcmp(slash, hist_routes[i].suffix) == 0)
+			return (int)i;
+	return -1;
+}
+
+/*
+ * GET /api/monitors/NAME/checks|uptime|incidents (history_route()), on an
+ * MHD thread: the history handle's own read-only connection answers, so
+ * the loop is not involved and the writer is never waited for.  A name
+ * the database has never seen: 404; any bad query parameter: 400 with
+ * {"errors":[{"param","message"}]}; another method: 405.
  */
 static API_MHD_RESULT
 api_history(struct api *a, struct MHD_Connection *c, const char *url,
     const char *method)
 {
-	static const char *const p_checks[] = { "since", "until", "limit",
-		"cursor", NULL };
-	static const char *const p_uptime[] = { "windows", NULL };
-	static const char *const p_incidents[] = { "limit", NULL };
-	static const struct {
-		const char *suffix;
-		const char *const *params;
-		json_t *(*fn)(struct api *, struct MHD_Connection *, int64_t,
-		    struct hist_args *, int64_t);
-	} sub[] = {
-		{ "/checks", p_checks, hist_checks },
-		{ "/uptime", p_uptime, hist_uptime },
-		{ "/incidents", p_incidents, hist_incidents },
-	};
 	struct hist_args ha = { 0 };
-	const char *name = url + 14, *slash;
+	const char *name = url + 14;
 	char mon[128];
 	int64_t id = 0, now = wall_ms();
 	json_t *body;
-	size_t i, len;
+	int i = history_route(url);
+	size_t len = (size_t)(strchr(name, '/') - name);
 
-	slash = strrchr(name, '/');
-	for (i = 0; slash != NULL && i < sizeof(sub) / sizeof(sub[0]); i++)
-		if (strcmp(slash, sub[i].suffix) == 0)
-			break;
-	len = slash != NULL ? (size_t)(slash - name) : 0;
-	if (slash == NULL || i == sizeof(sub) / sizeof(sub[0]) || len == 0 ||
-	    len >= sizeof(mon) || memchr(name, '/', len) != NULL) {
-		log_debug("api: %s %s -> 404", method, url);
-		return reply_error(c, MHD_HTTP_NOT_FOUND, "not found", NULL,
-		    NULL);
-	}
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
 	    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
 		return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED,
 		    "method not allowed", MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
-	if (!authorized(a, c))
+	if (!authorized(a, c)) {
+		log_debug("api: %s %s -> 401", method, url);
 		return reply_error(c, MHD_HTTP_UNAUTHORIZED, "unauthorized",
 		    MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+	}
 	memcpy(mon, name, len);
 	mon[len] = '\0';
-	ha.allowed = sub[i].params;
+	ha.allowed = hist_routes[i].params;
 	ha.errors = json_array();
 	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, hist_arg_check,
 	    &ha);
@@ -1422,7 +1436,7 @@ api_history(struct api *a, struct MHD_Connection *c, const char *url,
 		    NULL, NULL);
 	}
 	body = json_array_size(ha.errors) == 0 ?
-	    sub[i].fn(a, c, id, &ha, now) : NULL;
+	    hist_routes[i].fn(a, c, id, &ha, now) : NULL;
 	if (json_array_size(ha.errors) > 0) {
 		json_decref(body);
 		log_debug("api: %s %s -> 400", method, url);
@@ -1435,6 +1449,7 @@ api_history(struct api *a, struct MHD_Connection *c, const char *url,
 		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
 		    "database error", NULL, NULL);
 	}
+	/* Not UTF-8: the monitor cannot be in the database either. */
 	json_object_set_new(body, "monitor", json_string(mon));
 	log_debug("api: %s %s -> 200", method, url);
 	return hist_reply(c, MHD_HTTP_OK, body);

@@ -131,4 +131,23 @@ rows_after=$(sql "$DB" "SELECT count(*) FROM checks")
 "$WATCHPOST" report --database "$DB" --format csv >"$T/r2.csv" ||
     fail "report after stop failed"
 [ "$(wc -l <"$T/r2.csv")" -eq 3 ] || fail "report after stop: $(cat "$T/r2.csv")"
+# Every stored row is counted once in the roll-ups, and every failed one
+# as down (retries = 0: each failure left the monitor down).
+for m in flip steady; do
+	want=$(sql "$DB" "SELECT count(*) || ',' || sum(ok = 0) FROM checks c JOIN monitors m ON m.id = c.monitor_id WHERE m.name = '$m'")
+	got=$(grep "^$m," "$T/r2.csv" | cut -d, -f4,5)
+	[ "$got" = "$want" ] || fail "$m: roll-ups count $got, rows $want"
+done
 ok "report exit codes; report with the agent stopped"
+
+# With a token, the history routes need it too; the history survives the
+# restart.
+printf 's3cret-token\n' >"$T/token"
+chmod 600 "$T/token"
+sed -i 's/^listen = 127.0.0.1:0$/listen = 127.0.0.1:0\napi_token_file = token/' "$T/agent.ini"
+start_agent "$T/agent.ini"
+[ "$(code /api/monitors/flip/incidents)" = 401 ] || fail "no token: not 401"
+body=$(curl -fsS -H 'Authorization: Bearer s3cret-token' "$API/api/monitors/flip/incidents")
+echo "$body" | grep -q '"end":[0-9]' || fail "after restart: $body"
+stop_agent
+ok "history routes need the token; history survives a restart"
