@@ -170,18 +170,18 @@ st_prepare_writer(struct store *st, char *err, size_t errlen)
 		    "(SELECT id FROM checks WHERE ts < ?1 LIMIT ?2)" },
 		{ &st->s_roll_load, "SELECT r_hour, r_agg FROM state "
 		    "WHERE monitor_id = ?1" },
-		{ &st->s_hour_get, "SELECT agg FROM rollup_hours "
-		    "WHERE monitor_id = ?1 AND hour = ?2" },
-		{ &st->s_hour_put, "INSERT OR REPLACE INTO rollup_hours("
-		    "monitor_id, hour, agg) VALUES (?1, ?2, ?3)" },
-		{ &st->s_day_get, "SELECT agg FROM rollup_days "
-		    "WHERE monitor_id = ?1 AND day = ?2" },
-		{ &st->s_day_put, "INSERT OR REPLACE INTO rollup_days("
-		    "monitor_id, day, agg) VALUES (?1, ?2, ?3)" },
-		{ &st->s_week_get, "SELECT agg FROM rollup_weeks "
-		    "WHERE monitor_id = ?1 AND week = ?2" },
-		{ &st->s_week_put, "INSERT OR REPLACE INTO rollup_weeks("
-		    "monitor_id, week, agg) VALUES (?1, ?2, ?3)" },
+		/* Adding to a row already there (a late check, or an hour
+		 * the migration backfilled) merges in SQL (wp_rollup_add,
+		 * rollup.h), so a flush reads nothing. */
+		{ &st->s_roll_put[0], "INSERT INTO rollup_hours(monitor_id, "
+		    "hour, agg) VALUES (?1, ?2, ?3) ON CONFLICT DO UPDATE SET "
+		    "agg = wp_rollup_add(agg, excluded.agg)" },
+		{ &st->s_roll_put[1], "INSERT INTO rollup_days(monitor_id, "
+		    "day, agg) VALUES (?1, ?2, ?3) ON CONFLICT DO UPDATE SET "
+		    "agg = wp_rollup_add(agg, excluded.agg)" },
+		{ &st->s_roll_put[2], "INSERT INTO rollup_weeks(monitor_id, "
+		    "week, agg) VALUES (?1, ?2, ?3) ON CONFLICT DO UPDATE SET "
+		    "agg = wp_rollup_add(agg, excluded.agg)" },
 		{ &st->s_inc_close, "UPDATE incidents SET end_ms = ?2 "
 		    "WHERE monitor_id = ?1 AND end_ms IS NULL" },
 		{ &st->s_inc_open, "INSERT INTO incidents(monitor_id, "
@@ -214,11 +214,10 @@ st_finalize_writer(struct store *st)
 		&st->s_savepoint, &st->s_release, &st->s_rollback_to,
 		&st->s_check, &st->s_state, &st->s_outbox, &st->s_measure,
 		&st->s_delivered, &st->s_attempt, &st->s_retention,
-		&st->s_roll_load, &st->s_hour_get, &st->s_hour_put,
-		&st->s_day_get, &st->s_day_put, &st->s_inc_close,
+		&st->s_roll_load, &st->s_roll_put[0], &st->s_roll_put[1],
+		&st->s_roll_put[2], &st->s_inc_close,
 		&st->s_inc_open, &st->s_roll_expire[0], &st->s_roll_expire[1],
-		&st->s_roll_expire[2], &st->s_roll_expire[3], &st->s_week_get,
-		&st->s_week_put,
+		&st->s_roll_expire[2], &st->s_roll_expire[3],
 	};
 	size_t i;
 
@@ -309,43 +308,29 @@ rollup_cache_slot(struct store *st, int64_t id, int *fresh)
 }
 
 /*
- * Add AGG to monitor ID's rows of the hour HOUR, its day and its week,
- * each read, merged here and written back: once per monitor and hour (when the hour
- * ends), or for a check that arrives after its hour was flushed.  SQLite
- * result code.
+ * Add AGG to monitor ID's rows of the hour HOUR, its day and its week
+ * (UPSERTs that merge with a row already there): once per monitor and
+ * hour, when the hour ends, or for a check that arrives after its hour
+ * was flushed.  SQLite result code.
  */
 static int
 rollup_flush(struct store *st, int64_t id, int64_t hour,
     const struct rollup_agg *agg)
 {
-	sqlite3_stmt *get[3] = { st->s_hour_get, st->s_day_get,
-		st->s_week_get };
-	sqlite3_stmt *put[3] = { st->s_hour_put, st->s_day_put,
-		st->s_week_put };
-	int64_t key[3] = { hour, hour / 24, hour / (24 * 7) };
-	struct rollup_agg sum;
+	const int64_t key[3] = { hour, hour / 24, hour / (24 * 7) };
+	unsigned char buf[ROLLUP_BLOB_MAX];
+	size_t n;
 	int i, rc;
 
 	if (hour < 0)
 		return SQLITE_OK;
+	n = rollup_encode(agg, buf);
 	for (i = 0; i < 3; i++) {
-		sum = *agg;
-		sqlite3_bind_int64(get[i], 1, id);
-		sqlite3_bind_int64(get[i], 2, key[i]);
-		rc = sqlite3_step(get[i]);
-		if (rc == SQLITE_ROW && rollup_read(get[i], 0, &sum) != 0) {
-			/* A damaged blob: its counts go, the rest stays. */
-			log_warn("store: monitor id %" PRId64 ": a malformed "
-			    "latency histogram in its roll-up is replaced", id);
-		}
-		sqlite3_reset(get[i]);
-		sqlite3_clear_bindings(get[i]);
-		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-			return rc;
-		sqlite3_bind_int64(put[i], 1, id);
-		sqlite3_bind_int64(put[i], 2, key[i]);
-		rollup_bind(put[i], 3, &sum);
-		if ((rc = st_step_done(put[i])) != SQLITE_OK)
+		sqlite3_bind_int64(st->s_roll_put[i], 1, id);
+		sqlite3_bind_int64(st->s_roll_put[i], 2, key[i]);
+		sqlite3_bind_blob(st->s_roll_put[i], 3, buf, (int)n,
+		    SQLITE_STATIC);
+		if ((rc = st_step_done(st->s_roll_put[i])) != SQLITE_OK)
 			return rc;
 	}
 	return SQLITE_OK;
@@ -512,7 +497,8 @@ write_item(struct store *st, const struct item *it)
 	bind_opt_double(st->s_state, 4, c->latency_ms);
 	sqlite3_bind_int(st->s_state, 5, c->state_changed ? 1 : 0);
 	sqlite3_bind_int64(st->s_state, 6, slot->hour);
-	rollup_bind(st->s_state, 7, &slot->agg);
+	sqlite3_bind_blob(st->s_state, 7, st->roll_blob,
+	    (int)rollup_encode(&slot->agg, st->roll_blob), SQLITE_STATIC);
 	if ((rc = st_step_done(st->s_state)) != SQLITE_OK)
 		return rc;
 	if (c->state_changed && (rc = incident_note(st, c)) != SQLITE_OK)

@@ -241,6 +241,23 @@ test_rollup_maths(void **state)
 	buf[0] = 2;
 	assert_int_equal(rollup_decode(&b, buf, n), WP_EINVAL);
 	assert_int_equal(rollup_decode(&b, buf, 0), WP_EINVAL);
+	/* Buckets: [0.1 * 2^(b/4), 0.1 * 2^((b+1)/4)), as log2() says. */
+	for (i = 0; i < 2000; i++) {
+		double v = 0.05 * pow(1.01, i);
+		int want = v <= ROLLUP_LAT_MIN ? 0 :
+		    (int)floor(4 * log2(v / ROLLUP_LAT_MIN));
+
+		if (want > ROLLUP_BUCKETS - 1)
+			want = ROLLUP_BUCKETS - 1;
+		/* Exactly on a boundary, rounding may pick either side. */
+		if (fabs(4 * log2(v / ROLLUP_LAT_MIN) - rint(4 * log2(v /
+		    ROLLUP_LAT_MIN))) > 1e-9)
+			assert_int_equal(rollup_bucket(v), want);
+	}
+	assert_int_equal(rollup_bucket(0.2), 4);
+	assert_int_equal(rollup_bucket(1e9), ROLLUP_BUCKETS - 1);
+	assert_int_equal(rollup_bucket(-1), 0);
+	assert_int_equal(rollup_bucket(NAN), 0);
 	/* Merge keeps min and max. */
 	rollup_clear(&a);
 	rollup_clear(&b);
