@@ -100,6 +100,7 @@ struct store {
 	sqlite3_stmt *s_check, *s_state, *s_outbox, *s_measure;
 	sqlite3_stmt *s_delivered, *s_attempt;
 	sqlite3_stmt *s_retention;
+	sqlite3_stmt *s_policy;
 	/* Roll-ups and incidents (store-writer.c, rollup_*, incident_*). */
 	sqlite3_stmt *s_roll_load, *s_roll_put[3];
 	sqlite3_stmt *s_inc_close, *s_inc_open;
