@@ -89,6 +89,21 @@ open_store(struct fx *fx)
 	assert_int_equal(store_start(fx->st), 0);
 }
 
+/* Open a store on another file PATH (the fixture's monitors are in it). */
+static void
+open_store_at(struct fx *fx, const char *path)
+{
+	static const char *const names[] = { "alpha", "beta" };
+	static const char *const types[] = { "http", "tcp" };
+	char err[512] = "";
+
+	if (store_open(path, 4096, &fx->st, err, sizeof(err)) != 0)
+		fail_msg("store_open: %s", err);
+	assert_int_equal(store_sync_monitors(fx->st, names, types, 2,
+	    fx->ids), 0);
+	assert_int_equal(store_start(fx->st), 0);
+}
+
 /* Close the store (every queued row written) and open a reader. */
 static void
 close_store_open_history(struct fx *fx)
@@ -616,6 +631,43 @@ test_backfill(void **state)
 	free(v);
 }
 
+/* The file recreated under a reader (the store's recovery does so): the
+ * reader notices within a second and reads the new file. */
+static void
+test_reopen_recreated(void **state)
+{
+	struct fx *fx = *state;
+	struct history_uptime u;
+	char tmp[PATH_MAX + 32], *sql;
+	int i;
+
+	open_store(fx);
+	submit(fx, fx->ids[0], DAY0, "up", 1, 5);
+	close_store_open_history(fx);
+	assert_int_equal(history_uptime(fx->h, &fx->ids[0], 1, DAY0 + 1, H,
+	    &u), 0);
+	assert_int_equal(u.checks, 1);
+	/* A copy with one more check moves over the path. */
+	snprintf(tmp, sizeof(tmp), "%s.new", fx->db);
+	sql = sqlite3_mprintf("VACUUM INTO %Q", tmp);
+	sql_exec(fx->db, sql);
+	sqlite3_free(sql);
+	open_store_at(fx, tmp);
+	submit(fx, fx->ids[0], DAY0 + 60000, "up", 0, 5);
+	assert_int_equal(store_close(fx->st), 0);
+	fx->st = NULL;
+	assert_int_equal(rename(tmp, fx->db), 0);
+	/* Bounded: 5 s. */
+	for (i = 0; i < 50; i++) {
+		assert_int_equal(history_uptime(fx->h, &fx->ids[0], 1, DAY0 + 1,
+		    H, &u), 0);
+		if (u.checks == 2)
+			break;
+		usleep(100000);
+	}
+	assert_int_equal(u.checks, 2);
+}
+
 static void
 test_open_refused(void **state)
 {
@@ -648,6 +700,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_retention, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_backfill, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reopen_recreated, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_open_refused, setup,
 		    teardown),
 	};
