@@ -13,6 +13,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -48,6 +49,7 @@ struct agent_conf {
 	const char *pidfile;
 	int64_t retention_days;
 	int log_level, log;
+	const char *include;
 	int64_t rollup_retention_days;
 };
 
@@ -86,6 +88,9 @@ static const struct wp_key agent_keys[] = {
 	  .help = "a file holding the bearer token the API requires" },
 	{ WP_KEY(WP_KT_PATH, "pidfile", struct agent_conf, pidfile),
 	  .help = "the PID file written with -d" },
+	{ WP_KEY(WP_KT_PATH, "include", struct agent_conf, include),
+	  .help = "a folder whose *.ini files are read after this one, in "
+	  "name order (the admin API writes its monitors there)" },
 };
 
 struct common_conf {
@@ -273,6 +278,7 @@ fill_lenient(struct loader *ld, const struct keys_ctx *ctx,
 	void *conf;
 
 	diag_init(&d1, ld->d.file);
+	d1.rank = ld->d.rank;
 	conf = keys_fill_in(ctx, keys, n_keys, key_size, conf_size, NULL,
 	    ld->dir, kv, *n_kv, &d1);
 	*clean = conf != NULL;
@@ -282,6 +288,7 @@ fill_lenient(struct loader *ld, const struct keys_ctx *ctx,
 				kv[n++] = kv[i];
 		*n_kv = n;
 		diag_init(&d2, ld->d.file);
+		d2.rank = ld->d.rank;
 		conf = keys_fill_in(ctx, keys, n_keys, key_size, conf_size,
 		    NULL, ld->dir, kv, n, &d2);
 		diag_free(&d2);
@@ -354,6 +361,8 @@ check_agent(struct loader *ld, struct cfg_agent *ag)
 	ag->api_token_file = c->api_token_file != NULL ?
 	    xstrdup(c->api_token_file) : NULL;
 	ag->pidfile = c->pidfile != NULL ? xstrdup(c->pidfile) : NULL;
+	ag->include = c->include != NULL ? xstrdup(c->include) : NULL;
+	ag->include_line = keys_line(kv, n, "include");
 	/* Text the types allow empty, but these do not. */
 	if (c->user != NULL && c->user[0] == '\0')
 		report(ld, keys_line(kv, n, "user"), "user: no value");
@@ -564,6 +573,13 @@ build_section(struct loader *ld, const struct cfg_raw_section *rs,
 
 	s->name = xstrdup(rs->name);
 	s->line = rs->line;
+	s->lines = xcalloc(rs->n_kv + 1, sizeof(*s->lines));
+	for (i = 0; i < rs->n_kv; i++) {
+		s->lines[i].key = xstrdup(rs->kv[i].key);
+		s->lines[i].value = xstrdup(rs->kv[i].value);
+		s->lines[i].line = rs->kv[i].line;
+	}
+	s->n_lines = rs->n_kv;
 	*ckv = xmalloc((rs->n_kv + 1) * sizeof(**ckv));
 	pkv = xmalloc((rs->n_kv + 1) * sizeof(*pkv));
 	*n_ckv = 0;
@@ -843,6 +859,11 @@ section_free(struct cfg_section *s)
 	}
 	free(s->kv);
 	free(s->definition);
+	for (i = 0; i < s->n_lines; i++) {
+		free((char *)s->lines[i].key);
+		free((char *)s->lines[i].value);
+	}
+	free(s->lines);
 }
 
 void
@@ -860,6 +881,10 @@ config_free(struct config *cfg)
 	free(cfg->agent.user);
 	free(cfg->agent.api_token_file);
 	free(cfg->agent.pidfile);
+	free(cfg->agent.include);
+	for (i = 0; i < cfg->n_files; i++)
+		free(cfg->files[i]);
+	free(cfg->files);
 	for (i = 0; i < cfg->n_monitors; i++) {
 		section_free(&cfg->monitors[i].s);
 		for (j = 0; j < cfg->monitors[i].n_alerts; j++)
@@ -874,13 +899,99 @@ config_free(struct config *cfg)
 	free(cfg);
 }
 
+static int
+name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Is NAME one the include folder reads: "*.ini", not hidden (as the
+ * shell's glob has it)? */
+static int
+include_name(const char *name)
+{
+	size_t n = strlen(name);
+
+	return name[0] != '.' && n > 4 && strcmp(name + n - 4, ".ini") == 0;
+}
+
+/*
+ * Read the include folder AG->include after the main file: every *.ini
+ * file in it in name order (strcmp, so the same on every machine), each
+ * as its own file for the duplicate check and the messages (rank = its
+ * index).  OV may replace or hide one of them, or add one.  A folder that
+ * cannot be listed is an error at the include line.
+ */
+static void
+read_includes(struct loader *ld, const struct cfg_agent *ag,
+    const struct cfg_overlay *ov)
+{
+	DIR *dir;
+	struct dirent *de;
+	char **names = NULL, *path;
+	const char *ov_name = NULL, *src;
+	size_t n = 0, i, dl = strlen(ag->include);
+	int ov_seen = 0;
+
+	if (ov != NULL && strncmp(ov->path, ag->include, dl) == 0 &&
+	    ov->path[dl] == '/' && strchr(ov->path + dl + 1, '/') == NULL)
+		ov_name = ov->path + dl + 1;
+	if ((dir = opendir(ag->include)) == NULL) {
+		ld->d.file = ld->raw.files[0];
+		ld->d.rank = 0;
+		report(ld, ag->include_line, "include: cannot read the folder "
+		    "%s: %s", ag->include, strerror(errno));
+		return;
+	}
+	while ((de = readdir(dir)) != NULL) {
+		if (!include_name(de->d_name))
+			continue;
+		if (ov_name != NULL && strcmp(de->d_name, ov_name) == 0) {
+			ov_seen = 1;
+			if (ov->source == NULL)
+				continue;
+		}
+		names = xrealloc(names, (n + 1) * sizeof(*names));
+		names[n++] = xstrdup(de->d_name);
+	}
+	closedir(dir);
+	if (ov_name != NULL && !ov_seen && ov->source != NULL) {
+		names = xrealloc(names, (n + 1) * sizeof(*names));
+		names[n++] = xstrdup(ov_name);
+	}
+	if (n > 1)
+		qsort(names, n, sizeof(*names), name_cmp);
+	for (i = 0; i < n; i++) {
+		path = xasprintf("%s/%s", ag->include, names[i]);
+		src = ov_name != NULL && strcmp(names[i], ov_name) == 0 ?
+		    ov->source : path;
+		ld->d.file = path;
+		ld->d.rank = (int)ld->raw.n_files;
+		/* An unreadable file is reported; the others still count. */
+		(void)cfg_read_from(path, src, &ld->raw, &ld->d);
+		free(path);
+		free(names[i]);
+	}
+	free(names);
+}
+
 int
 config_load(const char *file, const char *plugin_dir_override,
     cfg_lookup_fn lookup, void *lookup_arg, struct wp_diag *diag,
     struct config **out)
 {
+	return config_load_overlay(file, plugin_dir_override, lookup,
+	    lookup_arg, NULL, diag, out);
+}
+
+int
+config_load_overlay(const char *file, const char *plugin_dir_override,
+    cfg_lookup_fn lookup, void *lookup_arg, const struct cfg_overlay *ov,
+    struct wp_diag *diag, struct config **out)
+{
 	struct loader ld;
 	struct config *cfg = NULL;
+	const struct cfg_raw_section *rs;
 	const char *prev_file = diag->file;
 	char *cwd;
 	size_t i, nm = 0, na = 0;
@@ -902,6 +1013,13 @@ config_load(const char *file, const char *plugin_dir_override,
 	cfg->dir = file_dir(file);
 	ld.dir = cfg->dir;
 	check_agent(&ld, &cfg->agent);
+	if (cfg->agent.include != NULL)
+		read_includes(&ld, &cfg->agent, ov);
+	/* The main file's name as given; the included ones absolute. */
+	cfg->files = xcalloc(ld.raw.n_files + 1, sizeof(*cfg->files));
+	for (i = 0; i < ld.raw.n_files; i++)
+		cfg->files[i] = xstrdup(ld.raw.files[i]);
+	cfg->n_files = ld.raw.n_files;
 	if (plugin_dir_override != NULL) {
 		cwd = current_dir();
 		free(cfg->agent.plugin_dir);
@@ -919,14 +1037,28 @@ config_load(const char *file, const char *plugin_dir_override,
 	cfg->monitors = xcalloc(nm + 1, sizeof(*cfg->monitors));
 	cfg->alerts = xcalloc(na + 1, sizeof(*cfg->alerts));
 	for (i = 0; i < ld.raw.n_secs; i++) {
-		if (ld.raw.secs[i].kind == CFG_MONITOR)
-			check_monitor(&ld, &ld.raw.secs[i],
-			    cfg->agent.plugin_dir,
+		struct cfg_section *s = NULL;
+
+		rs = &ld.raw.secs[i];
+		/* Each section's problems name its own file. */
+		ld.d.file = cfg->files[rs->file];
+		ld.d.rank = rs->file;
+		if (rs->kind == CFG_MONITOR) {
+			s = &cfg->monitors[cfg->n_monitors].s;
+			check_monitor(&ld, rs, cfg->agent.plugin_dir,
 			    &cfg->monitors[cfg->n_monitors++]);
-		else if (ld.raw.secs[i].kind == CFG_ALERT)
-			check_alert(&ld, &ld.raw.secs[i], cfg->agent.plugin_dir,
+		} else if (rs->kind == CFG_ALERT) {
+			s = &cfg->alerts[cfg->n_alerts].s;
+			check_alert(&ld, rs, cfg->agent.plugin_dir,
 			    &cfg->alerts[cfg->n_alerts++]);
+		}
+		if (s != NULL) {
+			s->file = cfg->files[rs->file];
+			s->file_no = rs->file;
+		}
 	}
+	ld.d.file = file;
+	ld.d.rank = 0;
 	*out = cfg;
 	if (ld.d.errors == 0)
 		ret = 0;

@@ -78,6 +78,15 @@ struct monitor {
 	struct once_result *once;
 
 	struct monitor *next, *hnext;
+	struct check_waiter *waiters; /* manager_check_now(), in order */
+};
+
+/* A caller of manager_check_now() waiting for the monitor's next finished
+ * check. */
+struct check_waiter {
+	void (*cb)(void *arg, const struct outcome *o);
+	void *arg;
+	struct check_waiter *next;
 };
 
 static struct store *store;
@@ -108,6 +117,7 @@ static int64_t ptimer_due = INT64_MAX; /* the due time it is armed for */
 static void start_attempt(struct monitor *m, unsigned attempt);
 static void check_drained(void);
 static void policy_rearm(struct monitor *m);
+static void notify_waiters(struct monitor *m, const struct outcome *o);
 
 static size_t
 hash_name(const char *s)
@@ -511,6 +521,7 @@ finish_check(struct monitor *m, const struct wp_result *r0)
 	checks_total++;
 
 	last_record(m, &o);
+	notify_waiters(m, &o);
 	if (m->once != NULL) {
 		once_record(m->once, &o);
 		m->once = NULL;
@@ -684,11 +695,13 @@ attempt_done(void *arg, const struct wp_result *r, enum op_outcome outcome)
 
 	m->op = NULL;
 	if (m->removed) {
+		notify_waiters(m, NULL);
 		monitor_dispose(m);
 		check_drained();
 		return;
 	}
 	if (outcome == OP_CANCELED) {
+		notify_waiters(m, NULL);
 		check_drained();
 		return;
 	}
@@ -919,6 +932,7 @@ remove_unnamed(const struct config *cfg)
 		uv_timer_stop(&m->retry_timer);
 		m->retry_pending = 0;
 		log_info("monitor %s: removed", m->name);
+		notify_waiters(m, NULL);
 		monitor_dispose(m);
 	}
 	return n;
@@ -934,6 +948,7 @@ monitor_update(struct monitor *m, const struct cfg_monitor *c,
 		runtime_cancel(m->op);
 	uv_timer_stop(&m->retry_timer);
 	m->retry_pending = 0;
+	notify_waiters(m, NULL);
 	instance_unref(m->in);
 	m->in = in;
 	monitor_set(m, c);
@@ -1111,6 +1126,7 @@ manager_stop(void (*drained)(void *), void *arg)
 		if (m->retry_pending) {
 			uv_timer_stop(&m->retry_timer);
 			m->retry_pending = 0;
+			notify_waiters(m, NULL);
 		}
 	}
 	if (ptimer_ready)
@@ -1130,6 +1146,7 @@ manager_free(void)
 
 	for (m = monitors; m; m = next) {
 		next = m->next;
+		notify_waiters(m, NULL);
 		if (m->op != NULL)
 			continue; /* a plugin that never completed keeps it */
 		instance_unref(m->in);
@@ -1168,6 +1185,41 @@ num_or_null(double v)
 	return v >= 0 ? json_real(v) : json_null();
 }
 
+/* M as GET /api/monitors shows it (a new reference). */
+static json_t *
+monitor_json(const struct monitor *m)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "name", json_string(m->name));
+	json_object_set_new(o, "type", json_string(m->type));
+	json_object_set_new(o, "state", json_string(
+	    mstate_name(m->enabled ? m->ps.state : ST_PAUSED)));
+	json_object_set_new(o, "last_check", m->last_check_ms ?
+	    json_integer(m->last_check_ms) : json_null());
+	json_object_set_new(o, "latency_ms",
+	    m->last_check_ms ? num_or_null(m->last.ms.latency) :
+	    json_null());
+	json_object_set_new(o, "since", m->ps.since_ms ?
+	    json_integer(m->ps.since_ms) : json_null());
+	json_object_set_new(o, "status_code", m->last.status_code >= 0 ?
+	    json_integer(m->last.status_code) : json_null());
+	json_object_set_new(o, "reason", m->ps.state == ST_DOWN ||
+	    m->ps.state == ST_DEGRADED ?
+	    json_string(reason_name(m->state_reason)) : json_null());
+	json_object_set_new(o, "error", m->ps.state == ST_DOWN &&
+	    m->state_detail != NULL ? json_string(m->state_detail) :
+	    json_null());
+	json_object_set_new(o, "interval_ms",
+	    json_integer(m->interval_ms));
+	json_object_set_new(o, "checks_up", json_integer((json_int_t)m->n_up));
+	json_object_set_new(o, "checks_down",
+	    json_integer((json_int_t)m->n_down));
+	json_object_set_new(o, "checks_skipped",
+	    json_integer((json_int_t)m->sched.skipped));
+	return o;
+}
+
 char *
 manager_monitors_json(void)
 {
@@ -1175,36 +1227,8 @@ manager_monitors_json(void)
 	struct monitor *m;
 	char *out;
 
-	for (m = monitors; m; m = m->next) {
-		json_t *o = json_object();
-		json_object_set_new(o, "name", json_string(m->name));
-		json_object_set_new(o, "type", json_string(m->type));
-		json_object_set_new(o, "state", json_string(
-		    mstate_name(m->enabled ? m->ps.state : ST_PAUSED)));
-		json_object_set_new(o, "last_check", m->last_check_ms ?
-		    json_integer(m->last_check_ms) : json_null());
-		json_object_set_new(o, "latency_ms",
-		    m->last_check_ms ? num_or_null(m->last.ms.latency) :
-		    json_null());
-		json_object_set_new(o, "since", m->ps.since_ms ?
-		    json_integer(m->ps.since_ms) : json_null());
-		json_object_set_new(o, "status_code", m->last.status_code >= 0 ?
-		    json_integer(m->last.status_code) : json_null());
-		json_object_set_new(o, "reason", m->ps.state == ST_DOWN ||
-		    m->ps.state == ST_DEGRADED ?
-		    json_string(reason_name(m->state_reason)) : json_null());
-		json_object_set_new(o, "error", m->ps.state == ST_DOWN &&
-		    m->state_detail != NULL ? json_string(m->state_detail) :
-		    json_null());
-		json_object_set_new(o, "interval_ms",
-		    json_integer(m->interval_ms));
-		json_object_set_new(o, "checks_up", json_integer((json_int_t)m->n_up));
-		json_object_set_new(o, "checks_down",
-		    json_integer((json_int_t)m->n_down));
-		json_object_set_new(o, "checks_skipped",
-		    json_integer((json_int_t)m->sched.skipped));
-		json_array_append_new(arr, o);
-	}
+	for (m = monitors; m; m = m->next)
+		json_array_append_new(arr, monitor_json(m));
 	out = json_dumps(arr, JSON_COMPACT);
 	json_decref(arr);
 	return out;
@@ -1248,4 +1272,59 @@ manager_monitor_next(const struct monitor *prev,
 	out->meas = m->last.meas;
 	out->n_meas = m->last.n_meas;
 	return m;
+}
+
+/* ---- the admin API (admin.c) ---- */
+
+/* Call and drop every waiter of M with O (NULL: no result is coming). */
+static void
+notify_waiters(struct monitor *m, const struct outcome *o)
+{
+	struct check_waiter *w, *next;
+
+	w = m->waiters;
+	m->waiters = NULL;
+	for (; w != NULL; w = next) {
+		next = w->next;
+		w->cb(w->arg, o);
+		free(w);
+	}
+}
+
+int
+manager_check_now(const char *name, void (*cb)(void *arg,
+    const struct outcome *o), void *arg)
+{
+	struct monitor *m = find(name);
+	struct check_waiter *w, **tail;
+
+	if (m == NULL || m->removed)
+		return WP_EINVAL;
+	if (stopping || m->in == NULL)
+		return WP_EAGAIN;
+	w = xcalloc(1, sizeof(*w));
+	w->cb = cb;
+	w->arg = arg;
+	for (tail = &m->waiters; *tail != NULL; tail = &(*tail)->next)
+		;
+	*tail = w;
+	/* A check in flight (or between its attempts) is the one waited
+	 * for: checks of a monitor never overlap. */
+	if (m->op == NULL && !m->retry_pending)
+		start_attempt(m, 0);
+	return 0;
+}
+
+json_t *
+manager_monitor_json(const char *name)
+{
+	struct monitor *m = find(name);
+
+	return m != NULL && !m->removed ? monitor_json(m) : NULL;
+}
+
+const struct config *
+manager_config(void)
+{
+	return current;
 }

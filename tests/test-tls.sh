@@ -6,84 +6,18 @@
 # reaches SQLite and /metrics, and -t errors.
 . "$abs_top_srcdir/tests/lib.sh"
 
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY=python3
-"$PY" -c 'import aiosmtpd' 2>/dev/null ||
-    fail "aiosmtpd is missing: install the Debian package python3-aiosmtpd"
-
-# ---- certificates ----
-cd "$T"
-cat >ca.cnf <<'CNF'
-[ca]
-default_ca = ca_sect
-[ca_sect]
-dir = .
-database = index.txt
-new_certs_dir = .
-serial = serial
-default_md = sha256
-policy = pol
-unique_subject = no
-copy_extensions = copy
-[pol]
-commonName = supplied
-CNF
-: >index.txt
-echo 01 >serial
-openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem \
-    -days 30 -subj "/CN=watchpost test CA/O=watchpost tests" 2>/dev/null ||
-    fail "openssl: CA"
-utc() { date -u -d "$1" +%Y%m%d%H%M%SZ; }
-# cert NAME CN SAN FROM TO: NAME.pem and NAME.key signed by the CA.
-cert() {
-	openssl req -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.csr" \
-	    -subj "/CN=$2" -addext "subjectAltName=$3" 2>/dev/null &&
-	openssl ca -batch -config ca.cnf -cert ca.pem -keyfile ca.key \
-	    -in "$1.csr" -out "$1.pem" -startdate "$(utc "$4")" \
-	    -enddate "$(utc "$5")" -notext >/dev/null 2>&1 ||
-	    fail "openssl: certificate $1"
-}
+make_ca
 cert good localhost "DNS:localhost,IP:127.0.0.1" "-1 day" "+20 days"
 cert expired localhost "DNS:localhost,IP:127.0.0.1" "-10 days" "-1 day"
-cd - >/dev/null
+tls_server good good -quiet
+tls_server expired expired -quiet
 
-# tls_server NAME CERT: openssl s_server on a free port; sets NAME_PORT.
-tls_server() {
-	local name=$1 try port
-	for try in 1 2 3 4 5 6 7 8; do
-		port=$(( 20000 + (RANDOM * 7 + try * 131) % 40000 ))
-		openssl s_server -accept "127.0.0.1:$port" -cert "$T/$2.pem" \
-		    -key "$T/$2.key" -quiet </dev/null >"$T/$name.log" 2>&1 &
-		PIDS+=($!)
-		if wait_until 5 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" \
-		    2>/dev/null; then
-			eval "${name}_PORT=$port"
-			return 0
-		fi
-	done
-	fail "openssl s_server $name did not start"
-}
-tls_server good good
-tls_server expired expired
-
-# An SMTP server offering STARTTLS with the good certificate.
-for try in 1 2 3 4 5 6 7 8; do
-	SMTP_PORT=$(( 20000 + (RANDOM * 7 + try * 131) % 40000 ))
-	"$PY" -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" \
-	    --tlscert "$T/good.pem" --tlskey "$T/good.key" \
-	    >"$T/smtp.log" 2>&1 &
-	PIDS+=($!)
-	wait_until 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$SMTP_PORT" \
-	    2>/dev/null && break
-done
-# ... and one without STARTTLS.
-for try in 1 2 3 4 5 6 7 8; do
-	PLAIN_PORT=$(( 20000 + (RANDOM * 7 + try * 131) % 40000 ))
-	"$PY" -m aiosmtpd -n -l "127.0.0.1:$PLAIN_PORT" >"$T/plain.log" 2>&1 &
-	PIDS+=($!)
-	wait_until 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$PLAIN_PORT" \
-	    2>/dev/null && break
-done
+# An SMTP server offering STARTTLS with the good certificate, and one
+# without STARTTLS.
+start_smtpd smtp --tlscert "$T/good.pem" --tlskey "$T/good.key"
+start_smtpd plain
+SMTP_PORT=$smtp_PORT
+PLAIN_PORT=$plain_PORT
 
 cat >"$T/tls.ini" <<INI
 [agent]
