@@ -2,12 +2,13 @@
  * api -- the HTTP status API (libmicrohttpd).
  *
  * Routes: GET /healthz (200 "ok", never needs the token), GET /api/monitors,
- * GET /api/monitor, GET /metrics, and everything under /api/monitors/NAME
- * (any method, with a body: routes->admin).  Anything else: 404; other
- * methods: 405.  With a token, every route but /healthz needs
- * "Authorization: Bearer TOKEN" (401 otherwise, compared in constant
- * time); a change (an admin request but GET or HEAD) needs it always, and
- * answers 403 when no token is set.
+ * GET /api/monitor, GET /metrics, everything under /api/monitors/NAME
+ * (any method, with a body: routes->admin) but the history of one monitor,
+ * GET /api/monitors/NAME/checks, /uptime and /incidents (api_history()).
+ * Anything else: 404; other methods: 405.  With a token, every route but
+ * /healthz needs "Authorization: Bearer TOKEN" (401 otherwise, compared
+ * in constant time); a change (an admin request but GET or HEAD) needs it
+ * always, and answers 403 when no token is set.
  *
  * The bodies are rendered by the caller's functions, which api.c always calls
  * on the libuv loop thread (it posts the request to the loop with a
@@ -59,6 +60,11 @@ struct api_routes {
 	 * Called on the loop thread; it answers req->job exactly once, at
 	 * once or later, with api_answer(). */
 	void (*admin)(void *arg, const struct api_request *req);
+	/* GET /api/monitors/NAME/{checks,uptime,incidents}: answered on
+	 * the API's own threads from this read-only handle (history.h;
+	 * NULL: those routes answer 404).  Borrowed; it must outlive the
+	 * API. */
+	struct history *history;
 };
 
 /*

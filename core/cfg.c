@@ -51,6 +51,7 @@ struct agent_conf {
 	int log_level, log;
 	const char *include;
 	int64_t exec_max;
+	int64_t rollup_retention_days;
 };
 
 /* Most verbose first, as -h lists them: WP_LOG_DEBUG - index is the level. */
@@ -71,6 +72,10 @@ static const struct wp_key agent_keys[] = {
 	{ WP_KEY(WP_KT_INT, "retention_days", struct agent_conf,
 	  retention_days), .def = "30", .min = 0, .max = 36500,
 	  .help = "days of results to keep; 0 keeps them forever" },
+	{ WP_KEY(WP_KT_INT, "rollup_retention_days", struct agent_conf,
+	  rollup_retention_days), .def = "400", .min = 0, .max = 36500,
+	  .help = "days of hourly and daily roll-ups and incidents to keep; "
+	  "0 keeps them forever" },
 	{ WP_KEY(WP_KT_ENUM, "log_level", struct agent_conf, log_level),
 	  .def = "info", .values = log_levels,
 	  .help = "the least severe level logged" },
@@ -355,6 +360,7 @@ check_agent(struct loader *ld, struct cfg_agent *ag)
 	ag->database = xstrdup(c->database);
 	ag->plugin_dir = xstrdup(c->plugin_dir);
 	ag->retention_days = (int)c->retention_days;
+	ag->rollup_retention_days = (int)c->rollup_retention_days;
 	ag->log_level = WP_LOG_DEBUG - c->log_level;
 	ag->log_syslog = keys_line(kv, n, "log") != 0 ? c->log : -1;
 	ag->api_token_file = c->api_token_file != NULL ?

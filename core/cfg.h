@@ -44,6 +44,7 @@ struct cfg_agent {
 	char *plugin_dir;      /* default PKGLIBDIR */
 	char *listen;          /* "127.0.0.1:9405" default; NULL when "off" */
 	int retention_days;    /* default 30; 0 keeps forever */
+	int rollup_retention_days; /* default 400; 0 keeps forever */
 	int log_level;         /* WP_LOG_*, default WP_LOG_INFO */
 	int log_syslog;        /* 1 with log = syslog; -1 when not set */
 	char *user;            /* NULL: no privilege drop */
