@@ -3,7 +3,9 @@
  *
  * Routes: GET /healthz (200 "ok", never needs the token), GET /api/monitors,
  * GET /api/monitor, GET /metrics, and the history of one monitor, GET
- * /api/monitors/NAME/checks, /uptime and /incidents (api_history()).  Anything else: 404; other methods: 405.
+ * /api/monitors/NAME/checks, /uptime and /incidents (api_history()), and
+ * the status page and badges (api_status()).  Anything else: 404; other
+ * methods: 405.
  * With a token, every route but /healthz needs "Authorization: Bearer
  * TOKEN" (401 otherwise, compared in constant time).
  *
@@ -39,6 +41,11 @@ struct api_routes {
 	 * NULL: those routes answer 404).  Borrowed; it must outlive the
 	 * API. */
 	struct history *history;
+	/* GET /, /badge/NAME/status.svg, /badge/NAME/uptime.svg: the
+	 * status page (statuspage.h): this renderer takes its snapshot on
+	 * the loop, the API's threads render it (NULL: those routes answer
+	 * 404).  A token is needed unless statuspage_public(). */
+	char *(*status_snapshot)(void *arg);
 };
 
 /*

@@ -28,6 +28,7 @@
 #include "opmon.h"
 #include "runtime.h"
 #include "pool.h"
+#include "statuspage.h"
 #include "report.h"
 #include "store.h"
 #include "util.h"
@@ -387,6 +388,8 @@ reload(void)
 		config_free(cfg);
 		cfg = NULL;
 	}
+	if (cfg != NULL)
+		statuspage_configure(cfg);
 	if (cfg != NULL)
 		agent_reload(&ag, token);
 	if (token != NULL) {
@@ -849,7 +852,7 @@ main(int argc, char **argv)
 	opmon_end(op, OP_SUCCEEDED, NULL);
 	if (cfg->agent.listen != NULL) {
 		static struct api_routes routes = { render_monitors,
-		    render_opmon, render_metrics, NULL, NULL };
+		    render_opmon, render_metrics, NULL, NULL, NULL };
 		op = opmon_begin(OPC_STARTUP, "bind API", STARTUP_STEP_MS);
 		/* The history routes' own read-only connection (the store
 		 * has migrated the file by now). */
@@ -857,6 +860,7 @@ main(int argc, char **argv)
 		    sizeof(err)) != 0)
 			log_warn("api: no history routes: %s", err);
 		routes.history = history;
+		routes.status_snapshot = statuspage_snapshot;
 		if (api_start(cfg->agent.listen, token, main_loop, &routes,
 		    &api, err, sizeof(err)) != 0) {
 			/* api_start() names the address itself. */
@@ -887,6 +891,7 @@ main(int argc, char **argv)
 			diag_free(&diag);
 			return 1;
 		}
+		statuspage_configure(cfg);
 		diag_free(&diag);
 		log_info("watchpost %s started: %zu monitor(s), database %s",
 		    PACKAGE_VERSION, n, store ? "open" : "none");
@@ -904,6 +909,7 @@ main(int argc, char **argv)
 	api_stop(api);
 	history_close(history);
 	history = NULL;
+	statuspage_configure(NULL);
 	finish();
 	if (daemon_lock_lost())
 		exit_code = 1;
