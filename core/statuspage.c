@@ -533,11 +533,13 @@ static const char css[] =
 "white-space:nowrap;background:var(--fg);color:var(--bg);padding:.2rem "
 ".45rem;border-radius:.3rem;font-size:.8rem;z-index:2;pointer-events:none}"
 ".spark{flex:none;width:120px;height:32px}"
-".spark path{fill:none;stroke:var(--link);stroke-width:1.6;"
+".spark path{fill:none;stroke:var(--link);stroke-width:2;"
 "stroke-linecap:round;stroke-linejoin:round}"
 ".spark .base{stroke:var(--line);stroke-width:1}"
+".lat{flex:none;width:4.5rem;color:var(--muted);font-size:.8rem;"
+"text-align:right}"
 ".axis{display:flex;justify-content:space-between;color:var(--muted);"
-"font-size:.75rem;margin-right:136px}"
+"font-size:.75rem;margin-right:calc(136px + 5.5rem)}"
 ".groups li{display:inline-block;margin:0 .4rem .4rem 0}"
 ".groups a{display:inline-block;padding:.25rem .6rem;border:1px solid "
 "var(--line);border-radius:1rem;background:var(--card);"
@@ -707,6 +709,12 @@ sparkline(struct sbuf *b, const struct history_hour *hr)
 		sbuf_puts(b, "\"/>");
 	}
 	sbuf_puts(b, "</svg>");
+	if (n > 0)
+		sbuf_printf(b, "<span class=\"lat\" aria-hidden=\"true\">"
+		    "%.1f ms</span>", sum / n);
+	else
+		sbuf_puts(b, "<span class=\"lat\" aria-hidden=\"true\">"
+		    "\xe2\x80\x94</span>");
 }
 
 struct page_args {
