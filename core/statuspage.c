@@ -512,7 +512,8 @@ static const char css[] =
 ".mon.s-down{border-left:.35rem solid var(--down)}"
 ".mon.s-degraded{border-left:.35rem solid var(--deg)}"
 ".top{display:flex;flex-wrap:wrap;gap:.2rem .8rem;align-items:baseline}"
-".name{font-weight:600;margin:0;font-size:1rem}.up90{margin-left:auto;"
+".name{font-weight:600;margin:0;font-size:1rem;color:var(--fg)}"
+".up90{margin-left:auto;"
 "color:var(--muted)}"
 ".state{font-weight:600}.s-up .state,.state.s-up{color:var(--up)}"
 ".s-down .state,.state.s-down{color:var(--down)}"
@@ -786,7 +787,8 @@ render_page(const struct snap *s, struct history *h,
 	/* Database ids, for the history of what the answer shows. */
 	if (h != NULL && history_monitors(h, &hm, &n_hm) != 0)
 		db_ok = 0;
-	qsort(hm, n_hm, sizeof(*hm), hmon_cmp);
+	if (n_hm > 0)
+		qsort(hm, n_hm, sizeof(*hm), hmon_cmp);
 	byid = xcalloc(n + 1, sizeof(*byid));
 	for (i = 0; i < n; i++) {
 		struct history_monitor key, *f;
@@ -958,11 +960,14 @@ render_page(const struct snap *s, struct history *h,
 		sbuf_puts(&b, state_class(m->state));
 		sbuf_puts(&b, "\" data-monitor=\"");
 		esc(&b, m->name);
-		sbuf_puts(&b, "\"><div class=\"top\"><h4 class=\"name\">");
+		/* Under a group's h3 the names are h4, else h3. */
+		sbuf_printf(&b, "\"><div class=\"top\"><h%d class=\"name\">",
+		    any_group ? 4 : 3);
 		esc(&b, m->name);
-		sbuf_printf(&b, "</h4><span class=\"state\" data-state=\"%s\">"
+		sbuf_printf(&b, "</h%d><span class=\"state\" data-state=\"%s\">"
 		    "<span aria-hidden=\"true\">%s</span> %s</span>",
-		    mstate_name((enum mstate)m->state), state_icon(m->state),
+		    any_group ? 4 : 3, mstate_name((enum mstate)m->state),
+		    state_icon(m->state),
 		    state_word(m->state));
 		if (reason != NULL) {
 			sbuf_puts(&b, "<span class=\"reason\">(");
@@ -1073,7 +1078,7 @@ render_page(const struct snap *s, struct history *h,
 	    "%d);</script></body></html>\n", buf2, buf, nonce, REFRESH_MS);
 
 	snprintf(r->csp, sizeof(r->csp), "default-src 'none'; style-src "
-	    "'nonce-%s'; script-src 'nonce-%s'; img-src 'self'; base-uri "
+	    "'nonce-%s'; script-src 'nonce-%s'; base-uri "
 	    "'none'; form-action 'none'; frame-ancestors 'none'", nonce,
 	    nonce);
 	r->cache = "no-store";
