@@ -27,6 +27,13 @@
  * the connections in total and per client address; the total is sized
  * against the open-files limit.
  *
+ * Admin requests (routes.admin) carry a body: the token and the declared
+ * length are judged on the first call, the body is gathered on the pool
+ * thread (capped), and the job goes to the loop once it is whole.  The
+ * loop answers it with api_answer(), at once or later (a check run on
+ * request); until then the loop's reference stays with the job and the
+ * api struct outlives api_stop() (a->pending).
+ *
  * Test seam: WP_API_LOOP_TIMEOUT_MS, read once in api_start, replaces the
  * 5 s loop timeout.
  */
@@ -81,7 +88,10 @@
 #define CT_TEXT "text/plain; charset=utf-8"
 #define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
 
-enum route { R_HEALTHZ, R_MONITORS, R_OPMON, R_METRICS };
+enum route { R_HEALTHZ, R_MONITORS, R_OPMON, R_METRICS, R_ADMIN };
+
+#define ADMIN_PREFIX "/api/monitors/"
+#define HTTP_TOO_LARGE 413 /* MHD renamed its macro between versions */
 
 static const struct {
 	const char *path;
@@ -113,6 +123,14 @@ struct api_job {
 	int suspended;			/* in api.waiting; nobody resumed it */
 	int done;
 	char *body;
+	/* An admin request (routes.admin): read while `reading`, answered
+	 * with its own status and header (api_answer). */
+	struct api *a;
+	int admin, reading, too_big;
+	struct sbuf in;
+	char *method, *url, *if_match;
+	unsigned status;
+	char *hname, *hval;
 };
 
 /*
@@ -150,6 +168,8 @@ struct api {
 	struct api_conn *conns;
 	pthread_t sweeper;
 	int sweeper_running;
+	int pending;		/* admin jobs the loop has not answered yet */
+	int closed;		/* api_stop done: freed when pending is 0 */
 	unsigned cut_slow;	/* never-served connections cut, not yet logged */
 	int64_t cut_logged_ms;	/* when that was last logged */
 };
@@ -310,6 +330,12 @@ job_free(struct api_job *j)
 	if (j == NULL)
 		return;
 	free(j->body);
+	free(j->in.data);
+	free(j->method);
+	free(j->url);
+	free(j->if_match);
+	free(j->hname);
+	free(j->hval);
 	free(j);
 }
 
@@ -371,6 +397,17 @@ on_async(uv_async_t *h)
 			pthread_mutex_unlock(&a->mu);
 			continue;
 		}
+		if (j->admin) {
+			struct api_request req = { j->method, j->url,
+			    j->in.data != NULL ? j->in.data : "", j->in.len,
+			    j->if_match, j };
+			/* The loop's reference goes with the job to the
+			 * handler; api_answer() drops it. */
+			a->pending++;
+			pthread_mutex_unlock(&a->mu);
+			a->routes.admin(a->routes.arg, &req);
+			continue;
+		}
 		pthread_mutex_unlock(&a->mu);
 		body = j->render(a->routes.arg);
 		pthread_mutex_lock(&a->mu);
@@ -396,6 +433,9 @@ on_async(uv_async_t *h)
  * deadline; or NULL if the API is starting or stopping (C is not
  * suspended then).
  */
+static int job_queue(struct api *a, struct MHD_Connection *c,
+    struct api_job *j);
+
 static struct api_job *
 job_submit(struct api *a, struct MHD_Connection *c, char *(*render)(void *))
 {
@@ -403,6 +443,21 @@ job_submit(struct api *a, struct MHD_Connection *c, char *(*render)(void *))
 
 	j = xcalloc(1, sizeof(*j));
 	j->render = render;
+	if (job_queue(a, c, j) != 0) {
+		free(j);
+		return NULL;
+	}
+	return j;
+}
+
+/*
+ * job_submit() of a job the connection holds already (an admin request,
+ * once its body is in).  Returns 0, or -1 if the API is starting or
+ * stopping (C is not suspended then; J is untouched).
+ */
+static int
+job_queue(struct api *a, struct MHD_Connection *c, struct api_job *j)
+{
 	j->conn = c;
 	j->deadline_ms = mono_ms() + a->timeout_ms;
 	/* Suspended before anyone can see the job, so that no resume can
@@ -412,8 +467,7 @@ job_submit(struct api *a, struct MHD_Connection *c, char *(*render)(void *))
 	if (!a->ready || a->stopping) {
 		pthread_mutex_unlock(&a->mu);
 		MHD_resume_connection(c);
-		free(j);
-		return NULL;
+		return -1;
 	}
 	j->refs = 2;
 	j->queued = 1;
@@ -431,7 +485,7 @@ job_submit(struct api *a, struct MHD_Connection *c, char *(*render)(void *))
 	uv_async_send(&a->async);
 	pthread_cond_broadcast(&a->cv);
 	pthread_mutex_unlock(&a->mu);
-	return j;
+	return 0;
 }
 
 /*
@@ -759,6 +813,12 @@ reply_job(struct api *a, struct MHD_Connection *c, struct api_job *j,
 		j->body = NULL;
 	}
 	pthread_mutex_unlock(&a->mu);
+	if (done && j->admin) {
+		log_debug("api: %s %s -> %u", QSTR(method), QSTR(url),
+		    j->status);
+		return reply(c, j->status, CT_JSON, body != NULL ? body : "",
+		    body != NULL, j->hname, j->hval);
+	}
 	if (!done) {
 		if (stopping)
 			log_debug("api: %s %s -> 503 (stopping)", QSTR(method),
@@ -781,11 +841,130 @@ reply_job(struct api *a, struct MHD_Connection *c, struct api_job *j,
 }
 
 /*
+ * Mutations always need the token, whatever GETs need: returns 0 when the
+ * request carries "Authorization: Bearer <token>", else the status to
+ * answer -- 403 when no api_token_file is set (mutations stay off until
+ * one is), 401 when the token is missing or wrong.  One read of the token
+ * under a->mu, so a reload in between cannot open a gap.
+ */
+static unsigned
+api_require_token(struct api *a, struct MHD_Connection *c)
+{
+	const char *v;
+	unsigned rc;
+
+	v = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_AUTHORIZATION);
+	pthread_mutex_lock(&a->mu);
+	if (a->token == NULL)
+		rc = MHD_HTTP_FORBIDDEN;
+	else if (v == NULL || strncasecmp(v, "Bearer", 6) != 0 ||
+	    (v[6] != ' ' && v[6] != '\t'))
+		rc = MHD_HTTP_UNAUTHORIZED;
+	else {
+		v += 6;
+		while (*v == ' ' || *v == '\t')
+			v++;
+		rc = token_equal(v, a->token, a->token_len) ? 0 :
+		    MHD_HTTP_UNAUTHORIZED;
+	}
+	pthread_mutex_unlock(&a->mu);
+	return rc;
+}
+
+#define NO_TOKEN_MSG "changes through the API need a token, and none is " \
+	"set: put one in a file only its owner can read, set [agent] " \
+	"api_token_file = PATH and reload (SIGHUP); then send " \
+	"\\\"Authorization: Bearer TOKEN\\\""
+
+/*
+ * The first call of an admin request (routes.admin), on a pool thread:
+ * the token (mutations always need it; reads when one is set) and the
+ * declared body size are judged before any of the body is read.  Returns
+ * MHD's answer; *state becomes the job that gathers the body.
+ */
+static API_MHD_RESULT
+admin_begin(struct api *a, struct MHD_Connection *c, const char *method,
+    const char *url, void **state)
+{
+	const char *v;
+	struct api_job *j;
+	long long len;
+	unsigned rc = 0;
+
+	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
+	    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+		rc = api_require_token(a, c);
+	else if (!authorized(a, c))
+		rc = MHD_HTTP_UNAUTHORIZED;
+	if (rc != 0) {
+		log_debug("api: %s %s -> %u", QSTR(method), QSTR(url), rc);
+		return rc == MHD_HTTP_FORBIDDEN ?
+		    reply_error(c, rc, NO_TOKEN_MSG, NULL, NULL) :
+		    reply_error(c, rc, "unauthorized",
+		    MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+	}
+	v = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (v != NULL && (parse_int(v, 0, API_BODY_MAX, &len) != 0)) {
+		log_debug("api: %s %s -> 413", QSTR(method), QSTR(url));
+		return reply_error(c, HTTP_TOO_LARGE, "the body is "
+		    "larger than 65536 bytes", NULL, NULL);
+	}
+	j = xcalloc(1, sizeof(*j));
+	j->a = a;
+	j->admin = 1;
+	j->reading = 1;
+	j->refs = 1;
+	j->method = xstrdup(method);
+	j->url = xstrdup(url);
+	v = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_IF_MATCH);
+	j->if_match = v != NULL ? xstrdup(v) : NULL;
+	*state = j;
+	return MHD_YES;
+}
+
+/*
+ * The next calls of an admin request while its body arrives: gather at
+ * most API_BODY_MAX bytes (the rest is read and dropped, then 413), and at
+ * the end hand the job to the loop.
+ */
+static API_MHD_RESULT
+admin_upload(struct api *a, struct MHD_Connection *c, struct api_job *j,
+    const char *upload, size_t *upload_len)
+{
+	if (*upload_len > 0) {
+		if (j->in.len + *upload_len > API_BODY_MAX)
+			j->too_big = 1;
+		else
+			sbuf_append(&j->in, upload, *upload_len);
+		*upload_len = 0;
+		return MHD_YES;
+	}
+	j->reading = 0;
+	if (j->too_big) {
+		log_debug("api: %s %s -> 413", QSTR(j->method), QSTR(j->url));
+		return reply_error(c, HTTP_TOO_LARGE, "the body is "
+		    "larger than 65536 bytes", NULL, NULL);
+	}
+	if (j->in.data == NULL)
+		sbuf_append(&j->in, "", 0);
+	if (job_queue(a, c, j) != 0) {
+		log_debug("api: %s %s -> 503 (stopping)", QSTR(j->method),
+		    QSTR(j->url));
+		return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+		    "service unavailable", NULL, NULL);
+	}
+	return MHD_YES;
+}
+
+/*
  * MHD's access handler, on a pool thread.  A request is answered on the
  * first call, or -- for a route the loop renders -- on the call after its
- * connection is resumed (*state is its job then).  No route takes a body,
- * and MHD discards (and closes the connection after) any body a client
- * sends anyway.
+ * connection is resumed (*state is its job then).  Only the admin routes
+ * take a body (gathered by admin_upload); MHD discards (and closes the
+ * connection after) any body a client sends to another route.
  */
 static int history_route(const char *url);
 static API_MHD_RESULT api_history(struct api *a, struct MHD_Connection *c,
@@ -817,6 +996,11 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 			break;
 		}
 	}
+	if (!found && strncmp(url, ADMIN_PREFIX, sizeof(ADMIN_PREFIX) - 1) ==
+	    0 && a->routes.admin != NULL) {
+		route = R_ADMIN;
+		found = 1;
+	}
 	switch (route) {
 	case R_MONITORS:
 		fn = a->routes.monitors_json;
@@ -828,10 +1012,15 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		fn = a->routes.metrics_text;
 		break;
 	case R_HEALTHZ:
+	case R_ADMIN:
 		break;
 	}
+	if (*state != NULL && ((struct api_job *)*state)->reading)
+		return admin_upload(a, c, *state, upload, upload_len);
 	if (*state != NULL)
 		return reply_job(a, c, *state, route, method, url);
+	if (route == R_ADMIN)
+		return admin_begin(a, c, method, url, state);
 	/* A route without a renderer is not served here. */
 	if (!found || (route != R_HEALTHZ && fn == NULL)) {
 		log_debug("api: %s %s -> 404", method, url);
@@ -903,7 +1092,16 @@ api_free(struct api *a)
 static void
 on_closed(uv_handle_t *h)
 {
-	api_free(h->data);
+	struct api *a = h->data;
+	int later;
+
+	/* An admin answer still to come (a check in flight) frees it. */
+	pthread_mutex_lock(&a->mu);
+	later = a->pending > 0;
+	a->closed = 1;
+	pthread_mutex_unlock(&a->mu);
+	if (!later)
+		api_free(a);
 }
 
 /* The loop timeout: 5 s, or WP_API_LOOP_TIMEOUT_MS (the test seam). */
@@ -1110,6 +1308,44 @@ api_stop(struct api *a)
 		pthread_join(a->sweeper, NULL);
 	MHD_stop_daemon(a->mhd);
 	uv_close((uv_handle_t *)&a->async, on_closed);
+}
+
+void
+api_answer(struct api_job *j, unsigned status, char *body, const char *hname,
+    const char *hval)
+{
+	struct api *a = j->a;
+	struct MHD_Connection *c = NULL;
+	int free_api;
+
+	pthread_mutex_lock(&a->mu);
+	if (j->suspended) {
+		j->status = status;
+		j->body = body;
+		body = NULL;
+		if (hname != NULL && hval != NULL) {
+			j->hname = xstrdup(hname);
+			j->hval = xstrdup(hval);
+		}
+		j->done = 1;
+		c = job_unwait(a, j);
+	}
+	free(body);	/* its client got 503 meanwhile, or left */
+	job_unref(j);
+	free_api = --a->pending == 0 && a->closed;
+	pthread_mutex_unlock(&a->mu);
+	if (c != NULL)
+		MHD_resume_connection(c);
+	if (free_api)
+		api_free(a);
+}
+
+void
+api_defer(struct api_job *j, int64_t ms)
+{
+	pthread_mutex_lock(&j->a->mu);
+	j->deadline_ms = mono_ms() + ms;
+	pthread_mutex_unlock(&j->a->mu);
 }
 
 /* ---- history: /api/monitors/NAME/{checks,uptime,incidents} ---- */

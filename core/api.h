@@ -2,12 +2,15 @@
  * api -- the HTTP status API (libmicrohttpd).
  *
  * Routes: GET /healthz (200 "ok", never needs the token), GET /api/monitors,
- * GET /api/monitor, GET /metrics, and the history of one monitor, GET
- * /api/monitors/NAME/checks, /uptime and /incidents (api_history()), and
- * the status page and badges (api_status()).  Anything else: 404; other
- * methods: 405.
- * With a token, every route but /healthz needs "Authorization: Bearer
- * TOKEN" (401 otherwise, compared in constant time).
+ * GET /api/monitor, GET /metrics, everything under /api/monitors/NAME
+ * (any method, with a body: routes->admin) but the history of one monitor,
+ * GET /api/monitors/NAME/checks, /uptime and /incidents (api_history()),
+ * and the status page and badges (api_status()).
+ * Anything else: 404; other methods: 405.  With a token, every route but
+ * /healthz (and, with [status] public, the page and badges) needs
+ * "Authorization: Bearer TOKEN" (401 otherwise, compared in constant
+ * time); a change (an admin request but GET or HEAD) needs it always, and
+ * answers 403 when no token is set.
  *
  * The bodies are rendered by the caller's functions, which api.c always calls
  * on the libuv loop thread (it posts the request to the loop with a
@@ -24,10 +27,29 @@
 #define CORE_API_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <uv.h>
 
 struct api;
+struct api_job;
+
+/*
+ * A request for routes->admin.  Everything is borrowed for the call but
+ * job, which stays valid until api_answer().  The API has checked the
+ * token already: a request other than GET or HEAD carries it (without a
+ * token file such requests get 403, with a wrong one 401, before the body
+ * is read), and the body is at most API_BODY_MAX bytes (413 otherwise).
+ */
+#define API_BODY_MAX (64 * 1024)
+struct api_request {
+	const char *method;
+	const char *path;       /* the URL's path, e.g. "/api/monitors/web" */
+	const char *body;       /* body_len bytes, NUL-terminated; "" */
+	size_t body_len;
+	const char *if_match;   /* the If-Match header, or NULL */
+	struct api_job *job;
+};
 
 struct api_routes {
 	/* Each returns a malloc'd NUL-terminated body (the API frees it), or
@@ -36,6 +58,10 @@ struct api_routes {
 	char *(*opmon_json)(void *arg);      /* GET /api/monitor */
 	char *(*metrics_text)(void *arg);    /* GET /metrics */
 	void *arg;
+	/* Every request under /api/monitors/NAME (admin.c); NULL: 404.
+	 * Called on the loop thread; it answers req->job exactly once, at
+	 * once or later, with api_answer(). */
+	void (*admin)(void *arg, const struct api_request *req);
 	/* GET /api/monitors/NAME/{checks,uptime,incidents}: answered on
 	 * the API's own threads from this read-only handle (history.h;
 	 * NULL: those routes answer 404).  Borrowed; it must outlive the
@@ -67,6 +93,17 @@ int api_port(const struct api *a);
  * an empty token (nothing changes).  Any thread.
  */
 int api_set_token(struct api *a, const char *token);
+/*
+ * Answer an admin request: STATUS with BODY (malloc'd JSON, taken over;
+ * NULL: an empty body) and one extra header HNAME: HVAL (copied; NULL:
+ * none), e.g. the ETag.  Loop thread, exactly once per job; a client that
+ * has gone (or got 503 at the deadline, or the API stopped) is fine.
+ */
+void api_answer(struct api_job *job, unsigned status, char *body,
+    const char *hname, const char *hval);
+/* Give JOB until MS from now instead of the loop timeout (a check run on
+ * request takes as long as the check).  Loop thread, before api_answer. */
+void api_defer(struct api_job *job, int64_t ms);
 /* Stop serving and free.  Loop thread; NULL is fine. */
 void api_stop(struct api *a);
 

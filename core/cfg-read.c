@@ -27,7 +27,7 @@
 #include "cfg-read.h"
 #include "util.h"
 
-#define NAME_MAX_LEN 128 /* a [monitor:] or [alert:] name, bytes */
+#define NAME_MAX_LEN CFG_NAME_MAX
 #define NAME_RULE "must be 1-128 characters of letters, digits, '.', '_' or '-'"
 
 /* The current section while parsing: an index into secs, or one of these. */
@@ -44,8 +44,8 @@ struct reader {
 	const char *key;
 	const char *value;
 	int subst;              /* inih got a stand-in for this key line */
-	size_t cap_secs;
 	long cur;
+	int file;               /* this file's index in raw->files */
 	struct cfg_raw *raw;
 	struct wp_diag *d;
 };
@@ -200,7 +200,19 @@ section_header(struct reader *ld, char *s)
 		    QSTR(name));
 		return;
 	}
-	if ((found = cfg_raw_find(raw, k, name)) != NULL) {
+	if (cfg_single(k) && ld->file > 0) {
+		diag_error(ld->d, ld->lineno, "[%s] belongs in the main file "
+		    "%s, not in an included one", kind, raw->files[0]);
+		return;
+	}
+	if ((found = cfg_raw_find(raw, k, name)) != NULL &&
+	    found->file != ld->file) {
+		diag_error(ld->d, ld->lineno, "duplicate %s name \"%s\" (first "
+		    "defined at %s:%d)", kind, name, raw->files[found->file],
+		    found->line);
+		return;
+	}
+	if (found != NULL) {
 		if (cfg_single(k))
 			diag_error(ld->d, ld->lineno, "duplicate [%s] section "
 			    "(first defined at line %d)", kind, found->line);
@@ -210,13 +222,14 @@ section_header(struct reader *ld, char *s)
 			    found->line);
 		return;
 	}
-	if (raw->n_secs == ld->cap_secs) {
-		ld->cap_secs = ld->cap_secs ? ld->cap_secs * 2 : 16;
-		raw->secs = xrealloc(raw->secs, ld->cap_secs * sizeof(*rs));
+	if (raw->n_secs == raw->cap_secs) {
+		raw->cap_secs = raw->cap_secs ? raw->cap_secs * 2 : 16;
+		raw->secs = xrealloc(raw->secs, raw->cap_secs * sizeof(*rs));
 	}
 	rs = &raw->secs[raw->n_secs];
 	memset(rs, 0, sizeof(*rs));
 	rs->kind = k;
+	rs->file = ld->file;
 	rs->name = cfg_single(k) ? NULL : xstrdup(name);
 	rs->line = ld->lineno;
 	ld->cur = (long)raw->n_secs++;
@@ -340,6 +353,13 @@ on_key(void *user, const char *section, const char *name, const char *value)
 int
 cfg_read(const char *file, struct cfg_raw *raw, struct wp_diag *d)
 {
+	return cfg_read_from(file, file, raw, d);
+}
+
+int
+cfg_read_from(const char *file, const char *path, struct cfg_raw *raw,
+    struct wp_diag *d)
+{
 	struct reader rd;
 	int rc, ret = WP_EINVAL;
 
@@ -347,7 +367,11 @@ cfg_read(const char *file, struct cfg_raw *raw, struct wp_diag *d)
 	rd.cur = CUR_NONE;
 	rd.raw = raw;
 	rd.d = d;
-	if ((rd.fp = fopen(file, "r")) == NULL) {
+	raw->files = xrealloc(raw->files, (raw->n_files + 1) *
+	    sizeof(*raw->files));
+	rd.file = (int)raw->n_files;
+	raw->files[raw->n_files++] = xstrdup(file);
+	if ((rd.fp = fopen(path, "r")) == NULL) {
 		diag_error(d, 0, "cannot open: %s", strerror(errno));
 		goto done;
 	}
@@ -382,5 +406,8 @@ cfg_raw_free(struct cfg_raw *raw)
 	}
 	free(raw->secs);
 	free(raw->by_name);
+	for (i = 0; i < raw->n_files; i++)
+		free(raw->files[i]);
+	free(raw->files);
 	memset(raw, 0, sizeof(*raw));
 }

@@ -23,6 +23,7 @@ struct cfg_raw_section {
 	int line;               /* of the header */
 	struct cfg_kv *kv;
 	size_t n_kv;
+	int file;               /* index into cfg_raw.files */
 };
 
 struct cfg_raw {
@@ -32,6 +33,11 @@ struct cfg_raw {
 	 * 0 empty.  Keeps the duplicate-name check linear in the file. */
 	size_t *by_name;
 	size_t by_name_size;    /* a power of two, or 0 */
+	/* The files read, in order (owned): the main file first, then the
+	 * include folder's ([agent] include). */
+	char **files;
+	size_t n_files;
+	size_t cap_secs;
 };
 
 /*
@@ -42,11 +48,26 @@ struct cfg_raw {
  * they are only in D.
  */
 int cfg_read(const char *file, struct cfg_raw *raw, struct wp_diag *d);
+/*
+ * cfg_read() of one more file: its sections are appended to RAW (which
+ * may hold other files' already) with the next file index, and named
+ * FILE in RAW and in messages, while the text is read from PATH (the
+ * admin API validates a file before it takes FILE's place).  A section
+ * named as one of another file is reported as a duplicate naming both
+ * places; [agent] is refused in every file but the first.
+ */
+int cfg_read_from(const char *file, const char *path, struct cfg_raw *raw,
+    struct wp_diag *d);
 void cfg_raw_free(struct cfg_raw *raw);
 
 /* The section of KIND named NAME (NULL for [agent], [status]), or NULL. */
 const struct cfg_raw_section *cfg_raw_find(const struct cfg_raw *raw,
     int kind, const char *name);
+
+/* The longest [monitor:] or [alert:] name, bytes: with
+ * cfg_valid_name(NAME, "._-") the section name rule, which the admin API
+ * applies to the names in its URLs too. */
+#define CFG_NAME_MAX 128
 
 /* A name of [A-Za-z0-9] plus the characters in `extra`, non-empty. */
 int cfg_valid_name(const char *s, const char *extra);

@@ -13,6 +13,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@
 #include "cfg-read.h"
 #include "cfg.h"
 #include "log.h"
+#include "policy.h"
 #include "util.h"
 
 #ifndef PKGLIBDIR
@@ -48,6 +50,7 @@ struct agent_conf {
 	const char *pidfile;
 	int64_t retention_days;
 	int log_level, log;
+	const char *include;
 	int64_t rollup_retention_days;
 };
 
@@ -86,6 +89,9 @@ static const struct wp_key agent_keys[] = {
 	  .help = "a file holding the bearer token the API requires" },
 	{ WP_KEY(WP_KT_PATH, "pidfile", struct agent_conf, pidfile),
 	  .help = "the PID file written with -d" },
+	{ WP_KEY(WP_KT_PATH, "include", struct agent_conf, include),
+	  .help = "a folder whose *.ini files are read after this one, in "
+	  "name order (the admin API writes its monitors there)" },
 };
 
 struct common_conf {
@@ -93,6 +99,10 @@ struct common_conf {
 	int64_t interval_us, timeout_us, retry_interval_us, retries;
 	int enabled;
 	const char *alerts;
+	/* policy.h */
+	int64_t down_after, up_after, latency_warn_us, cert_warn_us;
+	int64_t renotify_us;
+	struct wp_list alert_on, escalate;
 	const char *group;
 };
 
@@ -116,6 +126,32 @@ static const struct wp_key monitor_keys[] = {
 	{ WP_KEY(WP_KT_STRING, "alerts", struct common_conf, alerts),
 	  .help = "alert sections to notify, comma-separated, or none "
 	  "(default: all)" },
+	{ WP_KEY(WP_KT_INT, "down_after", struct common_conf, down_after),
+	  .def = "1", .min = 1, .max = 1000,
+	  .help = "failed checks in a row (each after its retries) before "
+	  "the monitor is down" },
+	{ WP_KEY(WP_KT_INT, "up_after", struct common_conf, up_after),
+	  .def = "1", .min = 1, .max = 1000,
+	  .help = "good checks in a row before a down monitor is up again" },
+	{ WP_KEY(WP_KT_DURATION, "latency_warn", struct common_conf,
+	  latency_warn_us), .min = 1 * MS, .max = TIMEOUT_MAX_US,
+	  .help = "a check slower than this is degraded, reason slow "
+	  "(default: off)" },
+	{ WP_KEY(WP_KT_DURATION, "cert_warn", struct common_conf,
+	  cert_warn_us), .min = 1000 * MS, .max = 3650LL * 86400000 * MS,
+	  .help = "a certificate expiring within this is degraded, reason "
+	  "cert_expiry; types that report one: http, tls (default: off)" },
+	{ WP_KEY(WP_KT_LIST, "alert_on", struct common_conf, alert_on),
+	  .def = "down,up",
+	  .help = "which changes alert: any of down, up, degraded" },
+	{ WP_KEY(WP_KT_DURATION, "renotify", struct common_conf,
+	  renotify_us), .min = 1000 * MS, .max = INTERVAL_MAX_US,
+	  .help = "while down, send the DOWN alert again this often "
+	  "(default: off)" },
+	{ WP_KEY(WP_KT_STRING, "escalate", struct common_conf, escalate),
+	  .flags = WP_KEY_MULTI,
+	  .help = "DURATION ALERT[,ALERT...]: still down after DURATION, "
+	  "also notify those sections (repeatable)" },
 	{ WP_KEY(WP_KT_STRING, "group", struct common_conf, group),
 	  .help = "the group the status page shows the monitor in" },
 };
@@ -266,6 +302,7 @@ fill_lenient(struct loader *ld, const struct keys_ctx *ctx,
 	void *conf;
 
 	diag_init(&d1, ld->d.file);
+	d1.rank = ld->d.rank;
 	conf = keys_fill_in(ctx, keys, n_keys, key_size, conf_size, NULL,
 	    ld->dir, kv, *n_kv, &d1);
 	*clean = conf != NULL;
@@ -275,6 +312,7 @@ fill_lenient(struct loader *ld, const struct keys_ctx *ctx,
 				kv[n++] = kv[i];
 		*n_kv = n;
 		diag_init(&d2, ld->d.file);
+		d2.rank = ld->d.rank;
 		conf = keys_fill_in(ctx, keys, n_keys, key_size, conf_size,
 		    NULL, ld->dir, kv, n, &d2);
 		diag_free(&d2);
@@ -347,6 +385,8 @@ check_agent(struct loader *ld, struct cfg_agent *ag)
 	ag->api_token_file = c->api_token_file != NULL ?
 	    xstrdup(c->api_token_file) : NULL;
 	ag->pidfile = c->pidfile != NULL ? xstrdup(c->pidfile) : NULL;
+	ag->include = c->include != NULL ? xstrdup(c->include) : NULL;
+	ag->include_line = keys_line(kv, n, "include");
 	/* Text the types allow empty, but these do not. */
 	if (c->user != NULL && c->user[0] == '\0')
 		report(ld, keys_line(kv, n, "user"), "user: no value");
@@ -557,6 +597,13 @@ build_section(struct loader *ld, const struct cfg_raw_section *rs,
 
 	s->name = xstrdup(rs->name);
 	s->line = rs->line;
+	s->lines = xcalloc(rs->n_kv + 1, sizeof(*s->lines));
+	for (i = 0; i < rs->n_kv; i++) {
+		s->lines[i].key = xstrdup(rs->kv[i].key);
+		s->lines[i].value = xstrdup(rs->kv[i].value);
+		s->lines[i].line = rs->kv[i].line;
+	}
+	s->n_lines = rs->n_kv;
 	*ckv = xmalloc((rs->n_kv + 1) * sizeof(**ckv));
 	pkv = xmalloc((rs->n_kv + 1) * sizeof(*pkv));
 	*n_ckv = 0;
@@ -653,6 +700,153 @@ check_label(struct loader *ld, int line, const char *key, const char *v)
 	return 0;
 }
 
+/* alert_on: any of down, up, degraded (POLICY_ON_*), each at most once. */
+static void
+parse_alert_on(struct loader *ld, int line, const struct wp_list *l,
+    struct policy_conf *p)
+{
+	static const struct {
+		const char *word;
+		unsigned bit;
+	} words[] = { { "down", POLICY_ON_DOWN }, { "up", POLICY_ON_UP },
+	    { "degraded", POLICY_ON_DEGRADED } };
+	size_t i, w;
+
+	p->alert_on = 0;
+	for (i = 0; i < l->n; i++) {
+		for (w = 0; w < N(words) && strcmp(words[w].word, l->v[i]);
+		    w++)
+			;
+		if (w == N(words))
+			report(ld, line, "alert_on: \"%s\" is not one of down, "
+			    "up, degraded", QSTR(l->v[i]));
+		else if (p->alert_on & words[w].bit)
+			report(ld, line, "alert_on: \"%s\" is listed twice",
+			    words[w].word);
+		else
+			p->alert_on |= words[w].bit;
+	}
+	if (l->n == 0)
+		report(ld, line, "alert_on: no value (any of down, up, "
+		    "degraded)");
+}
+
+/* 1 if the monitor M notifies section NAME when it changes state. */
+static int
+notifies(const struct cfg_monitor *m, const char *name)
+{
+	size_t i;
+
+	if (m->all_alerts)
+		return 1;
+	for (i = 0; i < m->n_alerts; i++)
+		if (strcmp(m->alerts[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+esc_cmp(const void *a, const void *b)
+{
+	const struct policy_escalation *x = a, *y = b;
+
+	return x->after_ms < y->after_ms ? -1 : x->after_ms > y->after_ms;
+}
+
+/*
+ * One `escalate = DURATION ALERT[,ALERT...]` line at LINE into M's policy
+ * (sorted later): a duration of 1 s to 7 days, then names of [alert:]
+ * sections, each once.
+ */
+static void
+parse_escalate(struct loader *ld, int line, const char *value,
+    struct cfg_monitor *m)
+{
+	struct policy_conf *p = &m->policy;
+	struct policy_escalation e = { 0 };
+	char *copy = xstrdup(value), *names, *item, *next;
+	size_t i;
+
+	names = copy + strcspn(copy, " \t");
+	if (*names != '\0')
+		*names++ = '\0';
+	names = cfg_trim(names);
+	if (parse_duration(copy, &e.after_ms) != 0 || e.after_ms < 1000 ||
+	    e.after_ms > INTERVAL_MAX_US / MS) {
+		report(ld, line, "escalate: \"%s\" is not a duration from 1s "
+		    "to 7d (escalate = DURATION ALERT[,ALERT...])",
+		    QSTR(copy));
+		goto done;
+	}
+	if (*names == '\0') {
+		report(ld, line, "escalate: no alert section after the "
+		    "duration (escalate = DURATION ALERT[,ALERT...])");
+		goto done;
+	}
+	e.alerts = xcalloc(1, sizeof(char *));
+	for (item = names; item != NULL; item = next) {
+		if ((next = strchr(item, ',')) != NULL)
+			*next++ = '\0';
+		item = cfg_trim(item);
+		for (i = 0; i < e.n_alerts && strcmp(e.alerts[i], item); i++)
+			;
+		if (*item == '\0')
+			report(ld, line, "escalate: empty alert name in \"%s\"",
+			    QSTR(value));
+		else if (i < e.n_alerts)
+			report(ld, line, "escalate: \"%s\" is listed twice",
+			    QSTR(item));
+		else if (!alert_exists(ld, item))
+			report(ld, line, "escalate: unknown alert \"%s\" "
+			    "(there is no [alert:%s] section)", QSTR(item),
+			    QSTR(item));
+		else {
+			if (notifies(m, item))
+				warn_at(ld, line, "escalate: the monitor "
+				    "already notifies \"%s\" when it goes "
+				    "down (alerts%s); it gets the escalation "
+				    "as well", QSTR(item), m->all_alerts ?
+				    " is not set: every section" : "");
+			e.alerts = xrealloc(e.alerts, (e.n_alerts + 2) *
+			    sizeof(char *));
+			e.alerts[e.n_alerts++] = xstrdup(item);
+		}
+	}
+	p->esc = xrealloc(p->esc, (p->n_esc + 1) * sizeof(*p->esc));
+	p->esc[p->n_esc++] = e;
+done:
+	free(copy);
+}
+
+/* The policy keys of CC (lines KV) into M->policy. */
+static void
+check_policy(struct loader *ld, const struct cfg_kv *kv, size_t n,
+    const struct common_conf *cc, struct cfg_monitor *m)
+{
+	struct policy_conf *p = &m->policy;
+	size_t i;
+
+	p->down_after = (int)cc->down_after;
+	p->up_after = (int)cc->up_after;
+	p->latency_warn_us = cc->latency_warn_us;
+	p->cert_warn_s = cc->cert_warn_us / (1000 * MS);
+	p->renotify_ms = cc->renotify_us / MS;
+	parse_alert_on(ld, keys_line(kv, n, "alert_on") ?
+	    keys_line(kv, n, "alert_on") : m->s.line, &cc->alert_on, p);
+	for (i = 0; i < n; i++)
+		if (strcmp(kv[i].key, "escalate") == 0)
+			parse_escalate(ld, kv[i].line, kv[i].value, m);
+	if (p->n_esc > 1)
+		qsort(p->esc, p->n_esc, sizeof(*p->esc), esc_cmp);
+	if (p->renotify_ms > 0 && !(p->alert_on & POLICY_ON_DOWN))
+		report(ld, keys_line(kv, n, "renotify"), "renotify repeats "
+		    "the DOWN alert, but alert_on does not include down");
+	else if (p->renotify_ms > 0 && !m->all_alerts && m->n_alerts == 0)
+		warn_at(ld, keys_line(kv, n, "renotify"), "renotify: the "
+		    "monitor notifies no alert section (alerts = none), so "
+		    "there is nothing to repeat");
+}
+
 static void
 check_monitor(struct loader *ld, const struct cfg_raw_section *rs,
     const char *plugin_dir, struct cfg_monitor *m)
@@ -678,6 +872,8 @@ check_monitor(struct loader *ld, const struct cfg_raw_section *rs,
 		else
 			parse_alerts(ld, line, cc->alerts, m);
 	}
+	policy_conf_default(&m->policy);
+	check_policy(ld, kv, n, cc, m);
 	if (cc->group != NULL) {
 		line = keys_line(kv, n, "group");
 		if (check_label(ld, line, "group", cc->group) == 0)
@@ -766,6 +962,11 @@ section_free(struct cfg_section *s)
 	}
 	free(s->kv);
 	free(s->definition);
+	for (i = 0; i < s->n_lines; i++) {
+		free((char *)s->lines[i].key);
+		free((char *)s->lines[i].value);
+	}
+	free(s->lines);
 }
 
 void
@@ -783,12 +984,17 @@ config_free(struct config *cfg)
 	free(cfg->agent.user);
 	free(cfg->agent.api_token_file);
 	free(cfg->agent.pidfile);
+	free(cfg->agent.include);
+	for (i = 0; i < cfg->n_files; i++)
+		free(cfg->files[i]);
+	free(cfg->files);
 	for (i = 0; i < cfg->n_monitors; i++) {
 		section_free(&cfg->monitors[i].s);
 		for (j = 0; j < cfg->monitors[i].n_alerts; j++)
 			free(cfg->monitors[i].alerts[j]);
 		free(cfg->monitors[i].alerts);
 		free(cfg->monitors[i].group);
+		policy_conf_free(&cfg->monitors[i].policy);
 	}
 	free(cfg->monitors);
 	for (i = 0; i < cfg->n_alerts; i++)
@@ -802,13 +1008,99 @@ config_free(struct config *cfg)
 	free(cfg);
 }
 
+static int
+name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Is NAME one the include folder reads: "*.ini", not hidden (as the
+ * shell's glob has it)? */
+static int
+include_name(const char *name)
+{
+	size_t n = strlen(name);
+
+	return name[0] != '.' && n > 4 && strcmp(name + n - 4, ".ini") == 0;
+}
+
+/*
+ * Read the include folder AG->include after the main file: every *.ini
+ * file in it in name order (strcmp, so the same on every machine), each
+ * as its own file for the duplicate check and the messages (rank = its
+ * index).  OV may replace or hide one of them, or add one.  A folder that
+ * cannot be listed is an error at the include line.
+ */
+static void
+read_includes(struct loader *ld, const struct cfg_agent *ag,
+    const struct cfg_overlay *ov)
+{
+	DIR *dir;
+	struct dirent *de;
+	char **names = NULL, *path;
+	const char *ov_name = NULL, *src;
+	size_t n = 0, i, dl = strlen(ag->include);
+	int ov_seen = 0;
+
+	if (ov != NULL && strncmp(ov->path, ag->include, dl) == 0 &&
+	    ov->path[dl] == '/' && strchr(ov->path + dl + 1, '/') == NULL)
+		ov_name = ov->path + dl + 1;
+	if ((dir = opendir(ag->include)) == NULL) {
+		ld->d.file = ld->raw.files[0];
+		ld->d.rank = 0;
+		report(ld, ag->include_line, "include: cannot read the folder "
+		    "%s: %s", ag->include, strerror(errno));
+		return;
+	}
+	while ((de = readdir(dir)) != NULL) {
+		if (!include_name(de->d_name))
+			continue;
+		if (ov_name != NULL && strcmp(de->d_name, ov_name) == 0) {
+			ov_seen = 1;
+			if (ov->source == NULL)
+				continue;
+		}
+		names = xrealloc(names, (n + 1) * sizeof(*names));
+		names[n++] = xstrdup(de->d_name);
+	}
+	closedir(dir);
+	if (ov_name != NULL && !ov_seen && ov->source != NULL) {
+		names = xrealloc(names, (n + 1) * sizeof(*names));
+		names[n++] = xstrdup(ov_name);
+	}
+	if (n > 1)
+		qsort(names, n, sizeof(*names), name_cmp);
+	for (i = 0; i < n; i++) {
+		path = xasprintf("%s/%s", ag->include, names[i]);
+		src = ov_name != NULL && strcmp(names[i], ov_name) == 0 ?
+		    ov->source : path;
+		ld->d.file = path;
+		ld->d.rank = (int)ld->raw.n_files;
+		/* An unreadable file is reported; the others still count. */
+		(void)cfg_read_from(path, src, &ld->raw, &ld->d);
+		free(path);
+		free(names[i]);
+	}
+	free(names);
+}
+
 int
 config_load(const char *file, const char *plugin_dir_override,
     cfg_lookup_fn lookup, void *lookup_arg, struct wp_diag *diag,
     struct config **out)
 {
+	return config_load_overlay(file, plugin_dir_override, lookup,
+	    lookup_arg, NULL, diag, out);
+}
+
+int
+config_load_overlay(const char *file, const char *plugin_dir_override,
+    cfg_lookup_fn lookup, void *lookup_arg, const struct cfg_overlay *ov,
+    struct wp_diag *diag, struct config **out)
+{
 	struct loader ld;
 	struct config *cfg = NULL;
+	const struct cfg_raw_section *rs;
 	const char *prev_file = diag->file;
 	char *cwd;
 	size_t i, nm = 0, na = 0;
@@ -830,6 +1122,13 @@ config_load(const char *file, const char *plugin_dir_override,
 	cfg->dir = file_dir(file);
 	ld.dir = cfg->dir;
 	check_agent(&ld, &cfg->agent);
+	if (cfg->agent.include != NULL)
+		read_includes(&ld, &cfg->agent, ov);
+	/* The main file's name as given; the included ones absolute. */
+	cfg->files = xcalloc(ld.raw.n_files + 1, sizeof(*cfg->files));
+	for (i = 0; i < ld.raw.n_files; i++)
+		cfg->files[i] = xstrdup(ld.raw.files[i]);
+	cfg->n_files = ld.raw.n_files;
 	if (plugin_dir_override != NULL) {
 		cwd = current_dir();
 		free(cfg->agent.plugin_dir);
@@ -847,14 +1146,28 @@ config_load(const char *file, const char *plugin_dir_override,
 	cfg->monitors = xcalloc(nm + 1, sizeof(*cfg->monitors));
 	cfg->alerts = xcalloc(na + 1, sizeof(*cfg->alerts));
 	for (i = 0; i < ld.raw.n_secs; i++) {
-		if (ld.raw.secs[i].kind == CFG_MONITOR)
-			check_monitor(&ld, &ld.raw.secs[i],
-			    cfg->agent.plugin_dir,
+		struct cfg_section *s = NULL;
+
+		rs = &ld.raw.secs[i];
+		/* Each section's problems name its own file. */
+		ld.d.file = cfg->files[rs->file];
+		ld.d.rank = rs->file;
+		if (rs->kind == CFG_MONITOR) {
+			s = &cfg->monitors[cfg->n_monitors].s;
+			check_monitor(&ld, rs, cfg->agent.plugin_dir,
 			    &cfg->monitors[cfg->n_monitors++]);
-		else if (ld.raw.secs[i].kind == CFG_ALERT)
-			check_alert(&ld, &ld.raw.secs[i], cfg->agent.plugin_dir,
+		} else if (rs->kind == CFG_ALERT) {
+			s = &cfg->alerts[cfg->n_alerts].s;
+			check_alert(&ld, rs, cfg->agent.plugin_dir,
 			    &cfg->alerts[cfg->n_alerts++]);
+		}
+		if (s != NULL) {
+			s->file = cfg->files[rs->file];
+			s->file_no = rs->file;
+		}
 	}
+	ld.d.file = file;
+	ld.d.rank = 0;
 	check_status(&ld, &cfg->status);
 	*out = cfg;
 	if (ld.d.errors == 0)

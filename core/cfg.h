@@ -51,6 +51,8 @@ struct cfg_agent {
 	char *api_token_file;  /* NULL: no token; read with cfg_read_secret() */
 	char *pidfile;         /* NULL: none */
 	int line;              /* line of [agent], 0 if absent */
+	char *include;         /* the include folder, absolute; NULL: none */
+	int include_line;      /* its line in the main file */
 };
 
 /*
@@ -75,6 +77,41 @@ struct cfg_section {
 	 * fill, even when other lines of the file (an unknown or repeated
 	 * key, a bad interval) have problems. */
 	int configurable;
+	const char *file;      /* the file it is in (config.files[file_no]) */
+	int file_no;           /* 0: the main file; diag rank */
+	/* Every line of the section as written, common keys included, a
+	 * KEY_file line as its path (owned): what GET /api/monitors/NAME
+	 * shows, with SECRET values masked. */
+	struct cfg_kv *lines;
+	size_t n_lines;
+};
+
+/* alert_on: which transitions alert. */
+#define POLICY_ON_DOWN 1u        /* entering down */
+#define POLICY_ON_UP 2u          /* recovering: leaving down (and leaving
+                                  * degraded, when that alerted too) */
+#define POLICY_ON_DEGRADED 4u    /* entering degraded */
+#define POLICY_ON_DEFAULT (POLICY_ON_DOWN | POLICY_ON_UP)
+
+/* One `escalate = DURATION ALERT[,ALERT...]` line. */
+struct policy_escalation {
+	int64_t after_ms;        /* > 0: still down this long after since */
+	char **alerts;           /* section names, n_alerts of them (owned) */
+	size_t n_alerts;
+};
+
+/* A monitor's transition policy (the common keys; policy.h applies it). */
+struct policy_conf {
+	int down_after;          /* >= 1: failed checks in a row before down */
+	int up_after;            /* >= 1: good checks in a row before leaving
+	                          * down */
+	int64_t latency_warn_us; /* 0: off; slower is degraded (slow) */
+	int64_t cert_warn_s;     /* 0: off; a certificate expiring within it
+	                          * is degraded (cert_expiry) */
+	unsigned alert_on;       /* POLICY_ON_* */
+	int64_t renotify_ms;     /* 0: off; the DOWN alert again this often */
+	struct policy_escalation *esc; /* by after_ms, ascending (owned) */
+	size_t n_esc;
 };
 
 struct cfg_monitor {
@@ -89,6 +126,9 @@ struct cfg_monitor {
 	int all_alerts;
 	char **alerts;
 	size_t n_alerts;
+	/* down_after, up_after, latency_warn, cert_warn, alert_on, renotify
+	 * and escalate (policy.h; escalation names validated to exist). */
+	struct policy_conf policy;
 	char *group;               /* the status page's group; NULL: none */
 };
 
@@ -115,6 +155,10 @@ struct config {
 	size_t n_monitors;
 	struct cfg_alert *alerts;
 	size_t n_alerts;
+	/* Every file read: files[0] is the main one (== file), then the
+	 * include folder's *.ini in name order, as absolute paths. */
+	char **files;
+	size_t n_files;
 	struct cfg_status status;
 };
 
@@ -158,5 +202,20 @@ const struct cfg_monitor *config_find_monitor(const struct config *cfg,
     const char *name);
 const struct cfg_alert *config_find_alert(const struct config *cfg,
     const char *name);
+
+/*
+ * config_load() with one file of the include folder replaced: PATH (an
+ * absolute INCLUDE/NAME.ini, on disk or not) is read from SOURCE instead,
+ * or left out when SOURCE is NULL, and messages still name PATH.  The admin
+ * API judges a monitor's new file so, before it takes PATH's place.  OV
+ * NULL: config_load().
+ */
+struct cfg_overlay {
+	const char *path;
+	const char *source;
+};
+int config_load_overlay(const char *file, const char *plugin_dir_override,
+    cfg_lookup_fn lookup, void *lookup_arg, const struct cfg_overlay *ov,
+    struct wp_diag *diag, struct config **out);
 
 #endif

@@ -15,17 +15,23 @@ configure_section(const struct plugin *p, const struct config *cfg,
 {
 	struct keys_section ks;
 	const struct wp_plugin *d = &p->desc;
+	const char *file = s->file != NULL ? s->file : cfg->file;
+	const char *prev_file = diag->file;
+	int prev_rank = diag->rank, rc = WP_EINVAL;
 	void *conf, *inst = NULL;
 
 	memset(out, 0, sizeof(*out));
+	/* The section's problems name its own file (an included one). */
+	diag->file = file;
+	diag->rank = s->file_no;
 	conf = keys_fill(d->keys, d->n_keys, d->key_size, d->conf_size,
-	    cfg->file, cfg->dir, s->kv, s->n_kv, diag);
+	    file, cfg->dir, s->kv, s->n_kv, diag);
 	if (conf == NULL)
-		return WP_EINVAL;
+		goto done;
 	memset(&ks, 0, sizeof(ks));
 	ks.sec.size = sizeof(ks.sec);
 	ks.sec.name = s->name;
-	ks.sec.file = cfg->file;
+	ks.sec.file = file;
 	ks.sec.line = s->line;
 	ks.sec.timeout_us = timeout_ms * 1000;
 	ks.sec.diag = diag;
@@ -33,11 +39,15 @@ configure_section(const struct plugin *p, const struct config *cfg,
 	ks.n_kv = s->n_kv;
 	if (d->configure(p->state, &ks.sec, conf, &inst) != WP_OK) {
 		keys_free(conf);
-		return WP_EINVAL;
+		goto done;
 	}
 	out->inst = inst;
 	out->conf = conf;
-	return 0;
+	rc = 0;
+done:
+	diag->file = prev_file;
+	diag->rank = prev_rank;
+	return rc;
 }
 
 void

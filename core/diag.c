@@ -40,6 +40,7 @@ diag_add(struct wp_diag *d, int line, const char *tag, const char *fmt,
 	d->at = xrealloc(d->at, (n + 1) * sizeof(*d->at));
 	d->at[n].line = line;
 	d->at[n].off = d->len;
+	d->at[n].rank = d->rank;
 	/* Adopt the text as a buffer whose capacity is exactly what it holds. */
 	b.data = d->text;
 	b.len = d->len;
@@ -82,7 +83,7 @@ diag_warning(struct wp_diag *d, int line, const char *fmt, ...)
 
 /* An entry of diag_sort(): where a line's text is and how long it is. */
 struct diag_piece {
-	int line;
+	int rank, line;
 	size_t off, len;
 };
 
@@ -92,6 +93,8 @@ diag_piece_cmp(const void *a, const void *b)
 {
 	const struct diag_piece *x = a, *y = b;
 
+	if (x->rank != y->rank)
+		return x->rank < y->rank ? -1 : 1;
 	if (x->line != y->line)
 		return x->line < y->line ? -1 : 1;
 	return x->off < y->off ? -1 : x->off > y->off;
@@ -109,6 +112,7 @@ diag_sort(struct wp_diag *d)
 	/* d->at is in text order: an entry runs to the next one's start. */
 	p = xmalloc(n * sizeof(*p));
 	for (i = 0; i < n; i++) {
+		p[i].rank = d->at[i].rank;
 		p[i].line = d->at[i].line;
 		p[i].off = d->at[i].off;
 		p[i].len = (i + 1 < n ? d->at[i + 1].off : d->len) - p[i].off;
@@ -118,6 +122,7 @@ diag_sort(struct wp_diag *d)
 	for (i = 0; i < n; i++) {
 		memcpy(text + off, d->text + p[i].off, p[i].len);
 		d->at[i].line = p[i].line;
+		d->at[i].rank = p[i].rank;
 		d->at[i].off = off;
 		off += p[i].len;
 	}
@@ -147,7 +152,7 @@ diag_has_line(const struct wp_diag *d, int line)
 	size_t i, n = (size_t)d->errors + (size_t)d->warnings;
 
 	for (i = 0; i < n; i++)
-		if (d->at[i].line == line)
+		if (d->at[i].line == line && d->at[i].rank == d->rank)
 			return 1;
 	return 0;
 }
@@ -164,6 +169,7 @@ diag_move(struct wp_diag *dst, struct wp_diag *src)
 	dst->at = xrealloc(dst->at, (m + n) * sizeof(*dst->at));
 	for (i = 0; i < n; i++) {
 		dst->at[m + i].line = src->at[i].line;
+		dst->at[m + i].rank = src->at[i].rank;
 		dst->at[m + i].off = dst->len + src->at[i].off;
 	}
 	b.data = dst->text;

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
 
 #include <sqlite3.h>
 
@@ -42,9 +44,12 @@ static const char *const queries[Q_COUNT] = {
 
 struct history {
 	pthread_mutex_t mu;
-	sqlite3 *db;
+	sqlite3 *db;		/* NULL after a failed reopen (lock()) */
 	char *path;
 	sqlite3_stmt *q[Q_COUNT];
+	dev_t dev;		/* the file db was opened on */
+	ino_t ino;
+	int64_t checked_ms;	/* monotonic: when that was last compared */
 };
 
 /* Log a failed query and return WP_EIO. */
@@ -55,13 +60,89 @@ failed(struct history *h, const char *what)
 	return WP_EIO;
 }
 
+/* Close the connection and its statements (h->db NULL after). */
+static void
+conn_close(struct history *h)
+{
+	int i;
+
+	for (i = 0; i < Q_COUNT; i++) {
+		sqlite3_finalize(h->q[i]);
+		h->q[i] = NULL;
+	}
+	sqlite3_close(h->db);
+	h->db = NULL;
+}
+
+/*
+ * Open h->path read-only with its statements prepared, and note which
+ * file it is.  0, or WP_EIO / WP_EINVAL (no roll-up schema) with err set
+ * and h->db NULL.
+ */
+static int
+conn_open(struct history *h, char *err, size_t errlen)
+{
+	sqlite3_stmt *s = NULL;
+	struct stat sb;
+	int rc, i, has = 0;
+
+	if (stat(h->path, &sb) == 0) {
+		h->dev = sb.st_dev;
+		h->ino = sb.st_ino;
+	}
+	rc = sqlite3_open_v2(h->path, &h->db, SQLITE_OPEN_READONLY |
+	    SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "history: %s: %s", h->path,
+		    h->db != NULL ? sqlite3_errmsg(h->db) : sqlite3_errstr(rc));
+		goto fail;
+	}
+	/* Readers never wait for the writer in WAL mode; this covers the
+	 * moment a connection recovers the WAL index.  A 16 MiB page cache
+	 * holds the week and day rows of 10,000 monitors' uptime.  No
+	 * mmap_size: a checkpoint that truncates the file under a mapping
+	 * would end the process with SIGBUS instead of an error. */
+	sqlite3_busy_timeout(h->db, 2000);
+	(void)sqlite3_exec(h->db, "PRAGMA cache_size = -16384", NULL, NULL,
+	    NULL);
+	if (sqlite3_prepare_v2(h->db, "SELECT count(*) FROM sqlite_master "
+	    "WHERE name IN ('rollup_hours', 'rollup_days', 'rollup_weeks', "
+	    "'incidents')", -1, &s, NULL) != SQLITE_OK ||
+	    sqlite3_step(s) != SQLITE_ROW) {
+		snprintf(err, errlen, "history: %s: %s", h->path,
+		    sqlite3_errmsg(h->db));
+		goto fail;
+	}
+	has = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	s = NULL;
+	if (has != 4) {
+		snprintf(err, errlen, "history: %s: no roll-up tables (run "
+		    "this version of watchpost once to migrate the database)",
+		    h->path);
+		conn_close(h);
+		return WP_EINVAL;
+	}
+	for (i = 0; i < Q_COUNT; i++)
+		if (sqlite3_prepare_v3(h->db, queries[i], -1,
+		    SQLITE_PREPARE_PERSISTENT, &h->q[i], NULL) != SQLITE_OK) {
+			snprintf(err, errlen, "history: %s: %s", h->path,
+			    sqlite3_errmsg(h->db));
+			goto fail;
+		}
+	return 0;
+fail:
+	sqlite3_finalize(s);
+	conn_close(h);
+	return WP_EIO;
+}
+
 int
 history_open(const char *path, struct history **out, char *err,
     size_t errlen)
 {
 	struct history *h;
-	sqlite3_stmt *s = NULL;
-	int rc, i, has = 0;
+	int rc;
 
 	*out = NULL;
 	if (path == NULL || *path == '\0') {
@@ -71,65 +152,56 @@ history_open(const char *path, struct history **out, char *err,
 	h = xcalloc(1, sizeof(*h));
 	pthread_mutex_init(&h->mu, NULL);
 	h->path = xstrdup(path);
-	rc = sqlite3_open_v2(path, &h->db, SQLITE_OPEN_READONLY |
-	    SQLITE_OPEN_NOMUTEX, NULL);
-	if (rc != SQLITE_OK) {
-		snprintf(err, errlen, "history: %s: %s", path, h->db != NULL ?
-		    sqlite3_errmsg(h->db) : sqlite3_errstr(rc));
-		goto fail;
+	if ((rc = conn_open(h, err, errlen)) != 0) {
+		history_close(h);
+		return rc;
 	}
-	/* Readers never wait for the writer in WAL mode; this covers the
-	 * moment a connection recovers the WAL index. */
-	sqlite3_busy_timeout(h->db, 2000);
-	if (sqlite3_prepare_v2(h->db, "SELECT count(*) FROM sqlite_master "
-	    "WHERE name IN ('rollup_hours', 'rollup_days', 'rollup_weeks', "
-	    "'incidents')", -1,
-	    &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
-		has = sqlite3_column_int(s, 0);
-	else {
-		snprintf(err, errlen, "history: %s: %s", path,
-		    sqlite3_errmsg(h->db));
-		goto fail;
-	}
-	sqlite3_finalize(s);
-	s = NULL;
-	if (has != 4) {
-		snprintf(err, errlen, "history: %s: no roll-up tables (run "
-		    "this version of watchpost once to migrate the database)",
-		    path);
-		rc = WP_EINVAL;
-		goto fail_rc;
-	}
-	for (i = 0; i < Q_COUNT; i++)
-		if (sqlite3_prepare_v3(h->db, queries[i], -1,
-		    SQLITE_PREPARE_PERSISTENT, &h->q[i], NULL) != SQLITE_OK) {
-			snprintf(err, errlen, "history: %s: %s", path,
-			    sqlite3_errmsg(h->db));
-			goto fail;
-		}
+	h->checked_ms = mono_ms();
 	*out = h;
 	return 0;
-fail:
-	rc = WP_EIO;
-fail_rc:
-	sqlite3_finalize(s);
-	history_close(h);
-	return rc;
 }
 
 void
 history_close(struct history *h)
 {
-	int i;
-
 	if (h == NULL)
 		return;
-	for (i = 0; i < Q_COUNT; i++)
-		sqlite3_finalize(h->q[i]);
-	sqlite3_close(h->db);
+	conn_close(h);
 	pthread_mutex_destroy(&h->mu);
 	free(h->path);
 	free(h);
+}
+
+/*
+ * Take h->mu for a query.  At most once a second, first see whether the
+ * path still names the file the connection opened: the agent's store
+ * recreates a deleted or replaced database (store.h), and a connection to
+ * the old file would go on reading history that no longer grows.  0 with
+ * the lock held, or WP_EIO (logged) with it released.
+ */
+static int
+lock(struct history *h)
+{
+	char err[512];
+	struct stat sb;
+	int64_t now = mono_ms();
+
+	pthread_mutex_lock(&h->mu);
+	if (h->db != NULL && now - h->checked_ms < 1000)
+		return 0;
+	h->checked_ms = now;
+	if (h->db != NULL && (stat(h->path, &sb) != 0 ||
+	    (sb.st_dev == h->dev && sb.st_ino == h->ino)))
+		return 0;	/* the same file, or none there yet */
+	conn_close(h);
+	if (conn_open(h, err, sizeof(err)) == 0) {
+		log_info("history: %s: reopened (the file was recreated)",
+		    h->path);
+		return 0;
+	}
+	log_err("%s", err);
+	pthread_mutex_unlock(&h->mu);
+	return WP_EIO;
 }
 
 int
@@ -141,7 +213,8 @@ history_monitor_id(struct history *h, const char *name, int64_t *id)
 	if (h == NULL || name == NULL || id == NULL)
 		return WP_EINVAL;
 	*id = 0;
-	pthread_mutex_lock(&h->mu);
+	if (lock(h) != 0)
+		return WP_EIO;
 	if (sqlite3_prepare_v2(h->db, "SELECT id FROM monitors WHERE name = ?1",
 	    -1, &s, NULL) != SQLITE_OK) {
 		rc = failed(h, "monitor id");
@@ -178,7 +251,8 @@ history_monitors(struct history *h, struct history_monitor **out, size_t *n)
 		return WP_EINVAL;
 	*out = NULL;
 	*n = 0;
-	pthread_mutex_lock(&h->mu);
+	if (lock(h) != 0)
+		return WP_EIO;
 	if (sqlite3_prepare_v2(h->db, "SELECT m.id, m.name, m.type, "
 	    "coalesce(s.state, '') FROM monitors AS m LEFT JOIN state AS s "
 	    "ON s.monitor_id = m.id ORDER BY m.name", -1, &s, NULL) !=
@@ -261,7 +335,8 @@ history_checks(struct history *h, int64_t monitor_id, int64_t since_ms,
 		return WP_EINVAL;
 	if (until_ms <= 0)
 		until_ms = INT64_MAX;
-	pthread_mutex_lock(&h->mu);
+	if (lock(h) != 0)
+		return WP_EIO;
 	/* One row more than asked says whether a next page exists. */
 	if (sqlite3_prepare_v2(h->db, "SELECT id, ts, ok, latency_ms, "
 	    "status_code, attempts, reason, error FROM checks "
@@ -482,7 +557,8 @@ history_uptime(struct history *h, const int64_t *ids, size_t n,
 	if (h == NULL || (n > 0 && (ids == NULL || out == NULL)) ||
 	    window_ms < ROLLUP_HOUR_MS || window_ms % ROLLUP_HOUR_MS != 0)
 		return WP_EINVAL;
-	pthread_mutex_lock(&h->mu);
+	if (lock(h) != 0)
+		return WP_EIO;
 	/* One read transaction: every monitor from the same snapshot. */
 	if (n > 1)
 		sqlite3_exec(h->db, "BEGIN", NULL, NULL, NULL);
@@ -507,7 +583,8 @@ history_incidents(struct history *h, int64_t monitor_id, size_t limit,
 		return WP_EINVAL;
 	*out = NULL;
 	*n = 0;
-	pthread_mutex_lock(&h->mu);
+	if (lock(h) != 0)
+		return WP_EIO;
 	if (sqlite3_prepare_v2(h->db, "SELECT id, start_ms, end_ms, reason, "
 	    "error FROM incidents WHERE monitor_id = ?1 "
 	    "ORDER BY start_ms DESC, id DESC LIMIT ?2", -1, &s, NULL) !=
@@ -561,8 +638,9 @@ history_daily(struct history *h, int64_t monitor_id, int64_t now_ms,
 		return WP_EINVAL;
 	today = div_floor(now_ms, ROLLUP_DAY_MS);
 	first = today - days + 1;
+	if (lock(h) != 0)
+		return WP_EIO;
 	a = xcalloc((size_t)days, sizeof(*a));
-	pthread_mutex_lock(&h->mu);
 	sqlite3_exec(h->db, "BEGIN", NULL, NULL, NULL);
 	/* Q_DAYS gives no key column: one day per query is 90 look-ups of
 	 * the primary key, cheaper than a second statement to keep. */
@@ -608,7 +686,8 @@ history_hourly(struct history *h, int64_t monitor_id, int64_t now_ms,
 		return WP_EINVAL;
 	now_h = div_floor(now_ms, ROLLUP_HOUR_MS);
 	first = now_h - hours + 1;
-	pthread_mutex_lock(&h->mu);
+	if (lock(h) != 0)
+		return WP_EIO;
 	sqlite3_exec(h->db, "BEGIN", NULL, NULL, NULL);
 	rollup_clear(&open);
 	rc = add_open_hour(h, monitor_id, first, now_h, &open, &hr);

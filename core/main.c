@@ -14,6 +14,7 @@
 
 #include <uv.h>
 
+#include "admin.h"
 #include "alert.h"
 #include "api.h"
 #include "cfg.h"
@@ -195,7 +196,7 @@ show_warnings(struct wp_diag *diag)
  * alike.  (A file the core accepts is judged by manager_apply(), which
  * keeps the instances: no section is configured twice.) */
 static struct config *
-load(struct wp_diag *diag, int startup)
+load_with(struct wp_diag *diag, int startup, const struct cfg_overlay *ov)
 {
 	struct config *cfg = NULL;
 	struct opmon_op *op = NULL;
@@ -204,8 +205,8 @@ load(struct wp_diag *diag, int startup)
 	if (startup)
 		op = opmon_begin(OPC_STARTUP, "load configuration",
 		    STARTUP_STEP_MS);
-	if (config_load(opt.config, opt.plugin_dir, loader_lookup, NULL, diag,
-	    &cfg) != 0) {
+	if (config_load_overlay(opt.config, opt.plugin_dir, loader_lookup,
+	    NULL, ov, diag, &cfg) != 0) {
 		if (cfg != NULL)
 			manager_check(cfg, diag);
 		config_free(cfg);
@@ -215,6 +216,12 @@ load(struct wp_diag *diag, int startup)
 	opmon_end(op, OP_SUCCEEDED, NULL);
 	show_warnings(diag);
 	return cfg;
+}
+
+static struct config *
+load(struct wp_diag *diag, int startup)
+{
+	return load_with(diag, startup, NULL);
 }
 
 static void
@@ -240,7 +247,7 @@ agent_keep(const struct cfg_agent *ag)
 {
 	char **str[] = { &agent_now.database, &agent_now.plugin_dir,
 	    &agent_now.listen, &agent_now.user, &agent_now.api_token_file,
-	    &agent_now.pidfile };
+	    &agent_now.pidfile, &agent_now.include };
 	size_t i;
 
 	for (i = 0; i < sizeof(str) / sizeof(str[0]); i++)
@@ -363,39 +370,59 @@ agent_reload(const struct cfg_agent *ag, const char *token)
 	agent_keep(ag);
 }
 
+/*
+ * Apply CFG as a reload does: the token file re-read first, the monitors'
+ * diff, then [agent].  Takes CFG over (on success manager_apply keeps it
+ * as the running configuration; [agent] is applied after it, so that a
+ * rejected file changes nothing at all).  Returns 0, or WP_EINVAL with the
+ * problems in DIAG.  SIGHUP and the admin API (admin.h) both apply here.
+ */
+static int
+reload_apply(struct config *cfg, struct wp_diag *diag)
+{
+	struct cfg_agent ag;
+	char *token = NULL;
+	int rc = WP_EINVAL;
+
+	if (reload_token(cfg, diag, &token) != 0) {
+		config_free(cfg);
+		goto done;
+	}
+	ag = cfg->agent;
+	if (manager_apply(cfg, diag) != 0) {
+		config_free(cfg);
+		goto done;
+	}
+	statuspage_configure(cfg);
+	agent_reload(&ag, token);
+	rc = 0;
+done:
+	if (token != NULL) {
+		explicit_bzero(token, strlen(token));
+		free(token);
+	}
+	return rc;
+}
+
+/* admin.h's load: the reload's, with the API's file in its place. */
+static struct config *
+admin_load(const struct cfg_overlay *ov, struct wp_diag *diag)
+{
+	return load_with(diag, 0, ov);
+}
+
 static void
 reload(void)
 {
 	struct wp_diag diag;
 	struct config *cfg;
-	struct cfg_agent ag;
 	struct opmon_op *op = opmon_begin(OPC_STARTUP, "reload", 10000);
 	int64_t t0 = mono_us();
-	char *token = NULL;
 
 	log_info("SIGHUP: reloading %s", opt.config);
 	cfg = load(&diag, 0);
-	if (cfg != NULL && reload_token(cfg, &diag, &token) != 0) {
-		config_free(cfg);
+	if (cfg != NULL && reload_apply(cfg, &diag) != 0)
 		cfg = NULL;
-	}
-	/* On success manager_apply owns cfg (it stays alive as the
-	 * running configuration); [agent] is applied after it, so that a
-	 * rejected file changes nothing at all. */
-	if (cfg != NULL)
-		ag = cfg->agent;
-	if (cfg != NULL && manager_apply(cfg, &diag) != 0) {
-		config_free(cfg);
-		cfg = NULL;
-	}
-	if (cfg != NULL)
-		statuspage_configure(cfg);
-	if (cfg != NULL)
-		agent_reload(&ag, token);
-	if (token != NULL) {
-		explicit_bzero(token, strlen(token));
-		free(token);
-	}
 	if (cfg == NULL) {
 		const char *p = diag.text ? diag.text : "";
 		while (*p) {
@@ -852,7 +879,12 @@ main(int argc, char **argv)
 	opmon_end(op, OP_SUCCEEDED, NULL);
 	if (cfg->agent.listen != NULL) {
 		static struct api_routes routes = { render_monitors,
-		    render_opmon, render_metrics, NULL, NULL, NULL };
+		    render_opmon, render_metrics, NULL, admin_handle, NULL,
+		    NULL };
+		static const struct admin_hooks hooks = { admin_load,
+		    reload_apply };
+
+		admin_init(&hooks);
 		op = opmon_begin(OPC_STARTUP, "bind API", STARTUP_STEP_MS);
 		/* The history routes' own read-only connection (the store
 		 * has migrated the file by now). */

@@ -127,4 +127,26 @@ const struct monitor *manager_monitor_next(const struct monitor *prev,
 /* Counts for tests and logs. */
 size_t manager_monitor_count(void);
 
+/* ---- for the admin API (admin.c); loop thread ---- */
+
+/*
+ * Check monitor NAME now: its next finished check (after its retries,
+ * through the state machine, stored and alerted as any check) is handed
+ * to CB(ARG, outcome) -- borrowed for the call --, or NULL if none comes
+ * (the monitor is removed or changed, or the agent stops).  A check
+ * already in flight is the one waited for.  Returns 0 (CB will be called
+ * exactly once), WP_EINVAL for an unknown name, WP_EAGAIN while stopping.
+ */
+int manager_check_now(const char *name, void (*cb)(void *arg,
+    const struct outcome *o), void *arg);
+
+/* Monitor NAME as GET /api/monitors shows it (a new jansson reference),
+ * or NULL. */
+struct json_t;
+struct json_t *manager_monitor_json(const char *name);
+
+/* The configuration in force (owned by the manager; valid until the next
+ * manager_apply()), or NULL before the first. */
+const struct config *manager_config(void);
+
 #endif

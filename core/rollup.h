@@ -39,6 +39,8 @@ struct rollup_agg {
 	double lat_sum, lat_min, lat_max;	/* min/max: meaningless when
 						   lat_n is 0 */
 	uint32_t hist[ROLLUP_BUCKETS];
+	uint64_t nz[2];		/* bit b: hist[b] > 0 (encoding visits only
+				   those: it runs for every stored check) */
 };
 
 /* An empty aggregate. */
@@ -80,7 +82,9 @@ int rollup_read(sqlite3_stmt *s, int i, struct rollup_agg *a);
  * On DB: the aggregate SQL functions the migration backfills with,
  * wp_rollup(ok, latency_ms) (the encoded aggregate of a group of checks,
  * each counted up when ok, down when not) and wp_rollup_merge(agg) (of a
- * group of aggregates).  SQLite result code.
+ * group of aggregates), and the scalar wp_rollup_add(a, b) (both added;
+ * b alone when a is malformed), which the writer's UPSERTs merge with.
+ * SQLite result code.
  */
 int rollup_sql_register(sqlite3 *db);
 

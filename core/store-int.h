@@ -100,9 +100,9 @@ struct store {
 	sqlite3_stmt *s_check, *s_state, *s_outbox, *s_measure;
 	sqlite3_stmt *s_delivered, *s_attempt;
 	sqlite3_stmt *s_retention;
+	sqlite3_stmt *s_policy;
 	/* Roll-ups and incidents (store-writer.c, rollup_*, incident_*). */
-	sqlite3_stmt *s_roll_load, *s_hour_get, *s_hour_put, *s_day_get;
-	sqlite3_stmt *s_day_put, *s_week_get, *s_week_put;
+	sqlite3_stmt *s_roll_load, *s_roll_put[3];
 	sqlite3_stmt *s_inc_close, *s_inc_open;
 	sqlite3_stmt *s_roll_expire[4];
 
@@ -155,6 +155,9 @@ struct store {
 	 * may then hold rows that were rolled back. */
 	struct rollup_slot *roll;
 	size_t roll_cap, roll_n;
+	/* The encoded open hour bound to s_state (SQLITE_STATIC: valid
+	 * until the statement is reset, right after its step). */
+	unsigned char roll_blob[ROLLUP_BLOB_MAX];
 };
 
 /* ---- store.c ---- */

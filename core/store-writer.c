@@ -148,14 +148,22 @@ st_prepare_writer(struct store *st, char *err, size_t errlen)
 		/* since_ms moves only when the check changed the state. */
 		/* r_*: the monitor's open hour (rollup_note_check()). */
 		{ &st->s_state, "INSERT INTO state(monitor_id, state, "
-		    "last_check_ms, latency_ms, since_ms, r_hour, r_agg) "
-		    "VALUES (?1, ?2, ?3, ?4, ?3, ?6, ?7) "
+		    "last_check_ms, latency_ms, since_ms, streak, repeats, "
+		    "notified_ms, escalated_ms, r_hour, r_agg) "
+		    "VALUES (?1, ?2, ?3, ?4, ?3, ?6, ?7, ?8, ?9, ?10, ?11) "
 		    "ON CONFLICT(monitor_id) DO UPDATE SET "
 		    "state = excluded.state, "
 		    "last_check_ms = excluded.last_check_ms, "
 		    "latency_ms = excluded.latency_ms, "
 		    "since_ms = CASE WHEN ?5 THEN excluded.since_ms "
-		    "ELSE state.since_ms END, r_hour = ?6, r_agg = ?7" },
+		    "ELSE state.since_ms END, "
+		    "streak = excluded.streak, repeats = excluded.repeats, "
+		    "notified_ms = excluded.notified_ms, "
+		    "escalated_ms = excluded.escalated_ms, "
+		    "r_hour = excluded.r_hour, r_agg = excluded.r_agg" },
+		/* A reminder or an escalation: its counters only. */
+		{ &st->s_policy, "UPDATE state SET repeats = ?2, "
+		    "notified_ms = ?3, escalated_ms = ?4 WHERE monitor_id = ?1" },
 		{ &st->s_outbox, "INSERT INTO outbox(id, monitor_id, "
 		    "alert_name, payload, created_ms) "
 		    "VALUES (?1, ?2, ?3, ?4, ?5)" },
@@ -170,18 +178,18 @@ st_prepare_writer(struct store *st, char *err, size_t errlen)
 		    "(SELECT id FROM checks WHERE ts < ?1 LIMIT ?2)" },
 		{ &st->s_roll_load, "SELECT r_hour, r_agg FROM state "
 		    "WHERE monitor_id = ?1" },
-		{ &st->s_hour_get, "SELECT agg FROM rollup_hours "
-		    "WHERE monitor_id = ?1 AND hour = ?2" },
-		{ &st->s_hour_put, "INSERT OR REPLACE INTO rollup_hours("
-		    "monitor_id, hour, agg) VALUES (?1, ?2, ?3)" },
-		{ &st->s_day_get, "SELECT agg FROM rollup_days "
-		    "WHERE monitor_id = ?1 AND day = ?2" },
-		{ &st->s_day_put, "INSERT OR REPLACE INTO rollup_days("
-		    "monitor_id, day, agg) VALUES (?1, ?2, ?3)" },
-		{ &st->s_week_get, "SELECT agg FROM rollup_weeks "
-		    "WHERE monitor_id = ?1 AND week = ?2" },
-		{ &st->s_week_put, "INSERT OR REPLACE INTO rollup_weeks("
-		    "monitor_id, week, agg) VALUES (?1, ?2, ?3)" },
+		/* Adding to a row already there (a late check, or an hour
+		 * the migration backfilled) merges in SQL (wp_rollup_add,
+		 * rollup.h), so a flush reads nothing. */
+		{ &st->s_roll_put[0], "INSERT INTO rollup_hours(monitor_id, "
+		    "hour, agg) VALUES (?1, ?2, ?3) ON CONFLICT DO UPDATE SET "
+		    "agg = wp_rollup_add(agg, excluded.agg)" },
+		{ &st->s_roll_put[1], "INSERT INTO rollup_days(monitor_id, "
+		    "day, agg) VALUES (?1, ?2, ?3) ON CONFLICT DO UPDATE SET "
+		    "agg = wp_rollup_add(agg, excluded.agg)" },
+		{ &st->s_roll_put[2], "INSERT INTO rollup_weeks(monitor_id, "
+		    "week, agg) VALUES (?1, ?2, ?3) ON CONFLICT DO UPDATE SET "
+		    "agg = wp_rollup_add(agg, excluded.agg)" },
 		{ &st->s_inc_close, "UPDATE incidents SET end_ms = ?2 "
 		    "WHERE monitor_id = ?1 AND end_ms IS NULL" },
 		{ &st->s_inc_open, "INSERT INTO incidents(monitor_id, "
@@ -214,11 +222,11 @@ st_finalize_writer(struct store *st)
 		&st->s_savepoint, &st->s_release, &st->s_rollback_to,
 		&st->s_check, &st->s_state, &st->s_outbox, &st->s_measure,
 		&st->s_delivered, &st->s_attempt, &st->s_retention,
-		&st->s_roll_load, &st->s_hour_get, &st->s_hour_put,
-		&st->s_day_get, &st->s_day_put, &st->s_inc_close,
+		&st->s_policy,
+		&st->s_roll_load, &st->s_roll_put[0], &st->s_roll_put[1],
+		&st->s_roll_put[2], &st->s_inc_close,
 		&st->s_inc_open, &st->s_roll_expire[0], &st->s_roll_expire[1],
-		&st->s_roll_expire[2], &st->s_roll_expire[3], &st->s_week_get,
-		&st->s_week_put,
+		&st->s_roll_expire[2], &st->s_roll_expire[3],
 	};
 	size_t i;
 
@@ -309,43 +317,29 @@ rollup_cache_slot(struct store *st, int64_t id, int *fresh)
 }
 
 /*
- * Add AGG to monitor ID's rows of the hour HOUR, its day and its week,
- * each read, merged here and written back: once per monitor and hour (when the hour
- * ends), or for a check that arrives after its hour was flushed.  SQLite
- * result code.
+ * Add AGG to monitor ID's rows of the hour HOUR, its day and its week
+ * (UPSERTs that merge with a row already there): once per monitor and
+ * hour, when the hour ends, or for a check that arrives after its hour
+ * was flushed.  SQLite result code.
  */
 static int
 rollup_flush(struct store *st, int64_t id, int64_t hour,
     const struct rollup_agg *agg)
 {
-	sqlite3_stmt *get[3] = { st->s_hour_get, st->s_day_get,
-		st->s_week_get };
-	sqlite3_stmt *put[3] = { st->s_hour_put, st->s_day_put,
-		st->s_week_put };
-	int64_t key[3] = { hour, hour / 24, hour / (24 * 7) };
-	struct rollup_agg sum;
+	const int64_t key[3] = { hour, hour / 24, hour / (24 * 7) };
+	unsigned char buf[ROLLUP_BLOB_MAX];
+	size_t n;
 	int i, rc;
 
 	if (hour < 0)
 		return SQLITE_OK;
+	n = rollup_encode(agg, buf);
 	for (i = 0; i < 3; i++) {
-		sum = *agg;
-		sqlite3_bind_int64(get[i], 1, id);
-		sqlite3_bind_int64(get[i], 2, key[i]);
-		rc = sqlite3_step(get[i]);
-		if (rc == SQLITE_ROW && rollup_read(get[i], 0, &sum) != 0) {
-			/* A damaged blob: its counts go, the rest stays. */
-			log_warn("store: monitor id %" PRId64 ": a malformed "
-			    "latency histogram in its roll-up is replaced", id);
-		}
-		sqlite3_reset(get[i]);
-		sqlite3_clear_bindings(get[i]);
-		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-			return rc;
-		sqlite3_bind_int64(put[i], 1, id);
-		sqlite3_bind_int64(put[i], 2, key[i]);
-		rollup_bind(put[i], 3, &sum);
-		if ((rc = st_step_done(put[i])) != SQLITE_OK)
+		sqlite3_bind_int64(st->s_roll_put[i], 1, id);
+		sqlite3_bind_int64(st->s_roll_put[i], 2, key[i]);
+		sqlite3_bind_blob(st->s_roll_put[i], 3, buf, (int)n,
+		    SQLITE_STATIC);
+		if ((rc = st_step_done(st->s_roll_put[i])) != SQLITE_OK)
 			return rc;
 	}
 	return SQLITE_OK;
@@ -451,12 +445,51 @@ rollup_expire(struct store *st, int64_t cutoff_ms, int64_t *deleted)
 	return st_step_done(st->s_commit);
 }
 
+/* The outbox rows of check item IT.  SQLite result code. */
+static int
+write_outbox(struct store *st, const struct item *it)
+{
+	const struct store_alert *a;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < it->u.chk.n_alerts; i++) {
+		a = &it->u.chk.alerts[i];
+		sqlite3_bind_int64(st->s_outbox, 1, a->id);
+		sqlite3_bind_int64(st->s_outbox, 2, a->monitor_id);
+		sqlite3_bind_text(st->s_outbox, 3, a->alert_name,
+		    (int)strnlen(a->alert_name, sizeof(a->alert_name)),
+		    SQLITE_STATIC);
+		sqlite3_bind_text(st->s_outbox, 4,
+		    a->payload != NULL ? a->payload : "", -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st->s_outbox, 5, a->created_ms);
+		if ((rc = st_step_done(st->s_outbox)) != SQLITE_OK)
+			return rc;
+	}
+	return SQLITE_OK;
+}
+
+/* A policy_only item (store_check): the counters and the outbox rows. */
+static int
+write_policy(struct store *st, const struct item *it)
+{
+	const struct store_check *c = &it->u.chk.c;
+	int rc;
+
+	sqlite3_bind_int64(st->s_policy, 1, c->monitor_id);
+	sqlite3_bind_int64(st->s_policy, 2, (sqlite3_int64)c->repeats);
+	sqlite3_bind_int64(st->s_policy, 3, c->notified_ms);
+	sqlite3_bind_int64(st->s_policy, 4, c->escalated_ms);
+	if ((rc = st_step_done(st->s_policy)) != SQLITE_OK)
+		return rc;
+	return write_outbox(st, it);
+}
+
 /* Write one item inside the open transaction.  SQLite result code. */
 static int
 write_item(struct store *st, const struct item *it)
 {
 	const struct store_check *c;
-	const struct store_alert *a;
 	struct rollup_slot *slot;
 	int64_t check_id;
 	size_t i;
@@ -475,6 +508,8 @@ write_item(struct store *st, const struct item *it)
 		return st_step_done(st->s_attempt);
 	}
 	c = &it->u.chk.c;
+	if (c->policy_only)
+		return write_policy(st, it);
 	sqlite3_bind_int64(st->s_check, 1, c->monitor_id);
 	sqlite3_bind_int64(st->s_check, 2, c->ts_ms);
 	sqlite3_bind_int(st->s_check, 3, c->ok ? 1 : 0);
@@ -511,27 +546,18 @@ write_item(struct store *st, const struct item *it)
 	sqlite3_bind_int64(st->s_state, 3, c->ts_ms);
 	bind_opt_double(st->s_state, 4, c->latency_ms);
 	sqlite3_bind_int(st->s_state, 5, c->state_changed ? 1 : 0);
-	sqlite3_bind_int64(st->s_state, 6, slot->hour);
-	rollup_bind(st->s_state, 7, &slot->agg);
+	sqlite3_bind_int(st->s_state, 6, c->streak);
+	sqlite3_bind_int64(st->s_state, 7, (sqlite3_int64)c->repeats);
+	sqlite3_bind_int64(st->s_state, 8, c->notified_ms);
+	sqlite3_bind_int64(st->s_state, 9, c->escalated_ms);
+	sqlite3_bind_int64(st->s_state, 10, slot->hour);
+	sqlite3_bind_blob(st->s_state, 11, st->roll_blob,
+	    (int)rollup_encode(&slot->agg, st->roll_blob), SQLITE_STATIC);
 	if ((rc = st_step_done(st->s_state)) != SQLITE_OK)
 		return rc;
 	if (c->state_changed && (rc = incident_note(st, c)) != SQLITE_OK)
 		return rc;
-
-	for (i = 0; i < it->u.chk.n_alerts; i++) {
-		a = &it->u.chk.alerts[i];
-		sqlite3_bind_int64(st->s_outbox, 1, a->id);
-		sqlite3_bind_int64(st->s_outbox, 2, a->monitor_id);
-		sqlite3_bind_text(st->s_outbox, 3, a->alert_name,
-		    (int)strnlen(a->alert_name, sizeof(a->alert_name)),
-		    SQLITE_STATIC);
-		sqlite3_bind_text(st->s_outbox, 4,
-		    a->payload != NULL ? a->payload : "", -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st->s_outbox, 5, a->created_ms);
-		if ((rc = st_step_done(st->s_outbox)) != SQLITE_OK)
-			return rc;
-	}
-	return SQLITE_OK;
+	return write_outbox(st, it);
 }
 
 static void
@@ -597,7 +623,8 @@ write_batch(struct store *st, size_t head, size_t n, int careful,
 				goto fail;
 		} else if (rc != SQLITE_OK) {
 			goto fail;
-		} else if (it->kind == ITEM_CHECK) {
+		} else if (it->kind == ITEM_CHECK &&
+		    !it->u.chk.c.policy_only) {
 			(*nchecks)++;
 		}
 		if (careful && (rc = st_step_done(st->s_release)) != SQLITE_OK)
@@ -1447,7 +1474,7 @@ static int
 plain(const struct item *it)
 {
 	return it->kind == ITEM_CHECK && !it->u.chk.c.state_changed &&
-	    it->u.chk.n_alerts == 0;
+	    it->u.chk.n_alerts == 0 && !it->u.chk.c.policy_only;
 }
 
 /*
@@ -1559,7 +1586,8 @@ store_submit(struct store *st, const struct store_check *c,
 	}
 	meas = copy_measures(c, &n_meas);
 	pthread_mutex_lock(&st->mu);
-	if (make_room(st, !c->state_changed && n_alerts == 0) != 0) {
+	if (make_room(st, !c->state_changed && n_alerts == 0 &&
+	    !c->policy_only) != 0) {
 		pthread_mutex_unlock(&st->mu);
 		for (i = 0; i < n_alerts; i++)
 			free(copy[i].payload);

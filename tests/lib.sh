@@ -124,3 +124,89 @@ state_of() {
 pending_of() {
 	sql "$DB" "SELECT count(*) FROM outbox o JOIN monitors m ON m.id = o.monitor_id WHERE m.name = '$1'" 2>/dev/null
 }
+
+# make_ca: a throwaway CA in $T (ca.pem, ca.key) for tests that need
+# certificates; cert NAME CN SAN FROM TO then signs $T/NAME.pem and
+# $T/NAME.key (SAN like "DNS:localhost,IP:127.0.0.1"; FROM and TO for
+# date -d, such as "-1 day" and "+20 days").
+make_ca() {
+	cat >"$T/ca.cnf" <<'CNF'
+[ca]
+default_ca = ca_sect
+[ca_sect]
+dir = .
+database = index.txt
+new_certs_dir = .
+serial = serial
+default_md = sha256
+policy = pol
+unique_subject = no
+copy_extensions = copy
+[pol]
+commonName = supplied
+CNF
+	: >"$T/index.txt"
+	echo 01 >"$T/serial"
+	(cd "$T" && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key \
+	    -out ca.pem -days 30 -subj "/CN=watchpost test CA/O=watchpost tests" \
+	    2>/dev/null) || fail "openssl: CA"
+}
+cert() {
+	local utc_from utc_to
+	utc_from=$(date -u -d "$4" +%Y%m%d%H%M%SZ)
+	utc_to=$(date -u -d "$5" +%Y%m%d%H%M%SZ)
+	(cd "$T" &&
+	openssl req -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.csr" \
+	    -subj "/CN=$2" -addext "subjectAltName=$3" 2>/dev/null &&
+	openssl ca -batch -config ca.cnf -cert ca.pem -keyfile ca.key \
+	    -in "$1.csr" -out "$1.pem" -startdate "$utc_from" \
+	    -enddate "$utc_to" -notext >/dev/null 2>&1) ||
+	    fail "openssl: certificate $1"
+}
+
+# free_port_try N: a likely free port for servers that cannot take port 0
+# (the caller retries on a clash); N varies it between tries.
+free_port_try() { echo $(( 20000 + (RANDOM * 7 + $1 * 131) % 40000 )); }
+# port_open PORT: something accepts TCP connections on 127.0.0.1:PORT.
+port_open() { bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+
+# tls_server NAME CERT [ARGS...]: openssl s_server with $T/CERT.pem on a
+# free loopback port; sets NAME_PORT.
+tls_server() {
+	local name=$1 crt=$2 try port
+	shift 2
+	for try in 1 2 3 4 5 6 7 8; do
+		port=$(free_port_try "$try")
+		openssl s_server -accept "127.0.0.1:$port" -cert "$T/$crt.pem" \
+		    -key "$T/$crt.key" "$@" </dev/null >"$T/$name.log" 2>&1 &
+		PIDS+=($!)
+		# Alive and accepting: a clash makes s_server exit at once.
+		if wait_until 5 port_open "$port" && kill -0 $! 2>/dev/null; then
+			eval "${name}_PORT=$port"
+			return 0
+		fi
+	done
+	fail "openssl s_server $name did not start"
+}
+
+# start_smtpd NAME [ARGS...]: Debian's aiosmtpd (python3-aiosmtpd) on a
+# free loopback port, ARGS passed on (--tlscert F --tlskey K offers
+# STARTTLS); sets NAME_PORT.
+start_smtpd() {
+	local name=$1 try port py=/usr/bin/python3
+	shift
+	[ -x "$py" ] || py=python3
+	"$py" -c 'import aiosmtpd' 2>/dev/null ||
+	    fail "aiosmtpd is missing: install the Debian package python3-aiosmtpd"
+	for try in 1 2 3 4 5 6 7 8; do
+		port=$(free_port_try "$try")
+		"$py" -m aiosmtpd -n -l "127.0.0.1:$port" "$@" \
+		    >"$T/$name.log" 2>&1 &
+		PIDS+=($!)
+		if wait_until 10 port_open "$port" && kill -0 $! 2>/dev/null; then
+			eval "${name}_PORT=$port"
+			return 0
+		fi
+	done
+	fail "aiosmtpd $name did not start"
+}

@@ -379,7 +379,7 @@ test_bad_listen(void **state)
 		"example.invalid:80", "localhost:999999",
 	};
 	struct api_routes routes = { fake_monitors, fake_opmon,
-	    fake_metrics, NULL, NULL, NULL };
+	    fake_metrics, NULL, NULL, NULL, NULL };
 	struct api *a;
 	uv_loop_t loop;
 	char err[256];
@@ -958,6 +958,225 @@ test_sequential(void **state)
 	harness_finish(h);
 }
 
+/* ---- the admin route (routes.admin) ---- */
+
+/* What the fake admin handler saw, and the job it holds back. */
+static struct {
+	pthread_mutex_t mu;
+	int calls;
+	char method[16], path[128], if_match[64];
+	struct sbuf body;
+	struct api_job *held;
+	uv_async_t later;	/* answers the held job on the loop */
+} adm = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static void
+adm_later(uv_async_t *a)
+{
+	api_answer(adm.held, 200, xstrdup("{\"later\":true}"), NULL, NULL);
+	adm.held = NULL;
+	uv_close((uv_handle_t *)a, NULL);
+}
+
+/* Loop thread.  ".../later": answered on a later turn of the loop;
+ * ".../hold": never (the test answers after the API stopped); else 201
+ * at once with an ETag. */
+static void
+fake_admin(void *arg, const struct api_request *req)
+{
+	size_t n = strlen(req->path);
+
+	(void)arg;
+	pthread_mutex_lock(&adm.mu);
+	adm.calls++;
+	snprintf(adm.method, sizeof(adm.method), "%s", req->method);
+	snprintf(adm.path, sizeof(adm.path), "%s", req->path);
+	snprintf(adm.if_match, sizeof(adm.if_match), "%s",
+	    req->if_match != NULL ? req->if_match : "(none)");
+	sbuf_free(&adm.body);
+	sbuf_append(&adm.body, req->body, req->body_len);
+	pthread_mutex_unlock(&adm.mu);
+	if (n > 6 && strcmp(req->path + n - 6, "/later") == 0) {
+		adm.held = req->job;
+		uv_async_send(&adm.later);
+	} else if (n > 5 && strcmp(req->path + n - 5, "/hold") == 0) {
+		pthread_mutex_lock(&adm.mu);
+		adm.held = req->job;
+		pthread_mutex_unlock(&adm.mu);
+	} else
+		api_answer(req->job, 201, xstrdup("{\"ok\":true}"), "ETag",
+		    "\"t1\"");
+}
+
+static int
+adm_calls(void)
+{
+	int n;
+
+	pthread_mutex_lock(&adm.mu);
+	n = adm.calls;
+	pthread_mutex_unlock(&adm.mu);
+	return n;
+}
+
+/* METHOD PATH with BODY (NULL: none), AUTH and one more header EXTRA
+ * (either NULL). */
+static void
+http_body(int port, const char *method, const char *path, const char *auth,
+    const char *body, const char *extra, struct resp *r)
+{
+	struct curl_slist *hl = NULL;
+	char url[256], hdr[256];
+	CURL *c;
+
+	memset(r, 0, sizeof(*r));
+	sbuf_puts(&r->body, "");
+	sbuf_puts(&r->hdrs, "");
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+	c = curl_easy_init();
+	assert_non_null(c);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 15000L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &r->body);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, &r->hdrs);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	if (body != NULL)
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	if (auth != NULL) {
+		snprintf(hdr, sizeof(hdr), "Authorization: %s", auth);
+		hl = curl_slist_append(hl, hdr);
+	}
+	if (extra != NULL)
+		hl = curl_slist_append(hl, extra);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+	curl_slist_free_all(hl);
+	curl_easy_cleanup(c);
+}
+
+static void
+test_admin_route(void **state)
+{
+	struct harness *h = *state;
+	struct resp r;
+	char *big;
+	int port;
+
+	h->routes.admin = fake_admin;
+	assert_int_equal(uv_async_init(&h->loop, &adm.later, adm_later), 0);
+	harness_start(h, "127.0.0.1:0", NULL);
+	port = api_port(h->api);
+
+	/* No token: changes are off (403, saying how), reads go through. */
+	http_body(port, "PUT", "/api/monitors/x", NULL, "{}", NULL, &r);
+	assert_int_equal(r.status, 403);
+	assert_non_null(strstr(r.body.data, "api_token_file"));
+	resp_free(&r);
+	assert_int_equal(adm_calls(), 0);
+	http_body(port, "GET", "/api/monitors/x", NULL, NULL, NULL, &r);
+	assert_int_equal(r.status, 201);
+	resp_free(&r);
+	assert_int_equal(adm_calls(), 1);
+	assert_string_equal(adm.method, "GET");
+
+	/* With a token: a wrong one is 401 before the handler. */
+	assert_int_equal(api_set_token(h->api, TOKEN), 1);
+	http_body(port, "PUT", "/api/monitors/x", "Bearer nope", "{}", NULL,
+	    &r);
+	assert_int_equal(r.status, 401);
+	resp_free(&r);
+	http_body(port, "GET", "/api/monitors/x", NULL, NULL, NULL, &r);
+	assert_int_equal(r.status, 401);
+	resp_free(&r);
+	assert_int_equal(adm_calls(), 1);
+
+	/* The right one: method, path, body and If-Match reach the loop;
+	 * the handler's status and header come back. */
+	http_body(port, "PUT", "/api/monitors/x", "Bearer " TOKEN,
+	    "{\"a\":1}", "If-Match: \"abc\"", &r);
+	assert_int_equal(r.status, 201);
+	assert_true(has_header(&r, "ETag: \"t1\""));
+	assert_string_equal(r.body.data, "{\"ok\":true}");
+	resp_free(&r);
+	assert_int_equal(adm_calls(), 2);
+	assert_string_equal(adm.method, "PUT");
+	assert_string_equal(adm.path, "/api/monitors/x");
+	assert_string_equal(adm.body.data, "{\"a\":1}");
+	assert_string_equal(adm.if_match, "\"abc\"");
+
+	/* Over 64 KiB: 413, the handler never sees it. */
+	big = xcalloc(API_BODY_MAX + 2, 1);
+	memset(big, 'a', API_BODY_MAX + 1);
+	http_body(port, "PUT", "/api/monitors/x", "Bearer " TOKEN, big, NULL,
+	    &r);
+	assert_int_equal(r.status, 413);
+	resp_free(&r);
+	free(big);
+	assert_int_equal(adm_calls(), 2);
+
+	/* An answer given on a later turn of the loop. */
+	http_body(port, "POST", "/api/monitors/x/later", "Bearer " TOKEN,
+	    NULL, NULL, &r);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.body.data, "{\"later\":true}");
+	resp_free(&r);
+	assert_int_equal(h->off_loop, 0);
+	harness_finish(h);
+	sbuf_free(&adm.body);
+}
+
+static void *
+held_client(void *arg)
+{
+	struct harness *h = arg;
+	struct resp *r = xcalloc(1, sizeof(*r));
+
+	http_body(api_port(h->api), "POST", "/api/monitors/x/hold",
+	    "Bearer " TOKEN, NULL, NULL, r);
+	return r;
+}
+
+/* The API stops while the loop still owes an answer: the client is let go,
+ * and the answer that comes after is taken (and the api freed) without
+ * touching freed memory (ASan and valgrind runs check that). */
+static void
+test_admin_answer_after_stop(void **state)
+{
+	struct harness *h = *state;
+	struct resp *r;
+	pthread_t t;
+	void *ret;
+	int i, held = 0;
+
+	h->routes.admin = fake_admin;
+	adm.held = NULL;
+	harness_start(h, "127.0.0.1:0", TOKEN);
+	assert_int_equal(pthread_create(&t, NULL, held_client, h), 0);
+	for (i = 0; i < 1000 && !held; i++) {
+		pthread_mutex_lock(&adm.mu);
+		held = adm.held != NULL;
+		pthread_mutex_unlock(&adm.mu);
+		if (!held)
+			usleep(10000);
+	}
+	assert_true(held);
+	harness_finish(h);
+	assert_int_equal(pthread_join(t, &ret), 0);
+	r = ret;
+	assert_true(r->status == 503 || r->status == 0);
+	resp_free(r);
+	free(r);
+	/* The loop is gone: no other thread is left to race with. */
+	api_answer(adm.held, 200, xstrdup("{}"), NULL, NULL);
+	adm.held = NULL;
+	sbuf_free(&adm.body);
+}
+
 int
 main(void)
 {
@@ -990,6 +1209,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_abandoned_in_batch,
 		    harness_setup, harness_teardown),
 		cmocka_unit_test_setup_teardown(test_sequential,
+		    harness_setup, harness_teardown),
+		cmocka_unit_test_setup_teardown(test_admin_route,
+		    harness_setup, harness_teardown),
+		cmocka_unit_test_setup_teardown(test_admin_answer_after_stop,
 		    harness_setup, harness_teardown),
 	};
 	int rc;

@@ -89,6 +89,21 @@ open_store(struct fx *fx)
 	assert_int_equal(store_start(fx->st), 0);
 }
 
+/* Open a store on another file PATH (the fixture's monitors are in it). */
+static void
+open_store_at(struct fx *fx, const char *path)
+{
+	static const char *const names[] = { "alpha", "beta" };
+	static const char *const types[] = { "http", "tcp" };
+	char err[512] = "";
+
+	if (store_open(path, 4096, &fx->st, err, sizeof(err)) != 0)
+		fail_msg("store_open: %s", err);
+	assert_int_equal(store_sync_monitors(fx->st, names, types, 2,
+	    fx->ids), 0);
+	assert_int_equal(store_start(fx->st), 0);
+}
+
 /* Close the store (every queued row written) and open a reader. */
 static void
 close_store_open_history(struct fx *fx)
@@ -241,6 +256,23 @@ test_rollup_maths(void **state)
 	buf[0] = 2;
 	assert_int_equal(rollup_decode(&b, buf, n), WP_EINVAL);
 	assert_int_equal(rollup_decode(&b, buf, 0), WP_EINVAL);
+	/* Buckets: [0.1 * 2^(b/4), 0.1 * 2^((b+1)/4)), as log2() says. */
+	for (i = 0; i < 2000; i++) {
+		double v = 0.05 * pow(1.01, i);
+		int want = v <= ROLLUP_LAT_MIN ? 0 :
+		    (int)floor(4 * log2(v / ROLLUP_LAT_MIN));
+
+		if (want > ROLLUP_BUCKETS - 1)
+			want = ROLLUP_BUCKETS - 1;
+		/* Exactly on a boundary, rounding may pick either side. */
+		if (fabs(4 * log2(v / ROLLUP_LAT_MIN) - rint(4 * log2(v /
+		    ROLLUP_LAT_MIN))) > 1e-9)
+			assert_int_equal(rollup_bucket(v), want);
+	}
+	assert_int_equal(rollup_bucket(0.2), 4);
+	assert_int_equal(rollup_bucket(1e9), ROLLUP_BUCKETS - 1);
+	assert_int_equal(rollup_bucket(-1), 0);
+	assert_int_equal(rollup_bucket(NAN), 0);
 	/* Merge keeps min and max. */
 	rollup_clear(&a);
 	rollup_clear(&b);
@@ -554,8 +586,9 @@ test_retention(void **state)
 	    1);
 }
 
-/* A version 2 database (raw rows only) gains roll-ups and incidents from
- * its rows when the store opens it. */
+/* A database of the version before the roll-ups (raw rows only) gains
+ * roll-ups and incidents from its rows when the store opens it.  (The
+ * roll-up migration is the last one.) */
 static void
 test_backfill(void **state)
 {
@@ -574,7 +607,8 @@ test_backfill(void **state)
 	sql_exec(fx->db, "DROP TABLE rollup_hours; DROP TABLE rollup_days; "
 	    "DROP TABLE rollup_weeks; "
 	    "DROP TABLE incidents; UPDATE state SET r_hour = NULL; "
-	    "UPDATE meta SET value = '2' WHERE key = 'schema_version'");
+	    "UPDATE meta SET value = CAST(value AS INTEGER) - 1 "
+	    "WHERE key = 'schema_version'");
 	/* (the r_* columns are dropped too, as version 2 had none) */
 	sql_exec(fx->db, "ALTER TABLE state DROP COLUMN r_hour; "
 	    "ALTER TABLE state DROP COLUMN r_agg");
@@ -595,6 +629,43 @@ test_backfill(void **state)
 	assert_true(v[0].start_ms == DAY0 + 40 * 60000);
 	assert_true(v[0].end_ms == DAY0 + 80 * 60000);
 	free(v);
+}
+
+/* The file recreated under a reader (the store's recovery does so): the
+ * reader notices within a second and reads the new file. */
+static void
+test_reopen_recreated(void **state)
+{
+	struct fx *fx = *state;
+	struct history_uptime u;
+	char tmp[PATH_MAX + 32], *sql;
+	int i;
+
+	open_store(fx);
+	submit(fx, fx->ids[0], DAY0, "up", 1, 5);
+	close_store_open_history(fx);
+	assert_int_equal(history_uptime(fx->h, &fx->ids[0], 1, DAY0 + 1, H,
+	    &u), 0);
+	assert_int_equal(u.checks, 1);
+	/* A copy with one more check moves over the path. */
+	snprintf(tmp, sizeof(tmp), "%s.new", fx->db);
+	sql = sqlite3_mprintf("VACUUM INTO %Q", tmp);
+	sql_exec(fx->db, sql);
+	sqlite3_free(sql);
+	open_store_at(fx, tmp);
+	submit(fx, fx->ids[0], DAY0 + 60000, "up", 0, 5);
+	assert_int_equal(store_close(fx->st), 0);
+	fx->st = NULL;
+	assert_int_equal(rename(tmp, fx->db), 0);
+	/* Bounded: 5 s. */
+	for (i = 0; i < 50; i++) {
+		assert_int_equal(history_uptime(fx->h, &fx->ids[0], 1, DAY0 + 1,
+		    H, &u), 0);
+		if (u.checks == 2)
+			break;
+		usleep(100000);
+	}
+	assert_int_equal(u.checks, 2);
 }
 
 static void
@@ -629,6 +700,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_retention, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_backfill, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reopen_recreated, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_open_refused, setup,
 		    teardown),
 	};

@@ -100,7 +100,7 @@ test_descriptor(void **unused)
 	assert_true(d->keys[0].flags & WP_KEY_REQUIRED);
 	assert_string_equal(d->keys[1].name, "port");
 	assert_true(d->keys[1].flags & WP_KEY_REQUIRED);
-	assert_int_equal(d->n_keys, 2);
+	assert_int_equal(d->n_keys, 7);
 	mock_plugin_unload(mp);
 }
 

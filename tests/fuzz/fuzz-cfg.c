@@ -111,7 +111,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct wp_diag diag;
 	struct config *cfg = NULL;
 	const char *line, *nl;
-	size_t plen, i, j, lines = 0;
+	size_t plen, flen, i, j, lines = 0;
 	FILE *f;
 	int rc;
 
@@ -138,13 +138,21 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* A readable file always comes back, valid or not. */
 	fuzz_assert(cfg != NULL);
 	plen = strlen(path);
+	/* An included file's name: the folder, '/', a file name. */
+	flen = cfg != NULL && cfg->agent.include != NULL &&
+	    strlen(cfg->agent.include) + 1 + 255 > plen ?
+	    strlen(cfg->agent.include) + 1 + 255 : plen;
 	for (line = diag.text; line != NULL && *line != '\0'; line = nl + 1) {
 		nl = strchr(line, '\n');
 		fuzz_assert(nl != NULL);
-		fuzz_assert(strncmp(line, path, plen) == 0 &&
-		    line[plen] == ':');
+		/* ... or with a file of the include folder the input may
+		 * name ([agent] include). */
+		fuzz_assert((strncmp(line, path, plen) == 0 &&
+		    line[plen] == ':') || (cfg != NULL &&
+		    cfg->agent.include != NULL && strncmp(line,
+		    cfg->agent.include, strlen(cfg->agent.include)) == 0));
 		/* "PATH:LINE: warning: " and 400 characters of 4 bytes. */
-		fuzz_assert((size_t)(nl - line) <= plen + 32 + 400 * 4 + 3);
+		fuzz_assert((size_t)(nl - line) <= flen + 32 + 400 * 4 + 3);
 		for (i = 0; line + i < nl; i++)
 			fuzz_assert(((unsigned char)line[i] >= 0x20 &&
 			    line[i] != 0x7f) || line[i] == '\t');
