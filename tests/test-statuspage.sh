@@ -31,6 +31,7 @@ write_ini() { # write_ini PUBLIC
 database = agent.db
 listen = 127.0.0.1:0
 api_token_file = token
+include = conf.d
 
 [status]
 title = Test status $EVIL
@@ -80,6 +81,7 @@ alerts = none
 INI
 }
 write_ini false
+mkdir -p "$T/conf.d"
 "$WATCHPOST" -t -c "$T/agent.ini" -P "$PLUGINS" >/dev/null 2>"$T/t.log" ||
     fail "-t rejects the config: $(cat "$T/t.log")"
 start_agent "$T/agent.ini"
@@ -261,7 +263,34 @@ chrome --screenshot="$T/page.png" --window-size=1200,900 "$API/" \
 grep -q "Content Security Policy" "$T/shot.err" && fail "CSP violation (screenshot run)"
 ok "chromium screenshot: $(stat -c %s "$T/page.png") bytes of PNG"
 [ -n "${WP_STATUS_SCREENSHOT:-}" ] && cp "$T/page.png" "$WP_STATUS_SCREENSHOT"
+
+# ---- the admin API's changes reach the page ----
+body='{"type":"http","url":"http://127.0.0.1:'$web_PORT'/status/200","interval":"200ms","group":"Added"}'
+c=$(curl -s -o "$T/put.out" -w '%{http_code}' -X PUT -H "$AUTH" \
+    --data-binary "$body" "$API/api/monitors/web-new")
+[ "$c" = 201 ] || fail "PUT web-new: $c $(cat "$T/put.out")"
+on_page_up() {
+	curl -fsS "$API/?group=Added" | tr '\n' ' ' |
+	    grep -q 'data-monitor="web-new"><div class="top"><h4 class="name">web-new</h4><span class="state" data-state="up">'
+}
+wait_until 20 on_page_up || fail "a monitor PUT through the admin API is not up on the page"
+[ "$(code "$API/badge/web-new/status.svg")" = 200 ] || fail "no badge for web-new"
+c=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE -H "$AUTH" "$API/api/monitors/web-new")
+[ "$c" = 204 ] || fail "DELETE web-new: $c"
+gone() { [ "$(code "$API/badge/web-new/status.svg")" = 404 ]; }
+wait_until 20 gone || fail "a deleted monitor still has a badge"
+ok "admin API: a PUT monitor appears on the page (up, in its group), a DELETE removes it"
 stop_agent
+
+# [status] belongs in the main file.
+printf '[status]\ntitle = elsewhere\n' >"$T/conf.d/status.ini"
+if "$WATCHPOST" -t -c "$T/agent.ini" -P "$PLUGINS" >"$T/t.out" 2>&1; then
+	fail "-t accepts [status] in an included file"
+fi
+grep -q "conf.d/status.ini:1: \[status\] belongs in the main file" "$T/t.out" ||
+    fail "[status] in an included file: $(cat "$T/t.out")"
+rm "$T/conf.d/status.ini"
+ok "[status] in an included file is FILE:LINE at -t"
 
 # ---- 10,000 monitors: paged ----
 {
