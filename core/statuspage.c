@@ -493,7 +493,9 @@ static const char css[] =
 "@media (prefers-color-scheme:dark){:root{--bg:#0d1117;--fg:#e6edf3;"
 "--card:#161b22;--muted:#9aa4af;--line:#30363d;--up:#3fb950;"
 "--down:#f85149;--deg:#d29922;--none:#3b424b;--u5:#3fb950;"
-"--u4:#7ee787;--u3:#e3b341;--u2:#f0883e;--u1:#f85149;--link:#58a6ff}}"
+"--u4:#7ee787;--u3:#e3b341;--u2:#f0883e;--u1:#f85149;--link:#58a6ff}"
+/* Dark text on the bright banners of the dark scheme (contrast). */
+":root .banner{color:#0d1117}}"
 "*{box-sizing:border-box}"
 "body{margin:0;background:var(--bg);color:var(--fg);font:15px/1.45 "
 "system-ui,-apple-system,'Segoe UI',Roboto,'DejaVu Sans',sans-serif}"
@@ -537,10 +539,11 @@ static const char css[] =
 ".spark path{fill:none;stroke:var(--link);stroke-width:2;"
 "stroke-linecap:round;stroke-linejoin:round}"
 ".spark .base{stroke:var(--line);stroke-width:1}"
+".spark .dot{fill:var(--link)}"
 ".lat{flex:none;width:4.5rem;color:var(--muted);font-size:.8rem;"
 "text-align:right}"
 ".axis{display:flex;justify-content:space-between;color:var(--muted);"
-"font-size:.75rem;margin-right:calc(136px + 5.5rem)}"
+"font-size:.75rem;margin:0 calc(136px + 6.4rem + 1px) 0 calc(.9rem + 1px)}"
 ".groups li{display:inline-block;margin:0 .4rem .4rem 0}"
 ".groups a{display:inline-block;padding:.25rem .6rem;border:1px solid "
 "var(--line);border-radius:1rem;background:var(--card);"
@@ -700,14 +703,21 @@ sparkline(struct sbuf *b, const struct history_hour *hr)
 			}
 			y = 29.0 - (mx > 0 ? hr[i].latency_avg_ms / mx : 0) *
 			    26.0;
-			/* A lone point is a dot: a zero-length round-capped
-			 * segment. */
-			sbuf_printf(b, "%s%.1f,%.1f%s", open ? "L" : "M", x, y,
-			    open || (i + 1 < HOURS &&
-			    !isnan(hr[i + 1].latency_avg_ms)) ? "" : "h0.01");
+			sbuf_printf(b, "%s%.1f,%.1f", open ? "L" : "M", x, y);
 			open = 1;
 		}
 		sbuf_puts(b, "\"/>");
+		/* A lone hour (no neighbour to draw a line to) is a dot. */
+		for (i = 0; i < HOURS; i++) {
+			if (isnan(hr[i].latency_avg_ms) || (i > 0 &&
+			    !isnan(hr[i - 1].latency_avg_ms)) || (i + 1 < HOURS &&
+			    !isnan(hr[i + 1].latency_avg_ms)))
+				continue;
+			sbuf_printf(b, "<circle class=\"dot\" cx=\"%.1f\" "
+			    "cy=\"%.1f\" r=\"2.2\"/>", 2.5 + i * 115.0 /
+			    (HOURS - 1), 29.0 - (mx > 0 ? hr[i].latency_avg_ms /
+			    mx : 0) * 26.0);
+		}
 	}
 	sbuf_puts(b, "</svg>");
 	if (n > 0)
