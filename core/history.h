@@ -8,7 +8,9 @@
  * WAL), its own, so a query never takes the writer's lock and never waits
  * for it: a reader sees the last committed transaction.  Calls are
  * serialised on the handle by a mutex, so any thread may use it; open one
- * per thread for parallel queries.
+ * per thread for parallel queries.  When the path comes to name another
+ * file (the store recreates a deleted or replaced database), the handle
+ * reopens it within a second.
  *
  * Where the numbers come from (store-writer.c keeps them in the checks'
  * transactions): `rollup_hours`, `rollup_days` and `rollup_weeks` hold
