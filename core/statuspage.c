@@ -554,7 +554,9 @@ static const char css[] =
 ".pager{display:flex;gap:1rem;align-items:center;margin:1rem 0}"
 ".vh{position:absolute;width:1px;height:1px;overflow:hidden;"
 "clip:rect(0 0 0 0);white-space:nowrap}"
-"footer{color:var(--muted);font-size:.85rem;margin:2rem auto 1.5rem}";
+"footer{color:var(--muted);font-size:.85rem;margin:2rem auto 1.5rem}"
+".skip{position:absolute;left:-9999px}.skip:focus{left:1rem;top:.5rem;"
+"background:var(--card);padding:.3rem .6rem;border:2px solid var(--link)}";
 
 /* One monitor with its id in the database (0: never stored). */
 struct pmon {
@@ -858,7 +860,9 @@ render_page(const struct snap *s, struct history *h,
 	sbuf_printf(&b, "</title><style nonce=\"%s\">%s</style></head>"
 	    "<body><header><h1>", nonce, css);
 	esc(&b, s->title);
-	sbuf_puts(&b, "</h1></header><main>");
+	/* 90 focusable bars a monitor: let the keyboard jump past them. */
+	sbuf_puts(&b, "</h1><a class=\"skip\" href=\"#inc-h\">Skip to the "
+	    "incidents</a></header><main>");
 	sbuf_printf(&b, "<section id=\"banner\" class=\"banner %s\" "
 	    "role=\"status\" aria-live=\"polite\"><span aria-hidden=\"true\">"
 	    "%s</span><strong>%s</strong></section>", bcls, bicon, banner);

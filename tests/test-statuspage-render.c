@@ -190,6 +190,9 @@ test_page_escaped(void **state)
 	/* 90 bars each, no data without a database. */
 	assert_int_equal(count(r.body, "<li tabindex=\"0\" class=\"nd\""), 270);
 	assert_int_equal(count(r.body, "<svg class=\"spark\""), 3);
+	/* The keyboard can skip the bars: the link and its target. */
+	assert_non_null(strstr(r.body, "<a class=\"skip\" href=\"#inc-h\">"));
+	assert_non_null(strstr(r.body, "<h2 id=\"inc-h\">"));
 	/* Ungrouped first, then the group. */
 	assert_true(strstr(r.body, "data-monitor=\"web-b\"") <
 	    strstr(r.body, "data-monitor=\"web-a\""));
