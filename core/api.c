@@ -62,6 +62,7 @@
 #include "api.h"
 #include "history.h"
 #include "log.h"
+#include "statuspage.h"
 #include "util.h"
 
 /* enum MHD_Result appeared in 0.9.71; configure accepts 0.9.70. */
@@ -968,6 +969,8 @@ admin_upload(struct api *a, struct MHD_Connection *c, struct api_job *j,
 static int history_route(const char *url);
 static API_MHD_RESULT api_history(struct api *a, struct MHD_Connection *c,
     const char *url, const char *method);
+static API_MHD_RESULT api_status(struct api *a, struct MHD_Connection *c,
+    const char *url, const char *method, void **state);
 
 static API_MHD_RESULT
 on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -984,6 +987,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	if (*state == NULL && a->routes.history != NULL &&
 	    history_route(url) >= 0)
 		return api_history(a, c, url, method);
+	if (a->routes.status_snapshot != NULL && statuspage_route(url) != 0)
+		return api_status(a, c, url, method, state);
 	for (i = 0; i < sizeof(routes_table) / sizeof(routes_table[0]); i++) {
 		if (strcmp(url, routes_table[i].path) == 0) {
 			route = routes_table[i].route;
@@ -1689,4 +1694,107 @@ api_history(struct api *a, struct MHD_Connection *c, const char *url,
 	json_object_set_new(body, "monitor", json_string(mon));
 	log_debug("api: %s %s -> 200", method, url);
 	return hist_reply(c, MHD_HTTP_OK, body);
+}
+
+/* ---- the status page and badges (statuspage.h) ---- */
+
+static const char *
+status_arg(void *c, const char *name)
+{
+	return MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
+}
+
+struct status_each {
+	void (*fn)(void *cls, const char *key);
+	void *cls;
+};
+
+static API_MHD_RESULT
+status_each_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+    const char *value)
+{
+	struct status_each *e = cls;
+
+	(void)kind;
+	(void)value;
+	e->fn(e->cls, key);
+	return MHD_YES;
+}
+
+static void
+status_each(void *c, void (*fn)(void *cls, const char *key), void *cls)
+{
+	struct status_each e = { fn, cls };
+
+	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, status_each_cb,
+	    &e);
+}
+
+/*
+ * GET / and /badge/NAME/{status,uptime}.svg.  First call: the token
+ * (unless [status] public), then the loop takes the snapshot (a job, as
+ * for the other routes).  Second call, on the pool thread: the page or
+ * badge is rendered from the snapshot and the history handle, so the
+ * loop never waits for the database.
+ */
+static API_MHD_RESULT
+api_status(struct api *a, struct MHD_Connection *c, const char *url,
+    const char *method, void **state)
+{
+	struct statuspage_reply r;
+	struct MHD_Response *resp;
+	struct api_job *j = *state;
+	API_MHD_RESULT ret;
+	char *snap = NULL;
+	int done;
+
+	if (j == NULL) {
+		if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
+		    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+			return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED,
+			    "method not allowed", MHD_HTTP_HEADER_ALLOW,
+			    "GET, HEAD");
+		if (!statuspage_public() && !authorized(a, c)) {
+			log_debug("api: %s %s -> 401", method, url);
+			return reply_error(c, MHD_HTTP_UNAUTHORIZED,
+			    "unauthorized", MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+			    "Bearer");
+		}
+		if ((*state = job_submit(a, c, a->routes.status_snapshot)) ==
+		    NULL)
+			return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+			    "service unavailable", NULL, NULL);
+		return MHD_YES;
+	}
+	pthread_mutex_lock(&a->mu);
+	done = j->done;
+	if (done) {
+		snap = j->body;
+		j->body = NULL;
+	}
+	pthread_mutex_unlock(&a->mu);
+	if (!done || snap == NULL) {
+		free(snap);
+		return reply_error(c, done ? MHD_HTTP_INTERNAL_SERVER_ERROR :
+		    MHD_HTTP_SERVICE_UNAVAILABLE, done ? "internal error" :
+		    "service unavailable", NULL, NULL);
+	}
+	statuspage_answer(snap, a->routes.history, url, status_arg,
+	    status_each, c, &r);
+	free(snap);
+	resp = MHD_create_response_from_buffer(r.len, r.body,
+	    MHD_RESPMEM_MUST_FREE);
+	if (resp == NULL) {
+		free(r.body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r.ctype);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, r.cache);
+	MHD_add_response_header(resp, "Content-Security-Policy", r.csp);
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+	log_debug("api: %s %s -> %u", method, url, r.status);
+	ret = MHD_queue_response(c, r.status, resp);
+	MHD_destroy_response(resp);
+	return ret;
 }

@@ -4,11 +4,13 @@
  * Routes: GET /healthz (200 "ok", never needs the token), GET /api/monitors,
  * GET /api/monitor, GET /metrics, everything under /api/monitors/NAME
  * (any method, with a body: routes->admin) but the history of one monitor,
- * GET /api/monitors/NAME/checks, /uptime and /incidents (api_history()).
+ * GET /api/monitors/NAME/checks, /uptime and /incidents (api_history()),
+ * and the status page and badges (api_status()).
  * Anything else: 404; other methods: 405.  With a token, every route but
- * /healthz needs "Authorization: Bearer TOKEN" (401 otherwise, compared
- * in constant time); a change (an admin request but GET or HEAD) needs it
- * always, and answers 403 when no token is set.
+ * /healthz (and, with [status] public, the page and badges) needs
+ * "Authorization: Bearer TOKEN" (401 otherwise, compared in constant
+ * time); a change (an admin request but GET or HEAD) needs it always, and
+ * answers 403 when no token is set.
  *
  * The bodies are rendered by the caller's functions, which api.c always calls
  * on the libuv loop thread (it posts the request to the loop with a
@@ -65,6 +67,11 @@ struct api_routes {
 	 * NULL: those routes answer 404).  Borrowed; it must outlive the
 	 * API. */
 	struct history *history;
+	/* GET /, /badge/NAME/status.svg, /badge/NAME/uptime.svg: the
+	 * status page (statuspage.h): this renderer takes its snapshot on
+	 * the loop, the API's threads render it (NULL: those routes answer
+	 * 404).  A token is needed unless statuspage_public(). */
+	char *(*status_snapshot)(void *arg);
 };
 
 /*

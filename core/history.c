@@ -729,3 +729,70 @@ history_parse_window(const char *s, int64_t *ms)
 		return WP_EINVAL;
 	return 0;
 }
+
+/* ---- appended for the status page ---- */
+
+int
+history_incidents_since(struct history *h, int64_t since_ms,
+    int64_t now_ms, int (*keep)(void *arg, int64_t monitor_id), void *arg,
+    size_t limit, struct history_incident_of **out, size_t *n,
+    size_t *total, size_t *open)
+{
+	struct history_incident_of *v = NULL, *e;
+	sqlite3_stmt *s = NULL;
+	size_t len = 0;
+	int64_t mid, end;
+	int rc = 0, step;
+
+	if (h == NULL || keep == NULL || out == NULL || n == NULL ||
+	    total == NULL || open == NULL)
+		return WP_EINVAL;
+	*out = NULL;
+	*n = *total = *open = 0;
+	pthread_mutex_lock(&h->mu);
+	if (sqlite3_prepare_v2(h->db, "SELECT monitor_id, id, start_ms, "
+	    "end_ms, reason FROM incidents WHERE end_ms IS NULL OR "
+	    "end_ms >= ?1 ORDER BY start_ms DESC, id DESC", -1, &s, NULL) !=
+	    SQLITE_OK) {
+		rc = failed(h, "incidents");
+		goto out;
+	}
+	sqlite3_bind_int64(s, 1, since_ms);
+	if (limit > 0)
+		v = xcalloc(limit, sizeof(*v));
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		mid = sqlite3_column_int64(s, 0);
+		if (!keep(arg, mid))
+			continue;
+		end = sqlite3_column_type(s, 3) == SQLITE_NULL ? 0 :
+		    sqlite3_column_int64(s, 3);
+		(*total)++;
+		*open += end == 0;
+		if (len == limit)
+			continue;
+		e = &v[len++];
+		e->monitor_id = mid;
+		e->inc.id = sqlite3_column_int64(s, 1);
+		e->inc.start_ms = sqlite3_column_int64(s, 2);
+		e->inc.end_ms = end;
+		e->inc.duration_s = (double)((end != 0 ? end : now_ms) -
+		    e->inc.start_ms) / 1000.0;
+		if (e->inc.duration_s < 0)
+			e->inc.duration_s = 0;
+		col_text(s, 4, e->inc.reason, sizeof(e->inc.reason));
+	}
+	if (step != SQLITE_DONE) {
+		rc = failed(h, "incidents");
+		goto out;
+	}
+	if (len > 0) {
+		*out = v;
+		v = NULL;
+	}
+	*n = len;
+out:
+	free(v);
+	sqlite3_finalize(s);
+	pthread_mutex_unlock(&h->mu);
+	return rc;
+}

@@ -149,4 +149,24 @@ int history_hourly(struct history *h, int64_t monitor_id, int64_t now_ms,
  */
 int history_parse_window(const char *s, int64_t *ms);
 
+/* ---- appended for the status page (statuspage.c) ---- */
+
+struct history_incident_of {
+	int64_t monitor_id;
+	struct history_incident inc;	/* error is left empty: the page
+					   shows only the reason */
+};
+
+/*
+ * The incidents, of every monitor KEEP(ARG, monitor_id) accepts, that are
+ * open or ended at or after SINCE_MS: newest first, at most LIMIT of them
+ * into *out (caller frees; NULL when *n is 0).  *total and *open count
+ * all that match (open: end 0), LIMIT or not.  One scan of the incidents
+ * table in one read transaction.
+ */
+int history_incidents_since(struct history *h, int64_t since_ms,
+    int64_t now_ms, int (*keep)(void *arg, int64_t monitor_id), void *arg,
+    size_t limit, struct history_incident_of **out, size_t *n,
+    size_t *total, size_t *open);
+
 #endif

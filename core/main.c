@@ -30,6 +30,7 @@
 #include "runtime.h"
 #include "command.h"
 #include "pool.h"
+#include "statuspage.h"
 #include "report.h"
 #include "store.h"
 #include "util.h"
@@ -398,6 +399,7 @@ reload_apply(struct config *cfg, struct wp_diag *diag)
 		config_free(cfg);
 		goto done;
 	}
+	statuspage_configure(cfg);
 	agent_reload(&ag, token);
 	rc = 0;
 done:
@@ -884,7 +886,8 @@ main(int argc, char **argv)
 	opmon_end(op, OP_SUCCEEDED, NULL);
 	if (cfg->agent.listen != NULL) {
 		static struct api_routes routes = { render_monitors,
-		    render_opmon, render_metrics, NULL, admin_handle, NULL };
+		    render_opmon, render_metrics, NULL, admin_handle, NULL,
+		    NULL };
 		static const struct admin_hooks hooks = { admin_load,
 		    reload_apply };
 
@@ -896,6 +899,7 @@ main(int argc, char **argv)
 		    sizeof(err)) != 0)
 			log_warn("api: no history routes: %s", err);
 		routes.history = history;
+		routes.status_snapshot = statuspage_snapshot;
 		if (api_start(cfg->agent.listen, token, main_loop, &routes,
 		    &api, err, sizeof(err)) != 0) {
 			/* api_start() names the address itself. */
@@ -926,6 +930,7 @@ main(int argc, char **argv)
 			diag_free(&diag);
 			return 1;
 		}
+		statuspage_configure(cfg);
 		diag_free(&diag);
 		log_info("watchpost %s started: %zu monitor(s), database %s",
 		    PACKAGE_VERSION, n, store ? "open" : "none");
@@ -943,6 +948,7 @@ main(int argc, char **argv)
 	api_stop(api);
 	history_close(history);
 	history = NULL;
+	statuspage_configure(NULL);
 	finish();
 	if (daemon_lock_lost())
 		exit_code = 1;
