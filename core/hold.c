@@ -1,0 +1,3 @@
+#include "config.h"
+#include "hold.h"
+int hold_placeholder_;

@@ -1,0 +1,3 @@
+#ifndef CORE_HOLD_H
+#define CORE_HOLD_H
+#endif
