@@ -12,7 +12,7 @@
 #include "diag.h"
 #include "keys.h"
 
-enum cfg_kind { CFG_AGENT, CFG_MONITOR, CFG_ALERT };
+enum cfg_kind { CFG_AGENT, CFG_MONITOR, CFG_ALERT, CFG_MAINTENANCE };
 
 /* One section as written.  kv's strings are owned. */
 struct cfg_raw_section {

@@ -88,11 +88,31 @@ struct cfg_monitor {
 	int all_alerts;
 	char **alerts;
 	size_t n_alerts;
+	/* depends_on: names of existing monitors, none twice, not itself,
+	 * no cycle (hold.h). */
+	char **depends_on;
+	size_t n_depends_on;
 };
 
 struct cfg_alert {
 	struct cfg_section s;
 	int64_t timeout_ms;        /* default 10 s, 1 ms to 1 hour */
+};
+
+/*
+ * A [maintenance:NAME] window (hold.h): the monitors it covers (names or
+ * fnmatch(3) patterns, "*": all) and either a cron schedule with a
+ * duration or one start/end pair, in timezone (NULL: the agent's).
+ */
+struct cfg_maintenance {
+	char *name;
+	int line;
+	char **monitors;
+	size_t n_monitors;
+	char *schedule;            /* NULL with start/end */
+	int64_t duration_ms;
+	int64_t start_ms, end_ms;  /* unix ms; 0 with a schedule */
+	char *timezone;            /* NULL: the agent's */
 };
 
 struct config {
@@ -103,6 +123,8 @@ struct config {
 	size_t n_monitors;
 	struct cfg_alert *alerts;
 	size_t n_alerts;
+	struct cfg_maintenance *maintenance; /* in file order */
+	size_t n_maintenance;
 };
 
 /*
@@ -132,7 +154,8 @@ int config_load(const char *file, const char *plugin_dir_override,
 void config_free(struct config *cfg);
 
 /* A key table of the host: "agent", "monitor" (the keys every monitor
- * has) or "alert" (the keys every alert has). */
+ * has), "alert" (the keys every alert has) or "maintenance" (the keys of
+ * [maintenance:NAME]). */
 struct cfg_keys {
 	const char *name;
 	const struct wp_key *keys; /* stride sizeof(struct wp_key) */

@@ -150,8 +150,8 @@ list_types(FILE *out, int json)
 		for (i = 0; i < n_host; i++) {
 			snprintf(title, sizeof(title), "[%s]%s", host[i].name,
 			    i == 0 ? "" : i == 1 ? " common keys of every "
-			    "[monitor:NAME]" : " common keys of every "
-			    "[alert:NAME]");
+			    "[monitor:NAME]" : i == 2 ? " common keys of every "
+			    "[alert:NAME]" : " keys of [maintenance:NAME]");
 			table_text(out, title, host[i].keys, host[i].n_keys,
 			    sizeof(struct wp_key));
 		}

@@ -36,7 +36,9 @@
 				   queued (at most half the queue, so
 				   gathering never fills it) */
 
-enum item_kind { ITEM_CHECK, ITEM_DELIVERY };
+/* ITEM_ALERTS uses u.chk's alerts and n_alerts only (no check row);
+ * ITEM_SILENCE writes or deletes a silences row. */
+enum item_kind { ITEM_CHECK, ITEM_DELIVERY, ITEM_ALERTS, ITEM_SILENCE };
 
 struct item {
 	enum item_kind kind;
@@ -57,6 +59,10 @@ struct item {
 			int64_t at_ms;
 			char error[256];
 		} dlv;
+		struct {
+			struct store_silence s;	/* strings owned */
+			int remove;
+		} sil;
 	} u;
 };
 
@@ -90,6 +96,7 @@ struct store {
 	sqlite3_stmt *s_check, *s_state, *s_outbox, *s_measure;
 	sqlite3_stmt *s_delivered, *s_attempt;
 	sqlite3_stmt *s_retention;
+	sqlite3_stmt *s_silence, *s_unsilence;
 
 	pthread_t thread;
 	int started;

@@ -514,14 +514,15 @@ test_errors_structure(void **state)
 	    ":1: key \"url\" is outside any section (put it under [agent], "
 	    "[monitor:NAME] or [alert:NAME])");
 	expect_one("[agent]\n[foo]\nx = 1\n",
-	    ":2: unknown section [foo] (expected [agent], [monitor:NAME] or "
-	    "[alert:NAME])");
+	    ":2: unknown section [foo] (expected [agent], [monitor:NAME], "
+	    "[alert:NAME] or [maintenance:NAME])");
 	expect_one("\n[monitors:web]\ntype = http\n",
 	    ":2: unknown section [monitors:web] (expected [agent], "
-	    "[monitor:NAME] or [alert:NAME]) (did you mean [monitor:web]?)");
+	    "[monitor:NAME], [alert:NAME] or [maintenance:NAME]) (did you "
+	    "mean [monitor:web]?)");
 	expect_one("[agnet]\n",
-	    ":1: unknown section [agnet] (expected [agent], [monitor:NAME] or "
-	    "[alert:NAME]) (did you mean [agent]?)");
+	    ":1: unknown section [agnet] (expected [agent], [monitor:NAME], "
+	    "[alert:NAME] or [maintenance:NAME]) (did you mean [agent]?)");
 	expect_one("[monitor:]\ntype = tcp\n",
 	    ":1: monitor name \"\": must be 1-128 characters of letters, "
 	    "digits, '.', '_' or '-'");

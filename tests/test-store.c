@@ -235,7 +235,7 @@ test_fresh_schema(void **state)
 	assert_string_equal(buf, "wal");
 	sql_text(fx->db, "SELECT value FROM meta WHERE key = 'schema_version'",
 	    buf, sizeof(buf));
-	assert_string_equal(buf, "2");
+	assert_string_equal(buf, "3");
 	assert_int_equal(sql_int(fx->db, "PRAGMA auto_vacuum"), 2);
 	/* The contract's columns are there under their names. */
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM "
@@ -274,7 +274,7 @@ test_reopen(void **state)
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM monitors"), 3);
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM meta"), 1);
 	assert_int_equal(sql_int(fx->db, "SELECT CAST(value AS INTEGER) "
-	    "FROM meta WHERE key = 'schema_version'"), 2);
+	    "FROM meta WHERE key = 'schema_version'"), 3);
 	/* NULL mapping and the reason's short name. */
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM checks WHERE "
 	    "ok = 0 AND latency_ms IS NULL AND status_code IS NULL AND "
@@ -1294,16 +1294,18 @@ test_measurements_migration(void **state)
 	assert_int_equal(store_submit(fx->st, &c, NULL, 0), 0);
 	store_close(fx->st);
 	fx->st = NULL;
-	/* Back to version 1: its schema is version 2's without the table. */
+	/* Back to version 1: its schema is version 3's without the table,
+	 * the silences table and checks.maintenance (version 3's). */
 	db = conn(fx->db);
-	sql_exec(db, "DROP TABLE measurements; UPDATE meta SET value = '1' "
-	    "WHERE key = 'schema_version'");
+	sql_exec(db, "DROP TABLE measurements; DROP TABLE silences; "
+	    "ALTER TABLE checks DROP COLUMN maintenance; "
+	    "UPDATE meta SET value = '1' WHERE key = 'schema_version'");
 	sqlite3_close(db);
 
 	open_fx(fx, 16);
 	sql_text(fx->db, "SELECT value FROM meta WHERE key = 'schema_version'",
 	    buf, sizeof(buf));
-	assert_string_equal(buf, "2");
+	assert_string_equal(buf, "3");
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM checks WHERE "
 	    "ts = 1000 AND reason = 'refused'"), 1);
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM state"), 1);
