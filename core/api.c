@@ -76,7 +76,7 @@
 #define CT_TEXT "text/plain; charset=utf-8"
 #define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
 
-enum route { R_HEALTHZ, R_MONITORS, R_OPMON, R_METRICS };
+enum route { R_HEALTHZ, R_MONITORS, R_OPMON, R_METRICS, R_SILENCES };
 
 static const struct {
 	const char *path;
@@ -86,6 +86,15 @@ static const struct {
 	{ "/api/monitors", R_MONITORS },
 	{ "/api/monitor", R_OPMON },
 	{ "/metrics", R_METRICS },
+	{ "/api/silences", R_SILENCES },
+};
+
+/* Handler routes (struct api_call) also serve the paths below theirs. */
+static const struct {
+	const char *prefix;     /* ends in '/' */
+	enum route route;
+} prefix_table[] = {
+	{ "/api/silences/", R_SILENCES },
 };
 
 /*
@@ -108,6 +117,15 @@ struct api_job {
 	int suspended;			/* in api.waiting; nobody resumed it */
 	int done;
 	char *body;
+	/* A handler route's request (render NULL): its method, path and
+	 * body, collected while `collecting`; the handler's answer is in
+	 * call.status and call.answer. */
+	void (*handle)(void *, struct api_call *);
+	struct api_call call;
+	char *method, *path;
+	char *in;			/* the body, NUL-terminated */
+	size_t in_len;
+	int collecting, too_big;
 };
 
 /*
@@ -305,6 +323,10 @@ job_free(struct api_job *j)
 	if (j == NULL)
 		return;
 	free(j->body);
+	free(j->call.answer);
+	free(j->method);
+	free(j->path);
+	free(j->in);
 	free(j);
 }
 
@@ -367,7 +389,11 @@ on_async(uv_async_t *h)
 			continue;
 		}
 		pthread_mutex_unlock(&a->mu);
-		body = j->render(a->routes.arg);
+		body = NULL;
+		if (j->handle != NULL)
+			j->handle(a->routes.arg, &j->call);
+		else
+			body = j->render(a->routes.arg);
 		pthread_mutex_lock(&a->mu);
 		next = j->next;
 		c = NULL;
@@ -391,6 +417,9 @@ on_async(uv_async_t *h)
  * deadline; or NULL if the API is starting or stopping (C is not
  * suspended then).
  */
+static int job_enqueue(struct api *a, struct MHD_Connection *c,
+    struct api_job *j);
+
 static struct api_job *
 job_submit(struct api *a, struct MHD_Connection *c, char *(*render)(void *))
 {
@@ -398,6 +427,21 @@ job_submit(struct api *a, struct MHD_Connection *c, char *(*render)(void *))
 
 	j = xcalloc(1, sizeof(*j));
 	j->render = render;
+	if (job_enqueue(a, c, j) != 0) {
+		free(j);
+		return NULL;
+	}
+	return j;
+}
+
+/*
+ * Suspend C and queue J (the connection's already, or new) for the loop.
+ * 0, or -1 if the API is starting or stopping (C is not suspended then,
+ * and J is untouched).
+ */
+static int
+job_enqueue(struct api *a, struct MHD_Connection *c, struct api_job *j)
+{
 	j->conn = c;
 	j->deadline_ms = mono_ms() + a->timeout_ms;
 	/* Suspended before anyone can see the job, so that no resume can
@@ -407,8 +451,7 @@ job_submit(struct api *a, struct MHD_Connection *c, char *(*render)(void *))
 	if (!a->ready || a->stopping) {
 		pthread_mutex_unlock(&a->mu);
 		MHD_resume_connection(c);
-		free(j);
-		return NULL;
+		return -1;
 	}
 	j->refs = 2;
 	j->queued = 1;
@@ -426,7 +469,7 @@ job_submit(struct api *a, struct MHD_Connection *c, char *(*render)(void *))
 	uv_async_send(&a->async);
 	pthread_cond_broadcast(&a->cv);
 	pthread_mutex_unlock(&a->mu);
-	return j;
+	return 0;
 }
 
 /*
@@ -776,6 +819,122 @@ reply_job(struct api *a, struct MHD_Connection *c, struct api_job *j,
 }
 
 /*
+ * Mutations -- any method but GET and HEAD -- always need the bearer
+ * token (CONTRACT.md, "Admin API"): without api_token_file they are
+ * refused with 403 saying how to enable them, and with one, a missing or
+ * wrong token is 401.  GET and HEAD follow the token rule of every route.
+ * Returns 1 if the request may go on, else 0 with the answer queued in
+ * *ret.  Every handler route calls this before its handler runs.
+ */
+static int
+api_require_token(struct api *a, struct MHD_Connection *c,
+    const char *method, const char *url, API_MHD_RESULT *ret)
+{
+	int have_token, mutation;
+
+	mutation = strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
+	    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0;
+	pthread_mutex_lock(&a->mu);
+	have_token = a->token != NULL;
+	pthread_mutex_unlock(&a->mu);
+	if (mutation && !have_token) {
+		log_debug("api: %s %s -> 403 (no token configured)", method,
+		    url);
+		*ret = reply_error(c, MHD_HTTP_FORBIDDEN, "changes through the "
+		    "API need a token: set api_token_file in [agent] to a "
+		    "file holding one, reload, and send Authorization: Bearer "
+		    "TOKEN", NULL, NULL);
+		return 0;
+	}
+	if (!authorized(a, c)) {
+		log_debug("api: %s %s -> 401", method, url);
+		*ret = reply_error(c, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+		    MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+		return 0;
+	}
+	return 1;
+}
+
+/*
+ * A handler route (struct api_call), in three steps over MHD's calls: the
+ * first makes the job, holding method and path, and collects nothing; the
+ * next ones collect the body (past API_BODY_MAX it is dropped, and the
+ * answer is 413); the last (no more upload) checks the token and queues
+ * the job for the loop.  After the loop answered and MHD resumed the
+ * connection, the call's status and answer go out.
+ */
+static API_MHD_RESULT
+on_call(struct api *a, struct MHD_Connection *c, const char *url,
+    const char *method, const char *upload, size_t *upload_len,
+    void **state, void (*handle)(void *, struct api_call *))
+{
+	struct api_job *j = *state;
+	API_MHD_RESULT ret;
+	char *answer = NULL;
+	unsigned status;
+	int done;
+
+	if (j == NULL) {
+		j = xcalloc(1, sizeof(*j));
+		j->refs = 1;	/* the connection's, until on_completed */
+		j->handle = handle;
+		j->collecting = 1;
+		j->method = xstrdup(method);
+		j->path = xstrdup(url);
+		j->in = xstrdup("");
+		*state = j;
+		return MHD_YES;
+	}
+	if (j->collecting && *upload_len > 0) {
+		if (!j->too_big && j->in_len + *upload_len <= API_BODY_MAX) {
+			j->in = xrealloc(j->in, j->in_len + *upload_len + 1);
+			memcpy(j->in + j->in_len, upload, *upload_len);
+			j->in_len += *upload_len;
+			j->in[j->in_len] = '\0';
+		} else
+			j->too_big = 1;
+		*upload_len = 0;
+		return MHD_YES;
+	}
+	if (j->collecting) {
+		j->collecting = 0;
+		if (j->too_big) {
+			log_debug("api: %s %s -> 413", method, url);
+			return reply_error(c, 413 /* content too large */,
+			    "request body too large", NULL, NULL);
+		}
+		if (!api_require_token(a, c, method, url, &ret))
+			return ret;
+		j->call = (struct api_call){ j->method, j->path, j->in,
+		    j->in_len, 0, NULL };
+		if (job_enqueue(a, c, j) != 0) {
+			log_debug("api: %s %s -> 503 (stopping)", method, url);
+			return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+			    "service unavailable", NULL, NULL);
+		}
+		return MHD_YES;
+	}
+	pthread_mutex_lock(&a->mu);
+	done = j->done;
+	if (done) {
+		answer = j->call.answer;
+		j->call.answer = NULL;
+	}
+	status = j->call.status != 0 ? j->call.status : MHD_HTTP_OK;
+	pthread_mutex_unlock(&a->mu);
+	if (!done) {
+		log_warn("api: %s %s: the loop did not answer within %d ms",
+		    QSTR(method), QSTR(url), a->timeout_ms);
+		return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+		    "service unavailable", NULL, NULL);
+	}
+	log_debug("api: %s %s -> %u", method, url, status);
+	if (answer == NULL)
+		return reply(c, status, CT_JSON, "", 0, NULL, NULL);
+	return reply(c, status, CT_JSON, answer, 1, NULL, NULL);
+}
+
+/*
  * MHD's access handler, on a pool thread.  A request is answered on the
  * first call, or -- for a route the loop renders -- on the call after its
  * connection is resumed (*state is its job then).  No route takes a body,
@@ -801,6 +960,17 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 			break;
 		}
 	}
+	for (i = 0; !found && i < sizeof(prefix_table) /
+	    sizeof(prefix_table[0]); i++) {
+		if (strncmp(url, prefix_table[i].prefix,
+		    strlen(prefix_table[i].prefix)) == 0) {
+			route = prefix_table[i].route;
+			found = 1;
+		}
+	}
+	if (found && route == R_SILENCES && a->routes.silences != NULL)
+		return on_call(a, c, url, method, upload, upload_len, state,
+		    a->routes.silences);
 	switch (route) {
 	case R_MONITORS:
 		fn = a->routes.monitors_json;
@@ -812,6 +982,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		fn = a->routes.metrics_text;
 		break;
 	case R_HEALTHZ:
+	case R_SILENCES:
 		break;
 	}
 	if (*state != NULL)

@@ -26,6 +26,24 @@
 
 struct api;
 
+/*
+ * A request to a handler route: any method, a path below the route, and
+ * the body (capped at API_BODY_MAX bytes: 413 past it).  The API has
+ * already applied the token rule: GET and HEAD like every route;
+ * mutations (any other method) always need the token (api_require_token()
+ * in api.c: 403 without api_token_file).  The handler, called on the loop
+ * thread, sets status and answer (malloc'd JSON, or NULL for no body).
+ */
+#define API_BODY_MAX (64 * 1024)
+struct api_call {
+	const char *method;     /* "GET", "POST", "DELETE", ... */
+	const char *path;       /* "/api/silences/3" */
+	const char *body;       /* NUL-terminated; "" when none */
+	size_t body_len;
+	unsigned status;        /* set by the handler (200 if left 0) */
+	char *answer;           /* set by the handler; the API frees it */
+};
+
 struct api_routes {
 	/* Each returns a malloc'd NUL-terminated body (the API frees it), or
 	 * NULL for 500.  Called on the loop thread. */
@@ -33,6 +51,9 @@ struct api_routes {
 	char *(*opmon_json)(void *arg);      /* GET /api/monitor */
 	char *(*metrics_text)(void *arg);    /* GET /metrics */
 	void *arg;
+	/* Handler routes (struct api_call); NULL: 404. */
+	void (*silences)(void *arg, struct api_call *call); /* /api/silences,
+	                                                        /api/silences/ID */
 };
 
 /*

@@ -18,6 +18,7 @@
 #include "api.h"
 #include "cfg.h"
 #include "daemon.h"
+#include "hold.h"
 #include "host.h"
 #include "listtypes.h"
 #include "loader.h"
@@ -824,7 +825,7 @@ main(int argc, char **argv)
 	opmon_end(op, OP_SUCCEEDED, NULL);
 	if (cfg->agent.listen != NULL) {
 		static struct api_routes routes = { render_monitors,
-		    render_opmon, render_metrics, NULL };
+		    render_opmon, render_metrics, NULL, hold_api };
 		op = opmon_begin(OPC_STARTUP, "bind API", STARTUP_STEP_MS);
 		if (api_start(cfg->agent.listen, token, main_loop, &routes,
 		    &api, err, sizeof(err)) != 0) {

@@ -11,6 +11,7 @@
 #include "alert.h"
 #include "cfg.h"
 #include "configure.h"
+#include "hold.h"
 #include "host.h"
 #include "loader.h"
 #include "log.h"
@@ -332,7 +333,8 @@ log_outcome(const struct outcome *o)
  * outbox rows ALERTS[0..N) in one transaction.  Takes over their
  * payloads; a result the store refuses releases its alerts at once. */
 static void
-store_record(const struct outcome *o, struct store_alert *alerts, size_t n)
+store_record(const struct outcome *o, struct store_alert *alerts, size_t n,
+    unsigned held)
 {
 	const struct wp_result *r = o->result;
 	struct store_measure meas[STORE_MEASURES_MAX];
@@ -366,6 +368,7 @@ store_record(const struct outcome *o, struct store_alert *alerts, size_t n)
 	c.n_meas = i;
 	c.state = mstate_name(o->state);
 	c.state_changed = o->changed;
+	c.maintenance = (held & HOLD_MAINTENANCE) != 0;
 	if (store_submit(store, &c, alerts, n) == 0)
 		return;
 	log_debug("monitor %s: store queue full; result dropped", o->monitor);
@@ -379,8 +382,9 @@ static void
 finish_check(struct monitor *m, const struct wp_result *r)
 {
 	struct outcome o;
-	struct store_alert *rows;
-	size_t n_rows;
+	struct store_alert *rows = NULL;
+	size_t n_rows = 0;
+	unsigned held;
 
 	o.monitor_id = m->db_id;
 	o.monitor = m->name;
@@ -405,8 +409,12 @@ finish_check(struct monitor *m, const struct wp_result *r)
 		return;
 	}
 	log_outcome(&o);
-	rows = alert_raise(&o, m->all_alerts, m->alerts, m->n_alerts, &n_rows);
-	store_record(&o, rows, n_rows);
+	/* Holds (hold.h): while a parent is down, or a maintenance window or
+	 * silence covers the monitor, its alert is held there, not raised. */
+	if ((held = hold_check(&o)) == 0)
+		rows = alert_raise(&o, m->all_alerts, m->alerts, m->n_alerts,
+		    &n_rows);
+	store_record(&o, rows, n_rows, held);
 	free(rows);
 }
 
@@ -447,10 +455,62 @@ start_attempt(struct monitor *m, unsigned attempt)
 
 /* ---- configuration ---- */
 
+/* hold.h: a held alert of monitor NAME is released: raise it for PREV ->
+ * its state now, from its last result, in outbox rows of their own. */
+static void
+hold_released(const char *name, enum mstate prev)
+{
+	struct monitor *m = find(name);
+	struct wp_result r = { .size = sizeof(r) };
+	struct store_alert *rows;
+	struct outcome o;
+	size_t n = 0;
+
+	if (m == NULL || m->removed || store == NULL)
+		return;
+	r.reason = m->last.reason;
+	r.status_code = m->last.status_code;
+	r.latency_us = m->last.ms.latency >= 0 ?
+	    (int64_t)(m->last.ms.latency * 1000) : -1;
+	r.detail = m->last.detail[0] ? m->last.detail : NULL;
+	r.cert_expiry = m->last.cert_expiry;
+	memset(&o, 0, sizeof(o));
+	o.monitor_id = m->db_id;
+	o.monitor = m->name;
+	o.type = m->type;
+	o.result = &r;
+	o.ms = m->last.ms;
+	o.previous = prev;
+	o.state = m->state;
+	o.changed = 1;
+	o.attempts = 1;
+	o.started_ms = m->last_check_ms;
+	o.since_ms = m->since_ms;
+	rows = alert_raise(&o, m->all_alerts, m->alerts, m->n_alerts, &n);
+	if (n > 0 && store_submit_alerts(store, rows, n) != 0) {
+		log_err("monitor %s: store queue full; released alert sent "
+		    "without being stored", m->name);
+		alert_released(rows, n);
+	}
+	free(rows);
+}
+
+/* hold.h: monitor NAME's state, ST_COUNT if unknown. */
+static enum mstate
+hold_state_of(const char *name)
+{
+	struct monitor *m = find(name);
+
+	return m != NULL ? m->state : ST_COUNT;
+}
+
 void
 manager_init(struct store *st)
 {
+	static const struct hold_ops hops = { hold_released, hold_state_of };
+
 	store = st;
+	hold_init(st, &hops);
 }
 
 static struct monitor *
@@ -749,6 +809,7 @@ manager_apply(struct config *cfg, struct wp_diag *diag)
 		log_info("configuration applied: %zu added, %zu changed, %zu "
 		    "removed, %zu unchanged", n_new, n_changed, n_removed,
 		    n_monitors - n_new - n_changed);
+	hold_apply(cfg);
 	config_free(current);
 	current = cfg;
 	return 0;
@@ -871,6 +932,7 @@ manager_free(void)
 	once_results = NULL;
 	config_free(current);
 	current = NULL;
+	hold_free();
 }
 
 size_t
@@ -898,8 +960,8 @@ manager_monitors_json(void)
 		json_t *o = json_object();
 		json_object_set_new(o, "name", json_string(m->name));
 		json_object_set_new(o, "type", json_string(m->type));
-		json_object_set_new(o, "state", json_string(
-		    mstate_name(m->enabled ? m->state : ST_PAUSED)));
+		json_object_set_new(o, "state", json_string(mstate_name(
+		    hold_shown(m->name, m->enabled ? m->state : ST_PAUSED))));
 		json_object_set_new(o, "last_check", m->last_check_ms ?
 		    json_integer(m->last_check_ms) : json_null());
 		json_object_set_new(o, "latency_ms",
@@ -966,5 +1028,6 @@ manager_monitor_next(const struct monitor *prev,
 	out->skipped = m->sched.skipped;
 	out->meas = m->last.meas;
 	out->n_meas = m->last.n_meas;
+	out->shown = hold_shown(m->name, m->state);
 	return m;
 }

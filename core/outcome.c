@@ -13,6 +13,7 @@ static const struct {
 	[ST_DEGRADED] = { "degraded", "DEGRADED" },
 	[ST_DOWN] = { "down", "DOWN" },
 	[ST_PAUSED] = { "paused", "PAUSED" },
+	[ST_MAINTENANCE] = { "maintenance", "MAINTENANCE" },
 };
 
 /*
