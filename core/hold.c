@@ -65,6 +65,7 @@ struct silence {
 
 struct hmon {
 	char *name;
+	int64_t id;             /* the store's; 0: none */
 	size_t *deps;           /* indices of its parents */
 	size_t n_deps;
 	int is_parent;
@@ -100,6 +101,11 @@ static size_t n_silences;
 static int64_t next_silence_id;
 static uv_timer_t timer;
 static int timer_init;
+/* Holds read from the store at start, for the first hold_apply(). */
+static struct store_hold *restored;
+static size_t n_restored;
+/* A hold restored from the store, until refresh() finds its reasons. */
+#define HOLD_RESTORED 0x80u
 
 static void refresh(int64_t now);
 
@@ -274,6 +280,28 @@ reasons(const struct hmon *m, int64_t now, char *why, size_t len)
 	return mask;
 }
 
+/* M's hold into the store (REMOVE: out of it). */
+static void
+persist(const struct hmon *m, int remove)
+{
+	struct store_hold h;
+
+	if (store == NULL || m->id == 0)
+		return;
+	memset(&h, 0, sizeof(h));
+	h.monitor_id = m->id;
+	str_copy(h.before, sizeof(h.before), mstate_name(m->before));
+	h.since_ms = m->held_since;
+	if (m->held) {
+		str_copy(h.held_state, sizeof(h.held_state),
+		    mstate_name(m->held_state));
+		h.held_at = m->held_at;
+	}
+	if (store_submit_hold(store, &h, remove) != 0)
+		log_warn("monitor %s: hold not recorded (store queue full)",
+		    m->name);
+}
+
 /* M's reasons become MASK: begin or release its hold. */
 static void
 set_mask(struct hmon *m, unsigned mask, const char *why, int64_t now)
@@ -285,8 +313,10 @@ set_mask(struct hmon *m, unsigned mask, const char *why, int64_t now)
 		m->held_since = now;
 		m->held = 0;
 		log_info("monitor %s: alerts held (%s)", m->name, why);
+		persist(m, 0);
 	} else if (m->mask != 0 && mask == 0) {
 		m->held = 0;
+		persist(m, 1);
 		if (m->state != before && mstate_alerts(before, m->state)) {
 			log_info("monitor %s: hold ended (%s); %s -> %s "
 			    "alerts now", m->name, m->why, mstate_name(before),
@@ -405,6 +435,11 @@ hold_init(struct store *st, const struct hold_ops *o)
 	ops = *o;
 	if (store == NULL)
 		return;
+	free(restored);
+	restored = NULL;
+	n_restored = 0;
+	if (store_load_holds(store, &restored, &n_restored) != 0)
+		log_err("holds could not be read; holds begin afresh");
 	if (!timer_init) {
 		uv_timer_init(main_loop, &timer);
 		uv_unref((uv_handle_t *)&timer);
@@ -495,7 +530,25 @@ hold_apply(const struct config *cfg)
 		    ST_PENDING;
 		if (m->state == ST_COUNT)
 			m->state = ST_PENDING;
+		m->id = ops.id_of != NULL ? ops.id_of(m->name) : 0;
+		for (j = 0; j < n_restored; j++)
+			if (restored[j].monitor_id == m->id && m->id != 0)
+				break;
+		if (j < n_restored) {
+			/* refresh() keeps it held or releases it. */
+			m->mask = HOLD_RESTORED;
+			(void)mstate_parse(restored[j].before, &m->before);
+			m->held_since = restored[j].since_ms;
+			m->held = restored[j].held_state[0] != '\0' &&
+			    mstate_parse(restored[j].held_state,
+			    &m->held_state) == 0;
+			m->held_at = restored[j].held_at;
+			str_copy(m->why, sizeof(m->why), "before the restart");
+		}
 	}
+	free(restored);
+	restored = NULL;
+	n_restored = 0;
 	/* Keep the holds of monitors still configured. */
 	table_size = 0;
 	for (i = 0; i < n_old; i++) {
@@ -503,6 +556,8 @@ hold_apply(const struct config *cfg)
 		for (j = 0; j < n_mons && strcmp(mons[j].name, prev->name);
 		    j++)
 			;
+		if (j == n_mons && prev->mask != 0)
+			persist(prev, 1);
 		if (j == n_mons || prev->mask == 0)
 			continue;
 		mons[j].mask = prev->mask;
@@ -547,6 +602,7 @@ hold_check(const struct outcome *o)
 		m->held_at = o->started_ms;
 		log_info("monitor %s: %s alert held (%s)", m->name,
 		    mstate_label(o->state), m->why);
+		persist(m, 0);
 	}
 	/* Its children may be held or released by this change. */
 	if (m->is_parent && o->changed)
@@ -625,6 +681,9 @@ hold_free(void)
 		timer_init = 0;
 	}
 	store = NULL;
+	free(restored);
+	restored = NULL;
+	n_restored = 0;
 }
 
 /* ---- silences ---- */

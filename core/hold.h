@@ -26,9 +26,10 @@
  * DOWN is known alerts normally (the hold begins when the parent is seen
  * DOWN); down_after on the child covers that race.
  *
- * What a hold remembers (the state before it) is kept in memory: after a
- * restart inside a window the state restored from the store counts as the
- * state before it.
+ * What a hold remembers (the state before it, the alert held) is kept in
+ * the store's holds table too, so a restart inside a window, silence or
+ * parent outage releases exactly as if the agent had kept running; a hold
+ * whose reasons ended while the agent was stopped is released at start.
  *
  * Loop thread only, like the manager.
  */
@@ -36,6 +37,7 @@
 #define CORE_HOLD_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -59,6 +61,7 @@ struct api_call;
 struct hold_ops {
 	void (*release)(const char *name, enum mstate prev);
 	enum mstate (*state_of)(const char *name);
+	int64_t (*id_of)(const char *name);     /* the store's id; 0: none */
 };
 
 /* Start: OPS is copied; ST (NULL: --once and -t, no silences) is where

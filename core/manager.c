@@ -504,10 +504,20 @@ hold_state_of(const char *name)
 	return m != NULL ? m->state : ST_COUNT;
 }
 
+/* hold.h: monitor NAME's id in the store, 0 if none. */
+static int64_t
+hold_id_of(const char *name)
+{
+	struct monitor *m = find(name);
+
+	return m != NULL ? m->db_id : 0;
+}
+
 void
 manager_init(struct store *st)
 {
-	static const struct hold_ops hops = { hold_released, hold_state_of };
+	static const struct hold_ops hops = { hold_released, hold_state_of,
+	    hold_id_of };
 
 	store = st;
 	hold_init(st, &hops);

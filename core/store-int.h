@@ -37,8 +37,9 @@
 				   gathering never fills it) */
 
 /* ITEM_ALERTS uses u.chk's alerts and n_alerts only (no check row);
- * ITEM_SILENCE writes or deletes a silences row. */
-enum item_kind { ITEM_CHECK, ITEM_DELIVERY, ITEM_ALERTS, ITEM_SILENCE };
+ * ITEM_SILENCE writes or deletes a silences row, ITEM_HOLD a holds row. */
+enum item_kind { ITEM_CHECK, ITEM_DELIVERY, ITEM_ALERTS, ITEM_SILENCE,
+	ITEM_HOLD };
 
 struct item {
 	enum item_kind kind;
@@ -63,6 +64,10 @@ struct item {
 			struct store_silence s;	/* strings owned */
 			int remove;
 		} sil;
+		struct {
+			struct store_hold h;
+			int remove;
+		} hold;
 	} u;
 };
 
@@ -96,7 +101,7 @@ struct store {
 	sqlite3_stmt *s_check, *s_state, *s_outbox, *s_measure;
 	sqlite3_stmt *s_delivered, *s_attempt;
 	sqlite3_stmt *s_retention;
-	sqlite3_stmt *s_silence, *s_unsilence;
+	sqlite3_stmt *s_silence, *s_unsilence, *s_hold, *s_unhold;
 
 	pthread_t thread;
 	int started;

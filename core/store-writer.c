@@ -178,6 +178,10 @@ st_prepare_writer(struct store *st, char *err, size_t errlen)
 		    "monitors, until_ms, created_ms, comment) "
 		    "VALUES (?1, ?2, ?3, ?4, ?5)" },
 		{ &st->s_unsilence, "DELETE FROM silences WHERE id = ?1" },
+		{ &st->s_hold, "INSERT OR REPLACE INTO holds(monitor_id, "
+		    "before, since_ms, held_state, held_at) "
+		    "VALUES (?1, ?2, ?3, ?4, ?5)" },
+		{ &st->s_unhold, "DELETE FROM holds WHERE monitor_id = ?1" },
 	};
 	size_t i;
 
@@ -195,7 +199,7 @@ st_finalize_writer(struct store *st)
 		&st->s_savepoint, &st->s_release, &st->s_rollback_to,
 		&st->s_check, &st->s_state, &st->s_outbox, &st->s_measure,
 		&st->s_delivered, &st->s_attempt, &st->s_retention,
-		&st->s_silence, &st->s_unsilence,
+		&st->s_silence, &st->s_unsilence, &st->s_hold, &st->s_unhold,
 	};
 	size_t i;
 
@@ -273,6 +277,25 @@ write_silence(struct store *st, const struct item *it)
 	return st_step_done(st->s_silence);
 }
 
+/* A holds row written or deleted, inside the open transaction. */
+static int
+write_hold(struct store *st, const struct item *it)
+{
+	const struct store_hold *h = &it->u.hold.h;
+
+	if (it->u.hold.remove) {
+		sqlite3_bind_int64(st->s_unhold, 1, h->monitor_id);
+		return st_step_done(st->s_unhold);
+	}
+	sqlite3_bind_int64(st->s_hold, 1, h->monitor_id);
+	sqlite3_bind_text(st->s_hold, 2, h->before, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st->s_hold, 3, h->since_ms);
+	bind_opt_text(st->s_hold, 4, h->held_state, sizeof(h->held_state));
+	if (h->held_state[0] != '\0')
+		sqlite3_bind_int64(st->s_hold, 5, h->held_at);
+	return st_step_done(st->s_hold);
+}
+
 /* Write one item inside the open transaction.  SQLite result code. */
 static int
 write_item(struct store *st, const struct item *it)
@@ -298,6 +321,8 @@ write_item(struct store *st, const struct item *it)
 		return write_outbox(st, it->u.chk.alerts, it->u.chk.n_alerts);
 	if (it->kind == ITEM_SILENCE)
 		return write_silence(st, it);
+	if (it->kind == ITEM_HOLD)
+		return write_hold(st, it);
 	c = &it->u.chk.c;
 	sqlite3_bind_int64(st->s_check, 1, c->monitor_id);
 	sqlite3_bind_int64(st->s_check, 2, c->ts_ms);
@@ -350,6 +375,9 @@ log_skipped(const struct item *it, const char *msg)
 	else if (it->kind == ITEM_ALERTS)
 		log_err("store: %zu released alerts not stored: %s",
 		    it->u.chk.n_alerts, msg);
+	else if (it->kind == ITEM_HOLD)
+		log_err("store: hold of monitor id %" PRId64 " not recorded: "
+		    "%s", it->u.hold.h.monitor_id, msg);
 	else if (it->kind == ITEM_SILENCE)
 		log_err("store: silence %" PRId64 " not %s: %s",
 		    it->u.sil.s.id, it->u.sil.remove ? "deleted" : "stored",
@@ -1538,6 +1566,25 @@ store_submit_silence(struct store *st, const struct store_silence *s,
 	it->u.sil.s.monitors = !remove ? xstrdup(s->monitors) : NULL;
 	it->u.sil.s.comment = !remove && s->comment != NULL ?
 	    xstrdup(s->comment) : NULL;
+	pthread_mutex_unlock(&st->mu);
+	return 0;
+}
+
+int
+store_submit_hold(struct store *st, const struct store_hold *h, int remove)
+{
+	struct item *it;
+
+	if (st == NULL || h == NULL || h->monitor_id == 0)
+		return WP_EINVAL;
+	pthread_mutex_lock(&st->mu);
+	if (make_room(st, 0) != 0) {
+		pthread_mutex_unlock(&st->mu);
+		return WP_EAGAIN;
+	}
+	it = push(st, ITEM_HOLD);
+	it->u.hold.h = *h;
+	it->u.hold.remove = remove ? 1 : 0;
 	pthread_mutex_unlock(&st->mu);
 	return 0;
 }

@@ -92,7 +92,14 @@ static const char *const migrations[] = {
 	"  monitors TEXT NOT NULL,"
 	"  until_ms INTEGER NOT NULL,"
 	"  created_ms INTEGER NOT NULL,"
-	"  comment TEXT);",
+	"  comment TEXT);"
+	/* A held monitor's state before its hold, for a restart. */
+	"CREATE TABLE holds("
+	"  monitor_id INTEGER PRIMARY KEY REFERENCES monitors(id),"
+	"  before TEXT NOT NULL,"
+	"  since_ms INTEGER NOT NULL,"
+	"  held_state TEXT,"
+	"  held_at INTEGER);",
 };
 
 /* Run SQL with no result rows.  0, or WP_EIO with the message in err. */
@@ -974,4 +981,53 @@ store_max_silence_id(struct store *st)
 	}
 	pthread_mutex_unlock(&st->rmu);
 	return v;
+}
+
+int
+store_load_holds(struct store *st, struct store_hold **out, size_t *n)
+{
+	struct store_hold *v = NULL, *e;
+	sqlite3_stmt *s = NULL;
+	size_t len = 0, cap = 0;
+	int rc = WP_EIO, step;
+	const char *t;
+
+	if (st == NULL || out == NULL || n == NULL)
+		return WP_EINVAL;
+	*out = NULL;
+	*n = 0;
+	pthread_mutex_lock(&st->rmu);
+	if (sqlite3_prepare_v2(st->rdb, "SELECT monitor_id, before, since_ms, "
+	    "held_state, held_at FROM holds ORDER BY monitor_id", -1, &s,
+	    NULL) != SQLITE_OK)
+		goto fail;
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap = cap ? cap * 2 : 16;
+			v = xrealloc(v, cap * sizeof(*v));
+		}
+		e = &v[len++];
+		memset(e, 0, sizeof(*e));
+		e->monitor_id = sqlite3_column_int64(s, 0);
+		str_copy(e->before, sizeof(e->before),
+		    (const char *)sqlite3_column_text(s, 1));
+		e->since_ms = sqlite3_column_int64(s, 2);
+		if ((t = (const char *)sqlite3_column_text(s, 3)) != NULL)
+			str_copy(e->held_state, sizeof(e->held_state), t);
+		e->held_at = sqlite3_column_int64(s, 4);
+	}
+	if (step != SQLITE_DONE)
+		goto fail;
+	*out = v;
+	*n = len;
+	v = NULL;
+	rc = 0;
+	goto out;
+fail:
+	log_err("store: loading holds: %s", sqlite3_errmsg(st->rdb));
+out:
+	free(v);
+	sqlite3_finalize(s);
+	pthread_mutex_unlock(&st->rmu);
+	return rc;
 }

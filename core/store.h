@@ -264,4 +264,20 @@ void store_free_silences(struct store_silence *s, size_t n);
 /* The largest silence id ever used (0 if none), to continue numbering. */
 int64_t store_max_silence_id(struct store *st);
 
+/* A monitor's hold as the holds table keeps it, so that a restart inside
+ * a window or silence still knows the state before it (hold.h). */
+struct store_hold {
+	int64_t monitor_id;
+	char before[16];        /* mstate_name() when the hold began */
+	int64_t since_ms;
+	char held_state[16];    /* "" : no alert held yet */
+	int64_t held_at;
+};
+/* Queue writing H (copied), or with REMOVE deleting monitor_id's row.
+ * Never shed.  0, WP_EINVAL or WP_EAGAIN. */
+int store_submit_hold(struct store *st, const struct store_hold *h,
+    int remove);
+/* Every stored hold (free() *out).  0 or WP_EIO (logged). */
+int store_load_holds(struct store *st, struct store_hold **out, size_t *n);
+
 #endif

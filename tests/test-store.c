@@ -1297,7 +1297,7 @@ test_measurements_migration(void **state)
 	/* Back to version 1: its schema is version 3's without the table,
 	 * the silences table and checks.maintenance (version 3's). */
 	db = conn(fx->db);
-	sql_exec(db, "DROP TABLE measurements; DROP TABLE silences; "
+	sql_exec(db, "DROP TABLE measurements; DROP TABLE silences; DROP TABLE holds; "
 	    "ALTER TABLE checks DROP COLUMN maintenance; "
 	    "UPDATE meta SET value = '1' WHERE key = 'schema_version'");
 	sqlite3_close(db);
