@@ -1,0 +1,256 @@
+/*
+ * test-hold -- core/hold.c through hold.h, without a store: depends_on
+ * holds and releases (the child's DOWN goes out when the parent recovers,
+ * nothing when it recovered meanwhile), a start/end window around now
+ * (state shown as maintenance, only covered monitors, one release per
+ * changed state), holds kept across a re-apply and released when the
+ * window leaves the file, and the held list of GET /api/alerts.
+ */
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "cfg.h"
+#include "hold.h"
+#include "util.h"
+
+/* The fake manager: monitors p (parent), c (child of p), web-1, db. */
+static const char *const names[] = { "p", "c", "web-1", "db" };
+#define N_MON 4
+static enum mstate states[N_MON];
+static char released[8][32];
+static enum mstate released_prev[8];
+static int n_released;
+
+static enum mstate
+state_of(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < N_MON; i++)
+		if (strcmp(names[i], name) == 0)
+			return states[i];
+	return ST_COUNT;
+}
+
+static void
+release(const char *name, enum mstate prev)
+{
+	assert_true(n_released < 8);
+	str_copy(released[n_released], sizeof(released[0]), name);
+	released_prev[n_released++] = prev;
+}
+
+static const struct hold_ops ops = { release, state_of, NULL };
+
+static char *alert_names[] = { (char *)"ops" };
+static char *c_deps[] = { (char *)"p" };
+static char *win_pats[] = { (char *)"web-*" };
+
+/* CFG with the four monitors, one alert section and, with WINDOW, a
+ * one-off window over web-* from a minute ago to an hour from now. */
+static void
+make_config(struct config *cfg, struct cfg_monitor *m, struct cfg_alert *a,
+    struct cfg_maintenance *w, int window)
+{
+	size_t i;
+
+	memset(cfg, 0, sizeof(*cfg));
+	memset(m, 0, N_MON * sizeof(*m));
+	memset(a, 0, sizeof(*a));
+	memset(w, 0, sizeof(*w));
+	for (i = 0; i < N_MON; i++) {
+		m[i].s.name = (char *)names[i];
+		m[i].all_alerts = 1;
+	}
+	m[1].depends_on = c_deps;
+	m[1].n_depends_on = 1;
+	m[2].all_alerts = 0;
+	m[2].alerts = alert_names;
+	m[2].n_alerts = 1;
+	a->s.name = (char *)"ops";
+	w->name = (char *)"patch";
+	w->monitors = win_pats;
+	w->n_monitors = 1;
+	w->start_ms = wall_ms() - 60000;
+	w->end_ms = wall_ms() + 3600000;
+	cfg->monitors = m;
+	cfg->n_monitors = N_MON;
+	cfg->alerts = a;
+	cfg->n_alerts = 1;
+	cfg->maintenance = window ? w : NULL;
+	cfg->n_maintenance = window ? 1 : 0;
+}
+
+/* Monitor I's check moving it to S; hold_check's answer. */
+static unsigned
+check(size_t i, enum mstate s)
+{
+	struct wp_result r = WP_RESULT_INIT;
+	struct outcome o;
+
+	memset(&o, 0, sizeof(o));
+	o.monitor = names[i];
+	o.type = "http";
+	o.result = &r;
+	o.previous = states[i];
+	o.state = s;
+	o.changed = s != states[i];
+	o.started_ms = wall_ms();
+	states[i] = s;
+	return hold_check(&o);
+}
+
+static int
+setup(void **state)
+{
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < N_MON; i++)
+		states[i] = ST_UP;
+	n_released = 0;
+	hold_init(NULL, &ops);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	hold_free();
+	return 0;
+}
+
+static void
+test_depends(void **state)
+{
+	struct config cfg;
+	struct cfg_monitor m[N_MON];
+	struct cfg_alert a;
+	struct cfg_maintenance w;
+	json_t *held;
+
+	(void)state;
+	make_config(&cfg, m, &a, &w, 0);
+	hold_apply(&cfg);
+	assert_int_equal(check(1, ST_UP), 0);
+	/* The parent goes down: its own alert is not held. */
+	assert_int_equal(check(0, ST_DOWN), 0);
+	/* The child's DOWN is held, and listed with why. */
+	assert_int_equal(check(1, ST_DOWN), HOLD_DEPENDS);
+	assert_int_equal(hold_shown("c", ST_DOWN), ST_DOWN);
+	held = json_array();
+	hold_list_json(held);
+	assert_int_equal(json_array_size(held), 1);
+	assert_string_equal(json_string_value(json_object_get(
+	    json_array_get(held, 0), "monitor")), "c");
+	assert_string_equal(json_string_value(json_object_get(
+	    json_array_get(held, 0), "alert")), "ops");
+	assert_string_equal(json_string_value(json_object_get(
+	    json_array_get(held, 0), "state")), "down");
+	assert_string_equal(json_string_value(json_object_get(
+	    json_array_get(held, 0), "why")), "depends_on p");
+	json_decref(held);
+	assert_int_equal(n_released, 0);
+	/* The parent recovers with the child still down: released, once,
+	 * from up. */
+	assert_int_equal(check(0, ST_UP), 0);
+	assert_int_equal(n_released, 1);
+	assert_string_equal(released[0], "c");
+	assert_int_equal(released_prev[0], ST_UP);
+	assert_int_equal(check(1, ST_DOWN), 0);
+	assert_int_equal(n_released, 1);
+	held = json_array();
+	hold_list_json(held);
+	assert_int_equal(json_array_size(held), 0);
+	json_decref(held);
+
+	/* Again, with the child recovering while held: nothing. */
+	assert_int_equal(check(1, ST_UP), 0);
+	assert_int_equal(check(0, ST_DOWN), 0);
+	assert_int_equal(check(1, ST_DOWN), HOLD_DEPENDS);
+	assert_int_equal(check(1, ST_UP), HOLD_DEPENDS);
+	assert_int_equal(check(0, ST_UP), 0);
+	assert_int_equal(n_released, 1);
+	assert_int_equal(check(1, ST_UP), 0);
+}
+
+static void
+test_window(void **state)
+{
+	struct config cfg;
+	struct cfg_monitor m[N_MON];
+	struct cfg_alert a;
+	struct cfg_maintenance w;
+	json_t *held;
+
+	(void)state;
+	make_config(&cfg, m, &a, &w, 1);
+	hold_apply(&cfg);
+	/* Only web-* is covered. */
+	assert_int_equal(hold_shown("web-1", ST_UP), ST_MAINTENANCE);
+	assert_int_equal(hold_shown("web-1", ST_PAUSED), ST_PAUSED);
+	assert_int_equal(hold_shown("db", ST_UP), ST_UP);
+	assert_int_equal(check(3, ST_DOWN), 0);
+	assert_int_equal(check(2, ST_DOWN), HOLD_WINDOW);
+	held = json_array();
+	hold_list_json(held);
+	assert_int_equal(json_array_size(held), 1);
+	assert_string_equal(json_string_value(json_object_get(
+	    json_array_get(held, 0), "why")), "maintenance patch");
+	json_decref(held);
+	/* A re-apply of the same file keeps the hold and what it held. */
+	make_config(&cfg, m, &a, &w, 1);
+	hold_apply(&cfg);
+	assert_int_equal(n_released, 0);
+	assert_int_equal(hold_shown("web-1", ST_DOWN), ST_MAINTENANCE);
+	/* The window leaves the file: web-1 differs from before (up), so
+	 * one alert, from up. */
+	make_config(&cfg, m, &a, &w, 0);
+	hold_apply(&cfg);
+	assert_int_equal(n_released, 1);
+	assert_string_equal(released[0], "web-1");
+	assert_int_equal(released_prev[0], ST_UP);
+	assert_int_equal(hold_shown("web-1", ST_DOWN), ST_DOWN);
+	assert_int_equal(check(2, ST_UP), 0);
+}
+
+/* A window in which the state went and came back releases nothing. */
+static void
+test_window_same_state(void **state)
+{
+	struct config cfg;
+	struct cfg_monitor m[N_MON];
+	struct cfg_alert a;
+	struct cfg_maintenance w;
+
+	(void)state;
+	make_config(&cfg, m, &a, &w, 1);
+	hold_apply(&cfg);
+	assert_int_equal(check(2, ST_DOWN), HOLD_WINDOW);
+	assert_int_equal(check(2, ST_UP), HOLD_WINDOW);
+	make_config(&cfg, m, &a, &w, 0);
+	hold_apply(&cfg);
+	assert_int_equal(n_released, 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_depends, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_window, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_window_same_state, setup,
+		    teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
