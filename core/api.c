@@ -89,7 +89,7 @@ static const struct {
 	{ "/api/silences", R_SILENCES },
 };
 
-/* Handler routes (struct api_call) also serve the paths below theirs. */
+/* Handler routes (struct api_request) also serve the paths below theirs. */
 static const struct {
 	const char *prefix;     /* ends in '/' */
 	enum route route;
@@ -118,11 +118,12 @@ struct api_job {
 	int done;
 	char *body;
 	/* A handler route's request (render NULL): its method, path and
-	 * body, collected while `collecting`; the handler's answer is in
-	 * call.status and call.answer. */
-	void (*handle)(void *, struct api_call *);
-	struct api_call call;
-	char *method, *path;
+	 * body, collected while `collecting`; the handler's answer
+	 * (api_answer()) in status, answer and hname/hval. */
+	void (*handle)(void *, const struct api_request *);
+	unsigned status;
+	char *answer, *hname, *hval;
+	char *method, *path, *if_match;
 	char *in;			/* the body, NUL-terminated */
 	size_t in_len;
 	int collecting, too_big;
@@ -323,7 +324,10 @@ job_free(struct api_job *j)
 	if (j == NULL)
 		return;
 	free(j->body);
-	free(j->call.answer);
+	free(j->answer);
+	free(j->hname);
+	free(j->hval);
+	free(j->if_match);
 	free(j->method);
 	free(j->path);
 	free(j->in);
@@ -390,9 +394,12 @@ on_async(uv_async_t *h)
 		}
 		pthread_mutex_unlock(&a->mu);
 		body = NULL;
-		if (j->handle != NULL)
-			j->handle(a->routes.arg, &j->call);
-		else
+		if (j->handle != NULL) {
+			struct api_request req = { j->method, j->path, j->in,
+			    j->in_len, j->if_match, j };
+
+			j->handle(a->routes.arg, &req);
+		} else
 			body = j->render(a->routes.arg);
 		pthread_mutex_lock(&a->mu);
 		next = j->next;
@@ -856,18 +863,37 @@ api_require_token(struct api *a, struct MHD_Connection *c,
 }
 
 /*
- * A handler route (struct api_call), in three steps over MHD's calls: the
+ * A handler route (struct api_request), in three steps over MHD's calls: the
  * first makes the job, holding method and path, and collects nothing; the
  * next ones collect the body (past API_BODY_MAX it is dropped, and the
  * answer is 413); the last (no more upload) checks the token and queues
  * the job for the loop.  After the loop answered and MHD resumed the
  * connection, the call's status and answer go out.
  */
+void
+api_answer(struct api_job *j, unsigned status, char *body, const char *hname,
+    const char *hval)
+{
+	/* On the loop thread, inside on_async's call of the handler: the
+	 * job is rendered under the same rules as a body (on_async marks
+	 * it done once the handler returns). */
+	free(j->answer);
+	j->status = status;
+	j->answer = body;
+	if (hname != NULL && hval != NULL) {
+		free(j->hname);
+		free(j->hval);
+		j->hname = xstrdup(hname);
+		j->hval = xstrdup(hval);
+	}
+}
+
 static API_MHD_RESULT
 on_call(struct api *a, struct MHD_Connection *c, const char *url,
     const char *method, const char *upload, size_t *upload_len,
-    void **state, void (*handle)(void *, struct api_call *))
+    void **state, void (*handle)(void *, const struct api_request *))
 {
+	const char *im;
 	struct api_job *j = *state;
 	API_MHD_RESULT ret;
 	char *answer = NULL;
@@ -882,6 +908,9 @@ on_call(struct api *a, struct MHD_Connection *c, const char *url,
 		j->method = xstrdup(method);
 		j->path = xstrdup(url);
 		j->in = xstrdup("");
+		im = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+		    MHD_HTTP_HEADER_IF_MATCH);
+		j->if_match = im != NULL ? xstrdup(im) : NULL;
 		*state = j;
 		return MHD_YES;
 	}
@@ -905,8 +934,6 @@ on_call(struct api *a, struct MHD_Connection *c, const char *url,
 		}
 		if (!api_require_token(a, c, method, url, &ret))
 			return ret;
-		j->call = (struct api_call){ j->method, j->path, j->in,
-		    j->in_len, 0, NULL };
 		if (job_enqueue(a, c, j) != 0) {
 			log_debug("api: %s %s -> 503 (stopping)", method, url);
 			return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
@@ -917,10 +944,10 @@ on_call(struct api *a, struct MHD_Connection *c, const char *url,
 	pthread_mutex_lock(&a->mu);
 	done = j->done;
 	if (done) {
-		answer = j->call.answer;
-		j->call.answer = NULL;
+		answer = j->answer;
+		j->answer = NULL;
 	}
-	status = j->call.status != 0 ? j->call.status : MHD_HTTP_OK;
+	status = j->status != 0 ? j->status : MHD_HTTP_INTERNAL_SERVER_ERROR;
 	pthread_mutex_unlock(&a->mu);
 	if (!done) {
 		log_warn("api: %s %s: the loop did not answer within %d ms",
@@ -930,8 +957,8 @@ on_call(struct api *a, struct MHD_Connection *c, const char *url,
 	}
 	log_debug("api: %s %s -> %u", method, url, status);
 	if (answer == NULL)
-		return reply(c, status, CT_JSON, "", 0, NULL, NULL);
-	return reply(c, status, CT_JSON, answer, 1, NULL, NULL);
+		return reply(c, status, CT_JSON, "", 0, j->hname, j->hval);
+	return reply(c, status, CT_JSON, answer, 1, j->hname, j->hval);
 }
 
 /*

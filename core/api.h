@@ -27,21 +27,23 @@
 struct api;
 
 /*
- * A request to a handler route: any method, a path below the route, and
- * the body (capped at API_BODY_MAX bytes: 413 past it).  The API has
- * already applied the token rule: GET and HEAD like every route;
- * mutations (any other method) always need the token (api_require_token()
- * in api.c: 403 without api_token_file).  The handler, called on the loop
- * thread, sets status and answer (malloc'd JSON, or NULL for no body).
+ * A request to a handler route (routes.silences).  Everything is borrowed
+ * for the call but job, which the handler answers with api_answer()
+ * before it returns.  The API has checked the token already: a request
+ * other than GET or HEAD carries it (without a token file such requests
+ * get 403 -- api_require_token() in api.c -- with a wrong one 401, before
+ * the handler runs), and the body is at most API_BODY_MAX bytes (413
+ * otherwise).  The same shape as the admin API's routes.
  */
 #define API_BODY_MAX (64 * 1024)
-struct api_call {
-	const char *method;     /* "GET", "POST", "DELETE", ... */
-	const char *path;       /* "/api/silences/3" */
-	const char *body;       /* NUL-terminated; "" when none */
+struct api_job;
+struct api_request {
+	const char *method;
+	const char *path;       /* the URL's path, e.g. "/api/silences/3" */
+	const char *body;       /* body_len bytes, NUL-terminated; "" */
 	size_t body_len;
-	unsigned status;        /* set by the handler (200 if left 0) */
-	char *answer;           /* set by the handler; the API frees it */
+	const char *if_match;   /* the If-Match header, or NULL */
+	struct api_job *job;
 };
 
 struct api_routes {
@@ -51,9 +53,9 @@ struct api_routes {
 	char *(*opmon_json)(void *arg);      /* GET /api/monitor */
 	char *(*metrics_text)(void *arg);    /* GET /metrics */
 	void *arg;
-	/* Handler routes (struct api_call); NULL: 404. */
-	void (*silences)(void *arg, struct api_call *call); /* /api/silences,
-	                                                        /api/silences/ID */
+	/* /api/silences and /api/silences/ID (hold.c); NULL: 404.  Called
+	 * on the loop thread; it answers req->job with api_answer(). */
+	void (*silences)(void *arg, const struct api_request *req);
 };
 
 /*
@@ -75,6 +77,14 @@ int api_port(const struct api *a);
  * an empty token (nothing changes).  Any thread.
  */
 int api_set_token(struct api *a, const char *token);
+/*
+ * Answer a handler route's request: STATUS with BODY (malloc'd JSON, taken
+ * over; NULL: an empty body) and one extra header HNAME: HVAL (copied;
+ * NULL: none).  Loop thread, exactly once per job, during the handler's
+ * call.
+ */
+void api_answer(struct api_job *job, unsigned status, char *body,
+    const char *hname, const char *hval);
 /* Stop serving and free.  Loop thread; NULL is fine. */
 void api_stop(struct api *a);
 

@@ -655,6 +655,13 @@ hold_list_json(json_t *arr)
 }
 
 void
+hold_held_source(void *arg, json_t *held)
+{
+	(void)arg;
+	hold_list_json(held);
+}
+
+void
 hold_free(void)
 {
 	struct silence *s, *next;
@@ -741,12 +748,12 @@ silence_json(const struct silence *s)
 	return o;
 }
 
-/* Answer CALL with status ST and the JSON value V (taken). */
+/* Answer REQ with status ST and the JSON value V (taken). */
 static void
-answer(struct api_call *call, unsigned st, json_t *v)
+answer(const struct api_request *req, unsigned st, json_t *v)
 {
-	call->status = st;
-	call->answer = v != NULL ? json_dumps(v, JSON_COMPACT) : NULL;
+	api_answer(req->job, st, v != NULL ? json_dumps(v, JSON_COMPACT) :
+	    NULL, NULL, NULL);
 	json_decref(v);
 }
 
@@ -859,7 +866,7 @@ parse_end(json_t *body, json_t *errors, struct silence *s, int64_t now)
 }
 
 static void
-silence_post(struct api_call *call)
+silence_post(const struct api_request *req)
 {
 	static const char *const known[] = { "monitors", "until", "duration",
 	    "comment", NULL };
@@ -871,7 +878,7 @@ silence_post(struct api_call *call)
 	int64_t now = wall_ms();
 	size_t i;
 
-	body = json_loadb(call->body, call->body_len, JSON_REJECT_DUPLICATES,
+	body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES,
 	    &jerr);
 	if (!json_is_object(body)) {
 		add_error(errors, NULL, "the body must be a JSON object%s%s",
@@ -925,7 +932,7 @@ silence_post(struct api_call *call)
 		silence_free(s);
 		json_t *o = json_object();
 		json_object_set_new(o, "errors", errors);
-		answer(call, 503, o);
+		answer(req, 503, o);
 		return;
 	}
 	for (tail = &silences; *tail != NULL; tail = &(*tail)->next)
@@ -938,7 +945,7 @@ silence_post(struct api_call *call)
 	refresh(now);
 	json_decref(body);
 	json_decref(errors);
-	answer(call, 201, silence_json(s));
+	answer(req, 201, silence_json(s));
 	return;
 bad:
 	json_decref(body);
@@ -947,7 +954,7 @@ bad:
 		json_t *o = json_object();
 
 		json_object_set_new(o, "errors", errors);
-		answer(call, 422, o);
+		answer(req, 422, o);
 	}
 }
 
@@ -969,28 +976,28 @@ silence_by_id(const char *text, struct silence ***pp_out)
 }
 
 static void
-not_found(struct api_call *call)
+not_found(const struct api_request *req)
 {
 	json_t *o = json_object();
 
 	json_object_set_new(o, "error", json_string("no such silence"));
-	answer(call, 404, o);
+	answer(req, 404, o);
 }
 
 void
-hold_api(void *arg, struct api_call *call)
+hold_api(void *arg, const struct api_request *req)
 {
 	static const char base[] = "/api/silences";
-	const char *rest = call->path + sizeof(base) - 1;
+	const char *rest = req->path + sizeof(base) - 1;
 	struct silence *s, **pp = NULL;
-	int get = strcmp(call->method, "GET") == 0 ||
-	    strcmp(call->method, "HEAD") == 0;
+	int get = strcmp(req->method, "GET") == 0 ||
+	    strcmp(req->method, "HEAD") == 0;
 	json_t *arr;
 
 	(void)arg;
-	if (strncmp(call->path, base, sizeof(base) - 1) != 0 ||
+	if (strncmp(req->path, base, sizeof(base) - 1) != 0 ||
 	    (*rest != '\0' && *rest != '/')) {
-		not_found(call);
+		not_found(req);
 		return;
 	}
 	/* Ended silences are not shown, nor found. */
@@ -999,15 +1006,15 @@ hold_api(void *arg, struct api_call *call)
 		arr = json_array();
 		for (s = silences; s != NULL; s = s->next)
 			json_array_append_new(arr, silence_json(s));
-		answer(call, 200, arr);
-	} else if (*rest == '\0' && strcmp(call->method, "POST") == 0)
-		silence_post(call);
+		answer(req, 200, arr);
+	} else if (*rest == '\0' && strcmp(req->method, "POST") == 0)
+		silence_post(req);
 	else if (*rest == '\0' || rest[1] == '\0' ||
 	    (s = silence_by_id(rest + 1, &pp)) == NULL)
-		not_found(call);
+		not_found(req);
 	else if (get)
-		answer(call, 200, silence_json(s));
-	else if (strcmp(call->method, "DELETE") == 0) {
+		answer(req, 200, silence_json(s));
+	else if (strcmp(req->method, "DELETE") == 0) {
 		struct store_silence row = { .id = s->id };
 
 		*pp = s->next;
@@ -1017,12 +1024,12 @@ hold_api(void *arg, struct api_call *call)
 		log_info("silence %" PRId64 " deleted", s->id);
 		silence_free(s);
 		refresh(wall_ms());
-		answer(call, 204, NULL);
+		answer(req, 204, NULL);
 	} else {
 		json_t *o = json_object();
 
 		json_object_set_new(o, "error",
 		    json_string("method not allowed"));
-		answer(call, 405, o);
+		answer(req, 405, o);
 	}
 }

@@ -45,7 +45,7 @@
 
 struct config;
 struct store;
-struct api_call;
+struct api_request;
 
 #define HOLD_DEPENDS 1u  /* a parent is down */
 #define HOLD_WINDOW 2u   /* a maintenance window is open */
@@ -109,7 +109,11 @@ void hold_list_json(json_t *arr);
  *   DELETE /api/silences/ID: 204, releasing what it held; 404 unknown id.
  * The API has checked the token and capped the body.
  */
-void hold_api(void *arg, struct api_call *call);
+void hold_api(void *arg, const struct api_request *req);
+
+/* hold_list_json() in the shape of alert.h's held source
+ * (alert_set_held_source(hold_held_source, NULL)); ARG is unused. */
+void hold_held_source(void *arg, json_t *held);
 
 /* Free everything (after the loop stopped). */
 void hold_free(void);
