@@ -41,6 +41,7 @@
 #define COMMENT_MAX 1024
 #define SILENCE_MAX_MS (366LL * 86400000) /* the longest silence */
 #define SILENCES_MAX 1000       /* live silences at once */
+#define MERGE_MAX 8             /* overlapping scheduled starts merged */
 
 struct window {
 	char *name;
@@ -173,6 +174,7 @@ static int64_t
 window_eval(struct window *w, int64_t now)
 {
 	int64_t s;
+	int k;
 
 	if (w->cron == NULL) {
 		w->open = w->start_ms <= now && now < w->end_ms;
@@ -186,9 +188,12 @@ window_eval(struct window *w, int64_t now)
 		w->open = 1;
 		w->start_ms = s;
 		w->end_ms = s + w->duration_ms;
-		/* A next start inside this one extends it. */
-		while ((s = cron_next(w->cron, w->start_ms)) >= 0 &&
-		    s < w->end_ms && s + w->duration_ms > w->end_ms) {
+		/* A next start inside this one extends it.  Bounded: a
+		 * schedule whose windows always overlap is looked at again at
+		 * the end found here, finds itself still open and goes on. */
+		for (k = 0; k < MERGE_MAX && (s = cron_next(w->cron,
+		    w->start_ms)) >= 0 && s < w->end_ms &&
+		    s + w->duration_ms > w->end_ms; k++) {
 			w->start_ms = s;
 			w->end_ms = s + w->duration_ms;
 		}
@@ -324,9 +329,13 @@ set_mask(struct hmon *m, unsigned mask, const char *why, int64_t now)
 			m->mask = 0;
 			if (ops.release != NULL)
 				ops.release(m->name, before);
-		} else
+		} else if (m->state == before)
 			log_info("monitor %s: hold ended (%s); state %s as "
 			    "before, nothing to send", m->name, m->why,
+			    mstate_name(m->state));
+		else
+			log_info("monitor %s: hold ended (%s); %s -> %s does "
+			    "not alert", m->name, m->why, mstate_name(before),
 			    mstate_name(m->state));
 	}
 	m->mask = mask;
@@ -487,6 +496,27 @@ window_of(const struct cfg_maintenance *c, struct window *w)
 		w->pats[i] = xstrdup(c->monitors[i]);
 	w->n_pats = c->n_monitors;
 	return 0;
+}
+
+int
+hold_window_at(const struct cfg_maintenance *c, int64_t at_ms,
+    int64_t *start_ms, int64_t *end_ms)
+{
+	struct window w;
+	int open;
+
+	if (window_of(c, &w) != 0)
+		return -1;
+	(void)window_eval(&w, at_ms);
+	open = w.open;
+	if (open) {
+		*start_ms = w.start_ms;
+		*end_ms = w.end_ms;
+	}
+	free(w.name);
+	cron_free(w.cron);
+	free_strv(w.pats, w.n_pats);
+	return open;
 }
 
 void

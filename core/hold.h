@@ -111,6 +111,16 @@ void hold_list_json(json_t *arr);
  */
 void hold_api(void *arg, const struct api_request *req);
 
+/*
+ * Is window C open at AT_MS?  1 with its open interval in *START_MS and
+ * *END_MS (a scheduled window's start under cron.h's DST rule, lasting
+ * duration in elapsed time; overlapping starts merge), 0 if not, -1 if
+ * its schedule does not parse.
+ */
+struct cfg_maintenance;
+int hold_window_at(const struct cfg_maintenance *c, int64_t at_ms,
+    int64_t *start_ms, int64_t *end_ms);
+
 /* hold_list_json() in the shape of alert.h's held source
  * (alert_set_held_source(hold_held_source, NULL)); ARG is unused. */
 void hold_held_source(void *arg, json_t *held);

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -242,6 +243,98 @@ test_window_same_state(void **state)
 	assert_int_equal(n_released, 0);
 }
 
+/* Unix ms of a UTC date-time. */
+static int64_t
+utc(int y, int mo, int d, int h, int mi)
+{
+	struct tm tm = { 0 };
+
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	return (int64_t)timegm(&tm) * 1000;
+}
+
+/* Window SCHEDULE for 1h in TZ at AT: open (1) with [start, end), or 0. */
+static int
+window(const char *schedule, const char *tz, int64_t at, int64_t *start,
+    int64_t *end)
+{
+	struct cfg_maintenance w;
+
+	memset(&w, 0, sizeof(w));
+	w.name = (char *)"dst";
+	w.monitors = win_pats;
+	w.n_monitors = 1;
+	w.schedule = (char *)schedule;
+	w.duration_ms = 3600000;
+	w.timezone = (char *)tz;
+	*start = *end = 0;
+	return hold_window_at(&w, at, start, end);
+}
+
+/*
+ * Daily 1-hour windows across the DST days (cron.h's rule): at 02:30 on
+ * the spring-forward day, which does not exist, the window opens at 03:30
+ * local and lasts an hour; at 01:30 on the fall-back day, which happens
+ * twice, it opens once, the first time, and the second 01:30 is outside.
+ */
+static void
+test_window_dst(void **state)
+{
+	int64_t s, e;
+
+	(void)state;
+	/* Berlin, 2026-03-29: 03:30 CEST = 01:30 UTC. */
+	assert_int_equal(window("30 2 * * *", "Europe/Berlin",
+	    utc(2026, 3, 29, 1, 15), &s, &e), 0);
+	assert_int_equal(window("30 2 * * *", "Europe/Berlin",
+	    utc(2026, 3, 29, 2, 0), &s, &e), 1);
+	assert_int_equal(s, utc(2026, 3, 29, 1, 30));
+	assert_int_equal(e, utc(2026, 3, 29, 2, 30));
+	assert_int_equal(window("30 2 * * *", "Europe/Berlin",
+	    utc(2026, 3, 29, 2, 30), &s, &e), 0);
+	/* The day before, in winter time: 02:30 CET = 01:30 UTC too. */
+	assert_int_equal(window("30 2 * * *", "Europe/Berlin",
+	    utc(2026, 3, 28, 1, 45), &s, &e), 1);
+	assert_int_equal(s, utc(2026, 3, 28, 1, 30));
+	/* The day after, summer time: 02:30 CEST = 00:30 UTC. */
+	assert_int_equal(window("30 2 * * *", "Europe/Berlin",
+	    utc(2026, 3, 30, 0, 45), &s, &e), 1);
+	assert_int_equal(s, utc(2026, 3, 30, 0, 30));
+	/* Berlin, 2026-10-25: 02:30 happens at 00:30 and 01:30 UTC; the
+	 * window is the first, and 01:45 UTC (02:45 CET) is outside. */
+	assert_int_equal(window("30 2 * * *", "Europe/Berlin",
+	    utc(2026, 10, 25, 0, 45), &s, &e), 1);
+	assert_int_equal(s, utc(2026, 10, 25, 0, 30));
+	assert_int_equal(e, utc(2026, 10, 25, 1, 30));
+	assert_int_equal(window("30 2 * * *", "Europe/Berlin",
+	    utc(2026, 10, 25, 1, 45), &s, &e), 0);
+	/* New York, 2026-03-08: 02:30 does not exist; 03:30 EDT = 07:30 UTC. */
+	assert_int_equal(window("30 2 * * *", "America/New_York",
+	    utc(2026, 3, 8, 7, 45), &s, &e), 1);
+	assert_int_equal(s, utc(2026, 3, 8, 7, 30));
+	assert_int_equal(window("30 2 * * *", "America/New_York",
+	    utc(2026, 3, 8, 7, 15), &s, &e), 0);
+	/* New York, 2026-11-01: 01:30 EDT (05:30 UTC) opens it, for one
+	 * elapsed hour; 01:30 EST (06:30 UTC) does not open it again. */
+	assert_int_equal(window("30 1 * * *", "America/New_York",
+	    utc(2026, 11, 1, 6, 0), &s, &e), 1);
+	assert_int_equal(s, utc(2026, 11, 1, 5, 30));
+	assert_int_equal(e, utc(2026, 11, 1, 6, 30));
+	assert_int_equal(window("30 1 * * *", "America/New_York",
+	    utc(2026, 11, 1, 6, 45), &s, &e), 0);
+	/* Overlapping starts merge: every 30 minutes for an hour is one
+	 * window that keeps going (found a few starts ahead at a time). */
+	assert_int_equal(window("*/30 * * * *", "UTC",
+	    utc(2026, 1, 1, 10, 10), &s, &e), 1);
+	assert_true(e >= utc(2026, 1, 1, 11, 30));
+	assert_true(e <= utc(2026, 1, 1, 15, 30));
+	assert_int_equal(window("bad", "UTC", 0, &s, &e), -1);
+}
+
 int
 main(void)
 {
@@ -250,6 +343,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_window_same_state, setup,
 		    teardown),
+		cmocka_unit_test(test_window_dst),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
