@@ -91,6 +91,7 @@
 enum route { R_HEALTHZ, R_MONITORS, R_OPMON, R_METRICS, R_ADMIN };
 
 #define ADMIN_PREFIX "/api/monitors/"
+#define SILENCES_PATH "/api/silences"
 #define HTTP_TOO_LARGE 413 /* MHD renamed its macro between versions */
 
 static const struct {
@@ -123,9 +124,11 @@ struct api_job {
 	int suspended;			/* in api.waiting; nobody resumed it */
 	int done;
 	char *body;
-	/* An admin request (routes.admin): read while `reading`, answered
-	 * with its own status and header (api_answer). */
+	/* A handler request (routes.admin or routes.silences, in handle):
+	 * read while `reading`, answered with its own status and header
+	 * (api_answer). */
 	struct api *a;
+	void (*handle)(void *arg, const struct api_request *req);
 	int admin, reading, too_big;
 	struct sbuf in;
 	char *method, *url, *if_match;
@@ -405,7 +408,7 @@ on_async(uv_async_t *h)
 			 * handler; api_answer() drops it. */
 			a->pending++;
 			pthread_mutex_unlock(&a->mu);
-			a->routes.admin(a->routes.arg, &req);
+			j->handle(a->routes.arg, &req);
 			continue;
 		}
 		pthread_mutex_unlock(&a->mu);
@@ -878,14 +881,16 @@ api_require_token(struct api *a, struct MHD_Connection *c)
 	"\\\"Authorization: Bearer TOKEN\\\""
 
 /*
- * The first call of an admin request (routes.admin), on a pool thread:
- * the token (mutations always need it; reads when one is set) and the
- * declared body size are judged before any of the body is read.  Returns
- * MHD's answer; *state becomes the job that gathers the body.
+ * The first call of an admin request (routes.admin, or routes.silences:
+ * HANDLE), on a pool thread: the token (mutations always need it; reads
+ * when one is set) and the declared body size are judged before any of
+ * the body is read.  Returns MHD's answer; *state becomes the job that
+ * gathers the body, for HANDLE on the loop.
  */
 static API_MHD_RESULT
 admin_begin(struct api *a, struct MHD_Connection *c, const char *method,
-    const char *url, void **state)
+    const char *url, void **state,
+    void (*handle)(void *, const struct api_request *))
 {
 	const char *v;
 	struct api_job *j;
@@ -914,6 +919,7 @@ admin_begin(struct api *a, struct MHD_Connection *c, const char *method,
 	j = xcalloc(1, sizeof(*j));
 	j->a = a;
 	j->admin = 1;
+	j->handle = handle;
 	j->reading = 1;
 	j->refs = 1;
 	j->method = xstrdup(method);
@@ -980,6 +986,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	struct api *a = cls;
 	enum route route = R_HEALTHZ;
 	char *(*fn)(void *) = NULL;
+	void (*handle)(void *, const struct api_request *) = NULL;
 	size_t i;
 	int found = 0;
 
@@ -999,6 +1006,17 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	if (!found && strncmp(url, ADMIN_PREFIX, sizeof(ADMIN_PREFIX) - 1) ==
 	    0 && a->routes.admin != NULL) {
 		route = R_ADMIN;
+		handle = a->routes.admin;
+		found = 1;
+	}
+	/* /api/silences and /api/silences/ID (hold.c): the same kind of
+	 * handler route as the admin API's. */
+	if (!found && strncmp(url, SILENCES_PATH, sizeof(SILENCES_PATH) - 1) ==
+	    0 && (url[sizeof(SILENCES_PATH) - 1] == '\0' ||
+	    url[sizeof(SILENCES_PATH) - 1] == '/') &&
+	    a->routes.silences != NULL) {
+		route = R_ADMIN;
+		handle = a->routes.silences;
 		found = 1;
 	}
 	switch (route) {
@@ -1020,7 +1038,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	if (*state != NULL)
 		return reply_job(a, c, *state, route, method, url);
 	if (route == R_ADMIN)
-		return admin_begin(a, c, method, url, state);
+		return admin_begin(a, c, method, url, state, handle);
 	/* A route without a renderer is not served here. */
 	if (!found || (route != R_HEALTHZ && fn == NULL)) {
 		log_debug("api: %s %s -> 404", method, url);

@@ -4,6 +4,7 @@
  * Routes: GET /healthz (200 "ok", never needs the token), GET /api/monitors,
  * GET /api/monitor, GET /metrics, everything under /api/monitors/NAME
  * (any method, with a body: routes->admin) but the history of one monitor,
+ * /api/silences and /api/silences/ID (the same way: routes->silences),
  * GET /api/monitors/NAME/checks, /uptime and /incidents (api_history()),
  * and the status page and badges (api_status()).
  * Anything else: 404; other methods: 405.  With a token, every route but
@@ -72,6 +73,11 @@ struct api_routes {
 	 * the loop, the API's threads render it (NULL: those routes answer
 	 * 404).  A token is needed unless statuspage_public(). */
 	char *(*status_snapshot)(void *arg);
+	/* /api/silences and /api/silences/ID (hold.c's hold_api); NULL:
+	 * 404.  The same rules as admin: the token is checked and the body
+	 * capped before it is called on the loop thread, and it answers
+	 * req->job exactly once with api_answer(). */
+	void (*silences)(void *arg, const struct api_request *req);
 };
 
 /*

@@ -139,7 +139,7 @@ section_header(struct reader *ld, char *s)
 	char *end, *inner, *colon, *name = NULL, buf[QSTR_SIZE + 64];
 	const char *kind = NULL, *alt;
 	static const char *const kinds[] = { "agent", "monitor", "alert",
-	    "status", NULL };
+	    "status", "maintenance", NULL };
 	const struct cfg_raw_section *found;
 	struct cfg_raw_section *rs;
 	struct cfg_raw *raw = ld->raw;
@@ -177,8 +177,8 @@ section_header(struct reader *ld, char *s)
 		else
 			buf[0] = '\0';
 		diag_error(ld->d, ld->lineno, "unknown section [%s%s%s] (expected "
-		    "[agent], [monitor:NAME], [alert:NAME] or [status])%s",
-		    QSTR(kind),
+		    "[agent], [monitor:NAME], [alert:NAME], [status] or "
+		    "[maintenance:NAME])%s", QSTR(kind),
 		    name != NULL ? ":" : "", name != NULL ? QSTR(name) : "",
 		    buf);
 		return;

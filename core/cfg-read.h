@@ -12,7 +12,8 @@
 #include "diag.h"
 #include "keys.h"
 
-enum cfg_kind { CFG_AGENT, CFG_MONITOR, CFG_ALERT, CFG_STATUS };
+enum cfg_kind { CFG_AGENT, CFG_MONITOR, CFG_ALERT, CFG_STATUS,
+	CFG_MAINTENANCE };
 /* [agent] and [status] have no name and appear at most once. */
 #define cfg_single(kind) ((kind) == CFG_AGENT || (kind) == CFG_STATUS)
 

@@ -15,6 +15,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fnmatch.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 
 #include "cfg-read.h"
 #include "cfg.h"
+#include "cron.h"
 #include "log.h"
 #include "policy.h"
 #include "util.h"
@@ -40,7 +42,7 @@
 #define TIMEOUT_MAX_US (3600000LL * MS)
 
 static const char *const kind_names[] = { "agent", "monitor", "alert",
-	"status" };
+	"status", "maintenance" };
 
 /* ------------------------------------------------------------------------ */
 /* The host's key tables */
@@ -109,6 +111,7 @@ struct common_conf {
 	int64_t renotify_us;
 	struct wp_list alert_on, escalate;
 	const char *group;
+	struct wp_list depends_on;
 };
 
 static const struct wp_key monitor_keys[] = {
@@ -159,6 +162,10 @@ static const struct wp_key monitor_keys[] = {
 	  "also notify those sections (repeatable)" },
 	{ WP_KEY(WP_KT_STRING, "group", struct common_conf, group),
 	  .help = "the group the status page shows the monitor in" },
+	{ WP_KEY(WP_KT_STRING, "depends_on", struct common_conf, depends_on),
+	  .flags = WP_KEY_MULTI,
+	  .help = "a monitor this one depends on (repeatable): while it is "
+	  "down, this one's alerts are held" },
 };
 
 static const struct wp_key alert_keys[] = {
@@ -189,6 +196,35 @@ static const struct wp_key status_keys[] = {
 	  .help = "a line of text at the foot of the page" },
 };
 
+/* [maintenance:NAME] (hold.h). */
+struct maint_conf {
+	struct wp_list monitors;
+	const char *schedule, *start, *end, *timezone;
+	int64_t duration_us;
+};
+
+#define WINDOW_MAX_US (31LL * 86400000 * MS)
+
+static const struct wp_key maintenance_keys[] = {
+	{ WP_KEY(WP_KT_LIST, "monitors", struct maint_conf, monitors),
+	  .flags = WP_KEY_REQUIRED,
+	  .help = "the monitors it covers: names or glob patterns, "
+	  "comma-separated, or *" },
+	{ WP_KEY(WP_KT_STRING, "schedule", struct maint_conf, schedule),
+	  .help = "when the window opens: a 5-field cron schedule in "
+	  "timezone (with duration)" },
+	{ WP_KEY(WP_KT_DURATION, "duration", struct maint_conf, duration_us),
+	  .min = 1000 * MS, .max = WINDOW_MAX_US,
+	  .help = "how long each scheduled window lasts" },
+	{ WP_KEY(WP_KT_STRING, "start", struct maint_conf, start),
+	  .help = "a one-off window's start, ISO 8601 (with end)" },
+	{ WP_KEY(WP_KT_STRING, "end", struct maint_conf, end),
+	  .help = "a one-off window's end, ISO 8601" },
+	{ WP_KEY(WP_KT_STRING, "timezone", struct maint_conf, timezone),
+	  .help = "IANA time zone of schedule, and of start and end without "
+	  "an offset (default: the agent's)" },
+};
+
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
 static const struct cfg_keys host_tables[] = {
@@ -196,6 +232,7 @@ static const struct cfg_keys host_tables[] = {
 	{ "monitor", monitor_keys, N(monitor_keys) },
 	{ "alert", alert_keys, N(alert_keys) },
 	{ "status", status_keys, N(status_keys) },
+	{ "maintenance", maintenance_keys, N(maintenance_keys) },
 };
 
 const struct cfg_keys *
@@ -459,6 +496,48 @@ parse_alerts(struct loader *ld, int line, const char *value,
 		m->alerts[m->n_alerts++] = xstrdup(item);
 	}
 	free(copy);
+}
+
+/* Each depends_on line of KV: an existing monitor, not M itself, not
+ * twice.  Cycles are found once every monitor is read (check_cycles). */
+static void
+parse_depends(struct loader *ld, const struct cfg_kv *kv, size_t n_kv,
+    struct cfg_monitor *m)
+{
+	char *name;
+	size_t i, j;
+
+	for (i = 0; i < n_kv; i++) {
+		if (strcmp(kv[i].key, "depends_on") != 0)
+			continue;
+		name = cfg_trim(xstrdup(kv[i].value));
+		if (*name == '\0')
+			report(ld, kv[i].line, "depends_on: no value");
+		else if (strcmp(name, m->s.name) == 0)
+			report(ld, kv[i].line, "depends_on: a monitor cannot "
+			    "depend on itself");
+		else if (cfg_raw_find(&ld->raw, CFG_MONITOR, name) == NULL)
+			report(ld, kv[i].line, "depends_on: unknown monitor "
+			    "\"%s\" (there is no [monitor:%s] section)",
+			    QSTR(name), QSTR(name));
+		else {
+			for (j = 0; j < m->n_depends_on; j++)
+				if (strcmp(m->depends_on[j], name) == 0)
+					break;
+			if (j < m->n_depends_on)
+				report(ld, kv[i].line, "depends_on: \"%s\" is "
+				    "listed twice", QSTR(name));
+			else {
+				m->depends_on = xrealloc(m->depends_on,
+				    (m->n_depends_on + 1) * sizeof(char *));
+				m->depends_on[m->n_depends_on++] =
+				    xstrdup(name);
+				free(name);
+				continue;
+			}
+		}
+		free(name);
+	}
 }
 
 /* The line of the first of NAMES (NULL ends) that KV sets, else LINE. */
@@ -885,6 +964,7 @@ check_monitor(struct loader *ld, const struct cfg_raw_section *rs,
 		if (check_label(ld, line, "group", cc->group) == 0)
 			m->group = xstrdup(cc->group);
 	}
+	parse_depends(ld, kv, n, m);
 	check_fit(ld, rs, kv, n, m);
 	keys_free(cc);
 	free(kv);
@@ -952,6 +1032,214 @@ check_status(struct loader *ld, struct cfg_status *st)
 	free(kv);
 }
 
+/* The index of monitor NAME in CFG, or n_monitors. */
+static size_t
+monitor_index(const struct config *cfg, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->n_monitors; i++)
+		if (strcmp(cfg->monitors[i].s.name, name) == 0)
+			break;
+	return i;
+}
+
+/* The line of M's "depends_on = NAME" (its header's if not found). */
+static int
+depends_line(struct loader *ld, const struct cfg_monitor *m,
+    const char *name)
+{
+	const struct cfg_raw_section *rs = cfg_raw_find(&ld->raw, CFG_MONITOR,
+	    m->s.name);
+	size_t i, len = strlen(name);
+	const char *v;
+
+	for (i = 0; rs != NULL && i < rs->n_kv; i++) {
+		if (strcmp(rs->kv[i].key, "depends_on") != 0)
+			continue;
+		for (v = rs->kv[i].value; *v == ' ' || *v == '\t'; v++)
+			;
+		if (strncmp(v, name, len) == 0 && (v[len] == '\0' ||
+		    v[len] == ' ' || v[len] == '\t'))
+			return rs->kv[i].line;
+	}
+	return m->s.line;
+}
+
+/*
+ * depends_on must not loop: an iterative depth-first search over the
+ * monitors (colour 0 new, 1 on the path, 2 done), reporting each cycle
+ * once, at the depends_on line of the monitor that closes it, as "a -> b
+ * -> a".  No recursion: 10,000 monitors in one chain are fine.
+ */
+static void
+check_cycles(struct loader *ld, const struct config *cfg)
+{
+	size_t n = cfg->n_monitors, i, top, v, w, k;
+	unsigned char *colour = xcalloc(n + 1, 1);
+	size_t *stack = xcalloc(n + 1, sizeof(*stack));
+	size_t *next = xcalloc(n + 1, sizeof(*next));
+	struct sbuf path = { NULL, 0, 0 };
+
+	for (i = 0; i < n; i++) {
+		if (colour[i] != 0)
+			continue;
+		top = 0;
+		stack[top++] = i;
+		colour[i] = 1;
+		next[i] = 0;
+		while (top > 0) {
+			v = stack[top - 1];
+			if (next[v] == cfg->monitors[v].n_depends_on) {
+				colour[v] = 2;
+				top--;
+				continue;
+			}
+			w = monitor_index(cfg,
+			    cfg->monitors[v].depends_on[next[v]++]);
+			if (w == n || colour[w] == 2)
+				continue;
+			if (colour[w] == 0) {
+				colour[w] = 1;
+				next[w] = 0;
+				stack[top++] = w;
+				continue;
+			}
+			/* w is on the path: the cycle is stack[k..top) + w. */
+			for (k = 0; stack[k] != w; k++)
+				;
+			path.len = 0;
+			for (; k < top; k++)
+				sbuf_printf(&path, "%s -> ",
+				    cfg->monitors[stack[k]].s.name);
+			sbuf_printf(&path, "%s", cfg->monitors[w].s.name);
+			/* At the closing monitor's file (an include). */
+			if (cfg->monitors[v].s.file != NULL) {
+				ld->d.file = cfg->monitors[v].s.file;
+				ld->d.rank = cfg->monitors[v].s.file_no;
+			}
+			report(ld, depends_line(ld, &cfg->monitors[v],
+			    cfg->monitors[w].s.name), "depends_on: cycle: %s",
+			    path.data);
+		}
+	}
+	free(path.data);
+	free(colour);
+	free(stack);
+	free(next);
+}
+
+/* 1 if PAT has fnmatch(3) special characters. */
+static int
+is_pattern(const char *pat)
+{
+	return strpbrk(pat, "*?[") != NULL;
+}
+
+/*
+ * A [maintenance:NAME] section: monitors (each name must exist; a pattern
+ * matching nothing is a warning), a valid timezone, and either schedule
+ * with duration (a cron schedule that fires) or start before end.
+ */
+static void
+check_maintenance(struct loader *ld, const struct cfg_raw_section *rs,
+    const struct config *cfg, struct cfg_maintenance *w)
+{
+	struct keys_ctx ctx = { NULL, NULL, rs->line, NULL };
+	struct cfg_kv *kv;
+	struct maint_conf *c;
+	struct cron *cr = NULL;
+	char err[512], *sec;
+	size_t n = rs->n_kv, i, j;
+	int clean, line, ls, le, lsch, ldur;
+
+	w->name = xstrdup(rs->name);
+	w->line = rs->line;
+	sec = xasprintf("[maintenance:%s]", rs->name);
+	ctx.section = sec;
+	kv = xmalloc((n + 1) * sizeof(*kv));
+	if (n > 0)
+		memcpy(kv, rs->kv, n * sizeof(*kv));
+	c = fill_lenient(ld, &ctx, maintenance_keys, N(maintenance_keys),
+	    sizeof(maintenance_keys[0]), sizeof(*c), kv, &n, &clean);
+	free(sec);
+	if (c == NULL) {
+		free(kv);
+		return; /* monitors missing: reported */
+	}
+	line = keys_line(kv, n, "monitors");
+	w->monitors = xcalloc(c->monitors.n + 1, sizeof(char *));
+	for (i = 0; i < c->monitors.n; i++) {
+		const char *pat = c->monitors.v[i];
+
+		if (*pat == '\0') {
+			report(ld, line, "monitors: empty name");
+			continue;
+		}
+		for (j = 0; j < cfg->n_monitors; j++)
+			if (fnmatch(pat, cfg->monitors[j].s.name, 0) == 0)
+				break;
+		if (j == cfg->n_monitors && !is_pattern(pat))
+			report(ld, line, "monitors: unknown monitor \"%s\" "
+			    "(there is no [monitor:%s] section)", QSTR(pat),
+			    QSTR(pat));
+		else if (j == cfg->n_monitors)
+			warn_at(ld, line, "monitors: \"%s\" matches no "
+			    "monitor", QSTR(pat));
+		w->monitors[w->n_monitors++] = xstrdup(pat);
+	}
+	line = keys_line(kv, n, "timezone");
+	if (c->timezone != NULL && !cron_zone_valid(c->timezone))
+		report(ld, line, "timezone: unknown time zone \"%s\" (an "
+		    "IANA name such as Europe/Berlin or UTC)",
+		    QSTR(c->timezone));
+	else if (c->timezone != NULL && c->timezone[0] != '\0')
+		w->timezone = xstrdup(c->timezone);
+	lsch = keys_line(kv, n, "schedule");
+	ldur = keys_line(kv, n, "duration");
+	ls = keys_line(kv, n, "start");
+	le = keys_line(kv, n, "end");
+	if ((lsch || ldur) && (ls || le))
+		report(ld, lsch ? lsch : ldur, "schedule and duration cannot "
+		    "be combined with start and end: a window is one or the "
+		    "other");
+	else if (lsch || ldur) {
+		if (!lsch || !ldur)
+			report(ld, lsch ? lsch : ldur, "%s without %s: a "
+			    "scheduled window needs both", lsch ? "schedule" :
+			    "duration", lsch ? "duration" : "schedule");
+		else if (cron_parse(c->schedule, w->timezone, &cr, err,
+		    sizeof(err)) != 0)
+			report(ld, lsch, "schedule: %s", err);
+		else if (cron_next(cr, wall_ms()) < 0)
+			report(ld, lsch, "schedule: \"%s\" never fires",
+			    QSTR(c->schedule));
+		else {
+			w->schedule = xstrdup(c->schedule);
+			w->duration_ms = c->duration_us / MS;
+		}
+		cron_free(cr);
+	} else if (ls || le) {
+		if (!ls || !le)
+			report(ld, ls ? ls : le, "%s without %s: a one-off "
+			    "window needs both", ls ? "start" : "end",
+			    ls ? "end" : "start");
+		else if (cron_parse_time(c->start, w->timezone, &w->start_ms,
+		    err, sizeof(err)) != 0)
+			report(ld, ls, "start: %s", err);
+		else if (cron_parse_time(c->end, w->timezone, &w->end_ms,
+		    err, sizeof(err)) != 0)
+			report(ld, le, "end: %s", err);
+		else if (w->end_ms <= w->start_ms)
+			report(ld, le, "end: %s is not after start %s",
+			    QSTR(c->end), QSTR(c->start));
+	} else
+		report(ld, rs->line, "[maintenance:%s] needs schedule and "
+		    "duration, or start and end", rs->name);
+	keys_free(c);
+	free(kv);
+}
+
 /* ------------------------------------------------------------------------ */
 /* The interface */
 
@@ -1001,8 +1289,22 @@ config_free(struct config *cfg)
 		free(cfg->monitors[i].alerts);
 		free(cfg->monitors[i].group);
 		policy_conf_free(&cfg->monitors[i].policy);
+		for (j = 0; j < cfg->monitors[i].n_depends_on; j++)
+			free(cfg->monitors[i].depends_on[j]);
+		free(cfg->monitors[i].depends_on);
 	}
 	free(cfg->monitors);
+	for (i = 0; i < cfg->n_maintenance; i++) {
+		struct cfg_maintenance *w = &cfg->maintenance[i];
+
+		free(w->name);
+		for (j = 0; j < w->n_monitors; j++)
+			free(w->monitors[j]);
+		free(w->monitors);
+		free(w->schedule);
+		free(w->timezone);
+	}
+	free(cfg->maintenance);
 	for (i = 0; i < cfg->n_alerts; i++)
 		section_free(&cfg->alerts[i].s);
 	free(cfg->alerts);
@@ -1109,7 +1411,7 @@ config_load_overlay(const char *file, const char *plugin_dir_override,
 	const struct cfg_raw_section *rs;
 	const char *prev_file = diag->file;
 	char *cwd;
-	size_t i, nm = 0, na = 0;
+	size_t i, nm = 0, na = 0, nw = 0;
 	int ret = WP_EINVAL;
 
 	*out = NULL;
@@ -1148,9 +1450,12 @@ config_load_overlay(const char *file, const char *plugin_dir_override,
 			nm++;
 		else if (ld.raw.secs[i].kind == CFG_ALERT)
 			na++;
+		else if (ld.raw.secs[i].kind == CFG_MAINTENANCE)
+			nw++;
 	}
 	cfg->monitors = xcalloc(nm + 1, sizeof(*cfg->monitors));
 	cfg->alerts = xcalloc(na + 1, sizeof(*cfg->alerts));
+	cfg->maintenance = xcalloc(nw + 1, sizeof(*cfg->maintenance));
 	for (i = 0; i < ld.raw.n_secs; i++) {
 		struct cfg_section *s = NULL;
 
@@ -1172,6 +1477,18 @@ config_load_overlay(const char *file, const char *plugin_dir_override,
 			s->file_no = rs->file;
 		}
 	}
+	/* Once every monitor is known: patterns and the dependency graph.
+	 * Each section's problems name its own file. */
+	for (i = 0; i < ld.raw.n_secs; i++) {
+		rs = &ld.raw.secs[i];
+		if (rs->kind != CFG_MAINTENANCE)
+			continue;
+		ld.d.file = cfg->files[rs->file];
+		ld.d.rank = rs->file;
+		check_maintenance(&ld, rs, cfg,
+		    &cfg->maintenance[cfg->n_maintenance++]);
+	}
+	check_cycles(&ld, cfg);
 	ld.d.file = file;
 	ld.d.rank = 0;
 	check_status(&ld, &cfg->status);

@@ -131,6 +131,10 @@ struct cfg_monitor {
 	 * and escalate (policy.h; escalation names validated to exist). */
 	struct policy_conf policy;
 	char *group;               /* the status page's group; NULL: none */
+	/* depends_on: names of existing monitors, none twice, not itself,
+	 * no cycle (hold.h). */
+	char **depends_on;
+	size_t n_depends_on;
 };
 
 struct cfg_alert {
@@ -148,6 +152,22 @@ struct cfg_status {
 	int line;                  /* of [status], 0 if absent */
 };
 
+/*
+ * A [maintenance:NAME] window (hold.h): the monitors it covers (names or
+ * fnmatch(3) patterns, "*": all) and either a cron schedule with a
+ * duration or one start/end pair, in timezone (NULL: the agent's).
+ */
+struct cfg_maintenance {
+	char *name;
+	int line;
+	char **monitors;
+	size_t n_monitors;
+	char *schedule;            /* NULL with start/end */
+	int64_t duration_ms;
+	int64_t start_ms, end_ms;  /* unix ms; 0 with a schedule */
+	char *timezone;            /* NULL: the agent's */
+};
+
 struct config {
 	char *file;                /* as given */
 	char *dir;                 /* its folder, absolute */
@@ -161,6 +181,8 @@ struct config {
 	char **files;
 	size_t n_files;
 	struct cfg_status status;
+	struct cfg_maintenance *maintenance; /* in file order */
+	size_t n_maintenance;
 };
 
 /*
@@ -190,7 +212,8 @@ int config_load(const char *file, const char *plugin_dir_override,
 void config_free(struct config *cfg);
 
 /* A key table of the host: "agent", "monitor" (the keys every monitor
- * has), "alert" (the keys every alert has) or "status" ([status]). */
+ * has), "alert" (the keys every alert has), "status" ([status]) or
+ * "maintenance" (the keys of [maintenance:NAME]). */
 struct cfg_keys {
 	const char *name;
 	const struct wp_key *keys; /* stride sizeof(struct wp_key) */

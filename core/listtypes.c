@@ -153,7 +153,9 @@ list_types(FILE *out, int json)
 			    strcmp(host[i].name, "monitor") == 0 ?
 			    " common keys of every [monitor:NAME]" :
 			    strcmp(host[i].name, "alert") == 0 ?
-			    " common keys of every [alert:NAME]" : "");
+			    " common keys of every [alert:NAME]" :
+			    strcmp(host[i].name, "maintenance") == 0 ?
+			    " keys of [maintenance:NAME]" : "");
 			table_text(out, title, host[i].keys, host[i].n_keys,
 			    sizeof(struct wp_key));
 		}

@@ -20,6 +20,7 @@
 #include "cfg.h"
 #include "daemon.h"
 #include "history.h"
+#include "hold.h"
 #include "host.h"
 #include "listtypes.h"
 #include "loader.h"
@@ -887,7 +888,7 @@ main(int argc, char **argv)
 	if (cfg->agent.listen != NULL) {
 		static struct api_routes routes = { render_monitors,
 		    render_opmon, render_metrics, NULL, admin_handle, NULL,
-		    NULL };
+		    NULL, hold_api };
 		static const struct admin_hooks hooks = { admin_load,
 		    reload_apply };
 

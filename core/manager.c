@@ -11,6 +11,7 @@
 #include "alert.h"
 #include "cfg.h"
 #include "configure.h"
+#include "hold.h"
 #include "host.h"
 #include "loader.h"
 #include "log.h"
@@ -385,7 +386,7 @@ log_outcome(const struct outcome *o, const struct policy_conf *pc,
  * payloads; a result the store refuses releases its alerts at once. */
 static void
 store_record(const struct outcome *o, const struct policy_state *ps,
-    struct store_alert *alerts, size_t n)
+    struct store_alert *alerts, size_t n, unsigned held)
 {
 	const struct wp_result *r = o->result;
 	struct store_measure meas[STORE_MEASURES_MAX];
@@ -423,6 +424,7 @@ store_record(const struct outcome *o, const struct policy_state *ps,
 	c.repeats = ps->repeats;
 	c.notified_ms = ps->notified_ms;
 	c.escalated_ms = ps->escalated_ms;
+	c.maintenance = (held & HOLD_MAINTENANCE) != 0;
 	if (store_submit(store, &c, alerts, n) == 0)
 		return;
 	log_debug("monitor %s: store queue full; result dropped", o->monitor);
@@ -499,6 +501,7 @@ finish_check(struct monitor *m, const struct wp_result *r0)
 	struct store_alert *rows = NULL, *raised;
 	size_t n_rows = 0, n_raised;
 	char warn[160];
+	unsigned held;
 
 	if (policy_warn(&m->policy, r0, wall_ms() / 1000, &warned, warn,
 	    sizeof(warn)))
@@ -531,7 +534,12 @@ finish_check(struct monitor *m, const struct wp_result *r0)
 	}
 	m->confirmed = 1;
 	log_outcome(&o, &m->policy, &m->ps);
-	if (o.alert) {
+	/* Holds (hold.h): while a parent is down, or a maintenance window or
+	 * silence covers the monitor, its alert is held there (hold_check
+	 * records it under the same alert_on decision, o.alert), not
+	 * raised. */
+	held = hold_check(&o);
+	if (o.alert && held == 0) {
 		struct outcome ao = o;
 
 		/* A recovery's alert is about the episode it ends. */
@@ -544,7 +552,7 @@ finish_check(struct monitor *m, const struct wp_result *r0)
 		if (o.previous == ST_DOWN)
 			raise_escalated(m, &old, &ao, &rows, &n_rows);
 	}
-	store_record(&o, &m->ps, rows, n_rows);
+	store_record(&o, &m->ps, rows, n_rows, held);
 	free(rows);
 	policy_rearm(m);
 }
@@ -579,8 +587,14 @@ policy_raise(struct monitor *m, const struct policy_fired *f, int64_t now)
 	o.previous = o.state = o.check = ST_DOWN;
 	o.started_ms = now;
 	o.since_ms = m->ps.since_ms;
-	o.alert = 1;
-	if (f->renotify) {
+	/* A held monitor (hold.h) sends no reminder or escalation; the
+	 * counters still move on, so its release sends one alert, not a
+	 * burst. */
+	o.alert = hold_reasons(m->name) == 0;
+	if (!o.alert)
+		log_info("monitor %s: still DOWN; reminders and escalations "
+		    "held", m->name);
+	else if (f->renotify) {
 		o.repeat = m->ps.repeats;
 		log_info("monitor %s: still DOWN; reminder %u (renotify)",
 		    m->name, o.repeat);
@@ -590,7 +604,7 @@ policy_raise(struct monitor *m, const struct policy_fired *f, int64_t now)
 	}
 	o.repeat = 0;
 	o.alert_flags = WP_ALERT_ESCALATION;
-	for (i = f->esc_from; i < f->esc_to; i++) {
+	for (i = f->esc_from; o.alert && i < f->esc_to; i++) {
 		log_info("monitor %s: still DOWN after %" PRId64 " ms; "
 		    "escalating", m->name, m->policy.esc[i].after_ms);
 		raised = alert_raise(&o, 0, m->policy.esc[i].alerts,
@@ -727,10 +741,75 @@ start_attempt(struct monitor *m, unsigned attempt)
 
 /* ---- configuration ---- */
 
+/* hold.h: a held alert of monitor NAME is released: raise it for PREV ->
+ * its state now (hold.c found that the change alerts under the monitor's
+ * alert_on), from the result that set or last confirmed the state, in
+ * outbox rows of their own. */
+static void
+hold_released(const char *name, enum mstate prev)
+{
+	struct monitor *m = find(name);
+	struct wp_result r = WP_RESULT_INIT;
+	struct store_alert *rows;
+	struct outcome o;
+	size_t n = 0;
+
+	if (m == NULL || m->removed || store == NULL)
+		return;
+	r.reason = m->state_reason;
+	r.detail = m->state_detail;
+	r.status_code = m->last.status_code;
+	r.latency_us = m->last.ms.latency >= 0 ?
+	    (int64_t)(m->last.ms.latency * 1000) : -1;
+	r.cert_expiry = m->last.cert_expiry;
+	memset(&o, 0, sizeof(o));
+	o.monitor_id = m->db_id;
+	o.monitor = m->name;
+	o.type = m->type;
+	o.result = &r;
+	o.ms = m->last.ms;
+	o.previous = prev;
+	o.state = o.check = m->ps.state;
+	o.changed = 1;
+	o.attempts = 1;
+	o.started_ms = m->last_check_ms;
+	o.since_ms = m->ps.since_ms;
+	o.alert = 1;
+	rows = alert_raise(&o, m->all_alerts, m->alerts, m->n_alerts, &n);
+	if (n > 0 && store_submit_alerts(store, rows, n) != 0) {
+		log_err("monitor %s: store queue full; released alert sent "
+		    "without being stored", m->name);
+		alert_released(rows, n);
+	}
+	free(rows);
+}
+
+/* hold.h: monitor NAME's state, ST_COUNT if unknown. */
+static enum mstate
+hold_state_of(const char *name)
+{
+	struct monitor *m = find(name);
+
+	return m != NULL ? m->ps.state : ST_COUNT;
+}
+
+/* hold.h: monitor NAME's id in the store, 0 if none. */
+static int64_t
+hold_id_of(const char *name)
+{
+	struct monitor *m = find(name);
+
+	return m != NULL ? m->db_id : 0;
+}
+
 void
 manager_init(struct store *st)
 {
+	static const struct hold_ops hops = { hold_released, hold_state_of,
+	    hold_id_of };
+
 	store = st;
+	hold_init(st, &hops);
 }
 
 static struct monitor *
@@ -1036,6 +1115,7 @@ manager_apply(struct config *cfg, struct wp_diag *diag)
 		log_info("configuration applied: %zu added, %zu changed, %zu "
 		    "removed, %zu unchanged", n_new, n_changed, n_removed,
 		    n_monitors - n_new - n_changed);
+	hold_apply(cfg);
 	config_free(current);
 	current = cfg;
 	return 0;
@@ -1169,6 +1249,7 @@ manager_free(void)
 	ptimer_due = INT64_MAX;
 	config_free(current);
 	current = NULL;
+	hold_free();
 }
 
 size_t
@@ -1193,8 +1274,8 @@ monitor_json(const struct monitor *m)
 
 	json_object_set_new(o, "name", json_string(m->name));
 	json_object_set_new(o, "type", json_string(m->type));
-	json_object_set_new(o, "state", json_string(
-	    mstate_name(m->enabled ? m->ps.state : ST_PAUSED)));
+	json_object_set_new(o, "state", json_string(mstate_name(
+	    hold_shown(m->name, m->enabled ? m->ps.state : ST_PAUSED))));
 	json_object_set_new(o, "last_check", m->last_check_ms ?
 	    json_integer(m->last_check_ms) : json_null());
 	json_object_set_new(o, "latency_ms",
@@ -1271,6 +1352,7 @@ manager_monitor_next(const struct monitor *prev,
 	out->skipped = m->sched.skipped;
 	out->meas = m->last.meas;
 	out->n_meas = m->last.n_meas;
+	out->shown = hold_shown(m->name, m->ps.state);
 	return m;
 }
 

@@ -113,6 +113,8 @@ struct manager_monitor_stats {
 	const struct manager_measure *meas; /* last check's, n_meas of them;
 	                                       valid until the next call */
 	size_t n_meas;
+	enum mstate shown;      /* state as shown: maintenance while a
+	                           window or silence holds it (hold.h) */
 };
 
 /*

@@ -157,6 +157,16 @@ render_monitors(struct sbuf *b)
 			sample(b, "watchpost_monitor_up", l,
 			    monitor_labels(l, &ms, NULL, NULL),
 			    (uint64_t)mstate_is_up(ms.state));
+	family(b, "watchpost_monitor_state", "gauge",
+	    "1 for the state the monitor is in (as /api/monitors shows it), "
+	    "0 for the others.");
+	for (it = manager_monitor_next(NULL, &ms); it != NULL;
+	    it = manager_monitor_next(it, &ms))
+		for (i = 0; i < ST_COUNT; i++)
+			sample(b, "watchpost_monitor_state", l,
+			    monitor_labels(l, &ms, "state",
+			    mstate_name((enum mstate)i)),
+			    (uint64_t)(ms.shown == (enum mstate)i));
 	family(b, "watchpost_monitor_latency_seconds", "gauge",
 	    "Latency of the last check.");
 	for (it = manager_monitor_next(NULL, &ms); it != NULL;

@@ -13,6 +13,7 @@ static const struct {
 	[ST_DEGRADED] = { "degraded", "DEGRADED" },
 	[ST_DOWN] = { "down", "DOWN" },
 	[ST_PAUSED] = { "paused", "PAUSED" },
+	[ST_MAINTENANCE] = { "maintenance", "MAINTENANCE" },
 };
 
 /*
@@ -21,12 +22,15 @@ static const struct {
  * policy of its own.  A state is never "changed" into itself.
  */
 static const unsigned char alerts[ST_COUNT][ST_COUNT] = {
-	/*               pending up degraded down paused */
-	[ST_PENDING] =  { 0,     0,  0,      1,   0 },
-	[ST_UP] =       { 0,     0,  0,      1,   0 },
-	[ST_DEGRADED] = { 0,     0,  0,      1,   0 },
-	[ST_DOWN] =     { 0,     1,  1,      0,   0 },
-	[ST_PAUSED] =   { 0,     0,  0,      1,   0 },
+	/*               pending up degraded down paused maintenance */
+	[ST_PENDING] =  { 0,     0,  0,      1,   0,     0 },
+	[ST_UP] =       { 0,     0,  0,      1,   0,     0 },
+	[ST_DEGRADED] = { 0,     0,  0,      1,   0,     0 },
+	[ST_DOWN] =     { 0,     1,  1,      0,   0,     0 },
+	[ST_PAUSED] =   { 0,     0,  0,      1,   0,     0 },
+	/* Only shown, never a check's previous state; as policy_alerts()
+	 * judges it. */
+	[ST_MAINTENANCE] = { 0,  0,  0,      1,   0,     0 },
 };
 
 const char *

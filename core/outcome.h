@@ -26,6 +26,10 @@ enum mstate {
 	ST_DEGRADED,
 	ST_DOWN,
 	ST_PAUSED,
+	/* Shown, never entered by a check: a maintenance window or silence
+	 * holds the monitor's alerts (hold.h, hold_shown()); its checks
+	 * still move the state underneath. */
+	ST_MAINTENANCE,
 	ST_COUNT
 };
 

@@ -44,7 +44,10 @@ struct rollup_slot {
 				   queued (at most half the queue, so
 				   gathering never fills it) */
 
-enum item_kind { ITEM_CHECK, ITEM_DELIVERY };
+/* ITEM_ALERTS uses u.chk's alerts and n_alerts only (no check row);
+ * ITEM_SILENCE writes or deletes a silences row, ITEM_HOLD a holds row. */
+enum item_kind { ITEM_CHECK, ITEM_DELIVERY, ITEM_ALERTS, ITEM_SILENCE,
+	ITEM_HOLD };
 
 struct item {
 	enum item_kind kind;
@@ -65,6 +68,14 @@ struct item {
 			int64_t at_ms;
 			char error[256];
 		} dlv;
+		struct {
+			struct store_silence s;	/* strings owned */
+			int remove;
+		} sil;
+		struct {
+			struct store_hold h;
+			int remove;
+		} hold;
 	} u;
 };
 
@@ -105,6 +116,7 @@ struct store {
 	sqlite3_stmt *s_roll_load, *s_roll_put[3];
 	sqlite3_stmt *s_inc_close, *s_inc_open;
 	sqlite3_stmt *s_roll_expire[4];
+	sqlite3_stmt *s_silence, *s_unsilence, *s_hold, *s_unhold;
 
 	pthread_t thread;
 	int started;

@@ -82,7 +82,13 @@ st_free_item(struct item *it)
 {
 	size_t i;
 
-	if (it->kind != ITEM_CHECK)
+	if (it->kind == ITEM_SILENCE) {
+		free(it->u.sil.s.monitors);
+		free(it->u.sil.s.comment);
+		it->u.sil.s.monitors = it->u.sil.s.comment = NULL;
+		return;
+	}
+	if (it->kind != ITEM_CHECK && it->kind != ITEM_ALERTS)
 		return;
 	for (i = 0; i < it->u.chk.n_alerts; i++)
 		free(it->u.chk.alerts[i].payload);
@@ -142,9 +148,10 @@ st_prepare_writer(struct store *st, char *err, size_t errlen)
 		{ &st->s_rollback_to, "ROLLBACK TO item" },
 		{ &st->s_check, "INSERT INTO checks(monitor_id, ts, ok, "
 		    "latency_ms, status_code, error, reason, attempts, dns_ms, "
-		    "connect_ms, tls_ms, first_byte_ms, cert_expiry) "
+		    "connect_ms, tls_ms, first_byte_ms, cert_expiry, "
+		    "maintenance) "
 		    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
-		    "?13)" },
+		    "?13, ?14)" },
 		/* since_ms moves only when the check changed the state. */
 		/* r_*: the monitor's open hour (rollup_note_check()). */
 		{ &st->s_state, "INSERT INTO state(monitor_id, state, "
@@ -205,6 +212,14 @@ st_prepare_writer(struct store *st, char *err, size_t errlen)
 		{ &st->s_roll_expire[3], "DELETE FROM incidents WHERE "
 		    "monitor_id IN (SELECT id FROM monitors) AND start_ms < ?1 "
 		    "AND end_ms < ?1" },
+		{ &st->s_silence, "INSERT OR REPLACE INTO silences(id, "
+		    "monitors, until_ms, created_ms, comment) "
+		    "VALUES (?1, ?2, ?3, ?4, ?5)" },
+		{ &st->s_unsilence, "DELETE FROM silences WHERE id = ?1" },
+		{ &st->s_hold, "INSERT OR REPLACE INTO holds(monitor_id, "
+		    "before, since_ms, held_state, held_at) "
+		    "VALUES (?1, ?2, ?3, ?4, ?5)" },
+		{ &st->s_unhold, "DELETE FROM holds WHERE monitor_id = ?1" },
 	};
 	size_t i;
 
@@ -227,6 +242,7 @@ st_finalize_writer(struct store *st)
 		&st->s_roll_put[2], &st->s_inc_close,
 		&st->s_inc_open, &st->s_roll_expire[0], &st->s_roll_expire[1],
 		&st->s_roll_expire[2], &st->s_roll_expire[3],
+		&st->s_silence, &st->s_unsilence, &st->s_hold, &st->s_unhold,
 	};
 	size_t i;
 
@@ -445,16 +461,16 @@ rollup_expire(struct store *st, int64_t cutoff_ms, int64_t *deleted)
 	return st_step_done(st->s_commit);
 }
 
-/* The outbox rows of check item IT.  SQLite result code. */
+/* Outbox rows A[0..N) inside the open transaction.  SQLite result code. */
 static int
-write_outbox(struct store *st, const struct item *it)
+write_outbox(struct store *st, const struct store_alert *alerts, size_t n)
 {
 	const struct store_alert *a;
 	size_t i;
 	int rc;
 
-	for (i = 0; i < it->u.chk.n_alerts; i++) {
-		a = &it->u.chk.alerts[i];
+	for (i = 0; i < n; i++) {
+		a = &alerts[i];
 		sqlite3_bind_int64(st->s_outbox, 1, a->id);
 		sqlite3_bind_int64(st->s_outbox, 2, a->monitor_id);
 		sqlite3_bind_text(st->s_outbox, 3, a->alert_name,
@@ -482,7 +498,46 @@ write_policy(struct store *st, const struct item *it)
 	sqlite3_bind_int64(st->s_policy, 4, c->escalated_ms);
 	if ((rc = st_step_done(st->s_policy)) != SQLITE_OK)
 		return rc;
-	return write_outbox(st, it);
+	return write_outbox(st, it->u.chk.alerts, it->u.chk.n_alerts);
+}
+
+/* A silences row written or deleted, inside the open transaction. */
+static int
+write_silence(struct store *st, const struct item *it)
+{
+	const struct store_silence *s = &it->u.sil.s;
+
+	if (it->u.sil.remove) {
+		sqlite3_bind_int64(st->s_unsilence, 1, s->id);
+		return st_step_done(st->s_unsilence);
+	}
+	sqlite3_bind_int64(st->s_silence, 1, s->id);
+	sqlite3_bind_text(st->s_silence, 2, s->monitors, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st->s_silence, 3, s->until_ms);
+	sqlite3_bind_int64(st->s_silence, 4, s->created_ms);
+	if (s->comment != NULL)
+		sqlite3_bind_text(st->s_silence, 5, s->comment, -1,
+		    SQLITE_STATIC);
+	return st_step_done(st->s_silence);
+}
+
+/* A holds row written or deleted, inside the open transaction. */
+static int
+write_hold(struct store *st, const struct item *it)
+{
+	const struct store_hold *h = &it->u.hold.h;
+
+	if (it->u.hold.remove) {
+		sqlite3_bind_int64(st->s_unhold, 1, h->monitor_id);
+		return st_step_done(st->s_unhold);
+	}
+	sqlite3_bind_int64(st->s_hold, 1, h->monitor_id);
+	sqlite3_bind_text(st->s_hold, 2, h->before, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st->s_hold, 3, h->since_ms);
+	bind_opt_text(st->s_hold, 4, h->held_state, sizeof(h->held_state));
+	if (h->held_state[0] != '\0')
+		sqlite3_bind_int64(st->s_hold, 5, h->held_at);
+	return st_step_done(st->s_hold);
 }
 
 /* Write one item inside the open transaction.  SQLite result code. */
@@ -507,6 +562,12 @@ write_item(struct store *st, const struct item *it)
 		sqlite3_bind_int64(st->s_attempt, 3, it->u.dlv.at_ms);
 		return st_step_done(st->s_attempt);
 	}
+	if (it->kind == ITEM_ALERTS)
+		return write_outbox(st, it->u.chk.alerts, it->u.chk.n_alerts);
+	if (it->kind == ITEM_SILENCE)
+		return write_silence(st, it);
+	if (it->kind == ITEM_HOLD)
+		return write_hold(st, it);
 	c = &it->u.chk.c;
 	if (c->policy_only)
 		return write_policy(st, it);
@@ -526,6 +587,7 @@ write_item(struct store *st, const struct item *it)
 	bind_opt_double(st->s_check, 12, c->first_byte_ms);
 	if (c->cert_expiry != 0)
 		sqlite3_bind_int64(st->s_check, 13, c->cert_expiry);
+	sqlite3_bind_int(st->s_check, 14, c->maintenance ? 1 : 0);
 	if ((rc = st_step_done(st->s_check)) != SQLITE_OK)
 		return rc;
 	check_id = sqlite3_last_insert_rowid(st->db);
@@ -557,7 +619,7 @@ write_item(struct store *st, const struct item *it)
 		return rc;
 	if (c->state_changed && (rc = incident_note(st, c)) != SQLITE_OK)
 		return rc;
-	return write_outbox(st, it);
+	return write_outbox(st, it->u.chk.alerts, it->u.chk.n_alerts);
 }
 
 static void
@@ -567,6 +629,16 @@ log_skipped(const struct item *it, const char *msg)
 		log_err("store: check of monitor id %" PRId64 " at %" PRId64
 		    " not stored: %s", it->u.chk.c.monitor_id,
 		    it->u.chk.c.ts_ms, msg);
+	else if (it->kind == ITEM_ALERTS)
+		log_err("store: %zu released alerts not stored: %s",
+		    it->u.chk.n_alerts, msg);
+	else if (it->kind == ITEM_HOLD)
+		log_err("store: hold of monitor id %" PRId64 " not recorded: "
+		    "%s", it->u.hold.h.monitor_id, msg);
+	else if (it->kind == ITEM_SILENCE)
+		log_err("store: silence %" PRId64 " not %s: %s",
+		    it->u.sil.s.id, it->u.sil.remove ? "deleted" : "stored",
+		    msg);
 	else
 		log_err("store: delivery of alert %" PRId64 " not recorded: %s",
 		    it->u.dlv.alert_id, msg);
@@ -769,7 +841,7 @@ notify_commit(struct store *st, size_t head, size_t n)
 
 	for (i = 0; i < n; i++) {
 		it = &st->ring[(head + i) % st->cap];
-		if (it->kind != ITEM_CHECK)
+		if (it->kind != ITEM_CHECK && it->kind != ITEM_ALERTS)
 			continue;
 		for (j = 0; j < it->u.chk.n_alerts; j++) {
 			if (k == st->done_cap) {
@@ -1716,3 +1788,83 @@ store_close(struct store *st)
 	return rc;
 }
 
+
+/* ---- holds (hold.h) ---- */
+
+int
+store_submit_alerts(struct store *st, struct store_alert *alerts, size_t n)
+{
+	struct store_alert *copy;
+	struct item *it;
+	size_t i;
+
+	if (st == NULL || n == 0 || alerts == NULL) {
+		for (i = 0; alerts != NULL && i < n; i++) {
+			free(alerts[i].payload);
+			alerts[i].payload = NULL;
+		}
+		return WP_EINVAL;
+	}
+	copy = xmalloc(n * sizeof(*copy));
+	memcpy(copy, alerts, n * sizeof(*copy));
+	for (i = 0; i < n; i++)
+		alerts[i].payload = NULL;
+	pthread_mutex_lock(&st->mu);
+	if (make_room(st, 0) != 0) {
+		pthread_mutex_unlock(&st->mu);
+		for (i = 0; i < n; i++)
+			free(copy[i].payload);
+		free(copy);
+		return WP_EAGAIN;
+	}
+	it = push(st, ITEM_ALERTS);
+	memset(&it->u.chk, 0, sizeof(it->u.chk));
+	it->u.chk.alerts = copy;
+	it->u.chk.n_alerts = n;
+	pthread_mutex_unlock(&st->mu);
+	return 0;
+}
+
+int
+store_submit_silence(struct store *st, const struct store_silence *s,
+    int remove)
+{
+	struct item *it;
+
+	if (st == NULL || s == NULL || (!remove && s->monitors == NULL))
+		return WP_EINVAL;
+	pthread_mutex_lock(&st->mu);
+	if (make_room(st, 0) != 0) {
+		pthread_mutex_unlock(&st->mu);
+		return WP_EAGAIN;
+	}
+	it = push(st, ITEM_SILENCE);
+	it->u.sil.remove = remove ? 1 : 0;
+	it->u.sil.s.id = s->id;
+	it->u.sil.s.until_ms = s->until_ms;
+	it->u.sil.s.created_ms = s->created_ms;
+	it->u.sil.s.monitors = !remove ? xstrdup(s->monitors) : NULL;
+	it->u.sil.s.comment = !remove && s->comment != NULL ?
+	    xstrdup(s->comment) : NULL;
+	pthread_mutex_unlock(&st->mu);
+	return 0;
+}
+
+int
+store_submit_hold(struct store *st, const struct store_hold *h, int remove)
+{
+	struct item *it;
+
+	if (st == NULL || h == NULL || h->monitor_id == 0)
+		return WP_EINVAL;
+	pthread_mutex_lock(&st->mu);
+	if (make_room(st, 0) != 0) {
+		pthread_mutex_unlock(&st->mu);
+		return WP_EAGAIN;
+	}
+	it = push(st, ITEM_HOLD);
+	it->u.hold.h = *h;
+	it->u.hold.remove = remove ? 1 : 0;
+	pthread_mutex_unlock(&st->mu);
+	return 0;
+}

@@ -139,6 +139,25 @@ static const char *const migrations[] = {
 	"  SELECT monitor_id, ts, (SELECT min(c.ts) FROM checks AS c"
 	"    WHERE c.monitor_id = s.monitor_id AND c.ts > s.ts AND c.ok = 1),"
 	"    reason, error FROM s WHERE ok = 0 AND prev = 1 ORDER BY ts;",
+	/* 4 -> 5: holds (hold.h).  checks.maintenance flags a check made
+	 * while a maintenance window or silence held the monitor's alerts;
+	 * silences persist POST /api/silences (AUTOINCREMENT: an id is
+	 * never reused, so DELETE /api/silences/ID names one silence). */
+	"ALTER TABLE checks ADD COLUMN maintenance INTEGER NOT NULL "
+	"  DEFAULT 0;"
+	"CREATE TABLE silences("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  monitors TEXT NOT NULL,"
+	"  until_ms INTEGER NOT NULL,"
+	"  created_ms INTEGER NOT NULL,"
+	"  comment TEXT);"
+	/* A held monitor's state before its hold, for a restart. */
+	"CREATE TABLE holds("
+	"  monitor_id INTEGER PRIMARY KEY REFERENCES monitors(id),"
+	"  before TEXT NOT NULL,"
+	"  since_ms INTEGER NOT NULL,"
+	"  held_state TEXT,"
+	"  held_at INTEGER);",
 };
 
 /* Run SQL with no result rows.  0, or WP_EIO with the message in err. */
@@ -947,3 +966,135 @@ store_get_stats(struct store *st, struct store_stats *out)
 	pthread_mutex_unlock(&st->mu);
 }
 
+
+/* ---- holds (hold.h) ---- */
+
+int
+store_load_silences(struct store *st, int64_t now_ms,
+    struct store_silence **out, size_t *n)
+{
+	struct store_silence *v = NULL, *e;
+	sqlite3_stmt *s = NULL;
+	size_t len = 0, cap = 0;
+	int rc = WP_EIO, step;
+	const char *c;
+
+	if (st == NULL || out == NULL || n == NULL)
+		return WP_EINVAL;
+	*out = NULL;
+	*n = 0;
+	pthread_mutex_lock(&st->rmu);
+	if (sqlite3_prepare_v2(st->rdb, "SELECT id, monitors, until_ms, "
+	    "created_ms, comment FROM silences WHERE until_ms > ?1 "
+	    "ORDER BY id", -1, &s, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(s, 1, now_ms);
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap = cap ? cap * 2 : 16;
+			v = xrealloc(v, cap * sizeof(*v));
+		}
+		e = &v[len++];
+		e->id = sqlite3_column_int64(s, 0);
+		e->monitors = xstrdup((const char *)sqlite3_column_text(s, 1));
+		e->until_ms = sqlite3_column_int64(s, 2);
+		e->created_ms = sqlite3_column_int64(s, 3);
+		c = (const char *)sqlite3_column_text(s, 4);
+		e->comment = c != NULL ? xstrdup(c) : NULL;
+	}
+	if (step != SQLITE_DONE)
+		goto fail;
+	*out = v;
+	*n = len;
+	v = NULL;
+	len = 0;
+	rc = 0;
+	goto out;
+fail:
+	log_err("store: loading silences: %s", sqlite3_errmsg(st->rdb));
+out:
+	store_free_silences(v, len);
+	sqlite3_finalize(s);
+	pthread_mutex_unlock(&st->rmu);
+	return rc;
+}
+
+void
+store_free_silences(struct store_silence *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; s != NULL && i < n; i++) {
+		free(s[i].monitors);
+		free(s[i].comment);
+	}
+	free(s);
+}
+
+int64_t
+store_max_silence_id(struct store *st)
+{
+	int64_t v = 0;
+
+	if (st == NULL)
+		return 0;
+	pthread_mutex_lock(&st->rmu);
+	if (st_query_int(st->rdb, "SELECT max(coalesce((SELECT seq FROM "
+	    "sqlite_sequence WHERE name = 'silences'), 0), "
+	    "coalesce((SELECT max(id) FROM silences), 0))", &v) != 0) {
+		log_err("store: reading the largest silence id: %s",
+		    sqlite3_errmsg(st->rdb));
+		v = 0;
+	}
+	pthread_mutex_unlock(&st->rmu);
+	return v;
+}
+
+int
+store_load_holds(struct store *st, struct store_hold **out, size_t *n)
+{
+	struct store_hold *v = NULL, *e;
+	sqlite3_stmt *s = NULL;
+	size_t len = 0, cap = 0;
+	int rc = WP_EIO, step;
+	const char *t;
+
+	if (st == NULL || out == NULL || n == NULL)
+		return WP_EINVAL;
+	*out = NULL;
+	*n = 0;
+	pthread_mutex_lock(&st->rmu);
+	if (sqlite3_prepare_v2(st->rdb, "SELECT monitor_id, before, since_ms, "
+	    "held_state, held_at FROM holds ORDER BY monitor_id", -1, &s,
+	    NULL) != SQLITE_OK)
+		goto fail;
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap = cap ? cap * 2 : 16;
+			v = xrealloc(v, cap * sizeof(*v));
+		}
+		e = &v[len++];
+		memset(e, 0, sizeof(*e));
+		e->monitor_id = sqlite3_column_int64(s, 0);
+		str_copy(e->before, sizeof(e->before),
+		    (const char *)sqlite3_column_text(s, 1));
+		e->since_ms = sqlite3_column_int64(s, 2);
+		if ((t = (const char *)sqlite3_column_text(s, 3)) != NULL)
+			str_copy(e->held_state, sizeof(e->held_state), t);
+		e->held_at = sqlite3_column_int64(s, 4);
+	}
+	if (step != SQLITE_DONE)
+		goto fail;
+	*out = v;
+	*n = len;
+	v = NULL;
+	rc = 0;
+	goto out;
+fail:
+	log_err("store: loading holds: %s", sqlite3_errmsg(st->rdb));
+out:
+	free(v);
+	sqlite3_finalize(s);
+	pthread_mutex_unlock(&st->rmu);
+	return rc;
+}

@@ -83,6 +83,9 @@ struct store_check {
 	int64_t notified_ms;    /* the DOWN alert or last reminder; 0: none */
 	int64_t escalated_ms;   /* largest escalate delay notified; 0: none */
 	int policy_only;
+	/* 1: checked while its alerts were held by a maintenance window or
+	 * a silence (hold.h), stored as checks.maintenance. */
+	int maintenance;
 };
 
 /* An alert to deliver: written to the outbox in the same transaction as
@@ -253,5 +256,56 @@ void store_get_stats(struct store *st, struct store_stats *out);
  * NULL is fine (0).
  */
 int store_close(struct store *st);
+
+/* ---- holds (hold.h) ---- */
+
+/*
+ * Queue outbox rows without a check: an alert held by hold.c and released
+ * later (the check that caused it was stored already).  Written in one
+ * transaction, reported to on_commit like a check's rows, never shed.
+ * Takes ownership of each payload (also on failure).  0, WP_EINVAL, or
+ * WP_EAGAIN when the queue is full of items that must not be dropped.
+ */
+int store_submit_alerts(struct store *st, struct store_alert *alerts,
+    size_t n);
+
+/* A silence (POST /api/silences) as the silences table keeps it. */
+struct store_silence {
+	int64_t id;
+	char *monitors;         /* JSON array of patterns */
+	int64_t until_ms;       /* unix ms: it ends then */
+	int64_t created_ms;
+	char *comment;          /* NULL: none */
+};
+
+/*
+ * Queue writing silence S (copied), or with REMOVE deleting the row of
+ * S->id (only id is read).  Never shed.  0, WP_EINVAL or WP_EAGAIN.
+ */
+int store_submit_silence(struct store *st, const struct store_silence *s,
+    int remove);
+/* The silences that end after NOW_MS, in id order (store_free_silences());
+ * 0 or WP_EIO (logged). */
+int store_load_silences(struct store *st, int64_t now_ms,
+    struct store_silence **out, size_t *n);
+void store_free_silences(struct store_silence *s, size_t n);
+/* The largest silence id ever used (0 if none), to continue numbering. */
+int64_t store_max_silence_id(struct store *st);
+
+/* A monitor's hold as the holds table keeps it, so that a restart inside
+ * a window or silence still knows the state before it (hold.h). */
+struct store_hold {
+	int64_t monitor_id;
+	char before[16];        /* mstate_name() when the hold began */
+	int64_t since_ms;
+	char held_state[16];    /* "" : no alert held yet */
+	int64_t held_at;
+};
+/* Queue writing H (copied), or with REMOVE deleting monitor_id's row.
+ * Never shed.  0, WP_EINVAL or WP_EAGAIN. */
+int store_submit_hold(struct store *st, const struct store_hold *h,
+    int remove);
+/* Every stored hold (free() *out).  0 or WP_EIO (logged). */
+int store_load_holds(struct store *st, struct store_hold **out, size_t *n);
 
 #endif

@@ -515,14 +515,15 @@ test_errors_structure(void **state)
 	    "[monitor:NAME] or [alert:NAME])");
 	expect_one("[agent]\n[foo]\nx = 1\n",
 	    ":2: unknown section [foo] (expected [agent], [monitor:NAME], "
-	    "[alert:NAME] or [status])");
+	    "[alert:NAME], [status] or [maintenance:NAME])");
 	expect_one("\n[monitors:web]\ntype = http\n",
 	    ":2: unknown section [monitors:web] (expected [agent], "
-	    "[monitor:NAME], [alert:NAME] or [status]) (did you mean "
-	    "[monitor:web]?)");
+	    "[monitor:NAME], [alert:NAME], [status] or [maintenance:NAME]) "
+	    "(did you mean [monitor:web]?)");
 	expect_one("[agnet]\n",
 	    ":1: unknown section [agnet] (expected [agent], [monitor:NAME], "
-	    "[alert:NAME] or [status]) (did you mean [agent]?)");
+	    "[alert:NAME], [status] or [maintenance:NAME]) (did you mean "
+	    "[agent]?)");
 	expect_one("[monitor:]\ntype = tcp\n",
 	    ":1: monitor name \"\": must be 1-128 characters of letters, "
 	    "digits, '.', '_' or '-'");
@@ -1312,7 +1313,8 @@ test_status_section(void **state)
 	    ":2: duplicate [status] section (first defined at line 1)");
 	expect_one("[stauts]\n",
 	    ":1: unknown section [stauts] (expected [agent], [monitor:NAME], "
-	    "[alert:NAME] or [status]) (did you mean [status]?)");
+	    "[alert:NAME], [status] or [maintenance:NAME]) (did you mean "
+	    "[status]?)");
 	expect_one("[monitor:a]\ntype = tcp\nhost = h\nport = 1\n"
 	    "group =\n", ":5: group: no value");
 	expect_one("[monitor:a]\ntype = tcp\nhost = h\nport = 1\n"

@@ -495,17 +495,20 @@ test_host_tables(void **state)
 {
 	static const char *const type_only[] = { "type", NULL };
 	const struct keys_ctx ctx = { NULL, NULL, 0, type_only };
+	struct cfg_kv monitors = { "monitors", "*", 1 };
 	const struct cfg_keys *t;
 	const struct wp_key *k;
 	size_t n, i, j, end;
 	void *c;
 
 	t = cfg_host_keys(&n);
-	assert_int_equal(n, 4);
+	/* agent, monitor, alert, status, maintenance. */
+	assert_int_equal(n, 5);
 	assert_string_equal(t[0].name, "agent");
 	assert_string_equal(t[1].name, "monitor");
 	assert_string_equal(t[2].name, "alert");
 	assert_string_equal(t[3].name, "status");
+	assert_string_equal(t[4].name, "maintenance");
 	for (i = 0; i < n; i++) {
 		end = 0;
 		for (j = 0; j < t[i].n_keys; j++) {
@@ -516,8 +519,10 @@ test_host_tables(void **state)
 			if (k->offset + k->storage > end)
 				end = k->offset + k->storage;
 		}
+		/* [maintenance:] requires monitors. */
 		c = keys_fill_in(&ctx, t[i].keys, t[i].n_keys,
-		    sizeof(struct wp_key), end, NULL, "/", NULL, 0, &diag);
+		    sizeof(struct wp_key), end, NULL, "/", i == 4 ? &monitors :
+		    NULL, i == 4, &diag);
 		assert_non_null(c);
 		keys_free(c);
 	}

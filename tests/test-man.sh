@@ -37,6 +37,7 @@ jq -r '
 	(.common.monitor | rows("MONITOR SECTIONS")),
 	(.common.alert | rows("ALERT SECTIONS")),
 	(.common.status | rows("THE [status] SECTION")),
+	(.common.maintenance | rows("MAINTENANCE WINDOWS")),
 	(.types[] | .name as $n | .keys | rows("type = \($n)"))
 ' "$T/types.json" | sort -u >"$T/accepted"
 [ "$(grep -c 'THE \[agent\]' "$T/accepted")" -ge 9 ] ||

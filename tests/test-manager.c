@@ -166,7 +166,7 @@ static void
 test_states(void **state)
 {
 	static const char *const words[] = { "pending", "up", "degraded",
-	    "down", "paused" };
+	    "down", "paused", "maintenance" };
 	struct wp_result ok = WP_RESULT_INIT, bad = WP_RESULT_INIT,
 	    slow = WP_RESULT_INIT;
 	enum mstate s;
