@@ -9,43 +9,8 @@
 
 #include <jansson.h>
 
+#include "template.h"
 #include "webhook-payload.h"
-
-/*
- * Length of the valid UTF-8 sequence at P (at most N bytes), or 0 if it is
- * not one: no overlong forms, no surrogates, nothing above U+10FFFF.
- */
-static size_t
-utf8_seq(const unsigned char *p, size_t n)
-{
-	size_t len, i;
-	uint32_t c;
-
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-		len = 2;
-		c = p[0] & 0x1f;
-	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
-		len = 3;
-		c = p[0] & 0x0f;
-	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-		len = 4;
-		c = p[0] & 0x07;
-	} else
-		return 0;
-	if (len > n)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		c = (c << 6) | (p[i] & 0x3f);
-	}
-	if ((len == 3 && c < 0x800) || (len == 4 && c < 0x10000) ||
-	    (c >= 0xd800 && c <= 0xdfff) || c > 0x10ffff)
-		return 0;
-	return len;
-}
 
 /* A JSON string for S (repaired to valid UTF-8), json null for NULL, or
  * NULL when out of memory. */
@@ -64,7 +29,7 @@ jstr(const char *s)
 	if ((buf = malloc(n * 3 + 1)) == NULL)
 		return NULL;
 	for (i = 0, o = 0; i < n; ) {
-		if ((k = utf8_seq(p + i, n - i)) == 0) {
+		if ((k = template_utf8_len(p + i, n - i)) == 0) {
 			memcpy(buf + o, repl, 3);
 			o += 3;
 			i++;
