@@ -27,6 +27,7 @@
 
 #include "alert-email-msg.h"
 #include "curl-loop.h"
+#include "template.h"
 
 enum tls_mode { TLS_REQUIRED = 0, TLS_OPPORTUNISTIC, TLS_OFF };
 
@@ -39,7 +40,9 @@ struct mail_conf {
 	const char *username;
 	const char *password;
 	int verify_tls;
-	const char *ca_file;
+	const char *ca_cert;
+	const char *subject_template;
+	struct wp_list body_template; /* one line of the body per line */
 };
 
 struct mail_inst {
@@ -51,6 +54,8 @@ struct mail_inst {
 	struct curl_slist *rcpt;    /* "<addr>" per `to` */
 	char *to_header;            /* "To: ..." with CRLF */
 	char mail_from[EMAIL_ADDR_MAX + 2];
+	struct template *subject;   /* NULL: email_default_subject() */
+	struct template *body;      /* NULL: email_default_body() */
 };
 
 struct mail_op {
@@ -77,6 +82,41 @@ op_free(struct mail_op *o)
 /* ------------------------------------------------------------------------ */
 /* The message */
 
+/* A test alert's mark on a configured template's subject and body (the
+ * defaults say it themselves). */
+static const char test_subject[] = "[watchpost] TEST: ";
+static const char test_body[] = "This is a TEST alert (watchpost "
+    "--test-alert): no monitor changed state.\n\n";
+
+/*
+ * The subject or body for the N alerts A: T rendered in MODE, or, when T
+ * is NULL, DEF's text.  A test alert through a template is marked as one.
+ * Returns a malloc()ed string, or NULL when out of memory.
+ */
+static char *
+render(const struct template *t, const struct wp_alert *const *a, size_t n,
+    enum template_mode mode, char *(*def)(const struct wp_alert *const *,
+    size_t))
+{
+	struct template_buf b = TEMPLATE_BUF_INIT;
+	const char *mark = mode == TEMPLATE_HEADER ? test_subject : test_body;
+	size_t i;
+	int test = 0;
+
+	if (t == NULL)
+		return def(a, n);
+	for (i = 0; i < n; i++)
+		if (a[i]->size >= offsetof(struct wp_alert, flags) +
+		    sizeof(a[i]->flags) && (a[i]->flags & WP_ALERT_TEST))
+			test = 1;
+	if ((test && template_buf_put(&b, mark, strlen(mark), mode) != 0) ||
+	    template_render(t, a, n, mode, &b) != 0) {
+		template_buf_free(&b);
+		return NULL;
+	}
+	return b.p; /* realloc()ed, NUL-terminated: the caller frees it */
+}
+
 /*
  * The whole message for the N alerts A: headers, a blank line, the body.
  * Returns a malloc()ed string (length in *LEN), or NULL when out of
@@ -95,8 +135,10 @@ build_message(struct mail_inst *in, const struct wp_alert *const *a, size_t n,
 
 	*len = 0;
 	email_date(now_us, date, sizeof(date));
-	if ((subject = email_default_subject(a, n)) == NULL ||
-	    (body = email_default_body(a, n)) == NULL ||
+	if ((subject = render(in->subject, a, n, TEMPLATE_HEADER,
+	    email_default_subject)) == NULL ||
+	    (body = render(in->body, a, n, TEMPLATE_TEXT,
+	    email_default_body)) == NULL ||
 	    (enc = email_body(body, &cte)) == NULL ||
 	    (subj_h = email_header("Subject", subject)) == NULL ||
 	    (mid = email_message_id(a[0]->id, n, a[0]->timestamp_us,
@@ -277,9 +319,12 @@ mail_start(void *inst, const struct wp_request *req, void **opstate)
 #endif
 	bad |= curl_easy_setopt(e, CURLOPT_USE_SSL, use_ssl[in->c->tls]) !=
 	    CURLE_OK;
-	if (in->c->ca_file != NULL)
-		bad |= curl_easy_setopt(e, CURLOPT_CAINFO, in->c->ca_file) !=
+	if (in->c->ca_cert != NULL) {
+		/* Only these CAs: not the system's as well. */
+		bad |= curl_easy_setopt(e, CURLOPT_CAINFO, in->c->ca_cert) !=
 		    CURLE_OK;
+		bad |= curl_easy_setopt(e, CURLOPT_CAPATH, NULL) != CURLE_OK;
+	}
 	if (in->c->username != NULL) {
 		bad |= curl_easy_setopt(e, CURLOPT_USERNAME,
 		    in->c->username) != CURLE_OK;
@@ -339,6 +384,8 @@ mail_release(void *state, void *inst)
 	if (in == NULL)
 		return;
 	curl_slist_free_all(in->rcpt);
+	template_free(in->subject);
+	template_free(in->body);
 	free(in->to_header);
 	free(in->section);
 	free(in);
@@ -358,6 +405,57 @@ to_header(const struct wp_list *to)
 	fputs("To:", f);
 	for (i = 0; i < to->n; i++)
 		fprintf(f, " %s%s\r\n", to->v[i], i + 1 < to->n ? "," : "");
+	if (ferror(f) | fclose(f)) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+/* Where a template problem goes: the key's line in the file, then where
+ * in the template. */
+struct diag_ctx {
+	const struct wp_host *h;
+	const struct wp_section *sec;
+	const char *key;
+};
+
+static void
+template_diag(void *arg, int line, int col, const char *msg)
+{
+	struct diag_ctx *d = arg;
+
+	if (strcmp(d->key, "subject_template") == 0)
+		d->h->config_error(d->sec, d->key, "column %d: %s", col, msg);
+	else
+		d->h->config_error(d->sec, d->key, "template line %d, column "
+		    "%d: %s", line, col, msg);
+}
+
+/* Compile TEXT, the value of KEY, into *T.  Returns 1 when it has errors
+ * (reported), else 0. */
+static int
+compile(struct mail_inst *in, const struct wp_section *sec, const char *key,
+    const char *text, struct template **t)
+{
+	struct diag_ctx d = { in->st->host, sec, key };
+
+	*t = template_compile(text, template_diag, &d);
+	return *t == NULL;
+}
+
+/* The lines of L joined with LF: the body template's text. */
+static char *
+join_lines(const struct wp_list *l)
+{
+	char *out = NULL;
+	size_t len = 0, i;
+	FILE *f;
+
+	if ((f = open_memstream(&out, &len)) == NULL)
+		return NULL;
+	for (i = 0; i < l->n; i++)
+		fprintf(f, "%s\n", l->v[i]);
 	if (ferror(f) | fclose(f)) {
 		free(out);
 		return NULL;
@@ -394,7 +492,7 @@ mail_configure(void *state, const struct wp_section *sec, const void *conf,
 		goto fail;
 	}
 	if ((why = email_parse_addr(c->from, in->from_addr)) != NULL) {
-		h->config_error(sec, "from", "%s", why);
+		h->config_error(sec, "from", "\"%s\": %s", c->from, why);
 		bad = 1;
 	} else {
 		in->domain = strchr(in->from_addr, '@') + 1;
@@ -403,8 +501,8 @@ mail_configure(void *state, const struct wp_section *sec, const void *conf,
 	}
 	for (i = 0; i < c->to.n; i++) {
 		if ((why = email_parse_addr(c->to.v[i], addr)) != NULL) {
-			h->config_error(sec, "to", "%s: %s", c->to.v[i][0] ?
-			    "an address" : "an empty address", why);
+			h->config_error(sec, "to", "\"%s\": %s", c->to.v[i],
+			    why);
 			bad = 1;
 			continue;
 		}
@@ -431,10 +529,23 @@ mail_configure(void *state, const struct wp_section *sec, const void *conf,
 		    "network in clear");
 		bad = 1;
 	}
-	if (c->ca_file != NULL && !c->verify_tls) {
-		h->config_error(sec, "ca_file", "ca_file is for verifying "
-		    "the server, but verify_tls is off");
+	if (c->ca_cert != NULL && !c->verify_tls) {
+		h->config_error(sec, "ca_cert", "ca_cert is for verifying the "
+		    "server, but verify_tls is off");
 		bad = 1;
+	}
+	if (c->subject_template != NULL)
+		bad |= compile(in, sec, "subject_template", c->subject_template,
+		    &in->subject);
+	if (c->body_template.n > 0) {
+		char *text = join_lines(&c->body_template);
+
+		if (text == NULL) {
+			rc = WP_ENOMEM;
+			goto fail;
+		}
+		bad |= compile(in, sec, "body_template", text, &in->body);
+		free(text);
 	}
 	if (bad) {
 		rc = WP_EINVAL;
@@ -476,8 +587,19 @@ static const struct wp_key mail_keys[] = {
 	{ WP_KEY(WP_KT_BOOL, "verify_tls", struct mail_conf, verify_tls),
 	    .def = "true",
 	    .help = "verify the server's certificate and name" },
-	{ WP_KEY(WP_KT_PATH, "ca_file", struct mail_conf, ca_file),
-	    .help = "PEM CA certificates to verify the server with" },
+	/* Not ca_file: the host reads every KEY_file as a one-line
+	 * secret. */
+	{ WP_KEY(WP_KT_PATH, "ca_cert", struct mail_conf, ca_cert),
+	    .help = "PEM file of the CA certificates to trust instead of the "
+	    "system's" },
+	{ WP_KEY(WP_KT_STRING, "subject_template", struct mail_conf,
+	    subject_template),
+	    .help = "the Subject, a template: [watchpost] {{state}}: "
+	    "{{monitor}}" },
+	{ WP_KEY(WP_KT_STRING, "body_template", struct mail_conf,
+	    body_template), .flags = WP_KEY_MULTI,
+	    .help = "one line of the body, a template (repeatable: one key "
+	    "per line)" },
 };
 
 WP_ALERT_PLUGIN(email,

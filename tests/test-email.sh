@@ -65,7 +65,7 @@ url = http://127.0.0.1:$flap_PORT/hook
 interval = 200ms
 timeout = 2s
 retries = 0
-alerts = mail, plain, wrongpw, noca
+alerts = mail, plain, wrongpw, noca, tmpl
 
 ; Always DOWN, with a non-ASCII error (the keyword is quoted in it).
 [monitor:greeting]
@@ -107,6 +107,20 @@ password_file = $T/wrong-password
 ca_cert = $T/ca.pem
 timeout = 10s
 
+; Templates: a non-ASCII subject of the operator's own.
+[alert:tmpl]
+type = email
+smtp_url = smtp://127.0.0.1:$tls_PORT
+from = tmpl@example.org
+to = ops@example.org
+username = wp
+password_file = $T/smtp-password
+ca_cert = $T/ca.pem
+subject_template = Störung: {{monitor}} is {{state}}
+body_template = {{monitor}} went {{state}} ({{error}})
+body_template = previous: {{previous_state}}
+timeout = 10s
+
 [alert:noca]
 type = email
 smtp_url = smtp://127.0.0.1:$tls_PORT
@@ -133,6 +147,8 @@ echo 200 >"$T/flap.status"
 EXPECT=3 wait_until 20 is transitions || fail "api-home did not come back up"
 EXPECT=1 wait_until 30 is delivered mail up api-home ||
     fail "the UP mail was not delivered"
+EXPECT=1 wait_until 30 is delivered tmpl up api-home ||
+    fail "the templated UP mail was not delivered"
 
 # plain and wrongpw fail and are retried (at least twice each), noca too.
 wait_until 30 at_least 2 failed plain api-home \
@@ -185,7 +201,7 @@ for line in open(d + "/messages.jsonl"):
         "encoded" if "=?UTF-8?" in raw_subject else "plain",
         msg["MIME-Version"], rawh(b"Content-Type"),
         msg["Content-Transfer-Encoding"], msg["X-Watchpost-Alert-Id"],
-        msg.get_content().replace("\n", "|")]))
+        msg.get_content().replace("\r\n", "\n").replace("\n", "|")]))
 PY
 "$PY" "$T/check.py" "$T/tls" >"$T/got.tsv" || fail "could not read the mails"
 field() { cut -f"$1"; }
@@ -263,6 +279,19 @@ ok "tls = required: no mail and no AUTH in clear"
 [ "$(grep -c -P "^noca@example.org\t" "$T/got.tsv")" = 0 ] ||
     fail "noca delivered through an untrusted certificate"
 ok "wrong password: failed AUTHs, then each mail exactly once"
+
+# tmpl: the subject and body templates, the subject RFC 2047 encoded.
+tm() { grep -P "^tmpl@example.org\t" "$T/got.tsv" | grep -F "$1" || true; }
+[ "$(grep -c -P "^tmpl@example.org\t" "$T/got.tsv")" = 2 ] ||
+    fail "tmpl sent $(grep -c -P "^tmpl@" "$T/got.tsv") mails, not 2"
+[ "$(tm 'is down' | field 10)" = "Störung: api-home is down" ] ||
+    fail "templated subject: $(tm 'is down' | field 10)"
+[ "$(tm 'is down' | field 11)" = encoded ] || fail "templated subject not encoded"
+[ "$(tm 'is up' | field 16)" = "api-home went up ()|previous: down|" ] ||
+    fail "templated UP body: $(tm 'is up' | field 16)"
+tm 'is down' | field 16 | grep -q '^api-home went down (HTTP 500' ||
+    fail "templated DOWN body: $(tm 'is down' | field 16)"
+ok "templates: subject \"$(tm 'is down' | field 10)\", body rendered"
 
 for pw in "$PASSWORD" "$WRONG"; do
 	! grep -qF "$pw" "$T/agent.log" "$T/agent-previous.txt" "$T/agent.out" \
