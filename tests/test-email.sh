@@ -11,7 +11,9 @@
 #   - wrongpw: a wrong password is a failed delivery retried with back-off
 #     (1 s, then 2 s); once the password file is right (SIGHUP), the mail
 #     arrives exactly once;
-#   - noca: without ca_file the test CA is not trusted: never delivered;
+#   - noca: without ca_cert the test CA is not trusted: never delivered;
+#   - mute: a server that never answers: cancelled at the deadline, retried;
+#   - tmpl: subject_template and body_template, a non-ASCII subject;
 # and no password is ever in the daemon's log.
 . "$abs_top_srcdir/tests/lib.sh"
 
@@ -49,6 +51,16 @@ start_sink() {
 start_sink tls --cert "$T/srv.pem" --key "$T/srv.key" --user wp \
     --password-file "$T/server-password"
 start_sink clear --user wp --password-file "$T/server-password"
+# A server that takes the connection and never says a word.
+"$PY" -c 'import socket, time
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(64)
+print("PORT", s.getsockname()[1], flush=True)
+time.sleep(600)' >"$T/mute.out" &
+PIDS+=($!)
+wait_until 10 grep -q '^PORT ' "$T/mute.out" || fail "mute did not start"
+mute_PORT=$(sed -n 's/^PORT //p' "$T/mute.out")
 start_httpd flap --hook-status-file "$T/flap.status"
 echo 200 >"$T/flap.status"
 
@@ -65,7 +77,7 @@ url = http://127.0.0.1:$flap_PORT/hook
 interval = 200ms
 timeout = 2s
 retries = 0
-alerts = mail, plain, wrongpw, noca, tmpl
+alerts = mail, plain, wrongpw, noca, tmpl, mute
 
 ; Always DOWN, with a non-ASCII error (the keyword is quoted in it).
 [monitor:greeting]
@@ -121,6 +133,14 @@ body_template = {{monitor}} went {{state}} ({{error}})
 body_template = previous: {{previous_state}}
 timeout = 10s
 
+; The deadline: cancelled, retried.
+[alert:mute]
+type = email
+smtp_url = smtp://127.0.0.1:$mute_PORT
+from = mute@example.org
+to = ops@example.org
+timeout = 1s
+
 [alert:noca]
 type = email
 smtp_url = smtp://127.0.0.1:$tls_PORT
@@ -160,7 +180,10 @@ wait_until 30 at_least 3 failed wrongpw api-home \
 wait_until 30 at_least 1 failed noca api-home \
     "TLS certificate verification failed" ||
     fail "noca: the untrusted certificate was not refused"
-ok "plain, wrongpw and noca failed and were retried"
+wait_until 30 at_least 2 failed mute api-home \
+    "timed out before the SMTP server answered" ||
+    fail "mute: the deadline did not cancel the delivery and retry it"
+ok "plain, wrongpw, noca and mute failed and were retried"
 
 # Back-off: the wrong password's retries wait 1 s, then 2 s (the cap).
 backoff=$(grep "alert wrongpw: delivery for monitor api-home failed" \
