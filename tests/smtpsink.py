@@ -11,6 +11,7 @@ event (starttls, auth-ok USER, auth-fail USER, message), so a
 test can count attempts.
 
   --cert F --key F      offer STARTTLS with this certificate
+  --refuse LOCAL        answer RCPT TO:<LOCAL@...> with 550
   --user U --password-file F
                         require AUTH (LOGIN or PLAIN, after STARTTLS when it
                         is offered) as U with the password in F
@@ -33,6 +34,7 @@ def main():
     ap.add_argument("--key")
     ap.add_argument("--user")
     ap.add_argument("--password-file")
+    ap.add_argument("--refuse")
     args = ap.parse_args()
     os.makedirs(args.dir, exist_ok=True)
     password = None
@@ -46,6 +48,14 @@ def main():
 
     class Handler:
         count = 0
+
+        async def handle_RCPT(self, server, session, envelope, address,
+                              rcpt_options):
+            if args.refuse and address.startswith(args.refuse + "@"):
+                event("rcpt-refused " + address)
+                return "550 5.1.1 no such user"
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
 
         async def handle_DATA(self, server, session, envelope):
             Handler.count += 1

@@ -14,6 +14,8 @@
 #   - noca: without ca_cert the test CA is not trusted: never delivered;
 #   - mute: a server that never answers: cancelled at the deadline, retried;
 #   - tmpl: subject_template and body_template, a non-ASCII subject;
+#   - refused: one of two recipients refused: no mail at all (so a retry
+#     never mails the other twice), retried;
 # and no password is ever in the daemon's log.
 . "$abs_top_srcdir/tests/lib.sh"
 
@@ -49,7 +51,7 @@ start_sink() {
 	eval "${name}_PORT=$(sed -n 's/^PORT //p' "$T/$name.out")"
 }
 start_sink tls --cert "$T/srv.pem" --key "$T/srv.key" --user wp \
-    --password-file "$T/server-password"
+    --password-file "$T/server-password" --refuse nobody
 start_sink clear --user wp --password-file "$T/server-password"
 # A server that takes the connection and never says a word.
 "$PY" -c 'import socket, time
@@ -77,7 +79,7 @@ url = http://127.0.0.1:$flap_PORT/hook
 interval = 200ms
 timeout = 2s
 retries = 0
-alerts = mail, plain, wrongpw, noca, tmpl, mute
+alerts = mail, plain, wrongpw, noca, tmpl, mute, refused
 
 ; Always DOWN, with a non-ASCII error (the keyword is quoted in it).
 [monitor:greeting]
@@ -141,6 +143,18 @@ from = mute@example.org
 to = ops@example.org
 timeout = 1s
 
+; One recipient refused: nobody gets the mail, it is retried.
+[alert:refused]
+type = email
+smtp_url = smtp://127.0.0.1:$tls_PORT
+from = refused@example.org
+to = ops@example.org
+to = nobody@example.org
+username = wp
+password_file = $T/smtp-password
+ca_cert = $T/ca.pem
+timeout = 10s
+
 [alert:noca]
 type = email
 smtp_url = smtp://127.0.0.1:$tls_PORT
@@ -183,7 +197,10 @@ wait_until 30 at_least 1 failed noca api-home \
 wait_until 30 at_least 2 failed mute api-home \
     "timed out before the SMTP server answered" ||
     fail "mute: the deadline did not cancel the delivery and retry it"
-ok "plain, wrongpw, noca and mute failed and were retried"
+wait_until 30 at_least 2 failed refused api-home \
+    "SMTP server refused the mail" ||
+    fail "refused: a refused recipient was not a retried failed delivery"
+ok "plain, wrongpw, noca, mute and refused failed and were retried"
 
 # Back-off: the wrong password's retries wait 1 s, then 2 s (the cap).
 backoff=$(grep "alert wrongpw: delivery for monitor api-home failed" \
@@ -299,6 +316,8 @@ ok "tls = required: no mail and no AUTH in clear"
     fail "the server saw $(grep -c '^auth-fail' "$T/tls/events.log") failed AUTHs"
 [ "$(grep -c -P "^wrongpw@example.org\t" "$T/got.tsv")" = 2 ] ||
     fail "wrongpw sent $(grep -c -P "^wrongpw@" "$T/got.tsv") mails, not 2"
+[ "$(grep -c -P "^refused@example.org\t" "$T/got.tsv")" = 0 ] ||
+    fail "refused: the accepted recipient got a mail anyway"
 [ "$(grep -c -P "^noca@example.org\t" "$T/got.tsv")" = 0 ] ||
     fail "noca delivered through an untrusted certificate"
 ok "wrong password: failed AUTHs, then each mail exactly once"
