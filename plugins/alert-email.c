@@ -246,6 +246,17 @@ smtp_failure(struct mail_op *o, CURLcode rc, long code, struct wp_result *res)
 	return 1;
 }
 
+/* How far a timed-out transfer got, in SMTP's terms (curlloop_phase()
+ * speaks HTTP): a server that answered anything is in the dialogue. */
+static void
+timed_out(struct mail_op *o, struct wp_result *res)
+{
+	snprintf(o->detail, o->detail_size, "timed out %s", o->x.got_header ?
+	    "in the SMTP dialogue" : "before the SMTP server answered");
+	res->reason = WP_REASON_TIMEOUT;
+	res->detail = o->detail;
+}
+
 static void
 mail_done(struct curlloop_xfer *x, CURLcode rc)
 {
@@ -258,6 +269,8 @@ mail_done(struct curlloop_xfer *x, CURLcode rc)
 	if (rc == CURLE_OK) {
 		res.reason = WP_REASON_OK;
 		res.status_code = (int)code;
+	} else if (rc == CURLE_OPERATION_TIMEDOUT) {
+		timed_out(o, &res);
 	} else if (!smtp_failure(o, rc, code, &res)) {
 		curlloop_failure(x, rc, &res, o->detail, o->detail_size);
 		res.status_code = code > 0 ? (int)code : -1;
@@ -361,12 +374,7 @@ mail_cancel(void *inst, void *opstate)
 
 	curlloop_timings(&o->x, &res);
 	curlloop_loop_remove(in->st->cl, &o->x);
-	/* curlloop_phase() speaks HTTP; a server that answered anything is
-	 * in the SMTP dialogue. */
-	snprintf(o->detail, o->detail_size, "timed out %s", o->x.got_header ?
-	    "in the SMTP dialogue" : "before the SMTP server answered");
-	res.reason = WP_REASON_TIMEOUT;
-	res.detail = o->detail;
+	timed_out(o, &res);
 	res.latency_us = in->st->host->now_us() - o->started_us;
 	in->st->host->complete(o->op, &res);
 	op_free(o);
