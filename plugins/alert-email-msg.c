@@ -255,9 +255,12 @@ email_parse_addr(const char *s, char *addr)
 		if ((end = strchr(a, '>')) == NULL || end[1] != '\0')
 			return "must be \"user@example.org\" or \"Name "
 			    "<user@example.org>\"";
-		if (strchr(a, '<') != NULL || memchr(s, '>', (size_t)(p - s))
-		    != NULL || memchr(s, '"', (size_t)(p - s)) != NULL)
-			return "the display name must not contain <, > or \"";
+		/* Unquoted, so none of RFC 5322's specials (a comma would
+		 * make two addresses of one). */
+		if (strchr(a, '<') != NULL || strcspn(s, "()<>[]:;@\\,\"") <
+		    (size_t)(p - s))
+			return "the display name must not contain any of "
+			    "( ) < > [ ] : ; @ \\ , \"";
 	} else
 		end = s + strlen(s);
 	n = (size_t)(end - a);

@@ -471,6 +471,27 @@ join_lines(const struct wp_list *l)
 	return out;
 }
 
+/* 1 if URL has a user (or password) part, which curl would use for AUTH
+ * and which would put a secret where the host does not guard one. */
+static int
+url_has_user(const char *url)
+{
+	CURLU *u = curl_url();
+	char *user = NULL, *pass = NULL;
+	int has;
+
+	if (u == NULL || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK) {
+		curl_url_cleanup(u);
+		return 0; /* the host judged the URL already */
+	}
+	has = curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_PASSWORD, &pass, 0) == CURLUE_OK;
+	curl_free(user);
+	curl_free(pass);
+	curl_url_cleanup(u);
+	return has;
+}
+
 /*
  * The host checked the types (smtp_url's scheme among them); judge the
  * addresses and what depends on several keys.  Every problem is reported;
@@ -520,6 +541,11 @@ mail_configure(void *state, const struct wp_section *sec, const void *conf,
 			goto fail;
 		}
 		in->rcpt = l;
+	}
+	if (url_has_user(c->smtp_url)) {
+		h->config_error(sec, "smtp_url", "no credentials in the URL: "
+		    "use username and password_file");
+		bad = 1;
 	}
 	if (smtps && c->tls != TLS_REQUIRED) {
 		h->config_error(sec, "tls", "smtps:// is always TLS; tls = "

@@ -15,7 +15,7 @@ database = agent.db
 type = tcp
 host = 127.0.0.1
 port = 1
-alerts = a1, a2, a3, a4, a5, a6, a7
+alerts = a1, a2, a3, a4, a5, a6, a7, a8
 
 [alert:a1]
 type = email
@@ -72,6 +72,12 @@ type = email
 smtp_url = smtp://mail.example.org
 from = x@example.org
 password = hunter2-inline-pw
+
+[alert:a8]
+type = email
+smtp_url = smtp://wp:hunter2-in-url@mail.example.org:587
+from = Ops, Team <ops@example.org>
+to = y@example.org
 INI
 
 rc=0
@@ -96,11 +102,13 @@ done <<EOF
 57: password: username and password (or password_file) go together
 58: tls: a password needs tls = required (or smtps://): without it the password could cross the network in clear
 60: [alert:a7] is missing the required key "to" for type email
+68: smtp_url: no credentials in the URL: use username and password_file
+69: from: "Ops, Team <ops@example.org>": the display name must not contain any of ( ) < > [ ] : ; @ \\ , "
 EOF
-[ "$(grep -c "^$F:" "$T/t.out")" = 14 ] ||
-    fail "expected 14 problems: $(cat "$T/t.out")"
+[ "$(grep -c "^$F:" "$T/t.out")" = 16 ] ||
+    fail "expected 16 problems: $(cat "$T/t.out")"
 ! grep -q hunter2 "$T/t.out" || fail "-t quoted a password"
-ok "-t: all 14 problems of the email sections at their lines, no password"
+ok "-t: all 16 problems of the email sections at their lines, no password"
 
 cat >"$T/good.ini" <<INI
 [agent]

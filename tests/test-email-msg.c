@@ -263,6 +263,7 @@ test_parse_addr(void **state)
 		"a@b\r\nBcc: x@y", "x@y\n", "\"quoted\"@b", "a..b@c", ".a@b",
 		"a@b.", "N <a@b", "N <a@b> x", "N <<a@b>>", "N > <a@b>",
 		"\xc3\xa4@b", "a@b (comment)", "Na\"me <a@b>",
+		"Ops, Team <a@b>", "a@b <c@d>", "N (x) <a@b>", "N; <a@b>",
 	};
 	char addr[EMAIL_ADDR_MAX], big[400];
 	size_t i;
