@@ -198,21 +198,21 @@ iso_time(int64_t us, char *buf, size_t size)
 	return buf;
 }
 
-/* "1d 2h 3m 4s" for US >= 0 (whole seconds, leading zero units left out). */
+/* "1d 2h 3m 4s" for US (whole seconds, zero units left out). */
 static const char *
-human_duration(int64_t us, char *buf, size_t size)
+human_duration(uint64_t us, char *buf, size_t size)
 {
-	static const struct { const char *u; int64_t s; } units[] = {
+	static const struct { const char *u; uint64_t s; } units[] = {
 		{ "d", 86400 }, { "h", 3600 }, { "m", 60 }, { "s", 1 }
 	};
-	int64_t s = us / 1000000;
+	uint64_t s = us / 1000000;
 	size_t i, o = 0;
 
 	buf[0] = '\0';
 	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
 		if (s < units[i].s && !(units[i].s == 1 && o == 0))
 			continue;
-		o += (size_t)snprintf(buf + o, size - o, "%s%" PRId64 "%s",
+		o += (size_t)snprintf(buf + o, size - o, "%s%" PRIu64 "%s",
 		    o ? " " : "", s / units[i].s, units[i].u);
 		s %= units[i].s;
 		if (o >= size)
@@ -255,8 +255,10 @@ field_value(int f, const struct wp_alert *a, char *buf, size_t size)
 	case F_DURATION:
 		if (a->since_us == 0)
 			return NULL;
+		/* unsigned: no overflow whatever a host sends */
 		return human_duration(a->timestamp_us > a->since_us ?
-		    a->timestamp_us - a->since_us : 0, buf, size);
+		    (uint64_t)a->timestamp_us - (uint64_t)a->since_us : 0, buf,
+		    size);
 	case F_ID:
 		snprintf(buf, size, "%" PRIu64, a->id);
 		return buf;
