@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -432,6 +433,37 @@ slack_escape(struct template_buf *b)
 	return rc;
 }
 
+/* Mattermost notifies a whole channel for @channel, @all and @here in a
+ * webhook's text: a zero-width space after the "@" keeps an error that
+ * quotes one from paging everybody, and reads the same. */
+static int
+mattermost_defuse(struct template_buf *b)
+{
+	static const char *const words[] = { "channel", "all", "here" };
+	struct template_buf o = TEMPLATE_BUF_INIT;
+	size_t i, w, len;
+	int rc = lit(&o, "");
+
+	/* whole runs up to each "@": a byte at a time would split UTF-8 */
+	for (i = 0; i < b->len && rc == WP_OK; i += len) {
+		len = strcspn(b->p + i, "@");
+		if (len == 0) {
+			len = 1;
+			rc = lit(&o, "@");
+			for (w = 0; w < sizeof(words) / sizeof(words[0]); w++)
+				if (strncasecmp(b->p + i + 1, words[w],
+				    strlen(words[w])) == 0) {
+					rc |= lit(&o, "\xe2\x80\x8b");
+					break;
+				}
+		} else
+			rc = template_buf_put(&o, b->p + i, len, TEMPLATE_TEXT);
+	}
+	template_buf_free(b);
+	*b = o;
+	return rc == WP_OK ? WP_OK : WP_ENOMEM;
+}
+
 /* A JSON string of the valid UTF-8 text B (NULL when out of memory). */
 static json_t *
 jtext(const struct template_buf *b)
@@ -480,7 +512,7 @@ chat_body(const struct webhook_format_conf *c, enum worst w,
 	static const char *const ntfy_tag[] = { "white_check_mark",
 		"warning", "rotating_light" };
 	static const int gotify_priority[] = { 2, 5, 8 };
-	json_t *o, *e, *arr, *card, *blk, *att;
+	json_t *o, *e, *arr, *card, *blk, *att, *am;
 	int bad = 0;
 	const char *p, *nl;
 
@@ -493,6 +525,9 @@ chat_body(const struct webhook_format_conf *c, enum worst w,
 		PUT(o, "text", joined(title, text, "*"));
 		break;
 	case WF_MATTERMOST:
+		if (mattermost_defuse(title) != WP_OK ||
+		    mattermost_defuse(text) != WP_OK)
+			bad = 1;
 		PUT(o, "text", joined(title, text, "**"));
 		break;
 	case WF_DISCORD:
@@ -509,6 +544,13 @@ chat_body(const struct webhook_format_conf *c, enum worst w,
 		if (text->len > 0)
 			PUT(e, "description", jtext(text));
 		PUT(e, "color", json_integer(discord_color[w]));
+		/* No @everyone, @here or user ping from an error's text. */
+		if ((am = json_object()) == NULL) {
+			bad = 1;
+			break;
+		}
+		PUT(o, "allowed_mentions", am);
+		PUT(am, "parse", json_array());
 		break;
 	case WF_TEAMS:
 		/* An Adaptive Card in a message: what Teams' Workflows

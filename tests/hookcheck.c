@@ -4,9 +4,11 @@
  *   slack       incoming webhook: "text" (or "blocks"); &, <, > escaped
  *               (an unescaped <!channel> would notify everyone)
  *   discord     execute webhook: "content" (<= 2000) or "embeds" (<= 10,
- *               title <= 256, description <= 4096)
+ *               title <= 256, description <= 4096); and ours:
+ *               "allowed_mentions": {"parse": []} (no @everyone)
  *   teams       a "message" with an Adaptive Card attachment
- *   mattermost  incoming webhook: "text" (or "attachments")
+ *   mattermost  incoming webhook: "text" (or "attachments"); and ours:
+ *               no @channel, @all or @here (they notify everyone)
  *   ntfy        JSON publish: "topic" ([-_A-Za-z0-9]{1,64}), "message",
  *               "title", "priority" 1..5, "tags" strings
  *   gotify      POST /message: "message" (non-empty), "title",
@@ -123,6 +125,16 @@ check_discord(json_t *o)
 	}
 	if ((c == NULL || c[0] == '\0') && json_array_size(e) == 0)
 		return "discord: content or embeds is required";
+	/* Our rule, not Discord's: a mass ping needs allowed_mentions off. */
+	if (c != NULL && (strstr(c, "@everyone") || strstr(c, "@here")) &&
+	    json_array_size(json_object_get(json_object_get(o,
+	    "allowed_mentions"), "parse")) != 0)
+		return "discord: @everyone in content without "
+		    "allowed_mentions {\"parse\": []}";
+	if (!json_is_array(json_object_get(json_object_get(o,
+	    "allowed_mentions"), "parse")))
+		return "discord: allowed_mentions.parse must be an array "
+		    "(mentions from an alert's text off)";
 	return NULL;
 }
 
@@ -161,8 +173,14 @@ check_teams(json_t *o)
 static const char *
 check_mattermost(json_t *o)
 {
+	const char *t = str(o, "text");
+
 	if (!nonempty(o, "text") && json_object_get(o, "attachments") == NULL)
 		return "mattermost: text is required";
+	/* Our rule: no channel-wide mention from an alert's text. */
+	if (t != NULL && (strcasestr(t, "@channel") || strcasestr(t, "@all") ||
+	    strcasestr(t, "@here")))
+		return "mattermost: @channel, @all or @here in text";
 	return NULL;
 }
 

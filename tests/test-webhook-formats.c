@@ -340,8 +340,8 @@ test_big_batch_fits(void **state)
 	}
 }
 
-static const char evil[] = "q\"uo\\te {{error}} <!channel> \r\nX-Injected: "
-    "1\r\n\r\n{\"x\":1} \x01\x1b[2J \xff\xfe end";
+static const char evil[] = "q\"uo\\te {{error}} <!channel> @channel @All "
+    "@everyone \r\nX-Injected: 1\r\n\r\n{\"x\":1} \x01\x1b[2J \xff\xfe end";
 
 static void
 test_hostile_values(void **state)
@@ -367,6 +367,16 @@ test_hostile_values(void **state)
 	j = valid(WF_SLACK, one, 1, 0, NULL);
 	assert_non_null(strstr(json_string_value(json_object_get(j, "text")),
 	    "&lt;!channel&gt;"));
+	json_decref(j);
+	/* No mass mention from an error's text: Discord's are off, and
+	 * Mattermost's are broken by a zero-width space. */
+	j = valid(WF_DISCORD, one, 1, 0, NULL);
+	assert_int_equal(json_array_size(json_object_get(json_object_get(j,
+	    "allowed_mentions"), "parse")), 0);
+	json_decref(j);
+	j = valid(WF_MATTERMOST, one, 1, 0, NULL);
+	assert_non_null(strstr(json_string_value(json_object_get(j, "text")),
+	    "@\xe2\x80\x8b" "channel @\xe2\x80\x8b" "All"));
 	json_decref(j);
 	/* A chat title holds no line break from a value. */
 	j = valid(WF_NTFY, one, 1, 0, NULL);

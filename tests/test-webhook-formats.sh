@@ -87,7 +87,7 @@ INI
 
 # The error the monitor will report: every character that could break a
 # JSON body or start a header line.
-printf 'bad "quote" \\ back {{error}} }} <!channel> &amp;\r\nX-Injected: 1\r\n\r\n{"x":1}' \
+printf 'bad "quote" \\ back {{error}} }} <!channel> @here @everyone &amp;\r\nX-Injected: 1\r\n\r\n{"x":1}' \
     >"$T/down.txt"
 
 transitions() { grep -c "monitor flip: .* -> [A-Z]" "$T/agent.log" || true; }
@@ -122,9 +122,14 @@ grep "^slack ok " "$T/svc.rec" | tail -2 | head -1 | grep -q 'flip is DOWN' ||
 grep "^slack ok " "$T/svc.rec" | tail -1 | grep -q 'flip is UP' ||
     fail "slack UP: $(grep '^slack ok ' "$T/svc.rec" | tail -1)"
 # The hostile text arrived as text: escaped for Slack, never expanded.
-grep "^slack ok " "$T/svc.rec" | grep -q '&lt;!channel&gt; &amp;amp;' ||
+grep "^slack ok " "$T/svc.rec" | grep -q '&lt;!channel&gt; @here @everyone &amp;amp;' ||
     fail "slack did not escape <!channel>: $(grep '^slack ok ' "$T/svc.rec")"
 grep -q '{{error}} }}' "$T/svc.rec" || fail "the error's {{error}} was changed"
+# No mass mention: Discord's are off, Mattermost's broken (zero-width space).
+grep "^discord ok " "$T/svc.rec" | tail -2 | head -1 |
+    grep -q '"allowed_mentions":{"parse":\[\]}' || fail "discord mentions on"
+grep "^mattermost ok " "$T/svc.rec" | tail -2 | head -1 |
+    grep -q "@$(printf '\342\200\213')here" || fail "mattermost @here intact"
 ok "each preset got DOWN then UP; the error's text arrived as text"
 
 # PagerDuty: trigger then resolve, one dedup_key.
