@@ -11,6 +11,7 @@ event (starttls, auth-ok USER, auth-fail USER, message), so a
 test can count attempts.
 
   --cert F --key F      offer STARTTLS with this certificate
+  --smtps               instead, TLS from the first byte (smtps://)
   --refuse LOCAL        answer RCPT TO:<LOCAL@...> with 550
   --user U --password-file F
                         require AUTH (LOGIN or PLAIN, after STARTTLS when it
@@ -35,6 +36,7 @@ def main():
     ap.add_argument("--user")
     ap.add_argument("--password-file")
     ap.add_argument("--refuse")
+    ap.add_argument("--smtps", action="store_true")
     args = ap.parse_args()
     os.makedirs(args.dir, exist_ok=True)
     password = None
@@ -66,7 +68,8 @@ def main():
                 session.auth_data, LoginPassword) else None
             meta = {"file": name, "mail_from": envelope.mail_from,
                     "rcpt_tos": envelope.rcpt_tos,
-                    "tls": session.ssl is not None, "auth": user}
+                    "tls": args.smtps or session.ssl is not None,
+                    "auth": user}
             with open(os.path.join(args.dir, "messages.jsonl"), "a") as f:
                 f.write(json.dumps(meta) + "\n")
             event("message " + name)
@@ -94,18 +97,20 @@ def main():
             return await super().smtp_STARTTLS(arg)
 
     def factory():
-        kw = {"tls_context": tls, "hostname": "smtpsink.test",
-              "authenticator": authenticator}
+        kw = {"tls_context": None if args.smtps else tls,
+              "hostname": "smtpsink.test", "authenticator": authenticator}
         if args.user:
             kw["auth_required"] = True
             # Without STARTTLS on offer, AUTH in clear is allowed: a
             # client that wrongly goes on in clear then visibly succeeds.
-            kw["auth_require_tls"] = tls is not None
+            # (With --smtps the connection is TLS already.)
+            kw["auth_require_tls"] = tls is not None and not args.smtps
         return Server(Handler(), **kw)
 
     loop = asyncio.new_event_loop()
     server = loop.run_until_complete(
-        loop.create_server(factory, host="127.0.0.1", port=0))
+        loop.create_server(factory, host="127.0.0.1", port=0,
+                           ssl=tls if args.smtps else None))
     print("PORT %d" % server.sockets[0].getsockname()[1], flush=True)
     loop.run_forever()
 

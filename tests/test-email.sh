@@ -14,6 +14,8 @@
 #   - noca: without ca_cert the test CA is not trusted: never delivered;
 #   - mute: a server that never answers: cancelled at the deadline, retried;
 #   - tmpl: subject_template and body_template, a non-ASCII subject;
+#   - smtps: smtps:// (TLS from the first byte) with AUTH;
+#   - opp, off: tls = opportunistic and off, a server without STARTTLS;
 #   - refused: one of two recipients refused: no mail at all (so a retry
 #     never mails the other twice), retried;
 # and no password is ever in the daemon's log.
@@ -53,6 +55,9 @@ start_sink() {
 start_sink tls --cert "$T/srv.pem" --key "$T/srv.key" --user wp \
     --password-file "$T/server-password" --refuse nobody
 start_sink clear --user wp --password-file "$T/server-password"
+start_sink implicit --smtps --cert "$T/srv.pem" --key "$T/srv.key" --user wp \
+    --password-file "$T/server-password"
+start_sink open
 # A server that takes the connection and never says a word.
 "$PY" -c 'import socket, time
 s = socket.socket()
@@ -79,7 +84,7 @@ url = http://127.0.0.1:$flap_PORT/hook
 interval = 200ms
 timeout = 2s
 retries = 0
-alerts = mail, plain, wrongpw, noca, tmpl, mute, refused
+alerts = mail, plain, wrongpw, noca, tmpl, mute, refused, smtps, opp, off
 
 ; Always DOWN, with a non-ASCII error (the keyword is quoted in it).
 [monitor:greeting]
@@ -155,6 +160,34 @@ password_file = $T/smtp-password
 ca_cert = $T/ca.pem
 timeout = 30s
 
+; smtps://: TLS from the first byte, AUTH.
+[alert:smtps]
+type = email
+smtp_url = smtps://localhost:$implicit_PORT
+from = smtps@example.org
+to = ops@example.org
+username = wp
+password_file = $T/smtp-password
+ca_cert = $T/ca.pem
+timeout = 30s
+
+; A server without STARTTLS or AUTH: opportunistic and off send in clear.
+[alert:opp]
+type = email
+smtp_url = smtp://127.0.0.1:$open_PORT
+tls = opportunistic
+from = opp@example.org
+to = ops@example.org
+timeout = 30s
+
+[alert:off]
+type = email
+smtp_url = smtp://127.0.0.1:$open_PORT
+tls = off
+from = off@example.org
+to = ops@example.org
+timeout = 30s
+
 [alert:noca]
 type = email
 smtp_url = smtp://127.0.0.1:$tls_PORT
@@ -183,6 +216,10 @@ wait_until 90 at_least 1 delivered mail up api-home ||
     fail "the UP mail was not delivered"
 wait_until 90 at_least 1 delivered tmpl up api-home ||
     fail "the templated UP mail was not delivered"
+for sec in smtps opp off; do
+	wait_until 90 at_least 1 delivered $sec up api-home ||
+	    fail "$sec: the UP mail was not delivered"
+done
 
 # plain and wrongpw fail and are retried (at least twice each), noca too.
 wait_until 90 at_least 2 failed plain api-home \
@@ -346,6 +383,20 @@ tm() { grep -P "^tmpl@example.org\t" "$T/got.tsv" | grep -F "$1" || true; }
 tm 'is down' | head -1 | field 16 | grep -q '^api-home went down (HTTP 500' ||
     fail "templated DOWN body: $(tm 'is down' | field 16)"
 ok "templates: subject \"$(tm 'is down' | head -1 | field 10)\", body rendered"
+
+# smtps:// (TLS from the first byte, AUTH); opportunistic and off against
+# a server offering neither STARTTLS nor AUTH: one mail per alert each.
+"$PY" "$T/check.py" "$T/implicit" >"$T/implicit.tsv" || fail "implicit mails"
+"$PY" "$T/check.py" "$T/open" >"$T/open.tsv" || fail "open mails"
+n=$(grep -cE "alert smtps: delivered (down|up) alert for monitor api-home" "$T/agent-all.log" || true)
+[ "$(grep -c -P "^smtps@example.org\tops@example.org\tTrue\twp\tTrue\t" "$T/implicit.tsv")" = "$n" ] ||
+    fail "smtps: $(cut -f1-5 "$T/implicit.tsv"), $n delivered"
+for sec in opp off; do
+	n=$(grep -cE "alert $sec: delivered (down|up) alert for monitor api-home" "$T/agent-all.log" || true)
+	[ "$(grep -c -P "^$sec@example.org\tops@example.org\tFalse\tNone\tTrue\t" "$T/open.tsv")" = "$n" ] ||
+	    fail "$sec: $(grep "^$sec@" "$T/open.tsv" | cut -f1-5), $n delivered"
+done
+ok "smtps:// with AUTH; tls = opportunistic and off without STARTTLS on offer"
 
 for pw in "$PASSWORD" "$WRONG"; do
 	! grep -qF "$pw" "$T/agent.log" "$T/agent-previous.txt" "$T/agent.out" \
