@@ -188,12 +188,15 @@ delivery_new(int64_t id, int64_t monitor_id, const char *target,
 static char *
 payload_json(const struct delivery *d)
 {
-	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s?, s:s?, s:f}",
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s?, s:s?, s:f, "
+	    "s:I, s:I, s:I}",
 	    "monitor", d->a.monitor, "type", d->a.type, "state", d->a.state,
 	    "previous_state", d->a.previous_state, "timestamp_ms",
 	    (json_int_t)(d->a.timestamp_us / 1000), "error", d->a.error,
 	    "reason", d->a.reason, "latency_ms",
-	    outcome_us_to_ms(d->a.latency_us));
+	    outcome_us_to_ms(d->a.latency_us),
+	    "since_ms", (json_int_t)(d->a.since_us / 1000),
+	    "repeat", (json_int_t)d->a.repeat, "flags", (json_int_t)d->a.flags);
 	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
 
 	json_decref(o);
@@ -384,6 +387,12 @@ alert_init(struct store *st)
 		a.reason = json_is_string(r) ? json_string_value(r) : NULL;
 		lat = json_number_value(json_object_get(o, "latency_ms"));
 		a.latency_us = lat < 0 ? -1 : (int64_t)(lat * 1000.0 + 0.5);
+		a.since_us = json_integer_value(json_object_get(o,
+		    "since_ms")) * 1000;
+		a.repeat = (unsigned)json_integer_value(json_object_get(o,
+		    "repeat"));
+		a.flags = (unsigned)json_integer_value(json_object_get(o,
+		    "flags"));
 		d = delivery_new(p[i].id, p[i].monitor_id, p[i].alert_name, &a,
 		    1);
 		d->a.attempt = (unsigned)p[i].attempts;
@@ -498,8 +507,7 @@ alert_raise(const struct outcome *o, int all, char *const *names, size_t n,
 	size_t i, count = all ? n_targets : n;
 
 	*n_out = 0;
-	if (store == NULL || count == 0 ||
-	    !mstate_alerts(o->previous, o->state))
+	if (store == NULL || count == 0 || !o->alert)
 		return NULL;
 	a.monitor = o->monitor;
 	a.type = o->type;
@@ -509,6 +517,9 @@ alert_raise(const struct outcome *o, int all, char *const *names, size_t n,
 	a.error = o->state == ST_UP ? NULL : r->detail;
 	a.reason = o->state == ST_UP ? NULL : reason_name(r->reason);
 	a.latency_us = r->latency_us;
+	a.since_us = o->since_ms * 1000;
+	a.repeat = o->repeat;
+	a.flags = o->alert_flags;
 	out = xcalloc(count, sizeof(*out));
 	for (i = 0; i < count; i++) {
 		const char *name = all ? targets[i].name : names[i];

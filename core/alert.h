@@ -36,8 +36,8 @@ void alert_abort(void *prepared);
 
 /*
  * The finished check O of a monitor whose alert sections are NAMES[0..N)
- * (every configured section when ALL).  If its state change alerts
- * (mstate_alerts()), one delivery per section, in that order, each to
+ * (every configured section when ALL).  If it alerts (o->alert: the
+ * manager's policy), one delivery per section, in that order, each to
  * start once the store has committed its row (alert_released()).  Returns
  * those outbox rows for store_submit(), malloc'd (the caller frees the
  * array; the store takes over each payload), and their count in *N_OUT;

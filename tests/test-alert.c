@@ -120,7 +120,8 @@ raise_down(int64_t monitor_id, const char *error, char *const *names,
 	struct outcome o = { .monitor_id = monitor_id, .monitor = "m",
 		.type = "http", .result = &r, .previous = ST_UP,
 		.state = ST_DOWN, .changed = 1, .attempts = 1,
-		.started_ms = 1000, .since_ms = 1000 };
+		.started_ms = 1000, .since_ms = 1000, .check = ST_DOWN,
+		.alert = 1 };
 
 	r.reason = WP_REASON_STATUS;
 	r.detail = error;
