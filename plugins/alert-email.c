@@ -40,7 +40,7 @@ struct mail_conf {
 	const char *username;
 	const char *password;
 	int verify_tls;
-	const char *ca_cert;
+	const char *ca_file;
 	const char *subject_template;
 	struct wp_list body_template; /* one line of the body per line */
 };
@@ -332,9 +332,9 @@ mail_start(void *inst, const struct wp_request *req, void **opstate)
 #endif
 	bad |= curl_easy_setopt(e, CURLOPT_USE_SSL, use_ssl[in->c->tls]) !=
 	    CURLE_OK;
-	if (in->c->ca_cert != NULL) {
+	if (in->c->ca_file != NULL) {
 		/* Only these CAs: not the system's as well. */
-		bad |= curl_easy_setopt(e, CURLOPT_CAINFO, in->c->ca_cert) !=
+		bad |= curl_easy_setopt(e, CURLOPT_CAINFO, in->c->ca_file) !=
 		    CURLE_OK;
 		bad |= curl_easy_setopt(e, CURLOPT_CAPATH, NULL) != CURLE_OK;
 	}
@@ -563,8 +563,8 @@ mail_configure(void *state, const struct wp_section *sec, const void *conf,
 		    "network in clear");
 		bad = 1;
 	}
-	if (c->ca_cert != NULL && !c->verify_tls) {
-		h->config_error(sec, "ca_cert", "ca_cert is for verifying the "
+	if (c->ca_file != NULL && !c->verify_tls) {
+		h->config_error(sec, "ca_file", "ca_file is for verifying the "
 		    "server, but verify_tls is off");
 		bad = 1;
 	}
@@ -621,9 +621,7 @@ static const struct wp_key mail_keys[] = {
 	{ WP_KEY(WP_KT_BOOL, "verify_tls", struct mail_conf, verify_tls),
 	    .def = "true",
 	    .help = "verify the server's certificate and name" },
-	/* Not ca_file: the host reads every KEY_file as a one-line
-	 * secret. */
-	{ WP_KEY(WP_KT_PATH, "ca_cert", struct mail_conf, ca_cert),
+	{ WP_KEY(WP_KT_PATH, "ca_file", struct mail_conf, ca_file),
 	    .help = "PEM file of the CA certificates to trust instead of the "
 	    "system's" },
 	{ WP_KEY(WP_KT_STRING, "subject_template", struct mail_conf,

@@ -52,7 +52,7 @@ smtp_url = smtp://mail.example.org:587
 from = x@example.org
 to = y@example.org
 verify_tls = false
-ca_cert = /etc/ssl/certs/ca-certificates.crt
+ca_file = /etc/ssl/certs/ca-certificates.crt
 subject_template = {{monitor}} is {{stat}}
 body_template = {{monitor}} is {{state}}
 body_template = {{#alerts}} {{monitor}}
@@ -94,7 +94,7 @@ done <<EOF
 25: tls: smtps:// is always TLS; tls = opportunistic or off is for smtp:// (STARTTLS)
 28: username: username and password (or password_file) go together
 33: tls: a password needs tls = required (or smtps://): without it the password could cross the network in clear
-45: ca_cert: ca_cert is for verifying the server, but verify_tls is off
+45: ca_file: ca_file is for verifying the server, but verify_tls is off
 46: subject_template: column 16: unknown field "stat" (fields: monitor type state previous_state reason error latency_ms timestamp since duration target id agent location count)
 47: body_template: template line 2, column 1: {{#alerts}} without {{/alerts}}
 53: from: "not an address": the address must be local@domain

@@ -11,7 +11,7 @@
 #   - wrongpw: a wrong password is a failed delivery retried with back-off
 #     (1 s, then 2 s); once the password file is right (SIGHUP), the mail
 #     arrives exactly once;
-#   - noca: without ca_cert the test CA is not trusted: never delivered;
+#   - noca: without ca_file the test CA is not trusted: never delivered;
 #   - mute: a server that never answers: cancelled at the deadline, retried;
 #   - tmpl: subject_template and body_template, a non-ASCII subject;
 #   - smtps: smtps:// (TLS from the first byte) with AUTH;
@@ -104,7 +104,7 @@ to = ops@example.org
 to = On Call <oncall@example.org>
 username = wp
 password_file = $T/smtp-password
-ca_cert = $T/ca.pem
+ca_file = $T/ca.pem
 timeout = 30s
 
 [alert:plain]
@@ -123,7 +123,7 @@ from = wrongpw@example.org
 to = ops@example.org
 username = wp
 password_file = $T/wrong-password
-ca_cert = $T/ca.pem
+ca_file = $T/ca.pem
 timeout = 30s
 
 ; Templates: a non-ASCII subject of the operator's own.
@@ -134,7 +134,7 @@ from = tmpl@example.org
 to = ops@example.org
 username = wp
 password_file = $T/smtp-password
-ca_cert = $T/ca.pem
+ca_file = $T/ca.pem
 subject_template = Störung: {{monitor}} is {{state}}
 body_template = {{monitor}} went {{state}} ({{error}})
 body_template = previous: {{previous_state}}
@@ -157,7 +157,7 @@ to = ops@example.org
 to = nobody@example.org
 username = wp
 password_file = $T/smtp-password
-ca_cert = $T/ca.pem
+ca_file = $T/ca.pem
 timeout = 30s
 
 ; smtps://: TLS from the first byte, AUTH.
@@ -168,7 +168,7 @@ from = smtps@example.org
 to = ops@example.org
 username = wp
 password_file = $T/smtp-password
-ca_cert = $T/ca.pem
+ca_file = $T/ca.pem
 timeout = 30s
 
 ; A server without STARTTLS or AUTH: opportunistic and off send in clear.
