@@ -4,9 +4,10 @@
  * Routes: GET /healthz (200 "ok", never needs the token), GET /api/monitors,
  * GET /api/monitor, GET /metrics, everything under /api/monitors/NAME
  * (any method, with a body: routes->admin) but the history of one monitor,
- * /api/silences and /api/silences/ID (the same way: routes->silences),
  * GET /api/monitors/NAME/checks, /uptime and /incidents (api_history()),
- * and the status page and badges (api_status()).
+ * the status page and badges (api_status()), and /api/silences and
+ * /api/silences/ID (any method, with a body, as the admin routes:
+ * routes->silences).
  * Anything else: 404; other methods: 405.  With a token, every route but
  * /healthz (and, with [status] public, the page and badges) needs
  * "Authorization: Bearer TOKEN" (401 otherwise, compared in constant
