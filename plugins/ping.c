@@ -1,5 +1,17 @@
 /*
- * ping.so -- the "ping" check: does the host answer an ICMP echo request?
+ * ping.so -- the "ping" check: does the host answer ICMP echo requests,
+ * and how many of them?
+ *
+ * A check sends `count` echoes (default 1) `packet_interval` apart.  With
+ * one echo, as before count existed: its reply is up (measurements rtt and
+ * loss), an ICMP error down with reason unreachable, silence the host's
+ * timeout -- and nothing is allocated beyond the op.  With count > 1 the
+ * op owns count echo records (struct ping_echo, in its own allocation),
+ * the socket back-end's table holds those, and one host timer per op sends
+ * the next echo and then ends the wait for replies (max(1s, 2 x interval),
+ * PING_MARGIN_US before the deadline: the check concludes itself, since a
+ * cancelled one is recorded as a timeout); ping_verdict() (ping-verdict.c)
+ * judges the loss against loss_warn (degraded) and loss_max (down).
  *
  * How echo requests are sent is chosen once, in init() (main thread, while
  * the daemon is still privileged: it drops privileges later), separately for
