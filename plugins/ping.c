@@ -435,7 +435,7 @@ ping_op_addr(struct ping_op *o)
 void
 ping_timeout(struct ping_op *o)
 {
-	if (o->count > 1) {
+	if (o->count > 1 && o->sent > 0) {
 		ping_conclude(o);
 		return;
 	}

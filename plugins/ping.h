@@ -161,8 +161,9 @@ char *ping_op_addr(struct ping_op *o);
  */
 void ping_finish(struct ping_op *o, int reason, int64_t rtt_us,
     const char *fmt, ...) WP_PRINTF(4, 5);
-/* ping_finish() as a timeout: "no echo reply within Ns" (count 1), or
- * the verdict over the echoes so far (count > 1, unsent ones lost). */
+/* ping_finish() as a timeout: "no echo reply within Ns" (count 1, or
+ * nothing sent yet), or the verdict over the echoes so far (count > 1,
+ * unsent ones lost; the host records a timeout all the same). */
 void ping_timeout(struct ping_op *o);
 /* Echo E of its op was answered after RTT_US (rtt_us >= 0) or refused by
  * an ICMP error (rtt_us < 0: REASON and the message FMT); completes the op
