@@ -211,6 +211,19 @@ ping_release(void *state, void *inst)
 	free(in);
 }
 
+/* Whether checks of HOST may send with ping(8): its family's method for
+ * an address, either family's for a name. */
+static int
+uses_exec(const struct ping_state *st, const char *host)
+{
+	struct addr a;
+
+	if (addr_numeric(host, NULL, &a))
+		return st->fam[a.ss.ss_family == AF_INET ? 0 : 1].method ==
+		    PM_EXEC;
+	return st->fam[0].method == PM_EXEC || st->fam[1].method == PM_EXEC;
+}
+
 /*
  * The host checked the keys' types and ranges; judged here: the loss
  * ratios, that count echoes packet_interval apart fit in the timeout, and
@@ -256,7 +269,7 @@ ping_configure(void *state, const struct wp_section *sec, const void *conf,
 		bad = 1;
 	}
 	if (c->count > 1 && c->packet_interval < PING_EXEC_INTERVAL_MIN &&
-	    (st->fam[0].method == PM_EXEC || st->fam[1].method == PM_EXEC)) {
+	    uses_exec(st, c->host)) {
 		h->config_error(sec, "packet_interval", "must be at least 200ms "
 		    "here: echo requests are sent by ping(8), which refuses "
 		    "shorter intervals to users other than root");
