@@ -109,36 +109,31 @@ static void child_verdict(struct ping_op *o, const struct wp_spawn_result *r,
 
 /*
  * Count > 1: ping(8)'s output OUT (LC_ALL=C, iputils or BSD style) gives
- * the verdict: each "icmp_seq=N ... time=X ms" line an echo's RTT, the
- * summary's "T packets transmitted, R received" the loss, "Unreachable"
- * lines an error.  Without a summary (killed, or it could not start) it is
- * the verdict of what was seen.
+ * the verdict: each "icmp_seq=N ... time=X ms" line is echo N's reply
+ * (duplicates count once), an "Unreachable" line an ICMP error; an echo
+ * without a reply line is lost.  The per-echo lines, not the summary
+ * ("N packets transmitted, M received", "rtt min/avg/max/mdev"), are read
+ * because the jitter needs each RTT, and they give the same loss and
+ * min/avg/max; the output cap leaves room for all of them.  Killed at the
+ * deadline, it is the verdict of what was printed.
  */
 static void
 exec_conclude(struct ping_op *o, const char *out)
 {
 	const char *p, *t, *eol;
-	unsigned long seq, tx = 0, rx = 0;
+	unsigned long seq;
 	double ms;
-	int summary = 0;
 
 	for (p = out; *p != '\0'; p = *eol ? eol + 1 : eol) {
 		eol = strchr(p, '\n');
 		if (eol == NULL)
 			eol = p + strlen(p);
-		if (sscanf(p, "%lu packets transmitted, %lu", &tx, &rx) == 2) {
-			summary = 1;
-			continue;
-		}
 		if ((t = strstr(p, "icmp_seq=")) == NULL || t > eol ||
 		    sscanf(t + 9, "%lu", &seq) != 1 || seq < 1 ||
 		    seq > o->count)
 			continue;
-		o->sent = o->count;
 		if ((t = strstr(p, "time=")) != NULL && t < eol &&
 		    sscanf(t + 5, "%lf", &ms) == 1 && ms >= 0 && ms < 1e9) {
-			if (o->echo[seq - 1].rtt_us < 0)
-				o->received++;
 			o->echo[seq - 1].rtt_us = (int64_t)(ms * 1000);
 		} else if ((strstr(p, "nreachable") != NULL && strstr(p,
 		    "nreachable") < eol) && o->err_reason == 0) {
@@ -148,9 +143,6 @@ exec_conclude(struct ping_op *o, const char *out)
 			    "%s: destination unreachable", ping_op_addr(o));
 		}
 	}
-	/* replies to duplicates or unnumbered lines do not add echoes */
-	if (summary && rx < o->received)
-		o->received = (unsigned)rx;
 	o->sent = o->count;
 	ping_conclude(o);
 }

@@ -362,10 +362,9 @@ ping_echo_settled(struct ping_echo *e, int64_t rtt_us, int reason,
 			return;
 		}
 		o->err_reason = reason;
-	} else if (rtt_us >= 0) {
+	} else if (rtt_us >= 0)
 		e->rtt_us = rtt_us;
-		o->received++;
-	} else if (reason == WP_REASON_UNREACHABLE && o->err_reason == 0)
+	else if (reason == WP_REASON_UNREACHABLE && o->err_reason == 0)
 		o->err_reason = reason;
 	else if (reason != WP_REASON_UNREACHABLE) {
 		/* not a verdict on the path: the check failed */

@@ -133,7 +133,6 @@ struct ping_op {
 	unsigned count;           /* == inst->count */
 	unsigned sent;            /* echoes sent (or failed to send) */
 	unsigned settled;         /* echoes answered or refused by an error */
-	unsigned received;        /* echoes answered */
 	int err_reason;           /* the first ICMP error's reason, 0 none */
 	int detail_set;           /* its message is in req->detail */
 	int have_stats;           /* ping_finish() reports the st_* below */
