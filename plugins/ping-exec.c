@@ -104,6 +104,49 @@ child_unlink(struct ping_child *c)
 	}
 }
 
+static void child_verdict(struct ping_op *o, const struct wp_spawn_result *r,
+    int exit_code, char *out);
+
+/*
+ * Count > 1: ping(8)'s output OUT (LC_ALL=C, iputils or BSD style) gives
+ * the verdict: each "icmp_seq=N ... time=X ms" line is echo N's reply
+ * (duplicates count once), an "Unreachable" line an ICMP error; an echo
+ * without a reply line is lost.  The per-echo lines, not the summary
+ * ("N packets transmitted, M received", "rtt min/avg/max/mdev"), are read
+ * because the jitter needs each RTT, and they give the same loss and
+ * min/avg/max; the output cap leaves room for all of them.  Killed at the
+ * deadline, it is the verdict of what was printed.
+ */
+static void
+exec_conclude(struct ping_op *o, const char *out)
+{
+	const char *p, *t, *eol;
+	unsigned long seq;
+	double ms;
+
+	for (p = out; *p != '\0'; p = *eol ? eol + 1 : eol) {
+		eol = strchr(p, '\n');
+		if (eol == NULL)
+			eol = p + strlen(p);
+		if ((t = strstr(p, "icmp_seq=")) == NULL || t > eol ||
+		    sscanf(t + 9, "%lu", &seq) != 1 || seq < 1 ||
+		    seq > o->count)
+			continue;
+		if ((t = strstr(p, "time=")) != NULL && t < eol &&
+		    sscanf(t + 5, "%lf", &ms) == 1 && ms >= 0 && ms < 1e9) {
+			o->echo[seq - 1].rtt_us = (int64_t)(ms * 1000);
+		} else if ((strstr(p, "nreachable") != NULL && strstr(p,
+		    "nreachable") < eol) && o->err_reason == 0) {
+			o->err_reason = WP_REASON_UNREACHABLE;
+			o->detail_set = 1;
+			snprintf(o->req->detail, o->req->detail_size,
+			    "%s: destination unreachable", ping_op_addr(o));
+		}
+	}
+	o->sent = o->count;
+	ping_conclude(o);
+}
+
 /* ping(8) has ended (or could not start): complete its operation, if it
  * still has one, and free C. */
 static void
@@ -111,10 +154,8 @@ child_done(void *arg, const struct wp_spawn_result *r)
 {
 	struct ping_child *c = arg;
 	struct ping_op *o = c->op;
-	char out[PING_OUT_MAX];
-	const char *t;
-	char *nl;
-	double rtt_ms;
+	char *out, small[PING_OUT_MAX];
+	size_t outn = r->out_len + r->err_len + 1;
 	int exit_code = r->status == WP_OK ? r->exit_code : -1;
 
 	child_unlink(c);
@@ -122,10 +163,35 @@ child_done(void *arg, const struct wp_spawn_result *r)
 	if (o == NULL)
 		return;
 	o->child = NULL;
-	/* stdout, then stderr ("connect: Network is unreachable") */
-	snprintf(out, sizeof(out), "%.*s%.*s", (int)r->out_len, r->out,
+	/* stdout, then stderr ("connect: Network is unreachable"); count >
+	 * 1 has a line per echo: its output may not fit on the stack */
+	out = outn <= sizeof(small) ? small : malloc(outn);
+	if (out == NULL) {
+		ping_finish(o, WP_REASON_PLUGIN, -1, "ping's output: out of "
+		    "memory");
+		return;
+	}
+	snprintf(out, outn, "%.*s%.*s", (int)r->out_len, r->out,
 	    (int)r->err_len, r->err);
-	if (r->status != WP_OK && r->status != WP_ECANCELED) {
+	child_verdict(o, r, exit_code, out);
+	if (out != small)
+		free(out);
+}
+
+/* The verdict on ping(8)'s run R and its output OUT. */
+static void
+child_verdict(struct ping_op *o, const struct wp_spawn_result *r,
+    int exit_code, char *out)
+{
+	const char *t;
+	char *nl;
+	double rtt_ms;
+
+	if (o->count > 1 && (r->status == WP_OK ||
+	    r->status == WP_ECANCELED) && (exit_code == 0 || exit_code == 1 ||
+	    r->status == WP_ECANCELED)) {
+		exec_conclude(o, out);
+	} else if (r->status != WP_OK && r->status != WP_ECANCELED) {
 		o->echoed = 0;
 		ping_finish(o, WP_REASON_PLUGIN, -1, "cannot run ping: %s",
 		    out);
@@ -163,8 +229,8 @@ ping_exec_spawn(struct ping_op *o)
 	static const char *const envp[] = { "LC_ALL=C",
 	    "PATH=/usr/bin:/bin:/usr/sbin:/sbin", NULL };
 	struct ping_child *c;
-	char wait_s[16];
-	const char *argv[10];
+	char wait_s[16], count_s[16], ival_s[24];
+	const char *argv[12];
 	int argc = 0;
 	int64_t left;
 	struct wp_spawn s = { .size = sizeof(s) };
@@ -174,14 +240,28 @@ ping_exec_spawn(struct ping_op *o)
 		    "memory");
 		return;
 	}
-	left = (o->deadline_us - h->now_us() + 999999) / 1000000;
+	if (o->count == 1)
+		left = (o->deadline_us - h->now_us() + 999999) / 1000000;
+	else
+		/* -W: how long to wait for the last reply when none came;
+		 * whole seconds, rounded down so that ping(8) has ended
+		 * (and printed its summary) before the host's deadline */
+		left = (o->deadline_us - PING_MARGIN_US - h->now_us() -
+		    (int64_t)(o->count - 1) * o->inst->interval_us) / 1000000;
 	snprintf(wait_s, sizeof(wait_s), "%lld", (long long)(left < 1 ? 1 :
 	    left));
+	snprintf(count_s, sizeof(count_s), "%u", o->count);
+	snprintf(ival_s, sizeof(ival_s), "%.3f",
+	    (double)o->inst->interval_us / 1e6);
 	argv[argc++] = st->ping_path;
 	argv[argc++] = o->fi == 0 ? "-4" : "-6";
 	argv[argc++] = "-n";
 	argv[argc++] = "-c";
-	argv[argc++] = "1";
+	argv[argc++] = count_s;
+	if (o->count > 1) {
+		argv[argc++] = "-i";
+		argv[argc++] = ival_s;
+	}
 	argv[argc++] = "-W";
 	argv[argc++] = wait_s;
 	argv[argc++] = ping_op_addr(o);
@@ -189,7 +269,9 @@ ping_exec_spawn(struct ping_op *o)
 	s.path = st->ping_path;
 	s.argv = argv;
 	s.env = envp;
-	s.output_max = PING_OUT_MAX / 2 - 1;
+	/* a line per echo (about 64 bytes) and the summary */
+	s.output_max = o->count == 1 ? PING_OUT_MAX / 2 - 1 :
+	    (size_t)o->count * 96 + PING_OUT_MAX;
 	/* The host cancels at the deadline (and ping_finish() kills): a
 	 * second later is the backstop, never the race's winner. */
 	s.deadline_us = o->deadline_us + 1000000;

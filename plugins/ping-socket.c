@@ -66,37 +66,48 @@ ping_sock_open(struct ping_family *f, int m)
 }
 
 
-static struct ping_op **
+static struct ping_echo **
 bucket(struct ping_state *st, uint16_t seq)
 {
 	return &st->table[seq % PING_BUCKETS];
 }
 
-void
-ping_sock_forget(struct ping_op *o)
+/* Take E out of the table (if it is in it). */
+static void
+echo_forget(struct ping_echo *e)
 {
-	struct ping_op **pp;
+	struct ping_echo **pp;
+	struct ping_state *st = e->op->st;
 
-	if (!o->hashed)
+	if (!e->hashed)
 		return;
-	for (pp = bucket(o->st, o->seq); *pp != NULL; pp = &(*pp)->next) {
-		if (*pp == o) {
-			*pp = o->next;
+	for (pp = bucket(st, e->seq); *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == e) {
+			*pp = e->next;
 			break;
 		}
 	}
-	o->hashed = 0;
-	o->st->in_flight--;
+	e->hashed = 0;
+	st->in_flight--;
 }
 
-static struct ping_op *
+void
+ping_sock_forget(struct ping_op *o)
+{
+	unsigned k;
+
+	for (k = 0; k < o->sent && k < o->count; k++)
+		echo_forget(&o->echo[k]);
+}
+
+static struct ping_echo *
 table_find(struct ping_state *st, int fi, uint16_t seq)
 {
-	struct ping_op *o;
+	struct ping_echo *e;
 
-	for (o = *bucket(st, seq); o != NULL; o = o->next)
-		if (o->seq == seq && o->fi == fi)
-			return o;
+	for (e = *bucket(st, seq); e != NULL; e = e->next)
+		if (e->seq == seq && e->op->fi == fi)
+			return e;
 	return NULL;
 }
 
@@ -129,13 +140,13 @@ checksum(const uint8_t *p, size_t n)
 
 /*
  * An echo request or reply we sent: type, code, checksum, id, seq, then the
- * payload whose first 8 bytes are the sender's cookie (o->sent_us).
- * Returns 1 if ICMP (at least 16 bytes) carries OP's seq and cookie.
+ * payload whose first 8 bytes are the sender's cookie (e->sent_us).
+ * Returns 1 if ICMP (at least 16 bytes) carries E's cookie.
  */
 static int
-cookie_matches(const struct ping_op *o, const uint8_t *icmp, size_t n)
+cookie_matches(const struct ping_echo *e, const uint8_t *icmp, size_t n)
 {
-	uint64_t c = (uint64_t)o->sent_us;
+	uint64_t c = (uint64_t)e->sent_us;
 	uint8_t want[8];
 	int i;
 
@@ -151,9 +162,9 @@ cookie_matches(const struct ping_op *o, const uint8_t *icmp, size_t n)
  * check the cookie only when the sender quoted it.
  */
 static int
-quoted_cookie_ok(const struct ping_op *o, const uint8_t *icmp, size_t n)
+quoted_cookie_ok(const struct ping_echo *e, const uint8_t *icmp, size_t n)
 {
-	return n < 16 || cookie_matches(o, icmp, n);
+	return n < 16 || cookie_matches(e, icmp, n);
 }
 
 static uint16_t
@@ -172,6 +183,7 @@ raw_error(struct ping_state *st, int fi, const uint8_t *icmp, size_t n,
 {
 	const uint8_t *inner = icmp + 8, *req;
 	size_t left = n - 8, hl;
+	struct ping_echo *e;
 	struct ping_op *o;
 
 	if (n < 8)
@@ -191,16 +203,18 @@ raw_error(struct ping_state *st, int fi, const uint8_t *icmp, size_t n,
 	if (req[0] != (fi == 0 ? ICMP_ECHO : ICMP6_ECHO_REQUEST) ||
 	    get16(req + 4) != st->ident)
 		return;
-	o = table_find(st, fi, get16(req + 6));
-	if (o == NULL || !quoted_cookie_ok(o, req, left - hl) ||
-	    !same_ip(&o->addr.ss, inner + (fi == 0 ? 16 : 24),
-	    o->addr.ss.ss_family))
+	e = table_find(st, fi, get16(req + 6));
+	if (e == NULL || !quoted_cookie_ok(e, req, left - hl) ||
+	    !same_ip(&e->op->addr.ss, inner + (fi == 0 ? 16 : 24),
+	    e->op->addr.ss.ss_family))
 		return;
+	o = e->op;
+	echo_forget(e);
 	if (icmp[0] == (fi == 0 ? ICMP_TIME_EXCEEDED : ICMP6_TIME_EXCEEDED))
-		ping_finish(o, WP_REASON_UNREACHABLE, -1,
+		ping_echo_settled(e, -1, WP_REASON_UNREACHABLE,
 		    "time exceeded reported by %s for %s", from, ping_op_addr(o));
 	else
-		ping_finish(o, WP_REASON_UNREACHABLE, -1,
+		ping_echo_settled(e, -1, WP_REASON_UNREACHABLE,
 		    "destination unreachable (code %u) reported by %s for %s",
 		    icmp[1], from, ping_op_addr(o));
 }
@@ -212,7 +226,7 @@ handle_packet(struct ping_state *st, int fi, const uint8_t *buf, size_t n,
 {
 	struct ping_family *f = &st->fam[fi];
 	const uint8_t *icmp = buf;
-	struct ping_op *o;
+	struct ping_echo *e;
 	char fromstr[INET6_ADDRSTRLEN] = "?";
 	int64_t now = st->host->now_us();
 
@@ -234,12 +248,13 @@ handle_packet(struct ping_state *st, int fi, const uint8_t *buf, size_t n,
 		 * identifier the kernel chose */
 		if (f->method == PM_RAW && get16(icmp + 4) != st->ident)
 			return;
-		o = table_find(st, fi, get16(icmp + 6));
-		if (o == NULL || !cookie_matches(o, icmp, n) ||
-		    !same_ip(&o->addr.ss, ping_sa_ip(from), from->ss_family))
+		e = table_find(st, fi, get16(icmp + 6));
+		if (e == NULL || !cookie_matches(e, icmp, n) ||
+		    !same_ip(&e->op->addr.ss, ping_sa_ip(from),
+		    from->ss_family))
 			return;
-		ping_finish(o, WP_REASON_OK, now - o->sent_us,
-		    NULL);
+		echo_forget(e);
+		ping_echo_settled(e, now - e->sent_us, WP_REASON_OK, NULL);
 		return;
 	}
 	if (f->method != PM_RAW)
@@ -270,6 +285,7 @@ drain_errqueue(struct ping_state *st, int fi)
 	struct msghdr msg;
 	struct cmsghdr *cm;
 	struct sock_extended_err *ee;
+	struct ping_echo *e;
 	struct ping_op *o;
 	ssize_t n;
 
@@ -291,17 +307,19 @@ drain_errqueue(struct ping_state *st, int fi)
 			ee = (struct sock_extended_err *)CMSG_DATA(cm);
 	if (ee == NULL || n < 8)
 		return 1;
-	o = table_find(st, fi, get16(data + 6));
-	if (o == NULL || !quoted_cookie_ok(o, data, (size_t)n))
+	e = table_find(st, fi, get16(data + 6));
+	if (e == NULL || !quoted_cookie_ok(e, data, (size_t)n))
 		return 1;
+	o = e->op;
+	echo_forget(e);
 	if (ee->ee_origin == SO_EE_ORIGIN_ICMP ||
 	    ee->ee_origin == SO_EE_ORIGIN_ICMP6)
-		ping_finish(o, WP_REASON_UNREACHABLE, -1, "%s: %s "
+		ping_echo_settled(e, -1, WP_REASON_UNREACHABLE, "%s: %s "
 		    "(ICMP type %u code %u)", ping_op_addr(o),
 		    strerror((int)ee->ee_errno), ee->ee_type, ee->ee_code);
 	else
-		ping_finish(o, WP_REASON_IO, -1, "%s: %s", ping_op_addr(o),
-		    strerror((int)ee->ee_errno));
+		ping_echo_settled(e, -1, WP_REASON_IO, "%s: %s",
+		    ping_op_addr(o), strerror((int)ee->ee_errno));
 	return 1;
 }
 
@@ -358,41 +376,45 @@ sock_readable(struct wp_watch *w, int fd, unsigned revents, void *arg)
 	}
 }
 
-void
+int
 ping_sock_send(struct ping_op *o)
 {
 	struct ping_state *st = o->st;
 	struct ping_family *f = &st->fam[o->fi];
 	const struct wp_host *h = st->host;
+	struct ping_echo *e = &o->echo[o->sent];
 	uint8_t pkt[8 + PING_PAYLOAD];
 	uint16_t sum;
 	uint64_t c;
-	int i, e;
+	int i, err, alive;
 
 	if (f->watch == NULL) {
 		f->watch = h->watch(h, f->fd, WP_READABLE, sock_readable, st);
 		if (f->watch == NULL) {
 			ping_finish(o, WP_REASON_PLUGIN, -1,
 			    "cannot watch the ICMP socket");
-			return;
+			return 0;
 		}
 	}
 	if (st->in_flight >= 65535) {
 		ping_finish(o, WP_REASON_PLUGIN, -1,
 		    "too many echo requests in flight");
-		return;
+		return 0;
 	}
+	o->sent++;
+	e->op = o;
+	e->rtt_us = -1;
 	do
-		o->seq = st->next_seq++;
-	while (table_find(st, o->fi, o->seq) != NULL);
-	o->sent_us = h->now_us();
+		e->seq = st->next_seq++;
+	while (table_find(st, o->fi, e->seq) != NULL);
+	e->sent_us = h->now_us();
 	memset(pkt, 0, sizeof(pkt));
 	pkt[0] = o->fi == 0 ? ICMP_ECHO : ICMP6_ECHO_REQUEST;
 	pkt[4] = (uint8_t)(st->ident >> 8);
 	pkt[5] = (uint8_t)st->ident;
-	pkt[6] = (uint8_t)(o->seq >> 8);
-	pkt[7] = (uint8_t)o->seq;
-	c = (uint64_t)o->sent_us;
+	pkt[6] = (uint8_t)(e->seq >> 8);
+	pkt[7] = (uint8_t)e->seq;
+	c = (uint64_t)e->sent_us;
 	for (i = 0; i < 8; i++)
 		pkt[8 + i] = (uint8_t)(c >> (56 - 8 * i));
 	for (i = 16; i < (int)sizeof(pkt); i++)
@@ -403,22 +425,32 @@ ping_sock_send(struct ping_op *o)
 		pkt[2] = (uint8_t)(sum >> 8);
 		pkt[3] = (uint8_t)sum;
 	}
-	o->next = *bucket(st, o->seq);
-	*bucket(st, o->seq) = o;
-	o->hashed = 1;
+	e->next = *bucket(st, e->seq);
+	*bucket(st, e->seq) = e;
+	e->hashed = 1;
 	st->in_flight++;
 	if (sendto(f->fd, pkt, sizeof(pkt), 0, (struct sockaddr *)&o->addr.ss,
 	    o->addr.len) == (ssize_t)sizeof(pkt)) {
 		o->echoed = 1;
-		return;
+		return 1;
 	}
-	e = errno;
-	if (e == EHOSTUNREACH || e == ENETUNREACH || e == EACCES ||
-	    e == EPERM || e == EADDRNOTAVAIL)
-		ping_finish(o, WP_REASON_UNREACHABLE, -1, "%s: %s",
-		    ping_op_addr(o), strerror(e));
-	else
-		ping_finish(o, WP_REASON_IO, -1, "sending to %s: %s",
-		    ping_op_addr(o), strerror(e));
+	err = errno;
+	echo_forget(e);
+	/* A refusal is this echo's loss (the others may still get
+	 * through); any other failure ends the check. */
+	if (err == EHOSTUNREACH || err == ENETUNREACH || err == EACCES ||
+	    err == EPERM || err == EADDRNOTAVAIL) {
+		/* one echo: no loss measured, as before count existed */
+		if (o->count > 1)
+			o->echoed = 1;
+		/* settles O when this was its last unsettled echo */
+		alive = o->count > 1 && (o->settled + 1 < o->count ||
+		    o->sent < o->count);
+		ping_echo_settled(e, -1, WP_REASON_UNREACHABLE, "%s: %s",
+		    ping_op_addr(o), strerror(err));
+		return alive;
+	}
+	ping_finish(o, WP_REASON_IO, -1, "sending to %s: %s",
+	    ping_op_addr(o), strerror(err));
+	return 0;
 }
-

@@ -1,5 +1,17 @@
 /*
- * ping.so -- the "ping" check: does the host answer an ICMP echo request?
+ * ping.so -- the "ping" check: does the host answer ICMP echo requests,
+ * and how many of them?
+ *
+ * A check sends `count` echoes (default 1) `packet_interval` apart.  With
+ * one echo, as before count existed: its reply is up (measurements rtt and
+ * loss), an ICMP error down with reason unreachable, silence the host's
+ * timeout -- and nothing is allocated beyond the op.  With count > 1 the
+ * op owns count echo records (struct ping_echo, in its own allocation),
+ * the socket back-end's table holds those, and one host timer per op sends
+ * the next echo and then ends the wait for replies (max(1s, 2 x interval),
+ * PING_MARGIN_US before the deadline: the check concludes itself, since a
+ * cancelled one is recorded as a timeout); ping_verdict() (ping-verdict.c)
+ * judges the loss against loss_warn (degraded) and loss_max (down).
  *
  * How echo requests are sent is chosen once, in init() (main thread, while
  * the daemon is still privileged: it drops privileges later), separately for
@@ -49,6 +61,21 @@ static const struct wp_key ping_keys[] = {
 	{ WP_KEY(WP_KT_HOST, "host", struct ping_conf, host),
 	    .flags = WP_KEY_REQUIRED,
 	    .help = "name or address to send echo requests to" },
+	{ WP_KEY(WP_KT_INT, "count", struct ping_conf, count),
+	    .def = "1", .min = 1, .max = PING_COUNT_MAX,
+	    .help = "echo requests per check" },
+	{ WP_KEY(WP_KT_DURATION, "packet_interval", struct ping_conf,
+	    packet_interval), .def = "200ms", .min = 10000,
+	    .max = 60000000,
+	    .help = "time between two echo requests of a check (exec: at "
+	    "least 200ms)" },
+	{ WP_KEY(WP_KT_STRING, "loss_warn", struct ping_conf, loss_warn),
+	    .help = "degraded when this share of the echoes is lost "
+	    "(\"20%\" or \"0.2\"); default never" },
+	{ WP_KEY(WP_KT_STRING, "loss_max", struct ping_conf, loss_max),
+	    .def = "100%",
+	    .help = "down when this share of the echoes is lost (\"50%\" "
+	    "or \"0.5\"); default 100%: only when all are lost" },
 };
 
 const char *
@@ -184,21 +211,81 @@ ping_release(void *state, void *inst)
 	free(in);
 }
 
-/* The host checked the one key; nothing is left to judge. */
+/* Whether checks of HOST may send with ping(8): its family's method for
+ * an address, either family's for a name. */
+static int
+uses_exec(const struct ping_state *st, const char *host)
+{
+	struct addr a;
+
+	if (addr_numeric(host, NULL, &a))
+		return st->fam[a.ss.ss_family == AF_INET ? 0 : 1].method ==
+		    PM_EXEC;
+	return st->fam[0].method == PM_EXEC || st->fam[1].method == PM_EXEC;
+}
+
+/*
+ * The host checked the keys' types and ranges; judged here: the loss
+ * ratios, that count echoes packet_interval apart fit in the timeout, and
+ * ping(8)'s 200ms floor when a family pings with exec.  Returns WP_EINVAL
+ * after config_error() for each problem.
+ */
 static int
 ping_configure(void *state, const struct wp_section *sec, const void *conf,
     void **inst)
 {
 	const struct ping_conf *c = conf;
+	struct ping_state *st = state;
+	const struct wp_host *h = st->host;
 	struct ping_inst *in;
+	double warn = -1, max = 1;
+	int bad = 0;
 
-	(void)sec;
 	*inst = NULL;
+	if (c->loss_warn != NULL && (ping_ratio_parse(c->loss_warn, &warn) != 0
+	    || warn <= 0)) {
+		h->config_error(sec, "loss_warn", "\"%s\" is not a loss ratio "
+		    "above 0 (\"20%%\" or \"0.2\")", c->loss_warn);
+		bad = 1;
+	}
+	if (c->loss_max != NULL && (ping_ratio_parse(c->loss_max, &max) != 0
+	    || max <= 0)) {
+		h->config_error(sec, "loss_max", "\"%s\" is not a loss ratio "
+		    "above 0 (\"50%%\" or \"0.5\")", c->loss_max);
+		bad = 1;
+	}
+	if (!bad && warn >= max) {
+		h->config_error(sec, "loss_warn", "must be below loss_max "
+		    "(%g >= %g)", warn, max);
+		bad = 1;
+	}
+	if (c->count > 1 && c->count * c->packet_interval >= sec->timeout_us) {
+		h->config_error(sec, "count", "%lld echo requests %gs apart "
+		    "take %gs, which does not fit in the monitor's timeout "
+		    "(%gs): lower count or packet_interval, or raise timeout",
+		    (long long)c->count, (double)c->packet_interval / 1e6,
+		    (double)(c->count * c->packet_interval) / 1e6,
+		    (double)sec->timeout_us / 1e6);
+		bad = 1;
+	}
+	if (c->count > 1 && c->packet_interval < PING_EXEC_INTERVAL_MIN &&
+	    uses_exec(st, c->host)) {
+		h->config_error(sec, "packet_interval", "must be at least 200ms "
+		    "here: echo requests are sent by ping(8), which refuses "
+		    "shorter intervals to users other than root");
+		bad = 1;
+	}
+	if (bad)
+		return WP_EINVAL;
 	if ((in = calloc(1, sizeof(*in))) == NULL)
 		return WP_ENOMEM;
 	in->st = state;
 	in->host = c->host;
 	in->numeric = addr_numeric(in->host, NULL, &in->addr);
+	in->count = (unsigned)c->count;
+	in->interval_us = c->packet_interval;
+	in->loss_warn = warn;
+	in->loss_max = max;
 	*inst = in;
 	return WP_OK;
 }
@@ -218,13 +305,31 @@ ping_finish(struct ping_op *o, int reason, int64_t rtt_us,
 		h->resolve_cancel(o->resolve);
 	ping_sock_forget(o);
 	ping_exec_detach(o);
+	if (o->timer != NULL)
+		h->timer_free(o->timer);
 	res.reason = reason;
 	res.latency_us = rtt_us;
 	res.dns_us = o->dns_us;
-	if (rtt_us >= 0 && n < req->max_measurements)
+	if (o->have_stats) {
+		/* count > 1 (ping_conclude) */
+		m[n++] = (struct wp_measurement){ "loss", o->st_loss,
+		    WP_UNIT_RATIO };
+		if (o->st_avg >= 0) {
+			m[n++] = (struct wp_measurement){ "rtt",
+			    (double)o->st_avg / 1e6, WP_UNIT_SECONDS };
+			m[n++] = (struct wp_measurement){ "rtt_min",
+			    (double)o->st_min / 1e6, WP_UNIT_SECONDS };
+			m[n++] = (struct wp_measurement){ "rtt_avg",
+			    (double)o->st_avg / 1e6, WP_UNIT_SECONDS };
+			m[n++] = (struct wp_measurement){ "rtt_max",
+			    (double)o->st_max / 1e6, WP_UNIT_SECONDS };
+			m[n++] = (struct wp_measurement){ "jitter",
+			    (double)o->st_jitter / 1e6, WP_UNIT_SECONDS };
+		}
+	} else if (rtt_us >= 0 && n < req->max_measurements)
 		m[n++] = (struct wp_measurement){ "rtt",
 		    (double)rtt_us / 1e6, WP_UNIT_SECONDS };
-	if (o->echoed && (reason == WP_REASON_OK ||
+	if (!o->have_stats && o->echoed && (reason == WP_REASON_OK ||
 	    reason == WP_REASON_TIMEOUT || reason == WP_REASON_UNREACHABLE) &&
 	    n < req->max_measurements)
 		m[n++] = (struct wp_measurement){ "loss",
@@ -236,9 +341,89 @@ ping_finish(struct ping_op *o, int reason, int64_t rtt_us,
 		vsnprintf(req->detail, req->detail_size, fmt, ap);
 		va_end(ap);
 		res.detail = req->detail;
-	}
+	} else if (o->detail_set && reason == o->err_reason)
+		res.detail = req->detail; /* the ICMP error's own message */
 	h->complete(o->op, &res);
 	free(o);
+}
+
+void
+ping_echo_settled(struct ping_echo *e, int64_t rtt_us, int reason,
+    const char *fmt, ...)
+{
+	struct ping_op *o = e->op;
+	const struct wp_request *req = o->req;
+	va_list ap;
+
+	if (o->count == 1) {
+		/* one echo: its answer is the verdict, as it always was */
+		if (rtt_us >= 0) {
+			ping_finish(o, WP_REASON_OK, rtt_us, NULL);
+			return;
+		}
+		o->err_reason = reason;
+	} else if (rtt_us >= 0)
+		e->rtt_us = rtt_us;
+	else if (reason == WP_REASON_UNREACHABLE && o->err_reason == 0)
+		o->err_reason = reason;
+	else if (reason != WP_REASON_UNREACHABLE) {
+		/* not a verdict on the path: the check failed */
+		o->err_reason = reason;
+		o->settled = o->count;
+		o->sent = o->count;
+	}
+	if (fmt != NULL && reason != WP_REASON_OK && (o->count == 1 ||
+	    o->err_reason == reason) && !o->detail_set) {
+		va_start(ap, fmt);
+		vsnprintf(req->detail, req->detail_size, fmt, ap);
+		va_end(ap);
+		o->detail_set = 1;
+	}
+	if (o->count == 1) {
+		ping_finish(o, reason, -1, NULL);
+		return;
+	}
+	if (o->settled < o->count)
+		o->settled++;
+	if (o->settled == o->count && o->sent == o->count)
+		ping_conclude(o);
+}
+
+void
+ping_conclude(struct ping_op *o)
+{
+	int64_t rtt[PING_COUNT_MAX], sum = 0;
+	unsigned k, got = 0;
+	int reason;
+	char msg[WP_DETAIL_MAX];
+
+	o->st_min = o->st_max = o->st_avg = -1;
+	for (k = 0; k < o->count; k++) {
+		rtt[k] = k < o->sent ? o->echo[k].rtt_us : -1;
+		if (rtt[k] < 0)
+			continue;
+		got++;
+		sum += rtt[k];
+		if (o->st_min < 0 || rtt[k] < o->st_min)
+			o->st_min = rtt[k];
+		if (rtt[k] > o->st_max)
+			o->st_max = rtt[k];
+	}
+	if (got > 0)
+		o->st_avg = sum / got;
+	o->st_jitter = ping_jitter(rtt, o->count);
+	o->st_loss = (double)(o->count - got) / (double)o->count;
+	o->have_stats = o->echoed;
+	msg[0] = '\0';
+	if (o->err_reason != 0 && o->err_reason != WP_REASON_UNREACHABLE)
+		reason = o->err_reason; /* IO error: its message is kept */
+	else
+		reason = ping_verdict(o->count, got, o->err_reason,
+		    o->inst->loss_warn, o->inst->loss_max, msg, sizeof(msg));
+	if (msg[0] != '\0')
+		ping_finish(o, reason, o->st_avg, "%s", msg);
+	else
+		ping_finish(o, reason, o->st_avg, NULL);
 }
 
 
@@ -262,11 +447,66 @@ ping_op_addr(struct ping_op *o)
 void
 ping_timeout(struct ping_op *o)
 {
+	if (o->count > 1 && o->sent > 0) {
+		ping_conclude(o);
+		return;
+	}
 	ping_finish(o, WP_REASON_TIMEOUT, -1,
 	    "no echo reply within %gs",
 	    (double)(o->deadline_us - o->started_us) / 1e6);
 }
 
+
+/*
+ * Count > 1, socket methods: the op's one timer.  While echoes are left to
+ * send it sends the next one, packet_interval after the last; after the
+ * last it ends the wait for replies: max(1s, 2 x packet_interval), never
+ * closer than PING_MARGIN_US to the host's deadline.
+ */
+static void
+ping_tick(struct wp_timer *t, void *arg)
+{
+	struct ping_op *o = arg;
+	const struct wp_host *h = o->st->host;
+	int64_t wait, left;
+
+	if (o->sent >= o->count) {
+		ping_conclude(o);
+		return;
+	}
+	if (!ping_sock_send(o))
+		return; /* completed inside: O and T are gone */
+	if (o->sent < o->count) {
+		h->timer_set(t, o->inst->interval_us);
+		return;
+	}
+	wait = 2 * o->inst->interval_us;
+	if (wait < 1000000)
+		wait = 1000000;
+	left = o->deadline_us - PING_MARGIN_US - h->now_us();
+	if (wait > left)
+		wait = left > 0 ? left : 0;
+	h->timer_set(t, wait);
+}
+
+/* Socket methods: send the first echo; with count > 1 arm the timer for
+ * the others first (ping_sock_send() may complete O). */
+static void
+ping_sock_start(struct ping_op *o)
+{
+	const struct wp_host *h = o->st->host;
+
+	if (o->count == 1) {
+		(void)ping_sock_send(o);
+		return;
+	}
+	o->timer = h->timer_new(h, ping_tick, o);
+	if (o->timer == NULL) {
+		ping_finish(o, WP_REASON_PLUGIN, -1, "cannot make a timer");
+		return;
+	}
+	ping_tick(o->timer, o);
+}
 
 /* OP's address is known: send with the family's method. */
 static void
@@ -279,7 +519,7 @@ ping_go(struct ping_op *o)
 	switch (f->method) {
 	case PM_DGRAM:
 	case PM_RAW:
-		ping_sock_send(o);
+		ping_sock_start(o);
 		break;
 	case PM_EXEC:
 		ping_exec_spawn(o);
@@ -316,11 +556,16 @@ ping_start(void *inst, const struct wp_request *req, void **opstate)
 	const struct wp_host *h = st->host;
 	struct addrinfo hints;
 	struct ping_op *o;
+	unsigned k;
 
 	*opstate = NULL;
-	o = calloc(1, sizeof(*o));
+	/* one allocation per check, the echoes included */
+	o = calloc(1, sizeof(*o) + in->count * sizeof(o->echo[0]));
 	if (o == NULL)
 		return WP_ENOMEM;
+	o->count = in->count;
+	for (k = 0; k < o->count; k++)
+		o->echo[k].rtt_us = -1;
 	o->st = st;
 	o->inst = in;
 	o->op = req->op;

@@ -42,6 +42,18 @@ enum ping_method {
 
 struct ping_op;
 
+/* One echo request of an operation (an operation owns `count` of them, in
+ * its echo[] array): what the table of requests in flight holds, so that
+ * a reply or ICMP error is matched to an echo, which updates its op. */
+struct ping_echo {
+	struct ping_op *op;
+	uint16_t seq;
+	int hashed;               /* in the table */
+	int64_t sent_us;          /* also the payload cookie; 0 not sent */
+	int64_t rtt_us;           /* < 0: no reply (yet) */
+	struct ping_echo *next;   /* hash chain */
+};
+
 /* One address family's way of pinging. */
 struct ping_family {
 	int family;              /* AF_INET or AF_INET6 */
@@ -64,8 +76,8 @@ struct ping_state {
 	struct ping_family fam[2];       /* [0] IPv4, [1] IPv6 */
 	uint16_t ident;                  /* raw sockets: our identifier */
 	uint16_t next_seq;
-	size_t in_flight;                /* ops in table[] */
-	struct ping_op *table[PING_BUCKETS];
+	size_t in_flight;                /* echoes in table[] */
+	struct ping_echo *table[PING_BUCKETS];
 	char *ping_path;                 /* exec: ping(8), or NULL */
 	struct ping_child *children;     /* spawned, not called back yet */
 	/* recvmmsg() buffers (loop thread only) */
@@ -78,6 +90,10 @@ struct ping_state {
 /* The keys, as the host parsed them (ping_keys). */
 struct ping_conf {
 	const char *host;
+	int64_t count;
+	int64_t packet_interval;  /* us */
+	const char *loss_warn;    /* "20%" or "0.2"; NULL none */
+	const char *loss_max;
 };
 
 struct ping_inst {
@@ -85,7 +101,18 @@ struct ping_inst {
 	const char *host;         /* borrowed from the conf (see plugin.h) */
 	int numeric;
 	struct addr addr;
+	unsigned count;           /* echoes per check, 1..PING_COUNT_MAX */
+	int64_t interval_us;      /* between two echoes of a check */
+	double loss_warn;         /* degraded at this loss; < 0: never */
+	double loss_max;          /* down at this loss (1: all lost) */
 };
+
+#define PING_COUNT_MAX 100
+#define PING_EXEC_INTERVAL_MIN 200000 /* us: ping(8) -i for a non-root user */
+/* A check with count > 1 concludes by itself this long before the host's
+ * deadline: a cancelled (timed-out) check is recorded as a timeout
+ * whatever it reports, and would lose its partial-loss verdict. */
+#define PING_MARGIN_US 50000
 
 struct ping_op {
 	struct ping_state *st;
@@ -97,14 +124,21 @@ struct ping_op {
 	struct wp_resolve *resolve;
 	struct addr addr;
 	int fi;                   /* index into st->fam */
-	uint16_t seq;
-	int64_t sent_us;          /* also the payload cookie */
-	int hashed;
-	struct ping_op *next;     /* hash chain */
 	struct ping_child *child; /* exec only */
-	int echoed;               /* the echo request went out */
+	int echoed;               /* an echo request went out */
 	int64_t dns_us;
 	char addrstr[INET6_ADDRSTRLEN]; /* "" until ping_op_addr() */
+	/* count > 1 only */
+	struct wp_timer *timer;   /* the next echo, then the end of the wait */
+	unsigned count;           /* == inst->count */
+	unsigned sent;            /* echoes sent (or failed to send) */
+	unsigned settled;         /* echoes answered or refused by an error */
+	int err_reason;           /* the first ICMP error's reason, 0 none */
+	int detail_set;           /* its message is in req->detail */
+	int have_stats;           /* ping_finish() reports the st_* below */
+	double st_loss;
+	int64_t st_min, st_avg, st_max, st_jitter; /* us; st_avg < 0: none */
+	struct ping_echo echo[];  /* count of them */
 };
 
 
@@ -126,17 +160,31 @@ char *ping_op_addr(struct ping_op *o);
  */
 void ping_finish(struct ping_op *o, int reason, int64_t rtt_us,
     const char *fmt, ...) WP_PRINTF(4, 5);
-/* ping_finish() as a timeout: "no echo reply within Ns". */
+/* ping_finish() as a timeout: "no echo reply within Ns" (count 1, or
+ * nothing sent yet), or the verdict over the echoes so far (count > 1,
+ * unsent ones lost; the host records a timeout all the same). */
 void ping_timeout(struct ping_op *o);
+/* Echo E of its op was answered after RTT_US (rtt_us >= 0) or refused by
+ * an ICMP error (rtt_us < 0: REASON and the message FMT); completes the op
+ * when that settles it.  E is out of the table already. */
+void ping_echo_settled(struct ping_echo *e, int64_t rtt_us, int reason,
+    const char *fmt, ...) WP_PRINTF(4, 5);
+/* Count > 1: every echo was sent and settled, or the wait after the last
+ * one is over: compute the statistics and complete O with the verdict. */
+void ping_conclude(struct ping_op *o);
+
+#include "ping-verdict.h"
 
 /* Socket back-end (ping-socket.c). */
 /* Open family F's shared socket for method M (PM_DGRAM or PM_RAW) and set
  * f->fd and f->method: 1.  0 if M does not work here (reason in f->why). */
 int ping_sock_open(struct ping_family *f, int m);
-/* Send OP's echo request on its family's socket; completes OP itself on
- * failure, and later when the reply or an ICMP error arrives. */
-void ping_sock_send(struct ping_op *o);
-/* Take OP out of the table of requests in flight (if it is in it). */
+/* Send OP's next echo request (echo[o->sent]) on its family's socket;
+ * completes OP itself on failure, and later when the replies or ICMP
+ * errors settle it.  Returns 0 if OP completed inside (OP is gone), else
+ * 1. */
+int ping_sock_send(struct ping_op *o);
+/* Take OP's echoes out of the table of requests in flight. */
 void ping_sock_forget(struct ping_op *o);
 
 /* Exec back-end (ping-exec.c). */

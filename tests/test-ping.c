@@ -30,6 +30,7 @@
 #include "diag.h"
 #include "keys.h"
 #include "mockhost.h"
+#include "../plugins/ping-verdict.h"
 #include "test-tcp-ping-netns.h"
 
 static int in_netns;
@@ -48,10 +49,34 @@ static const struct method m_exec = { "exec", 0 };
 static const struct method m_fake = { "exec", 1 };
 
 /* The stand-in: answers loopback, never answers TEST-NET-1 (it sleeps until
- * killed), reports TEST-NET-2 unreachable, like iputils ping -c 1. */
+ * killed), reports TEST-NET-2 unreachable, like iputils ping -c 1.  With
+ * -c N (N > 1) it prints what iputils prints for N echoes: every one
+ * answered on loopback (RTTs 1, 2, ... ms), none on TEST-NET-1, TEST-NET-2
+ * unreachable, and
+ * on TEST-NET-3 the odd-numbered ones only: a deterministic partial loss. */
 static const char fake_script[] =
     "#!/bin/sh\n"
-    "for a; do addr=$a; done\n"
+    "n=1; prev=\n"
+    "for a; do [ \"$prev\" = -c ] && n=$a; prev=$a; addr=$a; done\n"
+    "if [ \"$n\" -gt 1 ]; then\n"
+    "  echo \"PING $addr 56 data bytes\"\n"
+    "  i=1; got=0\n"
+    "  while [ $i -le $n ]; do\n"
+    "    case $addr in\n"
+    "    127.*|::1) echo \"64 bytes from $addr: icmp_seq=$i ttl=64 "
+    "time=$i.0 ms\"; got=$((got + 1)) ;;\n"
+    "    198.51.100.*) echo \"From $addr icmp_seq=$i Destination Host "
+    "Unreachable\" ;;\n"
+    "    203.0.113.*) if [ $((i % 2)) = 1 ]; then echo \"64 bytes from "
+    "$addr: icmp_seq=$i ttl=64 time=1.$i ms\"; got=$((got + 1)); fi ;;\n"
+    "    esac\n"
+    "    i=$((i + 1))\n"
+    "  done\n"
+    "  echo \"--- $addr ping statistics ---\"\n"
+    "  echo \"$n packets transmitted, $got received, time 1ms\"\n"
+    "  [ $got -gt 0 ] && exit 0\n"
+    "  exit 1\n"
+    "fi\n"
     "case $addr in\n"
     "127.*|::1) echo \"PING $addr 56 data bytes\"\n"
     "  echo \"64 bytes from $addr: icmp_seq=1 ttl=64 time=0.25 ms\"\n"
@@ -517,7 +542,11 @@ test_config(void **unused)
 	assert_int_equal(d->kind, WP_PLUGIN_CHECK);
 	assert_string_equal(d->keys[0].name, "host");
 	assert_true(d->keys[0].flags & WP_KEY_REQUIRED);
-	assert_int_equal(d->n_keys, 1);
+	assert_int_equal(d->n_keys, 5);
+	assert_string_equal(d->keys[1].name, "count");
+	assert_string_equal(d->keys[2].name, "packet_interval");
+	assert_string_equal(d->keys[3].name, "loss_warn");
+	assert_string_equal(d->keys[4].name, "loss_max");
 
 	/* The host's key parser reports these, before configure(). */
 	assert_int_equal(mock_configure(mp, "p", none, 1000, &inst), WP_EINVAL);
@@ -554,6 +583,283 @@ test_bad_method(void **unused)
 	setenv("PATH", orig_path, 1);
 	unsetenv("WP_PING_METHOD");
 	mock_plugin_unload(mp);
+}
+
+/* --- count > 1: several echoes per check ------------------------------- */
+
+/* Run one check of "host = HOST, count = COUNT, packet_interval = IVAL"
+ * plus the key/value pairs in EXTRA (NULL-terminated, or NULL). */
+static void
+run_count(const char *host, const char *count, const char *ival,
+    const char *const *extra, int64_t timeout_ms, struct mock_result *res)
+{
+	struct mock_plugin *mp = mock_plugin_load("ping.so");
+	const char *kv[16] = { "host", host, "count", count,
+	    "packet_interval", ival };
+	size_t n = 6, i;
+	void *inst = NULL;
+
+	for (i = 0; extra != NULL && extra[i] != NULL; i++)
+		kv[n++] = extra[i];
+	kv[n] = NULL;
+	if (mock_configure(mp, "p", kv, timeout_ms, &inst) != 0)
+		fail_msg("configure: %s", mock_errors(mp));
+	mock_run(mp, inst, timeout_ms, NULL, res);
+	mock_release(mp, inst);
+	mock_plugin_unload(mp);
+	assert_no_children();
+	assert_int_equal(res->start_rc, 0);
+	assert_int_equal(res->completions, 1);
+}
+
+/* The measurement NAME of RES, which must be there. */
+static double
+meas(const struct mock_result *res, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < res->r.n_measurements; i++)
+		if (strcmp(res->r.measurements[i].name, name) == 0)
+			return res->r.measurements[i].value;
+	fail_msg("no measurement %s", name);
+	return -1;
+}
+
+/* The exec method needs packet_interval >= 200ms. */
+static const char *
+ival_for(const struct method *m)
+{
+	return strcmp(m->name, "exec") == 0 ? "200ms" : "10ms";
+}
+
+static void
+test_count_up(void **state)
+{
+	const struct method *m = *state;
+	struct mock_result res;
+
+	use_method(m, AF_INET);
+	run_count("127.0.0.1", "5", ival_for(m), NULL, 5000, &res);
+	if (res.r.reason != WP_REASON_OK)
+		fail_msg("reason %d: %s", res.r.reason,
+		    res.r.detail ? res.r.detail : "");
+	assert_int_equal(res.timed_out, 0);
+	assert_null(res.r.detail);
+	assert_int_equal(res.r.n_measurements, 6);
+	assert_true(meas(&res, "loss") == 0.0);
+	assert_int_equal(res.r.measurements[0].unit, WP_UNIT_RATIO);
+	assert_true(meas(&res, "rtt_min") > 0);
+	assert_true(meas(&res, "rtt_min") <= meas(&res, "rtt_avg"));
+	assert_true(meas(&res, "rtt_avg") <= meas(&res, "rtt_max"));
+	assert_true(meas(&res, "rtt") == meas(&res, "rtt_avg"));
+	assert_true(meas(&res, "jitter") >= 0);
+	assert_true(meas(&res, "jitter") <= meas(&res, "rtt_max") -
+	    meas(&res, "rtt_min"));
+	assert_true(res.r.latency_us > 0);
+	assert_true((double)res.r.latency_us / 1e6 == meas(&res, "rtt_avg"));
+	if (m->fake) {
+		/* the stand-in's RTTs: 1, 2, ... 5 ms */
+		assert_true(meas(&res, "rtt_min") == 0.001);
+		assert_true(meas(&res, "rtt_max") == 0.005);
+		assert_true(meas(&res, "rtt_avg") == 0.003);
+		assert_true(meas(&res, "jitter") == 0.001);
+	}
+}
+
+static void
+test_count_blackhole(void **state)
+{
+	const struct method *m = *state;
+	struct mock_result res;
+
+	use_method(m, AF_INET);
+	if (!in_netns) {
+		print_message("skipped: no private network namespace (%s)\n",
+		    netns_why);
+		skip();
+	}
+	run_count(NETNS_SILENT, "3", ival_for(m), NULL, 3000, &res);
+	/* concluded by the plugin before the deadline */
+	assert_int_equal(res.timed_out, 0);
+	assert_int_equal(res.r.reason, WP_REASON_TIMEOUT);
+	assert_non_null(res.r.detail);
+	assert_string_equal(res.r.detail, "no echo reply to 3 requests");
+	assert_int_equal(res.r.n_measurements, 1);
+	assert_true(meas(&res, "loss") == 1.0);
+	assert_true(res.r.latency_us < 0);
+}
+
+static void
+test_count_unreachable(void **state)
+{
+	const struct method *m = *state;
+	struct mock_result res;
+
+	use_method(m, AF_INET);
+	if (!in_netns) {
+		print_message("skipped: no private network namespace (%s)\n",
+		    netns_why);
+		skip();
+	}
+	run_count(NETNS_UNREACH, "3", ival_for(m), NULL, 3000, &res);
+	assert_int_equal(res.timed_out, 0);
+	assert_int_equal(res.r.reason, WP_REASON_UNREACHABLE);
+	assert_non_null(res.r.detail);
+	assert_non_null(strstr(res.r.detail, NETNS_UNREACH));
+	assert_true(meas(&res, "loss") == 1.0);
+}
+
+/* Partial loss, deterministic: the stand-in ping answers 2 of 4. */
+static void
+test_count_partial(void **state)
+{
+	static const char *const down[] = { "loss_max", "50%", NULL };
+	static const char *const warn[] = { "loss_warn", "0.25", "loss_max",
+	    "75%", NULL };
+	static const char *const fine[] = { "loss_warn", "60%", NULL };
+	struct mock_result res;
+
+	use_method(*state, AF_INET);
+	run_count("203.0.113.1", "4", "200ms", down, 5000, &res);
+	assert_int_equal(res.r.reason, WP_REASON_CHECK);
+	assert_string_equal(res.r.detail,
+	    "loss 50% (2 of 4 lost), limit 50%");
+	assert_true(meas(&res, "loss") == 0.5);
+	assert_true(meas(&res, "rtt_min") == 0.0011);
+	assert_true(meas(&res, "rtt_max") == 0.0013);
+	assert_true(meas(&res, "jitter") == 0.0002);
+
+	run_count("203.0.113.1", "4", "200ms", warn, 5000, &res);
+	assert_int_equal(res.r.reason, WP_REASON_WARNING);
+	assert_string_equal(res.r.detail,
+	    "loss 50% (2 of 4 lost), warning at 25%");
+
+	/* the defaults: up while anything comes back */
+	run_count("203.0.113.1", "4", "200ms", fine, 5000, &res);
+	assert_int_equal(res.r.reason, WP_REASON_OK);
+	assert_null(res.r.detail);
+	assert_true(meas(&res, "loss") == 0.5);
+}
+
+/* The verdict, the ratios and jitter on synthetic inputs. */
+static void
+test_verdict(void **unused)
+{
+	char msg[256];
+	double v;
+	const int64_t rtt[] = { 100, -1, 300, 200, -1 };
+	const int64_t one[] = { 100, -1 };
+
+	(void)unused;
+	assert_int_equal(ping_ratio_parse("20%", &v), 0);
+	assert_true(v == 0.2);
+	assert_int_equal(ping_ratio_parse("0.2", &v), 0);
+	assert_true(v == 0.2);
+	assert_int_equal(ping_ratio_parse("100%", &v), 0);
+	assert_true(v == 1.0);
+	assert_int_equal(ping_ratio_parse("1", &v), 0);
+	assert_int_equal(ping_ratio_parse("", &v), -1);
+	assert_int_equal(ping_ratio_parse("20", &v), -1);
+	assert_int_equal(ping_ratio_parse("101%", &v), -1);
+	assert_int_equal(ping_ratio_parse("-0.1", &v), -1);
+	assert_int_equal(ping_ratio_parse("20 %", &v), -1);
+	assert_int_equal(ping_ratio_parse("0.2x", &v), -1);
+	assert_int_equal(ping_ratio_parse("nan", &v), -1);
+
+	/* defaults: warn never, max 100% */
+	assert_int_equal(ping_verdict(5, 5, 0, -1, 1, msg, sizeof(msg)),
+	    WP_REASON_OK);
+	assert_int_equal(ping_verdict(5, 1, 0, -1, 1, msg, sizeof(msg)),
+	    WP_REASON_OK);
+	assert_int_equal(ping_verdict(5, 0, 0, -1, 1, msg, sizeof(msg)),
+	    WP_REASON_TIMEOUT);
+	assert_string_equal(msg, "no echo reply to 5 requests");
+	strcpy(msg, "kept");
+	assert_int_equal(ping_verdict(5, 0, WP_REASON_UNREACHABLE, -1, 1, msg,
+	    sizeof(msg)), WP_REASON_UNREACHABLE);
+	assert_string_equal(msg, "kept");
+	/* an error among answers is only a lost echo */
+	assert_int_equal(ping_verdict(5, 4, WP_REASON_UNREACHABLE, -1, 1, msg,
+	    sizeof(msg)), WP_REASON_OK);
+	/* limits are inclusive */
+	assert_int_equal(ping_verdict(5, 3, 0, 0.2, 0.4, msg, sizeof(msg)),
+	    WP_REASON_CHECK);
+	assert_string_equal(msg, "loss 40% (2 of 5 lost), limit 40%");
+	assert_int_equal(ping_verdict(5, 4, 0, 0.2, 0.4, msg, sizeof(msg)),
+	    WP_REASON_WARNING);
+	assert_string_equal(msg, "loss 20% (1 of 5 lost), warning at 20%");
+	assert_int_equal(ping_verdict(10, 9, 0, 0.2, 0.4, msg, sizeof(msg)),
+	    WP_REASON_OK);
+	assert_int_equal(ping_verdict(3, 2, 0, 0.3, 1, msg, sizeof(msg)),
+	    WP_REASON_WARNING);
+	assert_string_equal(msg, "loss 33.3% (1 of 3 lost), warning at 30%");
+
+	assert_int_equal(ping_jitter(rtt, 5), 150); /* |300-100|, |200-300| */
+	assert_int_equal(ping_jitter(one, 2), 0);
+	assert_int_equal(ping_jitter(rtt, 0), 0);
+}
+
+/* configure()'s own errors, as FILE:LINE: KEY: message. */
+static void
+test_count_config(void **unused)
+{
+	static const char *const badwarn[] = { "host", "127.0.0.1",
+	    "loss_warn", "twenty", NULL };
+	static const char *const badmax[] = { "host", "127.0.0.1",
+	    "loss_max", "0", NULL };
+	static const char *const order[] = { "host", "127.0.0.1",
+	    "loss_warn", "50%", "loss_max", "0.5", NULL };
+	static const char *const toolong[] = { "host", "127.0.0.1",
+	    "count", "10", "packet_interval", "200ms", NULL };
+	static const char *const toomany[] = { "host", "127.0.0.1",
+	    "count", "101", NULL };
+	static const char *const tooshort[] = { "host", "127.0.0.1",
+	    "count", "3", "packet_interval", "5ms", NULL };
+	static const char *const fast[] = { "host", "127.0.0.1",
+	    "count", "3", "packet_interval", "10ms", NULL };
+	struct mock_plugin *mp;
+	void *inst = NULL;
+
+	(void)unused;
+	unsetenv("WP_PING_METHOD");
+	setenv("PATH", orig_path, 1);
+	mp = mock_plugin_load("ping.so");
+	assert_int_equal(mock_configure(mp, "p", badwarn, 1000, &inst),
+	    WP_EINVAL);
+	assert_string_equal(mock_errors(mp), "mock.ini:2: loss_warn: "
+	    "\"twenty\" is not a loss ratio above 0 (\"20%\" or \"0.2\")\n");
+	assert_int_equal(mock_configure(mp, "p", badmax, 1000, &inst),
+	    WP_EINVAL);
+	assert_string_equal(mock_errors(mp), "mock.ini:2: loss_max: "
+	    "\"0\" is not a loss ratio above 0 (\"50%\" or \"0.5\")\n");
+	assert_int_equal(mock_configure(mp, "p", order, 1000, &inst),
+	    WP_EINVAL);
+	assert_string_equal(mock_errors(mp), "mock.ini:2: loss_warn: "
+	    "must be below loss_max (0.5 >= 0.5)\n");
+	assert_int_equal(mock_configure(mp, "p", toolong, 1000, &inst),
+	    WP_EINVAL);
+	assert_string_equal(mock_errors(mp), "mock.ini:2: count: 10 echo "
+	    "requests 0.2s apart take 2s, which does not fit in the "
+	    "monitor's timeout (1s): lower count or packet_interval, or "
+	    "raise timeout\n");
+	assert_int_equal(mock_configure(mp, "p", toomany, 1000, &inst),
+	    WP_EINVAL);
+	assert_non_null(strstr(mock_errors(mp), "mock.ini:2: "));
+	assert_int_equal(mock_configure(mp, "p", tooshort, 1000, &inst),
+	    WP_EINVAL);
+	assert_non_null(strstr(mock_errors(mp), "mock.ini:3: "));
+	mock_plugin_unload(mp);
+
+	/* ping(8) cannot go below 200ms for a user */
+	setenv("WP_PING_METHOD", "exec", 1);
+	mp = mock_plugin_load("ping.so");
+	assert_int_equal(mock_configure(mp, "p", fast, 1000, &inst),
+	    WP_EINVAL);
+	assert_string_equal(mock_errors(mp), "mock.ini:3: packet_interval: "
+	    "must be at least 200ms here: echo requests are sent by ping(8), "
+	    "which refuses shorter intervals to users other than root\n");
+	mock_plugin_unload(mp);
+	unsetenv("WP_PING_METHOD");
 }
 
 static int
@@ -595,7 +901,10 @@ remove_fake_ping(void)
 	cmocka_unit_test_prestate(test_up_v6, (void *)&(m)),                  \
 	cmocka_unit_test_prestate(test_up_name, (void *)&(m)),                \
 	cmocka_unit_test_prestate(test_timeout, (void *)&(m)),                \
-	cmocka_unit_test_prestate(test_unreachable, (void *)&(m))
+	cmocka_unit_test_prestate(test_unreachable, (void *)&(m)),            \
+	cmocka_unit_test_prestate(test_count_up, (void *)&(m)),               \
+	cmocka_unit_test_prestate(test_count_blackhole, (void *)&(m)),        \
+	cmocka_unit_test_prestate(test_count_unreachable, (void *)&(m))
 
 int
 main(void)
@@ -603,6 +912,9 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_config),
 		cmocka_unit_test(test_bad_method),
+		cmocka_unit_test(test_verdict),
+		cmocka_unit_test(test_count_config),
+		cmocka_unit_test_prestate(test_count_partial, (void *)&m_fake),
 		METHOD_TESTS(m_dgram),
 		cmocka_unit_test_prestate(test_concurrent, (void *)&m_dgram),
 		cmocka_unit_test_prestate(test_icmp_error, (void *)&m_dgram),
