@@ -46,6 +46,10 @@ struct api_request {
 	size_t body_len;
 	const char *if_match;   /* the If-Match header, or NULL */
 	struct api_job *job;
+	/* routes->push only: the query string without '?', rebuilt from
+	 * the parsed arguments (each name and value percent-encoded again,
+	 * '+' kept as it came); "" when there is none. */
+	const char *query;
 };
 
 struct api_routes {
@@ -59,7 +63,14 @@ struct api_routes {
 	 * Called on the loop thread; it answers req->job exactly once, at
 	 * once or later, with api_answer(). */
 	void (*admin)(void *arg, const struct api_request *req);
+	/* GET or POST /push/TOKEN (a heartbeat, manager_push); NULL: 404.
+	 * Never asks for the API token -- the path's TOKEN is the
+	 * credential, which only the handler judges --; the body is at
+	 * most API_PUSH_BODY_MAX bytes (413 otherwise); the request is
+	 * never logged with its path.  Answered like admin, api_answer(). */
+	void (*push)(void *arg, const struct api_request *req);
 };
+#define API_PUSH_BODY_MAX 4096
 
 /*
  * Listen on LISTEN ("127.0.0.1:9405", "[::1]:9405", "localhost:0"; port 0

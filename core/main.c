@@ -859,7 +859,8 @@ main(int argc, char **argv)
 	opmon_end(op, OP_SUCCEEDED, NULL);
 	if (cfg->agent.listen != NULL) {
 		static struct api_routes routes = { render_monitors,
-		    render_opmon, render_metrics, NULL, admin_handle };
+		    render_opmon, render_metrics, NULL, admin_handle,
+		    manager_push };
 		static const struct admin_hooks hooks = { admin_load,
 		    reload_apply };
 
