@@ -121,7 +121,7 @@ static void check_drained(void);
 static void policy_rearm(struct monitor *m);
 static void notify_waiters(struct monitor *m, const struct outcome *o);
 static int routes_check(const struct config *cfg, struct instance **fresh,
-    struct wp_diag *diag);
+    int running, struct wp_diag *diag);
 static void routes_build(void);
 static void routes_free(void);
 
@@ -811,31 +811,44 @@ restore_state(struct monitor *m, const struct store_state *s, size_t n)
 	m->ps.escalated_ms = f->escalated_ms;
 }
 
-/* Hand S to its plugin's configure() and drop the instance at once. */
+/* Hand S to its plugin's configure(); the instance goes to *KEEP when
+ * KEEP is not NULL, else it is dropped at once. */
 static void
 check_section(const struct config *cfg, const struct cfg_section *s,
-    int64_t timeout_ms, struct wp_diag *diag)
+    int64_t timeout_ms, struct wp_diag *diag, struct instance **keep)
 {
 	const struct plugin *p = loader_by_desc(s->plugin);
 	struct configured c;
 
 	if (!s->configurable || p == NULL)
 		return;
-	if (configure_section(p, cfg, s, timeout_ms, diag, &c) == 0)
+	if (configure_section(p, cfg, s, timeout_ms, diag, &c) != 0)
+		return;
+	if (keep != NULL)
+		*keep = instance_new(p, &c);
+	else
 		configure_release(p, c.inst, c.conf);
 }
 
 void
 manager_check(const struct config *cfg, struct wp_diag *diag)
 {
+	struct instance **built = xcalloc(cfg->n_monitors + 1,
+	    sizeof(*built));
 	size_t i;
 
+	/* The monitors' instances live until their route keys (push
+	 * tokens) are compared. */
 	for (i = 0; i < cfg->n_monitors; i++)
 		check_section(cfg, &cfg->monitors[i].s,
-		    cfg->monitors[i].timeout_ms, diag);
+		    cfg->monitors[i].timeout_ms, diag, &built[i]);
+	(void)routes_check(cfg, built, 0, diag);
+	for (i = 0; i < cfg->n_monitors; i++)
+		instance_unref(built[i]);
+	free(built);
 	for (i = 0; i < cfg->n_alerts; i++)
 		check_section(cfg, &cfg->alerts[i].s, cfg->alerts[i].timeout_ms,
-		    diag);
+		    diag, NULL);
 	diag_sort(diag);
 }
 
@@ -993,7 +1006,7 @@ manager_apply(struct config *cfg, struct wp_diag *diag)
 	op = opmon_begin(OPC_STARTUP, "configure monitors", STEP_MS);
 	fresh = xcalloc(cfg->n_monitors + 1, sizeof(*fresh));
 	rc = configure_changed(cfg, diag, fresh, &n_first);
-	if (rc == 0 && routes_check(cfg, fresh, diag) != 0)
+	if (routes_check(cfg, fresh, 1, diag) != 0)
 		rc = WP_EINVAL;
 	if (alert_prepare(cfg, diag, &alerts_prepared) != 0)
 		rc = WP_EINVAL;
@@ -1397,14 +1410,15 @@ keyed_cmp(const void *a, const void *b)
 
 /*
  * Apply step 1b: the route keys CFG would have (FRESH[i] for new and
- * changed monitors, the running instance for unchanged ones) must be
+ * changed monitors, with RUNNING the running instance for unchanged ones;
+ * FRESH[i] NULL: none) must be
  * unique and usable.  Each problem goes to DIAG at the later monitor's
  * section header, naming the earlier one but never the key.  Returns 0 or
  * WP_EINVAL.
  */
 static int
 routes_check(const struct config *cfg, struct instance **fresh,
-    struct wp_diag *diag)
+    int running, struct wp_diag *diag)
 {
 	struct keyed *k = xcalloc(cfg->n_monitors + 1, sizeof(*k));
 	const char *prev_file = diag->file;
@@ -1417,7 +1431,7 @@ routes_check(const struct config *cfg, struct instance **fresh,
 		struct instance *in = fresh[i];
 		const char *key;
 
-		if (in == NULL && m != NULL && !m->removed)
+		if (in == NULL && running && m != NULL && !m->removed)
 			in = m->in;
 		if ((key = route_key_of(in)) == NULL)
 			continue;
