@@ -670,7 +670,7 @@ finish_skipped(uv_timer_t *t)
 	struct wp_result r = WP_RESULT_INIT;
 
 	r.reason = WP_REASON_CANCELED;
-	r.detail = "nothing to judge yet (no event due)";
+	r.detail = "nothing to judge yet (the first push is not due)";
 	report(op, &r, OP_CANCELED);
 	op_release(op);
 }

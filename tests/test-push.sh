@@ -171,8 +171,54 @@ head -c 5000 /dev/zero | tr '\0' a >"$T/big"
 [ "$(code --data-binary @"$T/big" "$API/push/$TOK2")" = 413 ] ||
     fail "a 5000-byte body not refused"
 
+# Reload: a second monitor with hb's token is refused as a whole ...
+cp "$T/wp.ini" "$T/wp.ini.good"
+cat >>"$T/wp.ini" <<INI
+
+[monitor:copycat]
+type = push
+token_file = $T/hb.token
+INI
+kill -HUP "$AGENT_PID"
+wait_until 10 grep -q 'reload rejected' "$T/agent.log" ||
+    fail "a reload with a duplicate token was not rejected"
+grep -q 'wp.ini:[0-9]*: \[monitor:copycat\]: its push token is also monitor "hb"' \
+    "$T/agent.log" || fail "the rejected reload does not say why"
+[ "$(code "$API/push/$TOK1")" = 200 ] || fail "hb's push after a rejected reload"
+grep -q '"monitor":"hb"' "$T/body" || fail "hb's token moved: $(cat "$T/body")"
+# ... and one with its own token is routed once applied.
+cp "$T/wp.ini.good" "$T/wp.ini"
+TOK4=added-0123456789abcdefABCDEF
+printf '%s\n' "$TOK4" >"$T/added.token"
+cat >>"$T/wp.ini" <<INI
+
+[monitor:added]
+type = push
+token_file = $T/added.token
+interval = 1h
+alerts = none
+INI
+[ "$(code "$API/push/$TOK4")" = 404 ] || fail "a token pushed before its monitor exists"
+kill -HUP "$AGENT_PID"
+wait_until 10 grep -q 'reload applied' "$T/agent.log" ||
+    fail "the reload adding a push monitor was not applied"
+[ "$(code "$API/push/$TOK4?duration_ms=20")" = 200 ] ||
+    fail "push to a monitor added by reload: $(cat "$T/body")"
+grep -q '"monitor":"added"' "$T/body" || fail "added: $(cat "$T/body")"
+EXPECT=up
+wait_until 10 is state_of added || fail "added not up after its push"
+ok "reload refuses a duplicate token and routes a new monitor's"
+
 stop_agent
-for t in "$TOK1" "$TOK2" "$TOK3"; do
+for t in "$TOK1" "$TOK2" "$TOK3" "$TOK4"; do
 	grep -q -- "$t" "$T/agent.log" && fail "a push token reached the log"
 done
 ok "no token in the log"
+
+# --once cannot judge heartbeats: the monitor is PENDING, no crash, no hang.
+rc=0
+timeout 20 "$WATCHPOST" --once job -c "$T/wp.ini" -P "$PLUGINS" >"$T/once.out" 2>&1 || rc=$?
+cat "$T/once.out"
+[ "$rc" -ne 124 ] || fail "--once hung on a push monitor"
+grep -q '^job  *push  *PENDING' "$T/once.out" || fail "--once: job not PENDING"
+ok "--once prints a push monitor as PENDING"
