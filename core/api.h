@@ -3,8 +3,9 @@
  *
  * Routes: GET /healthz (200 "ok", never needs the token), GET /api/monitors,
  * GET /api/monitor, GET /metrics, and everything under /api/monitors/NAME
- * (any method, with a body: routes->admin).  Anything else: 404; other
- * methods: 405.  With a token, every route but /healthz needs
+ * (any method, with a body: routes->admin), and GET or POST /push/TOKEN
+ * (routes->push: heartbeats; no API token asked, the path never logged).
+ * Anything else: 404; other methods: 405.  With a token, every route but /healthz needs
  * "Authorization: Bearer TOKEN" (401 otherwise, compared in constant
  * time); a change (an admin request but GET or HEAD) needs it always, and
  * answers 403 when no token is set.
