@@ -968,8 +968,9 @@ admin_upload(struct api *a, struct MHD_Connection *c, struct api_job *j,
 	return MHD_YES;
 }
 
-/* Append S percent-encoded (all but A-Z a-z 0-9 - . _ ~, and '+', which
- * stays the space it means in a form) to B. */
+/* Append S percent-encoded (all but A-Z a-z 0-9 - . _ ~) to B.  MHD has
+ * decoded the arguments, a '+' to a space as in a form, so a '+' here
+ * was %2B and stays one. */
 static void
 query_encode(struct sbuf *b, const char *s)
 {
@@ -981,7 +982,7 @@ query_encode(struct sbuf *b, const char *s)
 
 		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
 		    (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-		    c == '_' || c == '~' || c == '+') {
+		    c == '_' || c == '~') {
 			sbuf_append(b, s, 1);
 			continue;
 		}

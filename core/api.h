@@ -48,8 +48,8 @@ struct api_request {
 	const char *if_match;   /* the If-Match header, or NULL */
 	struct api_job *job;
 	/* routes->push only: the query string without '?', rebuilt from
-	 * the parsed arguments (each name and value percent-encoded again,
-	 * '+' kept as it came); "" when there is none. */
+	 * the parsed arguments (each name and value percent-encoded again;
+	 * a '+' sent is a space, as in a form); "" when there is none. */
 	const char *query;
 };
 

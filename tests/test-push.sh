@@ -117,13 +117,13 @@ grep -q 'neither up nor down' "$T/body" || fail "400 body: $(cat "$T/body")"
 ok "malformed pushes are 400 with the reason"
 
 # status=down&msg=: DOWN, the message (control characters removed) stored.
-[ "$(code "$API/push/$TOK2?status=down&msg=disk%20full%0A%1B%5B31m")" = 200 ] ||
+[ "$(code "$API/push/$TOK2?status=down&msg=disk+full%2B%0A%1B%5B31m")" = 200 ] ||
     fail "down push: $(cat "$T/body")"
 grep -q '"state":"down"' "$T/body" || fail "down push answer: $(cat "$T/body")"
 EXPECT=down
 wait_until 10 is state_of job || fail "job not down after status=down"
 err() { sql "$DB" "SELECT c.error FROM checks c JOIN monitors m ON m.id = c.monitor_id WHERE m.name = '$1' ORDER BY c.id DESC LIMIT 1"; }
-EXPECT="the job reported a failure: disk full[31m"
+EXPECT="the job reported a failure: disk full+[31m"
 wait_until 10 is err job || fail "stored error: $(err job)"
 ok "status=down&msg= is DOWN with the message in SQLite"
 
