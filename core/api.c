@@ -42,6 +42,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -56,8 +57,12 @@
 
 #include <microhttpd.h>
 
+#include <jansson.h>
+
 #include "api.h"
+#include "history.h"
 #include "log.h"
+#include "statuspage.h"
 #include "util.h"
 
 /* enum MHD_Result appeared in 0.9.71; configure accepts 0.9.70. */
@@ -1071,6 +1076,12 @@ push_begin(struct api *a, struct MHD_Connection *c, const char *method,
  * take a body (gathered by admin_upload); MHD discards (and closes the
  * connection after) any body a client sends to another route.
  */
+static int history_route(const char *url);
+static API_MHD_RESULT api_history(struct api *a, struct MHD_Connection *c,
+    const char *url, const char *method);
+static API_MHD_RESULT api_status(struct api *a, struct MHD_Connection *c,
+    const char *url, const char *method, void **state);
+
 static API_MHD_RESULT
 on_request(void *cls, struct MHD_Connection *c, const char *url,
     const char *method, const char *version, const char *upload,
@@ -1083,6 +1094,11 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	int found = 0;
 
 	conn_busy(a, c, 1);
+	if (*state == NULL && a->routes.history != NULL &&
+	    history_route(url) >= 0)
+		return api_history(a, c, url, method);
+	if (a->routes.status_snapshot != NULL && statuspage_route(url) != 0)
+		return api_status(a, c, url, method, state);
 	for (i = 0; i < sizeof(routes_table) / sizeof(routes_table[0]); i++) {
 		if (strcmp(url, routes_table[i].path) == 0) {
 			route = routes_table[i].route;
@@ -1448,4 +1464,455 @@ api_defer(struct api_job *j, int64_t ms)
 	pthread_mutex_lock(&j->a->mu);
 	j->deadline_ms = mono_ms() + ms;
 	pthread_mutex_unlock(&j->a->mu);
+}
+
+/* ---- history: /api/monitors/NAME/{checks,uptime,incidents} ---- */
+
+#define HIST_PARAMS_MAX	8	/* query parameters a request may carry */
+#define HIST_WINDOWS_MAX 8	/* windows one uptime request may ask */
+
+/* The query parameters of a request, checked against the route's list. */
+struct hist_args {
+	const char *const *allowed;
+	json_t *errors;		/* [{"param", "message"}] */
+	size_t n;
+};
+
+static void
+hist_error(struct hist_args *ha, const char *param, const char *msg)
+{
+	json_t *e = json_pack("{s:s, s:s}", "param", param, "message", msg);
+
+	/* A name that is not UTF-8 cannot be quoted back. */
+	if (e == NULL)
+		e = json_pack("{s:s, s:s}", "param", "?", "message", msg);
+	json_array_append_new(ha->errors, e);
+}
+
+static API_MHD_RESULT
+hist_arg_check(void *cls, enum MHD_ValueKind kind, const char *key,
+    const char *value)
+{
+	struct hist_args *ha = cls;
+	size_t i;
+
+	(void)kind;
+	(void)value;
+	if (++ha->n > HIST_PARAMS_MAX) {
+		if (ha->n == HIST_PARAMS_MAX + 1)
+			hist_error(ha, "", "too many query parameters");
+		return MHD_YES;
+	}
+	for (i = 0; ha->allowed[i] != NULL; i++)
+		if (strcmp(key, ha->allowed[i]) == 0)
+			return MHD_YES;
+	hist_error(ha, key, "unknown query parameter");
+	return MHD_YES;
+}
+
+/* A time: unix milliseconds, or an age before NOW ("24h", "7d").  0 and
+ * *ms, or -1. */
+static int
+hist_time(const char *v, int64_t now, int64_t *ms)
+{
+	char *end;
+	long long n;
+	int64_t age;
+
+	if (history_parse_window(v, &age) == 0) {
+		*ms = now - age;
+		return 0;
+	}
+	if (*v < '0' || *v > '9' || strlen(v) > 15)
+		return -1;
+	n = strtoll(v, &end, 10);
+	if (*end != '\0')
+		return -1;
+	*ms = (int64_t)n;
+	return 0;
+}
+
+/* An integer in [min, max], or -1. */
+static long long
+hist_int(const char *v, long long min, long long max)
+{
+	char *end;
+	long long n;
+
+	if (*v < '0' || *v > '9' || strlen(v) > 9)
+		return -1;
+	n = strtoll(v, &end, 10);
+	return *end == '\0' && n >= min && n <= max ? n : -1;
+}
+
+static json_t *
+num_or_null(double v)
+{
+	return isfinite(v) ? json_real(v) : json_null();
+}
+
+/* Answer a jansson value (taken) with STATUS. */
+static API_MHD_RESULT
+hist_reply(struct MHD_Connection *c, unsigned int status, json_t *v)
+{
+	/* jansson allocates with malloc(): the reply frees it. */
+	char *body = json_dumps(v, JSON_COMPACT);
+
+	json_decref(v);
+	if (body == NULL)
+		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		    "internal error", NULL, NULL);
+	return reply(c, status, CT_JSON, body, 1, NULL, NULL);
+}
+
+static json_t *
+hist_checks(struct api *a, struct MHD_Connection *c, int64_t id,
+    struct hist_args *ha, int64_t now)
+{
+	struct history_check *v = NULL;
+	char next[HISTORY_CURSOR_MAX];
+	const char *p;
+	int64_t since = 0, until = 0;
+	long long limit = 100;
+	size_t n = 0, i;
+	json_t *rows, *o;
+	int rc;
+
+	if ((p = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
+	    "since")) != NULL && hist_time(p, now, &since) != 0)
+		hist_error(ha, "since", "unix milliseconds, or an age such "
+		    "as 24h or 7d");
+	if ((p = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
+	    "until")) != NULL && hist_time(p, now, &until) != 0)
+		hist_error(ha, "until", "unix milliseconds, or an age such "
+		    "as 24h or 7d");
+	if ((p = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
+	    "limit")) != NULL && (limit = hist_int(p, 1,
+	    HISTORY_PAGE_MAX)) < 0)
+		hist_error(ha, "limit", "an integer from 1 to 1000");
+	p = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "cursor");
+	if (json_array_size(ha->errors) > 0)
+		return NULL;
+	rc = history_checks(a->routes.history, id, since, until,
+	    (size_t)limit, p, &v, &n, next);
+	if (rc == WP_EINVAL) {
+		hist_error(ha, "cursor", "not a cursor this API returned");
+		return NULL;
+	}
+	if (rc != 0)
+		return json_null();
+	rows = json_array();
+	for (i = 0; i < n; i++) {
+		o = json_pack("{s:I, s:b, s:o, s:o, s:s, s:o, s:i}",
+		    "ts", (json_int_t)v[i].ts_ms, "ok", v[i].ok,
+		    "latency_ms", v[i].latency_ms >= 0 ?
+		    json_real(v[i].latency_ms) : json_null(),
+		    "status_code", v[i].status_code >= 0 ?
+		    json_integer(v[i].status_code) : json_null(),
+		    "reason", v[i].reason,
+		    "error", v[i].error[0] != '\0' ? json_string(v[i].error) :
+		    json_null(), "attempts", v[i].attempts);
+		json_array_append_new(rows, o);
+	}
+	free(v);
+	return json_pack("{s:o, s:o}", "checks", rows, "next_cursor",
+	    next[0] != '\0' ? json_string(next) : json_null());
+}
+
+static json_t *
+hist_uptime(struct api *a, struct MHD_Connection *c, int64_t id,
+    struct hist_args *ha, int64_t now)
+{
+	static const char *const defaults = "24h,7d,30d,90d";
+	char names[HIST_WINDOWS_MAX][8], buf[128], *tok, *save;
+	int64_t ms[HIST_WINDOWS_MAX];
+	struct history_uptime u;
+	const char *p;
+	size_t n = 0, i;
+	json_t *w;
+
+	p = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "windows");
+	if (p == NULL)
+		p = defaults;
+	if (strlen(p) >= sizeof(buf)) {
+		hist_error(ha, "windows", "too long");
+		return NULL;
+	}
+	str_copy(buf, sizeof(buf), p);
+	for (tok = strtok_r(buf, ",", &save); tok != NULL;
+	    tok = strtok_r(NULL, ",", &save)) {
+		if (n == HIST_WINDOWS_MAX) {
+			hist_error(ha, "windows", "at most 8 windows");
+			return NULL;
+		}
+		if (strlen(tok) >= sizeof(names[0]) ||
+		    history_parse_window(tok, &ms[n]) != 0) {
+			hist_error(ha, "windows", "a comma-separated list of "
+			    "windows in whole hours or days (24h, 7d, up to "
+			    "400d)");
+			return NULL;
+		}
+		str_copy(names[n++], sizeof(names[0]), tok);
+	}
+	if (n == 0) {
+		hist_error(ha, "windows", "no window given");
+		return NULL;
+	}
+	w = json_object();
+	for (i = 0; i < n; i++) {
+		if (history_uptime(a->routes.history, &id, 1, now, ms[i],
+		    &u) != 0) {
+			json_decref(w);
+			return json_null();
+		}
+		json_object_set_new(w, names[i], json_pack("{s:I, s:I, s:o, "
+		    "s:I, s:I, s:I, s:I, s:f, s:I, s:o, s:o, s:o, s:o}",
+		    "from", (json_int_t)u.from_ms, "to", (json_int_t)u.to_ms,
+		    "uptime", num_or_null(u.uptime),
+		    "checks", (json_int_t)u.checks,
+		    "up", (json_int_t)u.up, "degraded", (json_int_t)u.degraded,
+		    "down", (json_int_t)u.down,
+		    "down_seconds", u.down_seconds,
+		    "incidents", (json_int_t)u.incidents,
+		    "latency_avg_ms", num_or_null(u.latency_avg_ms),
+		    "latency_p50_ms", num_or_null(u.latency_p50_ms),
+		    "latency_p95_ms", num_or_null(u.latency_p95_ms),
+		    "latency_p99_ms", num_or_null(u.latency_p99_ms)));
+	}
+	return json_pack("{s:o}", "windows", w);
+}
+
+static json_t *
+hist_incidents(struct api *a, struct MHD_Connection *c, int64_t id,
+    struct hist_args *ha, int64_t now)
+{
+	struct history_incident *v = NULL;
+	long long limit = 20;
+	const char *p;
+	size_t n = 0, i;
+	json_t *rows;
+
+	if ((p = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
+	    "limit")) != NULL && (limit = hist_int(p, 1, 1000)) < 0) {
+		hist_error(ha, "limit", "an integer from 1 to 1000");
+		return NULL;
+	}
+	if (history_incidents(a->routes.history, id, (size_t)limit, now, &v,
+	    &n) != 0)
+		return json_null();
+	rows = json_array();
+	for (i = 0; i < n; i++)
+		json_array_append_new(rows, json_pack("{s:I, s:o, s:f, s:s, "
+		    "s:o}", "start", (json_int_t)v[i].start_ms,
+		    "end", v[i].end_ms != 0 ? json_integer(v[i].end_ms) :
+		    json_null(), "duration_s", v[i].duration_s,
+		    "reason", v[i].reason, "error", v[i].error[0] != '\0' ?
+		    json_string(v[i].error) : json_null()));
+	free(v);
+	return json_pack("{s:o}", "incidents", rows);
+}
+
+static const struct {
+	const char *suffix;
+	const char *const *params;
+	json_t *(*fn)(struct api *, struct MHD_Connection *, int64_t,
+	    struct hist_args *, int64_t);
+} hist_routes[] = {
+	{ "/checks", (const char *const[]){ "since", "until", "limit",
+	    "cursor", NULL }, hist_checks },
+	{ "/uptime", (const char *const[]){ "windows", NULL }, hist_uptime },
+	{ "/incidents", (const char *const[]){ "limit", NULL },
+	    hist_incidents },
+};
+
+/*
+ * Which of hist_routes URL is: /api/monitors/NAME/SUFFIX with NAME one
+ * path segment of 1 to 127 bytes; -1 for any other URL, which the other
+ * routes answer (the admin API's /api/monitors/NAME... among them).
+ */
+static int
+history_route(const char *url)
+{
+	const char *name = url + 14, *slash;
+	size_t i, len;
+
+	if (strncmp(url, "/api/monitors/", 14) != 0 ||
+	    (slash = strchr(name, '/')) == NULL)
+		return -1;
+	len = (size_t)(slash - name);
+	if (len == 0 || len >= 128)
+		return -1;
+	for (i = 0; i < sizeof(hist_routes) / sizeof(hist_routes[0]); i++)
+		if (strcmp(slash, hist_routes[i].suffix) == 0)
+			return (int)i;
+	return -1;
+}
+
+/*
+ * GET /api/monitors/NAME/checks|uptime|incidents (history_route()), on an
+ * MHD thread: the history handle's own read-only connection answers, so
+ * the loop is not involved and the writer is never waited for.  A name
+ * the database has never seen: 404; any bad query parameter: 400 with
+ * {"errors":[{"param","message"}]}; another method: 405.
+ */
+static API_MHD_RESULT
+api_history(struct api *a, struct MHD_Connection *c, const char *url,
+    const char *method)
+{
+	struct hist_args ha = { 0 };
+	const char *name = url + 14;
+	char mon[128];
+	int64_t id = 0, now = wall_ms();
+	json_t *body;
+	int i = history_route(url);
+	size_t len = (size_t)(strchr(name, '/') - name);
+
+	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
+	    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+		return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED,
+		    "method not allowed", MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+	if (!authorized(a, c)) {
+		log_debug("api: %s %s -> 401", method, url);
+		return reply_error(c, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+		    MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+	}
+	memcpy(mon, name, len);
+	mon[len] = '\0';
+	ha.allowed = hist_routes[i].params;
+	ha.errors = json_array();
+	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, hist_arg_check,
+	    &ha);
+	if (json_array_size(ha.errors) == 0 &&
+	    history_monitor_id(a->routes.history, mon, &id) != 0) {
+		json_decref(ha.errors);
+		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		    "database error", NULL, NULL);
+	}
+	if (json_array_size(ha.errors) == 0 && id == 0) {
+		json_decref(ha.errors);
+		log_debug("api: %s %s -> 404 (no such monitor)", method, url);
+		return reply_error(c, MHD_HTTP_NOT_FOUND, "no such monitor",
+		    NULL, NULL);
+	}
+	body = json_array_size(ha.errors) == 0 ?
+	    hist_routes[i].fn(a, c, id, &ha, now) : NULL;
+	if (json_array_size(ha.errors) > 0) {
+		json_decref(body);
+		log_debug("api: %s %s -> 400", method, url);
+		return hist_reply(c, MHD_HTTP_BAD_REQUEST, json_pack("{s:o}",
+		    "errors", ha.errors));
+	}
+	json_decref(ha.errors);
+	if (body == NULL || json_is_null(body)) {
+		json_decref(body);
+		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		    "database error", NULL, NULL);
+	}
+	/* Not UTF-8: the monitor cannot be in the database either. */
+	json_object_set_new(body, "monitor", json_string(mon));
+	log_debug("api: %s %s -> 200", method, url);
+	return hist_reply(c, MHD_HTTP_OK, body);
+}
+
+/* ---- the status page and badges (statuspage.h) ---- */
+
+static const char *
+status_arg(void *c, const char *name)
+{
+	return MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
+}
+
+struct status_each {
+	void (*fn)(void *cls, const char *key);
+	void *cls;
+};
+
+static API_MHD_RESULT
+status_each_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+    const char *value)
+{
+	struct status_each *e = cls;
+
+	(void)kind;
+	(void)value;
+	e->fn(e->cls, key);
+	return MHD_YES;
+}
+
+static void
+status_each(void *c, void (*fn)(void *cls, const char *key), void *cls)
+{
+	struct status_each e = { fn, cls };
+
+	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, status_each_cb,
+	    &e);
+}
+
+/*
+ * GET / and /badge/NAME/{status,uptime}.svg.  First call: the token
+ * (unless [status] public), then the loop takes the snapshot (a job, as
+ * for the other routes).  Second call, on the pool thread: the page or
+ * badge is rendered from the snapshot and the history handle, so the
+ * loop never waits for the database.
+ */
+static API_MHD_RESULT
+api_status(struct api *a, struct MHD_Connection *c, const char *url,
+    const char *method, void **state)
+{
+	struct statuspage_reply r;
+	struct MHD_Response *resp;
+	struct api_job *j = *state;
+	API_MHD_RESULT ret;
+	char *snap = NULL;
+	int done;
+
+	if (j == NULL) {
+		if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
+		    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+			return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED,
+			    "method not allowed", MHD_HTTP_HEADER_ALLOW,
+			    "GET, HEAD");
+		if (!statuspage_public() && !authorized(a, c)) {
+			log_debug("api: %s %s -> 401", method, url);
+			return reply_error(c, MHD_HTTP_UNAUTHORIZED,
+			    "unauthorized", MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+			    "Bearer");
+		}
+		if ((*state = job_submit(a, c, a->routes.status_snapshot)) ==
+		    NULL)
+			return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+			    "service unavailable", NULL, NULL);
+		return MHD_YES;
+	}
+	pthread_mutex_lock(&a->mu);
+	done = j->done;
+	if (done) {
+		snap = j->body;
+		j->body = NULL;
+	}
+	pthread_mutex_unlock(&a->mu);
+	if (!done || snap == NULL) {
+		free(snap);
+		return reply_error(c, done ? MHD_HTTP_INTERNAL_SERVER_ERROR :
+		    MHD_HTTP_SERVICE_UNAVAILABLE, done ? "internal error" :
+		    "service unavailable", NULL, NULL);
+	}
+	statuspage_answer(snap, a->routes.history, url, status_arg,
+	    status_each, c, &r);
+	free(snap);
+	resp = MHD_create_response_from_buffer(r.len, r.body,
+	    MHD_RESPMEM_MUST_FREE);
+	if (resp == NULL) {
+		free(r.body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r.ctype);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, r.cache);
+	MHD_add_response_header(resp, "Content-Security-Policy", r.csp);
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+	log_debug("api: %s %s -> %u", method, url, r.status);
+	ret = MHD_queue_response(c, r.status, resp);
+	MHD_destroy_response(resp);
+	return ret;
 }

@@ -2,10 +2,14 @@
  * api -- the HTTP status API (libmicrohttpd).
  *
  * Routes: GET /healthz (200 "ok", never needs the token), GET /api/monitors,
- * GET /api/monitor, GET /metrics, and everything under /api/monitors/NAME
- * (any method, with a body: routes->admin), and GET or POST /push/TOKEN
+ * GET /api/monitor, GET /metrics, everything under /api/monitors/NAME
+ * (any method, with a body: routes->admin) but the history of one monitor,
+ * GET /api/monitors/NAME/checks, /uptime and /incidents (api_history()),
+ * the status page and badges (api_status()), and GET or POST /push/TOKEN
  * (routes->push: heartbeats; no API token asked, the path never logged).
- * Anything else: 404; other methods: 405.  With a token, every route but /healthz needs
+ * Anything else: 404; other methods: 405.  With a token, every route but
+ * /healthz and /push/TOKEN (and, with [status] public, the page and
+ * badges) needs
  * "Authorization: Bearer TOKEN" (401 otherwise, compared in constant
  * time); a change (an admin request but GET or HEAD) needs it always, and
  * answers 403 when no token is set.
@@ -64,6 +68,16 @@ struct api_routes {
 	 * Called on the loop thread; it answers req->job exactly once, at
 	 * once or later, with api_answer(). */
 	void (*admin)(void *arg, const struct api_request *req);
+	/* GET /api/monitors/NAME/{checks,uptime,incidents}: answered on
+	 * the API's own threads from this read-only handle (history.h;
+	 * NULL: those routes answer 404).  Borrowed; it must outlive the
+	 * API. */
+	struct history *history;
+	/* GET /, /badge/NAME/status.svg, /badge/NAME/uptime.svg: the
+	 * status page (statuspage.h): this renderer takes its snapshot on
+	 * the loop, the API's threads render it (NULL: those routes answer
+	 * 404).  A token is needed unless statuspage_public(). */
+	char *(*status_snapshot)(void *arg);
 	/* GET or POST /push/TOKEN (a heartbeat, manager_push); NULL: 404.
 	 * Never asks for the API token -- the path's TOKEN is the
 	 * credential, which only the handler judges --; the body is at

@@ -97,7 +97,7 @@ cfg_raw_find(const struct cfg_raw *raw, int kind, const char *name)
 	for (b = section_hash(kind, name) & mask; (slot = raw->by_name[b]) != 0;
 	    b = (b + 1) & mask) {
 		rs = &raw->secs[slot - 1];
-		if (rs->kind == kind && (kind == CFG_AGENT ||
+		if (rs->kind == kind && (cfg_single(kind) ||
 		    strcmp(rs->name, name) == 0))
 			return rs;
 	}
@@ -138,7 +138,8 @@ section_header(struct reader *ld, char *s)
 {
 	char *end, *inner, *colon, *name = NULL, buf[QSTR_SIZE + 64];
 	const char *kind = NULL, *alt;
-	static const char *const kinds[] = { "agent", "monitor", "alert", NULL };
+	static const char *const kinds[] = { "agent", "monitor", "alert",
+	    "status", NULL };
 	const struct cfg_raw_section *found;
 	struct cfg_raw_section *rs;
 	struct cfg_raw *raw = ld->raw;
@@ -166,39 +167,42 @@ section_header(struct reader *ld, char *s)
 		k = -1;
 	if (k < 0) {
 		alt = keys_suggest(kind, kinds, NULL);
-		if (alt != NULL && strcmp(alt, "agent") != 0 && name != NULL)
+		if (alt != NULL && strcmp(alt, "agent") != 0 &&
+		    strcmp(alt, "status") != 0 && name != NULL)
 			snprintf(buf, sizeof(buf), " (did you mean [%s:%s]?)",
 			    alt, QSTR(name));
-		else if (alt != NULL && strcmp(alt, "agent") == 0)
-			snprintf(buf, sizeof(buf), " (did you mean [agent]?)");
+		else if (alt != NULL && (strcmp(alt, "agent") == 0 ||
+		    strcmp(alt, "status") == 0))
+			snprintf(buf, sizeof(buf), " (did you mean [%s]?)", alt);
 		else
 			buf[0] = '\0';
 		diag_error(ld->d, ld->lineno, "unknown section [%s%s%s] (expected "
-		    "[agent], [monitor:NAME] or [alert:NAME])%s", QSTR(kind),
+		    "[agent], [monitor:NAME], [alert:NAME] or [status])%s",
+		    QSTR(kind),
 		    name != NULL ? ":" : "", name != NULL ? QSTR(name) : "",
 		    buf);
 		return;
 	}
-	if (k == CFG_AGENT && name != NULL) {
-		diag_error(ld->d, ld->lineno, "[agent] takes no name");
+	if (cfg_single(k) && name != NULL) {
+		diag_error(ld->d, ld->lineno, "[%s] takes no name", kind);
 		return;
 	}
-	if (k != CFG_AGENT && name == NULL) {
+	if (!cfg_single(k) && name == NULL) {
 		diag_error(ld->d, ld->lineno, "section [%s] needs a name: [%s:NAME]",
 		    kind, kind);
 		return;
 	}
 	/* A name is a metric label, a log prefix and a key in the API, on
 	 * every scrape and line: short and plain. */
-	if (k != CFG_AGENT && (strlen(name) > NAME_MAX_LEN ||
+	if (!cfg_single(k) && (strlen(name) > NAME_MAX_LEN ||
 	    !cfg_valid_name(name, "._-"))) {
 		diag_error(ld->d, ld->lineno, "%s name \"%s\": " NAME_RULE, kind,
 		    QSTR(name));
 		return;
 	}
-	if (k == CFG_AGENT && ld->file > 0) {
-		diag_error(ld->d, ld->lineno, "[agent] belongs in the main file "
-		    "%s, not in an included one", raw->files[0]);
+	if (cfg_single(k) && ld->file > 0) {
+		diag_error(ld->d, ld->lineno, "[%s] belongs in the main file "
+		    "%s, not in an included one", kind, raw->files[0]);
 		return;
 	}
 	if ((found = cfg_raw_find(raw, k, name)) != NULL &&
@@ -209,9 +213,9 @@ section_header(struct reader *ld, char *s)
 		return;
 	}
 	if (found != NULL) {
-		if (k == CFG_AGENT)
-			diag_error(ld->d, ld->lineno, "duplicate [agent] section "
-			    "(first defined at line %d)", found->line);
+		if (cfg_single(k))
+			diag_error(ld->d, ld->lineno, "duplicate [%s] section "
+			    "(first defined at line %d)", kind, found->line);
 		else
 			diag_error(ld->d, ld->lineno, "duplicate %s name \"%s\" "
 			    "(first defined at line %d)", kind, name,
@@ -226,7 +230,7 @@ section_header(struct reader *ld, char *s)
 	memset(rs, 0, sizeof(*rs));
 	rs->kind = k;
 	rs->file = ld->file;
-	rs->name = k == CFG_AGENT ? NULL : xstrdup(name);
+	rs->name = cfg_single(k) ? NULL : xstrdup(name);
 	rs->line = ld->lineno;
 	ld->cur = (long)raw->n_secs++;
 	section_index(raw, (size_t)ld->cur);

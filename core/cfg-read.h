@@ -12,7 +12,9 @@
 #include "diag.h"
 #include "keys.h"
 
-enum cfg_kind { CFG_AGENT, CFG_MONITOR, CFG_ALERT };
+enum cfg_kind { CFG_AGENT, CFG_MONITOR, CFG_ALERT, CFG_STATUS };
+/* [agent] and [status] have no name and appear at most once. */
+#define cfg_single(kind) ((kind) == CFG_AGENT || (kind) == CFG_STATUS)
 
 /* One section as written.  kv's strings are owned. */
 struct cfg_raw_section {
@@ -58,7 +60,7 @@ int cfg_read_from(const char *file, const char *path, struct cfg_raw *raw,
     struct wp_diag *d);
 void cfg_raw_free(struct cfg_raw *raw);
 
-/* The section of KIND named NAME (NULL for [agent]), or NULL. */
+/* The section of KIND named NAME (NULL for [agent], [status]), or NULL. */
 const struct cfg_raw_section *cfg_raw_find(const struct cfg_raw *raw,
     int kind, const char *name);
 

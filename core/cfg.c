@@ -39,7 +39,8 @@
 #define INTERVAL_MAX_US (7LL * 86400000 * MS)
 #define TIMEOUT_MAX_US (3600000LL * MS)
 
-static const char *const kind_names[] = { "agent", "monitor", "alert" };
+static const char *const kind_names[] = { "agent", "monitor", "alert",
+	"status" };
 
 /* ------------------------------------------------------------------------ */
 /* The host's key tables */
@@ -51,6 +52,7 @@ struct agent_conf {
 	int log_level, log;
 	const char *include;
 	int64_t exec_max;
+	int64_t rollup_retention_days;
 };
 
 /* Most verbose first, as -h lists them: WP_LOG_DEBUG - index is the level. */
@@ -71,6 +73,10 @@ static const struct wp_key agent_keys[] = {
 	{ WP_KEY(WP_KT_INT, "retention_days", struct agent_conf,
 	  retention_days), .def = "30", .min = 0, .max = 36500,
 	  .help = "days of results to keep; 0 keeps them forever" },
+	{ WP_KEY(WP_KT_INT, "rollup_retention_days", struct agent_conf,
+	  rollup_retention_days), .def = "400", .min = 0, .max = 36500,
+	  .help = "days of hourly and daily roll-ups and incidents to keep; "
+	  "0 keeps them forever" },
 	{ WP_KEY(WP_KT_ENUM, "log_level", struct agent_conf, log_level),
 	  .def = "info", .values = log_levels,
 	  .help = "the least severe level logged" },
@@ -102,6 +108,7 @@ struct common_conf {
 	int64_t down_after, up_after, latency_warn_us, cert_warn_us;
 	int64_t renotify_us;
 	struct wp_list alert_on, escalate;
+	const char *group;
 };
 
 static const struct wp_key monitor_keys[] = {
@@ -150,6 +157,8 @@ static const struct wp_key monitor_keys[] = {
 	  .flags = WP_KEY_MULTI,
 	  .help = "DURATION ALERT[,ALERT...]: still down after DURATION, "
 	  "also notify those sections (repeatable)" },
+	{ WP_KEY(WP_KT_STRING, "group", struct common_conf, group),
+	  .help = "the group the status page shows the monitor in" },
 };
 
 static const struct wp_key alert_keys[] = {
@@ -161,12 +170,32 @@ static const struct wp_key alert_keys[] = {
 	  .help = "deadline of one delivery attempt" },
 };
 
+struct status_conf {
+	const char *title, *footer;
+	struct wp_list monitors;
+	int public;
+};
+
+static const struct wp_key status_keys[] = {
+	{ WP_KEY(WP_KT_STRING, "title", struct status_conf, title),
+	  .def = "Status", .help = "the status page's title" },
+	{ WP_KEY(WP_KT_LIST, "monitors", struct status_conf, monitors),
+	  .help = "names or fnmatch patterns of the monitors the page and "
+	  "badges show (default: all)" },
+	{ WP_KEY(WP_KT_BOOL, "public", struct status_conf, public),
+	  .def = "false", .help = "true: the page and badges need no API "
+	  "token" },
+	{ WP_KEY(WP_KT_STRING, "footer", struct status_conf, footer),
+	  .help = "a line of text at the foot of the page" },
+};
+
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
 static const struct cfg_keys host_tables[] = {
 	{ "agent", agent_keys, N(agent_keys) },
 	{ "monitor", monitor_keys, N(monitor_keys) },
 	{ "alert", alert_keys, N(alert_keys) },
+	{ "status", status_keys, N(status_keys) },
 };
 
 const struct cfg_keys *
@@ -355,6 +384,7 @@ check_agent(struct loader *ld, struct cfg_agent *ag)
 	ag->database = xstrdup(c->database);
 	ag->plugin_dir = xstrdup(c->plugin_dir);
 	ag->retention_days = (int)c->retention_days;
+	ag->rollup_retention_days = (int)c->rollup_retention_days;
 	ag->log_level = WP_LOG_DEBUG - c->log_level;
 	ag->log_syslog = keys_line(kv, n, "log") != 0 ? c->log : -1;
 	ag->api_token_file = c->api_token_file != NULL ?
@@ -649,6 +679,33 @@ build_section(struct loader *ld, const struct cfg_raw_section *rs,
 	return cc;
 }
 
+/*
+ * A text the status page shows as it is written (a group, a title):
+ * not empty, at most 200 bytes, UTF-8 is fine, no control characters
+ * (they have no place on a page).  0, or WP_EINVAL reported at LINE.
+ */
+static int
+check_label(struct loader *ld, int line, const char *key, const char *v)
+{
+	const unsigned char *p;
+
+	if (*v == '\0') {
+		report(ld, line, "%s: no value", key);
+		return WP_EINVAL;
+	}
+	if (strlen(v) > 200) {
+		report(ld, line, "%s: longer than 200 bytes", key);
+		return WP_EINVAL;
+	}
+	for (p = (const unsigned char *)v; *p != '\0'; p++)
+		if (*p < 0x20 || *p == 0x7f) {
+			report(ld, line, "%s: control characters are not "
+			    "allowed", key);
+			return WP_EINVAL;
+		}
+	return 0;
+}
+
 /* alert_on: any of down, up, degraded (POLICY_ON_*), each at most once. */
 static void
 parse_alert_on(struct loader *ld, int line, const struct wp_list *l,
@@ -824,6 +881,11 @@ check_monitor(struct loader *ld, const struct cfg_raw_section *rs,
 	}
 	policy_conf_default(&m->policy);
 	check_policy(ld, kv, n, cc, m);
+	if (cc->group != NULL) {
+		line = keys_line(kv, n, "group");
+		if (check_label(ld, line, "group", cc->group) == 0)
+			m->group = xstrdup(cc->group);
+	}
 	check_fit(ld, rs, kv, n, m);
 	keys_free(cc);
 	free(kv);
@@ -841,6 +903,53 @@ check_alert(struct loader *ld, const struct cfg_raw_section *rs,
 	    &a->s, &kv, &n);
 	a->timeout_ms = cc->timeout_us / MS;
 	keys_free(cc);
+	free(kv);
+}
+
+/*
+ * [status]: the page's title, footer, which monitors it shows and whether
+ * it is public.  Absent, the defaults: "Status", every monitor, not
+ * public.  A pattern that names no monitor is fine (monitors come and go
+ * through the admin API).
+ */
+static void
+check_status(struct loader *ld, struct cfg_status *st)
+{
+	static const struct keys_ctx ctx = { NULL, " in [status]", 0, NULL };
+	const struct cfg_raw_section *rs = cfg_raw_find(&ld->raw, CFG_STATUS,
+	    NULL);
+	struct cfg_kv *kv = NULL;
+	struct status_conf *c;
+	size_t n = 0, i;
+	int clean, line;
+
+	if (rs != NULL) {
+		st->line = rs->line;
+		n = rs->n_kv;
+		kv = xmalloc((n + 1) * sizeof(*kv));
+		if (n > 0)
+			memcpy(kv, rs->kv, n * sizeof(*kv));
+	}
+	c = fill_lenient(ld, &ctx, status_keys, N(status_keys),
+	    sizeof(status_keys[0]), sizeof(*c), kv, &n, &clean);
+	line = keys_line(kv, n, "title");
+	st->title = xstrdup(check_label(ld, line, "title", c->title) == 0 ?
+	    c->title : "Status");
+	if (c->footer != NULL && check_label(ld, keys_line(kv, n, "footer"),
+	    "footer", c->footer) == 0)
+		st->footer = xstrdup(c->footer);
+	st->public = c->public;
+	line = keys_line(kv, n, "monitors");
+	if (c->monitors.n > 0)
+		st->monitors = xcalloc(c->monitors.n, sizeof(*st->monitors));
+	for (i = 0; i < c->monitors.n; i++) {
+		if (c->monitors.v[i][0] == '\0') {
+			report(ld, line, "monitors: an empty pattern");
+			continue;
+		}
+		st->monitors[st->n_monitors++] = xstrdup(c->monitors.v[i]);
+	}
+	keys_free(c);
 	free(kv);
 }
 
@@ -891,12 +1000,18 @@ config_free(struct config *cfg)
 		for (j = 0; j < cfg->monitors[i].n_alerts; j++)
 			free(cfg->monitors[i].alerts[j]);
 		free(cfg->monitors[i].alerts);
+		free(cfg->monitors[i].group);
 		policy_conf_free(&cfg->monitors[i].policy);
 	}
 	free(cfg->monitors);
 	for (i = 0; i < cfg->n_alerts; i++)
 		section_free(&cfg->alerts[i].s);
 	free(cfg->alerts);
+	free(cfg->status.title);
+	for (i = 0; i < cfg->status.n_monitors; i++)
+		free(cfg->status.monitors[i]);
+	free(cfg->status.monitors);
+	free(cfg->status.footer);
 	free(cfg);
 }
 
@@ -1060,6 +1175,7 @@ config_load_overlay(const char *file, const char *plugin_dir_override,
 	}
 	ld.d.file = file;
 	ld.d.rank = 0;
+	check_status(&ld, &cfg->status);
 	*out = cfg;
 	if (ld.d.errors == 0)
 		ret = 0;

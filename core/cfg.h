@@ -44,6 +44,7 @@ struct cfg_agent {
 	char *plugin_dir;      /* default PKGLIBDIR */
 	char *listen;          /* "127.0.0.1:9405" default; NULL when "off" */
 	int retention_days;    /* default 30; 0 keeps forever */
+	int rollup_retention_days; /* default 400; 0 keeps forever */
 	int log_level;         /* WP_LOG_*, default WP_LOG_INFO */
 	int log_syslog;        /* 1 with log = syslog; -1 when not set */
 	char *user;            /* NULL: no privilege drop */
@@ -131,11 +132,22 @@ struct cfg_monitor {
 	/* down_after, up_after, latency_warn, cert_warn, alert_on, renotify
 	 * and escalate (policy.h; escalation names validated to exist). */
 	struct policy_conf policy;
+	char *group;               /* the status page's group; NULL: none */
 };
 
 struct cfg_alert {
 	struct cfg_section s;
 	int64_t timeout_ms;        /* default 10 s, 1 ms to 1 hour */
+};
+
+/* [status] (statuspage.h): the status page and badges. */
+struct cfg_status {
+	char *title;               /* default "Status" */
+	char **monitors;           /* fnmatch(3) patterns; n 0: every one */
+	size_t n_monitors;
+	int public;                /* page and badges need no token */
+	char *footer;              /* NULL: none */
+	int line;                  /* of [status], 0 if absent */
 };
 
 struct config {
@@ -150,6 +162,7 @@ struct config {
 	 * include folder's *.ini in name order, as absolute paths. */
 	char **files;
 	size_t n_files;
+	struct cfg_status status;
 };
 
 /*
@@ -179,7 +192,7 @@ int config_load(const char *file, const char *plugin_dir_override,
 void config_free(struct config *cfg);
 
 /* A key table of the host: "agent", "monitor" (the keys every monitor
- * has) or "alert" (the keys every alert has). */
+ * has), "alert" (the keys every alert has) or "status" ([status]). */
 struct cfg_keys {
 	const char *name;
 	const struct wp_key *keys; /* stride sizeof(struct wp_key) */

@@ -148,10 +148,12 @@ list_types(FILE *out, int json)
 		fputs("R: required, +: repeatable (DURATION ranges as "
 		    "durations)\n\n", out);
 		for (i = 0; i < n_host; i++) {
+			/* [agent] and [status] are sections of their own. */
 			snprintf(title, sizeof(title), "[%s]%s", host[i].name,
-			    i == 0 ? "" : i == 1 ? " common keys of every "
-			    "[monitor:NAME]" : " common keys of every "
-			    "[alert:NAME]");
+			    strcmp(host[i].name, "monitor") == 0 ?
+			    " common keys of every [monitor:NAME]" :
+			    strcmp(host[i].name, "alert") == 0 ?
+			    " common keys of every [alert:NAME]" : "");
 			table_text(out, title, host[i].keys, host[i].n_keys,
 			    sizeof(struct wp_key));
 		}

@@ -19,6 +19,7 @@
 #include "api.h"
 #include "cfg.h"
 #include "daemon.h"
+#include "history.h"
 #include "host.h"
 #include "listtypes.h"
 #include "loader.h"
@@ -29,6 +30,8 @@
 #include "runtime.h"
 #include "command.h"
 #include "pool.h"
+#include "statuspage.h"
+#include "report.h"
 #include "store.h"
 #include "util.h"
 
@@ -48,9 +51,11 @@ static struct {
 
 static struct store *store;
 static struct api *api;
+static struct history *history;	/* the API's history routes */
 static uv_signal_t sig_hup, sig_term, sig_int;
 static uv_timer_t retention_timer;
 static int retention_days;
+static int rollup_retention_days;
 static struct cfg_agent agent_now; /* [agent] in force (copies; see reload) */
 
 static void retention_cb(uv_timer_t *t);
@@ -64,6 +69,8 @@ usage(FILE *f)
 	    "       watchpost -t [-c FILE] [-P DIR]\n"
 	    "       watchpost --once [-c FILE] [-P DIR] [NAME...]\n"
 	    "       watchpost --list-types [--json] [-c FILE] [-P DIR]\n"
+	    "       watchpost report [-c FILE | --database DB] [--since 30d]\n"
+	    "                        [--format table|csv|json] [NAME...]\n"
 	    "\n"
 	    "  -c, --config FILE     configuration (default %s)\n"
 	    "  -t, --check-config    validate FILE and its plugins, print each\n"
@@ -346,6 +353,14 @@ agent_reload(const struct cfg_agent *ag, const char *token)
 			uv_timer_start(&retention_timer, retention_cb, 0,
 			    86400000);
 	}
+	if (ag->rollup_retention_days != rollup_retention_days) {
+		log_info("reload: [agent] rollup_retention_days %d -> %d",
+		    rollup_retention_days, ag->rollup_retention_days);
+		rollup_retention_days = ag->rollup_retention_days;
+		if (rollup_retention_days > 0)
+			uv_timer_start(&retention_timer, retention_cb, 0,
+			    86400000);
+	}
 
 	if (api != NULL && (rc = api_set_token(api, token)) == 1) {
 		if (token == NULL)
@@ -384,6 +399,7 @@ reload_apply(struct config *cfg, struct wp_diag *diag)
 		config_free(cfg);
 		goto done;
 	}
+	statuspage_configure(cfg);
 	agent_reload(&ag, token);
 	rc = 0;
 done:
@@ -475,6 +491,8 @@ begin_stop(const char *why)
 	uv_timer_stop(&retention_timer);
 	api_stop(api);
 	api = NULL;
+	history_close(history);
+	history = NULL;
 	uv_timer_init(main_loop, &drain_timer);
 	uv_timer_start(&drain_timer, drain_limit_cb, DRAIN_MAX_MS, 0);
 	manager_stop(drained, NULL);
@@ -562,12 +580,17 @@ retention_cb(uv_timer_t *t)
 	struct retention_job *j;
 
 	(void)t;
-	if (retention_days <= 0 || store == NULL)
+	if ((retention_days <= 0 && rollup_retention_days <= 0) ||
+	    store == NULL)
 		return;
 	j = xcalloc(1, sizeof(*j));
 	j->op = opmon_begin(OPC_RETENTION, "retention", 3600000);
-	if (store_retention(store, wall_ms() -
-	    (int64_t)retention_days * 86400000, 1000, retention_done, j) != 0) {
+	/* A cutoff of 0 keeps everything (no row is older). */
+	if (store_retention_history(store, retention_days > 0 ? wall_ms() -
+	    (int64_t)retention_days * 86400000 : 0,
+	    rollup_retention_days > 0 ? wall_ms() -
+	    (int64_t)rollup_retention_days * 86400000 : 0, 1000,
+	    retention_done, j) != 0) {
 		opmon_end(j->op, OP_FAILED, "could not queue");
 		free(j);
 	}
@@ -752,6 +775,9 @@ main(int argc, char **argv)
 	char *token = NULL;
 	int rc;
 
+	/* `watchpost report ...`: a reader of the database only. */
+	if (argc > 1 && strcmp(argv[1], "report") == 0)
+		return report_main(argc - 1, argv + 1);
 	parse_args(argc, argv);
 	signal(SIGPIPE, SIG_IGN);
 	/* A file-size limit (RLIMIT_FSIZE) must fail the write, not kill us:
@@ -843,6 +869,7 @@ main(int argc, char **argv)
 	opmon_end(op, OP_SUCCEEDED, NULL);
 	store_on_damage(store, store_damaged, NULL);
 	retention_days = cfg->agent.retention_days;
+	rollup_retention_days = cfg->agent.rollup_retention_days;
 	manager_init(store);
 	op = opmon_begin(OPC_STARTUP, "load alert outbox", STARTUP_STEP_MS);
 	if (alert_init(store) != 0) {
@@ -859,13 +886,20 @@ main(int argc, char **argv)
 	opmon_end(op, OP_SUCCEEDED, NULL);
 	if (cfg->agent.listen != NULL) {
 		static struct api_routes routes = { render_monitors,
-		    render_opmon, render_metrics, NULL, admin_handle,
-		    manager_push };
+		    render_opmon, render_metrics, NULL, admin_handle, NULL,
+		    NULL, manager_push };
 		static const struct admin_hooks hooks = { admin_load,
 		    reload_apply };
 
 		admin_init(&hooks);
 		op = opmon_begin(OPC_STARTUP, "bind API", STARTUP_STEP_MS);
+		/* The history routes' own read-only connection (the store
+		 * has migrated the file by now). */
+		if (history_open(cfg->agent.database, &history, err,
+		    sizeof(err)) != 0)
+			log_warn("api: no history routes: %s", err);
+		routes.history = history;
+		routes.status_snapshot = statuspage_snapshot;
 		if (api_start(cfg->agent.listen, token, main_loop, &routes,
 		    &api, err, sizeof(err)) != 0) {
 			/* api_start() names the address itself. */
@@ -896,6 +930,7 @@ main(int argc, char **argv)
 			diag_free(&diag);
 			return 1;
 		}
+		statuspage_configure(cfg);
 		diag_free(&diag);
 		log_info("watchpost %s started: %zu monitor(s), database %s",
 		    PACKAGE_VERSION, n, store ? "open" : "none");
@@ -911,6 +946,9 @@ main(int argc, char **argv)
 	uv_run(main_loop, UV_RUN_DEFAULT);
 	exit_code = 0;
 	api_stop(api);
+	history_close(history);
+	history = NULL;
+	statuspage_configure(NULL);
 	finish();
 	if (daemon_lock_lost())
 		exit_code = 1;

@@ -22,7 +22,15 @@
 
 #include <sqlite3.h>
 
+#include "rollup.h"
 #include "store.h"
+
+/* A monitor's open hour in the writer's cache (monitor_id 0: empty). */
+struct rollup_slot {
+	int64_t monitor_id;
+	int64_t hour;		/* hours since the epoch; < 0: none yet */
+	struct rollup_agg agg;
+};
 
 #define BATCH_MAX	1000	/* items per writer transaction */
 #define BUSY_MS		5000	/* busy timeout of the synchronous calls */
@@ -75,6 +83,8 @@ struct retention {
 	int64_t deleted;
 	int vacuuming;
 	int64_t freelist;	/* free pages before the last vacuum step */
+	int64_t rollup_cutoff_ms; /* > 0: then roll-ups and closed
+				   incidents before it go too */
 	struct retention *next;
 };
 
@@ -91,6 +101,10 @@ struct store {
 	sqlite3_stmt *s_delivered, *s_attempt;
 	sqlite3_stmt *s_retention;
 	sqlite3_stmt *s_policy;
+	/* Roll-ups and incidents (store-writer.c, rollup_*, incident_*). */
+	sqlite3_stmt *s_roll_load, *s_roll_put[3];
+	sqlite3_stmt *s_inc_close, *s_inc_open;
+	sqlite3_stmt *s_roll_expire[4];
 
 	pthread_t thread;
 	int started;
@@ -135,6 +149,15 @@ struct store {
 	int recovering;
 	struct store_alert *done_rows;
 	size_t done_cap;
+	/* Writer thread only: each monitor's open hour as its state row
+	 * holds it, loaded on the monitor's first check (rollup_cache_*
+	 * in store-writer.c); dropped whenever a transaction fails, as it
+	 * may then hold rows that were rolled back. */
+	struct rollup_slot *roll;
+	size_t roll_cap, roll_n;
+	/* The encoded open hour bound to s_state (SQLITE_STATIC: valid
+	 * until the statement is reset, right after its step). */
+	unsigned char roll_blob[ROLLUP_BLOB_MAX];
 };
 
 /* ---- store.c ---- */

@@ -146,10 +146,11 @@ st_prepare_writer(struct store *st, char *err, size_t errlen)
 		    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
 		    "?13)" },
 		/* since_ms moves only when the check changed the state. */
+		/* r_*: the monitor's open hour (rollup_note_check()). */
 		{ &st->s_state, "INSERT INTO state(monitor_id, state, "
 		    "last_check_ms, latency_ms, since_ms, streak, repeats, "
-		    "notified_ms, escalated_ms) "
-		    "VALUES (?1, ?2, ?3, ?4, ?3, ?6, ?7, ?8, ?9) "
+		    "notified_ms, escalated_ms, r_hour, r_agg) "
+		    "VALUES (?1, ?2, ?3, ?4, ?3, ?6, ?7, ?8, ?9, ?10, ?11) "
 		    "ON CONFLICT(monitor_id) DO UPDATE SET "
 		    "state = excluded.state, "
 		    "last_check_ms = excluded.last_check_ms, "
@@ -158,7 +159,8 @@ st_prepare_writer(struct store *st, char *err, size_t errlen)
 		    "ELSE state.since_ms END, "
 		    "streak = excluded.streak, repeats = excluded.repeats, "
 		    "notified_ms = excluded.notified_ms, "
-		    "escalated_ms = excluded.escalated_ms" },
+		    "escalated_ms = excluded.escalated_ms, "
+		    "r_hour = excluded.r_hour, r_agg = excluded.r_agg" },
 		/* A reminder or an escalation: its counters only. */
 		{ &st->s_policy, "UPDATE state SET repeats = ?2, "
 		    "notified_ms = ?3, escalated_ms = ?4 WHERE monitor_id = ?1" },
@@ -174,6 +176,35 @@ st_prepare_writer(struct store *st, char *err, size_t errlen)
 		    "last_error = ?2, last_attempt_ms = ?3 WHERE id = ?1" },
 		{ &st->s_retention, "DELETE FROM checks WHERE id IN "
 		    "(SELECT id FROM checks WHERE ts < ?1 LIMIT ?2)" },
+		{ &st->s_roll_load, "SELECT r_hour, r_agg FROM state "
+		    "WHERE monitor_id = ?1" },
+		/* Adding to a row already there (a late check, or an hour
+		 * the migration backfilled) merges in SQL (wp_rollup_add,
+		 * rollup.h), so a flush reads nothing. */
+		{ &st->s_roll_put[0], "INSERT INTO rollup_hours(monitor_id, "
+		    "hour, agg) VALUES (?1, ?2, ?3) ON CONFLICT DO UPDATE SET "
+		    "agg = wp_rollup_add(agg, excluded.agg)" },
+		{ &st->s_roll_put[1], "INSERT INTO rollup_days(monitor_id, "
+		    "day, agg) VALUES (?1, ?2, ?3) ON CONFLICT DO UPDATE SET "
+		    "agg = wp_rollup_add(agg, excluded.agg)" },
+		{ &st->s_roll_put[2], "INSERT INTO rollup_weeks(monitor_id, "
+		    "week, agg) VALUES (?1, ?2, ?3) ON CONFLICT DO UPDATE SET "
+		    "agg = wp_rollup_add(agg, excluded.agg)" },
+		{ &st->s_inc_close, "UPDATE incidents SET end_ms = ?2 "
+		    "WHERE monitor_id = ?1 AND end_ms IS NULL" },
+		{ &st->s_inc_open, "INSERT INTO incidents(monitor_id, "
+		    "start_ms, reason, error) VALUES (?1, ?2, ?3, ?4)" },
+		/* Per monitor, so each is a range of a primary key or an
+		 * index, not a scan of the table. */
+		{ &st->s_roll_expire[0], "DELETE FROM rollup_hours WHERE "
+		    "monitor_id IN (SELECT id FROM monitors) AND hour < ?1" },
+		{ &st->s_roll_expire[1], "DELETE FROM rollup_days WHERE "
+		    "monitor_id IN (SELECT id FROM monitors) AND day < ?1" },
+		{ &st->s_roll_expire[2], "DELETE FROM rollup_weeks WHERE "
+		    "monitor_id IN (SELECT id FROM monitors) AND week < ?1" },
+		{ &st->s_roll_expire[3], "DELETE FROM incidents WHERE "
+		    "monitor_id IN (SELECT id FROM monitors) AND start_ms < ?1 "
+		    "AND end_ms < ?1" },
 	};
 	size_t i;
 
@@ -192,6 +223,10 @@ st_finalize_writer(struct store *st)
 		&st->s_check, &st->s_state, &st->s_outbox, &st->s_measure,
 		&st->s_delivered, &st->s_attempt, &st->s_retention,
 		&st->s_policy,
+		&st->s_roll_load, &st->s_roll_put[0], &st->s_roll_put[1],
+		&st->s_roll_put[2], &st->s_inc_close,
+		&st->s_inc_open, &st->s_roll_expire[0], &st->s_roll_expire[1],
+		&st->s_roll_expire[2], &st->s_roll_expire[3],
 	};
 	size_t i;
 
@@ -223,6 +258,191 @@ item_error(int rc)
 	default:
 		return 0;
 	}
+}
+
+/* ---- roll-ups and incidents (history.h says what they hold) ---- */
+
+/* Forget every cached open hour: after a transaction that failed or
+ * skipped an item, the state rows are the truth again. */
+static void
+rollup_cache_reset(struct store *st)
+{
+	free(st->roll);
+	st->roll = NULL;
+	st->roll_cap = st->roll_n = 0;
+}
+
+static size_t
+rollup_hash(int64_t id, size_t cap)
+{
+	return (size_t)(((uint64_t)id * 0x9E3779B97F4A7C15ull) >> 17) &
+	    (cap - 1);
+}
+
+/* The cache slot of monitor ID, a new empty one if it has none (open
+ * addressing; the table doubles at half full). */
+static struct rollup_slot *
+rollup_cache_slot(struct store *st, int64_t id, int *fresh)
+{
+	struct rollup_slot *old = st->roll, *s;
+	size_t i, oldcap = st->roll_cap;
+
+	if (st->roll_n + 1 > st->roll_cap / 2) {
+		st->roll_cap = oldcap ? oldcap * 2 : 256;
+		st->roll = xcalloc(st->roll_cap, sizeof(*st->roll));
+		st->roll_n = 0;
+		for (i = 0; i < oldcap; i++)
+			if (old[i].monitor_id != 0) {
+				s = &st->roll[rollup_hash(old[i].monitor_id,
+				    st->roll_cap)];
+				while (s->monitor_id != 0)
+					s = s + 1 < st->roll + st->roll_cap ?
+					    s + 1 : st->roll;
+				*s = old[i];
+				st->roll_n++;
+			}
+		free(old);
+	}
+	s = &st->roll[rollup_hash(id, st->roll_cap)];
+	while (s->monitor_id != 0 && s->monitor_id != id)
+		s = s + 1 < st->roll + st->roll_cap ? s + 1 : st->roll;
+	*fresh = s->monitor_id == 0;
+	if (*fresh) {
+		s->monitor_id = id;
+		s->hour = -1;
+		rollup_clear(&s->agg);
+		st->roll_n++;
+	}
+	return s;
+}
+
+/*
+ * Add AGG to monitor ID's rows of the hour HOUR, its day and its week
+ * (UPSERTs that merge with a row already there): once per monitor and
+ * hour, when the hour ends, or for a check that arrives after its hour
+ * was flushed.  SQLite result code.
+ */
+static int
+rollup_flush(struct store *st, int64_t id, int64_t hour,
+    const struct rollup_agg *agg)
+{
+	const int64_t key[3] = { hour, hour / 24, hour / (24 * 7) };
+	unsigned char buf[ROLLUP_BLOB_MAX];
+	size_t n;
+	int i, rc;
+
+	if (hour < 0)
+		return SQLITE_OK;
+	n = rollup_encode(agg, buf);
+	for (i = 0; i < 3; i++) {
+		sqlite3_bind_int64(st->s_roll_put[i], 1, id);
+		sqlite3_bind_int64(st->s_roll_put[i], 2, key[i]);
+		sqlite3_bind_blob(st->s_roll_put[i], 3, buf, (int)n,
+		    SQLITE_STATIC);
+		if ((rc = st_step_done(st->s_roll_put[i])) != SQLITE_OK)
+			return rc;
+	}
+	return SQLITE_OK;
+}
+
+/*
+ * Count check C in its monitor's open hour (*slot, whose hour and
+ * aggregate the caller writes to the state row).  The first check of an
+ * hour flushes the hour before into rollup_hours and rollup_days; a check
+ * older than the open hour goes straight into its hour's rows.  No table
+ * is scanned: a state row is read once per monitor, and the roll-up rows
+ * once per monitor and hour.  SQLite result code.
+ */
+static int
+rollup_note_check(struct store *st, const struct store_check *c,
+    struct rollup_slot **slot)
+{
+	struct rollup_slot *s;
+	struct rollup_agg one;
+	int64_t hour;
+	int fresh, rc;
+
+	hour = c->ts_ms >= 0 ? c->ts_ms / ROLLUP_HOUR_MS :
+	    (c->ts_ms - ROLLUP_HOUR_MS + 1) / ROLLUP_HOUR_MS;
+	s = rollup_cache_slot(st, c->monitor_id, &fresh);
+	*slot = s;
+	if (fresh) {
+		sqlite3_bind_int64(st->s_roll_load, 1, c->monitor_id);
+		rc = sqlite3_step(st->s_roll_load);
+		if (rc == SQLITE_ROW && sqlite3_column_type(st->s_roll_load,
+		    0) != SQLITE_NULL) {
+			s->hour = sqlite3_column_int64(st->s_roll_load, 0);
+			if (rollup_read(st->s_roll_load, 1, &s->agg) != 0)
+				rollup_clear(&s->agg);
+		}
+		sqlite3_reset(st->s_roll_load);
+		sqlite3_clear_bindings(st->s_roll_load);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+			return rc;
+	}
+	if (s->hour >= 0 && hour < s->hour) {
+		rollup_clear(&one);
+		rollup_add(&one, c->state, c->ok, c->latency_ms);
+		return rollup_flush(st, c->monitor_id, hour, &one);
+	}
+	if (hour > s->hour) {
+		if (s->agg.checks > 0 && (rc = rollup_flush(st, c->monitor_id,
+		    s->hour, &s->agg)) != SQLITE_OK)
+			return rc;
+		rollup_clear(&s->agg);
+		s->hour = hour;
+	}
+	rollup_add(&s->agg, c->state, c->ok, c->latency_ms);
+	return SQLITE_OK;
+}
+
+/*
+ * A check that changed its monitor's state: the open incident, if any,
+ * ends at its start; a change to down opens one with its reason and
+ * error.  SQLite result code.
+ */
+static int
+incident_note(struct store *st, const struct store_check *c)
+{
+	int rc;
+
+	sqlite3_bind_int64(st->s_inc_close, 1, c->monitor_id);
+	sqlite3_bind_int64(st->s_inc_close, 2, c->ts_ms);
+	if ((rc = st_step_done(st->s_inc_close)) != SQLITE_OK)
+		return rc;
+	if (c->state == NULL || strcmp(c->state, "down") != 0)
+		return SQLITE_OK;
+	sqlite3_bind_int64(st->s_inc_open, 1, c->monitor_id);
+	sqlite3_bind_int64(st->s_inc_open, 2, c->ts_ms);
+	sqlite3_bind_text(st->s_inc_open, 3, reason_name(c->reason), -1,
+	    SQLITE_STATIC);
+	bind_opt_text(st->s_inc_open, 4, c->error, sizeof(c->error));
+	return st_step_done(st->s_inc_open);
+}
+
+/*
+ * Retention of the history (one transaction, once the raw rows are
+ * done): roll-ups of hours and days before CUTOFF_MS and incidents that
+ * ended before it.  SQLite result code.
+ */
+static int
+rollup_expire(struct store *st, int64_t cutoff_ms, int64_t *deleted)
+{
+	int64_t key[4] = { cutoff_ms / ROLLUP_HOUR_MS,
+	    cutoff_ms / ROLLUP_DAY_MS, cutoff_ms / ROLLUP_DAY_MS / 7,
+	    cutoff_ms };
+	int i, rc;
+
+	*deleted = 0;
+	if ((rc = st_step_done(st->s_begin)) != SQLITE_OK)
+		return rc;
+	for (i = 0; i < 4; i++) {
+		sqlite3_bind_int64(st->s_roll_expire[i], 1, key[i]);
+		if ((rc = st_step_done(st->s_roll_expire[i])) != SQLITE_OK)
+			return rc;
+		*deleted += sqlite3_changes(st->db);
+	}
+	return st_step_done(st->s_commit);
 }
 
 /* The outbox rows of check item IT.  SQLite result code. */
@@ -270,6 +490,7 @@ static int
 write_item(struct store *st, const struct item *it)
 {
 	const struct store_check *c;
+	struct rollup_slot *slot;
 	int64_t check_id;
 	size_t i;
 	int rc;
@@ -317,6 +538,8 @@ write_item(struct store *st, const struct item *it)
 			return rc;
 	}
 
+	if ((rc = rollup_note_check(st, c, &slot)) != SQLITE_OK)
+		return rc;
 	sqlite3_bind_int64(st->s_state, 1, c->monitor_id);
 	sqlite3_bind_text(st->s_state, 2, c->state, -1,
 	    SQLITE_STATIC);
@@ -327,7 +550,12 @@ write_item(struct store *st, const struct item *it)
 	sqlite3_bind_int64(st->s_state, 7, (sqlite3_int64)c->repeats);
 	sqlite3_bind_int64(st->s_state, 8, c->notified_ms);
 	sqlite3_bind_int64(st->s_state, 9, c->escalated_ms);
+	sqlite3_bind_int64(st->s_state, 10, slot->hour);
+	sqlite3_bind_blob(st->s_state, 11, st->roll_blob,
+	    (int)rollup_encode(&slot->agg, st->roll_blob), SQLITE_STATIC);
 	if ((rc = st_step_done(st->s_state)) != SQLITE_OK)
+		return rc;
+	if (c->state_changed && (rc = incident_note(st, c)) != SQLITE_OK)
 		return rc;
 	return write_outbox(st, it);
 }
@@ -387,6 +615,7 @@ write_batch(struct store *st, size_t head, size_t n, int careful,
 		rc = write_item(st, it);
 		if (rc != SQLITE_OK && item_error(rc) && !careful) {
 			st_step_done(st->s_rollback);
+			rollup_cache_reset(st);
 			return 1;
 		} else if (rc != SQLITE_OK && item_error(rc)) {
 			log_skipped(it, sqlite3_errmsg(st->db));
@@ -405,11 +634,15 @@ write_batch(struct store *st, size_t head, size_t n, int careful,
 	if ((rc = st_step_done(st->s_commit)) != SQLITE_OK)
 		goto fail;
 	st->phase_us[3] = mono_us();
+	/* A skipped item may have counted in its monitor's open hour. */
+	if (careful)
+		rollup_cache_reset(st);
 	return 0;
 fail:
 	write_failed(st, err, errlen);
 	if (!sqlite3_get_autocommit(st->db))
 		st_step_done(st->s_rollback);
+	rollup_cache_reset(st);
 	*nchecks = 0;
 	return WP_EIO;
 }
@@ -452,7 +685,7 @@ retention_step(struct store *st, struct retention *r, int64_t *deleted,
     int *finished, char *err, size_t errlen)
 {
 	char sql[64];
-	int64_t fl = 0, mode = 0;
+	int64_t fl = 0, mode = 0, rolled;
 	int rc;
 
 	*deleted = 0;
@@ -467,6 +700,13 @@ retention_step(struct store *st, struct retention *r, int64_t *deleted,
 		*deleted = sqlite3_changes(st->db);
 		if ((rc = st_step_done(st->s_commit)) != SQLITE_OK)
 			goto fail;
+		if (*deleted < r->chunk && r->rollup_cutoff_ms > 0) {
+			if ((rc = rollup_expire(st, r->rollup_cutoff_ms,
+			    &rolled)) != SQLITE_OK)
+				goto fail;
+			log_debug("store: retention: %" PRId64 " roll-up and "
+			    "incident rows deleted", rolled);
+		}
 		if (*deleted < r->chunk) {
 			r->vacuuming = 1;
 			r->freelist = -1;
@@ -1407,12 +1647,21 @@ int
 store_retention(struct store *st, int64_t cutoff_ms, int chunk,
     void (*done)(void *arg, int64_t deleted), void *arg)
 {
+	return store_retention_history(st, cutoff_ms, 0, chunk, done, arg);
+}
+
+int
+store_retention_history(struct store *st, int64_t cutoff_ms,
+    int64_t rollup_cutoff_ms, int chunk,
+    void (*done)(void *arg, int64_t deleted), void *arg)
+{
 	struct retention *r;
 
 	if (st == NULL || chunk <= 0)
 		return WP_EINVAL;
 	r = xcalloc(1, sizeof(*r));
 	r->cutoff_ms = cutoff_ms;
+	r->rollup_cutoff_ms = rollup_cutoff_ms;
 	r->chunk = chunk;
 	r->done = done;
 	r->arg = arg;

@@ -233,6 +233,16 @@ int store_submit_delivery(struct store *st, int64_t alert_id, int delivered,
 int store_retention(struct store *st, int64_t cutoff_ms, int chunk,
     void (*done)(void *arg, int64_t deleted), void *arg);
 
+/*
+ * store_retention(), and then, with ROLLUP_CUTOFF_MS > 0, the history
+ * older than it in one transaction: the hourly and daily roll-ups of
+ * hours and days that began before it and the incidents that ended
+ * before it (rollup_retention_days).  done() counts checks only.
+ */
+int store_retention_history(struct store *st, int64_t cutoff_ms,
+    int64_t rollup_cutoff_ms, int chunk,
+    void (*done)(void *arg, int64_t deleted), void *arg);
+
 void store_get_stats(struct store *st, struct store_stats *out);
 
 /*

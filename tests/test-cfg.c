@@ -514,14 +514,15 @@ test_errors_structure(void **state)
 	    ":1: key \"url\" is outside any section (put it under [agent], "
 	    "[monitor:NAME] or [alert:NAME])");
 	expect_one("[agent]\n[foo]\nx = 1\n",
-	    ":2: unknown section [foo] (expected [agent], [monitor:NAME] or "
-	    "[alert:NAME])");
+	    ":2: unknown section [foo] (expected [agent], [monitor:NAME], "
+	    "[alert:NAME] or [status])");
 	expect_one("\n[monitors:web]\ntype = http\n",
 	    ":2: unknown section [monitors:web] (expected [agent], "
-	    "[monitor:NAME] or [alert:NAME]) (did you mean [monitor:web]?)");
+	    "[monitor:NAME], [alert:NAME] or [status]) (did you mean "
+	    "[monitor:web]?)");
 	expect_one("[agnet]\n",
-	    ":1: unknown section [agnet] (expected [agent], [monitor:NAME] or "
-	    "[alert:NAME]) (did you mean [agent]?)");
+	    ":1: unknown section [agnet] (expected [agent], [monitor:NAME], "
+	    "[alert:NAME] or [status]) (did you mean [agent]?)");
 	expect_one("[monitor:]\ntype = tcp\n",
 	    ":1: monitor name \"\": must be 1-128 characters of letters, "
 	    "digits, '.', '_' or '-'");
@@ -1267,6 +1268,58 @@ test_fit_warnings(void **state)
 	assert_int_equal(diag.warnings, 1);
 }
 
+/* [status] and the monitor key group (the status page, statuspage.h). */
+static void
+test_status_section(void **state)
+{
+	const struct cfg_monitor *m;
+
+	/* Absent: the defaults. */
+	assert_int_equal(load_text("[monitor:a]\ntype = tcp\nhost = h\n"
+	    "port = 1\n"), 0);
+	assert_string_equal(cfg->status.title, "Status");
+	assert_null(cfg->status.footer);
+	assert_int_equal(cfg->status.public, 0);
+	assert_int_equal(cfg->status.n_monitors, 0);
+	assert_int_equal(cfg->status.line, 0);
+	assert_null(cfg->monitors[0].group);
+
+	assert_int_equal(load_text("[monitor:a]\ntype = tcp\nhost = h\n"
+	    "port = 1\ngroup = Web <b>&\n"
+	    "[status]\ntitle = Our <status>\nmonitors = a, web-*\n"
+	    "monitors = db?\npublic = yes\nfooter = Call us\n"), 0);
+	assert_string_equal(cfg->status.title, "Our <status>");
+	assert_string_equal(cfg->status.footer, "Call us");
+	assert_int_equal(cfg->status.public, 1);
+	assert_int_equal(cfg->status.line, 6);
+	assert_int_equal(cfg->status.n_monitors, 3);
+	assert_string_equal(cfg->status.monitors[0], "a");
+	assert_string_equal(cfg->status.monitors[1], "web-*");
+	assert_string_equal(cfg->status.monitors[2], "db?");
+	m = config_find_monitor(cfg, "a");
+	assert_non_null(m);
+	assert_string_equal(m->group, "Web <b>&");
+	/* group is a common key: not among the plugin's lines. */
+	assert_null(kv_value(&m->s, "group", NULL));
+
+	expect_one("[status]\npublic = maybe\n",
+	    ":2: public: \"maybe\" is not a boolean (use true or false)");
+	expect_one("[status]\ntitle =\n", ":2: title: no value");
+	expect_one("[status]\ncolour = red\n",
+	    ":2: unknown key \"colour\" in [status]");
+	expect_one("[status:x]\n", ":1: [status] takes no name");
+	expect_one("[status]\n[status]\n",
+	    ":2: duplicate [status] section (first defined at line 1)");
+	expect_one("[stauts]\n",
+	    ":1: unknown section [stauts] (expected [agent], [monitor:NAME], "
+	    "[alert:NAME] or [status]) (did you mean [status]?)");
+	expect_one("[monitor:a]\ntype = tcp\nhost = h\nport = 1\n"
+	    "group =\n", ":5: group: no value");
+	expect_one("[monitor:a]\ntype = tcp\nhost = h\nport = 1\n"
+	    "group = a\tb\n", ":5: group: control characters are not "
+	    "allowed");
+}
+
 int
 main(void)
 {
@@ -1301,6 +1354,7 @@ main(void)
 		T(test_unbounded_input),
 		T(test_duration_limits),
 		T(test_fit_warnings),
+		T(test_status_section),
 #undef T
 	};
 

@@ -501,10 +501,11 @@ test_host_tables(void **state)
 	void *c;
 
 	t = cfg_host_keys(&n);
-	assert_int_equal(n, 3);
+	assert_int_equal(n, 4);
 	assert_string_equal(t[0].name, "agent");
 	assert_string_equal(t[1].name, "monitor");
 	assert_string_equal(t[2].name, "alert");
+	assert_string_equal(t[3].name, "status");
 	for (i = 0; i < n; i++) {
 		end = 0;
 		for (j = 0; j < t[i].n_keys; j++) {

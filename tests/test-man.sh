@@ -36,6 +36,7 @@ jq -r '
 	(.common.agent | rows("THE [agent] SECTION")),
 	(.common.monitor | rows("MONITOR SECTIONS")),
 	(.common.alert | rows("ALERT SECTIONS")),
+	(.common.status | rows("THE [status] SECTION")),
 	(.types[] | .name as $n | .keys | rows("type = \($n)"))
 ' "$T/types.json" | sort -u >"$T/accepted"
 [ "$(grep -c 'THE \[agent\]' "$T/accepted")" -ge 9 ] ||

@@ -235,7 +235,7 @@ test_fresh_schema(void **state)
 	assert_string_equal(buf, "wal");
 	sql_text(fx->db, "SELECT value FROM meta WHERE key = 'schema_version'",
 	    buf, sizeof(buf));
-	assert_string_equal(buf, "3");
+	assert_string_equal(buf, "4");
 	assert_int_equal(sql_int(fx->db, "PRAGMA auto_vacuum"), 2);
 	/* The contract's columns are there under their names. */
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM "
@@ -274,7 +274,7 @@ test_reopen(void **state)
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM monitors"), 3);
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM meta"), 1);
 	assert_int_equal(sql_int(fx->db, "SELECT CAST(value AS INTEGER) "
-	    "FROM meta WHERE key = 'schema_version'"), 3);
+	    "FROM meta WHERE key = 'schema_version'"), 4);
 	/* NULL mapping and the reason's short name. */
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM checks WHERE "
 	    "ok = 0 AND latency_ms IS NULL AND status_code IS NULL AND "
@@ -1303,12 +1303,17 @@ test_measurements_migration(void **state)
 	    "ALTER TABLE state DROP COLUMN notified_ms; "
 	    "ALTER TABLE state DROP COLUMN escalated_ms; "
 	    "UPDATE meta SET value = '1' WHERE key = 'schema_version'");
+	/* ... and without version 4's roll-ups and incidents. */
+	sql_exec(db, "DROP TABLE rollup_hours; DROP TABLE rollup_days; "
+	    "DROP TABLE rollup_weeks; "
+	    "DROP TABLE incidents; ALTER TABLE state DROP COLUMN r_hour; "
+	    "ALTER TABLE state DROP COLUMN r_agg");
 	sqlite3_close(db);
 
 	open_fx(fx, 16);
 	sql_text(fx->db, "SELECT value FROM meta WHERE key = 'schema_version'",
 	    buf, sizeof(buf));
-	assert_string_equal(buf, "3");
+	assert_string_equal(buf, "4");
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM checks WHERE "
 	    "ts = 1000 AND reason = 'refused'"), 1);
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM state"), 1);
