@@ -4,8 +4,10 @@
 # two monitors; curl pushes to /push/TOKEN on loopback need no API token
 # even with api_token_file set; a push makes the monitor UP, silence past
 # interval + grace makes it DOWN, status=down&msg= is DOWN with the message
-# in SQLite, duration_ms a measurement in SQLite and on /metrics; an
-# unknown token is 404 and no token reaches the log.
+# in SQLite, duration_ms a measurement in SQLite and on /metrics; pushes
+# alert and go through down_after as any check; an unknown token is 404;
+# reload refuses a duplicate token and routes a new one; --once shows
+# PENDING; no token reaches the log.
 . "$abs_top_srcdir/tests/lib.sh"
 
 TOK1=hb-0123456789abcdef0123456789
@@ -17,6 +19,8 @@ printf '%s\n' "$TOK2" >"$T/job.token"
 printf '%s\n' "$TOK3" >"$T/fresh.token"
 printf '%s\n' "admin-secret-token-0123456789" >"$T/api.token"
 printf 'short\n' >"$T/short.token"
+TOK5=strict-0123456789abcdef01234
+printf '%s\n' "$TOK5" >"$T/strict.token"
 cp "$T/hb.token" "$T/loose.token"
 chmod 644 "$T/loose.token"
 
@@ -56,6 +60,7 @@ ok "-t refuses a loose token file, a malformed token and a token on two monitors
 
 # ---- the daemon ------------------------------------------------------------
 DB="$T/wp.db"
+start_httpd hook --record "$T/hook.jsonl"
 cat >"$T/wp.ini" <<INI
 [agent]
 database = $DB
@@ -76,13 +81,24 @@ alerts = none
 type = push
 token_file = $T/job.token
 interval = 1h
-alerts = none
+alerts = hook
 
 [monitor:fresh]
 type = push
 token_file = $T/fresh.token
 interval = 1h
 alerts = none
+
+[monitor:strict]
+type = push
+token_file = $T/strict.token
+interval = 1h
+down_after = 2
+alerts = none
+
+[alert:hook]
+type = webhook
+url = http://127.0.0.1:$hook_PORT/hook
 INI
 "$WATCHPOST" -t -c "$T/wp.ini" -P "$PLUGINS" || fail "-t on a good file"
 start_agent "$T/wp.ini"
@@ -141,6 +157,24 @@ grep -q '^watchpost_monitor_measurement{monitor="job",type="push",name="duration
 n1=$(sql "$DB" "SELECT count(*) FROM checks c JOIN monitors m ON m.id = c.monitor_id WHERE m.name = 'job'")
 [ "$n1" -eq $((n0 + 2)) ] || fail "job: $n0 -> $n1 checks (want two pushes recorded, no 400s)"
 ok "duration_ms is a measurement in SQLite and on /metrics"
+
+# The pushes alerted as any check does: pending -> DOWN, then DOWN -> UP.
+alerts() { grep -c '"monitor":"job"' "$T/hook.jsonl" 2>/dev/null; }
+EXPECT=2
+wait_until 20 is alerts || fail "job's alerts: $(cat "$T/hook.jsonl" 2>/dev/null)"
+sed -n 1p "$T/hook.jsonl" | grep '"state":"down"' | grep -q 'disk full+' ||
+    fail "the DOWN alert: $(sed -n 1p "$T/hook.jsonl")"
+sed -n 2p "$T/hook.jsonl" | grep -q '"state":"up"' ||
+    fail "the UP alert: $(sed -n 2p "$T/hook.jsonl")"
+ok "a push's state change alerts (DOWN with the job's message, then UP)"
+
+# The policy keys apply to pushes: down_after = 2 takes two down pushes.
+code "$API/push/$TOK5" >/dev/null
+[ "$(code "$API/push/$TOK5?status=down")" = 200 ] || fail "strict: first down push"
+grep -q '"state":"up"' "$T/body" || fail "strict down after one failure: $(cat "$T/body")"
+[ "$(code "$API/push/$TOK5?status=down")" = 200 ] || fail "strict: second down push"
+grep -q '"state":"down"' "$T/body" || fail "strict not down after two: $(cat "$T/body")"
+ok "down_after applies to pushes"
 
 # Silence: DOWN once interval + grace (2 s) has passed without a push.
 EXPECT=down
@@ -207,7 +241,7 @@ wait_until 10 is state_of added || fail "added not up after its push"
 ok "reload refuses a duplicate token and routes a new monitor's"
 
 stop_agent
-for t in "$TOK1" "$TOK2" "$TOK3" "$TOK4"; do
+for t in "$TOK1" "$TOK2" "$TOK3" "$TOK4" "$TOK5"; do
 	grep -q -- "$t" "$T/agent.log" && fail "a push token reached the log"
 done
 ok "no token in the log"
