@@ -88,10 +88,12 @@
 #define CT_TEXT "text/plain; charset=utf-8"
 #define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
 
-enum route { R_HEALTHZ, R_MONITORS, R_OPMON, R_METRICS, R_ADMIN };
+enum route { R_HEALTHZ, R_MONITORS, R_OPMON, R_METRICS, R_ADMIN, R_PUSH };
 
 #define ADMIN_PREFIX "/api/monitors/"
 #define SILENCES_PATH "/api/silences"
+#define PUSH_PREFIX "/push/"
+#define PUSH_LOGGED "/push/..." /* the path without its secret */
 #define HTTP_TOO_LARGE 413 /* MHD renamed its macro between versions */
 
 static const struct {
@@ -130,8 +132,10 @@ struct api_job {
 	struct api *a;
 	void (*handle)(void *arg, const struct api_request *req);
 	int admin, reading, too_big;
+	int push;			/* routes.push: url holds a secret */
 	struct sbuf in;
 	char *method, *url, *if_match;
+	char *query;			/* push: the rebuilt query string */
 	unsigned status;
 	char *hname, *hval;
 };
@@ -333,6 +337,7 @@ job_free(struct api_job *j)
 	if (j == NULL)
 		return;
 	free(j->body);
+	free(j->query);
 	free(j->in.data);
 	free(j->method);
 	free(j->url);
@@ -403,7 +408,7 @@ on_async(uv_async_t *h)
 		if (j->admin) {
 			struct api_request req = { j->method, j->url,
 			    j->in.data != NULL ? j->in.data : "", j->in.len,
-			    j->if_match, j };
+			    j->if_match, j, j->query };
 			/* The loop's reference goes with the job to the
 			 * handler; api_answer() drops it. */
 			a->pending++;
@@ -816,6 +821,8 @@ reply_job(struct api *a, struct MHD_Connection *c, struct api_job *j,
 		j->body = NULL;
 	}
 	pthread_mutex_unlock(&a->mu);
+	if (j->push)
+		url = PUSH_LOGGED;
 	if (done && j->admin) {
 		log_debug("api: %s %s -> %u", QSTR(method), QSTR(url),
 		    j->status);
@@ -940,8 +947,11 @@ static API_MHD_RESULT
 admin_upload(struct api *a, struct MHD_Connection *c, struct api_job *j,
     const char *upload, size_t *upload_len)
 {
+	size_t max = j->push ? API_PUSH_BODY_MAX : API_BODY_MAX;
+	const char *url = j->push ? PUSH_LOGGED : j->url;
+
 	if (*upload_len > 0) {
-		if (j->in.len + *upload_len > API_BODY_MAX)
+		if (j->in.len + *upload_len > max)
 			j->too_big = 1;
 		else
 			sbuf_append(&j->in, upload, *upload_len);
@@ -950,18 +960,116 @@ admin_upload(struct api *a, struct MHD_Connection *c, struct api_job *j,
 	}
 	j->reading = 0;
 	if (j->too_big) {
-		log_debug("api: %s %s -> 413", QSTR(j->method), QSTR(j->url));
-		return reply_error(c, HTTP_TOO_LARGE, "the body is "
-		    "larger than 65536 bytes", NULL, NULL);
+		log_debug("api: %s %s -> 413", QSTR(j->method), QSTR(url));
+		return reply(c, HTTP_TOO_LARGE, CT_JSON, xasprintf("{\"error\":"
+		    "\"the body is larger than %zu bytes\"}\n", max), 1, NULL,
+		    NULL);
 	}
 	if (j->in.data == NULL)
 		sbuf_append(&j->in, "", 0);
 	if (job_queue(a, c, j) != 0) {
 		log_debug("api: %s %s -> 503 (stopping)", QSTR(j->method),
-		    QSTR(j->url));
+		    QSTR(url));
 		return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
 		    "service unavailable", NULL, NULL);
 	}
+	return MHD_YES;
+}
+
+/* Append S percent-encoded (all but A-Z a-z 0-9 - . _ ~) to B.  MHD has
+ * decoded the arguments, a '+' to a space as in a form, so a '+' here
+ * was %2B and stays one. */
+static void
+query_encode(struct sbuf *b, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	char e[3];
+
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+		    c == '_' || c == '~') {
+			sbuf_append(b, s, 1);
+			continue;
+		}
+		e[0] = '%';
+		e[1] = hex[c >> 4];
+		e[2] = hex[c & 15];
+		sbuf_append(b, e, 3);
+	}
+}
+
+/* MHD's iterator over the GET arguments: NAME[=VALUE] pairs into a
+ * query string (cls: the struct sbuf). */
+static API_MHD_RESULT
+query_pair(void *cls, enum MHD_ValueKind kind, const char *key,
+    const char *value)
+{
+	struct sbuf *b = cls;
+
+	(void)kind;
+	if (b->len > 0)
+		sbuf_append(b, "&", 1);
+	query_encode(b, key);
+	if (value != NULL) {
+		sbuf_append(b, "=", 1);
+		query_encode(b, value);
+	}
+	return MHD_YES;
+}
+
+/*
+ * The first call of a push (GET or POST /push/TOKEN), on a pool thread.
+ * No API token is asked: the path's TOKEN is the credential, judged on
+ * the loop (routes.push) -- a path that cannot hold one (empty, or with
+ * another '/') is 404 at once, like any unknown path.  The body, capped
+ * at API_PUSH_BODY_MAX, is gathered as an admin request's is.  Nothing
+ * logged here names the path.
+ */
+static API_MHD_RESULT
+push_begin(struct api *a, struct MHD_Connection *c, const char *method,
+    const char *url, void **state)
+{
+	const char *token = url + sizeof(PUSH_PREFIX) - 1, *v;
+	struct api_job *j;
+	struct sbuf q = { 0 };
+	long long len;
+
+	if (token[0] == '\0' || strchr(token, '/') != NULL) {
+		log_debug("api: %s %s -> 404", QSTR(method), PUSH_LOGGED);
+		return reply_error(c, MHD_HTTP_NOT_FOUND, "not found", NULL,
+		    NULL);
+	}
+	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
+	    strcmp(method, MHD_HTTP_METHOD_POST) != 0) {
+		log_debug("api: %s %s -> 405", QSTR(method), PUSH_LOGGED);
+		return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED,
+		    "method not allowed", MHD_HTTP_HEADER_ALLOW, "GET, POST");
+	}
+	v = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (v != NULL && parse_int(v, 0, API_PUSH_BODY_MAX, &len) != 0) {
+		log_debug("api: %s %s -> 413", QSTR(method), PUSH_LOGGED);
+		return reply(c, HTTP_TOO_LARGE, CT_JSON, xasprintf("{\"error\":"
+		    "\"the body is larger than %d bytes\"}\n",
+		    API_PUSH_BODY_MAX), 1, NULL, NULL);
+	}
+	(void)MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, query_pair,
+	    &q);
+	sbuf_append(&q, "", 0);
+	j = xcalloc(1, sizeof(*j));
+	j->a = a;
+	j->admin = 1;
+	j->push = 1;
+	j->handle = a->routes.push;
+	j->reading = 1;
+	j->refs = 1;
+	j->method = xstrdup(method);
+	j->url = xstrdup(url);
+	j->query = q.data;
+	*state = j;
 	return MHD_YES;
 }
 
@@ -1019,6 +1127,11 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		handle = a->routes.silences;
 		found = 1;
 	}
+	if (!found && strncmp(url, PUSH_PREFIX, sizeof(PUSH_PREFIX) - 1) ==
+	    0 && a->routes.push != NULL) {
+		route = R_PUSH;
+		found = 1;
+	}
 	switch (route) {
 	case R_MONITORS:
 		fn = a->routes.monitors_json;
@@ -1031,6 +1144,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		break;
 	case R_HEALTHZ:
 	case R_ADMIN:
+	case R_PUSH:
 		break;
 	}
 	if (*state != NULL && ((struct api_job *)*state)->reading)
@@ -1039,6 +1153,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		return reply_job(a, c, *state, route, method, url);
 	if (route == R_ADMIN)
 		return admin_begin(a, c, method, url, state, handle);
+	if (route == R_PUSH)
+		return push_begin(a, c, method, url, state);
 	/* A route without a renderer is not served here. */
 	if (!found || (route != R_HEALTHZ && fn == NULL)) {
 		log_debug("api: %s %s -> 404", method, url);

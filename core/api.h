@@ -8,8 +8,11 @@
  * the status page and badges (api_status()), and /api/silences and
  * /api/silences/ID (any method, with a body, as the admin routes:
  * routes->silences).
+ * the status page and badges (api_status()), and GET or POST /push/TOKEN
+ * (routes->push: heartbeats; no API token asked, the path never logged).
  * Anything else: 404; other methods: 405.  With a token, every route but
- * /healthz (and, with [status] public, the page and badges) needs
+ * /healthz and /push/TOKEN (and, with [status] public, the page and
+ * badges) needs
  * "Authorization: Bearer TOKEN" (401 otherwise, compared in constant
  * time); a change (an admin request but GET or HEAD) needs it always, and
  * answers 403 when no token is set.
@@ -51,6 +54,10 @@ struct api_request {
 	size_t body_len;
 	const char *if_match;   /* the If-Match header, or NULL */
 	struct api_job *job;
+	/* routes->push only: the query string without '?', rebuilt from
+	 * the parsed arguments (each name and value percent-encoded again;
+	 * a '+' sent is a space, as in a form); "" when there is none. */
+	const char *query;
 };
 
 struct api_routes {
@@ -79,7 +86,14 @@ struct api_routes {
 	 * capped before it is called on the loop thread, and it answers
 	 * req->job exactly once with api_answer(). */
 	void (*silences)(void *arg, const struct api_request *req);
+	/* GET or POST /push/TOKEN (a heartbeat, manager_push); NULL: 404.
+	 * Never asks for the API token -- the path's TOKEN is the
+	 * credential, which only the handler judges --; the body is at
+	 * most API_PUSH_BODY_MAX bytes (413 otherwise); the request is
+	 * never logged with its path.  Answered like admin, api_answer(). */
+	void (*push)(void *arg, const struct api_request *req);
 };
+#define API_PUSH_BODY_MAX 4096
 
 /*
  * Listen on LISTEN ("127.0.0.1:9405", "[::1]:9405", "localhost:0"; port 0

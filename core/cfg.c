@@ -944,6 +944,7 @@ check_monitor(struct loader *ld, const struct cfg_raw_section *rs,
 	cc = build_section(ld, rs, plugin_dir, monitor_keys, N(monitor_keys),
 	    &m->s, &kv, &n);
 	m->interval_ms = cc->interval_us / MS;
+	m->s.interval_ms = m->interval_ms;
 	m->timeout_ms = cc->timeout_us / MS;
 	m->retry_interval_ms = cc->retry_interval_us / MS;
 	m->retries = (int)cc->retries;

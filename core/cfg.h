@@ -85,6 +85,8 @@ struct cfg_section {
 	 * shows, with SECRET values masked. */
 	struct cfg_kv *lines;
 	size_t n_lines;
+	int64_t interval_ms;   /* monitors: the interval; alerts: 0 (push's
+	                        * wp_section.interval_us) */
 };
 
 /* alert_on: which transitions alert. */

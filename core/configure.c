@@ -35,6 +35,7 @@ configure_section(const struct plugin *p, const struct config *cfg,
 	ks.sec.line = s->line;
 	ks.sec.timeout_us = timeout_ms * 1000;
 	ks.sec.diag = diag;
+	ks.sec.interval_us = s->interval_ms * 1000;
 	ks.kv = s->kv;
 	ks.n_kv = s->n_kv;
 	if (d->configure(p->state, &ks.sec, conf, &inst) != WP_OK) {

@@ -888,7 +888,7 @@ main(int argc, char **argv)
 	if (cfg->agent.listen != NULL) {
 		static struct api_routes routes = { render_monitors,
 		    render_opmon, render_metrics, NULL, admin_handle, NULL,
-		    NULL, hold_api };
+		    NULL, hold_api, manager_push };
 		static const struct admin_hooks hooks = { admin_load,
 		    reload_apply };
 

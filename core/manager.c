@@ -9,6 +9,8 @@
 #include <uv.h>
 
 #include "alert.h"
+#include "api.h"
+#include "diag.h"
 #include "cfg.h"
 #include "configure.h"
 #include "hold.h"
@@ -119,6 +121,10 @@ static void start_attempt(struct monitor *m, unsigned attempt);
 static void check_drained(void);
 static void policy_rearm(struct monitor *m);
 static void notify_waiters(struct monitor *m, const struct outcome *o);
+static int routes_check(const struct config *cfg, struct instance **fresh,
+    int running, struct wp_diag *diag);
+static void routes_build(void);
+static void routes_free(void);
 
 static size_t
 hash_name(const char *s)
@@ -716,6 +722,19 @@ attempt_done(void *arg, const struct wp_result *r, enum op_outcome outcome)
 	}
 	if (outcome == OP_CANCELED) {
 		notify_waiters(m, NULL);
+		if (m->once != NULL) {
+			/* A push monitor has nothing to judge in one run. */
+			m->once->done = 1;
+			m->once->state = ST_PENDING;
+			m->once->reason = r->reason;
+			m->once->status_code = -1;
+			m->once->latency_ms = -1;
+			snprintf(m->once->detail, sizeof(m->once->detail), "%s",
+			    r->detail ? r->detail : "");
+			m->once = NULL;
+			if (--once_left == 0 && once_done)
+				once_done(once_arg);
+		}
 		check_drained();
 		return;
 	}
@@ -871,31 +890,44 @@ restore_state(struct monitor *m, const struct store_state *s, size_t n)
 	m->ps.escalated_ms = f->escalated_ms;
 }
 
-/* Hand S to its plugin's configure() and drop the instance at once. */
+/* Hand S to its plugin's configure(); the instance goes to *KEEP when
+ * KEEP is not NULL, else it is dropped at once. */
 static void
 check_section(const struct config *cfg, const struct cfg_section *s,
-    int64_t timeout_ms, struct wp_diag *diag)
+    int64_t timeout_ms, struct wp_diag *diag, struct instance **keep)
 {
 	const struct plugin *p = loader_by_desc(s->plugin);
 	struct configured c;
 
 	if (!s->configurable || p == NULL)
 		return;
-	if (configure_section(p, cfg, s, timeout_ms, diag, &c) == 0)
+	if (configure_section(p, cfg, s, timeout_ms, diag, &c) != 0)
+		return;
+	if (keep != NULL)
+		*keep = instance_new(p, &c);
+	else
 		configure_release(p, c.inst, c.conf);
 }
 
 void
 manager_check(const struct config *cfg, struct wp_diag *diag)
 {
+	struct instance **built = xcalloc(cfg->n_monitors + 1,
+	    sizeof(*built));
 	size_t i;
 
+	/* The monitors' instances live until their route keys (push
+	 * tokens) are compared. */
 	for (i = 0; i < cfg->n_monitors; i++)
 		check_section(cfg, &cfg->monitors[i].s,
-		    cfg->monitors[i].timeout_ms, diag);
+		    cfg->monitors[i].timeout_ms, diag, &built[i]);
+	(void)routes_check(cfg, built, 0, diag);
+	for (i = 0; i < cfg->n_monitors; i++)
+		instance_unref(built[i]);
+	free(built);
 	for (i = 0; i < cfg->n_alerts; i++)
 		check_section(cfg, &cfg->alerts[i].s, cfg->alerts[i].timeout_ms,
-		    diag);
+		    diag, NULL);
 	diag_sort(diag);
 }
 
@@ -1053,6 +1085,8 @@ manager_apply(struct config *cfg, struct wp_diag *diag)
 	op = opmon_begin(OPC_STARTUP, "configure monitors", STEP_MS);
 	fresh = xcalloc(cfg->n_monitors + 1, sizeof(*fresh));
 	rc = configure_changed(cfg, diag, fresh, &n_first);
+	if (routes_check(cfg, fresh, 1, diag) != 0)
+		rc = WP_EINVAL;
 	if (alert_prepare(cfg, diag, &alerts_prepared) != 0)
 		rc = WP_EINVAL;
 	if (rc != 0 || diag->errors > 0) {
@@ -1108,6 +1142,7 @@ manager_apply(struct config *cfg, struct wp_diag *diag)
 	for (m = monitors; m; m = m->next)
 		n_monitors++;
 	rehash();
+	routes_build();
 	free(fresh);
 	free(ids);
 	free(states);
@@ -1247,6 +1282,7 @@ manager_free(void)
 		ptimer_ready = 0;
 	}
 	ptimer_due = INT64_MAX;
+	routes_free();
 	config_free(current);
 	current = NULL;
 	hold_free();
@@ -1409,4 +1445,288 @@ const struct config *
 manager_config(void)
 {
 	return current;
+}
+
+/* ---- inbound events: /push/TOKEN routed to the monitor that owns it ---- */
+
+/*
+ * The route table: the route_key() of every monitor's instance that has
+ * one (push), rebuilt by each manager_apply().  A presented token is
+ * compared with every key, always all ROUTE_KEY_MAX bytes of each (keys
+ * are stored zero-padded), so the time taken says nothing about which
+ * bytes matched or whether any key did -- only how many push monitors
+ * there are.  (Hundreds of 129-byte compares cost microseconds; a hash
+ * lookup would leak through its buckets.)
+ */
+#define ROUTE_KEY_MAX 128
+struct route {
+	unsigned char key[ROUTE_KEY_MAX + 1];
+	size_t len;
+	struct monitor *m;
+};
+static struct route *routes;
+static size_t n_routes;
+
+/* IN's route key, or NULL (no instance, or a plugin without events). */
+static const char *
+route_key_of(const struct instance *in)
+{
+	if (in == NULL || in->plugin->desc.route_key == NULL)
+		return NULL;
+	return in->plugin->desc.route_key(in->inst);
+}
+
+struct keyed {
+	const char *key;
+	size_t i;        /* cfg->monitors[i] */
+};
+
+static int
+keyed_cmp(const void *a, const void *b)
+{
+	const struct keyed *x = a, *y = b;
+	int c = strcmp(x->key, y->key);
+
+	return c != 0 ? c : (x->i > y->i) - (x->i < y->i);
+}
+
+/*
+ * Apply step 1b: the route keys CFG would have (FRESH[i] for new and
+ * changed monitors, with RUNNING the running instance for unchanged ones;
+ * FRESH[i] NULL: none) must be
+ * unique and usable.  Each problem goes to DIAG at the later monitor's
+ * section header, naming the earlier one but never the key.  Returns 0 or
+ * WP_EINVAL.
+ */
+static int
+routes_check(const struct config *cfg, struct instance **fresh,
+    int running, struct wp_diag *diag)
+{
+	struct keyed *k = xcalloc(cfg->n_monitors + 1, sizeof(*k));
+	const char *prev_file = diag->file;
+	int prev_rank = diag->rank, rc = 0;
+	size_t i, n = 0, len;
+
+	for (i = 0; i < cfg->n_monitors; i++) {
+		const struct cfg_monitor *c = &cfg->monitors[i];
+		struct monitor *m = find(c->s.name);
+		struct instance *in = fresh[i];
+		const char *key;
+
+		if (in == NULL && running && m != NULL && !m->removed)
+			in = m->in;
+		if ((key = route_key_of(in)) == NULL)
+			continue;
+		len = strlen(key);
+		if (len == 0 || len > ROUTE_KEY_MAX) {
+			diag->file = c->s.file ? c->s.file : cfg->file;
+			diag->rank = c->s.file_no;
+			diag_error(diag, c->s.line, "[monitor:%s]: plugin %s "
+			    "gave a route key of %zu bytes (1 to %d work)",
+			    c->s.name, c->s.type, len, ROUTE_KEY_MAX);
+			rc = WP_EINVAL;
+			continue;
+		}
+		k[n].key = key;
+		k[n++].i = i;
+	}
+	if (n > 1)
+		qsort(k, n, sizeof(*k), keyed_cmp);
+	for (i = 1; i < n; i++) {
+		const struct cfg_monitor *a, *b;
+		size_t j = i - 1;
+
+		if (strcmp(k[i].key, k[i - 1].key) != 0)
+			continue;
+		/* Name the first monitor of the run of equal keys. */
+		while (j > 0 && strcmp(k[j - 1].key, k[i].key) == 0)
+			j--;
+		a = &cfg->monitors[k[j].i];
+		b = &cfg->monitors[k[i].i];
+		diag->file = b->s.file ? b->s.file : cfg->file;
+		diag->rank = b->s.file_no;
+		diag_error(diag, b->s.line, "[monitor:%s]: its push token is "
+		    "also monitor \"%s\"'s (%s:%d): each push monitor needs "
+		    "its own", b->s.name, a->s.name,
+		    a->s.file ? a->s.file : cfg->file, a->s.line);
+		rc = WP_EINVAL;
+	}
+	diag->file = prev_file;
+	diag->rank = prev_rank;
+	free(k);
+	return rc;
+}
+
+static void
+routes_free(void)
+{
+	if (routes != NULL)
+		explicit_bzero(routes, n_routes * sizeof(*routes));
+	free(routes);
+	routes = NULL;
+	n_routes = 0;
+}
+
+/* Apply's last step: the table for the monitors now listed. */
+static void
+routes_build(void)
+{
+	struct monitor *m;
+	const char *key;
+	size_t n = 0, len;
+
+	routes_free();
+	for (m = monitors; m != NULL; m = m->next)
+		if (route_key_of(m->in) != NULL)
+			n++;
+	if (n == 0)
+		return;
+	routes = xcalloc(n, sizeof(*routes));
+	for (m = monitors; m != NULL; m = m->next) {
+		if ((key = route_key_of(m->in)) == NULL)
+			continue;
+		len = strlen(key); /* 1..ROUTE_KEY_MAX: routes_check() */
+		memcpy(routes[n_routes].key, key, len);
+		routes[n_routes].len = len;
+		routes[n_routes++].m = m;
+	}
+}
+
+/* The monitor whose key is the LEN bytes at TOKEN, or NULL; in time that
+ * depends on the number of routes only. */
+static struct monitor *
+route_find(const char *token, size_t len)
+{
+	unsigned char given[ROUTE_KEY_MAX + 1];
+	struct monitor *found = NULL;
+	size_t i, j;
+
+	if (len > ROUTE_KEY_MAX)
+		return NULL; /* no key is that long */
+	memset(given, 0, sizeof(given));
+	memcpy(given, token, len);
+	for (i = 0; i < n_routes; i++) {
+		volatile unsigned char diff = routes[i].len != len;
+
+		for (j = 0; j < sizeof(given); j++)
+			diff |= given[j] ^ routes[i].key[j];
+		/* Keys are unique: at most one matches.  The branch below
+		 * depends only on whether this key matched, which the answer
+		 * tells anyway. */
+		if (diff == 0)
+			found = routes[i].m;
+	}
+	explicit_bzero(given, sizeof(given));
+	return found;
+}
+
+/* The push's recording: a finished check of M (runtime_inbound's done). */
+struct push_ctx {
+	struct monitor *m;
+	int64_t wall_ms;
+	enum mstate state;
+};
+
+static void
+push_done(void *arg, const struct wp_result *r, enum op_outcome outcome)
+{
+	struct push_ctx *p = arg;
+	struct monitor *m = p->m;
+	unsigned attempt = m->attempt;
+	int64_t started = m->check_started_ms;
+
+	(void)outcome;
+	/* finish_check() reads the check's start and attempt from the
+	 * monitor; a scheduled check of it may be between attempts, so
+	 * its values come back afterwards. */
+	m->attempt = 0;
+	m->check_started_ms = p->wall_ms;
+	finish_check(m, r);
+	m->attempt = attempt;
+	m->check_started_ms = started;
+	p->state = m->ps.state;
+}
+
+static void
+push_answer(struct api_job *job, unsigned status, json_t *o)
+{
+	char *body = json_dumps(o, JSON_COMPACT);
+
+	json_decref(o);
+	api_answer(job, status, body != NULL ? xasprintf("%s\n", body) : NULL,
+	    NULL, NULL);
+	free(body);
+}
+
+static void
+push_error(struct api_job *job, unsigned status, const char *msg)
+{
+	push_answer(job, status, json_pack("{ss}", "error", msg));
+}
+
+/*
+ * GET or POST /push/TOKEN (api.h: routes->push; the API has checked the
+ * method and capped the body; no admin token is asked).  An unknown token
+ * is 404 "not found", the same as for any unknown path: the answer says
+ * nothing about which tokens or monitors exist.  A known one is recorded
+ * through finish_check() as a finished check of its monitor -- stored,
+ * alerting, policy applied -- and answered 200 with the monitor's name
+ * and state (the caller holds that monitor's secret, so it learns nothing
+ * about any other); a malformed one 400 with the plugin's message.
+ */
+void
+manager_push(void *arg, const struct api_request *req)
+{
+	const char *token = req->path + sizeof("/push/") - 1;
+	struct wp_inbound ev;
+	struct push_ctx ctx;
+	struct monitor *m;
+	char err[WP_DETAIL_MAX];
+	int rc;
+
+	(void)arg;
+	if (stopping) {
+		push_error(req->job, 503, "the agent is stopping");
+		return;
+	}
+	m = route_find(token, strlen(token));
+	if (m == NULL) {
+		log_debug("api: %s /push/... -> 404 (no such token)",
+		    req->method);
+		push_error(req->job, 404, "not found");
+		return;
+	}
+	if (!m->enabled) {
+		/* A paused monitor takes no results: the job is told so,
+		 * without failing its curl -f. */
+		push_answer(req->job, 200, json_pack("{sbsssssb}", "ok", 1,
+		    "monitor", m->name, "state", mstate_name(ST_PAUSED),
+		    "recorded", 0));
+		return;
+	}
+	ev = (struct wp_inbound){
+		.size = sizeof(ev),
+		.method = req->method,
+		.query = req->query != NULL ? req->query : "",
+		.body = req->body,
+		.body_len = req->body_len,
+		.received_us = mono_us(),
+		.wall_us = wall_ms() * 1000,
+	};
+	ctx = (struct push_ctx){ .m = m, .wall_ms = wall_ms() };
+	rc = runtime_inbound(m->in, m->name, &ev, push_done, &ctx, err,
+	    sizeof(err));
+	if (rc == WP_EINVAL) {
+		log_debug("api: %s /push/... -> 400 (monitor %s): %s",
+		    req->method, m->name, err);
+		push_error(req->job, 400, err);
+		return;
+	}
+	if (rc != WP_OK) {
+		log_warn("monitor %s: push not recorded: %s", m->name, err);
+		push_error(req->job, 500, "the push could not be recorded");
+		return;
+	}
+	push_answer(req->job, 200, json_pack("{sbsssssb}", "ok", 1, "monitor",
+	    m->name, "state", mstate_name(ctx.state), "recorded", 1));
 }

@@ -151,4 +151,15 @@ struct json_t *manager_monitor_json(const char *name);
  * manager_apply()), or NULL before the first. */
 const struct config *manager_config(void);
 
+/*
+ * GET or POST /push/TOKEN from the API (its routes->push; loop thread):
+ * the push goes to the monitor whose plugin's route_key() is TOKEN and is
+ * recorded as a finished check of it, through the same outcome as a
+ * scheduled check.  Answers REQ->job: 200 {"ok":true,"monitor","state",
+ * "recorded"}, 400 {"error": the plugin's message}, 404 for a token no
+ * monitor has, 503 while stopping.
+ */
+struct api_request;
+void manager_push(void *arg, const struct api_request *req);
+
 #endif

@@ -15,7 +15,8 @@
 
 #define FINISHED_RING 256
 #define TROUBLE_RING 32
-#define STARTUP_KEEP 16
+#define STARTUP_KEEP 48 /* a "load plugin" step per plugin (10 built in) and
+                         * about ten others */
 
 /* Upper bounds of the duration histogram, seconds. */
 static const double bucket_le[OPMON_N_BUCKETS] = {

@@ -661,6 +661,20 @@ finish_pending(uv_timer_t *t)
 	op_release(op);
 }
 
+/* The report of a start() that had nothing to judge yet (WP_EAGAIN from
+ * an event-fed plugin): cancelled, so the caller records nothing. */
+static void
+finish_skipped(uv_timer_t *t)
+{
+	struct wp_op *op = t->data;
+	struct wp_result r = WP_RESULT_INIT;
+
+	r.reason = WP_REASON_CANCELED;
+	r.detail = "nothing to judge yet (the first push is not due)";
+	report(op, &r, OP_CANCELED);
+	op_release(op);
+}
+
 /* Fail OP without starting it; reported from the loop (done() must not
  * run inside runtime_start). */
 static void
@@ -762,6 +776,13 @@ runtime_start(struct instance *in, enum op_category cat, const char *name,
 	op->in_start = 1;
 	rc = p->desc.start(in->inst, &op->req, &op->opstate);
 	op->in_start = 0;
+	if (rc == WP_EAGAIN && p->desc.route_key != NULL && !op->has_pending) {
+		/* An event-fed plugin has nothing to judge yet (plugin.h):
+		 * reported as cancelled, for which nothing is recorded. */
+		op->plugin_done = 1;
+		uv_timer_start(&op->timer, finish_skipped, 0, 0);
+		return op;
+	}
 	if (rc != 0) {
 		/* Not accepted: the plugin must not complete it. */
 		snprintf(msg, sizeof(msg), "plugin could not start the check "
@@ -776,4 +797,52 @@ runtime_start(struct instance *in, enum op_category cat, const char *name,
 	}
 	uv_timer_start(&op->timer, deadline_cb, (uint64_t)timeout_ms, 0);
 	return op;
+}
+
+int
+runtime_inbound(struct instance *in, const char *name,
+    const struct wp_inbound *ev, runtime_done_fn done, void *arg, char *err,
+    size_t errlen)
+{
+	const struct plugin *p = in->plugin;
+	struct wp_result r = WP_RESULT_INIT;
+	struct wp_measurement meas[WP_MEASUREMENTS_MAX];
+	struct wp_request req;
+	struct copy *c;
+	char detail[WP_DETAIL_MAX];
+	int rc;
+
+	if (p->desc.inbound == NULL) {
+		snprintf(err, errlen, "this monitor takes no pushes");
+		return WP_ENOTSUP;
+	}
+	detail[0] = '\0';
+	req = (struct wp_request){
+		.size = sizeof(req),
+		.monitor = name,
+		.started_us = ev->received_us,
+		.deadline_us = ev->received_us,
+		.detail = detail,
+		.detail_size = sizeof(detail),
+		.measurements = meas,
+		.max_measurements = WP_MEASUREMENTS_MAX,
+	};
+	rc = p->desc.inbound(in->inst, ev, &req, &r);
+	c = xmalloc(sizeof(*c));
+	copy_result(c, &r);
+	if (rc != WP_OK) {
+		snprintf(err, errlen, "%s", c->r.detail != NULL &&
+		    c->r.detail[0] != '\0' ? c->r.detail :
+		    "the plugin refused the request");
+		free(c);
+		return rc == WP_EINVAL ? WP_EINVAL : WP_EINTERNAL;
+	}
+	if (c->dropped[0] != '\0' && !in->measurements_logged) {
+		in->measurements_logged = 1;
+		log_warn("plugin %s: \"%s\": %s (logged once per monitor)",
+		    p->desc.name, name, c->dropped);
+	}
+	done(arg, &c->r, outcome_of(&c->r));
+	free(c);
+	return WP_OK;
 }

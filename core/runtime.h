@@ -113,4 +113,19 @@ void runtime_complete(struct wp_op *op, const struct wp_result *res);
  * $WATCHPOST_CANCEL_GRACE_MS.  For tests. */
 void runtime_set_cancel_grace_ms(int64_t ms);
 
+/*
+ * Hand inbound event EV (a push) to instance IN's plugin as monitor NAME,
+ * on the loop thread, and -- when the plugin takes it -- call DONE(ARG,
+ * res, outcome) before returning, with the result copied and checked
+ * exactly as a completed operation's (the detail, the measurements with
+ * their units' suffixes): so the caller records it through the path a
+ * scheduled check takes.  Returns WP_OK; WP_EINVAL for a request the
+ * plugin calls malformed (its message in ERR, nothing recorded);
+ * WP_ENOTSUP when the plugin takes no events; WP_EINTERNAL when it failed
+ * otherwise.  Not an operation: nothing is registered or timed.
+ */
+int runtime_inbound(struct instance *in, const char *name,
+    const struct wp_inbound *ev, runtime_done_fn done, void *arg, char *err,
+    size_t errlen);
+
 #endif

@@ -1177,6 +1177,93 @@ test_admin_answer_after_stop(void **state)
 	sbuf_free(&adm.body);
 }
 
+/* ---- the push route (routes.push) ---- */
+
+static struct {
+	pthread_mutex_t mu;
+	int calls;
+	char method[16], path[160], query[256];
+	struct sbuf body;
+} psh = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+/* Loop thread: record what came, answer 200. */
+static void
+fake_push(void *arg, const struct api_request *req)
+{
+	(void)arg;
+	pthread_mutex_lock(&psh.mu);
+	psh.calls++;
+	snprintf(psh.method, sizeof(psh.method), "%s", req->method);
+	snprintf(psh.path, sizeof(psh.path), "%s", req->path);
+	snprintf(psh.query, sizeof(psh.query), "%s",
+	    req->query != NULL ? req->query : "(null)");
+	sbuf_free(&psh.body);
+	sbuf_append(&psh.body, req->body, req->body_len);
+	pthread_mutex_unlock(&psh.mu);
+	api_answer(req->job, 200, xstrdup("{\"ok\":true}"), NULL, NULL);
+}
+
+static void
+test_push_route(void **state)
+{
+	struct harness *h = *state;
+	struct resp r;
+	char *big;
+	int port;
+
+	h->routes.push = fake_push;
+	harness_start(h, "127.0.0.1:0", TOKEN);
+	port = api_port(h->api);
+
+	/* No API token needed, even though one is set; the query string is
+	 * rebuilt percent-encoded ('+' a space, %2B a plus), a bare name
+	 * kept bare. */
+	http_body(port, "GET", "/push/abc-123?status=down&msg=a%20b+c%2Fd%2B&x",
+	    NULL, NULL, NULL, &r);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.body.data, "{\"ok\":true}");
+	resp_free(&r);
+	assert_int_equal(psh.calls, 1);
+	assert_string_equal(psh.method, "GET");
+	assert_string_equal(psh.path, "/push/abc-123");
+	assert_string_equal(psh.query, "status=down&msg=a%20b%20c%2Fd%2B&x");
+	assert_string_equal(psh.body.data, "");
+
+	/* POST with a form body; no query is "". */
+	http_body(port, "POST", "/push/abc-123", NULL, "status=up", NULL, &r);
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+	assert_int_equal(psh.calls, 2);
+	assert_string_equal(psh.query, "");
+	assert_string_equal(psh.body.data, "status=up");
+
+	/* Other methods 405; paths that cannot hold a token 404; a body
+	 * over 4096 bytes 413 -- none reaches the handler. */
+	http_body(port, "PUT", "/push/abc-123", NULL, "x", NULL, &r);
+	assert_int_equal(r.status, 405);
+	resp_free(&r);
+	http_body(port, "GET", "/push/", NULL, NULL, NULL, &r);
+	assert_int_equal(r.status, 404);
+	resp_free(&r);
+	http_body(port, "GET", "/push/a/b", NULL, NULL, NULL, &r);
+	assert_int_equal(r.status, 404);
+	resp_free(&r);
+	big = xcalloc(API_PUSH_BODY_MAX + 2, 1);
+	memset(big, 'a', API_PUSH_BODY_MAX + 1);
+	http_body(port, "POST", "/push/abc-123", NULL, big, NULL, &r);
+	assert_int_equal(r.status, 413);
+	resp_free(&r);
+	free(big);
+	assert_int_equal(psh.calls, 2);
+	/* The rest of the API still wants the token. */
+	http_body(port, "GET", "/api/monitors", NULL, NULL, NULL, &r);
+	assert_int_equal(r.status, 401);
+	resp_free(&r);
+	assert_int_equal(h->off_loop, 0);
+	harness_finish(h);
+	sbuf_free(&psh.body);
+}
+
 int
 main(void)
 {
@@ -1213,6 +1300,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_admin_route,
 		    harness_setup, harness_teardown),
 		cmocka_unit_test_setup_teardown(test_admin_answer_after_stop,
+		    harness_setup, harness_teardown),
+		cmocka_unit_test_setup_teardown(test_push_route,
 		    harness_setup, harness_teardown),
 	};
 	int rc;

@@ -371,7 +371,7 @@ test_concurrent(void **state)
 			    1 + i / 2);
 		conf[i] = host_conf(d, hosts[i]);
 		sec = (struct wp_section){ sizeof(sec), "c", "mock.ini", 0,
-		    5000000, NULL };
+		    5000000, NULL, 0 };
 		assert_int_equal(d->configure(pst, &sec, conf[i], &inst[i]),
 		    0);
 		req[i] = op_request(&ops[i], "c", now, 5000000);
@@ -449,7 +449,7 @@ test_icmp_error(void **state)
 	struct wp_op op;
 	struct wp_request req;
 	struct wp_section sec = { sizeof(sec), "e", "mock.ini", 0, 3000000,
-	    NULL };
+	    NULL, 0 };
 	struct sockaddr_in to;
 	uint8_t buf[1500], err[8 + 60 + 8];
 	void *pst = NULL, *inst = NULL, *opst = NULL, *conf;

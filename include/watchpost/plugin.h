@@ -22,6 +22,10 @@
  *                    (struct wp_spawn, wp_spawn_result).  Host rules
  *                    grown too: a PATH key may be named NAME_file; a
  *                    STRING key's file form may hold several lines.
+ *                    push: wp_section gains interval_us; a plugin with
+ *                    route_key may return WP_EAGAIN from start() for
+ *                    "nothing to judge yet" (no heartbeat expected yet):
+ *                    the host records nothing for that slot.
  *   2.0  2026-12-02  The frozen base.  Typed key tables the host parses into
  *                    the plugin's own struct (struct wp_key, with a stride);
  *                    reasons carry a class (up, degraded, down) and `ok` is
@@ -343,6 +347,9 @@ struct wp_section {
 	int line;              /* line of the [section] header */
 	int64_t timeout_us;    /* the section's timeout (common key) */
 	struct wp_diag *diag;  /* for host->config_error */
+	/* 2.1 (push): the monitor's interval (common key); 0 for alert
+	 * sections and from an older host (test size). */
+	int64_t interval_us;
 };
 
 /* ------------------------------------------------------------------------ */
@@ -679,7 +686,10 @@ struct wp_plugin {
 	 * req's buffers, as for check()) and return WP_OK: the host records
 	 * *res as a finished check of the monitor, through the same path as
 	 * a scheduled one.  WP_EINVAL: a malformed request, nothing recorded
-	 * (the host answers 400 with res->detail).  req->op is NULL. */
+	 * (the host answers 400 with res->detail).  req->op is NULL.
+	 * Such a plugin's start() may return WP_EAGAIN: nothing to judge
+	 * yet (push before its first heartbeat is due); the host records
+	 * nothing for that slot and tries again at the next. */
 	int (*inbound)(void *inst, const struct wp_inbound *ev,
 	    const struct wp_request *req, struct wp_result *res);
 };
