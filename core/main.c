@@ -886,9 +886,13 @@ main(int argc, char **argv)
 	}
 	opmon_end(op, OP_SUCCEEDED, NULL);
 	if (cfg->agent.listen != NULL) {
-		static struct api_routes routes = { render_monitors,
-		    render_opmon, render_metrics, NULL, admin_handle, NULL,
-		    NULL, hold_api, manager_push };
+		static struct api_routes routes = {
+		    .monitors_json = render_monitors,
+		    .opmon_json = render_opmon,
+		    .metrics_text = render_metrics,
+		    .admin = admin_handle,
+		    .silences = hold_api,
+		    .push = manager_push };
 		static const struct admin_hooks hooks = { admin_load,
 		    reload_apply };
 

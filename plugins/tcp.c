@@ -342,8 +342,11 @@ tcp_finish(struct tcp_op *o, int reason, const char *fmt, ...)
 		if (o->tls_done_us > 0)
 			res.tls_us = o->tls_done_us - o->started_us;
 	}
+	/* Without a conversation the check ends at the connect: one clock
+	 * reading for both, so latency never exceeds the connect phase. */
 	if (reason == WP_REASON_OK)
-		res.latency_us = now - o->connect_us;
+		res.latency_us = (o->phase == PH_CONNECT && o->connected_us > 0 ?
+		    o->connected_us : now) - o->connect_us;
 	if (fmt != NULL) {
 		va_start(ap, fmt);
 		vsnprintf(o->detail, o->detail_size, fmt, ap);

@@ -378,8 +378,9 @@ test_bad_listen(void **state)
 		"[127.0.0.1]:80", "[nope]:80", "1.2.3.4.5:80",
 		"example.invalid:80", "localhost:999999",
 	};
-	struct api_routes routes = { fake_monitors, fake_opmon,
-	    fake_metrics, NULL, NULL, NULL, NULL, NULL };
+	struct api_routes routes = { .monitors_json = fake_monitors,
+	    .opmon_json = fake_opmon,
+	    .metrics_text = fake_metrics };
 	struct api *a;
 	uv_loop_t loop;
 	char err[256];
