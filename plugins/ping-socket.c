@@ -77,10 +77,13 @@ static void
 echo_forget(struct ping_echo *e)
 {
 	struct ping_echo **pp;
-	struct ping_state *st = e->op->st;
+	struct ping_state *st;
 
+	/* Not hashed: never sent on a socket (the exec back-end counts its
+	 * echoes without filling the records, e->op is NULL then). */
 	if (!e->hashed)
 		return;
+	st = e->op->st;
 	for (pp = bucket(st, e->seq); *pp != NULL; pp = &(*pp)->next) {
 		if (*pp == e) {
 			*pp = e->next;
