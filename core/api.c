@@ -76,7 +76,8 @@
 #define CT_TEXT "text/plain; charset=utf-8"
 #define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
 
-enum route { R_HEALTHZ, R_MONITORS, R_OPMON, R_METRICS };
+enum route { R_HEALTHZ, R_MONITORS, R_OPMON, R_METRICS, R_ALERTS,
+	R_ALERT_TEST };
 
 static const struct {
 	const char *path;
@@ -86,7 +87,16 @@ static const struct {
 	{ "/api/monitors", R_MONITORS },
 	{ "/api/monitor", R_OPMON },
 	{ "/metrics", R_METRICS },
+	{ "/api/alerts", R_ALERTS },
 };
+
+/* POST /api/alerts/NAME/test */
+#define ALERT_TEST_PREFIX "/api/alerts/"
+#define ALERT_TEST_SUFFIX "/test"
+/* How long past the loop timeout an asynchronous answer (a test alert,
+ * which has its section's own timeout) may take before the client gets
+ * 503. */
+#define CALL_EXTRA_MS 60000
 
 /*
  * One request waiting for the loop.  Its connection is suspended in MHD
@@ -108,6 +118,10 @@ struct api_job {
 	int suspended;			/* in api.waiting; nobody resumed it */
 	int done;
 	char *body;
+	/* An asynchronous route (api_call_answer()): */
+	struct api *api;
+	char *name;			/* the NAME of its path */
+	unsigned status;		/* its answer's status; 0: 200 */
 };
 
 /*
@@ -305,6 +319,7 @@ job_free(struct api_job *j)
 	if (j == NULL)
 		return;
 	free(j->body);
+	free(j->name);
 	free(j);
 }
 
@@ -367,6 +382,13 @@ on_async(uv_async_t *h)
 			continue;
 		}
 		pthread_mutex_unlock(&a->mu);
+		if (j->name != NULL) {
+			/* Asynchronous: the loop's reference goes with the
+			 * answer (api_call_answer()). */
+			a->routes.alert_test(a->routes.arg, j->name,
+			    (struct api_call *)j);
+			continue;
+		}
 		body = j->render(a->routes.arg);
 		pthread_mutex_lock(&a->mu);
 		next = j->next;
@@ -386,13 +408,14 @@ on_async(uv_async_t *h)
 
 /*
  * On a pool thread, inside on_request: suspend connection C and queue a
- * job for the loop to call RENDER.  Returns the job (the connection's
+ * job for the loop to call RENDER (or, with NAME, routes.alert_test).  Returns the job (the connection's
  * reference; on_completed drops it), which is resumed at the latest by the
  * deadline; or NULL if the API is starting or stopping (C is not
  * suspended then).
  */
 static struct api_job *
-job_submit(struct api *a, struct MHD_Connection *c, char *(*render)(void *))
+job_submit(struct api *a, struct MHD_Connection *c, char *(*render)(void *),
+    char *name)
 {
 	struct api_job *j;
 
@@ -400,6 +423,11 @@ job_submit(struct api *a, struct MHD_Connection *c, char *(*render)(void *))
 	j->render = render;
 	j->conn = c;
 	j->deadline_ms = mono_ms() + a->timeout_ms;
+	/* NAME (owned): an asynchronous call instead (api_call_answer()). */
+	j->api = a;
+	j->name = name;
+	if (name != NULL)
+		j->deadline_ms += CALL_EXTRA_MS;
 	/* Suspended before anyone can see the job, so that no resume can
 	 * come first. */
 	MHD_suspend_connection(c);
@@ -407,6 +435,7 @@ job_submit(struct api *a, struct MHD_Connection *c, char *(*render)(void *))
 	if (!a->ready || a->stopping) {
 		pthread_mutex_unlock(&a->mu);
 		MHD_resume_connection(c);
+		free(j->name);
 		free(j);
 		return NULL;
 	}
@@ -770,9 +799,84 @@ reply_job(struct api *a, struct MHD_Connection *c, struct api_job *j,
 		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
 		    "internal error", NULL, NULL);
 	}
-	log_debug("api: %s %s -> 200", method, url);
-	return reply(c, MHD_HTTP_OK, route == R_METRICS ? CT_METRICS : CT_JSON,
-	    body, 1, NULL, NULL);
+	log_debug("api: %s %s -> %u", method, url, j->status ? j->status : 200);
+	return reply(c, j->status ? j->status : MHD_HTTP_OK,
+	    route == R_METRICS ? CT_METRICS : CT_JSON, body, 1, NULL, NULL);
+}
+
+/*
+ * The NAME of "/api/alerts/NAME/test" in URL (a pointer into it, up to
+ * the suffix), or NULL when URL is not of that form or NAME is empty or
+ * holds a '/'.
+ */
+static const char *
+alert_test_name(const char *url)
+{
+	size_t lp = strlen(ALERT_TEST_PREFIX), ls = strlen(ALERT_TEST_SUFFIX);
+	size_t n = strlen(url);
+	const char *name = url + lp;
+
+	if (n <= lp + ls || strncmp(url, ALERT_TEST_PREFIX, lp) != 0 ||
+	    strcmp(url + n - ls, ALERT_TEST_SUFFIX) != 0)
+		return NULL;
+	if (memchr(name, '/', n - lp - ls) != NULL)
+		return NULL;
+	return name;
+}
+
+/*
+ * POST /api/alerts/NAME/test, first call: like every route but /healthz
+ * it needs the token when one is set.  The loop starts the test
+ * (routes.alert_test) and answers later through api_call_answer(); *state
+ * gets the job, as for the rendered routes.
+ */
+static API_MHD_RESULT
+on_alert_test(struct api *a, struct MHD_Connection *c, const char *url,
+    const char *method, void **state)
+{
+	const char *name = alert_test_name(url);
+	struct api_job *j;
+
+	if (strcmp(method, MHD_HTTP_METHOD_POST) != 0) {
+		log_debug("api: %s %s -> 405", method, url);
+		return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED,
+		    "method not allowed", MHD_HTTP_HEADER_ALLOW, "POST");
+	}
+	if (!authorized(a, c)) {
+		log_debug("api: %s %s -> 401", method, url);
+		return reply_error(c, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+		    MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+	}
+	j = job_submit(a, c, NULL, xasprintf("%.*s",
+	    (int)(strlen(name) - strlen(ALERT_TEST_SUFFIX)), name));
+	if (j == NULL) {
+		log_debug("api: %s %s -> 503 (stopping)", method, url);
+		return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+		    "service unavailable", NULL, NULL);
+	}
+	*state = j;
+	return MHD_YES;
+}
+
+void
+api_call_answer(struct api_call *call, unsigned status, char *body)
+{
+	struct api_job *j = (struct api_job *)call;
+	struct api *a = j->api;
+	struct MHD_Connection *c = NULL;
+
+	pthread_mutex_lock(&a->mu);
+	if (j->suspended) {
+		j->body = body;
+		j->status = status;
+		j->done = 1;
+		c = job_unwait(a, j);
+	} else
+		free(body);	/* its client got 503 meanwhile */
+	job_unref(j);
+	pthread_mutex_unlock(&a->mu);
+	if (c != NULL)
+		MHD_resume_connection(c);
 }
 
 /*
@@ -811,9 +915,16 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	case R_METRICS:
 		fn = a->routes.metrics_text;
 		break;
+	case R_ALERTS:
+		fn = a->routes.alerts_json;
+		break;
 	case R_HEALTHZ:
+	case R_ALERT_TEST:
 		break;
 	}
+	if (!found && *state == NULL && a->routes.alert_test != NULL &&
+	    alert_test_name(url) != NULL)
+		return on_alert_test(a, c, url, method, state);
 	if (*state != NULL)
 		return reply_job(a, c, *state, route, method, url);
 	/* A route without a renderer is not served here. */
@@ -835,7 +946,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		return reply_error(c, MHD_HTTP_UNAUTHORIZED, "unauthorized",
 		    MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
 	}
-	if ((*state = job_submit(a, c, fn)) == NULL) {
+	if ((*state = job_submit(a, c, fn, NULL)) == NULL) {
 		log_debug("api: %s %s -> 503 (stopping)", method, url);
 		return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
 		    "service unavailable", NULL, NULL);

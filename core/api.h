@@ -2,7 +2,8 @@
  * api -- the HTTP status API (libmicrohttpd).
  *
  * Routes: GET /healthz (200 "ok", never needs the token), GET /api/monitors,
- * GET /api/monitor, GET /metrics.  Anything else: 404; other methods: 405.
+ * GET /api/monitor, GET /metrics, GET /api/alerts, POST
+ * /api/alerts/NAME/test.  Anything else: 404; other methods: 405.
  * With a token, every route but /healthz needs "Authorization: Bearer
  * TOKEN" (401 otherwise, compared in constant time).
  *
@@ -25,6 +26,8 @@
 #include <uv.h>
 
 struct api;
+/* One asynchronous answer (POST /api/alerts/NAME/test). */
+struct api_call;
 
 struct api_routes {
 	/* Each returns a malloc'd NUL-terminated body (the API frees it), or
@@ -33,6 +36,12 @@ struct api_routes {
 	char *(*opmon_json)(void *arg);      /* GET /api/monitor */
 	char *(*metrics_text)(void *arg);    /* GET /metrics */
 	void *arg;
+	char *(*alerts_json)(void *arg);     /* GET /api/alerts */
+	/* POST /api/alerts/NAME/test: start it on the loop thread and answer
+	 * through api_call_answer() exactly once, now or later (within the
+	 * loop timeout plus 60 s, else the client got 503).  NAME is
+	 * borrowed for the call. */
+	void (*alert_test)(void *arg, const char *name, struct api_call *call);
 };
 
 /*
@@ -54,6 +63,9 @@ int api_port(const struct api *a);
  * an empty token (nothing changes).  Any thread.
  */
 int api_set_token(struct api *a, const char *token);
+/* The answer of CALL (routes.alert_test): STATUS and BODY (malloc'd JSON,
+ * taken over; NULL gives 500).  Exactly once per call; loop thread. */
+void api_call_answer(struct api_call *call, unsigned status, char *body);
 /* Stop serving and free.  Loop thread; NULL is fine. */
 void api_stop(struct api *a);
 

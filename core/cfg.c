@@ -46,6 +46,7 @@ struct agent_conf {
 	const char *database, *plugin_dir, *listen, *user, *api_token_file;
 	const char *pidfile;
 	int64_t retention_days;
+	const char *name;
 	int log_level, log;
 };
 
@@ -80,6 +81,8 @@ static const struct wp_key agent_keys[] = {
 	  .help = "a file holding the bearer token the API requires" },
 	{ WP_KEY(WP_KT_PATH, "pidfile", struct agent_conf, pidfile),
 	  .help = "the PID file written with -d" },
+	{ WP_KEY(WP_KT_STRING, "name", struct agent_conf, name),
+	  .help = "the agent's name in alerts (default: the host name)" },
 };
 
 struct common_conf {
@@ -87,6 +90,7 @@ struct common_conf {
 	int64_t interval_us, timeout_us, retry_interval_us, retries;
 	int enabled;
 	const char *alerts;
+	int64_t group_window_us;
 };
 
 static const struct wp_key monitor_keys[] = {
@@ -118,6 +122,10 @@ static const struct wp_key alert_keys[] = {
 	{ WP_KEY(WP_KT_DURATION, "timeout", struct common_conf, timeout_us),
 	  .def = "10s", .min = 1 * MS, .max = TIMEOUT_MAX_US,
 	  .help = "deadline of one delivery attempt" },
+	{ WP_KEY(WP_KT_DURATION, "group_window", struct common_conf,
+	  group_window_us), .def = "0", .min = 0, .max = TIMEOUT_MAX_US,
+	  .help = "transitions within this time go out as one delivery "
+	  "(types that group; 0: off)" },
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -317,6 +325,10 @@ check_agent(struct loader *ld, struct cfg_agent *ag)
 	ag->api_token_file = c->api_token_file != NULL ?
 	    xstrdup(c->api_token_file) : NULL;
 	ag->pidfile = c->pidfile != NULL ? xstrdup(c->pidfile) : NULL;
+	if (c->name != NULL && c->name[0] == '\0')
+		report(ld, keys_line(kv, n, "name"), "name: no value");
+	else if (c->name != NULL)
+		ag->name = xstrdup(c->name);
 	/* Text the types allow empty, but these do not. */
 	if (c->user != NULL && c->user[0] == '\0')
 		report(ld, keys_line(kv, n, "user"), "user: no value");
@@ -637,6 +649,7 @@ check_alert(struct loader *ld, const struct cfg_raw_section *rs,
 	cc = build_section(ld, rs, plugin_dir, alert_keys, N(alert_keys),
 	    &a->s, &kv, &n);
 	a->timeout_ms = cc->timeout_us / MS;
+	a->group_window_ms = cc->group_window_us / MS;
 	keys_free(cc);
 	free(kv);
 }
@@ -674,6 +687,7 @@ config_free(struct config *cfg)
 	free(cfg->agent.user);
 	free(cfg->agent.api_token_file);
 	free(cfg->agent.pidfile);
+	free(cfg->agent.name);
 	for (i = 0; i < cfg->n_monitors; i++) {
 		section_free(&cfg->monitors[i].s);
 		for (j = 0; j < cfg->monitors[i].n_alerts; j++)

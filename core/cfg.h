@@ -49,6 +49,7 @@ struct cfg_agent {
 	char *user;            /* NULL: no privilege drop */
 	char *api_token_file;  /* NULL: no token; read with cfg_read_secret() */
 	char *pidfile;         /* NULL: none */
+	char *name;            /* [agent] name; NULL: the host name */
 	int line;              /* line of [agent], 0 if absent */
 };
 
@@ -93,6 +94,7 @@ struct cfg_monitor {
 struct cfg_alert {
 	struct cfg_section s;
 	int64_t timeout_ms;        /* default 10 s, 1 ms to 1 hour */
+	int64_t group_window_ms;   /* default 0 (off), at most 1 hour */
 };
 
 struct config {

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include <jansson.h>
 #include <uv.h>
 
 #include "alert.h"
@@ -40,6 +41,7 @@ static struct {
 	int daemon;
 	int list_types;
 	int json;
+	const char *test_alert;  /* --test-alert NAME */
 	char **names;
 	size_t n_names;
 } opt;
@@ -62,6 +64,7 @@ usage(FILE *f)
 	    "       watchpost -t [-c FILE] [-P DIR]\n"
 	    "       watchpost --once [-c FILE] [-P DIR] [NAME...]\n"
 	    "       watchpost --list-types [--json] [-c FILE] [-P DIR]\n"
+	    "       watchpost --test-alert NAME [-c FILE] [-P DIR]\n"
 	    "\n"
 	    "  -c, --config FILE     configuration (default %s)\n"
 	    "  -t, --check-config    validate FILE and its plugins, print each\n"
@@ -72,6 +75,9 @@ usage(FILE *f)
 	    "      --list-types      list the check and alert types in plugin_dir\n"
 	    "                        and every key they and the agent take\n"
 	    "      --json            with --list-types: as JSON\n"
+	    "      --test-alert NAME send a test alert through [alert:NAME],\n"
+	    "                        print the receiver's answer; exit 0 if\n"
+	    "                        it was accepted, 1 if not\n"
 	    "  -P, --plugin-dir DIR  load plugins from DIR instead of plugin_dir\n"
 	    "  -d, --daemon          detach once started, write pidfile\n"
 	    "  -V, --version         print the version\n"
@@ -92,6 +98,7 @@ parse_args(int argc, char **argv)
 		{ "daemon", no_argument, NULL, 'd' },
 		{ "list-types", no_argument, NULL, 'L' },
 		{ "json", no_argument, NULL, 'J' },
+		{ "test-alert", required_argument, NULL, 'A' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
@@ -122,6 +129,9 @@ parse_args(int argc, char **argv)
 		case 'J':
 			opt.json = 1;
 			break;
+		case 'A':
+			opt.test_alert = optarg;
+			break;
 		case 'V':
 			printf("watchpost %s (plugin ABI %d.%d)\n",
 			    PACKAGE_VERSION, WP_ABI_MAJOR, WP_ABI_MINOR);
@@ -145,9 +155,10 @@ parse_args(int argc, char **argv)
 		fprintf(stderr, "watchpost: --json goes with --list-types\n");
 		exit(1);
 	}
-	if (opt.check_only + opt.once + opt.daemon + opt.list_types > 1) {
-		fprintf(stderr, "watchpost: -t, --once, --list-types and -d "
-		    "exclude each other\n");
+	if (opt.check_only + opt.once + opt.daemon + opt.list_types +
+	    (opt.test_alert != NULL) > 1) {
+		fprintf(stderr, "watchpost: -t, --once, --list-types, "
+		    "--test-alert and -d exclude each other\n");
 		exit(opt.once ? 3 : 1);
 	}
 }
@@ -574,6 +585,49 @@ render_metrics(void *arg)
 	return metrics_render(store);
 }
 
+static char *
+render_alerts(void *arg)
+{
+	(void)arg;
+	return alert_api_json();
+}
+
+/* POST /api/alerts/NAME/test: {"ok", "alert", "answer"}; 404 for a
+ * section that does not exist. */
+struct test_call {
+	struct api_call *call;
+	char *name;
+};
+
+static void
+test_answered(void *arg, int ok, const char *answer)
+{
+	struct test_call *t = arg;
+	json_t *o = json_pack("{s:b, s:s, s:s}", "ok", ok, "alert", t->name,
+	    "answer", answer);
+
+	api_call_answer(t->call, 200, o ? json_dumps(o, JSON_COMPACT) : NULL);
+	json_decref(o);
+	free(t->name);
+	free(t);
+}
+
+static void
+start_alert_test(void *arg, const char *name, struct api_call *call)
+{
+	struct test_call *t = xmalloc(sizeof(*t));
+
+	(void)arg;
+	t->call = call;
+	t->name = xstrdup(name);
+	if (alert_test_start(name, test_answered, t) != 0) {
+		api_call_answer(call, 404, xstrdup("{\"error\":\"no such "
+		    "alert section\"}"));
+		free(t->name);
+		free(t);
+	}
+}
+
 /* ---- --once ---- */
 
 static void
@@ -732,8 +786,8 @@ main(int argc, char **argv)
 	}
 	/* --once prints a table and -t the problems: only warnings and errors
 	 * go to the log (plugins loaded at start-up log their init at info). */
-	log_setup(opt.once || opt.check_only ? WP_LOG_WARN : WP_LOG_INFO,
-	    LOG_TO_STDERR);
+	log_setup(opt.once || opt.check_only || opt.test_alert ? WP_LOG_WARN :
+	    WP_LOG_INFO, LOG_TO_STDERR);
 
 	if (opt.list_types)
 		return list_types_main();
@@ -748,12 +802,25 @@ main(int argc, char **argv)
 	}
 	loader_load_dir(cfg->agent.plugin_dir);
 	loader_freeze();
-	if (opt.check_only || opt.once)
-		log_setup(opt.once ? WP_LOG_WARN : cfg->agent.log_level,
+	if (opt.check_only || opt.once || opt.test_alert)
+		log_setup(opt.check_only ? cfg->agent.log_level : WP_LOG_WARN,
 		    LOG_TO_STDERR);
 	if (pool_init(2, 32) != 0) {
 		fprintf(stderr, "watchpost: cannot start worker threads\n");
 		return 1;
+	}
+	if (opt.test_alert != NULL) {
+		/* One section, configured alone; no database. */
+		rc = alert_test_cli(cfg, opt.test_alert, &diag, stdout);
+		if (rc == WP_EINVAL) {
+			print_diag(&diag, stderr);
+			rc = 1;
+		}
+		fflush(stdout);
+		diag_free(&diag);
+		config_free(cfg);
+		finish();
+		return rc;
 	}
 	if (opt.check_only || opt.once) {
 		manager_init(NULL);
@@ -765,6 +832,9 @@ main(int argc, char **argv)
 			finish();
 			return opt.once ? 3 : 1;
 		}
+		/* Warnings the plugins and sections gave (-t shows them). */
+		if (opt.check_only && diag.warnings > 0)
+			print_diag(&diag, stderr);
 		diag_free(&diag);
 		rc = 0;
 		if (opt.check_only)
@@ -824,7 +894,8 @@ main(int argc, char **argv)
 	opmon_end(op, OP_SUCCEEDED, NULL);
 	if (cfg->agent.listen != NULL) {
 		static struct api_routes routes = { render_monitors,
-		    render_opmon, render_metrics, NULL };
+		    render_opmon, render_metrics, NULL, render_alerts,
+		    start_alert_test };
 		op = opmon_begin(OPC_STARTUP, "bind API", STARTUP_STEP_MS);
 		if (api_start(cfg->agent.listen, token, main_loop, &routes,
 		    &api, err, sizeof(err)) != 0) {

@@ -379,7 +379,7 @@ test_bad_listen(void **state)
 		"example.invalid:80", "localhost:999999",
 	};
 	struct api_routes routes = { fake_monitors, fake_opmon,
-	    fake_metrics, NULL };
+	    fake_metrics, NULL, NULL, NULL };
 	struct api *a;
 	uv_loop_t loop;
 	char err[256];
