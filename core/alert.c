@@ -1214,15 +1214,20 @@ test_done_cb(void *arg, const struct wp_result *res, enum op_outcome outcome)
 	struct test_op *t = arg;
 	int ok = reason_class(res->reason) == WP_CLASS_UP;
 	char *answer;
+	char status[32] = "";
 
-	(void)outcome;
 	in_flight--;
+	(void)outcome;
+	if (res->status_code >= 0)
+		snprintf(status, sizeof(status), " (status %d)",
+		    res->status_code);
 	if (ok)
-		answer = xasprintf("delivered%s%s", res->detail ? ": " : "",
-		    res->detail ? res->detail : "");
-	else
-		answer = xasprintf("failed (%s)%s%s", reason_name(res->reason),
+		answer = xasprintf("delivered%s%s%s", status,
 		    res->detail ? ": " : "", res->detail ? res->detail : "");
+	else
+		answer = xasprintf("failed: %s%s%s%s", reason_name(res->reason),
+		    status, res->detail ? ": " : "",
+		    res->detail ? res->detail : "");
 	log_info("alert %s: test alert %s", t->section, answer);
 	t->cb(t->arg, ok, answer);
 	free(answer);
