@@ -84,8 +84,8 @@ void alert_free(void);
 #define ALERT_TEST_MONITOR "watchpost-test"
 
 /* The answer to a test alert: OK 1 when the receiver accepted it;
- * ANSWER (borrowed for the call) says what it answered: "delivered: ..."
- * or "failed (REASON): DETAIL". */
+ * ANSWER (borrowed for the call) says what it answered: "delivered"
+ * ("delivered (status 200)") or "failed: REASON (status N): DETAIL". */
 typedef void (*alert_test_fn)(void *arg, int ok, const char *answer);
 
 /*
