@@ -6,6 +6,11 @@
  * after an outage or a restart.  A chain's head is also the only one with
  * a running timer or operation.
  *
+ * Groups (group_window, alert.h): a chain head that may go joins its
+ * section's forming group instead of starting; the group then plays the
+ * head's part for all its members at once (one operation, one timer, one
+ * store update), so each chain still has one delivery at a time.
+ *
  * Durability: a delivery starts only once its outbox row is committed.
  * The store's writer says so (store_on_commit()), through host_post() to
  * the loop thread: alert_released().  Rows loaded at start are committed.
