@@ -1282,6 +1282,8 @@ alert_test_start(const char *name, alert_test_fn cb, void *arg)
 
 	if (t == NULL)
 		return WP_EINVAL;
+	if (stopping)
+		return WP_EAGAIN;
 	test_send(t->in, t->name, t->timeout_ms, agent_name, cb, arg);
 	return 0;
 }

@@ -92,8 +92,8 @@ typedef void (*alert_test_fn)(void *arg, int ok, const char *answer);
  * Send one test alert (flags WP_ALERT_TEST, monitor ALERT_TEST_MONITOR,
  * state down, a message that says it is a test) through the configured
  * section NAME, outside the outbox: nothing is stored, nothing retried.
- * cb(arg, ...) runs once, later, on the loop.  0, or WP_EINVAL (no such
- * section; cb is not called).
+ * cb(arg, ...) runs once, later, on the loop.  0, WP_EINVAL (no such
+ * section) or WP_EAGAIN (the agent is stopping); cb is not called then.
  */
 int alert_test_start(const char *name, alert_test_fn cb, void *arg);
 

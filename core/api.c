@@ -76,8 +76,7 @@
 #define CT_TEXT "text/plain; charset=utf-8"
 #define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
 
-enum route { R_HEALTHZ, R_MONITORS, R_OPMON, R_METRICS, R_ALERTS,
-	R_ALERT_TEST };
+enum route { R_HEALTHZ, R_MONITORS, R_OPMON, R_METRICS, R_ALERTS };
 
 static const struct {
 	const char *path;
@@ -154,6 +153,10 @@ struct api {
 	struct api_job *waiting;	/* suspended connections */
 	_Atomic int ready;	/* the async handle exists */
 	int stopping;
+	/* Asynchronous calls the loop started and has not answered: the
+	 * struct outlives api_stop() until the last is answered. */
+	unsigned calls;
+	int closed;		/* the async handle is closed */
 
 	pthread_mutex_t cmu;	/* the connection list and sweep counters */
 	struct api_conn *conns;
@@ -385,6 +388,7 @@ on_async(uv_async_t *h)
 		if (j->name != NULL) {
 			/* Asynchronous: the loop's reference goes with the
 			 * answer (api_call_answer()). */
+			a->calls++;	/* loop thread, as on_closed */
 			a->routes.alert_test(a->routes.arg, j->name,
 			    (struct api_call *)j);
 			continue;
@@ -408,10 +412,10 @@ on_async(uv_async_t *h)
 
 /*
  * On a pool thread, inside on_request: suspend connection C and queue a
- * job for the loop to call RENDER (or, with NAME, routes.alert_test).  Returns the job (the connection's
- * reference; on_completed drops it), which is resumed at the latest by the
- * deadline; or NULL if the API is starting or stopping (C is not
- * suspended then).
+ * job for the loop to call RENDER (or, with NAME, routes.alert_test).
+ * Returns the job (the connection's reference; on_completed drops it),
+ * which is resumed at the latest by the deadline; or NULL if the API is
+ * starting or stopping (C is not suspended then).
  */
 static struct api_job *
 job_submit(struct api *a, struct MHD_Connection *c, char *(*render)(void *),
@@ -858,6 +862,8 @@ on_alert_test(struct api *a, struct MHD_Connection *c, const char *url,
 	return MHD_YES;
 }
 
+static void api_free(struct api *a);
+
 void
 api_call_answer(struct api_call *call, unsigned status, char *body)
 {
@@ -877,6 +883,9 @@ api_call_answer(struct api_call *call, unsigned status, char *body)
 	pthread_mutex_unlock(&a->mu);
 	if (c != NULL)
 		MHD_resume_connection(c);
+	/* The last answer after api_stop() frees the struct (on_closed). */
+	if (--a->calls == 0 && a->closed)
+		api_free(a);
 }
 
 /*
@@ -919,7 +928,6 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		fn = a->routes.alerts_json;
 		break;
 	case R_HEALTHZ:
-	case R_ALERT_TEST:
 		break;
 	}
 	if (!found && *state == NULL && a->routes.alert_test != NULL &&
@@ -998,7 +1006,11 @@ api_free(struct api *a)
 static void
 on_closed(uv_handle_t *h)
 {
-	api_free(h->data);
+	struct api *a = h->data;
+
+	a->closed = 1;
+	if (a->calls == 0)
+		api_free(a);
 }
 
 /* The loop timeout: 5 s, or WP_API_LOOP_TIMEOUT_MS (the test seam). */

@@ -616,13 +616,16 @@ static void
 start_alert_test(void *arg, const char *name, struct api_call *call)
 {
 	struct test_call *t = xmalloc(sizeof(*t));
+	int rc;
 
 	(void)arg;
 	t->call = call;
 	t->name = xstrdup(name);
-	if (alert_test_start(name, test_answered, t) != 0) {
-		api_call_answer(call, 404, xstrdup("{\"error\":\"no such "
-		    "alert section\"}"));
+	rc = alert_test_start(name, test_answered, t);
+	if (rc != 0) {
+		api_call_answer(call, rc == WP_EAGAIN ? 503 : 404,
+		    xstrdup(rc == WP_EAGAIN ? "{\"error\":\"stopping\"}" :
+		    "{\"error\":\"no such alert section\"}"));
 		free(t->name);
 		free(t);
 	}
