@@ -10,6 +10,12 @@
  * section, deliveries go one at a time in the order they were raised: a
  * later one waits until the earlier ones are accepted.  Undelivered
  * alerts survive restarts.  A delivery never delays a check.
+ *
+ * Each alert carries the ABI 2.1 fields (plugin.h): since_us (the
+ * episode's start), target (alert_target_of() of its monitor, computed
+ * when the configuration is applied), agent ([agent] name, else the host
+ * name), repeat and flags; location and status_url are NULL.  The outbox
+ * payload keeps them all, so a retry after a restart sends the same alert.
  * Loop thread only.
  */
 #ifndef CORE_ALERT_H
@@ -42,7 +48,9 @@ void alert_abort(void *prepared);
  * start once the store has committed its row (alert_released()).  Returns
  * those outbox rows for store_submit(), malloc'd (the caller frees the
  * array; the store takes over each payload), and their count in *N_OUT;
- * NULL and 0 when nothing alerts or alerts are off.
+ * NULL and 0 when nothing alerts or alerts are off.  Called for every
+ * finished check: the checks of a monitor that is down or degraded also
+ * keep when its episode began (for the up alert's since).
  */
 struct store_alert *alert_raise(const struct outcome *o, int all,
     char *const *names, size_t n, size_t *n_out);
