@@ -829,8 +829,8 @@ alert_test_name(const char *url)
 }
 
 /*
- * POST /api/alerts/NAME/test, first call: like every route but /healthz
- * it needs the token when one is set.  The loop starts the test
+ * POST /api/alerts/NAME/test, first call: a mutation, so it needs the
+ * token, and answers 403 when none is configured.  The loop starts the test
  * (routes.alert_test) and answers later through api_call_answer(); *state
  * gets the job, as for the rendered routes.
  */
@@ -840,11 +840,22 @@ on_alert_test(struct api *a, struct MHD_Connection *c, const char *url,
 {
 	const char *name = alert_test_name(url);
 	struct api_job *j;
+	int has_token;
 
 	if (strcmp(method, MHD_HTTP_METHOD_POST) != 0) {
 		log_debug("api: %s %s -> 405", method, url);
 		return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED,
 		    "method not allowed", MHD_HTTP_HEADER_ALLOW, "POST");
+	}
+	/* A mutation: never without a token (CONTRACT.md, admin API). */
+	pthread_mutex_lock(&a->mu);
+	has_token = a->token != NULL;
+	pthread_mutex_unlock(&a->mu);
+	if (!has_token) {
+		log_debug("api: %s %s -> 403 (no token)", method, url);
+		return reply_error(c, MHD_HTTP_FORBIDDEN, "this request changes "
+		    "or sends something: set [agent] api_token_file to enable "
+		    "it", NULL, NULL);
 	}
 	if (!authorized(a, c)) {
 		log_debug("api: %s %s -> 401", method, url);

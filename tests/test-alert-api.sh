@@ -128,3 +128,15 @@ for f in "$T/a.json" "$T/p.json" "$T/m.txt" "$T/mon.json" "$T/agent.log"; do
 	! grep -q "$SECRET" "$f" || fail "the webhook token leaked into $f"
 done
 ok "no secret in /api/alerts, the test answers, metrics or the log"
+
+# Without api_token_file the test route, a mutation, is refused (403);
+# reads still work.
+grep -v '^api_token_file' "$T/agent.ini" >"$T/open.ini"
+start_agent "$T/open.ini"
+[ "$(curl -sS -o "$T/p.json" -w '%{http_code}' -X POST "$API/api/alerts/hook/test")" = 403 ] ||
+    fail "POST test without a token file is not 403"
+grep -q 'api_token_file' "$T/p.json" || fail "403 does not say how to enable it: $(cat "$T/p.json")"
+curl -fsS "$API/api/alerts" | jq -e '.pending | type == "array"' >/dev/null ||
+    fail "GET /api/alerts without a token file"
+stop_agent
+ok "without a token file: POST test 403 saying how to enable it; GET works"
