@@ -859,9 +859,10 @@ target_of_monitor(const char *name)
 
 /*
  * When the episode an alert of O is about began (unix ms; 0 unknown): a
- * down or degraded alert's is O's since; an up alert's is that of the
- * outage it ends, remembered from the checks that saw it (also the first
- * after a restart, whose since the store kept).
+ * down or degraded alert's is O's since; an alert that leaves down (for
+ * up or degraded) has that of the outage it ends, remembered from the
+ * checks that saw it (also the first after a restart, whose since the
+ * store kept).
  */
 static int64_t
 episode_since(const struct outcome *o)
@@ -874,6 +875,7 @@ episode_since(const struct outcome *o)
 		if ((*pp)->monitor_id == o->monitor_id)
 			break;
 	e = *pp;
+	since = e != NULL ? e->since_ms : 0;
 	if (o->state == ST_DOWN || o->state == ST_DEGRADED) {
 		if (e == NULL) {
 			e = xcalloc(1, sizeof(*e));
@@ -883,13 +885,14 @@ episode_since(const struct outcome *o)
 		}
 		if (o->changed || e->since_ms == 0)
 			e->since_ms = o->since_ms;
-		return o->since_ms;
+		/* Leaving down for degraded ends the outage, as up does. */
+		return o->previous == ST_DOWN && o->state != ST_DOWN ? since :
+		    o->since_ms;
 	}
-	if (e == NULL)
-		return 0;
-	since = e->since_ms;
-	*pp = e->next;
-	free(e);
+	if (e != NULL) {
+		*pp = e->next;
+		free(e);
+	}
 	return since;
 }
 

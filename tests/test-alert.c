@@ -387,6 +387,20 @@ test_fields_21(void **state)
 	assert_non_null(up.payload);
 	assert_non_null(strstr(up.payload, "\"since_ms\":5000"));
 	assert_non_null(strstr(up.payload, "\"state\":\"up\""));
+	/* Down -> degraded also ends the outage (never released: stays
+	 * pending, uncommitted). */
+	{
+		struct store_alert d2 = raise_to(41, ST_UP, ST_DOWN, 3000, 3000,
+		    "grp");
+		struct store_alert g2 = raise_to(41, ST_DOWN, ST_DEGRADED, 7000,
+		    7000, "grp");
+
+		assert_non_null(g2.payload);
+		assert_non_null(strstr(g2.payload, "\"since_ms\":3000"));
+		assert_non_null(strstr(g2.payload, "\"state\":\"degraded\""));
+		free(d2.payload);
+		free(g2.payload);
+	}
 	alert_released(&down, 1);
 	alert_released(&up, 1);
 	/* Down then up of one monitor: two groups, in order. */
