@@ -113,12 +113,6 @@ struct mtarget {
 	char *target;            /* NULL: unknown */
 };
 
-/* When a monitor's current down or degraded episode began. */
-struct episode {
-	int64_t monitor_id;
-	int64_t since_ms;
-	struct episode *next;
-};
 
 /* The deliveries of one (monitor, section), oldest first. */
 struct chain {
@@ -154,7 +148,6 @@ static size_t n_recent, recent_next;
 static struct mtarget *mtargets;
 static size_t n_mtargets;
 static char *agent_name;
-static struct episode *episodes[N_BUCKETS];
 static alert_held_fn held_fn;
 static void *held_arg;
 
@@ -857,45 +850,6 @@ target_of_monitor(const char *name)
 	return m != NULL ? m->target : NULL;
 }
 
-/*
- * When the episode an alert of O is about began (unix ms; 0 unknown): a
- * down or degraded alert's is O's since; an alert that leaves down (for
- * up or degraded) has that of the outage it ends, remembered from the
- * checks that saw it (also the first after a restart, whose since the
- * store kept).
- */
-static int64_t
-episode_since(const struct outcome *o)
-{
-	size_t b = ((size_t)o->monitor_id * 2654435761u) % N_BUCKETS;
-	struct episode *e, **pp;
-	int64_t since;
-
-	for (pp = &episodes[b]; *pp != NULL; pp = &(*pp)->next)
-		if ((*pp)->monitor_id == o->monitor_id)
-			break;
-	e = *pp;
-	since = e != NULL ? e->since_ms : 0;
-	if (o->state == ST_DOWN || o->state == ST_DEGRADED) {
-		if (e == NULL) {
-			e = xcalloc(1, sizeof(*e));
-			e->monitor_id = o->monitor_id;
-			e->next = episodes[b];
-			episodes[b] = e;
-		}
-		if (o->changed || e->since_ms == 0)
-			e->since_ms = o->since_ms;
-		/* Leaving down for degraded ends the outage, as up does. */
-		return o->previous == ST_DOWN && o->state != ST_DOWN ? since :
-		    o->since_ms;
-	}
-	if (e != NULL) {
-		*pp = e->next;
-		free(e);
-	}
-	return since;
-}
-
 int
 alert_prepare(const struct config *cfg, struct wp_diag *diag,
     void **prepared)
@@ -1000,16 +954,8 @@ alert_raise(const struct outcome *o, int all, char *const *names, size_t n,
 	struct store_alert *out;
 	size_t i, count = all ? n_targets : n;
 
-	int64_t since;
-
 	*n_out = 0;
-	if (store == NULL || count == 0)
-		return NULL;
-	/* Only checks of a monitor that is or was down or degraded keep the
-	 * episode: no cost on a monitor that is up. */
-	since = o->state != ST_UP || o->previous == ST_DOWN ||
-	    o->previous == ST_DEGRADED ? episode_since(o) : 0;
-	if (!mstate_alerts(o->previous, o->state))
+	if (store == NULL || count == 0 || !o->alert)
 		return NULL;
 	a.monitor = o->monitor;
 	a.type = o->type;
@@ -1019,10 +965,10 @@ alert_raise(const struct outcome *o, int all, char *const *names, size_t n,
 	a.error = o->state == ST_UP ? NULL : r->detail;
 	a.reason = o->state == ST_UP ? NULL : reason_name(r->reason);
 	a.latency_us = r->latency_us;
-	a.since_us = since * 1000;
+	a.since_us = o->since_ms * 1000;
 	a.target = target_of_monitor(o->monitor);
-	a.repeat = 0;          /* policy: o->repeat */
-	a.flags = 0;           /* policy: o->alert_flags */
+	a.repeat = o->repeat;
+	a.flags = o->alert_flags;
 	a.agent = agent_name;
 	a.location = NULL;     /* until cluster mode */
 	a.status_url = NULL;   /* until a status page exists */
@@ -1080,7 +1026,6 @@ alert_free(void)
 	size_t b;
 
 	struct section_stats *ss;
-	struct episode *e;
 	size_t i;
 
 	/* After this the writer posts nothing more (store_on_commit()). */
@@ -1093,11 +1038,6 @@ alert_free(void)
 	for (b = 0; b < N_BUCKETS; b++)
 		while (buckets[b] != NULL)
 			chain_pop(buckets[b]);
-	for (b = 0; b < N_BUCKETS; b++)
-		while ((e = episodes[b]) != NULL) {
-			episodes[b] = e->next;
-			free(e);
-		}
 	while ((ss = sstats) != NULL) {
 		sstats = ss->next;
 		free(ss->name);

@@ -11,10 +11,11 @@
  * later one waits until the earlier ones are accepted.  Undelivered
  * alerts survive restarts.  A delivery never delays a check.
  *
- * Each alert carries the ABI 2.1 fields (plugin.h): since_us (the
- * episode's start), target (alert_target_of() of its monitor, computed
- * when the configuration is applied), agent ([agent] name, else the host
- * name), repeat and flags; location and status_url are NULL.  The outbox
+ * Each alert carries the ABI 2.1 fields (plugin.h): since_us, repeat and
+ * flags from the outcome (the manager's policy: since_ms is the episode's
+ * start), target (alert_target_of() of its monitor, computed when the
+ * configuration is applied), agent ([agent] name, else the host name);
+ * location and status_url are NULL.  The outbox
  * payload keeps them all, so a retry after a restart sends the same alert.
  * Loop thread only.
  */
@@ -43,14 +44,12 @@ void alert_abort(void *prepared);
 
 /*
  * The finished check O of a monitor whose alert sections are NAMES[0..N)
- * (every configured section when ALL).  If its state change alerts
- * (mstate_alerts()), one delivery per section, in that order, each to
+ * (every configured section when ALL).  If it alerts (o->alert: the
+ * manager's policy), one delivery per section, in that order, each to
  * start once the store has committed its row (alert_released()).  Returns
  * those outbox rows for store_submit(), malloc'd (the caller frees the
  * array; the store takes over each payload), and their count in *N_OUT;
- * NULL and 0 when nothing alerts or alerts are off.  Called for every
- * finished check: the checks of a monitor that is down or degraded also
- * keep when its episode began (for the up alert's since).
+ * NULL and 0 when nothing alerts or alerts are off.
  */
 struct store_alert *alert_raise(const struct outcome *o, int all,
     char *const *names, size_t n, size_t *n_out);

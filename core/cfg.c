@@ -23,6 +23,7 @@
 #include "cfg-read.h"
 #include "cfg.h"
 #include "log.h"
+#include "policy.h"
 #include "util.h"
 
 #ifndef PKGLIBDIR
@@ -90,6 +91,10 @@ struct common_conf {
 	int64_t interval_us, timeout_us, retry_interval_us, retries;
 	int enabled;
 	const char *alerts;
+	/* policy.h */
+	int64_t down_after, up_after, latency_warn_us, cert_warn_us;
+	int64_t renotify_us;
+	struct wp_list alert_on, escalate;
 	int64_t group_window_us;
 };
 
@@ -113,6 +118,32 @@ static const struct wp_key monitor_keys[] = {
 	{ WP_KEY(WP_KT_STRING, "alerts", struct common_conf, alerts),
 	  .help = "alert sections to notify, comma-separated, or none "
 	  "(default: all)" },
+	{ WP_KEY(WP_KT_INT, "down_after", struct common_conf, down_after),
+	  .def = "1", .min = 1, .max = 1000,
+	  .help = "failed checks in a row (each after its retries) before "
+	  "the monitor is down" },
+	{ WP_KEY(WP_KT_INT, "up_after", struct common_conf, up_after),
+	  .def = "1", .min = 1, .max = 1000,
+	  .help = "good checks in a row before a down monitor is up again" },
+	{ WP_KEY(WP_KT_DURATION, "latency_warn", struct common_conf,
+	  latency_warn_us), .min = 1 * MS, .max = TIMEOUT_MAX_US,
+	  .help = "a check slower than this is degraded, reason slow "
+	  "(default: off)" },
+	{ WP_KEY(WP_KT_DURATION, "cert_warn", struct common_conf,
+	  cert_warn_us), .min = 1000 * MS, .max = 3650LL * 86400000 * MS,
+	  .help = "a certificate expiring within this is degraded, reason "
+	  "cert_expiry; types that report one: http, tls (default: off)" },
+	{ WP_KEY(WP_KT_LIST, "alert_on", struct common_conf, alert_on),
+	  .def = "down,up",
+	  .help = "which changes alert: any of down, up, degraded" },
+	{ WP_KEY(WP_KT_DURATION, "renotify", struct common_conf,
+	  renotify_us), .min = 1000 * MS, .max = INTERVAL_MAX_US,
+	  .help = "while down, send the DOWN alert again this often "
+	  "(default: off)" },
+	{ WP_KEY(WP_KT_STRING, "escalate", struct common_conf, escalate),
+	  .flags = WP_KEY_MULTI,
+	  .help = "DURATION ALERT[,ALERT...]: still down after DURATION, "
+	  "also notify those sections (repeatable)" },
 };
 
 static const struct wp_key alert_keys[] = {
@@ -608,6 +639,153 @@ build_section(struct loader *ld, const struct cfg_raw_section *rs,
 	return cc;
 }
 
+/* alert_on: any of down, up, degraded (POLICY_ON_*), each at most once. */
+static void
+parse_alert_on(struct loader *ld, int line, const struct wp_list *l,
+    struct policy_conf *p)
+{
+	static const struct {
+		const char *word;
+		unsigned bit;
+	} words[] = { { "down", POLICY_ON_DOWN }, { "up", POLICY_ON_UP },
+	    { "degraded", POLICY_ON_DEGRADED } };
+	size_t i, w;
+
+	p->alert_on = 0;
+	for (i = 0; i < l->n; i++) {
+		for (w = 0; w < N(words) && strcmp(words[w].word, l->v[i]);
+		    w++)
+			;
+		if (w == N(words))
+			report(ld, line, "alert_on: \"%s\" is not one of down, "
+			    "up, degraded", QSTR(l->v[i]));
+		else if (p->alert_on & words[w].bit)
+			report(ld, line, "alert_on: \"%s\" is listed twice",
+			    words[w].word);
+		else
+			p->alert_on |= words[w].bit;
+	}
+	if (l->n == 0)
+		report(ld, line, "alert_on: no value (any of down, up, "
+		    "degraded)");
+}
+
+/* 1 if the monitor M notifies section NAME when it changes state. */
+static int
+notifies(const struct cfg_monitor *m, const char *name)
+{
+	size_t i;
+
+	if (m->all_alerts)
+		return 1;
+	for (i = 0; i < m->n_alerts; i++)
+		if (strcmp(m->alerts[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+esc_cmp(const void *a, const void *b)
+{
+	const struct policy_escalation *x = a, *y = b;
+
+	return x->after_ms < y->after_ms ? -1 : x->after_ms > y->after_ms;
+}
+
+/*
+ * One `escalate = DURATION ALERT[,ALERT...]` line at LINE into M's policy
+ * (sorted later): a duration of 1 s to 7 days, then names of [alert:]
+ * sections, each once.
+ */
+static void
+parse_escalate(struct loader *ld, int line, const char *value,
+    struct cfg_monitor *m)
+{
+	struct policy_conf *p = &m->policy;
+	struct policy_escalation e = { 0 };
+	char *copy = xstrdup(value), *names, *item, *next;
+	size_t i;
+
+	names = copy + strcspn(copy, " \t");
+	if (*names != '\0')
+		*names++ = '\0';
+	names = cfg_trim(names);
+	if (parse_duration(copy, &e.after_ms) != 0 || e.after_ms < 1000 ||
+	    e.after_ms > INTERVAL_MAX_US / MS) {
+		report(ld, line, "escalate: \"%s\" is not a duration from 1s "
+		    "to 7d (escalate = DURATION ALERT[,ALERT...])",
+		    QSTR(copy));
+		goto done;
+	}
+	if (*names == '\0') {
+		report(ld, line, "escalate: no alert section after the "
+		    "duration (escalate = DURATION ALERT[,ALERT...])");
+		goto done;
+	}
+	e.alerts = xcalloc(1, sizeof(char *));
+	for (item = names; item != NULL; item = next) {
+		if ((next = strchr(item, ',')) != NULL)
+			*next++ = '\0';
+		item = cfg_trim(item);
+		for (i = 0; i < e.n_alerts && strcmp(e.alerts[i], item); i++)
+			;
+		if (*item == '\0')
+			report(ld, line, "escalate: empty alert name in \"%s\"",
+			    QSTR(value));
+		else if (i < e.n_alerts)
+			report(ld, line, "escalate: \"%s\" is listed twice",
+			    QSTR(item));
+		else if (!alert_exists(ld, item))
+			report(ld, line, "escalate: unknown alert \"%s\" "
+			    "(there is no [alert:%s] section)", QSTR(item),
+			    QSTR(item));
+		else {
+			if (notifies(m, item))
+				warn_at(ld, line, "escalate: the monitor "
+				    "already notifies \"%s\" when it goes "
+				    "down (alerts%s); it gets the escalation "
+				    "as well", QSTR(item), m->all_alerts ?
+				    " is not set: every section" : "");
+			e.alerts = xrealloc(e.alerts, (e.n_alerts + 2) *
+			    sizeof(char *));
+			e.alerts[e.n_alerts++] = xstrdup(item);
+		}
+	}
+	p->esc = xrealloc(p->esc, (p->n_esc + 1) * sizeof(*p->esc));
+	p->esc[p->n_esc++] = e;
+done:
+	free(copy);
+}
+
+/* The policy keys of CC (lines KV) into M->policy. */
+static void
+check_policy(struct loader *ld, const struct cfg_kv *kv, size_t n,
+    const struct common_conf *cc, struct cfg_monitor *m)
+{
+	struct policy_conf *p = &m->policy;
+	size_t i;
+
+	p->down_after = (int)cc->down_after;
+	p->up_after = (int)cc->up_after;
+	p->latency_warn_us = cc->latency_warn_us;
+	p->cert_warn_s = cc->cert_warn_us / (1000 * MS);
+	p->renotify_ms = cc->renotify_us / MS;
+	parse_alert_on(ld, keys_line(kv, n, "alert_on") ?
+	    keys_line(kv, n, "alert_on") : m->s.line, &cc->alert_on, p);
+	for (i = 0; i < n; i++)
+		if (strcmp(kv[i].key, "escalate") == 0)
+			parse_escalate(ld, kv[i].line, kv[i].value, m);
+	if (p->n_esc > 1)
+		qsort(p->esc, p->n_esc, sizeof(*p->esc), esc_cmp);
+	if (p->renotify_ms > 0 && !(p->alert_on & POLICY_ON_DOWN))
+		report(ld, keys_line(kv, n, "renotify"), "renotify repeats "
+		    "the DOWN alert, but alert_on does not include down");
+	else if (p->renotify_ms > 0 && !m->all_alerts && m->n_alerts == 0)
+		warn_at(ld, keys_line(kv, n, "renotify"), "renotify: the "
+		    "monitor notifies no alert section (alerts = none), so "
+		    "there is nothing to repeat");
+}
+
 static void
 check_monitor(struct loader *ld, const struct cfg_raw_section *rs,
     const char *plugin_dir, struct cfg_monitor *m)
@@ -633,6 +811,8 @@ check_monitor(struct loader *ld, const struct cfg_raw_section *rs,
 		else
 			parse_alerts(ld, line, cc->alerts, m);
 	}
+	policy_conf_default(&m->policy);
+	check_policy(ld, kv, n, cc, m);
 	check_fit(ld, rs, kv, n, m);
 	keys_free(cc);
 	free(kv);
@@ -693,6 +873,7 @@ config_free(struct config *cfg)
 		for (j = 0; j < cfg->monitors[i].n_alerts; j++)
 			free(cfg->monitors[i].alerts[j]);
 		free(cfg->monitors[i].alerts);
+		policy_conf_free(&cfg->monitors[i].policy);
 	}
 	free(cfg->monitors);
 	for (i = 0; i < cfg->n_alerts; i++)

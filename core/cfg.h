@@ -77,6 +77,34 @@ struct cfg_section {
 	int configurable;
 };
 
+/* alert_on: which transitions alert. */
+#define POLICY_ON_DOWN 1u        /* entering down */
+#define POLICY_ON_UP 2u          /* recovering: leaving down (and leaving
+                                  * degraded, when that alerted too) */
+#define POLICY_ON_DEGRADED 4u    /* entering degraded */
+#define POLICY_ON_DEFAULT (POLICY_ON_DOWN | POLICY_ON_UP)
+
+/* One `escalate = DURATION ALERT[,ALERT...]` line. */
+struct policy_escalation {
+	int64_t after_ms;        /* > 0: still down this long after since */
+	char **alerts;           /* section names, n_alerts of them (owned) */
+	size_t n_alerts;
+};
+
+/* A monitor's transition policy (the common keys; policy.h applies it). */
+struct policy_conf {
+	int down_after;          /* >= 1: failed checks in a row before down */
+	int up_after;            /* >= 1: good checks in a row before leaving
+	                          * down */
+	int64_t latency_warn_us; /* 0: off; slower is degraded (slow) */
+	int64_t cert_warn_s;     /* 0: off; a certificate expiring within it
+	                          * is degraded (cert_expiry) */
+	unsigned alert_on;       /* POLICY_ON_* */
+	int64_t renotify_ms;     /* 0: off; the DOWN alert again this often */
+	struct policy_escalation *esc; /* by after_ms, ascending (owned) */
+	size_t n_esc;
+};
+
 struct cfg_monitor {
 	struct cfg_section s;
 	int64_t interval_ms;       /* default 60 s, 100 ms to 7 days */
@@ -89,6 +117,9 @@ struct cfg_monitor {
 	int all_alerts;
 	char **alerts;
 	size_t n_alerts;
+	/* down_after, up_after, latency_warn, cert_warn, alert_on, renotify
+	 * and escalate (policy.h; escalation names validated to exist). */
+	struct policy_conf policy;
 };
 
 struct cfg_alert {

@@ -17,6 +17,7 @@
 #include "manager.h"
 #include "opmon.h"
 #include "outcome.h"
+#include "policy.h"
 #include "runtime.h"
 #include "schedule.h"
 #include "store.h"
@@ -61,8 +62,16 @@ struct monitor {
 	int removed;             /* out of the config: freed once idle */
 	unsigned closing;        /* handles being closed */
 
-	enum mstate state;
-	int64_t since_ms;
+	struct policy_conf policy;  /* when it changes state and alerts */
+	struct policy_state ps;     /* its state, since when, the counters */
+	int state_reason;           /* the reason and detail of the check
+	                             * that set or last confirmed the state */
+	char *state_detail;         /* (malloc'd; NULL: none, as for most up
+	                             * monitors) */
+	int confirmed;              /* a check finished in this run: the
+	                             * policy's timers may fire */
+	struct policy_node pnode;   /* in the policy heap while a reminder or
+	                             * escalation is due */
 	int64_t last_check_ms;
 	struct last_result last;
 	uint64_t n_up, n_down;
@@ -90,8 +99,15 @@ static void *once_arg;
 /* Deadline of the start-up steps run here (reported, never enforced). */
 #define STEP_MS 30000
 
+/* Reminders and escalations of every monitor: one heap, one timer. */
+static struct policy_heap pheap;
+static uv_timer_t ptimer;
+static int ptimer_ready;
+static int64_t ptimer_due = INT64_MAX; /* the due time it is armed for */
+
 static void start_attempt(struct monitor *m, unsigned attempt);
 static void check_drained(void);
+static void policy_rearm(struct monitor *m);
 
 static size_t
 hash_name(const char *s)
@@ -156,6 +172,8 @@ monitor_close_cb(uv_handle_t *h)
 	free(m->type);
 	free(m->definition);
 	free_alert_names(m);
+	policy_conf_free(&m->policy);
+	free(m->state_detail);
 	free(m);
 }
 
@@ -163,6 +181,7 @@ monitor_close_cb(uv_handle_t *h)
 static void
 monitor_dispose(struct monitor *m)
 {
+	policy_heap_del(&pheap, &m->pnode);
 	if (m->op != NULL)
 		return; /* attempt_done comes back here */
 	instance_unref(m->in);
@@ -194,6 +213,8 @@ monitor_set(struct monitor *m, const struct cfg_monitor *c)
 	m->alerts = xcalloc(c->n_alerts + 1, sizeof(char *));
 	for (i = 0; i < c->n_alerts; i++)
 		m->alerts[i] = xstrdup(c->alerts[i]);
+	policy_conf_free(&m->policy);
+	policy_conf_copy(&m->policy, &c->policy);
 }
 
 /* ---- scheduling ---- */
@@ -261,7 +282,7 @@ once_record(struct once_result *res, const struct outcome *o)
 	const struct wp_result *r = o->result;
 
 	res->done = 1;
-	res->state = o->state;
+	res->state = o->check;
 	res->latency_ms = o->ms.latency;
 	res->reason = r->reason;
 	res->status_code = r->status_code;
@@ -276,7 +297,7 @@ last_record(struct monitor *m, const struct outcome *o)
 	const struct wp_result *r = o->result;
 	size_t i;
 
-	if (mstate_is_up(o->state))
+	if (mstate_is_up(o->check))
 		m->n_up++;
 	else
 		m->n_down++;
@@ -294,20 +315,34 @@ last_record(struct monitor *m, const struct outcome *o)
 	}
 	m->last.n_meas = i;
 	m->last_check_ms = o->started_ms;
-	m->since_ms = o->since_ms;
+	/* The state's reason: of the check that set it or agrees with it
+	 * (down_after and up_after let the two differ for a while). */
+	if (o->check == o->state || o->changed) {
+		m->state_reason = r->reason;
+		if (r->detail == NULL || r->detail[0] == '\0') {
+			free(m->state_detail);
+			m->state_detail = NULL;
+		} else if (m->state_detail == NULL ||
+		    strcmp(m->state_detail, r->detail) != 0) {
+			free(m->state_detail);
+			m->state_detail = xasprintf("%.255s", r->detail);
+		}
+	}
 }
 
-/* Each check at debug, a change of state at info. */
+/* Each check at debug, a change of state at info; PC and PS are the
+ * monitor's policy and its state after the check. */
 static void
-log_outcome(const struct outcome *o)
+log_outcome(const struct outcome *o, const struct policy_conf *pc,
+    const struct policy_state *ps)
 {
 	const struct wp_result *r = o->result;
 	const char *detail = r->detail ? r->detail : "";
 
-	if (o->state == ST_DEGRADED)
+	if (o->check == ST_DEGRADED)
 		log_debug("monitor %s: degraded: %s: %s (attempt %u)",
 		    o->monitor, reason_name(r->reason), detail, o->attempts);
-	else if (o->state == ST_UP)
+	else if (o->check == ST_UP)
 		log_debug("monitor %s: up in %.1f ms%s "
 		    "(attempt %u)", o->monitor,
 		    o->ms.latency, r->status_code >= 0 ? (r->status_code < 300 ?
@@ -316,6 +351,13 @@ log_outcome(const struct outcome *o)
 	else
 		log_debug("monitor %s: down: %s: %s (attempt %u)", o->monitor,
 		    reason_name(r->reason), detail, o->attempts);
+	if (o->check != o->state && !o->changed)
+		log_debug("monitor %s: still %s: %d %s check(s) in a row of "
+		    "the %d %s needs", o->monitor, mstate_label(o->state),
+		    ps->streak < 0 ? -ps->streak : ps->streak,
+		    mstate_name(o->check), o->check == ST_DOWN ?
+		    pc->down_after : pc->up_after, o->check == ST_DOWN ?
+		    "down_after" : "up_after");
 	if (!o->changed)
 		return;
 	if (o->state == ST_UP)
@@ -328,11 +370,12 @@ log_outcome(const struct outcome *o)
 		    reason_name(r->reason), detail);
 }
 
-/* The store: the check's row and the monitor's state, written with the
- * outbox rows ALERTS[0..N) in one transaction.  Takes over their
+/* The store: the check's row and the monitor's state PS, written with
+ * the outbox rows ALERTS[0..N) in one transaction.  Takes over their
  * payloads; a result the store refuses releases its alerts at once. */
 static void
-store_record(const struct outcome *o, struct store_alert *alerts, size_t n)
+store_record(const struct outcome *o, const struct policy_state *ps,
+    struct store_alert *alerts, size_t n)
 {
 	const struct wp_result *r = o->result;
 	struct store_measure meas[STORE_MEASURES_MAX];
@@ -344,7 +387,7 @@ store_record(const struct outcome *o, struct store_alert *alerts, size_t n)
 	memset(&c, 0, sizeof(c));
 	c.monitor_id = o->monitor_id;
 	c.ts_ms = o->started_ms;
-	c.ok = mstate_is_up(o->state);
+	c.ok = mstate_is_up(o->check);
 	c.latency_ms = o->ms.latency;
 	c.status_code = r->status_code;
 	c.reason = r->reason;
@@ -366,6 +409,10 @@ store_record(const struct outcome *o, struct store_alert *alerts, size_t n)
 	c.n_meas = i;
 	c.state = mstate_name(o->state);
 	c.state_changed = o->changed;
+	c.streak = ps->streak;
+	c.repeats = ps->repeats;
+	c.notified_ms = ps->notified_ms;
+	c.escalated_ms = ps->escalated_ms;
 	if (store_submit(store, &c, alerts, n) == 0)
 		return;
 	log_debug("monitor %s: store queue full; result dropped", o->monitor);
@@ -373,27 +420,94 @@ store_record(const struct outcome *o, struct store_alert *alerts, size_t n)
 	alert_released(alerts, n);
 }
 
-/* The state machine: check R (after its retries) has finished.  It moves
- * M to its next state and emits the one outcome of the check. */
+/* Append the rows of RAISED[0..N) to *ROWS (*N_ROWS of them); frees
+ * RAISED. */
 static void
-finish_check(struct monitor *m, const struct wp_result *r)
+rows_append(struct store_alert **rows, size_t *n_rows,
+    struct store_alert *raised, size_t n)
+{
+	if (n == 0) {
+		free(raised);
+		return;
+	}
+	*rows = xrealloc(*rows, (*n_rows + n) * sizeof(**rows));
+	memcpy(*rows + *n_rows, raised, n * sizeof(*raised));
+	*n_rows += n;
+	free(raised);
+}
+
+/* The sections escalate rules of M notified in the episode PS (delays up
+ * to its escalated_ms) and its own alerts do not name, raised for O with
+ * WP_ALERT_ESCALATION: a recovery reaches whoever was paged. */
+static void
+raise_escalated(const struct monitor *m, const struct policy_state *ps,
+    const struct outcome *o, struct store_alert **rows, size_t *n_rows)
+{
+	struct outcome eo = *o;
+	struct store_alert *r;
+	char **names;
+	size_t i, j, k, n = 0, n_out;
+
+	if (m->all_alerts || ps->escalated_ms <= 0)
+		return;
+	for (i = 0; i < m->policy.n_esc; i++)
+		n += m->policy.esc[i].n_alerts;
+	names = xcalloc(n + 1, sizeof(*names));
+	n = 0;
+	for (i = 0; i < m->policy.n_esc &&
+	    m->policy.esc[i].after_ms <= ps->escalated_ms; i++)
+		for (j = 0; j < m->policy.esc[i].n_alerts; j++) {
+			char *a = m->policy.esc[i].alerts[j];
+
+			for (k = 0; k < m->n_alerts && strcmp(m->alerts[k], a);
+			    k++)
+				;
+			if (k < m->n_alerts)
+				continue;
+			for (k = 0; k < n && strcmp(names[k], a); k++)
+				;
+			if (k == n)
+				names[n++] = a;
+		}
+	eo.alert_flags |= WP_ALERT_ESCALATION;
+	r = alert_raise(&eo, 0, names, n, &n_out);
+	rows_append(rows, n_rows, r, n_out);
+	free(names);
+}
+
+/* The state machine: check R0 (after its retries) has finished.  The
+ * policy (policy.h) adjusts the result (latency_warn, cert_warn), moves M
+ * to its next state (down_after, up_after) and says whether it alerts
+ * (alert_on); the check emits its one outcome. */
+static void
+finish_check(struct monitor *m, const struct wp_result *r0)
 {
 	struct outcome o;
-	struct store_alert *rows;
-	size_t n_rows;
+	struct policy_state old = m->ps;
+	struct wp_result warned;
+	const struct wp_result *r = r0;
+	struct store_alert *rows = NULL, *raised;
+	size_t n_rows = 0, n_raised;
+	char warn[160];
 
+	if (policy_warn(&m->policy, r0, wall_ms() / 1000, &warned, warn,
+	    sizeof(warn)))
+		r = &warned;
+	memset(&o, 0, sizeof(o));
 	o.monitor_id = m->db_id;
 	o.monitor = m->name;
 	o.type = m->type;
 	o.result = r;
 	o.ms = outcome_ms_of(r);
-	o.previous = m->state;
-	o.state = mstate_of(r);
-	o.changed = o.state != o.previous;
+	o.check = mstate_of(r);
 	o.attempts = m->attempt + 1;
 	o.started_ms = m->check_started_ms;
-	o.since_ms = o.changed ? o.started_ms : m->since_ms;
-	m->state = o.state;
+	o.previous = m->ps.state;
+	o.changed = policy_step(&m->policy, &m->ps, o.check, o.started_ms);
+	o.state = m->ps.state;
+	o.since_ms = m->ps.since_ms;
+	o.alert = o.changed && policy_alerts(m->policy.alert_on, o.previous,
+	    o.state);
 	checks_total++;
 
 	last_record(m, &o);
@@ -404,10 +518,163 @@ finish_check(struct monitor *m, const struct wp_result *r)
 			once_done(once_arg);
 		return;
 	}
-	log_outcome(&o);
-	rows = alert_raise(&o, m->all_alerts, m->alerts, m->n_alerts, &n_rows);
-	store_record(&o, rows, n_rows);
+	m->confirmed = 1;
+	log_outcome(&o, &m->policy, &m->ps);
+	if (o.alert) {
+		struct outcome ao = o;
+
+		/* A recovery's alert is about the episode it ends. */
+		if (o.previous == ST_DOWN || (o.previous == ST_DEGRADED &&
+		    o.state == ST_UP))
+			ao.since_ms = old.since_ms;
+		raised = alert_raise(&ao, m->all_alerts, m->alerts,
+		    m->n_alerts, &n_raised);
+		rows_append(&rows, &n_rows, raised, n_raised);
+		if (o.previous == ST_DOWN)
+			raise_escalated(m, &old, &ao, &rows, &n_rows);
+	}
+	store_record(&o, &m->ps, rows, n_rows);
 	free(rows);
+	policy_rearm(m);
+}
+
+/* ---- reminders and escalations: one heap for every monitor ---- */
+
+static void ptimer_arm(int force);
+
+/* Raise for M what policy_fire() found due in F at NOW: the DOWN alert
+ * again (renotify) and the escalations' sections, all in one store item
+ * with M's counters. */
+static void
+policy_raise(struct monitor *m, const struct policy_fired *f, int64_t now)
+{
+	struct wp_result r = WP_RESULT_INIT;
+	struct outcome o;
+	struct store_check c;
+	struct store_alert *rows = NULL, *raised;
+	size_t n_rows = 0, n_raised, i;
+
+	r.reason = m->state_reason;
+	r.detail = m->state_detail;
+	r.latency_us = m->last.ms.latency < 0 ? -1 :
+	    (int64_t)(m->last.ms.latency * 1000.0);
+	r.status_code = m->last.status_code;
+	memset(&o, 0, sizeof(o));
+	o.monitor_id = m->db_id;
+	o.monitor = m->name;
+	o.type = m->type;
+	o.result = &r;
+	o.ms = outcome_ms_of(&r);
+	o.previous = o.state = o.check = ST_DOWN;
+	o.started_ms = now;
+	o.since_ms = m->ps.since_ms;
+	o.alert = 1;
+	if (f->renotify) {
+		o.repeat = m->ps.repeats;
+		log_info("monitor %s: still DOWN; reminder %u (renotify)",
+		    m->name, o.repeat);
+		raised = alert_raise(&o, m->all_alerts, m->alerts,
+		    m->n_alerts, &n_raised);
+		rows_append(&rows, &n_rows, raised, n_raised);
+	}
+	o.repeat = 0;
+	o.alert_flags = WP_ALERT_ESCALATION;
+	for (i = f->esc_from; i < f->esc_to; i++) {
+		log_info("monitor %s: still DOWN after %" PRId64 " ms; "
+		    "escalating", m->name, m->policy.esc[i].after_ms);
+		raised = alert_raise(&o, 0, m->policy.esc[i].alerts,
+		    m->policy.esc[i].n_alerts, &n_raised);
+		rows_append(&rows, &n_rows, raised, n_raised);
+	}
+	if (store == NULL) {
+		free(rows);
+		return;
+	}
+	memset(&c, 0, sizeof(c));
+	c.monitor_id = m->db_id;
+	c.policy_only = 1;
+	c.repeats = m->ps.repeats;
+	c.notified_ms = m->ps.notified_ms;
+	c.escalated_ms = m->ps.escalated_ms;
+	if (store_submit(store, &c, rows, n_rows) != 0) {
+		log_warn("monitor %s: store queue full; reminder not recorded",
+		    m->name);
+		alert_released(rows, n_rows);
+	}
+	free(rows);
+}
+
+/* Put M in the heap at its next reminder or escalation, or take it out:
+ * only a monitor checked in this run (its state confirmed, so a restart
+ * after a long stop sends no stale reminder), enabled and down. */
+static void
+policy_rearm(struct monitor *m)
+{
+	int64_t due = INT64_MAX;
+
+	if (m->confirmed && m->enabled && !m->removed && m->once == NULL)
+		due = policy_due(&m->policy, &m->ps);
+	if (due == INT64_MAX && m->pnode.idx == 0)
+		return; /* most checks: up, and not in the heap */
+	if (due == INT64_MAX)
+		policy_heap_del(&pheap, &m->pnode);
+	else
+		policy_heap_set(&pheap, &m->pnode, due);
+	ptimer_arm(0);
+}
+
+static struct monitor *
+monitor_of_node(struct policy_node *n)
+{
+	return (struct monitor *)(void *)((char *)n -
+	    offsetof(struct monitor, pnode));
+}
+
+/* Everything due now, earliest first; each monitor once per pass. */
+static void
+ptimer_cb(uv_timer_t *t)
+{
+	struct policy_node *n;
+	struct policy_fired f;
+	struct monitor *m;
+	int64_t now = wall_ms();
+
+	(void)t;
+	if (stopping)
+		return;
+	while ((n = policy_heap_top(&pheap)) != NULL && n->due_ms <= now) {
+		m = monitor_of_node(n);
+		if (policy_fire(&m->policy, &m->ps, now, &f))
+			policy_raise(m, &f, now);
+		policy_heap_del(&pheap, n);
+		policy_rearm(m);
+	}
+	ptimer_arm(1);
+}
+
+/* The one timer at the heap's earliest due time; at most a minute ahead,
+ * so a wall clock set back is noticed.  Only when that time moved, or
+ * FORCE (the timer fired): a check changes the heap rarely. */
+static void
+ptimer_arm(int force)
+{
+	struct policy_node *n = policy_heap_top(&pheap);
+	int64_t delay, due = n != NULL && !stopping ? n->due_ms : INT64_MAX;
+
+	if (!ptimer_ready) {
+		uv_timer_init(main_loop, &ptimer);
+		ptimer_ready = 1;
+	}
+	if (due == ptimer_due && !force)
+		return;
+	ptimer_due = due;
+	if (due == INT64_MAX) {
+		uv_timer_stop(&ptimer);
+		return;
+	}
+	delay = due - wall_ms();
+	delay = delay < 0 ? 0 : delay > 60000 ? 60000 : delay;
+	uv_timer_start(&ptimer, ptimer_cb, (uint64_t)delay, 0);
 }
 
 static void
@@ -461,7 +728,7 @@ monitor_new(const struct cfg_monitor *c, struct instance *in)
 	m->name = xstrdup(c->s.name);
 	monitor_set(m, c);
 	m->in = in;
-	m->state = ST_PENDING;
+	m->ps.state = ST_PENDING;
 	m->last = (struct last_result){ .status_code = -1,
 	    .ms = { -1, -1, -1, -1, -1 } };
 	uv_timer_init(main_loop, &m->timer);
@@ -502,10 +769,14 @@ restore_state(struct monitor *m, const struct store_state *s, size_t n)
 	if (n == 0 || (f = bsearch(&key, s, n, sizeof(*s), state_cmp)) == NULL)
 		return;
 	/* An unknown word (a newer agent's) leaves the monitor pending. */
-	(void)mstate_parse(f->state, &m->state);
+	(void)mstate_parse(f->state, &m->ps.state);
 	m->last_check_ms = f->last_check_ms;
 	m->last.ms.latency = f->latency_ms;
-	m->since_ms = f->since_ms;
+	m->ps.since_ms = f->since_ms;
+	m->ps.streak = f->streak;
+	m->ps.repeats = f->repeats;
+	m->ps.notified_ms = f->notified_ms;
+	m->ps.escalated_ms = f->escalated_ms;
 }
 
 /* Hand S to its plugin's configure() and drop the instance at once. */
@@ -667,6 +938,7 @@ monitor_update(struct monitor *m, const struct cfg_monitor *c,
 	m->in = in;
 	monitor_set(m, c);
 	m->db_id = id ? id : m->db_id;
+	policy_rearm(m);
 	log_info("monitor %s: definition changed; checking now", m->name);
 }
 
@@ -841,6 +1113,9 @@ manager_stop(void (*drained)(void *), void *arg)
 			m->retry_pending = 0;
 		}
 	}
+	if (ptimer_ready)
+		uv_timer_stop(&ptimer);
+	ptimer_due = INT64_MAX;
 	alert_stop();
 	/* Deliveries finishing do not call back here: poll for them. */
 	uv_timer_init(main_loop, &drain_poll);
@@ -869,6 +1144,12 @@ manager_free(void)
 	table_size = n_monitors = 0;
 	free(once_results);
 	once_results = NULL;
+	policy_heap_free(&pheap);
+	if (ptimer_ready) {
+		uv_close((uv_handle_t *)&ptimer, NULL);
+		ptimer_ready = 0;
+	}
+	ptimer_due = INT64_MAX;
 	config_free(current);
 	current = NULL;
 }
@@ -899,21 +1180,21 @@ manager_monitors_json(void)
 		json_object_set_new(o, "name", json_string(m->name));
 		json_object_set_new(o, "type", json_string(m->type));
 		json_object_set_new(o, "state", json_string(
-		    mstate_name(m->enabled ? m->state : ST_PAUSED)));
+		    mstate_name(m->enabled ? m->ps.state : ST_PAUSED)));
 		json_object_set_new(o, "last_check", m->last_check_ms ?
 		    json_integer(m->last_check_ms) : json_null());
 		json_object_set_new(o, "latency_ms",
 		    m->last_check_ms ? num_or_null(m->last.ms.latency) :
 		    json_null());
-		json_object_set_new(o, "since", m->since_ms ?
-		    json_integer(m->since_ms) : json_null());
+		json_object_set_new(o, "since", m->ps.since_ms ?
+		    json_integer(m->ps.since_ms) : json_null());
 		json_object_set_new(o, "status_code", m->last.status_code >= 0 ?
 		    json_integer(m->last.status_code) : json_null());
-		json_object_set_new(o, "reason", m->state == ST_DOWN ||
-		    m->state == ST_DEGRADED ?
-		    json_string(reason_name(m->last.reason)) : json_null());
-		json_object_set_new(o, "error", m->state == ST_DOWN &&
-		    m->last.detail[0] ? json_string(m->last.detail) :
+		json_object_set_new(o, "reason", m->ps.state == ST_DOWN ||
+		    m->ps.state == ST_DEGRADED ?
+		    json_string(reason_name(m->state_reason)) : json_null());
+		json_object_set_new(o, "error", m->ps.state == ST_DOWN &&
+		    m->state_detail != NULL ? json_string(m->state_detail) :
 		    json_null());
 		json_object_set_new(o, "interval_ms",
 		    json_integer(m->interval_ms));
@@ -953,7 +1234,7 @@ manager_monitor_next(const struct monitor *prev,
 		return NULL;
 	out->name = m->name;
 	out->type = m->type;
-	out->state = m->state;
+	out->state = m->ps.state;
 	out->checked = m->last_check_ms != 0;
 	out->latency_ms = m->last.ms.latency;
 	out->phase_ms[0] = m->last.ms.dns;

@@ -55,6 +55,19 @@ struct outcome {
 	unsigned attempts;             /* 1 + the retries used */
 	int64_t started_ms;            /* unix ms: the first attempt began */
 	int64_t since_ms;              /* unix ms: the current state began */
+	/* The policy's verdict (policy.h), filled by the manager. */
+	enum mstate check;             /* this check's own result: up,
+	                                  degraded or down (after latency_warn
+	                                  and cert_warn), which the check row
+	                                  stores; state may lag behind it
+	                                  (down_after, up_after) */
+	int alert;                     /* 1: raise alerts for this outcome
+	                                  (alert_on said so, or a reminder or
+	                                  an escalation) */
+	unsigned repeat;               /* 0: the transition's alert; n: the
+	                                  nth reminder (renotify) */
+	unsigned alert_flags;          /* WP_ALERT_*: WP_ALERT_ESCALATION for
+	                                  an escalate rule's sections */
 };
 
 /* The state's word ("pending", "up", ...); "?" out of range. */
@@ -80,9 +93,10 @@ struct outcome_ms outcome_ms_of(const struct wp_result *r);
 double outcome_us_to_ms(int64_t us);
 
 /*
- * 1 if the change PREVIOUS -> STATE raises an alert.  Entering down raises
- * one, and so does leaving it; up <-> degraded and the first check coming
- * good (pending -> up or degraded) do not.
+ * 1 if the change PREVIOUS -> STATE raises an alert under the default
+ * alert_on (down,up): entering down raises one, and so does leaving it;
+ * up <-> degraded and the first check coming good (pending -> up or
+ * degraded) do not.  A monitor's own alert_on: policy_alerts().
  */
 int mstate_alerts(enum mstate previous, enum mstate state);
 

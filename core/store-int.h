@@ -94,6 +94,7 @@ struct store {
 	sqlite3_stmt *s_check, *s_state, *s_outbox, *s_measure;
 	sqlite3_stmt *s_delivered, *s_attempt;
 	sqlite3_stmt *s_retention;
+	sqlite3_stmt *s_policy;
 
 	pthread_t thread;
 	int started;

@@ -151,14 +151,21 @@ st_prepare_writer(struct store *st, char *err, size_t errlen)
 		    "?13)" },
 		/* since_ms moves only when the check changed the state. */
 		{ &st->s_state, "INSERT INTO state(monitor_id, state, "
-		    "last_check_ms, latency_ms, since_ms) "
-		    "VALUES (?1, ?2, ?3, ?4, ?3) "
+		    "last_check_ms, latency_ms, since_ms, streak, repeats, "
+		    "notified_ms, escalated_ms) "
+		    "VALUES (?1, ?2, ?3, ?4, ?3, ?6, ?7, ?8, ?9) "
 		    "ON CONFLICT(monitor_id) DO UPDATE SET "
 		    "state = excluded.state, "
 		    "last_check_ms = excluded.last_check_ms, "
 		    "latency_ms = excluded.latency_ms, "
 		    "since_ms = CASE WHEN ?5 THEN excluded.since_ms "
-		    "ELSE state.since_ms END" },
+		    "ELSE state.since_ms END, "
+		    "streak = excluded.streak, repeats = excluded.repeats, "
+		    "notified_ms = excluded.notified_ms, "
+		    "escalated_ms = excluded.escalated_ms" },
+		/* A reminder or an escalation: its counters only. */
+		{ &st->s_policy, "UPDATE state SET repeats = ?2, "
+		    "notified_ms = ?3, escalated_ms = ?4 WHERE monitor_id = ?1" },
 		{ &st->s_outbox, "INSERT INTO outbox(id, monitor_id, "
 		    "alert_name, payload, created_ms) "
 		    "VALUES (?1, ?2, ?3, ?4, ?5)" },
@@ -188,6 +195,7 @@ st_finalize_writer(struct store *st)
 		&st->s_savepoint, &st->s_release, &st->s_rollback_to,
 		&st->s_check, &st->s_state, &st->s_outbox, &st->s_measure,
 		&st->s_delivered, &st->s_attempt, &st->s_retention,
+		&st->s_policy,
 	};
 	size_t i;
 
@@ -221,12 +229,51 @@ item_error(int rc)
 	}
 }
 
+/* The outbox rows of check item IT.  SQLite result code. */
+static int
+write_outbox(struct store *st, const struct item *it)
+{
+	const struct store_alert *a;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < it->u.chk.n_alerts; i++) {
+		a = &it->u.chk.alerts[i];
+		sqlite3_bind_int64(st->s_outbox, 1, a->id);
+		sqlite3_bind_int64(st->s_outbox, 2, a->monitor_id);
+		sqlite3_bind_text(st->s_outbox, 3, a->alert_name,
+		    (int)strnlen(a->alert_name, sizeof(a->alert_name)),
+		    SQLITE_STATIC);
+		sqlite3_bind_text(st->s_outbox, 4,
+		    a->payload != NULL ? a->payload : "", -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st->s_outbox, 5, a->created_ms);
+		if ((rc = st_step_done(st->s_outbox)) != SQLITE_OK)
+			return rc;
+	}
+	return SQLITE_OK;
+}
+
+/* A policy_only item (store_check): the counters and the outbox rows. */
+static int
+write_policy(struct store *st, const struct item *it)
+{
+	const struct store_check *c = &it->u.chk.c;
+	int rc;
+
+	sqlite3_bind_int64(st->s_policy, 1, c->monitor_id);
+	sqlite3_bind_int64(st->s_policy, 2, (sqlite3_int64)c->repeats);
+	sqlite3_bind_int64(st->s_policy, 3, c->notified_ms);
+	sqlite3_bind_int64(st->s_policy, 4, c->escalated_ms);
+	if ((rc = st_step_done(st->s_policy)) != SQLITE_OK)
+		return rc;
+	return write_outbox(st, it);
+}
+
 /* Write one item inside the open transaction.  SQLite result code. */
 static int
 write_item(struct store *st, const struct item *it)
 {
 	const struct store_check *c;
-	const struct store_alert *a;
 	int64_t check_id;
 	size_t i;
 	int rc;
@@ -253,6 +300,8 @@ write_item(struct store *st, const struct item *it)
 		return SQLITE_OK;
 	}
 	c = &it->u.chk.c;
+	if (c->policy_only)
+		return write_policy(st, it);
 	sqlite3_bind_int64(st->s_check, 1, c->monitor_id);
 	sqlite3_bind_int64(st->s_check, 2, c->ts_ms);
 	sqlite3_bind_int(st->s_check, 3, c->ok ? 1 : 0);
@@ -287,23 +336,13 @@ write_item(struct store *st, const struct item *it)
 	sqlite3_bind_int64(st->s_state, 3, c->ts_ms);
 	bind_opt_double(st->s_state, 4, c->latency_ms);
 	sqlite3_bind_int(st->s_state, 5, c->state_changed ? 1 : 0);
+	sqlite3_bind_int(st->s_state, 6, c->streak);
+	sqlite3_bind_int64(st->s_state, 7, (sqlite3_int64)c->repeats);
+	sqlite3_bind_int64(st->s_state, 8, c->notified_ms);
+	sqlite3_bind_int64(st->s_state, 9, c->escalated_ms);
 	if ((rc = st_step_done(st->s_state)) != SQLITE_OK)
 		return rc;
-
-	for (i = 0; i < it->u.chk.n_alerts; i++) {
-		a = &it->u.chk.alerts[i];
-		sqlite3_bind_int64(st->s_outbox, 1, a->id);
-		sqlite3_bind_int64(st->s_outbox, 2, a->monitor_id);
-		sqlite3_bind_text(st->s_outbox, 3, a->alert_name,
-		    (int)strnlen(a->alert_name, sizeof(a->alert_name)),
-		    SQLITE_STATIC);
-		sqlite3_bind_text(st->s_outbox, 4,
-		    a->payload != NULL ? a->payload : "", -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st->s_outbox, 5, a->created_ms);
-		if ((rc = st_step_done(st->s_outbox)) != SQLITE_OK)
-			return rc;
-	}
-	return SQLITE_OK;
+	return write_outbox(st, it);
 }
 
 static void
@@ -368,7 +407,8 @@ write_batch(struct store *st, size_t head, size_t n, int careful,
 				goto fail;
 		} else if (rc != SQLITE_OK) {
 			goto fail;
-		} else if (it->kind == ITEM_CHECK) {
+		} else if (it->kind == ITEM_CHECK &&
+		    !it->u.chk.c.policy_only) {
 			(*nchecks)++;
 		}
 		if (careful && (rc = st_step_done(st->s_release)) != SQLITE_OK)
@@ -1207,7 +1247,7 @@ static int
 plain(const struct item *it)
 {
 	return it->kind == ITEM_CHECK && !it->u.chk.c.state_changed &&
-	    it->u.chk.n_alerts == 0;
+	    it->u.chk.n_alerts == 0 && !it->u.chk.c.policy_only;
 }
 
 /*
@@ -1319,7 +1359,8 @@ store_submit(struct store *st, const struct store_check *c,
 	}
 	meas = copy_measures(c, &n_meas);
 	pthread_mutex_lock(&st->mu);
-	if (make_room(st, !c->state_changed && n_alerts == 0) != 0) {
+	if (make_room(st, !c->state_changed && n_alerts == 0 &&
+	    !c->policy_only) != 0) {
 		pthread_mutex_unlock(&st->mu);
 		for (i = 0; i < n_alerts; i++)
 			free(copy[i].payload);

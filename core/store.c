@@ -24,7 +24,7 @@
 #include "store-int.h"
 #include "util.h"
 
-#define SCHEMA_VERSION	2
+#define SCHEMA_VERSION	3
 #define QUICK_CHECK_MS	5000	/* the start-up check's time cap */
 
 /* SQL for each schema version; migration i brings version i to i + 1. */
@@ -81,6 +81,13 @@ static const char *const migrations[] = {
 	"  name TEXT NOT NULL,"
 	"  value REAL NOT NULL,"
 	"  PRIMARY KEY(check_id, name)) WITHOUT ROWID;",
+	/* 2 -> 3: the transition policy's counters (policy.h), so
+	 * down_after/up_after runs, reminders and escalations survive a
+	 * restart. */
+	"ALTER TABLE state ADD COLUMN streak INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE state ADD COLUMN repeats INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE state ADD COLUMN notified_ms INTEGER;"
+	"ALTER TABLE state ADD COLUMN escalated_ms INTEGER NOT NULL DEFAULT 0;",
 };
 
 /* Run SQL with no result rows.  0, or WP_EIO with the message in err. */
@@ -666,7 +673,8 @@ store_load_state(struct store *st, struct store_state **out, size_t *n)
 	*n = 0;
 	pthread_mutex_lock(&st->rmu);
 	if (sqlite3_prepare_v2(st->rdb, "SELECT monitor_id, state, "
-	    "last_check_ms, latency_ms, since_ms FROM state ORDER BY monitor_id",
+	    "last_check_ms, latency_ms, since_ms, streak, repeats, notified_ms, "
+	    "escalated_ms FROM state ORDER BY monitor_id",
 	    -1, &s, NULL) != SQLITE_OK)
 		goto fail;
 	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
@@ -685,6 +693,10 @@ store_load_state(struct store *st, struct store_state **out, size_t *n)
 		e->latency_ms = sqlite3_column_type(s, 3) == SQLITE_NULL ?
 		    -1 : sqlite3_column_double(s, 3);
 		e->since_ms = sqlite3_column_int64(s, 4);
+		e->streak = sqlite3_column_int(s, 5);
+		e->repeats = (unsigned)sqlite3_column_int(s, 6);
+		e->notified_ms = sqlite3_column_int64(s, 7);
+		e->escalated_ms = sqlite3_column_int64(s, 8);
 	}
 	if (step != SQLITE_DONE)
 		goto fail;

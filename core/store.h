@@ -70,6 +70,19 @@ struct store_check {
 	 */
 	const struct store_measure *meas;
 	size_t n_meas;
+	/*
+	 * The state row's policy counters (policy.h struct policy_state),
+	 * written with the state.  policy_only: there is no check (a
+	 * reminder or an escalation raised on a timer): only the counters
+	 * below and the outbox rows are written, in one transaction, so a
+	 * restart neither repeats nor loses one.  Such an item is never
+	 * shed; of the rest only monitor_id is read.
+	 */
+	int streak;             /* > 0 good checks in a row, < 0 failed */
+	unsigned repeats;       /* reminders raised in this down episode */
+	int64_t notified_ms;    /* the DOWN alert or last reminder; 0: none */
+	int64_t escalated_ms;   /* largest escalate delay notified; 0: none */
+	int policy_only;
 };
 
 /* An alert to deliver: written to the outbox in the same transaction as
@@ -90,6 +103,11 @@ struct store_state {
 	int64_t last_check_ms;  /* 0: never */
 	double latency_ms;      /* < 0: NULL */
 	int64_t since_ms;       /* when the current state began */
+	/* The policy counters (store_check). */
+	int streak;
+	unsigned repeats;
+	int64_t notified_ms;
+	int64_t escalated_ms;
 };
 
 /* Loaded at start: undelivered alerts. */

@@ -355,7 +355,7 @@ static const struct reason {
 	{ WP_REASON_PLUGIN, "plugin", WP_CLASS_DOWN, "the plugin failed" },
 	{ WP_REASON_SLOW, "slow", WP_CLASS_DEGRADED,
 	    "slower than its warning limit" },
-	{ WP_REASON_CERT_EXPIRING, "cert_expiring", WP_CLASS_DEGRADED,
+	{ WP_REASON_CERT_EXPIRING, "cert_expiry", WP_CLASS_DEGRADED,
 	    "certificate expires soon" },
 	{ WP_REASON_WARNING, "warning", WP_CLASS_DEGRADED,
 	    "the check reported a warning" },

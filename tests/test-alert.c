@@ -123,7 +123,8 @@ raise_down(int64_t monitor_id, const char *error, char *const *names,
 	struct outcome o = { .monitor_id = monitor_id, .monitor = "m",
 		.type = "http", .result = &r, .previous = ST_UP,
 		.state = ST_DOWN, .changed = 1, .attempts = 1,
-		.started_ms = 1000, .since_ms = 1000 };
+		.started_ms = 1000, .since_ms = 1000, .check = ST_DOWN,
+		.alert = 1 };
 
 	r.reason = WP_REASON_STATUS;
 	r.detail = error;
@@ -342,17 +343,20 @@ test_target_of(void **state)
 	expect_target(target_of("keyword", "x", NULL, NULL), NULL);
 }
 
-/* The outcome of monitor ID going PREV -> NOW at START_MS, the state
- * having begun at SINCE_MS, to section NAME: its one row. */
+/* The outcome of monitor ID going PREV -> NOW at START_MS, about the
+ * episode that began at SINCE_MS (the manager's since), to section NAME,
+ * alerting as the default alert_on says, with REPEAT and FLAGS: its one
+ * row (payload NULL when it does not alert). */
 static struct store_alert
-raise_to(int64_t id, enum mstate prev, enum mstate now, int64_t start_ms,
-    int64_t since_ms, const char *name)
+raise_full(int64_t id, enum mstate prev, enum mstate now, int64_t start_ms,
+    int64_t since_ms, const char *name, unsigned repeat, unsigned flags)
 {
 	struct wp_result r = WP_RESULT_INIT;
 	struct outcome o = { .monitor_id = id, .monitor = "m", .type = "tcp",
-		.result = &r, .previous = prev, .state = now,
+		.result = &r, .previous = prev, .state = now, .check = now,
 		.changed = prev != now, .attempts = 1, .started_ms = start_ms,
-		.since_ms = since_ms };
+		.since_ms = since_ms, .repeat = repeat, .alert_flags = flags,
+		.alert = mstate_alerts(prev, now) || repeat > 0 };
 	char *names[] = { (char *)name };
 	struct store_alert *rows, row = { 0 };
 	size_t n;
@@ -366,12 +370,19 @@ raise_to(int64_t id, enum mstate prev, enum mstate now, int64_t start_ms,
 	return row;
 }
 
-/* The payload carries the 2.1 fields: since (for an up alert, the
- * outage's), the agent's name, repeat and flags. */
+static struct store_alert
+raise_to(int64_t id, enum mstate prev, enum mstate now, int64_t start_ms,
+    int64_t since_ms, const char *name)
+{
+	return raise_full(id, prev, now, start_ms, since_ms, name, 0, 0);
+}
+
+/* The payload carries the 2.1 fields: since, repeat and flags as the
+ * outcome gives them, the agent's name; the plugin gets them too. */
 static void
 test_fields_21(void **state)
 {
-	struct store_alert down, up;
+	struct store_alert down, up, rem;
 
 	(void)state;
 	unlink(grec_path);
@@ -381,26 +392,21 @@ test_fields_21(void **state)
 	assert_non_null(strstr(down.payload, "\"agent\":\"unit-agent\""));
 	assert_non_null(strstr(down.payload, "\"repeat\":0"));
 	assert_non_null(strstr(down.payload, "\"flags\":0"));
-	/* Still down a while later: no alert, but the episode is kept. */
+	/* Still down a while later: no alert. */
 	assert_null(raise_to(40, ST_DOWN, ST_DOWN, 6000, 5000, "grp").payload);
-	up = raise_to(40, ST_DOWN, ST_UP, 9000, 9000, "grp");
+	/* A reminder, flagged as an escalation's (never released). */
+	rem = raise_full(41, ST_DOWN, ST_DOWN, 7000, 3000, "grp", 2,
+	    WP_ALERT_ESCALATION);
+	assert_non_null(rem.payload);
+	assert_non_null(strstr(rem.payload, "\"repeat\":2"));
+	assert_non_null(strstr(rem.payload, "\"flags\":2"));
+	assert_non_null(strstr(rem.payload, "\"since_ms\":3000"));
+	free(rem.payload);
+	/* The recovery, about the outage that began at 5000. */
+	up = raise_to(40, ST_DOWN, ST_UP, 9000, 5000, "grp");
 	assert_non_null(up.payload);
 	assert_non_null(strstr(up.payload, "\"since_ms\":5000"));
 	assert_non_null(strstr(up.payload, "\"state\":\"up\""));
-	/* Down -> degraded also ends the outage (never released: stays
-	 * pending, uncommitted). */
-	{
-		struct store_alert d2 = raise_to(41, ST_UP, ST_DOWN, 3000, 3000,
-		    "grp");
-		struct store_alert g2 = raise_to(41, ST_DOWN, ST_DEGRADED, 7000,
-		    7000, "grp");
-
-		assert_non_null(g2.payload);
-		assert_non_null(strstr(g2.payload, "\"since_ms\":3000"));
-		assert_non_null(strstr(g2.payload, "\"state\":\"degraded\""));
-		free(d2.payload);
-		free(g2.payload);
-	}
 	alert_released(&down, 1);
 	alert_released(&up, 1);
 	/* Down then up of one monitor: two groups, in order. */

@@ -313,7 +313,7 @@ test_reason_classes(void **state)
 		[WP_REASON_PROTOCOL] = "protocol", [WP_REASON_IO] = "io",
 		[WP_REASON_CHECK] = "check", [WP_REASON_CANCELED] = "canceled",
 		[WP_REASON_PLUGIN] = "plugin", [WP_REASON_SLOW] = "slow",
-		[WP_REASON_CERT_EXPIRING] = "cert_expiring",
+		[WP_REASON_CERT_EXPIRING] = "cert_expiry",
 		[WP_REASON_WARNING] = "warning",
 	};
 	int i;

@@ -235,7 +235,7 @@ test_fresh_schema(void **state)
 	assert_string_equal(buf, "wal");
 	sql_text(fx->db, "SELECT value FROM meta WHERE key = 'schema_version'",
 	    buf, sizeof(buf));
-	assert_string_equal(buf, "2");
+	assert_string_equal(buf, "3");
 	assert_int_equal(sql_int(fx->db, "PRAGMA auto_vacuum"), 2);
 	/* The contract's columns are there under their names. */
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM "
@@ -274,7 +274,7 @@ test_reopen(void **state)
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM monitors"), 3);
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM meta"), 1);
 	assert_int_equal(sql_int(fx->db, "SELECT CAST(value AS INTEGER) "
-	    "FROM meta WHERE key = 'schema_version'"), 2);
+	    "FROM meta WHERE key = 'schema_version'"), 3);
 	/* NULL mapping and the reason's short name. */
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM checks WHERE "
 	    "ok = 0 AND latency_ms IS NULL AND status_code IS NULL AND "
@@ -1294,16 +1294,21 @@ test_measurements_migration(void **state)
 	assert_int_equal(store_submit(fx->st, &c, NULL, 0), 0);
 	store_close(fx->st);
 	fx->st = NULL;
-	/* Back to version 1: its schema is version 2's without the table. */
+	/* Back to version 1: its schema is the current one without the
+	 * table and the columns of later versions. */
 	db = conn(fx->db);
-	sql_exec(db, "DROP TABLE measurements; UPDATE meta SET value = '1' "
-	    "WHERE key = 'schema_version'");
+	sql_exec(db, "DROP TABLE measurements; "
+	    "ALTER TABLE state DROP COLUMN streak; "
+	    "ALTER TABLE state DROP COLUMN repeats; "
+	    "ALTER TABLE state DROP COLUMN notified_ms; "
+	    "ALTER TABLE state DROP COLUMN escalated_ms; "
+	    "UPDATE meta SET value = '1' WHERE key = 'schema_version'");
 	sqlite3_close(db);
 
 	open_fx(fx, 16);
 	sql_text(fx->db, "SELECT value FROM meta WHERE key = 'schema_version'",
 	    buf, sizeof(buf));
-	assert_string_equal(buf, "2");
+	assert_string_equal(buf, "3");
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM checks WHERE "
 	    "ts = 1000 AND reason = 'refused'"), 1);
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM state"), 1);
@@ -1405,6 +1410,66 @@ test_measurements_shed(void **state)
 	assert_string_equal(buf, "0,1,2,20");
 }
 
+/*
+ * The transition policy's counters: a check writes them with the state
+ * row; a policy_only item (a reminder) writes only them and its outbox
+ * rows -- no check row, and the state, since and last check stay -- and
+ * store_load_state() gives them back after a reopen.
+ */
+static void
+test_policy_counters(void **state)
+{
+	struct fx *fx = *state;
+	struct store_state *st = NULL;
+	struct store_check c;
+	struct store_alert a;
+	size_t n = 0;
+
+	open_fx(fx, 16);
+	c = mk_check(fx->ids[1], 1000, 0, 1);
+	c.streak = -3;
+	c.notified_ms = 1000;
+	assert_int_equal(store_submit(fx->st, &c, NULL, 0), 0);
+	memset(&c, 0, sizeof(c));
+	c.monitor_id = fx->ids[1];
+	c.policy_only = 1;
+	c.repeats = 2;
+	c.notified_ms = 5000;
+	c.escalated_ms = 3000;
+	a = mk_alert(7, fx->ids[1], "hook");
+	assert_int_equal(store_submit(fx->st, &c, &a, 1), 0);
+	store_close(fx->st);
+	fx->st = NULL;
+	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM checks"), 1);
+	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM outbox "
+	    "WHERE id = 7"), 1);
+
+	open_fx(fx, 16);
+	assert_int_equal(store_load_state(fx->st, &st, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(st[0].monitor_id, fx->ids[1]);
+	assert_string_equal(st[0].state, "down");
+	assert_int_equal(st[0].since_ms, 1000);
+	assert_int_equal(st[0].last_check_ms, 1000);
+	assert_int_equal(st[0].streak, -3);
+	assert_int_equal(st[0].repeats, 2);
+	assert_int_equal(st[0].notified_ms, 5000);
+	assert_int_equal(st[0].escalated_ms, 3000);
+	free(st);
+	/* The next check keeps since (no change) and writes its counters. */
+	c = mk_check(fx->ids[1], 9000, 0, 0);
+	c.streak = -4;
+	c.repeats = 2;
+	c.notified_ms = 5000;
+	c.escalated_ms = 3000;
+	assert_int_equal(store_submit(fx->st, &c, NULL, 0), 0);
+	store_close(fx->st);
+	fx->st = NULL;
+	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM state WHERE "
+	    "since_ms = 1000 AND last_check_ms = 9000 AND streak = -4 AND "
+	    "repeats = 2 AND notified_ms = 5000 AND escalated_ms = 3000"), 1);
+}
+
 int
 main(void)
 {
@@ -1457,6 +1522,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_measurements_retention,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_measurements_shed, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_policy_counters, setup,
 		    teardown),
 	};
 

@@ -11,7 +11,10 @@
  *   --record F    /hook appends each request body to F as one line
  *   --hook-status-file F
  *                 /hook answers with the status code read from F (re-read
- *                 on every request; 200 when F is missing or unreadable)
+ *                 on every request; 200 when F is missing or unreadable).
+ *                 F may hold a sequence, "500 500 200": each request takes
+ *                 the first code and F is rewritten (atomically) without
+ *                 it; the last code stays for every later request
  *   --accepted F  /hook also appends, to F, each body it answered with 2xx
  *   --raw         a hostile server instead: no libmicrohttpd; each request
  *                 head is read whole and answered with the raw bytes of
@@ -322,18 +325,45 @@ route_headers(struct MHD_Connection *c)
 	return ret;
 }
 
+static pthread_mutex_t hook_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* Rewrite the status file with REST, the codes after the one taken. */
+static void
+hook_status_pop(const char *rest)
+{
+	char tmp[4096];
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s.pop", hook_status_file);
+	if ((f = fopen(tmp, "w")) == NULL)
+		return;
+	fputs(rest, f);
+	if (fclose(f) == 0)
+		rename(tmp, hook_status_file);
+}
+
 static int
 hook_status(void)
 {
-	char *s;
+	char *s, *rest;
 	int v = 200;
 
-	if (hook_status_file == NULL ||
-	    (s = read_file(hook_status_file, NULL)) == NULL)
+	if (hook_status_file == NULL)
 		return 200;
+	pthread_mutex_lock(&hook_mu);
+	if ((s = read_file(hook_status_file, NULL)) == NULL) {
+		pthread_mutex_unlock(&hook_mu);
+		return 200;
+	}
 	if (atoi(s) >= 100 && atoi(s) <= 599)
 		v = atoi(s);
+	rest = s + strspn(s, " \t\n");
+	rest += strcspn(rest, " \t\n");
+	rest += strspn(rest, " \t\n");
+	if (*rest != '\0')
+		hook_status_pop(rest);
 	free(s);
+	pthread_mutex_unlock(&hook_mu);
 	return v;
 }
 
