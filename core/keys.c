@@ -243,8 +243,15 @@ word_list(const char *const *v, char *buf, size_t len)
 /* ------------------------------------------------------------------------ */
 /* Secrets in files */
 
-int
-cfg_read_secret(const char *path, char **out, char *why, size_t whylen)
+/*
+ * The file form of a key's value.  TEXT (a STRING key: a template, a
+ * body) may hold several lines and be readable by anyone; anything else
+ * may hold a token, so it must be one line that other users can neither
+ * read nor write.  0 and *out (malloc'd), or WP_EINVAL with why.
+ */
+static int
+read_value_file(const char *path, int text, char **out, char *why,
+    size_t whylen)
 {
 	const char *bad = NULL;
 	char *buf = NULL;
@@ -262,7 +269,7 @@ cfg_read_secret(const char *path, char **out, char *why, size_t whylen)
 	}
 	if (!S_ISREG(st.st_mode))
 		bad = "is not a regular file";
-	else if (st.st_mode & (S_IROTH | S_IWOTH))
+	else if (!text && (st.st_mode & (S_IROTH | S_IWOTH)))
 		bad = "is readable or writable by other users: a secret must "
 		    "not be (chmod o-rw)";
 	if (bad != NULL)
@@ -291,7 +298,7 @@ cfg_read_secret(const char *path, char **out, char *why, size_t whylen)
 			bad = "is empty";
 		else if (memchr(buf, '\0', n) != NULL)
 			bad = "contains a NUL byte";
-		else if (strpbrk(buf, "\r\n") != NULL)
+		else if (!text && strpbrk(buf, "\r\n") != NULL)
 			bad = "holds more than one line";
 	}
 	if (bad != NULL)
@@ -308,6 +315,12 @@ done:
 	if (fd >= 0)
 		close(fd);
 	return rc;
+}
+
+int
+cfg_read_secret(const char *path, char **out, char *why, size_t whylen)
+{
+	return read_value_file(path, 0, out, why, whylen);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -575,8 +588,9 @@ store_value(const struct wp_key *k, const char *name, const char *v,
 /* Table checks */
 
 static int
-valid_key_name(const char *s)
+valid_key_name(const struct wp_key *k)
 {
+	const char *s = k->name;
 	size_t n = s != NULL ? strlen(s) : 0, sl = sizeof(FILE_SUFFIX) - 1;
 
 	if (n == 0 || !(*s >= 'a' && *s <= 'z'))
@@ -585,7 +599,11 @@ valid_key_name(const char *s)
 		if (!(*s >= 'a' && *s <= 'z') && !(*s >= '0' && *s <= '9') &&
 		    *s != '_')
 			return 0;
-	return !(n > sl && strcmp(s - sl, FILE_SUFFIX) == 0);
+	/* "x_file" is the file form of a text key x; only a path key may
+	 * carry the suffix itself (ca_file: the path of a PEM bundle, many
+	 * lines, not a secret), and only when no key x exists (below). */
+	return !(n > sl && strcmp(s - sl, FILE_SUFFIX) == 0) ||
+	    k->type == WP_KT_PATH;
 }
 
 int
@@ -619,20 +637,27 @@ keys_check_table(const struct wp_plugin *p, char *why, size_t whylen)
 			    k->size);
 			goto done;
 		}
-		if (!valid_key_name(k->name)) {
+		if (!valid_key_name(k)) {
 			snprintf(why, whylen, "key %zu: name \"%s\" must be "
-			    "[a-z][a-z0-9_]* and not end in \"_file\"", i,
-			    QSTR(k->name));
+			    "[a-z][a-z0-9_]* and not end in \"_file\" (only a "
+			    "path key may)", i, QSTR(k->name));
 			goto done;
 		}
-		for (j = 0; j < i; j++)
-			if (strcmp(KEYS_AT(p->keys, p->key_size, j)->name,
-			    k->name) == 0)
-				break;
-		if (j < i) {
-			snprintf(why, whylen, "key \"%s\" is listed twice",
-			    k->name);
-			goto done;
+		for (j = 0; j < p->n_keys; j++) {
+			const char *o = KEYS_AT(p->keys, p->key_size, j)->name;
+			size_t ol = o != NULL ? strlen(o) : 0;
+
+			if (j < i && strcmp(o, k->name) == 0) {
+				snprintf(why, whylen, "key \"%s\" is listed "
+				    "twice", k->name);
+				goto done;
+			}
+			if (j != i && o != NULL && strncmp(o, k->name, ol) == 0 &&
+			    strcmp(k->name + ol, FILE_SUFFIX) == 0) {
+				snprintf(why, whylen, "key \"%s\" would hide the "
+				    "file form of key \"%s\"", k->name, o);
+				goto done;
+			}
 		}
 		if (k->type < WP_KT_STRING || k->type > WP_KT_LIST) {
 			snprintf(why, whylen, "key \"%s\": unknown type %d",
@@ -785,8 +810,8 @@ keys_fill_in(const struct keys_ctx *ctx, const struct wp_key *keys,
 		if (strcmp(kv[i].key, k->name) != 0) {
 			/* KEY_file = PATH: the value is the file's line. */
 			path = keys_resolve_path(dir, value);
-			if (cfg_read_secret(path, &secret, why,
-			    sizeof(why)) != 0) {
+			if (read_value_file(path, k->type == WP_KT_STRING,
+			    &secret, why, sizeof(why)) != 0) {
 				diag_error(d, kv[i].line, "%s: %s", kv[i].key,
 				    why);
 				free(path);

@@ -49,6 +49,9 @@ struct mock_plugin {
 	char pending_names[WP_MEASUREMENTS_MAX][49];
 	int pending_set;
 	int64_t t0;
+	/* mock_set_batch(): req->alerts of the next operations */
+	const struct wp_alert *const *batch;
+	size_t n_batch;
 };
 
 struct wp_op {
@@ -603,7 +606,13 @@ mock_run(struct mock_plugin *mp, void *inst, int64_t timeout_ms,
 		.detail_size = sizeof(mp->req_detail),
 		.measurements = mp->req_m,
 		.max_measurements = WP_MEASUREMENTS_MAX,
+		.alerts = alert != NULL && mp->batch != NULL ? mp->batch :
+		    alert != NULL ? &mp->req.alert : NULL,
+		.n_alerts = alert != NULL && mp->batch != NULL ? mp->n_batch :
+		    alert != NULL ? 1 : 0,
 	};
+	if (alert != NULL && mp->batch != NULL)
+		mp->req.alert = mp->batch[0];
 	mp->req_detail[0] = '\0';
 	if (mp->desc->start) {
 		out->start_rc = mp->desc->start(inst, &mp->req, &opstate);
@@ -659,4 +668,12 @@ mock_run(struct mock_plugin *mp, void *inst, int64_t timeout_ms,
 		out->m[i].name = out->m_names[i];
 	out->r.measurements = out->m;
 	pthread_mutex_unlock(&mp->mu);
+}
+
+void
+mock_set_batch(struct mock_plugin *mp, const struct wp_alert *const *alerts,
+    size_t n)
+{
+	mp->batch = n > 0 ? alerts : NULL;
+	mp->n_batch = n;
 }

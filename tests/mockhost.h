@@ -62,6 +62,16 @@ void mock_release(struct mock_plugin *mp, void *inst);
 void mock_run(struct mock_plugin *mp, void *inst, int64_t timeout_ms,
     const struct wp_alert *alert, struct mock_result *out);
 
+/*
+ * Make the next mock_run() calls (with a non-NULL alert) deliver the
+ * group_window batch ALERTS[0..N) as the daemon does: req->alerts and
+ * n_alerts, req->alert == ALERTS[0] (the alert argument is then ignored).
+ * ALERTS is borrowed until mock_set_batch(mp, NULL, 0) restores one alert
+ * per operation.
+ */
+void mock_set_batch(struct mock_plugin *mp,
+    const struct wp_alert *const *alerts, size_t n);
+
 /* The host table the plugin was given (for tests that call services). */
 const struct wp_host *mock_host(struct mock_plugin *mp);
 

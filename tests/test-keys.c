@@ -327,6 +327,22 @@ test_file_keys(void **state)
 	    "by other users: a secret must not be (chmod o-rw)", p);
 	expect_err(want);
 	free(want);
+
+	/* A STRING key's file is content (a template): several lines, and
+	 * anyone may read it; a SECRET's must be one line. */
+	snprintf(p, sizeof(p), "%s/template", tmpdir);
+	f = fopen(p, "w");
+	assert_non_null(f);
+	fputs("line one\nline two\n", f);
+	fclose(f);
+	chmod(p, 0644);
+	assert_non_null(fill("name_file", "template", NULL));
+	assert_string_equal(conf->name, "line one\nline two");
+	chmod(p, 0600);
+	fill("name", "x", "token_file", "template", NULL);
+	want = xasprintf(":3: token_file: %s holds more than one line", p);
+	expect_err(want);
+	free(want);
 }
 
 /* A copy of the good table with one entry changed by the caller. */
@@ -379,10 +395,22 @@ test_check_table(void **state)
 	    "stride: use WP_KEY()");
 	bad[1].name = "Count";
 	expect_table("key 1: name \"Count\" must be [a-z][a-z0-9_]* and not "
-	    "end in \"_file\"");
+	    "end in \"_file\" (only a path key may)");
 	bad[1].name = "count_file";
 	expect_table("key 1: name \"count_file\" must be [a-z][a-z0-9_]* and "
-	    "not end in \"_file\"");
+	    "not end in \"_file\" (only a path key may)");
+	/* A path key may end in _file (ca_file), unless it hides the file
+	 * form of another key. */
+	bad[1].name = "count_file";
+	bad[1].type = WP_KT_PATH;
+	bad[1].storage = sizeof(char *);
+	expect_table(NULL);
+	bad[0].name = "count";
+	bad[1].name = "count_file";
+	bad[1].type = WP_KT_PATH;
+	bad[1].storage = sizeof(char *);
+	expect_table("key \"count_file\" would hide the file form of key "
+	    "\"count\"");
 	bad[2].name = "count";
 	expect_table("key \"count\" is listed twice");
 	bad[1].type = 99;

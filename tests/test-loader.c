@@ -120,7 +120,7 @@ test_load_dir(void **state)
 	p = loader_find(WP_PLUGIN_CHECK, "blocking", why, sizeof(why));
 	assert_non_null(p);
 	assert_string_equal(p->desc.name, "blocking");
-	assert_int_equal(p->desc.n_keys, 5);
+	assert_int_equal(p->desc.n_keys, 6);
 	assert_ptr_equal(loader_at(0), p);
 	assert_null(loader_at(1));
 	assert_ptr_equal(loader_by_desc(&p->desc), p);

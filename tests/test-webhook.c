@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -106,7 +107,8 @@ deliver(const char *const *kv, const struct wp_alert *a, int64_t timeout_ms,
 {
 	void *inst = NULL;
 
-	assert_int_equal(mock_configure(mp, "ops", kv, timeout_ms, &inst), 0);
+	if (mock_configure(mp, "ops", kv, timeout_ms, &inst) != 0)
+		fail_msg("configure: %s", mock_errors(mp));
 	mock_run(mp, inst, timeout_ms, a, out);
 	mock_release(mp, inst);
 	assert_int_equal(out->start_rc, 0);
@@ -158,7 +160,9 @@ test_descriptor(void **state)
 	assert_true(d->keys[0].flags & WP_KEY_REQUIRED);
 	assert_string_equal(d->keys[1].name, "header");
 	assert_true(d->keys[1].flags & WP_KEY_MULTI);
-	assert_int_equal(d->n_keys, 2);
+	assert_int_equal(d->n_keys, 8);
+	assert_string_equal(d->keys[2].name, "format");
+	assert_true(d->flags & WP_PLUGIN_F_GROUPS);
 	assert_non_null(d->start);
 	assert_non_null(d->cancel);
 }
@@ -335,6 +339,235 @@ test_config_errors(void **state)
 	    "mock.ini:2: unknown key \"flavour\"\n"));
 }
 
+/* Configure KV, expecting failure with every string of WANT (NULL-ended)
+ * in the errors and no "SeCrEt" anywhere. */
+static void
+config_fails(const char *const *kv, const char *const *want)
+{
+	void *inst = NULL;
+	const char *e;
+
+	assert_int_equal(mock_configure(mp, "ops", kv, 5000, &inst),
+	    WP_EINVAL);
+	e = mock_errors(mp);
+	for (; *want != NULL; want++)
+		if (strstr(e, *want) == NULL)
+			fail_msg("errors \"%s\" lack \"%s\"", e, *want);
+	assert_null(strstr(e, "SeCrEt"));
+}
+
+static void
+test_format_config_errors(void **state)
+{
+	const char *u = "http://127.0.0.1:1/";
+	const char *tg[] = { "url", u, "format", "telegram", NULL };
+	const char *pd[] = { "url", u, "format", "pagerduty", NULL };
+	const char *nt[] = { "url", u, "format", "ntfy", NULL };
+	const char *tp[] = { "url", u, "format", "template", NULL };
+	const char *stray[] = { "url", u, "chat_id", "123", "routing_key",
+		"SeCrEt0123456789abcdef0123456789", NULL };
+	const char *unknown[] = { "url", u, "format", "template", "template",
+		"{\"t\":\"{{monitr}}\"}\n{{state", NULL };
+	const char *notjson[] = { "url", u, "format", "template", "template",
+		"{\"l\": {{latency_ms}}}", NULL };
+	const char *badct[] = { "url", u, "format", "template", "template",
+		"x", "content_type", "text plain", NULL };
+	const char *ct_stray[] = { "url", u, "content_type", "text/plain",
+		NULL };
+	const char *badid[] = { "url", u, "format", "telegram", "chat_id",
+		"12ab", NULL };
+	const char *badtopic[] = { "url", u, "format", "ntfy", "topic",
+		"a/b", NULL };
+	const char *badfmt[] = { "url", u, "format", "teletype", NULL };
+	const char *plain[] = { "url", u, "format", "template", "template",
+		"{{monitor}} took {{latency_ms}} ms", "content_type",
+		"text/plain; charset=utf-8", NULL };
+	void *inst = NULL;
+
+	(void)state;
+	config_fails(tg, (const char *[]){ "mock.ini:2: format: format = "
+	    "telegram needs chat_id (or chat_id_file)", NULL });
+	config_fails(pd, (const char *[]){ "mock.ini:2: format: format = "
+	    "pagerduty needs routing_key (or routing_key_file)", NULL });
+	config_fails(nt, (const char *[]){ "needs topic", NULL });
+	config_fails(tp, (const char *[]){ "needs template", NULL });
+	config_fails(stray, (const char *[]){ "mock.ini:2: chat_id: is only "
+	    "used with format = telegram", "mock.ini:3: routing_key: is only "
+	    "used with format = pagerduty", NULL });
+	/* A template's problems, each with its place in the template. */
+	config_fails(unknown, (const char *[]){ "mock.ini:3: template: line "
+	    "1, column 7: unknown field \"monitr\"", "mock.ini:3: template: "
+	    "line 2, column 1: \"{{\" without a closing \"}}\"", NULL });
+	config_fails(notjson, (const char *[]){ "mock.ini:3: template: does "
+	    "not render as JSON", NULL });
+	config_fails(badct, (const char *[]){ "content_type: must be a media "
+	    "type", NULL });
+	config_fails(ct_stray, (const char *[]){ "content_type: is only used "
+	    "with format = template", NULL });
+	config_fails(badid, (const char *[]){ "chat_id: must be", NULL });
+	config_fails(badtopic, (const char *[]){ "topic: must be", NULL });
+	config_fails(badfmt, (const char *[]){ "mock.ini:2:", "format", NULL });
+	/* Not JSON, so a bare number field is fine. */
+	assert_int_equal(mock_configure(mp, "ops", plain, 5000, &inst), 0);
+	mock_release(mp, inst);
+}
+
+/* The last record line starts with PREFIX. */
+static void
+last_starts(const char *prefix)
+{
+	int lines;
+	char *line = last_record(&lines);
+
+	assert_non_null(line);
+	if (strncmp(line, prefix, strlen(prefix)) != 0)
+		fail_msg("last record \"%s\" does not start with \"%s\"", line,
+		    prefix);
+	free(line);
+}
+
+/* Every preset, delivered through the plugin to a receiver of its kind. */
+static void
+test_format_delivery(void **state)
+{
+	static const char *const formats[] = { "json", "slack", "discord",
+		"teams", "mattermost", "ntfy", "gotify", "telegram",
+		"pagerduty" };
+	char keyfile[4300], url[512], want[64];
+	struct wp_alert a = sample_alert(90);
+	struct mock_result r;
+	FILE *f;
+	size_t i;
+
+	(void)state;
+	snprintf(keyfile, sizeof(keyfile), "%s/routing-key", dir);
+	assert_non_null(f = fopen(keyfile, "w"));
+	fputs("0123456789abcdef0123456789abcdef\n", f);
+	fclose(f);
+	assert_int_equal(chmod(keyfile, 0600), 0);
+	write_status("200\n");
+	for (i = 0; i < sizeof(formats) / sizeof(formats[0]); i++) {
+		const char *kv[] = { "url", url, "format", formats[i],
+			i == 5 ? "topic" : i == 7 ? "chat_id" : i == 8 ?
+			"routing_key_file" : NULL,
+			i == 5 ? "alerts" : i == 7 ? "-1001" : keyfile, NULL };
+
+		snprintf(url, sizeof(url), "%s", url_for("/svc/"));
+		strncat(url, formats[i], sizeof(url) - strlen(url) - 1);
+		deliver(kv, &a, 5000, &r);
+		if (r.r.reason != WP_REASON_OK)
+			fail_msg("%s: %s", formats[i], r.detail);
+		snprintf(want, sizeof(want), "%s ok {", formats[i]);
+		last_starts(want);
+	}
+	/* The routing key came from its file and reached the body only. */
+	{
+		int lines;
+		char *line = last_record(&lines);
+
+		assert_non_null(strstr(line, "\"routing_key\":"
+		    "\"0123456789abcdef0123456789abcdef\""));
+		free(line);
+	}
+	unlink(keyfile);
+	/* A receiver's 400 is a failed delivery (the core retries). */
+	{
+		const char *kv[] = { "url", url_for("/svc/pagerduty"),
+			"format", "slack", NULL };
+
+		deliver(kv, &a, 5000, &r);
+		assert_int_equal(r.r.reason, WP_REASON_STATUS);
+		assert_string_equal(r.detail, "HTTP 400");
+	}
+	/* format = template with a plain-text body and its content type. */
+	{
+		const char *kv[] = { "url", url_for("/svc/template"), "format",
+			"template", "template", "{{monitor}} is {{state}} "
+			"({{error}})", "content_type", "text/plain", NULL };
+		const char *jkv[] = { "url", url_for("/svc/template"),
+			"format", "template", "template",
+			"{\"m\":\"{{monitor}}\",\"id\":{{id}}}", NULL };
+
+		deliver(kv, &a, 5000, &r);
+		assert_int_equal(r.r.reason, WP_REASON_OK);
+		last_starts("template ok api-home is down (HTTP 503, expected "
+		    "200-299)");
+		deliver(jkv, &a, 5000, &r);
+		assert_int_equal(r.r.reason, WP_REASON_OK);
+		last_starts("template ok {\"m\":\"api-home\",\"id\":90}");
+	}
+}
+
+/* A group_window batch: one chat message listing all; PagerDuty one event
+ * per monitor, in order, within the one operation. */
+static void
+test_batch_delivery(void **state)
+{
+	struct wp_alert a = sample_alert(101), b = sample_alert(102),
+	    c = sample_alert(103);
+	const struct wp_alert *al[3] = { &a, &b, &c };
+	const char *slack[] = { "url", url_for("/svc/slack"), "format",
+		"slack", NULL };
+	const char *pd[] = { "url", url_for("/svc/pagerduty"), "format",
+		"pagerduty", "routing_key", "0123456789abcdef0123456789abcdef",
+		NULL };
+	const char *pd_wrong[] = { "url", url_for("/svc/slack"), "format",
+		"pagerduty", "routing_key", "0123456789abcdef0123456789abcdef",
+		NULL };
+	struct mock_result r;
+	int before, lines;
+	char *line;
+	FILE *f;
+	char buf[8192];
+	int k = 0;
+
+	(void)state;
+	a.monitor = "web-1";
+	b.monitor = "web-2";
+	c.monitor = "db";
+	c.state = "up";
+	c.previous_state = "down";
+	c.error = NULL;
+	c.reason = NULL;
+	write_status("200\n");
+	free(last_record(&before));
+	mock_set_batch(mp, al, 3);
+	deliver(slack, &a, 5000, &r);
+	assert_int_equal(r.r.reason, WP_REASON_OK);
+	line = last_record(&lines);
+	assert_int_equal(lines, before + 1);
+	assert_non_null(strstr(line, "slack ok "));
+	assert_non_null(strstr(line, "3 monitors changed state: 2 DOWN, 1 UP"));
+	assert_non_null(strstr(line, "web-2 is DOWN"));
+	assert_non_null(strstr(line, "db is UP"));
+	free(line);
+
+	deliver(pd, &a, 5000, &r);
+	assert_int_equal(r.r.reason, WP_REASON_OK);
+	assert_int_equal(r.completions, 1);
+	assert_non_null(f = fopen(record, "r"));
+	while (fgets(buf, sizeof(buf), f) != NULL) {
+		if (++k <= before + 1)
+			continue;
+		assert_non_null(strstr(buf, "pagerduty ok "));
+		assert_non_null(strstr(buf, k == before + 2 ?
+		    "\"event_action\":\"trigger\",\"dedup_key\":"
+		    "\"watchpost::web-1\"" : k == before + 3 ?
+		    "\"event_action\":\"trigger\",\"dedup_key\":"
+		    "\"watchpost::web-2\"" :
+		    "\"event_action\":\"resolve\",\"dedup_key\":"
+		    "\"watchpost::db\""));
+	}
+	fclose(f);
+	assert_int_equal(k, before + 4);
+
+	/* A refused event fails the whole delivery, saying which. */
+	deliver(pd_wrong, &a, 5000, &r);
+	assert_int_equal(r.r.reason, WP_REASON_STATUS);
+	assert_string_equal(r.detail, "HTTP 400 (event 1 of 3)");
+	mock_set_batch(mp, NULL, 0);
+}
+
 /* Parse P (which must be valid JSON) and free it; returns the object. */
 static json_t *
 parse_payload(char *p)
@@ -434,6 +667,9 @@ main(void)
 		cmocka_unit_test(test_status_detail_has_no_secrets),
 		cmocka_unit_test(test_receiver_hangs),
 		cmocka_unit_test(test_config_errors),
+		cmocka_unit_test(test_format_config_errors),
+		cmocka_unit_test(test_format_delivery),
+		cmocka_unit_test(test_batch_delivery),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -45,6 +45,9 @@
  *   /hook             appends the body to --record (newlines turned into
  *                     spaces) and answers with the --hook-status-file code
  *   /hook?tag=T       the same, each line starting with T and a space
+ *   /svc/FORMAT       a webhook receiver of FORMAT (slack, pagerduty, ...):
+ *                     records "FORMAT ok BODY" or "FORMAT bad:WHY BODY"
+ *                     (tests/hookcheck.c judges) and answers 2xx or 400
  *   /hits?path=/x     body: how many requests /x has had (query not counted)
  *   /connections      body: "connections=N;", the connections accepted so
  *                     far (this request's own included)
@@ -90,6 +93,8 @@
 #include <unistd.h>
 
 #include <microhttpd.h>
+
+#include "hookcheck.h"
 
 #define MAX_UPLOAD (1024 * 1024)
 #define MAX_PATHS 512
@@ -407,6 +412,48 @@ route_hook(struct MHD_Connection *c, struct req *rq)
 	return answer(c, (unsigned)status, "hook", NULL);
 }
 
+/*
+ * /svc/FORMAT: a receiver of that webhook format (tests/hookcheck.c judges
+ * the body as the service would).  Appends "FORMAT ok BODY" or "FORMAT
+ * bad:WHY BODY" to --record and answers as the service does on success
+ * (PagerDuty 202, Discord 204, the others 200), or 400.  A request that
+ * carries an X-Injected header (a header forged from an alert's text) is
+ * bad too.
+ */
+static enum MHD_Result
+route_svc(struct MHD_Connection *c, const char *format, struct req *rq)
+{
+	const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	    "Content-Type");
+	const char *why = hookcheck(format, ct, rq->buf, rq->len);
+	char tag[256];
+	size_t i;
+
+	if (MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Injected") !=
+	    NULL)
+		why = "a forged X-Injected header";
+	snprintf(tag, sizeof(tag), "%s %s%s", format, why ? "bad:" : "ok",
+	    why ? why : "");
+	for (i = 0; tag[i] != '\0'; i++)
+		if (tag[i] == ' ' && i > strlen(format))
+			tag[i] = '_';
+	for (i = 0; i < rq->len; i++)
+		if (rq->buf[i] == '\n' || rq->buf[i] == '\r')
+			rq->buf[i] = ' ';
+	if (record_file != NULL)
+		record_line(record_file, tag, rq);
+	if (why != NULL)
+		return answer(c, 400, why, NULL);
+	if (strcmp(format, "pagerduty") == 0)
+		return answer(c, 202, "{\"status\":\"success\","
+		    "\"message\":\"Event processed\"}", NULL);
+	if (strcmp(format, "discord") == 0)
+		return answer(c, 204, "", NULL);
+	if (strcmp(format, "telegram") == 0)
+		return answer(c, 200, "{\"ok\":true}", NULL);
+	return answer(c, 200, "ok", NULL);
+}
+
 /* 200 with SIZE bytes (MHD_SIZE_UNKNOWN: endless, chunked) made by
  * big_reader as they are sent. */
 static enum MHD_Result
@@ -516,6 +563,8 @@ dispatch(struct MHD_Connection *c, const char *url, struct req *rq)
 	}
 	if (strcmp(url, "/hook") == 0)
 		return route_hook(c, rq);
+	if (strncmp(url, "/svc/", 5) == 0)
+		return route_svc(c, url + 5, rq);
 	if (strcmp(url, "/connections") == 0) {
 		snprintf(buf, sizeof(buf), "connections=%lu;",
 		    atomic_load(&connections));

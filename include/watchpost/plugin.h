@@ -19,7 +19,9 @@
  *                    (wp_plugin.route_key / inbound, struct wp_inbound:
  *                    push heartbeats); host->spawn / spawn_kill run a
  *                    command without a shell in its own process group
- *                    (struct wp_spawn, wp_spawn_result).
+ *                    (struct wp_spawn, wp_spawn_result).  Host rules
+ *                    grown too: a PATH key may be named NAME_file; a
+ *                    STRING key's file form may hold several lines.
  *   2.0  2026-12-02  The frozen base.  Typed key tables the host parses into
  *                    the plugin's own struct (struct wp_key, with a stride);
  *                    reasons carry a class (up, degraded, down) and `ok` is
@@ -261,7 +263,11 @@ struct addrinfo;
  *
  * Any key of a text type (STRING, URL, HOST, PATH, SECRET) may instead be
  * given as KEY_file = PATH: the value is the file's contents (one trailing
- * newline removed).  WP_KEY_MULTI on a text type makes the key repeatable;
+ * newline removed).  For a STRING key the file may hold several lines (a
+ * template) and be readable by anyone; for the other types, which may
+ * carry a token, it must be one line that other users can neither read
+ * nor write.  A key of type PATH may itself be named NAME_file (ca_file)
+ * when the table has no key NAME.  WP_KEY_MULTI on a text type makes the key repeatable;
  * the host then stores a struct wp_list of the lines' values, in file order.
  *
  * An optional key the section does not set gets its default, parsed as if
@@ -485,7 +491,11 @@ struct wp_result {
 	int reason;           /* enum wp_reason */
 	int64_t latency_us;   /* < 0: nothing to measure */
 	int status_code;      /* protocol status (HTTP), or -1 */
-	const char *detail;   /* human message; NULL when up.  Borrowed. */
+	const char *detail;   /* human message; NULL when there is nothing to
+	                       * say.  An up result may carry one (tls: the
+	                       * protocol and issuer), which the store keeps
+	                       * only for results that are not up.
+	                       * Borrowed. */
 	/* Phase times from the start of the operation; < 0 unknown. */
 	int64_t dns_us;
 	int64_t connect_us;

@@ -3,7 +3,10 @@
  * arbitrary monitor names, types, states, errors and reasons and arbitrary
  * numbers.  Property: the output always parses as a JSON object with the
  * contract's fields, and strings without bytes above 0x7f come back
- * unchanged.
+ * unchanged; every format's body, for the alert alone and in a batch, is
+ * one its service takes (tests/hookcheck.c; json: valid JSON); the type string compiled as a
+ * template (plugins/template.c) renders without a line break in the
+ * header mode.  since_us is the latency's bits, the target the monitor.
  *
  * Input: 8 bytes timestamp, 8 bytes latency (a double's bits: NaN and
  * infinities included), 8 bytes id, 4 bytes attempt, then the strings
@@ -17,6 +20,8 @@
 #include <jansson.h>
 
 #include "fuzz.h"
+#include "hookcheck.h"
+#include "template.h"
 #include "webhook-payload.h"
 
 static int
@@ -44,6 +49,54 @@ check_string(json_t *o, const char *k, const char *s)
 	if (ascii(s))
 		fuzz_assert(strcmp(json_string_value(v), s) == 0 &&
 		    json_string_length(v) == strlen(s));
+}
+
+/* Every format for A alone and for the batch (A, A); the type string as a
+ * template. */
+static void
+formats(struct wp_alert *a)
+{
+	const struct wp_alert *al[2] = { a, a };
+	struct template_buf b = TEMPLATE_BUF_INIT;
+	struct webhook_format_conf c = {
+		.chat_id = "-100", .topic = "t",
+		.routing_key = "0123456789abcdef0123456789abcdef",
+	};
+	struct template *t;
+	const char *why;
+	char *body;
+	size_t n, k;
+
+	a->since_us = a->latency_us;
+	a->target = a->monitor;
+	a->agent = a->reason;
+	for (c.format = WF_JSON; c.format < WF_TEMPLATE; c.format++)
+		for (n = 1; n <= 2; n++)
+			for (k = 0; k < webhook_messages(&c, n); k++) {
+				body = webhook_message(&c, al, n, k);
+				fuzz_assert(body != NULL);
+				/* json's own fields are checked above; its
+				 * batch must parse as the receivers' do */
+				why = hookcheck(c.format == WF_JSON ?
+				    "template" : webhook_format_names[c.format],
+				    "application/json", body, strlen(body));
+				if (why != NULL)
+					fprintf(stderr, "%s: %s: %s\n",
+					    webhook_format_names[c.format], why,
+					    body);
+				fuzz_assert(why == NULL);
+				free(body);
+			}
+	if (a->type == NULL || (t = template_compile(a->type, NULL, NULL)) ==
+	    NULL)
+		return;
+	fuzz_assert(template_render(t, al, 2, TEMPLATE_HEADER, &b) == WP_OK);
+	fuzz_assert(b.p != NULL && strchr(b.p, '\n') == NULL &&
+	    strchr(b.p, '\r') == NULL && strlen(b.p) == b.len);
+	template_buf_free(&b);
+	fuzz_assert(template_render(t, al, 2, TEMPLATE_JSON, &b) == WP_OK);
+	template_buf_free(&b);
+	template_free(t);
 }
 
 int
@@ -104,6 +157,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_assert(v != NULL && json_is_integer(v));
 	json_decref(o);
 	free(out);
+	formats(&a);
 	free(copy);
 	return 0;
 }

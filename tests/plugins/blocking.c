@@ -6,7 +6,9 @@
  * never return -- to test deadlines and the worker pool), fail (true:
  * answer "down" with WP_REASON_CHECK), warn (true: answer "degraded" with
  * WP_REASON_SLOW), marker (file to append one line per
- * call to, so tests can count calls).
+ * call to, so tests can count calls), fail_from (while that file exists,
+ * answer "down" with its contents, up to 200 bytes, as the detail: any
+ * bytes a test wants in an alert's error).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +24,7 @@ struct conf {
 	int fail;
 	int warn;
 	const char *marker;
+	const char *fail_from;
 };
 
 /* The instance is the conf itself: it lives until release() returns. */
@@ -66,6 +69,8 @@ check(void *p, const struct wp_request *req, struct wp_result *res)
 {
 	const struct conf *c = ((struct inst *)p)->c;
 	struct timespec ts;
+	FILE *ff;
+	size_t n;
 
 	if (c->marker != NULL) {
 		FILE *f = fopen(c->marker, "a");
@@ -84,6 +89,14 @@ check(void *p, const struct wp_request *req, struct wp_result *res)
 	res->detail = c->fail ? "told to fail" : c->warn ? "told to warn" :
 	    NULL;
 	res->latency_us = c->sleep_us;
+	if (c->fail_from != NULL && (ff = fopen(c->fail_from, "r")) != NULL) {
+		n = fread(req->detail, 1, req->detail_size > 200 ? 200 :
+		    req->detail_size - 1, ff);
+		fclose(ff);
+		req->detail[n] = '\0';
+		res->reason = WP_REASON_CHECK;
+		res->detail = req->detail;
+	}
 	return WP_OK;
 }
 
@@ -98,6 +111,8 @@ static const struct wp_key keys[] = {
 	  .help = "answer degraded (slow)" },
 	{ WP_KEY(WP_KT_STRING, "marker", struct conf, marker),
 	  .help = "file that counts calls" },
+	{ WP_KEY(WP_KT_PATH, "fail_from", struct conf, fail_from),
+	  .help = "while this file exists: down, its contents the detail" },
 };
 
 WP_CHECK_PLUGIN(blocking,
