@@ -6,6 +6,11 @@
  * after an outage or a restart.  A chain's head is also the only one with
  * a running timer or operation.
  *
+ * Groups (group_window, alert.h): a chain head that may go joins its
+ * section's forming group instead of starting; the group then plays the
+ * head's part for all its members at once (one operation, one timer, one
+ * store update), so each chain still has one delivery at a time.
+ *
  * Durability: a delivery starts only once its outbox row is committed.
  * The store's writer says so (store_on_commit()), through host_post() to
  * the loop thread: alert_released().  Rows loaded at start are committed.
@@ -16,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <uv.h>
@@ -23,6 +29,7 @@
 #include "alert.h"
 #include "cfg.h"
 #include "configure.h"
+#include "diag.h"
 #include "host.h"
 #include "loader.h"
 #include "log.h"
@@ -38,10 +45,12 @@ struct target {
 	char *name;
 	char *definition;
 	int64_t timeout_ms;
+	int64_t group_window_ms;   /* > 0 only when its plugin groups */
 	struct instance *in;
 };
 
 struct chain;
+struct group;
 
 /* One alert waiting for (or in) delivery. */
 struct delivery {
@@ -54,7 +63,56 @@ struct delivery {
 	uv_timer_t timer;        /* back-off */
 	struct chain *chain;
 	struct delivery *next;   /* the next (newer) of its chain */
+	struct group *group;     /* the group delivering it, or NULL */
+	int64_t created_ms;      /* unix ms: raised */
+	int64_t next_ms;         /* unix ms of the next attempt; 0: none
+	                            scheduled (waiting, or in flight) */
+	char *last_error;        /* the last failed attempt's detail */
 };
+
+/*
+ * The deliveries of one section that go out as one operation
+ * (group_window): heads of distinct chains, oldest first.  Forming while
+ * its window runs, then sent, and retried as a whole with back-off until
+ * accepted.  Members point back through delivery.group.
+ */
+struct group {
+	char *target;
+	struct delivery **m;
+	const struct wp_alert **arr; /* &m[i]->a, for req->alerts */
+	size_t n, cap;
+	int forming;             /* still taking members */
+	unsigned attempt;
+	struct wp_op *op;
+	uv_timer_t timer;        /* the window, then back-off */
+	struct group *next;
+};
+
+/* Per section, across reloads: for /metrics and GET /api/alerts. */
+struct section_stats {
+	char *name;
+	uint64_t delivered, failed;
+	unsigned pending;
+	struct section_stats *next;
+};
+
+/* A recently delivered alert, for GET /api/alerts (memory only). */
+struct recent {
+	int64_t id;
+	char monitor[128];
+	char alert[128];
+	char state[16];
+	int64_t created_ms, delivered_ms;
+	unsigned attempts;
+};
+#define RECENT_MAX 100
+
+/* A monitor's target, computed when the configuration is applied. */
+struct mtarget {
+	char *monitor;
+	char *target;            /* NULL: unknown */
+};
+
 
 /* The deliveries of one (monitor, section), oldest first. */
 struct chain {
@@ -69,6 +127,9 @@ struct chain {
 struct prepared {
 	struct target *targets;
 	size_t n;
+	struct mtarget *mt;      /* sorted by monitor */
+	size_t n_mt;
+	char *agent;
 };
 
 static struct store *store;
@@ -80,8 +141,64 @@ static int stopping;
 static int64_t next_id;
 static int64_t backoff_max_ms = 300000;
 static uint64_t n_delivered, n_failed_attempts, n_dropped;
+static struct group *groups;
+static struct section_stats *sstats;
+static struct recent recent[RECENT_MAX];
+static size_t n_recent, recent_next;
+static struct mtarget *mtargets;
+static size_t n_mtargets;
+static char *agent_name;
+static alert_held_fn held_fn;
+static void *held_arg;
 
 static void try_deliver(struct delivery *d);
+
+/* The statistics of section NAME, created on first use. */
+static struct section_stats *
+stats_of(const char *name)
+{
+	struct section_stats *s;
+
+	for (s = sstats; s != NULL; s = s->next)
+		if (strcmp(s->name, name) == 0)
+			return s;
+	s = xcalloc(1, sizeof(*s));
+	s->name = xstrdup(name);
+	s->next = sstats;
+	sstats = s;
+	return s;
+}
+
+/* D was accepted: count it and remember it for GET /api/alerts. */
+static void
+note_delivered(const struct delivery *d)
+{
+	struct recent *r = &recent[recent_next];
+
+	n_delivered++;
+	stats_of(d->target)->delivered++;
+	r->id = d->id;
+	str_copy(r->monitor, sizeof(r->monitor), d->a.monitor);
+	str_copy(r->alert, sizeof(r->alert), d->target);
+	str_copy(r->state, sizeof(r->state), d->a.state);
+	r->created_ms = d->created_ms;
+	r->delivered_ms = wall_ms();
+	r->attempts = d->a.attempt + 1;
+	recent_next = (recent_next + 1) % RECENT_MAX;
+	if (n_recent < RECENT_MAX)
+		n_recent++;
+}
+
+/* A failed attempt of D with DETAIL (may be NULL). */
+static void
+note_failed(struct delivery *d, const char *detail)
+{
+	n_failed_attempts++;
+	stats_of(d->target)->failed++;
+	free(d->last_error);
+	d->last_error = xstrdup(detail != NULL ? detail : "failed");
+	d->a.attempt++;
+}
 
 static void
 delivery_free_cb(uv_handle_t *h)
@@ -89,13 +206,24 @@ delivery_free_cb(uv_handle_t *h)
 	struct delivery *d = h->data;
 
 	free(d->target);
+	free(d->last_error);
 	free((char *)d->a.monitor);
 	free((char *)d->a.type);
 	free((char *)d->a.state);
 	free((char *)d->a.previous_state);
 	free((char *)d->a.error);
 	free((char *)d->a.reason);
+	free((char *)d->a.target);
+	free((char *)d->a.agent);
+	free((char *)d->a.location);
+	free((char *)d->a.status_url);
 	free(d);
+}
+
+static char *
+dup_or_null(const char *s)
+{
+	return s != NULL ? xstrdup(s) : NULL;
 }
 
 static size_t
@@ -145,6 +273,7 @@ chain_pop(struct chain *c)
 		free(c);
 	}
 	n_pending--;
+	stats_of(d->target)->pending--;
 	uv_timer_stop(&d->timer);
 	uv_close((uv_handle_t *)&d->timer, delivery_free_cb);
 }
@@ -168,8 +297,13 @@ delivery_new(int64_t id, int64_t monitor_id, const char *target,
 	d->a.type = xstrdup(a->type);
 	d->a.state = xstrdup(a->state);
 	d->a.previous_state = xstrdup(a->previous_state);
-	d->a.error = a->error ? xstrdup(a->error) : NULL;
-	d->a.reason = a->reason ? xstrdup(a->reason) : NULL;
+	d->a.error = dup_or_null(a->error);
+	d->a.reason = dup_or_null(a->reason);
+	d->a.target = dup_or_null(a->target);
+	d->a.agent = dup_or_null(a->agent);
+	d->a.location = dup_or_null(a->location);
+	d->a.status_url = dup_or_null(a->status_url);
+	d->created_ms = wall_ms();
 	d->committed = committed;
 	uv_timer_init(main_loop, &d->timer);
 	d->timer.data = d;
@@ -180,6 +314,7 @@ delivery_new(int64_t id, int64_t monitor_id, const char *target,
 		c->head = d;
 	c->tail = d;
 	n_pending++;
+	stats_of(target)->pending++;
 	return d;
 }
 
@@ -189,14 +324,16 @@ static char *
 payload_json(const struct delivery *d)
 {
 	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s?, s:s?, s:f, "
-	    "s:I, s:I, s:I}",
+	    "s:I, s:s?, s:I, s:I, s:s?, s:s?, s:s?}",
 	    "monitor", d->a.monitor, "type", d->a.type, "state", d->a.state,
 	    "previous_state", d->a.previous_state, "timestamp_ms",
 	    (json_int_t)(d->a.timestamp_us / 1000), "error", d->a.error,
 	    "reason", d->a.reason, "latency_ms",
 	    outcome_us_to_ms(d->a.latency_us),
 	    "since_ms", (json_int_t)(d->a.since_us / 1000),
-	    "repeat", (json_int_t)d->a.repeat, "flags", (json_int_t)d->a.flags);
+	    "target", d->a.target, "repeat", (json_int_t)d->a.repeat,
+	    "flags", (json_int_t)d->a.flags, "agent", d->a.agent,
+	    "location", d->a.location, "status_url", d->a.status_url);
 	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
 
 	json_decref(o);
@@ -252,7 +389,7 @@ delivered_cb(void *arg, const struct wp_result *res, enum op_outcome outcome)
 	d->op = NULL;
 	in_flight--;
 	if (reason_class(res->reason) == WP_CLASS_UP) {
-		n_delivered++;
+		note_delivered(d);
 		log_info("alert %s: delivered %s alert for monitor %s (id %" PRId64
 		    ", attempt %u)", d->target, d->a.state, d->a.monitor, d->id,
 		    d->a.attempt + 1);
@@ -261,8 +398,7 @@ delivered_cb(void *arg, const struct wp_result *res, enum op_outcome outcome)
 		head_done(d);
 		return;
 	}
-	n_failed_attempts++;
-	d->a.attempt++;
+	note_failed(d, res->detail ? res->detail : reason_name(res->reason));
 	if (store)
 		store_submit_delivery(store, d->id, 0, res->detail);
 	if (stopping || outcome == OP_CANCELED)
@@ -271,8 +407,187 @@ delivered_cb(void *arg, const struct wp_result *res, enum op_outcome outcome)
 	    "%" PRId64 " ms", d->target, d->a.monitor,
 	    res->detail ? res->detail : reason_name(res->reason),
 	    backoff_ms(d->a.attempt));
+	d->next_ms = wall_ms() + backoff_ms(d->a.attempt);
 	uv_timer_start(&d->timer, retry_cb, (uint64_t)backoff_ms(d->a.attempt),
 	    0);
+}
+
+/* ---- groups (group_window) ---- */
+
+static void group_send(struct group *g);
+
+static void
+group_free_cb(uv_handle_t *h)
+{
+	struct group *g = h->data;
+
+	free(g->target);
+	free(g->m);
+	free(g->arr);
+	free(g);
+}
+
+/* Unlink G and free it (its members are someone else's by now). */
+static void
+group_free(struct group *g)
+{
+	struct group **pp;
+
+	for (pp = &groups; *pp != g; pp = &(*pp)->next)
+		;
+	*pp = g->next;
+	uv_timer_stop(&g->timer);
+	uv_close((uv_handle_t *)&g->timer, group_free_cb);
+}
+
+static void
+group_timer_cb(uv_timer_t *t)
+{
+	struct group *g = t->data;
+
+	g->forming = 0;
+	group_send(g);
+}
+
+/* D (ready: a committed chain head) joins the forming group of section T,
+ * which starts with it when there is none: it goes out when T's window,
+ * counted from its first member, ends. */
+static void
+group_join(const struct target *t, struct delivery *d)
+{
+	struct group *g;
+	size_t i;
+
+	for (g = groups; g != NULL; g = g->next)
+		if (g->forming && strcmp(g->target, t->name) == 0)
+			break;
+	if (g == NULL) {
+		g = xcalloc(1, sizeof(*g));
+		g->target = xstrdup(t->name);
+		g->forming = 1;
+		uv_timer_init(main_loop, &g->timer);
+		g->timer.data = g;
+		uv_timer_start(&g->timer, group_timer_cb,
+		    (uint64_t)t->group_window_ms, 0);
+		g->next = groups;
+		groups = g;
+	}
+	if (g->n == g->cap) {
+		g->cap = g->cap ? 2 * g->cap : 16;
+		g->m = xrealloc(g->m, g->cap * sizeof(*g->m));
+	}
+	/* Members are heads of distinct chains: at most one per monitor.
+	 * The group's oldest alert goes first (ids rise with time). */
+	for (i = g->n; i > 0 && g->m[i - 1]->id > d->id; i--)
+		g->m[i] = g->m[i - 1];
+	g->m[i] = d;
+	g->n++;
+	d->group = g;
+	d->next_ms = wall_ms() + (int64_t)uv_timer_get_due_in(&g->timer);
+}
+
+/* The ids of G's members, malloc'd. */
+static int64_t *
+group_ids(const struct group *g)
+{
+	int64_t *ids = xmalloc(g->n * sizeof(*ids));
+	size_t i;
+
+	for (i = 0; i < g->n; i++)
+		ids[i] = g->m[i]->id;
+	return ids;
+}
+
+static void
+group_retry_cb(uv_timer_t *t)
+{
+	group_send(t->data);
+}
+
+static void
+group_done_cb(void *arg, const struct wp_result *res, enum op_outcome outcome)
+{
+	struct group *g = arg;
+	const char *why = res->detail ? res->detail : reason_name(res->reason);
+	int64_t *ids = group_ids(g), next;
+	struct delivery **m;
+	size_t i, n = g->n;
+
+	g->op = NULL;
+	in_flight--;
+	if (reason_class(res->reason) == WP_CLASS_UP) {
+		log_info("alert %s: delivered %zu alert(s) as one group (ids %"
+		    PRId64 "..%" PRId64 ", attempt %u)", g->target, n, ids[0],
+		    ids[n - 1], g->attempt + 1);
+		/* One store update marks every row delivered. */
+		if (store)
+			store_submit_deliveries(store, ids, n, 1, NULL);
+		free(ids);
+		/* The group goes first: head_done() may start a new one. */
+		m = g->m;
+		g->m = NULL;
+		group_free(g);
+		for (i = 0; i < n; i++) {
+			m[i]->group = NULL;
+			note_delivered(m[i]);
+			head_done(m[i]);
+		}
+		free(m);
+		return;
+	}
+	for (i = 0; i < n; i++)
+		note_failed(g->m[i], why);
+	g->attempt++;
+	if (store)
+		store_submit_deliveries(store, ids, n, 0, res->detail);
+	free(ids);
+	if (stopping || outcome == OP_CANCELED)
+		return; /* stays in the outbox for the next start */
+	next = backoff_ms(g->attempt);
+	log_warn("alert %s: delivery of a group of %zu alert(s) failed (%s); "
+	    "retrying in %" PRId64 " ms", g->target, n, why, next);
+	for (i = 0; i < n; i++)
+		g->m[i]->next_ms = wall_ms() + next;
+	uv_timer_start(&g->timer, group_retry_cb, (uint64_t)next, 0);
+}
+
+/*
+ * Send G as one operation of its section: to a plugin that groups, all
+ * members in req->alerts.  A section removed meanwhile drops them (as
+ * try_deliver() does); one that no longer groups (reloaded) hands each
+ * member back to try_deliver().
+ */
+static void
+group_send(struct group *g)
+{
+	struct target *t = find_target(g->target);
+	struct delivery **m;
+	char name[192];
+	size_t i, n = g->n;
+
+	if (stopping)
+		return;
+	if (t == NULL || t->group_window_ms <= 0) {
+		m = g->m;
+		g->m = NULL;
+		group_free(g);
+		for (i = 0; i < n; i++) {
+			m[i]->group = NULL;
+			try_deliver(m[i]);
+		}
+		free(m);
+		return;
+	}
+	g->arr = xrealloc(g->arr, n * sizeof(*g->arr));
+	for (i = 0; i < n; i++) {
+		g->m[i]->a.attempt = g->attempt;
+		g->m[i]->next_ms = 0;
+		g->arr[i] = &g->m[i]->a;
+	}
+	snprintf(name, sizeof(name), "alert %s: %zu alert(s)", g->target, n);
+	in_flight++;
+	g->op = runtime_start_group(t->in, OPC_ALERT, name, t->timeout_ms,
+	    g->attempt, g->arr, n, group_done_cb, g);
 }
 
 /* Start delivering D if it may go now: the head of its chain, its row
@@ -283,7 +598,7 @@ try_deliver(struct delivery *d)
 	struct target *t;
 	char name[192];
 
-	if (stopping || d->op != NULL || !d->committed ||
+	if (stopping || d->op != NULL || !d->committed || d->group != NULL ||
 	    d != d->chain->head || uv_is_active((uv_handle_t *)&d->timer))
 		return;
 	t = find_target(d->target);
@@ -297,6 +612,11 @@ try_deliver(struct delivery *d)
 		head_done(d);
 		return;
 	}
+	if (t->group_window_ms > 0) {
+		group_join(t, d);
+		return;
+	}
+	d->next_ms = 0;
 	snprintf(name, sizeof(name), "alert %s: %s", d->target, d->a.monitor);
 	in_flight++;
 	d->op = runtime_start(t->in, OPC_ALERT, name, t->timeout_ms, d->a.attempt,
@@ -387,15 +707,25 @@ alert_init(struct store *st)
 		a.reason = json_is_string(r) ? json_string_value(r) : NULL;
 		lat = json_number_value(json_object_get(o, "latency_ms"));
 		a.latency_us = lat < 0 ? -1 : (int64_t)(lat * 1000.0 + 0.5);
+		/* 2.1 fields; absent from rows an older agent wrote. */
 		a.since_us = json_integer_value(json_object_get(o,
 		    "since_ms")) * 1000;
+		a.target = json_string_value(json_object_get(o, "target"));
 		a.repeat = (unsigned)json_integer_value(json_object_get(o,
 		    "repeat"));
 		a.flags = (unsigned)json_integer_value(json_object_get(o,
 		    "flags"));
+		a.agent = json_string_value(json_object_get(o, "agent"));
+		a.location = json_string_value(json_object_get(o,
+		    "location"));
+		a.status_url = json_string_value(json_object_get(o,
+		    "status_url"));
 		d = delivery_new(p[i].id, p[i].monitor_id, p[i].alert_name, &a,
 		    1);
 		d->a.attempt = (unsigned)p[i].attempts;
+		d->created_ms = p[i].created_ms;
+		if (p[i].last_error[0] != '\0')
+			d->last_error = xstrdup(p[i].last_error);
 		json_decref(o);
 	}
 	if (n > 0)
@@ -421,6 +751,105 @@ kick_all(void)
 		}
 }
 
+/* ---- the 2.1 fields the configuration gives ---- */
+
+/*
+ * What a monitor section checks, without credentials, malloc'd, or NULL:
+ * its `url` without userinfo, query or fragment ("https://example.org/
+ * health"), else its `host` with its `port` ("db.local:5432",
+ * "[::1]:80").  A url given as url_file is a secret: NULL.
+ */
+char *
+alert_target_of(const struct cfg_section *s)
+{
+	const char *url = NULL, *host = NULL, *port = NULL, *p, *end, *at;
+	size_t i;
+
+	for (i = 0; i < s->n_kv; i++) {
+		if (strcmp(s->kv[i].key, "url") == 0)
+			url = s->kv[i].value;
+		else if (strcmp(s->kv[i].key, "host") == 0)
+			host = s->kv[i].value;
+		else if (strcmp(s->kv[i].key, "port") == 0)
+			port = s->kv[i].value;
+	}
+	if (url != NULL && *url != '\0') {
+		/* scheme://[userinfo@]authority[/path][?query][#fragment] */
+		p = strstr(url, "://");
+		p = p != NULL ? p + 3 : url;
+		end = p + strcspn(p, "/?#");
+		at = memchr(p, '@', (size_t)(end - p));
+		/* The last '@' of the authority ends the userinfo. */
+		while (at != NULL && memchr(at + 1, '@', (size_t)(end - at - 1)))
+			at = memchr(at + 1, '@', (size_t)(end - at - 1));
+		end += strcspn(end, "?#");
+		return xasprintf("%.*s%.*s", (int)(p - url), url,
+		    (int)(end - (at != NULL ? at + 1 : p)),
+		    at != NULL ? at + 1 : p);
+	}
+	if (host == NULL || *host == '\0')
+		return NULL;
+	if (port == NULL || *port == '\0')
+		return xstrdup(host);
+	return xasprintf(strchr(host, ':') != NULL ? "[%s]:%s" : "%s:%s", host,
+	    port);
+}
+
+static int
+mtarget_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct mtarget *)a)->monitor,
+	    ((const struct mtarget *)b)->monitor);
+}
+
+/* The monitors' targets and the agent's name of CFG into PR. */
+static void
+prepare_monitors(const struct config *cfg, struct prepared *pr)
+{
+	char host[256];
+	size_t i;
+
+	pr->mt = xcalloc(cfg->n_monitors + 1, sizeof(*pr->mt));
+	for (i = 0; i < cfg->n_monitors; i++) {
+		pr->mt[i].monitor = xstrdup(cfg->monitors[i].s.name);
+		pr->mt[i].target = alert_target_of(&cfg->monitors[i].s);
+	}
+	pr->n_mt = cfg->n_monitors;
+	qsort(pr->mt, pr->n_mt, sizeof(*pr->mt), mtarget_cmp);
+	if (cfg->agent.name != NULL)
+		pr->agent = xstrdup(cfg->agent.name);
+	else if (gethostname(host, sizeof(host)) == 0) {
+		host[sizeof(host) - 1] = '\0';
+		pr->agent = xstrdup(host);
+	} else
+		pr->agent = xstrdup("watchpost");
+}
+
+static void
+free_mtargets(struct mtarget *mt, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		free(mt[i].monitor);
+		free(mt[i].target);
+	}
+	free(mt);
+}
+
+/* The target of monitor NAME, or NULL. */
+static const char *
+target_of_monitor(const char *name)
+{
+	struct mtarget key = { (char *)name, NULL }, *m;
+
+	if (n_mtargets == 0)
+		return NULL;
+	m = bsearch(&key, mtargets, n_mtargets, sizeof(*mtargets),
+	    mtarget_cmp);
+	return m != NULL ? m->target : NULL;
+}
+
 int
 alert_prepare(const struct config *cfg, struct wp_diag *diag,
     void **prepared)
@@ -440,6 +869,13 @@ alert_prepare(const struct config *cfg, struct wp_diag *diag,
 		t->name = xstrdup(ca->s.name);
 		t->definition = xstrdup(ca->s.definition);
 		t->timeout_ms = ca->timeout_ms;
+		if (p != NULL && ca->group_window_ms > 0 &&
+		    (p->desc.flags & WP_PLUGIN_F_GROUPS) == 0)
+			diag_warning(diag, ca->s.line, "[alert:%s]: group_window "
+			    "has no effect: type %s sends one alert at a time",
+			    ca->s.name, ca->s.type);
+		else if (p != NULL)
+			t->group_window_ms = ca->group_window_ms;
 		if (sched_classify(old ? old->definition : NULL,
 		    ca->s.definition) == DIFF_UNCHANGED) {
 			t->in = old->in;
@@ -453,6 +889,7 @@ alert_prepare(const struct config *cfg, struct wp_diag *diag,
 		}
 		t->in = instance_new(p, &built);
 	}
+	prepare_monitors(cfg, pr);
 	*prepared = pr;
 	if (rc != 0) {
 		alert_abort(pr);
@@ -482,6 +919,8 @@ alert_abort(void *prepared)
 	if (pr == NULL)
 		return;
 	free_targets(pr->targets, pr->n);
+	free_mtargets(pr->mt, pr->n_mt);
+	free(pr->agent);
 	free(pr);
 }
 
@@ -489,11 +928,20 @@ void
 alert_commit(void *prepared)
 {
 	struct prepared *pr = prepared;
+	size_t i;
 
 	free_targets(targets, n_targets);
 	targets = pr->targets;
 	n_targets = pr->n;
+	free_mtargets(mtargets, n_mtargets);
+	mtargets = pr->mt;
+	n_mtargets = pr->n_mt;
+	free(agent_name);
+	agent_name = pr->agent;
 	free(pr);
+	/* Every section has its counters from the start (0 in /metrics). */
+	for (i = 0; i < n_targets; i++)
+		(void)stats_of(targets[i].name);
 	kick_all();
 }
 
@@ -518,8 +966,12 @@ alert_raise(const struct outcome *o, int all, char *const *names, size_t n,
 	a.reason = o->state == ST_UP ? NULL : reason_name(r->reason);
 	a.latency_us = r->latency_us;
 	a.since_us = o->since_ms * 1000;
+	a.target = target_of_monitor(o->monitor);
 	a.repeat = o->repeat;
 	a.flags = o->alert_flags;
+	a.agent = agent_name;
+	a.location = NULL;     /* until cluster mode */
+	a.status_url = NULL;   /* until a status page exists */
 	out = xcalloc(count, sizeof(*out));
 	for (i = 0; i < count; i++) {
 		const char *name = all ? targets[i].name : names[i];
@@ -543,10 +995,14 @@ alert_stop(void)
 	struct chain *c;
 	size_t b;
 
+	struct group *g;
+
 	stopping = 1;
 	for (b = 0; b < N_BUCKETS; b++)
 		for (c = buckets[b]; c != NULL; c = c->next)
 			uv_timer_stop(&c->head->timer);
+	for (g = groups; g != NULL; g = g->next)
+		uv_timer_stop(&g->timer);
 }
 
 unsigned
@@ -569,12 +1025,257 @@ alert_free(void)
 {
 	size_t b;
 
+	struct section_stats *ss;
+	size_t i;
+
 	/* After this the writer posts nothing more (store_on_commit()). */
 	store_on_commit(store, NULL, NULL);
+	while (groups != NULL) {
+		for (i = 0; i < groups->n; i++)
+			groups->m[i]->group = NULL;
+		group_free(groups);
+	}
 	for (b = 0; b < N_BUCKETS; b++)
 		while (buckets[b] != NULL)
 			chain_pop(buckets[b]);
+	while ((ss = sstats) != NULL) {
+		sstats = ss->next;
+		free(ss->name);
+		free(ss);
+	}
 	free_targets(targets, n_targets);
 	targets = NULL;
 	n_targets = 0;
+	free_mtargets(mtargets, n_mtargets);
+	mtargets = NULL;
+	n_mtargets = 0;
+	free(agent_name);
+	agent_name = NULL;
+	n_recent = recent_next = 0;
+}
+
+/* ---- GET /api/alerts, /metrics ---- */
+
+void
+alert_set_held_source(alert_held_fn fn, void *arg)
+{
+	held_fn = fn;
+	held_arg = arg;
+}
+
+static json_t *
+ms_or_null(int64_t ms)
+{
+	return ms > 0 ? json_integer(ms) : json_null();
+}
+
+static int
+delivery_cmp(const void *a, const void *b)
+{
+	const struct delivery *x = *(const struct delivery *const *)a;
+	const struct delivery *y = *(const struct delivery *const *)b;
+
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+char *
+alert_api_json(void)
+{
+	json_t *root = json_object(), *pend = json_array(), *done = json_array();
+	json_t *held = json_array();
+	struct delivery **v = xcalloc(n_pending + 1, sizeof(*v)), *d;
+	struct chain *c;
+	size_t b, i, n = 0;
+	char *body;
+
+	for (b = 0; b < N_BUCKETS; b++)
+		for (c = buckets[b]; c != NULL; c = c->next)
+			for (d = c->head; d != NULL && n < n_pending; d = d->next)
+				v[n++] = d;
+	qsort(v, n, sizeof(*v), delivery_cmp);
+	for (i = 0; i < n; i++) {
+		d = v[i];
+		json_array_append_new(pend, json_pack("{s:I, s:s, s:s, s:s, "
+		    "s:I, s:i, s:o, s:b, s:b, s:s?}",
+		    "id", (json_int_t)d->id, "monitor", d->a.monitor,
+		    "alert", d->target, "state", d->a.state,
+		    "created", (json_int_t)d->created_ms,
+		    "attempts", (int)d->a.attempt,
+		    "next_attempt", ms_or_null(d->next_ms),
+		    "in_flight", d->op != NULL ||
+		    (d->group != NULL && d->group->op != NULL),
+		    "grouped", d->group != NULL,
+		    "last_error", d->last_error));
+	}
+	free(v);
+	/* Newest first. */
+	for (i = 0; i < n_recent; i++) {
+		const struct recent *r =
+		    &recent[(recent_next + RECENT_MAX - 1 - i) % RECENT_MAX];
+
+		json_array_append_new(done, json_pack("{s:I, s:s, s:s, s:s, "
+		    "s:I, s:I, s:i}", "id", (json_int_t)r->id,
+		    "monitor", r->monitor, "alert", r->alert, "state",
+		    r->state, "created", (json_int_t)r->created_ms,
+		    "delivered", (json_int_t)r->delivered_ms,
+		    "attempts", (int)r->attempts));
+	}
+	if (held_fn != NULL)
+		held_fn(held_arg, held);
+	json_object_set_new(root, "pending", pend);
+	json_object_set_new(root, "delivered", done);
+	json_object_set_new(root, "held", held);
+	body = json_dumps(root, JSON_COMPACT);
+	json_decref(root);
+	return body;
+}
+
+void
+alert_each_section(void (*fn)(void *arg, const struct alert_section *s),
+    void *arg)
+{
+	const struct section_stats *ss;
+	struct alert_section out;
+
+	for (ss = sstats; ss != NULL; ss = ss->next) {
+		out.name = ss->name;
+		out.delivered = ss->delivered;
+		out.failed = ss->failed;
+		out.pending = ss->pending;
+		fn(arg, &out);
+	}
+}
+
+/* ---- test alerts ---- */
+
+struct test_op {
+	struct wp_alert a;
+	char *section;
+	char *agent;
+	alert_test_fn cb;
+	void *arg;
+};
+
+static void
+test_done_cb(void *arg, const struct wp_result *res, enum op_outcome outcome)
+{
+	struct test_op *t = arg;
+	int ok = reason_class(res->reason) == WP_CLASS_UP;
+	char *answer;
+	char status[32] = "";
+
+	in_flight--;
+	(void)outcome;
+	if (res->status_code >= 0)
+		snprintf(status, sizeof(status), " (status %d)",
+		    res->status_code);
+	if (ok)
+		answer = xasprintf("delivered%s%s%s", status,
+		    res->detail ? ": " : "", res->detail ? res->detail : "");
+	else
+		answer = xasprintf("failed: %s%s%s%s", reason_name(res->reason),
+		    status, res->detail ? ": " : "",
+		    res->detail ? res->detail : "");
+	log_info("alert %s: test alert %s", t->section, answer);
+	t->cb(t->arg, ok, answer);
+	free(answer);
+	free(t->section);
+	free(t->agent);
+	free(t);
+}
+
+/* Send the test alert through IN, section NAME (timeout TIMEOUT_MS). */
+static void
+test_send(struct instance *in, const char *name, int64_t timeout_ms,
+    const char *agent, alert_test_fn cb, void *arg)
+{
+	struct test_op *t = xcalloc(1, sizeof(*t));
+	const struct wp_alert *one = &t->a;
+	char opname[192];
+	int64_t now = wall_ms();
+
+	t->section = xstrdup(name);
+	t->agent = xstrdup(agent != NULL ? agent : "watchpost");
+	t->cb = cb;
+	t->arg = arg;
+	t->a.size = sizeof(t->a);
+	t->a.id = 0;    /* in no outbox */
+	t->a.monitor = ALERT_TEST_MONITOR;
+	t->a.type = "test";
+	t->a.state = "down";
+	t->a.previous_state = "up";
+	t->a.timestamp_us = now * 1000;
+	t->a.error = "This is a test alert sent by watchpost --test-alert: "
+	    "no monitor is down.";
+	t->a.reason = "test";
+	t->a.latency_us = -1;
+	t->a.since_us = now * 1000;
+	t->a.flags = WP_ALERT_TEST;
+	t->a.agent = t->agent;
+	snprintf(opname, sizeof(opname), "alert %s: test", name);
+	in_flight++;
+	(void)runtime_start_group(in, OPC_ALERT, opname, timeout_ms, 0, &one,
+	    1, test_done_cb, t);
+}
+
+int
+alert_test_start(const char *name, alert_test_fn cb, void *arg)
+{
+	struct target *t = find_target(name);
+
+	if (t == NULL)
+		return WP_EINVAL;
+	if (stopping)
+		return WP_EAGAIN;
+	test_send(t->in, t->name, t->timeout_ms, agent_name, cb, arg);
+	return 0;
+}
+
+struct cli_wait {
+	int done, ok;
+	FILE *out;
+};
+
+static void
+cli_done(void *arg, int ok, const char *answer)
+{
+	struct cli_wait *w = arg;
+	char clean[4 * WP_DETAIL_MAX + 64];
+
+	/* The answer may hold what a receiver sent: escaped. */
+	str_escape(answer, WP_DETAIL_MAX + 64, clean, sizeof(clean));
+	fprintf(w->out, "%s\n", clean);
+	w->done = 1;
+	w->ok = ok;
+}
+
+int
+alert_test_cli(const struct config *cfg, const char *name,
+    struct wp_diag *diag, FILE *out)
+{
+	const struct cfg_alert *ca = config_find_alert(cfg, name);
+	const struct plugin *p;
+	struct configured built;
+	struct instance *in;
+	struct cli_wait w = { 0, 0, out };
+	struct prepared pr = { 0 };
+
+	if (ca == NULL) {
+		diag_error(diag, 0, "--test-alert: there is no [alert:%s] "
+		    "section", name);
+		return WP_EINVAL;
+	}
+	p = loader_by_desc(ca->s.plugin);
+	if (p == NULL || configure_section(p, cfg, &ca->s, ca->timeout_ms,
+	    diag, &built) != 0)
+		return WP_EINVAL;
+	in = instance_new(p, &built);
+	prepare_monitors(cfg, &pr);
+	test_send(in, ca->s.name, ca->timeout_ms, pr.agent, cli_done, &w);
+	instance_unref(in);   /* the operation holds its own */
+	while (!w.done)
+		uv_run(main_loop, UV_RUN_ONCE);
+	free_mtargets(pr.mt, pr.n_mt);
+	free(pr.agent);
+	return w.ok ? 0 : 1;
 }

@@ -5,11 +5,11 @@
  * GET /api/monitor, GET /metrics, everything under /api/monitors/NAME
  * (any method, with a body: routes->admin) but the history of one monitor,
  * GET /api/monitors/NAME/checks, /uptime and /incidents (api_history()),
- * the status page and badges (api_status()), and /api/silences and
+ * GET /api/alerts, POST /api/alerts/NAME/test (routes->alert_test),
+ * the status page and badges (api_status()), /api/silences and
  * /api/silences/ID (any method, with a body, as the admin routes:
- * routes->silences).
- * the status page and badges (api_status()), and GET or POST /push/TOKEN
- * (routes->push: heartbeats; no API token asked, the path never logged).
+ * routes->silences), and GET or POST /push/TOKEN (routes->push:
+ * heartbeats; no API token asked, the path never logged).
  * Anything else: 404; other methods: 405.  With a token, every route but
  * /healthz and /push/TOKEN (and, with [status] public, the page and
  * badges) needs
@@ -92,6 +92,14 @@ struct api_routes {
 	 * most API_PUSH_BODY_MAX bytes (413 otherwise); the request is
 	 * never logged with its path.  Answered like admin, api_answer(). */
 	void (*push)(void *arg, const struct api_request *req);
+	char *(*alerts_json)(void *arg);     /* GET /api/alerts */
+	/* /api/alerts/NAME/... (main.c: POST /api/alerts/NAME/test); NULL:
+	 * 404.  A handler route like admin's: the token is checked (a POST
+	 * needs it always, 403 without a token file) and the body capped
+	 * before it is called on the loop thread; it answers req->job
+	 * exactly once with api_answer(), later when a delivery runs
+	 * (api_defer() gives it the time). */
+	void (*alert_test)(void *arg, const struct api_request *req);
 };
 #define API_PUSH_BODY_MAX 4096
 

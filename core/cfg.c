@@ -51,6 +51,7 @@ struct agent_conf {
 	const char *database, *plugin_dir, *listen, *user, *api_token_file;
 	const char *pidfile;
 	int64_t retention_days;
+	const char *name;
 	int log_level, log;
 	const char *include;
 	int64_t exec_max;
@@ -99,6 +100,8 @@ static const struct wp_key agent_keys[] = {
 	  .def = "16", .min = 1, .max = 4096,
 	  .help = "commands (exec checks and alerts) run at once; "
 	  "more wait their turn" },
+	{ WP_KEY(WP_KT_STRING, "name", struct agent_conf, name),
+	  .help = "the agent's name in alerts (default: the host name)" },
 };
 
 struct common_conf {
@@ -112,6 +115,7 @@ struct common_conf {
 	struct wp_list alert_on, escalate;
 	const char *group;
 	struct wp_list depends_on;
+	int64_t group_window_us;
 };
 
 static const struct wp_key monitor_keys[] = {
@@ -175,6 +179,10 @@ static const struct wp_key alert_keys[] = {
 	{ WP_KEY(WP_KT_DURATION, "timeout", struct common_conf, timeout_us),
 	  .def = "10s", .min = 1 * MS, .max = TIMEOUT_MAX_US,
 	  .help = "deadline of one delivery attempt" },
+	{ WP_KEY(WP_KT_DURATION, "group_window", struct common_conf,
+	  group_window_us), .def = "0", .min = 0, .max = TIMEOUT_MAX_US,
+	  .help = "transitions within this time go out as one delivery "
+	  "(types that group; 0: off)" },
 };
 
 struct status_conf {
@@ -430,6 +438,10 @@ check_agent(struct loader *ld, struct cfg_agent *ag)
 	ag->include = c->include != NULL ? xstrdup(c->include) : NULL;
 	ag->include_line = keys_line(kv, n, "include");
 	ag->exec_max = (int)c->exec_max;
+	if (c->name != NULL && c->name[0] == '\0')
+		report(ld, keys_line(kv, n, "name"), "name: no value");
+	else if (c->name != NULL)
+		ag->name = xstrdup(c->name);
 	/* Text the types allow empty, but these do not. */
 	if (c->user != NULL && c->user[0] == '\0')
 		report(ld, keys_line(kv, n, "user"), "user: no value");
@@ -982,6 +994,7 @@ check_alert(struct loader *ld, const struct cfg_raw_section *rs,
 	cc = build_section(ld, rs, plugin_dir, alert_keys, N(alert_keys),
 	    &a->s, &kv, &n);
 	a->timeout_ms = cc->timeout_us / MS;
+	a->group_window_ms = cc->group_window_us / MS;
 	keys_free(cc);
 	free(kv);
 }
@@ -1283,6 +1296,7 @@ config_free(struct config *cfg)
 	for (i = 0; i < cfg->n_files; i++)
 		free(cfg->files[i]);
 	free(cfg->files);
+	free(cfg->agent.name);
 	for (i = 0; i < cfg->n_monitors; i++) {
 		section_free(&cfg->monitors[i].s);
 		for (j = 0; j < cfg->monitors[i].n_alerts; j++)

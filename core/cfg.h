@@ -51,6 +51,7 @@ struct cfg_agent {
 	char *api_token_file;  /* NULL: no token; read with cfg_read_secret() */
 	char *pidfile;         /* NULL: none */
 	int exec_max;          /* default 16: commands run at once (command.h) */
+	char *name;            /* [agent] name; NULL: the host name */
 	int line;              /* line of [agent], 0 if absent */
 	char *include;         /* the include folder, absolute; NULL: none */
 	int include_line;      /* its line in the main file */
@@ -142,6 +143,7 @@ struct cfg_monitor {
 struct cfg_alert {
 	struct cfg_section s;
 	int64_t timeout_ms;        /* default 10 s, 1 ms to 1 hour */
+	int64_t group_window_ms;   /* default 0 (off), at most 1 hour */
 };
 
 /* [status] (statuspage.h): the status page and badges. */

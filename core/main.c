@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include <jansson.h>
 #include <uv.h>
 
 #include "admin.h"
@@ -46,6 +47,7 @@ static struct {
 	int daemon;
 	int list_types;
 	int json;
+	const char *test_alert;  /* --test-alert NAME */
 	char **names;
 	size_t n_names;
 } opt;
@@ -72,6 +74,7 @@ usage(FILE *f)
 	    "       watchpost --list-types [--json] [-c FILE] [-P DIR]\n"
 	    "       watchpost report [-c FILE | --database DB] [--since 30d]\n"
 	    "                        [--format table|csv|json] [NAME...]\n"
+	    "       watchpost --test-alert NAME [-c FILE] [-P DIR]\n"
 	    "\n"
 	    "  -c, --config FILE     configuration (default %s)\n"
 	    "  -t, --check-config    validate FILE and its plugins, print each\n"
@@ -82,6 +85,9 @@ usage(FILE *f)
 	    "      --list-types      list the check and alert types in plugin_dir\n"
 	    "                        and every key they and the agent take\n"
 	    "      --json            with --list-types: as JSON\n"
+	    "      --test-alert NAME send a test alert through [alert:NAME],\n"
+	    "                        print the receiver's answer; exit 0 if\n"
+	    "                        it was accepted, 1 if not\n"
 	    "  -P, --plugin-dir DIR  load plugins from DIR instead of plugin_dir\n"
 	    "  -d, --daemon          detach once started, write pidfile\n"
 	    "  -V, --version         print the version\n"
@@ -102,6 +108,7 @@ parse_args(int argc, char **argv)
 		{ "daemon", no_argument, NULL, 'd' },
 		{ "list-types", no_argument, NULL, 'L' },
 		{ "json", no_argument, NULL, 'J' },
+		{ "test-alert", required_argument, NULL, 'A' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
@@ -132,6 +139,9 @@ parse_args(int argc, char **argv)
 		case 'J':
 			opt.json = 1;
 			break;
+		case 'A':
+			opt.test_alert = optarg;
+			break;
 		case 'V':
 			printf("watchpost %s (plugin ABI %d.%d)\n",
 			    PACKAGE_VERSION, WP_ABI_MAJOR, WP_ABI_MINOR);
@@ -155,9 +165,10 @@ parse_args(int argc, char **argv)
 		fprintf(stderr, "watchpost: --json goes with --list-types\n");
 		exit(1);
 	}
-	if (opt.check_only + opt.once + opt.daemon + opt.list_types > 1) {
-		fprintf(stderr, "watchpost: -t, --once, --list-types and -d "
-		    "exclude each other\n");
+	if (opt.check_only + opt.once + opt.daemon + opt.list_types +
+	    (opt.test_alert != NULL) > 1) {
+		fprintf(stderr, "watchpost: -t, --once, --list-types, "
+		    "--test-alert and -d exclude each other\n");
 		exit(opt.once ? 3 : 1);
 	}
 }
@@ -632,6 +643,80 @@ render_metrics(void *arg)
 	return metrics_render(store);
 }
 
+static char *
+render_alerts(void *arg)
+{
+	(void)arg;
+	return alert_api_json();
+}
+
+/*
+ * POST /api/alerts/NAME/test (a handler route: api.c checked the token,
+ * the rule of every mutation): {"ok", "alert", "answer"} once the
+ * receiver answered; 404 for a section that does not exist, 405 for
+ * another method, 503 while stopping.
+ */
+#define ALERT_TEST_PREFIX "/api/alerts/"
+#define ALERT_TEST_SUFFIX "/test"
+/* How long a test delivery may take: a section's timeout is at most 1 h,
+ * as the alert key table bounds it. */
+#define ALERT_TEST_MS (3600 * 1000 + 60 * 1000)
+
+struct test_call {
+	struct api_job *job;
+	char *name;
+};
+
+static void
+test_answered(void *arg, int ok, const char *answer)
+{
+	struct test_call *t = arg;
+	json_t *o = json_pack("{s:b, s:s, s:s}", "ok", ok, "alert", t->name,
+	    "answer", answer);
+
+	api_answer(t->job, 200, o ? json_dumps(o, JSON_COMPACT) : NULL, NULL,
+	    NULL);
+	json_decref(o);
+	free(t->name);
+	free(t);
+}
+
+static void
+start_alert_test(void *arg, const struct api_request *req)
+{
+	size_t lp = strlen(ALERT_TEST_PREFIX), ls = strlen(ALERT_TEST_SUFFIX);
+	size_t n = strlen(req->path);
+	struct test_call *t;
+	int rc;
+
+	(void)arg;
+	if (n <= lp + ls || strcmp(req->path + n - ls, ALERT_TEST_SUFFIX) != 0 ||
+	    memchr(req->path + lp, '/', n - lp - ls) != NULL) {
+		api_answer(req->job, 404, xstrdup("{\"error\":\"not found\"}"),
+		    NULL, NULL);
+		return;
+	}
+	if (strcmp(req->method, "POST") != 0) {
+		api_answer(req->job, 405, xstrdup("{\"error\":\"method not "
+		    "allowed\"}"), "Allow", "POST");
+		return;
+	}
+	t = xmalloc(sizeof(*t));
+	t->job = req->job;
+	t->name = xmalloc(n - lp - ls + 1);
+	memcpy(t->name, req->path + lp, n - lp - ls);
+	t->name[n - lp - ls] = '\0';
+	api_defer(req->job, ALERT_TEST_MS);
+	rc = alert_test_start(t->name, test_answered, t);
+	if (rc != 0) {
+		api_answer(req->job, rc == WP_EAGAIN ? 503 : 404,
+		    xstrdup(rc == WP_EAGAIN ? "{\"error\":\"stopping\"}" :
+		    "{\"error\":\"no such alert section\"}"), NULL, NULL);
+		free(t->name);
+		free(t);
+	}
+}
+
 /* ---- --once ---- */
 
 static void
@@ -793,8 +878,8 @@ main(int argc, char **argv)
 	}
 	/* --once prints a table and -t the problems: only warnings and errors
 	 * go to the log (plugins loaded at start-up log their init at info). */
-	log_setup(opt.once || opt.check_only ? WP_LOG_WARN : WP_LOG_INFO,
-	    LOG_TO_STDERR);
+	log_setup(opt.once || opt.check_only || opt.test_alert ? WP_LOG_WARN :
+	    WP_LOG_INFO, LOG_TO_STDERR);
 
 	if (opt.list_types)
 		return list_types_main();
@@ -810,12 +895,25 @@ main(int argc, char **argv)
 	loader_load_dir(cfg->agent.plugin_dir);
 	loader_freeze();
 	spawn_set_max((unsigned)cfg->agent.exec_max);
-	if (opt.check_only || opt.once)
-		log_setup(opt.once ? WP_LOG_WARN : cfg->agent.log_level,
+	if (opt.check_only || opt.once || opt.test_alert)
+		log_setup(opt.check_only ? cfg->agent.log_level : WP_LOG_WARN,
 		    LOG_TO_STDERR);
 	if (pool_init(2, 32) != 0) {
 		fprintf(stderr, "watchpost: cannot start worker threads\n");
 		return 1;
+	}
+	if (opt.test_alert != NULL) {
+		/* One section, configured alone; no database. */
+		rc = alert_test_cli(cfg, opt.test_alert, &diag, stdout);
+		if (rc == WP_EINVAL) {
+			print_diag(&diag, stderr);
+			rc = 1;
+		}
+		fflush(stdout);
+		diag_free(&diag);
+		config_free(cfg);
+		finish();
+		return rc;
 	}
 	if (opt.check_only || opt.once) {
 		manager_init(NULL);
@@ -827,6 +925,9 @@ main(int argc, char **argv)
 			finish();
 			return opt.once ? 3 : 1;
 		}
+		/* Warnings the plugins and sections gave (-t shows them). */
+		if (opt.check_only && diag.warnings > 0)
+			print_diag(&diag, stderr);
 		diag_free(&diag);
 		rc = 0;
 		if (opt.check_only)
@@ -877,6 +978,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "watchpost: cannot read the alert outbox\n");
 		return 1;
 	}
+	/* GET /api/alerts lists what holds keep back, with why. */
+	alert_set_held_source(hold_held_source, NULL);
 	opmon_end(op, OP_SUCCEEDED, NULL);
 	op = opmon_begin(OPC_STARTUP, "start database writer",
 	    STARTUP_STEP_MS);
@@ -892,7 +995,9 @@ main(int argc, char **argv)
 		    .metrics_text = render_metrics,
 		    .admin = admin_handle,
 		    .silences = hold_api,
-		    .push = manager_push };
+		    .push = manager_push,
+		    .alerts_json = render_alerts,
+		    .alert_test = start_alert_test };
 		static const struct admin_hooks hooks = { admin_load,
 		    reload_apply };
 

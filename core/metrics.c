@@ -286,6 +286,48 @@ render_opmon(struct sbuf *b)
 	sample(b, "watchpost_plugin_protocol_errors_total", l, 1, s.abandoned);
 }
 
+/* Per [alert:NAME] section (a name, never a secret, is the label). */
+static void
+section_deliveries(void *arg, const struct alert_section *a)
+{
+	struct label l[2] = { { "alert", a->name }, { "outcome", "delivered" } };
+
+	sample(arg, "watchpost_alert_deliveries_total", l, 2, a->delivered);
+	l[1].value = "failed";
+	sample(arg, "watchpost_alert_deliveries_total", l, 2, a->failed);
+}
+
+static void
+section_pending(void *arg, const struct alert_section *a)
+{
+	struct label l[1] = { { "alert", a->name } };
+
+	sample(arg, "watchpost_alert_pending", l, 1, a->pending);
+}
+
+static void
+section_count(void *arg, const struct alert_section *a)
+{
+	(void)a;
+	(*(size_t *)arg)++;
+}
+
+static void
+render_alert_sections(struct sbuf *b)
+{
+	size_t n = 0;
+
+	alert_each_section(section_count, &n);
+	if (n == 0)
+		return;
+	family(b, "watchpost_alert_deliveries_total", "counter",
+	    "Alerts per section: delivered (accepted), failed (attempts).");
+	alert_each_section(section_deliveries, b);
+	family(b, "watchpost_alert_pending", "gauge",
+	    "Alerts in the outbox per section.");
+	alert_each_section(section_pending, b);
+}
+
 static void
 render_alerts(struct sbuf *b)
 {
@@ -304,6 +346,7 @@ render_alerts(struct sbuf *b)
 	family(b, "watchpost_alerts_dropped_total", "counter",
 	    "Alerts dropped because their section was removed.");
 	sample(b, "watchpost_alerts_dropped_total", NULL, 0, s.dropped);
+	render_alert_sections(b);
 }
 
 static void

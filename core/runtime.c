@@ -93,6 +93,7 @@ struct wp_op {
 	unsigned stuck : 1;       /* reported, the plugin has not returned */
 	unsigned has_pending : 1;
 	uint32_t slot;            /* handle slot, index + 1; 0: none */
+	const struct wp_alert *one_alert; /* req.alerts of a single alert */
 	/*
 	 * The large buffers last: runtime_start() zeroes only the fields above
 	 * (OP_ZEROED), as zeroing about 3 kB per check cost more instructions
@@ -718,10 +719,12 @@ refusal(const struct instance *in, char *msg, size_t len)
 }
 
 struct wp_op *
-runtime_start(struct instance *in, enum op_category cat, const char *name,
-    int64_t timeout_ms, unsigned attempt, const struct wp_alert *alert,
+runtime_start_group(struct instance *in, enum op_category cat,
+    const char *name, int64_t timeout_ms, unsigned attempt,
+    const struct wp_alert *const *alerts, size_t n_alerts,
     runtime_done_fn done, void *arg)
 {
+	const struct wp_alert *alert = n_alerts > 0 ? alerts[0] : NULL;
 	struct wp_op *op = xmalloc(sizeof(*op));
 	const struct plugin *p = in->plugin;
 	const char *why;
@@ -755,7 +758,15 @@ runtime_start(struct instance *in, enum op_category cat, const char *name,
 		.detail_size = sizeof(op->req_detail),
 		.measurements = op->req_meas,
 		.max_measurements = WP_MEASUREMENTS_MAX,
+		.alerts = n_alerts > 1 ? alerts : NULL,
+		.n_alerts = n_alerts,
 	};
+	/* A single alert's array is the operation's own: the caller's may
+	 * be a temporary (runtime_start()). */
+	if (n_alerts == 1) {
+		op->one_alert = alert;
+		op->req.alerts = &op->one_alert;
+	}
 	/* A broken plugin instance may not pile up threads or memory. */
 	if ((why = refusal(in, msg, sizeof(msg))) != NULL) {
 		refuse(op, why);
@@ -845,4 +856,13 @@ runtime_inbound(struct instance *in, const char *name,
 	done(arg, &c->r, outcome_of(&c->r));
 	free(c);
 	return WP_OK;
+}
+
+struct wp_op *
+runtime_start(struct instance *in, enum op_category cat, const char *name,
+    int64_t timeout_ms, unsigned attempt, const struct wp_alert *alert,
+    runtime_done_fn done, void *arg)
+{
+	return runtime_start_group(in, cat, name, timeout_ms, attempt, &alert,
+	    alert != NULL ? 1 : 0, done, arg);
 }

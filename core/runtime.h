@@ -23,6 +23,7 @@
 #ifndef CORE_RUNTIME_H
 #define CORE_RUNTIME_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <watchpost/plugin.h>
@@ -85,6 +86,18 @@ typedef void (*runtime_done_fn)(void *arg, const struct wp_result *res,
 struct wp_op *runtime_start(struct instance *in, enum op_category cat,
     const char *name, int64_t timeout_ms, unsigned attempt,
     const struct wp_alert *alert, runtime_done_fn done, void *arg);
+
+/*
+ * runtime_start() for alert plugins, with the alerts ALERTS[0..N_ALERTS)
+ * of one group (req->alert is ALERTS[0], req->alerts and n_alerts the
+ * whole group; plugin.h 2.1).  ALERTS and each alert are borrowed and must
+ * stay valid until done() runs (a single alert's array need not: it is
+ * copied).  runtime_start() with an alert is this with one.
+ */
+struct wp_op *runtime_start_group(struct instance *in, enum op_category cat,
+    const char *name, int64_t timeout_ms, unsigned attempt,
+    const struct wp_alert *const *alerts, size_t n_alerts,
+    runtime_done_fn done, void *arg);
 
 /* Cancel an operation from runtime_start (monitor removed, shutdown).
  * done() runs with OP_CANCELED, soon, on the loop.  NULL, or an operation

@@ -64,6 +64,10 @@ struct item {
 		} chk;
 		struct {
 			int64_t alert_id;
+			/* A group's further ids (owned; NULL: none), updated
+			 * in the same statement run as alert_id. */
+			int64_t *more_ids;
+			size_t n_more;
 			int delivered;
 			int64_t at_ms;
 			char error[256];

@@ -88,6 +88,12 @@ st_free_item(struct item *it)
 		it->u.sil.s.monitors = it->u.sil.s.comment = NULL;
 		return;
 	}
+	if (it->kind == ITEM_DELIVERY) {
+		free(it->u.dlv.more_ids);
+		it->u.dlv.more_ids = NULL;
+		it->u.dlv.n_more = 0;
+		return;
+	}
 	if (it->kind != ITEM_CHECK && it->kind != ITEM_ALERTS)
 		return;
 	for (i = 0; i < it->u.chk.n_alerts; i++)
@@ -551,16 +557,25 @@ write_item(struct store *st, const struct item *it)
 	int rc;
 
 	if (it->kind == ITEM_DELIVERY) {
-		if (it->u.dlv.delivered) {
-			sqlite3_bind_int64(st->s_delivered, 1,
-			    it->u.dlv.alert_id);
-			return st_step_done(st->s_delivered);
+		for (i = 0; i <= it->u.dlv.n_more; i++) {
+			int64_t id = i == 0 ? it->u.dlv.alert_id :
+			    it->u.dlv.more_ids[i - 1];
+
+			if (it->u.dlv.delivered) {
+				sqlite3_bind_int64(st->s_delivered, 1, id);
+				rc = st_step_done(st->s_delivered);
+			} else {
+				sqlite3_bind_int64(st->s_attempt, 1, id);
+				bind_opt_text(st->s_attempt, 2, it->u.dlv.error,
+				    sizeof(it->u.dlv.error));
+				sqlite3_bind_int64(st->s_attempt, 3,
+				    it->u.dlv.at_ms);
+				rc = st_step_done(st->s_attempt);
+			}
+			if (rc != SQLITE_OK)
+				return rc;
 		}
-		sqlite3_bind_int64(st->s_attempt, 1, it->u.dlv.alert_id);
-		bind_opt_text(st->s_attempt, 2, it->u.dlv.error,
-		    sizeof(it->u.dlv.error));
-		sqlite3_bind_int64(st->s_attempt, 3, it->u.dlv.at_ms);
-		return st_step_done(st->s_attempt);
+		return SQLITE_OK;
 	}
 	if (it->kind == ITEM_ALERTS)
 		return write_outbox(st, it->u.chk.alerts, it->u.chk.n_alerts);
@@ -1694,6 +1709,8 @@ store_submit_delivery(struct store *st, int64_t alert_id, int delivered,
 		return WP_EAGAIN;
 	}
 	it = push(st, ITEM_DELIVERY);
+	it->u.dlv.more_ids = NULL;
+	it->u.dlv.n_more = 0;
 	it->u.dlv.alert_id = alert_id;
 	it->u.dlv.delivered = delivered ? 1 : 0;
 	it->u.dlv.at_ms = now;
@@ -1865,6 +1882,33 @@ store_submit_hold(struct store *st, const struct store_hold *h, int remove)
 	it = push(st, ITEM_HOLD);
 	it->u.hold.h = *h;
 	it->u.hold.remove = remove ? 1 : 0;
+	pthread_mutex_unlock(&st->mu);
+	return 0;
+}
+
+int
+store_submit_deliveries(struct store *st, const int64_t *ids, size_t n,
+    int delivered, const char *error)
+{
+	struct item *it;
+	int64_t now = wall_ms();
+
+	if (st == NULL || n == 0)
+		return WP_EINVAL;
+	pthread_mutex_lock(&st->mu);
+	if (make_room(st, 0) != 0) {
+		pthread_mutex_unlock(&st->mu);
+		return WP_EAGAIN;
+	}
+	it = push(st, ITEM_DELIVERY);
+	it->u.dlv.alert_id = ids[0];
+	it->u.dlv.n_more = n - 1;
+	it->u.dlv.more_ids = n > 1 ? xmalloc((n - 1) * sizeof(*ids)) : NULL;
+	if (n > 1)
+		memcpy(it->u.dlv.more_ids, ids + 1, (n - 1) * sizeof(*ids));
+	it->u.dlv.delivered = delivered ? 1 : 0;
+	it->u.dlv.at_ms = now;
+	str_copy(it->u.dlv.error, sizeof(it->u.dlv.error), error);
 	pthread_mutex_unlock(&st->mu);
 	return 0;
 }

@@ -803,7 +803,7 @@ store_load_pending(struct store *st, struct store_pending_alert **out,
 	*n = 0;
 	pthread_mutex_lock(&st->rmu);
 	if (sqlite3_prepare_v2(st->rdb, "SELECT id, monitor_id, alert_name, "
-	    "payload, attempts, created_ms FROM outbox ORDER BY id", -1, &s,
+	    "payload, attempts, created_ms, last_error FROM outbox ORDER BY id", -1, &s,
 	    NULL) != SQLITE_OK)
 		goto fail;
 	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
@@ -824,6 +824,8 @@ store_load_pending(struct store *st, struct store_pending_alert **out,
 		e->payload = xstrdup(p != NULL ? p : "");
 		e->attempts = sqlite3_column_int(s, 4);
 		e->created_ms = sqlite3_column_int64(s, 5);
+		str_copy(e->last_error, sizeof(e->last_error),
+		    (const char *)sqlite3_column_text(s, 6));
 	}
 	if (step != SQLITE_DONE)
 		goto fail;

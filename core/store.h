@@ -121,6 +121,7 @@ struct store_pending_alert {
 	char *payload;          /* owned by the array; store_free_pending */
 	int attempts;
 	int64_t created_ms;
+	char last_error[256];   /* the last failed attempt's; "" none */
 };
 
 struct store_stats {
@@ -226,6 +227,11 @@ int store_submit(struct store *st, const struct store_check *c,
  * Queued like a state change (never shed). */
 int store_submit_delivery(struct store *st, int64_t alert_id, int delivered,
     const char *error);
+/* The same for the N rows IDS of one group delivery (copied), as one
+ * queue item: they are updated in one transaction.  0, WP_EAGAIN (queue
+ * full) or WP_EINVAL (N is 0). */
+int store_submit_deliveries(struct store *st, const int64_t *ids, size_t n,
+    int delivered, const char *error);
 
 /*
  * Delete checks older than cutoff_ms, and their measurements, in chunks of

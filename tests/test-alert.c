@@ -17,6 +17,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <cmocka.h>
 #include <uv.h>
 
@@ -33,6 +35,7 @@
 
 static char tmpdir[] = "/tmp/wp-alert.XXXXXX";
 static char status_path[4200], record_path[4200], accepted_path[4200];
+static char plugdir[4200], grec_path[4200], gstatus_path[4200];
 static struct server srv;
 static struct store *st;
 
@@ -269,6 +272,330 @@ test_unknown_rows_ignored(void **state)
 	assert_int_equal(alert_in_flight(), 0);
 }
 
+/* Copy plugin NAME from folder DIR into plugdir (0644). */
+static int
+copy_plugin(const char *dir, const char *name)
+{
+	char src[8400], dst[8400], buf[65536];
+	FILE *in, *out;
+	size_t n;
+	int rc = 0;
+
+	snprintf(src, sizeof(src), "%s/%s", dir, name);
+	snprintf(dst, sizeof(dst), "%s/%s", plugdir, name);
+	if ((in = fopen(src, "rb")) == NULL)
+		return -1;
+	if ((out = fopen(dst, "wb")) == NULL) {
+		fclose(in);
+		return -1;
+	}
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		if (fwrite(buf, 1, n, out) != n)
+			rc = -1;
+	fclose(in);
+	if (fclose(out) != 0)
+		rc = -1;
+	return rc == 0 ? chmod(dst, 0644) : rc;
+}
+
+/* What alert_target_of() makes of a section with KEY = VALUE lines. */
+static char *
+target_of(const char *k1, const char *v1, const char *k2, const char *v2)
+{
+	struct cfg_kv kv[2] = { { .key = k1, .value = v1 },
+		{ .key = k2, .value = v2 } };
+	struct cfg_section s = { .name = "m", .kv = kv,
+		.n_kv = k2 != NULL ? 2 : 1 };
+
+	return alert_target_of(&s);
+}
+
+static void
+expect_target(char *got, const char *want)
+{
+	if (want == NULL)
+		assert_null(got);
+	else
+		assert_string_equal(got, want);
+	free(got);
+}
+
+/* Targets lose their credentials: userinfo, query, fragment. */
+static void
+test_target_of(void **state)
+{
+	(void)state;
+	expect_target(target_of("url",
+	    "https://user:pw@example.org:8443/health?token=x#frag", NULL, NULL),
+	    "https://example.org:8443/health");
+	expect_target(target_of("url", "http://a@b@host/p@q", NULL, NULL),
+	    "http://host/p@q");
+	expect_target(target_of("url", "http://example.org?key=s", NULL, NULL),
+	    "http://example.org");
+	expect_target(target_of("url", "http://example.org#x", NULL, NULL),
+	    "http://example.org");
+	expect_target(target_of("host", "db.local", "port", "5432"),
+	    "db.local:5432");
+	expect_target(target_of("port", "80", "host", "::1"), "[::1]:80");
+	expect_target(target_of("host", "db.local", NULL, NULL), "db.local");
+	expect_target(target_of("url_file", "/etc/secret-url", NULL, NULL),
+	    NULL);
+	expect_target(target_of("keyword", "x", NULL, NULL), NULL);
+}
+
+/* The outcome of monitor ID going PREV -> NOW at START_MS, about the
+ * episode that began at SINCE_MS (the manager's since), to section NAME,
+ * alerting as the default alert_on says, with REPEAT and FLAGS: its one
+ * row (payload NULL when it does not alert). */
+static struct store_alert
+raise_full(int64_t id, enum mstate prev, enum mstate now, int64_t start_ms,
+    int64_t since_ms, const char *name, unsigned repeat, unsigned flags)
+{
+	struct wp_result r = WP_RESULT_INIT;
+	struct outcome o = { .monitor_id = id, .monitor = "m", .type = "tcp",
+		.result = &r, .previous = prev, .state = now, .check = now,
+		.changed = prev != now, .attempts = 1, .started_ms = start_ms,
+		.since_ms = since_ms, .repeat = repeat, .alert_flags = flags,
+		.alert = mstate_alerts(prev, now) || repeat > 0 };
+	char *names[] = { (char *)name };
+	struct store_alert *rows, row = { 0 };
+	size_t n;
+
+	r.reason = now == ST_UP ? WP_REASON_OK : WP_REASON_REFUSED;
+	r.detail = now == ST_UP ? NULL : "refused";
+	rows = alert_raise(&o, 0, names, 1, &n);
+	if (n == 1)
+		row = rows[0];
+	free(rows);
+	return row;
+}
+
+static struct store_alert
+raise_to(int64_t id, enum mstate prev, enum mstate now, int64_t start_ms,
+    int64_t since_ms, const char *name)
+{
+	return raise_full(id, prev, now, start_ms, since_ms, name, 0, 0);
+}
+
+/* The payload carries the 2.1 fields: since, repeat and flags as the
+ * outcome gives them, the agent's name; the plugin gets them too. */
+static void
+test_fields_21(void **state)
+{
+	struct store_alert down, up, rem;
+
+	(void)state;
+	unlink(grec_path);
+	down = raise_to(40, ST_UP, ST_DOWN, 5000, 5000, "grp");
+	assert_non_null(down.payload);
+	assert_non_null(strstr(down.payload, "\"since_ms\":5000"));
+	assert_non_null(strstr(down.payload, "\"agent\":\"unit-agent\""));
+	assert_non_null(strstr(down.payload, "\"repeat\":0"));
+	assert_non_null(strstr(down.payload, "\"flags\":0"));
+	/* Still down a while later: no alert. */
+	assert_null(raise_to(40, ST_DOWN, ST_DOWN, 6000, 5000, "grp").payload);
+	/* A reminder, flagged as an escalation's (never released). */
+	rem = raise_full(41, ST_DOWN, ST_DOWN, 7000, 3000, "grp", 2,
+	    WP_ALERT_ESCALATION);
+	assert_non_null(rem.payload);
+	assert_non_null(strstr(rem.payload, "\"repeat\":2"));
+	assert_non_null(strstr(rem.payload, "\"flags\":2"));
+	assert_non_null(strstr(rem.payload, "\"since_ms\":3000"));
+	free(rem.payload);
+	/* The recovery, about the outage that began at 5000. */
+	up = raise_to(40, ST_DOWN, ST_UP, 9000, 5000, "grp");
+	assert_non_null(up.payload);
+	assert_non_null(strstr(up.payload, "\"since_ms\":5000"));
+	assert_non_null(strstr(up.payload, "\"state\":\"up\""));
+	alert_released(&down, 1);
+	alert_released(&up, 1);
+	/* Down then up of one monitor: two groups, in order. */
+	run_until(grec_path, "op ", 2);
+	assert_int_equal(count_lines(grec_path, "agent=unit-agent"), 2);
+	assert_int_equal(count_lines(grec_path, "since_us=5000000 "), 2);
+	free(down.payload);
+	free(up.payload);
+}
+
+/* group_window: five monitors' alerts released within the window are
+ * one operation, oldest first, each with its own id. */
+static void
+test_group_window(void **state)
+{
+	struct store_alert rows[5];
+	char want[64];
+	size_t i;
+
+	(void)state;
+	unlink(grec_path);
+	for (i = 0; i < 5; i++)
+		rows[i] = raise_to(50 + (int64_t)i, ST_UP, ST_DOWN, 1000, 1000,
+		    "grp");
+	/* Released newest first: still sent oldest first. */
+	for (i = 5; i > 0; i--)
+		alert_released(&rows[i - 1], 1);
+	run_until(grec_path, "alert ", 5);
+	assert_int_equal(count_lines(grec_path, "op n=5 attempt=0"), 1);
+	assert_int_equal(count_lines(grec_path, "op "), 1);
+	for (i = 0; i < 5; i++) {
+		snprintf(want, sizeof(want), "id=%lld ",
+		    (long long)rows[i].id);
+		assert_int_equal(count_lines(grec_path, want), 1);
+		free(rows[i].payload);
+	}
+}
+
+/* A group that fails is retried whole; a monitor's next alert waits for
+ * the group holding its previous one, then goes in a later group. */
+static void
+test_group_order_and_retry(void **state)
+{
+	struct store_alert a, b, c;
+	struct alert_stats before, after;
+
+	(void)state;
+	unlink(grec_path);
+	write_file(gstatus_path, "busy\n");
+	alert_get_stats(&before);
+	a = raise_to(60, ST_UP, ST_DOWN, 1000, 1000, "grp");
+	c = raise_to(61, ST_UP, ST_DOWN, 1000, 1000, "grp");
+	b = raise_to(60, ST_DOWN, ST_UP, 2000, 2000, "grp");
+	alert_released(&b, 1);
+	alert_released(&c, 1);
+	alert_released(&a, 1);
+	/* Refused until two failed attempts of the group (a and c). */
+	{
+		uv_timer_t guard;
+		int turns = 0;
+
+		uv_timer_init(main_loop, &guard);
+		uv_timer_start(&guard, guard_cb, 20, 20);
+		do {
+			assert_true(++turns < 400);
+			uv_run(main_loop, UV_RUN_ONCE);
+			alert_get_stats(&after);
+		} while (after.failed_attempts < before.failed_attempts + 4);
+		uv_timer_stop(&guard);
+		uv_close((uv_handle_t *)&guard, NULL);
+	}
+	assert_int_equal(count_lines(grec_path, NULL), 0);
+	unlink(gstatus_path);
+	run_until(grec_path, "op ", 2);
+	/* First the group of a and c (retried: attempt > 0), then b. */
+	assert_int_equal(count_lines(grec_path, "op n=2 attempt=0"), 0);
+	assert_int_equal(count_lines(grec_path, "op n=2 attempt="), 1);
+	assert_int_equal(count_lines(grec_path, "op n=1 attempt=0"), 1);
+	assert_int_equal(count_lines(grec_path, "state=up"), 1);
+	{
+		char line[512];
+		FILE *f = fopen(grec_path, "r");
+		int seen_up_after_op2 = 0, ops = 0;
+
+		assert_non_null(f);
+		while (fgets(line, sizeof(line), f) != NULL) {
+			if (strncmp(line, "op ", 3) == 0)
+				ops++;
+			if (strstr(line, "state=up") != NULL)
+				seen_up_after_op2 = ops == 2;
+		}
+		fclose(f);
+		assert_true(seen_up_after_op2);
+	}
+	free(a.payload);
+	free(b.payload);
+	free(c.payload);
+}
+
+struct answer {
+	int done, ok;
+	char text[256];
+};
+
+static void
+answered(void *arg, int ok, const char *text)
+{
+	struct answer *a = arg;
+
+	a->done = 1;
+	a->ok = ok;
+	snprintf(a->text, sizeof(a->text), "%s", text);
+}
+
+/* A test alert goes out of band: no outbox row, flag set, the answer. */
+static void
+test_test_alert(void **state)
+{
+	struct answer ans = { 0 };
+	struct alert_stats before, after;
+	uv_timer_t guard;
+	int turns = 0;
+
+	(void)state;
+	unlink(grec_path);
+	alert_get_stats(&before);
+	assert_int_equal(alert_test_start("nosuch", answered, &ans),
+	    WP_EINVAL);
+	assert_int_equal(alert_test_start("grp", answered, &ans), 0);
+	uv_timer_init(main_loop, &guard);
+	uv_timer_start(&guard, guard_cb, 20, 20);
+	while (!ans.done) {
+		assert_true(++turns < 400);
+		uv_run(main_loop, UV_RUN_ONCE);
+	}
+	uv_timer_stop(&guard);
+	uv_close((uv_handle_t *)&guard, NULL);
+	assert_true(ans.ok);
+	assert_string_equal(ans.text, "delivered: recorded 1");
+	assert_int_equal(count_lines(grec_path, "monitor=watchpost-test "
+	    "state=down"), 1);
+	assert_int_equal(count_lines(grec_path, "flags=1 "), 1);
+	alert_get_stats(&after);
+	assert_int_equal(after.pending, before.pending);
+	assert_int_equal(after.delivered, before.delivered);
+	/* Refused: ok 0, the plugin's detail. */
+	write_file(gstatus_path, "nope\n");
+	ans.done = 0;
+	turns = 0;
+	assert_int_equal(alert_test_start("grp", answered, &ans), 0);
+	uv_timer_start(&guard, guard_cb, 20, 20);
+	while (!ans.done) {
+		assert_true(++turns < 400);
+		uv_run(main_loop, UV_RUN_ONCE);
+	}
+	unlink(gstatus_path);
+	assert_false(ans.ok);
+	assert_string_equal(ans.text, "failed: status: refused: nope");
+}
+
+static void
+count_sections(void *arg, const struct alert_section *s)
+{
+	if (strcmp(s->name, "grp") == 0)
+		*(uint64_t *)arg = s->delivered;
+}
+
+/* GET /api/alerts: the pending rows and the recent deliveries. */
+static void
+test_api_json(void **state)
+{
+	uint64_t grp_delivered = 0;
+	char *body;
+
+	(void)state;
+	body = alert_api_json();
+	assert_non_null(body);
+	/* test_twenty_sections' rows wait for sections that do not exist. */
+	assert_non_null(strstr(body, "\"alert\":\"s01\""));
+	assert_non_null(strstr(body, "\"next_attempt\":null"));
+	assert_non_null(strstr(body, "\"held\":[]"));
+	assert_non_null(strstr(body, "\"delivered\":[{"));
+	assert_null(strstr(body, "127.0.0.1:"));  /* no section URL */
+	free(body);
+	alert_each_section(count_sections, &grp_delivered);
+	/* fields_21 (2), group_window (5), order_and_retry (3). */
+	assert_int_equal(grp_delivered, 10);
+}
+
 static struct config *
 config_from(const char *text)
 {
@@ -280,8 +607,7 @@ config_from(const char *text)
 	snprintf(path, sizeof(path), "%s/test.ini", tmpdir);
 	write_file(path, text);
 	diag_init(&diag, path);
-	rc = config_load(path, getenv("WP_PLUGIN_DIR"), loader_lookup, NULL,
-	    &diag, &cfg);
+	rc = config_load(path, plugdir, loader_lookup, NULL, &diag, &cfg);
 	if (rc != 0)
 		fprintf(stderr, "%s", diag.text ? diag.text : "?\n");
 	diag_free(&diag);
@@ -294,7 +620,7 @@ setup(void **state)
 {
 	const char *args[] = { "--record", record_path, "--hook-status-file",
 		status_path, "--accepted", accepted_path, NULL };
-	char ini[8192], db[4200], err[256];
+	char ini[16384], db[4200], err[256];
 	struct config *cfg;
 	struct wp_diag diag;
 	void *prepared = NULL;
@@ -306,9 +632,11 @@ setup(void **state)
 	assert_int_equal(store_open(db, 1024, &st, err, sizeof(err)), 0);
 	assert_int_equal(store_start(st), 0);
 	assert_int_equal(alert_init(st), 0);
-	snprintf(ini, sizeof(ini), "[agent]\nlisten = off\n"
+	snprintf(ini, sizeof(ini), "[agent]\nlisten = off\nname = unit-agent\n"
 	    "[alert:hook]\ntype = webhook\nurl = http://127.0.0.1:%d/hook\n"
-	    "timeout = 5s\n", srv.port);
+	    "timeout = 5s\n"
+	    "[alert:grp]\ntype = grouprec\nrecord = %s\nstatus_path = %s\n"
+	    "group_window = 100ms\n", srv.port, grec_path, gstatus_path);
 	cfg = config_from(ini);
 	diag_init(&diag, cfg->file);
 	assert_int_equal(alert_prepare(cfg, &diag, &prepared), 0);
@@ -338,17 +666,34 @@ main(void)
 		cmocka_unit_test(test_backoff_blocks_chain),
 		cmocka_unit_test(test_unknown_rows_ignored),
 		cmocka_unit_test(test_twenty_sections),
+		cmocka_unit_test(test_target_of),
+		cmocka_unit_test(test_fields_21),
+		cmocka_unit_test(test_group_window),
+		cmocka_unit_test(test_group_order_and_retry),
+		cmocka_unit_test(test_test_alert),
+		cmocka_unit_test(test_api_json),
 	};
-	char path[4200];
+	char path[8400];
 	int rc;
 
-	if (getenv("WP_PLUGIN_DIR") == NULL || mkdtemp(tmpdir) == NULL) {
+	if (getenv("WP_PLUGIN_DIR") == NULL ||
+	    getenv("WP_TEST_PLUGIN_DIR") == NULL || mkdtemp(tmpdir) == NULL) {
 		fprintf(stderr, "WP_PLUGIN_DIR not set, or no temporary folder\n");
 		return 1;
 	}
 	snprintf(status_path, sizeof(status_path), "%s/status", tmpdir);
 	snprintf(record_path, sizeof(record_path), "%s/record", tmpdir);
 	snprintf(accepted_path, sizeof(accepted_path), "%s/accepted", tmpdir);
+	snprintf(grec_path, sizeof(grec_path), "%s/grec", tmpdir);
+	snprintf(gstatus_path, sizeof(gstatus_path), "%s/gstatus", tmpdir);
+	/* One plugin folder with the webhook and the grouping test plugin. */
+	snprintf(plugdir, sizeof(plugdir), "%s/plugins", tmpdir);
+	if (mkdir(plugdir, 0755) != 0 ||
+	    copy_plugin(getenv("WP_PLUGIN_DIR"), "alert-webhook.so") != 0 ||
+	    copy_plugin(getenv("WP_TEST_PLUGIN_DIR"), "alert-grouprec.so") != 0) {
+		fprintf(stderr, "cannot make the plugin folder\n");
+		return 1;
+	}
 	/* Retries 1 ms apart at most: back-off is counted, not timed. */
 	setenv("WATCHPOST_ALERT_BACKOFF_MAX_MS", "1", 1);
 	host_loop_init();
@@ -362,6 +707,13 @@ main(void)
 	unlink(status_path);
 	unlink(record_path);
 	unlink(accepted_path);
+	unlink(grec_path);
+	unlink(gstatus_path);
+	snprintf(path, sizeof(path), "%s/alert-webhook.so", plugdir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/alert-grouprec.so", plugdir);
+	unlink(path);
+	rmdir(plugdir);
 	snprintf(path, sizeof(path), "%s/test.ini", tmpdir);
 	unlink(path);
 	snprintf(path, sizeof(path), "%s/wp.db", tmpdir);
