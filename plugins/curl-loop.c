@@ -766,3 +766,31 @@ curlloop_cancel_result(struct curlloop_plugin *st, struct curlloop_xfer *x,
 	res->detail = detail;
 	res->latency_us = st->host->now_us() - started_us;
 }
+
+/*
+ * A CA file (http's and tls's ca_file) must be readable and hold a PEM
+ * certificate: judged at -t, not by the first check.  NULL, or a message
+ * in BUF.
+ */
+const char *
+curlloop_check_pem(const char *path, char *buf, size_t len)
+{
+	static const char begin[] = "-----BEGIN CERTIFICATE-----";
+	char line[256];
+	FILE *f;
+	int found = 0, n = 0;
+
+	if ((f = fopen(path, "re")) == NULL) {
+		snprintf(buf, len, "cannot read %s: %s", path, strerror(errno));
+		return buf;
+	}
+	/* A bundle may start with comments; a certificate is near the top
+	 * of any real one. */
+	while (!found && n++ < 100000 && fgets(line, sizeof(line), f) != NULL)
+		found = strncmp(line, begin, sizeof(begin) - 1) == 0;
+	fclose(f);
+	if (found)
+		return NULL;
+	snprintf(buf, len, "%s holds no PEM certificate (%s)", path, begin);
+	return buf;
+}

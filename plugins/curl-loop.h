@@ -140,4 +140,9 @@ void curlloop_cancel_result(struct curlloop_plugin *st, struct curlloop_xfer *x,
     int64_t started_us, char *detail, size_t len, struct wp_result *res);
 void curlloop_plugin_fini(void *state);
 
+/* PATH must be readable and hold a PEM certificate ("-----BEGIN
+ * CERTIFICATE-----"): the -t check of http's and tls's ca_file.  NULL, or
+ * a message (naming PATH) in BUF. */
+const char *curlloop_check_pem(const char *path, char *buf, size_t len);
+
 #endif

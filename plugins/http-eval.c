@@ -139,7 +139,7 @@ httpeval_eval_body(struct httpeval_eval *ev, long code, const char *p,
 		return 1;
 	if (ev->want.needle == NULL && ev->avoid.needle == NULL)
 		return 1;
-	take = HTTPEVAL_BODY_LIMIT - ev->body_bytes;
+	take = httpeval_body_limit(ev) - ev->body_bytes;
 	if (take > n)
 		take = n;
 	match_feed(&ev->want, p, take);
@@ -149,7 +149,7 @@ httpeval_eval_body(struct httpeval_eval *ev, long code, const char *p,
 		return 1;
 	if (ev->avoid.needle == NULL && ev->want.found)
 		return 1;
-	return ev->body_bytes >= HTTPEVAL_BODY_LIMIT;
+	return ev->body_bytes >= httpeval_body_limit(ev);
 }
 
 int
@@ -242,4 +242,10 @@ httpeval_parse_asn1_time(const char *s)
 		return 0;
 	t = timegm(&tm);
 	return t == (time_t)-1 ? 0 : (int64_t)t;
+}
+
+size_t
+httpeval_body_limit(const struct httpeval_eval *ev)
+{
+	return ev->body_limit > 0 ? ev->body_limit : HTTPEVAL_BODY_LIMIT;
 }

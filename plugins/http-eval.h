@@ -56,8 +56,12 @@ struct httpeval_eval {
 	const struct httpeval_status *status;
 	struct httpeval_match want;   /* keyword */
 	struct httpeval_match avoid;  /* keyword_absent */
-	size_t body_bytes;           /* bytes searched, <= HTTPEVAL_BODY_LIMIT */
+	size_t body_bytes;           /* bytes searched, <= the limit */
+	size_t body_limit;           /* max_body; 0: HTTPEVAL_BODY_LIMIT */
 };
+
+/* The body bytes EV reads at most: its body_limit, or the default. */
+size_t httpeval_body_limit(const struct httpeval_eval *ev);
 
 /* NEEDLE: NULL, or a non-empty string of at most HTTPEVAL_KEYWORD_MAX
  * bytes, borrowed for the match's life. */

@@ -4,7 +4,7 @@
  * Asynchronous: every check is one libcurl easy handle in the plugin's multi
  * handle, driven by the host's loop (curl-loop.c), so many checks are in
  * flight at once without a thread each.  The body is read to its end, at
- * most HTTPEVAL_BODY_LIMIT bytes of it, and searched for the keywords as it
+ * most max_body bytes of it, and searched for the keywords as it
  * streams (see http_body for when reading stops early).
  *
  * Secrets: the URL (userinfo, query) and header values may carry
@@ -13,6 +13,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,18 @@
 #include "http-eval.h"
 
 #define HTTP_MAX_REDIRS 10L
+#define HTTP_MAX_BODY_MAX (64 * 1024 * 1024) /* max_body's bound, bytes */
+
+/* ip_version's values, and what each asks curl for. */
+static const char *const http_ip_versions[] = { "any", "4", "6", NULL };
+static const long http_ipresolve[] = {
+	CURL_IPRESOLVE_WHATEVER, CURL_IPRESOLVE_V4, CURL_IPRESOLVE_V6
+};
+
+/* proxy's schemes. */
+static const char *const http_proxy_schemes[] = {
+	"http", "https", "socks5", "socks5h", NULL
+};
 
 /* The methods, in the order of the method key's values. */
 enum http_method {
@@ -47,6 +60,12 @@ struct http_conf {
 	int follow_redirects;
 	int verify_tls;
 	int keepalive;
+	const char *ca_file;      /* NULL: the system's trust store */
+	const char *client_cert;  /* mTLS: PEM certificate (with client_key) */
+	const char *client_key;
+	int ip_version;           /* index in http_ip_versions; -1: any */
+	const char *proxy;        /* NULL: none; may carry credentials */
+	int64_t max_body;         /* body bytes read at most */
 };
 
 /*
@@ -80,8 +99,8 @@ struct http_op {
  * passing on its first bytes; a kept connection is then reusable too.
  * Two exceptions end the transfer early (1): a verdict that is already a
  * failure (a wrong status, keyword_absent found), which the rest cannot
- * change, and a body past HTTPEVAL_BODY_LIMIT, whose rest is not read:
- * the verdict is then that of its first HTTPEVAL_BODY_LIMIT bytes.
+ * change, and a body past max_body, whose rest is not read: the verdict
+ * is then that of its first max_body bytes.
  */
 static int
 http_body(struct curlloop_xfer *x, const char *p, size_t n)
@@ -96,7 +115,7 @@ http_body(struct curlloop_xfer *x, const char *p, size_t n)
 		if (o->known && httpeval_eval_failed(&o->ev, code))
 			return 1;
 	}
-	return o->body_read > HTTPEVAL_BODY_LIMIT;
+	return o->body_read > httpeval_body_limit(&o->ev);
 }
 
 /* notAfter of the leaf certificate, or 0 (plain http, no certinfo). */
@@ -175,6 +194,21 @@ http_release(void *state, void *inst)
 	free(in);
 }
 
+/* The key file must be readable at -t (its contents are a secret: never
+ * read into a message).  NULL, or a message naming PATH in BUF. */
+static const char *
+check_readable(const char *path, char *buf, size_t len)
+{
+	FILE *f;
+
+	if ((f = fopen(path, "re")) == NULL) {
+		snprintf(buf, len, "cannot read %s: %s", path, strerror(errno));
+		return buf;
+	}
+	fclose(f);
+	return NULL;
+}
+
 /* keyword and keyword_absent: a text the body is searched for. */
 static const char *
 check_keyword(const char *s)
@@ -202,6 +236,7 @@ http_configure(void *state, const struct wp_section *sec, const void *conf,
 	struct curl_slist *l;
 	const char *why;
 	size_t i;
+	char msg[700];
 	int bad = 0, rc = 0;
 
 	if ((in = calloc(1, sizeof(*in))) == NULL)
@@ -250,6 +285,26 @@ http_configure(void *state, const struct wp_section *sec, const void *conf,
 		    "keyword and keyword_absent need a body; HEAD reads none");
 		bad = 1;
 	}
+	if (c->ca_file != NULL &&
+	    curlloop_check_pem(c->ca_file, msg, sizeof(msg)) != NULL) {
+		h->config_error(sec, "ca_file", "%s", msg);
+		bad = 1;
+	}
+	if ((c->client_cert == NULL) != (c->client_key == NULL)) {
+		h->config_error(sec, c->client_cert == NULL ? "client_key" :
+		    "client_cert", "client_cert and client_key go together");
+		bad = 1;
+	}
+	if (c->client_cert != NULL &&
+	    curlloop_check_pem(c->client_cert, msg, sizeof(msg)) != NULL) {
+		h->config_error(sec, "client_cert", "%s", msg);
+		bad = 1;
+	}
+	if (c->client_key != NULL && (why = check_readable(c->client_key,
+	    msg, sizeof(msg))) != NULL) {
+		h->config_error(sec, "client_key", "%s", why);
+		bad = 1;
+	}
 	if (bad) {
 		rc = WP_EINVAL;
 		goto fail;
@@ -294,6 +349,7 @@ http_start(void *inst, const struct wp_request *req, void **opstate)
 	o->known = 0;
 	o->ev.status = &in->status;
 	o->ev.body_bytes = 0;
+	o->ev.body_limit = (size_t)c->max_body;
 	o->detail = req->detail;
 	o->detail_size = req->detail_size;
 	httpeval_match_init(&o->ev.want, c->keyword);
@@ -308,6 +364,19 @@ http_start(void *inst, const struct wp_request *req, void **opstate)
 	bad |= curl_easy_setopt(e, CURLOPT_MAXREDIRS, HTTP_MAX_REDIRS) !=
 	    CURLE_OK;
 	bad |= curl_easy_setopt(e, CURLOPT_CERTINFO, 1L) != CURLE_OK;
+	if (c->ca_file != NULL)
+		bad |= curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file) !=
+		    CURLE_OK;
+	if (c->client_cert != NULL) {
+		bad |= curl_easy_setopt(e, CURLOPT_SSLCERT, c->client_cert) !=
+		    CURLE_OK;
+		bad |= curl_easy_setopt(e, CURLOPT_SSLKEY, c->client_key) !=
+		    CURLE_OK;
+	}
+	bad |= curl_easy_setopt(e, CURLOPT_IPRESOLVE,
+	    http_ipresolve[c->ip_version > 0 ? c->ip_version : 0]) != CURLE_OK;
+	if (c->proxy != NULL)
+		bad |= curl_easy_setopt(e, CURLOPT_PROXY, c->proxy) != CURLE_OK;
 	if (in->method == HTTP_HEAD)
 		bad |= curl_easy_setopt(e, CURLOPT_NOBODY, 1L) != CURLE_OK;
 	else if (in->method != HTTP_GET)
@@ -374,6 +443,24 @@ static const struct wp_key http_keys[] = {
 	{ WP_KEY(WP_KT_BOOL, "keepalive", struct http_conf, keepalive),
 	    .def = "false", .help = "reuse an idle connection to the same "
 	    "host and port (false: a new connection per check)" },
+	{ WP_KEY(WP_KT_PATH, "ca_file", struct http_conf, ca_file),
+	    .help = "PEM file of CA certificates to trust instead of the "
+	    "system's store" },
+	{ WP_KEY(WP_KT_PATH, "client_cert", struct http_conf, client_cert),
+	    .help = "PEM client certificate for mutual TLS (with client_key)" },
+	{ WP_KEY(WP_KT_PATH, "client_key", struct http_conf, client_key),
+	    .help = "PEM private key of client_cert" },
+	{ WP_KEY(WP_KT_ENUM, "ip_version", struct http_conf, ip_version),
+	    .values = http_ip_versions,
+	    .help = "connect over IPv4 (4), IPv6 (6) or either (any, default)" },
+	{ WP_KEY(WP_KT_URL, "proxy", struct http_conf, proxy),
+	    .values = http_proxy_schemes,
+	    .help = "proxy URL: http://, https://, socks5://, socks5h:// "
+	    "(no message quotes it: it may hold credentials)" },
+	{ WP_KEY(WP_KT_INT, "max_body", struct http_conf, max_body),
+	    .def = "1048576", .min = 1, .max = HTTP_MAX_BODY_MAX,
+	    .help = "body bytes read at most; the verdict is that of the "
+	    "first max_body bytes (default 1048576)" },
 };
 
 WP_CHECK_PLUGIN(http,

@@ -268,33 +268,6 @@ url_host(const char *host, char *buf, size_t len)
 	return buf;
 }
 
-/*
- * The CA file must be readable and hold a PEM certificate: judged at -t,
- * not by the first check.  NULL, or a message in BUF.
- */
-static const char *
-check_ca_file(const char *path, char *buf, size_t len)
-{
-	static const char begin[] = "-----BEGIN CERTIFICATE-----";
-	char line[256];
-	FILE *f;
-	int found = 0, n = 0;
-
-	if ((f = fopen(path, "re")) == NULL) {
-		snprintf(buf, len, "cannot read %s: %s", path, strerror(errno));
-		return buf;
-	}
-	/* A bundle may start with comments; a certificate is near the top
-	 * of any real one. */
-	while (!found && n++ < 100000 && fgets(line, sizeof(line), f) != NULL)
-		found = strncmp(line, begin, sizeof(begin) - 1) == 0;
-	fclose(f);
-	if (found)
-		return NULL;
-	snprintf(buf, len, "%s holds no PEM certificate (%s)", path, begin);
-	return buf;
-}
-
 static int
 tls_configure(void *state, const struct wp_section *sec, const void *conf,
     void **instp)
@@ -308,7 +281,7 @@ tls_configure(void *state, const struct wp_section *sec, const void *conf,
 
 	*instp = NULL;
 	if (c->ca_file != NULL &&
-	    check_ca_file(c->ca_file, map, sizeof(map)) != NULL) {
+	    curlloop_check_pem(c->ca_file, map, sizeof(map)) != NULL) {
 		st->host->config_error(sec, "ca_file", "%s", map);
 		return WP_EINVAL;
 	}

@@ -978,6 +978,56 @@ test_concurrent_cancel(void **state)
 	mock_release(mp, inst);
 }
 
+/* max_body: the verdict is that of the first max_body bytes. */
+static void
+test_max_body(void **state)
+{
+	const char *u = url_for(&plain, 0, "/body/aaaaaaaaaaXYZ");
+	const char *small[] = { "url", u, "keyword", "XYZ", "max_body", "5",
+		NULL };
+	const char *fits[] = { "url", u, "keyword", "XYZ", "max_body", "13",
+		NULL };
+	const char *huge[] = { "url", url_for(&plain, 0, "/huge?bytes=5000000"),
+		"keyword", "never-there", "max_body", "3000", NULL };
+	struct mock_result r;
+
+	(void)state;
+	run(small, 5000, &r);
+	expect_fail(&r, WP_REASON_KEYWORD, "not found in first 5 bytes");
+	run(fits, 5000, &r);
+	expect_ok(&r);
+	run(huge, 10000, &r);
+	expect_fail(&r, WP_REASON_KEYWORD, "not found in first 3000 bytes");
+	assert_int_equal(r.timed_out, 0);
+}
+
+/* ca_file: the test certificate is its own CA (CA:TRUE, 127.0.0.1). */
+static void
+test_ca_file(void **state)
+{
+	static char ca[4096];
+	const char *u = url_for(&tls, 1, "/status/200");
+	const char *with[] = { "url", u, "ca_file", ca, NULL };
+	const char *without[] = { "url", u, NULL };
+	const char *v6[] = { "url", url_for(&plain, 0, "/status/200"),
+		"ip_version", "6", NULL };
+	const char *v4[] = { "url", url_for(&plain, 0, "/status/200"),
+		"ip_version", "4", NULL };
+	struct mock_result r;
+
+	(void)state;
+	snprintf(ca, sizeof(ca), "%s/tests/data/test-cert.pem",
+	    getenv("abs_top_srcdir"));
+	run(with, 5000, &r);
+	expect_ok(&r);
+	run(without, 5000, &r);
+	expect_fail(&r, WP_REASON_TLS, "");
+	run(v4, 5000, &r);
+	expect_ok(&r);
+	run(v6, 5000, &r);
+	assert_int_not_equal(r.r.reason, WP_REASON_OK);
+}
+
 int
 main(void)
 {
@@ -1007,6 +1057,8 @@ main(void)
 		 * it dead), which the descriptor counts above would see. */
 		cmocka_unit_test(test_keepalive),
 		cmocka_unit_test(test_keepalive_timeout_phase),
+		cmocka_unit_test(test_max_body),
+		cmocka_unit_test(test_ca_file),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
