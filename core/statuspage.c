@@ -189,7 +189,9 @@ statuspage_snapshot(void *arg)
 		cm = conf_find(st.name);
 		v[n].name = st.name;
 		v[n].group = cm != NULL ? cm->group : NULL;
-		v[n++].state = st.state;
+		/* What the API shows: maintenance while a window or silence
+		 * holds it (the checks still run and are stored). */
+		v[n++].state = st.shown;
 	}
 	for (i = 0; i < conf.n_mons; i++) {
 		if (conf.mons[i].enabled || !visible(conf.mons[i].name))
@@ -377,6 +379,7 @@ state_word(int s)
 	case ST_DOWN: return "Down";
 	case ST_PENDING: return "Pending";
 	case ST_PAUSED: return "Paused";
+	case ST_MAINTENANCE: return "Maintenance";
 	default: break;
 	}
 	return mstate_name((enum mstate)s);
@@ -391,6 +394,7 @@ state_icon(int s)
 	case ST_DOWN: return "\xe2\x9c\x95";		/* U+2715 cross */
 	case ST_PENDING: return "\xe2\x80\xa6";		/* U+2026 ellipsis */
 	case ST_PAUSED: return "\xe2\x80\x96";		/* U+2016 bars */
+	case ST_MAINTENANCE: return "\xe2\x9a\x92";	/* U+2692 tools */
 	default: break;
 	}
 	return "\xe2\x80\xa2";				/* U+2022 bullet */
@@ -406,6 +410,7 @@ state_class(int s)
 	case ST_DOWN: return "s-down";
 	case ST_PENDING: return "s-pending";
 	case ST_PAUSED: return "s-paused";
+	case ST_MAINTENANCE: return "s-maint";
 	default: break;
 	}
 	return "s-other";
@@ -520,7 +525,7 @@ static const char css[] =
 ".state{font-weight:600}.s-up .state,.state.s-up{color:var(--up)}"
 ".s-down .state,.state.s-down{color:var(--down)}"
 ".s-degraded .state,.state.s-degraded{color:var(--deg)}"
-".s-pending .state,.s-paused .state,.s-other .state{color:var(--muted)}"
+".s-pending .state,.s-paused .state,.s-maint .state,.s-other .state{color:var(--muted)}"
 ".reason{color:var(--muted)}"
 ".row{display:flex;gap:1rem;align-items:center;margin-top:.4rem}"
 ".bars{display:flex;gap:2px;list-style:none;margin:0;padding:0;"
@@ -841,6 +846,10 @@ render_page(const struct snap *s, struct history *h,
 		banner = "All systems operational";
 		bcls = "b-ok";
 		bicon = state_icon(ST_UP);
+	} else if (counts[ST_MAINTENANCE] > 0) {
+		banner = "Under maintenance";
+		bcls = "b-none";
+		bicon = state_icon(ST_MAINTENANCE);
 	} else {
 		banner = "No results yet";
 		bcls = "b-none";
@@ -1184,6 +1193,7 @@ state_color(int s)
 	case ST_UP: return "#4c1";
 	case ST_DEGRADED: return "#dfb317";
 	case ST_DOWN: return "#e05d44";
+	case ST_MAINTENANCE: return "#007ec6";
 	default: break;
 	}
 	return "#9f9f9f";

@@ -2,7 +2,8 @@
 # A [maintenance:NAME] window given by start/end around now, against the
 # real daemon and a webhook receiver: during the window the covered
 # monitors are checked and their checks stored flagged (checks.maintenance),
-# their state shows `maintenance` (/api/monitors, watchpost_monitor_state),
+# their state shows `maintenance` (/api/monitors, watchpost_monitor_state,
+# the status page),
 # and no alert goes out; when the window ends, a monitor whose state differs
 # from before the window sends ONE alert, one that changed and came back
 # sends nothing, and a monitor outside the window is not affected.  Also -t
@@ -67,6 +68,9 @@ write_ini() { # write_ini [WINDOW-LINES]
 database = agent.db
 listen = 127.0.0.1:0
 
+[status]
+public = true
+
 [monitor:web-a]
 type = http
 url = http://127.0.0.1:$a_PORT/hook
@@ -102,6 +106,7 @@ alerts() { # alerts MONITOR [STATE]
 }
 api_state() { curl -fsS "$API/api/monitors" | jq -r ".[] | select(.name == \"$1\") | .state"; }
 state_metric() { curl -fsS "$API/metrics" | sed -n "s/^watchpost_monitor_state{monitor=\"$1\",type=\"http\",state=\"$2\"} //p"; }
+page_state() { curl -fsS "$API/" | grep -o "<h[34][^>]*>$1</h[34]><span class=\"state\" data-state=\"[a-z]*\"" | sed 's/.*data-state="//; s/"$//'; }
 flagged() { sql "$DB" "SELECT count(*) FROM checks k JOIN monitors m ON m.id = k.monitor_id WHERE m.name = '$1' AND k.maintenance = $2"; }
 ended() { grep -c "hold ended (maintenance patch)" "$T/agent.log" || true; }
 
@@ -125,6 +130,8 @@ EXPECT=maintenance wait_until 10 is api_state web-a || fail "web-a is not shown 
 EXPECT=1 wait_until 10 is state_metric web-a maintenance || fail "watchpost_monitor_state does not say maintenance"
 [ "$(state_metric web-a up)" = 0 ] || fail "watchpost_monitor_state says up too"
 [ "$(api_state db)" = up ] || fail "db, outside the window, is not shown up"
+[ "$(page_state web-a)" = maintenance ] || fail "the status page shows web-a as $(page_state web-a)"
+[ "$(page_state db)" = up ] || fail "the status page shows db as $(page_state db)"
 
 # In the window: web-a goes down and stays down; web-b goes down and back.
 echo 500 >"$T/a.status"
@@ -136,6 +143,7 @@ EXPECT=up wait_until 10 is state_of web-b || fail "web-b's UP was not recorded"
 wait_until 10 at_least 3 sql "$DB" "SELECT count(*) FROM checks k JOIN monitors m ON m.id = k.monitor_id WHERE m.name = 'web-a' AND k.ok = 0 AND k.maintenance = 1" ||
     fail "web-a's failed checks are not stored flagged"
 [ "$(api_state web-a)" = maintenance ] || fail "web-a is not shown in maintenance while down"
+[ "$(page_state web-a)" = maintenance ] || fail "the status page shows web-a as $(page_state web-a) while down in the window"
 [ "$(ended)" = 0 ] || fail "the window ended before the test could look (a slow machine?)"
 [ "$(alerts web-a)" = 0 ] || fail "web-a alerted in the window: $(cat "$T/hook.jsonl")"
 [ "$(alerts web-b)" = 0 ] || fail "web-b alerted in the window: $(cat "$T/hook.jsonl")"
@@ -148,6 +156,7 @@ EXPECT=1 wait_until 15 is alerts web-a down || fail "web-a sent no alert at the 
 cat "$T/hook.jsonl" | grep '"monitor": *"web-a"' | grep -q '"previous_state": *"up"' ||
     fail "web-a's alert is not up -> down"
 EXPECT=down wait_until 10 is api_state web-a || fail "web-a is not shown down after the window"
+[ "$(page_state web-a)" = down ] || fail "the status page shows web-a as $(page_state web-a) after the window"
 n=$(flagged web-a 0)
 wait_until 15 at_least $((n + 3)) flagged web-a 0 || fail "checks after the window are still flagged"
 [ "$(alerts web-a)" = 1 ] || fail "web-a alerted $(alerts web-a) times"
