@@ -37,8 +37,11 @@ struct last_result {
 	int status_code;          /* < 0: none */
 	struct outcome_ms ms;
 	int64_t cert_expiry;      /* unix s; 0: none */
-	char detail[256];         /* "": none */
-	struct manager_measure meas[WP_MEASUREMENTS_MAX];
+	/* The last check's measurements (malloc'd, n_meas of them; NULL
+	 * when none).  Sized to what the check reported, not to
+	 * WP_MEASUREMENTS_MAX: most checks report none, and a fixed array
+	 * was 1.1 kB of every monitor (issue 17, S8). */
+	struct manager_measure *meas;
 	size_t n_meas;
 };
 
@@ -191,6 +194,7 @@ monitor_close_cb(uv_handle_t *h)
 	free_alert_names(m);
 	policy_conf_free(&m->policy);
 	free(m->state_detail);
+	free(m->last.meas);
 	free(m);
 }
 
@@ -312,7 +316,7 @@ static void
 last_record(struct monitor *m, const struct outcome *o)
 {
 	const struct wp_result *r = o->result;
-	size_t i;
+	size_t i, n;
 
 	if (mstate_is_up(o->check))
 		m->n_up++;
@@ -322,10 +326,14 @@ last_record(struct monitor *m, const struct outcome *o)
 	m->last.status_code = r->status_code;
 	m->last.ms = o->ms;
 	m->last.cert_expiry = r->cert_expiry;
-	snprintf(m->last.detail, sizeof(m->last.detail), "%s",
-	    r->detail ? r->detail : "");
 	/* The runtime keeps at most WP_MEASUREMENTS_MAX, names suffixed. */
-	for (i = 0; i < r->n_measurements && i < WP_MEASUREMENTS_MAX; i++) {
+	n = r->n_measurements < WP_MEASUREMENTS_MAX ? r->n_measurements :
+	    WP_MEASUREMENTS_MAX;
+	if (n != m->last.n_meas) {
+		free(m->last.meas);
+		m->last.meas = n > 0 ? xcalloc(n, sizeof(*m->last.meas)) : NULL;
+	}
+	for (i = 0; i < n; i++) {
 		snprintf(m->last.meas[i].name, sizeof(m->last.meas[i].name),
 		    "%s", r->measurements[i].name);
 		m->last.meas[i].value = r->measurements[i].value;
