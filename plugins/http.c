@@ -24,6 +24,7 @@
 
 #include "curl-loop.h"
 #include "http-eval.h"
+#include "http-json.h"
 
 #define HTTP_MAX_REDIRS 10L
 #define HTTP_MAX_BODY_MAX (64 * 1024 * 1024) /* max_body's bound, bytes */
@@ -66,6 +67,7 @@ struct http_conf {
 	int ip_version;           /* index in http_ip_versions; -1: any */
 	const char *proxy;        /* NULL: none; may carry credentials */
 	int64_t max_body;         /* body bytes read at most */
+	struct wp_list json;      /* assertions, one per line */
 };
 
 /*
@@ -79,6 +81,8 @@ struct http_inst {
 	struct httpeval_status status;
 	struct curl_slist *headers;
 	int counted;              /* counted by curlloop_keepalive() */
+	struct httpjson **json;   /* the json assertions, parsed */
+	size_t n_json;
 };
 
 struct http_op {
@@ -89,6 +93,8 @@ struct http_op {
 	size_t body_read;         /* body bytes so far */
 	int known;                /* the body decided the verdict */
 	struct httpeval_eval ev;
+	char *body;               /* with json assertions: the body read */
+	size_t body_len;
 	char *detail;             /* the request's buffer */
 	size_t detail_size;
 };
@@ -109,6 +115,16 @@ http_body(struct curlloop_xfer *x, const char *p, size_t n)
 	long code = 0;
 
 	o->body_read += n;
+	if (o->inst->n_json > 0 && o->body_read <=
+	    httpeval_body_limit(&o->ev)) {
+		char *nb = realloc(o->body, o->body_len + n);
+
+		if (nb == NULL)
+			return 1; /* judged below: the body is incomplete */
+		memcpy(nb + o->body_len, p, n);
+		o->body = nb;
+		o->body_len += n;
+	}
 	if (!o->known) {
 		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
 		o->known = httpeval_eval_body(&o->ev, code, p, n);
@@ -142,6 +158,7 @@ op_free(struct http_op *o)
 	if (o == NULL)
 		return;
 	curlloop_release(o->inst->st->cl, &o->x);
+	free(o->body);
 	free(o);
 }
 
@@ -156,6 +173,19 @@ judge(struct http_op *o, struct wp_result *res)
 	res->status_code = (int)code;
 	res->reason = httpeval_judge(&o->ev, code, in->c->expected_status,
 	    in->c->keyword, in->c->keyword_absent, o->detail, o->detail_size);
+	/* The json assertions, last: a body cut at max_body (or one that
+	 * could not be kept) is not judged at all rather than misread. */
+	if (res->reason == WP_REASON_OK && in->n_json > 0) {
+		if (o->body_read > o->body_len) {
+			snprintf(o->detail, o->detail_size, "json: not "
+			    "evaluated: the body is larger than max_body "
+			    "(%zu bytes)", httpeval_body_limit(&o->ev));
+			res->reason = WP_REASON_KEYWORD;
+		} else if (httpjson_eval(in->json, in->n_json, o->body != NULL ?
+		    o->body : "", o->body_len, o->detail,
+		    o->detail_size) != 1)
+			res->reason = WP_REASON_KEYWORD;
+	}
 	res->detail = res->reason == WP_REASON_OK ? NULL : o->detail;
 }
 
@@ -191,6 +221,9 @@ http_release(void *state, void *inst)
 	if (in->counted)
 		curlloop_keepalive(in->st->cl, -1);
 	curl_slist_free_all(in->headers);
+	for (size_t i = 0; i < in->n_json; i++)
+		httpjson_free(in->json[i]);
+	free(in->json);
 	free(in);
 }
 
@@ -280,10 +313,30 @@ http_configure(void *state, const struct wp_section *sec, const void *conf,
 		bad = 1;
 	}
 	if (in->method == HTTP_HEAD &&
-	    (c->keyword != NULL || c->keyword_absent != NULL)) {
-		h->config_error(sec, "method",
-		    "keyword and keyword_absent need a body; HEAD reads none");
+	    (c->keyword != NULL || c->keyword_absent != NULL ||
+	    c->json.n > 0)) {
+		h->config_error(sec, "method", "keyword, keyword_absent and "
+		    "json need a body; HEAD reads none");
 		bad = 1;
+	}
+	if (c->json.n > 0 && (in->json = calloc(c->json.n,
+	    sizeof(*in->json))) == NULL) {
+		rc = WP_ENOMEM;
+		goto fail;
+	}
+	for (i = 0; i < c->json.n; i++) {
+		int jr = httpjson_parse(c->json.v[i], &in->json[in->n_json],
+		    msg, sizeof(msg));
+
+		if (jr < 0) {
+			rc = WP_ENOMEM;
+			goto fail;
+		}
+		if (jr > 0) {
+			h->config_error(sec, "json", "%s", msg);
+			bad = 1;
+		} else
+			in->n_json++;
 	}
 	if (c->ca_file != NULL &&
 	    curlloop_check_pem(c->ca_file, msg, sizeof(msg)) != NULL) {
@@ -346,6 +399,8 @@ http_start(void *inst, const struct wp_request *req, void **opstate)
 	o->op = req->op;
 	o->started_us = st->host->now_us();
 	o->body_read = 0;
+	o->body = NULL;
+	o->body_len = 0;
 	o->known = 0;
 	o->ev.status = &in->status;
 	o->ev.body_bytes = 0;
@@ -461,6 +516,11 @@ static const struct wp_key http_keys[] = {
 	    .def = "1048576", .min = 1, .max = HTTP_MAX_BODY_MAX,
 	    .help = "body bytes read at most; the verdict is that of the "
 	    "first max_body bytes (default 1048576)" },
+	{ WP_KEY(WP_KT_STRING, "json", struct http_conf, json),
+	    .flags = WP_KEY_MULTI,
+	    .help = "assertion on a JSON body, PATH OP VALUE: $.status == "
+	    "\"ok\", $.items.length > 0, $.version exists (repeatable; "
+	    "all must hold)" },
 };
 
 WP_CHECK_PLUGIN(http,
