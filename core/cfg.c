@@ -689,7 +689,7 @@ build_section(struct loader *ld, const struct cfg_raw_section *rs,
 	const struct wp_plugin *p = NULL;
 	char why[512], *sec, *what;
 	size_t i, np = 0;
-	int clean, line;
+	int clean, line, exact;
 	void *conf;
 
 	s->name = xstrdup(rs->name);
@@ -714,7 +714,16 @@ build_section(struct loader *ld, const struct cfg_raw_section *rs,
 	    sizeof(*cc), *ckv, n_ckv, &clean);
 
 	line = keys_line(*ckv, *n_ckv, "type");
-	if (line == 0 && keys_line(rs->kv, rs->n_kv, "type") == 0)
+	for (i = 0, exact = 0; i < rs->n_kv && exact == 0; i++)
+		if (strcmp(rs->kv[i].key, "type") == 0)
+			exact = rs->kv[i].line;
+	if (line == 0 && exact == 0 &&
+	    (line = keys_line(rs->kv, rs->n_kv, "type")) != 0) {
+		/* Only type_file: the type is never read from a file. */
+		report(ld, line, "type_file: the type is written in the "
+		    "section (type = NAME), not read from a file");
+		line = 0;
+	} else if (line == 0 && exact == 0)
 		report(ld, rs->line, "[%s:%s] has no \"type\" key", kind,
 		    rs->name);
 	else if (line == 0)

@@ -614,6 +614,10 @@ test_errors_monitor(void **state)
 	expect_one("[monitor:m]\ntype = tcp\nhost = h\n",
 	    ":1: [monitor:m] is missing the required key \"port\" for type tcp");
 	expect_one("[monitor:m]\ntype =\nhost = h\n", ":2: type: no value");
+	/* Found by fuzz-cfg: type_file alone was no error at all. */
+	expect_one("[monitor:m]\ntype_file = /etc/hostname\nhost = h\n",
+	    ":2: type_file: the type is written in the section (type = NAME), "
+	    "not read from a file");
 	expect_one("[monitor:m]\ntype = ../evil\n",
 	    ":2: type: \"../evil\" is not a plugin type name (letters, digits, "
 	    "'_' and '-')");
