@@ -133,13 +133,25 @@ section_index(struct cfg_raw *raw, size_t i)
 	section_put(raw, i);
 }
 
+/* The index of NAME in KINDS (NULL-terminated), -1 if absent. */
+static int
+kind_index(const char *const *kinds, const char *name)
+{
+	int k;
+
+	for (k = 0; kinds[k] != NULL; k++)
+		if (strcmp(kinds[k], name) == 0)
+			return k;
+	return -1;
+}
+
 static void
 section_header(struct reader *ld, char *s)
 {
 	char *end, *inner, *colon, *name = NULL, buf[QSTR_SIZE + 64];
 	const char *kind = NULL, *alt;
 	static const char *const kinds[] = { "agent", "monitor", "alert",
-	    "status", "maintenance", NULL };
+	    "status", "maintenance", "cluster", NULL };
 	const struct cfg_raw_section *found;
 	struct cfg_raw_section *rs;
 	struct cfg_raw *raw = ld->raw;
@@ -167,18 +179,17 @@ section_header(struct reader *ld, char *s)
 		k = -1;
 	if (k < 0) {
 		alt = keys_suggest(kind, kinds, NULL);
-		if (alt != NULL && strcmp(alt, "agent") != 0 &&
-		    strcmp(alt, "status") != 0 && name != NULL)
+		if (alt != NULL && !cfg_single(kind_index(kinds, alt)) &&
+		    name != NULL)
 			snprintf(buf, sizeof(buf), " (did you mean [%s:%s]?)",
 			    alt, QSTR(name));
-		else if (alt != NULL && (strcmp(alt, "agent") == 0 ||
-		    strcmp(alt, "status") == 0))
+		else if (alt != NULL && cfg_single(kind_index(kinds, alt)))
 			snprintf(buf, sizeof(buf), " (did you mean [%s]?)", alt);
 		else
 			buf[0] = '\0';
 		diag_error(ld->d, ld->lineno, "unknown section [%s%s%s] (expected "
-		    "[agent], [monitor:NAME], [alert:NAME], [status] or "
-		    "[maintenance:NAME])%s", QSTR(kind),
+		    "[agent], [monitor:NAME], [alert:NAME], [status], "
+		    "[maintenance:NAME] or [cluster])%s", QSTR(kind),
 		    name != NULL ? ":" : "", name != NULL ? QSTR(name) : "",
 		    buf);
 		return;

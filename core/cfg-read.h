@@ -13,9 +13,10 @@
 #include "keys.h"
 
 enum cfg_kind { CFG_AGENT, CFG_MONITOR, CFG_ALERT, CFG_STATUS,
-	CFG_MAINTENANCE };
+	CFG_MAINTENANCE, CFG_CLUSTER };
 /* [agent] and [status] have no name and appear at most once. */
-#define cfg_single(kind) ((kind) == CFG_AGENT || (kind) == CFG_STATUS)
+#define cfg_single(kind) ((kind) == CFG_AGENT || (kind) == CFG_STATUS || \
+	(kind) == CFG_CLUSTER)
 
 /* One section as written.  kv's strings are owned. */
 struct cfg_raw_section {

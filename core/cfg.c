@@ -42,7 +42,7 @@
 #define TIMEOUT_MAX_US (3600000LL * MS)
 
 static const char *const kind_names[] = { "agent", "monitor", "alert",
-	"status", "maintenance" };
+	"status", "maintenance", "cluster" };
 
 /* ------------------------------------------------------------------------ */
 /* The host's key tables */
@@ -116,6 +116,9 @@ struct common_conf {
 	const char *group;
 	struct wp_list depends_on;
 	int64_t group_window_us;
+	/* cluster.h */
+	struct wp_list locations;
+	int64_t confirm;
 };
 
 static const struct wp_key monitor_keys[] = {
@@ -170,6 +173,13 @@ static const struct wp_key monitor_keys[] = {
 	  .flags = WP_KEY_MULTI,
 	  .help = "a monitor this one depends on (repeatable): while it is "
 	  "down, this one's alerts are held" },
+	{ WP_KEY(WP_KT_LIST, "locations", struct common_conf, locations),
+	  .help = "cluster mode: the locations that check it, comma-separated "
+	  "(default: any one agent)" },
+	{ WP_KEY(WP_KT_INT, "confirm", struct common_conf, confirm),
+	  .min = 1, .max = 64,
+	  .help = "cluster mode: locations that must see it down before it "
+	  "is down (default: a majority of locations)" },
 };
 
 static const struct wp_key alert_keys[] = {
@@ -233,6 +243,60 @@ static const struct wp_key maintenance_keys[] = {
 	  "an offset (default: the agent's)" },
 };
 
+/* [cluster] (cluster.h). */
+#define CLUSTER_NAME_RULE "must be 1-128 characters of letters, digits, " \
+	"'.', '_' or '-'"
+
+struct cluster_kconf {
+	struct wp_list etcd;
+	const char *name, *location, *cluster;
+	int64_t lease_ttl_us, join_grace_us;
+	int on_engine_loss;
+	const char *user, *password, *ca_file, *client_cert, *client_key;
+};
+
+static const char *const engine_loss_values[] = { "observe", "strict",
+	NULL };
+
+static const struct wp_key cluster_keys[] = {
+	{ WP_KEY(WP_KT_LIST, "etcd", struct cluster_kconf, etcd),
+	  .flags = WP_KEY_REQUIRED,
+	  .help = "the etcd members' client URLs (http:// or https://), "
+	  "comma-separated" },
+	{ WP_KEY(WP_KT_STRING, "name", struct cluster_kconf, name),
+	  .help = "this agent's name, unique in the cluster (default: the "
+	  "host name)" },
+	{ WP_KEY(WP_KT_STRING, "location", struct cluster_kconf, location),
+	  .def = "default", .help = "this agent's vantage point" },
+	{ WP_KEY(WP_KT_STRING, "cluster", struct cluster_kconf, cluster),
+	  .def = "watchpost", .help = "the key prefix in etcd (one cluster "
+	  "of agents per prefix)" },
+	{ WP_KEY(WP_KT_DURATION, "lease_ttl", struct cluster_kconf,
+	  lease_ttl_us), .def = "6s", .min = 2000 * MS, .max = 600000 * MS,
+	  .help = "the membership lease, whole seconds; an agent is fenced "
+	  "max(1s, lease_ttl/6) before it ends" },
+	{ WP_KEY(WP_KT_DURATION, "join_grace", struct cluster_kconf,
+	  join_grace_us), .min = 0, .max = 3600000 * MS,
+	  .help = "a new member is given slots only after this (default: "
+	  "twice lease_ttl)" },
+	{ WP_KEY(WP_KT_ENUM, "on_engine_loss", struct cluster_kconf,
+	  on_engine_loss), .def = "observe", .values = engine_loss_values,
+	  .help = "etcd unreachable: observe keeps checking locally, strict "
+	  "stops" },
+	{ WP_KEY(WP_KT_STRING, "user", struct cluster_kconf, user),
+	  .help = "etcd user (with password)" },
+	{ WP_KEY(WP_KT_SECRET, "password", struct cluster_kconf, password),
+	  .help = "etcd password (password_file: read from a file)" },
+	{ WP_KEY(WP_KT_PATH, "ca_file", struct cluster_kconf, ca_file),
+	  .help = "PEM CAs that verify etcd's certificate (default: the "
+	  "system's)" },
+	{ WP_KEY(WP_KT_PATH, "client_cert", struct cluster_kconf,
+	  client_cert), .help = "PEM client certificate for etcd (with "
+	  "client_key)" },
+	{ WP_KEY(WP_KT_PATH, "client_key", struct cluster_kconf, client_key),
+	  .help = "PEM key of client_cert" },
+};
+
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
 static const struct cfg_keys host_tables[] = {
@@ -241,6 +305,7 @@ static const struct cfg_keys host_tables[] = {
 	{ "alert", alert_keys, N(alert_keys) },
 	{ "status", status_keys, N(status_keys) },
 	{ "maintenance", maintenance_keys, N(maintenance_keys) },
+	{ "cluster", cluster_keys, N(cluster_keys) },
 };
 
 const struct cfg_keys *
@@ -263,6 +328,8 @@ struct loader {
 
 static void report(struct loader *ld, int line, const char *fmt, ...)
     WP_PRINTF(3, 4);
+static void parse_locations(struct loader *ld, const struct cfg_kv *kv,
+    size_t n, const struct common_conf *cc, struct cfg_monitor *m);
 static void warn_at(struct loader *ld, int line, const char *fmt, ...)
     WP_PRINTF(3, 4);
 
@@ -987,6 +1054,7 @@ check_monitor(struct loader *ld, const struct cfg_raw_section *rs,
 			m->group = xstrdup(cc->group);
 	}
 	parse_depends(ld, kv, n, m);
+	parse_locations(ld, kv, n, cc, m);
 	check_fit(ld, rs, kv, n, m);
 	keys_free(cc);
 	free(kv);
@@ -1053,6 +1121,183 @@ check_status(struct loader *ld, struct cfg_status *st)
 	}
 	keys_free(c);
 	free(kv);
+}
+
+/*
+ * [cluster] into CL (cluster.h): absent, CL stays zeroed (enabled 0) and
+ * nothing of cluster mode runs.
+ */
+static void
+check_cluster(struct loader *ld, struct cluster_conf *cl)
+{
+	const struct cfg_raw_section *rs = cfg_raw_find(&ld->raw, CFG_CLUSTER,
+	    NULL);
+	struct keys_ctx ctx = { NULL, " in [cluster]", 0, NULL };
+	struct cluster_kconf *c;
+	struct cfg_kv *kv;
+	char host[256];
+	size_t n, i;
+	int clean, line;
+
+	if (rs == NULL)
+		return;
+	cl->enabled = 1;
+	cl->line = ctx.line = rs->line;
+	n = rs->n_kv;
+	kv = xmalloc((n + 1) * sizeof(*kv));
+	if (n > 0)
+		memcpy(kv, rs->kv, n * sizeof(*kv));
+	c = fill_lenient(ld, &ctx, cluster_keys, N(cluster_keys),
+	    sizeof(cluster_keys[0]), sizeof(*c), kv, &n, &clean);
+	if (c == NULL) { /* etcd missing: reported */
+		free(kv);
+		return;
+	}
+	line = keys_line(kv, n, "etcd");
+	if (c->etcd.n > 0)
+		cl->etcd = xcalloc(c->etcd.n, sizeof(*cl->etcd));
+	for (i = 0; i < c->etcd.n; i++) {
+		const char *u = c->etcd.v[i];
+
+		if (strncmp(u, "http://", 7) != 0 &&
+		    strncmp(u, "https://", 8) != 0) {
+			report(ld, line, "etcd: \"%s\" is not an http:// or "
+			    "https:// URL", QSTR(u));
+			continue;
+		}
+		if (u[u[4] == 's' ? 8 : 7] == '\0') {
+			report(ld, line, "etcd: \"%s\" has no host", QSTR(u));
+			continue;
+		}
+		cl->etcd[cl->n_etcd++] = xstrdup(u);
+	}
+	if (c->etcd.n == 0 && line != 0)
+		report(ld, line, "etcd: no endpoint");
+	line = keys_line(kv, n, "name");
+	if (c->name == NULL) {
+		if (gethostname(host, sizeof(host)) != 0)
+			host[0] = '\0';
+		host[sizeof(host) - 1] = '\0';
+		if (strlen(host) > CFG_NAME_MAX ||
+		    !cfg_valid_name(host, "._-"))
+			report(ld, rs->line, "[cluster]: the host name \"%s\" "
+			    "is not an agent name (" CLUSTER_NAME_RULE "); set name",
+			    QSTR(host));
+		else
+			cl->name = xstrdup(host);
+	} else if (strlen(c->name) > CFG_NAME_MAX ||
+	    !cfg_valid_name(c->name, "._-"))
+		report(ld, line, "name \"%s\": " CLUSTER_NAME_RULE, QSTR(c->name));
+	else
+		cl->name = xstrdup(c->name);
+	line = keys_line(kv, n, "location");
+	if (strlen(c->location) > CFG_NAME_MAX ||
+	    !cfg_valid_name(c->location, "_-"))
+		report(ld, line, "location \"%s\": must be 1-128 characters "
+		    "of letters, digits, '_' or '-'", QSTR(c->location));
+	else
+		cl->location = xstrdup(c->location);
+	line = keys_line(kv, n, "cluster");
+	if (strlen(c->cluster) > CFG_NAME_MAX ||
+	    !cfg_valid_name(c->cluster, "._-"))
+		report(ld, line, "cluster \"%s\": " CLUSTER_NAME_RULE,
+		    QSTR(c->cluster));
+	else
+		cl->prefix = xstrdup(c->cluster);
+	/* etcd grants leases in whole seconds. */
+	if (c->lease_ttl_us % (1000 * MS) != 0)
+		report(ld, keys_line(kv, n, "lease_ttl"), "lease_ttl: whole "
+		    "seconds (etcd grants leases in seconds)");
+	cl->lease_ttl_ms = c->lease_ttl_us / MS;
+	cl->join_grace_ms = keys_line(kv, n, "join_grace") != 0 ?
+	    c->join_grace_us / MS : 2 * cl->lease_ttl_ms;
+	cl->on_engine_loss = c->on_engine_loss;
+	if ((c->user != NULL) != (c->password != NULL))
+		report(ld, keys_line(kv, n, c->user != NULL ? "user" :
+		    keys_line(kv, n, "password") ? "password" :
+		    "password_file"), "user and password (or password_file) "
+		    "go together");
+	else if (c->user != NULL && c->user[0] == '\0')
+		report(ld, keys_line(kv, n, "user"), "user: no value");
+	else if (c->user != NULL) {
+		cl->user = xstrdup(c->user);
+		cl->password = xstrdup(c->password);
+	}
+	if ((c->client_cert != NULL) != (c->client_key != NULL))
+		report(ld, keys_line(kv, n, c->client_cert != NULL ?
+		    "client_cert" : "client_key"), "client_cert and "
+		    "client_key go together");
+	else if (c->client_cert != NULL) {
+		cl->client_cert = xstrdup(c->client_cert);
+		cl->client_key = xstrdup(c->client_key);
+	}
+	if (c->ca_file != NULL)
+		cl->ca_file = xstrdup(c->ca_file);
+	keys_free(c);
+	free(kv);
+}
+
+/* A monitor's locations and confirm (cluster.h).  Whether the file has a
+ * [cluster] is judged once it is all read (check_cluster_monitors). */
+static void
+parse_locations(struct loader *ld, const struct cfg_kv *kv, size_t n,
+    const struct common_conf *cc, struct cfg_monitor *m)
+{
+	int line = keys_line(kv, n, "locations");
+	size_t i, j;
+
+	m->locations_line = line;
+	if (cc->locations.n > 0)
+		m->locations = xcalloc(cc->locations.n, sizeof(*m->locations));
+	for (i = 0; i < cc->locations.n; i++) {
+		const char *l = cc->locations.v[i];
+
+		if (l[0] == '\0' || strlen(l) > CFG_NAME_MAX ||
+		    !cfg_valid_name(l, "_-")) {
+			report(ld, line, "locations: \"%s\" is not a location "
+			    "(1-128 letters, digits, '_' or '-')", QSTR(l));
+			continue;
+		}
+		for (j = 0; j < m->n_locations; j++)
+			if (strcmp(m->locations[j], l) == 0)
+				break;
+		if (j < m->n_locations) {
+			report(ld, line, "locations: \"%s\" twice", QSTR(l));
+			continue;
+		}
+		m->locations[m->n_locations++] = xstrdup(l);
+	}
+	if (line != 0 && cc->locations.n == 0)
+		report(ld, line, "locations: no value");
+	m->confirm = (int)(m->n_locations / 2 + 1);
+	if (keys_line(kv, n, "confirm") == 0)
+		return;
+	if (m->n_locations == 0 && line == 0)
+		report(ld, keys_line(kv, n, "confirm"), "confirm needs "
+		    "locations");
+	else if ((size_t)cc->confirm > m->n_locations && m->n_locations > 0)
+		report(ld, keys_line(kv, n, "confirm"), "confirm: %lld of "
+		    "%zu locations", (long long)cc->confirm, m->n_locations);
+	else
+		m->confirm = (int)cc->confirm;
+}
+
+/* Cluster keys in a file without [cluster]: an error, not ignored. */
+static void
+check_cluster_monitors(struct loader *ld, struct config *cfg)
+{
+	size_t i;
+
+	if (cfg->cluster.enabled)
+		return;
+	for (i = 0; i < cfg->n_monitors; i++) {
+		if (cfg->monitors[i].locations_line == 0)
+			continue;
+		ld->d.file = cfg->files[cfg->monitors[i].s.file_no];
+		ld->d.rank = cfg->monitors[i].s.file_no;
+		report(ld, cfg->monitors[i].locations_line, "locations: "
+		    "cluster mode needs a [cluster] section");
+	}
 }
 
 /* The index of monitor NAME in CFG, or n_monitors. */
@@ -1316,6 +1561,9 @@ config_free(struct config *cfg)
 		for (j = 0; j < cfg->monitors[i].n_depends_on; j++)
 			free(cfg->monitors[i].depends_on[j]);
 		free(cfg->monitors[i].depends_on);
+		for (j = 0; j < cfg->monitors[i].n_locations; j++)
+			free(cfg->monitors[i].locations[j]);
+		free(cfg->monitors[i].locations);
 	}
 	free(cfg->monitors);
 	for (i = 0; i < cfg->n_maintenance; i++) {
@@ -1337,6 +1585,7 @@ config_free(struct config *cfg)
 		free(cfg->status.monitors[i]);
 	free(cfg->status.monitors);
 	free(cfg->status.footer);
+	cluster_conf_free(&cfg->cluster);
 	free(cfg);
 }
 
@@ -1516,6 +1765,10 @@ config_load_overlay(const char *file, const char *plugin_dir_override,
 	ld.d.file = file;
 	ld.d.rank = 0;
 	check_status(&ld, &cfg->status);
+	check_cluster(&ld, &cfg->cluster);
+	check_cluster_monitors(&ld, cfg);
+	ld.d.file = file;
+	ld.d.rank = 0;
 	*out = cfg;
 	if (ld.d.errors == 0)
 		ret = 0;

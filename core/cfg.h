@@ -36,6 +36,7 @@
 
 #include "diag.h"
 #include "keys.h"
+#include "cluster.h"
 
 /* The [agent] section, with defaults applied and relative paths resolved
  * against the configuration file's folder. */
@@ -138,6 +139,13 @@ struct cfg_monitor {
 	 * no cycle (hold.h). */
 	char **depends_on;
 	size_t n_depends_on;
+	/* Cluster mode (cluster.h): the locations that check it (distinct
+	 * names; n 0: any one agent) and how many must see it down
+	 * (1..n_locations; default a majority, n / 2 + 1). */
+	char **locations;
+	size_t n_locations;
+	int confirm;
+	int locations_line;        /* 0 when the key is absent */
 };
 
 struct cfg_alert {
@@ -187,6 +195,7 @@ struct config {
 	struct cfg_status status;
 	struct cfg_maintenance *maintenance; /* in file order */
 	size_t n_maintenance;
+	struct cluster_conf cluster;  /* [cluster]; enabled 0 without it */
 };
 
 /*

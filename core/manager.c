@@ -12,6 +12,7 @@
 #include "api.h"
 #include "diag.h"
 #include "cfg.h"
+#include "cluster.h"
 #include "configure.h"
 #include "hold.h"
 #include "host.h"
@@ -275,7 +276,9 @@ due_cb(uv_timer_t *t)
 	if (busy)
 		log_debug("monitor %s: previous check still running; skipping "
 		    "this slot", m->name);
-	if (sched_slot(&m->sched, busy, now, &skipped))
+	/* cluster.h: in cluster mode only the slot's owner, unfenced. */
+	if (sched_slot(&m->sched, busy, now, &skipped) &&
+	    cluster_may_start(m->name))
 		start_attempt(m, 0);
 	skipped_total += skipped;
 	arm(m, due_cb);

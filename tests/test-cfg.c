@@ -515,14 +515,14 @@ test_errors_structure(void **state)
 	    "[monitor:NAME] or [alert:NAME])");
 	expect_one("[agent]\n[foo]\nx = 1\n",
 	    ":2: unknown section [foo] (expected [agent], [monitor:NAME], "
-	    "[alert:NAME], [status] or [maintenance:NAME])");
+	    "[alert:NAME], [status], [maintenance:NAME] or [cluster])");
 	expect_one("\n[monitors:web]\ntype = http\n",
 	    ":2: unknown section [monitors:web] (expected [agent], "
-	    "[monitor:NAME], [alert:NAME], [status] or [maintenance:NAME]) "
+	    "[monitor:NAME], [alert:NAME], [status], [maintenance:NAME] or [cluster]) "
 	    "(did you mean [monitor:web]?)");
 	expect_one("[agnet]\n",
 	    ":1: unknown section [agnet] (expected [agent], [monitor:NAME], "
-	    "[alert:NAME], [status] or [maintenance:NAME]) (did you mean "
+	    "[alert:NAME], [status], [maintenance:NAME] or [cluster]) (did you mean "
 	    "[agent]?)");
 	expect_one("[monitor:]\ntype = tcp\n",
 	    ":1: monitor name \"\": must be 1-128 characters of letters, "
@@ -1273,6 +1273,98 @@ test_fit_warnings(void **state)
 	assert_int_equal(diag.warnings, 1);
 }
 
+/* [cluster] and the monitor keys locations and confirm (cluster.h). */
+#define MON_TCP "[monitor:a]\ntype = tcp\nhost = h\nport = 1\n"
+static void
+test_cluster_section(void **state)
+{
+	const struct cluster_conf *cl;
+	const struct cfg_monitor *m;
+	char host[256];
+
+	/* Without [cluster]: nothing of it. */
+	assert_int_equal(load_text(MON_TCP), 0);
+	assert_false(cfg->cluster.enabled);
+	assert_int_equal(cfg->cluster.n_etcd, 0);
+	assert_int_equal(cfg->monitors[0].n_locations, 0);
+	/* The defaults. */
+	assert_int_equal(load_text("[cluster]\netcd = http://127.0.0.1:2379\n"
+	    MON_TCP), 0);
+	cl = &cfg->cluster;
+	assert_true(cl->enabled);
+	assert_int_equal(cl->line, 1);
+	assert_int_equal(cl->n_etcd, 1);
+	assert_string_equal(cl->etcd[0], "http://127.0.0.1:2379");
+	assert_int_equal(gethostname(host, sizeof(host)), 0);
+	host[sizeof(host) - 1] = '\0';
+	assert_string_equal(cl->name, host);
+	assert_string_equal(cl->location, "default");
+	assert_string_equal(cl->prefix, "watchpost");
+	assert_int_equal(cl->lease_ttl_ms, 6000);
+	assert_int_equal(cl->join_grace_ms, 12000);
+	assert_int_equal(cl->on_engine_loss, CLUSTER_OBSERVE);
+	assert_null(cl->user);
+	assert_null(cl->ca_file);
+	/* Every key. */
+	assert_int_equal(load_text("[cluster]\n"
+	    "etcd = http://127.0.0.1:2379, https://127.0.0.2:22379\n"
+	    "name = a1\nlocation = fra\ncluster = prod\nlease_ttl = 3s\n"
+	    "join_grace = 1s\non_engine_loss = strict\nuser = wp\n"
+	    "password = s3cret\nca_file = /etc/ca.pem\n"
+	    "client_cert = /etc/c.pem\nclient_key = /etc/k.pem\n"
+	    MON_TCP "locations = fra, nyc, sgp\n"
+	    "[monitor:b]\ntype = tcp\nhost = h\nport = 1\n"
+	    "locations = fra, nyc, sgp\nconfirm = 3\n"), 0);
+	cl = &cfg->cluster;
+	assert_int_equal(cl->n_etcd, 2);
+	assert_string_equal(cl->etcd[1], "https://127.0.0.2:22379");
+	assert_string_equal(cl->name, "a1");
+	assert_string_equal(cl->location, "fra");
+	assert_string_equal(cl->prefix, "prod");
+	assert_int_equal(cl->lease_ttl_ms, 3000);
+	assert_int_equal(cl->join_grace_ms, 1000);
+	assert_int_equal(cl->on_engine_loss, CLUSTER_STRICT);
+	assert_string_equal(cl->user, "wp");
+	assert_string_equal(cl->password, "s3cret");
+	assert_string_equal(cl->ca_file, "/etc/ca.pem");
+	assert_string_equal(cl->client_key, "/etc/k.pem");
+	m = config_find_monitor(cfg, "a");
+	assert_int_equal(m->n_locations, 3);
+	assert_string_equal(m->locations[2], "sgp");
+	assert_int_equal(m->confirm, 2);        /* a majority of 3 */
+	assert_int_equal(config_find_monitor(cfg, "b")->confirm, 3);
+	/* Errors, FILE:LINE. */
+	expect_one("[cluster]\nname = a1\n", ":1: the section is missing the "
+	    "required key \"etcd\" in [cluster]");
+	expect_one("[cluster]\netcd = 127.0.0.1:2379\n",
+	    ":2: etcd: \"127.0.0.1:2379\" is not an http:// or https:// URL");
+	expect_one("[cluster]\netcd = http://h\nlease_ttl = 1s\n",
+	    ":3: lease_ttl: \"1s\" is too short (minimum 2s)");
+	expect_one("[cluster]\netcd = http://h\nlease_ttl = 2500ms\n",
+	    ":3: lease_ttl: whole seconds (etcd grants leases in seconds)");
+	expect_one("[cluster]\netcd = http://h\non_engine_loss = panic\n",
+	    ":3: on_engine_loss: \"panic\" is not a valid value "
+	    "(use observe or strict)");
+	expect_one("[cluster]\netcd = http://h\nname = a/1\n",
+	    ":3: name \"a/1\": must be 1-128 characters of letters, digits, "
+	    "'.', '_' or '-'");
+	expect_one("[cluster]\netcd = http://h\nuser = wp\n",
+	    ":3: user and password (or password_file) go together");
+	expect_one("[cluster]\netcd = http://h\nclient_key = /k.pem\n",
+	    ":3: client_cert and client_key go together");
+	expect_one("[cluster]\netcd = http://h\n[cluster]\n",
+	    ":3: duplicate [cluster] section (first defined at line 1)");
+	expect_one(MON_TCP "locations = fra\n",
+	    ":5: locations: cluster mode needs a [cluster] section");
+	expect_one("[cluster]\netcd = http://h\n" MON_TCP
+	    "locations = fra, fra\n", ":7: locations: \"fra\" twice");
+	expect_one("[cluster]\netcd = http://h\n" MON_TCP
+	    "locations = fra, nyc\nconfirm = 3\n",
+	    ":8: confirm: 3 of 2 locations");
+	expect_one("[cluster]\netcd = http://h\n" MON_TCP "confirm = 1\n",
+	    ":7: confirm needs locations");
+}
+
 /* [status] and the monitor key group (the status page, statuspage.h). */
 static void
 test_status_section(void **state)
@@ -1317,7 +1409,7 @@ test_status_section(void **state)
 	    ":2: duplicate [status] section (first defined at line 1)");
 	expect_one("[stauts]\n",
 	    ":1: unknown section [stauts] (expected [agent], [monitor:NAME], "
-	    "[alert:NAME], [status] or [maintenance:NAME]) (did you mean "
+	    "[alert:NAME], [status], [maintenance:NAME] or [cluster]) (did you mean "
 	    "[status]?)");
 	expect_one("[monitor:a]\ntype = tcp\nhost = h\nport = 1\n"
 	    "group =\n", ":5: group: no value");
@@ -1361,6 +1453,7 @@ main(void)
 		T(test_duration_limits),
 		T(test_fit_warnings),
 		T(test_status_section),
+		T(test_cluster_section),
 #undef T
 	};
 

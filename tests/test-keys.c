@@ -496,19 +496,21 @@ test_host_tables(void **state)
 	static const char *const type_only[] = { "type", NULL };
 	const struct keys_ctx ctx = { NULL, NULL, 0, type_only };
 	struct cfg_kv monitors = { "monitors", "*", 1 };
+	struct cfg_kv etcd = { "etcd", "http://127.0.0.1:2379", 1 };
 	const struct cfg_keys *t;
 	const struct wp_key *k;
 	size_t n, i, j, end;
 	void *c;
 
 	t = cfg_host_keys(&n);
-	/* agent, monitor, alert, status, maintenance. */
-	assert_int_equal(n, 5);
+	/* agent, monitor, alert, status, maintenance, cluster. */
+	assert_int_equal(n, 6);
 	assert_string_equal(t[0].name, "agent");
 	assert_string_equal(t[1].name, "monitor");
 	assert_string_equal(t[2].name, "alert");
 	assert_string_equal(t[3].name, "status");
 	assert_string_equal(t[4].name, "maintenance");
+	assert_string_equal(t[5].name, "cluster");
 	for (i = 0; i < n; i++) {
 		end = 0;
 		for (j = 0; j < t[i].n_keys; j++) {
@@ -519,10 +521,10 @@ test_host_tables(void **state)
 			if (k->offset + k->storage > end)
 				end = k->offset + k->storage;
 		}
-		/* [maintenance:] requires monitors. */
+		/* [maintenance:] requires monitors, [cluster] etcd. */
 		c = keys_fill_in(&ctx, t[i].keys, t[i].n_keys,
 		    sizeof(struct wp_key), end, NULL, "/", i == 4 ? &monitors :
-		    NULL, i == 4, &diag);
+		    i == 5 ? &etcd : NULL, i >= 4, &diag);
 		assert_non_null(c);
 		keys_free(c);
 	}

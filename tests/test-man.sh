@@ -38,6 +38,7 @@ jq -r '
 	(.common.alert | rows("ALERT SECTIONS")),
 	(.common.status | rows("THE [status] SECTION")),
 	(.common.maintenance | rows("MAINTENANCE WINDOWS")),
+	(.common.cluster // [] | rows("THE [cluster] SECTION")),
 	(.types[] | .name as $n | .keys | rows("type = \($n)"))
 ' "$T/types.json" | sort -u >"$T/accepted"
 [ "$(grep -c 'THE \[agent\]' "$T/accepted")" -ge 9 ] ||
