@@ -197,6 +197,21 @@ show_warnings(struct wp_diag *diag)
 	diag_init(diag, opt.config);
 }
 
+/* 1 (with an error at the [cluster] line in DIAG) when CFG asks for cluster
+ * mode, which this agent cannot run yet: two agents given the same file
+ * would otherwise both check and alert on every monitor, which is the
+ * very thing [cluster] promises not to do.  0 otherwise. */
+static int
+cluster_refused(const struct config *cfg, struct wp_diag *diag)
+{
+	if (cfg == NULL || !cfg->cluster.enabled)
+		return 0;
+	diag_error(diag, cfg->cluster.line, "[cluster]: this agent cannot "
+	    "join a cluster yet (membership on etcd is not built); remove the "
+	    "section to run it as a single machine");
+	return 1;
+}
+
 /* Load FILE and check every section's keys, loading the plugins it names,
  * without touching the running set (diag gets every problem).  At start-up
  * (STARTUP) the first type loads every plugin of plugin_dir, each a start-up
@@ -219,7 +234,7 @@ load_with(struct wp_diag *diag, int startup, const struct cfg_overlay *ov)
 		op = opmon_begin(OPC_STARTUP, "load configuration",
 		    STARTUP_STEP_MS);
 	if (config_load_overlay(opt.config, opt.plugin_dir, loader_lookup,
-	    NULL, ov, diag, &cfg) != 0) {
+	    NULL, ov, diag, &cfg) != 0 || cluster_refused(cfg, diag)) {
 		if (cfg != NULL)
 			manager_check(cfg, diag);
 		config_free(cfg);
