@@ -89,7 +89,7 @@
 #define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
 
 enum route { R_HEALTHZ, R_MONITORS, R_OPMON, R_METRICS, R_ADMIN, R_PUSH,
-	R_ALERTS };
+	R_ALERTS, R_CLUSTER };
 
 #define ADMIN_PREFIX "/api/monitors/"
 #define SILENCES_PATH "/api/silences"
@@ -107,6 +107,7 @@ static const struct {
 	{ "/api/monitor", R_OPMON },
 	{ "/metrics", R_METRICS },
 	{ "/api/alerts", R_ALERTS },
+	{ "/api/cluster", R_CLUSTER },
 };
 
 /*
@@ -1155,6 +1156,9 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		break;
 	case R_ALERTS:
 		fn = a->routes.alerts_json;
+		break;
+	case R_CLUSTER:
+		fn = a->routes.cluster_json;
 		break;
 	case R_HEALTHZ:
 	case R_ADMIN:

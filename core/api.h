@@ -93,6 +93,8 @@ struct api_routes {
 	 * never logged with its path.  Answered like admin, api_answer(). */
 	void (*push)(void *arg, const struct api_request *req);
 	char *(*alerts_json)(void *arg);     /* GET /api/alerts */
+	char *(*cluster_json)(void *arg);    /* GET /api/cluster; NULL:
+	                                      * 404 (no [cluster]) */
 	/* /api/alerts/NAME/... (main.c: POST /api/alerts/NAME/test); NULL:
 	 * 404.  A handler route like admin's: the token is checked (a POST
 	 * needs it always, 403 without a token file) and the body capped

@@ -38,6 +38,13 @@ struct cluster_conf {
 	char *ca_file, *client_cert, *client_key; /* absolute; NULL: none */
 };
 void cluster_conf_free(struct cluster_conf *c);
+/* Deep-copy SRC into DST (DST's old contents are not freed); aborts on
+ * memory exhaustion. */
+void cluster_conf_copy(struct cluster_conf *dst,
+    const struct cluster_conf *src);
+/* 1 when A and B say the same (two disabled ones do), else 0. */
+int cluster_conf_same(const struct cluster_conf *a,
+    const struct cluster_conf *b);
 
 /* ---- the local deadline (safety rule) ---- */
 

@@ -19,6 +19,7 @@
 #include "alert.h"
 #include "api.h"
 #include "cfg.h"
+#include "cluster-run.h"
 #include "daemon.h"
 #include "history.h"
 #include "hold.h"
@@ -63,6 +64,10 @@ static struct cfg_agent agent_now; /* [agent] in force (copies; see reload) */
 
 static void retention_cb(uv_timer_t *t);
 static int exit_code;
+/* Cluster mode: the [cluster] in force (a reload does not change it) and
+ * the services table the etcd client drives the loop through. */
+static struct cluster_conf cluster_now;
+static struct wp_host *cluster_host;
 
 static void
 usage(FILE *f)
@@ -197,21 +202,6 @@ show_warnings(struct wp_diag *diag)
 	diag_init(diag, opt.config);
 }
 
-/* 1 (with an error at the [cluster] line in DIAG) when CFG asks for cluster
- * mode, which this agent cannot run yet: two agents given the same file
- * would otherwise both check and alert on every monitor, which is the
- * very thing [cluster] promises not to do.  0 otherwise. */
-static int
-cluster_refused(const struct config *cfg, struct wp_diag *diag)
-{
-	if (cfg == NULL || !cfg->cluster.enabled)
-		return 0;
-	diag_error(diag, cfg->cluster.line, "[cluster]: this agent cannot "
-	    "join a cluster yet (membership on etcd is not built); remove the "
-	    "section to run it as a single machine");
-	return 1;
-}
-
 /* Load FILE and check every section's keys, loading the plugins it names,
  * without touching the running set (diag gets every problem).  At start-up
  * (STARTUP) the first type loads every plugin of plugin_dir, each a start-up
@@ -234,7 +224,7 @@ load_with(struct wp_diag *diag, int startup, const struct cfg_overlay *ov)
 		op = opmon_begin(OPC_STARTUP, "load configuration",
 		    STARTUP_STEP_MS);
 	if (config_load_overlay(opt.config, opt.plugin_dir, loader_lookup,
-	    NULL, ov, diag, &cfg) != 0 || cluster_refused(cfg, diag)) {
+	    NULL, ov, diag, &cfg) != 0) {
 		if (cfg != NULL)
 			manager_check(cfg, diag);
 		config_free(cfg);
@@ -428,6 +418,10 @@ reload_apply(struct config *cfg, struct wp_diag *diag)
 	}
 	statuspage_configure(cfg);
 	agent_reload(&ag, token);
+	cluster_run_monitors();
+	if (!cluster_conf_same(&cfg->cluster, &cluster_now))
+		log_warn("reload: [cluster] changed; the change takes effect "
+		    "at the next restart");
 	rc = 0;
 done:
 	if (token != NULL) {
@@ -486,12 +480,21 @@ reload(void)
 static uv_timer_t drain_timer;
 
 static void
+left_cluster(void *arg)
+{
+	(void)arg;
+	uv_stop(main_loop);
+}
+
+/* The checks are done: leave the cluster (revoking the lease hands every
+ * slot over at once), then stop the loop. */
+static void
 drained(void *arg)
 {
 	(void)arg;
 	uv_timer_stop(&drain_timer);
 	log_info("all checks finished; stopping");
-	uv_stop(main_loop);
+	cluster_run_stop(left_cluster, NULL);
 }
 
 static void
@@ -505,6 +508,18 @@ drain_limit_cb(uv_timer_t *t)
 }
 
 static int stopping;
+static int cluster_failed;
+static void begin_stop(const char *why);
+
+/* cluster-run.h's fatal(): this agent must not go on (its name is taken). */
+static void
+cluster_fatal(const char *msg)
+{
+	log_err("%s", msg);
+	cluster_failed = 1;
+	if (!stopping)
+		begin_stop("cluster");
+}
 
 /* The orderly stop, once: no new checks, the API closed, and the loop
  * stopped when the checks in flight are done (drained()).  WHY starts the
@@ -665,6 +680,21 @@ render_alerts(void *arg)
 	return alert_api_json();
 }
 
+/* GET /api/cluster (cluster-run.h); only routed with [cluster]. */
+static char *
+render_cluster(void *arg)
+{
+	json_t *j = cluster_run_json();
+	char *s;
+
+	(void)arg;
+	if (j == NULL)
+		return NULL;
+	s = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	return s;
+}
+
 /*
  * POST /api/alerts/NAME/test (a handler route: api.c checked the token,
  * the rule of every mutation): {"ok", "alert", "answer"} once the
@@ -803,6 +833,7 @@ static void
 finish(void)
 {
 	/* Close what the loop still holds, then the rest. */
+	cluster_run_free();
 	manager_free();
 	alert_free();
 	uv_run(main_loop, UV_RUN_NOWAIT);
@@ -814,6 +845,9 @@ finish(void)
 	/* Plugins release their watches and timers in fini(), which needs
 	 * the loop still open. */
 	loader_shutdown();
+	host_free(cluster_host);
+	cluster_host = NULL;
+	cluster_conf_free(&cluster_now);
 	host_loop_close();
 	opmon_shutdown();
 	agent_keep(NULL);
@@ -1012,11 +1046,14 @@ main(int argc, char **argv)
 		    .silences = hold_api,
 		    .push = manager_push,
 		    .alerts_json = render_alerts,
+		    .cluster_json = NULL,
 		    .alert_test = start_alert_test };
 		static const struct admin_hooks hooks = { admin_load,
 		    reload_apply };
 
 		admin_init(&hooks);
+		if (cfg->cluster.enabled)
+			routes.cluster_json = render_cluster;
 		op = opmon_begin(OPC_STARTUP, "bind API", STARTUP_STEP_MS);
 		/* The history routes' own read-only connection (the store
 		 * has migrated the file by now). */
@@ -1057,6 +1094,16 @@ main(int argc, char **argv)
 		}
 		statuspage_configure(cfg);
 		diag_free(&diag);
+		if (cfg->cluster.enabled) {
+			cluster_conf_copy(&cluster_now, &cfg->cluster);
+			cluster_host = host_new("cluster", runtime_complete);
+			if (cluster_run_start(&cfg->cluster, cluster_host,
+			    cluster_fatal) != 0) {
+				fprintf(stderr, "watchpost: cannot start cluster "
+				    "mode\n");
+				return 1;
+			}
+		}
 		log_info("watchpost %s started: %zu monitor(s), database %s",
 		    PACKAGE_VERSION, n, store ? "open" : "none");
 	}
@@ -1069,7 +1116,7 @@ main(int argc, char **argv)
 
 	daemon_ready();
 	uv_run(main_loop, UV_RUN_DEFAULT);
-	exit_code = 0;
+	exit_code = cluster_failed;
 	api_stop(api);
 	history_close(history);
 	history = NULL;

@@ -1305,6 +1305,26 @@ manager_monitor_count(void)
 	return n_monitors;
 }
 
+int
+manager_busy(const char *name)
+{
+	struct monitor *m = find(name);
+
+	return m != NULL && (m->op != NULL || m->retry_pending);
+}
+
+int
+manager_set_due(const char *name, int64_t due_us)
+{
+	struct monitor *m = find(name);
+
+	if (m == NULL || m->removed || !m->enabled || stopping)
+		return WP_EINVAL;
+	m->sched.due_us = due_us;
+	arm(m, due_cb);
+	return 0;
+}
+
 /* ---- rendering ---- */
 
 static json_t *

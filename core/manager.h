@@ -129,6 +129,16 @@ const struct monitor *manager_monitor_next(const struct monitor *prev,
 /* Counts for tests and logs. */
 size_t manager_monitor_count(void);
 
+/* For the cluster engine (cluster-run.h); loop thread. */
+/* 1 while monitor NAME has a check in flight or a retry pending (a slot
+ * being handed over waits for it), else 0 (unknown names too). */
+int manager_busy(const char *name);
+/* Move NAME's next slot to DUE_US (monotonic; the wall-clock grid of a
+ * claimed slot) and re-arm its timer; later slots follow every interval
+ * from there (a check in flight keeps running; a slot that comes while it
+ * does is skipped, as always).  0, or WP_EINVAL for an unknown or disabled monitor. */
+int manager_set_due(const char *name, int64_t due_us);
+
 /* ---- for the admin API (admin.c); loop thread ---- */
 
 /*

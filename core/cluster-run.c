@@ -1,0 +1,960 @@
+/*
+ * cluster-run -- membership and claims in etcd (cluster-run.h).
+ *
+ * The life of the engine:
+ *   GRANT     a lease of lease_ttl is asked for;
+ *   REGISTER  members/<location>/<name> is put on it, only if absent (a
+ *             key held on another lease is another agent of this name,
+ *             or this agent's previous life whose lease has not expired
+ *             yet: retried until it is older than twice the TTL, then
+ *             fatal);
+ *   RUN       the whole prefix is read once and then watched; each change
+ *             of the members or the claims runs reconcile(), which claims
+ *             the slots this agent is the rendezvous owner of and are
+ *             free, and drains and releases the ones it holds and no
+ *             longer should.
+ * The lease is renewed every TTL / 3, one keepalive at a time; the local
+ * deadline (cluster.h) fences the agent when renewals stop being
+ * answered.  A lease the server no longer knows (it expired) means every
+ * claim is gone with it: the engine forgets them and registers again.
+ *
+ * A claim is this agent's when the own/ key is on this agent's lease --
+ * not when its value is this agent's name, which a second agent of the
+ * same name in another location could write.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "cfg.h"
+#include "cfg-read.h"
+#include "cluster-run.h"
+#include "etcd.h"
+#include "host.h"
+#include "log.h"
+#include "manager.h"
+#include "util.h"
+
+/* How often reconcile() runs without an event: drains finish and
+ * join_grace ends between events. */
+#define RECONCILE_EVERY_MS 200
+/* A request's whole budget (retries over the endpoints included). */
+#define REQ_TIMEOUT_US (2 * 1000 * 1000)
+
+enum phase { PH_IDLE, PH_GRANT, PH_REGISTER, PH_RUN, PH_STOP, PH_DEAD };
+enum slot_req { SR_NONE, SR_CLAIM, SR_RELEASE };
+
+struct member {
+	char *key;             /* members/<location>/<name>, prefix stripped */
+	char *name, *location;
+	int64_t seen_us;       /* monotonic: when it counts as joined */
+};
+
+struct cslot {
+	char *key;             /* the slot key (cluster.h) */
+	char *monitor;         /* a running monitor checked here; NULL: a
+	                        * claim seen in etcd that is not ours to
+	                        * check */
+	int located;           /* the slot is monitor@<this location> */
+	int64_t interval_us;
+	char *holder;          /* the claim's value; NULL: unclaimed */
+	int64_t holder_lease;
+	int64_t token;         /* the claim's create_revision */
+	int want;              /* this agent is the slot's owner now */
+	int gridded;           /* the manager was moved to the grid */
+	struct etcd_req *req;
+	enum slot_req req_kind;
+};
+
+static struct engine {
+	struct cluster_conf cc;        /* copies */
+	const struct wp_host *host;
+	void (*fatal)(const char *msg);
+	struct etcd *etcd;
+	enum phase phase;
+	char *prefix;                  /* "<cluster>/" */
+	size_t prefix_len;
+	char *self_key;                /* members/<location>/<name> */
+	int64_t ttl_s;
+	struct cluster_deadline dl;
+	int64_t lease;
+	int64_t conflict_since_us;     /* REGISTER met a foreign key; 0 */
+	struct etcd_req *lease_req;    /* grant, keepalive or revoke */
+	struct etcd_req *reg_req;
+	struct etcd_req *load_req;
+	struct etcd_watch *watch;
+	int64_t revision;              /* the last revision read */
+	struct member *members;
+	size_t n_members, cap_members;
+	struct cslot **slots;          /* sorted by key */
+	size_t n_slots, cap_slots;
+	unsigned owned;
+	void (*stop_done)(void *);
+	void *stop_arg;
+} *E;
+
+/* Outside the engine: host_loop_close() closes them after it is freed. */
+static uv_timer_t renew_timer, tick_timer;
+static int timers_on;
+
+static void reconcile(void);
+static void grant(void);
+static void load_prefix(void);
+
+/* ---- small helpers ---- */
+
+static char *
+xmemdup0(const char *p, size_t n)
+{
+	char *s = xmalloc(n + 1);
+
+	memcpy(s, p, n);
+	s[n] = '\0';
+	return s;
+}
+
+/* The full etcd key of SUFFIX (a new string). */
+static char *
+full_key(const char *suffix)
+{
+	return xasprintf("%s%s", E->prefix, suffix);
+}
+
+static int
+fenced(void)
+{
+	return E->phase != PH_RUN || cluster_deadline_fenced(&E->dl, mono_us());
+}
+
+/* ---- slots ---- */
+
+static int
+slot_cmp_key(const void *k, const void *e)
+{
+	return strcmp(k, (*(struct cslot *const *)e)->key);
+}
+
+static struct cslot *
+slot_find(const char *key)
+{
+	struct cslot **p;
+
+	if (E->n_slots == 0)
+		return NULL;
+	p = bsearch(key, E->slots, E->n_slots, sizeof(*E->slots),
+	    slot_cmp_key);
+	return p != NULL ? *p : NULL;
+}
+
+/* The slot KEY, created (unclaimed, no monitor) if new. */
+static struct cslot *
+slot_get(const char *key)
+{
+	struct cslot *s = slot_find(key);
+	size_t lo = 0, hi = E->n_slots;
+
+	if (s != NULL)
+		return s;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (strcmp(E->slots[mid]->key, key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (E->n_slots == E->cap_slots) {
+		E->cap_slots = E->cap_slots ? 2 * E->cap_slots : 64;
+		E->slots = xrealloc(E->slots, E->cap_slots * sizeof(*E->slots));
+	}
+	memmove(E->slots + lo + 1, E->slots + lo,
+	    (E->n_slots - lo) * sizeof(*E->slots));
+	s = xcalloc(1, sizeof(*s));
+	s->key = xstrdup(key);
+	E->slots[lo] = s;
+	E->n_slots++;
+	return s;
+}
+
+static int
+slot_mine(const struct cslot *s)
+{
+	return s->holder != NULL && E->lease != 0 &&
+	    s->holder_lease == E->lease;
+}
+
+/* Drop slots that hold nothing: no monitor here, no claim, no request. */
+static void
+slots_prune(void)
+{
+	size_t i, j = 0;
+
+	for (i = 0; i < E->n_slots; i++) {
+		struct cslot *s = E->slots[i];
+
+		if (s->monitor == NULL && s->holder == NULL && s->req == NULL) {
+			free(s->key);
+			free(s);
+			continue;
+		}
+		E->slots[j++] = s;
+	}
+	E->n_slots = j;
+}
+
+static void
+slot_set_holder(struct cslot *s, const char *v, size_t n, int64_t lease,
+    int64_t token)
+{
+	int was = slot_mine(s);
+
+	free(s->holder);
+	s->holder = v != NULL ? xmemdup0(v, n) : NULL;
+	s->holder_lease = v != NULL ? lease : 0;
+	s->token = v != NULL ? token : 0;
+	if (was && !slot_mine(s)) {
+		E->owned--;
+		s->gridded = 0;
+	} else if (!was && slot_mine(s))
+		E->owned++;
+}
+
+/* ---- members ---- */
+
+static struct member *
+member_find(const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < E->n_members; i++)
+		if (strcmp(E->members[i].key, key) == 0)
+			return &E->members[i];
+	return NULL;
+}
+
+/* A put of members/<location>/<name> (KEY without the prefix).  JOINED_US
+ * is the member's own wall-clock join time from its value (0: unknown,
+ * taken as now), so that every agent sees it join at about the same
+ * moment whether it was there before them or not. */
+static void
+member_put(const char *key, const char *value, size_t value_len)
+{
+	const char *loc = key + strlen("members/"), *slash;
+	struct member *m;
+	json_t *j;
+	int64_t joined = 0, now = mono_us(), age;
+
+	if ((slash = strchr(loc, '/')) == NULL || slash == loc ||
+	    slash[1] == '\0')
+		return;
+	if ((j = json_loadb(value, value_len, 0, NULL)) != NULL) {
+		joined = json_integer_value(json_object_get(j, "joined_us"));
+		json_decref(j);
+	}
+	if ((m = member_find(key)) != NULL)
+		return; /* a re-put (same life) keeps its join time */
+	if (E->n_members == E->cap_members) {
+		E->cap_members = E->cap_members ? 2 * E->cap_members : 8;
+		E->members = xrealloc(E->members,
+		    E->cap_members * sizeof(*E->members));
+	}
+	m = &E->members[E->n_members++];
+	m->key = xstrdup(key);
+	m->location = xmemdup0(loc, (size_t)(slash - loc));
+	m->name = xstrdup(slash + 1);
+	age = joined > 0 ? wall_us() - joined : 0;
+	if (age < 0)
+		age = 0;
+	m->seen_us = now - age;
+	log_info("cluster: member %s (%s) joined", m->name, m->location);
+}
+
+static void
+member_delete(const char *key)
+{
+	struct member *m = member_find(key);
+
+	if (m == NULL)
+		return;
+	log_info("cluster: member %s (%s) left", m->name, m->location);
+	free(m->key);
+	free(m->name);
+	free(m->location);
+	*m = E->members[--E->n_members];
+}
+
+static void
+members_clear(void)
+{
+	while (E->n_members > 0)
+		member_delete(E->members[0].key);
+}
+
+/* ---- what etcd says: one key at a time ---- */
+
+static void
+kv_put(const struct etcd_kv *kv)
+{
+	char *key;
+
+	if (kv->key_len < E->prefix_len ||
+	    memcmp(kv->key, E->prefix, E->prefix_len) != 0)
+		return;
+	key = xmemdup0(kv->key + E->prefix_len, kv->key_len - E->prefix_len);
+	if (strncmp(key, "members/", 8) == 0)
+		member_put(key, kv->value, kv->value_len);
+	else if (strncmp(key, "own/", 4) == 0 && key[4] != '\0')
+		slot_set_holder(slot_get(key + 4), kv->value, kv->value_len,
+		    kv->lease, kv->create_revision);
+	free(key);
+}
+
+static void
+kv_delete(const char *k, size_t n)
+{
+	char *key;
+	struct cslot *s;
+
+	if (n < E->prefix_len || memcmp(k, E->prefix, E->prefix_len) != 0)
+		return;
+	key = xmemdup0(k + E->prefix_len, n - E->prefix_len);
+	if (strncmp(key, "members/", 8) == 0)
+		member_delete(key);
+	else if (strncmp(key, "own/", 4) == 0 &&
+	    (s = slot_find(key + 4)) != NULL)
+		slot_set_holder(s, NULL, 0, 0, 0);
+	free(key);
+}
+
+/* ---- the watch ---- */
+
+static void
+watch_fn(void *arg, const struct etcd_watch_batch *b)
+{
+	size_t i;
+
+	(void)arg;
+	if (b->compacted) {
+		/* The watch stopped: read everything again from now. */
+		log_warn("cluster: watch compacted at revision %lld; re-reading",
+		    (long long)b->compact_revision);
+		E->watch = NULL;
+		load_prefix();
+		return;
+	}
+	for (i = 0; i < b->n_events; i++) {
+		const struct etcd_event *ev = &b->events[i];
+
+		if (ev->type == ETCD_EVENT_PUT)
+			kv_put(&ev->kv);
+		else
+			kv_delete(ev->kv.key, ev->kv.key_len);
+	}
+	if (b->revision > E->revision)
+		E->revision = b->revision;
+	if (b->n_events > 0)
+		reconcile();
+}
+
+static void
+load_cb(void *arg, const struct etcd_result *r)
+{
+	size_t i, n;
+	char *end;
+
+	(void)arg;
+	E->load_req = NULL;
+	if (r->err != ETCD_OK) {
+		log_warn("cluster: reading %s: %s", E->prefix, r->message);
+		return; /* the tick tries again */
+	}
+	/* A full read replaces what was known. */
+	members_clear();
+	for (i = 0; i < E->n_slots; i++)
+		slot_set_holder(E->slots[i], NULL, 0, 0, 0);
+	for (i = 0; i < r->n_kvs; i++)
+		kv_put(&r->kvs[i]);
+	E->revision = r->revision;
+	end = xmalloc(E->prefix_len + 1);
+	n = etcd_prefix_end(E->prefix, E->prefix_len, end);
+	if (etcd_watch_start(E->etcd, E->prefix, E->prefix_len, end, n,
+	    r->revision + 1, watch_fn, NULL, &E->watch) != 0) {
+		log_err("cluster: cannot watch %s", E->prefix);
+		E->watch = NULL;
+	}
+	free(end);
+	slots_prune();
+	reconcile();
+}
+
+/* Read the whole prefix, then watch it from the revision read. */
+static void
+load_prefix(void)
+{
+	char *end;
+	size_t n;
+
+	if (E->load_req != NULL)
+		return;
+	etcd_watch_stop(E->watch);
+	E->watch = NULL;
+	end = xmalloc(E->prefix_len + 1);
+	n = etcd_prefix_end(E->prefix, E->prefix_len, end);
+	if (etcd_range(E->etcd, E->prefix, E->prefix_len, end, n, 0, 0,
+	    load_cb, NULL, &E->load_req) != 0)
+		E->load_req = NULL;
+	free(end);
+}
+
+/* ---- claims ---- */
+
+static void
+claim_cb(void *arg, const struct etcd_result *r)
+{
+	struct cslot *s = arg;
+	enum slot_req kind = s->req_kind;
+
+	s->req = NULL;
+	s->req_kind = SR_NONE;
+	if (r->err != ETCD_OK) {
+		log_warn("cluster: %s %s: %s", kind == SR_CLAIM ? "claiming" :
+		    "releasing", s->key, r->message);
+		return; /* reconcile() tries again */
+	}
+	if (kind == SR_CLAIM && r->succeeded) {
+		/* The txn's one put is at the header's revision: that is the
+		 * key's create_revision, the claim's token. */
+		slot_set_holder(s, E->cc.name, strlen(E->cc.name), E->lease,
+		    r->revision);
+		log_info("cluster: claimed %s (token %lld)", s->key,
+		    (long long)r->revision);
+	} else if (kind == SR_RELEASE && r->succeeded) {
+		slot_set_holder(s, NULL, 0, 0, 0);
+		log_info("cluster: released %s", s->key);
+	}
+	reconcile();
+}
+
+static void
+slot_claim(struct cslot *s)
+{
+	char *key = xasprintf("%sown/%s", E->prefix, s->key);
+	struct etcd_cmp cmp = { .key = key, .key_len = strlen(key),
+	    .target = ETCD_CMP_CREATE, .result = ETCD_CMP_EQUAL, .number = 0 };
+	struct etcd_op put = { .type = ETCD_OP_PUT, .key = key,
+	    .key_len = strlen(key), .value = E->cc.name,
+	    .value_len = strlen(E->cc.name), .lease = E->lease };
+
+	if (etcd_txn(E->etcd, &cmp, 1, &put, 1, NULL, 0, claim_cb, s,
+	    &s->req) == 0)
+		s->req_kind = SR_CLAIM;
+	else
+		s->req = NULL;
+	free(key);
+}
+
+static void
+slot_release(struct cslot *s)
+{
+	char *key = xasprintf("%sown/%s", E->prefix, s->key);
+	struct etcd_cmp cmp = { .key = key, .key_len = strlen(key),
+	    .target = ETCD_CMP_CREATE, .result = ETCD_CMP_EQUAL,
+	    .number = s->token };
+	struct etcd_op del = { .type = ETCD_OP_DELETE, .key = key,
+	    .key_len = strlen(key) };
+
+	if (etcd_txn(E->etcd, &cmp, 1, &del, 1, NULL, 0, claim_cb, s,
+	    &s->req) == 0)
+		s->req_kind = SR_RELEASE;
+	else
+		s->req = NULL;
+	free(key);
+}
+
+/* Put the monitor of a slot just claimed on the wall-clock grid, so a
+ * new owner keeps the rhythm of the old one. */
+static void
+slot_grid(struct cslot *s)
+{
+	int64_t k, due;
+
+	if (s->gridded || s->monitor == NULL || s->interval_us <= 0)
+		return;
+	due = cluster_grid_next(s->monitor, s->interval_us, wall_us(),
+	    mono_us(), -1, &k);
+	if (manager_set_due(s->monitor, due) == 0)
+		s->gridded = 1;
+}
+
+/*
+ * The one decision: for each slot this agent could check, who should own
+ * it now, and what to do about the claim.  Never takes a held claim;
+ * releases its own only when no check of the monitor is in flight.
+ */
+static void
+reconcile(void)
+{
+	struct cluster_member *cm;
+	int64_t now = mono_us();
+	size_t i;
+
+	if (E->phase != PH_RUN && E->phase != PH_STOP)
+		return;
+	cm = xcalloc(E->n_members + 1, sizeof(*cm));
+	for (i = 0; i < E->n_members; i++) {
+		cm[i].name = E->members[i].name;
+		cm[i].location = E->members[i].location;
+		cm[i].seen_us = E->members[i].seen_us;
+	}
+	for (i = 0; i < E->n_slots; i++) {
+		struct cslot *s = E->slots[i];
+		long o;
+
+		if (s->monitor == NULL) {
+			/* Ours, but no monitor here any more: release. */
+			s->want = 0;
+		} else {
+			o = cluster_hrw_owner(s->key, cm, E->n_members,
+			    s->located ? E->cc.location : NULL, E->cc.name,
+			    now, E->cc.join_grace_ms * 1000);
+			s->want = E->phase == PH_RUN && o >= 0 &&
+			    strcmp(cm[o].name, E->cc.name) == 0 &&
+			    strcmp(cm[o].location, E->cc.location) == 0;
+		}
+		if (s->req != NULL || fenced())
+			continue;
+		if (s->want && s->holder == NULL)
+			slot_claim(s);
+		else if (s->want && slot_mine(s))
+			slot_grid(s);
+		else if (!s->want && slot_mine(s) &&
+		    (s->monitor == NULL || !manager_busy(s->monitor)))
+			slot_release(s);
+	}
+	free(cm);
+	slots_prune();
+}
+
+/* The manager's gate (cluster.h). */
+static int
+gate(void *arg, const char *monitor)
+{
+	char key[2 * CFG_NAME_MAX + 8];
+	struct cslot *s;
+
+	(void)arg;
+	if (E == NULL || fenced())
+		return 0;
+	if ((s = slot_find(monitor)) == NULL || s->monitor == NULL) {
+		if (cluster_slot_key(key, sizeof(key), monitor,
+		    E->cc.location) < 0 || (s = slot_find(key)) == NULL ||
+		    s->monitor == NULL)
+			return 0;
+	}
+	return s->want && slot_mine(s);
+}
+
+/* ---- the lease ---- */
+
+static int64_t lease_sent_us;
+
+static void
+lease_lost(void)
+{
+	size_t i;
+
+	log_warn("cluster: lease %llx is gone; registering again",
+	    (unsigned long long)E->lease);
+	cluster_deadline_lost(&E->dl);
+	/* Every claim and the member key went with the lease. */
+	for (i = 0; i < E->n_slots; i++)
+		if (slot_mine(E->slots[i]))
+			slot_set_holder(E->slots[i], NULL, 0, 0, 0);
+	E->lease = 0;
+	E->phase = PH_GRANT;
+	grant();
+}
+
+static void
+keepalive_cb(void *arg, const struct etcd_result *r)
+{
+	int was_fenced;
+
+	(void)arg;
+	E->lease_req = NULL;
+	if (E->phase != PH_RUN && E->phase != PH_REGISTER)
+		return;
+	if (r->err == ETCD_ENOTFOUND || (r->err == ETCD_OK && r->ttl_s <= 0)) {
+		lease_lost();
+		return;
+	}
+	if (r->err != ETCD_OK) {
+		log_warn("cluster: renewing the lease: %s", r->message);
+		return;
+	}
+	was_fenced = fenced();
+	cluster_deadline_ack(&E->dl, E->lease, lease_sent_us, r->ttl_s);
+	if (was_fenced && !fenced()) {
+		log_info("cluster: lease renewed; unfenced");
+		reconcile();
+	}
+}
+
+static void
+renew_cb(uv_timer_t *t)
+{
+	(void)t;
+	if (E->lease == 0 || E->lease_req != NULL ||
+	    (E->phase != PH_RUN && E->phase != PH_REGISTER))
+		return;
+	lease_sent_us = mono_us();
+	if (etcd_lease_keepalive(E->etcd, E->lease, keepalive_cb, NULL,
+	    &E->lease_req) != 0)
+		E->lease_req = NULL;
+}
+
+static void register_member(void);
+
+static void
+register_cb(void *arg, const struct etcd_result *r)
+{
+	char msg[512];
+	int64_t now = mono_us();
+
+	(void)arg;
+	E->reg_req = NULL;
+	if (E->phase != PH_REGISTER)
+		return;
+	if (r->err == ETCD_ENOTFOUND) {
+		lease_lost();
+		return;
+	}
+	if (r->err != ETCD_OK) {
+		log_warn("cluster: registering: %s", r->message);
+		return; /* the tick tries again */
+	}
+	if (!r->succeeded && !(r->n_kvs == 1 && r->kvs[0].lease == E->lease)) {
+		/* Another lease holds the name: wait out a previous life. */
+		if (E->conflict_since_us == 0) {
+			E->conflict_since_us = now;
+			log_warn("cluster: the name %s is registered on another "
+			    "lease; waiting for it to expire", E->cc.name);
+		}
+		if (now - E->conflict_since_us > 2 * E->ttl_s * 1000000 +
+		    1000000) {
+			snprintf(msg, sizeof(msg), "[cluster]: another live agent "
+			    "is named %s in location %s (its lease keeps being "
+			    "renewed); give this one another name",
+			    E->cc.name, E->cc.location);
+			E->phase = PH_DEAD;
+			E->fatal(msg);
+		}
+		return;
+	}
+	E->conflict_since_us = 0;
+	E->phase = PH_RUN;
+	log_info("cluster: joined %s as %s (%s), lease %llx", E->prefix,
+	    E->cc.name, E->cc.location, (unsigned long long)E->lease);
+	if (E->watch == NULL)
+		load_prefix();
+	else
+		reconcile();
+}
+
+static void
+register_member(void)
+{
+	char *key = full_key(E->self_key), *value;
+	struct etcd_cmp cmp = { .key = key, .key_len = strlen(key),
+	    .target = ETCD_CMP_CREATE, .result = ETCD_CMP_EQUAL, .number = 0 };
+	struct etcd_op put = { .type = ETCD_OP_PUT, .key = key,
+	    .key_len = strlen(key), .lease = E->lease };
+	struct etcd_op get = { .type = ETCD_OP_RANGE, .key = key,
+	    .key_len = strlen(key) };
+	json_t *v = json_pack("{s:s, s:s, s:I}", "name", E->cc.name,
+	    "location", E->cc.location, "joined_us", (json_int_t)wall_us());
+
+	value = json_dumps(v, JSON_COMPACT);
+	json_decref(v);
+	put.value = value;
+	put.value_len = strlen(value);
+	if (etcd_txn(E->etcd, &cmp, 1, &put, 1, &get, 1, register_cb, NULL,
+	    &E->reg_req) != 0)
+		E->reg_req = NULL;
+	free(value);
+	free(key);
+}
+
+static void
+grant_cb(void *arg, const struct etcd_result *r)
+{
+	(void)arg;
+	E->lease_req = NULL;
+	if (E->phase != PH_GRANT)
+		return;
+	if (r->err != ETCD_OK) {
+		log_warn("cluster: asking etcd for a lease: %s", r->message);
+		return; /* the tick tries again */
+	}
+	E->lease = r->lease_id;
+	cluster_deadline_ack(&E->dl, E->lease, lease_sent_us, r->ttl_s);
+	E->phase = PH_REGISTER;
+	register_member();
+}
+
+static void
+grant(void)
+{
+	if (E->lease_req != NULL)
+		return;
+	lease_sent_us = mono_us();
+	if (etcd_lease_grant(E->etcd, E->ttl_s, grant_cb, NULL,
+	    &E->lease_req) != 0)
+		E->lease_req = NULL;
+}
+
+/* Every RECONCILE_EVERY_MS: whatever is waiting to be tried again. */
+static void
+tick_cb(uv_timer_t *t)
+{
+	(void)t;
+	switch (E->phase) {
+	case PH_GRANT:
+		grant();
+		break;
+	case PH_REGISTER:
+		if (E->reg_req == NULL)
+			register_member();
+		break;
+	case PH_RUN:
+		if (E->watch == NULL && E->load_req == NULL)
+			load_prefix();
+		reconcile();
+		break;
+	default:
+		break;
+	}
+}
+
+/* ---- the interface ---- */
+
+int
+cluster_run_start(const struct cluster_conf *cc, const struct wp_host *host,
+    void (*fatal)(const char *msg))
+{
+	struct etcd_opts o = { 0 };
+	int rc;
+
+	if (E != NULL || !cc->enabled)
+		return WP_EINVAL;
+	E = xcalloc(1, sizeof(*E));
+	E->host = host;
+	E->fatal = fatal;
+	cluster_conf_copy(&E->cc, cc);
+	E->prefix = xasprintf("%s/", cc->prefix);
+	E->prefix_len = strlen(E->prefix);
+	E->self_key = xasprintf("members/%s/%s", cc->location, cc->name);
+	/* etcd grants whole seconds, at least 2. */
+	E->ttl_s = (cc->lease_ttl_ms + 999) / 1000;
+	if (E->ttl_s < 2)
+		E->ttl_s = 2;
+	cluster_deadline_init(&E->dl, E->ttl_s * 1000000);
+
+	o.endpoints = (const char *const *)E->cc.etcd;
+	o.n_endpoints = E->cc.n_etcd;
+	o.user = E->cc.user;
+	o.password = E->cc.password;
+	o.ca_file = E->cc.ca_file;
+	o.client_cert = E->cc.client_cert;
+	o.client_key = E->cc.client_key;
+	o.request_timeout_us = REQ_TIMEOUT_US < E->ttl_s * 1000000 / 3 ?
+	    REQ_TIMEOUT_US : E->ttl_s * 1000000 / 3;
+	if ((rc = etcd_new(host, &o, &E->etcd)) != 0) {
+		cluster_run_free();
+		return rc;
+	}
+	if (!timers_on) {
+		uv_timer_init(main_loop, &renew_timer);
+		uv_timer_init(main_loop, &tick_timer);
+		timers_on = 1;
+	}
+	uv_timer_start(&renew_timer, renew_cb,
+	    (uint64_t)(cluster_renew_every(E->ttl_s * 1000000) / 1000),
+	    (uint64_t)(cluster_renew_every(E->ttl_s * 1000000) / 1000));
+	uv_timer_start(&tick_timer, tick_cb, RECONCILE_EVERY_MS,
+	    RECONCILE_EVERY_MS);
+	cluster_set_gate(gate, NULL);
+	E->phase = PH_GRANT;
+	cluster_run_monitors();
+	grant();
+	log_info("cluster: joining %s through %zu etcd endpoint(s)", E->prefix,
+	    E->cc.n_etcd);
+	return 0;
+}
+
+void
+cluster_run_monitors(void)
+{
+	const struct config *cfg = manager_config();
+	char key[2 * CFG_NAME_MAX + 8];
+	size_t i, j;
+
+	if (E == NULL || cfg == NULL)
+		return;
+	for (i = 0; i < E->n_slots; i++) {
+		free(E->slots[i]->monitor);
+		E->slots[i]->monitor = NULL;
+	}
+	for (i = 0; i < cfg->n_monitors; i++) {
+		const struct cfg_monitor *m = &cfg->monitors[i];
+		struct cslot *s;
+		int located = m->n_locations > 0;
+
+		if (located) {
+			for (j = 0; j < m->n_locations; j++)
+				if (strcmp(m->locations[j], E->cc.location) == 0)
+					break;
+			if (j == m->n_locations)
+				continue; /* not checked from here */
+		}
+		if (cluster_slot_key(key, sizeof(key), m->s.name,
+		    located ? E->cc.location : NULL) < 0)
+			continue;
+		s = slot_get(key);
+		s->monitor = xstrdup(m->s.name);
+		s->located = located;
+		if (s->interval_us != m->interval_ms * 1000)
+			s->gridded = 0;
+		s->interval_us = m->interval_ms * 1000;
+		/* A reload may have rescheduled it: back on the grid. */
+		s->gridded = 0;
+	}
+	reconcile();
+	slots_prune();
+}
+
+static void
+revoke_cb(void *arg, const struct etcd_result *r)
+{
+	(void)arg;
+	E->lease_req = NULL;
+	if (r->err != ETCD_OK)
+		log_warn("cluster: revoking the lease: %s (its claims go when "
+		    "it expires)", r->message);
+	else
+		log_info("cluster: left %s", E->prefix);
+	E->phase = PH_DEAD;
+	if (E->stop_done != NULL)
+		E->stop_done(E->stop_arg);
+}
+
+void
+cluster_run_stop(void (*done)(void *arg), void *arg)
+{
+	if (E == NULL) {
+		done(arg);
+		return;
+	}
+	E->stop_done = done;
+	E->stop_arg = arg;
+	etcd_cancel(E->lease_req);
+	E->lease_req = NULL;
+	if (E->lease == 0 || E->phase == PH_DEAD ||
+	    etcd_lease_revoke(E->etcd, E->lease, revoke_cb, NULL,
+	    &E->lease_req) != 0) {
+		E->phase = PH_DEAD;
+		done(arg);
+		return;
+	}
+	E->phase = PH_STOP;
+}
+
+void
+cluster_run_free(void)
+{
+	size_t i;
+
+	if (E == NULL)
+		return;
+	cluster_set_gate(NULL, NULL);
+	if (timers_on) {
+		uv_timer_stop(&renew_timer);
+		uv_timer_stop(&tick_timer);
+	}
+	etcd_free(E->etcd); /* cancels every request without calling back */
+	members_clear();
+	for (i = 0; i < E->n_slots; i++) {
+		free(E->slots[i]->key);
+		free(E->slots[i]->monitor);
+		free(E->slots[i]->holder);
+		free(E->slots[i]);
+	}
+	free(E->slots);
+	free(E->members);
+	free(E->prefix);
+	free(E->self_key);
+	cluster_conf_free(&E->cc);
+	free(E);
+	E = NULL;
+}
+
+int
+cluster_run_engine_up(void)
+{
+	if (E == NULL)
+		return -1;
+	return !fenced();
+}
+
+unsigned
+cluster_run_owned(void)
+{
+	return E != NULL ? E->owned : 0;
+}
+
+json_t *
+cluster_run_json(void)
+{
+	static const char *const phases[] = { "idle", "joining", "registering",
+	    "member", "leaving", "stopped" };
+	json_t *o, *ms, *ss;
+	int64_t now = mono_us();
+	size_t i;
+
+	if (E == NULL)
+		return NULL;
+	ms = json_array();
+	for (i = 0; i < E->n_members; i++) {
+		const struct member *m = &E->members[i];
+		int64_t age = now - m->seen_us;
+
+		json_array_append_new(ms, json_pack("{s:s, s:s, s:b, s:f}",
+		    "name", m->name, "location", m->location, "eligible",
+		    age >= E->cc.join_grace_ms * 1000 ||
+		    strcmp(m->name, E->cc.name) == 0,
+		    "joined_seconds_ago", (double)age / 1e6));
+	}
+	ss = json_array();
+	for (i = 0; i < E->n_slots; i++) {
+		const struct cslot *s = E->slots[i];
+
+		if (s->monitor == NULL && s->holder == NULL)
+			continue;
+		json_array_append_new(ss, json_pack("{s:s, s:s?, s:s?, s:b, "
+		    "s:b, s:I}", "slot", s->key, "monitor", s->monitor,
+		    "holder", s->holder, "mine", slot_mine(s), "wanted",
+		    s->want, "token", (json_int_t)s->token));
+	}
+	o = json_pack("{s:s, s:s, s:s, s:s, s:b, s:f, s:I, s:I, s:o, s:o}",
+	    "name", E->cc.name, "location", E->cc.location, "cluster",
+	    E->cc.prefix, "state", phases[E->phase], "fenced", fenced(),
+	    "deadline_seconds", (double)cluster_deadline_left(&E->dl, now) /
+	    1e6, "lease_ttl_seconds", (json_int_t)E->ttl_s, "revision",
+	    (json_int_t)E->revision, "members", ms, "slots", ss);
+	json_object_set_new(o, "owned", json_integer(E->owned));
+	return o;
+}

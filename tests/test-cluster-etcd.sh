@@ -1,0 +1,170 @@
+#!/bin/bash
+# Cluster mode against Debian's real etcd on loopback: three agents share
+# 30 monitors, each checked by exactly one of them; a killed agent's
+# monitors are taken over, a stopped one's at once; a fourth agent gets
+# slots only after join_grace; a duplicate name is refused.
+. "$abs_top_srcdir/tests/lib.sh"
+
+command -v etcd >/dev/null || { echo "SKIP: no etcd (etcd-server)"; exit 77; }
+
+# etcd needs fixed ports: retry on a clash.
+for try in 1 2 3 4 5; do
+	EP=$(free_port_try "$try")
+	PP=$((EP + 1))
+	etcd --name t --data-dir "$T/etcd" \
+	    --listen-client-urls "http://127.0.0.1:$EP" \
+	    --advertise-client-urls "http://127.0.0.1:$EP" \
+	    --listen-peer-urls "http://127.0.0.1:$PP" \
+	    --initial-advertise-peer-urls "http://127.0.0.1:$PP" \
+	    --initial-cluster "t=http://127.0.0.1:$PP" \
+	    >"$T/etcd.log" 2>&1 &
+	ETCD_PID=$!
+	PIDS+=($ETCD_PID)
+	if wait_until 15 curl -fsS "http://127.0.0.1:$EP/health"; then
+		break
+	fi
+	kill "$ETCD_PID" 2>/dev/null || true
+	wait "$ETCD_PID" 2>/dev/null || true
+	rm -rf "$T/etcd"
+	ETCD_PID=
+done
+[ -n "$ETCD_PID" ] || fail "etcd did not start"
+
+start_httpd target
+N=30
+
+# agent_conf NAME [GRACE]: a file for agent NAME with its own database.
+agent_conf() {
+	{
+		printf '[agent]\nlisten = 127.0.0.1:0\ndatabase = %s/%s.db\n' \
+		    "$T" "$1"
+		printf '[cluster]\netcd = http://127.0.0.1:%s\nname = %s\n' \
+		    "$EP" "$1"
+		printf 'location = here\ncluster = t\nlease_ttl = 3s\n'
+		printf 'join_grace = %s\n' "${2:-4s}"
+		for i in $(seq 1 $N); do
+			printf '[monitor:m%02d]\ntype = tcp\nhost = 127.0.0.1\n' "$i"
+			printf 'port = %s\ninterval = 1s\ntimeout = 1s\n' "$target_PORT"
+		done
+	} >"$T/$1.ini"
+}
+
+declare -A APID
+# start NAME: run agent NAME (log $T/NAME.log).
+start() {
+	"$WATCHPOST" -c "$T/$1.ini" -P "$PLUGINS" >"$T/$1.out" \
+	    2>"$T/$1.log" &
+	APID[$1]=$!
+	PIDS+=(${APID[$1]})
+	wait_until 15 grep -q "cluster: joined" "$T/$1.log" ||
+	    fail "$1 did not join"
+}
+api_of() {
+	echo "http://$(sed -n 's/.*listening on \([0-9.:]*\).*/\1/p' \
+	    "$T/$1.log" | tail -1)"
+}
+# checked NAME FROM TO: the monitors NAME stored a check of in [FROM, TO)
+# (unix ms), one per line.
+checked() {
+	sql "$T/$1.db" "SELECT DISTINCT m.name FROM checks c JOIN monitors m
+	    ON m.id = c.monitor_id WHERE c.ts >= $2 AND c.ts < $3 ORDER BY 1"
+}
+now_ms() { date +%s%3N; }
+# owned NAME: how many slots NAME holds, from its API.
+owned() { curl -fsS "$(api_of "$1")/api/cluster" | jq -r .owned; }
+members() { curl -fsS "$(api_of "$1")/api/cluster" | jq -r '.members | length'; }
+sum_owned() {
+	local s=0 a
+	for a in "$@"; do s=$((s + $(owned "$a"))); done
+	echo "$s"
+}
+
+# ---- three agents share the monitors ----
+for a in a1 a2 a3; do agent_conf "$a"; done
+start a1
+start a2
+start a3
+EXPECT=3
+wait_until 20 is members a1 || fail "a1 sees 3 members: $(members a1)"
+EXPECT=$N
+wait_until 30 is sum_owned a1 a2 a3 ||
+    fail "all $N slots held: $(sum_owned a1 a2 a3)"
+# Settled once join_grace is over for all and the drains are done.
+sleep 6
+EXPECT=$N
+wait_until 20 is sum_owned a1 a2 a3 || fail "slots held after settling"
+for a in a1 a2 a3; do
+	o=$(owned "$a")
+	[ "$o" -ge 4 ] || fail "$a holds $o of $N slots (rendezvous: about 10)"
+done
+ok "3 agents hold all $N slots, each a share ($(owned a1)/$(owned a2)/$(owned a3))"
+
+# Steady state: in a 4 s window every monitor is checked by exactly one
+# agent (the stores flush within a second).
+from=$(now_ms)
+sleep 4
+to=$(now_ms)
+sleep 1.5
+for a in a1 a2 a3; do checked "$a" "$from" "$to" >"$T/$a.set"; done
+sort "$T/a1.set" "$T/a2.set" "$T/a3.set" >"$T/all.set"
+[ "$(sort -u "$T/all.set" | wc -l)" -eq "$N" ] ||
+    fail "every monitor checked in the window: $(sort -u "$T/all.set" | wc -l)"
+dups=$(uniq -d "$T/all.set" | tr '\n' ' ')
+[ -z "$dups" ] || fail "monitors checked by two agents: $dups"
+ok "steady state: each of $N monitors checked by exactly one agent"
+
+# SIGKILL a1: its lease expires within 3 s and the others take over.
+a1_set=$(cat "$T/a1.set" | tr '\n' ' ')
+kill -KILL "${APID[a1]}"
+wait "${APID[a1]}" 2>/dev/null || true
+EXPECT=$N
+wait_until 15 is sum_owned a2 a3 || fail "a2+a3 hold all after a1's death"
+from=$(now_ms)
+sleep 3
+to=$(now_ms)
+sleep 1.5
+for a in a2 a3; do checked "$a" "$from" "$to" >"$T/$a.set"; done
+sort "$T/a2.set" "$T/a3.set" >"$T/all.set"
+[ "$(sort -u "$T/all.set" | wc -l)" -eq "$N" ] ||
+    fail "after SIGKILL all checked: $(sort -u "$T/all.set" | wc -l)"
+[ -z "$(uniq -d "$T/all.set")" ] || fail "double checks after SIGKILL"
+ok "SIGKILL: a1's monitors ($a1_set) taken over, none doubled"
+
+# SIGTERM a2: it revokes its lease on the way out; a3 claims at once.
+t0=$(now_ms)
+kill -TERM "${APID[a2]}"
+rc=0
+wait "${APID[a2]}" || rc=$?
+[ "$rc" -eq 0 ] || fail "a2 exited $rc after SIGTERM"
+grep -q "cluster: left" "$T/a2.log" || fail "a2 revoked its lease"
+EXPECT=$N
+wait_until 5 is owned a3 || fail "a3 holds all after a2 left: $(owned a3)"
+ok "SIGTERM: a2 left, a3 holds all $N within $(( $(now_ms) - t0 )) ms"
+
+# A newcomer waits join_grace before it gets slots, then about half.
+agent_conf a4 4s
+start a4
+sleep 1
+[ "$(owned a4)" -eq 0 ] || fail "a4 holds slots inside join_grace: $(owned a4)"
+wait_until 15 at_least 5 owned a4 || fail "a4 got slots after join_grace"
+EXPECT=$N
+wait_until 10 is sum_owned a3 a4 || fail "a3+a4 hold all"
+ok "a newcomer gets slots only after join_grace ($(owned a4) of $N)"
+
+# A second agent named a3 is refused once a3's lease keeps being renewed.
+sed "s/$T\/a3.db/$T\/dup.db/" "$T/a3.ini" >"$T/dup.ini"
+rc=0
+timeout 30 "$WATCHPOST" -c "$T/dup.ini" -P "$PLUGINS" >/dev/null \
+    2>"$T/dup.log" || rc=$?
+[ "$rc" -eq 1 ] || fail "the duplicate a3 exits 1 (got $rc)"
+grep -q "another live agent is named a3" "$T/dup.log" ||
+    fail "the duplicate name is named: $(tail -3 "$T/dup.log")"
+ok "a duplicate agent name is refused"
+
+for a in a3 a4; do
+	kill -TERM "${APID[$a]}"
+	rc=0
+	wait "${APID[$a]}" || rc=$?
+	[ "$rc" -eq 0 ] || fail "$a exited $rc"
+done
+ok "agents stop cleanly"
