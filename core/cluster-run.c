@@ -37,6 +37,8 @@
 #include "host.h"
 #include "log.h"
 #include "manager.h"
+#include "outcome.h"
+#include "policy.h"
 #include "util.h"
 
 /* How often reconcile() runs without an event: drains finish and
@@ -68,6 +70,12 @@ struct cslot {
 	int gridded;           /* the manager was moved to the grid */
 	struct etcd_req *req;
 	enum slot_req req_kind;
+	/* state/<slot>: the monitor's policy state as its owners commit it,
+	 * fenced by the claim's token and the key's mod_revision. */
+	int ready;             /* claimed and the stored state read */
+	int state_dirty;       /* a transition waits to be committed */
+	int64_t state_mod;     /* the key's mod_revision (0: absent) */
+	struct etcd_req *sreq; /* its read or commit in flight */
 };
 
 static struct engine {
@@ -196,7 +204,8 @@ slots_prune(void)
 	for (i = 0; i < E->n_slots; i++) {
 		struct cslot *s = E->slots[i];
 
-		if (s->monitor == NULL && s->holder == NULL && s->req == NULL) {
+		if (s->monitor == NULL && s->holder == NULL && s->req == NULL &&
+		    s->sreq == NULL) {
 			free(s->key);
 			free(s);
 			continue;
@@ -219,6 +228,9 @@ slot_set_holder(struct cslot *s, const char *v, size_t n, int64_t lease,
 	if (was && !slot_mine(s)) {
 		E->owned--;
 		s->gridded = 0;
+		s->ready = 0;
+		s->state_dirty = 0;
+		s->state_mod = 0;
 	} else if (!was && slot_mine(s))
 		E->owned++;
 }
@@ -342,8 +354,7 @@ watch_fn(void *arg, const struct etcd_watch_batch *b)
 		/* The watch stopped: read everything again from now. */
 		log_warn("cluster: watch compacted at revision %lld; re-reading",
 		    (long long)b->compact_revision);
-		E->watch = NULL;
-		load_prefix();
+		load_prefix(); /* stops this watch, starts one after the read */
 		return;
 	}
 	for (i = 0; i < b->n_events; i++) {
@@ -398,10 +409,10 @@ load_prefix(void)
 	char *end;
 	size_t n;
 
-	if (E->load_req != NULL)
-		return;
 	etcd_watch_stop(E->watch);
 	E->watch = NULL;
+	if (E->load_req != NULL)
+		return;
 	end = xmalloc(E->prefix_len + 1);
 	n = etcd_prefix_end(E->prefix, E->prefix_len, end);
 	if (etcd_range(E->etcd, E->prefix, E->prefix_len, end, n, 0, 0,
@@ -475,6 +486,190 @@ slot_release(struct cslot *s)
 	free(key);
 }
 
+/* ---- the state a slot's owners hand on ---- */
+
+static char *
+state_key(const struct cslot *s)
+{
+	return xasprintf("%sstate/%s", E->prefix, s->key);
+}
+
+/* The JSON value of state/<slot> for PS (a new string). */
+static char *
+state_value(const struct policy_state *ps)
+{
+	json_t *v = json_pack("{s:s, s:I, s:i, s:I, s:I, s:I, s:s, s:s}",
+	    "state", mstate_name(ps->state), "since_ms",
+	    (json_int_t)ps->since_ms, "streak", ps->streak, "repeats",
+	    (json_int_t)ps->repeats, "notified_ms", (json_int_t)ps->notified_ms,
+	    "escalated_ms", (json_int_t)ps->escalated_ms, "agent", E->cc.name,
+	    "location", E->cc.location);
+	char *t = json_dumps(v, JSON_COMPACT);
+
+	json_decref(v);
+	return t;
+}
+
+/* Parse a state/<slot> value into *PS: 0, or -1 when it is not one. */
+static int
+state_parse(const char *value, size_t len, struct policy_state *ps)
+{
+	json_t *v = json_loadb(value, len, 0, NULL);
+	const char *st;
+	int rc = -1;
+
+	if (v == NULL)
+		return -1;
+	memset(ps, 0, sizeof(*ps));
+	st = json_string_value(json_object_get(v, "state"));
+	if (st != NULL && mstate_parse(st, &ps->state) == 0) {
+		ps->since_ms = json_integer_value(json_object_get(v,
+		    "since_ms"));
+		ps->streak = (int)json_integer_value(json_object_get(v,
+		    "streak"));
+		ps->repeats = (unsigned)json_integer_value(json_object_get(v,
+		    "repeats"));
+		ps->notified_ms = json_integer_value(json_object_get(v,
+		    "notified_ms"));
+		ps->escalated_ms = json_integer_value(json_object_get(v,
+		    "escalated_ms"));
+		rc = 0;
+	}
+	json_decref(v);
+	return rc;
+}
+
+static void slot_grid(struct cslot *s);
+
+static void
+state_read_cb(void *arg, const struct etcd_result *r)
+{
+	struct cslot *s = arg;
+	struct policy_state ps;
+
+	s->sreq = NULL;
+	if (r->err != ETCD_OK) {
+		log_warn("cluster: reading the state of %s: %s", s->key,
+		    r->message);
+		return; /* reconcile() tries again */
+	}
+	if (!slot_mine(s) || s->monitor == NULL)
+		return;
+	s->state_mod = 0;
+	if (r->n_kvs == 1) {
+		s->state_mod = r->kvs[0].mod_revision;
+		if (state_parse(r->kvs[0].value, r->kvs[0].value_len, &ps) == 0 &&
+		    manager_seed_state(s->monitor, &ps) == 0)
+			log_info("cluster: %s continues %s (since %lld)", s->key,
+			    mstate_name(ps.state), (long long)ps.since_ms);
+	}
+	s->ready = 1;
+	slot_grid(s);
+}
+
+/* Read state/<slot> of a slot just claimed: the gate opens after it. */
+static void
+state_read(struct cslot *s)
+{
+	char *key = state_key(s);
+
+	if (etcd_range(E->etcd, key, strlen(key), NULL, 0, 0, 0,
+	    state_read_cb, s, &s->sreq) != 0)
+		s->sreq = NULL;
+	free(key);
+}
+
+static void state_commit(struct cslot *s);
+
+static void
+state_commit_cb(void *arg, const struct etcd_result *r)
+{
+	struct cslot *s = arg;
+
+	s->sreq = NULL;
+	if (r->err != ETCD_OK) {
+		log_warn("cluster: committing the state of %s: %s", s->key,
+		    r->message);
+		s->state_dirty = 1; /* reconcile() tries again */
+		return;
+	}
+	if (!r->succeeded) {
+		/* Not ours any more, or written behind our back: read it
+		 * again before the next check (the gate waits). */
+		log_warn("cluster: the state of %s was not committed (claim "
+		    "or revision changed); re-reading it", s->key);
+		s->ready = 0;
+		s->state_dirty = 0;
+		reconcile();
+		return;
+	}
+	s->state_mod = r->revision;
+	if (s->state_dirty)
+		state_commit(s);
+	else
+		reconcile(); /* a release may have waited for it */
+}
+
+/* Commit the monitor's current state, only while this agent's claim
+ * (its token) holds and nobody wrote the key since it was read. */
+static void
+state_commit(struct cslot *s)
+{
+	struct policy_state ps;
+	char *key, *own, *value;
+	struct etcd_cmp cmp[2];
+	struct etcd_op put;
+
+	if (s->monitor == NULL || manager_policy_state(s->monitor, &ps) != 0) {
+		s->state_dirty = 0;
+		return;
+	}
+	key = state_key(s);
+	own = xasprintf("%sown/%s", E->prefix, s->key);
+	value = state_value(&ps);
+	cmp[0] = (struct etcd_cmp){ .key = own, .key_len = strlen(own),
+	    .target = ETCD_CMP_CREATE, .result = ETCD_CMP_EQUAL,
+	    .number = s->token };
+	cmp[1] = (struct etcd_cmp){ .key = key, .key_len = strlen(key),
+	    .target = ETCD_CMP_MOD, .result = ETCD_CMP_EQUAL,
+	    .number = s->state_mod };
+	put = (struct etcd_op){ .type = ETCD_OP_PUT, .key = key,
+	    .key_len = strlen(key), .value = value,
+	    .value_len = strlen(value) };
+	s->state_dirty = 0;
+	if (etcd_txn(E->etcd, cmp, 2, &put, 1, NULL, 0, state_commit_cb, s,
+	    &s->sreq) != 0) {
+		s->sreq = NULL;
+		s->state_dirty = 1;
+	}
+	free(value);
+	free(own);
+	free(key);
+}
+
+/* cluster.h's transition hook: MONITOR changed state on this agent. */
+static void
+on_transition(const char *monitor, const struct policy_state *ps)
+{
+	char key[2 * CFG_NAME_MAX + 8];
+	struct cslot *s;
+
+	(void)ps; /* committed from the manager's copy, the newest */
+	if (E == NULL)
+		return;
+	if ((s = slot_find(monitor)) == NULL || s->monitor == NULL) {
+		if (cluster_slot_key(key, sizeof(key), monitor,
+		    E->cc.location) < 0 || (s = slot_find(key)) == NULL ||
+		    s->monitor == NULL)
+			return;
+	}
+	if (!slot_mine(s) || !s->ready)
+		return;
+	s->state_dirty = 1;
+	if (s->sreq == NULL && !fenced())
+		state_commit(s);
+}
+
 /* Put the monitor of a slot just claimed on the wall-clock grid, so a
  * new owner keeps the rhythm of the old one. */
 static void
@@ -529,6 +724,12 @@ reconcile(void)
 			continue;
 		if (s->want && s->holder == NULL)
 			slot_claim(s);
+		else if (slot_mine(s) && s->sreq != NULL)
+			continue; /* its state is being read or committed */
+		else if (s->want && slot_mine(s) && !s->ready)
+			state_read(s);
+		else if (slot_mine(s) && s->state_dirty)
+			state_commit(s);
 		else if (s->want && slot_mine(s))
 			slot_grid(s);
 		else if (!s->want && slot_mine(s) &&
@@ -555,7 +756,7 @@ gate(void *arg, const char *monitor)
 		    s->monitor == NULL)
 			return 0;
 	}
-	return s->want && slot_mine(s);
+	return s->want && slot_mine(s) && s->ready;
 }
 
 /* ---- the lease ---- */
@@ -788,6 +989,7 @@ cluster_run_start(const struct cluster_conf *cc, const struct wp_host *host,
 	uv_timer_start(&tick_timer, tick_cb, RECONCILE_EVERY_MS,
 	    RECONCILE_EVERY_MS);
 	cluster_set_gate(gate, NULL);
+	cluster_set_transition(on_transition);
 	E->phase = PH_GRANT;
 	cluster_run_monitors();
 	grant();
@@ -881,6 +1083,7 @@ cluster_run_free(void)
 	if (E == NULL)
 		return;
 	cluster_set_gate(NULL, NULL);
+	cluster_set_transition(NULL);
 	if (timers_on) {
 		uv_timer_stop(&renew_timer);
 		uv_timer_stop(&tick_timer);

@@ -302,3 +302,18 @@ cluster_may_start(const char *monitor)
 {
 	return gate_fn == NULL || gate_fn(gate_arg, monitor);
 }
+
+static cluster_transition_fn transition_fn;
+
+void
+cluster_set_transition(cluster_transition_fn fn)
+{
+	transition_fn = fn;
+}
+
+void
+cluster_transition(const char *monitor, const struct policy_state *ps)
+{
+	if (transition_fn != NULL)
+		transition_fn(monitor, ps);
+}

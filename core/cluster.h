@@ -143,4 +143,13 @@ typedef int (*cluster_gate_fn)(void *arg, const char *monitor);
 /* Install the gate the cluster engine answers through (NULL: always yes). */
 void cluster_set_gate(cluster_gate_fn fn, void *arg);
 
+/* MONITOR's state changed to PS (borrowed for the call): in cluster mode
+ * the engine commits it to etcd for whoever owns the slot next; without
+ * [cluster] nothing happens. */
+struct policy_state;
+void cluster_transition(const char *monitor, const struct policy_state *ps);
+typedef void (*cluster_transition_fn)(const char *monitor,
+    const struct policy_state *ps);
+void cluster_set_transition(cluster_transition_fn fn);
+
 #endif /* CORE_CLUSTER_H */

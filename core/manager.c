@@ -571,6 +571,9 @@ finish_check(struct monitor *m, const struct wp_result *r0)
 	}
 	store_record(&o, &m->ps, rows, n_rows, held);
 	free(rows);
+	/* Cluster mode: the new state goes to etcd, for the next owner. */
+	if (o.changed)
+		cluster_transition(m->name, &m->ps);
 	policy_rearm(m);
 }
 
@@ -654,7 +657,9 @@ policy_rearm(struct monitor *m)
 {
 	int64_t due = INT64_MAX;
 
-	if (m->confirmed && m->enabled && !m->removed && m->once == NULL)
+	/* In cluster mode reminders are the slot owner's, as checks are. */
+	if (m->confirmed && m->enabled && !m->removed && m->once == NULL &&
+	    cluster_may_start(m->name))
 		due = policy_due(&m->policy, &m->ps);
 	if (due == INT64_MAX && m->pnode.idx == 0)
 		return; /* most checks: up, and not in the heap */
@@ -686,7 +691,8 @@ ptimer_cb(uv_timer_t *t)
 		return;
 	while ((n = policy_heap_top(&pheap)) != NULL && n->due_ms <= now) {
 		m = monitor_of_node(n);
-		if (policy_fire(&m->policy, &m->ps, now, &f))
+		if (cluster_may_start(m->name) &&
+		    policy_fire(&m->policy, &m->ps, now, &f))
 			policy_raise(m, &f, now);
 		policy_heap_del(&pheap, n);
 		policy_rearm(m);
@@ -1311,6 +1317,32 @@ manager_busy(const char *name)
 	struct monitor *m = find(name);
 
 	return m != NULL && (m->op != NULL || m->retry_pending);
+}
+
+int
+manager_policy_state(const char *name, struct policy_state *out)
+{
+	struct monitor *m = find(name);
+
+	if (m == NULL || m->removed)
+		return WP_EINVAL;
+	*out = m->ps;
+	return 0;
+}
+
+int
+manager_seed_state(const char *name, const struct policy_state *ps)
+{
+	struct monitor *m = find(name);
+
+	if (m == NULL || m->removed)
+		return WP_EINVAL;
+	m->ps = *ps;
+	/* Confirmed: the cluster's word is as good as a check of our own,
+	 * so reminders continue on the new owner. */
+	m->confirmed = ps->state != ST_PENDING;
+	policy_rearm(m);
+	return 0;
 }
 
 int

@@ -138,6 +138,12 @@ int manager_busy(const char *name);
  * from there (a check in flight keeps running; a slot that comes while it
  * does is skipped, as always).  0, or WP_EINVAL for an unknown or disabled monitor. */
 int manager_set_due(const char *name, int64_t due_us);
+/* NAME's policy state (policy.h) into *OUT; or replace it with PS, the
+ * state the previous owner committed (reminders re-armed from it).  0,
+ * or WP_EINVAL for an unknown monitor. */
+struct policy_state;
+int manager_policy_state(const char *name, struct policy_state *out);
+int manager_seed_state(const char *name, const struct policy_state *ps);
 
 /* ---- for the admin API (admin.c); loop thread ---- */
 

@@ -210,3 +210,30 @@ start_smtpd() {
 	done
 	fail "aiosmtpd $name did not start"
 }
+
+# start_etcd: Debian's etcd (etcd-server) alone on loopback, its data in
+# $T/etcd; sets ETCD_PORT and ETCD_PID.  Skips the test (77) without it.
+start_etcd() {
+	local try pp
+	command -v etcd >/dev/null || { echo "SKIP: no etcd (etcd-server)"; exit 77; }
+	ETCD_PID=
+	for try in 1 2 3 4 5; do # etcd needs fixed ports: retry on a clash
+		ETCD_PORT=$(free_port_try "$try")
+		pp=$((ETCD_PORT + 1))
+		etcd --name t --data-dir "$T/etcd" \
+		    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" \
+		    --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+		    --listen-peer-urls "http://127.0.0.1:$pp" \
+		    --initial-advertise-peer-urls "http://127.0.0.1:$pp" \
+		    --initial-cluster "t=http://127.0.0.1:$pp" \
+		    >"$T/etcd.log" 2>&1 &
+		ETCD_PID=$!
+		PIDS+=($ETCD_PID)
+		wait_until 15 curl -fsS "http://127.0.0.1:$ETCD_PORT/health" &&
+		    return 0
+		kill "$ETCD_PID" 2>/dev/null || true
+		wait "$ETCD_PID" 2>/dev/null || true
+		rm -rf "$T/etcd"
+	done
+	fail "etcd did not start"
+}
