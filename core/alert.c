@@ -148,6 +148,8 @@ static size_t n_recent, recent_next;
 static struct mtarget *mtargets;
 static size_t n_mtargets;
 static char *agent_name;
+/* Cluster mode: [cluster] name and location (alert_set_cluster()). */
+static char *cluster_agent, *cluster_location;
 static alert_held_fn held_fn;
 static void *held_arg;
 
@@ -216,6 +218,7 @@ delivery_free_cb(uv_handle_t *h)
 	free((char *)d->a.target);
 	free((char *)d->a.agent);
 	free((char *)d->a.location);
+	free((char *)d->a.confirmed_by);
 	free((char *)d->a.status_url);
 	free(d);
 }
@@ -302,6 +305,7 @@ delivery_new(int64_t id, int64_t monitor_id, const char *target,
 	d->a.target = dup_or_null(a->target);
 	d->a.agent = dup_or_null(a->agent);
 	d->a.location = dup_or_null(a->location);
+	d->a.confirmed_by = dup_or_null(a->confirmed_by);
 	d->a.status_url = dup_or_null(a->status_url);
 	d->created_ms = wall_ms();
 	d->committed = committed;
@@ -324,7 +328,7 @@ static char *
 payload_json(const struct delivery *d)
 {
 	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s?, s:s?, s:f, "
-	    "s:I, s:s?, s:I, s:I, s:s?, s:s?, s:s?}",
+	    "s:I, s:s?, s:I, s:I, s:s?, s:s?, s:s?, s:s?}",
 	    "monitor", d->a.monitor, "type", d->a.type, "state", d->a.state,
 	    "previous_state", d->a.previous_state, "timestamp_ms",
 	    (json_int_t)(d->a.timestamp_us / 1000), "error", d->a.error,
@@ -333,7 +337,8 @@ payload_json(const struct delivery *d)
 	    "since_ms", (json_int_t)(d->a.since_us / 1000),
 	    "target", d->a.target, "repeat", (json_int_t)d->a.repeat,
 	    "flags", (json_int_t)d->a.flags, "agent", d->a.agent,
-	    "location", d->a.location, "status_url", d->a.status_url);
+	    "location", d->a.location, "status_url", d->a.status_url,
+	    "confirmed_by", d->a.confirmed_by);
 	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
 
 	json_decref(o);
@@ -718,6 +723,8 @@ alert_init(struct store *st)
 		a.agent = json_string_value(json_object_get(o, "agent"));
 		a.location = json_string_value(json_object_get(o,
 		    "location"));
+		a.confirmed_by = json_string_value(json_object_get(o,
+		    "confirmed_by"));
 		a.status_url = json_string_value(json_object_get(o,
 		    "status_url"));
 		d = delivery_new(p[i].id, p[i].monitor_id, p[i].alert_name, &a,
@@ -969,8 +976,9 @@ alert_raise(const struct outcome *o, int all, char *const *names, size_t n,
 	a.target = target_of_monitor(o->monitor);
 	a.repeat = o->repeat;
 	a.flags = o->alert_flags;
-	a.agent = agent_name;
-	a.location = NULL;     /* until cluster mode */
+	a.agent = cluster_agent != NULL ? cluster_agent : agent_name;
+	a.location = cluster_location;
+	a.confirmed_by = o->confirmed_by;
 	a.status_url = NULL;   /* until a status page exists */
 	out = xcalloc(count, sizeof(*out));
 	for (i = 0; i < count; i++) {
@@ -987,6 +995,15 @@ alert_raise(const struct outcome *o, int all, char *const *names, size_t n,
 	}
 	*n_out = count;
 	return out;
+}
+
+void
+alert_set_cluster(const char *agent, const char *location)
+{
+	free(cluster_agent);
+	free(cluster_location);
+	cluster_agent = agent != NULL ? xstrdup(agent) : NULL;
+	cluster_location = location != NULL ? xstrdup(location) : NULL;
 }
 
 void
@@ -1051,6 +1068,7 @@ alert_free(void)
 	n_mtargets = 0;
 	free(agent_name);
 	agent_name = NULL;
+	alert_set_cluster(NULL, NULL);
 	n_recent = recent_next = 0;
 }
 

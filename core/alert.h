@@ -59,6 +59,10 @@ struct store_alert *alert_raise(const struct outcome *o, int all,
  * are read.  Rows of unknown deliveries are ignored. */
 void alert_released(const struct store_alert *rows, size_t n);
 
+/* Cluster mode: alerts name AGENT (the [cluster] name, in place of
+ * [agent] name) and LOCATION; both copied; NULL, NULL: not in a cluster. */
+void alert_set_cluster(const char *agent, const char *location);
+
 /* Stop retrying (shutdown); in-flight deliveries finish or time out. */
 void alert_stop(void);
 /* Deliveries in flight. */

@@ -76,6 +76,17 @@ struct cslot {
 	int state_dirty;       /* a transition waits to be committed */
 	int64_t state_mod;     /* the key's mod_revision (0: absent) */
 	struct etcd_req *sreq; /* its read or commit in flight */
+	enum mstate vstate;    /* the state last committed (ST_COUNT: none) */
+	enum mstate sent;      /* the state of the commit in flight */
+	/* monitor@global: the decision slot of a multi-location monitor. */
+	int global;
+	char **locs;           /* its locations (owned), n_locs of them */
+	size_t n_locs;
+	int confirm;
+	enum mstate gstate;    /* the decision in force */
+	int64_t gsince_ms, gepisode_ms; /* since; the episode's start */
+	char *g_by, *g_detail; /* of the decision being committed */
+	int g_reason;
 };
 
 static struct engine {
@@ -110,6 +121,9 @@ static uv_timer_t renew_timer, tick_timer;
 static int timers_on;
 
 static void reconcile(void);
+static void verdict_put(const char *key, const char *value, size_t len);
+static void verdict_delete(const char *key);
+static void verdicts_clear(void);
 static void grant(void);
 static void load_prefix(void);
 
@@ -183,9 +197,35 @@ slot_get(const char *key)
 	    (E->n_slots - lo) * sizeof(*E->slots));
 	s = xcalloc(1, sizeof(*s));
 	s->key = xstrdup(key);
+	s->vstate = s->sent = ST_COUNT;
+	s->gstate = ST_PENDING;
 	E->slots[lo] = s;
 	E->n_slots++;
 	return s;
+}
+
+static void
+slot_locs_free(struct cslot *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->n_locs; i++)
+		free(s->locs[i]);
+	free(s->locs);
+	s->locs = NULL;
+	s->n_locs = 0;
+}
+
+static void
+slot_free(struct cslot *s)
+{
+	slot_locs_free(s);
+	free(s->key);
+	free(s->monitor);
+	free(s->holder);
+	free(s->g_by);
+	free(s->g_detail);
+	free(s);
 }
 
 static int
@@ -206,8 +246,7 @@ slots_prune(void)
 
 		if (s->monitor == NULL && s->holder == NULL && s->req == NULL &&
 		    s->sreq == NULL) {
-			free(s->key);
-			free(s);
+			slot_free(s);
 			continue;
 		}
 		E->slots[j++] = s;
@@ -231,6 +270,7 @@ slot_set_holder(struct cslot *s, const char *v, size_t n, int64_t lease,
 		s->ready = 0;
 		s->state_dirty = 0;
 		s->state_mod = 0;
+		s->vstate = ST_COUNT;
 	} else if (!was && slot_mine(s))
 		E->owned++;
 }
@@ -322,6 +362,8 @@ kv_put(const struct etcd_kv *kv)
 	else if (strncmp(key, "own/", 4) == 0 && key[4] != '\0')
 		slot_set_holder(slot_get(key + 4), kv->value, kv->value_len,
 		    kv->lease, kv->create_revision);
+	else if (strncmp(key, "verdict/", 8) == 0)
+		verdict_put(key + 8, kv->value, kv->value_len);
 	free(key);
 }
 
@@ -339,6 +381,8 @@ kv_delete(const char *k, size_t n)
 	else if (strncmp(key, "own/", 4) == 0 &&
 	    (s = slot_find(key + 4)) != NULL)
 		slot_set_holder(s, NULL, 0, 0, 0);
+	else if (strncmp(key, "verdict/", 8) == 0)
+		verdict_delete(key + 8);
 	free(key);
 }
 
@@ -385,6 +429,7 @@ load_cb(void *arg, const struct etcd_result *r)
 	}
 	/* A full read replaces what was known. */
 	members_clear();
+	verdicts_clear();
 	for (i = 0; i < E->n_slots; i++)
 		slot_set_holder(E->slots[i], NULL, 0, 0, 0);
 	for (i = 0; i < r->n_kvs; i++)
@@ -488,31 +533,36 @@ slot_release(struct cslot *s)
 
 /* ---- the state a slot's owners hand on ---- */
 
+/*
+ * Three kinds of slot, three keys:
+ *   a plain monitor's slot    state/<monitor>: the policy state, for the
+ *                             next owner to continue from;
+ *   a location's slot         verdict/<monitor>/<location>, on the
+ *                             owner's lease: this location's view (a
+ *                             location with no live agent has none);
+ *   the @global slot          state/<monitor>@global: the decision, made
+ *                             from the verdicts by its owner, who alerts.
+ * Every write is a txn fenced by the claim's token (and for state/ keys
+ * by the key's mod_revision): a superseded owner writes nothing.
+ */
+
 static char *
 state_key(const struct cslot *s)
 {
 	return xasprintf("%sstate/%s", E->prefix, s->key);
 }
 
-/* The JSON value of state/<slot> for PS (a new string). */
 static char *
-state_value(const struct policy_state *ps)
+verdict_key(const struct cslot *s)
 {
-	json_t *v = json_pack("{s:s, s:I, s:i, s:I, s:I, s:I, s:s, s:s}",
-	    "state", mstate_name(ps->state), "since_ms",
-	    (json_int_t)ps->since_ms, "streak", ps->streak, "repeats",
-	    (json_int_t)ps->repeats, "notified_ms", (json_int_t)ps->notified_ms,
-	    "escalated_ms", (json_int_t)ps->escalated_ms, "agent", E->cc.name,
-	    "location", E->cc.location);
-	char *t = json_dumps(v, JSON_COMPACT);
-
-	json_decref(v);
-	return t;
+	return xasprintf("%sverdict/%s/%s", E->prefix, s->monitor,
+	    E->cc.location);
 }
 
-/* Parse a state/<slot> value into *PS: 0, or -1 when it is not one. */
+/* Parse a state/ value into *PS: 0, or -1 when it is not one. */
 static int
-state_parse(const char *value, size_t len, struct policy_state *ps)
+state_parse(const char *value, size_t len, struct policy_state *ps,
+    int64_t *episode_ms)
 {
 	json_t *v = json_loadb(value, len, 0, NULL);
 	const char *st;
@@ -533,10 +583,116 @@ state_parse(const char *value, size_t len, struct policy_state *ps)
 		    "notified_ms"));
 		ps->escalated_ms = json_integer_value(json_object_get(v,
 		    "escalated_ms"));
+		if (episode_ms != NULL)
+			*episode_ms = json_integer_value(json_object_get(v,
+			    "episode_ms"));
 		rc = 0;
 	}
 	json_decref(v);
 	return rc;
+}
+
+/* ---- verdicts (the @global owner's view of every location) ---- */
+
+struct verdict {
+	char *key;             /* <monitor>/<location> */
+	enum mstate state;
+	int reason;
+	char *detail;          /* NULL: none */
+};
+static struct verdict *verdicts;
+static size_t n_verdicts, cap_verdicts;
+
+static long
+verdict_index(const char *key, int *found)
+{
+	size_t lo = 0, hi = n_verdicts;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(verdicts[mid].key, key);
+
+		if (c == 0) {
+			*found = 1;
+			return (long)mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = 0;
+	return (long)lo;
+}
+
+static const struct verdict *
+verdict_find(const char *monitor, const char *location)
+{
+	char *key = xasprintf("%s/%s", monitor, location);
+	int found;
+	long i = verdict_index(key, &found);
+
+	free(key);
+	return found ? &verdicts[i] : NULL;
+}
+
+/* A put of verdict/KEY with VALUE {"state","reason","detail",...}. */
+static void
+verdict_put(const char *key, const char *value, size_t len)
+{
+	json_t *v = json_loadb(value, len, 0, NULL);
+	const char *st = v ? json_string_value(json_object_get(v, "state")) :
+	    NULL, *d;
+	enum mstate state;
+	struct verdict *r;
+	int found;
+	long i;
+
+	if (st == NULL || mstate_parse(st, &state) != 0) {
+		json_decref(v);
+		return;
+	}
+	i = verdict_index(key, &found);
+	if (!found) {
+		if (n_verdicts == cap_verdicts) {
+			cap_verdicts = cap_verdicts ? 2 * cap_verdicts : 16;
+			verdicts = xrealloc(verdicts, cap_verdicts *
+			    sizeof(*verdicts));
+		}
+		memmove(verdicts + i + 1, verdicts + i,
+		    (n_verdicts - (size_t)i) * sizeof(*verdicts));
+		n_verdicts++;
+		verdicts[i] = (struct verdict){ .key = xstrdup(key) };
+	}
+	r = &verdicts[i];
+	r->state = state;
+	r->reason = (int)json_integer_value(json_object_get(v, "reason_code"));
+	free(r->detail);
+	d = json_string_value(json_object_get(v, "detail"));
+	r->detail = d != NULL ? xstrdup(d) : NULL;
+	json_decref(v);
+}
+
+static void
+verdict_delete(const char *key)
+{
+	int found;
+	long i = verdict_index(key, &found);
+
+	if (!found)
+		return;
+	free(verdicts[i].key);
+	free(verdicts[i].detail);
+	memmove(verdicts + i, verdicts + i + 1,
+	    (n_verdicts - (size_t)i - 1) * sizeof(*verdicts));
+	n_verdicts--;
+}
+
+static void
+verdicts_clear(void)
+{
+	while (n_verdicts > 0)
+		verdict_delete(verdicts[0].key);
 }
 
 static void slot_grid(struct cslot *s);
@@ -546,6 +702,7 @@ state_read_cb(void *arg, const struct etcd_result *r)
 {
 	struct cslot *s = arg;
 	struct policy_state ps;
+	int64_t episode = 0;
 
 	s->sreq = NULL;
 	if (r->err != ETCD_OK) {
@@ -556,23 +713,47 @@ state_read_cb(void *arg, const struct etcd_result *r)
 	if (!slot_mine(s) || s->monitor == NULL)
 		return;
 	s->state_mod = 0;
+	s->vstate = ST_COUNT;
+	if (s->global) {
+		s->gstate = ST_PENDING;
+		s->gsince_ms = 0;
+		s->gepisode_ms = 0;
+	}
 	if (r->n_kvs == 1) {
 		s->state_mod = r->kvs[0].mod_revision;
-		if (state_parse(r->kvs[0].value, r->kvs[0].value_len, &ps) == 0 &&
-		    manager_seed_state(s->monitor, &ps) == 0)
+		if (state_parse(r->kvs[0].value, r->kvs[0].value_len, &ps,
+		    &episode) != 0)
+			;
+		else if (s->global) {
+			s->gstate = ps.state;
+			s->gsince_ms = ps.since_ms;
+			s->gepisode_ms = episode;
+		} else if (manager_seed_state(s->monitor, &ps) == 0) {
+			s->vstate = ps.state;
 			log_info("cluster: %s continues %s (since %lld)", s->key,
 			    mstate_name(ps.state), (long long)ps.since_ms);
+		}
 	}
 	s->ready = 1;
 	slot_grid(s);
+	reconcile();
 }
 
-/* Read state/<slot> of a slot just claimed: the gate opens after it. */
+/* A slot just claimed: read what the previous owners left (a location's
+ * slot starts afresh: its first check gives its verdict).  The gate
+ * opens after it. */
 static void
 state_read(struct cslot *s)
 {
-	char *key = state_key(s);
+	char *key;
 
+	if (s->located) {
+		s->vstate = ST_COUNT;
+		s->ready = 1;
+		slot_grid(s);
+		return;
+	}
+	key = state_key(s);
 	if (etcd_range(E->etcd, key, strlen(key), NULL, 0, 0, 0,
 	    state_read_cb, s, &s->sreq) != 0)
 		s->sreq = NULL;
@@ -591,27 +772,55 @@ state_commit_cb(void *arg, const struct etcd_result *r)
 		log_warn("cluster: committing the state of %s: %s", s->key,
 		    r->message);
 		s->state_dirty = 1; /* reconcile() tries again */
+		free(s->g_by);
+		s->g_by = NULL;
 		return;
 	}
 	if (!r->succeeded) {
 		/* Not ours any more, or written behind our back: read it
-		 * again before the next check (the gate waits). */
+		 * again before going on (the gate waits). */
 		log_warn("cluster: the state of %s was not committed (claim "
 		    "or revision changed); re-reading it", s->key);
 		s->ready = 0;
 		s->state_dirty = 0;
+		free(s->g_by);
+		s->g_by = NULL;
 		reconcile();
 		return;
 	}
-	s->state_mod = r->revision;
+	if (!s->located)
+		s->state_mod = r->revision;
+	s->vstate = s->sent;
+	if (s->global) {
+		/* Committed: now, and only now, the decision alerts. */
+		enum mstate prev = s->gstate;
+		int64_t now = wall_ms(), episode;
+
+		episode = s->sent == ST_UP ? s->gepisode_ms : now;
+		log_info("cluster: monitor %s: %s -> %s, confirmed by %s",
+		    s->monitor, mstate_name(prev), mstate_label(s->sent),
+		    s->g_by ? s->g_by : "-");
+		(void)manager_cluster_alert(s->monitor, prev, s->sent, now,
+		    episode, s->g_reason, s->g_detail, s->g_by);
+		s->gstate = s->sent;
+		s->gsince_ms = now;
+		if (s->sent != ST_UP)
+			s->gepisode_ms = now;
+		free(s->g_by);
+		free(s->g_detail);
+		s->g_by = s->g_detail = NULL;
+	}
 	if (s->state_dirty)
 		state_commit(s);
 	else
-		reconcile(); /* a release may have waited for it */
+		reconcile(); /* a release or a decision may have waited */
 }
 
-/* Commit the monitor's current state, only while this agent's claim
- * (its token) holds and nobody wrote the key since it was read. */
+/*
+ * Commit a slot's state: a plain slot's policy state, a location's
+ * verdict, or (global, with s->sent and the g_ fields set by decide())
+ * the decision.  Only while this agent's claim (its token) holds.
+ */
 static void
 state_commit(struct cslot *s)
 {
@@ -619,26 +828,52 @@ state_commit(struct cslot *s)
 	char *key, *own, *value;
 	struct etcd_cmp cmp[2];
 	struct etcd_op put;
+	const char *detail = NULL;
+	int reason = 0;
+	json_t *v;
 
-	if (s->monitor == NULL || manager_policy_state(s->monitor, &ps) != 0) {
+	memset(&ps, 0, sizeof(ps));
+	if (s->global) {
+		ps.state = s->sent;
+		ps.since_ms = wall_ms();
+		v = json_pack("{s:s, s:I, s:I, s:s?, s:s}", "state",
+		    mstate_name(s->sent), "since_ms", (json_int_t)ps.since_ms,
+		    "episode_ms", (json_int_t)(s->sent == ST_UP ?
+		    s->gepisode_ms : ps.since_ms), "confirmed_by", s->g_by,
+		    "agent", E->cc.name);
+	} else if (s->monitor == NULL ||
+	    manager_policy_state(s->monitor, &ps) != 0) {
 		s->state_dirty = 0;
 		return;
+	} else {
+		(void)manager_state_reason(s->monitor, &reason, &detail);
+		v = json_pack("{s:s, s:I, s:i, s:I, s:I, s:I, s:i, s:s?, s:s, "
+		    "s:s}", "state", mstate_name(ps.state), "since_ms",
+		    (json_int_t)ps.since_ms, "streak", ps.streak, "repeats",
+		    (json_int_t)ps.repeats, "notified_ms",
+		    (json_int_t)ps.notified_ms, "escalated_ms",
+		    (json_int_t)ps.escalated_ms, "reason_code", reason,
+		    "detail", detail, "agent", E->cc.name, "location",
+		    E->cc.location);
+		s->sent = ps.state;
 	}
-	key = state_key(s);
+	value = json_dumps(v, JSON_COMPACT);
+	json_decref(v);
+	key = s->located ? verdict_key(s) : state_key(s);
 	own = xasprintf("%sown/%s", E->prefix, s->key);
-	value = state_value(&ps);
 	cmp[0] = (struct etcd_cmp){ .key = own, .key_len = strlen(own),
 	    .target = ETCD_CMP_CREATE, .result = ETCD_CMP_EQUAL,
 	    .number = s->token };
 	cmp[1] = (struct etcd_cmp){ .key = key, .key_len = strlen(key),
 	    .target = ETCD_CMP_MOD, .result = ETCD_CMP_EQUAL,
 	    .number = s->state_mod };
+	/* A verdict is on this agent's lease: it goes when the agent does. */
 	put = (struct etcd_op){ .type = ETCD_OP_PUT, .key = key,
 	    .key_len = strlen(key), .value = value,
-	    .value_len = strlen(value) };
+	    .value_len = strlen(value), .lease = s->located ? E->lease : 0 };
 	s->state_dirty = 0;
-	if (etcd_txn(E->etcd, cmp, 2, &put, 1, NULL, 0, state_commit_cb, s,
-	    &s->sreq) != 0) {
+	if (etcd_txn(E->etcd, cmp, s->located ? 1 : 2, &put, 1, NULL, 0,
+	    state_commit_cb, s, &s->sreq) != 0) {
 		s->sreq = NULL;
 		s->state_dirty = 1;
 	}
@@ -647,23 +882,84 @@ state_commit(struct cslot *s)
 	free(key);
 }
 
-/* cluster.h's transition hook: MONITOR changed state on this agent. */
+/*
+ * The @global decision for slot S (CLUSTER.md): DOWN when at least
+ * `confirm` locations say down, UP when at least n - confirm + 1 say up
+ * (degraded counts as up), otherwise it stays as it is -- so a location
+ * that is cut off can never raise an alert alone, and losing a vantage
+ * point can never fake a recovery.  A change is committed first and
+ * alerted when the commit holds.
+ */
 static void
-on_transition(const char *monitor, const struct policy_state *ps)
+decide(struct cslot *s)
+{
+	struct sbuf by = { 0 };
+	const struct verdict *first = NULL;
+	size_t i, down = 0, up = 0, n = s->n_locs;
+	enum mstate next = s->gstate;
+	int c = s->confirm;
+
+	for (i = 0; i < n; i++) {
+		const struct verdict *v = verdict_find(s->monitor, s->locs[i]);
+
+		if (v != NULL && v->state == ST_DOWN)
+			down++;
+		else if (v != NULL && mstate_is_up(v->state))
+			up++;
+	}
+	if (down >= (size_t)c)
+		next = ST_DOWN;
+	else if (up >= n - (size_t)c + 1)
+		next = ST_UP;
+	if (next == s->gstate)
+		return;
+	for (i = 0; i < n; i++) {
+		const struct verdict *v = verdict_find(s->monitor, s->locs[i]);
+
+		if (v == NULL || (next == ST_DOWN ? v->state != ST_DOWN :
+		    !mstate_is_up(v->state)))
+			continue;
+		if (first == NULL)
+			first = v;
+		sbuf_printf(&by, "%s%s", by.len ? "," : "", s->locs[i]);
+	}
+	free(s->g_by);
+	free(s->g_detail);
+	s->g_by = sbuf_steal(&by);
+	s->g_reason = first != NULL ? first->reason : 0;
+	s->g_detail = next == ST_DOWN ? xasprintf("down from %zu of %zu "
+	    "locations (%s; confirm = %d)%s%s", down, n, s->g_by, c,
+	    first != NULL && first->detail != NULL ? ": " : "",
+	    first != NULL && first->detail != NULL ? first->detail : "") :
+	    NULL;
+	s->sent = next;
+	state_commit(s);
+}
+
+/* The slot this agent checks MONITOR in: the plain one, or the one of
+ * its location; NULL when it checks it nowhere. */
+static struct cslot *
+slot_of_monitor(const char *monitor)
 {
 	char key[2 * CFG_NAME_MAX + 8];
 	struct cslot *s;
 
-	(void)ps; /* committed from the manager's copy, the newest */
-	if (E == NULL)
-		return;
-	if ((s = slot_find(monitor)) == NULL || s->monitor == NULL) {
-		if (cluster_slot_key(key, sizeof(key), monitor,
-		    E->cc.location) < 0 || (s = slot_find(key)) == NULL ||
-		    s->monitor == NULL)
-			return;
-	}
-	if (!slot_mine(s) || !s->ready)
+	if ((s = slot_find(monitor)) != NULL && s->monitor != NULL)
+		return s;
+	if (cluster_slot_key(key, sizeof(key), monitor, E->cc.location) < 0 ||
+	    (s = slot_find(key)) == NULL || s->monitor == NULL)
+		return NULL;
+	return s;
+}
+
+/* cluster.h's checked hook: a check of MONITOR finished here. */
+static void
+on_checked(const char *monitor, const struct policy_state *ps)
+{
+	struct cslot *s;
+
+	if (E == NULL || (s = slot_of_monitor(monitor)) == NULL ||
+	    !slot_mine(s) || !s->ready || ps->state == s->vstate)
 		return;
 	s->state_dirty = 1;
 	if (s->sreq == NULL && !fenced())
@@ -677,7 +973,8 @@ slot_grid(struct cslot *s)
 {
 	int64_t k, due;
 
-	if (s->gridded || s->monitor == NULL || s->interval_us <= 0)
+	if (s->gridded || s->global || s->monitor == NULL ||
+	    s->interval_us <= 0)
 		return;
 	due = cluster_grid_next(s->monitor, s->interval_us, wall_us(),
 	    mono_us(), -1, &k);
@@ -688,7 +985,8 @@ slot_grid(struct cslot *s)
 /*
  * The one decision: for each slot this agent could check, who should own
  * it now, and what to do about the claim.  Never takes a held claim;
- * releases its own only when no check of the monitor is in flight.
+ * releases its own only when no check of the monitor is in flight and
+ * its state is committed.
  */
 static void
 reconcile(void)
@@ -730,34 +1028,42 @@ reconcile(void)
 			state_read(s);
 		else if (slot_mine(s) && s->state_dirty)
 			state_commit(s);
+		else if (s->want && slot_mine(s) && s->global)
+			decide(s);
 		else if (s->want && slot_mine(s))
 			slot_grid(s);
-		else if (!s->want && slot_mine(s) &&
-		    (s->monitor == NULL || !manager_busy(s->monitor)))
+		else if (!s->want && slot_mine(s) && (s->monitor == NULL ||
+		    s->global || !manager_busy(s->monitor)))
 			slot_release(s);
 	}
 	free(cm);
 	slots_prune();
 }
 
-/* The manager's gate (cluster.h). */
+/* The manager's hooks (cluster.h). */
 static int
-gate(void *arg, const char *monitor)
+may_start(const char *monitor)
 {
-	char key[2 * CFG_NAME_MAX + 8];
 	struct cslot *s;
 
-	(void)arg;
-	if (E == NULL || fenced())
+	if (E == NULL || fenced() || (s = slot_of_monitor(monitor)) == NULL)
 		return 0;
-	if ((s = slot_find(monitor)) == NULL || s->monitor == NULL) {
-		if (cluster_slot_key(key, sizeof(key), monitor,
-		    E->cc.location) < 0 || (s = slot_find(key)) == NULL ||
-		    s->monitor == NULL)
-			return 0;
-	}
 	return s->want && slot_mine(s) && s->ready;
 }
+
+static int
+alerts_here(const char *monitor)
+{
+	struct cslot *s;
+
+	/* A location's checks give a verdict; the @global owner alerts. */
+	if (E == NULL || (s = slot_of_monitor(monitor)) == NULL || s->located)
+		return 0;
+	return may_start(monitor);
+}
+
+static const struct cluster_hooks hooks = { may_start, alerts_here,
+	on_checked };
 
 /* ---- the lease ---- */
 
@@ -988,8 +1294,7 @@ cluster_run_start(const struct cluster_conf *cc, const struct wp_host *host,
 	    (uint64_t)(cluster_renew_every(E->ttl_s * 1000000) / 1000));
 	uv_timer_start(&tick_timer, tick_cb, RECONCILE_EVERY_MS,
 	    RECONCILE_EVERY_MS);
-	cluster_set_gate(gate, NULL);
-	cluster_set_transition(on_transition);
+	cluster_set_hooks(&hooks);
 	E->phase = PH_GRANT;
 	cluster_run_monitors();
 	grant();
@@ -1010,6 +1315,7 @@ cluster_run_monitors(void)
 	for (i = 0; i < E->n_slots; i++) {
 		free(E->slots[i]->monitor);
 		E->slots[i]->monitor = NULL;
+		slot_locs_free(E->slots[i]);
 	}
 	for (i = 0; i < cfg->n_monitors; i++) {
 		const struct cfg_monitor *m = &cfg->monitors[i];
@@ -1017,6 +1323,18 @@ cluster_run_monitors(void)
 		int located = m->n_locations > 0;
 
 		if (located) {
+			/* Its decision slot, which any member may own. */
+			if (cluster_slot_key(key, sizeof(key), m->s.name,
+			    "@global") < 0)
+				continue;
+			s = slot_get(key);
+			s->monitor = xstrdup(m->s.name);
+			s->global = 1;
+			s->locs = xcalloc(m->n_locations, sizeof(*s->locs));
+			for (j = 0; j < m->n_locations; j++)
+				s->locs[j] = xstrdup(m->locations[j]);
+			s->n_locs = m->n_locations;
+			s->confirm = m->confirm;
 			for (j = 0; j < m->n_locations; j++)
 				if (strcmp(m->locations[j], E->cc.location) == 0)
 					break;
@@ -1029,8 +1347,6 @@ cluster_run_monitors(void)
 		s = slot_get(key);
 		s->monitor = xstrdup(m->s.name);
 		s->located = located;
-		if (s->interval_us != m->interval_ms * 1000)
-			s->gridded = 0;
 		s->interval_us = m->interval_ms * 1000;
 		/* A reload may have rescheduled it: back on the grid. */
 		s->gridded = 0;
@@ -1082,20 +1398,19 @@ cluster_run_free(void)
 
 	if (E == NULL)
 		return;
-	cluster_set_gate(NULL, NULL);
-	cluster_set_transition(NULL);
+	cluster_set_hooks(NULL);
 	if (timers_on) {
 		uv_timer_stop(&renew_timer);
 		uv_timer_stop(&tick_timer);
 	}
 	etcd_free(E->etcd); /* cancels every request without calling back */
 	members_clear();
-	for (i = 0; i < E->n_slots; i++) {
-		free(E->slots[i]->key);
-		free(E->slots[i]->monitor);
-		free(E->slots[i]->holder);
-		free(E->slots[i]);
-	}
+	for (i = 0; i < E->n_slots; i++)
+		slot_free(E->slots[i]);
+	verdicts_clear();
+	free(verdicts);
+	verdicts = NULL;
+	cap_verdicts = 0;
 	free(E->slots);
 	free(E->members);
 	free(E->prefix);
@@ -1124,7 +1439,7 @@ cluster_run_json(void)
 {
 	static const char *const phases[] = { "idle", "joining", "registering",
 	    "member", "leaving", "stopped" };
-	json_t *o, *ms, *ss;
+	json_t *o, *ms, *ss, *vs;
 	int64_t now = mono_us();
 	size_t i;
 
@@ -1148,9 +1463,20 @@ cluster_run_json(void)
 		if (s->monitor == NULL && s->holder == NULL)
 			continue;
 		json_array_append_new(ss, json_pack("{s:s, s:s?, s:s?, s:b, "
-		    "s:b, s:I}", "slot", s->key, "monitor", s->monitor,
+		    "s:b, s:I, s:s?}", "slot", s->key, "monitor", s->monitor,
 		    "holder", s->holder, "mine", slot_mine(s), "wanted",
-		    s->want, "token", (json_int_t)s->token));
+		    s->want, "token", (json_int_t)s->token, "decision",
+		    s->global && slot_mine(s) && s->ready ?
+		    mstate_name(s->gstate) : NULL));
+	}
+	vs = json_array();
+	for (i = 0; i < n_verdicts; i++) {
+		const char *slash = strrchr(verdicts[i].key, '/');
+
+		json_array_append_new(vs, json_pack("{s:s%, s:s, s:s}",
+		    "monitor", verdicts[i].key, (size_t)(slash -
+		    verdicts[i].key), "location", slash + 1, "state",
+		    mstate_name(verdicts[i].state)));
 	}
 	o = json_pack("{s:s, s:s, s:s, s:s, s:b, s:f, s:I, s:I, s:o, s:o}",
 	    "name", E->cc.name, "location", E->cc.location, "cluster",
@@ -1159,5 +1485,6 @@ cluster_run_json(void)
 	    1e6, "lease_ttl_seconds", (json_int_t)E->ttl_s, "revision",
 	    (json_int_t)E->revision, "members", ms, "slots", ss);
 	json_object_set_new(o, "owned", json_integer(E->owned));
+	json_object_set_new(o, "verdicts", vs);
 	return o;
 }

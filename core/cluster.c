@@ -285,35 +285,31 @@ cluster_grid_next(const char *monitor, int64_t interval_us, int64_t wall_us,
 	    wall_us);
 }
 
-/* ---- the manager's hook ---- */
+/* ---- the manager's hooks ---- */
 
-static cluster_gate_fn gate_fn;
-static void *gate_arg;
+static const struct cluster_hooks *hooks;
 
 void
-cluster_set_gate(cluster_gate_fn fn, void *arg)
+cluster_set_hooks(const struct cluster_hooks *h)
 {
-	gate_fn = fn;
-	gate_arg = arg;
+	hooks = h;
 }
 
 int
 cluster_may_start(const char *monitor)
 {
-	return gate_fn == NULL || gate_fn(gate_arg, monitor);
+	return hooks == NULL || hooks->may_start(monitor);
 }
 
-static cluster_transition_fn transition_fn;
-
-void
-cluster_set_transition(cluster_transition_fn fn)
+int
+cluster_alerts_here(const char *monitor)
 {
-	transition_fn = fn;
+	return hooks == NULL || hooks->alerts_here(monitor);
 }
 
 void
-cluster_transition(const char *monitor, const struct policy_state *ps)
+cluster_checked(const char *monitor, const struct policy_state *ps)
 {
-	if (transition_fn != NULL)
-		transition_fn(monitor, ps);
+	if (hooks != NULL)
+		hooks->checked(monitor, ps);
 }

@@ -133,23 +133,31 @@ int64_t cluster_grid_time(const char *monitor, int64_t interval_us,
 int64_t cluster_grid_next(const char *monitor, int64_t interval_us,
     int64_t wall_us, int64_t mono_us, int64_t last_k, int64_t *k);
 
-/* ---- the manager's hook ---- */
+/* ---- the manager's hooks ---- */
 
-/* May this agent start a check of MONITOR now?  Without [cluster] always
- * 1.  With it: only while it holds the monitor's slot and is not fenced
- * (set through cluster_set_gate()). */
-int cluster_may_start(const char *monitor);
-typedef int (*cluster_gate_fn)(void *arg, const char *monitor);
-/* Install the gate the cluster engine answers through (NULL: always yes). */
-void cluster_set_gate(cluster_gate_fn fn, void *arg);
-
-/* MONITOR's state changed to PS (borrowed for the call): in cluster mode
- * the engine commits it to etcd for whoever owns the slot next; without
- * [cluster] nothing happens. */
+/*
+ * What the manager asks and tells the cluster engine (cluster-run.h),
+ * which installs them; without [cluster] none is installed and the
+ * answers are those of a single machine.  Loop thread.
+ */
 struct policy_state;
-void cluster_transition(const char *monitor, const struct policy_state *ps);
-typedef void (*cluster_transition_fn)(const char *monitor,
-    const struct policy_state *ps);
-void cluster_set_transition(cluster_transition_fn fn);
+struct cluster_hooks {
+	/* May this agent start a check of MONITOR now?  Only while it
+	 * holds the monitor's slot and is not fenced. */
+	int (*may_start)(const char *monitor);
+	/* Does this agent raise MONITOR's alerts and reminders from its
+	 * own checks?  The slot's owner for a plain monitor; nobody for a
+	 * multi-location one (the @global owner decides and alerts). */
+	int (*alerts_here)(const char *monitor);
+	/* A check of MONITOR finished with the policy state PS (borrowed
+	 * for the call). */
+	void (*checked)(const char *monitor, const struct policy_state *ps);
+};
+/* Install H (borrowed until replaced; NULL: none). */
+void cluster_set_hooks(const struct cluster_hooks *h);
+/* The hooks' answers: 1, 1 and nothing without them. */
+int cluster_may_start(const char *monitor);
+int cluster_alerts_here(const char *monitor);
+void cluster_checked(const char *monitor, const struct policy_state *ps);
 
 #endif /* CORE_CLUSTER_H */

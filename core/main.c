@@ -1097,6 +1097,8 @@ main(int argc, char **argv)
 		if (cfg->cluster.enabled) {
 			cluster_conf_copy(&cluster_now, &cfg->cluster);
 			cluster_host = host_new("cluster", runtime_complete);
+			alert_set_cluster(cfg->cluster.name,
+			    cfg->cluster.location);
 			if (cluster_run_start(&cfg->cluster, cluster_host,
 			    cluster_fatal) != 0) {
 				fprintf(stderr, "watchpost: cannot start cluster "

@@ -556,7 +556,7 @@ finish_check(struct monitor *m, const struct wp_result *r0)
 	 * records it under the same alert_on decision, o.alert), not
 	 * raised. */
 	held = hold_check(&o);
-	if (o.alert && held == 0) {
+	if (o.alert && held == 0 && cluster_alerts_here(m->name)) {
 		struct outcome ao = o;
 
 		/* A recovery's alert is about the episode it ends. */
@@ -571,9 +571,8 @@ finish_check(struct monitor *m, const struct wp_result *r0)
 	}
 	store_record(&o, &m->ps, rows, n_rows, held);
 	free(rows);
-	/* Cluster mode: the new state goes to etcd, for the next owner. */
-	if (o.changed)
-		cluster_transition(m->name, &m->ps);
+	/* Cluster mode: the state goes to etcd, for the next owner. */
+	cluster_checked(m->name, &m->ps);
 	policy_rearm(m);
 }
 
@@ -659,7 +658,7 @@ policy_rearm(struct monitor *m)
 
 	/* In cluster mode reminders are the slot owner's, as checks are. */
 	if (m->confirmed && m->enabled && !m->removed && m->once == NULL &&
-	    cluster_may_start(m->name))
+	    cluster_alerts_here(m->name))
 		due = policy_due(&m->policy, &m->ps);
 	if (due == INT64_MAX && m->pnode.idx == 0)
 		return; /* most checks: up, and not in the heap */
@@ -691,7 +690,7 @@ ptimer_cb(uv_timer_t *t)
 		return;
 	while ((n = policy_heap_top(&pheap)) != NULL && n->due_ms <= now) {
 		m = monitor_of_node(n);
-		if (cluster_may_start(m->name) &&
+		if (cluster_alerts_here(m->name) &&
 		    policy_fire(&m->policy, &m->ps, now, &f))
 			policy_raise(m, &f, now);
 		policy_heap_del(&pheap, n);
@@ -790,7 +789,8 @@ hold_released(const char *name, enum mstate prev)
 	struct outcome o;
 	size_t n = 0;
 
-	if (m == NULL || m->removed || store == NULL)
+	if (m == NULL || m->removed || store == NULL ||
+	    !cluster_alerts_here(name))
 		return;
 	r.reason = m->state_reason;
 	r.detail = m->state_detail;
@@ -818,6 +818,56 @@ hold_released(const char *name, enum mstate prev)
 		alert_released(rows, n);
 	}
 	free(rows);
+}
+
+int
+manager_cluster_alert(const char *name, enum mstate prev, enum mstate state,
+    int64_t since_ms, int64_t episode_ms, int reason, const char *detail,
+    const char *confirmed_by)
+{
+	struct monitor *m = find(name);
+	struct wp_result r = WP_RESULT_INIT;
+	struct store_alert *rows;
+	struct outcome o;
+	size_t n = 0;
+
+	if (m == NULL || m->removed)
+		return WP_EINVAL;
+	if (!policy_alerts(m->policy.alert_on, prev, state))
+		return 0;
+	if (hold_reasons(name) != 0) {
+		log_info("monitor %s: %s -> %s confirmed; alert held "
+		    "(maintenance, silence or a parent down)", name,
+		    mstate_name(prev), mstate_label(state));
+		return 0;
+	}
+	r.reason = reason;
+	r.detail = detail;
+	r.status_code = -1;
+	memset(&o, 0, sizeof(o));
+	o.monitor_id = m->db_id;
+	o.monitor = m->name;
+	o.type = m->type;
+	o.result = &r;
+	o.ms = outcome_ms_of(&r);
+	o.previous = prev;
+	o.state = o.check = state;
+	o.changed = 1;
+	o.attempts = 1;
+	o.started_ms = since_ms;
+	o.since_ms = episode_ms;
+	o.alert = 1;
+	o.confirmed_by = confirmed_by;
+	rows = alert_raise(&o, m->all_alerts, m->alerts, m->n_alerts, &n);
+	if (n > 0 && (store == NULL || store_submit_alerts(store, rows, n) !=
+	    0)) {
+		if (store != NULL)
+			log_err("monitor %s: store queue full; alert sent "
+			    "without being stored", m->name);
+		alert_released(rows, n);
+	}
+	free(rows);
+	return 0;
 }
 
 /* hold.h: monitor NAME's state, ST_COUNT if unknown. */
@@ -1327,6 +1377,18 @@ manager_policy_state(const char *name, struct policy_state *out)
 	if (m == NULL || m->removed)
 		return WP_EINVAL;
 	*out = m->ps;
+	return 0;
+}
+
+int
+manager_state_reason(const char *name, int *reason, const char **detail)
+{
+	struct monitor *m = find(name);
+
+	if (m == NULL || m->removed)
+		return WP_EINVAL;
+	*reason = m->state_reason;
+	*detail = m->state_detail;
 	return 0;
 }
 

@@ -144,6 +144,20 @@ int manager_set_due(const char *name, int64_t due_us);
 struct policy_state;
 int manager_policy_state(const char *name, struct policy_state *out);
 int manager_seed_state(const char *name, const struct policy_state *ps);
+/* The reason (WP_REASON_*) and detail (borrowed until the next check;
+ * NULL: none) of the check that set NAME's state.  0 or WP_EINVAL. */
+int manager_state_reason(const char *name, int *reason, const char **detail);
+/*
+ * Cluster mode, a multi-location monitor: the @global owner decided that
+ * NAME went from PREV to STATE at SINCE_MS (unix ms; EPISODE_MS is when
+ * the episode the alert is about began), from the locations
+ * CONFIRMED_BY ("fra,nyc"; borrowed).  Raises its alerts as a check's
+ * transition would (alert_on, holds), with REASON and DETAIL.  0, or
+ * WP_EINVAL for an unknown monitor.
+ */
+int manager_cluster_alert(const char *name, enum mstate prev,
+    enum mstate state, int64_t since_ms, int64_t episode_ms, int reason,
+    const char *detail, const char *confirmed_by);
 
 /* ---- for the admin API (admin.c); loop thread ---- */
 

@@ -52,7 +52,7 @@ api_of() {
 	    "$T/$1.log" | tail -1)"
 }
 owned() { curl -fsS "$(api_of "$1")/api/cluster" | jq -r .owned; }
-alerts() { grep -c "\"state\": *\"$1\"" "$T/accepted.jsonl" 2>/dev/null || true; }
+alerts() { cat "$T/accepted.jsonl" 2>/dev/null | grep -c "\"state\": *\"$1\"" || true; }
 # owner: the agent holding svc (b1 or b2), once exactly one does.
 owner() {
 	local a o=
