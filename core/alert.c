@@ -60,6 +60,9 @@ struct delivery {
 	struct wp_alert a;       /* strings below are owned */
 	struct wp_op *op;        /* in flight, or NULL */
 	int committed;           /* its outbox row is in the database */
+	int cluster_wait;        /* cluster mode: its transition is not
+	                            committed to etcd yet */
+	int superseded;          /* ... and never will be: drop it */
 	uv_timer_t timer;        /* back-off */
 	struct chain *chain;
 	struct delivery *next;   /* the next (newer) of its chain */
@@ -603,9 +606,21 @@ try_deliver(struct delivery *d)
 	struct target *t;
 	char name[192];
 
-	if (stopping || d->op != NULL || !d->committed || d->group != NULL ||
-	    d != d->chain->head || uv_is_active((uv_handle_t *)&d->timer))
+	if (stopping || d->op != NULL || !d->committed || d->cluster_wait ||
+	    d->group != NULL || d != d->chain->head ||
+	    uv_is_active((uv_handle_t *)&d->timer))
 		return;
+	if (d->superseded) {
+		log_info("alert %s: dropping the %s alert for monitor %s (id %"
+		    PRId64 "): its transition was not committed to the "
+		    "cluster", d->target, d->a.state, d->a.monitor, d->id);
+		n_dropped++;
+		if (store)
+			store_submit_delivery(store, d->id, 1,
+			    "not committed to the cluster");
+		head_done(d);
+		return;
+	}
 	t = find_target(d->target);
 	if (t == NULL) {
 		n_dropped++;
@@ -671,6 +686,41 @@ alert_released(const struct store_alert *rows, size_t n)
 			continue; /* gone (alert_free()) */
 		d->committed = 1;
 		try_deliver(c->head);
+	}
+}
+
+void
+alert_cluster_hold(const struct store_alert *rows, size_t n)
+{
+	struct delivery *d;
+	struct chain *c;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		c = find_chain(rows[i].monitor_id, rows[i].alert_name, 0);
+		for (d = c != NULL ? c->head : NULL; d != NULL; d = d->next)
+			if (d->id == rows[i].id)
+				d->cluster_wait = 1;
+	}
+}
+
+void
+alert_cluster_settle(int64_t monitor_id, int committed)
+{
+	struct delivery *d;
+	struct chain *c;
+	size_t i;
+
+	for (i = 0; i < n_targets; i++) {
+		if ((c = find_chain(monitor_id, targets[i].name, 0)) == NULL)
+			continue;
+		for (d = c->head; d != NULL; d = d->next)
+			if (d->cluster_wait) {
+				d->cluster_wait = 0;
+				d->superseded = !committed;
+			}
+		if (c->head != NULL)
+			try_deliver(c->head);
 	}
 }
 

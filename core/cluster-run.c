@@ -30,6 +30,7 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include "alert.h"
 #include "cfg.h"
 #include "cfg-read.h"
 #include "cluster-run.h"
@@ -39,6 +40,7 @@
 #include "manager.h"
 #include "outcome.h"
 #include "policy.h"
+#include "store.h"
 #include "util.h"
 
 /* How often reconcile() runs without an event: drains finish and
@@ -87,6 +89,13 @@ struct cslot {
 	int64_t gsince_ms, gepisode_ms; /* since; the episode's start */
 	char *g_by, *g_detail; /* of the decision being committed */
 	int g_reason;
+	/* A plain slot's transition made while fenced, which could not
+	 * alert then: alerted once it is committed (etcd back, the lease
+	 * and the claim still ours). */
+	int unalerted;
+	enum mstate unalerted_from;
+	int64_t held_id;       /* the store id of a monitor whose alerts
+	                        * wait for the commit in flight; 0: none */
 };
 
 static struct engine {
@@ -112,6 +121,9 @@ static struct engine {
 	struct cslot **slots;          /* sorted by key */
 	size_t n_slots, cap_slots;
 	unsigned owned;
+	int renew_failed;              /* the last renewal got no answer */
+	int lost;                      /* the cluster-lost event is raised */
+	uint64_t lost_total;
 	void (*stop_done)(void *);
 	void *stop_arg;
 } *E;
@@ -265,6 +277,12 @@ slot_set_holder(struct cslot *s, const char *v, size_t n, int64_t lease,
 	s->holder_lease = v != NULL ? lease : 0;
 	s->token = v != NULL ? token : 0;
 	if (was && !slot_mine(s)) {
+		s->unalerted = 0;
+		if (s->held_id != 0) {
+			/* The claim is gone: whoever owns it now alerts. */
+			alert_cluster_settle(s->held_id, 0);
+			s->held_id = 0;
+		}
 		E->owned--;
 		s->gridded = 0;
 		s->ready = 0;
@@ -781,6 +799,10 @@ state_commit_cb(void *arg, const struct etcd_result *r)
 		 * again before going on (the gate waits). */
 		log_warn("cluster: the state of %s was not committed (claim "
 		    "or revision changed); re-reading it", s->key);
+		if (s->held_id != 0) {
+			alert_cluster_settle(s->held_id, 0);
+			s->held_id = 0;
+		}
 		s->ready = 0;
 		s->state_dirty = 0;
 		free(s->g_by);
@@ -790,7 +812,28 @@ state_commit_cb(void *arg, const struct etcd_result *r)
 	}
 	if (!s->located)
 		s->state_mod = r->revision;
+	if (s->unalerted && !s->global && s->monitor != NULL &&
+	    s->unalerted_from != ST_COUNT && s->sent != s->unalerted_from) {
+		const char *detail = NULL;
+		int reason = 0;
+		struct policy_state ps;
+
+		(void)manager_state_reason(s->monitor, &reason, &detail);
+		if (manager_policy_state(s->monitor, &ps) == 0) {
+			log_info("cluster: monitor %s: %s -> %s while etcd was "
+			    "out of reach; alerting now", s->monitor,
+			    mstate_name(s->unalerted_from), mstate_label(s->sent));
+			(void)manager_cluster_alert(s->monitor,
+			    s->unalerted_from, s->sent, wall_ms(), ps.since_ms,
+			    reason, detail, NULL);
+		}
+	}
+	s->unalerted = 0;
 	s->vstate = s->sent;
+	if (s->held_id != 0) {
+		alert_cluster_settle(s->held_id, 1);
+		s->held_id = 0;
+	}
 	if (s->global) {
 		/* Committed: now, and only now, the decision alerts. */
 		enum mstate prev = s->gstate;
@@ -954,13 +997,29 @@ slot_of_monitor(const char *monitor)
 
 /* cluster.h's checked hook: a check of MONITOR finished here. */
 static void
-on_checked(const char *monitor, const struct policy_state *ps)
+on_checked(const char *monitor, const struct policy_state *ps,
+    const struct store_alert *rows, size_t n)
 {
 	struct cslot *s;
+	enum mstate last;
 
 	if (E == NULL || (s = slot_of_monitor(monitor)) == NULL ||
-	    !slot_mine(s) || !s->ready || ps->state == s->vstate)
+	    !slot_mine(s) || !s->ready)
 		return;
+	/* What etcd has, or will have once the commit in flight lands. */
+	last = s->sreq != NULL ? s->sent : s->vstate;
+	if (ps->state == last && n == 0)
+		return;
+	if (n > 0) {
+		/* The transition's alerts go once it is committed. */
+		alert_cluster_hold(rows, n);
+		s->held_id = rows[0].monitor_id;
+	} else if (fenced() && !s->located && !s->unalerted &&
+	    s->held_id == 0) {
+		/* Fenced, it could not alert: it will when committed. */
+		s->unalerted = 1;
+		s->unalerted_from = s->vstate;
+	}
 	s->state_dirty = 1;
 	if (s->sreq == NULL && !fenced())
 		state_commit(s);
@@ -1046,8 +1105,16 @@ may_start(const char *monitor)
 {
 	struct cslot *s;
 
-	if (E == NULL || fenced() || (s = slot_of_monitor(monitor)) == NULL)
+	if (E == NULL || (s = slot_of_monitor(monitor)) == NULL)
 		return 0;
+	if (fenced())
+		/* on_engine_loss = observe: while etcd does not answer, the
+		 * slots last held go on being checked here (recorded, never
+		 * committed or alerted).  Not after a pause (SIGSTOP, swap):
+		 * only once a renewal has failed. */
+		return E->cc.on_engine_loss == CLUSTER_OBSERVE &&
+		    E->phase == PH_RUN && E->renew_failed && s->want &&
+		    slot_mine(s) && s->ready;
 	return s->want && slot_mine(s) && s->ready;
 }
 
@@ -1057,7 +1124,8 @@ alerts_here(const char *monitor)
 	struct cslot *s;
 
 	/* A location's checks give a verdict; the @global owner alerts. */
-	if (E == NULL || (s = slot_of_monitor(monitor)) == NULL || s->located)
+	if (E == NULL || fenced() || (s = slot_of_monitor(monitor)) == NULL ||
+	    s->located)
 		return 0;
 	return may_start(monitor);
 }
@@ -1096,13 +1164,16 @@ keepalive_cb(void *arg, const struct etcd_result *r)
 	if (E->phase != PH_RUN && E->phase != PH_REGISTER)
 		return;
 	if (r->err == ETCD_ENOTFOUND || (r->err == ETCD_OK && r->ttl_s <= 0)) {
+		E->renew_failed = 0;
 		lease_lost();
 		return;
 	}
 	if (r->err != ETCD_OK) {
 		log_warn("cluster: renewing the lease: %s", r->message);
+		E->renew_failed = 1;
 		return;
 	}
+	E->renew_failed = 0;
 	was_fenced = fenced();
 	cluster_deadline_ack(&E->dl, E->lease, lease_sent_us, r->ttl_s);
 	if (was_fenced && !fenced()) {
@@ -1224,6 +1295,29 @@ grant(void)
 		E->lease_req = NULL;
 }
 
+/* The cluster-lost event, once per loss: a member fenced by its own
+ * deadline (etcd out of reach, or this agent paused) is not a member in
+ * good standing until a renewal is answered. */
+static void
+engine_event(void)
+{
+	int lost = E->phase == PH_RUN && fenced();
+
+	if (lost && !E->lost) {
+		E->lost = 1;
+		E->lost_total++;
+		log_err("cluster-lost: etcd has not answered a lease renewal "
+		    "in time; fenced (%s: %s)", E->cc.on_engine_loss ==
+		    CLUSTER_OBSERVE ? "observe" : "strict",
+		    E->cc.on_engine_loss == CLUSTER_OBSERVE ? "the slots held "
+		    "are checked here but nothing is committed or alerted" :
+		    "no slot is checked");
+	} else if (!lost && E->lost && E->phase == PH_RUN) {
+		E->lost = 0;
+		log_info("cluster: etcd answers again; no longer fenced");
+	}
+}
+
 /* Every RECONCILE_EVERY_MS: whatever is waiting to be tried again. */
 static void
 tick_cb(uv_timer_t *t)
@@ -1245,6 +1339,7 @@ tick_cb(uv_timer_t *t)
 	default:
 		break;
 	}
+	engine_event();
 }
 
 /* ---- the interface ---- */
@@ -1432,6 +1527,12 @@ unsigned
 cluster_run_owned(void)
 {
 	return E != NULL ? E->owned : 0;
+}
+
+uint64_t
+cluster_run_lost_total(void)
+{
+	return E != NULL ? E->lost_total : 0;
 }
 
 json_t *

@@ -68,5 +68,7 @@ struct json_t *cluster_run_json(void);
 int cluster_run_engine_up(void);
 /* Slots this agent holds. */
 unsigned cluster_run_owned(void);
+/* cluster-lost events since start (fenced by the local deadline). */
+uint64_t cluster_run_lost_total(void);
 
 #endif /* CORE_CLUSTER_RUN_H */

@@ -308,8 +308,9 @@ cluster_alerts_here(const char *monitor)
 }
 
 void
-cluster_checked(const char *monitor, const struct policy_state *ps)
+cluster_checked(const char *monitor, const struct policy_state *ps,
+    const struct store_alert *rows, size_t n)
 {
 	if (hooks != NULL)
-		hooks->checked(monitor, ps);
+		hooks->checked(monitor, ps, rows, n);
 }

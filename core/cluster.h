@@ -141,6 +141,7 @@ int64_t cluster_grid_next(const char *monitor, int64_t interval_us,
  * answers are those of a single machine.  Loop thread.
  */
 struct policy_state;
+struct store_alert;
 struct cluster_hooks {
 	/* May this agent start a check of MONITOR now?  Only while it
 	 * holds the monitor's slot and is not fenced. */
@@ -149,15 +150,18 @@ struct cluster_hooks {
 	 * own checks?  The slot's owner for a plain monitor; nobody for a
 	 * multi-location one (the @global owner decides and alerts). */
 	int (*alerts_here)(const char *monitor);
-	/* A check of MONITOR finished with the policy state PS (borrowed
-	 * for the call). */
-	void (*checked)(const char *monitor, const struct policy_state *ps);
+	/* A check of MONITOR finished with the policy state PS, raising
+	 * the outbox rows ROWS[0..N) (all borrowed for the call; the hook
+	 * may hold their deliveries: alert_cluster_hold()). */
+	void (*checked)(const char *monitor, const struct policy_state *ps,
+	    const struct store_alert *rows, size_t n);
 };
 /* Install H (borrowed until replaced; NULL: none). */
 void cluster_set_hooks(const struct cluster_hooks *h);
 /* The hooks' answers: 1, 1 and nothing without them. */
 int cluster_may_start(const char *monitor);
 int cluster_alerts_here(const char *monitor);
-void cluster_checked(const char *monitor, const struct policy_state *ps);
+void cluster_checked(const char *monitor, const struct policy_state *ps,
+    const struct store_alert *rows, size_t n);
 
 #endif /* CORE_CLUSTER_H */

@@ -569,10 +569,11 @@ finish_check(struct monitor *m, const struct wp_result *r0)
 		if (o.previous == ST_DOWN)
 			raise_escalated(m, &old, &ao, &rows, &n_rows);
 	}
+	/* Cluster mode: the state goes to etcd, for the next owner, and
+	 * its alerts wait for that commit. */
+	cluster_checked(m->name, &m->ps, rows, n_rows);
 	store_record(&o, &m->ps, rows, n_rows, held);
 	free(rows);
-	/* Cluster mode: the state goes to etcd, for the next owner. */
-	cluster_checked(m->name, &m->ps);
 	policy_rearm(m);
 }
 

@@ -419,6 +419,11 @@ metrics_render(struct store *st)
 		    "Slots this agent holds the claim of.");
 		sample(&b, "watchpost_cluster_slots_owned", NULL, 0,
 		    cluster_run_owned());
+		family(&b, "watchpost_cluster_lost_total", "counter",
+		    "Times this agent was fenced because etcd did not renew "
+		    "its lease in time (cluster-lost).");
+		sample(&b, "watchpost_cluster_lost_total", NULL, 0,
+		    cluster_run_lost_total());
 	}
 	pool_get_stats(&ps);
 	family(&b, "watchpost_workers", "gauge",

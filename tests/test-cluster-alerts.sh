@@ -106,6 +106,28 @@ sleep 1.5
     fail "alerts: $(alerts up) up, $(alerts down) down"
 ok "the recovery is alerted once, by $second"
 
+# etcd out of reach for 5 s (longer than the lease): the owner is fenced
+# (cluster-lost), keeps checking (on_engine_loss = observe) but alerts
+# nothing; the target goes DOWN meanwhile.  When etcd is back the owner
+# resumes on the same lease and that DOWN is alerted exactly once.
+kill -TERM "$ETCD_PID"
+wait "$ETCD_PID" 2>/dev/null || true
+echo 500 >"$T/flap.status"
+wait_until 10 grep -q "cluster-lost" "$T/$second.log" ||
+    fail "$second raised cluster-lost"
+wait_until 10 grep -q "monitor svc: up -> DOWN" "$T/$second.log" ||
+    fail "$second goes on checking (observe) and sees svc DOWN"
+sleep 2
+[ "$(alerts down)" = 1 ] || fail "an alert went out while fenced"
+etcd_run || fail "etcd did not come back"
+wait_until 15 at_least 2 alerts down || fail "the DOWN alert after etcd's return"
+sleep 1.5
+[ "$(alerts down)" = 2 ] || fail "DOWN alerted $(alerts down) times in all"
+grep -q "registering again" "$T/$second.log" &&
+    fail "$second re-registered instead of resuming its lease"
+grep -q "no longer fenced" "$T/$second.log" || fail "$second unfenced"
+ok "etcd down 5 s: fenced, no alert meanwhile; one DOWN alert on its return, same lease"
+
 kill -TERM "${APID[$second]}"
 rc=0
 wait "${APID[$second]}" || rc=$?

@@ -227,10 +227,13 @@ gate(const char *monitor)
 }
 
 static void
-checked(const char *monitor, const struct policy_state *ps)
+checked(const char *monitor, const struct policy_state *ps,
+    const struct store_alert *rows, size_t n)
 {
 	(void)monitor;
 	(void)ps;
+	(void)rows;
+	(void)n;
 	n_checked++;
 }
 
@@ -243,14 +246,14 @@ may_start(void **state)
 	/* Without [cluster]: a single machine's answers. */
 	assert_true(cluster_may_start("any"));
 	assert_true(cluster_alerts_here("any"));
-	cluster_checked("any", NULL);
+	cluster_checked("any", NULL, NULL, 0);
 	assert_int_equal(n_checked, 0);
 	refused = "b";
 	cluster_set_hooks(&h);
 	assert_true(cluster_may_start("a"));
 	assert_false(cluster_may_start("b"));
 	assert_false(cluster_alerts_here("b"));
-	cluster_checked("a", NULL);
+	cluster_checked("a", NULL, NULL, 0);
 	assert_int_equal(n_checked, 1);
 	cluster_set_hooks(NULL);
 	assert_true(cluster_may_start("b"));
