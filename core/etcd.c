@@ -826,6 +826,9 @@ req_done(struct curlloop_xfer *x, CURLcode rc)
 		r->reauthed = 1;
 		/* Only the first to see this token refused drops it. */
 		if (r->token_gen == e->token_gen) {
+			e->host->log(e->host, WP_LOG_INFO, "etcd %s: the auth "
+			    "token was refused; authenticating again",
+			    e->endpoints[r->ep]);
 			free(e->token);
 			e->token = NULL;
 			e->need_auth = 1;
