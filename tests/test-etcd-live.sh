@@ -77,16 +77,21 @@ ctl auth enable
 grep -q "^ok - a wrong password: ETCD_EAUTH" "$T/drive.out" || fail "auth step"
 
 # A token the server forgets: auth off and on again drops every token.
-coproc DR { "$DRIVE" authagain "$LIVE" wp wppw 2>"$T/authagain.log"; }
-PIDS+=("$DR_PID")
-read -r -t 20 line <&"${DR[0]}" || fail "authagain: no first step"
-read -r -t 20 line <&"${DR[0]}" || fail "authagain: not ready"
-[ "$line" = READY ] || fail "authagain said $line"
+# The driver waits on a FIFO between its two steps.
+mkfifo "$T/go"
+"$DRIVE" authagain "$LIVE" wp wppw <"$T/go" >"$T/authagain.out" \
+    2>"$T/authagain.log" &
+dr=$!
+PIDS+=("$dr")
+exec 7>"$T/go"
+wait_until 20 grep -q '^READY' "$T/authagain.out" ||
+	{ cat "$T/authagain.out"; fail "authagain: not ready"; }
 ctl --user root:rootpw auth disable
 ctl --user root:rootpw auth enable
-echo go >&"${DR[1]}"
-while read -r -t 20 line <&"${DR[0]}"; do echo "$line" >>"$T/drive.out"; done
-wait "$DR_PID" || fail "authagain"
+echo go >&7
+exec 7>&-
+wait "$dr" || { cat "$T/authagain.out"; fail "authagain"; }
+grep '^ok' "$T/authagain.out" >>"$T/drive.out"
 grep -q "^ok - re-authenticated after the token was invalidated" "$T/drive.out" ||
 	fail "re-authentication"
 grep -q "auth token was refused; authenticating again" "$T/authagain.log" ||
