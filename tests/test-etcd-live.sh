@@ -58,7 +58,8 @@ DEAD="http://127.0.0.1:$(free_port)"
 cat "$T/drive.out"
 for step in "grant through a dead first endpoint" "keepalive" \
     "compare on create_revision" "range with a prefix" \
-    "saw the puts and the delete" "revoke deleted the attached key" \
+    "saw the puts and the delete" "progress notifications keep" \
+    "revoke deleted the attached key" \
     "lease not found" "watch compacted" "a silent stream is reported dead" \
     "every endpoint dead"; do
 	grep -q "^ok - .*$step" "$T/drive.out" || fail "step missing: $step"
