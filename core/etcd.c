@@ -545,6 +545,9 @@ req_send(struct etcd_req *r)
 	r->url = xasprintf("%s%s", e->endpoints[r->ep], kind_path[r->kind]);
 	sbuf_free(&r->resp);
 	r->token_gen = e->token_gen;
+	/* curlloop_setup() keeps the counters of an earlier attempt (header
+	 * bytes, stopped): each attempt starts from nothing. */
+	memset(&r->x, 0, sizeof(r->x));
 	if ((rc = curlloop_setup(e->cl, &r->x, r->url, r->hdrs, 1, 1,
 	    share)) != 0)
 		goto fail;
@@ -826,6 +829,9 @@ req_done(struct curlloop_xfer *x, CURLcode rc)
 		r->reauthed = 1;
 		/* Only the first to see this token refused drops it. */
 		if (r->token_gen == e->token_gen) {
+			e->host->log(e->host, WP_LOG_INFO, "etcd %s: the auth "
+			    "token was refused; authenticating again",
+			    e->endpoints[r->ep]);
 			free(e->token);
 			e->token = NULL;
 			e->need_auth = 1;
@@ -1535,8 +1541,12 @@ watch_done(struct curlloop_xfer *x, CURLcode rc)
 		    "status %ld", e->endpoints[w->ep], status);
 	}
 	curlloop_release(e->cl, x);
-	if (x->stopped)
+	if (x->stopped) {
+		e->host->log(e->host, WP_LOG_WARN, "etcd %s: a watch message "
+		    "larger than %d bytes; reopening", e->endpoints[w->ep],
+		    MAX_LINE);
 		sbuf_free(&w->in);
+	}
 	/* What arrived before the end counts. */
 	if ((r = watch_lines(w, 1)) == 1)
 		return;
@@ -1592,6 +1602,7 @@ watch_open(struct etcd_watch *w)
 	w->token_gen = e->token_gen;
 	if (w->body == NULL)
 		goto fail;
+	memset(&w->x, 0, sizeof(w->x));
 	if ((rc = curlloop_setup(e->cl, &w->x, w->url, w->hdrs, 1, 0,
 	    e->timeout_us)) != 0)
 		goto fail;
@@ -1601,6 +1612,10 @@ watch_open(struct etcd_watch *w)
 	    curl_easy_setopt(w->x.easy, CURLOPT_CONNECTTIMEOUT_MS,
 	    (long)(e->timeout_us / 1000) + 1) != CURLE_OK ||
 	    curl_easy_setopt(w->x.easy, CURLOPT_TCP_KEEPALIVE, 1L) !=
+	    CURLE_OK ||
+	    curl_easy_setopt(w->x.easy, CURLOPT_TCP_KEEPIDLE, 10L) !=
+	    CURLE_OK ||
+	    curl_easy_setopt(w->x.easy, CURLOPT_TCP_KEEPINTVL, 5L) !=
 	    CURLE_OK ||
 	    set_common(e, w->x.easy, w->body, strlen(w->body)))
 		goto fail;

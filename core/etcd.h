@@ -45,7 +45,8 @@ struct etcd_opts {
 	const char *ca_file;           /* NULL: the system's CAs */
 	const char *client_cert;       /* NULL: none; with client_key */
 	const char *client_key;
-	int64_t request_timeout_us;    /* per request, all retries included */
+	int64_t request_timeout_us;    /* per request, all retries included;
+	                                * 0: 5 s */
 	/* The server's watch progress-notify interval (etcd's
 	 * --experimental-watch-progress-notify-interval, 10 min unless set);
 	 * 0: that default.  A watch stream silent for 2 x this + 1 s is
