@@ -56,6 +56,7 @@ struct member {
 	char *key;             /* members/<location>/<name>, prefix stripped */
 	char *name, *location;
 	int64_t seen_us;       /* monotonic: when it counts as joined */
+	char config[17];       /* its monitors' fingerprint ("": unknown) */
 };
 
 struct cslot {
@@ -121,6 +122,10 @@ static struct engine {
 	struct cslot **slots;          /* sorted by key */
 	size_t n_slots, cap_slots;
 	unsigned owned;
+	char config[17];               /* this agent's monitors' fingerprint */
+	int64_t joined_us;             /* wall clock, this life's join */
+	struct etcd_req *reput_req;    /* the member key with a new config */
+	int reput_again;
 	int renew_failed;              /* the last renewal got no answer */
 	int lost;                      /* the cluster-lost event is raised */
 	uint64_t lost_total;
@@ -133,6 +138,8 @@ static uv_timer_t renew_timer, tick_timer;
 static int timers_on;
 
 static void reconcile(void);
+static void member_reput(void);
+static void config_fingerprint(const struct config *cfg, char out[17]);
 static void verdict_put(const char *key, const char *value, size_t len);
 static void verdict_delete(const char *key);
 static void verdicts_clear(void);
@@ -317,16 +324,23 @@ member_put(const char *key, const char *value, size_t value_len)
 	struct member *m;
 	json_t *j;
 	int64_t joined = 0, now = mono_us(), age;
+	const char *cfg;
+	char config[17] = "";
 
 	if ((slash = strchr(loc, '/')) == NULL || slash == loc ||
 	    slash[1] == '\0')
 		return;
 	if ((j = json_loadb(value, value_len, 0, NULL)) != NULL) {
 		joined = json_integer_value(json_object_get(j, "joined_us"));
+		cfg = json_string_value(json_object_get(j, "config"));
+		str_copy(config, sizeof(config), cfg != NULL ? cfg : "");
 		json_decref(j);
 	}
-	if ((m = member_find(key)) != NULL)
-		return; /* a re-put (same life) keeps its join time */
+	if ((m = member_find(key)) != NULL) {
+		/* A re-put (same life, a reload) keeps its join time. */
+		memcpy(m->config, config, sizeof(config));
+		return;
+	}
 	if (E->n_members == E->cap_members) {
 		E->cap_members = E->cap_members ? 2 * E->cap_members : 8;
 		E->members = xrealloc(E->members,
@@ -340,6 +354,7 @@ member_put(const char *key, const char *value, size_t value_len)
 	if (age < 0)
 		age = 0;
 	m->seen_us = now - age;
+	memcpy(m->config, config, sizeof(config));
 	log_info("cluster: member %s (%s) joined", m->name, m->location);
 }
 
@@ -1150,6 +1165,7 @@ lease_lost(void)
 		if (slot_mine(E->slots[i]))
 			slot_set_holder(E->slots[i], NULL, 0, 0, 0);
 	E->lease = 0;
+	E->joined_us = 0; /* a new life */
 	E->phase = PH_GRANT;
 	grant();
 }
@@ -1253,8 +1269,13 @@ register_member(void)
 	    .key_len = strlen(key), .lease = E->lease };
 	struct etcd_op get = { .type = ETCD_OP_RANGE, .key = key,
 	    .key_len = strlen(key) };
-	json_t *v = json_pack("{s:s, s:s, s:I}", "name", E->cc.name,
-	    "location", E->cc.location, "joined_us", (json_int_t)wall_us());
+	json_t *v;
+
+	if (E->joined_us == 0)
+		E->joined_us = wall_us();
+	v = json_pack("{s:s, s:s, s:I, s:s}", "name", E->cc.name,
+	    "location", E->cc.location, "joined_us", (json_int_t)E->joined_us,
+	    "config", E->config);
 
 	value = json_dumps(v, JSON_COMPACT);
 	json_decref(v);
@@ -1405,8 +1426,15 @@ cluster_run_monitors(void)
 	char key[2 * CFG_NAME_MAX + 8];
 	size_t i, j;
 
+	char fp[17];
+
 	if (E == NULL || cfg == NULL)
 		return;
+	config_fingerprint(cfg, fp);
+	if (strcmp(fp, E->config) != 0) {
+		memcpy(E->config, fp, sizeof(fp));
+		member_reput();
+	}
 	for (i = 0; i < E->n_slots; i++) {
 		free(E->slots[i]->monitor);
 		E->slots[i]->monitor = NULL;
@@ -1448,6 +1476,89 @@ cluster_run_monitors(void)
 	}
 	reconcile();
 	slots_prune();
+}
+
+static void
+reput_cb(void *arg, const struct etcd_result *r)
+{
+	(void)arg;
+	E->reput_req = NULL;
+	if (r->err != ETCD_OK)
+		log_warn("cluster: updating this member's key: %s", r->message);
+	if (E->reput_again || r->err != ETCD_OK) {
+		E->reput_again = 0;
+		member_reput();
+	}
+}
+
+/* Put the member key again (same lease, same join time) with the
+ * fingerprint of the monitors now running, only while it is still on
+ * this agent's lease. */
+static void
+member_reput(void)
+{
+	char *key, *value;
+	struct etcd_cmp cmp;
+	struct etcd_op put;
+	json_t *v;
+
+	if (E->phase != PH_RUN || E->lease == 0)
+		return;
+	if (E->reput_req != NULL) {
+		E->reput_again = 1;
+		return;
+	}
+	key = full_key(E->self_key);
+	v = json_pack("{s:s, s:s, s:I, s:s}", "name", E->cc.name, "location",
+	    E->cc.location, "joined_us", (json_int_t)E->joined_us, "config",
+	    E->config);
+	value = json_dumps(v, JSON_COMPACT);
+	json_decref(v);
+	cmp = (struct etcd_cmp){ .key = key, .key_len = strlen(key),
+	    .target = ETCD_CMP_LEASE, .result = ETCD_CMP_EQUAL,
+	    .number = E->lease };
+	put = (struct etcd_op){ .type = ETCD_OP_PUT, .key = key,
+	    .key_len = strlen(key), .value = value,
+	    .value_len = strlen(value), .lease = E->lease };
+	if (etcd_txn(E->etcd, &cmp, 1, &put, 1, NULL, 0, reput_cb, NULL,
+	    &E->reput_req) != 0)
+		E->reput_req = NULL;
+	free(value);
+	free(key);
+}
+
+/* The fingerprint of CFG's monitors: FNV-1a-64 over their canonical
+ * definitions in name order, so agents given the same monitors agree
+ * whatever the order of the sections (the [cluster] section, which names
+ * the agent, is not part of it). */
+static int
+def_cmp(const void *a, const void *b)
+{
+	const struct cfg_monitor *x = *(const struct cfg_monitor *const *)a;
+	const struct cfg_monitor *y = *(const struct cfg_monitor *const *)b;
+
+	return strcmp(x->s.name, y->s.name);
+}
+
+static void
+config_fingerprint(const struct config *cfg, char out[17])
+{
+	const struct cfg_monitor **v = xcalloc(cfg->n_monitors + 1,
+	    sizeof(*v));
+	uint64_t h = 0;
+	size_t i;
+
+	for (i = 0; i < cfg->n_monitors; i++)
+		v[i] = &cfg->monitors[i];
+	qsort(v, cfg->n_monitors, sizeof(*v), def_cmp);
+	for (i = 0; i < cfg->n_monitors; i++) {
+		const char *d = v[i]->s.definition ? v[i]->s.definition : "";
+
+		h = cluster_hash(h, v[i]->s.name, strlen(v[i]->s.name) + 1);
+		h = cluster_hash(h, d, strlen(d) + 1);
+	}
+	free(v);
+	snprintf(out, 17, "%016llx", (unsigned long long)h);
 }
 
 static void
@@ -1529,6 +1640,19 @@ cluster_run_owned(void)
 	return E != NULL ? E->owned : 0;
 }
 
+unsigned
+cluster_run_config_mismatch(void)
+{
+	unsigned n = 0;
+	size_t i;
+
+	if (E == NULL)
+		return 0;
+	for (i = 0; i < E->n_members; i++)
+		n += strcmp(E->members[i].config, E->config) != 0;
+	return n;
+}
+
 uint64_t
 cluster_run_lost_total(void)
 {
@@ -1551,11 +1675,12 @@ cluster_run_json(void)
 		const struct member *m = &E->members[i];
 		int64_t age = now - m->seen_us;
 
-		json_array_append_new(ms, json_pack("{s:s, s:s, s:b, s:f}",
-		    "name", m->name, "location", m->location, "eligible",
-		    age >= E->cc.join_grace_ms * 1000 ||
+		json_array_append_new(ms, json_pack("{s:s, s:s, s:b, s:f, s:s, "
+		    "s:b}", "name", m->name, "location", m->location,
+		    "eligible", age >= E->cc.join_grace_ms * 1000 ||
 		    strcmp(m->name, E->cc.name) == 0,
-		    "joined_seconds_ago", (double)age / 1e6));
+		    "joined_seconds_ago", (double)age / 1e6, "config", m->config,
+		    "config_same", strcmp(m->config, E->config) == 0));
 	}
 	ss = json_array();
 	for (i = 0; i < E->n_slots; i++) {
@@ -1587,5 +1712,8 @@ cluster_run_json(void)
 	    (json_int_t)E->revision, "members", ms, "slots", ss);
 	json_object_set_new(o, "owned", json_integer(E->owned));
 	json_object_set_new(o, "verdicts", vs);
+	json_object_set_new(o, "config", json_string(E->config));
+	json_object_set_new(o, "config_mismatch",
+	    json_integer(cluster_run_config_mismatch()));
 	return o;
 }

@@ -68,6 +68,9 @@ struct json_t *cluster_run_json(void);
 int cluster_run_engine_up(void);
 /* Slots this agent holds. */
 unsigned cluster_run_owned(void);
+/* Members whose monitors' fingerprint differs from this agent's (they
+ * were given another file: slots may be checked by nobody or twice). */
+unsigned cluster_run_config_mismatch(void);
 /* cluster-lost events since start (fenced by the local deadline). */
 uint64_t cluster_run_lost_total(void);
 

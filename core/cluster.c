@@ -175,6 +175,12 @@ fnv1a(uint64_t h, const char *s, size_t n)
 	return h;
 }
 
+uint64_t
+cluster_hash(uint64_t h, const void *p, size_t n)
+{
+	return fnv1a(h == 0 ? FNV_OFFSET : h, p, n);
+}
+
 /* MurmurHash3's fmix64: a bijection that spreads every input bit. */
 static uint64_t
 fmix64(uint64_t k)

@@ -88,6 +88,9 @@ int64_t cluster_renew_every(int64_t ttl_us);
  * chance.  Nobody adversarial picks the names, so no keyed hash is needed.
  */
 uint64_t cluster_hrw_weight(const char *slot, const char *member);
+/* FNV-1a-64 of P[0..N) continued from H (0: from the start), for
+ * fingerprints that must agree across agents. */
+uint64_t cluster_hash(uint64_t h, const void *p, size_t n);
 
 struct cluster_member {
 	const char *name;          /* borrowed */

@@ -419,6 +419,10 @@ metrics_render(struct store *st)
 		    "Slots this agent holds the claim of.");
 		sample(&b, "watchpost_cluster_slots_owned", NULL, 0,
 		    cluster_run_owned());
+		family(&b, "watchpost_cluster_config_mismatch", "gauge",
+		    "Cluster members whose monitors differ from this agent's.");
+		sample(&b, "watchpost_cluster_config_mismatch", NULL, 0,
+		    cluster_run_config_mismatch());
 		family(&b, "watchpost_cluster_lost_total", "counter",
 		    "Times this agent was fenced because etcd did not renew "
 		    "its lease in time (cluster-lost).");

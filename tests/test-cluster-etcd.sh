@@ -50,6 +50,7 @@ checked() {
 now_ms() { date +%s%3N; }
 # owned NAME: how many slots NAME holds, from its API.
 owned() { curl -fsS "$(api_of "$1")/api/cluster" | jq -r .owned; }
+jq_cluster() { curl -fsS "$(api_of "$1")/api/cluster" | jq -r "$2"; }
 members() { curl -fsS "$(api_of "$1")/api/cluster" | jq -r '.members | length'; }
 sum_owned() {
 	local s=0 a
@@ -128,6 +129,27 @@ wait_until 15 at_least 5 owned a4 || fail "a4 got slots after join_grace"
 EXPECT=$N
 wait_until 10 is sum_owned a3 a4 || fail "a3+a4 hold all"
 ok "a newcomer gets slots only after join_grace ($(owned a4) of $N)"
+
+# Same monitors, same fingerprint; an agent given another file is flagged.
+EXPECT=0
+wait_until 5 is jq_cluster a3 .config_mismatch || fail "a3 and a4 agree"
+agent_conf a5 4s
+printf '[monitor:extra]\ntype = tcp\nhost = 127.0.0.1\nport = %s\n' \
+    "$target_PORT" >>"$T/a5.ini"
+start a5
+EXPECT=1
+wait_until 10 is jq_cluster a3 .config_mismatch ||
+    fail "a5's other file flagged on a3: $(jq_cluster a3 .config_mismatch)"
+EXPECT=false
+is jq_cluster a3 '.members[] | select(.name == "a5") | .config_same' ||
+    fail "a5 shown with config_same false"
+curl -fsS "$(api_of a3)/metrics" | grep -q '^watchpost_cluster_config_mismatch 1$' ||
+    fail "the mismatch metric"
+kill -TERM "${APID[a5]}"
+wait "${APID[a5]}" || fail "a5 exited $?"
+EXPECT=0
+wait_until 10 is jq_cluster a3 .config_mismatch || fail "a5 gone, no mismatch"
+ok "an agent with other monitors is flagged in /api/cluster and /metrics"
 
 # SIGSTOP a3 for over twice the TTL: its lease expires on the server and
 # a4 takes every slot; woken, a3 is fenced by its own deadline (it starts
