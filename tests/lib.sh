@@ -214,7 +214,8 @@ start_smtpd() {
 }
 
 # start_etcd: Debian's etcd (etcd-server) alone on loopback, its data in
-# $T/etcd; sets ETCD_PORT and ETCD_PID.  Skips the test (77) without it.
+# $T/etcd, with $ETCD_EXTRA's flags; sets ETCD_PORT and ETCD_PID.  Skips
+# the test (77) without it.
 # restart_etcd DOWN_SECONDS: stop it, wait, start it again on the same
 # ports and data (its leases come back renewed to full length).
 etcd_run() {
@@ -224,7 +225,7 @@ etcd_run() {
 	    --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
 	    --listen-peer-urls "http://127.0.0.1:$pp" \
 	    --initial-advertise-peer-urls "http://127.0.0.1:$pp" \
-	    --initial-cluster "t=http://127.0.0.1:$pp" \
+	    --initial-cluster "t=http://127.0.0.1:$pp" ${ETCD_EXTRA:-} \
 	    >>"$T/etcd.log" 2>&1 &
 	ETCD_PID=$!
 	PIDS+=($ETCD_PID)
