@@ -26,6 +26,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <uv.h>
@@ -57,6 +58,7 @@ struct member {
 	char *name, *location;
 	int64_t seen_us;       /* monotonic: when it counts as joined */
 	char config[17];       /* its monitors' fingerprint ("": unknown) */
+	char *api;             /* its API's host:port; NULL: none */
 };
 
 struct cslot {
@@ -123,6 +125,7 @@ static struct engine {
 	size_t n_slots, cap_slots;
 	unsigned owned;
 	char config[17];               /* this agent's monitors' fingerprint */
+	char *api;                     /* this agent's API, host:port; NULL */
 	int64_t joined_us;             /* wall clock, this life's join */
 	struct etcd_req *reput_req;    /* the member key with a new config */
 	int reput_again;
@@ -324,7 +327,7 @@ member_put(const char *key, const char *value, size_t value_len)
 	struct member *m;
 	json_t *j;
 	int64_t joined = 0, now = mono_us(), age;
-	const char *cfg;
+	const char *cfg, *api = NULL;
 	char config[17] = "";
 
 	if ((slash = strchr(loc, '/')) == NULL || slash == loc ||
@@ -334,11 +337,12 @@ member_put(const char *key, const char *value, size_t value_len)
 		joined = json_integer_value(json_object_get(j, "joined_us"));
 		cfg = json_string_value(json_object_get(j, "config"));
 		str_copy(config, sizeof(config), cfg != NULL ? cfg : "");
-		json_decref(j);
+		api = json_string_value(json_object_get(j, "api"));
 	}
 	if ((m = member_find(key)) != NULL) {
 		/* A re-put (same life, a reload) keeps its join time. */
 		memcpy(m->config, config, sizeof(config));
+		json_decref(j);
 		return;
 	}
 	if (E->n_members == E->cap_members) {
@@ -355,6 +359,8 @@ member_put(const char *key, const char *value, size_t value_len)
 		age = 0;
 	m->seen_us = now - age;
 	memcpy(m->config, config, sizeof(config));
+	m->api = api != NULL ? xstrdup(api) : NULL;
+	json_decref(j);
 	log_info("cluster: member %s (%s) joined", m->name, m->location);
 }
 
@@ -369,6 +375,7 @@ member_delete(const char *key)
 	free(m->key);
 	free(m->name);
 	free(m->location);
+	free(m->api);
 	*m = E->members[--E->n_members];
 }
 
@@ -1213,6 +1220,16 @@ renew_cb(uv_timer_t *t)
 
 static void register_member(void);
 
+/* This agent's member value: who, where, since when, its monitors'
+ * fingerprint and its API (for GET /api/cluster/sd). */
+static json_t *
+member_value(void)
+{
+	return json_pack("{s:s, s:s, s:I, s:s, s:s?}", "name", E->cc.name,
+	    "location", E->cc.location, "joined_us", (json_int_t)E->joined_us,
+	    "config", E->config, "api", E->api);
+}
+
 static void
 register_cb(void *arg, const struct etcd_result *r)
 {
@@ -1273,9 +1290,7 @@ register_member(void)
 
 	if (E->joined_us == 0)
 		E->joined_us = wall_us();
-	v = json_pack("{s:s, s:s, s:I, s:s}", "name", E->cc.name,
-	    "location", E->cc.location, "joined_us", (json_int_t)E->joined_us,
-	    "config", E->config);
+	v = member_value();
 
 	value = json_dumps(v, JSON_COMPACT);
 	json_decref(v);
@@ -1365,9 +1380,29 @@ tick_cb(uv_timer_t *t)
 
 /* ---- the interface ---- */
 
+/* A listen address as others reach it: a wildcard host is this host's
+ * name.  A new string, or NULL for no API. */
+static char *
+api_advertised(const char *where)
+{
+	char host[256];
+	const char *port;
+
+	if (where == NULL)
+		return NULL;
+	if ((strncmp(where, "0.0.0.0:", 8) == 0 ||
+	    strncmp(where, "[::]:", 5) == 0) &&
+	    (port = strrchr(where, ':')) != NULL &&
+	    gethostname(host, sizeof(host)) == 0) {
+		host[sizeof(host) - 1] = '\0';
+		return xasprintf("%s%s", host, port);
+	}
+	return xstrdup(where);
+}
+
 int
 cluster_run_start(const struct cluster_conf *cc, const struct wp_host *host,
-    void (*fatal)(const char *msg))
+    const char *api, void (*fatal)(const char *msg))
 {
 	struct etcd_opts o = { 0 };
 	int rc;
@@ -1378,6 +1413,7 @@ cluster_run_start(const struct cluster_conf *cc, const struct wp_host *host,
 	E->host = host;
 	E->fatal = fatal;
 	cluster_conf_copy(&E->cc, cc);
+	E->api = api_advertised(api);
 	E->prefix = xasprintf("%s/", cc->prefix);
 	E->prefix_len = strlen(E->prefix);
 	E->self_key = xasprintf("members/%s/%s", cc->location, cc->name);
@@ -1509,9 +1545,7 @@ member_reput(void)
 		return;
 	}
 	key = full_key(E->self_key);
-	v = json_pack("{s:s, s:s, s:I, s:s}", "name", E->cc.name, "location",
-	    E->cc.location, "joined_us", (json_int_t)E->joined_us, "config",
-	    E->config);
+	v = member_value();
 	value = json_dumps(v, JSON_COMPACT);
 	json_decref(v);
 	cmp = (struct etcd_cmp){ .key = key, .key_len = strlen(key),
@@ -1621,6 +1655,7 @@ cluster_run_free(void)
 	free(E->members);
 	free(E->prefix);
 	free(E->self_key);
+	free(E->api);
 	cluster_conf_free(&E->cc);
 	free(E);
 	E = NULL;
@@ -1638,6 +1673,27 @@ unsigned
 cluster_run_owned(void)
 {
 	return E != NULL ? E->owned : 0;
+}
+
+json_t *
+cluster_run_sd_json(void)
+{
+	json_t *a;
+	size_t i;
+
+	if (E == NULL)
+		return NULL;
+	a = json_array();
+	for (i = 0; i < E->n_members; i++) {
+		const struct member *m = &E->members[i];
+
+		if (m->api == NULL)
+			continue;
+		json_array_append_new(a, json_pack("{s:[s], s:{s:s, s:s, s:s}}",
+		    "targets", m->api, "labels", "agent", m->name, "location",
+		    m->location, "cluster", E->cc.prefix));
+	}
+	return a;
 }
 
 unsigned

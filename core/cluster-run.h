@@ -34,13 +34,16 @@ struct json_t;
 
 /*
  * Start the engine for CC on the loop (HOST is the core's services table,
- * borrowed until cluster_run_free()).  CC is copied.  FATAL(msg) is
+ * borrowed until cluster_run_free()).  CC is copied; API is this agent's
+ * API address, "host:port" (NULL: none), published for
+ * GET /api/cluster/sd.  FATAL(msg) is
  * called on the loop when the agent must not go on -- its name is held by
  * another live agent -- after which the engine does nothing more; the
  * caller stops the agent.  Returns 0, or a WP_E* code (logged).
  */
 int cluster_run_start(const struct cluster_conf *cc,
-    const struct wp_host *host, void (*fatal)(const char *msg));
+    const struct wp_host *host, const char *api,
+    void (*fatal)(const char *msg));
 
 /* The running monitors changed (after each manager_apply()): rebuild the
  * slots from manager_config().  Claims on slots still present stay. */
@@ -62,6 +65,12 @@ void cluster_run_free(void);
  * the slots with their holders (a new jansson reference), or NULL
  * without [cluster]. */
 struct json_t *cluster_run_json(void);
+
+/* GET /api/cluster/sd: every member with an API in Prometheus' HTTP
+ * service discovery format, [{"targets": ["host:port"], "labels":
+ * {"agent", "location", "cluster"}}] (a new reference), or NULL without
+ * [cluster]. */
+struct json_t *cluster_run_sd_json(void);
 
 /* For metrics: 1 when the engine is healthy (registered and not
  * fenced), 0 otherwise, -1 without [cluster]. */

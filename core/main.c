@@ -680,19 +680,32 @@ render_alerts(void *arg)
 	return alert_api_json();
 }
 
-/* GET /api/cluster (cluster-run.h); only routed with [cluster]. */
+/* GET /api/cluster and /api/cluster/sd (cluster-run.h); only routed
+ * with [cluster]. */
 static char *
-render_cluster(void *arg)
+render_json(json_t *j)
 {
-	json_t *j = cluster_run_json();
 	char *s;
 
-	(void)arg;
 	if (j == NULL)
 		return NULL;
 	s = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
 	return s;
+}
+
+static char *
+render_cluster_sd(void *arg)
+{
+	(void)arg;
+	return render_json(cluster_run_sd_json());
+}
+
+static char *
+render_cluster(void *arg)
+{
+	(void)arg;
+	return render_json(cluster_run_json());
 }
 
 /*
@@ -1052,8 +1065,10 @@ main(int argc, char **argv)
 		    reload_apply };
 
 		admin_init(&hooks);
-		if (cfg->cluster.enabled)
+		if (cfg->cluster.enabled) {
 			routes.cluster_json = render_cluster;
+			routes.cluster_sd_json = render_cluster_sd;
+		}
 		op = opmon_begin(OPC_STARTUP, "bind API", STARTUP_STEP_MS);
 		/* The history routes' own read-only connection (the store
 		 * has migrated the file by now). */
@@ -1100,7 +1115,7 @@ main(int argc, char **argv)
 			alert_set_cluster(cfg->cluster.name,
 			    cfg->cluster.location);
 			if (cluster_run_start(&cfg->cluster, cluster_host,
-			    cluster_fatal) != 0) {
+			    api_address(api), cluster_fatal) != 0) {
 				fprintf(stderr, "watchpost: cannot start cluster "
 				    "mode\n");
 				return 1;

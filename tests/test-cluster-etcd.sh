@@ -78,6 +78,16 @@ for a in a1 a2 a3; do
 done
 ok "3 agents hold all $N slots, each a share ($(owned a1)/$(owned a2)/$(owned a3))"
 
+# Prometheus HTTP service discovery: every agent, at its API address.
+sd=$(curl -fsS "$(api_of a2)/api/cluster/sd")
+for a in a1 a2 a3; do
+	addr=$(api_of "$a"); addr=${addr#http://}
+	echo "$sd" | jq -e --arg a "$a" --arg t "$addr" \
+	    '.[] | select(.labels.agent == $a and .labels.location == "here" and .labels.cluster == "t") | .targets == [$t]' >/dev/null ||
+	    fail "/api/cluster/sd lists $a at $addr: $sd"
+done
+ok "GET /api/cluster/sd lists the three agents"
+
 # Steady state: in a 4 s window every monitor is checked by exactly one
 # agent (the stores flush within a second).
 from=$(now_ms)
