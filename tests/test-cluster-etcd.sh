@@ -89,10 +89,16 @@ done
 ok "GET /api/cluster/sd lists the three agents"
 
 # Steady state: in a 4 s window every monitor is checked by exactly one
-# agent (the stores flush within a second).
+# agent (the stores flush within a second), and etcd is not written at
+# all (renewals create no revision; states are written on change only).
+rev() { curl -fsS -X POST -d '{"key": "AA=="}' "http://127.0.0.1:$EP/v3/kv/range" | jq -r .header.revision; }
+rev0=$(rev)
 from=$(now_ms)
 sleep 4
 to=$(now_ms)
+rev1=$(rev)
+[ "$rev0" = "$rev1" ] || fail "etcd written while settled: revision $rev0 -> $rev1"
+ok "settled: etcd's revision unchanged over 4 s ($rev0) with $N monitors checked every second"
 sleep 1.5
 for a in a1 a2 a3; do checked "$a" "$from" "$to" >"$T/$a.set"; done
 sort "$T/a1.set" "$T/a2.set" "$T/a3.set" >"$T/all.set"
