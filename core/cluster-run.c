@@ -49,6 +49,8 @@
 #define RECONCILE_EVERY_MS 200
 /* A request's whole budget (retries over the endpoints included). */
 #define REQ_TIMEOUT_US (2 * 1000 * 1000)
+/* Requests of the slots (claims, releases, states) in flight at most. */
+#define RECONCILE_INFLIGHT 64
 
 enum phase { PH_IDLE, PH_GRANT, PH_REGISTER, PH_RUN, PH_STOP, PH_DEAD };
 enum slot_req { SR_NONE, SR_CLAIM, SR_RELEASE };
@@ -141,6 +143,8 @@ static uv_timer_t renew_timer, tick_timer;
 static int timers_on;
 
 static void reconcile(void);
+struct cslot;
+static void state_read(struct cslot *s);
 static void member_reput(void);
 static void config_fingerprint(const struct config *cfg, char out[17]);
 static void verdict_put(const char *key, const char *value, size_t len);
@@ -532,7 +536,11 @@ claim_cb(void *arg, const struct etcd_result *r)
 		slot_set_holder(s, NULL, 0, 0, 0);
 		log_info("cluster: released %s", s->key);
 	}
-	reconcile();
+	/* Go on with this slot at once; the rest waits for the tick, so
+	 * that thousands of answers do not each walk every slot. */
+	if (slot_mine(s) && s->want && !s->ready && s->sreq == NULL &&
+	    !fenced())
+		state_read(s);
 }
 
 static void
@@ -776,7 +784,6 @@ state_read_cb(void *arg, const struct etcd_result *r)
 	}
 	s->ready = 1;
 	slot_grid(s);
-	reconcile();
 }
 
 /* A slot just claimed: read what the previous owners left (a location's
@@ -877,8 +884,7 @@ state_commit_cb(void *arg, const struct etcd_result *r)
 	}
 	if (s->state_dirty)
 		state_commit(s);
-	else
-		reconcile(); /* a release or a decision may have waited */
+	/* else a release or a decision waiting for it goes at the tick */
 }
 
 /*
@@ -1074,7 +1080,8 @@ reconcile(void)
 {
 	struct cluster_member *cm;
 	int64_t now = mono_us();
-	size_t i;
+	size_t i, busy = 0;
+	int had;
 
 	if (E->phase != PH_RUN && E->phase != PH_STOP)
 		return;
@@ -1084,6 +1091,10 @@ reconcile(void)
 		cm[i].location = E->members[i].location;
 		cm[i].seen_us = E->members[i].seen_us;
 	}
+	/* At most RECONCILE_INFLIGHT requests of the slots at a time: 3,000
+	 * agents' worth of claims at once only makes etcd time them out. */
+	for (i = 0; i < E->n_slots; i++)
+		busy += (E->slots[i]->req != NULL) + (E->slots[i]->sreq != NULL);
 	for (i = 0; i < E->n_slots; i++) {
 		struct cslot *s = E->slots[i];
 		long o;
@@ -1101,6 +1112,11 @@ reconcile(void)
 		}
 		if (s->req != NULL || fenced())
 			continue;
+		if (busy >= RECONCILE_INFLIGHT && s->sreq == NULL &&
+		    !(s->want && slot_mine(s) && s->ready && !s->global &&
+		    !s->state_dirty))
+			continue; /* no request to spare (slot_grid needs none) */
+		had = (s->req != NULL) + (s->sreq != NULL);
 		if (s->want && s->holder == NULL)
 			slot_claim(s);
 		else if (slot_mine(s) && s->sreq != NULL)
@@ -1116,6 +1132,7 @@ reconcile(void)
 		else if (!s->want && slot_mine(s) && (s->monitor == NULL ||
 		    s->global || !manager_busy(s->monitor)))
 			slot_release(s);
+		busy += (size_t)((s->req != NULL) + (s->sreq != NULL) - had);
 	}
 	free(cm);
 	slots_prune();
