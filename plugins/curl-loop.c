@@ -1,5 +1,14 @@
 #include "config.h"
 
+/*
+ * CURLOPT_PROTOCOLS and CURLOPT_REDIR_PROTOCOLS (bit masks) are deprecated
+ * since 7.85 in favour of their _STR forms, which libcurl parses on every
+ * setopt (a scheme table walk per name, per transfer).  The masks still
+ * work in every libcurl 7 and 8 and mean the same; the deprecation
+ * warning is all this silences.
+ */
+#define CURL_DISABLE_DEPRECATION 1
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -38,7 +47,36 @@ struct curlloop_loop {
 	size_t n_pool;
 	long n_keep;		/* users of kept connections */
 	long n_running;		/* transfers in the multi handle */
+	int env_proxy;		/* the environment names a proxy (env_proxy()) */
 };
+
+extern char **environ;
+
+/*
+ * 1 if any variable of the environment ends in "_proxy" (any case): the
+ * only names libcurl reads proxy settings from (http_proxy, HTTPS_PROXY,
+ * all_proxy, no_proxy, smtp_proxy...).  Without one, an empty CURLOPT_PROXY
+ * and CURLOPT_NOPROXY mean exactly what libcurl would find there, without
+ * its five getenv() and their copies per transfer.  The environment is
+ * read once, at init: the agent never changes its own.
+ */
+static int
+env_proxy(void)
+{
+	static const char suffix[] = "_proxy=";
+	char **e;
+	const char *eq;
+
+	for (e = environ; e != NULL && *e != NULL; e++) {
+		if ((eq = strchr(*e, '=')) == NULL ||
+		    (size_t)(eq - *e) < sizeof(suffix) - 2)
+			continue;
+		if (strncasecmp(eq - (sizeof(suffix) - 2), suffix,
+		    sizeof(suffix) - 1) == 0)
+			return 1;
+	}
+	return 0;
+}
 
 /*
  * libcurl's connection cache holds the connections in use and the idle
@@ -206,6 +244,7 @@ curlloop_loop_new(const struct wp_host *host)
 	if ((cl = calloc(1, sizeof(*cl))) == NULL)
 		return NULL;
 	cl->host = host;
+	cl->env_proxy = env_proxy();
 	if ((cl->multi = curl_multi_init()) == NULL) {
 		free(cl);
 		return NULL;
@@ -326,19 +365,19 @@ curlloop_setup(struct curlloop_loop *cl, struct curlloop_xfer *x,
 	    (long)(budget_us / 1000) + 1000;
 	x->errbuf[0] = '\0';
 	x->fd = -1;
-	bad |= curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK;
+	if (url != NULL)
+		bad |= curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK;
 	bad |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
-#if LIBCURL_VERSION_NUM >= 0x075500
-	bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") !=
-	    CURLE_OK;
-	bad |= curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") !=
-	    CURLE_OK;
-#else
 	bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS,
 	    (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)) != CURLE_OK;
 	bad |= curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS,
 	    (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)) != CURLE_OK;
-#endif
+	if (!cl->env_proxy) {
+		/* No proxy in the environment: say so (a caller's own proxy
+		 * option, set after this, still wins). */
+		bad |= curl_easy_setopt(e, CURLOPT_PROXY, "") != CURLE_OK;
+		bad |= curl_easy_setopt(e, CURLOPT_NOPROXY, "") != CURLE_OK;
+	}
 	bad |= curl_easy_setopt(e, CURLOPT_USERAGENT,
 	    "watchpost/" PACKAGE_VERSION) != CURLE_OK;
 	/* Unless asked to keep connections, each check measures a

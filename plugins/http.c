@@ -80,6 +80,7 @@ struct http_inst {
 	int method;               /* enum http_method, the default applied */
 	struct httpeval_status status;
 	struct curl_slist *headers;
+	CURLU *uh;                /* url, parsed once; NULL: curl parses it */
 	int counted;              /* counted by curlloop_keepalive() */
 	struct httpjson **json;   /* the json assertions, parsed */
 	size_t n_json;
@@ -221,6 +222,7 @@ http_release(void *state, void *inst)
 	if (in->counted)
 		curlloop_keepalive(in->st->cl, -1);
 	curl_slist_free_all(in->headers);
+	curl_url_cleanup(in->uh);
 	for (size_t i = 0; i < in->n_json; i++)
 		httpjson_free(in->json[i]);
 	free(in->json);
@@ -362,12 +364,30 @@ http_configure(void *state, const struct wp_section *sec, const void *conf,
 		rc = WP_EINVAL;
 		goto fail;
 	}
-	/* "Expect:" turns off curl's 100-continue wait for larger bodies. */
-	if ((l = curl_slist_append(in->headers, "Expect:")) == NULL) {
+	/* "Expect:" turns off curl's 100-continue wait for larger bodies.
+	 * Only with a body: libcurl walks the list for each header it
+	 * writes, and a request without a body never expects 100. */
+	if (c->body != NULL) {
+		if ((l = curl_slist_append(in->headers, "Expect:")) == NULL) {
+			rc = WP_ENOMEM;
+			goto fail;
+		}
+		in->headers = l;
+	}
+	/*
+	 * The URL parsed once, for every check (CURLOPT_CURLU): libcurl would
+	 * parse the text and print it back per transfer.  libcurl only reads
+	 * it (redirects work on its own copy).  A URL libcurl cannot parse
+	 * keeps the text, so the check fails as it always did.
+	 */
+	if ((in->uh = curl_url()) == NULL) {
 		rc = WP_ENOMEM;
 		goto fail;
 	}
-	in->headers = l;
+	if (curl_url_set(in->uh, CURLUPART_URL, c->url, 0) != CURLUE_OK) {
+		curl_url_cleanup(in->uh);
+		in->uh = NULL;
+	}
 	if (c->keepalive) {
 		curlloop_keepalive(st->cl, 1);
 		in->counted = 1;
@@ -409,11 +429,14 @@ http_start(void *inst, const struct wp_request *req, void **opstate)
 	o->detail_size = req->detail_size;
 	httpeval_match_init(&o->ev.want, c->keyword);
 	httpeval_match_init(&o->ev.avoid, c->keyword_absent);
-	rc = curlloop_setup(st->cl, &o->x, c->url, in->headers, c->verify_tls,
+	rc = curlloop_setup(st->cl, &o->x, in->uh != NULL ? NULL : c->url,
+	    in->headers, c->verify_tls,
 	    c->keepalive, req->deadline_us - o->started_us);
 	if (rc != 0)
 		goto fail;
 	e = o->x.easy;
+	if (in->uh != NULL)
+		bad |= curl_easy_setopt(e, CURLOPT_CURLU, in->uh) != CURLE_OK;
 	bad |= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION,
 	    c->follow_redirects ? 1L : 0L) != CURLE_OK;
 	bad |= curl_easy_setopt(e, CURLOPT_MAXREDIRS, HTTP_MAX_REDIRS) !=
