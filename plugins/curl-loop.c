@@ -349,7 +349,7 @@ curlloop_release(struct curlloop_loop *cl, struct curlloop_xfer *x)
 int
 curlloop_setup(struct curlloop_loop *cl, struct curlloop_xfer *x,
     const char *url, struct curl_slist *headers, int verify_tls,
-    int keepalive, int64_t budget_us)
+    unsigned conn, int64_t budget_us)
 {
 	CURL *e;
 	long total;
@@ -380,12 +380,12 @@ curlloop_setup(struct curlloop_loop *cl, struct curlloop_xfer *x,
 	}
 	bad |= curl_easy_setopt(e, CURLOPT_USERAGENT,
 	    "watchpost/" PACKAGE_VERSION) != CURLE_OK;
-	/* Unless asked to keep connections, each check measures a
-	 * connection of its own. */
+	/* Unless told otherwise, a transfer measures a connection of its
+	 * own, and closes it. */
 	bad |= curl_easy_setopt(e, CURLOPT_FRESH_CONNECT,
-	    keepalive ? 0L : 1L) != CURLE_OK;
+	    (conn & CURLLOOP_REUSE) ? 0L : 1L) != CURLE_OK;
 	bad |= curl_easy_setopt(e, CURLOPT_FORBID_REUSE,
-	    keepalive ? 0L : 1L) != CURLE_OK;
+	    (conn & CURLLOOP_KEEP) ? 0L : 1L) != CURLE_OK;
 	bad |= curl_easy_setopt(e, CURLOPT_DNS_CACHE_TIMEOUT, 0L) != CURLE_OK;
 	bad |= curl_easy_setopt(e, CURLOPT_SSL_SESSIONID_CACHE, 0L) !=
 	    CURLE_OK;
