@@ -92,6 +92,7 @@ struct http_inst {
 	int last_up;              /* the last check was UP */
 	int64_t cert_expiry;      /* of the last new connection, for checks
 				   * on a reused one (0: none seen) */
+	int https;                /* the URL's scheme is https */
 	struct httpjson **json;   /* the json assertions, parsed */
 	size_t n_json;
 };
@@ -247,10 +248,12 @@ conn_plan(struct http_op *o, int64_t now)
 }
 
 /*
- * After a check: remember when it was UP on a new connection, and give a
- * check on a reused TLS connection (libcurl has no certificate for it) the
- * expiry seen on the monitor's last new one, at most keepalive_lifetime
- * old.
+ * After a check: remember when it was UP on a new connection.  A check on
+ * a reused connection spent no time on DNS, connect or TLS: those phases
+ * are 0 (reached at its start; libcurl reports none, and /metrics would
+ * lose the series), and a reused TLS connection (libcurl has no
+ * certificate for it) gets the expiry seen on the monitor's last new one,
+ * at most keepalive_lifetime old.
  */
 static void
 conn_done(struct http_op *o, struct wp_result *res)
@@ -268,6 +271,14 @@ conn_done(struct http_op *o, struct wp_result *res)
 		in->cert_expiry = res->cert_expiry;
 	else if (!made && res->cert_expiry == 0)
 		res->cert_expiry = in->cert_expiry;
+	if (!made) {
+		if (res->dns_us < 0)
+			res->dns_us = 0;
+		if (res->connect_us < 0)
+			res->connect_us = 0;
+		if (in->https && res->tls_us < 0)
+			res->tls_us = 0;
+	}
 	in->last_up = res->reason == WP_REASON_OK;
 	if (made && in->last_up)
 		in->fresh_us = o->started_us;
@@ -473,6 +484,7 @@ http_configure(void *state, const struct wp_section *sec, const void *conf,
 		in->uh = NULL;
 	}
 	in->interval_us = sec->interval_us > 0 ? sec->interval_us : 0;
+	in->https = strncasecmp(c->url, "https:", 6) == 0;
 	/* Room in the connection cache only for a monitor that can keep a
 	 * connection idle for its next check (conn_plan()). */
 	if (c->keepalive && in->interval_us > 0 &&
