@@ -88,12 +88,15 @@ int curlloop_setup(struct curlloop_loop *cl, struct curlloop_xfer *x,
     const char *url, struct curl_slist *headers, int verify_tls,
     unsigned conn, int64_t budget_us);
 /*
- * A user of CURLLOOP_KEEP transfers was made (DELTA 1) or freed (-1): the
- * connection cache keeps room for one idle connection per user beside
- * the transfers in flight; the least recently used idle connection is
- * closed first.  Loop thread.
+ * A user of CURLLOOP_KEEP transfers to DEST (a key naming where its
+ * connections go, such as "http://host:port"; copied) was made (DELTA 1)
+ * or freed (-1, with the same DEST): the connection cache keeps room for
+ * one idle connection per user, at most 8 per destination, beside the
+ * transfers in flight; the connection idle the longest is closed first.
+ * Returns 0, or WP_ENOMEM (nothing counted).  Loop thread.
  */
-void curlloop_keepalive(struct curlloop_loop *cl, int delta);
+int curlloop_keepalive(struct curlloop_loop *cl, const char *dest,
+    int delta);
 /*
  * Give x->easy back to CL (taking X out of the loop first if it is still
  * in it; done() is then never called) and set it to NULL.  Every option

@@ -84,7 +84,7 @@ struct http_inst {
 	struct httpeval_status status;
 	struct curl_slist *headers;
 	CURLU *uh;                /* url, parsed once; NULL: curl parses it */
-	int counted;              /* counted by curlloop_keepalive() */
+	char *dest;               /* counted by curlloop_keepalive() as */
 	/* Connection reuse (keepalive, see conn_plan()). */
 	int64_t interval_us;      /* the monitor's interval; 0 unknown */
 	int64_t fresh_us;         /* start of the last check that was UP on a
@@ -314,14 +314,49 @@ http_release(void *state, void *inst)
 	(void)state;
 	if (in == NULL)
 		return;
-	if (in->counted)
-		curlloop_keepalive(in->st->cl, -1);
+	if (in->dest != NULL)
+		curlloop_keepalive(in->st->cl, in->dest, -1);
+	free(in->dest);
 	curl_slist_free_all(in->headers);
 	curl_url_cleanup(in->uh);
 	for (size_t i = 0; i < in->n_json; i++)
 		httpjson_free(in->json[i]);
 	free(in->json);
 	free(in);
+}
+
+/*
+ * Where the instance's connections go, as libcurl's cache tells them
+ * apart, near enough: scheme, host and port of the URL (the proxy's URL
+ * in front when there is one).  A URL libcurl cannot parse is its own
+ * key.  Malloc'd; NULL when out of memory.
+ */
+static char *
+http_dest(const struct http_inst *in)
+{
+	char *scheme = NULL, *host = NULL, *port = NULL, *key = NULL;
+	const char *proxy = in->c->proxy != NULL ? in->c->proxy : "";
+	size_t n;
+
+	if (in->uh == NULL ||
+	    curl_url_get(in->uh, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(in->uh, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+	    curl_url_get(in->uh, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) !=
+	    CURLUE_OK) {
+		n = strlen(proxy) + strlen(in->c->url) + 2;
+		if ((key = malloc(n)) != NULL)
+			snprintf(key, n, "%s %s", proxy, in->c->url);
+	} else {
+		n = strlen(proxy) + strlen(scheme) + strlen(host) +
+		    strlen(port) + 6;
+		if ((key = malloc(n)) != NULL)
+			snprintf(key, n, "%s %s://%s:%s", proxy, scheme, host,
+			    port);
+	}
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	return key;
 }
 
 /* The key file must be readable at -t (its contents are a secret: never
@@ -489,8 +524,14 @@ http_configure(void *state, const struct wp_section *sec, const void *conf,
 	 * connection idle for its next check (conn_plan()). */
 	if (c->keepalive && in->interval_us > 0 &&
 	    in->interval_us + in->interval_us / 2 <= c->keepalive_lifetime) {
-		curlloop_keepalive(st->cl, 1);
-		in->counted = 1;
+		char *dest = http_dest(in);
+
+		if (dest == NULL || curlloop_keepalive(st->cl, dest, 1) != 0) {
+			free(dest);
+			rc = WP_ENOMEM;
+			goto fail;
+		}
+		in->dest = dest; /* counted: release() takes it back */
 	}
 	*instp = in;
 	return 0;
