@@ -103,7 +103,7 @@ env_proxy(void)
  * libcurl reads the bound when a transfer ends, so it is kept current as
  * transfers come and go; 0 would mean no bound.
  */
-#define IDLE_PER_DEST 8
+#define IDLE_PER_DEST 64
 
 static void
 bound_cache(struct curlloop_loop *cl)

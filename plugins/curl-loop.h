@@ -91,7 +91,7 @@ int curlloop_setup(struct curlloop_loop *cl, struct curlloop_xfer *x,
  * A user of CURLLOOP_KEEP transfers to DEST (a key naming where its
  * connections go, such as "http://host:port"; copied) was made (DELTA 1)
  * or freed (-1, with the same DEST): the connection cache keeps room for
- * one idle connection per user, at most 8 per destination, beside the
+ * one idle connection per user, at most 64 per destination, beside the
  * transfers in flight; the connection idle the longest is closed first.
  * Returns 0, or WP_ENOMEM (nothing counted).  Loop thread.
  */
