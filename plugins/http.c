@@ -208,8 +208,8 @@ judge(struct http_op *o, struct wp_result *res)
  * monitor's, but each monitor proves that the server still accepts new
  * connections: a check opens a new connection of its own when
  *   - the monitor has had no UP check on a new connection yet, or its
- *     last check was not UP (a failure is never judged on an old
- *     connection, and its retries connect afresh), or
+ *     last check was not UP (so retries, and every check of a monitor
+ *     that is DOWN, connect afresh), or
  *   - its last UP check on a new connection started so long ago that,
  *     counting half an interval of scheduling slack, it is more than
  *     keepalive_lifetime ago (now - fresh_us + interval / 2 > lifetime).
