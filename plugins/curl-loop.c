@@ -1,5 +1,14 @@
 #include "config.h"
 
+/*
+ * CURLOPT_PROTOCOLS and CURLOPT_REDIR_PROTOCOLS (bit masks) are deprecated
+ * since 7.85 in favour of their _STR forms, which libcurl parses on every
+ * setopt (a scheme table walk per name, per transfer).  The masks still
+ * work in every libcurl 7 and 8 and mean the same; the deprecation
+ * warning is all this silences.
+ */
+#define CURL_DISABLE_DEPRECATION 1
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -9,6 +18,13 @@
 #include <sys/socket.h>
 
 #include "curl-loop.h"
+
+/* A destination of kept connections, and how many users it has. */
+struct dest {
+	struct dest *next;
+	long refs;
+	char key[];
+};
 
 /* One socket curl asked us to watch. */
 struct sock {
@@ -37,32 +53,133 @@ struct curlloop_loop {
 	CURL *pool[POOL_MAX];
 	size_t n_pool;
 	long n_keep;		/* users of kept connections */
+	struct dest **dests;	/* their destinations, a hash table */
+	size_t n_buckets;	/* a power of two, or 0 */
+	long n_dests;		/* distinct destinations in it */
 	long n_running;		/* transfers in the multi handle */
+	int env_proxy;		/* the environment names a proxy (env_proxy()) */
 };
+
+extern char **environ;
+
+/*
+ * 1 if any variable of the environment ends in "_proxy" (any case): the
+ * only names libcurl reads proxy settings from (http_proxy, HTTPS_PROXY,
+ * all_proxy, no_proxy, smtp_proxy...).  Without one, an empty CURLOPT_PROXY
+ * and CURLOPT_NOPROXY mean exactly what libcurl would find there, without
+ * its five getenv() and their copies per transfer.  The environment is
+ * read once, at init: the agent never changes its own.
+ */
+static int
+env_proxy(void)
+{
+	static const char suffix[] = "_proxy=";
+	char **e;
+	const char *eq;
+
+	for (e = environ; e != NULL && *e != NULL; e++) {
+		if ((eq = strchr(*e, '=')) == NULL ||
+		    (size_t)(eq - *e) < sizeof(suffix) - 2)
+			continue;
+		if (strncasecmp(eq - (sizeof(suffix) - 2), suffix,
+		    sizeof(suffix) - 1) == 0)
+			return 1;
+	}
+	return 0;
+}
 
 /*
  * libcurl's connection cache holds the connections in use and the idle
  * ones, and by default makes room for 4 per transfer in flight: with few
  * in flight, keep-alive monitors of many different hosts would close each
- * other's idle connections.  Room for each of them plus every transfer in
- * flight: one idle connection per keep-alive monitor, at most, and none
+ * other's idle connections.  Room for every transfer in flight plus one
+ * idle connection per keep-alive monitor, but at most IDLE_PER_DEST per
+ * destination: libcurl checks every idle connection of its cache with a
+ * poll() once a second, so 10,000 monitors of one server keeping 10,000
+ * idle connections stalled the loop for tens of milliseconds every second
+ * (S1: lateness p99 65 ms), while a few connections serve them all.  None
  * once there are no such monitors (fresh transfers close theirs anyway).
+ * When the cache is full, libcurl closes the connection idle the longest.
  * libcurl reads the bound when a transfer ends, so it is kept current as
  * transfers come and go; 0 would mean no bound.
  */
+#define IDLE_PER_DEST 64
+
 static void
 bound_cache(struct curlloop_loop *cl)
 {
-	long n = cl->n_keep + cl->n_running;
+	long idle = cl->n_dests * IDLE_PER_DEST, n;
 
+	n = (cl->n_keep < idle ? cl->n_keep : idle) + cl->n_running;
 	curl_multi_setopt(cl->multi, CURLMOPT_MAXCONNECTS, n > 0 ? n : 1L);
 }
 
-void
-curlloop_keepalive(struct curlloop_loop *cl, int delta)
+/* FNV-1a of KEY. */
+static size_t
+dest_hash(const char *key)
 {
+	size_t h = 2166136261u;
+
+	for (; *key != '\0'; key++)
+		h = (h ^ (unsigned char)*key) * 16777619u;
+	return h;
+}
+
+/* Double the table (or make its first 64 buckets); 0 or WP_ENOMEM. */
+static int
+dests_grow(struct curlloop_loop *cl)
+{
+	size_t nb = cl->n_buckets > 0 ? cl->n_buckets * 2 : 64, i;
+	struct dest **t = calloc(nb, sizeof(*t)), *d, *next;
+
+	if (t == NULL)
+		return WP_ENOMEM;
+	for (i = 0; i < cl->n_buckets; i++)
+		for (d = cl->dests[i]; d != NULL; d = next) {
+			next = d->next;
+			d->next = t[dest_hash(d->key) & (nb - 1)];
+			t[dest_hash(d->key) & (nb - 1)] = d;
+		}
+	free(cl->dests);
+	cl->dests = t;
+	cl->n_buckets = nb;
+	return 0;
+}
+
+int
+curlloop_keepalive(struct curlloop_loop *cl, const char *dest, int delta)
+{
+	struct dest **pp, *d;
+	size_t len = strlen(dest);
+
+	if (delta > 0 && (size_t)cl->n_dests >= cl->n_buckets &&
+	    dests_grow(cl) != 0)
+		return WP_ENOMEM;
+	if (cl->n_buckets == 0)
+		return 0; /* nothing counted yet: nothing to take back */
+	pp = &cl->dests[dest_hash(dest) & (cl->n_buckets - 1)];
+	while (*pp != NULL && strcmp((*pp)->key, dest) != 0)
+		pp = &(*pp)->next;
+	if ((d = *pp) == NULL) {
+		if (delta < 0)
+			return 0;
+		if ((d = malloc(sizeof(*d) + len + 1)) == NULL)
+			return WP_ENOMEM;
+		memcpy(d->key, dest, len + 1);
+		d->refs = 0;
+		d->next = NULL;
+		*pp = d;
+		cl->n_dests++;
+	}
+	d->refs += delta;
 	cl->n_keep += delta;
+	if (d->refs <= 0) {
+		*pp = d->next;
+		free(d);
+		cl->n_dests--;
+	}
 	bound_cache(cl);
+	return 0;
 }
 
 static void
@@ -206,6 +323,7 @@ curlloop_loop_new(const struct wp_host *host)
 	if ((cl = calloc(1, sizeof(*cl))) == NULL)
 		return NULL;
 	cl->host = host;
+	cl->env_proxy = env_proxy();
 	if ((cl->multi = curl_multi_init()) == NULL) {
 		free(cl);
 		return NULL;
@@ -227,6 +345,14 @@ curlloop_loop_free(struct curlloop_loop *cl)
 		sock_free(cl, cl->socks);
 	while (cl->n_pool > 0)
 		curl_easy_cleanup(cl->pool[--cl->n_pool]);
+	for (size_t i = 0; i < cl->n_buckets; i++)
+		while (cl->dests[i] != NULL) {
+			struct dest *d = cl->dests[i];
+
+			cl->dests[i] = d->next;
+			free(d);
+		}
+	free(cl->dests);
 	if (cl->timer != NULL)
 		cl->host->timer_free(cl->timer);
 	free(cl);
@@ -310,7 +436,7 @@ curlloop_release(struct curlloop_loop *cl, struct curlloop_xfer *x)
 int
 curlloop_setup(struct curlloop_loop *cl, struct curlloop_xfer *x,
     const char *url, struct curl_slist *headers, int verify_tls,
-    int keepalive, int64_t budget_us)
+    unsigned conn, int64_t budget_us)
 {
 	CURL *e;
 	long total;
@@ -326,27 +452,27 @@ curlloop_setup(struct curlloop_loop *cl, struct curlloop_xfer *x,
 	    (long)(budget_us / 1000) + 1000;
 	x->errbuf[0] = '\0';
 	x->fd = -1;
-	bad |= curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK;
+	if (url != NULL)
+		bad |= curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK;
 	bad |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
-#if LIBCURL_VERSION_NUM >= 0x075500
-	bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") !=
-	    CURLE_OK;
-	bad |= curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") !=
-	    CURLE_OK;
-#else
 	bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS,
 	    (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)) != CURLE_OK;
 	bad |= curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS,
 	    (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)) != CURLE_OK;
-#endif
+	if (!cl->env_proxy) {
+		/* No proxy in the environment: say so (a caller's own proxy
+		 * option, set after this, still wins). */
+		bad |= curl_easy_setopt(e, CURLOPT_PROXY, "") != CURLE_OK;
+		bad |= curl_easy_setopt(e, CURLOPT_NOPROXY, "") != CURLE_OK;
+	}
 	bad |= curl_easy_setopt(e, CURLOPT_USERAGENT,
 	    "watchpost/" PACKAGE_VERSION) != CURLE_OK;
-	/* Unless asked to keep connections, each check measures a
-	 * connection of its own. */
+	/* Unless told otherwise, a transfer measures a connection of its
+	 * own, and closes it. */
 	bad |= curl_easy_setopt(e, CURLOPT_FRESH_CONNECT,
-	    keepalive ? 0L : 1L) != CURLE_OK;
+	    (conn & CURLLOOP_REUSE) ? 0L : 1L) != CURLE_OK;
 	bad |= curl_easy_setopt(e, CURLOPT_FORBID_REUSE,
-	    keepalive ? 0L : 1L) != CURLE_OK;
+	    (conn & CURLLOOP_KEEP) ? 0L : 1L) != CURLE_OK;
 	bad |= curl_easy_setopt(e, CURLOPT_DNS_CACHE_TIMEOUT, 0L) != CURLE_OK;
 	bad |= curl_easy_setopt(e, CURLOPT_SSL_SESSIONID_CACHE, 0L) !=
 	    CURLE_OK;

@@ -69,28 +69,35 @@ int curlloop_loop_add(struct curlloop_loop *cl, struct curlloop_xfer *x);
  * transfer's sockets and watches. */
 void curlloop_loop_remove(struct curlloop_loop *cl, struct curlloop_xfer *x);
 
+/* curlloop_setup()'s CONN flags; 0: a new connection, closed after. */
+#define CURLLOOP_REUSE 1u  /* may use an idle connection of an earlier
+			    * transfer to the same host and port */
+#define CURLLOOP_KEEP 2u   /* keep the connection for later transfers */
+
 /*
  * Give x->easy a handle of CL's (an idle one reset to curl's defaults, or a
- * new one) with the options every check and delivery shares: URL, no
- * signals, http/https only (redirects too), the watchpost User-Agent, a
- * fresh connection that is not kept (or, with KEEPALIVE, an idle one of
- * an earlier transfer to the same host and port when there is one, and
- * the connection kept for the next), no DNS or TLS session cache, the
- * header bound, HEADERS (borrowed: must outlive the transfer), TLS
+ * new one) with the options every check and delivery shares: URL (NULL:
+ * the caller sets CURLOPT_CURLU), no signals, http/https only (redirects
+ * too), the watchpost User-Agent, the connection per CONN, no DNS or TLS
+ * session cache, no proxy unless the environment or the caller names one,
+ * the header bound, HEADERS (borrowed: must outlive the transfer), TLS
  * verification per VERIFY_TLS and a total time bound of BUDGET_US plus a
  * margin (the host cancels at its deadline first).  Returns 0 or WP_ENOMEM /
  * WP_EINVAL; on failure x->easy is NULL.  Loop thread.
  */
 int curlloop_setup(struct curlloop_loop *cl, struct curlloop_xfer *x,
     const char *url, struct curl_slist *headers, int verify_tls,
-    int keepalive, int64_t budget_us);
+    unsigned conn, int64_t budget_us);
 /*
- * A user of KEEPALIVE transfers was made (DELTA 1) or freed (-1): the
- * connection cache keeps room for one idle connection per user beside
- * the transfers in flight; the least recently used idle connection is
- * closed first.  Loop thread.
+ * A user of CURLLOOP_KEEP transfers to DEST (a key naming where its
+ * connections go, such as "http://host:port"; copied) was made (DELTA 1)
+ * or freed (-1, with the same DEST): the connection cache keeps room for
+ * one idle connection per user, at most 64 per destination, beside the
+ * transfers in flight; the connection idle the longest is closed first.
+ * Returns 0, or WP_ENOMEM (nothing counted).  Loop thread.
  */
-void curlloop_keepalive(struct curlloop_loop *cl, int delta);
+int curlloop_keepalive(struct curlloop_loop *cl, const char *dest,
+    int delta);
 /*
  * Give x->easy back to CL (taking X out of the loop first if it is still
  * in it; done() is then never called) and set it to NULL.  Every option

@@ -28,6 +28,8 @@
 
 #define HTTP_MAX_REDIRS 10L
 #define HTTP_MAX_BODY_MAX (64 * 1024 * 1024) /* max_body's bound, bytes */
+#define HTTP_LIFETIME_MIN 2000000LL           /* keepalive_lifetime, us */
+#define HTTP_LIFETIME_MAX 86400000000LL
 
 /* ip_version's values, and what each asks curl for. */
 static const char *const http_ip_versions[] = { "any", "4", "6", NULL };
@@ -61,6 +63,7 @@ struct http_conf {
 	int follow_redirects;
 	int verify_tls;
 	int keepalive;
+	int64_t keepalive_lifetime; /* us */
 	const char *ca_file;      /* NULL: the system's trust store */
 	const char *client_cert;  /* mTLS: PEM certificate (with client_key) */
 	const char *client_key;
@@ -80,7 +83,16 @@ struct http_inst {
 	int method;               /* enum http_method, the default applied */
 	struct httpeval_status status;
 	struct curl_slist *headers;
-	int counted;              /* counted by curlloop_keepalive() */
+	CURLU *uh;                /* url, parsed once; NULL: curl parses it */
+	char *dest;               /* counted by curlloop_keepalive() as */
+	/* Connection reuse (keepalive, see conn_plan()). */
+	int64_t interval_us;      /* the monitor's interval; 0 unknown */
+	int64_t fresh_us;         /* start of the last check that was UP on a
+				   * new connection of its own; 0: none yet */
+	int last_up;              /* the last check was UP */
+	int64_t cert_expiry;      /* of the last new connection, for checks
+				   * on a reused one (0: none seen) */
+	int https;                /* the URL's scheme is https */
 	struct httpjson **json;   /* the json assertions, parsed */
 	size_t n_json;
 };
@@ -93,6 +105,7 @@ struct http_op {
 	size_t body_read;         /* body bytes so far */
 	int known;                /* the body decided the verdict */
 	struct httpeval_eval ev;
+	int fresh;                /* a new connection was asked for */
 	char *body;               /* with json assertions: the body read */
 	size_t body_len;
 	char *detail;             /* the request's buffer */
@@ -189,6 +202,88 @@ judge(struct http_op *o, struct wp_result *res)
 	res->detail = res->reason == WP_REASON_OK ? NULL : o->detail;
 }
 
+/*
+ * Connection reuse, the default (keepalive = true).  A check may use an
+ * idle connection to the same host and port, the monitor's own or another
+ * monitor's, but each monitor proves that the server still accepts new
+ * connections: a check opens a new connection of its own when
+ *   - the monitor has had no UP check on a new connection yet, or its
+ *     last check was not UP (so retries, and every check of a monitor
+ *     that is DOWN, connect afresh), or
+ *   - its last UP check on a new connection started so long ago that,
+ *     counting half an interval of scheduling slack, it is more than
+ *     keepalive_lifetime ago (now - fresh_us + interval / 2 > lifetime).
+ * So a server that stops accepting new connections, while it still serves
+ * the ones it has, is caught by the first check after keepalive_lifetime
+ * (plus that check's own timeout): fewer than lifetime / interval checks
+ * can still pass on old connections.  No connection older than
+ * keepalive_lifetime is reused at all (CURLOPT_MAXLIFETIME_CONN, whole
+ * seconds), whoever made it.  A connection whose next check would need a
+ * new one anyway is closed after its check (a monitor at an interval of
+ * more than two thirds of the lifetime keeps no idle connection), so the
+ * default 60 s monitor opens and closes a connection per check as before.
+ * A host that does not say the interval (before ABI 2.1) gets that too:
+ * every check on a new connection, closed after it.
+ */
+static unsigned
+conn_plan(struct http_op *o, int64_t now)
+{
+	const struct http_inst *in = o->inst;
+	const struct http_conf *c = in->c;
+	int64_t iv = in->interval_us, life = c->keepalive_lifetime, base;
+	unsigned conn = 0;
+
+	o->fresh = 1;
+	if (!c->keepalive || iv <= 0)
+		return 0;
+	if (in->last_up && in->fresh_us != 0 &&
+	    now - in->fresh_us + iv / 2 <= life) {
+		o->fresh = 0;
+		conn |= CURLLOOP_REUSE;
+	}
+	base = o->fresh ? now : in->fresh_us;
+	if (now + iv - base + iv / 2 <= life)
+		conn |= CURLLOOP_KEEP;
+	return conn;
+}
+
+/*
+ * After a check: remember when it was UP on a new connection.  A check on
+ * a reused connection spent no time on DNS, connect or TLS: those phases
+ * are 0 (reached at its start; libcurl reports none, and /metrics would
+ * lose the series), and a reused TLS connection (libcurl has no
+ * certificate for it) gets the expiry seen on the monitor's last new one,
+ * at most keepalive_lifetime old.
+ */
+static void
+conn_done(struct http_op *o, struct wp_result *res)
+{
+	struct http_inst *in = o->inst;
+	long nconn = 0, redirs = 0;
+	int made;
+
+	curl_easy_getinfo(o->x.easy, CURLINFO_NUM_CONNECTS, &nconn);
+	curl_easy_getinfo(o->x.easy, CURLINFO_REDIRECT_COUNT, &redirs);
+	/* A new connection to the URL's own host: asked for, or made
+	 * because no idle one was left (no redirect to another host). */
+	made = o->fresh || (nconn > 0 && redirs == 0);
+	if (made && res->cert_expiry != 0)
+		in->cert_expiry = res->cert_expiry;
+	else if (!made && res->cert_expiry == 0)
+		res->cert_expiry = in->cert_expiry;
+	if (!made) {
+		if (res->dns_us < 0)
+			res->dns_us = 0;
+		if (res->connect_us < 0)
+			res->connect_us = 0;
+		if (in->https && res->tls_us < 0)
+			res->tls_us = 0;
+	}
+	in->last_up = res->reason == WP_REASON_OK;
+	if (made && in->last_up)
+		in->fresh_us = o->started_us;
+}
+
 /* curlloop_done_fn: complete the check, then free it. */
 static void
 http_done(struct curlloop_xfer *x, CURLcode rc)
@@ -206,6 +301,7 @@ http_done(struct curlloop_xfer *x, CURLcode rc)
 		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
 		res.status_code = code > 0 ? (int)code : -1;
 	}
+	conn_done(o, &res);
 	o->inst->st->host->complete(o->op, &res);
 	op_free(o);
 }
@@ -218,13 +314,49 @@ http_release(void *state, void *inst)
 	(void)state;
 	if (in == NULL)
 		return;
-	if (in->counted)
-		curlloop_keepalive(in->st->cl, -1);
+	if (in->dest != NULL)
+		curlloop_keepalive(in->st->cl, in->dest, -1);
+	free(in->dest);
 	curl_slist_free_all(in->headers);
+	curl_url_cleanup(in->uh);
 	for (size_t i = 0; i < in->n_json; i++)
 		httpjson_free(in->json[i]);
 	free(in->json);
 	free(in);
+}
+
+/*
+ * Where the instance's connections go, as libcurl's cache tells them
+ * apart, near enough: scheme, host and port of the URL (the proxy's URL
+ * in front when there is one).  A URL libcurl cannot parse is its own
+ * key.  Malloc'd; NULL when out of memory.
+ */
+static char *
+http_dest(const struct http_inst *in)
+{
+	char *scheme = NULL, *host = NULL, *port = NULL, *key = NULL;
+	const char *proxy = in->c->proxy != NULL ? in->c->proxy : "";
+	size_t n;
+
+	if (in->uh == NULL ||
+	    curl_url_get(in->uh, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(in->uh, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+	    curl_url_get(in->uh, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) !=
+	    CURLUE_OK) {
+		n = strlen(proxy) + strlen(in->c->url) + 2;
+		if ((key = malloc(n)) != NULL)
+			snprintf(key, n, "%s %s", proxy, in->c->url);
+	} else {
+		n = strlen(proxy) + strlen(scheme) + strlen(host) +
+		    strlen(port) + 6;
+		if ((key = malloc(n)) != NULL)
+			snprintf(key, n, "%s %s://%s:%s", proxy, scheme, host,
+			    port);
+	}
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	return key;
 }
 
 /* The key file must be readable at -t (its contents are a secret: never
@@ -362,15 +494,44 @@ http_configure(void *state, const struct wp_section *sec, const void *conf,
 		rc = WP_EINVAL;
 		goto fail;
 	}
-	/* "Expect:" turns off curl's 100-continue wait for larger bodies. */
-	if ((l = curl_slist_append(in->headers, "Expect:")) == NULL) {
+	/* "Expect:" turns off curl's 100-continue wait for larger bodies.
+	 * Only with a body: libcurl walks the list for each header it
+	 * writes, and a request without a body never expects 100. */
+	if (c->body != NULL) {
+		if ((l = curl_slist_append(in->headers, "Expect:")) == NULL) {
+			rc = WP_ENOMEM;
+			goto fail;
+		}
+		in->headers = l;
+	}
+	/*
+	 * The URL parsed once, for every check (CURLOPT_CURLU): libcurl would
+	 * parse the text and print it back per transfer.  libcurl only reads
+	 * it (redirects work on its own copy).  A URL libcurl cannot parse
+	 * keeps the text, so the check fails as it always did.
+	 */
+	if ((in->uh = curl_url()) == NULL) {
 		rc = WP_ENOMEM;
 		goto fail;
 	}
-	in->headers = l;
-	if (c->keepalive) {
-		curlloop_keepalive(st->cl, 1);
-		in->counted = 1;
+	if (curl_url_set(in->uh, CURLUPART_URL, c->url, 0) != CURLUE_OK) {
+		curl_url_cleanup(in->uh);
+		in->uh = NULL;
+	}
+	in->interval_us = sec->interval_us > 0 ? sec->interval_us : 0;
+	in->https = strncasecmp(c->url, "https:", 6) == 0;
+	/* Room in the connection cache only for a monitor that can keep a
+	 * connection idle for its next check (conn_plan()). */
+	if (c->keepalive && in->interval_us > 0 &&
+	    in->interval_us + in->interval_us / 2 <= c->keepalive_lifetime) {
+		char *dest = http_dest(in);
+
+		if (dest == NULL || curlloop_keepalive(st->cl, dest, 1) != 0) {
+			free(dest);
+			rc = WP_ENOMEM;
+			goto fail;
+		}
+		in->dest = dest; /* counted: release() takes it back */
 	}
 	*instp = in;
 	return 0;
@@ -387,6 +548,7 @@ http_start(void *inst, const struct wp_request *req, void **opstate)
 	struct curlloop_plugin *st = in->st;
 	struct http_op *o;
 	CURL *e;
+	unsigned conn;
 	int bad = 0, rc;
 
 	/* Not calloc: the keyword windows are large and need no zeroing
@@ -409,11 +571,21 @@ http_start(void *inst, const struct wp_request *req, void **opstate)
 	o->detail_size = req->detail_size;
 	httpeval_match_init(&o->ev.want, c->keyword);
 	httpeval_match_init(&o->ev.avoid, c->keyword_absent);
-	rc = curlloop_setup(st->cl, &o->x, c->url, in->headers, c->verify_tls,
-	    c->keepalive, req->deadline_us - o->started_us);
+	conn = conn_plan(o, o->started_us);
+	rc = curlloop_setup(st->cl, &o->x, in->uh != NULL ? NULL : c->url,
+	    in->headers, c->verify_tls, conn,
+	    req->deadline_us - o->started_us);
 	if (rc != 0)
 		goto fail;
 	e = o->x.easy;
+	/* libcurl compares whole seconds and reuses up to one more: a
+	 * second less keeps every reused connection younger than the
+	 * lifetime (at least 2 s, so the option is never 0, "no limit"). */
+	if (conn & CURLLOOP_REUSE)
+		bad |= curl_easy_setopt(e, CURLOPT_MAXLIFETIME_CONN,
+		    (long)(c->keepalive_lifetime / 1000000) - 1) != CURLE_OK;
+	if (in->uh != NULL)
+		bad |= curl_easy_setopt(e, CURLOPT_CURLU, in->uh) != CURLE_OK;
 	bad |= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION,
 	    c->follow_redirects ? 1L : 0L) != CURLE_OK;
 	bad |= curl_easy_setopt(e, CURLOPT_MAXREDIRS, HTTP_MAX_REDIRS) !=
@@ -466,6 +638,7 @@ http_cancel(void *inst, void *opstate)
 
 	curlloop_cancel_result(in->st, &o->x, o->started_us, o->detail,
 	    o->detail_size, &res);
+	in->last_up = 0;
 	in->st->host->complete(o->op, &res);
 	op_free(o);
 }
@@ -496,8 +669,14 @@ static const struct wp_key http_keys[] = {
 	{ WP_KEY(WP_KT_BOOL, "verify_tls", struct http_conf, verify_tls),
 	    .def = "true", .help = "verify the server certificate (true)" },
 	{ WP_KEY(WP_KT_BOOL, "keepalive", struct http_conf, keepalive),
-	    .def = "false", .help = "reuse an idle connection to the same "
-	    "host and port (false: a new connection per check)" },
+	    .def = "true", .help = "reuse an idle connection to the same "
+	    "host and port, within keepalive_lifetime (true; false: a new "
+	    "connection per check)" },
+	{ WP_KEY(WP_KT_DURATION, "keepalive_lifetime", struct http_conf,
+	    keepalive_lifetime), .def = "60s", .min = HTTP_LIFETIME_MIN,
+	    .max = HTTP_LIFETIME_MAX,
+	    .help = "with keepalive: each monitor opens a new connection at "
+	    "least this often and reuses none older (60s; 2s-1d)" },
 	{ WP_KEY(WP_KT_PATH, "ca_file", struct http_conf, ca_file),
 	    .help = "PEM file of CA certificates to trust instead of the "
 	    "system's store" },

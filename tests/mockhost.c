@@ -37,6 +37,7 @@ struct mock_plugin {
 		void *inst;
 		void *conf;
 	} confs[MOCK_MAX_INST];
+	int64_t interval_ms;	/* for wp_section.interval_us */
 	/* current operation */
 	struct mock_result *cur;
 	struct wp_request req;
@@ -475,6 +476,12 @@ mock_plugin_unload(struct mock_plugin *mp)
 	free(mp);
 }
 
+void
+mock_set_interval(struct mock_plugin *mp, int64_t interval_ms)
+{
+	mp->interval_ms = interval_ms;
+}
+
 int
 mock_configure(struct mock_plugin *mp, const char *name,
     const char *const *kv, int64_t timeout_ms, void **inst)
@@ -511,6 +518,7 @@ mock_configure(struct mock_plugin *mp, const char *name,
 			.line = 0,
 			.timeout_us = timeout_ms * 1000,
 			.diag = &diag,
+			.interval_us = mp->interval_ms * 1000,
 		};
 		mp->kv = items;
 		mp->n_kv = n;

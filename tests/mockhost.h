@@ -50,6 +50,9 @@ void mock_plugin_unload(struct mock_plugin *mp);
  */
 int mock_configure(struct mock_plugin *mp, const char *name,
     const char *const *kv, int64_t timeout_ms, void **inst);
+/* The interval (wp_section.interval_us) later mock_configure() calls hand
+ * the plugin; 0 (the default): none, as from a host before ABI 2.1. */
+void mock_set_interval(struct mock_plugin *mp, int64_t interval_ms);
 const char *mock_errors(struct mock_plugin *mp);
 void mock_release(struct mock_plugin *mp, void *inst);
 

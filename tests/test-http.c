@@ -613,19 +613,25 @@ test_server_hits(void **state)
 	expect_ok(&r);
 }
 
-/* Run N checks of URL, all UP; with KEEPALIVE, keepalive = true. */
+/*
+ * Run N checks of URL, all UP, as one monitor (one instance); KEEPALIVE
+ * is the keepalive key's value (NULL: the default).
+ */
 static void
-run_ok(const char *url, int keepalive, int n)
+run_ok(const char *url, const char *keepalive, int n)
 {
 	const char *kv[] = { "url", url, "keyword", "kept",
-		keepalive ? "keepalive" : NULL, "true", NULL };
+		keepalive ? "keepalive" : NULL, keepalive, NULL };
 	struct mock_result r;
+	void *inst = NULL;
 	int i;
 
+	assert_int_equal(mock_configure(mp, "ka", kv, 5000, &inst), 0);
 	for (i = 0; i < n; i++) {
-		run(kv, 5000, &r);
+		mock_run(mp, inst, 5000, NULL, &r);
 		expect_ok(&r);
 	}
+	mock_release(mp, inst);
 }
 
 /* The server S has accepted WANT connections, this request's own included. */
@@ -643,9 +649,12 @@ expect_connections(const struct server *s, int want)
 }
 
 /*
- * keepalive = true reuses one connection for every check; the default
- * opens one per check.  A server of its own, so its connection count
- * starts at 0; each count is read over a new connection of its own.
+ * keepalive (the default, and true) reuses one connection for the checks
+ * of a monitor within keepalive_lifetime (these run back to back), after
+ * a first check on a new one; false opens one per check, and so does a
+ * host that gives no interval (mock_set_interval 0).  A server of its
+ * own, so its connection count starts at 0; each count is read over a
+ * new connection of its own (a new monitor's first check).
  */
 static void
 test_keepalive(void **state)
@@ -656,42 +665,51 @@ test_keepalive(void **state)
 	(void)state;
 	server_start(&ka, NULL);
 	url = url_for(&ka, 0, "/body/kept");
-	run_ok(url, 1, 4);
+	mock_set_interval(mp, 1000);
+	run_ok(url, NULL, 4);
 	expect_connections(&ka, 2);
-	run_ok(url, 0, 3);
-	expect_connections(&ka, 6);
+	run_ok(url, "true", 4);
+	expect_connections(&ka, 4);
+	run_ok(url, "false", 3);
+	expect_connections(&ka, 8);
+	mock_set_interval(mp, 0);
+	run_ok(url, NULL, 3);
+	expect_connections(&ka, 12);
 	server_stop(&ka);
 }
 
 /*
  * A check that times out on a kept connection says how far it got: it
- * made no lookup, connect or handshake of its own.
+ * made no lookup, connect or handshake of its own.  /hang-later answers
+ * the monitor's first check (on a new connection) and stalls the second
+ * (on the same one).
  */
 static void
 test_keepalive_timeout_phase(void **state)
 {
 	struct server ka;
-	const char *first[] = { "url", NULL, "keepalive", "true", NULL };
-	const char *hang[] = { "url", NULL, "keepalive", "true", NULL };
+	const char *kv[] = { "url", NULL, NULL };
 	struct mock_result r;
-	void *inst = NULL, *inst2 = NULL;
+	void *inst = NULL;
 
 	(void)state;
 	server_start(&ka, NULL);
-	first[1] = url_for(&ka, 0, "/body/kept");
-	hang[1] = url_for(&ka, 0, "/hang");
-	/* Both instances live, so the idle connection stays cached. */
-	assert_int_equal(mock_configure(mp, "a", first, 5000, &inst), 0);
-	assert_int_equal(mock_configure(mp, "b", hang, 500, &inst2), 0);
-	mock_run(mp, inst, 5000, NULL, &r);
+	kv[1] = url_for(&ka, 0, "/hang-later");
+	mock_set_interval(mp, 1000);
+	assert_int_equal(mock_configure(mp, "a", kv, 500, &inst), 0);
+	mock_run(mp, inst, 500, NULL, &r);
 	expect_ok(&r);
-	mock_run(mp, inst2, 500, NULL, &r);
+	mock_run(mp, inst, 500, NULL, &r);
 	assert_int_equal(r.timed_out, 1);
 	expect_fail(&r, WP_REASON_TIMEOUT, "timed out waiting for first byte");
+	/* After a failure, a new connection: it stalls too. */
+	mock_run(mp, inst, 500, NULL, &r);
+	assert_int_equal(r.timed_out, 1);
 	mock_release(mp, inst);
-	mock_release(mp, inst2);
-	/* One connection for both checks, and this count's own. */
-	expect_connections(&ka, 2);
+	mock_set_interval(mp, 0);
+	/* One connection for the first two checks, one for the third, and
+	 * this count's own. */
+	expect_connections(&ka, 3);
 	server_stop(&ka);
 }
 

@@ -22,6 +22,10 @@
  *
  * Once listening it prints "PORT <n>\n" on stdout and flushes.  It exits 0
  * on SIGTERM or SIGINT, 1 on a start-up error.  One thread per connection.
+ * SIGUSR1 (not --raw) makes it stop accepting: the listening socket is
+ * closed, so a new connection is refused, while the connections already
+ * open are still served (a server whose accept loop died); it says
+ * "QUIESCED" on stderr.
  *
  * Routes (every method; HEAD answers without a body):
  *   /status/NNN       answers NNN with body "status NNN"
@@ -34,6 +38,9 @@
  *   /loop             302 to itself
  *   /slow?ms=N        answers 200 "slow" after N ms
  *   /hang             never answers (until exit, at most 60 s)
+ *   /hang-later       the first request answers 200 "kept", every later
+ *                     one hangs as /hang (a server that stalls on a
+ *                     connection it kept)
  *   /big              200 with an endless chunked body
  *   /huge?bytes=N     200 with a Content-Length of N bytes (default 1 GiB),
  *                     generated as it is sent, never held in memory
@@ -509,10 +516,13 @@ dispatch(struct MHD_Connection *c, const char *url, struct req *rq)
 		nap(arg ? atol(arg) : 1000);
 		return answer(c, 200, "slow", NULL);
 	}
-	if (strcmp(url, "/hang") == 0) {
+	if (strcmp(url, "/hang") == 0 ||
+	    (strcmp(url, "/hang-later") == 0 && hit_count(url) > 1)) {
 		nap(HANG_MAX_MS);
 		return MHD_NO;
 	}
+	if (strcmp(url, "/hang-later") == 0)
+		return answer(c, 200, "kept", NULL);
 	if (strcmp(url, "/big") == 0)
 		return stream(c, MHD_SIZE_UNKNOWN);
 	if (strcmp(url, "/huge") == 0) {
@@ -908,6 +918,8 @@ main(int argc, char **argv)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	if (!raw)
+		sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -923,8 +935,9 @@ main(int argc, char **argv)
 		stopping = 1;
 		return 0;
 	}
+	/* MHD_USE_ITC: MHD_quiesce_daemon() needs it in this threading mode. */
 	flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-	    MHD_USE_POLL;
+	    MHD_USE_POLL | MHD_USE_ITC;
 	if (cert != NULL)
 		flags |= MHD_USE_TLS;
 	if (cert != NULL)
@@ -956,8 +969,16 @@ main(int argc, char **argv)
 	fflush(stdout);
 
 	for (;;) {
-		if (sigwait(&set, &sig) == 0)
+		MHD_socket lfd;
+
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig != SIGUSR1)
 			break;
+		if ((lfd = MHD_quiesce_daemon(d)) != MHD_INVALID_SOCKET)
+			close(lfd);
+		fprintf(stderr, "QUIESCED%s\n", lfd == MHD_INVALID_SOCKET ?
+		    " (already, or not supported)" : "");
 	}
 	stopping = 1;
 	MHD_stop_daemon(d);
