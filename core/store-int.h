@@ -100,6 +100,11 @@ struct retention {
 	int64_t freelist;	/* free pages before the last vacuum step */
 	int64_t rollup_cutoff_ms; /* > 0: then roll-ups and closed
 				   incidents before it go too */
+	/* The rowid walk (retention_step()): the next id to look at and
+	 * the largest id when the walk began (rows written after it are
+	 * new); scanning is 0 until the walk has begun. */
+	int64_t lo, hi;
+	int scanning;
 	struct retention *next;
 };
 
@@ -114,7 +119,7 @@ struct store {
 	sqlite3_stmt *s_savepoint, *s_release, *s_rollback_to;
 	sqlite3_stmt *s_check, *s_state, *s_outbox, *s_measure;
 	sqlite3_stmt *s_delivered, *s_attempt;
-	sqlite3_stmt *s_retention;
+	sqlite3_stmt *s_retention, *s_ret_meas, *s_ret_bounds;
 	sqlite3_stmt *s_policy;
 	/* Roll-ups and incidents (store-writer.c, rollup_*, incident_*). */
 	sqlite3_stmt *s_roll_load, *s_roll_put[3];

@@ -72,6 +72,8 @@
 #define CKPT_RETRY_MS	1000	/* after a failed checkpoint */
 #define GATHER_MS	50	/* the oldest queued item waits at most this */
 #define WATCH_MS	1000	/* how often the files are checked */
+#define RET_SCAN_CHUNKS	16	/* a retention step looks at most at this
+				   many chunks' worth of rowids */
 
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames);
 
@@ -187,8 +189,13 @@ st_prepare_writer(struct store *st, char *err, size_t errlen)
 		{ &st->s_delivered, "DELETE FROM outbox WHERE id = ?1" },
 		{ &st->s_attempt, "UPDATE outbox SET attempts = attempts + 1, "
 		    "last_error = ?2, last_attempt_ms = ?3 WHERE id = ?1" },
-		{ &st->s_retention, "DELETE FROM checks WHERE id IN "
-		    "(SELECT id FROM checks WHERE ts < ?1 LIMIT ?2)" },
+		/* Retention by rowid ranges (retention_step()). */
+		{ &st->s_retention, "DELETE FROM checks WHERE id >= ?1 "
+		    "AND id < ?2 AND ts < ?3" },
+		{ &st->s_ret_meas, "DELETE FROM measurements WHERE check_id "
+		    "IN (SELECT id FROM checks WHERE id >= ?1 AND id < ?2 "
+		    "AND ts < ?3)" },
+		{ &st->s_ret_bounds, "SELECT min(id), max(id) FROM checks" },
 		{ &st->s_roll_load, "SELECT r_hour, r_agg FROM state "
 		    "WHERE monitor_id = ?1" },
 		/* Adding to a row already there (a late check, or an hour
@@ -243,6 +250,7 @@ st_finalize_writer(struct store *st)
 		&st->s_savepoint, &st->s_release, &st->s_rollback_to,
 		&st->s_check, &st->s_state, &st->s_outbox, &st->s_measure,
 		&st->s_delivered, &st->s_attempt, &st->s_retention,
+		&st->s_ret_meas, &st->s_ret_bounds,
 		&st->s_policy,
 		&st->s_roll_load, &st->s_roll_put[0], &st->s_roll_put[1],
 		&st->s_roll_put[2], &st->s_inc_close,
@@ -760,41 +768,90 @@ log_slow_batch(struct store *st, size_t n, double ms)
 }
 
 /*
- * One step of a retention request: a chunk of deletions in its own
- * transaction, or, once nothing old is left, an incremental vacuum step.
- * A deleted check takes its measurements with it (ON DELETE CASCADE, as
- * every connection has foreign_keys on): for each check SQLite deletes the
- * range of the measurements' primary key that starts with its id, no scan.
- * Sets *finished when the request is complete.  0 or WP_EIO (err set).
+ * One step of the rowid walk (transaction open): delete the rows older
+ * than the cutoff in [r->lo, ...), range by range, until CHUNK rows went
+ * or RET_SCAN_CHUNKS chunks' worth of rowids were looked at.  The table's
+ * rowid B-tree is read in order, so a range costs its rows, and a range
+ * of rows all kept costs no write.  Rows arrive nearly in time order, so
+ * the old ones are the low rowids; the walk still looks at every rowid up
+ * to r->hi, so rows written out of order (or by another program) go too.
+ * A check's measurements go first, by their primary key: the writer's
+ * connection has no foreign-key actions.  SQLite result code; *deleted.
+ */
+static int
+retention_walk(struct store *st, struct retention *r, int64_t *deleted)
+{
+	sqlite3_stmt *del[2] = { st->s_ret_meas, st->s_retention };
+	int64_t scanned = 0, span, end;
+	int i, rc;
+
+	while (r->lo <= r->hi && *deleted < r->chunk &&
+	    scanned < (int64_t)r->chunk * RET_SCAN_CHUNKS) {
+		span = r->chunk - *deleted;
+		end = r->lo + span;
+		for (i = 0; i < 2; i++) {
+			sqlite3_bind_int64(del[i], 1, r->lo);
+			sqlite3_bind_int64(del[i], 2, end);
+			sqlite3_bind_int64(del[i], 3, r->cutoff_ms);
+			if ((rc = st_step_done(del[i])) != SQLITE_OK)
+				return rc;
+		}
+		*deleted += sqlite3_changes(st->db);
+		scanned += span;
+		r->lo = end;
+	}
+	return SQLITE_OK;
+}
+
+/*
+ * One step of a retention request: a bounded part of the rowid walk
+ * (retention_walk()) in its own transaction, or, once the walk is done,
+ * an incremental vacuum step.  Sets *finished when the request is
+ * complete.  0 or WP_EIO (err set).
  */
 static int
 retention_step(struct store *st, struct retention *r, int64_t *deleted,
     int *finished, char *err, size_t errlen)
 {
 	char sql[64];
-	int64_t fl = 0, mode = 0, rolled;
-	int rc;
+	int64_t fl = 0, mode = 0, rolled, lo0 = r->lo;
+	int rc, scanning0 = r->scanning;
 
 	*deleted = 0;
 	*finished = 0;
 	if (!r->vacuuming) {
 		if ((rc = st_step_done(st->s_begin)) != SQLITE_OK)
 			goto fail;
-		sqlite3_bind_int64(st->s_retention, 1, r->cutoff_ms);
-		sqlite3_bind_int(st->s_retention, 2, r->chunk);
-		if ((rc = st_step_done(st->s_retention)) != SQLITE_OK)
+		if (!r->scanning) {
+			/* Inside the transaction, so no row is missed. */
+			rc = sqlite3_step(st->s_ret_bounds);
+			if (rc == SQLITE_ROW && sqlite3_column_type(
+			    st->s_ret_bounds, 0) != SQLITE_NULL) {
+				r->lo = sqlite3_column_int64(st->s_ret_bounds,
+				    0);
+				r->hi = sqlite3_column_int64(st->s_ret_bounds,
+				    1);
+			} else {
+				r->lo = 1;
+				r->hi = 0;
+			}
+			sqlite3_reset(st->s_ret_bounds);
+			if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+				goto fail;
+			r->scanning = 1;
+		}
+		if ((rc = retention_walk(st, r, deleted)) != SQLITE_OK)
 			goto fail;
-		*deleted = sqlite3_changes(st->db);
 		if ((rc = st_step_done(st->s_commit)) != SQLITE_OK)
 			goto fail;
-		if (*deleted < r->chunk && r->rollup_cutoff_ms > 0) {
+		if (r->lo > r->hi && r->rollup_cutoff_ms > 0) {
 			if ((rc = rollup_expire(st, r->rollup_cutoff_ms,
 			    &rolled)) != SQLITE_OK)
 				goto fail;
 			log_debug("store: retention: %" PRId64 " roll-up and "
 			    "incident rows deleted", rolled);
 		}
-		if (*deleted < r->chunk) {
+		if (r->lo > r->hi) {
 			r->vacuuming = 1;
 			r->freelist = -1;
 		}
@@ -823,6 +880,10 @@ fail:
 	write_failed(st, err, errlen);
 	if (!sqlite3_get_autocommit(st->db))
 		st_step_done(st->s_rollback);
+	/* Rolled back: the walk goes over the same rows again. */
+	r->lo = lo0;
+	r->scanning = scanning0;
+	*deleted = 0;
 	return WP_EIO;
 }
 

@@ -158,6 +158,14 @@ static const char *const migrations[] = {
 	"  since_ms INTEGER NOT NULL,"
 	"  held_state TEXT,"
 	"  held_at INTEGER);",
+	/* 5 -> 6: a cheaper row (BENCHMARKS.md, "Storage cost per row").
+	 * Retention walks the rowid ranges (rows arrive nearly in time
+	 * order), so the ts index, a fifth of a row's cost, goes.
+	 * state.r_id: the newest check counted in r_agg, now that the state
+	 * row is written on change (store-writer.c, "The state row"); NULL
+	 * on a row an older version wrote, which wrote it per check. */
+	"DROP INDEX IF EXISTS checks_ts;"
+	"ALTER TABLE state ADD COLUMN r_id INTEGER;",
 };
 
 /* Run SQL with no result rows.  0, or WP_EIO with the message in err. */

@@ -614,7 +614,9 @@ test_backfill(void **state)
 	    "UPDATE meta SET value = '3' WHERE key = 'schema_version'");
 	/* (the r_* columns are dropped too, as version 3 had none) */
 	sql_exec(fx->db, "ALTER TABLE state DROP COLUMN r_hour; "
-	    "ALTER TABLE state DROP COLUMN r_agg");
+	    "ALTER TABLE state DROP COLUMN r_agg; "
+	    "ALTER TABLE state DROP COLUMN r_id; "
+	    "CREATE INDEX checks_ts ON checks(ts)");
 	open_store(fx);
 	/* New checks after the migration add to the backfilled hour. */
 	submit(fx, fx->ids[0], DAY0 + 2 * H + 60000, "up", 0, 70);

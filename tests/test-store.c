@@ -235,7 +235,7 @@ test_fresh_schema(void **state)
 	assert_string_equal(buf, "wal");
 	sql_text(fx->db, "SELECT value FROM meta WHERE key = 'schema_version'",
 	    buf, sizeof(buf));
-	assert_string_equal(buf, "5");
+	assert_string_equal(buf, "6");
 	assert_int_equal(sql_int(fx->db, "PRAGMA auto_vacuum"), 2);
 	/* The contract's columns are there under their names. */
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM "
@@ -274,7 +274,7 @@ test_reopen(void **state)
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM monitors"), 3);
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM meta"), 1);
 	assert_int_equal(sql_int(fx->db, "SELECT CAST(value AS INTEGER) "
-	    "FROM meta WHERE key = 'schema_version'"), 5);
+	    "FROM meta WHERE key = 'schema_version'"), 6);
 	/* NULL mapping and the reason's short name. */
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM checks WHERE "
 	    "ok = 0 AND latency_ms IS NULL AND status_code IS NULL AND "
@@ -1312,12 +1312,15 @@ test_measurements_migration(void **state)
 	 * tables and checks.maintenance. */
 	sql_exec(db, "DROP TABLE silences; DROP TABLE holds; "
 	    "ALTER TABLE checks DROP COLUMN maintenance");
+	/* ... and with version 1's ts index, without version 6's r_id. */
+	sql_exec(db, "CREATE INDEX checks_ts ON checks(ts); "
+	    "ALTER TABLE state DROP COLUMN r_id");
 	sqlite3_close(db);
 
 	open_fx(fx, 16);
 	sql_text(fx->db, "SELECT value FROM meta WHERE key = 'schema_version'",
 	    buf, sizeof(buf));
-	assert_string_equal(buf, "5");
+	assert_string_equal(buf, "6");
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM checks WHERE "
 	    "ts = 1000 AND reason = 'refused'"), 1);
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM state"), 1);
