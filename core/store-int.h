@@ -122,7 +122,7 @@ struct store {
 	sqlite3_stmt *s_retention, *s_ret_meas, *s_ret_bounds;
 	sqlite3_stmt *s_policy;
 	/* Roll-ups and incidents (store-writer.c, rollup_*, incident_*). */
-	sqlite3_stmt *s_roll_load, *s_roll_put[3];
+	sqlite3_stmt *s_roll_load, *s_known, *s_roll_put[3];
 	sqlite3_stmt *s_inc_close, *s_inc_open;
 	sqlite3_stmt *s_roll_expire[4];
 	sqlite3_stmt *s_silence, *s_unsilence, *s_hold, *s_unhold;
@@ -179,6 +179,9 @@ struct store {
 	/* The encoded open hour bound to s_state (SQLITE_STATIC: valid
 	 * until the statement is reset, right after its step). */
 	unsigned char roll_blob[ROLLUP_BLOB_MAX];
+	/* Writer thread only: why the writer itself refused the item being
+	 * written ("": SQLite did, sqlite3_errmsg() says why). */
+	char item_msg[128];
 };
 
 /* ---- store.c ---- */

@@ -198,6 +198,7 @@ st_prepare_writer(struct store *st, char *err, size_t errlen)
 		{ &st->s_ret_bounds, "SELECT min(id), max(id) FROM checks" },
 		{ &st->s_roll_load, "SELECT r_hour, r_agg FROM state "
 		    "WHERE monitor_id = ?1" },
+		{ &st->s_known, "SELECT 1 FROM monitors WHERE id = ?1" },
 		/* Adding to a row already there (a late check, or an hour
 		 * the migration backfilled) merges in SQL (wp_rollup_add,
 		 * rollup.h), so a flush reads nothing. */
@@ -252,7 +253,7 @@ st_finalize_writer(struct store *st)
 		&st->s_delivered, &st->s_attempt, &st->s_retention,
 		&st->s_ret_meas, &st->s_ret_bounds,
 		&st->s_policy,
-		&st->s_roll_load, &st->s_roll_put[0], &st->s_roll_put[1],
+		&st->s_roll_load, &st->s_known, &st->s_roll_put[0], &st->s_roll_put[1],
 		&st->s_roll_put[2], &st->s_inc_close,
 		&st->s_inc_open, &st->s_roll_expire[0], &st->s_roll_expire[1],
 		&st->s_roll_expire[2], &st->s_roll_expire[3],
@@ -307,6 +308,20 @@ rollup_hash(int64_t id, size_t cap)
 {
 	return (size_t)(((uint64_t)id * 0x9E3779B97F4A7C15ull) >> 17) &
 	    (cap - 1);
+}
+
+/* The cache slot of monitor ID, or NULL if it has none. */
+static struct rollup_slot *
+rollup_cache_find(struct store *st, int64_t id)
+{
+	struct rollup_slot *s;
+
+	if (st->roll_cap == 0)
+		return NULL;
+	s = &st->roll[rollup_hash(id, st->roll_cap)];
+	while (s->monitor_id != 0 && s->monitor_id != id)
+		s = s + 1 < st->roll + st->roll_cap ? s + 1 : st->roll;
+	return s->monitor_id == id ? s : NULL;
 }
 
 /* The cache slot of monitor ID, a new empty one if it has none (open
@@ -376,40 +391,80 @@ rollup_flush(struct store *st, int64_t id, int64_t hour,
 }
 
 /*
- * Count check C in its monitor's open hour (*slot, whose hour and
- * aggregate the caller writes to the state row).  The first check of an
- * hour flushes the hour before into rollup_hours and rollup_days; a check
- * older than the open hour goes straight into its hour's rows.  No table
- * is scanned: a state row is read once per monitor, and the roll-up rows
- * once per monitor and hour.  SQLite result code.
+ * Monitor ID's cache slot, loaded from its state row on the monitor's
+ * first item.  The writer's connection checks no foreign keys (they cost
+ * about 1,900 instructions a row, BENCHMARKS.md): this is the guarantee
+ * instead.  Every row the writer adds names a monitor through here, so a
+ * monitor id that is not in `monitors` is refused as a foreign key would
+ * refuse it (SQLITE_CONSTRAINT_FOREIGNKEY, the item alone is skipped) and
+ * gets no slot.  Monitors rows are never deleted, so a slot, once there,
+ * stays valid.  SQLite result code; *out set on SQLITE_OK.
  */
 static int
-rollup_note_check(struct store *st, const struct store_check *c,
-    struct rollup_slot **slot)
+slot_get(struct store *st, int64_t id, struct rollup_slot **out)
 {
 	struct rollup_slot *s;
-	struct rollup_agg one;
-	int64_t hour;
-	int fresh, rc;
+	struct rollup_agg agg;
+	int64_t hour = -1;
+	int rc, fresh, known = 0;
 
-	hour = c->ts_ms >= 0 ? c->ts_ms / ROLLUP_HOUR_MS :
-	    (c->ts_ms - ROLLUP_HOUR_MS + 1) / ROLLUP_HOUR_MS;
-	s = rollup_cache_slot(st, c->monitor_id, &fresh);
-	*slot = s;
-	if (fresh) {
-		sqlite3_bind_int64(st->s_roll_load, 1, c->monitor_id);
-		rc = sqlite3_step(st->s_roll_load);
-		if (rc == SQLITE_ROW && sqlite3_column_type(st->s_roll_load,
-		    0) != SQLITE_NULL) {
-			s->hour = sqlite3_column_int64(st->s_roll_load, 0);
-			if (rollup_read(st->s_roll_load, 1, &s->agg) != 0)
-				rollup_clear(&s->agg);
+	if ((*out = rollup_cache_find(st, id)) != NULL)
+		return SQLITE_OK;
+	rollup_clear(&agg);
+	sqlite3_bind_int64(st->s_roll_load, 1, id);
+	rc = sqlite3_step(st->s_roll_load);
+	if (rc == SQLITE_ROW) {
+		known = 1;
+		if (sqlite3_column_type(st->s_roll_load, 0) != SQLITE_NULL) {
+			hour = sqlite3_column_int64(st->s_roll_load, 0);
+			if (rollup_read(st->s_roll_load, 1, &agg) != 0)
+				rollup_clear(&agg);
 		}
-		sqlite3_reset(st->s_roll_load);
-		sqlite3_clear_bindings(st->s_roll_load);
+	}
+	sqlite3_reset(st->s_roll_load);
+	sqlite3_clear_bindings(st->s_roll_load);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return rc;
+	if (!known) {
+		sqlite3_bind_int64(st->s_known, 1, id);
+		rc = sqlite3_step(st->s_known);
+		known = rc == SQLITE_ROW;
+		sqlite3_reset(st->s_known);
+		sqlite3_clear_bindings(st->s_known);
 		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 			return rc;
 	}
+	if (!known) {
+		snprintf(st->item_msg, sizeof(st->item_msg), "monitor id %"
+		    PRId64 " is not in the monitors table", id);
+		return SQLITE_CONSTRAINT_FOREIGNKEY;
+	}
+	s = rollup_cache_slot(st, id, &fresh);
+	s->hour = hour;
+	s->agg = agg;
+	*out = s;
+	return SQLITE_OK;
+}
+
+/*
+ * Count check C in its monitor's open hour (S, its slot from slot_get(),
+ * whose hour and aggregate the caller writes to the state row).  The
+ * first check of an hour flushes the hour before into rollup_hours and
+ * rollup_days; a check older than the open hour goes straight into its
+ * hour's rows.  No table is scanned: a state row is read once per
+ * monitor, and the roll-up rows once per monitor and hour.  SQLite
+ * result code.
+ */
+static int
+rollup_note_check(struct store *st, const struct store_check *c,
+    struct rollup_slot *s)
+{
+	struct rollup_agg one;
+	int64_t hour;
+	int rc;
+
+	hour = c->ts_ms >= 0 ? c->ts_ms / ROLLUP_HOUR_MS :
+	    (c->ts_ms - ROLLUP_HOUR_MS + 1) / ROLLUP_HOUR_MS;
 	if (s->hour >= 0 && hour < s->hour) {
 		rollup_clear(&one);
 		rollup_add(&one, c->state, c->ok, c->latency_ms);
@@ -480,11 +535,14 @@ static int
 write_outbox(struct store *st, const struct store_alert *alerts, size_t n)
 {
 	const struct store_alert *a;
+	struct rollup_slot *slot;
 	size_t i;
 	int rc;
 
 	for (i = 0; i < n; i++) {
 		a = &alerts[i];
+		if ((rc = slot_get(st, a->monitor_id, &slot)) != SQLITE_OK)
+			return rc;
 		sqlite3_bind_int64(st->s_outbox, 1, a->id);
 		sqlite3_bind_int64(st->s_outbox, 2, a->monitor_id);
 		sqlite3_bind_text(st->s_outbox, 3, a->alert_name,
@@ -540,11 +598,15 @@ static int
 write_hold(struct store *st, const struct item *it)
 {
 	const struct store_hold *h = &it->u.hold.h;
+	struct rollup_slot *slot;
+	int rc;
 
 	if (it->u.hold.remove) {
 		sqlite3_bind_int64(st->s_unhold, 1, h->monitor_id);
 		return st_step_done(st->s_unhold);
 	}
+	if ((rc = slot_get(st, h->monitor_id, &slot)) != SQLITE_OK)
+		return rc;
 	sqlite3_bind_int64(st->s_hold, 1, h->monitor_id);
 	sqlite3_bind_text(st->s_hold, 2, h->before, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st->s_hold, 3, h->since_ms);
@@ -594,6 +656,8 @@ write_item(struct store *st, const struct item *it)
 	c = &it->u.chk.c;
 	if (c->policy_only)
 		return write_policy(st, it);
+	if ((rc = slot_get(st, c->monitor_id, &slot)) != SQLITE_OK)
+		return rc;
 	sqlite3_bind_int64(st->s_check, 1, c->monitor_id);
 	sqlite3_bind_int64(st->s_check, 2, c->ts_ms);
 	sqlite3_bind_int(st->s_check, 3, c->ok ? 1 : 0);
@@ -623,7 +687,7 @@ write_item(struct store *st, const struct item *it)
 			return rc;
 	}
 
-	if ((rc = rollup_note_check(st, c, &slot)) != SQLITE_OK)
+	if ((rc = rollup_note_check(st, c, slot)) != SQLITE_OK)
 		return rc;
 	sqlite3_bind_int64(st->s_state, 1, c->monitor_id);
 	sqlite3_bind_text(st->s_state, 2, c->state, -1,
@@ -707,13 +771,15 @@ write_batch(struct store *st, size_t head, size_t n, int careful,
 		it = &st->ring[(head + i) % st->cap];
 		if (careful && (rc = st_step_done(st->s_savepoint)) != SQLITE_OK)
 			goto fail;
+		st->item_msg[0] = '\0';
 		rc = write_item(st, it);
 		if (rc != SQLITE_OK && item_error(rc) && !careful) {
 			st_step_done(st->s_rollback);
 			rollup_cache_reset(st);
 			return 1;
 		} else if (rc != SQLITE_OK && item_error(rc)) {
-			log_skipped(it, sqlite3_errmsg(st->db));
+			log_skipped(it, st->item_msg[0] != '\0' ?
+			    st->item_msg : sqlite3_errmsg(st->db));
 			if ((rc = st_step_done(st->s_rollback_to)) != SQLITE_OK)
 				goto fail;
 		} else if (rc != SQLITE_OK) {

@@ -588,6 +588,14 @@ st_open_writer(struct store *st, int check, char *err, size_t errlen)
 	if ((rc = st_open_conn(st->path, WRITER_BUSY_MS, &st->db, err,
 	    errlen)) != 0)
 		return rc;
+	/* The writer guarantees its references itself (slot_get() in
+	 * store-writer.c) and deletes a check's measurements with it; every
+	 * other connection keeps foreign_keys on. */
+	if (sqlite3_exec(st->db, "PRAGMA foreign_keys=OFF", NULL, NULL,
+	    NULL) != SQLITE_OK) {
+		rc = WP_EIO;
+		goto sqlfail;
+	}
 	if (check && (rc = check_file(st->db, st->path, err, errlen)) != 0)
 		goto fail;
 	/*
