@@ -25,11 +25,32 @@
 #include "rollup.h"
 #include "store.h"
 
-/* A monitor's open hour in the writer's cache (monitor_id 0: empty). */
+/*
+ * A monitor in the writer's cache (monitor_id 0: empty): its open hour,
+ * and its state row as last written (w_*) beside the newest check's
+ * values, which the row lacks while `dirty` (store-writer.c, "The state
+ * row").
+ */
 struct rollup_slot {
 	int64_t monitor_id;
 	int64_t hour;		/* hours since the epoch; < 0: none yet */
 	struct rollup_agg agg;
+	int row;		/* the monitor has a state row */
+	int dirty;		/* checks counted in agg that the row lacks */
+	int64_t row_ts;		/* the row's last_check_ms; INT64_MIN: write
+				   it at the next check */
+	int64_t w_hour;		/* the row's r_hour (-1: NULL) */
+	char w_state[16];	/* the row's state */
+	int w_streak;		/* streak_class() of the row's streak */
+	unsigned w_repeats;
+	int64_t w_notified, w_escalated;
+	/* The newest check, for a row written later (state_put()). */
+	char state[16];
+	int64_t ts_ms, check_id;
+	double latency_ms;
+	int streak;
+	unsigned repeats;
+	int64_t notified_ms, escalated_ms;
 };
 
 #define BATCH_MAX	1000	/* items per writer transaction */
@@ -122,7 +143,7 @@ struct store {
 	sqlite3_stmt *s_retention, *s_ret_meas, *s_ret_bounds;
 	sqlite3_stmt *s_policy;
 	/* Roll-ups and incidents (store-writer.c, rollup_*, incident_*). */
-	sqlite3_stmt *s_roll_load, *s_known, *s_roll_put[3];
+	sqlite3_stmt *s_roll_load, *s_known, *s_reconcile, *s_roll_put[3];
 	sqlite3_stmt *s_inc_close, *s_inc_open;
 	sqlite3_stmt *s_roll_expire[4];
 	sqlite3_stmt *s_silence, *s_unsilence, *s_hold, *s_unhold;
@@ -182,6 +203,9 @@ struct store {
 	/* Writer thread only: why the writer itself refused the item being
 	 * written ("": SQLite did, sqlite3_errmsg() says why). */
 	char item_msg[128];
+	/* Writer thread only: the next sweep of stale state rows
+	 * (state_sweep(); wall ms). */
+	int64_t sweep_next_ms;
 };
 
 /* ---- store.c ---- */

@@ -72,6 +72,8 @@
 #define CKPT_RETRY_MS	1000	/* after a failed checkpoint */
 #define GATHER_MS	50	/* the oldest queued item waits at most this */
 #define WATCH_MS	1000	/* how often the files are checked */
+#define STATE_FLUSH_MS	300000	/* a state row lags its checks at most this */
+#define SWEEP_MAX	500	/* state rows per state_sweep() transaction */
 #define RET_SCAN_CHUNKS	16	/* a retention step looks at most at this
 				   many chunks' worth of rowids */
 
@@ -164,8 +166,9 @@ st_prepare_writer(struct store *st, char *err, size_t errlen)
 		/* r_*: the monitor's open hour (rollup_note_check()). */
 		{ &st->s_state, "INSERT INTO state(monitor_id, state, "
 		    "last_check_ms, latency_ms, since_ms, streak, repeats, "
-		    "notified_ms, escalated_ms, r_hour, r_agg) "
-		    "VALUES (?1, ?2, ?3, ?4, ?3, ?6, ?7, ?8, ?9, ?10, ?11) "
+		    "notified_ms, escalated_ms, r_hour, r_agg, r_id) "
+		    "VALUES (?1, ?2, ?3, ?4, ?3, ?6, ?7, ?8, ?9, ?10, ?11, "
+		    "?12) "
 		    "ON CONFLICT(monitor_id) DO UPDATE SET "
 		    "state = excluded.state, "
 		    "last_check_ms = excluded.last_check_ms, "
@@ -175,7 +178,8 @@ st_prepare_writer(struct store *st, char *err, size_t errlen)
 		    "streak = excluded.streak, repeats = excluded.repeats, "
 		    "notified_ms = excluded.notified_ms, "
 		    "escalated_ms = excluded.escalated_ms, "
-		    "r_hour = excluded.r_hour, r_agg = excluded.r_agg" },
+		    "r_hour = excluded.r_hour, r_agg = excluded.r_agg, "
+		    "r_id = excluded.r_id" },
 		/* A reminder or an escalation: its counters only. */
 		{ &st->s_policy, "UPDATE state SET repeats = ?2, "
 		    "notified_ms = ?3, escalated_ms = ?4 WHERE monitor_id = ?1" },
@@ -196,8 +200,14 @@ st_prepare_writer(struct store *st, char *err, size_t errlen)
 		    "IN (SELECT id FROM checks WHERE id >= ?1 AND id < ?2 "
 		    "AND ts < ?3)" },
 		{ &st->s_ret_bounds, "SELECT min(id), max(id) FROM checks" },
-		{ &st->s_roll_load, "SELECT r_hour, r_agg FROM state "
-		    "WHERE monitor_id = ?1" },
+		{ &st->s_roll_load, "SELECT r_hour, r_agg, state, streak, "
+		    "repeats, notified_ms, escalated_ms, last_check_ms, "
+		    "latency_ms, r_id FROM state WHERE monitor_id = ?1" },
+		/* The open hour's checks after the row's r_id, by the
+		 * (monitor_id, ts) index (slot_get()). */
+		{ &st->s_reconcile, "SELECT id, ts, ok, latency_ms FROM checks "
+		    "WHERE monitor_id = ?1 AND ts >= ?2 AND ts < ?3 "
+		    "AND id > ?4" },
 		{ &st->s_known, "SELECT 1 FROM monitors WHERE id = ?1" },
 		/* Adding to a row already there (a late check, or an hour
 		 * the migration backfilled) merges in SQL (wp_rollup_add,
@@ -253,7 +263,8 @@ st_finalize_writer(struct store *st)
 		&st->s_delivered, &st->s_attempt, &st->s_retention,
 		&st->s_ret_meas, &st->s_ret_bounds,
 		&st->s_policy,
-		&st->s_roll_load, &st->s_known, &st->s_roll_put[0], &st->s_roll_put[1],
+		&st->s_roll_load, &st->s_known, &st->s_reconcile,
+		&st->s_roll_put[0], &st->s_roll_put[1],
 		&st->s_roll_put[2], &st->s_inc_close,
 		&st->s_inc_open, &st->s_roll_expire[0], &st->s_roll_expire[1],
 		&st->s_roll_expire[2], &st->s_roll_expire[3],
@@ -391,6 +402,65 @@ rollup_flush(struct store *st, int64_t id, int64_t hour,
 }
 
 /*
+ * The part of a streak the policy can still read (policy_step()): while
+ * down, the length of a run of failures no longer matters (the next
+ * failure keeps it down, the next good check starts at 1), nor while not
+ * down the length of a run of good checks.  So a state row is rewritten
+ * only when this changes, not on every check of a long run.
+ */
+static int
+streak_class(const char *state, int streak)
+{
+	int down = strcmp(state, "down") == 0;
+
+	if (down && streak < 0)
+		return -1;
+	if (!down && streak > 0)
+		return 1;
+	return streak;
+}
+
+/*
+ * Add to slot S (just loaded, state row present with r_id and r_hour)
+ * the checks of its open hour that came after the row was written: a
+ * crash, or a failed transaction that dropped the cache, can leave rows
+ * committed that the row does not count.  A change of state always
+ * writes the row, so all of them had the row's state.  The range of the
+ * (monitor_id, ts) index for that hour, once per monitor and writer
+ * start.  SQLite result code.
+ */
+static int
+slot_reconcile(struct store *st, struct rollup_slot *s, int64_t r_id)
+{
+	sqlite3_stmt *q = st->s_reconcile;
+	int64_t id, newest = r_id;
+	int rc;
+
+	sqlite3_bind_int64(q, 1, s->monitor_id);
+	sqlite3_bind_int64(q, 2, s->hour * ROLLUP_HOUR_MS);
+	sqlite3_bind_int64(q, 3, (s->hour + 1) * ROLLUP_HOUR_MS);
+	sqlite3_bind_int64(q, 4, r_id);
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		id = sqlite3_column_int64(q, 0);
+		rollup_add(&s->agg, s->state, sqlite3_column_int(q, 2),
+		    sqlite3_column_type(q, 3) == SQLITE_NULL ? -1 :
+		    sqlite3_column_double(q, 3));
+		if (id > newest) {
+			newest = id;
+			s->check_id = id;
+			s->ts_ms = sqlite3_column_int64(q, 1);
+			s->latency_ms = sqlite3_column_type(q, 3) ==
+			    SQLITE_NULL ? -1 : sqlite3_column_double(q, 3);
+		}
+	}
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	if (newest > r_id)
+		s->dirty = 1;
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/*
  * Monitor ID's cache slot, loaded from its state row on the monitor's
  * first item.  The writer's connection checks no foreign keys (they cost
  * about 1,900 instructions a row, BENCHMARKS.md): this is the guarantee
@@ -403,26 +473,48 @@ rollup_flush(struct store *st, int64_t id, int64_t hour,
 static int
 slot_get(struct store *st, int64_t id, struct rollup_slot **out)
 {
-	struct rollup_slot *s;
-	struct rollup_agg agg;
-	int64_t hour = -1;
+	sqlite3_stmt *q = st->s_roll_load;
+	struct rollup_slot *s, tmp;
+	int64_t r_id = -1;
 	int rc, fresh, known = 0;
 
 	if ((*out = rollup_cache_find(st, id)) != NULL)
 		return SQLITE_OK;
-	rollup_clear(&agg);
-	sqlite3_bind_int64(st->s_roll_load, 1, id);
-	rc = sqlite3_step(st->s_roll_load);
+	memset(&tmp, 0, sizeof(tmp));
+	tmp.monitor_id = id;
+	tmp.hour = tmp.w_hour = -1;
+	rollup_clear(&tmp.agg);
+	sqlite3_bind_int64(q, 1, id);
+	rc = sqlite3_step(q);
 	if (rc == SQLITE_ROW) {
-		known = 1;
-		if (sqlite3_column_type(st->s_roll_load, 0) != SQLITE_NULL) {
-			hour = sqlite3_column_int64(st->s_roll_load, 0);
-			if (rollup_read(st->s_roll_load, 1, &agg) != 0)
-				rollup_clear(&agg);
+		known = tmp.row = 1;
+		if (sqlite3_column_type(q, 0) != SQLITE_NULL) {
+			tmp.hour = tmp.w_hour = sqlite3_column_int64(q, 0);
+			if (rollup_read(q, 1, &tmp.agg) != 0)
+				rollup_clear(&tmp.agg);
 		}
+		str_copy(tmp.state, sizeof(tmp.state),
+		    (const char *)sqlite3_column_text(q, 2));
+		memcpy(tmp.w_state, tmp.state, sizeof(tmp.state));
+		tmp.streak = sqlite3_column_int(q, 3);
+		tmp.w_streak = streak_class(tmp.state, tmp.streak);
+		tmp.repeats = tmp.w_repeats = (unsigned)sqlite3_column_int64(q,
+		    4);
+		tmp.notified_ms = tmp.w_notified = sqlite3_column_int64(q, 5);
+		tmp.escalated_ms = tmp.w_escalated = sqlite3_column_int64(q,
+		    6);
+		tmp.ts_ms = tmp.row_ts = sqlite3_column_int64(q, 7);
+		tmp.latency_ms = sqlite3_column_type(q, 8) == SQLITE_NULL ?
+		    -1 : sqlite3_column_double(q, 8);
+		/* An older version's row (written per check) has none:
+		 * exact, but rewritten at the next check to get one. */
+		if (sqlite3_column_type(q, 9) == SQLITE_NULL)
+			tmp.row_ts = INT64_MIN;
+		else
+			r_id = tmp.check_id = sqlite3_column_int64(q, 9);
 	}
-	sqlite3_reset(st->s_roll_load);
-	sqlite3_clear_bindings(st->s_roll_load);
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return rc;
 	if (!known) {
@@ -439,11 +531,135 @@ slot_get(struct store *st, int64_t id, struct rollup_slot **out)
 		    PRId64 " is not in the monitors table", id);
 		return SQLITE_CONSTRAINT_FOREIGNKEY;
 	}
+	if (r_id >= 0 && tmp.hour >= 0 &&
+	    (rc = slot_reconcile(st, &tmp, r_id)) != SQLITE_OK)
+		return rc;
 	s = rollup_cache_slot(st, id, &fresh);
-	s->hour = hour;
-	s->agg = agg;
+	*s = tmp;
 	*out = s;
 	return SQLITE_OK;
+}
+
+/*
+ * Write slot S's state row from its newest check (the UPSERT keeps
+ * since_ms unless CHANGED), r_agg and r_id with it, and note what the
+ * row now holds.  SQLite result code.
+ */
+static int
+state_put(struct store *st, struct rollup_slot *s, int changed)
+{
+	sqlite3_stmt *q = st->s_state;
+	int rc;
+
+	sqlite3_bind_int64(q, 1, s->monitor_id);
+	sqlite3_bind_text(q, 2, s->state, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 3, s->ts_ms);
+	bind_opt_double(q, 4, s->latency_ms);
+	sqlite3_bind_int(q, 5, changed ? 1 : 0);
+	sqlite3_bind_int(q, 6, s->streak);
+	sqlite3_bind_int64(q, 7, (sqlite3_int64)s->repeats);
+	sqlite3_bind_int64(q, 8, s->notified_ms);
+	sqlite3_bind_int64(q, 9, s->escalated_ms);
+	if (s->hour >= 0) {
+		sqlite3_bind_int64(q, 10, s->hour);
+		sqlite3_bind_blob(q, 11, st->roll_blob,
+		    (int)rollup_encode(&s->agg, st->roll_blob),
+		    SQLITE_STATIC);
+	}
+	sqlite3_bind_int64(q, 12, s->check_id);
+	if ((rc = st_step_done(q)) != SQLITE_OK)
+		return rc;
+	s->row = 1;
+	s->dirty = 0;
+	s->row_ts = s->ts_ms;
+	s->w_hour = s->hour;
+	memcpy(s->w_state, s->state, sizeof(s->w_state));
+	s->w_streak = streak_class(s->state, s->streak);
+	s->w_repeats = s->repeats;
+	s->w_notified = s->notified_ms;
+	s->w_escalated = s->escalated_ms;
+	return SQLITE_OK;
+}
+
+/*
+ * The state row: check C (id CHECK_ID) is counted in slot S; write the
+ * row now if it would otherwise say something the policy or a reader
+ * must not miss -- a new monitor, a change of state or of a policy
+ * counter (streak_class()), a new open hour (a reload from the row must
+ * not count the old hour again), or a row STATE_FLUSH_MS older than the
+ * check -- and otherwise only note the check in the slot (dirty), for a
+ * later write: state_sweep(), or the close.  Until then the row's r_agg
+ * and last_check_ms lag by at most STATE_FLUSH_MS of checks; the checks
+ * rows are already there, and slot_reconcile() recounts them after a
+ * crash.  This saves the UPSERT on nearly every check (BENCHMARKS.md).
+ * SQLite result code.
+ */
+static int
+state_note(struct store *st, struct rollup_slot *s,
+    const struct store_check *c, int64_t check_id)
+{
+	str_copy(s->state, sizeof(s->state), c->state != NULL ? c->state :
+	    "");
+	s->ts_ms = c->ts_ms;
+	s->check_id = check_id;
+	s->latency_ms = c->latency_ms;
+	s->streak = c->streak;
+	s->repeats = c->repeats;
+	s->notified_ms = c->notified_ms;
+	s->escalated_ms = c->escalated_ms;
+	if (!s->row || c->state_changed || s->hour != s->w_hour ||
+	    strcmp(s->state, s->w_state) != 0 ||
+	    streak_class(s->state, s->streak) != s->w_streak ||
+	    s->repeats != s->w_repeats || s->notified_ms != s->w_notified ||
+	    s->escalated_ms != s->w_escalated || s->row_ts == INT64_MIN ||
+	    c->ts_ms - s->row_ts >= STATE_FLUSH_MS)
+		return state_put(st, s, c->state_changed);
+	s->dirty = 1;
+	return SQLITE_OK;
+}
+
+/*
+ * Write the dirty state rows whose last write is STATE_FLUSH_MS old (all
+ * of them with ALL: at close), at most SWEEP_MAX per transaction unless
+ * ALL, so a monitor checked no more still gets its row brought up to
+ * date.  Writer thread, between batches.  A failure is logged only: the
+ * rows stay dirty, and slot_reconcile() would recount them anyway.
+ */
+static void
+state_sweep(struct store *st, int all)
+{
+	int64_t before = wall_ms() - STATE_FLUSH_MS;
+	size_t i, n = 0;
+	int rc;
+
+	st->sweep_next_ms = mono_ms() + STATE_FLUSH_MS / 4;
+	if (st->db == NULL)
+		return;
+	for (i = 0; i < st->roll_cap; i++)
+		if (st->roll[i].monitor_id != 0 && st->roll[i].dirty &&
+		    (all || st->roll[i].row_ts < before))
+			break;
+	if (i == st->roll_cap)
+		return;
+	if ((rc = st_step_done(st->s_begin)) != SQLITE_OK)
+		goto fail;
+	for (; i < st->roll_cap && (all || n < SWEEP_MAX); i++) {
+		if (st->roll[i].monitor_id == 0 || !st->roll[i].dirty ||
+		    (!all && st->roll[i].row_ts >= before))
+			continue;
+		if ((rc = state_put(st, &st->roll[i], 0)) != SQLITE_OK)
+			goto fail;
+		n++;
+	}
+	if ((rc = st_step_done(st->s_commit)) == SQLITE_OK)
+		return;
+fail:
+	log_warn("store: writing %zu state row(s): %s", n,
+	    sqlite3_errmsg(st->db));
+	if (!sqlite3_get_autocommit(st->db))
+		st_step_done(st->s_rollback);
+	/* What the cache says about the rows is no longer known. */
+	rollup_cache_reset(st);
 }
 
 /*
@@ -562,6 +778,7 @@ static int
 write_policy(struct store *st, const struct item *it)
 {
 	const struct store_check *c = &it->u.chk.c;
+	struct rollup_slot *s;
 	int rc;
 
 	sqlite3_bind_int64(st->s_policy, 1, c->monitor_id);
@@ -570,6 +787,12 @@ write_policy(struct store *st, const struct item *it)
 	sqlite3_bind_int64(st->s_policy, 4, c->escalated_ms);
 	if ((rc = st_step_done(st->s_policy)) != SQLITE_OK)
 		return rc;
+	/* The row has them now. */
+	if ((s = rollup_cache_find(st, c->monitor_id)) != NULL) {
+		s->repeats = s->w_repeats = c->repeats;
+		s->notified_ms = s->w_notified = c->notified_ms;
+		s->escalated_ms = s->w_escalated = c->escalated_ms;
+	}
 	return write_outbox(st, it->u.chk.alerts, it->u.chk.n_alerts);
 }
 
@@ -687,22 +910,8 @@ write_item(struct store *st, const struct item *it)
 			return rc;
 	}
 
-	if ((rc = rollup_note_check(st, c, slot)) != SQLITE_OK)
-		return rc;
-	sqlite3_bind_int64(st->s_state, 1, c->monitor_id);
-	sqlite3_bind_text(st->s_state, 2, c->state, -1,
-	    SQLITE_STATIC);
-	sqlite3_bind_int64(st->s_state, 3, c->ts_ms);
-	bind_opt_double(st->s_state, 4, c->latency_ms);
-	sqlite3_bind_int(st->s_state, 5, c->state_changed ? 1 : 0);
-	sqlite3_bind_int(st->s_state, 6, c->streak);
-	sqlite3_bind_int64(st->s_state, 7, (sqlite3_int64)c->repeats);
-	sqlite3_bind_int64(st->s_state, 8, c->notified_ms);
-	sqlite3_bind_int64(st->s_state, 9, c->escalated_ms);
-	sqlite3_bind_int64(st->s_state, 10, slot->hour);
-	sqlite3_bind_blob(st->s_state, 11, st->roll_blob,
-	    (int)rollup_encode(&slot->agg, st->roll_blob), SQLITE_STATIC);
-	if ((rc = st_step_done(st->s_state)) != SQLITE_OK)
+	if ((rc = rollup_note_check(st, c, slot)) != SQLITE_OK ||
+	    (rc = state_note(st, slot, c, check_id)) != SQLITE_OK)
 		return rc;
 	if (c->state_changed && (rc = incident_note(st, c)) != SQLITE_OK)
 		return rc;
@@ -1334,7 +1543,7 @@ writer_run(struct store *st)
 	int64_t backoff = 0, fail_since = 0, deleted, t0, left, stop_deadline;
 	uint64_t nchecks;
 	size_t head, n, i;
-	int brc, rrc, finished, watched_at_stop = 0;
+	int brc, rrc, finished, watched_at_stop = 0, swept_at_stop = 0;
 	unsigned fails = 0;
 	double ms;
 
@@ -1365,6 +1574,10 @@ writer_run(struct store *st)
 			watched_at_stop = st->stopping;
 			pthread_mutex_unlock(&st->mu);
 			watch_files(st);
+			if (!st->stopping && !st->damaged &&
+			    !st->stats.failing &&
+			    mono_ms() >= st->sweep_next_ms)
+				state_sweep(st, 0);
 			pthread_mutex_lock(&st->mu);
 			continue;
 		}
@@ -1374,6 +1587,15 @@ writer_run(struct store *st)
 		    fail_since + DRAIN_GIVEUP_MS > stop_deadline)
 			stop_deadline = fail_since + DRAIN_GIVEUP_MS;
 		if (st->stopping) {
+			if (st->count == 0 && !swept_at_stop) {
+				/* Every state row up to date before the
+				 * end (state_note()). */
+				swept_at_stop = 1;
+				pthread_mutex_unlock(&st->mu);
+				state_sweep(st, 1);
+				pthread_mutex_lock(&st->mu);
+				continue;
+			}
 			if (st->count == 0)
 				break;
 			left = stop_deadline - mono_ms();

@@ -762,9 +762,20 @@ store_load_state(struct store *st, struct store_state **out, size_t *n)
 	*out = NULL;
 	*n = 0;
 	pthread_mutex_lock(&st->rmu);
-	if (sqlite3_prepare_v2(st->rdb, "SELECT monitor_id, state, "
-	    "last_check_ms, latency_ms, since_ms, streak, repeats, notified_ms, "
-	    "escalated_ms FROM state ORDER BY monitor_id",
+	/*
+	 * The last check and its latency from the newest checks row (one
+	 * descent of the (monitor_id, ts) index per monitor): the writer
+	 * rewrites the state row on a change, not per check, so its
+	 * last_check_ms may lag (store-writer.c, state_note()).  The row's
+	 * own values stand when retention left no check.
+	 */
+	if (sqlite3_prepare_v2(st->rdb, "SELECT s.monitor_id, s.state, "
+	    "coalesce(c.ts, s.last_check_ms), "
+	    "CASE WHEN c.id IS NULL THEN s.latency_ms ELSE c.latency_ms END, "
+	    "s.since_ms, s.streak, s.repeats, s.notified_ms, s.escalated_ms "
+	    "FROM state AS s LEFT JOIN checks AS c ON c.id = "
+	    "(SELECT id FROM checks WHERE monitor_id = s.monitor_id "
+	    "ORDER BY ts DESC, id DESC LIMIT 1) ORDER BY s.monitor_id",
 	    -1, &s, NULL) != SQLITE_OK)
 		goto fail;
 	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
