@@ -54,6 +54,8 @@ struct rollup_slot {
 };
 
 #define BATCH_MAX	1000	/* items per writer transaction */
+#define CHECK_GROUP	16	/* checks rows per INSERT, at most */
+#define CHECK_COLS	14	/* parameters per checks row (all but id) */
 #define BUSY_MS		5000	/* busy timeout of the synchronous calls */
 /*
  * The writer retries on its own with backoff, so its busy handler only has
@@ -138,7 +140,8 @@ struct store {
 	/* Writer statements (prepared once, persistent). */
 	sqlite3_stmt *s_begin, *s_commit, *s_rollback;
 	sqlite3_stmt *s_savepoint, *s_release, *s_rollback_to;
-	sqlite3_stmt *s_check, *s_state, *s_outbox, *s_measure;
+	sqlite3_stmt *s_maxid, *s_state, *s_outbox, *s_measure;
+	sqlite3_stmt *s_checks[CHECK_GROUP + 1];	/* [k]: k rows */
 	sqlite3_stmt *s_delivered, *s_attempt;
 	sqlite3_stmt *s_retention, *s_ret_meas, *s_ret_bounds;
 	sqlite3_stmt *s_policy;
@@ -206,6 +209,9 @@ struct store {
 	/* Writer thread only: the next sweep of stale state rows
 	 * (state_sweep(); wall ms). */
 	int64_t sweep_next_ms;
+	/* Writer thread only: the id of the next checks row (write_batch()
+	 * reads it inside each transaction). */
+	int64_t next_id;
 };
 
 /* ---- store.c ---- */

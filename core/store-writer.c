@@ -156,12 +156,7 @@ st_prepare_writer(struct store *st, char *err, size_t errlen)
 		{ &st->s_savepoint, "SAVEPOINT item" },
 		{ &st->s_release, "RELEASE item" },
 		{ &st->s_rollback_to, "ROLLBACK TO item" },
-		{ &st->s_check, "INSERT INTO checks(monitor_id, ts, ok, "
-		    "latency_ms, status_code, error, reason, attempts, dns_ms, "
-		    "connect_ms, tls_ms, first_byte_ms, cert_expiry, "
-		    "maintenance) "
-		    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
-		    "?13, ?14)" },
+		{ &st->s_maxid, "SELECT coalesce(max(id), 0) FROM checks" },
 		/* since_ms moves only when the check changed the state. */
 		/* r_*: the monitor's open hour (rollup_note_check()). */
 		{ &st->s_state, "INSERT INTO state(monitor_id, state, "
@@ -245,12 +240,27 @@ st_prepare_writer(struct store *st, char *err, size_t errlen)
 		    "VALUES (?1, ?2, ?3, ?4, ?5)" },
 		{ &st->s_unhold, "DELETE FROM holds WHERE monitor_id = ?1" },
 	};
-	size_t i;
+	struct sbuf sql = { 0 };
+	size_t i, k;
+	int rc = 0;
 
 	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++)
 		if (prepare(st, t[i].sql, t[i].s, err, errlen) != 0)
 			return WP_EIO;
-	return 0;
+	/* s_checks[k]: k rows of CHECK_COLS parameters (bind_check()). */
+	for (k = 1; k <= CHECK_GROUP && rc == 0; k++) {
+		sql.len = 0;
+		sbuf_printf(&sql, "INSERT INTO checks(monitor_id, ts, ok, "
+		    "latency_ms, status_code, error, reason, attempts, dns_ms, "
+		    "connect_ms, tls_ms, first_byte_ms, cert_expiry, "
+		    "maintenance) VALUES ");
+		for (i = 0; i < k; i++)
+			sbuf_printf(&sql, "%s(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+			    i > 0 ? "," : "");
+		rc = prepare(st, sql.data, &st->s_checks[k], err, errlen);
+	}
+	sbuf_free(&sql);
+	return rc;
 }
 
 void
@@ -259,7 +269,7 @@ st_finalize_writer(struct store *st)
 	sqlite3_stmt **all[] = {
 		&st->s_begin, &st->s_commit, &st->s_rollback,
 		&st->s_savepoint, &st->s_release, &st->s_rollback_to,
-		&st->s_check, &st->s_state, &st->s_outbox, &st->s_measure,
+		&st->s_maxid, &st->s_state, &st->s_outbox, &st->s_measure,
 		&st->s_delivered, &st->s_attempt, &st->s_retention,
 		&st->s_ret_meas, &st->s_ret_bounds,
 		&st->s_policy,
@@ -275,6 +285,10 @@ st_finalize_writer(struct store *st)
 	for (i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
 		sqlite3_finalize(*all[i]);
 		*all[i] = NULL;
+	}
+	for (i = 0; i <= CHECK_GROUP; i++) {
+		sqlite3_finalize(st->s_checks[i]);
+		st->s_checks[i] = NULL;
 	}
 }
 
@@ -839,13 +853,98 @@ write_hold(struct store *st, const struct item *it)
 	return st_step_done(st->s_hold);
 }
 
+/* Step a statement that returns no rows and reset it, keeping its
+ * bindings (the caller binds every parameter each time).  SQLite result
+ * code. */
+static int
+step_reset(sqlite3_stmt *s)
+{
+	int rc = sqlite3_step(s);
+
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+static void
+bind_null_or_double(sqlite3_stmt *s, int i, double v)
+{
+	if (v < 0)
+		sqlite3_bind_null(s, i);
+	else
+		sqlite3_bind_double(s, i, v);
+}
+
+/* Bind check C to the CHECK_COLS parameters of S after BASE, every one
+ * of them (NULL where C has nothing). */
+static void
+bind_check(sqlite3_stmt *s, int base, const struct store_check *c)
+{
+	size_t n = strnlen(c->error, sizeof(c->error));
+
+	base--;		/* the columns after id: monitor_id is base + 2 */
+	sqlite3_bind_int64(s, base + 2, c->monitor_id);
+	sqlite3_bind_int64(s, base + 3, c->ts_ms);
+	sqlite3_bind_int(s, base + 4, c->ok ? 1 : 0);
+	bind_null_or_double(s, base + 5, c->latency_ms);
+	if (c->status_code >= 0)
+		sqlite3_bind_int(s, base + 6, c->status_code);
+	else
+		sqlite3_bind_null(s, base + 6);
+	if (n > 0)
+		sqlite3_bind_text(s, base + 7, c->error, (int)n,
+		    SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, base + 7);
+	sqlite3_bind_text(s, base + 8, reason_name(c->reason), -1,
+	    SQLITE_STATIC);
+	sqlite3_bind_int(s, base + 9, c->attempts);
+	bind_null_or_double(s, base + 10, c->dns_ms);
+	bind_null_or_double(s, base + 11, c->connect_ms);
+	bind_null_or_double(s, base + 12, c->tls_ms);
+	bind_null_or_double(s, base + 13, c->first_byte_ms);
+	if (c->cert_expiry != 0)
+		sqlite3_bind_int64(s, base + 14, c->cert_expiry);
+	else
+		sqlite3_bind_null(s, base + 14);
+	sqlite3_bind_int(s, base + 15, c->maintenance ? 1 : 0);
+}
+
+/*
+ * What a check adds besides its row (inserted as CHECK_ID): its
+ * measurements, its open hour, its state row (state_note()), an incident
+ * change and its outbox rows.  The monitor's slot exists (slot_get()).
+ * SQLite result code.
+ */
+static int
+check_rest(struct store *st, const struct item *it, int64_t check_id)
+{
+	const struct store_check *c = &it->u.chk.c;
+	struct rollup_slot *slot = rollup_cache_find(st, c->monitor_id);
+	size_t i;
+	int rc;
+
+	for (i = 0; i < it->u.chk.n_meas; i++) {
+		sqlite3_bind_int64(st->s_measure, 1, check_id);
+		sqlite3_bind_text(st->s_measure, 2, it->u.chk.meas[i].name, -1,
+		    SQLITE_STATIC);
+		sqlite3_bind_double(st->s_measure, 3, it->u.chk.meas[i].value);
+		if ((rc = st_step_done(st->s_measure)) != SQLITE_OK)
+			return rc;
+	}
+	if ((rc = rollup_note_check(st, c, slot)) != SQLITE_OK ||
+	    (rc = state_note(st, slot, c, check_id)) != SQLITE_OK)
+		return rc;
+	if (c->state_changed && (rc = incident_note(st, c)) != SQLITE_OK)
+		return rc;
+	return write_outbox(st, it->u.chk.alerts, it->u.chk.n_alerts);
+}
+
 /* Write one item inside the open transaction.  SQLite result code. */
 static int
 write_item(struct store *st, const struct item *it)
 {
 	const struct store_check *c;
 	struct rollup_slot *slot;
-	int64_t check_id;
 	size_t i;
 	int rc;
 
@@ -881,41 +980,55 @@ write_item(struct store *st, const struct item *it)
 		return write_policy(st, it);
 	if ((rc = slot_get(st, c->monitor_id, &slot)) != SQLITE_OK)
 		return rc;
-	sqlite3_bind_int64(st->s_check, 1, c->monitor_id);
-	sqlite3_bind_int64(st->s_check, 2, c->ts_ms);
-	sqlite3_bind_int(st->s_check, 3, c->ok ? 1 : 0);
-	bind_opt_double(st->s_check, 4, c->latency_ms);
-	if (c->status_code >= 0)
-		sqlite3_bind_int(st->s_check, 5, c->status_code);
-	bind_opt_text(st->s_check, 6, c->error, sizeof(c->error));
-	sqlite3_bind_text(st->s_check, 7, reason_name(c->reason), -1,
-	    SQLITE_STATIC);
-	sqlite3_bind_int(st->s_check, 8, c->attempts);
-	bind_opt_double(st->s_check, 9, c->dns_ms);
-	bind_opt_double(st->s_check, 10, c->connect_ms);
-	bind_opt_double(st->s_check, 11, c->tls_ms);
-	bind_opt_double(st->s_check, 12, c->first_byte_ms);
-	if (c->cert_expiry != 0)
-		sqlite3_bind_int64(st->s_check, 13, c->cert_expiry);
-	sqlite3_bind_int(st->s_check, 14, c->maintenance ? 1 : 0);
-	if ((rc = st_step_done(st->s_check)) != SQLITE_OK)
+	bind_check(st->s_checks[1], 0, c);
+	if ((rc = step_reset(st->s_checks[1])) != SQLITE_OK)
 		return rc;
-	check_id = sqlite3_last_insert_rowid(st->db);
-	for (i = 0; i < it->u.chk.n_meas; i++) {
-		sqlite3_bind_int64(st->s_measure, 1, check_id);
-		sqlite3_bind_text(st->s_measure, 2, it->u.chk.meas[i].name, -1,
-		    SQLITE_STATIC);
-		sqlite3_bind_double(st->s_measure, 3, it->u.chk.meas[i].value);
-		if ((rc = st_step_done(st->s_measure)) != SQLITE_OK)
+	st->next_id = sqlite3_last_insert_rowid(st->db) + 1;
+	return check_rest(st, it, st->next_id - 1);
+}
+
+/*
+ * Items [i, i + k) of the batch at HEAD, all checks, in one INSERT of k
+ * rows (s_checks[k]), then each one's other rows.  One statement for k
+ * rows saves k - 1 statements' set-up and tear-down (cursors opened and
+ * closed, the VM reset): about 3,000 instructions a row (BENCHMARKS.md).
+ * Not in careful mode: an item that fails fails the statement, and so
+ * the batch, which is then written item by item.  SQLite result code.
+ */
+static int
+write_checks(struct store *st, size_t head, size_t i, size_t k)
+{
+	const struct item *it;
+	struct rollup_slot *slot;
+	size_t j;
+	int rc;
+
+	for (j = 0; j < k; j++) {
+		it = &st->ring[(head + i + j) % st->cap];
+		if ((rc = slot_get(st, it->u.chk.c.monitor_id, &slot)) !=
+		    SQLITE_OK)
+			return rc;
+		bind_check(st->s_checks[k], (int)(j * CHECK_COLS),
+		    &it->u.chk.c);
+	}
+	if ((rc = step_reset(st->s_checks[k])) != SQLITE_OK)
+		return rc;
+	/* SQLite gives each row the largest rowid + 1 (as it gives the
+	 * rows of write_item()), so they are next_id...; only a table at
+	 * the largest rowid there is gets random ones, and then the batch
+	 * is written item by item (an item error: careful mode). */
+	if (sqlite3_last_insert_rowid(st->db) != st->next_id + (int64_t)k -
+	    1) {
+		snprintf(st->item_msg, sizeof(st->item_msg), "unexpected "
+		    "rowids");
+		return SQLITE_MISMATCH;
+	}
+	for (j = 0; j < k; j++) {
+		it = &st->ring[(head + i + j) % st->cap];
+		if ((rc = check_rest(st, it, st->next_id++)) != SQLITE_OK)
 			return rc;
 	}
-
-	if ((rc = rollup_note_check(st, c, slot)) != SQLITE_OK ||
-	    (rc = state_note(st, slot, c, check_id)) != SQLITE_OK)
-		return rc;
-	if (c->state_changed && (rc = incident_note(st, c)) != SQLITE_OK)
-		return rc;
-	return write_outbox(st, it->u.chk.alerts, it->u.chk.n_alerts);
+	return SQLITE_OK;
 }
 
 static void
@@ -953,6 +1066,22 @@ write_failed(struct store *st, char *err, size_t errlen)
 		st->damaged = 1;
 }
 
+/* How many items from i on (of the batch of n at HEAD, at most
+ * CHECK_GROUP) are checks that write_checks() can insert together. */
+static size_t
+check_run(struct store *st, size_t head, size_t i, size_t n)
+{
+	const struct item *it;
+	size_t k;
+
+	for (k = 0; i + k < n && k < CHECK_GROUP; k++) {
+		it = &st->ring[(head + i + k) % st->cap];
+		if (it->kind != ITEM_CHECK || it->u.chk.c.policy_only)
+			break;
+	}
+	return k;
+}
+
 /*
  * Write items [head, head + n) of the ring in one transaction.  An item
  * the database rejects for itself (item_error()) is skipped whole, which
@@ -968,16 +1097,36 @@ write_batch(struct store *st, size_t head, size_t n, int careful,
     uint64_t *nchecks, char *err, size_t errlen)
 {
 	const struct item *it;
-	size_t i;
+	size_t i, k;
 	int rc;
 
 	*nchecks = 0;
 	st->phase_us[0] = mono_us();
 	if ((rc = st_step_done(st->s_begin)) != SQLITE_OK)
 		goto fail;
+	/* The next check's id: a group of rows in one INSERT
+	 * (write_checks()) needs its ids for their measurements. */
+	rc = sqlite3_step(st->s_maxid);
+	st->next_id = sqlite3_column_int64(st->s_maxid, 0) + 1;
+	sqlite3_reset(st->s_maxid);
+	if (rc != SQLITE_ROW)
+		goto fail;
 	st->phase_us[1] = mono_us();
 	for (i = 0; i < n; i++) {
 		it = &st->ring[(head + i) % st->cap];
+		if (!careful && (k = check_run(st, head, i, n)) > 1) {
+			if ((rc = write_checks(st, head, i, k)) != SQLITE_OK &&
+			    item_error(rc)) {
+				st_step_done(st->s_rollback);
+				rollup_cache_reset(st);
+				return 1;
+			} else if (rc != SQLITE_OK) {
+				goto fail;
+			}
+			*nchecks += k;
+			i += k - 1;
+			continue;
+		}
 		if (careful && (rc = st_step_done(st->s_savepoint)) != SQLITE_OK)
 			goto fail;
 		st->item_msg[0] = '\0';
