@@ -140,7 +140,7 @@ struct store {
 	/* Writer statements (prepared once, persistent). */
 	sqlite3_stmt *s_begin, *s_commit, *s_rollback;
 	sqlite3_stmt *s_savepoint, *s_release, *s_rollback_to;
-	sqlite3_stmt *s_maxid, *s_state, *s_outbox, *s_measure;
+	sqlite3_stmt *s_maxid, *s_state, *s_state_upd, *s_outbox, *s_measure;
 	sqlite3_stmt *s_checks[CHECK_GROUP + 1];	/* [k]: k rows */
 	sqlite3_stmt *s_delivered, *s_attempt;
 	sqlite3_stmt *s_retention, *s_ret_meas, *s_ret_bounds;

@@ -175,6 +175,14 @@ st_prepare_writer(struct store *st, char *err, size_t errlen)
 		    "escalated_ms = excluded.escalated_ms, "
 		    "r_hour = excluded.r_hour, r_agg = excluded.r_agg, "
 		    "r_id = excluded.r_id" },
+		/* The same for a row known to exist: cheaper than the
+		 * UPSERT's attempted insert (state_put()). */
+		{ &st->s_state_upd, "UPDATE state SET state = ?2, "
+		    "last_check_ms = ?3, latency_ms = ?4, since_ms = CASE "
+		    "WHEN ?5 THEN ?3 ELSE since_ms END, streak = ?6, "
+		    "repeats = ?7, notified_ms = ?8, escalated_ms = ?9, "
+		    "r_hour = ?10, r_agg = ?11, r_id = ?12 "
+		    "WHERE monitor_id = ?1" },
 		/* A reminder or an escalation: its counters only. */
 		{ &st->s_policy, "UPDATE state SET repeats = ?2, "
 		    "notified_ms = ?3, escalated_ms = ?4 WHERE monitor_id = ?1" },
@@ -269,7 +277,8 @@ st_finalize_writer(struct store *st)
 	sqlite3_stmt **all[] = {
 		&st->s_begin, &st->s_commit, &st->s_rollback,
 		&st->s_savepoint, &st->s_release, &st->s_rollback_to,
-		&st->s_maxid, &st->s_state, &st->s_outbox, &st->s_measure,
+		&st->s_maxid, &st->s_state, &st->s_state_upd, &st->s_outbox,
+		&st->s_measure,
 		&st->s_delivered, &st->s_attempt, &st->s_retention,
 		&st->s_ret_meas, &st->s_ret_bounds,
 		&st->s_policy,
@@ -562,9 +571,10 @@ slot_get(struct store *st, int64_t id, struct rollup_slot **out)
 static int
 state_put(struct store *st, struct rollup_slot *s, int changed)
 {
-	sqlite3_stmt *q = st->s_state;
+	sqlite3_stmt *q = s->row ? st->s_state_upd : st->s_state;
 	int rc;
 
+again:
 	sqlite3_bind_int64(q, 1, s->monitor_id);
 	sqlite3_bind_text(q, 2, s->state, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(q, 3, s->ts_ms);
@@ -583,6 +593,11 @@ state_put(struct store *st, struct rollup_slot *s, int changed)
 	sqlite3_bind_int64(q, 12, s->check_id);
 	if ((rc = st_step_done(q)) != SQLITE_OK)
 		return rc;
+	if (q == st->s_state_upd && sqlite3_changes(st->db) == 0) {
+		/* Someone else deleted the row. */
+		q = st->s_state;
+		goto again;
+	}
 	s->row = 1;
 	s->dirty = 0;
 	s->row_ts = s->ts_ms;
