@@ -13,6 +13,9 @@
  *       times history_uptime() for the 24h, 30d and 90d windows: one
  *       monitor (each of 200, median and max) and all monitors at once
  *       (5 runs, median and max)
+ *   history checks DB
+ *       times history_checks() (GET .../checks): newest page, next page,
+ *       a page a day back, for 200 monitors (checks_main())
  *   history write DB ROWS MONITORS BATCH
  *       the store writer's cost per row (run under callgrind with
  *       --toggle-collect=writer_main): ROWS checks round robin over
@@ -377,6 +380,60 @@ query_main(const char *path)
 	history_close(h);
 	return 0;
 }
+
+/* ---- checks: the raw history endpoint's query ---- */
+
+/*
+ * history_checks() as GET /api/monitors/NAME/checks runs it, over a big
+ * file (the S6 one: 10M rows): for each of 200 monitors the newest page
+ * of 50, then the page after it (the cursor), then a page of 50 from a
+ * day back (since/until); wall and CPU time per call, median and max.
+ */
+static int
+checks_main(const char *path)
+{
+	struct history_monitor *mons;
+	struct history_check *v;
+	struct history *h;
+	char err[512], next[HISTORY_CURSOR_MAX];
+	double t[3][200], c[3], t0, c0;
+	int64_t now = wall();
+	size_t n, nm, k, rows[3] = { 0, 0, 0 };
+	int q;
+
+	if (history_open(path, &h, err, sizeof(err)) != 0)
+		die(err);
+	if (history_monitors(h, &mons, &nm) != 0 || nm == 0)
+		die("no monitors");
+	for (q = 0; q < 3; q++)
+		c[q] = 0;
+	for (k = 0; k < 200; k++) {
+		int64_t id = mons[(k * 7919) % nm].id;
+
+		for (q = 0; q < 3; q++) {
+			t0 = now_ms();
+			c0 = cpu_ms();
+			if (history_checks(h, id, q == 2 ? now - 86400000 -
+			    3600000 : 0, q == 2 ? now - 86400000 : 0, 50,
+			    q == 1 ? next : NULL, &v, &n, next) != 0)
+				die("checks");
+			t[q][k] = now_ms() - t0;
+			c[q] += cpu_ms() - c0;
+			rows[q] += n;
+			free(v);
+		}
+	}
+	for (q = 0; q < 3; q++) {
+		qsort(t[q], 200, sizeof(t[q][0]), cmp_double);
+		printf("%s: median %.3f ms max %.3f ms (%.3f ms CPU each), "
+		    "%zu rows\n", q == 0 ? "newest 50" : q == 1 ?
+		    "next 50 (cursor)" : "50 a day back", t[q][100],
+		    t[q][199], c[q] / 200, rows[q]);
+	}
+	free(mons);
+	history_close(h);
+	return 0;
+}
 #endif
 
 int
@@ -391,8 +448,10 @@ main(int argc, char **argv)
 		    argc > 4 ? atol(argv[4]) : 90);
 	if (argc == 3 && strcmp(argv[1], "query") == 0)
 		return query_main(argv[2]);
+	if (argc == 3 && strcmp(argv[1], "checks") == 0)
+		return checks_main(argv[2]);
 #endif
 	fprintf(stderr, "usage: history gen DB [MONITORS] [DAYS] | query DB | "
-	    "write DB ROWS MONITORS BATCH\n");
+	    "checks DB | write DB ROWS MONITORS BATCH\n");
 	return 2;
 }

@@ -179,6 +179,8 @@ struct store {
 	/* Writer thread only: when the last batch began, got the write
 	 * lock, wrote its rows and committed (monotonic µs). */
 	int64_t phase_us[4];
+	int64_t phase_cpu_us[2];	/* its thread CPU time, begin and end */
+	int phase_miss[2];		/* page cache misses, begin and end */
 	int64_t slow_logged_ms;	/* monotonic, the last log_slow_batch line */
 	unsigned slow_since;	/* slow batches since that line */
 	/* Set by the writer thread when the file is found damaged; read by

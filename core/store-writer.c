@@ -1081,6 +1081,29 @@ write_failed(struct store *st, char *err, size_t errlen)
 		st->damaged = 1;
 }
 
+/* This thread's CPU time (µs): a slow batch that was not on the CPU
+ * waited for the disk or for a core. */
+static int64_t
+thread_cpu_us(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+		return 0;
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Pages DB read from the file (or the WAL) since it opened: misses of its
+ * page cache. */
+static int
+cache_misses(sqlite3 *db)
+{
+	int cur = 0, hi = 0;
+
+	(void)sqlite3_db_status(db, SQLITE_DBSTATUS_CACHE_MISS, &cur, &hi, 0);
+	return cur;
+}
+
 /* How many items from i on (of the batch of n at HEAD, at most
  * CHECK_GROUP) are checks that write_checks() can insert together. */
 static size_t
@@ -1117,6 +1140,8 @@ write_batch(struct store *st, size_t head, size_t n, int careful,
 
 	*nchecks = 0;
 	st->phase_us[0] = mono_us();
+	st->phase_cpu_us[0] = thread_cpu_us();
+	st->phase_miss[0] = cache_misses(st->db);
 	if ((rc = st_step_done(st->s_begin)) != SQLITE_OK)
 		goto fail;
 	/* The next check's id: a group of rows in one INSERT
@@ -1168,6 +1193,8 @@ write_batch(struct store *st, size_t head, size_t n, int careful,
 	if ((rc = st_step_done(st->s_commit)) != SQLITE_OK)
 		goto fail;
 	st->phase_us[3] = mono_us();
+	st->phase_cpu_us[1] = thread_cpu_us();
+	st->phase_miss[1] = cache_misses(st->db);
 	/* A skipped item may have counted in its monitor's open hour. */
 	if (careful)
 		rollup_cache_reset(st);
@@ -1196,11 +1223,13 @@ log_slow_batch(struct store *st, size_t n, double ms)
 	if (st->slow_logged_ms != 0 && now - st->slow_logged_ms < SLOW_LOG_MS)
 		return;
 	log_info("store: slow write: %zu items in %.1f ms (lock %.1f, rows "
-	    "%.1f, commit %.1f ms); %u batch(es) over %d ms since the last "
-	    "such line", n, ms,
+	    "%.1f, commit %.1f ms; on CPU %.1f ms, %d pages read); %u "
+	    "batch(es) over %d ms since the last such line", n, ms,
 	    (double)(st->phase_us[1] - st->phase_us[0]) / 1000.0,
 	    (double)(st->phase_us[2] - st->phase_us[1]) / 1000.0,
 	    (double)(st->phase_us[3] - st->phase_us[2]) / 1000.0,
+	    (double)(st->phase_cpu_us[1] - st->phase_cpu_us[0]) / 1000.0,
+	    st->phase_miss[1] - st->phase_miss[0],
 	    st->slow_since, SLOW_BATCH_MS);
 	st->slow_logged_ms = now;
 	st->slow_since = 0;
