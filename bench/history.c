@@ -43,6 +43,7 @@
 #include "rollup.h"
 #endif
 
+#ifndef WRITE_ONLY
 static double
 now_ms(void)
 {
@@ -63,6 +64,7 @@ cpu_ms(void)
 	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
 	    (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
 }
+#endif
 
 static int64_t
 wall(void)
