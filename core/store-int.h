@@ -56,6 +56,7 @@ struct rollup_slot {
 #define BATCH_MAX	1000	/* items per writer transaction */
 #define CHECK_GROUP	16	/* checks rows per INSERT, at most */
 #define CHECK_COLS	14	/* parameters per checks row (all but id) */
+#define MEAS_GROUP	32	/* measurements rows per INSERT, at most */
 #define BUSY_MS		5000	/* busy timeout of the synchronous calls */
 /*
  * The writer retries on its own with backoff, so its busy handler only has
@@ -142,6 +143,7 @@ struct store {
 	sqlite3_stmt *s_savepoint, *s_release, *s_rollback_to;
 	sqlite3_stmt *s_maxid, *s_state, *s_state_upd, *s_outbox, *s_measure;
 	sqlite3_stmt *s_checks[CHECK_GROUP + 1];	/* [k]: k rows */
+	sqlite3_stmt *s_meas[MEAS_GROUP + 1];	/* [k]: k measurements */
 	sqlite3_stmt *s_delivered, *s_attempt;
 	sqlite3_stmt *s_retention, *s_ret_meas, *s_ret_bounds;
 	sqlite3_stmt *s_policy;

@@ -267,6 +267,15 @@ st_prepare_writer(struct store *st, char *err, size_t errlen)
 			    i > 0 ? "," : "");
 		rc = prepare(st, sql.data, &st->s_checks[k], err, errlen);
 	}
+	/* s_meas[k]: k measurements rows (write_group_meas()). */
+	for (k = 1; k <= MEAS_GROUP && rc == 0; k++) {
+		sql.len = 0;
+		sbuf_printf(&sql, "INSERT OR REPLACE INTO measurements("
+		    "check_id, name, value) VALUES ");
+		for (i = 0; i < k; i++)
+			sbuf_printf(&sql, "%s(?,?,?)", i > 0 ? "," : "");
+		rc = prepare(st, sql.data, &st->s_meas[k], err, errlen);
+	}
 	sbuf_free(&sql);
 	return rc;
 }
@@ -298,6 +307,10 @@ st_finalize_writer(struct store *st)
 	for (i = 0; i <= CHECK_GROUP; i++) {
 		sqlite3_finalize(st->s_checks[i]);
 		st->s_checks[i] = NULL;
+	}
+	for (i = 0; i <= MEAS_GROUP; i++) {
+		sqlite3_finalize(st->s_meas[i]);
+		st->s_meas[i] = NULL;
 	}
 }
 
@@ -931,14 +944,15 @@ bind_check(sqlite3_stmt *s, int base, const struct store_check *c)
  * SQLite result code.
  */
 static int
-check_rest(struct store *st, const struct item *it, int64_t check_id)
+check_rest(struct store *st, const struct item *it, int64_t check_id,
+    int with_meas)
 {
 	const struct store_check *c = &it->u.chk.c;
 	struct rollup_slot *slot = rollup_cache_find(st, c->monitor_id);
 	size_t i;
 	int rc;
 
-	for (i = 0; i < it->u.chk.n_meas; i++) {
+	for (i = 0; with_meas && i < it->u.chk.n_meas; i++) {
 		sqlite3_bind_int64(st->s_measure, 1, check_id);
 		sqlite3_bind_text(st->s_measure, 2, it->u.chk.meas[i].name, -1,
 		    SQLITE_STATIC);
@@ -999,7 +1013,66 @@ write_item(struct store *st, const struct item *it)
 	if ((rc = step_reset(st->s_checks[1])) != SQLITE_OK)
 		return rc;
 	st->next_id = sqlite3_last_insert_rowid(st->db) + 1;
-	return check_rest(st, it, st->next_id - 1);
+	return check_rest(st, it, st->next_id - 1, 1);
+}
+
+/*
+ * The measurements of the checks [i, i + k) of the batch at HEAD, just
+ * inserted as rows next_id..., in INSERTs of up to MEAS_GROUP rows
+ * (s_meas[n]): a ping stores two per check, and a statement per row cost
+ * more than its row.  In the checks' order, so of a name given twice the
+ * last value stays (OR REPLACE), as row by row.  SQLite result code.
+ */
+static int
+write_group_meas(struct store *st, size_t head, size_t i, size_t k)
+{
+	const struct item *it;
+	const struct store_measure *me;
+	const char *names[MEAS_GROUP];
+	int64_t ids[MEAS_GROUP];
+	double vals[MEAS_GROUP];
+	size_t j, m, n = 0, b;
+	int rc;
+
+	for (j = 0; j <= k; j++) {
+		it = j < k ? &st->ring[(head + i + j) % st->cap] : NULL;
+		/* Write what is gathered before a check whose measurements
+		 * would not fit, and at the end. */
+		if (n > 0 && (it == NULL || n + it->u.chk.n_meas >
+		    MEAS_GROUP)) {
+			for (b = 0; b < n; b++) {
+				sqlite3_bind_int64(st->s_meas[n],
+				    (int)(3 * b + 1), ids[b]);
+				sqlite3_bind_text(st->s_meas[n], (int)(3 * b + 2),
+				    names[b], -1, SQLITE_STATIC);
+				sqlite3_bind_double(st->s_meas[n],
+				    (int)(3 * b + 3), vals[b]);
+			}
+			if ((rc = step_reset(st->s_meas[n])) != SQLITE_OK)
+				return rc;
+			n = 0;
+		}
+		if (it == NULL)
+			break;
+		for (m = 0; m < it->u.chk.n_meas; m++) {
+			me = &it->u.chk.meas[m];
+			if (it->u.chk.n_meas <= MEAS_GROUP) {
+				ids[n] = st->next_id + (int64_t)j;
+				names[n] = me->name;
+				vals[n++] = me->value;
+				continue;
+			}
+			/* More than a statement holds: row by row. */
+			sqlite3_bind_int64(st->s_measure, 1,
+			    st->next_id + (int64_t)j);
+			sqlite3_bind_text(st->s_measure, 2, me->name, -1,
+			    SQLITE_STATIC);
+			sqlite3_bind_double(st->s_measure, 3, me->value);
+			if ((rc = st_step_done(st->s_measure)) != SQLITE_OK)
+				return rc;
+		}
+	}
+	return SQLITE_OK;
 }
 
 /*
@@ -1038,9 +1111,11 @@ write_checks(struct store *st, size_t head, size_t i, size_t k)
 		    "rowids");
 		return SQLITE_MISMATCH;
 	}
+	if ((rc = write_group_meas(st, head, i, k)) != SQLITE_OK)
+		return rc;
 	for (j = 0; j < k; j++) {
 		it = &st->ring[(head + i + j) % st->cap];
-		if ((rc = check_rest(st, it, st->next_id++)) != SQLITE_OK)
+		if ((rc = check_rest(st, it, st->next_id++, 0)) != SQLITE_OK)
 			return rc;
 	}
 	return SQLITE_OK;
