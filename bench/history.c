@@ -16,11 +16,13 @@
  *   history checks DB
  *       times history_checks() (GET .../checks): newest page, next page,
  *       a page a day back, for 200 monitors (checks_main())
- *   history write DB ROWS MONITORS BATCH
+ *   history write DB ROWS MONITORS BATCH [FROM]
  *       the store writer's cost per row (run under callgrind with
  *       --toggle-collect=writer_main): ROWS checks round robin over
  *       MONITORS at 60 s each, submitted BATCH at a time, each group
- *       waited for, so every transaction holds BATCH rows.  Uses only
+ *       waited for, so every transaction holds BATCH rows.  FROM: start
+ *       at that row (after a run of FROM rows on DB: a file that already
+ *       holds each monitor's history).  Uses only
  *       store.h, so the same file builds against a tree without roll-ups
  *       (-DWRITE_ONLY) for the "before" count.
  */
@@ -116,7 +118,7 @@ make_store(const char *db, long n, struct store **out)
 /* ---- write: the writer's cost per row ---- */
 
 static int
-write_main(const char *db, long rows, long monitors, long batch)
+write_main(const char *db, long rows, long monitors, long batch, long from)
 {
 	struct store *st;
 	struct store_stats ss;
@@ -131,8 +133,8 @@ write_main(const char *db, long rows, long monitors, long batch)
 	 * once in its 60 checks, as one in 60 does at 60 s. */
 	t0 = wall() / 3600000 * 3600000 - 24 * 3600000LL + 1800000;
 	memset(&c, 0, sizeof(c));
-	for (i = 0; i < rows; i += batch) {
-		for (j = i; j < i + batch && j < rows; j++) {
+	for (i = from; i < from + rows; i += batch) {
+		for (j = i; j < i + batch && j < from + rows; j++) {
 			c.monitor_id = ids[j % monitors];
 			c.ts_ms = t0 + (j / monitors) * 60000 + j % monitors;
 			/* As S1 and S3: every monitor up, its first check the
@@ -152,7 +154,7 @@ write_main(const char *db, long rows, long monitors, long batch)
 		/* Bounded: 60 s for one batch. */
 		for (waits = 0; waits < 60000; waits++) {
 			store_get_stats(st, &ss);
-			if (ss.written >= (uint64_t)j)
+			if (ss.written >= (uint64_t)(j - from))
 				break;
 			usleep(1000);
 		}
@@ -443,7 +445,7 @@ main(int argc, char **argv)
 {
 	if (argc >= 6 && strcmp(argv[1], "write") == 0)
 		return write_main(argv[2], atol(argv[3]), atol(argv[4]),
-		    atol(argv[5]));
+		    atol(argv[5]), argc > 6 ? atol(argv[6]) : 0);
 #ifndef WRITE_ONLY
 	if (argc >= 3 && strcmp(argv[1], "gen") == 0)
 		return gen_main(argv[2], argc > 3 ? atol(argv[3]) : 10000,
@@ -454,6 +456,6 @@ main(int argc, char **argv)
 		return checks_main(argv[2]);
 #endif
 	fprintf(stderr, "usage: history gen DB [MONITORS] [DAYS] | query DB | "
-	    "checks DB | write DB ROWS MONITORS BATCH\n");
+	    "checks DB | write DB ROWS MONITORS BATCH [FROM]\n");
 	return 2;
 }
