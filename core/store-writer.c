@@ -938,20 +938,24 @@ bind_check(sqlite3_stmt *s, int base, const struct store_check *c)
 }
 
 /*
- * What a check adds besides its row (inserted as CHECK_ID): its
- * measurements, its open hour, its state row (state_note()), an incident
- * change and its outbox rows.  The monitor's slot exists (slot_get()).
- * SQLite result code.
+ * What a check adds besides its row (inserted as CHECK_ID): its open
+ * hour, its state row (state_note()), an incident change, its outbox
+ * rows, and with WITH_MEAS its measurements (else the caller wrote them:
+ * write_group_meas()).  SQLite result code.
  */
 static int
 check_rest(struct store *st, const struct item *it, int64_t check_id,
     int with_meas)
 {
 	const struct store_check *c = &it->u.chk.c;
-	struct rollup_slot *slot = rollup_cache_find(st, c->monitor_id);
+	struct rollup_slot *slot;
 	size_t i;
 	int rc;
 
+	/* The slot is there (the caller's slot_get()); found again, as
+	 * another monitor's slot_get() may have moved it. */
+	if ((rc = slot_get(st, c->monitor_id, &slot)) != SQLITE_OK)
+		return rc;
 	for (i = 0; with_meas && i < it->u.chk.n_meas; i++) {
 		sqlite3_bind_int64(st->s_measure, 1, check_id);
 		sqlite3_bind_text(st->s_measure, 2, it->u.chk.meas[i].name, -1,
