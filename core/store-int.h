@@ -27,9 +27,11 @@
 
 /*
  * A monitor in the writer's cache (monitor_id 0: empty): its open hour,
- * and its state row as last written (w_*) beside the newest check's
- * values, which the row lacks while `dirty` (store-writer.c, "The state
- * row").
+ * and its newest check's values for its state row, which the row lacks
+ * while `dirty` (store-writer.c, state_note()).  What decides a rewrite
+ * (the state, the streak's class, the policy counters, the hour) is in the
+ * row whenever the row is not dirty, and the same as the row's when it
+ * is, so these fields also say what the row holds.
  */
 struct rollup_slot {
 	int64_t monitor_id;
@@ -39,12 +41,6 @@ struct rollup_slot {
 	int dirty;		/* checks counted in agg that the row lacks */
 	int64_t row_ts;		/* the row's last_check_ms; INT64_MIN: write
 				   it at the next check */
-	int64_t w_hour;		/* the row's r_hour (-1: NULL) */
-	char w_state[16];	/* the row's state */
-	int w_streak;		/* streak_class() of the row's streak */
-	unsigned w_repeats;
-	int64_t w_notified, w_escalated;
-	/* The newest check, for a row written later (state_put()). */
 	char state[16];
 	int64_t ts_ms, check_id;
 	double latency_ms;

@@ -518,27 +518,23 @@ slot_get(struct store *st, int64_t id, struct rollup_slot **out)
 		return SQLITE_OK;
 	memset(&tmp, 0, sizeof(tmp));
 	tmp.monitor_id = id;
-	tmp.hour = tmp.w_hour = -1;
+	tmp.hour = -1;
 	rollup_clear(&tmp.agg);
 	sqlite3_bind_int64(q, 1, id);
 	rc = sqlite3_step(q);
 	if (rc == SQLITE_ROW) {
 		known = tmp.row = 1;
 		if (sqlite3_column_type(q, 0) != SQLITE_NULL) {
-			tmp.hour = tmp.w_hour = sqlite3_column_int64(q, 0);
+			tmp.hour = sqlite3_column_int64(q, 0);
 			if (rollup_read(q, 1, &tmp.agg) != 0)
 				rollup_clear(&tmp.agg);
 		}
 		str_copy(tmp.state, sizeof(tmp.state),
 		    (const char *)sqlite3_column_text(q, 2));
-		memcpy(tmp.w_state, tmp.state, sizeof(tmp.state));
 		tmp.streak = sqlite3_column_int(q, 3);
-		tmp.w_streak = streak_class(tmp.state, tmp.streak);
-		tmp.repeats = tmp.w_repeats = (unsigned)sqlite3_column_int64(q,
-		    4);
-		tmp.notified_ms = tmp.w_notified = sqlite3_column_int64(q, 5);
-		tmp.escalated_ms = tmp.w_escalated = sqlite3_column_int64(q,
-		    6);
+		tmp.repeats = (unsigned)sqlite3_column_int64(q, 4);
+		tmp.notified_ms = sqlite3_column_int64(q, 5);
+		tmp.escalated_ms = sqlite3_column_int64(q, 6);
 		tmp.ts_ms = tmp.row_ts = sqlite3_column_int64(q, 7);
 		tmp.latency_ms = sqlite3_column_type(q, 8) == SQLITE_NULL ?
 		    -1 : sqlite3_column_double(q, 8);
@@ -614,22 +610,16 @@ again:
 	s->row = 1;
 	s->dirty = 0;
 	s->row_ts = s->ts_ms;
-	s->w_hour = s->hour;
-	memcpy(s->w_state, s->state, sizeof(s->w_state));
-	s->w_streak = streak_class(s->state, s->streak);
-	s->w_repeats = s->repeats;
-	s->w_notified = s->notified_ms;
-	s->w_escalated = s->escalated_ms;
 	return SQLITE_OK;
 }
 
 /*
- * The state row: check C (id CHECK_ID) is counted in slot S; write the
- * row now if it would otherwise say something the policy or a reader
- * must not miss -- a new monitor, a change of state or of a policy
- * counter (streak_class()), a new open hour (a reload from the row must
- * not count the old hour again), or a row STATE_FLUSH_MS older than the
- * check -- and otherwise only note the check in the slot (dirty), for a
+ * The state row: check C (id CHECK_ID) is counted in slot S (NEW_HOUR: it
+ * opened the slot's hour); write the row now if it would otherwise say
+ * something the policy or a reader must not miss -- a new monitor, a
+ * change of state or of a policy counter (streak_class()), a new open
+ * hour (a reload from the row must not count the old hour again), or a
+ * row STATE_FLUSH_MS older than the check -- and otherwise only note the check in the slot (dirty), for a
  * later write: state_sweep(), or the close.  Until then the row's r_agg
  * and last_check_ms lag by at most STATE_FLUSH_MS of checks; the checks
  * rows are already there, and slot_reconcile() recounts them after a
@@ -638,10 +628,21 @@ again:
  */
 static int
 state_note(struct store *st, struct rollup_slot *s,
-    const struct store_check *c, int64_t check_id)
+    const struct store_check *c, int64_t check_id, int new_hour)
 {
-	str_copy(s->state, sizeof(s->state), c->state != NULL ? c->state :
-	    "");
+	const char *state = c->state != NULL ? c->state : "";
+	int must;
+
+	/* s holds the previous check, and so (state_put() or not) what the
+	 * row says about everything compared here. */
+	must = !s->row || c->state_changed || new_hour ||
+	    strcmp(state, s->state) != 0 ||
+	    streak_class(state, c->streak) != streak_class(s->state,
+	    s->streak) || c->repeats != s->repeats ||
+	    c->notified_ms != s->notified_ms ||
+	    c->escalated_ms != s->escalated_ms || s->row_ts == INT64_MIN ||
+	    c->ts_ms - s->row_ts >= STATE_FLUSH_MS;
+	str_copy(s->state, sizeof(s->state), state);
 	s->ts_ms = c->ts_ms;
 	s->check_id = check_id;
 	s->latency_ms = c->latency_ms;
@@ -649,12 +650,7 @@ state_note(struct store *st, struct rollup_slot *s,
 	s->repeats = c->repeats;
 	s->notified_ms = c->notified_ms;
 	s->escalated_ms = c->escalated_ms;
-	if (!s->row || c->state_changed || s->hour != s->w_hour ||
-	    strcmp(s->state, s->w_state) != 0 ||
-	    streak_class(s->state, s->streak) != s->w_streak ||
-	    s->repeats != s->w_repeats || s->notified_ms != s->w_notified ||
-	    s->escalated_ms != s->w_escalated || s->row_ts == INT64_MIN ||
-	    c->ts_ms - s->row_ts >= STATE_FLUSH_MS)
+	if (must)
 		return state_put(st, s, c->state_changed);
 	s->dirty = 1;
 	return SQLITE_OK;
@@ -831,9 +827,9 @@ write_policy(struct store *st, const struct item *it)
 		return rc;
 	/* The row has them now. */
 	if ((s = rollup_cache_find(st, c->monitor_id)) != NULL) {
-		s->repeats = s->w_repeats = c->repeats;
-		s->notified_ms = s->w_notified = c->notified_ms;
-		s->escalated_ms = s->w_escalated = c->escalated_ms;
+		s->repeats = c->repeats;
+		s->notified_ms = c->notified_ms;
+		s->escalated_ms = c->escalated_ms;
 	}
 	return write_outbox(st, it->u.chk.alerts, it->u.chk.n_alerts);
 }
@@ -949,6 +945,7 @@ check_rest(struct store *st, const struct item *it, int64_t check_id,
 {
 	const struct store_check *c = &it->u.chk.c;
 	struct rollup_slot *slot;
+	int64_t hour;
 	size_t i;
 	int rc;
 
@@ -964,8 +961,10 @@ check_rest(struct store *st, const struct item *it, int64_t check_id,
 		if ((rc = st_step_done(st->s_measure)) != SQLITE_OK)
 			return rc;
 	}
+	hour = slot->hour;
 	if ((rc = rollup_note_check(st, c, slot)) != SQLITE_OK ||
-	    (rc = state_note(st, slot, c, check_id)) != SQLITE_OK)
+	    (rc = state_note(st, slot, c, check_id, slot->hour != hour)) !=
+	    SQLITE_OK)
 		return rc;
 	if (c->state_changed && (rc = incident_note(st, c)) != SQLITE_OK)
 		return rc;
