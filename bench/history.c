@@ -13,11 +13,16 @@
  *       times history_uptime() for the 24h, 30d and 90d windows: one
  *       monitor (each of 200, median and max) and all monitors at once
  *       (5 runs, median and max)
- *   history write DB ROWS MONITORS BATCH
+ *   history checks DB
+ *       times history_checks() (GET .../checks): newest page, next page,
+ *       a page a day back, for 200 monitors (checks_main())
+ *   history write DB ROWS MONITORS BATCH [FROM]
  *       the store writer's cost per row (run under callgrind with
  *       --toggle-collect=writer_main): ROWS checks round robin over
  *       MONITORS at 60 s each, submitted BATCH at a time, each group
- *       waited for, so every transaction holds BATCH rows.  Uses only
+ *       waited for, so every transaction holds BATCH rows.  FROM: start
+ *       at that row (after a run of FROM rows on DB: a file that already
+ *       holds each monitor's history).  Uses only
  *       store.h, so the same file builds against a tree without roll-ups
  *       (-DWRITE_ONLY) for the "before" count.
  */
@@ -40,6 +45,7 @@
 #include "rollup.h"
 #endif
 
+#ifndef WRITE_ONLY
 static double
 now_ms(void)
 {
@@ -60,6 +66,7 @@ cpu_ms(void)
 	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
 	    (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
 }
+#endif
 
 static int64_t
 wall(void)
@@ -111,7 +118,7 @@ make_store(const char *db, long n, struct store **out)
 /* ---- write: the writer's cost per row ---- */
 
 static int
-write_main(const char *db, long rows, long monitors, long batch)
+write_main(const char *db, long rows, long monitors, long batch, long from)
 {
 	struct store *st;
 	struct store_stats ss;
@@ -126,8 +133,8 @@ write_main(const char *db, long rows, long monitors, long batch)
 	 * once in its 60 checks, as one in 60 does at 60 s. */
 	t0 = wall() / 3600000 * 3600000 - 24 * 3600000LL + 1800000;
 	memset(&c, 0, sizeof(c));
-	for (i = 0; i < rows; i += batch) {
-		for (j = i; j < i + batch && j < rows; j++) {
+	for (i = from; i < from + rows; i += batch) {
+		for (j = i; j < i + batch && j < from + rows; j++) {
 			c.monitor_id = ids[j % monitors];
 			c.ts_ms = t0 + (j / monitors) * 60000 + j % monitors;
 			/* As S1 and S3: every monitor up, its first check the
@@ -147,7 +154,7 @@ write_main(const char *db, long rows, long monitors, long batch)
 		/* Bounded: 60 s for one batch. */
 		for (waits = 0; waits < 60000; waits++) {
 			store_get_stats(st, &ss);
-			if (ss.written >= (uint64_t)j)
+			if (ss.written >= (uint64_t)(j - from))
 				break;
 			usleep(1000);
 		}
@@ -377,6 +384,60 @@ query_main(const char *path)
 	history_close(h);
 	return 0;
 }
+
+/* ---- checks: the raw history endpoint's query ---- */
+
+/*
+ * history_checks() as GET /api/monitors/NAME/checks runs it, over a big
+ * file (the S6 one: 10M rows): for each of 200 monitors the newest page
+ * of 50, then the page after it (the cursor), then a page of 50 from a
+ * day back (since/until); wall and CPU time per call, median and max.
+ */
+static int
+checks_main(const char *path)
+{
+	struct history_monitor *mons;
+	struct history_check *v;
+	struct history *h;
+	char err[512], next[HISTORY_CURSOR_MAX];
+	double t[3][200], c[3], t0, c0;
+	int64_t now = wall();
+	size_t n, nm, k, rows[3] = { 0, 0, 0 };
+	int q;
+
+	if (history_open(path, &h, err, sizeof(err)) != 0)
+		die(err);
+	if (history_monitors(h, &mons, &nm) != 0 || nm == 0)
+		die("no monitors");
+	for (q = 0; q < 3; q++)
+		c[q] = 0;
+	for (k = 0; k < 200; k++) {
+		int64_t id = mons[(k * 7919) % nm].id;
+
+		for (q = 0; q < 3; q++) {
+			t0 = now_ms();
+			c0 = cpu_ms();
+			if (history_checks(h, id, q == 2 ? now - 86400000 -
+			    3600000 : 0, q == 2 ? now - 86400000 : 0, 50,
+			    q == 1 ? next : NULL, &v, &n, next) != 0)
+				die("checks");
+			t[q][k] = now_ms() - t0;
+			c[q] += cpu_ms() - c0;
+			rows[q] += n;
+			free(v);
+		}
+	}
+	for (q = 0; q < 3; q++) {
+		qsort(t[q], 200, sizeof(t[q][0]), cmp_double);
+		printf("%s: median %.3f ms max %.3f ms (%.3f ms CPU each), "
+		    "%zu rows\n", q == 0 ? "newest 50" : q == 1 ?
+		    "next 50 (cursor)" : "50 a day back", t[q][100],
+		    t[q][199], c[q] / 200, rows[q]);
+	}
+	free(mons);
+	history_close(h);
+	return 0;
+}
 #endif
 
 int
@@ -384,15 +445,17 @@ main(int argc, char **argv)
 {
 	if (argc >= 6 && strcmp(argv[1], "write") == 0)
 		return write_main(argv[2], atol(argv[3]), atol(argv[4]),
-		    atol(argv[5]));
+		    atol(argv[5]), argc > 6 ? atol(argv[6]) : 0);
 #ifndef WRITE_ONLY
 	if (argc >= 3 && strcmp(argv[1], "gen") == 0)
 		return gen_main(argv[2], argc > 3 ? atol(argv[3]) : 10000,
 		    argc > 4 ? atol(argv[4]) : 90);
 	if (argc == 3 && strcmp(argv[1], "query") == 0)
 		return query_main(argv[2]);
+	if (argc == 3 && strcmp(argv[1], "checks") == 0)
+		return checks_main(argv[2]);
 #endif
 	fprintf(stderr, "usage: history gen DB [MONITORS] [DAYS] | query DB | "
-	    "write DB ROWS MONITORS BATCH\n");
+	    "checks DB | write DB ROWS MONITORS BATCH [FROM]\n");
 	return 2;
 }

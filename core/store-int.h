@@ -25,14 +25,34 @@
 #include "rollup.h"
 #include "store.h"
 
-/* A monitor's open hour in the writer's cache (monitor_id 0: empty). */
+/*
+ * A monitor in the writer's cache (monitor_id 0: empty): its open hour,
+ * and its newest check's values for its state row, which the row lacks
+ * while `dirty` (store-writer.c, state_note()).  What decides a rewrite
+ * (the state, the streak's class, the policy counters, the hour) is in the
+ * row whenever the row is not dirty, and the same as the row's when it
+ * is, so these fields also say what the row holds.
+ */
 struct rollup_slot {
 	int64_t monitor_id;
 	int64_t hour;		/* hours since the epoch; < 0: none yet */
 	struct rollup_agg agg;
+	int row;		/* the monitor has a state row */
+	int dirty;		/* checks counted in agg that the row lacks */
+	int64_t row_ts;		/* the row's last_check_ms; INT64_MIN: write
+				   it at the next check */
+	char state[16];
+	int64_t ts_ms, check_id;
+	double latency_ms;
+	int streak;
+	unsigned repeats;
+	int64_t notified_ms, escalated_ms;
 };
 
 #define BATCH_MAX	1000	/* items per writer transaction */
+#define CHECK_GROUP	16	/* checks rows per INSERT, at most */
+#define CHECK_COLS	14	/* parameters per checks row (all but id) */
+#define MEAS_GROUP	32	/* measurements rows per INSERT, at most */
 #define BUSY_MS		5000	/* busy timeout of the synchronous calls */
 /*
  * The writer retries on its own with backoff, so its busy handler only has
@@ -100,6 +120,11 @@ struct retention {
 	int64_t freelist;	/* free pages before the last vacuum step */
 	int64_t rollup_cutoff_ms; /* > 0: then roll-ups and closed
 				   incidents before it go too */
+	/* The rowid walk (retention_step()): the next id to look at and
+	 * the largest id when the walk began (rows written after it are
+	 * new); scanning is 0 until the walk has begun. */
+	int64_t lo, hi;
+	int scanning;
 	struct retention *next;
 };
 
@@ -112,12 +137,14 @@ struct store {
 	/* Writer statements (prepared once, persistent). */
 	sqlite3_stmt *s_begin, *s_commit, *s_rollback;
 	sqlite3_stmt *s_savepoint, *s_release, *s_rollback_to;
-	sqlite3_stmt *s_check, *s_state, *s_outbox, *s_measure;
+	sqlite3_stmt *s_maxid, *s_state, *s_state_upd, *s_outbox, *s_measure;
+	sqlite3_stmt *s_checks[CHECK_GROUP + 1];	/* [k]: k rows */
+	sqlite3_stmt *s_meas[MEAS_GROUP + 1];	/* [k]: k measurements */
 	sqlite3_stmt *s_delivered, *s_attempt;
-	sqlite3_stmt *s_retention;
+	sqlite3_stmt *s_retention, *s_ret_meas, *s_ret_bounds;
 	sqlite3_stmt *s_policy;
 	/* Roll-ups and incidents (store-writer.c, rollup_*, incident_*). */
-	sqlite3_stmt *s_roll_load, *s_roll_put[3];
+	sqlite3_stmt *s_roll_load, *s_known, *s_reconcile, *s_roll_put[3];
 	sqlite3_stmt *s_inc_close, *s_inc_open;
 	sqlite3_stmt *s_roll_expire[4];
 	sqlite3_stmt *s_silence, *s_unsilence, *s_hold, *s_unhold;
@@ -150,6 +177,8 @@ struct store {
 	/* Writer thread only: when the last batch began, got the write
 	 * lock, wrote its rows and committed (monotonic µs). */
 	int64_t phase_us[4];
+	int64_t phase_cpu_us[2];	/* its thread CPU time, begin and end */
+	int phase_miss[2];		/* page cache misses, begin and end */
 	int64_t slow_logged_ms;	/* monotonic, the last log_slow_batch line */
 	unsigned slow_since;	/* slow batches since that line */
 	/* Set by the writer thread when the file is found damaged; read by
@@ -174,6 +203,15 @@ struct store {
 	/* The encoded open hour bound to s_state (SQLITE_STATIC: valid
 	 * until the statement is reset, right after its step). */
 	unsigned char roll_blob[ROLLUP_BLOB_MAX];
+	/* Writer thread only: why the writer itself refused the item being
+	 * written ("": SQLite did, sqlite3_errmsg() says why). */
+	char item_msg[128];
+	/* Writer thread only: the next sweep of stale state rows
+	 * (state_sweep(); wall ms). */
+	int64_t sweep_next_ms;
+	/* Writer thread only: the id of the next checks row (write_batch()
+	 * reads it inside each transaction). */
+	int64_t next_id;
 };
 
 /* ---- store.c ---- */

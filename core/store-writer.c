@@ -72,6 +72,10 @@
 #define CKPT_RETRY_MS	1000	/* after a failed checkpoint */
 #define GATHER_MS	50	/* the oldest queued item waits at most this */
 #define WATCH_MS	1000	/* how often the files are checked */
+#define STATE_FLUSH_MS	300000	/* a state row lags its checks at most this */
+#define SWEEP_MAX	500	/* state rows per state_sweep() transaction */
+#define RET_SCAN_CHUNKS	16	/* a retention step looks at most at this
+				   many chunks' worth of rowids */
 
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames);
 
@@ -152,18 +156,14 @@ st_prepare_writer(struct store *st, char *err, size_t errlen)
 		{ &st->s_savepoint, "SAVEPOINT item" },
 		{ &st->s_release, "RELEASE item" },
 		{ &st->s_rollback_to, "ROLLBACK TO item" },
-		{ &st->s_check, "INSERT INTO checks(monitor_id, ts, ok, "
-		    "latency_ms, status_code, error, reason, attempts, dns_ms, "
-		    "connect_ms, tls_ms, first_byte_ms, cert_expiry, "
-		    "maintenance) "
-		    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
-		    "?13, ?14)" },
+		{ &st->s_maxid, "SELECT coalesce(max(id), 0) FROM checks" },
 		/* since_ms moves only when the check changed the state. */
 		/* r_*: the monitor's open hour (rollup_note_check()). */
 		{ &st->s_state, "INSERT INTO state(monitor_id, state, "
 		    "last_check_ms, latency_ms, since_ms, streak, repeats, "
-		    "notified_ms, escalated_ms, r_hour, r_agg) "
-		    "VALUES (?1, ?2, ?3, ?4, ?3, ?6, ?7, ?8, ?9, ?10, ?11) "
+		    "notified_ms, escalated_ms, r_hour, r_agg, r_id) "
+		    "VALUES (?1, ?2, ?3, ?4, ?3, ?6, ?7, ?8, ?9, ?10, ?11, "
+		    "?12) "
 		    "ON CONFLICT(monitor_id) DO UPDATE SET "
 		    "state = excluded.state, "
 		    "last_check_ms = excluded.last_check_ms, "
@@ -173,7 +173,16 @@ st_prepare_writer(struct store *st, char *err, size_t errlen)
 		    "streak = excluded.streak, repeats = excluded.repeats, "
 		    "notified_ms = excluded.notified_ms, "
 		    "escalated_ms = excluded.escalated_ms, "
-		    "r_hour = excluded.r_hour, r_agg = excluded.r_agg" },
+		    "r_hour = excluded.r_hour, r_agg = excluded.r_agg, "
+		    "r_id = excluded.r_id" },
+		/* The same for a row known to exist: cheaper than the
+		 * UPSERT's attempted insert (state_put()). */
+		{ &st->s_state_upd, "UPDATE state SET state = ?2, "
+		    "last_check_ms = ?3, latency_ms = ?4, since_ms = CASE "
+		    "WHEN ?5 THEN ?3 ELSE since_ms END, streak = ?6, "
+		    "repeats = ?7, notified_ms = ?8, escalated_ms = ?9, "
+		    "r_hour = ?10, r_agg = ?11, r_id = ?12 "
+		    "WHERE monitor_id = ?1" },
 		/* A reminder or an escalation: its counters only. */
 		{ &st->s_policy, "UPDATE state SET repeats = ?2, "
 		    "notified_ms = ?3, escalated_ms = ?4 WHERE monitor_id = ?1" },
@@ -187,10 +196,22 @@ st_prepare_writer(struct store *st, char *err, size_t errlen)
 		{ &st->s_delivered, "DELETE FROM outbox WHERE id = ?1" },
 		{ &st->s_attempt, "UPDATE outbox SET attempts = attempts + 1, "
 		    "last_error = ?2, last_attempt_ms = ?3 WHERE id = ?1" },
-		{ &st->s_retention, "DELETE FROM checks WHERE id IN "
-		    "(SELECT id FROM checks WHERE ts < ?1 LIMIT ?2)" },
-		{ &st->s_roll_load, "SELECT r_hour, r_agg FROM state "
-		    "WHERE monitor_id = ?1" },
+		/* Retention by rowid ranges (retention_step()). */
+		{ &st->s_retention, "DELETE FROM checks WHERE id >= ?1 "
+		    "AND id < ?2 AND ts < ?3" },
+		{ &st->s_ret_meas, "DELETE FROM measurements WHERE check_id "
+		    "IN (SELECT id FROM checks WHERE id >= ?1 AND id < ?2 "
+		    "AND ts < ?3)" },
+		{ &st->s_ret_bounds, "SELECT min(id), max(id) FROM checks" },
+		{ &st->s_roll_load, "SELECT r_hour, r_agg, state, streak, "
+		    "repeats, notified_ms, escalated_ms, last_check_ms, "
+		    "latency_ms, r_id FROM state WHERE monitor_id = ?1" },
+		/* The open hour's checks after the row's r_id, by the
+		 * (monitor_id, ts) index (slot_get()). */
+		{ &st->s_reconcile, "SELECT id, ts, ok, latency_ms FROM checks "
+		    "WHERE monitor_id = ?1 AND ts >= ?2 AND ts < ?3 "
+		    "AND id > ?4" },
+		{ &st->s_known, "SELECT 1 FROM monitors WHERE id = ?1" },
 		/* Adding to a row already there (a late check, or an hour
 		 * the migration backfilled) merges in SQL (wp_rollup_add,
 		 * rollup.h), so a flush reads nothing. */
@@ -227,12 +248,36 @@ st_prepare_writer(struct store *st, char *err, size_t errlen)
 		    "VALUES (?1, ?2, ?3, ?4, ?5)" },
 		{ &st->s_unhold, "DELETE FROM holds WHERE monitor_id = ?1" },
 	};
-	size_t i;
+	struct sbuf sql = { 0 };
+	size_t i, k;
+	int rc = 0;
 
 	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++)
 		if (prepare(st, t[i].sql, t[i].s, err, errlen) != 0)
 			return WP_EIO;
-	return 0;
+	/* s_checks[k]: k rows of CHECK_COLS parameters (bind_check()). */
+	for (k = 1; k <= CHECK_GROUP && rc == 0; k++) {
+		sql.len = 0;
+		sbuf_printf(&sql, "INSERT INTO checks(monitor_id, ts, ok, "
+		    "latency_ms, status_code, error, reason, attempts, dns_ms, "
+		    "connect_ms, tls_ms, first_byte_ms, cert_expiry, "
+		    "maintenance) VALUES ");
+		for (i = 0; i < k; i++)
+			sbuf_printf(&sql, "%s(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+			    i > 0 ? "," : "");
+		rc = prepare(st, sql.data, &st->s_checks[k], err, errlen);
+	}
+	/* s_meas[k]: k measurements rows (write_group_meas()). */
+	for (k = 1; k <= MEAS_GROUP && rc == 0; k++) {
+		sql.len = 0;
+		sbuf_printf(&sql, "INSERT OR REPLACE INTO measurements("
+		    "check_id, name, value) VALUES ");
+		for (i = 0; i < k; i++)
+			sbuf_printf(&sql, "%s(?,?,?)", i > 0 ? "," : "");
+		rc = prepare(st, sql.data, &st->s_meas[k], err, errlen);
+	}
+	sbuf_free(&sql);
+	return rc;
 }
 
 void
@@ -241,10 +286,13 @@ st_finalize_writer(struct store *st)
 	sqlite3_stmt **all[] = {
 		&st->s_begin, &st->s_commit, &st->s_rollback,
 		&st->s_savepoint, &st->s_release, &st->s_rollback_to,
-		&st->s_check, &st->s_state, &st->s_outbox, &st->s_measure,
+		&st->s_maxid, &st->s_state, &st->s_state_upd, &st->s_outbox,
+		&st->s_measure,
 		&st->s_delivered, &st->s_attempt, &st->s_retention,
+		&st->s_ret_meas, &st->s_ret_bounds,
 		&st->s_policy,
-		&st->s_roll_load, &st->s_roll_put[0], &st->s_roll_put[1],
+		&st->s_roll_load, &st->s_known, &st->s_reconcile,
+		&st->s_roll_put[0], &st->s_roll_put[1],
 		&st->s_roll_put[2], &st->s_inc_close,
 		&st->s_inc_open, &st->s_roll_expire[0], &st->s_roll_expire[1],
 		&st->s_roll_expire[2], &st->s_roll_expire[3],
@@ -255,6 +303,14 @@ st_finalize_writer(struct store *st)
 	for (i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
 		sqlite3_finalize(*all[i]);
 		*all[i] = NULL;
+	}
+	for (i = 0; i <= CHECK_GROUP; i++) {
+		sqlite3_finalize(st->s_checks[i]);
+		st->s_checks[i] = NULL;
+	}
+	for (i = 0; i <= MEAS_GROUP; i++) {
+		sqlite3_finalize(st->s_meas[i]);
+		st->s_meas[i] = NULL;
 	}
 }
 
@@ -299,6 +355,20 @@ rollup_hash(int64_t id, size_t cap)
 {
 	return (size_t)(((uint64_t)id * 0x9E3779B97F4A7C15ull) >> 17) &
 	    (cap - 1);
+}
+
+/* The cache slot of monitor ID, or NULL if it has none. */
+static struct rollup_slot *
+rollup_cache_find(struct store *st, int64_t id)
+{
+	struct rollup_slot *s;
+
+	if (st->roll_cap == 0)
+		return NULL;
+	s = &st->roll[rollup_hash(id, st->roll_cap)];
+	while (s->monitor_id != 0 && s->monitor_id != id)
+		s = s + 1 < st->roll + st->roll_cap ? s + 1 : st->roll;
+	return s->monitor_id == id ? s : NULL;
 }
 
 /* The cache slot of monitor ID, a new empty one if it has none (open
@@ -368,40 +438,287 @@ rollup_flush(struct store *st, int64_t id, int64_t hour,
 }
 
 /*
- * Count check C in its monitor's open hour (*slot, whose hour and
- * aggregate the caller writes to the state row).  The first check of an
- * hour flushes the hour before into rollup_hours and rollup_days; a check
- * older than the open hour goes straight into its hour's rows.  No table
- * is scanned: a state row is read once per monitor, and the roll-up rows
- * once per monitor and hour.  SQLite result code.
+ * The part of a streak the policy can still read (policy_step()): while
+ * down, the length of a run of failures no longer matters (the next
+ * failure keeps it down, the next good check starts at 1), nor while not
+ * down the length of a run of good checks.  So a state row is rewritten
+ * only when this changes, not on every check of a long run.
  */
 static int
-rollup_note_check(struct store *st, const struct store_check *c,
-    struct rollup_slot **slot)
+streak_class(const char *state, int streak)
 {
-	struct rollup_slot *s;
-	struct rollup_agg one;
-	int64_t hour;
-	int fresh, rc;
+	int down = strcmp(state, "down") == 0;
 
-	hour = c->ts_ms >= 0 ? c->ts_ms / ROLLUP_HOUR_MS :
-	    (c->ts_ms - ROLLUP_HOUR_MS + 1) / ROLLUP_HOUR_MS;
-	s = rollup_cache_slot(st, c->monitor_id, &fresh);
-	*slot = s;
-	if (fresh) {
-		sqlite3_bind_int64(st->s_roll_load, 1, c->monitor_id);
-		rc = sqlite3_step(st->s_roll_load);
-		if (rc == SQLITE_ROW && sqlite3_column_type(st->s_roll_load,
-		    0) != SQLITE_NULL) {
-			s->hour = sqlite3_column_int64(st->s_roll_load, 0);
-			if (rollup_read(st->s_roll_load, 1, &s->agg) != 0)
-				rollup_clear(&s->agg);
+	if (down && streak < 0)
+		return -1;
+	if (!down && streak > 0)
+		return 1;
+	return streak;
+}
+
+/*
+ * Add to slot S (just loaded, state row present with r_id and r_hour)
+ * the checks of its open hour that came after the row was written: a
+ * crash, or a failed transaction that dropped the cache, can leave rows
+ * committed that the row does not count.  A change of state always
+ * writes the row, so all of them had the row's state.  The range of the
+ * (monitor_id, ts) index for that hour, once per monitor and writer
+ * start.  SQLite result code.
+ */
+static int
+slot_reconcile(struct store *st, struct rollup_slot *s, int64_t r_id)
+{
+	sqlite3_stmt *q = st->s_reconcile;
+	int64_t id, newest = r_id;
+	int rc;
+
+	sqlite3_bind_int64(q, 1, s->monitor_id);
+	sqlite3_bind_int64(q, 2, s->hour * ROLLUP_HOUR_MS);
+	sqlite3_bind_int64(q, 3, (s->hour + 1) * ROLLUP_HOUR_MS);
+	sqlite3_bind_int64(q, 4, r_id);
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		id = sqlite3_column_int64(q, 0);
+		rollup_add(&s->agg, s->state, sqlite3_column_int(q, 2),
+		    sqlite3_column_type(q, 3) == SQLITE_NULL ? -1 :
+		    sqlite3_column_double(q, 3));
+		if (id > newest) {
+			newest = id;
+			s->check_id = id;
+			s->ts_ms = sqlite3_column_int64(q, 1);
+			s->latency_ms = sqlite3_column_type(q, 3) ==
+			    SQLITE_NULL ? -1 : sqlite3_column_double(q, 3);
 		}
-		sqlite3_reset(st->s_roll_load);
-		sqlite3_clear_bindings(st->s_roll_load);
+	}
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	if (newest > r_id)
+		s->dirty = 1;
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/*
+ * Monitor ID's cache slot, loaded from its state row on the monitor's
+ * first item.  The writer's connection checks no foreign keys (they cost
+ * about 1,900 instructions a row, BENCHMARKS.md): this is the guarantee
+ * instead.  Every row the writer adds names a monitor through here, so a
+ * monitor id that is not in `monitors` is refused as a foreign key would
+ * refuse it (SQLITE_CONSTRAINT_FOREIGNKEY, the item alone is skipped) and
+ * gets no slot.  Monitors rows are never deleted, so a slot, once there,
+ * stays valid.  SQLite result code; *out set on SQLITE_OK.
+ */
+static int
+slot_get(struct store *st, int64_t id, struct rollup_slot **out)
+{
+	sqlite3_stmt *q = st->s_roll_load;
+	struct rollup_slot *s, tmp;
+	int64_t r_id = -1;
+	int rc, fresh, known = 0;
+
+	if ((*out = rollup_cache_find(st, id)) != NULL)
+		return SQLITE_OK;
+	memset(&tmp, 0, sizeof(tmp));
+	tmp.monitor_id = id;
+	tmp.hour = -1;
+	rollup_clear(&tmp.agg);
+	sqlite3_bind_int64(q, 1, id);
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW) {
+		known = tmp.row = 1;
+		if (sqlite3_column_type(q, 0) != SQLITE_NULL) {
+			tmp.hour = sqlite3_column_int64(q, 0);
+			if (rollup_read(q, 1, &tmp.agg) != 0)
+				rollup_clear(&tmp.agg);
+		}
+		str_copy(tmp.state, sizeof(tmp.state),
+		    (const char *)sqlite3_column_text(q, 2));
+		tmp.streak = sqlite3_column_int(q, 3);
+		tmp.repeats = (unsigned)sqlite3_column_int64(q, 4);
+		tmp.notified_ms = sqlite3_column_int64(q, 5);
+		tmp.escalated_ms = sqlite3_column_int64(q, 6);
+		tmp.ts_ms = tmp.row_ts = sqlite3_column_int64(q, 7);
+		tmp.latency_ms = sqlite3_column_type(q, 8) == SQLITE_NULL ?
+		    -1 : sqlite3_column_double(q, 8);
+		/* An older version's row (written per check) has none:
+		 * exact, but rewritten at the next check to get one. */
+		if (sqlite3_column_type(q, 9) == SQLITE_NULL)
+			tmp.row_ts = INT64_MIN;
+		else
+			r_id = tmp.check_id = sqlite3_column_int64(q, 9);
+	}
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return rc;
+	if (!known) {
+		sqlite3_bind_int64(st->s_known, 1, id);
+		rc = sqlite3_step(st->s_known);
+		known = rc == SQLITE_ROW;
+		sqlite3_reset(st->s_known);
+		sqlite3_clear_bindings(st->s_known);
 		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 			return rc;
 	}
+	if (!known) {
+		snprintf(st->item_msg, sizeof(st->item_msg), "monitor id %"
+		    PRId64 " is not in the monitors table", id);
+		return SQLITE_CONSTRAINT_FOREIGNKEY;
+	}
+	if (r_id >= 0 && tmp.hour >= 0 &&
+	    (rc = slot_reconcile(st, &tmp, r_id)) != SQLITE_OK)
+		return rc;
+	s = rollup_cache_slot(st, id, &fresh);
+	*s = tmp;
+	*out = s;
+	return SQLITE_OK;
+}
+
+/*
+ * Write slot S's state row from its newest check (the UPSERT keeps
+ * since_ms unless CHANGED), r_agg and r_id with it, and note what the
+ * row now holds.  SQLite result code.
+ */
+static int
+state_put(struct store *st, struct rollup_slot *s, int changed)
+{
+	sqlite3_stmt *q = s->row ? st->s_state_upd : st->s_state;
+	int rc;
+
+again:
+	sqlite3_bind_int64(q, 1, s->monitor_id);
+	sqlite3_bind_text(q, 2, s->state, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 3, s->ts_ms);
+	bind_opt_double(q, 4, s->latency_ms);
+	sqlite3_bind_int(q, 5, changed ? 1 : 0);
+	sqlite3_bind_int(q, 6, s->streak);
+	sqlite3_bind_int64(q, 7, (sqlite3_int64)s->repeats);
+	sqlite3_bind_int64(q, 8, s->notified_ms);
+	sqlite3_bind_int64(q, 9, s->escalated_ms);
+	if (s->hour >= 0) {
+		sqlite3_bind_int64(q, 10, s->hour);
+		sqlite3_bind_blob(q, 11, st->roll_blob,
+		    (int)rollup_encode(&s->agg, st->roll_blob),
+		    SQLITE_STATIC);
+	}
+	sqlite3_bind_int64(q, 12, s->check_id);
+	if ((rc = st_step_done(q)) != SQLITE_OK)
+		return rc;
+	if (q == st->s_state_upd && sqlite3_changes(st->db) == 0) {
+		/* Someone else deleted the row. */
+		q = st->s_state;
+		goto again;
+	}
+	s->row = 1;
+	s->dirty = 0;
+	s->row_ts = s->ts_ms;
+	return SQLITE_OK;
+}
+
+/*
+ * The state row: check C (id CHECK_ID) is counted in slot S (NEW_HOUR: it
+ * opened the slot's hour); write the row now if it would otherwise say
+ * something the policy or a reader must not miss -- a new monitor, a
+ * change of state or of a policy counter (streak_class()), a new open
+ * hour (a reload from the row must not count the old hour again), or a
+ * row STATE_FLUSH_MS older than the check -- and otherwise only note the check in the slot (dirty), for a
+ * later write: state_sweep(), or the close.  Until then the row's r_agg
+ * and last_check_ms lag by at most STATE_FLUSH_MS of checks; the checks
+ * rows are already there, and slot_reconcile() recounts them after a
+ * crash.  This saves the UPSERT on nearly every check (BENCHMARKS.md).
+ * SQLite result code.
+ */
+static int
+state_note(struct store *st, struct rollup_slot *s,
+    const struct store_check *c, int64_t check_id, int new_hour)
+{
+	const char *state = c->state != NULL ? c->state : "";
+	int must;
+
+	/* s holds the previous check, and so (state_put() or not) what the
+	 * row says about everything compared here. */
+	must = !s->row || c->state_changed || new_hour ||
+	    strcmp(state, s->state) != 0 ||
+	    streak_class(state, c->streak) != streak_class(s->state,
+	    s->streak) || c->repeats != s->repeats ||
+	    c->notified_ms != s->notified_ms ||
+	    c->escalated_ms != s->escalated_ms || s->row_ts == INT64_MIN ||
+	    c->ts_ms - s->row_ts >= STATE_FLUSH_MS;
+	str_copy(s->state, sizeof(s->state), state);
+	s->ts_ms = c->ts_ms;
+	s->check_id = check_id;
+	s->latency_ms = c->latency_ms;
+	s->streak = c->streak;
+	s->repeats = c->repeats;
+	s->notified_ms = c->notified_ms;
+	s->escalated_ms = c->escalated_ms;
+	if (must)
+		return state_put(st, s, c->state_changed);
+	s->dirty = 1;
+	return SQLITE_OK;
+}
+
+/*
+ * Write the dirty state rows whose last write is STATE_FLUSH_MS old (all
+ * of them with ALL: at close), at most SWEEP_MAX per transaction unless
+ * ALL, so a monitor checked no more still gets its row brought up to
+ * date.  Writer thread, between batches.  A failure is logged only: the
+ * rows stay dirty, and slot_reconcile() would recount them anyway.
+ */
+static void
+state_sweep(struct store *st, int all)
+{
+	int64_t before = wall_ms() - STATE_FLUSH_MS;
+	size_t i, n = 0;
+	int rc;
+
+	st->sweep_next_ms = mono_ms() + STATE_FLUSH_MS / 4;
+	if (st->db == NULL)
+		return;
+	for (i = 0; i < st->roll_cap; i++)
+		if (st->roll[i].monitor_id != 0 && st->roll[i].dirty &&
+		    (all || st->roll[i].row_ts < before))
+			break;
+	if (i == st->roll_cap)
+		return;
+	if ((rc = st_step_done(st->s_begin)) != SQLITE_OK)
+		goto fail;
+	for (; i < st->roll_cap && (all || n < SWEEP_MAX); i++) {
+		if (st->roll[i].monitor_id == 0 || !st->roll[i].dirty ||
+		    (!all && st->roll[i].row_ts >= before))
+			continue;
+		if ((rc = state_put(st, &st->roll[i], 0)) != SQLITE_OK)
+			goto fail;
+		n++;
+	}
+	if ((rc = st_step_done(st->s_commit)) == SQLITE_OK)
+		return;
+fail:
+	log_warn("store: writing %zu state row(s): %s", n,
+	    sqlite3_errmsg(st->db));
+	if (!sqlite3_get_autocommit(st->db))
+		st_step_done(st->s_rollback);
+	/* What the cache says about the rows is no longer known. */
+	rollup_cache_reset(st);
+}
+
+/*
+ * Count check C in its monitor's open hour (S, its slot from slot_get(),
+ * whose hour and aggregate the caller writes to the state row).  The
+ * first check of an hour flushes the hour before into rollup_hours and
+ * rollup_days; a check older than the open hour goes straight into its
+ * hour's rows.  No table is scanned: a state row is read once per
+ * monitor, and the roll-up rows once per monitor and hour.  SQLite
+ * result code.
+ */
+static int
+rollup_note_check(struct store *st, const struct store_check *c,
+    struct rollup_slot *s)
+{
+	struct rollup_agg one;
+	int64_t hour;
+	int rc;
+
+	hour = c->ts_ms >= 0 ? c->ts_ms / ROLLUP_HOUR_MS :
+	    (c->ts_ms - ROLLUP_HOUR_MS + 1) / ROLLUP_HOUR_MS;
 	if (s->hour >= 0 && hour < s->hour) {
 		rollup_clear(&one);
 		rollup_add(&one, c->state, c->ok, c->latency_ms);
@@ -472,11 +789,14 @@ static int
 write_outbox(struct store *st, const struct store_alert *alerts, size_t n)
 {
 	const struct store_alert *a;
+	struct rollup_slot *slot;
 	size_t i;
 	int rc;
 
 	for (i = 0; i < n; i++) {
 		a = &alerts[i];
+		if ((rc = slot_get(st, a->monitor_id, &slot)) != SQLITE_OK)
+			return rc;
 		sqlite3_bind_int64(st->s_outbox, 1, a->id);
 		sqlite3_bind_int64(st->s_outbox, 2, a->monitor_id);
 		sqlite3_bind_text(st->s_outbox, 3, a->alert_name,
@@ -496,6 +816,7 @@ static int
 write_policy(struct store *st, const struct item *it)
 {
 	const struct store_check *c = &it->u.chk.c;
+	struct rollup_slot *s;
 	int rc;
 
 	sqlite3_bind_int64(st->s_policy, 1, c->monitor_id);
@@ -504,6 +825,12 @@ write_policy(struct store *st, const struct item *it)
 	sqlite3_bind_int64(st->s_policy, 4, c->escalated_ms);
 	if ((rc = st_step_done(st->s_policy)) != SQLITE_OK)
 		return rc;
+	/* The row has them now. */
+	if ((s = rollup_cache_find(st, c->monitor_id)) != NULL) {
+		s->repeats = c->repeats;
+		s->notified_ms = c->notified_ms;
+		s->escalated_ms = c->escalated_ms;
+	}
 	return write_outbox(st, it->u.chk.alerts, it->u.chk.n_alerts);
 }
 
@@ -532,11 +859,15 @@ static int
 write_hold(struct store *st, const struct item *it)
 {
 	const struct store_hold *h = &it->u.hold.h;
+	struct rollup_slot *slot;
+	int rc;
 
 	if (it->u.hold.remove) {
 		sqlite3_bind_int64(st->s_unhold, 1, h->monitor_id);
 		return st_step_done(st->s_unhold);
 	}
+	if ((rc = slot_get(st, h->monitor_id, &slot)) != SQLITE_OK)
+		return rc;
 	sqlite3_bind_int64(st->s_hold, 1, h->monitor_id);
 	sqlite3_bind_text(st->s_hold, 2, h->before, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st->s_hold, 3, h->since_ms);
@@ -546,13 +877,106 @@ write_hold(struct store *st, const struct item *it)
 	return st_step_done(st->s_hold);
 }
 
+/* Step a statement that returns no rows and reset it, keeping its
+ * bindings (the caller binds every parameter each time).  SQLite result
+ * code. */
+static int
+step_reset(sqlite3_stmt *s)
+{
+	int rc = sqlite3_step(s);
+
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+static void
+bind_null_or_double(sqlite3_stmt *s, int i, double v)
+{
+	if (v < 0)
+		sqlite3_bind_null(s, i);
+	else
+		sqlite3_bind_double(s, i, v);
+}
+
+/* Bind check C to the CHECK_COLS parameters of S after BASE, every one
+ * of them (NULL where C has nothing). */
+static void
+bind_check(sqlite3_stmt *s, int base, const struct store_check *c)
+{
+	size_t n = strnlen(c->error, sizeof(c->error));
+
+	base--;		/* the columns after id: monitor_id is base + 2 */
+	sqlite3_bind_int64(s, base + 2, c->monitor_id);
+	sqlite3_bind_int64(s, base + 3, c->ts_ms);
+	sqlite3_bind_int(s, base + 4, c->ok ? 1 : 0);
+	bind_null_or_double(s, base + 5, c->latency_ms);
+	if (c->status_code >= 0)
+		sqlite3_bind_int(s, base + 6, c->status_code);
+	else
+		sqlite3_bind_null(s, base + 6);
+	if (n > 0)
+		sqlite3_bind_text(s, base + 7, c->error, (int)n,
+		    SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, base + 7);
+	sqlite3_bind_text(s, base + 8, reason_name(c->reason), -1,
+	    SQLITE_STATIC);
+	sqlite3_bind_int(s, base + 9, c->attempts);
+	bind_null_or_double(s, base + 10, c->dns_ms);
+	bind_null_or_double(s, base + 11, c->connect_ms);
+	bind_null_or_double(s, base + 12, c->tls_ms);
+	bind_null_or_double(s, base + 13, c->first_byte_ms);
+	if (c->cert_expiry != 0)
+		sqlite3_bind_int64(s, base + 14, c->cert_expiry);
+	else
+		sqlite3_bind_null(s, base + 14);
+	sqlite3_bind_int(s, base + 15, c->maintenance ? 1 : 0);
+}
+
+/*
+ * What a check adds besides its row (inserted as CHECK_ID): its open
+ * hour, its state row (state_note()), an incident change, its outbox
+ * rows, and with WITH_MEAS its measurements (else the caller wrote them:
+ * write_group_meas()).  SQLite result code.
+ */
+static int
+check_rest(struct store *st, const struct item *it, int64_t check_id,
+    int with_meas)
+{
+	const struct store_check *c = &it->u.chk.c;
+	struct rollup_slot *slot;
+	int64_t hour;
+	size_t i;
+	int rc;
+
+	/* The slot is there (the caller's slot_get()); found again, as
+	 * another monitor's slot_get() may have moved it. */
+	if ((rc = slot_get(st, c->monitor_id, &slot)) != SQLITE_OK)
+		return rc;
+	for (i = 0; with_meas && i < it->u.chk.n_meas; i++) {
+		sqlite3_bind_int64(st->s_measure, 1, check_id);
+		sqlite3_bind_text(st->s_measure, 2, it->u.chk.meas[i].name, -1,
+		    SQLITE_STATIC);
+		sqlite3_bind_double(st->s_measure, 3, it->u.chk.meas[i].value);
+		if ((rc = st_step_done(st->s_measure)) != SQLITE_OK)
+			return rc;
+	}
+	hour = slot->hour;
+	if ((rc = rollup_note_check(st, c, slot)) != SQLITE_OK ||
+	    (rc = state_note(st, slot, c, check_id, slot->hour != hour)) !=
+	    SQLITE_OK)
+		return rc;
+	if (c->state_changed && (rc = incident_note(st, c)) != SQLITE_OK)
+		return rc;
+	return write_outbox(st, it->u.chk.alerts, it->u.chk.n_alerts);
+}
+
 /* Write one item inside the open transaction.  SQLite result code. */
 static int
 write_item(struct store *st, const struct item *it)
 {
 	const struct store_check *c;
 	struct rollup_slot *slot;
-	int64_t check_id;
 	size_t i;
 	int rc;
 
@@ -586,55 +1010,118 @@ write_item(struct store *st, const struct item *it)
 	c = &it->u.chk.c;
 	if (c->policy_only)
 		return write_policy(st, it);
-	sqlite3_bind_int64(st->s_check, 1, c->monitor_id);
-	sqlite3_bind_int64(st->s_check, 2, c->ts_ms);
-	sqlite3_bind_int(st->s_check, 3, c->ok ? 1 : 0);
-	bind_opt_double(st->s_check, 4, c->latency_ms);
-	if (c->status_code >= 0)
-		sqlite3_bind_int(st->s_check, 5, c->status_code);
-	bind_opt_text(st->s_check, 6, c->error, sizeof(c->error));
-	sqlite3_bind_text(st->s_check, 7, reason_name(c->reason), -1,
-	    SQLITE_STATIC);
-	sqlite3_bind_int(st->s_check, 8, c->attempts);
-	bind_opt_double(st->s_check, 9, c->dns_ms);
-	bind_opt_double(st->s_check, 10, c->connect_ms);
-	bind_opt_double(st->s_check, 11, c->tls_ms);
-	bind_opt_double(st->s_check, 12, c->first_byte_ms);
-	if (c->cert_expiry != 0)
-		sqlite3_bind_int64(st->s_check, 13, c->cert_expiry);
-	sqlite3_bind_int(st->s_check, 14, c->maintenance ? 1 : 0);
-	if ((rc = st_step_done(st->s_check)) != SQLITE_OK)
+	if ((rc = slot_get(st, c->monitor_id, &slot)) != SQLITE_OK)
 		return rc;
-	check_id = sqlite3_last_insert_rowid(st->db);
-	for (i = 0; i < it->u.chk.n_meas; i++) {
-		sqlite3_bind_int64(st->s_measure, 1, check_id);
-		sqlite3_bind_text(st->s_measure, 2, it->u.chk.meas[i].name, -1,
-		    SQLITE_STATIC);
-		sqlite3_bind_double(st->s_measure, 3, it->u.chk.meas[i].value);
-		if ((rc = st_step_done(st->s_measure)) != SQLITE_OK)
+	bind_check(st->s_checks[1], 0, c);
+	if ((rc = step_reset(st->s_checks[1])) != SQLITE_OK)
+		return rc;
+	st->next_id = sqlite3_last_insert_rowid(st->db) + 1;
+	return check_rest(st, it, st->next_id - 1, 1);
+}
+
+/*
+ * The measurements of the checks [i, i + k) of the batch at HEAD, just
+ * inserted as rows next_id..., in INSERTs of up to MEAS_GROUP rows
+ * (s_meas[n]): a ping stores two per check, and a statement per row cost
+ * more than its row.  In the checks' order, so of a name given twice the
+ * last value stays (OR REPLACE), as row by row.  SQLite result code.
+ */
+static int
+write_group_meas(struct store *st, size_t head, size_t i, size_t k)
+{
+	const struct item *it;
+	const struct store_measure *me;
+	const char *names[MEAS_GROUP];
+	int64_t ids[MEAS_GROUP];
+	double vals[MEAS_GROUP];
+	size_t j, m, n = 0, b;
+	int rc;
+
+	for (j = 0; j <= k; j++) {
+		it = j < k ? &st->ring[(head + i + j) % st->cap] : NULL;
+		/* Write what is gathered before a check whose measurements
+		 * would not fit, and at the end. */
+		if (n > 0 && (it == NULL || n + it->u.chk.n_meas >
+		    MEAS_GROUP)) {
+			for (b = 0; b < n; b++) {
+				sqlite3_bind_int64(st->s_meas[n],
+				    (int)(3 * b + 1), ids[b]);
+				sqlite3_bind_text(st->s_meas[n], (int)(3 * b + 2),
+				    names[b], -1, SQLITE_STATIC);
+				sqlite3_bind_double(st->s_meas[n],
+				    (int)(3 * b + 3), vals[b]);
+			}
+			if ((rc = step_reset(st->s_meas[n])) != SQLITE_OK)
+				return rc;
+			n = 0;
+		}
+		if (it == NULL)
+			break;
+		for (m = 0; m < it->u.chk.n_meas; m++) {
+			me = &it->u.chk.meas[m];
+			if (it->u.chk.n_meas <= MEAS_GROUP) {
+				ids[n] = st->next_id + (int64_t)j;
+				names[n] = me->name;
+				vals[n++] = me->value;
+				continue;
+			}
+			/* More than a statement holds: row by row. */
+			sqlite3_bind_int64(st->s_measure, 1,
+			    st->next_id + (int64_t)j);
+			sqlite3_bind_text(st->s_measure, 2, me->name, -1,
+			    SQLITE_STATIC);
+			sqlite3_bind_double(st->s_measure, 3, me->value);
+			if ((rc = st_step_done(st->s_measure)) != SQLITE_OK)
+				return rc;
+		}
+	}
+	return SQLITE_OK;
+}
+
+/*
+ * Items [i, i + k) of the batch at HEAD, all checks, in one INSERT of k
+ * rows (s_checks[k]), then each one's other rows.  One statement for k
+ * rows saves k - 1 statements' set-up and tear-down (cursors opened and
+ * closed, the VM reset): about 3,000 instructions a row (BENCHMARKS.md).
+ * Not in careful mode: an item that fails fails the statement, and so
+ * the batch, which is then written item by item.  SQLite result code.
+ */
+static int
+write_checks(struct store *st, size_t head, size_t i, size_t k)
+{
+	const struct item *it;
+	struct rollup_slot *slot;
+	size_t j;
+	int rc;
+
+	for (j = 0; j < k; j++) {
+		it = &st->ring[(head + i + j) % st->cap];
+		if ((rc = slot_get(st, it->u.chk.c.monitor_id, &slot)) !=
+		    SQLITE_OK)
+			return rc;
+		bind_check(st->s_checks[k], (int)(j * CHECK_COLS),
+		    &it->u.chk.c);
+	}
+	if ((rc = step_reset(st->s_checks[k])) != SQLITE_OK)
+		return rc;
+	/* SQLite gives each row the largest rowid + 1 (as it gives the
+	 * rows of write_item()), so they are next_id...; only a table at
+	 * the largest rowid there is gets random ones, and then the batch
+	 * is written item by item (an item error: careful mode). */
+	if (sqlite3_last_insert_rowid(st->db) != st->next_id + (int64_t)k -
+	    1) {
+		snprintf(st->item_msg, sizeof(st->item_msg), "unexpected "
+		    "rowids");
+		return SQLITE_MISMATCH;
+	}
+	if ((rc = write_group_meas(st, head, i, k)) != SQLITE_OK)
+		return rc;
+	for (j = 0; j < k; j++) {
+		it = &st->ring[(head + i + j) % st->cap];
+		if ((rc = check_rest(st, it, st->next_id++, 0)) != SQLITE_OK)
 			return rc;
 	}
-
-	if ((rc = rollup_note_check(st, c, &slot)) != SQLITE_OK)
-		return rc;
-	sqlite3_bind_int64(st->s_state, 1, c->monitor_id);
-	sqlite3_bind_text(st->s_state, 2, c->state, -1,
-	    SQLITE_STATIC);
-	sqlite3_bind_int64(st->s_state, 3, c->ts_ms);
-	bind_opt_double(st->s_state, 4, c->latency_ms);
-	sqlite3_bind_int(st->s_state, 5, c->state_changed ? 1 : 0);
-	sqlite3_bind_int(st->s_state, 6, c->streak);
-	sqlite3_bind_int64(st->s_state, 7, (sqlite3_int64)c->repeats);
-	sqlite3_bind_int64(st->s_state, 8, c->notified_ms);
-	sqlite3_bind_int64(st->s_state, 9, c->escalated_ms);
-	sqlite3_bind_int64(st->s_state, 10, slot->hour);
-	sqlite3_bind_blob(st->s_state, 11, st->roll_blob,
-	    (int)rollup_encode(&slot->agg, st->roll_blob), SQLITE_STATIC);
-	if ((rc = st_step_done(st->s_state)) != SQLITE_OK)
-		return rc;
-	if (c->state_changed && (rc = incident_note(st, c)) != SQLITE_OK)
-		return rc;
-	return write_outbox(st, it->u.chk.alerts, it->u.chk.n_alerts);
+	return SQLITE_OK;
 }
 
 static void
@@ -672,6 +1159,45 @@ write_failed(struct store *st, char *err, size_t errlen)
 		st->damaged = 1;
 }
 
+/* This thread's CPU time (µs): a slow batch that was not on the CPU
+ * waited for the disk or for a core. */
+static int64_t
+thread_cpu_us(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+		return 0;
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Pages DB read from the file (or the WAL) since it opened: misses of its
+ * page cache. */
+static int
+cache_misses(sqlite3 *db)
+{
+	int cur = 0, hi = 0;
+
+	(void)sqlite3_db_status(db, SQLITE_DBSTATUS_CACHE_MISS, &cur, &hi, 0);
+	return cur;
+}
+
+/* How many items from i on (of the batch of n at HEAD, at most
+ * CHECK_GROUP) are checks that write_checks() can insert together. */
+static size_t
+check_run(struct store *st, size_t head, size_t i, size_t n)
+{
+	const struct item *it;
+	size_t k;
+
+	for (k = 0; i + k < n && k < CHECK_GROUP; k++) {
+		it = &st->ring[(head + i + k) % st->cap];
+		if (it->kind != ITEM_CHECK || it->u.chk.c.policy_only)
+			break;
+	}
+	return k;
+}
+
 /*
  * Write items [head, head + n) of the ring in one transaction.  An item
  * the database rejects for itself (item_error()) is skipped whole, which
@@ -687,25 +1213,49 @@ write_batch(struct store *st, size_t head, size_t n, int careful,
     uint64_t *nchecks, char *err, size_t errlen)
 {
 	const struct item *it;
-	size_t i;
+	size_t i, k;
 	int rc;
 
 	*nchecks = 0;
 	st->phase_us[0] = mono_us();
+	st->phase_cpu_us[0] = thread_cpu_us();
+	st->phase_miss[0] = cache_misses(st->db);
 	if ((rc = st_step_done(st->s_begin)) != SQLITE_OK)
+		goto fail;
+	/* The next check's id: a group of rows in one INSERT
+	 * (write_checks()) needs its ids for their measurements. */
+	rc = sqlite3_step(st->s_maxid);
+	st->next_id = sqlite3_column_int64(st->s_maxid, 0) + 1;
+	sqlite3_reset(st->s_maxid);
+	if (rc != SQLITE_ROW)
 		goto fail;
 	st->phase_us[1] = mono_us();
 	for (i = 0; i < n; i++) {
 		it = &st->ring[(head + i) % st->cap];
+		if (!careful && (k = check_run(st, head, i, n)) > 1) {
+			if ((rc = write_checks(st, head, i, k)) != SQLITE_OK &&
+			    item_error(rc)) {
+				st_step_done(st->s_rollback);
+				rollup_cache_reset(st);
+				return 1;
+			} else if (rc != SQLITE_OK) {
+				goto fail;
+			}
+			*nchecks += k;
+			i += k - 1;
+			continue;
+		}
 		if (careful && (rc = st_step_done(st->s_savepoint)) != SQLITE_OK)
 			goto fail;
+		st->item_msg[0] = '\0';
 		rc = write_item(st, it);
 		if (rc != SQLITE_OK && item_error(rc) && !careful) {
 			st_step_done(st->s_rollback);
 			rollup_cache_reset(st);
 			return 1;
 		} else if (rc != SQLITE_OK && item_error(rc)) {
-			log_skipped(it, sqlite3_errmsg(st->db));
+			log_skipped(it, st->item_msg[0] != '\0' ?
+			    st->item_msg : sqlite3_errmsg(st->db));
 			if ((rc = st_step_done(st->s_rollback_to)) != SQLITE_OK)
 				goto fail;
 		} else if (rc != SQLITE_OK) {
@@ -721,6 +1271,8 @@ write_batch(struct store *st, size_t head, size_t n, int careful,
 	if ((rc = st_step_done(st->s_commit)) != SQLITE_OK)
 		goto fail;
 	st->phase_us[3] = mono_us();
+	st->phase_cpu_us[1] = thread_cpu_us();
+	st->phase_miss[1] = cache_misses(st->db);
 	/* A skipped item may have counted in its monitor's open hour. */
 	if (careful)
 		rollup_cache_reset(st);
@@ -749,52 +1301,103 @@ log_slow_batch(struct store *st, size_t n, double ms)
 	if (st->slow_logged_ms != 0 && now - st->slow_logged_ms < SLOW_LOG_MS)
 		return;
 	log_info("store: slow write: %zu items in %.1f ms (lock %.1f, rows "
-	    "%.1f, commit %.1f ms); %u batch(es) over %d ms since the last "
-	    "such line", n, ms,
+	    "%.1f, commit %.1f ms; on CPU %.1f ms, %d pages read); %u "
+	    "batch(es) over %d ms since the last such line", n, ms,
 	    (double)(st->phase_us[1] - st->phase_us[0]) / 1000.0,
 	    (double)(st->phase_us[2] - st->phase_us[1]) / 1000.0,
 	    (double)(st->phase_us[3] - st->phase_us[2]) / 1000.0,
+	    (double)(st->phase_cpu_us[1] - st->phase_cpu_us[0]) / 1000.0,
+	    st->phase_miss[1] - st->phase_miss[0],
 	    st->slow_since, SLOW_BATCH_MS);
 	st->slow_logged_ms = now;
 	st->slow_since = 0;
 }
 
 /*
- * One step of a retention request: a chunk of deletions in its own
- * transaction, or, once nothing old is left, an incremental vacuum step.
- * A deleted check takes its measurements with it (ON DELETE CASCADE, as
- * every connection has foreign_keys on): for each check SQLite deletes the
- * range of the measurements' primary key that starts with its id, no scan.
- * Sets *finished when the request is complete.  0 or WP_EIO (err set).
+ * One step of the rowid walk (transaction open): delete the rows older
+ * than the cutoff in [r->lo, ...), range by range, until CHUNK rows went
+ * or RET_SCAN_CHUNKS chunks' worth of rowids were looked at.  The table's
+ * rowid B-tree is read in order, so a range costs its rows, and a range
+ * of rows all kept costs no write.  Rows arrive nearly in time order, so
+ * the old ones are the low rowids; the walk still looks at every rowid up
+ * to r->hi, so rows written out of order (or by another program) go too.
+ * A check's measurements go first, by their primary key: the writer's
+ * connection has no foreign-key actions.  SQLite result code; *deleted.
+ */
+static int
+retention_walk(struct store *st, struct retention *r, int64_t *deleted)
+{
+	sqlite3_stmt *del[2] = { st->s_ret_meas, st->s_retention };
+	int64_t scanned = 0, span, end;
+	int i, rc;
+
+	while (r->lo <= r->hi && *deleted < r->chunk &&
+	    scanned < (int64_t)r->chunk * RET_SCAN_CHUNKS) {
+		span = r->chunk - *deleted;
+		end = r->lo + span;
+		for (i = 0; i < 2; i++) {
+			sqlite3_bind_int64(del[i], 1, r->lo);
+			sqlite3_bind_int64(del[i], 2, end);
+			sqlite3_bind_int64(del[i], 3, r->cutoff_ms);
+			if ((rc = st_step_done(del[i])) != SQLITE_OK)
+				return rc;
+		}
+		*deleted += sqlite3_changes(st->db);
+		scanned += span;
+		r->lo = end;
+	}
+	return SQLITE_OK;
+}
+
+/*
+ * One step of a retention request: a bounded part of the rowid walk
+ * (retention_walk()) in its own transaction, or, once the walk is done,
+ * an incremental vacuum step.  Sets *finished when the request is
+ * complete.  0 or WP_EIO (err set).
  */
 static int
 retention_step(struct store *st, struct retention *r, int64_t *deleted,
     int *finished, char *err, size_t errlen)
 {
 	char sql[64];
-	int64_t fl = 0, mode = 0, rolled;
-	int rc;
+	int64_t fl = 0, mode = 0, rolled, lo0 = r->lo;
+	int rc, scanning0 = r->scanning;
 
 	*deleted = 0;
 	*finished = 0;
 	if (!r->vacuuming) {
 		if ((rc = st_step_done(st->s_begin)) != SQLITE_OK)
 			goto fail;
-		sqlite3_bind_int64(st->s_retention, 1, r->cutoff_ms);
-		sqlite3_bind_int(st->s_retention, 2, r->chunk);
-		if ((rc = st_step_done(st->s_retention)) != SQLITE_OK)
+		if (!r->scanning) {
+			/* Inside the transaction, so no row is missed. */
+			rc = sqlite3_step(st->s_ret_bounds);
+			if (rc == SQLITE_ROW && sqlite3_column_type(
+			    st->s_ret_bounds, 0) != SQLITE_NULL) {
+				r->lo = sqlite3_column_int64(st->s_ret_bounds,
+				    0);
+				r->hi = sqlite3_column_int64(st->s_ret_bounds,
+				    1);
+			} else {
+				r->lo = 1;
+				r->hi = 0;
+			}
+			sqlite3_reset(st->s_ret_bounds);
+			if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+				goto fail;
+			r->scanning = 1;
+		}
+		if ((rc = retention_walk(st, r, deleted)) != SQLITE_OK)
 			goto fail;
-		*deleted = sqlite3_changes(st->db);
 		if ((rc = st_step_done(st->s_commit)) != SQLITE_OK)
 			goto fail;
-		if (*deleted < r->chunk && r->rollup_cutoff_ms > 0) {
+		if (r->lo > r->hi && r->rollup_cutoff_ms > 0) {
 			if ((rc = rollup_expire(st, r->rollup_cutoff_ms,
 			    &rolled)) != SQLITE_OK)
 				goto fail;
 			log_debug("store: retention: %" PRId64 " roll-up and "
 			    "incident rows deleted", rolled);
 		}
-		if (*deleted < r->chunk) {
+		if (r->lo > r->hi) {
 			r->vacuuming = 1;
 			r->freelist = -1;
 		}
@@ -823,6 +1426,10 @@ fail:
 	write_failed(st, err, errlen);
 	if (!sqlite3_get_autocommit(st->db))
 		st_step_done(st->s_rollback);
+	/* Rolled back: the walk goes over the same rows again. */
+	r->lo = lo0;
+	r->scanning = scanning0;
+	*deleted = 0;
 	return WP_EIO;
 }
 
@@ -1207,7 +1814,7 @@ writer_run(struct store *st)
 	int64_t backoff = 0, fail_since = 0, deleted, t0, left, stop_deadline;
 	uint64_t nchecks;
 	size_t head, n, i;
-	int brc, rrc, finished, watched_at_stop = 0;
+	int brc, rrc, finished, watched_at_stop = 0, swept_at_stop = 0;
 	unsigned fails = 0;
 	double ms;
 
@@ -1238,6 +1845,10 @@ writer_run(struct store *st)
 			watched_at_stop = st->stopping;
 			pthread_mutex_unlock(&st->mu);
 			watch_files(st);
+			if (!st->stopping && !st->damaged &&
+			    !st->stats.failing &&
+			    mono_ms() >= st->sweep_next_ms)
+				state_sweep(st, 0);
 			pthread_mutex_lock(&st->mu);
 			continue;
 		}
@@ -1247,6 +1858,15 @@ writer_run(struct store *st)
 		    fail_since + DRAIN_GIVEUP_MS > stop_deadline)
 			stop_deadline = fail_since + DRAIN_GIVEUP_MS;
 		if (st->stopping) {
+			if (st->count == 0 && !swept_at_stop) {
+				/* Every state row up to date before the
+				 * end (state_note()). */
+				swept_at_stop = 1;
+				pthread_mutex_unlock(&st->mu);
+				state_sweep(st, 1);
+				pthread_mutex_lock(&st->mu);
+				continue;
+			}
 			if (st->count == 0)
 				break;
 			left = stop_deadline - mono_ms();

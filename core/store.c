@@ -158,6 +158,14 @@ static const char *const migrations[] = {
 	"  since_ms INTEGER NOT NULL,"
 	"  held_state TEXT,"
 	"  held_at INTEGER);",
+	/* 5 -> 6: a cheaper row (BENCHMARKS.md, "Storage cost per row").
+	 * Retention walks the rowid ranges (rows arrive nearly in time
+	 * order), so the ts index, a fifth of a row's cost, goes.
+	 * state.r_id: the newest check counted in r_agg, now that the state
+	 * row is written on change (store-writer.c, "The state row"); NULL
+	 * on a row an older version wrote, which wrote it per check. */
+	"DROP INDEX IF EXISTS checks_ts;"
+	"ALTER TABLE state ADD COLUMN r_id INTEGER;",
 };
 
 /* Run SQL with no result rows.  0, or WP_EIO with the message in err. */
@@ -580,6 +588,14 @@ st_open_writer(struct store *st, int check, char *err, size_t errlen)
 	if ((rc = st_open_conn(st->path, WRITER_BUSY_MS, &st->db, err,
 	    errlen)) != 0)
 		return rc;
+	/* The writer guarantees its references itself (slot_get() in
+	 * store-writer.c) and deletes a check's measurements with it; every
+	 * other connection keeps foreign_keys on. */
+	if (sqlite3_exec(st->db, "PRAGMA foreign_keys=OFF", NULL, NULL,
+	    NULL) != SQLITE_OK) {
+		rc = WP_EIO;
+		goto sqlfail;
+	}
 	if (check && (rc = check_file(st->db, st->path, err, errlen)) != 0)
 		goto fail;
 	/*
@@ -746,9 +762,20 @@ store_load_state(struct store *st, struct store_state **out, size_t *n)
 	*out = NULL;
 	*n = 0;
 	pthread_mutex_lock(&st->rmu);
-	if (sqlite3_prepare_v2(st->rdb, "SELECT monitor_id, state, "
-	    "last_check_ms, latency_ms, since_ms, streak, repeats, notified_ms, "
-	    "escalated_ms FROM state ORDER BY monitor_id",
+	/*
+	 * The last check and its latency from the newest checks row (one
+	 * descent of the (monitor_id, ts) index per monitor): the writer
+	 * rewrites the state row on a change, not per check, so its
+	 * last_check_ms may lag (store-writer.c, state_note()).  The row's
+	 * own values stand when retention left no check.
+	 */
+	if (sqlite3_prepare_v2(st->rdb, "SELECT s.monitor_id, s.state, "
+	    "coalesce(c.ts, s.last_check_ms), "
+	    "CASE WHEN c.id IS NULL THEN s.latency_ms ELSE c.latency_ms END, "
+	    "s.since_ms, s.streak, s.repeats, s.notified_ms, s.escalated_ms "
+	    "FROM state AS s LEFT JOIN checks AS c ON c.id = "
+	    "(SELECT id FROM checks WHERE monitor_id = s.monitor_id "
+	    "ORDER BY ts DESC, id DESC LIMIT 1) ORDER BY s.monitor_id",
 	    -1, &s, NULL) != SQLITE_OK)
 		goto fail;
 	while ((step = sqlite3_step(s)) == SQLITE_ROW) {

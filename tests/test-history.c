@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 #include <cmocka.h>
 #include <sqlite3.h>
@@ -614,7 +615,9 @@ test_backfill(void **state)
 	    "UPDATE meta SET value = '3' WHERE key = 'schema_version'");
 	/* (the r_* columns are dropped too, as version 3 had none) */
 	sql_exec(fx->db, "ALTER TABLE state DROP COLUMN r_hour; "
-	    "ALTER TABLE state DROP COLUMN r_agg");
+	    "ALTER TABLE state DROP COLUMN r_agg; "
+	    "ALTER TABLE state DROP COLUMN r_id; "
+	    "CREATE INDEX checks_ts ON checks(ts)");
 	open_store(fx);
 	/* New checks after the migration add to the backfilled hour. */
 	submit(fx, fx->ids[0], DAY0 + 2 * H + 60000, "up", 0, 70);
@@ -631,6 +634,161 @@ test_backfill(void **state)
 	assert_int_equal(n, 1);
 	assert_true(v[0].start_ms == DAY0 + 40 * 60000);
 	assert_true(v[0].end_ms == DAY0 + 80 * 60000);
+	free(v);
+}
+
+/*
+ * The state row is written on a change, not per check, so after a crash
+ * (a child process that ends without store_close()) it lags the checks
+ * rows; the next writer recounts them from the rows (slot_reconcile()),
+ * and every check is in the roll-ups once.
+ */
+static void
+test_crash_reconcile(void **state)
+{
+	struct fx *fx = *state;
+	struct store_stats ss;
+	pid_t pid;
+	int i, status;
+
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		open_store(fx);
+		for (i = 0; i < 20; i++)
+			submit(fx, fx->ids[0], DAY0 + 10 * 60000 + i * 10000,
+			    "up", i == 0, 5);
+		for (i = 0; i < 2000; i++) {
+			store_get_stats(fx->st, &ss);
+			if (ss.written == 20)
+				break;
+			usleep(5000);
+		}
+		_exit(ss.written == 20 ? 0 : 1);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM checks"), 20);
+	/* Only the first check (a change) wrote the row. */
+	assert_int_equal(sql_agg(fx->db, "SELECT r_agg FROM state"), 1);
+
+	open_store(fx);
+	submit(fx, fx->ids[0], DAY0 + 20 * 60000, "up", 0, 5);
+	close_store_open_history(fx);
+	assert_int_equal(sql_agg(fx->db, "SELECT r_agg FROM state"), 21);
+	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM rollup_hours"),
+	    0);
+	assert_int_equal(sql_int(fx->db, "SELECT last_check_ms FROM state"),
+	    DAY0 + 20 * 60000);
+}
+
+/*
+ * A version 5 file as the version 5 writer left it: tests/data/
+ * store-v5.sql is `bench/history write DB 240 2 50` of the tree before
+ * version 6 (m1 and m2, 120 checks each at 60 s over three hours, its
+ * roll-ups and state rows), dumped with `sqlite3 DB .dump`.  Migrated to
+ * version 6, nothing is lost: its ts index goes, its state rows (r_id
+ * NULL, written per check) are taken as exact, every check written after
+ * is counted once in the roll-ups, the newest check is what
+ * store_load_state() and /checks give, and retention by rowid ranges
+ * removes exactly the rows older than its cutoff.
+ */
+static void
+test_migrate_v5(void **state)
+{
+	static const char *const names[] = { "m1", "m2" };
+	static const char *const types[] = { "http", "http" };
+	struct fx *fx = *state;
+	struct store_state *st = NULL;
+	struct history_check *v;
+	struct history_uptime u;
+	char err[512] = "", path[PATH_MAX], next[HISTORY_CURSOR_MAX], *sql;
+	char q[128];
+	const char *src = getenv("abs_top_srcdir");
+	int64_t ids[2], first, last1, last2, cutoff, old, total;
+	size_t n, len;
+	FILE *f;
+	int i;
+
+	assert_non_null(src);
+	snprintf(path, sizeof(path), "%s/tests/data/store-v5.sql", src);
+	assert_non_null(f = fopen(path, "r"));
+	sql = calloc(1, 1 << 20);
+	assert_non_null(sql);
+	len = fread(sql, 1, (1 << 20) - 1, f);
+	fclose(f);
+	assert_true(len > 0 && len < (1 << 20) - 1);
+	sql_exec(fx->db, sql);
+	free(sql);
+	assert_int_equal(sql_int(fx->db, "SELECT CAST(value AS INTEGER) FROM "
+	    "meta WHERE key = 'schema_version'"), 5);
+	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM sqlite_master "
+	    "WHERE name = 'checks_ts'"), 1);
+	first = sql_int(fx->db, "SELECT min(ts) FROM checks");
+	last1 = sql_int(fx->db, "SELECT max(ts) FROM checks WHERE "
+	    "monitor_id = 1");
+	last2 = sql_int(fx->db, "SELECT max(ts) FROM checks WHERE "
+	    "monitor_id = 2");
+	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM checks"), 240);
+	assert_int_equal(sql_agg(fx->db, "SELECT agg FROM rollup_hours") +
+	    sql_agg(fx->db, "SELECT r_agg FROM state"), 240);
+
+	if (store_open(fx->db, 4096, &fx->st, err, sizeof(err)) != 0)
+		fail_msg("store_open: %s", err);
+	assert_int_equal(store_sync_monitors(fx->st, names, types, 2, ids), 0);
+	assert_int_equal(ids[0], 1);
+	assert_int_equal(ids[1], 2);
+	assert_int_equal(sql_int(fx->db, "SELECT CAST(value AS INTEGER) FROM "
+	    "meta WHERE key = 'schema_version'"), 6);
+	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM sqlite_master "
+	    "WHERE name = 'checks_ts'"), 0);
+	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM sqlite_master "
+	    "WHERE type = 'index' AND tbl_name = 'checks' AND "
+	    "sql LIKE '%(monitor_id, ts)%'"), 1);
+	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM state WHERE "
+	    "r_id IS NULL"), 2);
+	assert_int_equal(store_load_state(fx->st, &st, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(st[0].state, "up");
+	assert_int_equal(st[0].last_check_ms, last1);
+	assert_int_equal(st[1].last_check_ms, last2);
+	free(st);
+
+	/* 90 more minutes of m1, then retention of its first 30 minutes. */
+	assert_int_equal(store_start(fx->st), 0);
+	for (i = 1; i <= 90; i++)
+		submit(fx, 1, last1 + i * 60000, "up", 0, 7);
+	cutoff = first + 30 * 60000;
+	snprintf(q, sizeof(q), "SELECT count(*) FROM checks WHERE ts < %lld",
+	    (long long)cutoff);
+	old = sql_int(fx->db, q);
+	assert_true(old >= 58 && old <= 60);	/* 30 minutes of each */
+	retention_done_flag = 0;
+	assert_int_equal(store_retention(fx->st, cutoff, 7, on_retention,
+	    NULL), 0);
+	for (i = 0; i < 1000 && !__atomic_load_n(&retention_done_flag,
+	    __ATOMIC_SEQ_CST); i++)
+		usleep(10000);
+	assert_true(retention_done_flag);
+	close_store_open_history(fx);
+
+	total = sql_int(fx->db, "SELECT count(*) FROM checks");
+	assert_int_equal(total, 240 + 90 - old);
+	assert_int_equal(sql_int(fx->db, q), 0);
+	/* Every check counted once: the roll-ups keep what retention took. */
+	assert_int_equal(sql_agg(fx->db, "SELECT agg FROM rollup_hours") +
+	    sql_agg(fx->db, "SELECT r_agg FROM state"), 240 + 90);
+	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM state WHERE "
+	    "monitor_id = 1 AND r_id = (SELECT max(id) FROM checks) AND "
+	    "last_check_ms = (SELECT max(ts) FROM checks)"), 1);
+	assert_int_equal(history_uptime(fx->h, &ids[0], 1, last1 + 91 * 60000,
+	    D, &u), 0);
+	assert_int_equal(u.checks, 120 + 90);
+	assert_int_equal(history_checks(fx->h, 1, 0, 0, 5, NULL, &v, &n, next),
+	    0);
+	assert_int_equal(n, 5);
+	assert_true(v[0].ts_ms == last1 + 90 * 60000);
+	assert_true(v[4].ts_ms == last1 + 86 * 60000);
 	free(v);
 }
 
@@ -703,6 +861,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_retention, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_backfill, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migrate_v5, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_crash_reconcile, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_reopen_recreated, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_open_refused, setup,

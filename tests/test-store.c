@@ -235,7 +235,7 @@ test_fresh_schema(void **state)
 	assert_string_equal(buf, "wal");
 	sql_text(fx->db, "SELECT value FROM meta WHERE key = 'schema_version'",
 	    buf, sizeof(buf));
-	assert_string_equal(buf, "5");
+	assert_string_equal(buf, "6");
 	assert_int_equal(sql_int(fx->db, "PRAGMA auto_vacuum"), 2);
 	/* The contract's columns are there under their names. */
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM "
@@ -274,7 +274,7 @@ test_reopen(void **state)
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM monitors"), 3);
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM meta"), 1);
 	assert_int_equal(sql_int(fx->db, "SELECT CAST(value AS INTEGER) "
-	    "FROM meta WHERE key = 'schema_version'"), 5);
+	    "FROM meta WHERE key = 'schema_version'"), 6);
 	/* NULL mapping and the reason's short name. */
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM checks WHERE "
 	    "ok = 0 AND latency_ms IS NULL AND status_code IS NULL AND "
@@ -1193,6 +1193,45 @@ last_meas(struct store *st, int64_t id, char *out, size_t len, int64_t *ts)
 	free(v);
 }
 
+/*
+ * Checks queued together go in as groups (a multi-row INSERT of checks,
+ * then of their measurements): every check keeps its own measurements,
+ * a name given twice keeps its last value, and a group larger than one
+ * measurements statement holds (17 checks of 2 = 34 rows) still lands.
+ */
+static void
+test_measurements_grouped(void **state)
+{
+	struct fx *fx = *state;
+	struct store_measure m[3];
+	struct store_check c;
+	int i;
+
+	open_fx(fx, 256);
+	for (i = 1; i <= 40; i++) {
+		c = mk_check(fx->ids[i % 3], i, 1, i <= 3);
+		m[0] = (struct store_measure){ "a", i };
+		m[1] = (struct store_measure){ "b", 2.0 * i };
+		m[2] = (struct store_measure){ "a", 3.0 * i };
+		c.meas = m;
+		c.n_meas = i % 5 == 0 ? 0 : 3;
+		assert_int_equal(store_submit(fx->st, &c, NULL, 0), 0);
+	}
+	assert_int_equal(store_start(fx->st), 0);
+	wait_written(fx->st, 40, 10000);
+	store_close(fx->st);
+	fx->st = NULL;
+	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM checks"), 40);
+	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM measurements"),
+	    64);
+	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM measurements "
+	    "AS m JOIN checks AS c ON c.id = m.check_id WHERE "
+	    "(m.name = 'a' AND m.value = 3 * c.ts) OR "
+	    "(m.name = 'b' AND m.value = 2 * c.ts)"), 64);
+	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM checks WHERE "
+	    "ts % 5 = 0 AND id IN (SELECT check_id FROM measurements)"), 0);
+}
+
 static void
 test_measurements(void **state)
 {
@@ -1312,12 +1351,15 @@ test_measurements_migration(void **state)
 	 * tables and checks.maintenance. */
 	sql_exec(db, "DROP TABLE silences; DROP TABLE holds; "
 	    "ALTER TABLE checks DROP COLUMN maintenance");
+	/* ... and with version 1's ts index, without version 6's r_id. */
+	sql_exec(db, "CREATE INDEX checks_ts ON checks(ts); "
+	    "ALTER TABLE state DROP COLUMN r_id");
 	sqlite3_close(db);
 
 	open_fx(fx, 16);
 	sql_text(fx->db, "SELECT value FROM meta WHERE key = 'schema_version'",
 	    buf, sizeof(buf));
-	assert_string_equal(buf, "5");
+	assert_string_equal(buf, "6");
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM checks WHERE "
 	    "ts = 1000 AND reason = 'refused'"), 1);
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM state"), 1);
@@ -1523,6 +1565,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_close_gives_up, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_null_and_invalid, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_measurements_grouped, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_measurements, setup,
 		    teardown),
