@@ -1749,7 +1749,8 @@ etcd_new(const struct wp_host *host, const struct etcd_opts *o,
 	e->silence_us = 2 * (o->watch_progress_us > 0 ? o->watch_progress_us :
 	    DEFAULT_PROGRESS_US) + 1000000;
 	/* Requests keep their connections: one idle one per endpoint. */
-	curlloop_keepalive(e->cl, (int)e->n_endpoints);
+	for (i = 0; i < e->n_endpoints; i++)
+		(void)curlloop_keepalive(e->cl, e->endpoints[i], 1);
 	*out = e;
 	return 0;
 }
