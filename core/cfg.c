@@ -689,39 +689,60 @@ file_key(const struct wp_plugin *p, const char *key)
 	return k;
 }
 
+uint64_t
+cfg_def_hash(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *c = p;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		h ^= c[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+/* H on from "KEY=VALUE\n". */
+static uint64_t
+def_line(uint64_t h, const char *key, const char *value)
+{
+	h = cfg_def_hash(h, key, strlen(key));
+	h = cfg_def_hash(h, "=", 1);
+	h = cfg_def_hash(h, value, strlen(value));
+	return cfg_def_hash(h, "\n", 1);
+}
+
 /*
- * The definition: every key and value in file order, as written, except
- * that a KEY_file line of the plugin's shows the file's contents, so a
- * changed secret file counts as a change on reload.  (A file that cannot
- * be read is reported by keys_fill(); here it shows its path.)
+ * The definition's hash: every key and value in file order, as written,
+ * except that a KEY_file line of the plugin's counts the file's contents,
+ * so a changed secret file counts as a change on reload.  (A file that
+ * cannot be read is reported by keys_fill(); here it counts its path.)
  */
-static char *
+static uint64_t
 definition(struct loader *ld, const struct cfg_raw_section *rs,
     const struct wp_plugin *p)
 {
-	struct sbuf def = { NULL, 0, 0 };
 	const struct wp_key *k;
 	char *path, *value, why[PATH_MAX + 128];
+	uint64_t h = CFG_DEF_HASH_INIT;
 	size_t i;
 
 	for (i = 0; i < rs->n_kv; i++) {
 		k = p != NULL ? file_key(p, rs->kv[i].key) : NULL;
 		if (k == NULL) {
-			sbuf_printf(&def, "%s=%s\n", rs->kv[i].key,
-			    rs->kv[i].value);
+			h = def_line(h, rs->kv[i].key, rs->kv[i].value);
 			continue;
 		}
 		path = keys_resolve_path(ld->dir, rs->kv[i].value);
 		if (cfg_read_secret(path, &value, why, sizeof(why)) == 0) {
-			sbuf_printf(&def, "%s=%s\n", k->name, value);
+			h = def_line(h, k->name, value);
 			explicit_bzero(value, strlen(value));
 			free(value);
 		} else
-			sbuf_printf(&def, "%s=%s\n", rs->kv[i].key,
-			    rs->kv[i].value);
+			h = def_line(h, rs->kv[i].key, rs->kv[i].value);
 		free(path);
 	}
-	return def.data != NULL ? sbuf_steal(&def) : xstrdup("");
+	return h;
 }
 
 /* Names of a table, NULL-terminated (free() the array). */
@@ -754,18 +775,27 @@ build_section(struct loader *ld, const struct cfg_raw_section *rs,
 	struct common_conf *cc;
 	struct cfg_kv *pkv;
 	const struct wp_plugin *p = NULL;
-	char why[512], *sec, *what;
-	size_t i, np = 0;
+	char why[512], *sec, *what, *t;
+	size_t i, np = 0, len = 0, kl, vl;
 	int clean, line, exact;
 	void *conf;
 
 	s->name = xstrdup(rs->name);
 	s->line = rs->line;
+	/* The section's keys and values in one block, which lines and kv
+	 * (and *ckv, for the caller) point into: one allocation rather than
+	 * four per line. */
+	for (i = 0; i < rs->n_kv; i++)
+		len += strlen(rs->kv[i].key) + strlen(rs->kv[i].value) + 2;
+	s->text = t = xmalloc(len + 1);
 	s->lines = xcalloc(rs->n_kv + 1, sizeof(*s->lines));
 	for (i = 0; i < rs->n_kv; i++) {
-		s->lines[i].key = xstrdup(rs->kv[i].key);
-		s->lines[i].value = xstrdup(rs->kv[i].value);
+		kl = strlen(rs->kv[i].key) + 1;
+		vl = strlen(rs->kv[i].value) + 1;
+		s->lines[i].key = memcpy(t, rs->kv[i].key, kl);
+		s->lines[i].value = memcpy(t + kl, rs->kv[i].value, vl);
 		s->lines[i].line = rs->kv[i].line;
+		t += kl + vl;
 	}
 	s->n_lines = rs->n_kv;
 	*ckv = xmalloc((rs->n_kv + 1) * sizeof(**ckv));
@@ -773,9 +803,9 @@ build_section(struct loader *ld, const struct cfg_raw_section *rs,
 	*n_ckv = 0;
 	for (i = 0; i < rs->n_kv; i++) {
 		if (in_table(common, n_common, rs->kv[i].key))
-			(*ckv)[(*n_ckv)++] = rs->kv[i];
+			(*ckv)[(*n_ckv)++] = s->lines[i];
 		else
-			pkv[np++] = rs->kv[i];
+			pkv[np++] = s->lines[i];
 	}
 	cc = fill_lenient(ld, &ctx, common, n_common, sizeof(common[0]),
 	    sizeof(*cc), *ckv, n_ckv, &clean);
@@ -815,7 +845,7 @@ build_section(struct loader *ld, const struct cfg_raw_section *rs,
 		s->type_line = line;
 	}
 	s->plugin = p;
-	s->definition = definition(ld, rs, p);
+	s->def_hash = definition(ld, rs, p);
 
 	/* Without a known plugin the keys cannot be judged: no cascade. */
 	if (p != NULL) {
@@ -835,14 +865,10 @@ build_section(struct loader *ld, const struct cfg_raw_section *rs,
 		free(what);
 		free(others);
 	}
-	s->kv = xcalloc(np + 1, sizeof(*s->kv));
-	for (i = 0; i < np; i++) {
-		s->kv[i].key = xstrdup(pkv[i].key);
-		s->kv[i].value = xstrdup(pkv[i].value);
-		s->kv[i].line = pkv[i].line;
-	}
+	/* Only the lines that fill, in s->text like the rest. */
+	s->kv = xrealloc(pkv, (np + 1) * sizeof(*s->kv));
+	memset(&s->kv[np], 0, sizeof(*s->kv));
 	s->n_kv = np;
-	free(pkv);
 	return cc;
 }
 
@@ -1514,21 +1540,11 @@ check_maintenance(struct loader *ld, const struct cfg_raw_section *rs,
 static void
 section_free(struct cfg_section *s)
 {
-	size_t i;
-
 	free(s->name);
 	free(s->type);
-	for (i = 0; i < s->n_kv; i++) {
-		free((char *)s->kv[i].key);
-		free((char *)s->kv[i].value);
-	}
 	free(s->kv);
-	free(s->definition);
-	for (i = 0; i < s->n_lines; i++) {
-		free((char *)s->lines[i].key);
-		free((char *)s->lines[i].value);
-	}
 	free(s->lines);
+	free(s->text);
 }
 
 void

@@ -49,7 +49,7 @@ struct last_result {
 struct monitor {
 	char *name;
 	char *type;
-	char *definition;
+	uint64_t def_hash;       /* cfg's, of its running definition */
 	int64_t db_id;
 	struct instance *in;
 	int64_t interval_ms, timeout_ms, retry_interval_ms;
@@ -199,7 +199,6 @@ monitor_free(struct monitor *m)
 {
 	free(m->name);
 	free(m->type);
-	free(m->definition);
 	free_alert_names(m);
 	policy_conf_free(&m->policy);
 	free(m->state_detail);
@@ -229,10 +228,9 @@ monitor_set(struct monitor *m, const struct cfg_monitor *c)
 	size_t i;
 
 	free(m->type);
-	free(m->definition);
 	free_alert_names(m);
 	m->type = xstrdup(c->s.type);
-	m->definition = xstrdup(c->s.definition);
+	m->def_hash = c->s.def_hash;
 	m->interval_ms = c->interval_ms;
 	m->sched.interval_us = c->interval_ms * 1000;
 	m->timeout_ms = c->timeout_ms;
@@ -1042,8 +1040,8 @@ configure_changed(const struct config *cfg, struct wp_diag *diag,
 		struct configured built;
 
 		m = find(c->s.name);
-		if (sched_classify(m ? m->definition : NULL,
-		    c->s.definition) == DIFF_UNCHANGED)
+		if (sched_classify(m ? &m->def_hash : NULL,
+		    &c->s.def_hash) == DIFF_UNCHANGED)
 			continue;
 		if (p == NULL || configure_section(p, cfg, &c->s,
 		    c->timeout_ms, diag, &built) != 0) {
@@ -1220,8 +1218,8 @@ manager_apply(struct config *cfg, struct wp_diag *diag)
 		m = find(c->s.name);
 		if (m != NULL && m->removed)
 			m = NULL;
-		switch (sched_classify(m ? m->definition : NULL,
-		    c->s.definition)) {
+		switch (sched_classify(m ? &m->def_hash : NULL,
+		    &c->s.def_hash)) {
 		case DIFF_ADD:
 			m = monitor_new(c, fresh[i]);
 			m->db_id = ids[i];
