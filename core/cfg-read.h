@@ -18,7 +18,8 @@ enum cfg_kind { CFG_AGENT, CFG_MONITOR, CFG_ALERT, CFG_STATUS,
 #define cfg_single(kind) ((kind) == CFG_AGENT || (kind) == CFG_STATUS || \
 	(kind) == CFG_CLUSTER)
 
-/* One section as written.  kv's strings are owned. */
+/* One section as written.  kv's strings are owned: each line's key and
+ * value are one allocation, the key's. */
 struct cfg_raw_section {
 	int kind;               /* enum cfg_kind */
 	char *name;             /* NULL for [agent] */

@@ -324,6 +324,10 @@ struct loader {
 	cfg_lookup_fn lookup;
 	void *lookup_arg;
 	const char *dir;        /* the configuration's folder */
+	/* names_of() the common tables, made once per load rather than
+	 * once per section (owned; [0] monitors', [1] alerts'). */
+	const struct wp_key *names_for[2];
+	const char **names[2];
 };
 
 static void report(struct loader *ld, int line, const char *fmt, ...)
@@ -648,6 +652,11 @@ check_fit(struct loader *ld, const struct cfg_raw_section *rs,
 	char iv[32], to[32], worst[32];
 	int64_t w;
 
+	/* Formatted only for a warning (printf per monitor, issue 17). */
+	w = m->timeout_ms * (1 + m->retries) +
+	    m->retry_interval_ms * m->retries;
+	if (m->timeout_ms <= m->interval_ms && w <= m->interval_ms)
+		return;
 	format_duration(m->interval_ms, iv, sizeof(iv));
 	format_duration(m->timeout_ms, to, sizeof(to));
 	if (m->timeout_ms > m->interval_ms) {
@@ -656,8 +665,6 @@ check_fit(struct loader *ld, const struct cfg_raw_section *rs,
 		    "runs into its next slot, which is skipped", to, iv);
 		return;
 	}
-	w = m->timeout_ms * (1 + m->retries) +
-	    m->retry_interval_ms * m->retries;
 	if (w > m->interval_ms) {
 		format_duration(w, worst, sizeof(worst));
 		warn_at(ld, first_line(kv, n_kv, rs->line, r_keys), "a failing "
@@ -757,6 +764,44 @@ names_of(const struct wp_key *keys, size_t n)
 	return v;
 }
 
+/* names_of(KEYS), kept by LD for the rest of the load. */
+static const char *const *
+common_names(struct loader *ld, const struct wp_key *keys, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < 2; i++)
+		if (ld->names_for[i] == keys)
+			return ld->names[i];
+	i = ld->names_for[0] == NULL ? 0 : 1;
+	free(ld->names[i]);
+	ld->names_for[i] = keys;
+	ld->names[i] = names_of(keys, n);
+	return ld->names[i];
+}
+
+/* The strings PARTS (NULL ends) joined, in BUF (LEN bytes) or, when
+ * longer, in a malloc'd *HEAP (NULL otherwise: free() it either way);
+ * returns the text. */
+static const char *
+join(char *buf, size_t len, char **heap, const char *const *parts)
+{
+	size_t i, n = 0, l;
+	char *p = buf;
+
+	*heap = NULL;
+	for (i = 0; parts[i] != NULL; i++)
+		n += strlen(parts[i]);
+	if (n + 1 > len)
+		p = *heap = xmalloc(n + 1);
+	for (i = 0, n = 0; parts[i] != NULL; i++, n += l) {
+		l = strlen(parts[i]);
+		memcpy(p + n, parts[i], l);
+	}
+	p[n] = '\0';
+	return p;
+}
+
 /*
  * The parts every monitor and alert section has: the common keys (COMMON,
  * into *cc, which the caller keys_free()s), the type and its plugin, the
@@ -770,12 +815,12 @@ build_section(struct loader *ld, const struct cfg_raw_section *rs,
 {
 	/* A missing type is reported here, in its own words. */
 	static const char *const type_only[] = { "type", NULL };
-	const char *kind = kind_names[rs->kind], **others;
+	const char *kind = kind_names[rs->kind];
 	struct keys_ctx ctx = { NULL, NULL, rs->line, type_only };
 	struct common_conf *cc;
 	struct cfg_kv *pkv;
 	const struct wp_plugin *p = NULL;
-	char why[512], *sec, *what, *t;
+	char why[512], *t, secbuf[128], whatbuf[64], *sec_heap, *what_heap;
 	size_t i, np = 0, len = 0, kl, vl;
 	int clean, line, exact;
 	void *conf;
@@ -849,21 +894,22 @@ build_section(struct loader *ld, const struct cfg_raw_section *rs,
 
 	/* Without a known plugin the keys cannot be judged: no cascade. */
 	if (p != NULL) {
-		sec = xasprintf("[%s:%s]", kind, rs->name);
-		what = xasprintf(" for type %s", s->type);
-		others = names_of(common, n_common);
-		ctx.section = sec;
-		ctx.what = what;
-		ctx.others = others;
+		/* Built without printf and kept on the stack: they are for
+		 * messages, and were a tenth of a section's cost. */
+		ctx.section = join(secbuf, sizeof(secbuf), &sec_heap,
+		    (const char *const[]){ "[", kind, ":", rs->name, "]",
+		    NULL });
+		ctx.what = join(whatbuf, sizeof(whatbuf), &what_heap,
+		    (const char *const[]){ " for type ", s->type, NULL });
+		ctx.others = common_names(ld, common, n_common);
 		conf = fill_lenient(ld, &ctx, p->keys, p->n_keys, p->key_size,
 		    p->conf_size, pkv, &np, &clean);
 		/* configure() is promised a filled conf: it gets the lines
 		 * that fill, even when others in the file have problems. */
 		s->configurable = conf != NULL;
 		keys_free(conf);
-		free(sec);
-		free(what);
-		free(others);
+		free(sec_heap);
+		free(what_heap);
 	}
 	/* Only the lines that fill, in s->text like the rest. */
 	s->kv = xrealloc(pkv, (np + 1) * sizeof(*s->kv));
@@ -1794,6 +1840,8 @@ done:
 	if (prev_file != NULL)
 		diag->file = prev_file;
 	cfg_raw_free(&ld.raw);
+	free(ld.names[0]);
+	free(ld.names[1]);
 	return ret;
 }
 
