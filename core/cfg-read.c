@@ -419,6 +419,19 @@ done:
 }
 
 void
+cfg_raw_drop_kv(struct cfg_raw *raw, size_t i)
+{
+	struct cfg_raw_section *rs = &raw->secs[i];
+	size_t j;
+
+	for (j = 0; j < rs->n_kv; j++)
+		free((char *)rs->kv[j].key); /* and value */
+	free(rs->kv);
+	rs->kv = NULL;
+	rs->n_kv = 0;
+}
+
+void
 cfg_raw_free(struct cfg_raw *raw)
 {
 	size_t i, j;
