@@ -319,13 +319,13 @@ read_line(char *str, int num, void *stream)
 	ld->value = value;
 	klen = strlen(key);
 	vlen = strlen(value);
-	/* inih needs room for the line plus "\r\n\0" (see ini.h).  The
-	 * copies: key and value may overlap STR (memmove), and snprintf()
-	 * was a third of the reading (issue 17, S8). */
+	/* inih needs room for the line plus "\r\n\0" (see ini.h).  Key
+	 * and value are in ld->buf, not STR; copied without snprintf(),
+	 * which was a third of the reading (issue 17, S8). */
 	if (num > 0 && klen + vlen + 4 <= (size_t)num) {
-		memmove(str, key, klen);
+		memcpy(str, key, klen);
 		str[klen] = '=';
-		memmove(str + klen + 1, value, vlen);
+		memcpy(str + klen + 1, value, vlen);
 		str[klen + 1 + vlen] = '\0';
 	} else {
 		ld->subst = 1;
