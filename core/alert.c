@@ -60,6 +60,9 @@ struct delivery {
 	struct wp_alert a;       /* strings below are owned */
 	struct wp_op *op;        /* in flight, or NULL */
 	int committed;           /* its outbox row is in the database */
+	int cluster_wait;        /* cluster mode: its transition is not
+	                            committed to etcd yet */
+	int superseded;          /* ... and never will be: drop it */
 	uv_timer_t timer;        /* back-off */
 	struct chain *chain;
 	struct delivery *next;   /* the next (newer) of its chain */
@@ -148,6 +151,8 @@ static size_t n_recent, recent_next;
 static struct mtarget *mtargets;
 static size_t n_mtargets;
 static char *agent_name;
+/* Cluster mode: [cluster] name and location (alert_set_cluster()). */
+static char *cluster_agent, *cluster_location;
 static alert_held_fn held_fn;
 static void *held_arg;
 
@@ -216,6 +221,7 @@ delivery_free_cb(uv_handle_t *h)
 	free((char *)d->a.target);
 	free((char *)d->a.agent);
 	free((char *)d->a.location);
+	free((char *)d->a.confirmed_by);
 	free((char *)d->a.status_url);
 	free(d);
 }
@@ -302,6 +308,7 @@ delivery_new(int64_t id, int64_t monitor_id, const char *target,
 	d->a.target = dup_or_null(a->target);
 	d->a.agent = dup_or_null(a->agent);
 	d->a.location = dup_or_null(a->location);
+	d->a.confirmed_by = dup_or_null(a->confirmed_by);
 	d->a.status_url = dup_or_null(a->status_url);
 	d->created_ms = wall_ms();
 	d->committed = committed;
@@ -324,7 +331,7 @@ static char *
 payload_json(const struct delivery *d)
 {
 	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s?, s:s?, s:f, "
-	    "s:I, s:s?, s:I, s:I, s:s?, s:s?, s:s?}",
+	    "s:I, s:s?, s:I, s:I, s:s?, s:s?, s:s?, s:s?}",
 	    "monitor", d->a.monitor, "type", d->a.type, "state", d->a.state,
 	    "previous_state", d->a.previous_state, "timestamp_ms",
 	    (json_int_t)(d->a.timestamp_us / 1000), "error", d->a.error,
@@ -333,7 +340,8 @@ payload_json(const struct delivery *d)
 	    "since_ms", (json_int_t)(d->a.since_us / 1000),
 	    "target", d->a.target, "repeat", (json_int_t)d->a.repeat,
 	    "flags", (json_int_t)d->a.flags, "agent", d->a.agent,
-	    "location", d->a.location, "status_url", d->a.status_url);
+	    "location", d->a.location, "status_url", d->a.status_url,
+	    "confirmed_by", d->a.confirmed_by);
 	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
 
 	json_decref(o);
@@ -598,9 +606,21 @@ try_deliver(struct delivery *d)
 	struct target *t;
 	char name[192];
 
-	if (stopping || d->op != NULL || !d->committed || d->group != NULL ||
-	    d != d->chain->head || uv_is_active((uv_handle_t *)&d->timer))
+	if (stopping || d->op != NULL || !d->committed || d->cluster_wait ||
+	    d->group != NULL || d != d->chain->head ||
+	    uv_is_active((uv_handle_t *)&d->timer))
 		return;
+	if (d->superseded) {
+		log_info("alert %s: dropping the %s alert for monitor %s (id %"
+		    PRId64 "): its transition was not committed to the "
+		    "cluster", d->target, d->a.state, d->a.monitor, d->id);
+		n_dropped++;
+		if (store)
+			store_submit_delivery(store, d->id, 1,
+			    "not committed to the cluster");
+		head_done(d);
+		return;
+	}
 	t = find_target(d->target);
 	if (t == NULL) {
 		n_dropped++;
@@ -669,6 +689,41 @@ alert_released(const struct store_alert *rows, size_t n)
 	}
 }
 
+void
+alert_cluster_hold(const struct store_alert *rows, size_t n)
+{
+	struct delivery *d;
+	struct chain *c;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		c = find_chain(rows[i].monitor_id, rows[i].alert_name, 0);
+		for (d = c != NULL ? c->head : NULL; d != NULL; d = d->next)
+			if (d->id == rows[i].id)
+				d->cluster_wait = 1;
+	}
+}
+
+void
+alert_cluster_settle(int64_t monitor_id, int committed)
+{
+	struct delivery *d;
+	struct chain *c;
+	size_t i;
+
+	for (i = 0; i < n_targets; i++) {
+		if ((c = find_chain(monitor_id, targets[i].name, 0)) == NULL)
+			continue;
+		for (d = c->head; d != NULL; d = d->next)
+			if (d->cluster_wait) {
+				d->cluster_wait = 0;
+				d->superseded = !committed;
+			}
+		if (c->head != NULL)
+			try_deliver(c->head);
+	}
+}
+
 int
 alert_init(struct store *st)
 {
@@ -718,6 +773,8 @@ alert_init(struct store *st)
 		a.agent = json_string_value(json_object_get(o, "agent"));
 		a.location = json_string_value(json_object_get(o,
 		    "location"));
+		a.confirmed_by = json_string_value(json_object_get(o,
+		    "confirmed_by"));
 		a.status_url = json_string_value(json_object_get(o,
 		    "status_url"));
 		d = delivery_new(p[i].id, p[i].monitor_id, p[i].alert_name, &a,
@@ -968,8 +1025,9 @@ alert_raise(const struct outcome *o, int all, char *const *names, size_t n,
 	a.target = target_of_monitor(o->monitor);
 	a.repeat = o->repeat;
 	a.flags = o->alert_flags;
-	a.agent = agent_name;
-	a.location = NULL;     /* until cluster mode */
+	a.agent = cluster_agent != NULL ? cluster_agent : agent_name;
+	a.location = cluster_location;
+	a.confirmed_by = o->confirmed_by;
 	a.status_url = NULL;   /* until a status page exists */
 	out = xcalloc(count, sizeof(*out));
 	for (i = 0; i < count; i++) {
@@ -986,6 +1044,15 @@ alert_raise(const struct outcome *o, int all, char *const *names, size_t n,
 	}
 	*n_out = count;
 	return out;
+}
+
+void
+alert_set_cluster(const char *agent, const char *location)
+{
+	free(cluster_agent);
+	free(cluster_location);
+	cluster_agent = agent != NULL ? xstrdup(agent) : NULL;
+	cluster_location = location != NULL ? xstrdup(location) : NULL;
 }
 
 void
@@ -1050,6 +1117,7 @@ alert_free(void)
 	n_mtargets = 0;
 	free(agent_name);
 	agent_name = NULL;
+	alert_set_cluster(NULL, NULL);
 	n_recent = recent_next = 0;
 }
 

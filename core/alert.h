@@ -59,6 +59,20 @@ struct store_alert *alert_raise(const struct outcome *o, int all,
  * are read.  Rows of unknown deliveries are ignored. */
 void alert_released(const struct store_alert *rows, size_t n);
 
+/* Cluster mode: alerts name AGENT (the [cluster] name, in place of
+ * [agent] name) and LOCATION; both copied; NULL, NULL: not in a cluster. */
+void alert_set_cluster(const char *agent, const char *location);
+
+/*
+ * Cluster mode: the deliveries of ROWS (just raised) wait, besides their
+ * outbox commit, for their transition's commit to etcd;
+ * alert_cluster_settle() ends the wait for every such delivery of
+ * MONITOR_ID: COMMITTED 1 lets them go, 0 drops them (another agent owns
+ * the monitor now and alerts from the cluster's state).
+ */
+void alert_cluster_hold(const struct store_alert *rows, size_t n);
+void alert_cluster_settle(int64_t monitor_id, int committed);
+
 /* Stop retrying (shutdown); in-flight deliveries finish or time out. */
 void alert_stop(void);
 /* Deliveries in flight. */

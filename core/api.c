@@ -89,7 +89,7 @@
 #define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
 
 enum route { R_HEALTHZ, R_MONITORS, R_OPMON, R_METRICS, R_ADMIN, R_PUSH,
-	R_ALERTS };
+	R_ALERTS, R_CLUSTER, R_CLUSTER_SD };
 
 #define ADMIN_PREFIX "/api/monitors/"
 #define SILENCES_PATH "/api/silences"
@@ -107,6 +107,8 @@ static const struct {
 	{ "/api/monitor", R_OPMON },
 	{ "/metrics", R_METRICS },
 	{ "/api/alerts", R_ALERTS },
+	{ "/api/cluster", R_CLUSTER },
+	{ "/api/cluster/sd", R_CLUSTER_SD },
 };
 
 /*
@@ -166,6 +168,7 @@ struct api {
 	size_t token_len;
 	int port;
 	int timeout_ms;
+	char where[INET6_ADDRSTRLEN + 16]; /* the bound address, host:port */
 
 	pthread_mutex_t mu;
 	pthread_cond_t cv;	/* wakes the sweeper: a new job, or stop */
@@ -1156,6 +1159,12 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	case R_ALERTS:
 		fn = a->routes.alerts_json;
 		break;
+	case R_CLUSTER:
+		fn = a->routes.cluster_json;
+		break;
+	case R_CLUSTER_SD:
+		fn = a->routes.cluster_sd_json;
+		break;
 	case R_HEALTHZ:
 	case R_ADMIN:
 	case R_PUSH:
@@ -1389,6 +1398,7 @@ api_start(const char *spec, const char *token, uv_loop_t *loop,
 	pthread_mutex_unlock(&a->mu);
 
 	format_addr(&ss, port, where, sizeof(where));
+	str_copy(a->where, sizeof(a->where), where);
 	log_info("api: listening on %s (at most %u connections, %u per "
 	    "client address; a request must arrive within %d s)", where,
 	    limit, limit / 2, REQUEST_DEADLINE_MS / 1000);
@@ -1439,6 +1449,12 @@ api_set_token(struct api *a, const char *token)
  * the async handle.  The struct is freed in the
  * close callback, on a later turn of the loop.
  */
+const char *
+api_address(const struct api *a)
+{
+	return a != NULL ? a->where : NULL;
+}
+
 void
 api_stop(struct api *a)
 {

@@ -93,6 +93,9 @@ struct api_routes {
 	 * never logged with its path.  Answered like admin, api_answer(). */
 	void (*push)(void *arg, const struct api_request *req);
 	char *(*alerts_json)(void *arg);     /* GET /api/alerts */
+	char *(*cluster_json)(void *arg);    /* GET /api/cluster; NULL:
+	                                      * 404 (no [cluster]) */
+	char *(*cluster_sd_json)(void *arg); /* GET /api/cluster/sd */
 	/* /api/alerts/NAME/... (main.c: POST /api/alerts/NAME/test); NULL:
 	 * 404.  A handler route like admin's: the token is checked (a POST
 	 * needs it always, 403 without a token file) and the body capped
@@ -135,5 +138,8 @@ void api_answer(struct api_job *job, unsigned status, char *body,
 void api_defer(struct api_job *job, int64_t ms);
 /* Stop serving and free.  Loop thread; NULL is fine. */
 void api_stop(struct api *a);
+/* The address A listens on, "host:port" as logged ("[::1]:9100" for
+ * IPv6); NULL for no API.  Borrowed until api_stop(). */
+const char *api_address(const struct api *a);
 
 #endif

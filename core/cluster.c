@@ -34,6 +34,70 @@ cluster_conf_free(struct cluster_conf *c)
 	memset(c, 0, sizeof(*c));
 }
 
+/* A copy of S (NULL stays NULL); aborts on memory exhaustion. */
+static char *
+dup_or_null(const char *s)
+{
+	char *d;
+
+	if (s == NULL)
+		return NULL;
+	if ((d = strdup(s)) == NULL)
+		abort();
+	return d;
+}
+
+void
+cluster_conf_copy(struct cluster_conf *dst, const struct cluster_conf *src)
+{
+	size_t i;
+
+	*dst = *src;
+	dst->etcd = src->n_etcd > 0 ? calloc(src->n_etcd, sizeof(char *)) :
+	    NULL;
+	if (src->n_etcd > 0 && dst->etcd == NULL)
+		abort();
+	for (i = 0; i < src->n_etcd; i++)
+		dst->etcd[i] = dup_or_null(src->etcd[i]);
+	dst->name = dup_or_null(src->name);
+	dst->location = dup_or_null(src->location);
+	dst->prefix = dup_or_null(src->prefix);
+	dst->user = dup_or_null(src->user);
+	dst->password = dup_or_null(src->password);
+	dst->ca_file = dup_or_null(src->ca_file);
+	dst->client_cert = dup_or_null(src->client_cert);
+	dst->client_key = dup_or_null(src->client_key);
+}
+
+static int
+same_str(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) ||
+	    (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+int
+cluster_conf_same(const struct cluster_conf *a, const struct cluster_conf *b)
+{
+	size_t i;
+
+	if (a->enabled != b->enabled || a->n_etcd != b->n_etcd ||
+	    a->lease_ttl_ms != b->lease_ttl_ms ||
+	    a->join_grace_ms != b->join_grace_ms ||
+	    a->on_engine_loss != b->on_engine_loss ||
+	    !same_str(a->name, b->name) || !same_str(a->location, b->location) ||
+	    !same_str(a->prefix, b->prefix) || !same_str(a->user, b->user) ||
+	    !same_str(a->password, b->password) ||
+	    !same_str(a->ca_file, b->ca_file) ||
+	    !same_str(a->client_cert, b->client_cert) ||
+	    !same_str(a->client_key, b->client_key))
+		return 0;
+	for (i = 0; i < a->n_etcd; i++)
+		if (!same_str(a->etcd[i], b->etcd[i]))
+			return 0;
+	return 1;
+}
+
 /* ---- the local deadline ---- */
 
 void
@@ -109,6 +173,12 @@ fnv1a(uint64_t h, const char *s, size_t n)
 		h *= FNV_PRIME;
 	}
 	return h;
+}
+
+uint64_t
+cluster_hash(uint64_t h, const void *p, size_t n)
+{
+	return fnv1a(h == 0 ? FNV_OFFSET : h, p, n);
 }
 
 /* MurmurHash3's fmix64: a bijection that spreads every input bit. */
@@ -221,20 +291,32 @@ cluster_grid_next(const char *monitor, int64_t interval_us, int64_t wall_us,
 	    wall_us);
 }
 
-/* ---- the manager's hook ---- */
+/* ---- the manager's hooks ---- */
 
-static cluster_gate_fn gate_fn;
-static void *gate_arg;
+static const struct cluster_hooks *hooks;
 
 void
-cluster_set_gate(cluster_gate_fn fn, void *arg)
+cluster_set_hooks(const struct cluster_hooks *h)
 {
-	gate_fn = fn;
-	gate_arg = arg;
+	hooks = h;
 }
 
 int
 cluster_may_start(const char *monitor)
 {
-	return gate_fn == NULL || gate_fn(gate_arg, monitor);
+	return hooks == NULL || hooks->may_start(monitor);
+}
+
+int
+cluster_alerts_here(const char *monitor)
+{
+	return hooks == NULL || hooks->alerts_here(monitor);
+}
+
+void
+cluster_checked(const char *monitor, const struct policy_state *ps,
+    const struct store_alert *rows, size_t n)
+{
+	if (hooks != NULL)
+		hooks->checked(monitor, ps, rows, n);
 }

@@ -38,6 +38,13 @@ struct cluster_conf {
 	char *ca_file, *client_cert, *client_key; /* absolute; NULL: none */
 };
 void cluster_conf_free(struct cluster_conf *c);
+/* Deep-copy SRC into DST (DST's old contents are not freed); aborts on
+ * memory exhaustion. */
+void cluster_conf_copy(struct cluster_conf *dst,
+    const struct cluster_conf *src);
+/* 1 when A and B say the same (two disabled ones do), else 0. */
+int cluster_conf_same(const struct cluster_conf *a,
+    const struct cluster_conf *b);
 
 /* ---- the local deadline (safety rule) ---- */
 
@@ -81,6 +88,9 @@ int64_t cluster_renew_every(int64_t ttl_us);
  * chance.  Nobody adversarial picks the names, so no keyed hash is needed.
  */
 uint64_t cluster_hrw_weight(const char *slot, const char *member);
+/* FNV-1a-64 of P[0..N) continued from H (0: from the start), for
+ * fingerprints that must agree across agents. */
+uint64_t cluster_hash(uint64_t h, const void *p, size_t n);
 
 struct cluster_member {
 	const char *name;          /* borrowed */
@@ -126,14 +136,35 @@ int64_t cluster_grid_time(const char *monitor, int64_t interval_us,
 int64_t cluster_grid_next(const char *monitor, int64_t interval_us,
     int64_t wall_us, int64_t mono_us, int64_t last_k, int64_t *k);
 
-/* ---- the manager's hook ---- */
+/* ---- the manager's hooks ---- */
 
-/* May this agent start a check of MONITOR now?  Without [cluster] always
- * 1.  With it: only while it holds the monitor's slot and is not fenced
- * (set through cluster_set_gate()). */
+/*
+ * What the manager asks and tells the cluster engine (cluster-run.h),
+ * which installs them; without [cluster] none is installed and the
+ * answers are those of a single machine.  Loop thread.
+ */
+struct policy_state;
+struct store_alert;
+struct cluster_hooks {
+	/* May this agent start a check of MONITOR now?  Only while it
+	 * holds the monitor's slot and is not fenced. */
+	int (*may_start)(const char *monitor);
+	/* Does this agent raise MONITOR's alerts and reminders from its
+	 * own checks?  The slot's owner for a plain monitor; nobody for a
+	 * multi-location one (the @global owner decides and alerts). */
+	int (*alerts_here)(const char *monitor);
+	/* A check of MONITOR finished with the policy state PS, raising
+	 * the outbox rows ROWS[0..N) (all borrowed for the call; the hook
+	 * may hold their deliveries: alert_cluster_hold()). */
+	void (*checked)(const char *monitor, const struct policy_state *ps,
+	    const struct store_alert *rows, size_t n);
+};
+/* Install H (borrowed until replaced; NULL: none). */
+void cluster_set_hooks(const struct cluster_hooks *h);
+/* The hooks' answers: 1, 1 and nothing without them. */
 int cluster_may_start(const char *monitor);
-typedef int (*cluster_gate_fn)(void *arg, const char *monitor);
-/* Install the gate the cluster engine answers through (NULL: always yes). */
-void cluster_set_gate(cluster_gate_fn fn, void *arg);
+int cluster_alerts_here(const char *monitor);
+void cluster_checked(const char *monitor, const struct policy_state *ps,
+    const struct store_alert *rows, size_t n);
 
 #endif /* CORE_CLUSTER_H */

@@ -45,7 +45,13 @@ struct etcd_opts {
 	const char *ca_file;           /* NULL: the system's CAs */
 	const char *client_cert;       /* NULL: none; with client_key */
 	const char *client_key;
-	int64_t request_timeout_us;    /* per request, all retries included */
+	int64_t request_timeout_us;    /* per request, all retries included;
+	                                * 0: 5 s */
+	/* The server's watch progress-notify interval (etcd's
+	 * --experimental-watch-progress-notify-interval, 10 min unless set);
+	 * 0: that default.  A watch stream silent for 2 x this + 1 s is
+	 * taken as dead. */
+	int64_t watch_progress_us;
 };
 
 /* What a finished request says.  err is one of: */
@@ -125,9 +131,10 @@ int etcd_range(struct etcd *e, const char *key, size_t key_len,
     int64_t limit, etcd_cb cb, void *arg, struct etcd_req **out);
 
 /* The end of the range holding every key that starts with PREFIX (etcd's
- * rule: the prefix with its last byte below 0xff incremented).  Writes at
- * most PREFIX_LEN bytes to BUF and returns the length; a prefix of only
- * 0xff bytes (or an empty one) gives "\0", length 1: every key. */
+ * rule: the prefix with its last byte below 0xff incremented, the bytes
+ * after it dropped).  Writes at most max(PREFIX_LEN, 1) bytes to BUF and
+ * returns the length; a prefix of only 0xff bytes (or an empty one) gives
+ * "\0", length 1: every key. */
 size_t etcd_prefix_end(const char *prefix, size_t prefix_len, char *buf);
 
 /* Transactions: every write goes through one (a plain put is a txn with
@@ -177,7 +184,17 @@ int etcd_txn(struct etcd *e, const struct etcd_cmp *cmp, size_t n_cmp,
  * `compacted` set (and compact_revision): the watch has then stopped, the
  * caller re-ranges and starts a new one from the range's revision + 1.
  * `healthy` tells whether the stream is currently open (a batch with no
- * events and healthy changed reports a stream lost or regained).
+ * events and healthy changed reports a stream lost or regained; the first
+ * stream's opening is such a batch too, with healthy 1).
+ *
+ * Resuming is from the last event's revision + 1, never from a progress
+ * notification's revision (progress notifications are not ordered with a
+ * stream's events in every 3.4 release: etcd issues 15220, 20221): a
+ * watch that saw no event for longer than the compaction horizon resumes
+ * into `compacted`.
+ *
+ * W stays allocated after a compacted batch until etcd_watch_stop() (or
+ * etcd_free()).
  */
 enum etcd_event_type { ETCD_EVENT_PUT, ETCD_EVENT_DELETE };
 struct etcd_event {

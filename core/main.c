@@ -20,6 +20,7 @@
 #include "alert.h"
 #include "api.h"
 #include "cfg.h"
+#include "cluster-run.h"
 #include "daemon.h"
 #include "history.h"
 #include "hold.h"
@@ -64,6 +65,10 @@ static struct cfg_agent agent_now; /* [agent] in force (copies; see reload) */
 
 static void retention_cb(uv_timer_t *t);
 static int exit_code;
+/* Cluster mode: the [cluster] in force (a reload does not change it) and
+ * the services table the etcd client drives the loop through. */
+static struct cluster_conf cluster_now;
+static struct wp_host *cluster_host;
 
 static void
 usage(FILE *f)
@@ -416,6 +421,10 @@ reload_apply(struct config *cfg, struct wp_diag *diag)
 	}
 	statuspage_configure(cfg);
 	agent_reload(&ag, token);
+	cluster_run_monitors();
+	if (!cluster_conf_same(&cfg->cluster, &cluster_now))
+		log_warn("reload: [cluster] changed; the change takes effect "
+		    "at the next restart");
 	applies++;
 	rc = 0;
 done:
@@ -601,12 +610,21 @@ reload_shutdown(void)
 static uv_timer_t drain_timer;
 
 static void
+left_cluster(void *arg)
+{
+	(void)arg;
+	uv_stop(main_loop);
+}
+
+/* The checks are done: leave the cluster (revoking the lease hands every
+ * slot over at once), then stop the loop. */
+static void
 drained(void *arg)
 {
 	(void)arg;
 	uv_timer_stop(&drain_timer);
 	log_info("all checks finished; stopping");
-	uv_stop(main_loop);
+	cluster_run_stop(left_cluster, NULL);
 }
 
 static void
@@ -620,6 +638,18 @@ drain_limit_cb(uv_timer_t *t)
 }
 
 static int stopping;
+static int cluster_failed;
+static void begin_stop(const char *why);
+
+/* cluster-run.h's fatal(): this agent must not go on (its name is taken). */
+static void
+cluster_fatal(const char *msg)
+{
+	log_err("%s", msg);
+	cluster_failed = 1;
+	if (!stopping)
+		begin_stop("cluster");
+}
 
 /* The orderly stop, once: no new checks, the API closed, and the loop
  * stopped when the checks in flight are done (drained()).  WHY starts the
@@ -780,6 +810,34 @@ render_alerts(void *arg)
 	return alert_api_json();
 }
 
+/* GET /api/cluster and /api/cluster/sd (cluster-run.h); only routed
+ * with [cluster]. */
+static char *
+render_json(json_t *j)
+{
+	char *s;
+
+	if (j == NULL)
+		return NULL;
+	s = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	return s;
+}
+
+static char *
+render_cluster_sd(void *arg)
+{
+	(void)arg;
+	return render_json(cluster_run_sd_json());
+}
+
+static char *
+render_cluster(void *arg)
+{
+	(void)arg;
+	return render_json(cluster_run_json());
+}
+
 /*
  * POST /api/alerts/NAME/test (a handler route: api.c checked the token,
  * the rule of every mutation): {"ok", "alert", "answer"} once the
@@ -918,6 +976,7 @@ static void
 finish(void)
 {
 	/* Close what the loop still holds, then the rest. */
+	cluster_run_free();
 	manager_free();
 	alert_free();
 	uv_run(main_loop, UV_RUN_NOWAIT);
@@ -929,6 +988,9 @@ finish(void)
 	/* Plugins release their watches and timers in fini(), which needs
 	 * the loop still open. */
 	loader_shutdown();
+	host_free(cluster_host);
+	cluster_host = NULL;
+	cluster_conf_free(&cluster_now);
 	host_loop_close();
 	opmon_shutdown();
 	agent_keep(NULL);
@@ -1127,11 +1189,16 @@ main(int argc, char **argv)
 		    .silences = hold_api,
 		    .push = manager_push,
 		    .alerts_json = render_alerts,
+		    .cluster_json = NULL,
 		    .alert_test = start_alert_test };
 		static const struct admin_hooks hooks = { admin_load,
 		    reload_apply };
 
 		admin_init(&hooks);
+		if (cfg->cluster.enabled) {
+			routes.cluster_json = render_cluster;
+			routes.cluster_sd_json = render_cluster_sd;
+		}
 		op = opmon_begin(OPC_STARTUP, "bind API", STARTUP_STEP_MS);
 		/* The history routes' own read-only connection (the store
 		 * has migrated the file by now). */
@@ -1172,6 +1239,18 @@ main(int argc, char **argv)
 		}
 		statuspage_configure(cfg);
 		diag_free(&diag);
+		if (cfg->cluster.enabled) {
+			cluster_conf_copy(&cluster_now, &cfg->cluster);
+			cluster_host = host_new("cluster", runtime_complete);
+			alert_set_cluster(cfg->cluster.name,
+			    cfg->cluster.location);
+			if (cluster_run_start(&cfg->cluster, cluster_host,
+			    api_address(api), cluster_fatal) != 0) {
+				fprintf(stderr, "watchpost: cannot start cluster "
+				    "mode\n");
+				return 1;
+			}
+		}
 		log_info("watchpost %s started: %zu monitor(s), database %s",
 		    PACKAGE_VERSION, n, store ? "open" : "none");
 	}
@@ -1184,7 +1263,7 @@ main(int argc, char **argv)
 
 	daemon_ready();
 	uv_run(main_loop, UV_RUN_DEFAULT);
-	exit_code = 0;
+	exit_code = cluster_failed;
 	api_stop(api);
 	history_close(history);
 	history = NULL;

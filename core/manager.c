@@ -636,7 +636,7 @@ finish_check(struct monitor *m, const struct wp_result *r0)
 	 * records it under the same alert_on decision, o.alert), not
 	 * raised. */
 	held = hold_check(&o);
-	if (o.alert && held == 0) {
+	if (o.alert && held == 0 && cluster_alerts_here(m->name)) {
 		struct outcome ao = o;
 
 		/* A recovery's alert is about the episode it ends. */
@@ -649,6 +649,9 @@ finish_check(struct monitor *m, const struct wp_result *r0)
 		if (o.previous == ST_DOWN)
 			raise_escalated(m, &old, &ao, &rows, &n_rows);
 	}
+	/* Cluster mode: the state goes to etcd, for the next owner, and
+	 * its alerts wait for that commit. */
+	cluster_checked(m->name, &m->ps, rows, n_rows);
 	store_record(&o, &m->ps, rows, n_rows, held);
 	free(rows);
 	policy_rearm(m);
@@ -734,7 +737,9 @@ policy_rearm(struct monitor *m)
 {
 	int64_t due = INT64_MAX;
 
-	if (m->confirmed && m->enabled && !m->removed && m->once == NULL)
+	/* In cluster mode reminders are the slot owner's, as checks are. */
+	if (m->confirmed && m->enabled && !m->removed && m->once == NULL &&
+	    cluster_alerts_here(m->name))
 		due = policy_due(&m->policy, &m->ps);
 	if (due == INT64_MAX && m->pnode.idx == 0)
 		return; /* most checks: up, and not in the heap */
@@ -766,7 +771,8 @@ ptimer_cb(uv_timer_t *t)
 		return;
 	while ((n = policy_heap_top(&pheap)) != NULL && n->due_ms <= now) {
 		m = monitor_of_node(n);
-		if (policy_fire(&m->policy, &m->ps, now, &f))
+		if (cluster_alerts_here(m->name) &&
+		    policy_fire(&m->policy, &m->ps, now, &f))
 			policy_raise(m, &f, now);
 		policy_heap_del(&pheap, n);
 		policy_rearm(m);
@@ -865,7 +871,8 @@ hold_released(const char *name, enum mstate prev)
 	struct outcome o;
 	size_t n = 0;
 
-	if (m == NULL || m->removed || store == NULL)
+	if (m == NULL || m->removed || store == NULL ||
+	    !cluster_alerts_here(name))
 		return;
 	r.reason = m->state_reason;
 	r.detail = m->state_detail;
@@ -893,6 +900,56 @@ hold_released(const char *name, enum mstate prev)
 		alert_released(rows, n);
 	}
 	free(rows);
+}
+
+int
+manager_cluster_alert(const char *name, enum mstate prev, enum mstate state,
+    int64_t since_ms, int64_t episode_ms, int reason, const char *detail,
+    const char *confirmed_by)
+{
+	struct monitor *m = find(name);
+	struct wp_result r = WP_RESULT_INIT;
+	struct store_alert *rows;
+	struct outcome o;
+	size_t n = 0;
+
+	if (m == NULL || m->removed)
+		return WP_EINVAL;
+	if (!policy_alerts(m->policy.alert_on, prev, state))
+		return 0;
+	if (hold_reasons(name) != 0) {
+		log_info("monitor %s: %s -> %s confirmed; alert held "
+		    "(maintenance, silence or a parent down)", name,
+		    mstate_name(prev), mstate_label(state));
+		return 0;
+	}
+	r.reason = reason;
+	r.detail = detail;
+	r.status_code = -1;
+	memset(&o, 0, sizeof(o));
+	o.monitor_id = m->db_id;
+	o.monitor = m->name;
+	o.type = m->type;
+	o.result = &r;
+	o.ms = outcome_ms_of(&r);
+	o.previous = prev;
+	o.state = o.check = state;
+	o.changed = 1;
+	o.attempts = 1;
+	o.started_ms = since_ms;
+	o.since_ms = episode_ms;
+	o.alert = 1;
+	o.confirmed_by = confirmed_by;
+	rows = alert_raise(&o, m->all_alerts, m->alerts, m->n_alerts, &n);
+	if (n > 0 && (store == NULL || store_submit_alerts(store, rows, n) !=
+	    0)) {
+		if (store != NULL)
+			log_err("monitor %s: store queue full; alert sent "
+			    "without being stored", m->name);
+		alert_released(rows, n);
+	}
+	free(rows);
+	return 0;
 }
 
 /* hold.h: monitor NAME's state, ST_COUNT if unknown. */
@@ -1406,6 +1463,64 @@ size_t
 manager_monitor_count(void)
 {
 	return n_monitors;
+}
+
+int
+manager_busy(const char *name)
+{
+	struct monitor *m = find(name);
+
+	return m != NULL && (m->op != NULL || m->retry_pending);
+}
+
+int
+manager_policy_state(const char *name, struct policy_state *out)
+{
+	struct monitor *m = find(name);
+
+	if (m == NULL || m->removed)
+		return WP_EINVAL;
+	*out = m->ps;
+	return 0;
+}
+
+int
+manager_state_reason(const char *name, int *reason, const char **detail)
+{
+	struct monitor *m = find(name);
+
+	if (m == NULL || m->removed)
+		return WP_EINVAL;
+	*reason = m->state_reason;
+	*detail = m->state_detail;
+	return 0;
+}
+
+int
+manager_seed_state(const char *name, const struct policy_state *ps)
+{
+	struct monitor *m = find(name);
+
+	if (m == NULL || m->removed)
+		return WP_EINVAL;
+	m->ps = *ps;
+	/* Confirmed: the cluster's word is as good as a check of our own,
+	 * so reminders continue on the new owner. */
+	m->confirmed = ps->state != ST_PENDING;
+	policy_rearm(m);
+	return 0;
+}
+
+int
+manager_set_due(const char *name, int64_t due_us)
+{
+	struct monitor *m = find(name);
+
+	if (m == NULL || m->removed || !m->enabled || stopping)
+		return WP_EINVAL;
+	m->sched.due_us = due_us;
+	arm(m);
+	return 0;
 }
 
 /* ---- rendering ---- */

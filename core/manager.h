@@ -129,6 +129,36 @@ const struct monitor *manager_monitor_next(const struct monitor *prev,
 /* Counts for tests and logs. */
 size_t manager_monitor_count(void);
 
+/* For the cluster engine (cluster-run.h); loop thread. */
+/* 1 while monitor NAME has a check in flight or a retry pending (a slot
+ * being handed over waits for it), else 0 (unknown names too). */
+int manager_busy(const char *name);
+/* Move NAME's next slot to DUE_US (monotonic; the wall-clock grid of a
+ * claimed slot) and re-arm its timer; later slots follow every interval
+ * from there (a check in flight keeps running; a slot that comes while it
+ * does is skipped, as always).  0, or WP_EINVAL for an unknown or disabled monitor. */
+int manager_set_due(const char *name, int64_t due_us);
+/* NAME's policy state (policy.h) into *OUT; or replace it with PS, the
+ * state the previous owner committed (reminders re-armed from it).  0,
+ * or WP_EINVAL for an unknown monitor. */
+struct policy_state;
+int manager_policy_state(const char *name, struct policy_state *out);
+int manager_seed_state(const char *name, const struct policy_state *ps);
+/* The reason (WP_REASON_*) and detail (borrowed until the next check;
+ * NULL: none) of the check that set NAME's state.  0 or WP_EINVAL. */
+int manager_state_reason(const char *name, int *reason, const char **detail);
+/*
+ * Cluster mode, a multi-location monitor: the @global owner decided that
+ * NAME went from PREV to STATE at SINCE_MS (unix ms; EPISODE_MS is when
+ * the episode the alert is about began), from the locations
+ * CONFIRMED_BY ("fra,nyc"; borrowed).  Raises its alerts as a check's
+ * transition would (alert_on, holds), with REASON and DETAIL.  0, or
+ * WP_EINVAL for an unknown monitor.
+ */
+int manager_cluster_alert(const char *name, enum mstate prev,
+    enum mstate state, int64_t since_ms, int64_t episode_ms, int reason,
+    const char *detail, const char *confirmed_by);
+
 /* ---- for the admin API (admin.c); loop thread ---- */
 
 /*

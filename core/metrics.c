@@ -7,6 +7,7 @@
 #include <watchpost/plugin.h>
 
 #include "alert.h"
+#include "cluster-run.h"
 #include "manager.h"
 #include "metrics.h"
 #include "opmon.h"
@@ -409,6 +410,25 @@ metrics_render(struct store *st)
 	render_alerts(&b);
 	if (st != NULL)
 		render_store(&b, st);
+	if (cluster_run_engine_up() >= 0) {
+		family(&b, "watchpost_cluster_engine_up", "gauge",
+		    "1 while this agent is a cluster member that is not fenced.");
+		sample(&b, "watchpost_cluster_engine_up", NULL, 0,
+		    (uint64_t)cluster_run_engine_up());
+		family(&b, "watchpost_cluster_slots_owned", "gauge",
+		    "Slots this agent holds the claim of.");
+		sample(&b, "watchpost_cluster_slots_owned", NULL, 0,
+		    cluster_run_owned());
+		family(&b, "watchpost_cluster_config_mismatch", "gauge",
+		    "Cluster members whose monitors differ from this agent's.");
+		sample(&b, "watchpost_cluster_config_mismatch", NULL, 0,
+		    cluster_run_config_mismatch());
+		family(&b, "watchpost_cluster_lost_total", "counter",
+		    "Times this agent was fenced because etcd did not renew "
+		    "its lease in time (cluster-lost).");
+		sample(&b, "watchpost_cluster_lost_total", NULL, 0,
+		    cluster_run_lost_total());
+	}
 	pool_get_stats(&ps);
 	family(&b, "watchpost_workers", "gauge",
 	    "Worker threads for blocking plugins.");

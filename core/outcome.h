@@ -72,6 +72,8 @@ struct outcome {
 	                                  nth reminder (renotify) */
 	unsigned alert_flags;          /* WP_ALERT_*: WP_ALERT_ESCALATION for
 	                                  an escalate rule's sections */
+	const char *confirmed_by;      /* cluster mode: the locations behind
+	                                  a multi-location verdict; NULL */
 };
 
 /* The state's word ("pending", "up", ...); "?" out of range. */

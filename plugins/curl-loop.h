@@ -1,7 +1,8 @@
 /*
  * curl-loop -- libcurl's multi_socket interface driven by the host's event
  * loop (host->watch and host->timer_*), shared by http.so and
- * alert-webhook.so.  It is compiled into each plugin; the plugins are built
+ * alert-webhook.so, and by the core's etcd client (core/etcd.c).  It is
+ * compiled into each plugin and into the core; the plugins are built
  * with hidden visibility, so none of these names leaves its .so file.
  *
  * Threads: curlloop_loop_new() and curlloop_loop_free() run on the main thread

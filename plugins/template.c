@@ -40,13 +40,13 @@ struct template {
 enum field {
 	F_MONITOR, F_TYPE, F_STATE, F_PREVIOUS_STATE, F_REASON, F_ERROR,
 	F_LATENCY_MS, F_TIMESTAMP, F_SINCE, F_DURATION, F_TARGET, F_ID,
-	F_AGENT, F_LOCATION, F__COUNT
+	F_AGENT, F_LOCATION, F_CONFIRMED_BY, F__COUNT
 };
 
 static const char *const field_names[F__COUNT] = {
 	"monitor", "type", "state", "previous_state", "reason", "error",
 	"latency_ms", "timestamp", "since", "duration", "target", "id",
-	"agent", "location"
+	"agent", "location", "confirmed_by"
 };
 
 size_t
@@ -238,6 +238,7 @@ field_value(int f, const struct wp_alert *a, char *buf, size_t size)
 	case F_TARGET: return a->target;
 	case F_AGENT: return a->agent;
 	case F_LOCATION: return a->location;
+	case F_CONFIRMED_BY: return a->confirmed_by;
 	case F_LATENCY_MS:
 		if (a->latency_us < 0)
 			return NULL;
@@ -417,7 +418,7 @@ template_compile(const char *text, template_diag_fn diag, void *arg)
 			problem(&c, at, "unknown field \"%.*s\" (fields: "
 			    "monitor type state previous_state reason error "
 			    "latency_ms timestamp since duration target id "
-			    "agent location count)", name, nlen);
+			    "agent location confirmed_by count)", name, nlen);
 		if (kind == N_BEGIN && in_section)
 			problem(&c, at, "%.*s{{#alerts}} inside {{#alerts}} "
 			    "(sections do not nest)", "", 0);

@@ -10,7 +10,7 @@
  *                  FIELD is one of the contract's:
  *                    monitor type state previous_state reason error
  *                    latency_ms timestamp since duration target id agent
- *                    location
+ *                    location confirmed_by
  *                  A field the alert does not have (NULL string, since 0,
  *                  latency < 0) renders as nothing.
  *   {{#alerts}}BODY{{/alerts}}

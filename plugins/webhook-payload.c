@@ -122,6 +122,13 @@ payload_object(const struct wp_alert *in)
 		SET("test", json_true());
 	if (a.flags & WP_ALERT_ESCALATION)
 		SET("escalation", json_true());
+	/* Cluster mode: who sent it, from where, confirmed by whom. */
+	if (a.location != NULL) {
+		SET("agent", jstr(a.agent));
+		SET("location", jstr(a.location));
+	}
+	if (a.confirmed_by != NULL)
+		SET("confirmed_by", jstr(a.confirmed_by));
 #undef SET
 	if (bad) {
 		json_decref(o);
@@ -310,6 +317,7 @@ alert_details(struct template_buf *b, const struct wp_alert *in)
 		rc |= detail(b, "Since", "since", &a, "");
 	rc |= detail(b, "Agent", "agent", &a, "");
 	rc |= detail(b, "Location", "location", &a, "");
+	rc |= detail(b, "Confirmed by", "confirmed_by", &a, "");
 	rc |= detail(b, "Time", "timestamp", &a, "");
 	if (a.status_url != NULL) {
 		rc |= lit(b, "Status: ");

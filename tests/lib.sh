@@ -165,8 +165,10 @@ cert() {
 }
 
 # free_port_try N: a likely free port for servers that cannot take port 0
-# (the caller retries on a clash); N varies it between tries.
-free_port_try() { echo $(( 20000 + (RANDOM * 7 + $1 * 131) % 40000 )); }
+# (the caller retries on a clash); N varies it between tries.  Below
+# Linux's ephemeral range (32768 and up), where the suite's own outgoing
+# connections would often hold the port.
+free_port_try() { echo $(( 20000 + (RANDOM * 7 + $1 * 131) % 12000 )); }
 # port_open PORT: something accepts TCP connections on 127.0.0.1:PORT.
 port_open() { bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
 
@@ -209,4 +211,49 @@ start_smtpd() {
 		fi
 	done
 	fail "aiosmtpd $name did not start"
+}
+
+# start_etcd: Debian's etcd (etcd-server) alone on loopback, its data in
+# $T/etcd, with $ETCD_EXTRA's flags; sets ETCD_PORT and ETCD_PID.  Skips
+# the test (77) without it.
+# restart_etcd DOWN_SECONDS: stop it, wait, start it again on the same
+# ports and data (its leases come back renewed to full length).
+etcd_run() {
+	local pp=$((ETCD_PORT + 1))
+	etcd --name t --data-dir "$T/etcd" \
+	    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" \
+	    --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+	    --listen-peer-urls "http://127.0.0.1:$pp" \
+	    --initial-advertise-peer-urls "http://127.0.0.1:$pp" \
+	    --initial-cluster "t=http://127.0.0.1:$pp" ${ETCD_EXTRA:-} \
+	    >>"$T/etcd.log" 2>&1 &
+	ETCD_PID=$!
+	PIDS+=($ETCD_PID)
+	local i=0
+	while [ "$i" -lt 150 ]; do # 15 s, but not once it died (a clash)
+		kill -0 "$ETCD_PID" 2>/dev/null || return 1
+		curl -fsS "http://127.0.0.1:$ETCD_PORT/health" >/dev/null 2>&1 &&
+		    return 0
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 1
+}
+start_etcd() {
+	local try
+	command -v etcd >/dev/null || { echo "SKIP: no etcd (etcd-server)"; exit 77; }
+	for try in 1 2 3 4 5; do # etcd needs fixed ports: retry on a clash
+		ETCD_PORT=$(free_port_try "$try")
+		etcd_run && return 0
+		kill "$ETCD_PID" 2>/dev/null || true
+		wait "$ETCD_PID" 2>/dev/null || true
+		rm -rf "$T/etcd"
+	done
+	fail "etcd did not start"
+}
+restart_etcd() {
+	kill -TERM "$ETCD_PID"
+	wait "$ETCD_PID" 2>/dev/null || true
+	sleep "$1"
+	etcd_run || fail "etcd did not come back"
 }

@@ -121,6 +121,13 @@ rc=0
     fail "plugin-validated port at line 6: $(cat "$T/port.err")"
 ok "plugins report their own keys as FILE:LINE"
 
+# -t judges [cluster] without etcd: nothing is contacted, nothing created.
+printf '[agent]\nlisten = off\ndatabase = %s/cl.db\n[cluster]\netcd = http://127.0.0.1:9\nlocation = fra\n[monitor:a]\ntype = tcp\nhost = 127.0.0.1\nport = 9\nlocations = fra, nyc\n' "$T" >"$T/cl.ini"
+"$WATCHPOST" -t -c "$T/cl.ini" -P "$PLUGINS" >"$T/cl.out" 2>&1 ||
+    fail "-t on a [cluster] file: $(cat "$T/cl.out")"
+[ ! -e "$T/cl.db" ] || fail "-t on a [cluster] file created the database"
+ok "-t accepts [cluster] without reaching etcd"
+
 # Loader refusals: each test plugin is wrong in exactly one way.
 refuse() {
 	local type=$1 expect=$2

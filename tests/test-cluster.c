@@ -215,27 +215,47 @@ grid(void **state)
 	assert_int_equal(cluster_grid_index("api", iv, 0), -1);
 }
 
-/* ---- gate ---- */
+/* ---- hooks ---- */
 
 static const char *refused;
+static int n_checked;
 
 static int
-gate(void *arg, const char *monitor)
+gate(const char *monitor)
 {
-	(void)arg;
 	return strcmp(monitor, refused) != 0;
+}
+
+static void
+checked(const char *monitor, const struct policy_state *ps,
+    const struct store_alert *rows, size_t n)
+{
+	(void)monitor;
+	(void)ps;
+	(void)rows;
+	(void)n;
+	n_checked++;
 }
 
 static void
 may_start(void **state)
 {
+	static const struct cluster_hooks h = { gate, gate, checked };
+
 	(void)state;
-	assert_true(cluster_may_start("any")); /* without [cluster] */
+	/* Without [cluster]: a single machine's answers. */
+	assert_true(cluster_may_start("any"));
+	assert_true(cluster_alerts_here("any"));
+	cluster_checked("any", NULL, NULL, 0);
+	assert_int_equal(n_checked, 0);
 	refused = "b";
-	cluster_set_gate(gate, NULL);
+	cluster_set_hooks(&h);
 	assert_true(cluster_may_start("a"));
 	assert_false(cluster_may_start("b"));
-	cluster_set_gate(NULL, NULL);
+	assert_false(cluster_alerts_here("b"));
+	cluster_checked("a", NULL, NULL, 0);
+	assert_int_equal(n_checked, 1);
+	cluster_set_hooks(NULL);
 	assert_true(cluster_may_start("b"));
 }
 

@@ -95,7 +95,7 @@ done <<EOF
 28: username: username and password (or password_file) go together
 33: tls: a password needs tls = required (or smtps://): without it the password could cross the network in clear
 45: ca_file: ca_file is for verifying the server, but verify_tls is off
-46: subject_template: column 16: unknown field "stat" (fields: monitor type state previous_state reason error latency_ms timestamp since duration target id agent location count)
+46: subject_template: column 16: unknown field "stat" (fields: monitor type state previous_state reason error latency_ms timestamp since duration target id agent location confirmed_by count)
 47: body_template: template line 2, column 1: {{#alerts}} without {{/alerts}}
 53: from: "not an address": the address must be local@domain
 54: to: "bad@@example.org": the address must be local@domain

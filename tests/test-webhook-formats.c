@@ -123,7 +123,7 @@ test_single_alert_every_preset(void **state)
 	/* A reminder, a test and an escalation say so in json; nothing
 	 * else changes. */
 	{
-		struct wp_alert r = d;
+		struct wp_alert r = d, q;
 
 		r.repeat = 2;
 		r.flags = WP_ALERT_TEST | WP_ALERT_ESCALATION;
@@ -133,12 +133,33 @@ test_single_alert_every_preset(void **state)
 		    "repeat")), 2);
 		assert_true(json_is_true(json_object_get(j, "test")));
 		assert_true(json_is_true(json_object_get(j, "escalation")));
-		assert_int_equal(json_object_size(j), 13);
+		/* a location (cluster mode) brings agent and location */
+		assert_string_equal(json_string_value(json_object_get(j,
+		    "location")), "fra");
+		assert_int_equal(json_object_size(j), 15);
 		json_decref(j);
 		free(body);
 		body = webhook_payload(&d);
 		j = json_loads(body, 0, NULL);
+		assert_int_equal(json_object_size(j), 12);
+		json_decref(j);
+		free(body);
+		/* a single machine's body: no agent, location, confirmed_by */
+		q = d;
+		q.location = NULL;
+		body = webhook_payload(&q);
+		j = json_loads(body, 0, NULL);
 		assert_int_equal(json_object_size(j), 10);
+		json_decref(j);
+		free(body);
+		/* a multi-location verdict names its locations */
+		q = d;
+		q.confirmed_by = "fra,nyc";
+		body = webhook_payload(&q);
+		j = json_loads(body, 0, NULL);
+		assert_string_equal(json_string_value(json_object_get(j,
+		    "confirmed_by")), "fra,nyc");
+		assert_int_equal(json_object_size(j), 13);
 		json_decref(j);
 		free(body);
 		/* the chat title says it too */

@@ -10,6 +10,9 @@
  * (and reset the minor) for anything removed, reordered or changed in
  * meaning.  2.0 is the frozen base: from here on the ABI only grows.
  *
+ *   2.2  2026-12-03  Grown, nothing changed: wp_alert gains
+ *                    confirmed_by (cluster mode: the locations whose
+ *                    checks confirmed a multi-location verdict).
  *   2.1  2026-12-02  Grown, nothing changed: wp_alert gains since_us,
  *                    target, repeat, flags (WP_ALERT_TEST, _ESCALATION),
  *                    agent, location, status_url; wp_request gains the
@@ -153,7 +156,7 @@ extern "C" {
 
 #define WP_PLUGIN_MAGIC 0x57504c47u /* "WPLG": "this is a watchpost plugin" */
 #define WP_ABI_MAJOR 2
-#define WP_ABI_MINOR 1
+#define WP_ABI_MINOR 2
 
 #if defined(__GNUC__)
 #define WP_EXPORT __attribute__((visibility("default")))
@@ -384,6 +387,11 @@ struct wp_alert {
 	const char *location;       /* the agent's location; NULL none */
 	const char *status_url;     /* the status page of this monitor; NULL
 	                             * when there is none */
+	/* 2.2 */
+	const char *confirmed_by;   /* cluster mode, a multi-location monitor:
+	                             * the locations whose checks gave this
+	                             * verdict, comma-separated ("fra,nyc");
+	                             * NULL otherwise */
 };
 
 #define WP_ALERT_TEST 1u       /* a test alert (--test-alert), not a real
