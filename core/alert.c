@@ -43,7 +43,7 @@
 /* A configured [alert:NAME] section. */
 struct target {
 	char *name;
-	char *definition;
+	uint64_t def_hash;
 	int64_t timeout_ms;
 	int64_t group_window_ms;   /* > 0 only when its plugin groups */
 	struct instance *in;
@@ -924,7 +924,7 @@ alert_prepare(const struct config *cfg, struct wp_diag *diag,
 		struct configured built;
 
 		t->name = xstrdup(ca->s.name);
-		t->definition = xstrdup(ca->s.definition);
+		t->def_hash = ca->s.def_hash;
 		t->timeout_ms = ca->timeout_ms;
 		if (p != NULL && ca->group_window_ms > 0 &&
 		    (p->desc.flags & WP_PLUGIN_F_GROUPS) == 0)
@@ -933,8 +933,8 @@ alert_prepare(const struct config *cfg, struct wp_diag *diag,
 			    ca->s.name, ca->s.type);
 		else if (p != NULL)
 			t->group_window_ms = ca->group_window_ms;
-		if (sched_classify(old ? old->definition : NULL,
-		    ca->s.definition) == DIFF_UNCHANGED) {
+		if (sched_classify(old ? &old->def_hash : NULL,
+		    &ca->s.def_hash) == DIFF_UNCHANGED) {
 			t->in = old->in;
 			instance_ref(t->in);
 			continue;
@@ -962,7 +962,6 @@ free_targets(struct target *t, size_t n)
 
 	for (i = 0; i < n; i++) {
 		free(t[i].name);
-		free(t[i].definition);
 		instance_unref(t[i].in);
 	}
 	free(t);

@@ -18,7 +18,8 @@ enum cfg_kind { CFG_AGENT, CFG_MONITOR, CFG_ALERT, CFG_STATUS,
 #define cfg_single(kind) ((kind) == CFG_AGENT || (kind) == CFG_STATUS || \
 	(kind) == CFG_CLUSTER)
 
-/* One section as written.  kv's strings are owned. */
+/* One section as written.  kv's strings are owned: each line's key and
+ * value are one allocation, the key's. */
 struct cfg_raw_section {
 	int kind;               /* enum cfg_kind */
 	char *name;             /* NULL for [agent] */
@@ -60,6 +61,9 @@ int cfg_read(const char *file, struct cfg_raw *raw, struct wp_diag *d);
  */
 int cfg_read_from(const char *file, const char *path, struct cfg_raw *raw,
     struct wp_diag *d);
+/* Free the lines (kv) of RAW's section I, which keeps its name and place
+ * (cfg_raw_find() still finds it). */
+void cfg_raw_drop_kv(struct cfg_raw *raw, size_t i);
 void cfg_raw_free(struct cfg_raw *raw);
 
 /* The section of KIND named NAME (NULL for [agent], [status]), or NULL. */

@@ -324,6 +324,10 @@ struct loader {
 	cfg_lookup_fn lookup;
 	void *lookup_arg;
 	const char *dir;        /* the configuration's folder */
+	/* names_of() the common tables, made once per load rather than
+	 * once per section (owned; [0] monitors', [1] alerts'). */
+	const struct wp_key *names_for[2];
+	const char **names[2];
 };
 
 static void report(struct loader *ld, int line, const char *fmt, ...)
@@ -648,6 +652,11 @@ check_fit(struct loader *ld, const struct cfg_raw_section *rs,
 	char iv[32], to[32], worst[32];
 	int64_t w;
 
+	/* Formatted only for a warning (printf per monitor, issue 17). */
+	w = m->timeout_ms * (1 + m->retries) +
+	    m->retry_interval_ms * m->retries;
+	if (m->timeout_ms <= m->interval_ms && w <= m->interval_ms)
+		return;
 	format_duration(m->interval_ms, iv, sizeof(iv));
 	format_duration(m->timeout_ms, to, sizeof(to));
 	if (m->timeout_ms > m->interval_ms) {
@@ -656,8 +665,6 @@ check_fit(struct loader *ld, const struct cfg_raw_section *rs,
 		    "runs into its next slot, which is skipped", to, iv);
 		return;
 	}
-	w = m->timeout_ms * (1 + m->retries) +
-	    m->retry_interval_ms * m->retries;
 	if (w > m->interval_ms) {
 		format_duration(w, worst, sizeof(worst));
 		warn_at(ld, first_line(kv, n_kv, rs->line, r_keys), "a failing "
@@ -689,39 +696,60 @@ file_key(const struct wp_plugin *p, const char *key)
 	return k;
 }
 
+uint64_t
+cfg_def_hash(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *c = p;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		h ^= c[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+/* H on from "KEY=VALUE\n". */
+static uint64_t
+def_line(uint64_t h, const char *key, const char *value)
+{
+	h = cfg_def_hash(h, key, strlen(key));
+	h = cfg_def_hash(h, "=", 1);
+	h = cfg_def_hash(h, value, strlen(value));
+	return cfg_def_hash(h, "\n", 1);
+}
+
 /*
- * The definition: every key and value in file order, as written, except
- * that a KEY_file line of the plugin's shows the file's contents, so a
- * changed secret file counts as a change on reload.  (A file that cannot
- * be read is reported by keys_fill(); here it shows its path.)
+ * The definition's hash: every key and value in file order, as written,
+ * except that a KEY_file line of the plugin's counts the file's contents,
+ * so a changed secret file counts as a change on reload.  (A file that
+ * cannot be read is reported by keys_fill(); here it counts its path.)
  */
-static char *
+static uint64_t
 definition(struct loader *ld, const struct cfg_raw_section *rs,
     const struct wp_plugin *p)
 {
-	struct sbuf def = { NULL, 0, 0 };
 	const struct wp_key *k;
 	char *path, *value, why[PATH_MAX + 128];
+	uint64_t h = CFG_DEF_HASH_INIT;
 	size_t i;
 
 	for (i = 0; i < rs->n_kv; i++) {
 		k = p != NULL ? file_key(p, rs->kv[i].key) : NULL;
 		if (k == NULL) {
-			sbuf_printf(&def, "%s=%s\n", rs->kv[i].key,
-			    rs->kv[i].value);
+			h = def_line(h, rs->kv[i].key, rs->kv[i].value);
 			continue;
 		}
 		path = keys_resolve_path(ld->dir, rs->kv[i].value);
 		if (cfg_read_secret(path, &value, why, sizeof(why)) == 0) {
-			sbuf_printf(&def, "%s=%s\n", k->name, value);
+			h = def_line(h, k->name, value);
 			explicit_bzero(value, strlen(value));
 			free(value);
 		} else
-			sbuf_printf(&def, "%s=%s\n", rs->kv[i].key,
-			    rs->kv[i].value);
+			h = def_line(h, rs->kv[i].key, rs->kv[i].value);
 		free(path);
 	}
-	return def.data != NULL ? sbuf_steal(&def) : xstrdup("");
+	return h;
 }
 
 /* Names of a table, NULL-terminated (free() the array). */
@@ -734,6 +762,44 @@ names_of(const struct wp_key *keys, size_t n)
 	for (i = 0; i < n; i++)
 		v[i] = keys[i].name;
 	return v;
+}
+
+/* names_of(KEYS), kept by LD for the rest of the load. */
+static const char *const *
+common_names(struct loader *ld, const struct wp_key *keys, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < 2; i++)
+		if (ld->names_for[i] == keys)
+			return ld->names[i];
+	i = ld->names_for[0] == NULL ? 0 : 1;
+	free(ld->names[i]);
+	ld->names_for[i] = keys;
+	ld->names[i] = names_of(keys, n);
+	return ld->names[i];
+}
+
+/* The strings PARTS (NULL ends) joined, in BUF (LEN bytes) or, when
+ * longer, in a malloc'd *HEAP (NULL otherwise: free() it either way);
+ * returns the text. */
+static const char *
+join(char *buf, size_t len, char **heap, const char *const *parts)
+{
+	size_t i, n = 0, l;
+	char *p = buf;
+
+	*heap = NULL;
+	for (i = 0; parts[i] != NULL; i++)
+		n += strlen(parts[i]);
+	if (n + 1 > len)
+		p = *heap = xmalloc(n + 1);
+	for (i = 0, n = 0; parts[i] != NULL; i++, n += l) {
+		l = strlen(parts[i]);
+		memcpy(p + n, parts[i], l);
+	}
+	p[n] = '\0';
+	return p;
 }
 
 /*
@@ -749,23 +815,32 @@ build_section(struct loader *ld, const struct cfg_raw_section *rs,
 {
 	/* A missing type is reported here, in its own words. */
 	static const char *const type_only[] = { "type", NULL };
-	const char *kind = kind_names[rs->kind], **others;
+	const char *kind = kind_names[rs->kind];
 	struct keys_ctx ctx = { NULL, NULL, rs->line, type_only };
 	struct common_conf *cc;
 	struct cfg_kv *pkv;
 	const struct wp_plugin *p = NULL;
-	char why[512], *sec, *what;
-	size_t i, np = 0;
+	char why[512], *t, secbuf[128], whatbuf[64], *sec_heap, *what_heap;
+	size_t i, np = 0, len = 0, kl, vl;
 	int clean, line, exact;
 	void *conf;
 
 	s->name = xstrdup(rs->name);
 	s->line = rs->line;
+	/* The section's keys and values in one block, which lines and kv
+	 * (and *ckv, for the caller) point into: one allocation rather than
+	 * four per line. */
+	for (i = 0; i < rs->n_kv; i++)
+		len += strlen(rs->kv[i].key) + strlen(rs->kv[i].value) + 2;
+	s->text = t = xmalloc(len + 1);
 	s->lines = xcalloc(rs->n_kv + 1, sizeof(*s->lines));
 	for (i = 0; i < rs->n_kv; i++) {
-		s->lines[i].key = xstrdup(rs->kv[i].key);
-		s->lines[i].value = xstrdup(rs->kv[i].value);
+		kl = strlen(rs->kv[i].key) + 1;
+		vl = strlen(rs->kv[i].value) + 1;
+		s->lines[i].key = memcpy(t, rs->kv[i].key, kl);
+		s->lines[i].value = memcpy(t + kl, rs->kv[i].value, vl);
 		s->lines[i].line = rs->kv[i].line;
+		t += kl + vl;
 	}
 	s->n_lines = rs->n_kv;
 	*ckv = xmalloc((rs->n_kv + 1) * sizeof(**ckv));
@@ -773,9 +848,9 @@ build_section(struct loader *ld, const struct cfg_raw_section *rs,
 	*n_ckv = 0;
 	for (i = 0; i < rs->n_kv; i++) {
 		if (in_table(common, n_common, rs->kv[i].key))
-			(*ckv)[(*n_ckv)++] = rs->kv[i];
+			(*ckv)[(*n_ckv)++] = s->lines[i];
 		else
-			pkv[np++] = rs->kv[i];
+			pkv[np++] = s->lines[i];
 	}
 	cc = fill_lenient(ld, &ctx, common, n_common, sizeof(common[0]),
 	    sizeof(*cc), *ckv, n_ckv, &clean);
@@ -815,34 +890,31 @@ build_section(struct loader *ld, const struct cfg_raw_section *rs,
 		s->type_line = line;
 	}
 	s->plugin = p;
-	s->definition = definition(ld, rs, p);
+	s->def_hash = definition(ld, rs, p);
 
 	/* Without a known plugin the keys cannot be judged: no cascade. */
 	if (p != NULL) {
-		sec = xasprintf("[%s:%s]", kind, rs->name);
-		what = xasprintf(" for type %s", s->type);
-		others = names_of(common, n_common);
-		ctx.section = sec;
-		ctx.what = what;
-		ctx.others = others;
+		/* Built without printf and kept on the stack: they are for
+		 * messages, and were a tenth of a section's cost. */
+		ctx.section = join(secbuf, sizeof(secbuf), &sec_heap,
+		    (const char *const[]){ "[", kind, ":", rs->name, "]",
+		    NULL });
+		ctx.what = join(whatbuf, sizeof(whatbuf), &what_heap,
+		    (const char *const[]){ " for type ", s->type, NULL });
+		ctx.others = common_names(ld, common, n_common);
 		conf = fill_lenient(ld, &ctx, p->keys, p->n_keys, p->key_size,
 		    p->conf_size, pkv, &np, &clean);
 		/* configure() is promised a filled conf: it gets the lines
 		 * that fill, even when others in the file have problems. */
 		s->configurable = conf != NULL;
 		keys_free(conf);
-		free(sec);
-		free(what);
-		free(others);
+		free(sec_heap);
+		free(what_heap);
 	}
-	s->kv = xcalloc(np + 1, sizeof(*s->kv));
-	for (i = 0; i < np; i++) {
-		s->kv[i].key = xstrdup(pkv[i].key);
-		s->kv[i].value = xstrdup(pkv[i].value);
-		s->kv[i].line = pkv[i].line;
-	}
+	/* Only the lines that fill, in s->text like the rest. */
+	s->kv = xrealloc(pkv, (np + 1) * sizeof(*s->kv));
+	memset(&s->kv[np], 0, sizeof(*s->kv));
 	s->n_kv = np;
-	free(pkv);
 	return cc;
 }
 
@@ -1317,19 +1389,20 @@ static int
 depends_line(struct loader *ld, const struct cfg_monitor *m,
     const char *name)
 {
-	const struct cfg_raw_section *rs = cfg_raw_find(&ld->raw, CFG_MONITOR,
-	    m->s.name);
+	/* The section's lines as written (its raw kv are gone by now). */
+	const struct cfg_kv *kv = m->s.lines;
 	size_t i, len = strlen(name);
 	const char *v;
 
-	for (i = 0; rs != NULL && i < rs->n_kv; i++) {
-		if (strcmp(rs->kv[i].key, "depends_on") != 0)
+	(void)ld;
+	for (i = 0; kv != NULL && i < m->s.n_lines; i++) {
+		if (strcmp(kv[i].key, "depends_on") != 0)
 			continue;
-		for (v = rs->kv[i].value; *v == ' ' || *v == '\t'; v++)
+		for (v = kv[i].value; *v == ' ' || *v == '\t'; v++)
 			;
 		if (strncmp(v, name, len) == 0 && (v[len] == '\0' ||
 		    v[len] == ' ' || v[len] == '\t'))
-			return rs->kv[i].line;
+			return kv[i].line;
 	}
 	return m->s.line;
 }
@@ -1514,21 +1587,11 @@ check_maintenance(struct loader *ld, const struct cfg_raw_section *rs,
 static void
 section_free(struct cfg_section *s)
 {
-	size_t i;
-
 	free(s->name);
 	free(s->type);
-	for (i = 0; i < s->n_kv; i++) {
-		free((char *)s->kv[i].key);
-		free((char *)s->kv[i].value);
-	}
 	free(s->kv);
-	free(s->definition);
-	for (i = 0; i < s->n_lines; i++) {
-		free((char *)s->lines[i].key);
-		free((char *)s->lines[i].value);
-	}
 	free(s->lines);
+	free(s->text);
 }
 
 void
@@ -1746,6 +1809,10 @@ config_load_overlay(const char *file, const char *plugin_dir_override,
 			    &cfg->alerts[cfg->n_alerts++]);
 		}
 		if (s != NULL) {
+			/* Its lines are the section's copy now: the raw ones
+			 * go at once, so a load of 100,000 monitors does not
+			 * hold every line twice at its peak (issue 17, S8). */
+			cfg_raw_drop_kv(&ld.raw, i);
 			s->file = cfg->files[rs->file];
 			s->file_no = rs->file;
 		}
@@ -1778,6 +1845,8 @@ done:
 	if (prev_file != NULL)
 		diag->file = prev_file;
 	cfg_raw_free(&ld.raw);
+	free(ld.names[0]);
+	free(ld.names[1]);
 	return ret;
 }
 

@@ -61,10 +61,14 @@ struct cfg_agent {
 /*
  * A [monitor:NAME] or [alert:NAME] section.  `kv` holds only the lines
  * that belong to the plugin (common keys are consumed), as written (a
- * KEY_file line as KEY_file = PATH), in file order, with owned strings.
- * `definition` is a canonical rendering of every key and value in the
- * section (file order), used to tell a changed definition on reload; it
- * does not include line numbers.
+ * KEY_file line as KEY_file = PATH), in file order; its strings are
+ * `lines`' (one copy of the section's text, in `text`).
+ * `def_hash` is the hash (cfg_def_hash()) of a canonical rendering of
+ * every key and value in the section, in file order, "KEY=VALUE\n" each,
+ * a plugin's KEY_file line as the file's contents (KEY=CONTENTS\n); no
+ * line numbers.  A reload tells a changed definition by it: the rendering
+ * itself is not kept (it was ~250 bytes of every monitor, twice; issue
+ * 17, S8).
  */
 struct cfg_section {
 	char *name;
@@ -73,7 +77,7 @@ struct cfg_section {
 	int type_line;
 	struct cfg_kv *kv;
 	size_t n_kv;
-	char *definition;
+	uint64_t def_hash;
 	const struct wp_plugin *plugin; /* from lookup(); NULL if unknown */
 	/* The plugin may judge kv: it is known and kv fills its key table
 	 * (keys_fill() succeeds on it).  kv then holds only the lines that
@@ -87,6 +91,7 @@ struct cfg_section {
 	 * shows, with SECRET values masked. */
 	struct cfg_kv *lines;
 	size_t n_lines;
+	char *text;            /* the strings of lines and kv, one block */
 	int64_t interval_ms;   /* monitors: the interval; alerts: 0 (push's
 	                        * wp_section.interval_us) */
 };
@@ -234,6 +239,12 @@ struct cfg_keys {
 };
 /* The host's tables, for --list-types; *n gets their number. */
 const struct cfg_keys *cfg_host_keys(size_t *n);
+
+/* The definition hash: 64-bit FNV-1a, H on from the N bytes at P (start
+ * with CFG_DEF_HASH_INIT).  The hash of a text is that of its pieces in
+ * turn, so a rendering is hashed without being built. */
+#define CFG_DEF_HASH_INIT 0xcbf29ce484222325ull
+uint64_t cfg_def_hash(uint64_t h, const void *p, size_t n);
 
 const struct cfg_monitor *config_find_monitor(const struct config *cfg,
     const char *name);

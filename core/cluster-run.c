@@ -1578,8 +1578,8 @@ member_reput(void)
 	free(key);
 }
 
-/* The fingerprint of CFG's monitors: FNV-1a-64 over their canonical
- * definitions in name order, so agents given the same monitors agree
+/* The fingerprint of CFG's monitors: FNV-1a-64 over their names and
+ * definition hashes in name order, so agents given the same monitors agree
  * whatever the order of the sections (the [cluster] section, which names
  * the agent, is not part of it). */
 static int
@@ -1603,10 +1603,15 @@ config_fingerprint(const struct config *cfg, char out[17])
 		v[i] = &cfg->monitors[i];
 	qsort(v, cfg->n_monitors, sizeof(*v), def_cmp);
 	for (i = 0; i < cfg->n_monitors; i++) {
-		const char *d = v[i]->s.definition ? v[i]->s.definition : "";
+		/* The definition's hash (cfg.h: the rendering itself is not
+		 * kept), as 8 bytes little-endian whatever the host. */
+		unsigned char d[8];
+		size_t k;
 
+		for (k = 0; k < 8; k++)
+			d[k] = (unsigned char)(v[i]->s.def_hash >> (8 * k));
 		h = cluster_hash(h, v[i]->s.name, strlen(v[i]->s.name) + 1);
-		h = cluster_hash(h, d, strlen(d) + 1);
+		h = cluster_hash(h, d, sizeof(d));
 	}
 	free(v);
 	snprintf(out, 17, "%016llx", (unsigned long long)h);

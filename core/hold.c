@@ -68,6 +68,9 @@ struct silence {
 struct hmon {
 	char *name;
 	int64_t id;             /* the store's; 0: none */
+	/* The arrays below are NULL when empty: with 100,000 monitors and
+	 * no holds, empty arrays and a fixed reason buffer were ~320 bytes
+	 * of every monitor (issue 17, S8). */
 	size_t *deps;           /* indices of its parents */
 	size_t n_deps;
 	int is_parent;
@@ -80,7 +83,8 @@ struct hmon {
 
 	enum mstate state;      /* as its checks left it */
 	unsigned mask;          /* HOLD_* */
-	char why[192];
+	char *why;              /* the first reason's words (malloc'd; NULL:
+	                         * none, read through why_of()) */
 	enum mstate before;     /* when the hold began */
 	int64_t held_since;
 	int held;               /* an alert was held: held_state, held_at */
@@ -133,6 +137,23 @@ find(const char *name)
 		if (strcmp(m->name, name) == 0)
 			return m;
 	return NULL;
+}
+
+/* M's reason words, "" when it has none. */
+static const char *
+why_of(const struct hmon *m)
+{
+	return m->why != NULL ? m->why : "";
+}
+
+/* M's reason words become WHY ("" or NULL: none). */
+static void
+set_why(struct hmon *m, const char *why)
+{
+	if (why != NULL && m->why != NULL && strcmp(why, m->why) == 0)
+		return;
+	free(m->why);
+	m->why = why != NULL && why[0] != '\0' ? xstrdup(why) : NULL;
 }
 
 static void
@@ -231,6 +252,7 @@ mons_free(struct hmon *v, size_t n)
 		free(v[i].name);
 		free(v[i].deps);
 		free(v[i].wins);
+		free(v[i].why);
 		free_strv(v[i].alerts, v[i].n_alerts);
 	}
 	free(v);
@@ -327,22 +349,22 @@ set_mask(struct hmon *m, unsigned mask, const char *why, int64_t now)
 		if (m->state != before && policy_alerts(m->alert_on, before,
 		    m->state)) {
 			log_info("monitor %s: hold ended (%s); %s -> %s "
-			    "alerts now", m->name, m->why, mstate_name(before),
+			    "alerts now", m->name, why_of(m), mstate_name(before),
 			    mstate_label(m->state));
 			m->mask = 0;
 			if (ops.release != NULL)
 				ops.release(m->name, before);
 		} else if (m->state == before)
 			log_info("monitor %s: hold ended (%s); state %s as "
-			    "before, nothing to send", m->name, m->why,
+			    "before, nothing to send", m->name, why_of(m),
 			    mstate_name(m->state));
 		else
 			log_info("monitor %s: hold ended (%s); %s -> %s does "
-			    "not alert", m->name, m->why, mstate_name(before),
+			    "not alert", m->name, why_of(m), mstate_name(before),
 			    mstate_name(m->state));
 	}
 	m->mask = mask;
-	str_copy(m->why, sizeof(m->why), why);
+	set_why(m, why);
 }
 
 /* The next boundary of the windows and silences after NOW (each window's
@@ -418,7 +440,7 @@ refresh(int64_t now)
 	for (i = 0; i < n_mons; i++) {
 		mask = reasons(&mons[i], now, why, sizeof(why));
 		if (mask != mons[i].mask || (mask != 0 &&
-		    strcmp(why, mons[i].why) != 0))
+		    strcmp(why, why_of(&mons[i])) != 0))
 			set_mask(&mons[i], mask, why, now);
 	}
 	arm(next, now);
@@ -552,14 +574,19 @@ hold_apply(const struct config *cfg)
 		m->name = xstrdup(c->s.name);
 		m->all_alerts = c->all_alerts;
 		m->alert_on = c->policy.alert_on;
-		m->alerts = xcalloc(c->n_alerts + 1, sizeof(char *));
-		for (j = 0; j < c->n_alerts; j++)
-			m->alerts[j] = xstrdup(c->alerts[j]);
-		m->n_alerts = c->n_alerts;
-		m->wins = xcalloc(n_wins + 1, sizeof(size_t));
+		if (c->n_alerts > 0) {
+			m->alerts = xcalloc(c->n_alerts, sizeof(char *));
+			for (j = 0; j < c->n_alerts; j++)
+				m->alerts[j] = xstrdup(c->alerts[j]);
+			m->n_alerts = c->n_alerts;
+		}
 		for (j = 0; j < n_wins; j++)
-			if (match_any(wins[j].pats, wins[j].n_pats, m->name))
+			if (match_any(wins[j].pats, wins[j].n_pats, m->name)) {
+				if (m->wins == NULL)
+					m->wins = xcalloc(n_wins,
+					    sizeof(size_t));
 				m->wins[m->n_wins++] = j;
+			}
 		m->state = ops.state_of != NULL ? ops.state_of(m->name) :
 		    ST_PENDING;
 		if (m->state == ST_COUNT)
@@ -577,38 +604,39 @@ hold_apply(const struct config *cfg)
 			    mstate_parse(restored[j].held_state,
 			    &m->held_state) == 0;
 			m->held_at = restored[j].held_at;
-			str_copy(m->why, sizeof(m->why), "before the restart");
+			set_why(m, "before the restart");
 		}
 	}
 	free(restored);
 	restored = NULL;
 	n_restored = 0;
-	/* Keep the holds of monitors still configured. */
-	table_size = 0;
+	/* Keep the holds of monitors still configured (found through the
+	 * new table: a search of the list per old record was quadratic,
+	 * seconds for a reload of 100,000 monitors). */
+	rehash();
 	for (i = 0; i < n_old; i++) {
 		prev = &old[i];
-		for (j = 0; j < n_mons && strcmp(mons[j].name, prev->name);
-		    j++)
-			;
-		if (j == n_mons && prev->mask != 0)
-			persist(prev, 1);
-		if (j == n_mons || prev->mask == 0)
+		if (prev->mask == 0)
 			continue;
-		mons[j].mask = prev->mask;
-		mons[j].before = prev->before;
-		mons[j].held_since = prev->held_since;
-		mons[j].held = prev->held;
-		mons[j].held_state = prev->held_state;
-		mons[j].held_at = prev->held_at;
-		str_copy(mons[j].why, sizeof(mons[j].why), prev->why);
+		if ((m = find(prev->name)) == NULL) {
+			persist(prev, 1);
+			continue;
+		}
+		m->mask = prev->mask;
+		m->before = prev->before;
+		m->held_since = prev->held_since;
+		m->held = prev->held;
+		m->held_state = prev->held_state;
+		m->held_at = prev->held_at;
+		set_why(m, prev->why);
 	}
 	mons_free(old, n_old);
-	rehash();
 	for (i = 0; i < n_mons; i++) {
 		const struct cfg_monitor *c = &cfg->monitors[i];
 
 		m = &mons[i];
-		m->deps = xcalloc(c->n_depends_on + 1, sizeof(size_t));
+		if (c->n_depends_on > 0)
+			m->deps = xcalloc(c->n_depends_on, sizeof(size_t));
 		for (j = 0; j < c->n_depends_on; j++) {
 			struct hmon *p = find(c->depends_on[j]);
 
@@ -636,7 +664,7 @@ hold_check(const struct outcome *o)
 		m->held_state = o->state;
 		m->held_at = o->started_ms;
 		log_info("monitor %s: %s alert held (%s)", m->name,
-		    mstate_label(o->state), m->why);
+		    mstate_label(o->state), why_of(m));
 		persist(m, 0);
 	}
 	/* Its children may be held or released by this change. */
@@ -691,7 +719,7 @@ hold_list_json(json_t *arr)
 			    json_integer(m->held_at));
 			json_object_set_new(o, "held_since",
 			    json_integer(m->held_since));
-			json_object_set_new(o, "why", json_string(m->why));
+			json_object_set_new(o, "why", json_string(why_of(m)));
 			json_array_append_new(arr, o);
 		}
 	}

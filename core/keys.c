@@ -155,11 +155,16 @@ const struct wp_key *
 keys_find(const struct wp_key *keys, size_t n_keys, size_t key_size,
     const char *name)
 {
+	const char *k;
 	size_t i;
 
-	for (i = 0; keys != NULL && i < n_keys; i++)
-		if (strcmp(KEYS_AT(keys, key_size, i)->name, name) == 0)
+	/* The first byte before strcmp(): a section's keys are looked up
+	 * in tables of twenty or more, for every line (issue 17, S8). */
+	for (i = 0; keys != NULL && i < n_keys; i++) {
+		k = KEYS_AT(keys, key_size, i)->name;
+		if (k[0] == name[0] && strcmp(k, name) == 0)
 			return KEYS_AT(keys, key_size, i);
+	}
 	return NULL;
 }
 
@@ -718,6 +723,8 @@ keys_line(const struct cfg_kv *kv, size_t n_kv, const char *key)
 	size_t i;
 
 	for (i = 0; i < n_kv; i++) {
+		if (kv[i].key[0] != key[0])
+			continue; /* neither KEY nor KEY_file */
 		if (strcmp(kv[i].key, key) == 0)
 			return kv[i].line;
 		b = file_key_base(kv[i].key, base, sizeof(base));
@@ -731,8 +738,60 @@ static int
 in_list(const char *const *l, const char *s)
 {
 	for (; l != NULL && *l != NULL; l++)
-		if (strcmp(*l, s) == 0)
+		if ((*l)[0] == s[0] && strcmp(*l, s) == 0)
 			return 1;
+	return 0;
+}
+
+/*
+ * Parsed defaults of INT, DURATION and BOOL keys, so that a table's
+ * defaults are not parsed again for every section: 16 of the 21 values a
+ * monitor's three fills store are defaults (issue 17, S8).  Direct-mapped
+ * by the key's address; a hit must match the key's type, flags, range
+ * and default text, so another table at a freed one's address misses.
+ * Per thread, so no lock.
+ */
+#define DEFCACHE_SIZE 128
+struct defcache {
+	const struct wp_key *k;
+	int type;
+	unsigned flags;
+	int64_t min, max;
+	char def[24];
+	unsigned char bytes[sizeof(int64_t)];
+};
+static _Thread_local struct defcache defcache[DEFCACHE_SIZE];
+
+/* store_value() of K's default into CONF, through the cache above. */
+static int
+store_default(const struct wp_key *k, const char *dir, void *conf,
+    char *msg, size_t len)
+{
+	struct defcache *e;
+	size_t n = storage_of(k), dl = strlen(k->def);
+	int rc;
+
+	if ((k->type != WP_KT_INT && k->type != WP_KT_DURATION &&
+	    k->type != WP_KT_BOOL) || (k->flags & WP_KEY_MULTI) ||
+	    dl >= sizeof(e->def) || n > sizeof(e->bytes))
+		return store_value(k, k->name, k->def, dir, conf, msg, len);
+	e = &defcache[((uintptr_t)k / sizeof(void *)) % DEFCACHE_SIZE];
+	if (e->k == k && e->type == k->type && e->flags == k->flags &&
+	    e->min == k->min && e->max == k->max &&
+	    memcmp(e->def, k->def, dl + 1) == 0) {
+		memcpy((char *)conf + k->offset, e->bytes, n);
+		return 0;
+	}
+	rc = store_value(k, k->name, k->def, dir, conf, msg, len);
+	if (rc != 0)
+		return rc;
+	e->k = k;
+	e->type = k->type;
+	e->flags = k->flags;
+	e->min = k->min;
+	e->max = k->max;
+	memcpy(e->def, k->def, dl + 1);
+	memcpy(e->bytes, (char *)conf + k->offset, n);
 	return 0;
 }
 
@@ -757,8 +816,11 @@ keys_fill_in(const struct keys_ctx *ctx, const struct wp_key *keys,
 	const char *prev_file = d->file, *base, *value, **names = NULL;
 	char basebuf[128], mean[160], msg[MSG_MAX], why[PATH_MAX + 128];
 	char *path, *secret;
-	/* per key: 1 + the index in kv of the line that set it, or 0 */
-	size_t *first = NULL;
+	/* per key: 1 + the index in kv of the line that set it, or 0 (on
+	 * the stack for tables up to FIRST_MAX keys: no allocation per
+	 * section) */
+	enum { FIRST_MAX = 64 };
+	size_t first_buf[FIRST_MAX], *first;
 	int errors = d->errors;
 	size_t i, j;
 	void *conf;
@@ -768,10 +830,11 @@ keys_fill_in(const struct keys_ctx *ctx, const struct wp_key *keys,
 	if (file != NULL)
 		d->file = file;
 	conf = conf_new(conf_size);
-	first = xcalloc(n_keys + 1, sizeof(*first));
-	names = xcalloc(n_keys + 1, sizeof(*names));
-	for (i = 0; i < n_keys; i++)
-		names[i] = KEYS_AT(keys, key_size, i)->name;
+	if (n_keys <= FIRST_MAX) {
+		first = first_buf;
+		memset(first, 0, n_keys * sizeof(*first));
+	} else
+		first = xcalloc(n_keys + 1, sizeof(*first));
 
 	for (i = 0; i < n_kv; i++) {
 		value = kv[i].value;
@@ -783,6 +846,14 @@ keys_fill_in(const struct keys_ctx *ctx, const struct wp_key *keys,
 		    !text_type(k->type))
 			k = NULL;
 		if (k == NULL) {
+			/* The table's names, for the suggestion: only once a
+			 * key is unknown. */
+			if (names == NULL) {
+				names = xcalloc(n_keys + 1, sizeof(*names));
+				for (j = 0; j < n_keys; j++)
+					names[j] = KEYS_AT(keys, key_size,
+					    j)->name;
+			}
 			diag_error(d, kv[i].line, "unknown key \"%s\"%s%s",
 			    QSTR(kv[i].key), ctx->what != NULL ? ctx->what : "",
 			    keys_mean_text(keys_suggest(kv[i].key, names,
@@ -842,14 +913,15 @@ keys_fill_in(const struct keys_ctx *ctx, const struct wp_key *keys,
 		}
 		/* keys_check_table() made sure a plugin's default parses
 		 * (test-keys checks the host's own). */
-		if (k->def != NULL && store_value(k, k->name, k->def, dir, conf,
-		    msg, sizeof(msg)) != 0)
+		if (k->def != NULL && store_default(k, dir, conf, msg,
+		    sizeof(msg)) != 0)
 			diag_error(d, ctx->line, "default of %s", msg);
 		/* An ENUM not set and without a default is -1 (plugin.h). */
 		if (k->def == NULL && k->type == WP_KT_ENUM)
 			*(int *)(void *)((char *)conf + k->offset) = -1;
 	}
-	free(first);
+	if (first != first_buf)
+		free(first);
 	free(names);
 	d->file = prev_file;
 	if (d->errors != errors) {

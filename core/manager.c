@@ -49,7 +49,7 @@ struct last_result {
 struct monitor {
 	char *name;
 	char *type;
-	char *definition;
+	uint64_t def_hash;       /* cfg's, of its running definition */
 	int64_t db_id;
 	struct instance *in;
 	int64_t interval_ms, timeout_ms, retry_interval_ms;
@@ -59,15 +59,18 @@ struct monitor {
 	char **alerts;
 	size_t n_alerts;
 
-	uv_timer_t timer;        /* the schedule */
-	uv_timer_t retry_timer;  /* between attempts */
+	/* The schedule's next slot and a pending retry, each a node of one
+	 * of the manager's two heaps (due: monotonic µs) under one timer:
+	 * a uv_timer_t of each was 304 bytes of every monitor (issue 17,
+	 * S8). */
+	struct policy_node snode;
+	struct policy_node rnode;
 	struct sched sched;      /* next slot, interval, skipped slots */
 	struct wp_op *op;        /* attempt in flight */
 	unsigned attempt;
 	int retry_pending;
 	int64_t check_started_ms;
 	int removed;             /* out of the config: freed once idle */
-	unsigned closing;        /* handles being closed */
 
 	struct policy_conf policy;  /* when it changes state and alerts */
 	struct policy_state ps;     /* its state, since when, the counters */
@@ -114,6 +117,14 @@ static void *once_arg;
 
 /* Deadline of the start-up steps run here (reported, never enforced). */
 #define STEP_MS 30000
+
+/* The slots and the retries of every monitor: two heaps of monotonic µs
+ * (the nodes' due_ms holds µs here), one timer at the earlier top. */
+static struct policy_heap sheap, rheap;
+static uv_timer_t stimer;
+static int stimer_ready;
+static int64_t stimer_due = INT64_MAX; /* the due time it is armed for */
+static int stimer_in_pass;             /* stimer_cb runs: it re-arms last */
 
 /* Reminders and escalations of every monitor: one heap, one timer. */
 static struct policy_heap pheap;
@@ -182,16 +193,12 @@ free_alert_names(struct monitor *m)
 	m->n_alerts = 0;
 }
 
+/* Free M and what it owns (it is in no heap, nothing in flight). */
 static void
-monitor_close_cb(uv_handle_t *h)
+monitor_free(struct monitor *m)
 {
-	struct monitor *m = h->data;
-
-	if (--m->closing > 0)
-		return;
 	free(m->name);
 	free(m->type);
-	free(m->definition);
 	free_alert_names(m);
 	policy_conf_free(&m->policy);
 	free(m->state_detail);
@@ -199,18 +206,19 @@ monitor_close_cb(uv_handle_t *h)
 	free(m);
 }
 
-/* Free a monitor that is out of the list, once nothing is in flight. */
+/* Free a monitor that is out of the list, once nothing is in flight
+ * (at once: it has no handle of its own to close). */
 static void
 monitor_dispose(struct monitor *m)
 {
 	policy_heap_del(&pheap, &m->pnode);
+	policy_heap_del(&sheap, &m->snode);
+	policy_heap_del(&rheap, &m->rnode);
 	if (m->op != NULL)
 		return; /* attempt_done comes back here */
 	instance_unref(m->in);
 	m->in = NULL;
-	m->closing = 2;
-	uv_close((uv_handle_t *)&m->timer, monitor_close_cb);
-	uv_close((uv_handle_t *)&m->retry_timer, monitor_close_cb);
+	monitor_free(m);
 }
 
 /* Copy the settings of C into M (not the state). */
@@ -220,10 +228,9 @@ monitor_set(struct monitor *m, const struct cfg_monitor *c)
 	size_t i;
 
 	free(m->type);
-	free(m->definition);
 	free_alert_names(m);
 	m->type = xstrdup(c->s.type);
-	m->definition = xstrdup(c->s.definition);
+	m->def_hash = c->s.def_hash;
 	m->interval_ms = c->interval_ms;
 	m->sched.interval_us = c->interval_ms * 1000;
 	m->timeout_ms = c->timeout_ms;
@@ -241,20 +248,100 @@ monitor_set(struct monitor *m, const struct cfg_monitor *c)
 
 /* ---- scheduling ---- */
 
-static void
-arm(struct monitor *m, uv_timer_cb cb)
-{
-	int64_t now = mono_us();
-	int64_t due = m->sched.due_us;
-	int64_t delay_ms = due > now ? (due - now + 999) / 1000 : 0;
+static void stimer_cb(uv_timer_t *t);
 
-	uv_timer_start(&m->timer, cb, (uint64_t)delay_ms, 0);
+/* The one schedule timer at the earlier of the two heaps' tops; only when
+ * that time moved, or FORCE (it fired). */
+static void
+stimer_arm(int force)
+{
+	struct policy_node *a = policy_heap_top(&sheap);
+	struct policy_node *b = policy_heap_top(&rheap);
+	int64_t now, due = INT64_MAX;
+
+	if (a != NULL)
+		due = a->due_ms;
+	if (b != NULL && b->due_ms < due)
+		due = b->due_ms;
+	if (stopping)
+		due = INT64_MAX;
+	if (!stimer_ready) {
+		uv_timer_init(main_loop, &stimer);
+		stimer_ready = 1;
+	}
+	if ((due == stimer_due || stimer_in_pass) && !force)
+		return;
+	stimer_due = due;
+	if (due == INT64_MAX) {
+		uv_timer_stop(&stimer);
+		return;
+	}
+	now = mono_us();
+	uv_timer_start(&stimer, stimer_cb, due > now ?
+	    (uint64_t)((due - now + 999) / 1000) : 0, 0);
+}
+
+/* M's next slot (sched.due_us) into the slot heap. */
+static void
+arm(struct monitor *m)
+{
+	policy_heap_set(&sheap, &m->snode, m->sched.due_us);
+	stimer_arm(0);
+}
+
+static struct monitor *
+monitor_of_snode(struct policy_node *n)
+{
+	return (struct monitor *)(void *)((char *)n -
+	    offsetof(struct monitor, snode));
+}
+
+static struct monitor *
+monitor_of_rnode(struct policy_node *n)
+{
+	return (struct monitor *)(void *)((char *)n -
+	    offsetof(struct monitor, rnode));
+}
+
+static void due_cb(struct monitor *m);
+static void retry_cb(struct monitor *m);
+
+/*
+ * Every slot and retry due by now, earliest first, each taken out of its
+ * heap before it runs (so it may put itself back).  libuv's loop clock is
+ * coarse and its timer may fire a little early: what is due within 0.5 ms
+ * counts as due, as it did with a timer per monitor.  The pass ends: a
+ * slot moves on by at least its interval, and a monitor's retries end
+ * after its `retries`.
+ */
+static void
+stimer_cb(uv_timer_t *t)
+{
+	struct policy_node *a, *b;
+	int64_t now = mono_us();
+
+	(void)t;
+	stimer_in_pass = 1;
+	while (!stopping) {
+		a = policy_heap_top(&sheap);
+		b = policy_heap_top(&rheap);
+		if (b != NULL && b->due_ms <= now + 500 &&
+		    (a == NULL || b->due_ms <= a->due_ms)) {
+			policy_heap_del(&rheap, b);
+			retry_cb(monitor_of_rnode(b));
+		} else if (a != NULL && a->due_ms <= now + 500) {
+			policy_heap_del(&sheap, a);
+			due_cb(monitor_of_snode(a));
+		} else
+			break;
+	}
+	stimer_in_pass = 0;
+	stimer_arm(1);
 }
 
 static void
-due_cb(uv_timer_t *t)
+due_cb(struct monitor *m)
 {
-	struct monitor *m = t->data;
 	int64_t now = mono_us();
 	uint64_t skipped;
 	double late;
@@ -262,11 +349,6 @@ due_cb(uv_timer_t *t)
 
 	if (stopping || m->removed || !m->enabled)
 		return;
-	/* libuv's loop clock is coarse: a timer may fire a little early. */
-	if (now + 500 < m->sched.due_us) {
-		arm(m, due_cb);
-		return;
-	}
 	late = (double)(now - m->sched.due_us) / 1e6;
 	for (b = 0; b < MANAGER_N_LATE && late > late_le[b]; b++)
 		;
@@ -281,14 +363,12 @@ due_cb(uv_timer_t *t)
 	    cluster_may_start(m->name))
 		start_attempt(m, 0);
 	skipped_total += skipped;
-	arm(m, due_cb);
+	arm(m);
 }
 
 static void
-retry_cb(uv_timer_t *t)
+retry_cb(struct monitor *m)
 {
-	struct monitor *m = t->data;
-
 	m->retry_pending = 0;
 	if (stopping || m->removed) {
 		check_drained();
@@ -757,8 +837,9 @@ attempt_done(void *arg, const struct wp_result *r, enum op_outcome outcome)
 	}
 	if (mstate_of(r) == ST_DOWN && sched_retry(m->attempt, m->retries) && !stopping) {
 		m->retry_pending = 1;
-		uv_timer_start(&m->retry_timer, retry_cb,
-		    (uint64_t)m->retry_interval_ms, 0);
+		policy_heap_set(&rheap, &m->rnode, mono_us() +
+		    m->retry_interval_ms * 1000);
+		stimer_arm(0);
 		return;
 	}
 	finish_check(m, r);
@@ -910,10 +991,6 @@ monitor_new(const struct cfg_monitor *c, struct instance *in)
 	m->ps.state = ST_PENDING;
 	m->last = (struct last_result){ .status_code = -1,
 	    .ms = { -1, -1, -1, -1, -1 } };
-	uv_timer_init(main_loop, &m->timer);
-	uv_timer_init(main_loop, &m->retry_timer);
-	m->timer.data = m;
-	m->retry_timer.data = m;
 	return m;
 }
 
@@ -921,12 +998,12 @@ monitor_new(const struct cfg_monitor *c, struct instance *in)
 static void
 schedule_first(struct monitor *m, size_t k, size_t n)
 {
-	uv_timer_stop(&m->timer);
+	policy_heap_del(&sheap, &m->snode);
 	if (!m->enabled || stopping)
 		return;
 	m->sched.due_us = mono_us() + sched_first_offset(k, n,
 	    m->sched.interval_us);
-	arm(m, due_cb);
+	arm(m);
 }
 
 static int
@@ -1020,8 +1097,8 @@ configure_changed(const struct config *cfg, struct wp_diag *diag,
 		struct configured built;
 
 		m = find(c->s.name);
-		if (sched_classify(m ? m->definition : NULL,
-		    c->s.definition) == DIFF_UNCHANGED)
+		if (sched_classify(m ? &m->def_hash : NULL,
+		    &c->s.def_hash) == DIFF_UNCHANGED)
 			continue;
 		if (p == NULL || configure_section(p, cfg, &c->s,
 		    c->timeout_ms, diag, &built) != 0) {
@@ -1093,7 +1170,7 @@ sync_ids(const struct config *cfg, int64_t *ids, struct store_state **states,
 static size_t
 remove_unnamed(const struct config *cfg)
 {
-	struct monitor *m, *next;
+	struct monitor *m, *next, *gone = NULL, **tail = &monitors;
 	size_t i, n = 0;
 
 	for (i = 0; i < cfg->n_monitors; i++)
@@ -1103,15 +1180,30 @@ remove_unnamed(const struct config *cfg)
 		next = m->next;
 		if (m->removed == -1) {
 			m->removed = 0;
+			*tail = m;
+			tail = &m->next;
 			continue;
 		}
 		m->removed = 1;
 		n++;
-		uv_timer_stop(&m->timer);
-		uv_timer_stop(&m->retry_timer);
+		policy_heap_del(&sheap, &m->snode);
+		policy_heap_del(&rheap, &m->rnode);
 		m->retry_pending = 0;
 		log_info("monitor %s: removed", m->name);
 		notify_waiters(m, NULL);
+		m->next = gone;
+		gone = m;
+	}
+	*tail = NULL;
+	if (n == 0)
+		return 0;
+	/* Out of the list and the name table before they are freed
+	 * (monitor_dispose() frees an idle one at once). */
+	n_monitors -= n;
+	rehash();
+	for (m = gone; m != NULL; m = next) {
+		next = m->next;
+		m->next = NULL;
 		monitor_dispose(m);
 	}
 	return n;
@@ -1125,7 +1217,7 @@ monitor_update(struct monitor *m, const struct cfg_monitor *c,
 {
 	if (m->op != NULL)
 		runtime_cancel(m->op);
-	uv_timer_stop(&m->retry_timer);
+	policy_heap_del(&rheap, &m->rnode);
 	m->retry_pending = 0;
 	notify_waiters(m, NULL);
 	instance_unref(m->in);
@@ -1183,8 +1275,8 @@ manager_apply(struct config *cfg, struct wp_diag *diag)
 		m = find(c->s.name);
 		if (m != NULL && m->removed)
 			m = NULL;
-		switch (sched_classify(m ? m->definition : NULL,
-		    c->s.definition)) {
+		switch (sched_classify(m ? &m->def_hash : NULL,
+		    &c->s.def_hash)) {
 		case DIFF_ADD:
 			m = monitor_new(c, fresh[i]);
 			m->db_id = ids[i];
@@ -1240,7 +1332,7 @@ manager_once(const char *const *names, size_t n, void (*done)(void *),
 	}
 	once_results = xcalloc(n_monitors + 1, sizeof(*once_results));
 	for (m = monitors; m; m = m->next) {
-		uv_timer_stop(&m->timer);
+		policy_heap_del(&sheap, &m->snode);
 		if (n == 0 && !m->enabled)
 			continue;
 		if (n > 0) {
@@ -1305,13 +1397,16 @@ manager_stop(void (*drained)(void *), void *arg)
 	drained_cb = drained;
 	drained_arg = arg;
 	for (m = monitors; m; m = m->next) {
-		uv_timer_stop(&m->timer);
+		policy_heap_del(&sheap, &m->snode);
 		if (m->retry_pending) {
-			uv_timer_stop(&m->retry_timer);
+			policy_heap_del(&rheap, &m->rnode);
 			m->retry_pending = 0;
 			notify_waiters(m, NULL);
 		}
 	}
+	if (stimer_ready)
+		uv_timer_stop(&stimer);
+	stimer_due = INT64_MAX;
 	if (ptimer_ready)
 		uv_timer_stop(&ptimer);
 	ptimer_due = INT64_MAX;
@@ -1332,11 +1427,12 @@ manager_free(void)
 		notify_waiters(m, NULL);
 		if (m->op != NULL)
 			continue; /* a plugin that never completed keeps it */
+		policy_heap_del(&pheap, &m->pnode);
+		policy_heap_del(&sheap, &m->snode);
+		policy_heap_del(&rheap, &m->rnode);
 		instance_unref(m->in);
 		m->in = NULL;
-		m->closing = 2;
-		uv_close((uv_handle_t *)&m->timer, monitor_close_cb);
-		uv_close((uv_handle_t *)&m->retry_timer, monitor_close_cb);
+		monitor_free(m);
 	}
 	monitors = NULL;
 	free(table);
@@ -1345,6 +1441,13 @@ manager_free(void)
 	free(once_results);
 	once_results = NULL;
 	policy_heap_free(&pheap);
+	policy_heap_free(&sheap);
+	policy_heap_free(&rheap);
+	if (stimer_ready) {
+		uv_close((uv_handle_t *)&stimer, NULL);
+		stimer_ready = 0;
+	}
+	stimer_due = INT64_MAX;
 	if (ptimer_ready) {
 		uv_close((uv_handle_t *)&ptimer, NULL);
 		ptimer_ready = 0;
@@ -1416,7 +1519,7 @@ manager_set_due(const char *name, int64_t due_us)
 	if (m == NULL || m->removed || !m->enabled || stopping)
 		return WP_EINVAL;
 	m->sched.due_us = due_us;
-	arm(m, due_cb);
+	arm(m);
 	return 0;
 }
 

@@ -44,11 +44,11 @@ sched_retry(unsigned attempt, int retries)
 }
 
 enum sched_diff
-sched_classify(const char *old_def, const char *new_def)
+sched_classify(const uint64_t *old_def, const uint64_t *new_def)
 {
 	if (new_def == NULL)
 		return DIFF_REMOVE;
 	if (old_def == NULL)
 		return DIFF_ADD;
-	return strcmp(old_def, new_def) == 0 ? DIFF_UNCHANGED : DIFF_UPDATE;
+	return *old_def == *new_def ? DIFF_UNCHANGED : DIFF_UPDATE;
 }

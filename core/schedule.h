@@ -66,11 +66,13 @@ enum sched_diff {
 };
 
 /*
- * Classify a monitor or alert section from its running definition OLD_DEF
- * (NULL: not running) and its definition in the new file NEW_DEF (NULL:
- * not in it).
- * Definitions are cfg's canonical renderings; both NULL is DIFF_REMOVE.
+ * Classify a monitor or alert section from the hash of its running
+ * definition OLD_DEF (NULL: not running) and that of its definition in
+ * the new file NEW_DEF (NULL: not in it).
+ * The hashes are cfg's (struct cfg_section def_hash); both NULL is
+ * DIFF_REMOVE.
  */
-enum sched_diff sched_classify(const char *old_def, const char *new_def);
+enum sched_diff sched_classify(const uint64_t *old_def,
+    const uint64_t *new_def);
 
 #endif

@@ -151,13 +151,13 @@ test_retries(void **state)
 static void
 test_classify(void **state)
 {
+	uint64_t a = 1, a2 = 1, b = 2;
+
 	(void)state;
-	assert_int_equal(sched_classify(NULL, "type=tcp"), DIFF_ADD);
-	assert_int_equal(sched_classify("type=tcp", "type=tcp"),
-	    DIFF_UNCHANGED);
-	assert_int_equal(sched_classify("type=tcp\nport=1",
-	    "type=tcp\nport=2"), DIFF_UPDATE);
-	assert_int_equal(sched_classify("type=tcp", NULL), DIFF_REMOVE);
+	assert_int_equal(sched_classify(NULL, &a), DIFF_ADD);
+	assert_int_equal(sched_classify(&a, &a2), DIFF_UNCHANGED);
+	assert_int_equal(sched_classify(&a, &b), DIFF_UPDATE);
+	assert_int_equal(sched_classify(&a, NULL), DIFF_REMOVE);
 }
 
 /* The states' words are the contract's, and only entering or leaving down
