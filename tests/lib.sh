@@ -257,3 +257,20 @@ restart_etcd() {
 	sleep "$1"
 	etcd_run || fail "etcd did not come back"
 }
+
+# Cluster tests: start_member NAME runs the agent of $T/NAME.ini (log
+# $T/NAME.log, PID in APID[NAME]) and waits until it joined the cluster;
+# api_of NAME is its API's http://host:port.
+declare -A APID
+start_member() {
+	"$WATCHPOST" -c "$T/$1.ini" -P "$PLUGINS" >"$T/$1.out" \
+	    2>"$T/$1.log" &
+	APID[$1]=$!
+	PIDS+=(${APID[$1]})
+	wait_until 15 grep -q "cluster: joined" "$T/$1.log" ||
+	    fail "$1 did not join"
+}
+api_of() {
+	echo "http://$(sed -n 's/.*listening on \([0-9.:]*\).*/\1/p' \
+	    "$T/$1.log" | tail -1)"
+}

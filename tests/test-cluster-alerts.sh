@@ -38,19 +38,6 @@ url = http://127.0.0.1:$hook_PORT/hook
 timeout = 2s
 INI
 }
-declare -A APID
-start() {
-	"$WATCHPOST" -c "$T/$1.ini" -P "$PLUGINS" >"$T/$1.out" \
-	    2>"$T/$1.log" &
-	APID[$1]=$!
-	PIDS+=(${APID[$1]})
-	wait_until 15 grep -q "cluster: joined" "$T/$1.log" ||
-	    fail "$1 did not join"
-}
-api_of() {
-	echo "http://$(sed -n 's/.*listening on \([0-9.:]*\).*/\1/p' \
-	    "$T/$1.log" | tail -1)"
-}
 owned() { curl -fsS "$(api_of "$1")/api/cluster" | jq -r .owned; }
 alerts() { cat "$T/accepted.jsonl" 2>/dev/null | grep -c "\"state\": *\"$1\"" || true; }
 # owner: the agent holding svc (b1 or b2), once exactly one does.
@@ -67,8 +54,8 @@ owner() {
 
 agent_conf b1
 agent_conf b2
-start b1
-start b2
+start_member b1
+start_member b2
 wait_until 20 owner || fail "one agent holds svc"
 wait_until 15 grep -q "monitor svc: pending -> UP" "$T/b1.log" "$T/b2.log" ||
     fail "svc came up"

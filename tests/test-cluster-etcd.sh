@@ -27,20 +27,6 @@ agent_conf() {
 	} >"$T/$1.ini"
 }
 
-declare -A APID
-# start NAME: run agent NAME (log $T/NAME.log).
-start() {
-	"$WATCHPOST" -c "$T/$1.ini" -P "$PLUGINS" >"$T/$1.out" \
-	    2>"$T/$1.log" &
-	APID[$1]=$!
-	PIDS+=(${APID[$1]})
-	wait_until 15 grep -q "cluster: joined" "$T/$1.log" ||
-	    fail "$1 did not join"
-}
-api_of() {
-	echo "http://$(sed -n 's/.*listening on \([0-9.:]*\).*/\1/p' \
-	    "$T/$1.log" | tail -1)"
-}
 # checked NAME FROM TO: the monitors NAME stored a check of in [FROM, TO)
 # (unix ms), one per line.
 checked() {
@@ -60,9 +46,9 @@ sum_owned() {
 
 # ---- three agents share the monitors ----
 for a in a1 a2 a3; do agent_conf "$a"; done
-start a1
-start a2
-start a3
+start_member a1
+start_member a2
+start_member a3
 EXPECT=3
 wait_until 20 is members a1 || fail "a1 sees 3 members: $(members a1)"
 EXPECT=$N
@@ -138,7 +124,7 @@ ok "SIGTERM: a2 left, a3 holds all $N within $(( $(now_ms) - t0 )) ms"
 
 # A newcomer waits join_grace before it gets slots, then about half.
 agent_conf a4 4s
-start a4
+start_member a4
 sleep 1
 [ "$(owned a4)" -eq 0 ] || fail "a4 holds slots inside join_grace: $(owned a4)"
 wait_until 15 at_least 5 owned a4 || fail "a4 got slots after join_grace"
@@ -152,7 +138,7 @@ wait_until 5 is jq_cluster a3 .config_mismatch || fail "a3 and a4 agree"
 agent_conf a5 4s
 printf '[monitor:extra]\ntype = tcp\nhost = 127.0.0.1\nport = %s\n' \
     "$target_PORT" >>"$T/a5.ini"
-start a5
+start_member a5
 EXPECT=1
 wait_until 10 is jq_cluster a3 .config_mismatch ||
     fail "a5's other file flagged on a3: $(jq_cluster a3 .config_mismatch)"

@@ -56,7 +56,6 @@ start_httpd target
 start_httpd hook --record "$T/hook.jsonl" --accepted "$T/accepted.jsonl"
 N=20
 endpoints="http://127.0.0.1:${EP[e1]}, http://127.0.0.1:${EP[e2]}, http://127.0.0.1:${EP[e3]}"
-declare -A APID
 for a in a1 a2 a3; do
 	{
 		printf '[agent]\nlisten = 127.0.0.1:0\ndatabase = %s/%s.db\n' "$T" "$a"
@@ -75,10 +74,6 @@ done
 for a in a1 a2 a3; do
 	wait_until 15 grep -q "cluster: joined" "$T/$a.log" || fail "$a did not join"
 done
-api_of() {
-	echo "http://$(sed -n 's/.*listening on \([0-9.:]*\).*/\1/p' \
-	    "$T/$1.log" | tail -1)"
-}
 # claims: every slot with its holder and token, as a1 sees them.
 claims() {
 	curl -fsS "$(api_of a1)/api/cluster" |

@@ -15,7 +15,6 @@ for l in $LOCS; do
 done
 start_httpd hook --record "$T/hook.jsonl" --accepted "$T/accepted.jsonl"
 
-declare -A APID
 for l in $LOCS; do
 	port_var="srv_${l}_PORT"
 	cat >"$T/$l.ini" <<INI
@@ -52,10 +51,6 @@ done
 for l in $LOCS; do
 	wait_until 15 grep -q "cluster: joined" "$T/$l.log" || fail "$l did not join"
 done
-api_of() {
-	echo "http://$(sed -n 's/.*listening on \([0-9.:]*\).*/\1/p' \
-	    "$T/$1.log" | tail -1)"
-}
 alive() { kill -0 "${APID[$1]}" 2>/dev/null; }
 # decision: the @global owner's decision for svc ("" while none).
 decision() {
