@@ -670,38 +670,41 @@ committed_cb(void *arg, const struct store_alert *rows, size_t n)
 	host_post(released_cb, r);
 }
 
+/* The delivery of outbox row R, or NULL when it is gone (alert_free()). */
+static struct delivery *
+delivery_of(const struct store_alert *r)
+{
+	struct chain *c = find_chain(r->monitor_id, r->alert_name, 0);
+	struct delivery *d;
+
+	for (d = c != NULL ? c->head : NULL; d != NULL; d = d->next)
+		if (d->id == r->id)
+			return d;
+	return NULL;
+}
+
 void
 alert_released(const struct store_alert *rows, size_t n)
 {
 	struct delivery *d;
-	struct chain *c;
 	size_t i;
 
-	for (i = 0; i < n; i++) {
-		c = find_chain(rows[i].monitor_id, rows[i].alert_name, 0);
-		for (d = c != NULL ? c->head : NULL; d != NULL; d = d->next)
-			if (d->id == rows[i].id)
-				break;
-		if (d == NULL)
-			continue; /* gone (alert_free()) */
-		d->committed = 1;
-		try_deliver(c->head);
-	}
+	for (i = 0; i < n; i++)
+		if ((d = delivery_of(&rows[i])) != NULL) {
+			d->committed = 1;
+			try_deliver(d->chain->head);
+		}
 }
 
 void
 alert_cluster_hold(const struct store_alert *rows, size_t n)
 {
 	struct delivery *d;
-	struct chain *c;
 	size_t i;
 
-	for (i = 0; i < n; i++) {
-		c = find_chain(rows[i].monitor_id, rows[i].alert_name, 0);
-		for (d = c != NULL ? c->head : NULL; d != NULL; d = d->next)
-			if (d->id == rows[i].id)
-				d->cluster_wait = 1;
-	}
+	for (i = 0; i < n; i++)
+		if ((d = delivery_of(&rows[i])) != NULL)
+			d->cluster_wait = 1;
 }
 
 void
