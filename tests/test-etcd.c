@@ -1,5 +1,5 @@
 /*
- * core/etcd.c on a real loop against a loopback stub of etcd's JSON
+ * core/etcd.c on a real loop against a loopback fake of etcd's JSON
  * gateway, serving answers recorded from Debian's etcd 3.4.23: base64
  * keys and values (binary ones), int64 fields as strings (beyond 2^53), a
  * failed txn without `succeeded`, compaction, lease not found (as an error
@@ -9,7 +9,7 @@
  * broken stream from the last revision + 1, compaction, a silent stream,
  * stop inside the callback, cancel and free with work in flight.
  *
- * The stub (a thread per connection, the test's own: the client has none)
+ * The fake gateway (a thread per connection, the test's own: the client has none)
  * answers each request with the first unused canned answer for its path
  * and records what it was sent.
  */
@@ -36,7 +36,7 @@
 #include "host.h"
 #include "util.h"
 
-/* ---- the stub ---- */
+/* ---- the fake gateway ---- */
 
 enum mode {
 	M_ANSWER,   /* Content-Length, the connection kept */
@@ -76,17 +76,17 @@ static struct {
 	int n_canned;
 	struct sent sent[MAX_SENT];
 	int n_sent;
-} stub = { .mu = PTHREAD_MUTEX_INITIALIZER };
+} gw = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
 static void
 can(const char *path, int status, const char *body, enum mode mode,
     int hold_ms)
 {
-	pthread_mutex_lock(&stub.mu);
-	assert_true(stub.n_canned < MAX_CANNED);
-	stub.canned[stub.n_canned++] = (struct canned){ path, status, body,
+	pthread_mutex_lock(&gw.mu);
+	assert_true(gw.n_canned < MAX_CANNED);
+	gw.canned[gw.n_canned++] = (struct canned){ path, status, body,
 	    mode, hold_ms, 0 };
-	pthread_mutex_unlock(&stub.mu);
+	pthread_mutex_unlock(&gw.mu);
 }
 
 static int
@@ -94,10 +94,10 @@ n_sent(const char *path)
 {
 	int i, n = 0;
 
-	pthread_mutex_lock(&stub.mu);
-	for (i = 0; i < stub.n_sent; i++)
-		n += path == NULL || strcmp(stub.sent[i].path, path) == 0;
-	pthread_mutex_unlock(&stub.mu);
+	pthread_mutex_lock(&gw.mu);
+	for (i = 0; i < gw.n_sent; i++)
+		n += path == NULL || strcmp(gw.sent[i].path, path) == 0;
+	pthread_mutex_unlock(&gw.mu);
 	return n;
 }
 
@@ -108,16 +108,16 @@ sent_body(const char *path, int nth, char *auth, size_t auth_len)
 	json_t *o = NULL;
 	int i;
 
-	pthread_mutex_lock(&stub.mu);
-	for (i = 0; i < stub.n_sent; i++)
-		if (strcmp(stub.sent[i].path, path) == 0 && nth-- == 0) {
-			o = json_loads(stub.sent[i].body, 0, NULL);
+	pthread_mutex_lock(&gw.mu);
+	for (i = 0; i < gw.n_sent; i++)
+		if (strcmp(gw.sent[i].path, path) == 0 && nth-- == 0) {
+			o = json_loads(gw.sent[i].body, 0, NULL);
 			if (auth != NULL)
 				snprintf(auth, auth_len, "%s",
-				    stub.sent[i].auth);
+				    gw.sent[i].auth);
 			break;
 		}
-	pthread_mutex_unlock(&stub.mu);
+	pthread_mutex_unlock(&gw.mu);
 	assert_non_null(o);
 	return o;
 }
@@ -146,13 +146,13 @@ write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
-/* Sleep MS, in slices, unless the stub is stopping. */
+/* Sleep MS, in slices, unless the fake gateway is stopping. */
 static void
 hold(int ms)
 {
 	int i;
 
-	for (i = 0; i < ms / 10 && !stub.stopping; i++)
+	for (i = 0; i < ms / 10 && !gw.stopping; i++)
 		usleep(10000);
 }
 
@@ -201,19 +201,19 @@ conn_main(void *arg)
 		s.body = strndup(buf + hlen, clen);
 		memmove(buf, buf + hlen + clen, len - hlen - clen);
 		len -= hlen + clen;
-		pthread_mutex_lock(&stub.mu);
-		if (stub.n_sent < MAX_SENT)
-			stub.sent[stub.n_sent++] = s;
+		pthread_mutex_lock(&gw.mu);
+		if (gw.n_sent < MAX_SENT)
+			gw.sent[gw.n_sent++] = s;
 		else
 			free(s.body);
-		for (i = 0; i < stub.n_canned; i++)
-			if (!stub.canned[i].used &&
-			    strcmp(stub.canned[i].path, s.path) == 0) {
-				stub.canned[i].used = 1;
-				c = stub.canned[i];
+		for (i = 0; i < gw.n_canned; i++)
+			if (!gw.canned[i].used &&
+			    strcmp(gw.canned[i].path, s.path) == 0) {
+				gw.canned[i].used = 1;
+				c = gw.canned[i];
 				break;
 			}
-		pthread_mutex_unlock(&stub.mu);
+		pthread_mutex_unlock(&gw.mu);
 		if (c.mode == M_DROP)
 			goto out;
 		if (c.mode == M_STREAM) {
@@ -245,30 +245,30 @@ accept_main(void *arg)
 	int fd;
 
 	(void)arg;
-	while (!stub.stopping) {
-		p.fd = stub.lfd;
+	while (!gw.stopping) {
+		p.fd = gw.lfd;
 		p.events = POLLIN;
 		if (poll(&p, 1, 20) <= 0)
 			continue;
-		if ((fd = accept(stub.lfd, NULL, NULL)) < 0)
+		if ((fd = accept(gw.lfd, NULL, NULL)) < 0)
 			continue;
-		pthread_mutex_lock(&stub.mu);
-		if (stub.n_conn == MAX_CONN) {
-			pthread_mutex_unlock(&stub.mu);
+		pthread_mutex_lock(&gw.mu);
+		if (gw.n_conn == MAX_CONN) {
+			pthread_mutex_unlock(&gw.mu);
 			close(fd);
 			continue;
 		}
-		stub.conn_fd[stub.n_conn] = fd;
-		pthread_create(&stub.conn[stub.n_conn], NULL, conn_main,
+		gw.conn_fd[gw.n_conn] = fd;
+		pthread_create(&gw.conn[gw.n_conn], NULL, conn_main,
 		    (void *)(intptr_t)fd);
-		stub.n_conn++;
-		pthread_mutex_unlock(&stub.mu);
+		gw.n_conn++;
+		pthread_mutex_unlock(&gw.mu);
 	}
 	return NULL;
 }
 
 static void
-stub_start(void)
+gateway_start(void)
 {
 	struct sockaddr_in a;
 	socklen_t alen = sizeof(a);
@@ -276,33 +276,33 @@ stub_start(void)
 	memset(&a, 0, sizeof(a));
 	a.sin_family = AF_INET;
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	stub.stopping = 0;
-	stub.lfd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_true(stub.lfd >= 0);
-	assert_int_equal(bind(stub.lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(listen(stub.lfd, 16), 0);
-	getsockname(stub.lfd, (struct sockaddr *)&a, &alen);
-	stub.port = ntohs(a.sin_port);
-	pthread_create(&stub.accept_thread, NULL, accept_main, NULL);
+	gw.stopping = 0;
+	gw.lfd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(gw.lfd >= 0);
+	assert_int_equal(bind(gw.lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(gw.lfd, 16), 0);
+	getsockname(gw.lfd, (struct sockaddr *)&a, &alen);
+	gw.port = ntohs(a.sin_port);
+	pthread_create(&gw.accept_thread, NULL, accept_main, NULL);
 }
 
 static void
-stub_stop(void)
+gateway_stop(void)
 {
 	int i;
 
-	stub.stopping = 1;
-	pthread_join(stub.accept_thread, NULL);
-	for (i = 0; i < stub.n_conn; i++)
-		shutdown(stub.conn_fd[i], SHUT_RDWR);
-	for (i = 0; i < stub.n_conn; i++) {
-		pthread_join(stub.conn[i], NULL);
-		close(stub.conn_fd[i]);
+	gw.stopping = 1;
+	pthread_join(gw.accept_thread, NULL);
+	for (i = 0; i < gw.n_conn; i++)
+		shutdown(gw.conn_fd[i], SHUT_RDWR);
+	for (i = 0; i < gw.n_conn; i++) {
+		pthread_join(gw.conn[i], NULL);
+		close(gw.conn_fd[i]);
 	}
-	close(stub.lfd);
-	for (i = 0; i < stub.n_sent; i++)
-		free(stub.sent[i].body);
-	stub.n_sent = stub.n_conn = stub.n_canned = 0;
+	close(gw.lfd);
+	for (i = 0; i < gw.n_sent; i++)
+		free(gw.sent[i].body);
+	gw.n_sent = gw.n_conn = gw.n_canned = 0;
 }
 
 /* ---- the client side ---- */
@@ -409,8 +409,8 @@ static int
 setup(void **state)
 {
 	(void)state;
-	stub_start();
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d", stub.port);
+	gateway_start();
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", gw.port);
 	return 0;
 }
 
@@ -418,7 +418,7 @@ static int
 teardown(void **state)
 {
 	(void)state;
-	stub_stop();
+	gateway_stop();
 	return 0;
 }
 
@@ -496,7 +496,7 @@ test_range_binary(void **state)
 }
 
 /* Base64 of every length modulo 3 survives the round trip (sent by the
- * client, echoed by the stub as etcd would store it). */
+ * client, echoed by the fake gateway as etcd would store it). */
 static void
 test_base64_lengths(void **state)
 {
