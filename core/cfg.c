@@ -17,10 +17,12 @@
 #include <errno.h>
 #include <fnmatch.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cfg-read.h"
@@ -329,11 +331,7 @@ struct loader {
 	 * once per section (owned; [0] monitors', [1] alerts'). */
 	const struct wp_key *names_for[2];
 	const char **names[2];
-	/* config_load_prev()'s PREV (NULL: none) and its monitors by name:
-	 * open-addressed, slot = index + 1, 0 empty, at most half full. */
-	const struct config *prev;
-	size_t *prev_slots;
-	size_t prev_size;       /* a power of two, or 0 */
+	const struct config *prev; /* config_load_prev()'s (NULL: none) */
 };
 
 static void report(struct loader *ld, int line, const char *fmt, ...)
@@ -1167,23 +1165,22 @@ name_hash(const char *s)
 	return h;
 }
 
-/* Index LD->prev's monitors by name. */
+/* Index CFG's monitors by name (cfg->by_name). */
 static void
-prev_index(struct loader *ld)
+index_monitors(struct config *cfg)
 {
-	const struct config *p = ld->prev;
 	size_t i, b, size = 64, mask;
 
-	while (size < p->n_monitors * 2)
+	while (size < cfg->n_monitors * 2)
 		size *= 2;
 	mask = size - 1;
-	ld->prev_slots = xcalloc(size, sizeof(*ld->prev_slots));
-	ld->prev_size = size;
-	for (i = 0; i < p->n_monitors; i++) {
-		for (b = name_hash(p->monitors[i].s.name) & mask;
-		    ld->prev_slots[b] != 0; b = (b + 1) & mask)
+	cfg->by_name = xcalloc(size, sizeof(*cfg->by_name));
+	cfg->by_name_size = size;
+	for (i = 0; i < cfg->n_monitors; i++) {
+		for (b = name_hash(cfg->monitors[i].s.name) & mask;
+		    cfg->by_name[b] != 0; b = (b + 1) & mask)
 			;
-		ld->prev_slots[b] = i + 1;
+		cfg->by_name[b] = i + 1;
 	}
 }
 
@@ -1191,18 +1188,7 @@ prev_index(struct loader *ld)
 static const struct cfg_monitor *
 prev_find(const struct loader *ld, const char *name)
 {
-	size_t mask = ld->prev_size - 1, b, slot;
-	const struct cfg_monitor *m;
-
-	if (ld->prev_size == 0)
-		return NULL;
-	for (b = name_hash(name) & mask; (slot = ld->prev_slots[b]) != 0;
-	    b = (b + 1) & mask) {
-		m = &ld->prev->monitors[slot - 1];
-		if (strcmp(m->s.name, name) == 0)
-			return m;
-	}
-	return NULL;
+	return config_find_monitor(ld->prev, name);
 }
 
 /*
@@ -1556,12 +1542,9 @@ check_cluster_monitors(struct loader *ld, struct config *cfg)
 static size_t
 monitor_index(const struct config *cfg, const char *name)
 {
-	size_t i;
+	const struct cfg_monitor *m = config_find_monitor(cfg, name);
 
-	for (i = 0; i < cfg->n_monitors; i++)
-		if (strcmp(cfg->monitors[i].s.name, name) == 0)
-			break;
-	return i;
+	return m != NULL ? (size_t)(m - cfg->monitors) : cfg->n_monitors;
 }
 
 /* The line of M's "depends_on = NAME" (its header's if not found). */
@@ -1812,6 +1795,7 @@ config_free(struct config *cfg)
 		free(cfg->monitors[i].locations);
 	}
 	free(cfg->monitors);
+	free(cfg->by_name);
 	for (i = 0; i < cfg->n_maintenance; i++) {
 		struct cfg_maintenance *w = &cfg->maintenance[i];
 
@@ -1842,6 +1826,55 @@ config_ref(const struct config *cfg)
 
 	atomic_fetch_add(&c->extra_refs, 1);
 	return c;
+}
+
+static atomic_int detached_frees; /* config_free_detached()'s running */
+
+static void *
+free_main(void *arg)
+{
+	config_free(arg);
+	atomic_fetch_sub(&detached_frees, 1);
+	return NULL;
+}
+
+void
+config_free_detached(struct config *cfg)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	int made;
+
+	if (cfg == NULL)
+		return;
+	/* Only a reference to drop: nothing to wait for.  (Should the others
+	 * go meanwhile, config_free() frees it here: correct, if slower.) */
+	if (atomic_load(&cfg->extra_refs) > 0) {
+		config_free(cfg);
+		return;
+	}
+	if (pthread_attr_init(&attr) != 0) {
+		config_free(cfg);
+		return;
+	}
+	atomic_fetch_add(&detached_frees, 1);
+	made = pthread_attr_setdetachstate(&attr,
+	    PTHREAD_CREATE_DETACHED) == 0 &&
+	    pthread_create(&t, &attr, free_main, cfg) == 0;
+	pthread_attr_destroy(&attr);
+	if (!made) {
+		atomic_fetch_sub(&detached_frees, 1);
+		config_free(cfg);
+	}
+}
+
+void
+config_free_wait(void)
+{
+	const struct timespec ms = { 0, 1000000 };
+
+	while (atomic_load(&detached_frees) > 0)
+		nanosleep(&ms, NULL);
 }
 
 static int
@@ -1983,10 +2016,8 @@ config_load_prev(const char *file, const char *plugin_dir_override,
 		free(cwd);
 	}
 	/* Paths in a section are resolved against the file's folder. */
-	if (prev != NULL && strcmp(prev->dir, cfg->dir) == 0) {
+	if (prev != NULL && strcmp(prev->dir, cfg->dir) == 0)
 		ld.prev = prev;
-		prev_index(&ld);
-	}
 
 	for (i = 0; i < ld.raw.n_secs; i++) {
 		if (ld.raw.secs[i].kind == CFG_MONITOR)
@@ -2029,6 +2060,7 @@ config_load_prev(const char *file, const char *plugin_dir_override,
 			s->file_no = rs->file;
 		}
 	}
+	index_monitors(cfg);
 	/* Once every monitor is known: patterns and the dependency graph.
 	 * Each section's problems name its own file. */
 	for (i = 0; i < ld.raw.n_secs; i++) {
@@ -2059,18 +2091,28 @@ done:
 	cfg_raw_free(&ld.raw);
 	free(ld.names[0]);
 	free(ld.names[1]);
-	free(ld.prev_slots);
 	return ret;
 }
 
 const struct cfg_monitor *
 config_find_monitor(const struct config *cfg, const char *name)
 {
-	size_t i;
+	size_t mask, b, slot, i;
 
-	for (i = 0; cfg != NULL && i < cfg->n_monitors; i++)
-		if (strcmp(cfg->monitors[i].s.name, name) == 0)
-			return &cfg->monitors[i];
+	if (cfg == NULL)
+		return NULL;
+	if (cfg->by_name_size == 0) {
+		/* A configuration built by hand (tests): no index. */
+		for (i = 0; i < cfg->n_monitors; i++)
+			if (strcmp(cfg->monitors[i].s.name, name) == 0)
+				return &cfg->monitors[i];
+		return NULL;
+	}
+	mask = cfg->by_name_size - 1;
+	for (b = name_hash(name) & mask; (slot = cfg->by_name[b]) != 0;
+	    b = (b + 1) & mask)
+		if (strcmp(cfg->monitors[slot - 1].s.name, name) == 0)
+			return &cfg->monitors[slot - 1];
 	return NULL;
 }
 

@@ -207,6 +207,10 @@ struct config {
 	struct cfg_maintenance *maintenance; /* in file order */
 	size_t n_maintenance;
 	struct cluster_conf cluster;  /* [cluster]; enabled 0 without it */
+	/* monitors by name (config_find_monitor()): open-addressed, slot =
+	 * index + 1, 0 empty, at most half full; built by the load. */
+	size_t *by_name;
+	size_t by_name_size;       /* a power of two, or 0: none */
 	/* References beyond the first (config_ref()); 0 for a fresh load. */
 	atomic_int extra_refs;
 };
@@ -243,6 +247,13 @@ void config_free(struct config *cfg);
  * returns CFG.  The reference count is the one part of a configuration
  * that changes after the load, hence the const. */
 struct config *config_ref(const struct config *cfg);
+/* config_free() on a thread of its own when it is the last reference, so
+ * that the caller (the loop, after a reload's apply) does not wait for
+ * 100,000 sections to be freed; on the caller's thread when no thread can
+ * be made.  config_free_wait() returns once every such free is done (at
+ * shutdown, before the process checks its heap or exits). */
+void config_free_detached(struct config *cfg);
+void config_free_wait(void);
 
 /* A key table of the host: "agent", "monitor" (the keys every monitor
  * has), "alert" (the keys every alert has), "status" ([status]) or
@@ -261,6 +272,9 @@ const struct cfg_keys *cfg_host_keys(size_t *n);
 #define CFG_DEF_HASH_INIT 0xcbf29ce484222325ull
 uint64_t cfg_def_hash(uint64_t h, const void *p, size_t n);
 
+/* The monitor or alert NAME of CFG (NULL is fine), or NULL.  Monitors are
+ * found through the load's index, so any number of lookups stays cheap at
+ * 100,000 monitors. */
 const struct cfg_monitor *config_find_monitor(const struct config *cfg,
     const char *name);
 const struct cfg_alert *config_find_alert(const struct config *cfg,
