@@ -253,7 +253,7 @@ static const struct wp_key maintenance_keys[] = {
 struct cluster_kconf {
 	struct wp_list etcd;
 	const char *name, *location, *cluster;
-	int64_t lease_ttl_us, join_grace_us;
+	int64_t lease_ttl_us, join_grace_us, watch_progress_us;
 	int on_engine_loss;
 	const char *user, *password, *ca_file, *client_cert, *client_key;
 };
@@ -282,6 +282,11 @@ static const struct wp_key cluster_keys[] = {
 	  join_grace_us), .min = 0, .max = 3600000 * MS,
 	  .help = "a new member is given slots only after this (default: "
 	  "twice lease_ttl)" },
+	{ WP_KEY(WP_KT_DURATION, "watch_progress_interval",
+	  struct cluster_kconf, watch_progress_us), .def = "10m",
+	  .min = 1000 * MS, .max = 86400000 * MS,
+	  .help = "etcd's --experimental-watch-progress-notify-interval; a "
+	  "watch silent for twice this + 1s is reopened" },
 	{ WP_KEY(WP_KT_ENUM, "on_engine_loss", struct cluster_kconf,
 	  on_engine_loss), .def = "observe", .values = engine_loss_values,
 	  .help = "etcd unreachable: observe keeps checking locally, strict "
@@ -1449,6 +1454,7 @@ check_cluster(struct loader *ld, struct cluster_conf *cl)
 	cl->lease_ttl_ms = c->lease_ttl_us / MS;
 	cl->join_grace_ms = keys_line(kv, n, "join_grace") != 0 ?
 	    c->join_grace_us / MS : 2 * cl->lease_ttl_ms;
+	cl->watch_progress_ms = c->watch_progress_us / MS;
 	cl->on_engine_loss = c->on_engine_loss;
 	if ((c->user != NULL) != (c->password != NULL))
 		report(ld, keys_line(kv, n, c->user != NULL ? "user" :

@@ -1065,7 +1065,7 @@ slot_grid(struct cslot *s)
 		return;
 	due = cluster_grid_next(s->monitor, s->interval_us, wall_us(),
 	    mono_us(), -1, &k);
-	if (manager_set_due(s->monitor, due) == 0)
+	if (manager_set_due(s->monitor, due, k) == 0)
 		s->gridded = 1;
 }
 
@@ -1449,6 +1449,7 @@ cluster_run_start(const struct cluster_conf *cc, const struct wp_host *host,
 	o.client_key = E->cc.client_key;
 	o.request_timeout_us = REQ_TIMEOUT_US < E->ttl_s * 1000000 / 3 ?
 	    REQ_TIMEOUT_US : E->ttl_s * 1000000 / 3;
+	o.watch_progress_us = E->cc.watch_progress_ms * 1000;
 	if ((rc = etcd_new(host, &o, &E->etcd)) != 0) {
 		cluster_run_free();
 		return rc;

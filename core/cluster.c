@@ -84,6 +84,7 @@ cluster_conf_same(const struct cluster_conf *a, const struct cluster_conf *b)
 	if (a->enabled != b->enabled || a->n_etcd != b->n_etcd ||
 	    a->lease_ttl_ms != b->lease_ttl_ms ||
 	    a->join_grace_ms != b->join_grace_ms ||
+	    a->watch_progress_ms != b->watch_progress_ms ||
 	    a->on_engine_loss != b->on_engine_loss ||
 	    !same_str(a->name, b->name) || !same_str(a->location, b->location) ||
 	    !same_str(a->prefix, b->prefix) || !same_str(a->user, b->user) ||

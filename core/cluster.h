@@ -31,6 +31,9 @@ struct cluster_conf {
 	                            * "watchpost" */
 	int64_t lease_ttl_ms;      /* default 6 s, 2 s to 10 min */
 	int64_t join_grace_ms;     /* default 2 * lease_ttl */
+	int64_t watch_progress_ms; /* etcd's watch progress-notify interval
+	                            * (default 10 min, 1 s to 24 h): a watch
+	                            * silent for twice this + 1 s is dead */
 	int on_engine_loss;        /* enum cluster_engine_loss */
 	char *user;                /* etcd auth; NULL: none */
 	char *password;            /* with user (password or password_file);

@@ -1305,6 +1305,7 @@ test_cluster_section(void **state)
 	assert_string_equal(cl->prefix, "watchpost");
 	assert_int_equal(cl->lease_ttl_ms, 6000);
 	assert_int_equal(cl->join_grace_ms, 12000);
+	assert_int_equal(cl->watch_progress_ms, 600000);
 	assert_int_equal(cl->on_engine_loss, CLUSTER_OBSERVE);
 	assert_null(cl->user);
 	assert_null(cl->ca_file);
@@ -1312,7 +1313,8 @@ test_cluster_section(void **state)
 	assert_int_equal(load_text("[cluster]\n"
 	    "etcd = http://127.0.0.1:2379, https://127.0.0.2:22379\n"
 	    "name = a1\nlocation = fra\ncluster = prod\nlease_ttl = 3s\n"
-	    "join_grace = 1s\non_engine_loss = strict\nuser = wp\n"
+	    "join_grace = 1s\nwatch_progress_interval = 5s\n"
+	    "on_engine_loss = strict\nuser = wp\n"
 	    "password = s3cret\nca_file = /etc/ca.pem\n"
 	    "client_cert = /etc/c.pem\nclient_key = /etc/k.pem\n"
 	    MON_TCP "locations = fra, nyc, sgp\n"
@@ -1326,6 +1328,7 @@ test_cluster_section(void **state)
 	assert_string_equal(cl->prefix, "prod");
 	assert_int_equal(cl->lease_ttl_ms, 3000);
 	assert_int_equal(cl->join_grace_ms, 1000);
+	assert_int_equal(cl->watch_progress_ms, 5000);
 	assert_int_equal(cl->on_engine_loss, CLUSTER_STRICT);
 	assert_string_equal(cl->user, "wp");
 	assert_string_equal(cl->password, "s3cret");
@@ -1345,6 +1348,16 @@ test_cluster_section(void **state)
 	    ":3: lease_ttl: \"1s\" is too short (minimum 2s)");
 	expect_one("[cluster]\netcd = http://h\nlease_ttl = 2500ms\n",
 	    ":3: lease_ttl: whole seconds (etcd grants leases in seconds)");
+	expect_one("[cluster]\netcd = http://h\n"
+	    "watch_progress_interval = 500ms\n",
+	    ":3: watch_progress_interval: \"500ms\" is too short (minimum 1s)");
+	expect_one("[cluster]\nname = a1\netcd = http://h\n"
+	    "watch_progress_interval = 25h\n",
+	    ":4: watch_progress_interval: \"25h\" is too long (maximum 24h)");
+	expect_one("[cluster]\netcd = http://h\n"
+	    "watch_progress_interval = soon\n",
+	    ":3: watch_progress_interval: \"soon\" is not a duration (use "
+	    "e.g. 250ms, 10s, 5m, 1h)");
 	expect_one("[cluster]\netcd = http://h\non_engine_loss = panic\n",
 	    ":3: on_engine_loss: \"panic\" is not a valid value "
 	    "(use observe or strict)");
