@@ -1658,6 +1658,17 @@ hist_checks(struct api *a, struct MHD_Connection *c, int64_t id,
 		    "reason", v[i].reason,
 		    "error", v[i].error[0] != '\0' ? json_string(v[i].error) :
 		    json_null(), "attempts", v[i].attempts);
+		/* Cluster mode's rows say who made them (store.h); a
+		 * single-mode row has no such fields. */
+		if (v[i].agent[0] != '\0')
+			json_object_set_new(o, "agent",
+			    json_string(v[i].agent));
+		if (v[i].location[0] != '\0')
+			json_object_set_new(o, "location",
+			    json_string(v[i].location));
+		if (v[i].grid >= 0)
+			json_object_set_new(o, "grid",
+			    json_integer((json_int_t)v[i].grid));
 		json_array_append_new(rows, o);
 	}
 	free(v);

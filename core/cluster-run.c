@@ -1103,7 +1103,7 @@ slot_grid(struct cslot *s)
 		return;
 	due = cluster_grid_next(s->monitor, s->interval_us, wall_us(),
 	    mono_us(), -1, &k);
-	if (manager_set_due(s->monitor, due) == 0)
+	if (manager_set_due(s->monitor, due, k) == 0)
 		s->gridded = 1;
 }
 

@@ -339,8 +339,8 @@ history_checks(struct history *h, int64_t monitor_id, int64_t since_ms,
 		return WP_EIO;
 	/* One row more than asked says whether a next page exists. */
 	if (sqlite3_prepare_v2(h->db, "SELECT id, ts, ok, latency_ms, "
-	    "status_code, attempts, reason, error FROM checks "
-	    "WHERE monitor_id = ?1 AND ts >= ?2 AND ts < ?3 "
+	    "status_code, attempts, reason, error, agent, location, grid "
+	    "FROM checks WHERE monitor_id = ?1 AND ts >= ?2 AND ts < ?3 "
 	    "AND (ts < ?4 OR (ts = ?4 AND id < ?5)) "
 	    "ORDER BY ts DESC, id DESC LIMIT ?6", -1, &s, NULL) != SQLITE_OK) {
 		rc = failed(h, "checks");
@@ -365,6 +365,10 @@ history_checks(struct history *h, int64_t monitor_id, int64_t since_ms,
 		e->attempts = sqlite3_column_int(s, 5);
 		col_text(s, 6, e->reason, sizeof(e->reason));
 		col_text(s, 7, e->error, sizeof(e->error));
+		col_text(s, 8, e->agent, sizeof(e->agent));
+		col_text(s, 9, e->location, sizeof(e->location));
+		e->grid = sqlite3_column_type(s, 10) == SQLITE_NULL ? -1 :
+		    sqlite3_column_int64(s, 10);
 	}
 	if (step != SQLITE_DONE) {
 		rc = failed(h, "checks");

@@ -70,6 +70,13 @@ struct history_check {
 	int attempts;
 	char reason[24];	/* reason_name(): "ok", "timeout", ... */
 	char error[256];	/* "" when none */
+	/* Cluster mode (store_set_cluster()): the agent and location that
+	 * made the check, and its grid point; "" and -1 for a row without
+	 * them (single mode, older rows).  Names are at most 128 characters
+	 * (CFG_NAME_MAX). */
+	char agent[129];
+	char location[129];
+	int64_t grid;
 };
 
 /*

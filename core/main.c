@@ -1162,6 +1162,14 @@ main(int argc, char **argv)
 	}
 	opmon_end(op, OP_SUCCEEDED, NULL);
 	store_on_damage(store, store_damaged, NULL);
+	/* Cluster mode: each check row says which agent, where, for which
+	 * grid point (store.h); before the writer starts. */
+	if (cfg->cluster.enabled && store_set_cluster(store,
+	    cfg->cluster.name, cfg->cluster.location) != 0) {
+		fprintf(stderr, "watchpost: %s: cannot prepare the cluster's "
+		    "checks rows\n", cfg->agent.database);
+		return 1;
+	}
 	retention_days = cfg->agent.retention_days;
 	rollup_retention_days = cfg->agent.rollup_retention_days;
 	manager_init(store);

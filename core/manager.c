@@ -70,6 +70,10 @@ struct monitor {
 	unsigned attempt;
 	int retry_pending;
 	int64_t check_started_ms;
+	/* Cluster mode (manager_set_due()): the grid index of the slot at
+	 * sched.due_us, and of the check in flight (its outcome's grid);
+	 * -1: not on the grid. */
+	int64_t grid_k, check_grid;
 	int removed;             /* out of the config: freed once idle */
 
 	struct policy_conf policy;  /* when it changes state and alerts */
@@ -342,7 +346,7 @@ stimer_cb(uv_timer_t *t)
 static void
 due_cb(struct monitor *m)
 {
-	int64_t now = mono_us();
+	int64_t now = mono_us(), k, due;
 	uint64_t skipped;
 	double late;
 	int b, busy;
@@ -358,10 +362,17 @@ due_cb(struct monitor *m)
 	if (busy)
 		log_debug("monitor %s: previous check still running; skipping "
 		    "this slot", m->name);
+	k = m->grid_k;
+	due = m->sched.due_us;
 	/* cluster.h: in cluster mode only the slot's owner, unfenced. */
 	if (sched_slot(&m->sched, busy, now, &skipped) &&
-	    cluster_may_start(m->name))
+	    cluster_may_start(m->name)) {
+		m->check_grid = k;
 		start_attempt(m, 0);
+	}
+	/* The grid moves on by the slots sched_slot() passed. */
+	if (k >= 0)
+		m->grid_k = k + (m->sched.due_us - due) / m->sched.interval_us;
 	skipped_total += skipped;
 	arm(m);
 }
@@ -522,6 +533,7 @@ store_record(const struct outcome *o, const struct policy_state *ps,
 	c.notified_ms = ps->notified_ms;
 	c.escalated_ms = ps->escalated_ms;
 	c.maintenance = (held & HOLD_MAINTENANCE) != 0;
+	c.grid = o->grid;
 	if (store_submit(store, &c, alerts, n) == 0)
 		return;
 	log_debug("monitor %s: store queue full; result dropped", o->monitor);
@@ -612,6 +624,7 @@ finish_check(struct monitor *m, const struct wp_result *r0)
 	o.check = mstate_of(r);
 	o.attempts = m->attempt + 1;
 	o.started_ms = m->check_started_ms;
+	o.grid = m->check_grid;
 	o.previous = m->ps.state;
 	o.changed = policy_step(&m->policy, &m->ps, o.check, o.started_ms);
 	o.state = m->ps.state;
@@ -679,6 +692,7 @@ policy_raise(struct monitor *m, const struct policy_fired *f, int64_t now)
 	    (int64_t)(m->last.ms.latency * 1000.0);
 	r.status_code = m->last.status_code;
 	memset(&o, 0, sizeof(o));
+	o.grid = -1;
 	o.monitor_id = m->db_id;
 	o.monitor = m->name;
 	o.type = m->type;
@@ -881,6 +895,7 @@ hold_released(const char *name, enum mstate prev)
 	    (int64_t)(m->last.ms.latency * 1000) : -1;
 	r.cert_expiry = m->last.cert_expiry;
 	memset(&o, 0, sizeof(o));
+	o.grid = -1;
 	o.monitor_id = m->db_id;
 	o.monitor = m->name;
 	o.type = m->type;
@@ -927,6 +942,7 @@ manager_cluster_alert(const char *name, enum mstate prev, enum mstate state,
 	r.detail = detail;
 	r.status_code = -1;
 	memset(&o, 0, sizeof(o));
+	o.grid = -1;
 	o.monitor_id = m->db_id;
 	o.monitor = m->name;
 	o.type = m->type;
@@ -989,6 +1005,7 @@ monitor_new(const struct cfg_monitor *c, struct instance *in)
 	monitor_set(m, c);
 	m->in = in;
 	m->ps.state = ST_PENDING;
+	m->grid_k = m->check_grid = -1;
 	m->last = (struct last_result){ .status_code = -1,
 	    .ms = { -1, -1, -1, -1, -1 } };
 	return m;
@@ -1003,6 +1020,8 @@ schedule_first(struct monitor *m, size_t k, size_t n)
 		return;
 	m->sched.due_us = mono_us() + sched_first_offset(k, n,
 	    m->sched.interval_us);
+	/* Off the grid until the cluster puts it back (manager_set_due()). */
+	m->grid_k = -1;
 	arm(m);
 }
 
@@ -1512,13 +1531,14 @@ manager_seed_state(const char *name, const struct policy_state *ps)
 }
 
 int
-manager_set_due(const char *name, int64_t due_us)
+manager_set_due(const char *name, int64_t due_us, int64_t grid_k)
 {
 	struct monitor *m = find(name);
 
 	if (m == NULL || m->removed || !m->enabled || stopping)
 		return WP_EINVAL;
 	m->sched.due_us = due_us;
+	m->grid_k = grid_k;
 	arm(m);
 	return 0;
 }
@@ -1862,17 +1882,19 @@ push_done(void *arg, const struct wp_result *r, enum op_outcome outcome)
 	struct push_ctx *p = arg;
 	struct monitor *m = p->m;
 	unsigned attempt = m->attempt;
-	int64_t started = m->check_started_ms;
+	int64_t started = m->check_started_ms, grid = m->check_grid;
 
 	(void)outcome;
-	/* finish_check() reads the check's start and attempt from the
-	 * monitor; a scheduled check of it may be between attempts, so
-	 * its values come back afterwards. */
+	/* finish_check() reads the check's start, attempt and grid point
+	 * from the monitor; a scheduled check of it may be between attempts,
+	 * so its values come back afterwards.  A push has no grid point. */
 	m->attempt = 0;
 	m->check_started_ms = p->wall_ms;
+	m->check_grid = -1;
 	finish_check(m, r);
 	m->attempt = attempt;
 	m->check_started_ms = started;
+	m->check_grid = grid;
 	p->state = m->ps.state;
 }
 

@@ -134,10 +134,13 @@ size_t manager_monitor_count(void);
  * being handed over waits for it), else 0 (unknown names too). */
 int manager_busy(const char *name);
 /* Move NAME's next slot to DUE_US (monotonic; the wall-clock grid of a
- * claimed slot) and re-arm its timer; later slots follow every interval
- * from there (a check in flight keeps running; a slot that comes while it
- * does is skipped, as always).  0, or WP_EINVAL for an unknown or disabled monitor. */
-int manager_set_due(const char *name, int64_t due_us);
+ * claimed slot), grid point GRID_K (cluster.h; -1: none), and re-arm its
+ * timer; later slots follow every interval from there, at GRID_K + 1, ...
+ * (a check in flight keeps running; a slot that comes while it does is
+ * skipped, as always), and each check's outcome carries its slot's grid
+ * index (outcome.grid, stored as checks.grid).  0, or WP_EINVAL for an
+ * unknown or disabled monitor. */
+int manager_set_due(const char *name, int64_t due_us, int64_t grid_k);
 /* NAME's policy state (policy.h) into *OUT; or replace it with PS, the
  * state the previous owner committed (reminders re-armed from it).  0,
  * or WP_EINVAL for an unknown monitor. */

@@ -74,6 +74,10 @@ struct outcome {
 	                                  an escalate rule's sections */
 	const char *confirmed_by;      /* cluster mode: the locations behind
 	                                  a multi-location verdict; NULL */
+	int64_t grid;                  /* cluster mode: the wall-clock grid
+	                                  index (cluster.h) of the slot the
+	                                  check ran for; -1: none (single
+	                                  mode, a push, not a check) */
 };
 
 /* The state's word ("pending", "up", ...); "?" out of range. */

@@ -51,7 +51,9 @@ struct rollup_slot {
 
 #define BATCH_MAX	1000	/* items per writer transaction */
 #define CHECK_GROUP	16	/* checks rows per INSERT, at most */
-#define CHECK_COLS	14	/* parameters per checks row (all but id) */
+#define CHECK_COLS	14	/* parameters per checks row (all but id) ... */
+#define CHECK_COLS_CLUSTER 17	/* ... and in cluster mode, with agent,
+				   location and grid */
 #define MEAS_GROUP	32	/* measurements rows per INSERT, at most */
 #define BUSY_MS		5000	/* busy timeout of the synchronous calls */
 /*
@@ -212,6 +214,12 @@ struct store {
 	/* Writer thread only: the id of the next checks row (write_batch()
 	 * reads it inside each transaction). */
 	int64_t next_id;
+	/* Cluster mode (store_set_cluster(); set before the writer starts,
+	 * then read-only): this agent's name and location, bound to every
+	 * checks row; NULL in single mode.  check_cols: the parameters of
+	 * a checks row in s_checks (CHECK_COLS or CHECK_COLS_CLUSTER). */
+	char *agent, *location;
+	int check_cols;
 };
 
 /* ---- store.c ---- */

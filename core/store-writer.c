@@ -143,6 +143,61 @@ prepare(struct store *st, const char *sql, sqlite3_stmt **s, char *err,
 	return WP_EIO;
 }
 
+/*
+ * s_checks[k]: k checks rows of st->check_cols parameters each
+ * (bind_check()), with checks.agent, location and grid in cluster mode
+ * (st->agent set) and without them in single mode, which so binds and
+ * copies nothing more per row.  Any earlier ones are finalized first.
+ * 0, or WP_EIO with err set.
+ */
+static int
+prepare_checks(struct store *st, char *err, size_t errlen)
+{
+	struct sbuf sql = { 0 };
+	size_t i, k;
+	int rc = 0, c;
+
+	st->check_cols = st->agent != NULL ? CHECK_COLS_CLUSTER : CHECK_COLS;
+	for (k = 1; k <= CHECK_GROUP && rc == 0; k++) {
+		sqlite3_finalize(st->s_checks[k]);
+		st->s_checks[k] = NULL;
+		sql.len = 0;
+		sbuf_printf(&sql, "INSERT INTO checks(monitor_id, ts, ok, "
+		    "latency_ms, status_code, error, reason, attempts, dns_ms, "
+		    "connect_ms, tls_ms, first_byte_ms, cert_expiry, "
+		    "maintenance%s) VALUES ", st->agent != NULL ?
+		    ", agent, location, grid" : "");
+		for (i = 0; i < k; i++) {
+			sbuf_printf(&sql, "%s(?", i > 0 ? "," : "");
+			for (c = 1; c < st->check_cols; c++)
+				sbuf_printf(&sql, ",?");
+			sbuf_printf(&sql, ")");
+		}
+		rc = prepare(st, sql.data, &st->s_checks[k], err, errlen);
+	}
+	sbuf_free(&sql);
+	return rc;
+}
+
+int
+store_set_cluster(struct store *st, const char *agent, const char *location)
+{
+	char err[256];
+
+	if (st == NULL || agent == NULL || *agent == '\0' ||
+	    location == NULL || *location == '\0' || st->started)
+		return WP_EINVAL;
+	free(st->agent);
+	free(st->location);
+	st->agent = xstrdup(agent);
+	st->location = xstrdup(location);
+	if (prepare_checks(st, err, sizeof(err)) != 0) {
+		log_err("%s", err);
+		return WP_EIO;
+	}
+	return 0;
+}
+
 int
 st_prepare_writer(struct store *st, char *err, size_t errlen)
 {
@@ -255,18 +310,7 @@ st_prepare_writer(struct store *st, char *err, size_t errlen)
 	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++)
 		if (prepare(st, t[i].sql, t[i].s, err, errlen) != 0)
 			return WP_EIO;
-	/* s_checks[k]: k rows of CHECK_COLS parameters (bind_check()). */
-	for (k = 1; k <= CHECK_GROUP && rc == 0; k++) {
-		sql.len = 0;
-		sbuf_printf(&sql, "INSERT INTO checks(monitor_id, ts, ok, "
-		    "latency_ms, status_code, error, reason, attempts, dns_ms, "
-		    "connect_ms, tls_ms, first_byte_ms, cert_expiry, "
-		    "maintenance) VALUES ");
-		for (i = 0; i < k; i++)
-			sbuf_printf(&sql, "%s(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-			    i > 0 ? "," : "");
-		rc = prepare(st, sql.data, &st->s_checks[k], err, errlen);
-	}
+	rc = prepare_checks(st, err, errlen);
 	/* s_meas[k]: k measurements rows (write_group_meas()). */
 	for (k = 1; k <= MEAS_GROUP && rc == 0; k++) {
 		sql.len = 0;
@@ -898,10 +942,11 @@ bind_null_or_double(sqlite3_stmt *s, int i, double v)
 		sqlite3_bind_double(s, i, v);
 }
 
-/* Bind check C to the CHECK_COLS parameters of S after BASE, every one
- * of them (NULL where C has nothing). */
+/* Bind check C to the st->check_cols parameters of S after BASE, every
+ * one of them (NULL where C has nothing). */
 static void
-bind_check(sqlite3_stmt *s, int base, const struct store_check *c)
+bind_check(const struct store *st, sqlite3_stmt *s, int base,
+    const struct store_check *c)
 {
 	size_t n = strnlen(c->error, sizeof(c->error));
 
@@ -931,6 +976,15 @@ bind_check(sqlite3_stmt *s, int base, const struct store_check *c)
 	else
 		sqlite3_bind_null(s, base + 14);
 	sqlite3_bind_int(s, base + 15, c->maintenance ? 1 : 0);
+	if (st->agent == NULL)
+		return;
+	/* Cluster mode: the store's own strings, valid while it is. */
+	sqlite3_bind_text(s, base + 16, st->agent, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, base + 17, st->location, -1, SQLITE_STATIC);
+	if (c->grid >= 0)
+		sqlite3_bind_int64(s, base + 18, c->grid);
+	else
+		sqlite3_bind_null(s, base + 18);
 }
 
 /*
@@ -1012,7 +1066,7 @@ write_item(struct store *st, const struct item *it)
 		return write_policy(st, it);
 	if ((rc = slot_get(st, c->monitor_id, &slot)) != SQLITE_OK)
 		return rc;
-	bind_check(st->s_checks[1], 0, c);
+	bind_check(st, st->s_checks[1], 0, c);
 	if ((rc = step_reset(st->s_checks[1])) != SQLITE_OK)
 		return rc;
 	st->next_id = sqlite3_last_insert_rowid(st->db) + 1;
@@ -1099,7 +1153,7 @@ write_checks(struct store *st, size_t head, size_t i, size_t k)
 		if ((rc = slot_get(st, it->u.chk.c.monitor_id, &slot)) !=
 		    SQLITE_OK)
 			return rc;
-		bind_check(st->s_checks[k], (int)(j * CHECK_COLS),
+		bind_check(st, st->s_checks[k], (int)(j * st->check_cols),
 		    &it->u.chk.c);
 	}
 	if ((rc = step_reset(st->s_checks[k])) != SQLITE_OK)

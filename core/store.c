@@ -166,6 +166,14 @@ static const char *const migrations[] = {
 	 * on a row an older version wrote, which wrote it per check. */
 	"DROP INDEX IF EXISTS checks_ts;"
 	"ALTER TABLE state ADD COLUMN r_id INTEGER;",
+	/* 6 -> 7: in cluster mode a check row says which agent made it, from
+	 * which location, for which point of the monitor's wall-clock grid
+	 * (cluster.h), so the rows of all agents' files can be put together
+	 * and a check made twice found.  NULL in single mode and on older
+	 * rows. */
+	"ALTER TABLE checks ADD COLUMN agent TEXT;"
+	"ALTER TABLE checks ADD COLUMN location TEXT;"
+	"ALTER TABLE checks ADD COLUMN grid INTEGER;",
 };
 
 /* Run SQL with no result rows.  0, or WP_EIO with the message in err. */
@@ -388,6 +396,8 @@ st_destroy(struct store *st)
 	pthread_cond_destroy(&st->ckpt_cv);
 	free(st->done_rows);
 	free(st->roll);
+	free(st->agent);
+	free(st->location);
 	free(st->path);
 	free(st);
 }

@@ -86,6 +86,11 @@ struct store_check {
 	/* 1: checked while its alerts were held by a maintenance window or
 	 * a silence (hold.h), stored as checks.maintenance. */
 	int maintenance;
+	/* Cluster mode (store_set_cluster()): the index of the wall-clock
+	 * grid point (cluster.h) the check was made for, checks.grid; < 0:
+	 * NULL (a push, or a slot not yet on the grid).  Not read in single
+	 * mode. */
+	int64_t grid;
 };
 
 /* An alert to deliver: written to the outbox in the same transaction as
@@ -208,6 +213,18 @@ void store_on_damage(struct store *st, void (*fn)(void *arg), void *arg);
 void store_on_commit(struct store *st,
     void (*fn)(void *arg, const struct store_alert *rows, size_t n),
     void *arg);
+
+/*
+ * Cluster mode: every checks row from now on records AGENT (the [cluster]
+ * name) and LOCATION in checks.agent and checks.location, and each
+ * check's store_check.grid in checks.grid; both strings are copied.  In
+ * single mode (never called) the three columns stay NULL and the writer
+ * binds nothing more.  Call it before store_start().  0, WP_EINVAL (a
+ * NULL or empty name, or the writer started), or WP_EIO (the statements
+ * could not be prepared; logged).
+ */
+int store_set_cluster(struct store *st, const char *agent,
+    const char *location);
 
 /* Start the writer thread.  0 or WP_E*. */
 int store_start(struct store *st);

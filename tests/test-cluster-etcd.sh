@@ -205,3 +205,24 @@ IFS='|' read -r doubled total detail <<<"$res"
 [ "$total" -gt 500 ] || fail "too few checks stored in all: $total"
 [ "$doubled" -eq 0 ] || fail "$doubled double checks across agents: $detail"
 ok "no monitor checked twice for one grid point across agents ($total checks)"
+
+# The same from the rows' own words (schema 7): each records its agent,
+# location and grid point, and no (monitor, location, grid point) has two
+# rows in all the agents' databases.
+q="ATTACH '$T/a2.db' AS b; ATTACH '$T/a3.db' AS c; ATTACH '$T/a4.db' AS d;
+WITH r AS (
+ SELECT m.name n, k.agent a, k.location l, k.grid g FROM main.checks k JOIN main.monitors m ON m.id = k.monitor_id
+ UNION ALL SELECT m.name, k.agent, k.location, k.grid FROM b.checks k JOIN b.monitors m ON m.id = k.monitor_id
+ UNION ALL SELECT m.name, k.agent, k.location, k.grid FROM c.checks k JOIN c.monitors m ON m.id = k.monitor_id
+ UNION ALL SELECT m.name, k.agent, k.location, k.grid FROM d.checks k JOIN d.monitors m ON m.id = k.monitor_id)
+SELECT (SELECT count(*) FROM r WHERE a IS NULL OR l IS NOT 'here'),
+ (SELECT count(*) FROM r WHERE g IS NOT NULL),
+ (SELECT coalesce(group_concat(n || '@' || l || '#' || g || ' x' || c, ' '), '')
+  FROM (SELECT n, l, g, count(*) c FROM r WHERE g IS NOT NULL
+   GROUP BY n, l, g HAVING count(*) > 1))"
+res=$(sql "$T/a1.db" "$q")
+IFS='|' read -r unnamed gridded dups <<<"$res"
+[ "$unnamed" -eq 0 ] || fail "$unnamed rows without their agent and location"
+[ "$gridded" -gt 500 ] || fail "too few rows with a grid point: $gridded"
+[ -z "$dups" ] || fail "grid points checked twice: $dups"
+ok "no (monitor, location, grid point) twice in the agents' rows ($gridded rows)"

@@ -605,8 +605,12 @@ test_backfill(void **state)
 		    "down" : "up", 0, i == 2 || i == 3 ? -1 : 10 * (i + 1));
 	assert_int_equal(store_close(fx->st), 0);
 	fx->st = NULL;
-	/* Back to version 3: without version 5's holds (silences, holds,
-	 * checks.maintenance) and version 4's roll-ups and incidents. */
+	/* Back to version 3: without version 7's cluster columns, version
+	 * 5's holds (silences, holds, checks.maintenance) and version 4's
+	 * roll-ups and incidents. */
+	sql_exec(fx->db, "ALTER TABLE checks DROP COLUMN agent; "
+	    "ALTER TABLE checks DROP COLUMN location; "
+	    "ALTER TABLE checks DROP COLUMN grid");
 	sql_exec(fx->db, "DROP TABLE silences; DROP TABLE holds; "
 	    "ALTER TABLE checks DROP COLUMN maintenance");
 	sql_exec(fx->db, "DROP TABLE rollup_hours; DROP TABLE rollup_days; "
@@ -687,7 +691,7 @@ test_crash_reconcile(void **state)
  * store-v5.sql is `bench/history write DB 240 2 50` of the tree before
  * version 6 (m1 and m2, 120 checks each at 60 s over three hours, its
  * roll-ups and state rows), dumped with `sqlite3 DB .dump`.  Migrated to
- * version 6, nothing is lost: its ts index goes, its state rows (r_id
+ * version 6 and on (7), nothing is lost: its ts index goes, its state rows (r_id
  * NULL, written per check) are taken as exact, every check written after
  * is counted once in the roll-ups, the newest check is what
  * store_load_state() and /checks give, and retention by rowid ranges
@@ -739,7 +743,7 @@ test_migrate_v5(void **state)
 	assert_int_equal(ids[0], 1);
 	assert_int_equal(ids[1], 2);
 	assert_int_equal(sql_int(fx->db, "SELECT CAST(value AS INTEGER) FROM "
-	    "meta WHERE key = 'schema_version'"), 6);
+	    "meta WHERE key = 'schema_version'"), 7);
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM sqlite_master "
 	    "WHERE name = 'checks_ts'"), 0);
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM sqlite_master "
@@ -789,6 +793,129 @@ test_migrate_v5(void **state)
 	assert_int_equal(n, 5);
 	assert_true(v[0].ts_ms == last1 + 90 * 60000);
 	assert_true(v[4].ts_ms == last1 + 86 * 60000);
+	free(v);
+}
+
+/*
+ * A version 6 file (tests/data/store-v6.sql: `bench/history write DB 240
+ * 2 20` of schema 6, dumped with `sqlite3 .dump`) migrates to 7: checks
+ * gains agent, location and grid, NULL on its rows, which keep their
+ * values; /checks shows them without the new fields.
+ */
+static void
+test_migrate_v6(void **state)
+{
+	static const char *const names[] = { "m1", "m2" };
+	static const char *const types[] = { "http", "http" };
+	struct fx *fx = *state;
+	struct history_check *v;
+	char err[512] = "", path[PATH_MAX], next[HISTORY_CURSOR_MAX], *sql;
+	const char *src = getenv("abs_top_srcdir");
+	int64_t ids[2], last1;
+	size_t n, len;
+	FILE *f;
+
+	assert_non_null(src);
+	snprintf(path, sizeof(path), "%s/tests/data/store-v6.sql", src);
+	assert_non_null(f = fopen(path, "r"));
+	sql = calloc(1, 1 << 20);
+	assert_non_null(sql);
+	len = fread(sql, 1, (1 << 20) - 1, f);
+	fclose(f);
+	assert_true(len > 0 && len < (1 << 20) - 1);
+	sql_exec(fx->db, sql);
+	free(sql);
+	assert_int_equal(sql_int(fx->db, "SELECT CAST(value AS INTEGER) FROM "
+	    "meta WHERE key = 'schema_version'"), 6);
+	last1 = sql_int(fx->db, "SELECT max(ts) FROM checks WHERE "
+	    "monitor_id = 1");
+	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM checks"), 240);
+
+	if (store_open(fx->db, 4096, &fx->st, err, sizeof(err)) != 0)
+		fail_msg("store_open: %s", err);
+	assert_int_equal(store_sync_monitors(fx->st, names, types, 2, ids), 0);
+	assert_int_equal(ids[0], 1);
+	assert_int_equal(sql_int(fx->db, "SELECT CAST(value AS INTEGER) FROM "
+	    "meta WHERE key = 'schema_version'"), 7);
+	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM "
+	    "pragma_table_info('checks') WHERE name IN ('agent', 'location', "
+	    "'grid')"), 3);
+	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM checks WHERE "
+	    "agent IS NULL AND location IS NULL AND grid IS NULL"), 240);
+	/* One more check in single mode: still NULL. */
+	assert_int_equal(store_start(fx->st), 0);
+	submit(fx, 1, last1 + 60000, "up", 0, 7);
+	close_store_open_history(fx);
+	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM checks WHERE "
+	    "agent IS NULL AND location IS NULL AND grid IS NULL"), 241);
+	assert_int_equal(sql_agg(fx->db, "SELECT agg FROM rollup_hours") +
+	    sql_agg(fx->db, "SELECT r_agg FROM state"), 241);
+	assert_int_equal(history_checks(fx->h, 1, 0, 0, 3, NULL, &v, &n, next),
+	    0);
+	assert_int_equal(n, 3);
+	assert_true(v[0].ts_ms == last1 + 60000);
+	assert_true(v[1].ts_ms == last1);
+	assert_string_equal(v[0].agent, "");
+	assert_string_equal(v[1].location, "");
+	assert_true(v[0].grid == -1 && v[2].grid == -1);
+	free(v);
+}
+
+/*
+ * Cluster mode (store_set_cluster()): each row carries the agent, the
+ * location and its grid point (NULL for a check without one), in the
+ * grouped INSERTs and row by row alike; /checks returns them.
+ */
+static void
+test_cluster_columns(void **state)
+{
+	static const char *const names[] = { "alpha", "beta" };
+	static const char *const types[] = { "http", "tcp" };
+	struct fx *fx = *state;
+	struct history_check *v;
+	struct store_check c;
+	char err[512] = "", next[HISTORY_CURSOR_MAX];
+	size_t n;
+	int i;
+
+	if (store_open(fx->db, 4096, &fx->st, err, sizeof(err)) != 0)
+		fail_msg("store_open: %s", err);
+	assert_int_equal(store_sync_monitors(fx->st, names, types, 2,
+	    fx->ids), 0);
+	assert_int_equal(store_set_cluster(fx->st, "", "eu"), WP_EINVAL);
+	assert_int_equal(store_set_cluster(fx->st, "a1", NULL), WP_EINVAL);
+	assert_int_equal(store_set_cluster(fx->st, "a1", "eu-west"), 0);
+	assert_int_equal(store_start(fx->st), 0);
+	assert_int_equal(store_set_cluster(fx->st, "a2", "eu"), WP_EINVAL);
+	for (i = 0; i < 40; i++) {
+		memset(&c, 0, sizeof(c));
+		c.monitor_id = fx->ids[i % 2];
+		c.ts_ms = DAY0 + i * 1000;
+		c.ok = 1;
+		c.latency_ms = 5;
+		c.status_code = -1;
+		c.attempts = 1;
+		c.dns_ms = c.connect_ms = c.tls_ms = c.first_byte_ms = -1;
+		c.state = "up";
+		c.state_changed = i < 2;
+		c.grid = i == 39 ? -1 : 1000 + i / 2;
+		assert_int_equal(store_submit(fx->st, &c, NULL, 0), 0);
+	}
+	close_store_open_history(fx);
+	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM checks WHERE "
+	    "agent = 'a1' AND location = 'eu-west'"), 40);
+	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM checks WHERE "
+	    "grid IS NULL"), 1);
+	assert_int_equal(sql_int(fx->db, "SELECT count(DISTINCT grid) FROM "
+	    "checks WHERE monitor_id = (SELECT id FROM monitors WHERE "
+	    "name = 'alpha')"), 20);
+	assert_int_equal(history_checks(fx->h, fx->ids[1], 0, 0, 2, NULL, &v,
+	    &n, next), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].agent, "a1");
+	assert_string_equal(v[0].location, "eu-west");
+	assert_true(v[0].grid == -1);
+	assert_true(v[1].grid == 1018);
 	free(v);
 }
 
@@ -862,6 +989,10 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_backfill, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migrate_v5, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_migrate_v6, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_cluster_columns, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_crash_reconcile, setup,
 		    teardown),

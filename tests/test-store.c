@@ -235,7 +235,7 @@ test_fresh_schema(void **state)
 	assert_string_equal(buf, "wal");
 	sql_text(fx->db, "SELECT value FROM meta WHERE key = 'schema_version'",
 	    buf, sizeof(buf));
-	assert_string_equal(buf, "6");
+	assert_string_equal(buf, "7");
 	assert_int_equal(sql_int(fx->db, "PRAGMA auto_vacuum"), 2);
 	/* The contract's columns are there under their names. */
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM "
@@ -243,6 +243,10 @@ test_fresh_schema(void **state)
 	    "'ts', 'ok', 'latency_ms', 'status_code', 'error', 'reason', "
 	    "'attempts', 'dns_ms', 'connect_ms', 'tls_ms', 'first_byte_ms', "
 	    "'cert_expiry')"), 14);
+	/* ... and cluster mode's (store_set_cluster()). */
+	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM "
+	    "pragma_table_info('checks') WHERE name IN ('agent', 'location', "
+	    "'grid')"), 3);
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM monitors"), 3);
 }
 
@@ -274,7 +278,7 @@ test_reopen(void **state)
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM monitors"), 3);
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM meta"), 1);
 	assert_int_equal(sql_int(fx->db, "SELECT CAST(value AS INTEGER) "
-	    "FROM meta WHERE key = 'schema_version'"), 6);
+	    "FROM meta WHERE key = 'schema_version'"), 7);
 	/* NULL mapping and the reason's short name. */
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM checks WHERE "
 	    "ok = 0 AND latency_ms IS NULL AND status_code IS NULL AND "
@@ -1351,15 +1355,19 @@ test_measurements_migration(void **state)
 	 * tables and checks.maintenance. */
 	sql_exec(db, "DROP TABLE silences; DROP TABLE holds; "
 	    "ALTER TABLE checks DROP COLUMN maintenance");
-	/* ... and with version 1's ts index, without version 6's r_id. */
+	/* ... and with version 1's ts index, without version 6's r_id ...
+	 * and without version 7's checks.agent, location and grid. */
 	sql_exec(db, "CREATE INDEX checks_ts ON checks(ts); "
 	    "ALTER TABLE state DROP COLUMN r_id");
+	sql_exec(db, "ALTER TABLE checks DROP COLUMN agent; "
+	    "ALTER TABLE checks DROP COLUMN location; "
+	    "ALTER TABLE checks DROP COLUMN grid");
 	sqlite3_close(db);
 
 	open_fx(fx, 16);
 	sql_text(fx->db, "SELECT value FROM meta WHERE key = 'schema_version'",
 	    buf, sizeof(buf));
-	assert_string_equal(buf, "6");
+	assert_string_equal(buf, "7");
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM checks WHERE "
 	    "ts = 1000 AND reason = 'refused'"), 1);
 	assert_int_equal(sql_int(fx->db, "SELECT count(*) FROM state"), 1);
