@@ -111,10 +111,6 @@ struct recent {
 #define RECENT_MAX 100
 
 /* A monitor's target, computed when the configuration is applied. */
-struct mtarget {
-	char *monitor;
-	char *target;            /* NULL: unknown */
-};
 
 
 /* The deliveries of one (monitor, section), oldest first. */
@@ -130,8 +126,7 @@ struct chain {
 struct prepared {
 	struct target *targets;
 	size_t n;
-	struct mtarget *mt;      /* sorted by monitor */
-	size_t n_mt;
+	const struct config *cfg; /* a reference (config_ref()), or NULL */
 	char *agent;
 };
 
@@ -148,8 +143,10 @@ static struct group *groups;
 static struct section_stats *sstats;
 static struct recent recent[RECENT_MAX];
 static size_t n_recent, recent_next;
-static struct mtarget *mtargets;
-static size_t n_mtargets;
+/* The configuration committed last (a reference): a monitor's target
+ * (alert_target_of()) is made from its section when it alerts, not kept
+ * for every monitor (issue 17, S8: 100,000 copies at each reload). */
+static const struct config *applied;
 static char *agent_name;
 /* Cluster mode: [cluster] name and location (alert_set_cluster()). */
 static char *cluster_agent, *cluster_location;
@@ -855,27 +852,12 @@ alert_target_of(const struct cfg_section *s)
 	    port);
 }
 
-static int
-mtarget_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct mtarget *)a)->monitor,
-	    ((const struct mtarget *)b)->monitor);
-}
-
-/* The monitors' targets and the agent's name of CFG into PR. */
+/* The agent's name of CFG into PR. */
 static void
-prepare_monitors(const struct config *cfg, struct prepared *pr)
+prepare_agent(const struct config *cfg, struct prepared *pr)
 {
 	char host[256];
-	size_t i;
 
-	pr->mt = xcalloc(cfg->n_monitors + 1, sizeof(*pr->mt));
-	for (i = 0; i < cfg->n_monitors; i++) {
-		pr->mt[i].monitor = xstrdup(cfg->monitors[i].s.name);
-		pr->mt[i].target = alert_target_of(&cfg->monitors[i].s);
-	}
-	pr->n_mt = cfg->n_monitors;
-	qsort(pr->mt, pr->n_mt, sizeof(*pr->mt), mtarget_cmp);
 	if (cfg->agent.name != NULL)
 		pr->agent = xstrdup(cfg->agent.name);
 	else if (gethostname(host, sizeof(host)) == 0) {
@@ -885,29 +867,14 @@ prepare_monitors(const struct config *cfg, struct prepared *pr)
 		pr->agent = xstrdup("watchpost");
 }
 
-static void
-free_mtargets(struct mtarget *mt, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		free(mt[i].monitor);
-		free(mt[i].target);
-	}
-	free(mt);
-}
-
-/* The target of monitor NAME, or NULL. */
-static const char *
+/* The target of monitor NAME in the applied configuration (malloc'd), or
+ * NULL. */
+static char *
 target_of_monitor(const char *name)
 {
-	struct mtarget key = { (char *)name, NULL }, *m;
+	const struct cfg_monitor *m = config_find_monitor(applied, name);
 
-	if (n_mtargets == 0)
-		return NULL;
-	m = bsearch(&key, mtargets, n_mtargets, sizeof(*mtargets),
-	    mtarget_cmp);
-	return m != NULL ? m->target : NULL;
+	return m != NULL ? alert_target_of(&m->s) : NULL;
 }
 
 int
@@ -949,7 +916,8 @@ alert_prepare(const struct config *cfg, struct wp_diag *diag,
 		}
 		t->in = instance_new(p, &built);
 	}
-	prepare_monitors(cfg, pr);
+	prepare_agent(cfg, pr);
+	pr->cfg = config_ref(cfg);
 	*prepared = pr;
 	if (rc != 0) {
 		alert_abort(pr);
@@ -978,7 +946,7 @@ alert_abort(void *prepared)
 	if (pr == NULL)
 		return;
 	free_targets(pr->targets, pr->n);
-	free_mtargets(pr->mt, pr->n_mt);
+	config_free((struct config *)pr->cfg);
 	free(pr->agent);
 	free(pr);
 }
@@ -992,9 +960,8 @@ alert_commit(void *prepared)
 	free_targets(targets, n_targets);
 	targets = pr->targets;
 	n_targets = pr->n;
-	free_mtargets(mtargets, n_mtargets);
-	mtargets = pr->mt;
-	n_mtargets = pr->n_mt;
+	config_free_detached((struct config *)applied);
+	applied = pr->cfg;
 	free(agent_name);
 	agent_name = pr->agent;
 	free(pr);
@@ -1011,6 +978,7 @@ alert_raise(const struct outcome *o, int all, char *const *names, size_t n,
 	const struct wp_result *r = o->result;
 	struct wp_alert a = { .size = sizeof(a) };
 	struct store_alert *out;
+	char *target;
 	size_t i, count = all ? n_targets : n;
 
 	*n_out = 0;
@@ -1025,7 +993,7 @@ alert_raise(const struct outcome *o, int all, char *const *names, size_t n,
 	a.reason = o->state == ST_UP ? NULL : reason_name(r->reason);
 	a.latency_us = r->latency_us;
 	a.since_us = o->since_ms * 1000;
-	a.target = target_of_monitor(o->monitor);
+	a.target = target = target_of_monitor(o->monitor);
 	a.repeat = o->repeat;
 	a.flags = o->alert_flags;
 	a.agent = cluster_agent != NULL ? cluster_agent : agent_name;
@@ -1045,6 +1013,7 @@ alert_raise(const struct outcome *o, int all, char *const *names, size_t n,
 		out[i].payload = payload_json(d);
 		out[i].created_ms = wall_ms();
 	}
+	free(target);
 	*n_out = count;
 	return out;
 }
@@ -1115,9 +1084,8 @@ alert_free(void)
 	free_targets(targets, n_targets);
 	targets = NULL;
 	n_targets = 0;
-	free_mtargets(mtargets, n_mtargets);
-	mtargets = NULL;
-	n_mtargets = 0;
+	config_free((struct config *)applied);
+	applied = NULL;
 	free(agent_name);
 	agent_name = NULL;
 	alert_set_cluster(NULL, NULL);
@@ -1340,12 +1308,11 @@ alert_test_cli(const struct config *cfg, const char *name,
 	    diag, &built) != 0)
 		return WP_EINVAL;
 	in = instance_new(p, &built);
-	prepare_monitors(cfg, &pr);
+	prepare_agent(cfg, &pr);
 	test_send(in, ca->s.name, ca->timeout_ms, pr.agent, cli_done, &w);
 	instance_unref(in);   /* the operation holds its own */
 	while (!w.done)
 		uv_run(main_loop, UV_RUN_ONCE);
-	free_mtargets(pr.mt, pr.n_mt);
 	free(pr.agent);
 	return w.ok ? 0 : 1;
 }

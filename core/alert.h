@@ -36,7 +36,10 @@ struct wp_diag;
 int alert_init(struct store *st);
 
 /* Reload step 1: configure new or changed [alert:*] sections of CFG into a
- * prepared set (errors to DIAG; WP_EINVAL).  Step 2: commit or abort. */
+ * prepared set (errors to DIAG; WP_EINVAL).  Step 2: commit or abort.  The
+ * set holds CFG (config_ref()); once committed, alerts take a monitor's
+ * target (alert_target_of()) from its section in CFG, until the next
+ * commit or alert_free(). */
 int alert_prepare(const struct config *cfg, struct wp_diag *diag,
     void **prepared);
 void alert_commit(void *prepared);

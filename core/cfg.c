@@ -17,9 +17,12 @@
 #include <errno.h>
 #include <fnmatch.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cfg-read.h"
@@ -333,6 +336,7 @@ struct loader {
 	 * once per section (owned; [0] monitors', [1] alerts'). */
 	const struct wp_key *names_for[2];
 	const char **names[2];
+	const struct config *prev; /* config_load_prev()'s (NULL: none) */
 };
 
 static void report(struct loader *ld, int line, const char *fmt, ...)
@@ -1097,6 +1101,15 @@ check_policy(struct loader *ld, const struct cfg_kv *kv, size_t n,
 		    "there is nothing to repeat");
 }
 
+/* Does the line KEY read a file (KEY_file, the plugin's or not)? */
+static int
+reads_file(const char *key)
+{
+	size_t kl = strlen(key), sl = sizeof(FILE_SUFFIX) - 1;
+
+	return kl > sl && strcmp(key + kl - sl, FILE_SUFFIX) == 0;
+}
+
 static void
 check_monitor(struct loader *ld, const struct cfg_raw_section *rs,
     const char *plugin_dir, struct cfg_monitor *m)
@@ -1105,6 +1118,9 @@ check_monitor(struct loader *ld, const struct cfg_raw_section *rs,
 	struct cfg_kv *kv;
 	size_t n;
 	int line;
+
+	int reported = ld->d.errors + ld->d.warnings;
+	size_t i;
 
 	cc = build_section(ld, rs, plugin_dir, monitor_keys, N(monitor_keys),
 	    &m->s, &kv, &n);
@@ -1133,8 +1149,158 @@ check_monitor(struct loader *ld, const struct cfg_raw_section *rs,
 	parse_depends(ld, kv, n, m);
 	parse_locations(ld, kv, n, cc, m);
 	check_fit(ld, rs, kv, n, m);
+	m->s.reusable = m->s.configurable && m->s.plugin != NULL &&
+	    ld->d.errors + ld->d.warnings == reported;
+	for (i = 0; i < m->s.n_lines && m->s.reusable; i++)
+		if (reads_file(m->s.lines[i].key))
+			m->s.reusable = 0;
 	keys_free(cc);
 	free(kv);
+}
+
+/* ---- config_load_prev(): unchanged sections copied ---- */
+
+static size_t
+name_hash(const char *s)
+{
+	size_t h = 5381;
+
+	while (*s != '\0')
+		h = h * 33 + (unsigned char)*s++;
+	return h;
+}
+
+/* Index CFG's monitors by name (cfg->by_name). */
+static void
+index_monitors(struct config *cfg)
+{
+	size_t i, b, size = 64, mask;
+
+	while (size < cfg->n_monitors * 2)
+		size *= 2;
+	mask = size - 1;
+	cfg->by_name = xcalloc(size, sizeof(*cfg->by_name));
+	cfg->by_name_size = size;
+	for (i = 0; i < cfg->n_monitors; i++) {
+		for (b = name_hash(cfg->monitors[i].s.name) & mask;
+		    cfg->by_name[b] != 0; b = (b + 1) & mask)
+			;
+		cfg->by_name[b] = i + 1;
+	}
+}
+
+/* LD->prev's monitor NAME, or NULL. */
+static const struct cfg_monitor *
+prev_find(const struct loader *ld, const char *name)
+{
+	return config_find_monitor(ld->prev, name);
+}
+
+/*
+ * The previous load's checked form of the monitor section RS, when
+ * checking RS again would give the same (see config_load_prev()); else
+ * NULL.  Everything check_monitor() reads from outside the section is
+ * looked at again: the plugin (by type, in PLUGIN_DIR) and the names of
+ * the alerts and monitors it refers to.  The rest a monitor is checked
+ * against (cycles, maintenance windows, [cluster]) is checked for every
+ * monitor once the sections are read, copied or not.
+ */
+static const struct cfg_monitor *
+prev_same(struct loader *ld, const struct cfg_raw_section *rs,
+    const char *plugin_dir)
+{
+	const struct cfg_monitor *o;
+	const struct wp_plugin *p;
+	char why[512];
+	size_t i, j;
+
+	if ((o = prev_find(ld, rs->name)) == NULL || !o->s.reusable ||
+	    o->s.n_lines != rs->n_kv)
+		return NULL;
+	for (i = 0; i < rs->n_kv; i++)
+		if (rs->kv[i].line - rs->line != o->s.lines[i].line - o->s.line ||
+		    strcmp(rs->kv[i].key, o->s.lines[i].key) != 0 ||
+		    strcmp(rs->kv[i].value, o->s.lines[i].value) != 0)
+			return NULL;
+	for (i = 0; i < o->n_alerts; i++)
+		if (!alert_exists(ld, o->alerts[i]))
+			return NULL;
+	for (i = 0; i < o->policy.n_esc; i++)
+		for (j = 0; j < o->policy.esc[i].n_alerts; j++)
+			if (!alert_exists(ld, o->policy.esc[i].alerts[j]))
+				return NULL;
+	for (i = 0; i < o->n_depends_on; i++)
+		if (cfg_raw_find(&ld->raw, CFG_MONITOR, o->depends_on[i]) == NULL)
+			return NULL;
+	if (ld->lookup == NULL)
+		return NULL;
+	p = ld->lookup(ld->lookup_arg, plugin_dir, WP_PLUGIN_CHECK, o->s.type,
+	    why, sizeof(why));
+	return p == o->s.plugin ? o : NULL;
+}
+
+/* The N strings of V, copied (NULL for none). */
+static char **
+strv_copy(char *const *v, size_t n)
+{
+	char **c;
+	size_t i;
+
+	if (n == 0)
+		return NULL;
+	c = xcalloc(n, sizeof(*c));
+	for (i = 0; i < n; i++)
+		c[i] = xstrdup(v[i]);
+	return c;
+}
+
+/* N lines (and a zeroed terminator) pointing into TEXT as O's point into
+ * OTEXT, each line moved by DELTA. */
+static struct cfg_kv *
+kv_move(const struct cfg_kv *o, size_t n, const char *otext, char *text,
+    int delta)
+{
+	struct cfg_kv *kv = xcalloc(n + 1, sizeof(*kv));
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		kv[i].key = text + (o[i].key - otext);
+		kv[i].value = text + (o[i].value - otext);
+		kv[i].line = o[i].line + delta;
+	}
+	return kv;
+}
+
+/* A deep copy of O into M, every line moved by DELTA; M's file is the
+ * caller's to set. */
+static void
+monitor_copy(struct cfg_monitor *m, const struct cfg_monitor *o, int delta)
+{
+	const struct cfg_section *os = &o->s;
+	size_t len = 0, i;
+
+	*m = *o;
+	m->s.name = xstrdup(os->name);
+	m->s.type = xstrdup(os->type);
+	m->s.line = os->line + delta;
+	m->s.type_line = os->type_line + delta;
+	/* text is every line's key and value, NUL-ended, in turn
+	 * (build_section()). */
+	for (i = 0; i < os->n_lines; i++)
+		len += strlen(os->lines[i].key) + strlen(os->lines[i].value) + 2;
+	m->s.text = xmalloc(len + 1);
+	memcpy(m->s.text, os->text, len);
+	m->s.text[len] = '\0';
+	m->s.lines = kv_move(os->lines, os->n_lines, os->text, m->s.text,
+	    delta);
+	m->s.kv = kv_move(os->kv, os->n_kv, os->text, m->s.text, delta);
+	m->alerts = strv_copy(o->alerts, o->n_alerts);
+	policy_conf_copy(&m->policy, &o->policy);
+	m->group = o->group != NULL ? xstrdup(o->group) : NULL;
+	m->depends_on = strv_copy(o->depends_on, o->n_depends_on);
+	m->locations = strv_copy(o->locations, o->n_locations);
+	if (o->locations_line != 0)
+		m->locations_line = o->locations_line + delta;
 }
 
 static void
@@ -1382,12 +1548,9 @@ check_cluster_monitors(struct loader *ld, struct config *cfg)
 static size_t
 monitor_index(const struct config *cfg, const char *name)
 {
-	size_t i;
+	const struct cfg_monitor *m = config_find_monitor(cfg, name);
 
-	for (i = 0; i < cfg->n_monitors; i++)
-		if (strcmp(cfg->monitors[i].s.name, name) == 0)
-			break;
-	return i;
+	return m != NULL ? (size_t)(m - cfg->monitors) : cfg->n_monitors;
 }
 
 /* The line of M's "depends_on = NAME" (its header's if not found). */
@@ -1607,6 +1770,9 @@ config_free(struct config *cfg)
 
 	if (cfg == NULL)
 		return;
+	/* Another holder keeps it (config_ref()). */
+	if (atomic_fetch_sub(&cfg->extra_refs, 1) > 0)
+		return;
 	free(cfg->file);
 	free(cfg->dir);
 	free(cfg->agent.database);
@@ -1635,6 +1801,7 @@ config_free(struct config *cfg)
 		free(cfg->monitors[i].locations);
 	}
 	free(cfg->monitors);
+	free(cfg->by_name);
 	for (i = 0; i < cfg->n_maintenance; i++) {
 		struct cfg_maintenance *w = &cfg->maintenance[i];
 
@@ -1656,6 +1823,64 @@ config_free(struct config *cfg)
 	free(cfg->status.footer);
 	cluster_conf_free(&cfg->cluster);
 	free(cfg);
+}
+
+struct config *
+config_ref(const struct config *cfg)
+{
+	struct config *c = (struct config *)cfg;
+
+	atomic_fetch_add(&c->extra_refs, 1);
+	return c;
+}
+
+static atomic_int detached_frees; /* config_free_detached()'s running */
+
+static void *
+free_main(void *arg)
+{
+	config_free(arg);
+	atomic_fetch_sub(&detached_frees, 1);
+	return NULL;
+}
+
+void
+config_free_detached(struct config *cfg)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	int made;
+
+	if (cfg == NULL)
+		return;
+	/* Only a reference to drop: nothing to wait for.  (Should the others
+	 * go meanwhile, config_free() frees it here: correct, if slower.) */
+	if (atomic_load(&cfg->extra_refs) > 0) {
+		config_free(cfg);
+		return;
+	}
+	if (pthread_attr_init(&attr) != 0) {
+		config_free(cfg);
+		return;
+	}
+	atomic_fetch_add(&detached_frees, 1);
+	made = pthread_attr_setdetachstate(&attr,
+	    PTHREAD_CREATE_DETACHED) == 0 &&
+	    pthread_create(&t, &attr, free_main, cfg) == 0;
+	pthread_attr_destroy(&attr);
+	if (!made) {
+		atomic_fetch_sub(&detached_frees, 1);
+		config_free(cfg);
+	}
+}
+
+void
+config_free_wait(void)
+{
+	const struct timespec ms = { 0, 1000000 };
+
+	while (atomic_load(&detached_frees) > 0)
+		nanosleep(&ms, NULL);
 }
 
 static int
@@ -1748,9 +1973,19 @@ config_load_overlay(const char *file, const char *plugin_dir_override,
     cfg_lookup_fn lookup, void *lookup_arg, const struct cfg_overlay *ov,
     struct wp_diag *diag, struct config **out)
 {
+	return config_load_prev(file, plugin_dir_override, lookup, lookup_arg,
+	    ov, NULL, diag, out);
+}
+
+int
+config_load_prev(const char *file, const char *plugin_dir_override,
+    cfg_lookup_fn lookup, void *lookup_arg, const struct cfg_overlay *ov,
+    const struct config *prev, struct wp_diag *diag, struct config **out)
+{
 	struct loader ld;
 	struct config *cfg = NULL;
 	const struct cfg_raw_section *rs;
+	const struct cfg_monitor *same;
 	const char *prev_file = diag->file;
 	char *cwd;
 	size_t i, nm = 0, na = 0, nw = 0;
@@ -1786,6 +2021,9 @@ config_load_overlay(const char *file, const char *plugin_dir_override,
 		    plugin_dir_override);
 		free(cwd);
 	}
+	/* Paths in a section are resolved against the file's folder. */
+	if (prev != NULL && strcmp(prev->dir, cfg->dir) == 0)
+		ld.prev = prev;
 
 	for (i = 0; i < ld.raw.n_secs; i++) {
 		if (ld.raw.secs[i].kind == CFG_MONITOR)
@@ -1807,8 +2045,13 @@ config_load_overlay(const char *file, const char *plugin_dir_override,
 		ld.d.rank = rs->file;
 		if (rs->kind == CFG_MONITOR) {
 			s = &cfg->monitors[cfg->n_monitors].s;
-			check_monitor(&ld, rs, cfg->agent.plugin_dir,
-			    &cfg->monitors[cfg->n_monitors++]);
+			if (ld.prev != NULL && (same = prev_same(&ld, rs,
+			    cfg->agent.plugin_dir)) != NULL)
+				monitor_copy(&cfg->monitors[cfg->n_monitors++],
+				    same, rs->line - same->s.line);
+			else
+				check_monitor(&ld, rs, cfg->agent.plugin_dir,
+				    &cfg->monitors[cfg->n_monitors++]);
 		} else if (rs->kind == CFG_ALERT) {
 			s = &cfg->alerts[cfg->n_alerts].s;
 			check_alert(&ld, rs, cfg->agent.plugin_dir,
@@ -1823,6 +2066,7 @@ config_load_overlay(const char *file, const char *plugin_dir_override,
 			s->file_no = rs->file;
 		}
 	}
+	index_monitors(cfg);
 	/* Once every monitor is known: patterns and the dependency graph.
 	 * Each section's problems name its own file. */
 	for (i = 0; i < ld.raw.n_secs; i++) {
@@ -1859,11 +2103,22 @@ done:
 const struct cfg_monitor *
 config_find_monitor(const struct config *cfg, const char *name)
 {
-	size_t i;
+	size_t mask, b, slot, i;
 
-	for (i = 0; cfg != NULL && i < cfg->n_monitors; i++)
-		if (strcmp(cfg->monitors[i].s.name, name) == 0)
-			return &cfg->monitors[i];
+	if (cfg == NULL)
+		return NULL;
+	if (cfg->by_name_size == 0) {
+		/* A configuration built by hand (tests): no index. */
+		for (i = 0; i < cfg->n_monitors; i++)
+			if (strcmp(cfg->monitors[i].s.name, name) == 0)
+				return &cfg->monitors[i];
+		return NULL;
+	}
+	mask = cfg->by_name_size - 1;
+	for (b = name_hash(name) & mask; (slot = cfg->by_name[b]) != 0;
+	    b = (b + 1) & mask)
+		if (strcmp(cfg->monitors[slot - 1].s.name, name) == 0)
+			return &cfg->monitors[slot - 1];
 	return NULL;
 }
 

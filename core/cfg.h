@@ -29,6 +29,7 @@
 #define CORE_CFG_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -94,6 +95,11 @@ struct cfg_section {
 	char *text;            /* the strings of lines and kv, one block */
 	int64_t interval_ms;   /* monitors: the interval; alerts: 0 (push's
 	                        * wp_section.interval_us) */
+	/* A later load may copy this section instead of checking it again
+	 * (config_load_prev()): checking it reported nothing, its plugin
+	 * judged it, and no line reads a file (a file's contents may change
+	 * while its lines do not). */
+	int reusable;
 };
 
 /* alert_on: which transitions alert. */
@@ -201,6 +207,12 @@ struct config {
 	struct cfg_maintenance *maintenance; /* in file order */
 	size_t n_maintenance;
 	struct cluster_conf cluster;  /* [cluster]; enabled 0 without it */
+	/* monitors by name (config_find_monitor()): open-addressed, slot =
+	 * index + 1, 0 empty, at most half full; built by the load. */
+	size_t *by_name;
+	size_t by_name_size;       /* a power of two, or 0: none */
+	/* References beyond the first (config_ref()); 0 for a fresh load. */
+	atomic_int extra_refs;
 };
 
 /*
@@ -227,7 +239,21 @@ typedef const struct wp_plugin *(*cfg_lookup_fn)(void *arg,
 int config_load(const char *file, const char *plugin_dir_override,
     cfg_lookup_fn lookup, void *lookup_arg, struct wp_diag *diag,
     struct config **out);
+/* Drop a reference to CFG: the last one frees it (NULL is fine).  Any
+ * thread may drop one; the configuration is never changed after the load,
+ * so the holders share it read-only. */
 void config_free(struct config *cfg);
+/* One more reference to CFG (its holder calls config_free() once more);
+ * returns CFG.  The reference count is the one part of a configuration
+ * that changes after the load, hence the const. */
+struct config *config_ref(const struct config *cfg);
+/* config_free() on a thread of its own when it is the last reference, so
+ * that the caller (the loop, after a reload's apply) does not wait for
+ * 100,000 sections to be freed; on the caller's thread when no thread can
+ * be made.  config_free_wait() returns once every such free is done (at
+ * shutdown, before the process checks its heap or exits). */
+void config_free_detached(struct config *cfg);
+void config_free_wait(void);
 
 /* A key table of the host: "agent", "monitor" (the keys every monitor
  * has), "alert" (the keys every alert has), "status" ([status]) or
@@ -246,6 +272,9 @@ const struct cfg_keys *cfg_host_keys(size_t *n);
 #define CFG_DEF_HASH_INIT 0xcbf29ce484222325ull
 uint64_t cfg_def_hash(uint64_t h, const void *p, size_t n);
 
+/* The monitor or alert NAME of CFG (NULL is fine), or NULL.  Monitors are
+ * found through the load's index, so any number of lookups stays cheap at
+ * 100,000 monitors. */
 const struct cfg_monitor *config_find_monitor(const struct config *cfg,
     const char *name);
 const struct cfg_alert *config_find_alert(const struct config *cfg,
@@ -265,5 +294,21 @@ struct cfg_overlay {
 int config_load_overlay(const char *file, const char *plugin_dir_override,
     cfg_lookup_fn lookup, void *lookup_arg, const struct cfg_overlay *ov,
     struct wp_diag *diag, struct config **out);
+
+/*
+ * config_load_overlay() that takes from PREV (a configuration loaded
+ * before from the same FILE, NULL: none) every [monitor:] section written
+ * exactly as before -- same name, type, lines and values, at the same
+ * distances from its header -- and marked reusable there, whose plugin is
+ * the one PREV's has and whose alerts, escalations and depends_on still
+ * name sections of the new file: the checked section is copied (its line
+ * numbers moved with the header) rather than checked again.  The result is
+ * the one config_load_overlay() gives for the file; a reload of 100,000
+ * monitors then checks only what changed (issue 17, S8).  PREV is only
+ * read: the caller keeps it alive (config_ref()) for the call.
+ */
+int config_load_prev(const char *file, const char *plugin_dir_override,
+    cfg_lookup_fn lookup, void *lookup_arg, const struct cfg_overlay *ov,
+    const struct config *prev, struct wp_diag *diag, struct config **out);
 
 #endif

@@ -101,6 +101,11 @@ struct cslot {
 	enum mstate unalerted_from;
 	int64_t held_id;       /* the store id of a monitor whose alerts
 	                        * wait for the commit in flight; 0: none */
+	/* For the surfaces (cluster_run_monitor()). */
+	int held_by_other;     /* another agent's claim on it went away:
+	                        * claiming it now is a takeover */
+	enum mstate gseen;     /* @global: the decision in etcd, from the
+	                        * watch (ST_COUNT: none) */
 };
 
 static struct engine {
@@ -134,6 +139,7 @@ static struct engine {
 	int renew_failed;              /* the last renewal got no answer */
 	int lost;                      /* the cluster-lost event is raised */
 	uint64_t lost_total;
+	uint64_t takeovers_total, claim_conflicts_total;
 	void (*stop_done)(void *);
 	void *stop_arg;
 } *E;
@@ -225,6 +231,7 @@ slot_get(const char *key)
 	s->key = xstrdup(key);
 	s->vstate = s->sent = ST_COUNT;
 	s->gstate = ST_PENDING;
+	s->gseen = ST_COUNT;
 	E->slots[lo] = s;
 	E->n_slots++;
 	return s;
@@ -392,6 +399,25 @@ members_clear(void)
 
 /* ---- what etcd says: one key at a time ---- */
 
+static int state_parse(const char *value, size_t len,
+    struct policy_state *ps, int64_t *episode_ms);
+
+/* state/SLOT was put (VALUE) or deleted (VALUE NULL): for an @global
+ * slot of ours, the decision every agent shows (the status page). */
+static void
+decision_seen(const char *slot, const char *value, size_t len)
+{
+	size_t n = strlen(slot);
+	struct policy_state ps;
+	struct cslot *s;
+
+	if (n < 7 || strcmp(slot + n - 7, "@global") != 0 ||
+	    (s = slot_find(slot)) == NULL || !s->global)
+		return;
+	s->gseen = value != NULL && state_parse(value, len, &ps, NULL) == 0 ?
+	    ps.state : ST_COUNT;
+}
+
 static void
 kv_put(const struct etcd_kv *kv)
 {
@@ -408,6 +434,8 @@ kv_put(const struct etcd_kv *kv)
 		    kv->lease, kv->create_revision);
 	else if (strncmp(key, "verdict/", 8) == 0)
 		verdict_put(key + 8, kv->value, kv->value_len);
+	else if (strncmp(key, "state/", 6) == 0)
+		decision_seen(key + 6, kv->value, kv->value_len);
 	free(key);
 }
 
@@ -423,10 +451,14 @@ kv_delete(const char *k, size_t n)
 	if (strncmp(key, "members/", 8) == 0)
 		member_delete(key);
 	else if (strncmp(key, "own/", 4) == 0 &&
-	    (s = slot_find(key + 4)) != NULL)
+	    (s = slot_find(key + 4)) != NULL) {
+		if (s->holder != NULL && !slot_mine(s))
+			s->held_by_other = 1;
 		slot_set_holder(s, NULL, 0, 0, 0);
-	else if (strncmp(key, "verdict/", 8) == 0)
+	} else if (strncmp(key, "verdict/", 8) == 0)
 		verdict_delete(key + 8);
+	else if (strncmp(key, "state/", 6) == 0)
+		decision_seen(key + 6, NULL, 0);
 	free(key);
 }
 
@@ -474,8 +506,10 @@ load_cb(void *arg, const struct etcd_result *r)
 	/* A full read replaces what was known. */
 	members_clear();
 	verdicts_clear();
-	for (i = 0; i < E->n_slots; i++)
+	for (i = 0; i < E->n_slots; i++) {
 		slot_set_holder(E->slots[i], NULL, 0, 0, 0);
+		E->slots[i]->gseen = ST_COUNT;
+	}
 	for (i = 0; i < r->n_kvs; i++)
 		kv_put(&r->kvs[i]);
 	E->revision = r->revision;
@@ -530,12 +564,16 @@ claim_cb(void *arg, const struct etcd_result *r)
 		 * key's create_revision, the claim's token. */
 		slot_set_holder(s, E->cc.name, strlen(E->cc.name), E->lease,
 		    r->revision);
+		if (s->held_by_other)
+			E->takeovers_total++;
+		s->held_by_other = 0;
 		log_info("cluster: claimed %s (token %lld)", s->key,
 		    (long long)r->revision);
 	} else if (kind == SR_RELEASE && r->succeeded) {
 		slot_set_holder(s, NULL, 0, 0, 0);
 		log_info("cluster: released %s", s->key);
-	}
+	} else if (kind == SR_CLAIM)
+		E->claim_conflicts_total++;
 	/* Go on with this slot at once; the rest waits for the tick, so
 	 * that thousands of answers do not each walk every slot. */
 	if (slot_mine(s) && s->want && !s->ready && s->sreq == NULL &&
@@ -1684,20 +1722,6 @@ cluster_run_free(void)
 	E = NULL;
 }
 
-int
-cluster_run_engine_up(void)
-{
-	if (E == NULL)
-		return -1;
-	return !fenced();
-}
-
-unsigned
-cluster_run_owned(void)
-{
-	return E != NULL ? E->owned : 0;
-}
-
 json_t *
 cluster_run_sd_json(void)
 {
@@ -1719,23 +1743,113 @@ cluster_run_sd_json(void)
 	return a;
 }
 
-unsigned
-cluster_run_config_mismatch(void)
+static unsigned
+config_mismatch(void)
 {
 	unsigned n = 0;
 	size_t i;
 
-	if (E == NULL)
-		return 0;
 	for (i = 0; i < E->n_members; i++)
 		n += strcmp(E->members[i].config, E->config) != 0;
 	return n;
 }
 
-uint64_t
-cluster_run_lost_total(void)
+int
+cluster_run_get_stats(struct cluster_run_stats *st)
 {
-	return E != NULL ? E->lost_total : 0;
+	int64_t now = mono_us();
+
+	if (E == NULL)
+		return -1;
+	memset(st, 0, sizeof(*st));
+	st->name = E->cc.name;
+	st->location = E->cc.location;
+	st->fenced = fenced();
+	st->up = !st->fenced;
+	st->lease_remaining_s = E->dl.lease != 0 && E->dl.deadline_us > now ?
+	    (double)(E->dl.deadline_us - now) / 1e6 : 0;
+	st->owned = E->owned;
+	st->config_mismatch = config_mismatch();
+	st->lost_total = E->lost_total;
+	st->takeovers_total = E->takeovers_total;
+	st->claim_conflicts_total = E->claim_conflicts_total;
+	return 0;
+}
+
+void
+cluster_run_each_location(void (*fn)(void *arg, const char *location,
+    unsigned n), void *arg)
+{
+	size_t i, j;
+	unsigned n;
+
+	if (E == NULL)
+		return;
+	/* A handful of members: quadratic is fine, and needs no sort. */
+	for (i = 0; i < E->n_members; i++) {
+		for (j = 0; j < i; j++)
+			if (strcmp(E->members[j].location,
+			    E->members[i].location) == 0)
+				break;
+		if (j < i)
+			continue; /* counted at its first member */
+		for (n = 0, j = i; j < E->n_members; j++)
+			n += strcmp(E->members[j].location,
+			    E->members[i].location) == 0;
+		fn(arg, E->members[i].location, n);
+	}
+}
+
+/* MONITOR's @global slot, or NULL (a plain monitor, or not ours). */
+static struct cslot *
+global_slot(const char *monitor)
+{
+	char key[2 * CFG_NAME_MAX + 8];
+	struct cslot *s;
+
+	if (cluster_slot_key(key, sizeof(key), monitor, "@global") < 0 ||
+	    (s = slot_find(key)) == NULL || !s->global || s->monitor == NULL)
+		return NULL;
+	return s;
+}
+
+int
+cluster_run_monitor(const char *monitor, struct cluster_run_monitor *out)
+{
+	const struct cslot *s, *g;
+
+	if (E == NULL)
+		return -1;
+	s = slot_of_monitor(monitor);
+	g = global_slot(monitor);
+	if (s == NULL && g == NULL)
+		return -1;
+	memset(out, 0, sizeof(*out));
+	out->checks_here = s != NULL && slot_mine(s) && s->ready;
+	out->decides_here = g != NULL && slot_mine(g) && g->ready;
+	out->decision = ST_COUNT;
+	if (out->decides_here && g->gstate != ST_PENDING)
+		out->decision = g->gstate;
+	else if (g != NULL)
+		out->decision = g->gseen;
+	out->n_locations = g != NULL ? g->n_locs : 0;
+	return 0;
+}
+
+void
+cluster_run_each_verdict(const char *monitor, void (*fn)(void *arg,
+    const char *location, int state), void *arg)
+{
+	const struct verdict *v;
+	const struct cslot *g;
+	size_t i;
+
+	if (E == NULL || (g = global_slot(monitor)) == NULL)
+		return;
+	for (i = 0; i < g->n_locs; i++) {
+		v = verdict_find(monitor, g->locs[i]);
+		fn(arg, g->locs[i], v != NULL ? (int)v->state : ST_COUNT);
+	}
 }
 
 json_t *
@@ -1793,6 +1907,6 @@ cluster_run_json(void)
 	json_object_set_new(o, "verdicts", vs);
 	json_object_set_new(o, "config", json_string(E->config));
 	json_object_set_new(o, "config_mismatch",
-	    json_integer(cluster_run_config_mismatch()));
+	    json_integer(config_mismatch()));
 	return o;
 }

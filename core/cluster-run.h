@@ -72,15 +72,56 @@ struct json_t *cluster_run_json(void);
  * [cluster]. */
 struct json_t *cluster_run_sd_json(void);
 
-/* For metrics: 1 when the engine is healthy (registered and not
- * fenced), 0 otherwise, -1 without [cluster]. */
-int cluster_run_engine_up(void);
-/* Slots this agent holds. */
-unsigned cluster_run_owned(void);
-/* Members whose monitors' fingerprint differs from this agent's (they
- * were given another file: slots may be checked by nobody or twice). */
-unsigned cluster_run_config_mismatch(void);
-/* cluster-lost events since start (fenced by the local deadline). */
-uint64_t cluster_run_lost_total(void);
+/* The engine's health and counters, for /metrics. */
+struct cluster_run_stats {
+	const char *name, *location; /* this agent's (borrowed until
+	                          * cluster_run_free()) */
+	int up;                  /* registered and not fenced */
+	int fenced;              /* the local deadline forbids starts */
+	double lease_remaining_s; /* until the local deadline (the last
+	                          * answered renewal's send time + TTL);
+	                          * 0 without a lease */
+	unsigned owned;          /* slots this agent holds the claim of */
+	unsigned config_mismatch; /* members whose monitors' fingerprint
+	                          * differs from this agent's (they were
+	                          * given another file) */
+	uint64_t lost_total;     /* cluster-lost events since start */
+	uint64_t takeovers_total; /* claims won on slots another agent
+	                          * held before (failover, rebalancing) */
+	uint64_t claim_conflicts_total; /* claims refused: another agent
+	                          * created the claim first */
+};
+/* Fill *ST: 0, or -1 (nothing filled) without [cluster]. */
+int cluster_run_get_stats(struct cluster_run_stats *st);
+
+/* FN(ARG, LOCATION, N) for each location with N > 0 members, this agent
+ * counted; LOCATION is borrowed for the call.  Nothing without
+ * [cluster]. */
+void cluster_run_each_location(void (*fn)(void *arg, const char *location,
+    unsigned n), void *arg);
+
+/* What this agent knows of one monitor in cluster mode. */
+struct cluster_run_monitor {
+	int checks_here;         /* it holds the claim of the slot it checks
+	                          * the monitor in (the plain one, or its
+	                          * location's): its results are the ones
+	                          * that count */
+	int decides_here;        /* it holds the monitor's @global claim */
+	int decision;            /* enum mstate: the @global decision (the
+	                          * holder's own, else the last one etcd
+	                          * showed); ST_COUNT: none yet, or not a
+	                          * multi-location monitor */
+	size_t n_locations;      /* the monitor's locations; 0: plain */
+};
+/* Fill *OUT for MONITOR: 0, or -1 without [cluster] or for a monitor the
+ * engine does not know. */
+int cluster_run_monitor(const char *monitor, struct cluster_run_monitor *out);
+
+/* FN(ARG, LOCATION, STATE) for each location of the multi-location
+ * MONITOR in the file's order, STATE (enum mstate) the verdict its owner
+ * committed, ST_COUNT when it has none (no live agent there, or no check
+ * yet).  LOCATION is borrowed for the call. */
+void cluster_run_each_verdict(const char *monitor, void (*fn)(void *arg,
+    const char *location, int state), void *arg);
 
 #endif /* CORE_CLUSTER_RUN_H */

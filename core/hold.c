@@ -66,7 +66,9 @@ struct silence {
 };
 
 struct hmon {
-	char *name;
+	/* name and alerts are the applied configuration's (hold_apply()):
+	 * not copied for each of 100,000 monitors (issue 17, S8). */
+	const char *name;
 	int64_t id;             /* the store's; 0: none */
 	/* The arrays below are NULL when empty: with 100,000 monitors and
 	 * no holds, empty arrays and a fixed reason buffer were ~320 bytes
@@ -77,7 +79,7 @@ struct hmon {
 	size_t *wins;           /* indices of the windows covering it */
 	size_t n_wins;
 	int all_alerts;
-	char **alerts;
+	char *const *alerts;
 	size_t n_alerts;
 	unsigned alert_on;      /* its policy's POLICY_ON_* (the release) */
 
@@ -249,11 +251,9 @@ mons_free(struct hmon *v, size_t n)
 	size_t i;
 
 	for (i = 0; i < n; i++) {
-		free(v[i].name);
 		free(v[i].deps);
 		free(v[i].wins);
 		free(v[i].why);
-		free_strv(v[i].alerts, v[i].n_alerts);
 	}
 	free(v);
 }
@@ -571,15 +571,11 @@ hold_apply(const struct config *cfg)
 		const struct cfg_monitor *c = &cfg->monitors[i];
 
 		m = &mons[i];
-		m->name = xstrdup(c->s.name);
+		m->name = c->s.name;
 		m->all_alerts = c->all_alerts;
 		m->alert_on = c->policy.alert_on;
-		if (c->n_alerts > 0) {
-			m->alerts = xcalloc(c->n_alerts, sizeof(char *));
-			for (j = 0; j < c->n_alerts; j++)
-				m->alerts[j] = xstrdup(c->alerts[j]);
-			m->n_alerts = c->n_alerts;
-		}
+		m->alerts = c->alerts;
+		m->n_alerts = c->n_alerts;
 		for (j = 0; j < n_wins; j++)
 			if (match_any(wins[j].pats, wins[j].n_pats, m->name)) {
 				if (m->wins == NULL)

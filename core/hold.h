@@ -73,8 +73,10 @@ void hold_init(struct store *st, const struct hold_ops *ops);
  * After the manager applied CFG (start-up and each reload): the monitors,
  * their depends_on and alert sections, the windows.  A monitor held
  * before keeps its hold and the state it had when the hold began; one
- * whose reasons ended with the new file is released.  CFG is borrowed for
- * the call.
+ * whose reasons ended with the new file is released.  The monitors' names
+ * and alert lists are CFG's, not copied: the caller keeps CFG alive until
+ * the next hold_apply() or hold_free() (and the previous CFG through this
+ * call).
  */
 void hold_apply(const struct config *cfg);
 

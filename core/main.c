@@ -224,8 +224,10 @@ load_with(struct wp_diag *diag, int startup, const struct cfg_overlay *ov)
 	if (startup)
 		op = opmon_begin(OPC_STARTUP, "load configuration",
 		    STARTUP_STEP_MS);
-	if (config_load_overlay(opt.config, opt.plugin_dir, loader_lookup,
-	    NULL, ov, diag, &cfg) != 0) {
+	/* After start-up the running file's unchanged sections are copied,
+	 * not checked again (config_load_prev()). */
+	if (config_load_prev(opt.config, opt.plugin_dir, loader_lookup,
+	    NULL, ov, startup ? NULL : manager_config(), diag, &cfg) != 0) {
 		if (cfg != NULL)
 			manager_check(cfg, diag);
 		config_free(cfg);
@@ -460,6 +462,9 @@ struct reload_job {
 	int threaded;            /* thread is joinable */
 	struct wp_diag diag;
 	struct config *cfg;      /* the read's (NULL: unreadable) */
+	struct config *prev;     /* the running one when the read began (a
+	                          * reference, dropped by the read), NULL:
+	                          * none */
 	int rc;                  /* config_load_overlay()'s */
 	unsigned applies;        /* `applies` when the read began */
 	struct opmon_op *op;     /* the "reload" operation */
@@ -542,8 +547,12 @@ static void
 reload_read(struct reload_job *j)
 {
 	diag_init(&j->diag, opt.config);
-	j->rc = config_load_overlay(opt.config, opt.plugin_dir, loader_lookup,
-	    NULL, NULL, &j->diag, &j->cfg);
+	j->rc = config_load_prev(opt.config, opt.plugin_dir, loader_lookup,
+	    NULL, NULL, j->prev, &j->diag, &j->cfg);
+	/* Off the loop when an apply came meanwhile and this was the last
+	 * reference. */
+	config_free(j->prev);
+	j->prev = NULL;
 	j->t_read = mono_us();
 }
 
@@ -566,6 +575,10 @@ reload_start(struct opmon_op *op, int64_t t0)
 	j->applies = applies;
 	j->op = op;
 	j->t0 = t0;
+	/* The read copies its unchanged sections from the running file, which
+	 * an apply (the admin API's) may replace meanwhile: it holds it. */
+	if (manager_config() != NULL)
+		j->prev = config_ref(manager_config());
 	reload_job = j;
 	if (pthread_create(&j->thread, NULL, reload_main, j) == 0) {
 		j->threaded = 1;

@@ -1330,7 +1330,8 @@ manager_apply(struct config *cfg, struct wp_diag *diag)
 		    "removed, %zu unchanged", n_new, n_changed, n_removed,
 		    n_monitors - n_new - n_changed);
 	hold_apply(cfg);
-	config_free(current);
+	/* 100,000 sections take ~25 ms to free: not on the loop. */
+	config_free_detached(current);
 	current = cfg;
 	return 0;
 }
@@ -1475,6 +1476,7 @@ manager_free(void)
 	routes_free();
 	config_free(current);
 	current = NULL;
+	config_free_wait();
 	hold_free();
 }
 

@@ -122,17 +122,46 @@ histogram(struct sbuf *b, const char *name, const struct label *l,
 	sbuf_printf(b, "%" PRIu64 "\n", cum);
 }
 
-/* The monitor and type labels of every per-monitor series, plus EXTRA. */
+/*
+ * The monitor and type labels of every per-monitor series, in cluster
+ * mode (CS non-NULL) location and agent -- where and by whom it was
+ * checked, so the agents' series never collide -- plus EXTRA.  L has
+ * room for 5.
+ */
 static size_t
-monitor_labels(struct label *l, const struct manager_monitor_stats *ms,
-    const char *extra_name, const char *extra_value)
+monitor_labels(struct label *l, const struct cluster_run_stats *cs,
+    const struct manager_monitor_stats *ms, const char *extra_name,
+    const char *extra_value)
 {
-	l[0] = (struct label){ "monitor", ms->name };
-	l[1] = (struct label){ "type", ms->type };
-	if (extra_name == NULL)
-		return 2;
-	l[2] = (struct label){ extra_name, extra_value };
-	return 3;
+	size_t n = 0;
+
+	l[n++] = (struct label){ "monitor", ms->name };
+	l[n++] = (struct label){ "type", ms->type };
+	if (cs != NULL) {
+		l[n++] = (struct label){ "location", cs->location };
+		l[n++] = (struct label){ "agent", cs->name };
+	}
+	if (extra_name != NULL)
+		l[n++] = (struct label){ extra_name, extra_value };
+	return n;
+}
+
+/*
+ * 1 when this agent's view of the monitor MS is the one that counts: no
+ * cluster, or this agent holds the claim of the slot it checks the
+ * monitor in.  Gauges (state, latency, ...) come only from there, so that
+ * a sum over the agents counts each monitor once per location and no
+ * agent's stale view of a monitor it handed over lingers; counters come
+ * from every agent (each check is counted where it ran).
+ */
+static int
+gauge_here(const struct cluster_run_stats *cs,
+    const struct manager_monitor_stats *ms)
+{
+	struct cluster_run_monitor cm;
+
+	return cs == NULL || (cluster_run_monitor(ms->name, &cm) == 0 &&
+	    cm.checks_here);
 }
 
 /*
@@ -141,60 +170,60 @@ monitor_labels(struct label *l, const struct manager_monitor_stats *ms,
  * enabled = false or a reload disabling it).
  */
 static void
-render_monitors(struct sbuf *b)
+render_monitors(struct sbuf *b, const struct cluster_run_stats *cs)
 {
 	static const char *const phases[] = { "dns", "connect", "tls",
 	    "first_byte" };
 	struct manager_monitor_stats ms;
 	const struct monitor *it;
-	struct label l[3];
+	struct label l[5];
 	size_t i, n;
 
 	family(b, "watchpost_monitor_up", "gauge",
 	    "1 if the monitor is up, 0 if down; absent while pending.");
 	for (it = manager_monitor_next(NULL, &ms); it != NULL;
 	    it = manager_monitor_next(it, &ms))
-		if (ms.state != ST_PENDING)
+		if (ms.state != ST_PENDING && gauge_here(cs, &ms))
 			sample(b, "watchpost_monitor_up", l,
-			    monitor_labels(l, &ms, NULL, NULL),
+			    monitor_labels(l, cs, &ms, NULL, NULL),
 			    (uint64_t)mstate_is_up(ms.state));
 	family(b, "watchpost_monitor_state", "gauge",
 	    "1 for the state the monitor is in (as /api/monitors shows it), "
 	    "0 for the others.");
 	for (it = manager_monitor_next(NULL, &ms); it != NULL;
 	    it = manager_monitor_next(it, &ms))
-		for (i = 0; i < ST_COUNT; i++)
+		for (i = 0; i < ST_COUNT && gauge_here(cs, &ms); i++)
 			sample(b, "watchpost_monitor_state", l,
-			    monitor_labels(l, &ms, "state",
+			    monitor_labels(l, cs, &ms, "state",
 			    mstate_name((enum mstate)i)),
 			    (uint64_t)(ms.shown == (enum mstate)i));
 	family(b, "watchpost_monitor_latency_seconds", "gauge",
 	    "Latency of the last check.");
 	for (it = manager_monitor_next(NULL, &ms); it != NULL;
 	    it = manager_monitor_next(it, &ms))
-		if (ms.checked && ms.latency_ms >= 0)
+		if (ms.checked && ms.latency_ms >= 0 && gauge_here(cs, &ms))
 			sample_double(b, "watchpost_monitor_latency_seconds", l,
-			    monitor_labels(l, &ms, NULL, NULL),
+			    monitor_labels(l, cs, &ms, NULL, NULL),
 			    ms.latency_ms / 1000.0);
 	family(b, "watchpost_monitor_checks_total", "counter",
 	    "Finished checks by result.");
 	for (it = manager_monitor_next(NULL, &ms); it != NULL;
 	    it = manager_monitor_next(it, &ms)) {
 		sample(b, "watchpost_monitor_checks_total", l,
-		    monitor_labels(l, &ms, "result", "up"), ms.n_up);
+		    monitor_labels(l, cs, &ms, "result", "up"), ms.n_up);
 		sample(b, "watchpost_monitor_checks_total", l,
-		    monitor_labels(l, &ms, "result", "down"), ms.n_down);
+		    monitor_labels(l, cs, &ms, "result", "down"), ms.n_down);
 	}
 	family(b, "watchpost_monitor_phase_seconds", "gauge",
 	    "Phase timings of the last check, from its start.");
 	for (it = manager_monitor_next(NULL, &ms); it != NULL;
 	    it = manager_monitor_next(it, &ms)) {
-		if (!ms.checked)
+		if (!ms.checked || !gauge_here(cs, &ms))
 			continue;
 		for (i = 0; i < N_ELEMS(phases); i++) {
 			if (ms.phase_ms[i] < 0)
 				continue;
-			n = monitor_labels(l, &ms, "phase", phases[i]);
+			n = monitor_labels(l, cs, &ms, "phase", phases[i]);
 			sample_double(b, "watchpost_monitor_phase_seconds", l,
 			    n, ms.phase_ms[i] / 1000.0);
 		}
@@ -203,18 +232,18 @@ render_monitors(struct sbuf *b)
 	    "When the peer certificate expires.");
 	for (it = manager_monitor_next(NULL, &ms); it != NULL;
 	    it = manager_monitor_next(it, &ms))
-		if (ms.cert_expiry > 0)
+		if (ms.cert_expiry > 0 && gauge_here(cs, &ms))
 			sample(b,
 			    "watchpost_monitor_cert_expiry_timestamp_seconds",
-			    l, monitor_labels(l, &ms, NULL, NULL),
+			    l, monitor_labels(l, cs, &ms, NULL, NULL),
 			    (uint64_t)ms.cert_expiry);
 	family(b, "watchpost_monitor_measurement", "gauge",
 	    "Named measurements of the last check (unit in the name's "
 	    "suffix).");
 	for (it = manager_monitor_next(NULL, &ms); it != NULL;
 	    it = manager_monitor_next(it, &ms))
-		for (i = 0; i < ms.n_meas; i++) {
-			n = monitor_labels(l, &ms, "name", ms.meas[i].name);
+		for (i = 0; i < ms.n_meas && gauge_here(cs, &ms); i++) {
+			n = monitor_labels(l, cs, &ms, "name", ms.meas[i].name);
 			sample_double(b, "watchpost_monitor_measurement", l, n,
 			    ms.meas[i].value);
 		}
@@ -224,7 +253,7 @@ render_monitors(struct sbuf *b)
 	for (it = manager_monitor_next(NULL, &ms); it != NULL;
 	    it = manager_monitor_next(it, &ms))
 		sample(b, "watchpost_monitor_skipped_total", l,
-		    monitor_labels(l, &ms, NULL, NULL), ms.skipped);
+		    monitor_labels(l, cs, &ms, NULL, NULL), ms.skipped);
 }
 
 static void
@@ -391,10 +420,82 @@ render_store(struct sbuf *b, struct store *st)
 	    N_ELEMS(store_batch_le), per, s.batch_ms_sum / 1000.0);
 }
 
+static void
+location_members(void *arg, const char *location, unsigned n)
+{
+	struct label l[1] = { { "location", location } };
+
+	sample(arg, "watchpost_cluster_members", l, 1, n);
+}
+
+/* Cluster mode: the engine's health and, from the holder of each
+ * multi-location monitor's @global slot only, its decision. */
+static void
+render_cluster(struct sbuf *b, const struct cluster_run_stats *cs)
+{
+	struct manager_monitor_stats ms;
+	struct cluster_run_monitor cm;
+	const struct monitor *it;
+	struct label l[1];
+
+	family(b, "watchpost_cluster_engine_up", "gauge",
+	    "1 while this agent is a cluster member that is not fenced.");
+	sample(b, "watchpost_cluster_engine_up", NULL, 0, (uint64_t)cs->up);
+	family(b, "watchpost_cluster_fenced", "gauge",
+	    "1 while the local lease deadline forbids this agent to start "
+	    "checks or commit.");
+	sample(b, "watchpost_cluster_fenced", NULL, 0, (uint64_t)cs->fenced);
+	family(b, "watchpost_cluster_lease_remaining_seconds", "gauge",
+	    "Time left of this agent's lease by its local deadline (fenced "
+	    "max(1s, lease_ttl/6) before it ends).");
+	sample_double(b, "watchpost_cluster_lease_remaining_seconds", NULL, 0,
+	    cs->lease_remaining_s);
+	family(b, "watchpost_cluster_members", "gauge",
+	    "Live cluster members this agent sees, by location.");
+	cluster_run_each_location(location_members, b);
+	family(b, "watchpost_cluster_slots_owned", "gauge",
+	    "Slots this agent holds the claim of.");
+	sample(b, "watchpost_cluster_slots_owned", NULL, 0, cs->owned);
+	family(b, "watchpost_cluster_config_mismatch", "gauge",
+	    "Cluster members whose monitors differ from this agent's.");
+	sample(b, "watchpost_cluster_config_mismatch", NULL, 0,
+	    cs->config_mismatch);
+	family(b, "watchpost_cluster_lost_total", "counter",
+	    "Times this agent was fenced because etcd did not renew its "
+	    "lease in time (cluster-lost).");
+	sample(b, "watchpost_cluster_lost_total", NULL, 0, cs->lost_total);
+	family(b, "watchpost_cluster_takeovers_total", "counter",
+	    "Slots this agent claimed after another agent had held them "
+	    "(failover, rebalancing).");
+	sample(b, "watchpost_cluster_takeovers_total", NULL, 0,
+	    cs->takeovers_total);
+	family(b, "watchpost_cluster_claim_conflicts_total", "counter",
+	    "Claims refused because another agent had claimed the slot "
+	    "first.");
+	sample(b, "watchpost_cluster_claim_conflicts_total", NULL, 0,
+	    cs->claim_conflicts_total);
+	family(b, "watchpost_cluster_decision", "gauge",
+	    "A multi-location monitor's @global decision, 1 up, 0 down "
+	    "(absent while pending), from the agent that makes it.");
+	for (it = manager_monitor_next(NULL, &ms); it != NULL;
+	    it = manager_monitor_next(it, &ms)) {
+		if (cluster_run_monitor(ms.name, &cm) != 0 || !cm.decides_here ||
+		    (cm.decision != ST_UP && cm.decision != ST_DOWN &&
+		    cm.decision != ST_DEGRADED))
+			continue;
+		l[0] = (struct label){ "monitor", ms.name };
+		sample(b, "watchpost_cluster_decision", l, 1,
+		    (uint64_t)mstate_is_up((enum mstate)cm.decision));
+	}
+}
+
 char *
 metrics_render(struct store *st)
 {
 	struct sbuf b = { 0 };
+	struct cluster_run_stats cst;
+	const struct cluster_run_stats *cs = cluster_run_get_stats(&cst) == 0 ?
+	    &cst : NULL;
 	struct pool_stats ps;
 	struct label l[2];
 	char abi[32];
@@ -404,31 +505,14 @@ metrics_render(struct store *st)
 	l[0] = (struct label){ "version", PACKAGE_VERSION };
 	l[1] = (struct label){ "abi", abi };
 	sample(&b, "watchpost_build_info", l, 2, 1);
-	render_monitors(&b);
+	render_monitors(&b, cs);
 	render_manager(&b);
 	render_opmon(&b);
 	render_alerts(&b);
 	if (st != NULL)
 		render_store(&b, st);
-	if (cluster_run_engine_up() >= 0) {
-		family(&b, "watchpost_cluster_engine_up", "gauge",
-		    "1 while this agent is a cluster member that is not fenced.");
-		sample(&b, "watchpost_cluster_engine_up", NULL, 0,
-		    (uint64_t)cluster_run_engine_up());
-		family(&b, "watchpost_cluster_slots_owned", "gauge",
-		    "Slots this agent holds the claim of.");
-		sample(&b, "watchpost_cluster_slots_owned", NULL, 0,
-		    cluster_run_owned());
-		family(&b, "watchpost_cluster_config_mismatch", "gauge",
-		    "Cluster members whose monitors differ from this agent's.");
-		sample(&b, "watchpost_cluster_config_mismatch", NULL, 0,
-		    cluster_run_config_mismatch());
-		family(&b, "watchpost_cluster_lost_total", "counter",
-		    "Times this agent was fenced because etcd did not renew "
-		    "its lease in time (cluster-lost).");
-		sample(&b, "watchpost_cluster_lost_total", NULL, 0,
-		    cluster_run_lost_total());
-	}
+	if (cs != NULL)
+		render_cluster(&b, cs);
 	pool_get_stats(&ps);
 	family(&b, "watchpost_workers", "gauge",
 	    "Worker threads for blocking plugins.");

@@ -38,8 +38,10 @@ struct history;
 
 /*
  * Take what the page needs from CFG ([status] and each monitor's group
- * and enabled flag), copied.  Loop thread; call after every configuration
- * the manager applies (start-up, reload).  NULL forgets it.
+ * and enabled flag): CFG is held (config_ref()) until the next call, and
+ * its monitors are read from it, not copied.  Loop thread; call after
+ * every configuration the manager applies (start-up, reload).  NULL
+ * forgets it.
  */
 void statuspage_configure(const struct config *cfg);
 

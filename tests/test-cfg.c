@@ -1434,12 +1434,155 @@ test_status_section(void **state)
 	    "allowed");
 }
 
+/* ------------------------------------------------------------------------ */
+/* config_load_prev(): unchanged sections copied from the previous load */
+
+/* A and B are the same monitor: every field a load sets. */
+static void
+assert_same_monitor(const struct cfg_monitor *a, const struct cfg_monitor *b)
+{
+	size_t i, j;
+
+	assert_string_equal(a->s.name, b->s.name);
+	assert_string_equal(a->s.type, b->s.type);
+	assert_int_equal(a->s.line, b->s.line);
+	assert_int_equal(a->s.type_line, b->s.type_line);
+	assert_true(a->s.def_hash == b->s.def_hash);
+	assert_ptr_equal(a->s.plugin, b->s.plugin);
+	assert_int_equal(a->s.configurable, b->s.configurable);
+	assert_int_equal(a->s.reusable, b->s.reusable);
+	assert_string_equal(a->s.file, b->s.file);
+	assert_int_equal(a->s.n_lines, b->s.n_lines);
+	for (i = 0; i < a->s.n_lines; i++) {
+		assert_string_equal(a->s.lines[i].key, b->s.lines[i].key);
+		assert_string_equal(a->s.lines[i].value, b->s.lines[i].value);
+		assert_int_equal(a->s.lines[i].line, b->s.lines[i].line);
+	}
+	assert_int_equal(a->s.n_kv, b->s.n_kv);
+	for (i = 0; i < a->s.n_kv; i++) {
+		assert_string_equal(a->s.kv[i].key, b->s.kv[i].key);
+		assert_string_equal(a->s.kv[i].value, b->s.kv[i].value);
+		assert_int_equal(a->s.kv[i].line, b->s.kv[i].line);
+	}
+	assert_true(a->interval_ms == b->interval_ms);
+	assert_true(a->timeout_ms == b->timeout_ms);
+	assert_int_equal(a->retries, b->retries);
+	assert_int_equal(a->all_alerts, b->all_alerts);
+	assert_int_equal(a->n_alerts, b->n_alerts);
+	for (i = 0; i < a->n_alerts; i++)
+		assert_string_equal(a->alerts[i], b->alerts[i]);
+	assert_int_equal(a->policy.down_after, b->policy.down_after);
+	assert_int_equal(a->policy.n_esc, b->policy.n_esc);
+	for (i = 0; i < a->policy.n_esc; i++) {
+		assert_true(a->policy.esc[i].after_ms ==
+		    b->policy.esc[i].after_ms);
+		assert_int_equal(a->policy.esc[i].n_alerts,
+		    b->policy.esc[i].n_alerts);
+		for (j = 0; j < a->policy.esc[i].n_alerts; j++)
+			assert_string_equal(a->policy.esc[i].alerts[j],
+			    b->policy.esc[i].alerts[j]);
+	}
+	assert_true((a->group == NULL) == (b->group == NULL));
+	if (a->group != NULL)
+		assert_string_equal(a->group, b->group);
+	assert_int_equal(a->n_depends_on, b->n_depends_on);
+	for (i = 0; i < a->n_depends_on; i++)
+		assert_string_equal(a->depends_on[i], b->depends_on[i]);
+}
+
+/* Load PATH with PREV into *OUT: config_load_prev()'s rc. */
+static int
+load_prev(const struct config *prev, struct wp_diag *d, struct config **out)
+{
+	diag_init(d, NULL);
+	return config_load_prev(path, NULL, fake_lookup, &lk, NULL, prev, d,
+	    out);
+}
+
+static const char prev_head[] =
+    "[alert:a]\ntype = webhook\nurl = http://h/\n"
+    "[alert:b]\ntype = webhook\nurl = http://h/b\n";
+static const char prev_body[] =
+    "[monitor:m1]\ntype = http\nurl = http://h/1\nalerts = a\n"
+    "escalate = 10m b\ngroup = G\n"
+    "[monitor:m2]\ntype = tcp\nhost = h\nport = 2\n"
+    "[monitor:m3]\ntype = tcp\nhost = h\nport = 3\ndepends_on = m1\n"
+    "[monitor:m4]\ntype = tcp\nhost = h\nport = 4\ntimeout = 2m\n";
+
+/*
+ * A load with the previous one gives what a fresh load of the same file
+ * gives, whether its sections moved (a line inserted above them), changed
+ * or not; a copied section still answers to the file's other sections (an
+ * alert removed is reported), and a section with a warning is checked
+ * again (its warning is reported again).
+ */
+static void
+test_prev_reuse(void **state)
+{
+	struct config *prev, *fresh, *again;
+	struct wp_diag d1, d2;
+	char *text;
+	size_t i;
+
+	(void)state;
+	/* The previous file: m4's timeout is over its interval (a warning). */
+	text = xasprintf("%s%s", prev_head, prev_body);
+	write_text(text);
+	free(text);
+	assert_int_equal(load_prev(NULL, &d1, &prev), 0);
+	assert_int_equal(d1.warnings, 1);
+	diag_free(&d1);
+	assert_true(prev->monitors[0].s.reusable);
+	assert_false(prev->monitors[3].s.reusable);
+
+	/* Two lines more above the monitors, m2 changed. */
+	text = xasprintf("; moved\n\n%s%s", prev_head, prev_body);
+	memcpy(strstr(text, "port = 2"), "port = 9", 8);
+	write_text(text);
+	free(text);
+	assert_int_equal(load_prev(NULL, &d1, &fresh), 0);
+	assert_int_equal(load_prev(prev, &d2, &again), 0);
+	assert_string_equal(d1.text, d2.text); /* m4's warning, both times */
+	assert_int_equal(again->n_monitors, 4);
+	for (i = 0; i < 4; i++)
+		assert_same_monitor(&again->monitors[i], &fresh->monitors[i]);
+	assert_int_equal(again->monitors[0].s.line, prev->monitors[0].s.line + 2);
+	assert_ptr_not_equal(again->monitors[0].s.text,
+	    prev->monitors[0].s.text);
+	diag_free(&d1);
+	diag_free(&d2);
+	config_free(fresh);
+	config_free(again);
+
+	/* [alert:b] gone: m1, unchanged, is checked against the new file. */
+	text = xasprintf("[alert:a]\ntype = webhook\nurl = http://h/\n%s",
+	    prev_body);
+	write_text(text);
+	free(text);
+	assert_int_equal(load_prev(NULL, &d1, &fresh), WP_EINVAL);
+	assert_int_equal(load_prev(prev, &d2, &again), WP_EINVAL);
+	assert_non_null(d1.text);
+	assert_non_null(strstr(d1.text, "escalate"));
+	assert_string_equal(d1.text, d2.text);
+	diag_free(&d1);
+	diag_free(&d2);
+	config_free(fresh);
+	config_free(again);
+
+	/* A reference keeps it: the first config_free() leaves it whole. */
+	assert_ptr_equal(config_ref(prev), prev);
+	config_free(prev);
+	assert_string_equal(prev->monitors[0].s.name, "m1");
+	config_free(prev);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 		T(test_sample),
+		T(test_prev_reuse),
 		T(test_defaults),
 		T(test_agent_values),
 		T(test_empty_file),
